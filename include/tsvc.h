@@ -1,0 +1,109 @@
+/*
+ * tsvc.h: the public C API of tanuki-svc.
+ *
+ * tanuki-svc starts shared services (Postgres, Redis, any image), checks them
+ * on a schedule, restarts the ones that stop answering and exposes their
+ * health. This header holds the vocabulary every module shares (error codes,
+ * health states, probe result codes) and the ServiceManager API.
+ *
+ * Conventions: functions return 0 on success and a negative TSVC_E* code on
+ * failure; details meant for people go into a caller-owned error buffer.
+ * The library never exits and never prints. Getters return copies that the
+ * caller owns and frees with the matching *_free function.
+ */
+#ifndef TSVC_H
+#define TSVC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Milliseconds. Durations, and times on the monitor's monotonic clock. */
+typedef int64_t tsvc_ms_t;
+#define TSVC_NEVER INT64_MAX
+
+/*
+ * Error codes. Appended, never renumbered.
+ * X(name, value, message)
+ */
+#define TSVC_ERRNO_MAP(X)                                                    \
+  X(OK, 0, "success")                                                        \
+  X(ENOMEM, -1, "out of memory")                                             \
+  X(EINVAL, -2, "invalid argument")                                          \
+  X(ECONFIG, -3, "invalid configuration")                                    \
+  X(ENOENT, -4, "no such service")                                           \
+  X(EBUSY, -5, "an operation is already in progress")                        \
+  X(ERUNTIME, -6, "the runtime failed")                                      \
+  X(EUNREACH, -7, "the runtime cannot be reached")                           \
+  X(EIO, -8, "input/output error")                                           \
+  X(ESTATE, -9, "not allowed in the current state")                          \
+  X(ETIMEDOUT, -10, "timed out")                                             \
+  X(EEXIST, -11, "already exists")
+
+typedef enum {
+#define TSVC_ERR_ENUM(name, value, msg) TSVC_##name = (value),
+  TSVC_ERRNO_MAP(TSVC_ERR_ENUM)
+#undef TSVC_ERR_ENUM
+} tsvc_err_t;
+
+/* The message of an error code; never NULL. */
+const char *tsvc_strerror(int err);
+/* The name of an error code ("EINVAL"); never NULL. */
+const char *tsvc_err_name(int err);
+
+/*
+ * Health states (DESIGN.md section 4).
+ * X(name, lowercase text)
+ */
+#define TSVC_STATE_MAP(X)                                                    \
+  X(STARTING, "starting")     /* (re)started; grace period, checks count   \
+                                 only once start_period is over */          \
+  X(HEALTHY, "healthy")       /* the last checks passed */                  \
+  X(UNHEALTHY, "unhealthy")   /* retries failures in a row, or not running*/\
+  X(RESTARTING, "restarting") /* a (re)start is in flight */                \
+  X(FAILED, "failed")         /* gave up after max_restarts in window */    \
+  X(STOPPED, "stopped")       /* stopped on purpose; never restarted */     \
+  X(UNKNOWN, "unknown")       /* the runtime cannot be reached */
+
+typedef enum {
+#define TSVC_STATE_ENUM(name, text) TSVC_STATE_##name,
+  TSVC_STATE_MAP(TSVC_STATE_ENUM)
+#undef TSVC_STATE_ENUM
+  TSVC_STATE__COUNT
+} tsvc_state_t;
+
+const char *tsvc_state_name(tsvc_state_t s);
+
+/*
+ * Probe result codes, grouped by layer as in HAProxy's checks.
+ * X(name, lowercase text, comment)
+ */
+#define TSVC_RESULT_MAP(X)                                                   \
+  X(OK, "ok")                     /* the service answered as healthy */      \
+  X(REFUSED, "refused")           /* L4: connection refused / unreachable */ \
+  X(TIMEOUT, "timeout")           /* L4/L7: no answer within timeout */      \
+  X(RESET, "reset")               /* L4: connection reset or closed early */ \
+  X(PROTOCOL, "protocol_error")   /* L7: the reply is not the protocol */    \
+  X(BAD_STATUS, "bad_status")     /* L7: valid reply saying "not ready" */   \
+  X(NOT_RUNNING, "not_running")   /* the container or process is not up */   \
+  X(EXEC_FAILED, "exec_failed")   /* exec: command ran and exited non-zero */\
+  X(RUNTIME_ERROR, "runtime_error") /* the runtime could not run the check */
+
+typedef enum {
+#define TSVC_RESULT_ENUM(name, text) TSVC_RESULT_##name,
+  TSVC_RESULT_MAP(TSVC_RESULT_ENUM)
+#undef TSVC_RESULT_ENUM
+  TSVC_RESULT__COUNT
+} tsvc_result_t;
+
+const char *tsvc_result_name(tsvc_result_t r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TSVC_H */

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Configure and build one flavour of tanuki-svc.
+#   scripts/build.sh [gcc|clang-asan] -> build/<flavour>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+flavour=${1:-gcc}
+case "$flavour" in
+  gcc)        cc=gcc;   extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+  clang)      cc=clang; extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+  clang-asan) cc=clang; extra=(-DCMAKE_BUILD_TYPE=Debug -DTSVC_SANITIZE=ON) ;;
+  gcc-asan)   cc=gcc;   extra=(-DCMAKE_BUILD_TYPE=Debug -DTSVC_SANITIZE=ON) ;;
+  *) echo "build.sh: unknown flavour '$flavour'" >&2; exit 2 ;;
+esac
+cmake -S . -B "build/$flavour" -DCMAKE_C_COMPILER=$cc "${extra[@]}" >/dev/null
+cmake --build "build/$flavour" -j"$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]' || true
+test "${PIPESTATUS[0]}" -eq 0

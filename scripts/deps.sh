@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install what tanuki-svc needs to build and test on Debian 12, as root.
+# Idempotent: packages already present are not fetched again.
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
+      libuv1-dev libcurl4-openssl-dev libjansson-dev libyaml-dev
+      libmicrohttpd-dev libcmocka-dev
+      postgresql redis-server curl tmux procps iproute2)
+if [ "${1:-}" = "--test" ]; then
+  pkgs+=(prometheus)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, as root on Debian 12: installs what is needed, builds
+# with gcc and with clang + AddressSanitizer + UndefinedBehaviorSanitizer
+# (both with -Wall -Wextra -Werror), and runs every test under both builds.
+# Ends with a line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh --test || exit 1
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+passed=0 failed=0
+for flavour in gcc clang-asan; do
+  echo "== build $flavour"
+  if ! scripts/build.sh "$flavour"; then
+    echo "build $flavour FAILED"; failed=$((failed + 1)); continue
+  fi
+  echo "== test $flavour"
+  out=$(cd "build/$flavour" && ctest --output-on-failure --timeout 300 2>&1)
+  echo "$out"
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' <<<"$out" | tail -n1)
+  if [ -z "$line" ]; then echo "ctest printed no summary"; failed=$((failed + 1)); continue; fi
+  f=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+  t=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
+  passed=$((passed + t - f)); failed=$((failed + f))
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

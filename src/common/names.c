@@ -1,0 +1,44 @@
+/* names.c: text for the shared enums of tsvc.h, generated from their maps. */
+#include "tsvc.h"
+
+const char *tsvc_strerror(int err) {
+  switch (err) {
+#define X(name, value, msg) \
+  case TSVC_##name:         \
+    return msg;
+    TSVC_ERRNO_MAP(X)
+#undef X
+  }
+  return "unknown error";
+}
+
+const char *tsvc_err_name(int err) {
+  switch (err) {
+#define X(name, value, msg) \
+  case TSVC_##name:         \
+    return #name;
+    TSVC_ERRNO_MAP(X)
+#undef X
+  }
+  return "EUNKNOWN";
+}
+
+const char *tsvc_state_name(tsvc_state_t s) {
+  static const char *const names[] = {
+#define X(name, text) text,
+      TSVC_STATE_MAP(X)
+#undef X
+  };
+  if ((unsigned)s >= TSVC_STATE__COUNT) return "invalid";
+  return names[s];
+}
+
+const char *tsvc_result_name(tsvc_result_t r) {
+  static const char *const names[] = {
+#define X(name, text) text,
+      TSVC_RESULT_MAP(X)
+#undef X
+  };
+  if ((unsigned)r >= TSVC_RESULT__COUNT) return "invalid";
+  return names[r];
+}

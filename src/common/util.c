@@ -1,0 +1,112 @@
+/* util.c: see util.h. */
+#include "common/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tsvc.h"
+
+char *tsvc_strdup(const char *s) { return s ? strdup(s) : NULL; }
+
+char *tsvc_strndup(const char *s, size_t n) { return s ? strndup(s, n) : NULL; }
+
+char *tsvc_asprintf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *out = NULL;
+  if (vasprintf(&out, fmt, ap) < 0) out = NULL;
+  va_end(ap);
+  return out;
+}
+
+size_t tsvc_strlcpy(char *dst, const char *src, size_t dstlen) {
+  size_t n = strlen(src);
+  if (dstlen > 0) {
+    size_t c = n < dstlen - 1 ? n : dstlen - 1;
+    memcpy(dst, src, c);
+    dst[c] = '\0';
+  }
+  return n;
+}
+
+int tsvc_parse_int(const char *s, long min, long max, long *out) {
+  if (!s || !*s) return -1;
+  const char *p = s;
+  if (*p == '-') p++;
+  if (*p < '0' || *p > '9') return -1;
+  errno = 0;
+  char *end = NULL;
+  long v = strtol(s, &end, 10);
+  if (errno || *end != '\0' || v < min || v > max) return -1;
+  *out = v;
+  return 0;
+}
+
+void tsvc_buf_init(tsvc_buf_t *b, size_t max) {
+  b->data = NULL;
+  b->len = 0;
+  b->cap = 0;
+  b->max = max;
+}
+
+void tsvc_buf_free(tsvc_buf_t *b) {
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+void tsvc_buf_reset(tsvc_buf_t *b) {
+  b->len = 0;
+  if (b->data) b->data[0] = '\0';
+}
+
+int tsvc_buf_add(tsvc_buf_t *b, const void *p, size_t n) {
+  if (n > b->max - b->len) return TSVC_EINVAL;
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < b->len + n + 1) cap *= 2;
+    if (cap > b->max + 1) cap = b->max + 1;
+    char *d = realloc(b->data, cap);
+    if (!d) return TSVC_ENOMEM;
+    b->data = d;
+    b->cap = cap;
+  }
+  if (n) memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
+int tsvc_buf_vaddf(tsvc_buf_t *b, const char *fmt, va_list ap) {
+  va_list cp;
+  va_copy(cp, ap);
+  char small[256];
+  int n = vsnprintf(small, sizeof small, fmt, cp);
+  va_end(cp);
+  if (n < 0) return TSVC_EINVAL;
+  if ((size_t)n < sizeof small) return tsvc_buf_add(b, small, (size_t)n);
+  char *big = malloc((size_t)n + 1);
+  if (!big) return TSVC_ENOMEM;
+  vsnprintf(big, (size_t)n + 1, fmt, ap);
+  int rc = tsvc_buf_add(b, big, (size_t)n);
+  free(big);
+  return rc;
+}
+
+int tsvc_buf_addf(tsvc_buf_t *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = tsvc_buf_vaddf(b, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+char *tsvc_buf_steal(tsvc_buf_t *b) {
+  char *d = b->data;
+  if (!d) d = calloc(1, 1);
+  b->data = NULL;
+  b->len = b->cap = 0;
+  return d;
+}

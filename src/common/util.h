@@ -1,0 +1,55 @@
+/*
+ * util: small helpers shared by every module.
+ *
+ * tsvc_buf_t is a growable byte buffer with a hard maximum size, as curl's
+ * dynbuf: input from the network or a file never grows memory without bound.
+ */
+#ifndef TSVC_UTIL_H
+#define TSVC_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define TSVC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TSVC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define TSVC_PRINTF(fmt, args)
+#endif
+
+/* strdup that returns NULL for NULL. Caller frees. NULL on out of memory. */
+char *tsvc_strdup(const char *s);
+char *tsvc_strndup(const char *s, size_t n);
+
+/* snprintf into a new string. Caller frees. NULL on out of memory. */
+char *tsvc_asprintf(const char *fmt, ...) TSVC_PRINTF(1, 2);
+
+/* Copy src into dst (size dstlen), always NUL-terminated, truncating.
+ * Returns strlen(src). */
+size_t tsvc_strlcpy(char *dst, const char *src, size_t dstlen);
+
+/* Parse a whole decimal integer in [min, max]; no sign skipping, no trailing
+ * text. Returns 0, or -1 when s is not such a number. */
+int tsvc_parse_int(const char *s, long min, long max, long *out);
+
+typedef struct {
+  char *data;   /* NUL-terminated while len < cap; owned */
+  size_t len;
+  size_t cap;
+  size_t max;   /* hard limit on len */
+} tsvc_buf_t;
+
+void tsvc_buf_init(tsvc_buf_t *b, size_t max);
+void tsvc_buf_free(tsvc_buf_t *b);
+void tsvc_buf_reset(tsvc_buf_t *b);
+/* Append n bytes. Returns 0, TSVC_ENOMEM, or TSVC_EINVAL when max would be
+ * exceeded (nothing is appended then). */
+int tsvc_buf_add(tsvc_buf_t *b, const void *p, size_t n);
+int tsvc_buf_addf(tsvc_buf_t *b, const char *fmt, ...) TSVC_PRINTF(2, 3);
+int tsvc_buf_vaddf(tsvc_buf_t *b, const char *fmt, va_list ap) TSVC_PRINTF(2, 0);
+/* Hand the data to the caller (who frees it) and reset b. */
+char *tsvc_buf_steal(tsvc_buf_t *b);
+
+#endif /* TSVC_UTIL_H */

@@ -1,0 +1,174 @@
+/*
+ * config: load and validate tanuki.yaml (DESIGN.md section 3).
+ *
+ * tsvc_config_load() parses the file with libyaml into the typed structs
+ * below, with every default filled in. All strings and arrays inside a
+ * tsvc_config_t are owned by it and freed by tsvc_config_free().
+ */
+#ifndef TSVC_CONFIG_H
+#define TSVC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "tsvc.h"
+
+typedef enum {
+  TSVC_RUNTIME_AUTO,
+  TSVC_RUNTIME_DOCKER,
+  TSVC_RUNTIME_PROCESS
+} tsvc_runtime_kind_t;
+
+typedef enum {
+  TSVC_PROBE_AUTO,
+  TSVC_PROBE_POSTGRES,
+  TSVC_PROBE_REDIS,
+  TSVC_PROBE_TCP,
+  TSVC_PROBE_HTTP,
+  TSVC_PROBE_EXEC,
+  TSVC_PROBE_RUNNING
+} tsvc_probe_kind_t;
+
+typedef enum { TSVC_POLICY_ON_UNHEALTHY, TSVC_POLICY_NEVER } tsvc_policy_t;
+typedef enum { TSVC_LOGFMT_TEXT, TSVC_LOGFMT_JSON } tsvc_logfmt_t;
+
+const char *tsvc_runtime_kind_name(tsvc_runtime_kind_t k);
+const char *tsvc_probe_kind_name(tsvc_probe_kind_t k);
+
+typedef struct {
+  char *key;
+  char *value;
+} tsvc_kv_t;
+
+/* A list of strings (argv, volumes, depends_on). */
+typedef struct {
+  char **v;
+  size_t n;
+} tsvc_strv_t;
+
+typedef struct {
+  tsvc_strv_t command; /* healthcheck.command (argv form, CMD form) */
+  bool shell;          /* command is a CMD-SHELL string: run via /bin/sh -c */
+  tsvc_probe_kind_t probe;
+  tsvc_ms_t interval;       /* default 10s */
+  tsvc_ms_t timeout;        /* default 5s */
+  int retries;              /* default 3 */
+  int success_threshold;    /* default 1 */
+  tsvc_ms_t start_period;   /* default 60s */
+  tsvc_ms_t start_interval; /* default 1s */
+  int history;              /* default 20 */
+  char *address;            /* "host:port" override, or NULL */
+  char *path;               /* http probe path, default "/" */
+  int expect_status_min;    /* http, default 200 */
+  int expect_status_max;    /* http, default 399 */
+} tsvc_healthcheck_conf_t;
+
+typedef struct {
+  tsvc_policy_t policy;   /* default on-unhealthy */
+  int max_restarts;       /* default 5 */
+  tsvc_ms_t window;       /* default 10m */
+  tsvc_ms_t backoff;      /* default 1s */
+  tsvc_ms_t max_backoff;  /* default 5m */
+  tsvc_ms_t cooldown;     /* default 30m; 0 means never */
+  tsvc_ms_t stop_timeout; /* default 10s */
+} tsvc_restart_conf_t;
+
+typedef struct {
+  tsvc_strv_t command; /* argv of the service under the process runtime */
+  tsvc_kv_t *env;
+  size_t env_len;
+  char *workdir;
+} tsvc_process_conf_t;
+
+typedef struct {
+  char *name;
+  bool enabled;       /* default true */
+  char *image;        /* NULL when not set */
+  int port;           /* 0 when not set */
+  tsvc_kv_t *env;     /* `environment`, in file order */
+  size_t env_len;
+  tsvc_strv_t volumes;
+  tsvc_strv_t depends_on;
+  tsvc_strv_t command; /* container command override */
+  bool external;       /* only watched: never started, stopped, restarted */
+  tsvc_healthcheck_conf_t healthcheck;
+  tsvc_restart_conf_t restart;
+  tsvc_process_conf_t process;
+  int line, column; /* where the service is defined, 1-based */
+} tsvc_service_conf_t;
+
+typedef struct {
+  char *path; /* the file it was loaded from */
+  tsvc_runtime_kind_t runtime;
+  struct {
+    char *host;             /* default $DOCKER_HOST, else unix:///var/run/docker.sock */
+    char *network;          /* default network.name, else tanuki-net */
+    char *container_prefix; /* default tanuki-svc- */
+  } docker;
+  struct {
+    char *socket;           /* default .tanuki/tanuki-svc.sock */
+    char *listen;           /* NULL: no TCP API */
+    tsvc_logfmt_t log_format;
+  } monitor;
+  tsvc_service_conf_t *services; /* sorted as in the file */
+  size_t nservices;
+} tsvc_config_t;
+
+/*
+ * Diagnostics collected while loading. Each entry is one line of the form
+ * "FILE:LINE:COLUMN: error: MESSAGE" (or "warning:"). Owned by the caller,
+ * freed with tsvc_diag_free().
+ */
+typedef struct {
+  char **lines;
+  size_t n;
+  size_t nerrors;
+  size_t nwarnings;
+} tsvc_diag_t;
+
+void tsvc_diag_free(tsvc_diag_t *d);
+
+/*
+ * Load and validate the file at path. On success returns 0 and *out holds a
+ * new config (free it with tsvc_config_free); warnings may still be in diag.
+ * On failure returns TSVC_ECONFIG (or TSVC_EIO when the file cannot be read,
+ * TSVC_ENOMEM), *out is NULL, and diag holds every error found, not only the
+ * first.
+ */
+int tsvc_config_load(const char *path, tsvc_config_t **out, tsvc_diag_t *diag);
+
+/* Same, from a string in memory; name is used in diagnostics. */
+int tsvc_config_load_string(const char *name, const char *text, size_t len,
+                            tsvc_config_t **out, tsvc_diag_t *diag);
+
+void tsvc_config_free(tsvc_config_t *cfg);
+
+/* The service called name, or NULL. */
+const tsvc_service_conf_t *tsvc_config_service(const tsvc_config_t *cfg,
+                                               const char *name);
+
+/*
+ * Write the effective config (defaults included) as YAML to f. Values of
+ * environment keys that look secret (PASSWORD, SECRET, TOKEN, KEY, ...) and
+ * passwords inside commands are printed as "********".
+ */
+int tsvc_config_dump(const tsvc_config_t *cfg, FILE *f);
+
+/* True when an environment key names a secret (case-insensitive match of
+ * PASSWORD, PASSWD, PASS, SECRET, TOKEN, KEY, CREDENTIAL, AUTH). */
+bool tsvc_is_secret_key(const char *key);
+
+/*
+ * Durations as in Go's time.ParseDuration, without sign: "300ms", "5s",
+ * "1m30s", "2h", "1.5s". Units: ns, us, µs, ms, s, m, h. A bare number
+ * ("5") is rejected. Returns 0 and the value in milliseconds (rounded down;
+ * a non-zero value below 1 ms is an error), or TSVC_EINVAL with a message for
+ * people in err.
+ */
+int tsvc_duration_parse(const char *s, tsvc_ms_t *out, char *err, size_t errlen);
+
+/* Format ms as a Go-style duration ("1m30s", "300ms", "0s") into buf. */
+const char *tsvc_duration_format(tsvc_ms_t ms, char *buf, size_t len);
+
+#endif /* TSVC_CONFIG_H */
