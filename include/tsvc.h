@@ -102,6 +102,71 @@ typedef enum {
 
 const char *tsvc_result_name(tsvc_result_t r);
 
+
+/* ---- status of one service (DESIGN.md section 7) ------------------------- */
+
+/* Bucket upper bounds, in seconds, of the check duration histogram; the
+   last bucket is +Inf. */
+#define TSVC_LATENCY_BUCKETS_S {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, \
+                                0.25, 0.5, 1.0, 2.5, 5.0, 10.0}
+#define TSVC_LATENCY_NBUCKETS 14 /* the 13 bounds above and +Inf */
+
+/* One probe result kept in a service's history. Times are wall-clock
+   milliseconds since the Unix epoch. */
+typedef struct {
+  int64_t start_ms;
+  int64_t end_ms;
+  tsvc_result_t result;
+  int exit_code;       /* exec probes; -1 otherwise */
+  int64_t latency_us;
+  char message[256];
+  char *output;        /* exec output (last 4 KiB) or NULL; owned */
+} tsvc_check_record_t;
+
+/* A copy of one service's status. Owned by the caller: tsvc_status_clear().
+   Times are wall-clock milliseconds since the Unix epoch, 0 for never. */
+typedef struct {
+  char *name;
+  tsvc_state_t state;
+  bool healthy;
+  bool running;
+  bool enabled;
+  bool external;
+  char probe[16];             /* the probe kind in use */
+  char container_id[72];      /* docker runtime, or "" */
+  char container_name[128];
+  int pid;                    /* process runtime, or 0 */
+  int64_t since_ms;           /* last change of state */
+  int64_t last_check_ms;
+  int64_t last_healthy_ms;    /* last successful check */
+  int64_t next_check_ms;
+  int consecutive_failures;
+  int consecutive_successes;
+  int retries;                /* the configured limits, for "3/3" */
+  int success_threshold;
+  uint64_t checks_total;
+  uint64_t failures_total;
+  uint64_t restarts_total;
+  uint64_t checks_by_result[TSVC_RESULT__COUNT];
+  uint64_t latency_buckets[TSVC_LATENCY_NBUCKETS]; /* cumulative counts */
+  double latency_sum_s;
+  int restarts_in_window;
+  int max_restarts;
+  char last_error[256];
+  int64_t last_latency_us;
+  tsvc_check_record_t *history; /* oldest first */
+  size_t nhistory;
+} tsvc_status_t;
+
+void tsvc_status_clear(tsvc_status_t *s);
+
+typedef struct {
+  tsvc_status_t *v;
+  size_t n;
+} tsvc_status_list_t;
+
+void tsvc_status_list_free(tsvc_status_list_t *l);
+
 #ifdef __cplusplus
 }
 #endif

@@ -42,3 +42,22 @@ const char *tsvc_result_name(tsvc_result_t r) {
   if ((unsigned)r >= TSVC_RESULT__COUNT) return "invalid";
   return names[r];
 }
+
+#include <stdlib.h>
+#include <string.h>
+
+void tsvc_status_clear(tsvc_status_t *s) {
+  if (!s) return;
+  for (size_t i = 0; i < s->nhistory; i++) free(s->history[i].output);
+  free(s->history);
+  free(s->name);
+  memset(s, 0, sizeof *s);
+}
+
+void tsvc_status_list_free(tsvc_status_list_t *l) {
+  if (!l) return;
+  for (size_t i = 0; i < l->n; i++) tsvc_status_clear(&l->v[i]);
+  free(l->v);
+  l->v = NULL;
+  l->n = 0;
+}

@@ -1,0 +1,214 @@
+/* log.c: see log.h. */
+#include "log/log.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config/config.h"
+
+tsvc_log_level_t tsvc_log__min = TSVC_LOG_INFO;
+static FILE *log_out;
+static bool log_json;
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char **secrets;
+static size_t nsecrets;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
+
+void tsvc_log_setup(FILE *f, tsvc_log_level_t min, bool json) {
+  log_out = f;
+  tsvc_log__min = min;
+  log_json = json;
+}
+
+int tsvc_log_level_parse(const char *s, tsvc_log_level_t *out) {
+  for (size_t i = 0; i < TSVC_ARRAY_LEN(level_names); i++)
+    if (s && strcmp(s, level_names[i]) == 0) {
+      *out = (tsvc_log_level_t)i;
+      return 0;
+    }
+  return TSVC_EINVAL;
+}
+
+const char *tsvc_log_level_name(tsvc_log_level_t l) {
+  return (unsigned)l < TSVC_ARRAY_LEN(level_names) ? level_names[l] : "invalid";
+}
+
+int tsvc_log_add_secret(const char *value) {
+  if (!value || strlen(value) < 3) return 0;
+  pthread_mutex_lock(&log_mu);
+  int rc = 0;
+  for (size_t i = 0; i < nsecrets; i++)
+    if (strcmp(secrets[i], value) == 0) goto out;
+  char **v = realloc(secrets, (nsecrets + 1) * sizeof *v);
+  if (!v) {
+    rc = TSVC_ENOMEM;
+    goto out;
+  }
+  secrets = v;
+  if (!(secrets[nsecrets] = strdup(value))) {
+    rc = TSVC_ENOMEM;
+    goto out;
+  }
+  nsecrets++;
+out:
+  pthread_mutex_unlock(&log_mu);
+  return rc;
+}
+
+void tsvc_log_clear_secrets(void) {
+  pthread_mutex_lock(&log_mu);
+  for (size_t i = 0; i < nsecrets; i++) free(secrets[i]);
+  free(secrets);
+  secrets = NULL;
+  nsecrets = 0;
+  pthread_mutex_unlock(&log_mu);
+}
+
+/* Called with log_mu held. */
+static void scrub_locked(char *dst, size_t len, const char *src) {
+  static const char mask[] = "********";
+  size_t o = 0;
+  if (len == 0) return;
+  while (*src && o + 1 < len) {
+    size_t hit = 0;
+    for (size_t i = 0; i < nsecrets; i++) {
+      size_t n = strlen(secrets[i]);
+      if (strncmp(src, secrets[i], n) == 0 && n > hit) hit = n;
+    }
+    if (hit) {
+      for (size_t i = 0; mask[i] && o + 1 < len; i++) dst[o++] = mask[i];
+      src += hit;
+    } else {
+      dst[o++] = *src++;
+    }
+  }
+  dst[o] = '\0';
+}
+
+void tsvc_log_scrub(char *dst, size_t len, const char *src) {
+  pthread_mutex_lock(&log_mu);
+  scrub_locked(dst, len, src);
+  pthread_mutex_unlock(&log_mu);
+}
+
+static bool needs_quotes(const char *v) {
+  if (!*v) return true;
+  for (const char *p = v; *p; p++)
+    if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || (unsigned char)*p >= 0x7f)
+      return true;
+  return false;
+}
+
+static void add_text_value(tsvc_buf_t *b, const char *v) {
+  if (!needs_quotes(v)) {
+    tsvc_buf_add(b, v, strlen(v));
+    return;
+  }
+  tsvc_buf_add(b, "\"", 1);
+  for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+    if (*p == '"' || *p == '\\') tsvc_buf_addf(b, "\\%c", *p);
+    else if (*p == '\n') tsvc_buf_add(b, "\\n", 2);
+    else if (*p == '\t') tsvc_buf_add(b, "\\t", 2);
+    else if (*p < ' ' || *p == 0x7f) tsvc_buf_addf(b, "\\x%02x", *p);
+    else tsvc_buf_add(b, p, 1);
+  }
+  tsvc_buf_add(b, "\"", 1);
+}
+
+/* The value to print for a field: masked when the key looks secret, else
+   scrubbed of registered secrets. Called with log_mu held. */
+static const char *field_value(const tsvc_log_field_t *f, char *tmp, size_t len) {
+  if (tsvc_is_secret_key(f->key)) return "********";
+  scrub_locked(tmp, len, f->value);
+  return tmp;
+}
+
+static void format_text_locked(tsvc_buf_t *b, const tsvc_log_field_t *fields, size_t n) {
+  char tmp[1024];
+  bool first = b->len == 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!fields[i].value) continue;
+    if (!first) tsvc_buf_add(b, " ", 1);
+    first = false;
+    tsvc_buf_addf(b, "%s=", fields[i].key);
+    add_text_value(b, field_value(&fields[i], tmp, sizeof tmp));
+  }
+}
+
+const char *tsvc_log_format_text(char *buf, size_t len, const tsvc_log_field_t *fields,
+                                 size_t n) {
+  tsvc_buf_t b;
+  tsvc_buf_init(&b, 64 * 1024);
+  pthread_mutex_lock(&log_mu);
+  format_text_locked(&b, fields, n);
+  pthread_mutex_unlock(&log_mu);
+  tsvc_strlcpy(buf, b.data ? b.data : "", len);
+  tsvc_buf_free(&b);
+  return buf;
+}
+
+static void now_rfc3339(char *buf, size_t len) {
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+void tsvc_log_fields(tsvc_log_level_t l, const char *msg, const tsvc_log_field_t *fields,
+                     size_t n) {
+  if (!tsvc_log_enabled(l)) return;
+  char ts[40], tmp[1024];
+  now_rfc3339(ts, sizeof ts);
+  tsvc_buf_t b;
+  tsvc_buf_init(&b, 64 * 1024);
+  pthread_mutex_lock(&log_mu);
+  FILE *f = log_out ? log_out : stderr;
+  if (log_json) {
+    json_t *o = json_object();
+    json_object_set_new(o, "ts", json_string(ts));
+    json_object_set_new(o, "level", json_string(tsvc_log_level_name(l)));
+    if (msg) {
+      scrub_locked(tmp, sizeof tmp, msg);
+      json_object_set_new(o, "msg", json_string(tmp));
+    }
+    for (size_t i = 0; i < n; i++) {
+      if (!fields[i].value) continue;
+      json_object_set_new(o, fields[i].key,
+                          json_string(field_value(&fields[i], tmp, sizeof tmp)));
+    }
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (s) fprintf(f, "%s\n", s);
+    free(s);
+    json_decref(o);
+  } else {
+    tsvc_buf_addf(&b, "ts=%s level=%s", ts, tsvc_log_level_name(l));
+    format_text_locked(&b, fields, n);
+    if (msg) {
+      scrub_locked(tmp, sizeof tmp, msg);
+      tsvc_buf_add(&b, " msg=", 5);
+      add_text_value(&b, tmp);
+    }
+    if (b.data) fprintf(f, "%s\n", b.data);
+  }
+  fflush(f);
+  pthread_mutex_unlock(&log_mu);
+  tsvc_buf_free(&b);
+}
+
+void tsvc_log_msg(tsvc_log_level_t l, const char *service, const char *fmt, ...) {
+  if (!tsvc_log_enabled(l)) return;
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  tsvc_log_field_t f[] = {{"service", service}};
+  tsvc_log_fields(l, msg, f, service ? 1 : 0);
+}

@@ -1,0 +1,77 @@
+/*
+ * log: one line per event, as key=value text or JSON lines.
+ *
+ *   ts=2026-11-28T04:31:32.123Z level=warn service=postgres state=unhealthy
+ *   prev=healthy failures=3/3 restarts=0/5 reason="connection refused"
+ *
+ * The logger is process-wide (set up once by the program; the library only
+ * writes through it). Lines are written whole under a mutex, so any thread
+ * may log. Secrets never appear: values of fields whose key looks secret are
+ * masked, and every string registered with tsvc_log_add_secret() is replaced
+ * by "********" wherever it shows up in a value.
+ */
+#ifndef TSVC_LOG_H
+#define TSVC_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "common/util.h"
+#include "tsvc.h"
+
+typedef enum {
+  TSVC_LOG_DEBUG,
+  TSVC_LOG_INFO,
+  TSVC_LOG_WARN,
+  TSVC_LOG_ERROR,
+  TSVC_LOG_OFF
+} tsvc_log_level_t;
+
+typedef struct {
+  const char *key;
+  const char *value; /* NULL fields are skipped */
+} tsvc_log_field_t;
+
+/* Where and how to log. f is borrowed (default stderr); json picks JSON
+   lines. Not thread-safe against concurrent logging: call at start-up. */
+void tsvc_log_setup(FILE *f, tsvc_log_level_t min, bool json);
+
+/* Parse "debug|info|warn|error|off". Returns 0 or TSVC_EINVAL. */
+int tsvc_log_level_parse(const char *s, tsvc_log_level_t *out);
+const char *tsvc_log_level_name(tsvc_log_level_t l);
+
+static inline bool tsvc_log_enabled(tsvc_log_level_t l);
+
+/* A value that must never be printed (a password). Copied. Returns 0 or
+   TSVC_ENOMEM. Strings shorter than 3 characters are not registered (they
+   would mask common text); tsvc_log_clear_secrets() forgets them all. */
+int tsvc_log_add_secret(const char *value);
+void tsvc_log_clear_secrets(void);
+
+/* Write one line: the time, level, msg (when not NULL) and the fields. */
+void tsvc_log_fields(tsvc_log_level_t l, const char *msg,
+                     const tsvc_log_field_t *fields, size_t n);
+
+/* A line with only a message: printf format, level checked first. */
+void tsvc_log_msg(tsvc_log_level_t l, const char *service, const char *fmt, ...)
+    TSVC_PRINTF(3, 4);
+
+#define TSVC_LOG(level, service, ...)                                      \
+  do {                                                                     \
+    if (tsvc_log_enabled(level)) tsvc_log_msg(level, service, __VA_ARGS__); \
+  } while (0)
+
+/* Format into buf the text form of fields (no time, no level), for tests
+   and for the events stream. Returns buf. */
+const char *tsvc_log_format_text(char *buf, size_t len,
+                                 const tsvc_log_field_t *fields, size_t n);
+
+/* Copy src into dst with every registered secret masked. */
+void tsvc_log_scrub(char *dst, size_t len, const char *src);
+
+extern tsvc_log_level_t tsvc_log__min;
+
+static inline bool tsvc_log_enabled(tsvc_log_level_t l) { return l >= tsvc_log__min; }
+
+#endif /* TSVC_LOG_H */

@@ -1,0 +1,25 @@
+/*
+ * check: one check of a service, whatever its probe kind. Native probes run
+ * on the loop (probe module); exec runs inside the service's container when
+ * the runtime can (else on the host); running asks the runtime. Used by the
+ * monitor and by `tanuki-svc check`.
+ *
+ * Same contract as a probe: the callback is called exactly once unless start
+ * fails or the check is cancelled; the check frees itself.
+ */
+#ifndef TSVC_CHECK_H
+#define TSVC_CHECK_H
+
+#include "probe/probe.h"
+#include "runtime/runtime.h"
+
+typedef struct tsvc_check_s tsvc_check_t;
+
+/* rt may be NULL: running checks then fail to start (TSVC_EINVAL). */
+int tsvc_check_start(uv_loop_t *loop, tsvc_runtime_t *rt,
+                     const tsvc_service_conf_t *svc,
+                     const tsvc_probe_spec_t *spec, tsvc_probe_cb cb,
+                     void *data, tsvc_check_t **out);
+void tsvc_check_cancel(tsvc_check_t *c);
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * monitor: schedules checks on the libuv loop, feeds their results to the
+ * health state machine and carries out its actions (log the change, schedule
+ * the next check, ask the runtime to restart). DESIGN.md sections 4 and 7.
+ *
+ * Threads: every function here runs on the loop's thread, except the status
+ * getters (tsvc_monitor_get_status / get_all), which copy under a mutex and
+ * are safe from any thread while the loop runs.
+ *
+ * Ownership: the monitor borrows the loop, the runtime and the service
+ * configs given to it; they must outlive it (or the service's removal).
+ * tsvc_monitor_free() must be called after tsvc_monitor_close() has finished
+ * (its callback ran, or uv_run returned).
+ */
+#ifndef TSVC_MONITOR_H
+#define TSVC_MONITOR_H
+
+#include <uv.h>
+
+#include "config/config.h"
+#include "health/health.h"
+#include "runtime/runtime.h"
+#include "tsvc.h"
+
+typedef struct tsvc_monitor_s tsvc_monitor_t;
+
+/* What observers hear, on the loop's thread, as it happens. */
+typedef enum {
+  TSVC_MON_EV_CHANGE,         /* state changed: from, to, reason */
+  TSVC_MON_EV_RESTART,        /* a restart was asked of the runtime */
+  TSVC_MON_EV_RESTART_LATER,  /* a restart is scheduled (backoff) */
+  TSVC_MON_EV_RESTART_FAILED, /* the runtime failed it: reason */
+  TSVC_MON_EV_GAVE_UP,        /* max_restarts reached: failed */
+  TSVC_MON_EV_CHECK           /* a check finished: result, reason=message */
+} tsvc_mon_event_type_t;
+
+typedef struct {
+  tsvc_mon_event_type_t type;
+  const char *service;
+  tsvc_state_t from, to;
+  tsvc_result_t result;
+  const char *reason;
+  int failures, retries;          /* consecutive failures / retries */
+  int restarts, max_restarts;     /* restarts in window / max_restarts */
+  tsvc_ms_t now;                  /* loop time */
+  int64_t lateness_ms;            /* CHECK: start of the check minus its
+                                     scheduled time */
+} tsvc_mon_event_t;
+
+typedef void (*tsvc_mon_observer_cb)(const tsvc_mon_event_t *ev, void *data);
+
+/* rt may be NULL only for monitors whose services all use native probes
+   (tests): restarts then fail with TSVC_EINVAL. */
+int tsvc_monitor_new(uv_loop_t *loop, tsvc_runtime_t *rt, tsvc_monitor_t **out);
+
+/* Start watching svc (borrowed). The service begins STOPPED (enabled: false
+   stays there); call tsvc_monitor_started() once it runs. Returns 0,
+   TSVC_EEXIST, TSVC_EINVAL (bad health parameters), TSVC_ENOMEM. */
+int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *svc);
+
+/* Stop watching a service; a probe in flight is cancelled. */
+int tsvc_monitor_remove(tsvc_monitor_t *m, const char *name);
+
+/* Point a service at a new config (reload): keeps state and counts. */
+int tsvc_monitor_update(tsvc_monitor_t *m, const tsvc_service_conf_t *svc);
+
+/* The service was (re)started outside the monitor (by the manager, or seen
+   running at start-up): grace period from now. */
+int tsvc_monitor_started(tsvc_monitor_t *m, const char *name);
+
+/* Subscribe to runtime events (rt->ops->watch) when the runtime has them. */
+int tsvc_monitor_watch_runtime(tsvc_monitor_t *m);
+
+/* Feed a runtime event by hand (tests, and runtimes without watch). */
+void tsvc_monitor_runtime_event(tsvc_monitor_t *m, tsvc_rt_event_type_t type,
+                                const char *service, const char *msg);
+
+/* A person's start / stop / restart. Returns 0, TSVC_ENOENT, TSVC_EBUSY,
+   TSVC_ESTATE (start of a running service), TSVC_EUNREACH (runtime down). */
+int tsvc_monitor_user_start(tsvc_monitor_t *m, const char *name);
+int tsvc_monitor_user_stop(tsvc_monitor_t *m, const char *name);
+int tsvc_monitor_user_restart(tsvc_monitor_t *m, const char *name);
+
+/* Check now (the scheduled check moves here). 0, TSVC_ENOENT, or TSVC_EBUSY
+   when a check is already in flight, TSVC_ESTATE when not checked now. */
+int tsvc_monitor_check_now(tsvc_monitor_t *m, const char *name);
+
+/* One observer (NULL to remove). */
+void tsvc_monitor_set_observer(tsvc_monitor_t *m, tsvc_mon_observer_cb cb, void *data);
+
+/* Copies, safe from any thread. get_status: 0 or TSVC_ENOENT. */
+int tsvc_monitor_get_status(tsvc_monitor_t *m, const char *name, tsvc_status_t *out);
+int tsvc_monitor_get_all(tsvc_monitor_t *m, tsvc_status_list_t *out);
+/* True when the service exists and is healthy. */
+bool tsvc_monitor_is_healthy(tsvc_monitor_t *m, const char *name);
+
+/* Cancel every probe and timer and close the handles; the loop then runs
+   dry. Restarts in flight are left to the runtime (freed after). */
+void tsvc_monitor_close(tsvc_monitor_t *m);
+void tsvc_monitor_free(tsvc_monitor_t *m);
+
+/* The health parameters of a service's config. */
+void tsvc_health_params_from_conf(const tsvc_service_conf_t *svc, tsvc_health_params_t *p);
+
+#endif /* TSVC_MONITOR_H */
