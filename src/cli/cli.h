@@ -26,6 +26,7 @@ void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* True when argv holds -h or --help. */
 bool cli_wants_help(int argc, char **argv);
 
+int cmd_check(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 #endif

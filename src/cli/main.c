@@ -12,6 +12,7 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
+    {"check", cmd_check, "run one probe of a service now (exit 0 healthy, 1 not)"},
     {"version", cmd_version, "print the version"},
 };
 

@@ -146,3 +146,35 @@ void tsvc_check_cancel(tsvc_check_t *c) {
     break;
   }
 }
+
+void tsvc_check_prepare(const tsvc_service_conf_t *svc, tsvc_runtime_t *rt,
+                        tsvc_probe_spec_t *spec, char *host, size_t len) {
+  tsvc_probe_resolve(svc, spec);
+  spec->timeout = svc->healthcheck.timeout;
+  const char *addr = svc->healthcheck.address;
+  host[0] = '\0';
+  if (addr && *addr) {
+    /* "host:port", "[v6]:port" or "host". */
+    const char *colon = strrchr(addr, ':');
+    long port;
+    bool v6bare = colon && strchr(addr, ':') != colon && addr[0] != '[';
+    if (colon && !v6bare && tsvc_parse_int(colon + 1, 1, 65535, &port) == 0) {
+      size_t n = (size_t)(colon - addr);
+      if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']') {
+        addr++;
+        n -= 2;
+      }
+      if (n >= len) n = len - 1;
+      memcpy(host, addr, n);
+      host[n] = '\0';
+      spec->port = (int)port;
+    } else {
+      tsvc_strlcpy(host, addr, len);
+    }
+    spec->host = host;
+  } else if (!spec->host) {
+    if (rt && rt->ops->probe_host) rt->ops->probe_host(rt, svc, host, len);
+    if (!host[0]) tsvc_strlcpy(host, "127.0.0.1", len);
+    spec->host = host;
+  }
+}

@@ -15,6 +15,15 @@
 
 typedef struct tsvc_check_s tsvc_check_t;
 
+/*
+ * The probe of a service and where it connects: healthcheck.address wins,
+ * then a host named by the command (pg_isready -h), then the runtime's
+ * answer (rt->ops->probe_host), else 127.0.0.1. host (len bytes) is where
+ * the chosen host string is kept: spec->host may point into it.
+ */
+void tsvc_check_prepare(const tsvc_service_conf_t *svc, tsvc_runtime_t *rt,
+                        tsvc_probe_spec_t *spec, char *host, size_t len);
+
 /* rt may be NULL: running checks then fail to start (TSVC_EINVAL). */
 int tsvc_check_start(uv_loop_t *loop, tsvc_runtime_t *rt,
                      const tsvc_service_conf_t *svc,

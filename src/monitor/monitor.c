@@ -454,38 +454,8 @@ void tsvc_health_params_from_conf(const tsvc_service_conf_t *svc, tsvc_health_pa
   p->jitter_permille = 100;
 }
 
-/* The probe of a service and where it connects: healthcheck.address wins,
-   then a host named by the command, then the runtime's answer, else
-   127.0.0.1. */
 static void prepare_spec(svc_t *s) {
-  tsvc_probe_resolve(s->conf, &s->spec);
-  s->spec.timeout = s->conf->healthcheck.timeout;
-  const char *addr = s->conf->healthcheck.address;
-  if (addr && *addr) {
-    const char *colon = strrchr(addr, ':');
-    long port;
-    if (colon && tsvc_parse_int(colon + 1, 1, 65535, &port) == 0) {
-      size_t n = (size_t)(colon - addr);
-      if (n >= sizeof s->host) n = sizeof s->host - 1;
-      if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']') {
-        memcpy(s->host, addr + 1, n - 2);
-        s->host[n - 2] = '\0';
-      } else {
-        memcpy(s->host, addr, n);
-        s->host[n] = '\0';
-      }
-      s->spec.port = (int)port;
-    } else {
-      tsvc_strlcpy(s->host, addr, sizeof s->host);
-    }
-    s->spec.host = s->host;
-  } else if (!s->spec.host) {
-    s->host[0] = '\0';
-    if (s->m->rt && s->m->rt->ops->probe_host)
-      s->m->rt->ops->probe_host(s->m->rt, s->conf, s->host, sizeof s->host);
-    if (!s->host[0]) tsvc_strlcpy(s->host, "127.0.0.1", sizeof s->host);
-    s->spec.host = s->host;
-  }
+  tsvc_check_prepare(s->conf, s->m->rt, &s->spec, s->host, sizeof s->host);
 }
 
 static uint64_t seed_of(const char *name) {

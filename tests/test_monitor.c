@@ -1,0 +1,468 @@
+/*
+ * test_monitor: the monitor on a real libuv loop with a recording runtime.
+ * Services are checked with the `running` probe (answered by the recording
+ * runtime's inspect), host exec probes and tcp probes against sockets of the
+ * test; every scenario runs in real (short) time.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "log/log.h"
+#include "monitor/monitor.h"
+#include "recrt.h"
+#include "testutil.h"
+
+#define MAX_EVENTS 4096
+
+typedef struct {
+  uv_loop_t loop;
+  recrt_t *rt;
+  tsvc_monitor_t *mon;
+  tsvc_config_t *cfg;
+  tsvc_mon_event_t ev[MAX_EVENTS];
+  char reasons[MAX_EVENTS][128];
+  int nev;
+  FILE *log;
+  char *logbuf;
+  size_t loglen;
+  uv_timer_t stop_timer;
+} fx_t;
+
+static void observer(const tsvc_mon_event_t *e, void *data) {
+  fx_t *f = data;
+  if (f->nev == MAX_EVENTS) return;
+  f->ev[f->nev] = *e;
+  snprintf(f->reasons[f->nev], sizeof f->reasons[0], "%s", e->reason ? e->reason : "");
+  f->ev[f->nev].reason = f->reasons[f->nev];
+  f->ev[f->nev].service = NULL; /* not kept */
+  f->nev++;
+}
+
+static void fx_setup(fx_t *f, const char *yaml) {
+  memset(f, 0, sizeof *f);
+  tsvc_diag_t d = {0};
+  int rc = tsvc_config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, &d);
+  for (size_t i = 0; i < d.n; i++) fprintf(stderr, "%s\n", d.lines[i]);
+  tsvc_diag_free(&d);
+  assert_int_equal(rc, 0);
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  f->rt = recrt_new(&f->loop);
+  assert_non_null(f->rt);
+  f->log = open_memstream(&f->logbuf, &f->loglen);
+  tsvc_log_setup(f->log, TSVC_LOG_INFO, false);
+  assert_int_equal(tsvc_monitor_new(&f->loop, &f->rt->base, &f->mon), 0);
+  tsvc_monitor_set_observer(f->mon, observer, f);
+  for (size_t i = 0; i < f->cfg->nservices; i++) {
+    const tsvc_service_conf_t *s = &f->cfg->services[i];
+    assert_int_equal(tsvc_monitor_add(f->mon, s), 0);
+    if (s->enabled) {
+      recrt_set_running(f->rt, s->name, true);
+      assert_int_equal(tsvc_monitor_started(f->mon, s->name), 0);
+    }
+  }
+  uv_timer_init(&f->loop, &f->stop_timer);
+  f->stop_timer.data = f;
+}
+
+static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
+
+/* Run the loop for ms milliseconds of real time. */
+static void run_for(fx_t *f, uint64_t ms) {
+  uv_timer_start(&f->stop_timer, stop_loop, ms, 0);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+}
+
+static void fx_teardown(fx_t *f) {
+  tsvc_monitor_close(f->mon);
+  uv_close((uv_handle_t *)&f->stop_timer, NULL);
+  /* Let the recording runtime finish what is pending, then drain. */
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  tsvc_monitor_free(f->mon);
+  tsvc_runtime_free(&f->rt->base);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  tsvc_config_free(f->cfg);
+  tsvc_log_setup(stderr, TSVC_LOG_OFF, false);
+  fclose(f->log);
+  free(f->logbuf);
+}
+
+static int count_changes(const fx_t *f, tsvc_state_t to) {
+  int n = 0;
+  for (int i = 0; i < f->nev; i++)
+    if (f->ev[i].type == TSVC_MON_EV_CHANGE && f->ev[i].to == to) n++;
+  return n;
+}
+
+static int count_type(const fx_t *f, tsvc_mon_event_type_t t) {
+  int n = 0;
+  for (int i = 0; i < f->nev; i++)
+    if (f->ev[i].type == t) n++;
+  return n;
+}
+
+static int count_lines(fx_t *f, const char *needle) {
+  fflush(f->log);
+  int n = 0;
+  for (const char *p = f->logbuf; p && (p = strstr(p, needle)); p++) n++;
+  return n;
+}
+
+static tsvc_state_t state_of(fx_t *f, const char *name) {
+  tsvc_status_t st;
+  assert_int_equal(tsvc_monitor_get_status(f->mon, name, &st), 0);
+  tsvc_state_t s = st.state;
+  tsvc_status_clear(&st);
+  return s;
+}
+
+#define SVC_RUNNING(name, extra)                                                 \
+  "  " name ":\n"                                                                \
+  "    healthcheck: {probe: running, interval: 100ms, timeout: 50ms,\n"          \
+  "                  start_period: 200ms, start_interval: 20ms, retries: 2}\n"   \
+  "    restart: {max_restarts: 3, window: 1m, backoff: 100ms, max_backoff: 400ms,\n" \
+  "              cooldown: 0s" extra "}\n"
+
+/* Healthy through the grace period; one log line per change, none per check. */
+static void reaches_healthy_and_logs_changes_only(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
+  run_for(&f, 600);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
+  tsvc_status_t s;
+  assert_int_equal(tsvc_monitor_get_status(f.mon, "db", &s), 0);
+  assert_true(s.checks_total >= 4); /* 1 in grace + ~5 at 100ms */
+  assert_int_equal(s.failures_total, 0);
+  assert_string_equal(s.container_name, "tanuki-svc-db");
+  assert_int_equal(s.pid, 4242);
+  assert_true(s.running);
+  assert_true(s.nhistory >= 4);
+  assert_int_equal(s.history[0].result, TSVC_RESULT_OK);
+  assert_true(s.last_healthy_ms > 0);
+  assert_true(s.since_ms > 0);
+  tsvc_status_clear(&s);
+  /* stopped -> starting, starting -> healthy: two lines, no line per check. */
+  assert_int_equal(count_lines(&f, "state=starting"), 1);
+  assert_int_equal(count_lines(&f, "state=healthy prev=starting"), 1);
+  assert_int_equal(count_lines(&f, "level="), 2);
+  assert_true(tsvc_monitor_is_healthy(f.mon, "db"));
+  assert_false(tsvc_monitor_is_healthy(f.mon, "nope"));
+  fx_teardown(&f);
+}
+
+/* Error table: container not running -> unhealthy, restart; healthy again. */
+static void not_running_restarted_then_healthy(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
+  run_for(&f, 300);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
+  recrt_set_running(f.rt, "db", false); /* it dies behind our back */
+  run_for(&f, 600);
+  assert_int_equal(recrt_count(f.rt, "restart", "db"), 1);
+  assert_int_equal(count_changes(&f, TSVC_STATE_UNHEALTHY), 1);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
+  /* The log tells the story with counts. */
+  assert_int_equal(count_lines(&f, "level=warn service=db state=unhealthy prev=healthy"), 1);
+  assert_int_equal(count_lines(&f, "reason=\"not running: exited (137)\""), 2);
+  assert_int_equal(count_lines(&f, "action=restart failures=0/2 restarts=1/3"), 1);
+  tsvc_status_t s;
+  tsvc_monitor_get_status(f.mon, "db", &s);
+  assert_int_equal(s.restarts_total, 1);
+  assert_int_equal(s.restarts_in_window, 1);
+  assert_int_equal(s.max_restarts, 3);
+  assert_string_equal(s.last_error, "not running: exited (137)");
+  tsvc_status_clear(&s);
+  fx_teardown(&f);
+}
+
+/* A die event marks unhealthy without waiting for the next check. */
+static void die_event_acts_at_once(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
+  run_for(&f, 300);
+  recrt_set_running(f.rt, "db", false);
+  uint64_t t0 = uv_now(&f.loop);
+  tsvc_monitor_runtime_event(f.mon, TSVC_RT_EV_DIED, "db", "container died (oom)");
+  assert_int_equal(recrt_count(f.rt, "restart", "db"), 1);
+  assert_int_equal(f.rt->calls[f.rt->ncalls - 1].at, t0);
+  int i = 0;
+  while (f.ev[i].type != TSVC_MON_EV_CHANGE || f.ev[i].to != TSVC_STATE_UNHEALTHY) i++;
+  assert_string_equal(f.ev[i].reason, "container died (oom)");
+  run_for(&f, 400);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
+  fx_teardown(&f);
+}
+
+/* Error table: restart fails -> logged with the runtime's message, retried. */
+static void restart_failure_logged_and_retried(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
+  run_for(&f, 300);
+  f.rt->fail_ops = 1;
+  snprintf(f.rt->fail_msg, sizeof f.rt->fail_msg, "No such image: postgres:16");
+  recrt_set_running(f.rt, "db", false);
+  run_for(&f, 800);
+  assert_int_equal(recrt_count(f.rt, "restart", "db"), 2);
+  assert_int_equal(count_type(&f, TSVC_MON_EV_RESTART_FAILED), 1);
+  assert_int_equal(count_lines(&f, "level=error service=db action=restart_failed"), 1);
+  assert_int_equal(count_lines(&f, "reason=\"No such image: postgres:16\""), 2);
+  assert_int_equal(count_lines(&f, "action=restart_scheduled"), 1);
+  /* Second attempt after backoff (100ms, +10% at most). */
+  uint64_t gap = f.rt->calls[f.rt->ncalls - 1].at;
+  for (int i = f.rt->ncalls - 1; i >= 0; i--)
+    if (strcmp(f.rt->calls[i].op, "restart") == 0 && f.rt->calls[i].at < gap) {
+      gap -= f.rt->calls[i].at;
+      break;
+    }
+  assert_in_range(gap, 100, 140);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
+  fx_teardown(&f);
+}
+
+/* Error table: max retries exceeded -> stop restarting, log a warning. */
+static void gives_up_after_max_restarts(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
+  run_for(&f, 300);
+  /* Every restart fails: the runtime cannot bring it back. */
+  f.rt->fail_ops = 1000;
+  recrt_set_running(f.rt, "db", false);
+  run_for(&f, 1500); /* restarts at ~0, +100ms, +200ms, then give up */
+  assert_int_equal(recrt_count(f.rt, "restart", "db"), 3);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_FAILED);
+  assert_int_equal(count_type(&f, TSVC_MON_EV_GAVE_UP), 1);
+  assert_int_equal(count_lines(&f, "level=warn service=db action=give_up"), 1);
+  assert_int_equal(count_lines(&f, "retry_after=never"), 1);
+  /* Still checked, never restarted again. */
+  tsvc_status_t s;
+  tsvc_monitor_get_status(f.mon, "db", &s);
+  uint64_t checks = s.checks_total;
+  tsvc_status_clear(&s);
+  run_for(&f, 500);
+  assert_int_equal(recrt_count(f.rt, "restart", "db"), 3);
+  tsvc_monitor_get_status(f.mon, "db", &s);
+  assert_true(s.checks_total >= checks + 3);
+  tsvc_status_clear(&s);
+  /* A person's restart always goes through and clears failed. */
+  f.rt->fail_ops = 0;
+  assert_int_equal(tsvc_monitor_user_restart(f.mon, "db"), 0);
+  run_for(&f, 300);
+  assert_int_equal(recrt_count(f.rt, "restart", "db"), 4);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
+  fx_teardown(&f);
+}
+
+/* tanuki-svc stop: stays stopped, never restarted. */
+static void stopped_stays_stopped(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
+  run_for(&f, 300);
+  assert_int_equal(tsvc_monitor_user_stop(f.mon, "db"), 0);
+  run_for(&f, 500);
+  assert_int_equal(recrt_count(f.rt, "stop", "db"), 1);
+  assert_false(recrt_is_running(f.rt, "db"));
+  assert_int_equal(recrt_count(f.rt, "restart", "db"), 0);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_STOPPED);
+  tsvc_monitor_runtime_event(f.mon, TSVC_RT_EV_DIED, "db", "exited (0)");
+  run_for(&f, 200);
+  assert_int_equal(recrt_count(f.rt, "restart", "db"), 0);
+  assert_int_equal(tsvc_monitor_check_now(f.mon, "db"), TSVC_ESTATE);
+  /* Start again by hand. */
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "db"), 0);
+  run_for(&f, 300);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "nope"), TSVC_ENOENT);
+  fx_teardown(&f);
+}
+
+/* The runtime goes away: unknown, nothing restarted; back: resumes. */
+static void runtime_down_nothing_restarted(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", "") SVC_RUNNING("cache", ""));
+  run_for(&f, 300);
+  tsvc_monitor_runtime_event(f.mon, TSVC_RT_EV_DOWN, NULL, "Cannot connect to the Docker daemon");
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_UNKNOWN);
+  assert_int_equal(state_of(&f, "cache"), TSVC_STATE_UNKNOWN);
+  int inspects = recrt_count(f.rt, "inspect", NULL);
+  recrt_set_running(f.rt, "db", false);
+  tsvc_monitor_runtime_event(f.mon, TSVC_RT_EV_DIED, "db", "exited");
+  run_for(&f, 500);
+  assert_int_equal(recrt_count(f.rt, "restart", NULL), 0);
+  assert_int_equal(recrt_count(f.rt, "inspect", NULL), inspects); /* no checks */
+  assert_int_equal(tsvc_monitor_user_restart(f.mon, "db"), TSVC_EUNREACH);
+  tsvc_monitor_runtime_event(f.mon, TSVC_RT_EV_UP, NULL, NULL);
+  run_for(&f, 500);
+  assert_int_equal(state_of(&f, "cache"), TSVC_STATE_HEALTHY);
+  /* db was found dead on return, restarted, healthy. */
+  assert_int_equal(recrt_count(f.rt, "restart", "db"), 1);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
+  assert_int_equal(count_lines(&f, "state=unknown"), 2);
+  fx_teardown(&f);
+}
+
+/* A slow restart of one service never delays the checks of another. */
+static void restart_in_flight_blocks_nothing(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", "") SVC_RUNNING("cache", ""));
+  run_for(&f, 300);
+  f.rt->op_delay_ms = 1000; /* the restart takes a second */
+  recrt_set_running(f.rt, "db", false);
+  tsvc_monitor_runtime_event(f.mon, TSVC_RT_EV_DIED, "db", "exited");
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_RESTARTING);
+  tsvc_status_t s;
+  tsvc_monitor_get_status(f.mon, "cache", &s);
+  uint64_t before = s.checks_total;
+  tsvc_status_clear(&s);
+  int nev0 = f.nev;
+  run_for(&f, 800);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_RESTARTING);
+  tsvc_monitor_get_status(f.mon, "cache", &s);
+  assert_true(s.checks_total >= before + 6); /* every ~100ms */
+  tsvc_status_clear(&s);
+  for (int i = nev0; i < f.nev; i++)
+    if (f.ev[i].type == TSVC_MON_EV_CHECK) assert_true(f.ev[i].lateness_ms < 20);
+  f.rt->op_delay_ms = 0;
+  run_for(&f, 600);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
+  fx_teardown(&f);
+}
+
+/* Checks are scheduled from the end of the previous one plus <= 10%. */
+static void schedule_from_end_with_jitter(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
+  f.rt->inspect_delay_ms = 30; /* each check takes 30 ms */
+  run_for(&f, 1500);
+  uint64_t prev_end = 0;
+  int gaps = 0;
+  for (int i = 0; i < f.nev; i++) {
+    if (f.ev[i].type != TSVC_MON_EV_CHECK) continue;
+    uint64_t end = (uint64_t)f.ev[i].now;
+    if (prev_end && state_of(&f, "db") == TSVC_STATE_HEALTHY && i > 4) {
+      /* start of this check = end - 30; must be >= prev_end + 100 */
+      uint64_t gap = end - 30 - prev_end;
+      assert_in_range(gap, 99, 100 + 10 + 15);
+      gaps++;
+    }
+    prev_end = end;
+  }
+  assert_true(gaps >= 5);
+  fx_teardown(&f);
+}
+
+/* Status snapshots are copies, safe to take from another thread. */
+typedef struct {
+  tsvc_monitor_t *mon;
+  volatile int stop;
+  int reads;
+} reader_t;
+
+static void *reader(void *arg) {
+  reader_t *r = arg;
+  while (!r->stop) {
+    tsvc_status_list_t l;
+    if (tsvc_monitor_get_all(r->mon, &l) == 0) {
+      for (size_t i = 0; i < l.n; i++)
+        if (l.v[i].nhistory) assert_true(l.v[i].history[l.v[i].nhistory - 1].end_ms > 0);
+      tsvc_status_list_free(&l);
+      r->reads++;
+    }
+  }
+  return NULL;
+}
+
+static void snapshots_from_another_thread(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("a", "") SVC_RUNNING("b", "") SVC_RUNNING("c", ""));
+  reader_t r = {.mon = f.mon};
+  pthread_t th;
+  pthread_create(&th, NULL, reader, &r);
+  run_for(&f, 700);
+  r.stop = 1;
+  pthread_join(th, NULL);
+  assert_true(r.reads > 10);
+  tsvc_status_list_t l;
+  assert_int_equal(tsvc_monitor_get_all(f.mon, &l), 0);
+  assert_int_equal(l.n, 3);
+  assert_string_equal(l.v[0].name, "a");
+  assert_string_equal(l.v[2].name, "c");
+  /* history keeps the configured number (default 20), oldest first */
+  for (size_t i = 0; i < l.n; i++) {
+    assert_in_range(l.v[i].nhistory, 1, 20);
+    for (size_t k = 1; k < l.v[i].nhistory; k++)
+      assert_true(l.v[i].history[k].start_ms >= l.v[i].history[k - 1].start_ms);
+  }
+  tsvc_status_list_free(&l);
+  fx_teardown(&f);
+}
+
+/* A disabled service is stopped and never checked; enabling needs a start. */
+static void disabled_never_checked(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n  off:\n    enabled: false\n    healthcheck: {probe: running}\n");
+  run_for(&f, 200);
+  assert_int_equal(state_of(&f, "off"), TSVC_STATE_STOPPED);
+  assert_int_equal(recrt_count(f.rt, NULL, "off"), 0);
+  fx_teardown(&f);
+}
+
+/* Exec probes on the host: exit code decides; output kept in history. */
+static void exec_probe_on_host(void **st) {
+  (void)st;
+  fx_t f;
+  tsvc_runtime_t *saved;
+  fx_setup(&f,
+           "services:\n"
+           "  job:\n"
+           "    healthcheck:\n"
+           "      command: [\"CMD-SHELL\", \"echo hello; test -e /nonexistent-tanuki\"]\n"
+           "      interval: 100ms\n      timeout: 1s\n      start_period: 0s\n"
+           "      retries: 1\n"
+           "    restart: {policy: never}\n");
+  (void)saved;
+  run_for(&f, 500);
+  assert_int_equal(state_of(&f, "job"), TSVC_STATE_UNHEALTHY);
+  tsvc_status_t s;
+  tsvc_monitor_get_status(f.mon, "job", &s);
+  assert_string_equal(s.probe, "exec");
+  assert_true(s.nhistory >= 1);
+  assert_int_equal(s.history[0].result, TSVC_RESULT_EXEC_FAILED);
+  assert_int_equal(s.history[0].exit_code, 1);
+  assert_non_null(s.history[0].output);
+  assert_non_null(strstr(s.history[0].output, "hello"));
+  tsvc_status_clear(&s);
+  assert_int_equal(recrt_count(f.rt, "restart", NULL), 0); /* policy never */
+  fx_teardown(&f);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(reaches_healthy_and_logs_changes_only),
+      cmocka_unit_test(not_running_restarted_then_healthy),
+      cmocka_unit_test(die_event_acts_at_once),
+      cmocka_unit_test(restart_failure_logged_and_retried),
+      cmocka_unit_test(gives_up_after_max_restarts),
+      cmocka_unit_test(stopped_stays_stopped),
+      cmocka_unit_test(runtime_down_nothing_restarted),
+      cmocka_unit_test(restart_in_flight_blocks_nothing),
+      cmocka_unit_test(schedule_from_end_with_jitter),
+      cmocka_unit_test(snapshots_from_another_thread),
+      cmocka_unit_test(disabled_never_checked),
+      cmocka_unit_test(exec_probe_on_host),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
