@@ -13,6 +13,7 @@ typedef struct {
 
 static const command_t commands[] = {
     {"version", cmd_version, "print the version"},
+    {"config", cmd_config, "validate or show tanuki.yaml"},
 };
 
 void cli_err(const char *fmt, ...) {
