@@ -30,7 +30,8 @@ typedef enum { DIAG_ERROR, DIAG_WARNING } diag_sev_t;
 int diag_add(tsvc_diag_t *d, const char *file, int line, int col, diag_sev_t sev,
              const char *fmt, ...) TSVC_PRINTF(6, 7);
 
-/* Levenshtein distance, capped: returns a value > cap as soon as it knows. */
+/* Edit distance (with swaps of neighbours), ignoring case; cap + 1 when
+ * it is more than cap. Words longer than 64 bytes are never near. */
 size_t edit_distance(const char *a, const char *b, size_t cap);
 
 /* The candidate nearest to word (NULL-terminated list), or NULL when none

@@ -70,29 +70,35 @@ int diag_add(tsvc_diag_t *d, const char *file, int line, int col, diag_sev_t sev
   return push_line(d, s);
 }
 
+/*
+ * Optimal string alignment distance (Levenshtein plus the swap of two
+ * neighbours, the commonest typo: "imgae"), ignoring case.
+ */
 size_t edit_distance(const char *a, const char *b, size_t cap) {
   size_t la = strlen(a), lb = strlen(b);
   if (la > 64 || lb > 64) return cap + 1;
   if ((la > lb ? la - lb : lb - la) > cap) return cap + 1;
-  size_t row[65];
-  for (size_t j = 0; j <= lb; j++) row[j] = j;
+  size_t rows[3][65]; /* i-2, i-1, i */
+  size_t *pp = rows[0], *prev = rows[1], *cur = rows[2];
+  for (size_t j = 0; j <= lb; j++) prev[j] = j;
   for (size_t i = 1; i <= la; i++) {
-    size_t diag = row[0];
-    row[0] = i;
-    size_t best = row[0];
+    cur[0] = i;
     for (size_t j = 1; j <= lb; j++) {
-      size_t up = row[j];
-      size_t cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-      size_t v = diag + cost;
-      if (up + 1 < v) v = up + 1;
-      if (row[j - 1] + 1 < v) v = row[j - 1] + 1;
-      row[j] = v;
-      diag = up;
-      if (v < best) best = v;
+      int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+      size_t v = prev[j - 1] + (ca == cb ? 0 : 1);
+      if (prev[j] + 1 < v) v = prev[j] + 1;
+      if (cur[j - 1] + 1 < v) v = cur[j - 1] + 1;
+      if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+          tolower((unsigned char)a[i - 2]) == cb && pp[j - 2] + 1 < v)
+        v = pp[j - 2] + 1;
+      cur[j] = v;
     }
-    if (best > cap) return cap + 1;
+    size_t *t = pp;
+    pp = prev;
+    prev = cur;
+    cur = t;
   }
-  return row[lb];
+  return prev[lb] > cap ? cap + 1 : prev[lb];
 }
 
 const char *did_you_mean(const char *word, const char *const *candidates) {

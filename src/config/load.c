@@ -305,6 +305,7 @@ static bool parse_command(ctx_t *c, const ynode_t *v, tsvc_strv_t *out, bool *sh
   if (!parse_strv(c, v, &tmp)) return false;
   if (tmp.n == 0) {
     ERR(c, v, "%s: must not be empty", c->path);
+    strv_clear(&tmp);
     return false;
   }
   bool sh = false;
@@ -568,6 +569,8 @@ static const keydef_t *find_key(const keydef_t *table, const char *name) {
   return NULL;
 }
 
+static bool is_section(const keydef_t *k);
+
 static void unknown_key(ctx_t *c, const ynode_t *key, const keydef_t *table) {
   const char *names[64];
   size_t n = 0;
@@ -575,10 +578,20 @@ static void unknown_key(ctx_t *c, const ynode_t *key, const keydef_t *table) {
     names[n++] = k->name;
   names[n] = NULL;
   const char *hint = did_you_mean(key->text, names);
-  if (hint)
+  if (hint) {
     ERR(c, key, "unknown key \"%s\" in %s; did you mean \"%s\"?", key->text, c->path, hint);
-  else
-    ERR(c, key, "unknown key \"%s\" in %s", key->text, c->path);
+    return;
+  }
+  /* A key of a subsection written one level too high ("interval" right
+   * under the service). */
+  for (const keydef_t *k = table; k->name; k++) {
+    if (is_section(k) && find_key(k->aux, key->text)) {
+      ERR(c, key, "unknown key \"%s\" in %s; did you mean \"%s.%s\"?", key->text, c->path,
+          k->name, key->text);
+      return;
+    }
+  }
+  ERR(c, key, "unknown key \"%s\" in %s", key->text, c->path);
 }
 
 /* Parse mapping m with table into base. The caller checked m is a mapping. */
@@ -819,6 +832,10 @@ static const keydef_t top_keys[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
+static bool is_section(const keydef_t *k) {
+  return k->parse == p_section || k->parse == p_healthcheck || k->parse == p_restart;
+}
+
 /* Top-level keys of Tanuki's own config: passed over silently. */
 static const char *const tanuki_keys[] = {"version", "image", "worktrees", "defaults",
                                           "network", "project", "name", NULL};
@@ -935,6 +952,10 @@ static void p_services(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base
     s->column = key->col;
     s->name = dup_or_oom(c, key->text);
     s->healthcheck.path = dup_or_oom(c, "/");
+    if (!s->name || !s->healthcheck.path) {
+      service_free(s);
+      break;
+    }
     c->svc_nodes[cfg->nservices] = ynode_is_null(val) ? NULL : val;
     c->svc_keys[cfg->nservices] = key;
     cfg->nservices++;

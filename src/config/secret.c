@@ -15,8 +15,8 @@ static const char *const secret_parts[] = {"PASS", "SECRET", "TOKEN", "CREDENTIA
 
 /*
  * KEY and AUTH are short and appear inside harmless words, so they count
- * only as a word of the key: a word ending in KEY (API_KEY, APIKEY) or
- * starting with AUTH (AUTH, AUTH_TOKEN, AUTHORIZATION).
+ * only as (the end of) a word of the key: API_KEY, APIKEY, AUTH,
+ * MASTERAUTH; and AUTHORIZATION. AUTHOR_EMAIL and KEYBOARD are not secret.
  */
 bool tsvc_is_secret_key(const char *key) {
   if (!key) return false;
@@ -33,7 +33,8 @@ bool tsvc_is_secret_key(const char *key) {
     while (i < n && isalnum((unsigned char)key[i])) i++;
     size_t wl = i - start;
     if (wl >= 3 && strncasecmp(key + i - 3, "KEY", 3) == 0) return true;
-    if (wl >= 4 && strncasecmp(key + start, "AUTH", 4) == 0) return true;
+    if (wl >= 4 && strncasecmp(key + i - 4, "AUTH", 4) == 0) return true;
+    if (wl >= 8 && strncasecmp(key + start, "AUTHORIZ", 8) == 0) return true;
   }
   return false;
 }
