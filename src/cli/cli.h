@@ -28,5 +28,6 @@ bool cli_wants_help(int argc, char **argv);
 
 int cmd_check(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 
 #endif

@@ -162,7 +162,7 @@ bool tsvc_is_secret_key(const char *key);
 /*
  * Durations as in Go's time.ParseDuration, without sign: "300ms", "5s",
  * "1m30s", "2h", "1.5s". Units: ns, us, µs, ms, s, m, h. A bare number
- * ("5") is rejected. Returns 0 and the value in milliseconds (rounded down;
+ * ("5") is rejected with a hint, except "0" (as in Go). Returns 0 and the value in milliseconds (rounded down;
  * a non-zero value below 1 ms is an error), or TSVC_EINVAL with a message for
  * people in err.
  */

@@ -1,0 +1,224 @@
+/*
+ * dump.c: the effective config as YAML that tsvc_config_load() reads back
+ * (defaults written out, secrets masked).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/config_int.h"
+#include "tsvc.h"
+
+/* Words a YAML reader would take as something other than a string. */
+static const char *const reserved[] = {"true", "false", "yes", "no", "on", "off",
+                                       "null", "y", "n", NULL};
+
+static bool plain_ok(const char *s) {
+  if (!*s) return false;
+  char c0 = s[0];
+  bool first = (c0 >= 'a' && c0 <= 'z') || (c0 >= 'A' && c0 <= 'Z') || (c0 >= '0' && c0 <= '9') ||
+               c0 == '_' || c0 == '/' || c0 == '.';
+  if (!first) return false;
+  for (size_t i = 0; s[i]; i++) {
+    char c = s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("_./@+-", c) || (c == ':' && s[i + 1] != '\0');
+    if (!ok) return false;
+  }
+  for (size_t i = 0; reserved[i]; i++)
+    if (strcasecmp(s, reserved[i]) == 0) return false;
+  return true;
+}
+
+/* A string as a YAML scalar: plain when that is unambiguous, else double
+ * quoted with escapes. */
+static void put_str(FILE *f, const char *s) {
+  if (!s) {
+    fputs("null", f);
+    return;
+  }
+  if (plain_ok(s)) {
+    fputs(s, f);
+    return;
+  }
+  fputc('"', f);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    switch (*p) {
+      case '"':
+        fputs("\\\"", f);
+        break;
+      case '\\':
+        fputs("\\\\", f);
+        break;
+      case '\n':
+        fputs("\\n", f);
+        break;
+      case '\t':
+        fputs("\\t", f);
+        break;
+      case '\r':
+        fputs("\\r", f);
+        break;
+      default:
+        if (*p < 0x20 || *p == 0x7f)
+          fprintf(f, "\\x%02x", *p);
+        else
+          fputc(*p, f);
+    }
+  }
+  fputc('"', f);
+}
+
+static void put_dur(FILE *f, int indent, const char *key, tsvc_ms_t ms) {
+  char b[32];
+  fprintf(f, "%*s%s: %s\n", indent, "", key, tsvc_duration_format(ms, b, sizeof b));
+}
+
+static void put_kv_str(FILE *f, int indent, const char *key, const char *v) {
+  fprintf(f, "%*s%s: ", indent, "", key);
+  put_str(f, v);
+  fputc('\n', f);
+}
+
+static void put_list(FILE *f, char *const *v, size_t n, const char *prefix) {
+  fputc('[', f);
+  if (prefix) {
+    put_str(f, prefix);
+    if (n) fputs(", ", f);
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (i) fputs(", ", f);
+    put_str(f, v[i]);
+  }
+  fputc(']', f);
+}
+
+/* A command list, masked. "CMD" goes first when the argv itself starts with
+ * one of Docker's markers, so that loading it back does not strip it. */
+static int put_command(FILE *f, int indent, const char *key, const tsvc_strv_t *cmd,
+                       bool shell) {
+  fprintf(f, "%*s%s: ", indent, "", key);
+  if (cmd->n == 0) {
+    fputs("null\n", f);
+    return 0;
+  }
+  char **m = mask_argv(cmd->v, cmd->n, shell);
+  if (!m) return TSVC_ENOMEM;
+  const char *prefix = NULL;
+  if (shell)
+    prefix = "CMD-SHELL";
+  else if (strcmp(m[0], "CMD") == 0 || strcmp(m[0], "CMD-SHELL") == 0 ||
+           strcmp(m[0], "NONE") == 0)
+    prefix = "CMD";
+  put_list(f, m, cmd->n, prefix);
+  fputc('\n', f);
+  strv_free_raw(m, cmd->n);
+  return 0;
+}
+
+static int put_env(FILE *f, int indent, const char *key, const tsvc_kv_t *env, size_t n) {
+  fprintf(f, "%*s%s:", indent, "", key);
+  if (n == 0) {
+    fputs(" {}\n", f);
+    return 0;
+  }
+  fputc('\n', f);
+  for (size_t i = 0; i < n; i++) {
+    char *v = mask_env_value(env[i].key, env[i].value);
+    if (!v) return TSVC_ENOMEM;
+    fprintf(f, "%*s", indent + 2, "");
+    put_str(f, env[i].key);
+    fputs(": ", f);
+    put_str(f, v);
+    fputc('\n', f);
+    free(v);
+  }
+  return 0;
+}
+
+static int put_service(FILE *f, const tsvc_service_conf_t *s) {
+  int rc;
+  fputs("  ", f);
+  put_str(f, s->name);
+  fputs(":\n", f);
+  fprintf(f, "    enabled: %s\n", s->enabled ? "true" : "false");
+  fprintf(f, "    external: %s\n", s->external ? "true" : "false");
+  put_kv_str(f, 4, "image", s->image);
+  if (s->port)
+    fprintf(f, "    port: %d\n", s->port);
+  else
+    fputs("    port: null\n", f);
+  if ((rc = put_env(f, 4, "environment", s->env, s->env_len))) return rc;
+  fputs("    volumes: ", f);
+  put_list(f, s->volumes.v, s->volumes.n, NULL);
+  fputs("\n    depends_on: ", f);
+  put_list(f, s->depends_on.v, s->depends_on.n, NULL);
+  fputc('\n', f);
+  if ((rc = put_command(f, 4, "command", &s->command, false))) return rc;
+
+  const tsvc_healthcheck_conf_t *hc = &s->healthcheck;
+  fputs("    healthcheck:\n", f);
+  if ((rc = put_command(f, 6, "command", &hc->command, hc->shell))) return rc;
+  fprintf(f, "      probe: %s\n", tsvc_probe_kind_name(hc->probe));
+  put_dur(f, 6, "interval", hc->interval);
+  put_dur(f, 6, "timeout", hc->timeout);
+  fprintf(f, "      retries: %d\n", hc->retries);
+  fprintf(f, "      success_threshold: %d\n", hc->success_threshold);
+  put_dur(f, 6, "start_period", hc->start_period);
+  put_dur(f, 6, "start_interval", hc->start_interval);
+  fprintf(f, "      history: %d\n", hc->history);
+  put_kv_str(f, 6, "address", hc->address);
+  put_kv_str(f, 6, "path", hc->path);
+  if (hc->expect_status_min == hc->expect_status_max)
+    fprintf(f, "      expect_status: %d\n", hc->expect_status_min);
+  else
+    fprintf(f, "      expect_status: \"%d-%d\"\n", hc->expect_status_min, hc->expect_status_max);
+
+  const tsvc_restart_conf_t *r = &s->restart;
+  fputs("    restart:\n", f);
+  fprintf(f, "      policy: %s\n", r->policy == TSVC_POLICY_NEVER ? "never" : "on-unhealthy");
+  fprintf(f, "      max_restarts: %d\n", r->max_restarts);
+  put_dur(f, 6, "window", r->window);
+  put_dur(f, 6, "backoff", r->backoff);
+  put_dur(f, 6, "max_backoff", r->max_backoff);
+  put_dur(f, 6, "cooldown", r->cooldown);
+  put_dur(f, 6, "stop_timeout", r->stop_timeout);
+
+  const tsvc_process_conf_t *p = &s->process;
+  fputs("    process:\n", f);
+  if ((rc = put_command(f, 6, "command", &p->command, false))) return rc;
+  if ((rc = put_env(f, 6, "env", p->env, p->env_len))) return rc;
+  put_kv_str(f, 6, "workdir", p->workdir);
+  return 0;
+}
+
+int tsvc_config_dump(const tsvc_config_t *cfg, FILE *f) {
+  if (!cfg || !f) return TSVC_EINVAL;
+  fputs("# Effective configuration", f);
+  if (cfg->path) {
+    fputs(" of ", f);
+    for (const char *p = cfg->path; *p; p++) fputc(*p == '\n' ? ' ' : *p, f);
+  }
+  fputs(": defaults filled in, secrets masked.\n", f);
+  fprintf(f, "runtime: %s\n", tsvc_runtime_kind_name(cfg->runtime));
+  fputs("docker:\n", f);
+  char *host = mask_env_value("", cfg->docker.host);
+  if (cfg->docker.host && !host) return TSVC_ENOMEM;
+  put_kv_str(f, 2, "host", host);
+  free(host);
+  put_kv_str(f, 2, "network", cfg->docker.network);
+  put_kv_str(f, 2, "container_prefix", cfg->docker.container_prefix);
+  fputs("monitor:\n", f);
+  put_kv_str(f, 2, "socket", cfg->monitor.socket);
+  put_kv_str(f, 2, "listen", cfg->monitor.listen);
+  fprintf(f, "  log_format: %s\n", cfg->monitor.log_format == TSVC_LOGFMT_JSON ? "json" : "text");
+  fputs("services:", f);
+  if (cfg->nservices == 0) fputs(" {}", f);
+  fputc('\n', f);
+  for (size_t i = 0; i < cfg->nservices; i++) {
+    int rc = put_service(f, &cfg->services[i]);
+    if (rc) return rc;
+  }
+  if (ferror(f)) return TSVC_EIO;
+  return 0;
+}

@@ -1,0 +1,1262 @@
+/*
+ * load.c: tanuki.yaml into a tsvc_config_t.
+ *
+ * Every key of our sections is one row of a table (name, parse function,
+ * field offset, limits), as HAProxy's and Monit's keywords are: a key is
+ * validated in exactly one place, and the list of valid keys that feeds
+ * "did you mean" is the table itself.
+ *
+ * The loader never stops at the first error: each parse function reports
+ * into the diagnostics and leaves the default in place, and the walk goes
+ * on, so one run shows every problem of a file. An explicit null value
+ * (`key:` with nothing after it) keeps the default.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "config/config_int.h"
+#include "tsvc.h"
+
+#define MAX_FILE_SIZE (16u * 1024 * 1024)
+#define MAX_MERGES 10000 /* "<<" merges followed in one file */
+#define PATH_MAX_LEN 512
+
+typedef struct {
+  const char *file;
+  tsvc_diag_t *d;
+  tsvc_config_t *cfg;
+  char path[PATH_MAX_LEN]; /* "services.postgres.healthcheck" */
+  size_t pathlen;
+  bool oom;
+  size_t merges;
+  bool docker_host_set, docker_network_set;
+  const char *network_name;  /* top-level network.name; in the tree */
+  const ynode_t **svc_nodes; /* per service: its value node (or NULL) */
+  const ynode_t **svc_keys;  /* per service: its name node */
+} ctx_t;
+
+typedef struct keydef keydef_t;
+typedef void (*parse_fn)(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base);
+
+struct keydef {
+  const char *name;
+  parse_fn parse;
+  size_t off;     /* of the field in the struct the table fills */
+  long min, max;  /* integers; durations: min 0 allows zero */
+  const void *aux;
+};
+
+typedef struct {
+  const char *label;        /* "probe", for messages */
+  const char *const *names; /* index = enum value; NULL-terminated */
+} enumdef_t;
+
+static const char *const runtime_names[] = {"auto", "docker", "process", NULL};
+static const char *const probe_names[] = {"auto", "postgres", "redis",   "tcp",
+                                          "http", "exec",     "running", NULL};
+static const char *const policy_names[] = {"on-unhealthy", "never", NULL};
+static const char *const logfmt_names[] = {"text", "json", NULL};
+
+static const enumdef_t runtime_enum = {"runtime", runtime_names};
+static const enumdef_t probe_enum = {"probe", probe_names};
+static const enumdef_t policy_enum = {"restart policy", policy_names};
+static const enumdef_t logfmt_enum = {"log_format", logfmt_names};
+
+const char *tsvc_runtime_kind_name(tsvc_runtime_kind_t k) {
+  if ((unsigned)k >= TSVC_ARRAY_LEN(runtime_names) - 1) return "invalid";
+  return runtime_names[k];
+}
+
+const char *tsvc_probe_kind_name(tsvc_probe_kind_t k) {
+  if ((unsigned)k >= TSVC_ARRAY_LEN(probe_names) - 1) return "invalid";
+  return probe_names[k];
+}
+
+/* ---- messages ---- */
+
+static void report(ctx_t *c, const ynode_t *at, diag_sev_t sev, const char *fmt, ...)
+    TSVC_PRINTF(4, 5);
+static void report(ctx_t *c, const ynode_t *at, diag_sev_t sev, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (diag_add(c->d, c->file, at ? at->line : 1, at ? at->col : 1, sev, "%s", msg))
+    c->oom = true;
+}
+
+#define ERR(c, at, ...) report((c), (at), DIAG_ERROR, __VA_ARGS__)
+#define WARN(c, at, ...) report((c), (at), DIAG_WARNING, __VA_ARGS__)
+
+/* What a node is, for "got ...": the scalar in quotes, else its kind. */
+static const char *got(const ynode_t *v, char *buf, size_t len) {
+  if (v->kind != YN_SCALAR || ynode_is_null(v)) return ynode_kind_name(v);
+  if (v->len > 40)
+    snprintf(buf, len, "\"%.37s...\"", v->text);
+  else
+    snprintf(buf, len, "\"%s\"", v->text);
+  return buf;
+}
+
+static void type_error(ctx_t *c, const ynode_t *v, const char *expected) {
+  char g[64];
+  ERR(c, v, "%s: expected %s, got %s", c->path, expected, got(v, g, sizeof g));
+}
+
+static size_t path_push(ctx_t *c, const char *name) {
+  size_t old = c->pathlen;
+  int n = snprintf(c->path + old, sizeof c->path - old, "%s%s", old ? "." : "", name);
+  if (n > 0) c->pathlen = old + (size_t)n < sizeof c->path ? old + (size_t)n : sizeof c->path - 1;
+  return old;
+}
+
+static void path_pop(ctx_t *c, size_t old) {
+  c->pathlen = old;
+  c->path[old] = '\0';
+}
+
+static char *dup_or_oom(ctx_t *c, const char *s) {
+  char *p = tsvc_strdup(s);
+  if (!p) c->oom = true;
+  return p;
+}
+
+/* ---- generic value parsers ---- */
+
+static bool as_string(ctx_t *c, const ynode_t *v) {
+  if (v->kind == YN_SCALAR) return true;
+  type_error(c, v, "a string");
+  return false;
+}
+
+static void set_string(ctx_t *c, char **field, const char *s) {
+  char *p = dup_or_oom(c, s);
+  if (!p) return;
+  free(*field);
+  *field = p;
+}
+
+static void p_string(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (!as_string(c, v)) return;
+  if (k->min > 0 && v->len == 0) {
+    ERR(c, v, "%s: must not be empty", c->path);
+    return;
+  }
+  set_string(c, (char **)((char *)base + k->off), v->text);
+}
+
+static bool as_bool(ctx_t *c, const ynode_t *v, bool *out) {
+  static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};
+  static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"};
+  if (v->kind == YN_SCALAR && v->plain) {
+    for (size_t i = 0; i < TSVC_ARRAY_LEN(yes); i++) {
+      if (strcmp(v->text, yes[i]) == 0) return (*out = true), true;
+      if (strcmp(v->text, no[i]) == 0) return (*out = false), true;
+    }
+  }
+  type_error(c, v, "a boolean (true or false)");
+  return false;
+}
+
+static void p_bool(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  bool b;
+  if (as_bool(c, v, &b)) *(bool *)((char *)base + k->off) = b;
+}
+
+/* An integer: a plain number, or a quoted one ("5432", as compose writes). */
+static void p_int(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  long n;
+  if (v->kind != YN_SCALAR || tsvc_parse_int(v->text, LONG_MIN, LONG_MAX, &n) != 0) {
+    type_error(c, v, "an integer");
+    return;
+  }
+  if (n < k->min || n > k->max) {
+    if (k->max == INT_MAX)
+      ERR(c, v, "%s: must be at least %ld, got %ld", c->path, k->min, n);
+    else
+      ERR(c, v, "%s: must be between %ld and %ld, got %ld", c->path, k->min, k->max, n);
+    return;
+  }
+  *(int *)((char *)base + k->off) = (int)n;
+}
+
+static void p_duration(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (v->kind != YN_SCALAR) {
+    type_error(c, v, "a duration (like 5s or 1m30s)");
+    return;
+  }
+  char err[256];
+  tsvc_ms_t ms;
+  if (tsvc_duration_parse(v->text, &ms, err, sizeof err) != 0) {
+    ERR(c, v, "%s: %s", c->path, err);
+    return;
+  }
+  if (ms == 0 && k->min > 0) {
+    ERR(c, v, "%s: must be greater than 0", c->path);
+    return;
+  }
+  *(tsvc_ms_t *)((char *)base + k->off) = ms;
+}
+
+static void p_enum(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  const enumdef_t *e = k->aux;
+  if (v->kind != YN_SCALAR) {
+    type_error(c, v, "a string");
+    return;
+  }
+  for (int i = 0; e->names[i]; i++) {
+    if (strcmp(v->text, e->names[i]) == 0) {
+      /* Every enum of config.h is an int-sized enum with values 0..n. */
+      *(int *)((char *)base + k->off) = i;
+      return;
+    }
+  }
+  char valid[256];
+  size_t n = 0;
+  valid[0] = '\0';
+  for (size_t i = 0; e->names[i] && n < sizeof valid; i++)
+    n += (size_t)snprintf(valid + n, sizeof valid - n, "%s%s", i ? ", " : "", e->names[i]);
+  const char *hint = did_you_mean(v->text, e->names);
+  if (hint)
+    ERR(c, v, "%s: unknown %s \"%s\"; did you mean \"%s\"? (valid: %s)", c->path, e->label,
+        v->text, hint, valid);
+  else
+    ERR(c, v, "%s: unknown %s \"%s\" (valid: %s)", c->path, e->label, v->text, valid);
+}
+
+static void strv_clear(tsvc_strv_t *s) {
+  strv_free_raw(s->v, s->n);
+  s->v = NULL;
+  s->n = 0;
+}
+
+/* A list of non-empty strings; *out is replaced only when all are valid. */
+static bool parse_strv(ctx_t *c, const ynode_t *v, tsvc_strv_t *out) {
+  if (v->kind != YN_SEQ) {
+    type_error(c, v, "a list");
+    return false;
+  }
+  bool ok = true;
+  for (size_t i = 0; i < v->nitems; i++) {
+    const ynode_t *it = v->items[i];
+    if (it->kind != YN_SCALAR || ynode_is_null(it)) {
+      char g[64];
+      ERR(c, it, "%s: expected a string in the list, got %s", c->path, got(it, g, sizeof g));
+      ok = false;
+    }
+  }
+  if (!ok) return false;
+  char **arr = calloc(v->nitems ? v->nitems : 1, sizeof *arr);
+  if (!arr) {
+    c->oom = true;
+    return false;
+  }
+  for (size_t i = 0; i < v->nitems; i++) {
+    if (!(arr[i] = dup_or_oom(c, v->items[i]->text))) {
+      strv_free_raw(arr, v->nitems);
+      return false;
+    }
+  }
+  strv_clear(out);
+  out->v = arr;
+  out->n = v->nitems;
+  return true;
+}
+
+static void p_strv(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  parse_strv(c, v, (tsvc_strv_t *)((char *)base + k->off));
+}
+
+/*
+ * A command as Docker and compose write it: a list (argv); ["CMD", ...];
+ * ["CMD-SHELL", "string"]; or a plain string, run by the shell.
+ * Returns true with *shell set when the command is one shell string.
+ */
+static bool parse_command(ctx_t *c, const ynode_t *v, tsvc_strv_t *out, bool *shell) {
+  if (v->kind == YN_SCALAR) {
+    if (v->len == 0) {
+      ERR(c, v, "%s: must not be empty", c->path);
+      return false;
+    }
+    tsvc_strv_t tmp = {0};
+    char **arr = calloc(1, sizeof *arr);
+    if (!arr || !(arr[0] = dup_or_oom(c, v->text))) {
+      free(arr);
+      c->oom = true;
+      return false;
+    }
+    tmp.v = arr;
+    tmp.n = 1;
+    strv_clear(out);
+    *out = tmp;
+    *shell = true;
+    return true;
+  }
+  if (v->kind != YN_SEQ) {
+    type_error(c, v, "a string or a list");
+    return false;
+  }
+  tsvc_strv_t tmp = {0};
+  if (!parse_strv(c, v, &tmp)) return false;
+  if (tmp.n == 0) {
+    ERR(c, v, "%s: must not be empty", c->path);
+    strv_clear(&tmp);
+    return false;
+  }
+  bool sh = false;
+  if (strcmp(tmp.v[0], "CMD") == 0) {
+    if (tmp.n == 1) {
+      ERR(c, v, "%s: [\"CMD\"] needs the command after it", c->path);
+      strv_clear(&tmp);
+      return false;
+    }
+    free(tmp.v[0]);
+    memmove(tmp.v, tmp.v + 1, (tmp.n - 1) * sizeof *tmp.v);
+    tmp.n--;
+  } else if (strcmp(tmp.v[0], "CMD-SHELL") == 0) {
+    if (tmp.n != 2) {
+      ERR(c, v, "%s: [\"CMD-SHELL\", ...] takes exactly one string after it", c->path);
+      strv_clear(&tmp);
+      return false;
+    }
+    free(tmp.v[0]);
+    tmp.v[0] = tmp.v[1];
+    tmp.n = 1;
+    sh = true;
+  } else if (strcmp(tmp.v[0], "NONE") == 0) {
+    ERR(c, v, "%s: [\"NONE\"] is not supported; use probe: running for no check", c->path);
+    strv_clear(&tmp);
+    return false;
+  }
+  strv_clear(out);
+  *out = tmp;
+  *shell = sh;
+  return true;
+}
+
+static void p_hc_command(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  tsvc_healthcheck_conf_t *hc = base;
+  (void)k;
+  parse_command(c, v, &hc->command, &hc->shell);
+}
+
+/* A command with no shell flag beside it: a shell string becomes
+ * ["/bin/sh", "-c", string], which any runtime can run as it is. */
+static void p_argv_command(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  tsvc_strv_t *field = (tsvc_strv_t *)((char *)base + k->off);
+  bool shell = false;
+  if (!parse_command(c, v, field, &shell) || !shell) return;
+  char **arr = calloc(3, sizeof *arr);
+  if (!arr) {
+    c->oom = true;
+    return;
+  }
+  arr[0] = dup_or_oom(c, "/bin/sh");
+  arr[1] = dup_or_oom(c, "-c");
+  arr[2] = field->v[0];
+  if (!arr[0] || !arr[1]) {
+    free(arr[0]);
+    free(arr[1]);
+    free(arr);
+    return;
+  }
+  free(field->v);
+  field->v = arr;
+  field->n = 3;
+}
+
+/* "host:port" (host may be "[v6]"); port 1..65535. */
+static bool valid_hostport(const char *s) {
+  const char *colon = strrchr(s, ':');
+  if (!colon || colon == s) return false;
+  long port;
+  if (tsvc_parse_int(colon + 1, 1, 65535, &port) != 0) return false;
+  if (s[0] == '[') return colon[-1] == ']' && colon - s > 2;
+  return memchr(s, ':', (size_t)(colon - s)) == NULL;
+}
+
+static void p_hostport(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (!as_string(c, v)) return;
+  if (!valid_hostport(v->text)) {
+    ERR(c, v, "%s: expected \"host:port\" with a port from 1 to 65535, got \"%s\"", c->path,
+        v->text);
+    return;
+  }
+  set_string(c, (char **)((char *)base + k->off), v->text);
+}
+
+static void p_http_path(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (!as_string(c, v)) return;
+  if (v->text[0] != '/') {
+    ERR(c, v, "%s: must start with \"/\", got \"%s\"", c->path, v->text);
+    return;
+  }
+  set_string(c, (char **)((char *)base + k->off), v->text);
+}
+
+static void p_docker_host(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (!as_string(c, v)) return;
+  if (strncmp(v->text, "unix://", 7) != 0 && strncmp(v->text, "tcp://", 6) != 0) {
+    ERR(c, v, "%s: unsupported Docker host \"%s\" (expected unix:///path or tcp://host:port)",
+        c->path, v->text);
+    return;
+  }
+  set_string(c, (char **)((char *)base + k->off), v->text);
+  c->docker_host_set = true;
+}
+
+static void p_docker_network(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (!as_string(c, v)) return;
+  if (v->len == 0) {
+    ERR(c, v, "%s: must not be empty", c->path);
+    return;
+  }
+  set_string(c, (char **)((char *)base + k->off), v->text);
+  c->docker_network_set = true;
+}
+
+static bool valid_name_chars(const char *s, bool first_alnum) {
+  for (size_t i = 0; s[i]; i++) {
+    char ch = s[i];
+    bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+    if (i == 0 && first_alnum && !alnum) return false;
+    if (!alnum && ch != '_' && ch != '.' && ch != '-') return false;
+  }
+  return true;
+}
+
+static void p_prefix(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (!as_string(c, v)) return;
+  if (!valid_name_chars(v->text, true)) {
+    ERR(c, v, "%s: \"%s\" cannot start a container name (letters, digits, '_', '.', '-'; "
+        "a letter or digit first)", c->path, v->text);
+    return;
+  }
+  set_string(c, (char **)((char *)base + k->off), v->text);
+}
+
+/* expect_status: 200, or "200-399". */
+static void p_expect_status(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  tsvc_healthcheck_conf_t *hc = base;
+  (void)k;
+  long lo, hi;
+  bool ok = false;
+  if (v->kind == YN_SCALAR) {
+    const char *dash = strchr(v->text, '-');
+    if (!dash) {
+      ok = tsvc_parse_int(v->text, 0, LONG_MAX, &lo) == 0;
+      hi = lo;
+    } else if (dash > v->text) {
+      char first[16];
+      size_t n = (size_t)(dash - v->text);
+      if (n < sizeof first) {
+        memcpy(first, v->text, n);
+        first[n] = '\0';
+        ok = tsvc_parse_int(first, 0, LONG_MAX, &lo) == 0 &&
+             tsvc_parse_int(dash + 1, 0, LONG_MAX, &hi) == 0;
+      }
+    }
+  }
+  if (!ok) {
+    type_error(c, v, "a status code (200) or a range (\"200-399\")");
+    return;
+  }
+  if (lo < 100 || hi > 599 || lo > hi) {
+    ERR(c, v, "%s: status codes must be within 100-599, low to high, got \"%s\"", c->path,
+        v->text);
+    return;
+  }
+  hc->expect_status_min = (int)lo;
+  hc->expect_status_max = (int)hi;
+}
+
+/* ---- mappings ---- */
+
+typedef struct {
+  const char *key;
+  size_t idx;
+} keyref_t;
+
+static int cmp_keyref(const void *a, const void *b) {
+  const keyref_t *x = a, *y = b;
+  int r = strcmp(x->key, y->key);
+  if (r) return r;
+  return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/*
+ * Report keys that are not strings and keys seen before in mapping m.
+ * dup[i] is set for every pair to skip. what: "key" or "service".
+ * Sorting keeps this O(n log n) however large a mapping is.
+ */
+static bool *check_keys(ctx_t *c, const ynode_t *m, const char *what) {
+  bool *dup = calloc(m->npairs ? m->npairs : 1, sizeof *dup);
+  keyref_t *refs = calloc(m->npairs ? m->npairs : 1, sizeof *refs);
+  if (!dup || !refs) {
+    free(dup);
+    free(refs);
+    c->oom = true;
+    return NULL;
+  }
+  size_t n = 0;
+  for (size_t i = 0; i < m->npairs; i++) {
+    const ynode_t *k = m->pairs[i].key;
+    if (k->kind != YN_SCALAR) {
+      ERR(c, k, "%s: keys must be strings, got %s", c->pathlen ? c->path : "top level",
+          ynode_kind_name(k));
+      dup[i] = true;
+      continue;
+    }
+    refs[n].key = k->text;
+    refs[n].idx = i;
+    n++;
+  }
+  qsort(refs, n, sizeof *refs, cmp_keyref);
+  for (size_t i = 1; i < n; i++) {
+    size_t first = i - 1;
+    while (i < n && strcmp(refs[i].key, refs[first].key) == 0) {
+      const ynode_t *k = m->pairs[refs[i].idx].key;
+      const ynode_t *k0 = m->pairs[refs[first].idx].key;
+      if (strcmp(what, "service") == 0)
+        ERR(c, k, "duplicate service \"%s\" (first defined at line %d)", k->text, k0->line);
+      else
+        ERR(c, k, "duplicate key \"%s\" in %s (first at line %d)", k->text,
+            c->pathlen ? c->path : "the top level", k0->line);
+      dup[refs[i].idx] = true;
+      i++;
+    }
+  }
+  free(refs);
+  return dup;
+}
+
+static void walk_map(ctx_t *c, const ynode_t *m, const keydef_t *table, void *base);
+
+/*
+ * YAML merge keys ("<<: *defaults", or a list of aliases): the merged
+ * mappings are applied first, the mapping's own keys then override them.
+ */
+static void apply_merge(ctx_t *c, const ynode_t *v, const keydef_t *table, void *base) {
+  const ynode_t *const *list = &v;
+  size_t n = 1;
+  if (v->kind == YN_SEQ) {
+    list = (const ynode_t *const *)v->items;
+    n = v->nitems;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (list[i]->kind != YN_MAP) {
+      ERR(c, list[i], "%s: a merge (\"<<\") takes a mapping or a list of mappings, got %s",
+          c->path, ynode_kind_name(list[i]));
+      continue;
+    }
+    if (++c->merges > MAX_MERGES) {
+      if (c->merges == MAX_MERGES + 1)
+        ERR(c, list[i], "%s: too many merges (\"<<\") in this file", c->path);
+      return;
+    }
+    walk_map(c, list[i], table, base);
+  }
+}
+
+static const keydef_t *find_key(const keydef_t *table, const char *name) {
+  for (const keydef_t *k = table; k->name; k++)
+    if (strcmp(k->name, name) == 0) return k;
+  return NULL;
+}
+
+static bool is_section(const keydef_t *k);
+
+static void unknown_key(ctx_t *c, const ynode_t *key, const keydef_t *table) {
+  const char *names[64];
+  size_t n = 0;
+  for (const keydef_t *k = table; k->name && n < TSVC_ARRAY_LEN(names) - 1; k++)
+    names[n++] = k->name;
+  names[n] = NULL;
+  const char *hint = did_you_mean(key->text, names);
+  if (hint) {
+    ERR(c, key, "unknown key \"%s\" in %s; did you mean \"%s\"?", key->text, c->path, hint);
+    return;
+  }
+  /* A key of a subsection written one level too high ("interval" right
+   * under the service). */
+  for (const keydef_t *k = table; k->name; k++) {
+    if (is_section(k) && find_key(k->aux, key->text)) {
+      ERR(c, key, "unknown key \"%s\" in %s; did you mean \"%s.%s\"?", key->text, c->path,
+          k->name, key->text);
+      return;
+    }
+  }
+  ERR(c, key, "unknown key \"%s\" in %s", key->text, c->path);
+}
+
+/* Parse mapping m with table into base. The caller checked m is a mapping. */
+static void walk_map(ctx_t *c, const ynode_t *m, const keydef_t *table, void *base) {
+  bool *dup = check_keys(c, m, "key");
+  if (!dup) return;
+  for (int pass = 0; pass < 2; pass++) {
+    for (size_t i = 0; i < m->npairs; i++) {
+      if (dup[i]) continue;
+      const ynode_t *key = m->pairs[i].key, *val = m->pairs[i].value;
+      bool merge = strcmp(key->text, "<<") == 0 && key->plain;
+      if (merge != (pass == 0)) continue;
+      if (merge) {
+        apply_merge(c, val, table, base);
+        continue;
+      }
+      const keydef_t *k = find_key(table, key->text);
+      if (!k) {
+        unknown_key(c, key, table);
+        continue;
+      }
+      if (ynode_is_null(val)) continue;
+      size_t old = path_push(c, k->name);
+      k->parse(c, k, val, base);
+      path_pop(c, old);
+    }
+  }
+  free(dup);
+}
+
+/* A section: aux is the table; the field at off is the struct it fills. */
+static void p_section(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (v->kind != YN_MAP) {
+    type_error(c, v, "a mapping");
+    return;
+  }
+  walk_map(c, v, k->aux, (char *)base + k->off);
+}
+
+/* ---- environment ---- */
+
+static bool valid_env_name(const char *s) { return *s && !strchr(s, '='); }
+
+static void env_clear(tsvc_kv_t **env, size_t *len) {
+  for (size_t i = 0; i < *len; i++) {
+    free((*env)[i].key);
+    free((*env)[i].value);
+  }
+  free(*env);
+  *env = NULL;
+  *len = 0;
+}
+
+/*
+ * environment as a mapping {KEY: value} or as compose's list of
+ * "KEY=VALUE". Scalars are taken as written (5432, true); null is "".
+ */
+static void parse_env(ctx_t *c, const ynode_t *v, tsvc_kv_t **env, size_t *len) {
+  if (v->kind == YN_SCALAR) {
+    type_error(c, v, "a mapping or a list of \"KEY=VALUE\"");
+    return;
+  }
+  size_t n = v->kind == YN_MAP ? v->npairs : v->nitems;
+  tsvc_kv_t *kv = calloc(n ? n : 1, sizeof *kv);
+  bool *dup = v->kind == YN_MAP ? check_keys(c, v, "key") : calloc(n ? n : 1, sizeof(bool));
+  if (!kv || !dup) {
+    free(kv);
+    free(dup);
+    c->oom = true;
+    return;
+  }
+  size_t used = 0;
+  bool ok = true;
+  for (size_t i = 0; i < n; i++) {
+    const char *key = NULL, *val = NULL;
+    size_t keylen = 0;
+    const ynode_t *at;
+    if (v->kind == YN_MAP) {
+      if (dup[i]) {
+        ok = false;
+        continue;
+      }
+      at = v->pairs[i].key;
+      const ynode_t *value = v->pairs[i].value;
+      key = at->text;
+      keylen = at->len;
+      if (!valid_env_name(key)) {
+        ERR(c, at, "%s: invalid variable name \"%s\"", c->path, key);
+        ok = false;
+        continue;
+      }
+      if (value->kind != YN_SCALAR) {
+        char g[64];
+        ERR(c, value, "%s.%s: expected a string, got %s", c->path, key, got(value, g, sizeof g));
+        ok = false;
+        continue;
+      }
+      val = ynode_is_null(value) ? "" : value->text;
+    } else {
+      at = v->items[i];
+      const char *eq = at->kind == YN_SCALAR ? strchr(at->text, '=') : NULL;
+      if (!eq || eq == at->text) {
+        char g[64];
+        ERR(c, at, "%s: expected \"KEY=VALUE\", got %s", c->path, got(at, g, sizeof g));
+        ok = false;
+        continue;
+      }
+      key = at->text;
+      keylen = (size_t)(eq - at->text);
+      val = eq + 1;
+      for (size_t j = 0; j < used; j++) {
+        if (strlen(kv[j].key) == keylen && memcmp(kv[j].key, key, keylen) == 0) {
+          ERR(c, at, "duplicate key \"%.*s\" in %s", (int)keylen, key, c->path);
+          ok = false;
+          key = NULL;
+          break;
+        }
+      }
+      if (!key) continue;
+    }
+    kv[used].key = tsvc_strndup(key, keylen);
+    kv[used].value = tsvc_strdup(val);
+    used++;
+    if (!kv[used - 1].key || !kv[used - 1].value) {
+      c->oom = true;
+      ok = false;
+      break;
+    }
+  }
+  free(dup);
+  if (!ok) {
+    env_clear(&kv, &used);
+    return;
+  }
+  env_clear(env, len);
+  *env = kv;
+  *len = used;
+}
+
+static void p_env(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  (void)k;
+  tsvc_service_conf_t *s = base;
+  parse_env(c, v, &s->env, &s->env_len);
+}
+
+static void p_process_env(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  (void)k;
+  tsvc_process_conf_t *p = base;
+  parse_env(c, v, &p->env, &p->env_len);
+}
+
+/* ---- the tables ---- */
+
+#define HC(f) offsetof(tsvc_healthcheck_conf_t, f)
+#define RS(f) offsetof(tsvc_restart_conf_t, f)
+#define SV(f) offsetof(tsvc_service_conf_t, f)
+#define CF(f) offsetof(tsvc_config_t, f)
+
+static const keydef_t healthcheck_keys[] = {
+    {"command", p_hc_command, 0, 0, 0, NULL},
+    {"probe", p_enum, HC(probe), 0, 0, &probe_enum},
+    {"interval", p_duration, HC(interval), 1, 0, NULL},
+    {"timeout", p_duration, HC(timeout), 1, 0, NULL},
+    {"retries", p_int, HC(retries), 1, INT_MAX, NULL},
+    {"success_threshold", p_int, HC(success_threshold), 1, INT_MAX, NULL},
+    {"start_period", p_duration, HC(start_period), 0, 0, NULL},
+    {"start_interval", p_duration, HC(start_interval), 1, 0, NULL},
+    {"history", p_int, HC(history), 1, 10000, NULL},
+    {"address", p_hostport, HC(address), 0, 0, NULL},
+    {"path", p_http_path, HC(path), 0, 0, NULL},
+    {"expect_status", p_expect_status, 0, 0, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const keydef_t restart_keys[] = {
+    {"policy", p_enum, RS(policy), 0, 0, &policy_enum},
+    {"max_restarts", p_int, RS(max_restarts), 1, INT_MAX, NULL},
+    {"window", p_duration, RS(window), 1, 0, NULL},
+    {"backoff", p_duration, RS(backoff), 0, 0, NULL},
+    {"max_backoff", p_duration, RS(max_backoff), 0, 0, NULL},
+    {"cooldown", p_duration, RS(cooldown), 0, 0, NULL},
+    {"stop_timeout", p_duration, RS(stop_timeout), 0, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const keydef_t process_keys[] = {
+    {"command", p_argv_command, offsetof(tsvc_process_conf_t, command), 0, 0, NULL},
+    {"env", p_process_env, 0, 0, 0, NULL},
+    {"workdir", p_string, offsetof(tsvc_process_conf_t, workdir), 1, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static void p_healthcheck(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base);
+static void p_restart(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base);
+
+static const keydef_t service_keys[] = {
+    /* The Tanuki project's own keys. */
+    {"enabled", p_bool, SV(enabled), 0, 0, NULL},
+    {"image", p_string, SV(image), 1, 0, NULL},
+    {"port", p_int, SV(port), 1, 65535, NULL},
+    {"environment", p_env, 0, 0, 0, NULL},
+    {"volumes", p_strv, SV(volumes), 0, 0, NULL},
+    {"healthcheck", p_healthcheck, SV(healthcheck), 0, 0, healthcheck_keys},
+    /* Ours. */
+    {"depends_on", p_strv, SV(depends_on), 0, 0, NULL},
+    {"external", p_bool, SV(external), 0, 0, NULL},
+    {"command", p_argv_command, SV(command), 0, 0, NULL},
+    {"restart", p_restart, SV(restart), 0, 0, restart_keys},
+    {"process", p_section, SV(process), 0, 0, process_keys},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const keydef_t docker_keys[] = {
+    {"host", p_docker_host, offsetof(tsvc_config_t, docker.host), 0, 0, NULL},
+    {"network", p_docker_network, offsetof(tsvc_config_t, docker.network), 0, 0, NULL},
+    {"container_prefix", p_prefix, offsetof(tsvc_config_t, docker.container_prefix), 0, 0,
+     NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const keydef_t monitor_keys[] = {
+    {"socket", p_string, offsetof(tsvc_config_t, monitor.socket), 1, 0, NULL},
+    {"listen", p_hostport, offsetof(tsvc_config_t, monitor.listen), 0, 0, NULL},
+    {"log_format", p_enum, offsetof(tsvc_config_t, monitor.log_format), 0, 0, &logfmt_enum},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static void p_services(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base);
+
+/* The sections of the top level that are ours. Their tables double as the
+ * candidates of "did you mean". docker and monitor fill tsvc_config_t
+ * itself (offset 0): their rows carry the full offsets. */
+static const keydef_t top_keys[] = {
+    {"runtime", p_enum, CF(runtime), 0, 0, &runtime_enum},
+    {"docker", p_section, 0, 0, 0, docker_keys},
+    {"monitor", p_section, 0, 0, 0, monitor_keys},
+    {"services", p_services, 0, 0, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static bool is_section(const keydef_t *k) {
+  return k->parse == p_section || k->parse == p_healthcheck || k->parse == p_restart;
+}
+
+/* Top-level keys of Tanuki's own config: passed over silently. */
+static const char *const tanuki_keys[] = {"version", "image", "worktrees", "defaults",
+                                          "network", "project", "name", NULL};
+
+/* ---- sections with checks across keys ---- */
+
+/* The node where a key was set, else the section's node. */
+static const ynode_t *where(const ynode_t *section, const char *key) {
+  const ynode_t *n = ynode_get(section, key);
+  return n ? n : section;
+}
+
+static void p_healthcheck(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  p_section(c, k, v, base);
+  if (v->kind != YN_MAP) return;
+  const tsvc_healthcheck_conf_t *hc = (const void *)((char *)base + k->off);
+  if (hc->timeout >= hc->interval) {
+    char t[32], i[32];
+    const ynode_t *at = ynode_get(v, "timeout") ? where(v, "timeout") : where(v, "interval");
+    WARN(c, at, "%s: timeout (%s) is not below interval (%s); a slow check runs into the next",
+         c->path, tsvc_duration_format(hc->timeout, t, sizeof t),
+         tsvc_duration_format(hc->interval, i, sizeof i));
+  }
+}
+
+static void p_restart(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  p_section(c, k, v, base);
+  if (v->kind != YN_MAP) return;
+  const tsvc_restart_conf_t *r = (const void *)((char *)base + k->off);
+  if (r->backoff > r->max_backoff) {
+    char b[32], m[32];
+    const ynode_t *at = ynode_get(v, "backoff") ? where(v, "backoff") : where(v, "max_backoff");
+    WARN(c, at, "%s: backoff (%s) is greater than max_backoff (%s); max_backoff is used", c->path,
+         tsvc_duration_format(r->backoff, b, sizeof b),
+         tsvc_duration_format(r->max_backoff, m, sizeof m));
+  }
+}
+
+/* ---- services ---- */
+
+static void service_defaults(tsvc_service_conf_t *s) {
+  s->enabled = true;
+  tsvc_healthcheck_conf_t *hc = &s->healthcheck;
+  hc->probe = TSVC_PROBE_AUTO;
+  hc->interval = 10000;
+  hc->timeout = 5000;
+  hc->retries = 3;
+  hc->success_threshold = 1;
+  hc->start_period = 60000;
+  hc->start_interval = 1000;
+  hc->history = 20;
+  hc->expect_status_min = 200;
+  hc->expect_status_max = 399;
+  tsvc_restart_conf_t *r = &s->restart;
+  r->policy = TSVC_POLICY_ON_UNHEALTHY;
+  r->max_restarts = 5;
+  r->window = 10 * 60000;
+  r->backoff = 1000;
+  r->max_backoff = 5 * 60000;
+  r->cooldown = 30 * 60000;
+  r->stop_timeout = 10000;
+}
+
+static void service_free(tsvc_service_conf_t *s) {
+  free(s->name);
+  free(s->image);
+  env_clear(&s->env, &s->env_len);
+  strv_clear(&s->volumes);
+  strv_clear(&s->depends_on);
+  strv_clear(&s->command);
+  strv_clear(&s->healthcheck.command);
+  free(s->healthcheck.address);
+  free(s->healthcheck.path);
+  strv_clear(&s->process.command);
+  env_clear(&s->process.env, &s->process.env_len);
+  free(s->process.workdir);
+}
+
+static void p_services(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  (void)k;
+  (void)base;
+  if (v->kind != YN_MAP) {
+    type_error(c, v, "a mapping of services");
+    return;
+  }
+  bool *dup = check_keys(c, v, "service");
+  if (!dup) return;
+  tsvc_config_t *cfg = c->cfg;
+  size_t cap = v->npairs ? v->npairs : 1;
+  cfg->services = calloc(cap, sizeof *cfg->services);
+  c->svc_nodes = calloc(cap, sizeof *c->svc_nodes);
+  c->svc_keys = calloc(cap, sizeof *c->svc_keys);
+  if (!cfg->services || !c->svc_nodes || !c->svc_keys) {
+    c->oom = true;
+    free(dup);
+    return;
+  }
+  for (size_t i = 0; i < v->npairs; i++) {
+    if (dup[i]) continue;
+    const ynode_t *key = v->pairs[i].key, *val = v->pairs[i].value;
+    if (!valid_name_chars(key->text, true) || key->len == 0 || key->len > 64) {
+      ERR(c, key, "invalid service name \"%s\" (1 to 64 letters, digits, '_', '.', '-'; "
+          "a letter or digit first)", key->text);
+      continue;
+    }
+    if (!ynode_is_null(val) && val->kind != YN_MAP) {
+      char g[64];
+      ERR(c, val, "services.%s: expected a mapping, got %s", key->text, got(val, g, sizeof g));
+      continue;
+    }
+    tsvc_service_conf_t *s = &cfg->services[cfg->nservices];
+    service_defaults(s);
+    s->line = key->line;
+    s->column = key->col;
+    s->name = dup_or_oom(c, key->text);
+    s->healthcheck.path = dup_or_oom(c, "/");
+    if (!s->name || !s->healthcheck.path) {
+      service_free(s);
+      break;
+    }
+    c->svc_nodes[cfg->nservices] = ynode_is_null(val) ? NULL : val;
+    c->svc_keys[cfg->nservices] = key;
+    cfg->nservices++;
+    if (ynode_is_null(val)) continue;
+    size_t old = path_push(c, key->text);
+    walk_map(c, val, service_keys, s);
+    path_pop(c, old);
+  }
+  free(dup);
+}
+
+static ssize_t service_index(const tsvc_config_t *cfg, const char *name) {
+  for (size_t i = 0; i < cfg->nservices; i++)
+    if (strcmp(cfg->services[i].name, name) == 0) return (ssize_t)i;
+  return -1;
+}
+
+/* The depends_on list item of service i that names dep (for positions). */
+static const ynode_t *dep_node(ctx_t *c, size_t i, const char *dep) {
+  const ynode_t *list = ynode_get(c->svc_nodes[i], "depends_on");
+  if (list && list->kind == YN_SEQ)
+    for (size_t j = 0; j < list->nitems; j++)
+      if (list->items[j]->kind == YN_SCALAR && strcmp(list->items[j]->text, dep) == 0)
+        return list->items[j];
+  return list ? list : c->svc_keys[i];
+}
+
+static void check_depends_on(ctx_t *c) {
+  tsvc_config_t *cfg = c->cfg;
+  size_t n = cfg->nservices;
+  if (n == 0) return;
+  const char **names = calloc(n + 1, sizeof *names);
+  if (!names) {
+    c->oom = true;
+    return;
+  }
+  for (size_t i = 0; i < n; i++) names[i] = cfg->services[i].name;
+  for (size_t i = 0; i < n; i++) {
+    const tsvc_strv_t *d = &cfg->services[i].depends_on;
+    for (size_t j = 0; j < d->n; j++) {
+      if (service_index(cfg, d->v[j]) >= 0) continue;
+      const char *hint = did_you_mean(d->v[j], names);
+      const ynode_t *at = dep_node(c, i, d->v[j]);
+      if (hint)
+        ERR(c, at, "services.%s.depends_on: no service named \"%s\"; did you mean \"%s\"?",
+            names[i], d->v[j], hint);
+      else
+        ERR(c, at, "services.%s.depends_on: no service named \"%s\"", names[i], d->v[j]);
+    }
+  }
+  free(names);
+
+  /* Cycles: an iterative depth-first search; a back edge closes a cycle,
+   * which is named from its first service round to it again. */
+  enum { WHITE, GRAY, BLACK };
+  unsigned char *color = calloc(n, 1);
+  size_t *stack = calloc(n, sizeof *stack);
+  size_t *edge = calloc(n, sizeof *edge);
+  if (!color || !stack || !edge) {
+    c->oom = true;
+    goto out;
+  }
+  for (size_t root = 0; root < n; root++) {
+    if (color[root] != WHITE) continue;
+    size_t sp = 0;
+    stack[sp] = root;
+    edge[sp] = 0;
+    color[root] = GRAY;
+    sp++;
+    while (sp > 0) {
+      size_t u = stack[sp - 1];
+      const tsvc_strv_t *d = &cfg->services[u].depends_on;
+      if (edge[sp - 1] == d->n) {
+        color[u] = BLACK;
+        sp--;
+        continue;
+      }
+      const char *dep = d->v[edge[sp - 1]++];
+      ssize_t w = service_index(cfg, dep);
+      if (w < 0) continue;
+      if (color[w] == WHITE) {
+        color[w] = GRAY;
+        stack[sp] = (size_t)w;
+        edge[sp] = 0;
+        sp++;
+      } else if (color[w] == GRAY) {
+        size_t from = sp - 1;
+        while (stack[from] != (size_t)w) from--;
+        tsvc_buf_t b;
+        tsvc_buf_init(&b, 4096);
+        for (size_t s = from; s < sp; s++)
+          tsvc_buf_addf(&b, "%s -> ", cfg->services[stack[s]].name);
+        tsvc_buf_addf(&b, "%s", cfg->services[w].name);
+        size_t next = from + 1 < sp ? stack[from + 1] : (size_t)w;
+        const ynode_t *at = dep_node(c, (size_t)w, cfg->services[next].name);
+        ERR(c, at, "services.%s.depends_on: dependency cycle: %s", cfg->services[w].name,
+            b.data ? b.data : "");
+        tsvc_buf_free(&b);
+      }
+    }
+  }
+out:
+  free(color);
+  free(stack);
+  free(edge);
+}
+
+/* A built-in process recipe exists for postgres and redis (DESIGN.md 6). */
+static bool has_recipe(const tsvc_service_conf_t *s) {
+  const char *names[] = {s->name, s->image};
+  for (size_t i = 0; i < 2; i++) {
+    if (!names[i]) continue;
+    const char *base = strrchr(names[i], '/');
+    base = base ? base + 1 : names[i];
+    if (strncmp(base, "postgres", 8) == 0 || strncmp(base, "redis", 5) == 0) return true;
+  }
+  return false;
+}
+
+/* Can the service be started at all by the runtime it will get? */
+static void check_startable(ctx_t *c) {
+  tsvc_config_t *cfg = c->cfg;
+  for (size_t i = 0; i < cfg->nservices; i++) {
+    const tsvc_service_conf_t *s = &cfg->services[i];
+    if (s->external || !s->enabled) continue;
+    const ynode_t *at = c->svc_keys[i];
+    bool proc = s->process.command.n > 0 || has_recipe(s);
+    switch (cfg->runtime) {
+      case TSVC_RUNTIME_DOCKER:
+        if (!s->image)
+          ERR(c, at, "services.%s: no image (runtime: docker needs one, unless external: true)",
+              s->name);
+        break;
+      case TSVC_RUNTIME_PROCESS:
+        if (!proc)
+          ERR(c, at, "services.%s: no process.command and no built-in recipe (postgres, redis) "
+              "for runtime: process", s->name);
+        break;
+      case TSVC_RUNTIME_AUTO:
+        if (!s->image && !proc)
+          ERR(c, at, "services.%s: no image and no process.command; set one, or external: true",
+              s->name);
+        break;
+    }
+  }
+}
+
+/* Passes over a top-level key that is not ours; warns when it looks like a
+ * misspelling of one of ours rather than a section of Tanuki's. */
+static void other_top_key(ctx_t *c, const ynode_t *key, const ynode_t *val) {
+  if (strcmp(key->text, "network") == 0) {
+    const ynode_t *name = ynode_get(val, "name");
+    if (name && name->kind == YN_SCALAR && !ynode_is_null(name) && name->len > 0)
+      c->network_name = name->text;
+    return;
+  }
+  for (size_t i = 0; tanuki_keys[i]; i++)
+    if (strcmp(key->text, tanuki_keys[i]) == 0) return;
+  const char *ours[TSVC_ARRAY_LEN(top_keys)];
+  for (size_t i = 0; i < TSVC_ARRAY_LEN(top_keys); i++) ours[i] = top_keys[i].name;
+  const char *hint = did_you_mean(key->text, ours);
+  if (hint)
+    WARN(c, key, "top-level key \"%s\" is not a tanuki-svc section and is passed over; "
+         "did you mean \"%s\"?", key->text, hint);
+}
+
+static int finish_defaults(ctx_t *c) {
+  tsvc_config_t *cfg = c->cfg;
+  if (!c->docker_host_set) {
+    const char *env = getenv("DOCKER_HOST");
+    set_string(c, &cfg->docker.host, env && *env ? env : "unix:///var/run/docker.sock");
+  }
+  if (!c->docker_network_set)
+    set_string(c, &cfg->docker.network, c->network_name ? c->network_name : "tanuki-net");
+  return c->oom ? TSVC_ENOMEM : 0;
+}
+
+static void load_tree(ctx_t *c, const ynode_t *root) {
+  if (!root || ynode_is_null(root)) return;
+  if (root->kind != YN_MAP) {
+    ERR(c, root, "the top level must be a mapping of sections (services, runtime, docker, "
+        "monitor), got %s", ynode_kind_name(root));
+    return;
+  }
+  bool *dup = check_keys(c, root, "key");
+  if (!dup) return;
+  for (size_t i = 0; i < root->npairs; i++) {
+    if (dup[i]) continue;
+    const ynode_t *key = root->pairs[i].key, *val = root->pairs[i].value;
+    const keydef_t *k = find_key(top_keys, key->text);
+    if (!k) {
+      other_top_key(c, key, val);
+      continue;
+    }
+    if (ynode_is_null(val)) continue;
+    size_t old = path_push(c, k->name);
+    k->parse(c, k, val, c->cfg);
+    path_pop(c, old);
+  }
+  free(dup);
+  check_depends_on(c);
+  check_startable(c);
+}
+
+/* ---- public ---- */
+
+void tsvc_config_free(tsvc_config_t *cfg) {
+  if (!cfg) return;
+  for (size_t i = 0; i < cfg->nservices; i++) service_free(&cfg->services[i]);
+  free(cfg->services);
+  free(cfg->path);
+  free(cfg->docker.host);
+  free(cfg->docker.network);
+  free(cfg->docker.container_prefix);
+  free(cfg->monitor.socket);
+  free(cfg->monitor.listen);
+  free(cfg);
+}
+
+int tsvc_config_load_string(const char *name, const char *text, size_t len,
+                            tsvc_config_t **out, tsvc_diag_t *diag) {
+  *out = NULL;
+  if (!name) name = "<string>";
+  size_t errors_before = diag->nerrors;
+  ytree_t tree;
+  int rc = ytree_parse(&tree, name, text, len, diag);
+  if (rc) {
+    ytree_free(&tree);
+    return rc;
+  }
+  ctx_t c;
+  memset(&c, 0, sizeof c);
+  c.file = name;
+  c.d = diag;
+  c.cfg = calloc(1, sizeof *c.cfg);
+  if (!c.cfg) {
+    ytree_free(&tree);
+    return TSVC_ENOMEM;
+  }
+  tsvc_config_t *cfg = c.cfg;
+  cfg->runtime = TSVC_RUNTIME_AUTO;
+  cfg->monitor.log_format = TSVC_LOGFMT_TEXT;
+  cfg->path = dup_or_oom(&c, name);
+  cfg->docker.container_prefix = dup_or_oom(&c, "tanuki-svc-");
+  cfg->monitor.socket = dup_or_oom(&c, ".tanuki/tanuki-svc.sock");
+  load_tree(&c, tree.root);
+  rc = finish_defaults(&c);
+  free(c.svc_nodes);
+  free(c.svc_keys);
+  ytree_free(&tree);
+  if (!rc && diag->nerrors > errors_before) rc = TSVC_ECONFIG;
+  if (rc) {
+    tsvc_config_free(cfg);
+    return rc;
+  }
+  *out = cfg;
+  return 0;
+}
+
+int tsvc_config_load(const char *path, tsvc_config_t **out, tsvc_diag_t *diag) {
+  *out = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    int e = errno;
+    if (diag_add(diag, path, 0, 0, DIAG_ERROR, "cannot open: %s", strerror(e)))
+      return TSVC_ENOMEM;
+    return TSVC_EIO;
+  }
+  tsvc_buf_t b;
+  tsvc_buf_init(&b, MAX_FILE_SIZE);
+  char chunk[8192];
+  int rc = 0;
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    if ((rc = tsvc_buf_add(&b, chunk, n))) break;
+  }
+  bool readerr = ferror(f);
+  fclose(f);
+  if (rc == TSVC_EINVAL) {
+    tsvc_buf_free(&b);
+    if (diag_add(diag, path, 0, 0, DIAG_ERROR, "file is larger than %u MiB",
+                 MAX_FILE_SIZE / (1024 * 1024)))
+      return TSVC_ENOMEM;
+    return TSVC_ECONFIG;
+  }
+  if (rc) {
+    tsvc_buf_free(&b);
+    return rc;
+  }
+  if (readerr) {
+    tsvc_buf_free(&b);
+    if (diag_add(diag, path, 0, 0, DIAG_ERROR, "read error")) return TSVC_ENOMEM;
+    return TSVC_EIO;
+  }
+  rc = tsvc_config_load_string(path, b.data ? b.data : "", b.len, out, diag);
+  tsvc_buf_free(&b);
+  return rc;
+}
+
+const tsvc_service_conf_t *tsvc_config_service(const tsvc_config_t *cfg, const char *name) {
+  if (!cfg || !name) return NULL;
+  ssize_t i = service_index(cfg, name);
+  return i < 0 ? NULL : &cfg->services[i];
+}
