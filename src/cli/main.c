@@ -12,9 +12,9 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
+    {"config", cmd_config, "validate or show tanuki.yaml"},
     {"check", cmd_check, "run one probe of a service now (exit 0 healthy, 1 not)"},
     {"version", cmd_version, "print the version"},
-    {"config", cmd_config, "validate or show tanuki.yaml"},
 };
 
 void cli_err(const char *fmt, ...) {
