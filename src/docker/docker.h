@@ -253,6 +253,7 @@ int tsvc_docker_exec_kill(tsvc_docker_t *d, const char *exec_id, tsvc_docker_cb 
  * exit code), exit_code, pid, data/len/truncated = its last output bytes.
  * A kill that cannot be done, or a process that outlives its kill by 5 s,
  * ends the request with TSVC_ETIMEDOUT (the process may still run then).
+ * Cancelling the request does not kill the command: give it a timeout.
  */
 int tsvc_docker_exec_run(tsvc_docker_t *d, const char *container, const char *const *argv,
                          int timeout_ms, tsvc_docker_cb cb, void *data,
