@@ -247,6 +247,32 @@ char *tu_read_file(const char *path, long offset) {
   return s;
 }
 
+int tu_group_alive(pid_t pgid) {
+  glob_t g;
+  int n = 0;
+  if (glob("/proc/[0-9]*/stat", 0, NULL, &g) != 0) return 0;
+  for (size_t i = 0; i < g.gl_pathc; i++) {
+    char *s = tu_read_file(g.gl_pathv[i], 0);
+    if (!s) continue;
+    char *rp = strrchr(s, ')');
+    char state = 0;
+    long ppid = 0, pgrp = 0, pid = strtol(s, NULL, 10);
+    if (rp && sscanf(rp + 1, " %c %ld %ld", &state, &ppid, &pgrp) == 3 && state != 'Z' &&
+        state != 'X' && (pgrp == pgid || pid == pgid))
+      n++;
+    free(s);
+  }
+  globfree(&g);
+  return n;
+}
+
+int tu_group_wait_gone(pid_t pgid, int ms) {
+  int64_t end = now_ms() + ms;
+  int n;
+  while ((n = tu_group_alive(pgid)) > 0 && now_ms() < end) tu_sleep_ms(5);
+  return n;
+}
+
 /* ---- postgres ----------------------------------------------------------- */
 
 static bool find_pg_bindir(char *out, size_t len) {

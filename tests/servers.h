@@ -48,6 +48,12 @@ long tu_file_size(const char *path);
 /* Contents of a file from offset (malloc'd, NUL-terminated) or NULL. */
 char *tu_read_file(const char *path, long offset);
 
+/* Processes (not zombies) in process group pgid, by /proc; also counts a
+ * process whose pid is pgid. */
+int tu_group_alive(pid_t pgid);
+/* Wait up to ms for tu_group_alive(pgid) to reach 0. Returns the last count. */
+int tu_group_wait_gone(pid_t pgid, int ms);
+
 /* ---- postgres ----------------------------------------------------------- */
 
 typedef struct {
