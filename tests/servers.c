@@ -551,7 +551,13 @@ static int fake_wait(tu_fake_t *f, int fd, short ev) {
 static ssize_t fake_read(tu_fake_t *f, int fd) {
   char buf[4096];
   ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-  if (n > 0) f->received += (uint64_t)n;
+  if (n > 0) {
+    f->received += (uint64_t)n;
+    size_t c = (size_t)n < sizeof f->req - 1 - f->req_len ? (size_t)n : sizeof f->req - 1 - f->req_len;
+    memcpy(f->req + f->req_len, buf, c);
+    f->req_len += c;
+    f->req[f->req_len] = '\0';
+  }
   return n;
 }
 
@@ -600,13 +606,13 @@ static void fake_serve(tu_fake_t *f, int fd) {
       size_t total = 10u << 20;
       char *chunk = malloc(65536);
       if (!chunk) break;
-      for (size_t i = 0; i < 65536; i++) chunk[i] = (char)("\x07garbage\xff"[i % 9]);
+      memset(chunk, 'a', 65536);
       if (f->reply) memcpy(chunk, f->reply, f->reply_len < 65536 ? f->reply_len : 65536);
       uint64_t before;
       do {
         before = f->sent;
         fake_send_all(f, fd, chunk, 65536);
-        if (f->reply) memset(chunk, 'x', f->reply_len < 65536 ? f->reply_len : 65536);
+        if (f->reply) memset(chunk, 'a', f->reply_len < 65536 ? f->reply_len : 65536);
       } while (f->sent - before == 65536 && f->sent < total);
       free(chunk);
       fake_hold(f, fd);

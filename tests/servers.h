@@ -111,7 +111,8 @@ typedef enum {
   TU_FAKE_HANG,    /* accept, read, never answer */
   TU_FAKE_REPLY,   /* after the first bytes arrive, send reply, then hold */
   TU_FAKE_REPLY_CLOSE, /* same, then close */
-  TU_FAKE_FLOOD,   /* send 10 MiB (or until the peer goes away) */
+  TU_FAKE_FLOOD,   /* send reply (if any) then 'a's: 10 MiB in all, or
+                      until the peer goes away */
   TU_FAKE_CLOSE,   /* accept and close at once */
   TU_FAKE_RST      /* accept and reset (SO_LINGER 0) */
 } tu_fake_mode_t;
@@ -129,6 +130,8 @@ typedef struct {
   int accepted;
   uint64_t sent;
   uint64_t received;
+  char req[2048]; /* the first bytes received, NUL-terminated */
+  size_t req_len;
 } tu_fake_t;
 
 /* Listen on 127.0.0.1:ephemeral and serve connections in a thread. 0/-1. */
