@@ -256,7 +256,7 @@ static void gives_up_after_max_restarts(void **st) {
   tsvc_status_clear(&s);
   /* A person's restart always goes through and clears failed. */
   f.rt->fail_ops = 0;
-  assert_int_equal(tsvc_monitor_user_restart(f.mon, "db"), 0);
+  assert_int_equal(tsvc_monitor_user_restart(f.mon, "db", NULL, NULL), 0);
   run_for(&f, 300);
   assert_int_equal(recrt_count(f.rt, "restart", "db"), 4);
   assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
@@ -269,7 +269,7 @@ static void stopped_stays_stopped(void **st) {
   fx_t f;
   fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
   run_for(&f, 300);
-  assert_int_equal(tsvc_monitor_user_stop(f.mon, "db"), 0);
+  assert_int_equal(tsvc_monitor_user_stop(f.mon, "db", NULL, NULL), 0);
   run_for(&f, 500);
   assert_int_equal(recrt_count(f.rt, "stop", "db"), 1);
   assert_false(recrt_is_running(f.rt, "db"));
@@ -280,10 +280,10 @@ static void stopped_stays_stopped(void **st) {
   assert_int_equal(recrt_count(f.rt, "restart", "db"), 0);
   assert_int_equal(tsvc_monitor_check_now(f.mon, "db"), TSVC_ESTATE);
   /* Start again by hand. */
-  assert_int_equal(tsvc_monitor_user_start(f.mon, "db"), 0);
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "db", NULL, NULL), 0);
   run_for(&f, 300);
   assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
-  assert_int_equal(tsvc_monitor_user_start(f.mon, "nope"), TSVC_ENOENT);
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "nope", NULL, NULL), TSVC_ENOENT);
   fx_teardown(&f);
 }
 
@@ -302,7 +302,7 @@ static void runtime_down_nothing_restarted(void **st) {
   run_for(&f, 500);
   assert_int_equal(recrt_count(f.rt, "restart", NULL), 0);
   assert_int_equal(recrt_count(f.rt, "inspect", NULL), inspects); /* no checks */
-  assert_int_equal(tsvc_monitor_user_restart(f.mon, "db"), TSVC_EUNREACH);
+  assert_int_equal(tsvc_monitor_user_restart(f.mon, "db", NULL, NULL), TSVC_EUNREACH);
   tsvc_monitor_runtime_event(f.mon, TSVC_RT_EV_UP, NULL, NULL);
   run_for(&f, 500);
   assert_int_equal(state_of(&f, "cache"), TSVC_STATE_HEALTHY);

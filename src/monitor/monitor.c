@@ -17,6 +17,14 @@ typedef struct {
   struct svc_s *svc;
 } ctx_t;
 
+/* Someone waiting for the runtime operation in flight. */
+typedef struct waiter_s {
+  tsvc_mon_done_cb cb;
+  void *data;
+  uint64_t id;
+  struct waiter_s *next;
+} waiter_t;
+
 typedef struct svc_s {
   tsvc_monitor_t *m;
   const tsvc_service_conf_t *conf; /* borrowed */
@@ -31,6 +39,8 @@ typedef struct svc_s {
   tsvc_ms_t lateness;       /* of the check the last step started */
   tsvc_ms_t check_lateness; /* of the check in flight */
   ctx_t *op;              /* runtime start/stop/restart in flight */
+  waiter_t *waiters;      /* told when op is done */
+  uint64_t waiter_seq;
   ctx_t *info;            /* runtime inspection for status in flight */
   /* The published status; written on the loop under m->mu. */
   tsvc_status_t st;
@@ -253,12 +263,27 @@ static void arm(svc_t *s) {
   uv_timer_start(&s->timer, timer_cb, (uint64_t)(d > now ? d - now : 0), 0);
 }
 
+/* Tell everyone waiting for the operation in flight how it ended. */
+static void wake_waiters(svc_t *s, int status, const char *msg) {
+  waiter_t *w = s->waiters;
+  s->waiters = NULL;
+  while (w) {
+    waiter_t *next = w->next;
+    w->cb(status, msg, w->data);
+    free(w);
+    w = next;
+  }
+}
+
 static void op_cb(int status, const char *msg, void *data) {
   ctx_t *c = data;
   svc_t *s = c->svc;
   free(c);
   if (!s) return; /* the service went away meanwhile */
   s->op = NULL;
+  /* Copy: the message is only valid during this callback. */
+  char why[256];
+  tsvc_strlcpy(why, status ? (msg && *msg ? msg : tsvc_strerror(status)) : "", sizeof why);
   tsvc_health_event_t ev = {.now = (tsvc_ms_t)uv_now(s->m->loop)};
   if (status) {
     ev.type = TSVC_HEV_OP_FAILED;
@@ -268,6 +293,7 @@ static void op_cb(int status, const char *msg, void *data) {
     set_running(s, s->h.op != TSVC_OP_STOP);
   }
   feed(s, &ev, NULL);
+  wake_waiters(s, status, why);
 }
 
 static void info_cb(int status, const char *msg, const tsvc_rt_info_t *info, void *data) {
@@ -323,6 +349,7 @@ static void run_op(svc_t *s, unsigned act) {
                               .now = (tsvc_ms_t)uv_now(s->m->loop),
                               .message = msg};
     feed(s, &ev, NULL);
+    wake_waiters(s, rc, msg);
   }
 }
 
@@ -543,6 +570,7 @@ static void svc_close(svc_t *s) {
   }
   if (s->op) s->op->svc = NULL;
   if (s->info) s->info->svc = NULL;
+  wake_waiters(s, TSVC_ESTATE, "the monitor stopped watching this service");
   s->op = s->info = NULL;
   uv_timer_stop(&s->timer);
   uv_close((uv_handle_t *)&s->timer, svc_timer_closed);
@@ -595,31 +623,58 @@ int tsvc_monitor_update(tsvc_monitor_t *m, const tsvc_service_conf_t *conf) {
   return 0;
 }
 
-static int user_event(tsvc_monitor_t *m, const char *name, tsvc_health_event_type_t type) {
+static int user_event(tsvc_monitor_t *m, const char *name, tsvc_health_event_type_t type,
+                      tsvc_mon_done_cb cb, void *data) {
   svc_t *s = find(m, name);
   if (!s) return TSVC_ENOENT;
+  waiter_t *w = NULL;
+  uint64_t id = 0;
+  if (cb) {
+    if (!(w = malloc(sizeof *w))) return TSVC_ENOMEM;
+    w->cb = cb;
+    w->data = data;
+    w->id = id = ++s->waiter_seq;
+    /* Queued first, so that an operation that fails inside feed() tells it. */
+    w->next = s->waiters;
+    s->waiters = w;
+  }
   tsvc_health_event_t ev = {.type = type, .now = (tsvc_ms_t)uv_now(m->loop)};
   int rc = 0;
   feed(s, &ev, &rc);
+  if (id && (rc || !s->op)) {
+    /* Refused, or nothing in flight to wait for: unhook our waiter if it is
+       still queued (it may have been told, and freed, already). */
+    for (waiter_t **pp = &s->waiters; *pp; pp = &(*pp)->next) {
+      if ((*pp)->id != id) continue;
+      w = *pp;
+      *pp = w->next;
+      if (!rc) cb(0, "", data);
+      free(w);
+      break;
+    }
+  }
   return rc;
 }
 
 int tsvc_monitor_started(tsvc_monitor_t *m, const char *name) {
   svc_t *s = find(m, name);
   if (s) set_running(s, true);
-  return user_event(m, name, TSVC_HEV_STARTED);
+  return user_event(m, name, TSVC_HEV_STARTED, NULL, NULL);
 }
 
-int tsvc_monitor_user_start(tsvc_monitor_t *m, const char *name) {
-  return user_event(m, name, TSVC_HEV_USER_START);
+int tsvc_monitor_user_start(tsvc_monitor_t *m, const char *name, tsvc_mon_done_cb cb,
+                            void *data) {
+  return user_event(m, name, TSVC_HEV_USER_START, cb, data);
 }
 
-int tsvc_monitor_user_stop(tsvc_monitor_t *m, const char *name) {
-  return user_event(m, name, TSVC_HEV_USER_STOP);
+int tsvc_monitor_user_stop(tsvc_monitor_t *m, const char *name, tsvc_mon_done_cb cb,
+                           void *data) {
+  return user_event(m, name, TSVC_HEV_USER_STOP, cb, data);
 }
 
-int tsvc_monitor_user_restart(tsvc_monitor_t *m, const char *name) {
-  return user_event(m, name, TSVC_HEV_USER_RESTART);
+int tsvc_monitor_user_restart(tsvc_monitor_t *m, const char *name, tsvc_mon_done_cb cb,
+                              void *data) {
+  return user_event(m, name, TSVC_HEV_USER_RESTART, cb, data);
 }
 
 int tsvc_monitor_check_now(tsvc_monitor_t *m, const char *name) {

@@ -75,11 +75,25 @@ int tsvc_monitor_watch_runtime(tsvc_monitor_t *m);
 void tsvc_monitor_runtime_event(tsvc_monitor_t *m, tsvc_rt_event_type_t type,
                                 const char *service, const char *msg);
 
-/* A person's start / stop / restart. Returns 0, TSVC_ENOENT, TSVC_EBUSY,
-   TSVC_ESTATE (start of a running service), TSVC_EUNREACH (runtime down). */
-int tsvc_monitor_user_start(tsvc_monitor_t *m, const char *name);
-int tsvc_monitor_user_stop(tsvc_monitor_t *m, const char *name);
-int tsvc_monitor_user_restart(tsvc_monitor_t *m, const char *name);
+/* Told when the runtime operation a person asked for is done: status 0, or
+   the error and the runtime's message. */
+typedef void (*tsvc_mon_done_cb)(int status, const char *msg, void *data);
+
+/*
+ * A person's start / stop / restart. Returns 0, TSVC_ENOENT, TSVC_EBUSY,
+ * TSVC_ESTATE (start of a running service), TSVC_EUNREACH (runtime down);
+ * then cb (may be NULL) is never called. On 0, cb is called once the
+ * operation is done: later, from the loop; or at once, inside this call,
+ * when there was nothing to do (stop of a stopped service) or the runtime
+ * refused the operation outright. A restart asked for while one is in flight
+ * joins it. Services removed or a monitor closed meanwhile: TSVC_ESTATE.
+ */
+int tsvc_monitor_user_start(tsvc_monitor_t *m, const char *name, tsvc_mon_done_cb cb,
+                            void *data);
+int tsvc_monitor_user_stop(tsvc_monitor_t *m, const char *name, tsvc_mon_done_cb cb,
+                           void *data);
+int tsvc_monitor_user_restart(tsvc_monitor_t *m, const char *name, tsvc_mon_done_cb cb,
+                              void *data);
 
 /* Check now (the scheduled check moves here). 0, TSVC_ENOENT, or TSVC_EBUSY
    when a check is already in flight, TSVC_ESTATE when not checked now. */
