@@ -455,6 +455,58 @@ static void exec_probe_on_host(void **st) {
   fx_teardown(&f);
 }
 
+typedef struct {
+  int calls;
+  int status;
+  char msg[128];
+} done_t;
+
+static void done_cb(int status, const char *msg, void *data) {
+  done_t *d = data;
+  d->calls++;
+  d->status = status;
+  snprintf(d->msg, sizeof d->msg, "%s", msg ? msg : "");
+}
+
+/* A person's operations report how they ended, with the runtime's words. */
+static void person_ops_report_completion(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
+  run_for(&f, 300);
+  f.rt->op_delay_ms = 50;
+  done_t stop1 = {0}, stop2 = {0}, start = {0}, r1 = {0}, r2 = {0}, busy = {0};
+  assert_int_equal(tsvc_monitor_user_stop(f.mon, "db", done_cb, &stop1), 0);
+  assert_int_equal(stop1.calls, 0); /* in flight */
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "db", done_cb, &busy), TSVC_EBUSY);
+  run_for(&f, 100);
+  assert_int_equal(stop1.calls, 1);
+  assert_int_equal(stop1.status, 0);
+  /* Nothing to do: told at once. */
+  assert_int_equal(tsvc_monitor_user_stop(f.mon, "db", done_cb, &stop2), 0);
+  assert_int_equal(stop2.calls, 1);
+  assert_int_equal(stop2.status, 0);
+  /* A start the runtime fails: the error and its message. */
+  f.rt->fail_ops = 1;
+  snprintf(f.rt->fail_msg, sizeof f.rt->fail_msg, "port is already allocated");
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "db", done_cb, &start), 0);
+  run_for(&f, 100);
+  assert_int_equal(start.calls, 1);
+  assert_int_equal(start.status, TSVC_ERUNTIME);
+  assert_string_equal(start.msg, "port is already allocated");
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_STOPPED);
+  /* Two restarts at once: the second joins the first; both are told. */
+  assert_int_equal(tsvc_monitor_user_restart(f.mon, "db", done_cb, &r1), 0);
+  assert_int_equal(tsvc_monitor_user_restart(f.mon, "db", done_cb, &r2), 0);
+  run_for(&f, 100);
+  assert_int_equal(recrt_count(f.rt, "restart", "db"), 1);
+  assert_int_equal(r1.calls, 1);
+  assert_int_equal(r2.calls, 1);
+  assert_int_equal(r1.status, 0);
+  assert_int_equal(busy.calls, 0); /* refused calls are never told */
+  fx_teardown(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(reaches_healthy_and_logs_changes_only),
@@ -469,6 +521,7 @@ int main(void) {
       cmocka_unit_test(snapshots_from_another_thread),
       cmocka_unit_test(disabled_never_checked),
       cmocka_unit_test(exec_probe_on_host),
+      cmocka_unit_test(person_ops_report_completion),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
