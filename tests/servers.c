@@ -210,6 +210,12 @@ bool tu_port_open(int port) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+  /* Connecting to a free ephemeral port can meet itself (TCP simultaneous
+   * open) when the kernel picks that same port as the source. */
+  struct sockaddr_in me;
+  socklen_t l = sizeof me;
+  if (ok && getsockname(fd, (struct sockaddr *)&me, &l) == 0 && me.sin_port == a.sin_port)
+    ok = false;
   close(fd);
   return ok;
 }
@@ -273,20 +279,34 @@ int tu_group_wait_gone(pid_t pgid, int ms) {
   return n;
 }
 
-void tu_time_wait(int port, int *server_side, int *client_side) {
-  *server_side = *client_side = 0;
-  tu_sleep_ms(200); /* let connections closed just before reach TIME_WAIT */
+void tu_tw_snapshot(int port, tu_tw_t *tw) {
+  tw->n = 0;
+  tu_sleep_ms(200);
   FILE *f = fopen("/proc/net/tcp", "r");
   if (!f) return;
   char line[512];
-  while (fgets(line, sizeof line, f)) {
+  while (fgets(line, sizeof line, f) && tw->n < TSVC_ARRAY_LEN(tw->key)) {
     unsigned la, lp, ra, rp, st;
     if (sscanf(line, " %*d: %x:%x %x:%x %x", &la, &lp, &ra, &rp, &st) != 5) continue;
-    if (st != 0x06) continue; /* TCP_TIME_WAIT */
-    if ((int)lp == port) (*server_side)++;
-    if ((int)rp == port) (*client_side)++;
+    if (st != 0x06 || ((int)lp != port && (int)rp != port)) continue; /* TCP_TIME_WAIT */
+    tw->key[tw->n] = ((uint64_t)(la ^ ra) << 32) | ((uint64_t)lp << 16) | rp;
+    tw->server_side[tw->n] = (int)lp == port;
+    tw->n++;
   }
   fclose(f);
+}
+
+void tu_tw_new(const tu_tw_t *before, const tu_tw_t *now, int *server_side, int *client_side) {
+  *server_side = *client_side = 0;
+  for (size_t i = 0; i < now->n; i++) {
+    bool seen = false;
+    for (size_t j = 0; j < before->n && !seen; j++) seen = before->key[j] == now->key[i];
+    if (seen) continue;
+    if (now->server_side[i])
+      (*server_side)++;
+    else
+      (*client_side)++;
+  }
 }
 
 /* ---- postgres ----------------------------------------------------------- */
@@ -514,16 +534,13 @@ int tu_redis_start(tu_redis_t *r, const char *const extra[]) {
   args[n] = NULL;
   r->pid = tu_spawn(args, false, NULL);
   free(logfile);
-  if (r->pid < 0) return -1;
   int64_t end = now_ms() + 10000;
-  while (now_ms() < end) {
+  while (r->pid > 0 && now_ms() < end) {
     if (tu_port_open(r->port)) return 0;
-    if (waitpid(r->pid, NULL, WNOHANG) == r->pid) {
-      r->pid = -1;
-      return -1;
-    }
+    if (waitpid(r->pid, NULL, WNOHANG) == r->pid) r->pid = -1;
     tu_sleep_ms(20);
   }
+  tu_redis_stop(r);
   return -1;
 }
 

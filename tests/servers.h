@@ -54,11 +54,19 @@ int tu_group_alive(pid_t pgid);
 /* Wait up to ms for tu_group_alive(pgid) to reach 0. Returns the last count. */
 int tu_group_wait_gone(pid_t pgid, int ms);
 
-/* Count IPv4 TCP sockets in TIME_WAIT on 127.0.0.1 involving port: on the
- * server side (local port == port: the server closed first) and on the
- * client side (remote port == port: the client closed first). Waits 200 ms
- * first so that connections being closed settle. */
-void tu_time_wait(int port, int *server_side, int *client_side);
+/* The IPv4 TCP connections in TIME_WAIT that involve a port. */
+typedef struct {
+  size_t n;
+  uint64_t key[8192]; /* local addr:port, remote addr:port */
+  bool server_side[8192];
+} tu_tw_t;
+/* Snapshot them (after 200 ms, so that connections closed just before
+ * settle). */
+void tu_tw_snapshot(int port, tu_tw_t *tw);
+/* Count those in now that were not in before: on the server side (local
+ * port == port: the server closed first) and on the client side (remote
+ * port == port: the client closed first). */
+void tu_tw_new(const tu_tw_t *before, const tu_tw_t *now, int *server_side, int *client_side);
 
 /* ---- postgres ----------------------------------------------------------- */
 

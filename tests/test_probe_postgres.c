@@ -31,12 +31,14 @@ static int setup(void **st) {
     skip_all = true;
     return 0;
   }
-  if (tu_pg_setup(&pg, hba) != 0) return -1;
-  if (tu_pg_sql(&pg, "CREATE ROLE tanuki LOGIN PASSWORD 'tanuki'") != 0 ||
+  if (tu_pg_setup(&pg, hba) != 0 ||
+      tu_pg_sql(&pg, "CREATE ROLE tanuki LOGIN PASSWORD 'tanuki'") != 0 ||
       tu_pg_sql(&pg, "CREATE DATABASE tanuki_dev OWNER tanuki") != 0 ||
       tu_pg_sql(&pg, "CREATE ROLE tanuki_pw LOGIN PASSWORD 'right'") != 0 ||
-      tu_pg_sql(&pg, "CREATE ROLE rejected LOGIN") != 0)
+      tu_pg_sql(&pg, "CREATE ROLE rejected LOGIN") != 0) {
+    tu_pg_free(&pg); /* the group teardown does not run when setup fails */
     return -1;
+  }
   return 0;
 }
 
@@ -188,25 +190,27 @@ static void hostname(void **st) {
 static void time_wait_side(void **st) {
   (void)st;
   SKIP_IF_NO_SERVER();
-  int srv0, cli0, srv1, cli1, srv2, cli2;
-  tu_time_wait(pg.port, &srv0, &cli0);
+  static tu_tw_t s0, s1, s2;
+  tu_tw_snapshot(pg.port, &s0);
   tu_probe_out_t o;
   for (int i = 0; i < 20; i++) {
     probe("tanuki", "tanuki_dev", &o);
     assert_int_equal(o.res.result, TSVC_RESULT_OK);
   }
-  tu_time_wait(pg.port, &srv1, &cli1);
+  tu_tw_snapshot(pg.port, &s1);
   for (int i = 0; i < 20; i++) {
     probe("tanuki_pw", "tanuki_dev", &o);
     assert_int_equal(o.res.result, TSVC_RESULT_OK);
   }
-  tu_time_wait(pg.port, &srv2, &cli2);
+  tu_tw_snapshot(pg.port, &s2);
+  int srv1, cli1, srv2, cli2;
+  tu_tw_new(&s0, &s1, &srv1, &cli1);
+  tu_tw_new(&s1, &s2, &srv2, &cli2);
   print_message("TIME_WAIT, 20 trust checks: server +%d probe +%d; 20 SCRAM checks: "
-                "server +%d probe +%d\n",
-                srv1 - srv0, cli1 - cli0, srv2 - srv1, cli2 - cli1);
-  assert_int_equal(cli1 - cli0, 0);
-  assert_true(srv1 - srv0 >= 20);
-  assert_true(cli2 - cli1 >= 20);
+                "server +%d probe +%d\n", srv1, cli1, srv2, cli2);
+  assert_int_equal(cli1, 0);
+  assert_true(srv1 >= 18); /* loopback may reuse a 4-tuple now and then */
+  assert_true(cli2 >= 18);
 }
 
 /* Many probes at once on one loop. */
