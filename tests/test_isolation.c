@@ -40,16 +40,39 @@ static void observer(const tsvc_mon_event_t *e, void *data) {
 
 static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
 
-static void slow_peer_delays_nobody(void **st) {
-  (void)st;
+/* The servers live in the fixture so that teardown stops them even when
+   an assertion fails halfway. */
+typedef struct {
+  tu_redis_t redis;
+  tu_fake_t hang;
+} servers_t;
+
+static int setup(void **st) {
   char why[256];
   if (!tu_redis_available(why, sizeof why)) {
-    fail_msg("redis-server is needed: %s", why);
+    fprintf(stderr, "redis-server is needed: %s\n", why);
+    return -1;
   }
-  tu_redis_t redis = {0};
-  assert_int_equal(tu_redis_start(&redis, NULL), 0);
-  tu_fake_t hang = {0};
-  assert_int_equal(tu_fake_start(&hang, TU_FAKE_HANG, NULL, 0), 0);
+  servers_t *s = calloc(1, sizeof *s);
+  *st = s;
+  if (tu_redis_start(&s->redis, NULL) != 0) return -1;
+  if (tu_fake_start(&s->hang, TU_FAKE_HANG, NULL, 0) != 0) return -1;
+  return 0;
+}
+
+static int teardown(void **st) {
+  servers_t *s = *st;
+  if (!s) return 0;
+  tu_fake_stop(&s->hang);
+  tu_redis_stop(&s->redis);
+  free(s);
+  return 0;
+}
+
+static void slow_peer_delays_nobody(void **st) {
+  servers_t *srv = *st;
+  tu_redis_t redis = srv->redis;
+  tu_fake_t *hangp = &srv->hang;
 
   tsvc_buf_t y;
   tsvc_buf_init(&y, 1 << 20);
@@ -59,7 +82,7 @@ static void slow_peer_delays_nobody(void **st) {
                 "    external: true\n"
                 "    healthcheck: {probe: redis, address: \"127.0.0.1:%d\", interval: 10s,\n"
                 "                  timeout: 5s, start_period: 1s, start_interval: 100ms}\n",
-                hang.port);
+                hangp->port);
   for (int i = 0; i < NSVC; i++)
     tsvc_buf_addf(&y,
                   "  r%d:\n"
@@ -119,13 +142,11 @@ static void slow_peer_delays_nobody(void **st) {
   tsvc_monitor_free(mon);
   assert_int_equal(uv_loop_close(&loop), 0);
   tsvc_config_free(cfg);
-  tu_fake_stop(&hang);
-  tu_redis_stop(&redis);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(slow_peer_delays_nobody),
+      cmocka_unit_test_setup_teardown(slow_peer_delays_nobody, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,8 +9,10 @@
  * returns an error, its callback is never called.
  *
  * Ownership: the runtime borrows the service configs passed to it; they must
- * outlive the operation. tsvc_runtime_free() frees the runtime; operations in
- * flight are cancelled and their callbacks are not called.
+ * outlive the operation. tsvc_runtime_free() frees the runtime; operations
+ * still in flight are answered first, inside the call, with TSVC_ESTATE
+ * ("the runtime was closed"), so that no caller's context is left waiting
+ * (exec operations excepted: cancel them with exec_cancel before).
  */
 #ifndef TSVC_RUNTIME_H
 #define TSVC_RUNTIME_H

@@ -1,0 +1,499 @@
+/* docker_rt.c: see docker_rt.h. */
+#include "runtime/docker_rt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "docker/docker.h"
+
+#define LABEL_SERVICE "tanuki.service"
+#define LABEL_PROJECT "tanuki.project"
+
+typedef struct op_s op_t;
+
+typedef struct {
+  tsvc_runtime_t base;
+  tsvc_docker_t *d;
+  const tsvc_config_t *cfg;
+  char *project;
+  bool network_ok;           /* the network exists (checked once) */
+  tsvc_docker_events_t *events;
+  tsvc_rt_event_cb event_cb;
+  void *event_data;
+  bool reachable;            /* as the event stream last said */
+  bool told_down;
+  op_t *ops;                 /* every operation in flight */
+} drt_t;
+
+typedef enum { OP_START, OP_STOP, OP_RESTART, OP_INSPECT, OP_EXEC } op_kind_t;
+
+/* One runtime operation: a few Engine API requests in a row. */
+struct op_s {
+  drt_t *rt;
+  op_t *prev, *next;
+  op_kind_t kind;
+  const tsvc_service_conf_t *svc;
+  char cname[256];
+  tsvc_docker_req_t *req; /* the request in flight */
+  tsvc_rt_done_cb done;
+  tsvc_rt_inspect_cb inspect;
+  tsvc_probe_cb probe;
+  void *data;
+  uint64_t t0;
+};
+
+/* ---- bookkeeping ---------------------------------------------------------- */
+
+static op_t *op_new(drt_t *rt, op_kind_t kind, const tsvc_service_conf_t *svc, void *data) {
+  op_t *o = calloc(1, sizeof *o);
+  if (!o) return NULL;
+  o->rt = rt;
+  o->kind = kind;
+  o->svc = svc;
+  o->data = data;
+  o->t0 = uv_hrtime();
+  snprintf(o->cname, sizeof o->cname, "%s%s", rt->cfg->docker.container_prefix, svc->name);
+  o->next = rt->ops;
+  if (rt->ops) rt->ops->prev = o;
+  rt->ops = o;
+  return o;
+}
+
+static void op_free(op_t *o) {
+  drt_t *rt = o->rt;
+  if (o->prev) o->prev->next = o->next;
+  else rt->ops = o->next;
+  if (o->next) o->next->prev = o->prev;
+  free(o);
+}
+
+static void finish(op_t *o, int status, const char *msg) {
+  o->req = NULL;
+  if (o->done) o->done(status, status ? msg : NULL, o->data);
+  op_free(o);
+}
+
+/* ---- create / start / restart / stop ---------------------------------------- */
+
+static void after_inspect(const tsvc_docker_reply_t *r, void *data);
+static void do_create(op_t *o);
+
+static void after_simple(const tsvc_docker_reply_t *r, void *data) {
+  finish(data, r->status, r->errmsg);
+}
+
+static void after_create(const tsvc_docker_reply_t *r, void *data) {
+  op_t *o = data;
+  o->req = NULL;
+  if (r->status) {
+    if (r->status == TSVC_ENOENT && strstr(r->errmsg, "image")) {
+      /* Nothing is pulled: say so next to the daemon's own words. */
+      char msg[512];
+      snprintf(msg, sizeof msg, "%s (tanuki-svc does not pull images; build or pull it first)",
+               r->errmsg);
+      finish(o, r->status, msg);
+      return;
+    }
+    finish(o, r->status, r->errmsg);
+    return;
+  }
+  int rc = tsvc_docker_container_start(o->rt->d, o->cname, after_simple, o, &o->req);
+  if (rc) finish(o, rc, "cannot start the container");
+}
+
+static void after_network(const tsvc_docker_reply_t *r, void *data) {
+  op_t *o = data;
+  o->req = NULL;
+  if (r->status) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "network %s: %s", o->rt->cfg->docker.network, r->errmsg);
+    finish(o, r->status, msg);
+    return;
+  }
+  o->rt->network_ok = true;
+  int rc = tsvc_docker_container_inspect(o->rt->d, o->cname, after_inspect, o, &o->req);
+  if (rc) finish(o, rc, "cannot inspect the container");
+}
+
+/* The container from config, as the request's DockerManager made it. */
+static void do_create(op_t *o) {
+  const tsvc_service_conf_t *svc = o->svc;
+  drt_t *rt = o->rt;
+  size_t n = svc->env_len;
+  const char **env = calloc(n + 1, sizeof *env);
+  char **envs = calloc(n + 1, sizeof *envs);
+  char *label_svc = tsvc_asprintf("%s=%s", LABEL_SERVICE, svc->name);
+  char *label_prj = tsvc_asprintf("%s=%s", LABEL_PROJECT, rt->project);
+  const char *labels[] = {label_svc, label_prj, NULL};
+  const char *aliases[] = {svc->name, NULL};
+  int rc = TSVC_ENOMEM;
+  if (!env || !envs || !label_svc || !label_prj) goto out;
+  for (size_t i = 0; i < n; i++) {
+    if (!(envs[i] = tsvc_asprintf("%s=%s", svc->env[i].key, svc->env[i].value))) goto out;
+    env[i] = envs[i];
+  }
+  tsvc_docker_container_spec_t spec = {
+      .name = o->cname,
+      .image = svc->image,
+      .env = env,
+      .cmd = svc->command.n ? (const char *const *)svc->command.v : NULL,
+      .volumes = svc->volumes.n ? (const char *const *)svc->volumes.v : NULL,
+      .labels = labels,
+      .network = rt->cfg->docker.network,
+      .aliases = aliases,
+      .port = svc->port,
+  };
+  rc = tsvc_docker_container_create(rt->d, &spec, after_create, o, &o->req);
+out:
+  for (size_t i = 0; envs && i < n; i++) free(envs[i]);
+  free(envs);
+  free(env);
+  free(label_svc);
+  free(label_prj);
+  if (rc) finish(o, rc, "cannot create the container");
+}
+
+/* Is this container ours? The label says so. */
+static bool ours(const json_t *inspect, const char *service) {
+  json_t *labels = json_object_get(json_object_get(inspect, "Config"), "Labels");
+  const char *v = json_string_value(json_object_get(labels, LABEL_SERVICE));
+  return v && strcmp(v, service) == 0;
+}
+
+static void after_inspect(const tsvc_docker_reply_t *r, void *data) {
+  op_t *o = data;
+  drt_t *rt = o->rt;
+  o->req = NULL;
+  int stop_s = (int)((o->svc->restart.stop_timeout + 999) / 1000);
+  if (r->status == TSVC_ENOENT) {
+    /* No container (never made, or removed behind our back). */
+    if (o->kind == OP_STOP) finish(o, 0, NULL);
+    else do_create(o);
+    return;
+  }
+  if (r->status) {
+    finish(o, r->status, r->errmsg);
+    return;
+  }
+  if (!ours(r->json, o->svc->name)) {
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "a container named %s exists but was not made by tanuki-svc (no %s=%s label); "
+             "tanuki-svc leaves it alone: rename or remove it, or change "
+             "docker.container_prefix",
+             o->cname, LABEL_SERVICE, o->svc->name);
+    finish(o, TSVC_EEXIST, msg);
+    return;
+  }
+  tsvc_docker_container_info_t info;
+  tsvc_docker_container_info(r->json, rt->cfg->docker.network, &info);
+  int rc = 0;
+  switch (o->kind) {
+  case OP_START:
+    if (info.running) {
+      finish(o, 0, NULL); /* adopted as it is */
+      return;
+    }
+    rc = tsvc_docker_container_start(rt->d, o->cname, after_simple, o, &o->req);
+    break;
+  case OP_RESTART:
+    rc = tsvc_docker_container_restart(rt->d, o->cname, stop_s, after_simple, o, &o->req);
+    break;
+  case OP_STOP:
+    rc = tsvc_docker_container_stop(rt->d, o->cname, stop_s, after_simple, o, &o->req);
+    break;
+  default:
+    rc = TSVC_EINVAL;
+  }
+  if (rc) finish(o, rc, "cannot send the request to the docker daemon");
+}
+
+static int begin(drt_t *rt, op_kind_t kind, const tsvc_service_conf_t *svc, tsvc_rt_done_cb cb,
+                 void *data) {
+  if (kind != OP_STOP && !svc->image) return TSVC_EINVAL;
+  op_t *o = op_new(rt, kind, svc, data);
+  if (!o) return TSVC_ENOMEM;
+  o->done = cb;
+  int rc;
+  if (kind != OP_STOP && !rt->network_ok) {
+    const char *net = rt->cfg->docker.network;
+    json_t *labels = json_pack("{ss}", LABEL_PROJECT, rt->project);
+    rc = tsvc_docker_network_ensure(rt->d, net, labels, after_network, o, &o->req);
+    json_decref(labels);
+  } else {
+    rc = tsvc_docker_container_inspect(rt->d, o->cname, after_inspect, o, &o->req);
+  }
+  if (rc) op_free(o);
+  return rc;
+}
+
+static int drt_start(tsvc_runtime_t *base, const tsvc_service_conf_t *svc, tsvc_rt_done_cb cb,
+                     void *data) {
+  return begin((drt_t *)base, OP_START, svc, cb, data);
+}
+
+static int drt_stop(tsvc_runtime_t *base, const tsvc_service_conf_t *svc, tsvc_rt_done_cb cb,
+                    void *data) {
+  return begin((drt_t *)base, OP_STOP, svc, cb, data);
+}
+
+static int drt_restart(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
+                       tsvc_rt_done_cb cb, void *data) {
+  return begin((drt_t *)base, OP_RESTART, svc, cb, data);
+}
+
+/* ---- inspect -------------------------------------------------------------- */
+
+static void after_info(const tsvc_docker_reply_t *r, void *data) {
+  op_t *o = data;
+  tsvc_rt_info_t info = {.exit_code = -1};
+  int status = r->status;
+  if (status == TSVC_ENOENT) {
+    status = 0; /* no container: exists = false */
+  } else if (!status) {
+    tsvc_docker_container_info_t ci;
+    if (tsvc_docker_container_info(r->json, o->rt->cfg->docker.network, &ci) == 0) {
+      info.exists = true;
+      info.running = ci.running;
+      info.pid = ci.pid;
+      info.exit_code = ci.running ? -1 : ci.exit_code;
+      tsvc_strlcpy(info.id, ci.id, sizeof info.id);
+      tsvc_strlcpy(info.name, ci.name, sizeof info.name);
+      tsvc_strlcpy(info.host, ci.ip, sizeof info.host);
+    } else {
+      status = TSVC_ERUNTIME;
+    }
+  }
+  o->req = NULL;
+  o->inspect(status, status ? r->errmsg : NULL, &info, o->data);
+  op_free(o);
+}
+
+static int drt_inspect(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
+                       tsvc_rt_inspect_cb cb, void *data) {
+  drt_t *rt = (drt_t *)base;
+  op_t *o = op_new(rt, OP_INSPECT, svc, data);
+  if (!o) return TSVC_ENOMEM;
+  o->inspect = cb;
+  int rc = tsvc_docker_container_inspect(rt->d, o->cname, after_info, o, &o->req);
+  if (rc) op_free(o);
+  return rc;
+}
+
+/* ---- exec probe ----------------------------------------------------------- */
+
+static void after_exec(const tsvc_docker_reply_t *r, void *data) {
+  op_t *o = data;
+  tsvc_probe_result_t res = {.exit_code = -1};
+  char output[TSVC_PROBE_OUTPUT_LEN + 1];
+  res.latency_us = (int64_t)((uv_hrtime() - o->t0) / 1000);
+  if (r->status == 0 && r->timed_out) {
+    res.result = TSVC_RESULT_TIMEOUT;
+    res.exit_code = r->exit_code;
+    snprintf(res.message, sizeof res.message, "no answer within %lldms; the command was killed",
+             (long long)o->svc->healthcheck.timeout);
+  } else if (r->status == 0) {
+    res.exit_code = r->exit_code;
+    res.result = r->exit_code == 0 ? TSVC_RESULT_OK : TSVC_RESULT_EXEC_FAILED;
+    snprintf(res.message, sizeof res.message, "exit code %d", r->exit_code);
+  } else if (r->status == TSVC_EBUSY || r->status == TSVC_ENOENT) {
+    /* 409 "container ... is not running", 404 "No such container" */
+    res.result = TSVC_RESULT_NOT_RUNNING;
+    snprintf(res.message, sizeof res.message, "%s", r->errmsg);
+  } else if (r->status == TSVC_ETIMEDOUT) {
+    res.result = TSVC_RESULT_TIMEOUT;
+    snprintf(res.message, sizeof res.message, "%s", r->errmsg);
+  } else {
+    res.result = TSVC_RESULT_RUNTIME_ERROR;
+    snprintf(res.message, sizeof res.message, "exec: %s", r->errmsg);
+  }
+  /* One printable line for the message; the output goes to the history. */
+  for (char *p = res.message; *p; p++)
+    if ((unsigned char)*p < ' ') *p = ' ';
+  if (r->data && r->len) {
+    size_t n = r->len < TSVC_PROBE_OUTPUT_LEN ? r->len : TSVC_PROBE_OUTPUT_LEN;
+    memcpy(output, r->data + (r->len - n), n);
+    output[n] = '\0';
+    res.output = output;
+  }
+  o->req = NULL;
+  tsvc_probe_cb cb = o->probe;
+  void *cbdata = o->data;
+  op_free(o);
+  cb(&res, cbdata);
+}
+
+static int drt_exec(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
+                    const tsvc_probe_spec_t *spec, tsvc_probe_cb cb, void *data, void **opp) {
+  drt_t *rt = (drt_t *)base;
+  if (!spec->argv || !spec->argv[0]) return TSVC_EINVAL;
+  op_t *o = op_new(rt, OP_EXEC, svc, data);
+  if (!o) return TSVC_ENOMEM;
+  o->probe = cb;
+  const char *sh[] = {"/bin/sh", "-c", spec->argv[0], NULL};
+  const char *const *argv = spec->shell ? sh : (const char *const *)spec->argv;
+  int rc = tsvc_docker_exec_run(rt->d, o->cname, argv, (int)spec->timeout, after_exec, o,
+                                &o->req);
+  if (rc) {
+    op_free(o);
+    return rc;
+  }
+  if (opp) *opp = o;
+  return 0;
+}
+
+static void drt_exec_cancel(tsvc_runtime_t *base, void *op) {
+  (void)base;
+  op_t *o = op;
+  if (!o) return;
+  /* The exec has its own timeout, after which the daemon-side process is
+     killed; cancelling only drops our interest in it. */
+  tsvc_docker_cancel(o->req);
+  op_free(o);
+}
+
+/* ---- events --------------------------------------------------------------- */
+
+static void on_event(json_t *ev, void *data) {
+  drt_t *rt = data;
+  if (!rt->event_cb) return;
+  const char *action = json_string_value(json_object_get(ev, "Action"));
+  if (!action) action = json_string_value(json_object_get(ev, "status"));
+  json_t *attrs = json_object_get(json_object_get(ev, "Actor"), "Attributes");
+  const char *service = json_string_value(json_object_get(attrs, LABEL_SERVICE));
+  const char *name = json_string_value(json_object_get(attrs, "name"));
+  if (!action || !service || !name) return;
+  /* Only our project's containers: the name is ours too. */
+  const tsvc_service_conf_t *svc = tsvc_config_service(rt->cfg, service);
+  if (!svc) return;
+  char want[256];
+  snprintf(want, sizeof want, "%s%s", rt->cfg->docker.container_prefix, service);
+  if (strcmp(name, want) != 0) return;
+  char msg[160];
+  if (strcmp(action, "start") == 0) {
+    rt->event_cb(TSVC_RT_EV_STARTED, service, "container started", rt->event_data);
+  } else if (strcmp(action, "die") == 0) {
+    const char *code = json_string_value(json_object_get(attrs, "exitCode"));
+    snprintf(msg, sizeof msg, "container died (exit code %s)", code ? code : "?");
+    rt->event_cb(TSVC_RT_EV_DIED, service, msg, rt->event_data);
+  } else if (strcmp(action, "oom") == 0) {
+    rt->event_cb(TSVC_RT_EV_DIED, service, "container ran out of memory (oom)", rt->event_data);
+  }
+}
+
+static void on_state(bool reachable, const char *errmsg, void *data) {
+  drt_t *rt = data;
+  rt->reachable = reachable;
+  if (!rt->event_cb) return;
+  if (!reachable) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "docker daemon unreachable: %s", errmsg);
+    rt->told_down = true;
+    rt->event_cb(TSVC_RT_EV_DOWN, NULL, msg, rt->event_data);
+  } else if (rt->told_down) {
+    rt->told_down = false;
+    rt->network_ok = false; /* a new daemon may have lost it */
+    rt->event_cb(TSVC_RT_EV_UP, NULL, "docker daemon reachable again", rt->event_data);
+  }
+}
+
+static int drt_watch(tsvc_runtime_t *base, tsvc_rt_event_cb cb, void *data) {
+  drt_t *rt = (drt_t *)base;
+  rt->event_cb = cb;
+  rt->event_data = data;
+  if (rt->events) return 0;
+  return tsvc_docker_events_start(rt->d, LABEL_SERVICE, on_event, on_state, rt, &rt->events);
+}
+
+static void drt_probe_host(tsvc_runtime_t *base, const tsvc_service_conf_t *svc, char *buf,
+                           size_t len) {
+  (void)base;
+  (void)svc;
+  /* Unknown until an inspection gives the container's address. */
+  if (len) buf[0] = '\0';
+}
+
+static void drt_free(tsvc_runtime_t *base) {
+  drt_t *rt = (drt_t *)base;
+  /* Freeing the client cancels every request: no callback comes any more.
+     What we still owe an answer is told now (runtime.h). */
+  tsvc_docker_free(rt->d);
+  rt->event_cb = NULL;
+  static const char closed[] = "the runtime was closed";
+  while (rt->ops) {
+    op_t *o = rt->ops;
+    if (o->done) o->done(TSVC_ESTATE, closed, o->data);
+    else if (o->inspect) o->inspect(TSVC_ESTATE, closed, &(tsvc_rt_info_t){.exit_code = -1}, o->data);
+    op_free(o);
+  }
+  free(rt->project);
+  free(rt);
+}
+
+static const tsvc_runtime_ops_t docker_ops = {
+    .name = "docker",
+    .start = drt_start,
+    .stop = drt_stop,
+    .restart = drt_restart,
+    .inspect = drt_inspect,
+    .exec = drt_exec,
+    .exec_cancel = drt_exec_cancel,
+    .watch = drt_watch,
+    .probe_host = drt_probe_host,
+    .free = drt_free,
+};
+
+int tsvc_docker_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg, const char *project,
+                            tsvc_runtime_t **out, char *err, size_t errlen) {
+  drt_t *rt = calloc(1, sizeof *rt);
+  if (!rt) return TSVC_ENOMEM;
+  rt->base.ops = &docker_ops;
+  rt->base.loop = loop;
+  rt->cfg = cfg;
+  rt->reachable = true;
+  rt->project = strdup(project ? project : "default");
+  int rc = rt->project ? tsvc_docker_new(loop, cfg->docker.host, &rt->d, err, errlen)
+                       : TSVC_ENOMEM;
+  if (rc) {
+    free(rt->project);
+    free(rt);
+    return rc;
+  }
+  *out = &rt->base;
+  return 0;
+}
+
+/* ---- is there a daemon? ----------------------------------------------------- */
+
+typedef struct {
+  tsvc_docker_t *d;
+  void (*cb)(int, const char *, void *);
+  void *data;
+} ping_t;
+
+static void after_ping(const tsvc_docker_reply_t *r, void *data) {
+  ping_t *p = data;
+  int status = r->status ? TSVC_EUNREACH : 0;
+  p->cb(status, r->errmsg, p->data);
+  tsvc_docker_free(p->d);
+  free(p);
+}
+
+int tsvc_docker_probe_daemon(uv_loop_t *loop, const char *host,
+                             void (*cb)(int status, const char *msg, void *data), void *data) {
+  ping_t *p = calloc(1, sizeof *p);
+  if (!p) return TSVC_ENOMEM;
+  char err[256];
+  int rc = tsvc_docker_new(loop, host, &p->d, err, sizeof err);
+  if (!rc) rc = tsvc_docker_ping(p->d, after_ping, p, NULL);
+  if (rc) {
+    if (p->d) tsvc_docker_free(p->d);
+    free(p);
+    return rc;
+  }
+  p->cb = cb;
+  p->data = data;
+  return 0;
+}
