@@ -167,6 +167,76 @@ typedef struct {
 
 void tsvc_status_list_free(tsvc_status_list_t *l);
 
+/* ---- ServiceManager (DESIGN.md section 7) ---------------------------------- */
+
+/*
+ * The manager owns the config, the runtime (docker or process), the monitor
+ * and one thread running their libuv loop. Every function below is safe to
+ * call from any thread except that loop's own (the calls that act wait for
+ * the loop to carry them out). Errors for people go into err (may be NULL).
+ */
+typedef struct tsvc_manager_s tsvc_manager_t;
+
+typedef struct {
+  const char *config_path; /* tanuki.yaml; required */
+  const char *runtime;     /* "auto", "docker", "process", or NULL: as the
+                              config says */
+  const char *state_dir;   /* default: .tanuki beside the config */
+} tsvc_manager_opts_t;
+
+/* Load and validate the config (every diagnostic goes to err, one per line)
+   and start the loop thread. Nothing is started yet. */
+int tsvc_manager_new(const tsvc_manager_opts_t *opts, tsvc_manager_t **out, char *err,
+                     size_t errlen);
+/* Stop monitoring (services keep running, except under the process
+   runtime, whose services are children of this process), join the thread,
+   free everything. NULL is a no-op. */
+void tsvc_manager_free(tsvc_manager_t *m);
+
+/* Pick the runtime (auto: docker when its daemon answers, else process),
+   start every enabled service in depends_on order (a running container with
+   our label is adopted) and monitor them, each in its grace period. Returns
+   0, or TSVC_ERUNTIME when some services could not start (err names each
+   and why; the others run and are monitored), TSVC_EUNREACH when the
+   runtime asked for cannot be reached. */
+int tsvc_manager_start_services(tsvc_manager_t *m, char *err, size_t errlen);
+/* Stop monitoring first, then every service we start (not external ones).
+   Volumes and data directories are kept. */
+int tsvc_manager_stop_services(tsvc_manager_t *m, char *err, size_t errlen);
+/* Stop monitoring only. */
+int tsvc_manager_stop_monitoring(tsvc_manager_t *m);
+
+/* One service, as a person asks: waits for the runtime's answer. Returns 0,
+   TSVC_ENOENT, TSVC_EBUSY, TSVC_ESTATE, TSVC_EUNREACH or the runtime's
+   error (message in err). */
+int tsvc_manager_start(tsvc_manager_t *m, const char *name, char *err, size_t errlen);
+int tsvc_manager_stop(tsvc_manager_t *m, const char *name, char *err, size_t errlen);
+int tsvc_manager_restart(tsvc_manager_t *m, const char *name, char *err, size_t errlen);
+/* Check now (returns at once; the result shows in the status). */
+int tsvc_manager_check(tsvc_manager_t *m, const char *name);
+
+bool tsvc_manager_is_healthy(tsvc_manager_t *m, const char *name);
+int tsvc_manager_get_status(tsvc_manager_t *m, const char *name, tsvc_status_t *out);
+int tsvc_manager_get_all_status(tsvc_manager_t *m, tsvc_status_list_t *out);
+/* "docker" or "process" once services were started, else "". */
+const char *tsvc_manager_runtime_name(tsvc_manager_t *m);
+
+/* A state change, as the loop sees it (for event streams). Called on the
+   loop's thread: copy what you keep, do not block. */
+typedef struct {
+  const char *service;
+  tsvc_state_t from, to;
+  const char *reason;
+  int64_t time_ms; /* wall clock */
+  int failures, retries, restarts, max_restarts;
+} tsvc_change_t;
+typedef void (*tsvc_change_cb)(const tsvc_change_t *c, void *data);
+/* Subscribe (returns an id > 0) or unsubscribe (by id). */
+int tsvc_manager_subscribe(tsvc_manager_t *m, tsvc_change_cb cb, void *data);
+void tsvc_manager_unsubscribe(tsvc_manager_t *m, int id);
+/* When the loop last turned (wall ms): for a liveness check. */
+int64_t tsvc_manager_loop_heartbeat(tsvc_manager_t *m);
+
 #ifdef __cplusplus
 }
 #endif

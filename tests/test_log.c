@@ -110,6 +110,12 @@ static void secrets_never_printed(void **st) {
   assert_non_null(strstr(c.buf, "url=redis://:********@127.0.0.1:6379"));
   assert_non_null(strstr(c.buf, "msg=\"echo ********\""));
   cap_close(&c);
+  /* A secret that is part of a longer name is a name, not the secret. */
+  char out[128];
+  tsvc_log_add_secret("tanuki");
+  tsvc_log_scrub(out, sizeof out, "container tanuki-svc-postgres: password=tanuki, user tanuki");
+  assert_string_equal(out, "container tanuki-svc-postgres: password=********, user ********");
+  tsvc_log_clear_secrets();
   /* JSON too. */
   cap_open(&c, TSVC_LOG_DEBUG, true);
   tsvc_log_add_secret("hunter22");

@@ -27,6 +27,7 @@ void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool cli_wants_help(int argc, char **argv);
 
 int cmd_check(int argc, char **argv);
+int cmd_up(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 

@@ -12,6 +12,7 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
+    {"up", cmd_up, "start the services and monitor them in the foreground"},
     {"config", cmd_config, "validate or show tanuki.yaml"},
     {"check", cmd_check, "run one probe of a service now (exit 0 healthy, 1 not)"},
     {"version", cmd_version, "print the version"},

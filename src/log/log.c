@@ -69,16 +69,27 @@ void tsvc_log_clear_secrets(void) {
   pthread_mutex_unlock(&log_mu);
 }
 
-/* Called with log_mu held. */
+static bool word_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '_' || c == '-';
+}
+
+/* Mask every registered secret that stands as a whole word: "AUTH pw",
+   "redis://:pw@host", "password=pw", but not "tanuki-svc-postgres" when the
+   password is "tanuki" (a name is not the secret, and masking it would make
+   every message about the service unreadable). Called with log_mu held. */
 static void scrub_locked(char *dst, size_t len, const char *src) {
   static const char mask[] = "********";
   size_t o = 0;
+  const char *start = src;
   if (len == 0) return;
   while (*src && o + 1 < len) {
     size_t hit = 0;
-    for (size_t i = 0; i < nsecrets; i++) {
-      size_t n = strlen(secrets[i]);
-      if (strncmp(src, secrets[i], n) == 0 && n > hit) hit = n;
+    if (src == start || !word_char(src[-1])) {
+      for (size_t i = 0; i < nsecrets; i++) {
+        size_t n = strlen(secrets[i]);
+        if (n > hit && strncmp(src, secrets[i], n) == 0 && !word_char(src[n])) hit = n;
+      }
     }
     if (hit) {
       for (size_t i = 0; mask[i] && o + 1 < len; i++) dst[o++] = mask[i];

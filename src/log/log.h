@@ -8,7 +8,8 @@
  * writes through it). Lines are written whole under a mutex, so any thread
  * may log. Secrets never appear: values of fields whose key looks secret are
  * masked, and every string registered with tsvc_log_add_secret() is replaced
- * by "********" wherever it shows up in a value.
+ * by "********" wherever it shows up in a value as a whole word (bounded by
+ * anything but letters, digits, '_' and '-').
  */
 #ifndef TSVC_LOG_H
 #define TSVC_LOG_H
