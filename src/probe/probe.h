@@ -36,6 +36,9 @@ typedef struct {
   char *output;        /* exec: last TSVC_PROBE_OUTPUT_LEN bytes of stdout+
                           stderr, NUL-terminated; NULL otherwise. Owned by the
                           probe: copy it inside the callback to keep it. */
+  size_t bytes_read;   /* added: network probes, bytes read from the peer
+                          (never above TSVC_PROBE_MAX_READ); exec, bytes of
+                          output seen (only the last OUTPUT_LEN are kept) */
 } tsvc_probe_result_t;
 
 typedef void (*tsvc_probe_cb)(const tsvc_probe_result_t *res, void *data);
@@ -57,7 +60,9 @@ typedef struct {
   const char *path;       /* default "/" */
   int status_min, status_max; /* default 200..399 */
   /* exec (on the host) */
-  char *const *argv;      /* NULL-terminated */
+  char *const *argv;      /* NULL-terminated, or argc entries */
+  size_t argc;            /* added: number of argv entries; 0 means argv is
+                             NULL-terminated (tsvc_strv_t need not be) */
   bool shell;             /* argv[0] is a string for /bin/sh -c */
 } tsvc_probe_spec_t;
 
@@ -70,7 +75,15 @@ typedef struct {
 
 /*
  * Start a probe of spec->kind on loop. cb is called once with the verdict,
- * on the loop's thread. *out (may be NULL) receives the handle for cancel.
+ * on the loop's thread, never from inside this call: after every handle of
+ * the probe is closed (and, for exec, its process group is gone). *out (may
+ * be NULL) receives the handle for cancel, valid until cb returns.
+ *
+ * Returns 0, or TSVC_EINVAL (kind AUTO or RUNNING, timeout <= 0, port out
+ * of range, no argv, an empty string where one is needed, status_min >
+ * status_max), or TSVC_ENOMEM. Network probes write to sockets that a peer
+ * may reset: the first call sets SIGPIPE to SIG_IGN when it is SIG_DFL, so
+ * that a reset is an error code and not the end of the program.
  */
 int tsvc_probe_start(uv_loop_t *loop, const tsvc_probe_spec_t *spec,
                      tsvc_probe_cb cb, void *data, tsvc_probe_t **out);

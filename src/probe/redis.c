@@ -1,0 +1,83 @@
+/*
+ * redis.c: the redis probe. Sends AUTH (when a password is set), PING and
+ * QUIT in one write and reads the replies in order. Only +PONG is healthy
+ * (as the request's check `== "PONG"`; redis-cli itself exits 0 on LOADING,
+ * NOAUTH and MASTERDOWN replies). Any other reply is BAD_STATUS with the
+ * reply as the message; bytes that are not RESP are PROTOCOL. QUIT makes
+ * the server close first, so the server keeps the TIME_WAIT.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "probe/probe_int.h"
+#include "probe/resp.h"
+
+static int add_command(tsvc_buf_t *b, const char *const *args, size_t n) {
+  int rc = tsvc_buf_addf(b, "*%zu\r\n", n);
+  for (size_t i = 0; !rc && i < n; i++) {
+    size_t l = strlen(args[i]);
+    rc = tsvc_buf_addf(b, "$%zu\r\n", l);
+    if (!rc) rc = tsvc_buf_add(b, args[i], l);
+    if (!rc) rc = tsvc_buf_add(b, "\r\n", 2);
+  }
+  return rc;
+}
+
+static void redis_connected(tsvc_probe_t *p) { tsvc__probe_write(p, p->wdata, p->wlen); }
+
+static void redis_data(tsvc_probe_t *p) {
+  int ping_index = p->password ? 1 : 0;
+  while (!p->decided) {
+    char line[TSVC_PROBE_MSG_LEN];
+    tsvc_resp_kind_t k =
+        tsvc_resp_read((const char *)p->rbuf, p->rlen, &p->rpos, line, sizeof line);
+    if (k == TSVC_RESP_NEED_MORE) return;
+    if (k == TSVC_RESP_PROTOCOL) {
+      tsvc__probe_verdict(p, TSVC_RESULT_PROTOCOL, "not a Redis reply");
+      tsvc__probe_close_now(p);
+      return;
+    }
+    int idx = p->step++;
+    if (idx < ping_index) { /* the AUTH reply */
+      if (k != TSVC_RESP_SIMPLE) tsvc_strlcpy(p->note, line, sizeof p->note);
+      continue;
+    }
+    if (k == TSVC_RESP_SIMPLE && strcmp(line, "PONG") == 0) {
+      if (p->note[0])
+        tsvc__probe_verdict(p, TSVC_RESULT_OK, "PONG (AUTH said: %s)", p->note);
+      else
+        tsvc__probe_verdict(p, TSVC_RESULT_OK, "PONG");
+    } else if (p->note[0] && k == TSVC_RESP_ERROR) {
+      /* AUTH failed, so PING says NOAUTH: the AUTH error says more. */
+      tsvc__probe_verdict(p, TSVC_RESULT_BAD_STATUS, "%s", p->note);
+    } else {
+      tsvc__probe_verdict(p, TSVC_RESULT_BAD_STATUS, "%s", line);
+    }
+  }
+  /* Decided: the rest is QUIT's +OK and the server's close. */
+}
+
+static const tsvc__net_ops_t redis_ops = {redis_connected, redis_data};
+
+static int redis_start(tsvc_probe_t *p) {
+  tsvc_buf_t b;
+  tsvc_buf_init(&b, 2048);
+  int rc = 0;
+  if (p->password) {
+    const char *auth[] = {"AUTH", p->username ? p->username : p->password, p->password};
+    rc = add_command(&b, auth, p->username ? 3 : 2);
+  }
+  const char *ping[] = {"PING"}, *quit[] = {"QUIT"};
+  if (!rc) rc = add_command(&b, ping, 1);
+  if (!rc) rc = add_command(&b, quit, 1);
+  if (rc) {
+    tsvc_buf_free(&b);
+    return rc;
+  }
+  p->wlen = b.len;
+  p->wdata = (uint8_t *)tsvc_buf_steal(&b);
+  p->ops = &redis_ops;
+  return tsvc__probe_net_start(p);
+}
+
+const tsvc_probe_type_t tsvc_probe_type_redis = {"redis", redis_start, tsvc__probe_net_cancel};

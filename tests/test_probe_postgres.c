@@ -1,0 +1,217 @@
+/*
+ * test_probe_postgres: the postgres probe against a real server, with the
+ * verdict of pg_isready taken in the same state (0 accepting, 1 rejecting,
+ * 2 no response), and the server log kept quiet over many checks.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "common/util.h"
+#include "servers.h"
+
+static tu_pg_t pg;
+static bool skip_all;
+static char skip_why[256];
+
+/* tanuki (trust over TCP, as a container's own network usually is) owns
+ * tanuki_dev; tanuki_pw must give a SCRAM password; "rejected" is refused
+ * by pg_hba.conf; any other role name gets trust and then "role does not
+ * exist". */
+static const char hba[] =
+    "local all all trust\n"
+    "host all tanuki_pw 127.0.0.1/32 scram-sha-256\n"
+    "host all rejected 127.0.0.1/32 reject\n"
+    "host all all 127.0.0.1/32 trust\n";
+
+static int setup(void **st) {
+  (void)st;
+  if (!tu_pg_available(skip_why, sizeof skip_why)) {
+    skip_all = true;
+    return 0;
+  }
+  if (tu_pg_setup(&pg, hba) != 0) return -1;
+  if (tu_pg_sql(&pg, "CREATE ROLE tanuki LOGIN PASSWORD 'tanuki'") != 0 ||
+      tu_pg_sql(&pg, "CREATE DATABASE tanuki_dev OWNER tanuki") != 0 ||
+      tu_pg_sql(&pg, "CREATE ROLE tanuki_pw LOGIN PASSWORD 'right'") != 0 ||
+      tu_pg_sql(&pg, "CREATE ROLE rejected LOGIN") != 0)
+    return -1;
+  return 0;
+}
+
+static int teardown(void **st) {
+  (void)st;
+  if (!skip_all) tu_pg_free(&pg);
+  return 0;
+}
+
+#define SKIP_IF_NO_SERVER()                          \
+  do {                                               \
+    if (skip_all) {                                  \
+      print_message("SKIPPED: %s\n", skip_why);      \
+      skip();                                        \
+    }                                                \
+  } while (0)
+
+static void probe(const char *user, const char *db, tu_probe_out_t *o) {
+  tsvc_probe_spec_t s = {.kind = TSVC_PROBE_POSTGRES, .host = "127.0.0.1", .port = pg.port,
+                         .timeout = 5000, .user = user, .database = db};
+  tu_probe_run(&s, o);
+}
+
+/* pg_isready's exit code as our verdict would give it. */
+static int as_isready(tsvc_result_t r) {
+  return r == TSVC_RESULT_OK ? 0 : r == TSVC_RESULT_BAD_STATUS ? 1 : 2;
+}
+
+static void compare(const char *what, const char *user, const char *db, const char *password,
+                    int want_isready, tsvc_result_t want, const char *want_in_msg) {
+  tu_probe_out_t o;
+  probe(user, db, &o);
+  int isready = tu_pg_isready(&pg, user, db, password);
+  print_message("%-28s pg_isready=%d probe=%s \"%s\" (%.2f ms)\n", what, isready,
+                tsvc_result_name(o.res.result), o.res.message, o.res.latency_us / 1000.0);
+  assert_int_equal(isready, want_isready);
+  assert_int_equal(o.res.result, want);
+  assert_int_equal(as_isready(o.res.result), isready);
+  if (want_in_msg) assert_non_null(strstr(o.res.message, want_in_msg));
+  if (o.res.result != TSVC_RESULT_REFUSED)
+    assert_true(o.res.bytes_read > 0 && o.res.bytes_read <= TSVC_PROBE_MAX_READ);
+}
+
+/* What a check costs the server log: nothing. */
+static void log_quiet_over_100_checks(void **st) {
+  (void)st;
+  SKIP_IF_NO_SERVER();
+  tu_sleep_ms(300); /* setup's own lines are written */
+  long size0 = tu_file_size(pg.log);
+  assert_true(size0 >= 0);
+
+  /* The service as tanuki.yaml declares it, resolved by probe: auto. */
+  char *cmd[] = {"pg_isready", "-U", "tanuki"};
+  tsvc_kv_t env[] = {{"POSTGRES_USER", "tanuki"},
+                     {"POSTGRES_PASSWORD", "tanuki"},
+                     {"POSTGRES_DB", "tanuki_dev"}};
+  tsvc_service_conf_t svc = {.name = "postgres", .image = "postgres:16", .port = pg.port,
+                             .env = env, .env_len = 3};
+  svc.healthcheck.command.v = cmd;
+  svc.healthcheck.command.n = 3;
+  svc.healthcheck.timeout = 5000;
+  tsvc_probe_spec_t resolved;
+  tsvc_probe_resolve(&svc, &resolved);
+  assert_int_equal(resolved.kind, TSVC_PROBE_POSTGRES);
+  assert_string_equal(resolved.database, "tanuki_dev");
+  resolved.host = "127.0.0.1"; /* the caller fills in where the service is */
+
+  int ok = 0;
+  for (int i = 0; i < 100; i++) {
+    tu_probe_out_t o;
+    tu_probe_run(&resolved, &o); /* trust: AuthenticationOk, Terminate */
+    ok += o.res.result == TSVC_RESULT_OK;
+    probe("tanuki_pw", "tanuki_dev", &o); /* SCRAM: close during the exchange */
+    ok += o.res.result == TSVC_RESULT_OK;
+    probe("postgres", NULL, &o);
+    ok += o.res.result == TSVC_RESULT_OK;
+  }
+  assert_int_equal(ok, 300);
+  tu_sleep_ms(300);
+  long size1 = tu_file_size(pg.log);
+  if (size1 != size0) {
+    char *grown = tu_read_file(pg.log, size0);
+    print_message("server log grew by %ld bytes:\n%s\n", size1 - size0, grown ? grown : "");
+    free(grown);
+  }
+  assert_int_equal(size1, size0);
+  print_message("300 checks (trust+Terminate, SCRAM+close, superuser): log grew 0 bytes\n");
+
+  /* The request's own `pg_isready -U tanuki` (database defaults to the
+   * user) logs a FATAL at every check, as DESIGN.md says. */
+  assert_int_equal(tu_pg_isready(&pg, "tanuki", NULL, NULL), 0);
+  tu_sleep_ms(200);
+  char *grown = tu_read_file(pg.log, size1);
+  assert_non_null(grown);
+  print_message("pg_isready -U tanuki logged: %s", grown);
+  assert_non_null(strstr(grown, "FATAL:  database \"tanuki\" does not exist"));
+  free(grown);
+}
+
+static void accepting(void **st) {
+  (void)st;
+  SKIP_IF_NO_SERVER();
+  compare("accepting (superuser)", "postgres", "postgres", NULL, 0, TSVC_RESULT_OK,
+          "accepting connections");
+  compare("accepting (tanuki_dev)", "tanuki", "tanuki_dev", NULL, 0, TSVC_RESULT_OK,
+          "accepting connections");
+}
+
+static void password_required(void **st) {
+  (void)st;
+  SKIP_IF_NO_SERVER();
+  compare("password asked (none given)", "tanuki_pw", "tanuki_dev", NULL, 0, TSVC_RESULT_OK,
+          "SCRAM");
+  /* pg_isready with a wrong password still says accepting; the probe
+   * never sends one, its verdict is the same. */
+  compare("wrong password", "tanuki_pw", "tanuki_dev", "wrong", 0, TSVC_RESULT_OK, "SCRAM");
+  compare("right password", "tanuki_pw", "tanuki_dev", "right", 0, TSVC_RESULT_OK, "SCRAM");
+}
+
+static void wrong_user(void **st) {
+  (void)st;
+  SKIP_IF_NO_SERVER();
+  compare("wrong user", "nosuchuser", "tanuki_dev", NULL, 0, TSVC_RESULT_OK,
+          "role \"nosuchuser\" does not exist");
+  compare("rejected by pg_hba.conf", "rejected", "tanuki_dev", NULL, 0, TSVC_RESULT_OK,
+          "SQLSTATE 28000");
+}
+
+static void wrong_database(void **st) {
+  (void)st;
+  SKIP_IF_NO_SERVER();
+  compare("wrong database", "tanuki", "nosuchdb", NULL, 0, TSVC_RESULT_OK,
+          "database \"nosuchdb\" does not exist");
+}
+
+static void hostname(void **st) {
+  (void)st;
+  SKIP_IF_NO_SERVER();
+  tsvc_probe_spec_t s = {.kind = TSVC_PROBE_POSTGRES, .host = "localhost", .port = pg.port,
+                         .timeout = 5000, .user = "tanuki", .database = "tanuki_dev"};
+  tu_probe_out_t o;
+  tu_probe_run(&s, &o);
+  assert_int_equal(o.res.result, TSVC_RESULT_OK);
+}
+
+static void shutting_down_then_stopped(void **st) {
+  (void)st;
+  SKIP_IF_NO_SERVER();
+  /* A session held open keeps a smart shutdown waiting: meanwhile new
+   * connections are refused with 57P03. */
+  int session = tu_pg_session_open(pg.port, "postgres", "postgres");
+  assert_true(session >= 0);
+  assert_int_equal(tu_pg_ctl_stop(&pg, "smart"), 0);
+  int isready = -1;
+  for (int i = 0; i < 200 && (isready = tu_pg_isready(&pg, "postgres", NULL, NULL)) != 1; i++)
+    tu_sleep_ms(25);
+  assert_int_equal(isready, 1);
+  compare("shutting down (smart)", "tanuki", "tanuki_dev", NULL, 1, TSVC_RESULT_BAD_STATUS,
+          "rejecting connections: the database system is shutting down");
+
+  tu_pg_session_close(session);
+  assert_int_equal(tu_wait_pid(pg.pid, 20000), 0);
+  pg.pid = -1;
+  compare("stopped", "tanuki", "tanuki_dev", NULL, 2, TSVC_RESULT_REFUSED, "connection refused");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(log_quiet_over_100_checks),
+      cmocka_unit_test(accepting),
+      cmocka_unit_test(password_required),
+      cmocka_unit_test(wrong_user),
+      cmocka_unit_test(wrong_database),
+      cmocka_unit_test(hostname),
+      cmocka_unit_test(shutting_down_then_stopped),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
