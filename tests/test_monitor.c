@@ -121,6 +121,7 @@ static tsvc_state_t state_of(fx_t *f, const char *name) {
 
 #define SVC_RUNNING(name, extra)                                                 \
   "  " name ":\n"                                                                \
+  "    image: local/test\n"                                                      \
   "    healthcheck: {probe: running, interval: 100ms, timeout: 50ms,\n"          \
   "                  start_period: 200ms, start_interval: 20ms, retries: 2}\n"   \
   "    restart: {max_restarts: 3, window: 1m, backoff: 100ms, max_backoff: 400ms,\n" \
@@ -413,7 +414,7 @@ static void snapshots_from_another_thread(void **st) {
 static void disabled_never_checked(void **st) {
   (void)st;
   fx_t f;
-  fx_setup(&f, "services:\n  off:\n    enabled: false\n    healthcheck: {probe: running}\n");
+  fx_setup(&f, "services:\n  off:\n    enabled: false\n    image: local/test\n    healthcheck: {probe: running}\n");
   run_for(&f, 200);
   assert_int_equal(state_of(&f, "off"), TSVC_STATE_STOPPED);
   assert_int_equal(recrt_count(f.rt, NULL, "off"), 0);
@@ -428,9 +429,10 @@ static void exec_probe_on_host(void **st) {
   fx_setup(&f,
            "services:\n"
            "  job:\n"
+           "    image: local/test\n"
            "    healthcheck:\n"
            "      command: [\"CMD-SHELL\", \"echo hello; test -e /nonexistent-tanuki\"]\n"
-           "      interval: 100ms\n      timeout: 1s\n      start_period: 0s\n"
+           "      interval: 100ms\n      timeout: 90ms\n      start_period: 0s\n"
            "      retries: 1\n"
            "    restart: {policy: never}\n");
   (void)saved;
