@@ -213,7 +213,10 @@ static void restart_failure_logged_and_retried(void **st) {
   assert_int_equal(recrt_count(f.rt, "restart", "db"), 2);
   assert_int_equal(count_type(&f, TSVC_MON_EV_RESTART_FAILED), 1);
   assert_int_equal(count_lines(&f, "level=error service=db action=restart_failed"), 1);
-  assert_int_equal(count_lines(&f, "reason=\"No such image: postgres:16\""), 2);
+  /* restarting -> unhealthy, restart_failed, restart_scheduled */
+  assert_int_equal(count_lines(&f, "reason=\"No such image: postgres:16\""), 3);
+  assert_int_equal(count_lines(&f, "state=unhealthy prev=restarting"), 1);
+  if (getenv("TSVC_TEST_SHOW_LOG")) fprintf(stderr, "%s", f.logbuf);
   assert_int_equal(count_lines(&f, "action=restart_scheduled"), 1);
   /* Second attempt after backoff (100ms, +10% at most). */
   uint64_t gap = f.rt->calls[f.rt->ncalls - 1].at;
