@@ -58,7 +58,7 @@ static void slow_peer_delays_nobody(void **st) {
                 "  stuck:\n"
                 "    external: true\n"
                 "    healthcheck: {probe: redis, address: \"127.0.0.1:%d\", interval: 10s,\n"
-                "                  timeout: 5s, start_period: 0s}\n",
+                "                  timeout: 5s, start_period: 1s, start_interval: 100ms}\n",
                 hang.port);
   for (int i = 0; i < NSVC; i++)
     tsvc_buf_addf(&y,
