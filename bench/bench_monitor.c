@@ -1,0 +1,810 @@
+/*
+ * bench_monitor: what a check costs, and how many services one core keeps on
+ * schedule.
+ *
+ * Modes (one per run, all against servers this program starts on 127.0.0.1):
+ *   monitor  the real monitor (src/monitor) watching N external services
+ *            with native probes, every --interval, on one libuv loop;
+ *   loop     a minimal blocking C loop doing the same exchange (connect,
+ *            PING+QUIT, read +PONG, server closes; tcp: connect, close;
+ *            postgres: startup packet, ReadyForQuery, Terminate), paced at
+ *            the same rate: the floor a check costs in the kernel's TCP;
+ *   fork     the original request's way: fork+exec `redis-cli ping` or
+ *            `pg_isready` (or `docker exec <container> redis-cli ping`)
+ *            for every check, at a modest rate;
+ *   idle     nothing: the machine's background busy time (other builds).
+ *
+ * Reported per run, over --windows consecutive windows after a warm-up
+ * (median and min-max across windows): checks per second; CPU microseconds
+ * per check of this process (getrusage user+sys; fork mode adds the reaped
+ * children), of the probed servers (/proc/<pid>/stat, postgres with its
+ * backends) and of the whole machine (/proc/stat busy delta, noise from
+ * other work included); schedule lateness p50/p99/max (the monitor's
+ * observer, 1 ms resolution); VmRSS/VmHWM at the end; failed checks.
+ *
+ * Output: details on stderr; one markdown table row on stdout, and one
+ * "RESULT k=v ..." line for scripts. Exit 0; 1 when a server cannot be
+ * started or the setup fails; 2 on bad options. The run is bounded: warm-up
+ * plus --seconds, and an alarm ends the process (and, through the
+ * parent-death signal, its servers) if anything hangs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "benchutil.h"
+#include "common/util.h"
+#include "config/config.h"
+#include "log/log.h"
+#include "monitor/monitor.h"
+
+extern char **environ;
+
+#define MAX_SERVERS 16
+#define MAX_WINDOWS 20
+
+typedef enum { MODE_MONITOR, MODE_LOOP, MODE_FORK, MODE_IDLE } bench_mode_t;
+typedef enum { PROBE_REDIS, PROBE_TCP, PROBE_POSTGRES } bench_probe_t;
+
+typedef struct {
+  bench_mode_t mode;
+  bench_probe_t probe;
+  const char *tool; /* fork: redis-cli | pg_isready | docker */
+  long services;
+  int64_t interval_ms;
+  int64_t timeout_ms;
+  double seconds; /* measured, split into windows */
+  int windows;
+  double warmup_s; /* < 0: default */
+  int cpu;         /* -1: not pinned */
+  int servers;     /* redis servers / tcp listeners; 0: default */
+  double rate;     /* loop / fork: checks per second; 0: services/interval */
+  bool stagger;
+  bool header;
+} opts_t;
+
+/* ---- servers ---------------------------------------------------------------- */
+
+typedef struct {
+  int n;
+  bu_redis_t redis[MAX_SERVERS];
+  bu_tcp_t tcp[MAX_SERVERS];
+  bu_pg_t pg;
+  int ports[MAX_SERVERS];
+  bench_probe_t kind;
+} servers_t;
+
+static void servers_stop(servers_t *s) {
+  for (int i = 0; i < s->n; i++) {
+    if (s->kind == PROBE_REDIS) bu_redis_stop(&s->redis[i]);
+    if (s->kind == PROBE_TCP) bu_tcp_stop(&s->tcp[i]);
+  }
+  if (s->kind == PROBE_POSTGRES && s->n) bu_pg_stop(&s->pg);
+  s->n = 0;
+}
+
+static int servers_start(servers_t *s, bench_probe_t kind, int n, uint64_t cpus) {
+  memset(s, 0, sizeof *s);
+  s->kind = kind;
+  if (kind == PROBE_POSTGRES) n = 1;
+  for (int i = 0; i < n; i++) {
+    int rc;
+    if (kind == PROBE_REDIS) {
+      rc = bu_redis_start(&s->redis[i], cpus);
+      s->ports[i] = s->redis[i].port;
+    } else if (kind == PROBE_TCP) {
+      rc = bu_tcp_start(&s->tcp[i], cpus);
+      s->ports[i] = s->tcp[i].port;
+    } else {
+      rc = bu_pg_start(&s->pg, cpus);
+      s->ports[i] = s->pg.port;
+    }
+    s->n = i + 1; /* so that stop covers a half-started one */
+    if (rc) {
+      servers_stop(s);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* CPU of every server process (postgres: with its backends). */
+static int64_t servers_cpu_us(const servers_t *s) {
+  int64_t t = 0;
+  for (int i = 0; i < s->n; i++) {
+    int64_t v = 0;
+    if (s->kind == PROBE_REDIS) v = bu_pid_cpu_us(s->redis[i].pid, true);
+    if (s->kind == PROBE_TCP) v = bu_pid_cpu_us(s->tcp[i].pid, true);
+    if (s->kind == PROBE_POSTGRES) v = bu_tree_cpu_us(s->pg.pid);
+    if (v > 0) t += v;
+  }
+  return t;
+}
+
+/* ---- measurement windows ------------------------------------------------------ */
+
+typedef struct {
+  int64_t t_us, self_us, child_us, srv_us, mach_us;
+  uint64_t checks, fails;
+} snap_t;
+
+typedef struct {
+  const opts_t *o;
+  const servers_t *srv;
+  bu_hist_t hist;    /* lateness of the current window */
+  uint64_t checks, fails;
+  bool measuring;
+  int window;        /* windows done */
+  snap_t last;
+  double rate[MAX_WINDOWS], own[MAX_WINDOWS], server[MAX_WINDOWS], machine[MAX_WINDOWS];
+  double p50[MAX_WINDOWS], p99[MAX_WINDOWS], pmax[MAX_WINDOWS];
+  char first_error[256];
+  int64_t setup_config_us, setup_add_us;
+} meas_t;
+
+static void snap(meas_t *m, snap_t *s) {
+  s->t_us = bu_now_us();
+  s->self_us = bu_self_cpu_us();
+  s->child_us = bu_children_cpu_us();
+  s->srv_us = servers_cpu_us(m->srv);
+  s->mach_us = bu_machine_busy_us();
+  s->checks = m->checks;
+  s->fails = m->fails;
+}
+
+static void window_begin(meas_t *m) {
+  m->checks = m->fails = 0;
+  bu_hist_reset(&m->hist);
+  m->measuring = true;
+  snap(m, &m->last);
+}
+
+/* Close the current window and open the next. Returns true when it was the
+   last one. */
+static bool window_end(meas_t *m) {
+  snap_t now;
+  snap(m, &now);
+  int w = m->window++;
+  double secs = (double)(now.t_us - m->last.t_us) / 1e6;
+  double n = (double)(now.checks - m->last.checks);
+  double per = n > 0 ? n : 1;
+  m->rate[w] = n / secs;
+  m->own[w] = (double)(now.self_us - m->last.self_us + now.child_us - m->last.child_us) / per;
+  m->server[w] = (double)(now.srv_us - m->last.srv_us) / per;
+  m->machine[w] = (double)(now.mach_us - m->last.mach_us) / per;
+  if (m->o->mode == MODE_IDLE) {
+    /* Idle: machine busy microseconds per second instead. */
+    m->machine[w] = (double)(now.mach_us - m->last.mach_us) / secs;
+  }
+  m->p50[w] = (double)bu_hist_quantile(&m->hist, 0.50);
+  m->p99[w] = (double)bu_hist_quantile(&m->hist, 0.99);
+  m->pmax[w] = (double)bu_hist_quantile(&m->hist, 1.0);
+  fprintf(stderr,
+          "  window %d: %.1f s, %.0f checks/s, own %.1f us/check, servers %.1f, machine %.1f,"
+          " lateness p50 %.0f p99 %.0f max %.0f ms, fails %llu\n",
+          w + 1, secs, m->rate[w], m->own[w], m->server[w], m->machine[w], m->p50[w], m->p99[w],
+          m->pmax[w], (unsigned long long)(now.fails - m->last.fails));
+  bu_hist_reset(&m->hist);
+  m->last = now;
+  return m->window >= m->o->windows;
+}
+
+static void note_check(meas_t *m, bool ok, int64_t lateness_ms, const char *msg) {
+  if (!ok && !m->first_error[0] && msg) snprintf(m->first_error, sizeof m->first_error, "%s", msg);
+  if (!m->measuring) return;
+  m->checks++;
+  if (!ok) m->fails++;
+  bu_hist_add(&m->hist, lateness_ms);
+}
+
+/* ---- mode monitor ------------------------------------------------------------- */
+
+typedef struct {
+  meas_t *m;
+  tsvc_monitor_t *mon;
+  tsvc_config_t *cfg;
+  uv_timer_t stagger, control;
+  size_t started;
+  uint64_t t0;
+  bool warm;
+} mon_run_t;
+
+static void observer(const tsvc_mon_event_t *e, void *data) {
+  mon_run_t *r = data;
+  if (e->type != TSVC_MON_EV_CHECK) return;
+  note_check(r->m, e->result == TSVC_RESULT_OK, e->lateness_ms, e->reason);
+}
+
+/* Start the services spread evenly over one interval (the steady state of
+   a monitor that has run for a while), or all at once. */
+static void stagger_cb(uv_timer_t *t) {
+  mon_run_t *r = t->data;
+  size_t n = r->cfg->nservices;
+  uint64_t el = uv_now(t->loop) - r->t0;
+  size_t upto = r->m->o->stagger ? (size_t)((double)n * (double)el /
+                                            (double)r->m->o->interval_ms) + 1
+                                 : n;
+  if (upto > n) upto = n;
+  for (; r->started < upto; r->started++)
+    tsvc_monitor_started(r->mon, r->cfg->services[r->started].name);
+  if (r->started == n) uv_timer_stop(t);
+}
+
+static void control_cb(uv_timer_t *t) {
+  mon_run_t *r = t->data;
+  if (!r->warm) {
+    r->warm = true;
+    window_begin(r->m);
+    return;
+  }
+  if (window_end(r->m)) uv_stop(t->loop);
+}
+
+static char *services_yaml(const opts_t *o, const servers_t *srv) {
+  tsvc_buf_t y;
+  tsvc_buf_init(&y, (size_t)1 << 30);
+  const char *probe = o->probe == PROBE_REDIS ? "redis" : o->probe == PROBE_TCP ? "tcp" : "postgres";
+  int rc = tsvc_buf_addf(&y, "services:\n");
+  for (long i = 0; !rc && i < o->services; i++)
+    rc = tsvc_buf_addf(&y,
+                       "  s%ld:\n    external: true\n"
+                       "    healthcheck: {probe: %s, address: \"127.0.0.1:%d\","
+                       " interval: %lldms, timeout: %lldms, start_period: 0s, history: 20}\n",
+                       i, probe, srv->ports[i % srv->n], (long long)o->interval_ms,
+                       (long long)o->timeout_ms);
+  if (rc) {
+    tsvc_buf_free(&y);
+    return NULL;
+  }
+  return tsvc_buf_steal(&y);
+}
+
+static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
+  char *yaml = services_yaml(o, srv);
+  if (!yaml) {
+    fprintf(stderr, "bench: fatal: unable to build the config (out of memory)\n");
+    return -1;
+  }
+  mon_run_t r = {.m = m};
+  tsvc_diag_t d = {0};
+  int64_t t0 = bu_now_us();
+  int rc = tsvc_config_load_string("bench.yaml", yaml, strlen(yaml), &r.cfg, &d);
+  m->setup_config_us = bu_now_us() - t0;
+  free(yaml);
+  for (size_t i = 0; i < d.n && i < 5; i++) fprintf(stderr, "%s\n", d.lines[i]);
+  tsvc_diag_free(&d);
+  if (rc) {
+    fprintf(stderr, "bench: fatal: unable to load the generated config: %s\n", tsvc_strerror(rc));
+    return -1;
+  }
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  rc = tsvc_monitor_new(&loop, NULL, &r.mon);
+  if (rc) {
+    fprintf(stderr, "bench: fatal: unable to create the monitor: %s\n", tsvc_strerror(rc));
+    tsvc_config_free(r.cfg);
+    return -1;
+  }
+  tsvc_monitor_set_observer(r.mon, observer, &r);
+  t0 = bu_now_us();
+  for (size_t i = 0; i < r.cfg->nservices && !rc; i++)
+    rc = tsvc_monitor_add(r.mon, &r.cfg->services[i]);
+  m->setup_add_us = bu_now_us() - t0;
+  if (rc) {
+    fprintf(stderr, "bench: fatal: unable to add a service: %s\n", tsvc_strerror(rc));
+  } else {
+    fprintf(stderr, "  setup: config load %.1f ms, monitor_add x%zu %.1f ms\n",
+            (double)m->setup_config_us / 1e3, r.cfg->nservices, (double)m->setup_add_us / 1e3);
+    uv_update_time(&loop);
+    r.t0 = uv_now(&loop);
+    uv_timer_init(&loop, &r.stagger);
+    uv_timer_init(&loop, &r.control);
+    r.stagger.data = r.control.data = &r;
+    uv_timer_start(&r.stagger, stagger_cb, 0, 1);
+    double warm = o->warmup_s >= 0 ? o->warmup_s : 2.0 * (double)o->interval_ms / 1e3 + 1.0;
+    uint64_t win = (uint64_t)(o->seconds * 1000.0 / o->windows);
+    uv_timer_start(&r.control, control_cb, (uint64_t)(warm * 1000.0), win);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&r.stagger, NULL);
+    uv_close((uv_handle_t *)&r.control, NULL);
+  }
+  tsvc_monitor_close(r.mon);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  tsvc_monitor_free(r.mon);
+  int lc = uv_loop_close(&loop);
+  if (lc) fprintf(stderr, "bench: warning: the loop still had handles: %s\n", uv_strerror(lc));
+  tsvc_config_free(r.cfg);
+  return rc ? -1 : 0;
+}
+
+static const char *probe_name(const opts_t *o);
+
+/* ---- mode loop: the minimal blocking client --------------------------------- */
+
+static int dial(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  struct timeval tv = {2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Read until the peer closes; at most cap bytes kept. Returns bytes or -1. */
+static ssize_t read_to_eof(int fd, char *buf, size_t cap) {
+  size_t n = 0;
+  for (;;) {
+    char tmp[512];
+    ssize_t r = read(fd, tmp, sizeof tmp);
+    if (r == 0) return (ssize_t)n;
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    size_t c = (size_t)r < cap - n ? (size_t)r : cap - n;
+    memcpy(buf + n, tmp, c);
+    n += c;
+  }
+}
+
+static bool loop_redis(int port) {
+  static const char req[] = "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nQUIT\r\n";
+  int fd = dial(port);
+  if (fd < 0) return false;
+  char buf[256];
+  bool ok = write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1) &&
+            read_to_eof(fd, buf, sizeof buf) >= 7 && memcmp(buf, "+PONG\r\n", 7) == 0;
+  close(fd);
+  return ok;
+}
+
+static bool loop_tcp(int port) {
+  int fd = dial(port);
+  if (fd < 0) return false;
+  close(fd);
+  return true;
+}
+
+/* Startup packet as user postgres, wait for ReadyForQuery ('Z'), send
+   Terminate and let the server close. */
+static bool loop_postgres(int port) {
+  static const char params[] = "user\0postgres\0database\0postgres\0";
+  unsigned char pkt[64];
+  uint32_t len = (uint32_t)(8 + sizeof params); /* the array's NUL ends the list */
+  pkt[0] = (unsigned char)(len >> 24);
+  pkt[1] = (unsigned char)(len >> 16);
+  pkt[2] = (unsigned char)(len >> 8);
+  pkt[3] = (unsigned char)len;
+  pkt[4] = 0; /* protocol 3.0 */
+  pkt[5] = 3;
+  pkt[6] = 0;
+  pkt[7] = 0;
+  memcpy(pkt + 8, params, sizeof params);
+  int fd = dial(port);
+  if (fd < 0) return false;
+  bool ok = false;
+  if (write(fd, pkt, len) == (ssize_t)len) {
+    unsigned char buf[2048];
+    size_t n = 0;
+    for (;;) {
+      ssize_t r = read(fd, buf + n, sizeof buf - n);
+      if (r <= 0) break;
+      n += (size_t)r;
+      /* Walk the messages: type, int32 length. */
+      size_t off = 0;
+      bool ready = false, err = false;
+      while (off + 5 <= n) {
+        uint32_t l = (uint32_t)buf[off + 1] << 24 | (uint32_t)buf[off + 2] << 16 |
+                     (uint32_t)buf[off + 3] << 8 | buf[off + 4];
+        if (off + 1 + l > n) break;
+        if (buf[off] == 'Z') ready = true;
+        if (buf[off] == 'E') err = true;
+        off += 1 + l;
+      }
+      if (err) break;
+      if (ready) {
+        static const unsigned char term[5] = {'X', 0, 0, 0, 4};
+        ok = write(fd, term, sizeof term) == (ssize_t)sizeof term;
+        char rest[64];
+        if (ok) read_to_eof(fd, rest, sizeof rest);
+        break;
+      }
+      if (n == sizeof buf) break;
+    }
+  }
+  close(fd);
+  return ok;
+}
+
+/* Run one check every 1/rate s until the last window ends. */
+typedef bool (*one_check_fn)(const opts_t *o, const servers_t *srv, long i, char *err,
+                             size_t errlen);
+
+static int paced(const opts_t *o, meas_t *m, const servers_t *srv, double rate,
+                 one_check_fn fn) {
+  double warm = o->warmup_s >= 0 ? o->warmup_s : 1.0;
+  int64_t step = (int64_t)(1e6 / rate);
+  if (step < 1) step = 1;
+  int64_t start = bu_now_us();
+  int64_t warm_end = start + (int64_t)(warm * 1e6);
+  int64_t win = (int64_t)(o->seconds * 1e6 / o->windows);
+  int64_t next_win = warm_end + win;
+  int64_t due = start;
+  char err[256];
+  for (long i = 0;; i++) {
+    int64_t now = bu_now_us();
+    if (!m->measuring && now >= warm_end) {
+      window_begin(m);
+    } else if (m->measuring && now >= next_win) {
+      if (window_end(m)) break;
+      next_win += win;
+    }
+    if (due > now) {
+      bu_sleep_us(due - now);
+      now = bu_now_us();
+    }
+    int64_t late_ms = (now - due) / 1000;
+    err[0] = 0;
+    bool ok = fn(o, srv, i, err, sizeof err);
+    note_check(m, ok, late_ms, err[0] ? err : "check failed");
+    due += step;
+    /* Behind by more than a second: do not try to catch up in a burst. */
+    if (bu_now_us() - due > 1000000) due = bu_now_us();
+  }
+  return 0;
+}
+
+static bool loop_one(const opts_t *o, const servers_t *srv, long i, char *err, size_t len) {
+  int port = srv->ports[i % srv->n];
+  bool ok = o->probe == PROBE_REDIS  ? loop_redis(port)
+            : o->probe == PROBE_TCP ? loop_tcp(port)
+                                    : loop_postgres(port);
+  if (!ok) snprintf(err, len, "%s check failed: %s", probe_name(o), strerror(errno));
+  return ok;
+}
+
+/* ---- mode fork: the original request's commands ----------------------------- */
+
+static bool fork_one(const opts_t *o, const servers_t *srv, long i, char *err, size_t len) {
+  char port[16];
+  snprintf(port, sizeof port, "%d", srv->ports[i % srv->n]);
+  const char *container = getenv("BENCH_REDIS_CONTAINER");
+  char pgbin[512];
+  snprintf(pgbin, sizeof pgbin, "%s/pg_isready", srv->kind == PROBE_POSTGRES ? srv->pg.bindir : "/usr/bin");
+  char *redis_argv[] = {"redis-cli", "-h", "127.0.0.1", "-p", port, "ping", NULL};
+  char *pg_argv[] = {pgbin, "-h", "127.0.0.1", "-p", port, "-U", "postgres", NULL};
+  char *docker_argv[] = {"docker", "exec", (char *)(container ? container : ""), "redis-cli",
+                         "ping", NULL};
+  char **argv = strcmp(o->tool, "pg_isready") == 0 ? pg_argv
+                : strcmp(o->tool, "docker") == 0   ? docker_argv
+                                                   : redis_argv;
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) != 0) {
+    snprintf(err, len, "pipe: %s", strerror(errno));
+    return false;
+  }
+  /* As Go's exec.Command(...).Output(): stdout through a pipe, read whole. */
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(pfd[1]);
+  if (rc != 0) {
+    close(pfd[0]);
+    snprintf(err, len, "cannot run %s: %s", argv[0], strerror(rc));
+    return false;
+  }
+  char out[256];
+  ssize_t n = read_to_eof(pfd[0], out, sizeof out - 1);
+  close(pfd[0]);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  out[n > 0 ? n : 0] = 0;
+  bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  if (ok && argv != pg_argv) ok = strncmp(out, "PONG", 4) == 0;
+  if (!ok) snprintf(err, len, "%s failed (status %d): %.100s", argv[0], st, out);
+  return ok;
+}
+
+/* ---- mode idle ---------------------------------------------------------------- */
+
+static bool idle_one(const opts_t *o, const servers_t *srv, long i, char *err, size_t len) {
+  (void)o, (void)srv, (void)i, (void)err, (void)len;
+  return true;
+}
+
+/* ---- main --------------------------------------------------------------------- */
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: bench_monitor [options]\n"
+          "  --mode monitor|loop|fork|idle|postgres  (postgres = monitor --probe postgres)\n"
+          "  --probe redis|tcp|postgres   what the checks talk to (default redis)\n"
+          "  --tool redis-cli|pg_isready|docker   fork mode's command (default by probe;\n"
+          "                               docker: `docker exec $BENCH_REDIS_CONTAINER redis-cli ping`)\n"
+          "  --services N                 services watched (default 1000)\n"
+          "  --interval MS                check interval in ms (default 1000)\n"
+          "  --timeout MS                 probe timeout in ms (default 1000)\n"
+          "  --seconds S                  measured time, after the warm-up (default 10)\n"
+          "  --windows K                  split the measured time into K windows (default 3)\n"
+          "  --warmup S                   warm-up (default monitor: 2 intervals + 1 s; else 1 s)\n"
+          "  --rate R                     loop/fork: checks per second (default services/interval;\n"
+          "                               fork: 20)\n"
+          "  --cpu C                      pin this process to CPU C, servers to the others\n"
+          "  --servers K                  redis servers / tcp listeners (default 1, 2 above 2000\n"
+          "                               services)\n"
+          "  --no-stagger                 start every service at once (default: spread over one\n"
+          "                               interval, the steady state)\n"
+          "  --header                     print the table header first\n");
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || *end || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_opts(int argc, char **argv, opts_t *o) {
+  *o = (opts_t){.mode = MODE_MONITOR, .probe = PROBE_REDIS, .services = 1000,
+                .interval_ms = 1000, .timeout_ms = 1000, .seconds = 10, .windows = 3,
+                .warmup_s = -1, .cpu = -1, .stagger = true};
+  static const struct option lo[] = {
+      {"mode", 1, NULL, 'm'},    {"probe", 1, NULL, 'p'},   {"tool", 1, NULL, 'T'},
+      {"services", 1, NULL, 'n'}, {"interval", 1, NULL, 'i'}, {"timeout", 1, NULL, 't'},
+      {"seconds", 1, NULL, 's'}, {"windows", 1, NULL, 'w'}, {"warmup", 1, NULL, 'W'},
+      {"rate", 1, NULL, 'r'},    {"cpu", 1, NULL, 'c'},     {"servers", 1, NULL, 'S'},
+      {"no-stagger", 0, NULL, 'G'}, {"header", 0, NULL, 'H'}, {"help", 0, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  int c;
+  long v;
+  bool pg_mode = false;
+  while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    switch (c) {
+    case 'm':
+      if (strcmp(optarg, "monitor") == 0) o->mode = MODE_MONITOR;
+      else if (strcmp(optarg, "loop") == 0) o->mode = MODE_LOOP;
+      else if (strcmp(optarg, "fork") == 0) o->mode = MODE_FORK;
+      else if (strcmp(optarg, "idle") == 0) o->mode = MODE_IDLE;
+      else if (strcmp(optarg, "postgres") == 0) pg_mode = true;
+      else return -1;
+      break;
+    case 'p':
+      if (strcmp(optarg, "redis") == 0) o->probe = PROBE_REDIS;
+      else if (strcmp(optarg, "tcp") == 0) o->probe = PROBE_TCP;
+      else if (strcmp(optarg, "postgres") == 0) o->probe = PROBE_POSTGRES;
+      else return -1;
+      break;
+    case 'T':
+      if (strcmp(optarg, "redis-cli") && strcmp(optarg, "pg_isready") && strcmp(optarg, "docker"))
+        return -1;
+      o->tool = optarg;
+      break;
+    case 'n':
+      if (parse_long(optarg, 1, 1000000, &v)) return -1;
+      o->services = v;
+      break;
+    case 'i':
+      if (parse_long(optarg, 1, 3600000, &v)) return -1;
+      o->interval_ms = v;
+      break;
+    case 't':
+      if (parse_long(optarg, 1, 3600000, &v)) return -1;
+      o->timeout_ms = v;
+      break;
+    case 's':
+      o->seconds = strtod(optarg, NULL);
+      if (!(o->seconds > 0 && o->seconds <= 600)) return -1;
+      break;
+    case 'w':
+      if (parse_long(optarg, 1, MAX_WINDOWS, &v)) return -1;
+      o->windows = (int)v;
+      break;
+    case 'W':
+      o->warmup_s = strtod(optarg, NULL);
+      if (!(o->warmup_s >= 0 && o->warmup_s <= 600)) return -1;
+      break;
+    case 'r':
+      o->rate = strtod(optarg, NULL);
+      if (!(o->rate > 0 && o->rate <= 1e6)) return -1;
+      break;
+    case 'c':
+      if (parse_long(optarg, 0, 63, &v)) return -1;
+      o->cpu = (int)v;
+      break;
+    case 'S':
+      if (parse_long(optarg, 1, MAX_SERVERS, &v)) return -1;
+      o->servers = (int)v;
+      break;
+    case 'G':
+      o->stagger = false;
+      break;
+    case 'H':
+      o->header = true;
+      break;
+    case 'h':
+      usage(stdout);
+      exit(0);
+    default:
+      return -1;
+    }
+  }
+  if (optind != argc) return -1;
+  if (pg_mode) {
+    o->mode = MODE_MONITOR;
+    o->probe = PROBE_POSTGRES;
+  }
+  if (!o->tool) o->tool = o->probe == PROBE_POSTGRES ? "pg_isready" : "redis-cli";
+  if (o->mode == MODE_FORK && o->probe == PROBE_TCP) return -1;
+  if (!o->servers) o->servers = o->services > 2000 ? 2 : 1;
+  if (!o->rate) o->rate = o->mode == MODE_FORK ? 20 : (double)o->services * 1000.0 / (double)o->interval_ms;
+  return 0;
+}
+
+static const char *mode_name(const opts_t *o) {
+  switch (o->mode) {
+  case MODE_MONITOR: return "monitor";
+  case MODE_LOOP: return "loop";
+  case MODE_FORK: return "fork";
+  case MODE_IDLE: return "idle";
+  }
+  return "?";
+}
+
+static const char *probe_name(const opts_t *o) {
+  if (o->mode == MODE_FORK) return o->tool;
+  return o->probe == PROBE_REDIS ? "redis" : o->probe == PROBE_TCP ? "tcp" : "postgres";
+}
+
+/* "median (min-max)" of v[0..n) with the given precision. */
+static void fmt_range(char *out, size_t len, double *v, int n, int prec) {
+  double med, mn, mx;
+  bu_summary(v, n, &med, &mn, &mx);
+  if (n == 1 || mn == mx) snprintf(out, len, "%.*f", prec, med);
+  else snprintf(out, len, "%.*f (%.*f-%.*f)", prec, med, prec, mn, prec, mx);
+}
+
+int main(int argc, char **argv) {
+  opts_t o;
+  if (parse_opts(argc, argv, &o) != 0) {
+    usage(stderr);
+    return 2;
+  }
+  if (o.header) {
+    printf("| mode | probe | services | interval | checks/s | own CPU us/check | servers us/check"
+           " | machine us/check | lateness p50 / p99 / max ms | RSS / HWM MiB | failed |\n"
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    fflush(stdout);
+  }
+  /* Bounded whatever happens: SIGALRM's default action ends us, and the
+     servers follow through their parent-death signal. */
+  double warm = o.warmup_s >= 0 ? o.warmup_s : 2.0 * (double)o.interval_ms / 1e3 + 1.0;
+  alarm((unsigned)(warm + o.seconds) + 180);
+  signal(SIGPIPE, SIG_IGN);
+
+  long nofile = bu_raise_nofile(o.services + 4096 > 65536 ? o.services + 4096 : 65536);
+  uint64_t all = bu_allowed_cpus(), mine = all, others = 0;
+  if (o.cpu >= 0) {
+    mine = UINT64_C(1) << o.cpu;
+    if (!(all & mine)) {
+      fprintf(stderr, "bench: fatal: CPU %d is not available to us\n", o.cpu);
+      return 1;
+    }
+    others = all & ~mine;
+    if (!others) others = all;
+  }
+  fprintf(stderr, "bench: mode=%s probe=%s services=%ld interval=%lldms rate=%.0f/s cpu=%d "
+                  "nofile=%ld\n",
+          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms,
+          o.mode == MODE_MONITOR ? (double)o.services * 1000.0 / (double)o.interval_ms : o.rate,
+          o.cpu, nofile);
+
+  servers_t srv = {0};
+  if (o.mode != MODE_IDLE &&
+      !(o.mode == MODE_FORK && strcmp(o.tool, "docker") == 0)) {
+    if (servers_start(&srv, o.probe, o.probe == PROBE_POSTGRES ? 1 : o.servers, others) != 0)
+      return 1;
+  }
+  if (o.cpu >= 0 && bu_pin(mine) != 0) {
+    fprintf(stderr, "bench: fatal: unable to pin to CPU %d\n", o.cpu);
+    servers_stop(&srv);
+    return 1;
+  }
+  tsvc_log_setup(stderr, TSVC_LOG_WARN, false);
+
+  meas_t m = {.o = &o, .srv = &srv};
+  if (bu_hist_init(&m.hist) != 0) {
+    servers_stop(&srv);
+    return 1;
+  }
+  int rc;
+  switch (o.mode) {
+  case MODE_MONITOR: rc = run_monitor(&o, &m, &srv); break;
+  case MODE_LOOP: rc = paced(&o, &m, &srv, o.rate, loop_one); break;
+  case MODE_FORK: rc = paced(&o, &m, &srv, o.rate, fork_one); break;
+  default: rc = paced(&o, &m, &srv, 100, idle_one); break;
+  }
+  long rss, hwm;
+  bu_rss_kib(&rss, &hwm);
+  long tw = bu_timewait();
+  servers_stop(&srv);
+  bu_hist_free(&m.hist);
+  if (rc) return 1;
+  if (m.window < 1) {
+    fprintf(stderr, "bench: fatal: no window was measured\n");
+    return 1;
+  }
+
+  int n = m.window;
+  char rate[64], own[64], server[64], mach[64], p50[32], p99[32], pmax[32];
+  fmt_range(rate, sizeof rate, m.rate, n, 0);
+  fmt_range(own, sizeof own, m.own, n, 1);
+  fmt_range(server, sizeof server, m.server, n, 1);
+  fmt_range(mach, sizeof mach, m.machine, n, 1);
+  double med50, mx99, mxmax, lo, hi;
+  bu_summary(m.p50, n, &med50, &lo, &hi);
+  bu_summary(m.p99, n, &lo, &hi, &mx99); /* worst window's p99 */
+  bu_summary(m.pmax, n, &lo, &hi, &mxmax);
+  snprintf(p50, sizeof p50, "%.0f", med50);
+  snprintf(p99, sizeof p99, "%.0f", mx99);
+  snprintf(pmax, sizeof pmax, "%.0f", mxmax);
+  /* Failures over every window (m.fails counts from the first one). */
+  uint64_t all_fails = m.last.fails;
+  char interval[32];
+  if (o.mode == MODE_MONITOR) snprintf(interval, sizeof interval, "%lld ms", (long long)o.interval_ms);
+  else snprintf(interval, sizeof interval, "(%.0f/s)", o.rate);
+  char services[32];
+  if (o.mode == MODE_MONITOR && !o.stagger)
+    snprintf(services, sizeof services, "%ld (all at once)", o.services);
+  else if (o.mode == MODE_MONITOR || o.mode == MODE_LOOP)
+    snprintf(services, sizeof services, "%ld", o.services);
+  else snprintf(services, sizeof services, "-");
+  if (o.mode == MODE_IDLE) {
+    printf("| idle | - | - | - | - | - | - | %s us/s busy | - | - | - |\n", mach);
+  } else {
+    printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %.1f / %.1f | %llu |\n",
+           mode_name(&o), probe_name(&o), services, interval, rate, own, server, mach, p50, p99,
+           pmax, (double)rss / 1024.0, (double)hwm / 1024.0, (unsigned long long)all_fails);
+  }
+  double own_med, srv_med, mach_med, rate_med;
+  bu_summary(m.own, n, &own_med, &lo, &hi);
+  bu_summary(m.server, n, &srv_med, &lo, &hi);
+  bu_summary(m.machine, n, &mach_med, &lo, &hi);
+  bu_summary(m.rate, n, &rate_med, &lo, &hi);
+  printf("RESULT mode=%s probe=%s services=%ld interval_ms=%lld rate=%.0f own_us=%.1f "
+         "server_us=%.1f machine_us=%.1f p50_ms=%s p99_ms=%s max_ms=%s rss_kib=%ld hwm_kib=%ld "
+         "failed=%llu timewait=%ld config_ms=%.1f add_ms=%.1f stagger=%d\n",
+         mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
+         srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
+         (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger);
+  if (all_fails && m.first_error[0])
+    fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
+            (unsigned long long)all_fails, m.first_error);
+  fflush(stdout);
+  return 0;
+}

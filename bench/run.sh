@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Run the whole benchmark matrix of bench_monitor (about 6-8 minutes), print
+# the table and write bench/results.md.
+#
+#   bench/run.sh [build-dir]        (default build/gcc; build it first with
+#                                    scripts/build.sh gcc)
+#   SECONDS_PER_RUN=9 bench/run.sh  measured seconds per run (3 windows)
+#
+# Every run starts its own servers on 127.0.0.1 and stops them; the monitor
+# (or loop) is pinned to CPU 0, servers to the other CPUs. Optional: with
+# BENCH_REDIS_CONTAINER set and /var/run/docker.sock answering, also times
+# `docker exec $BENCH_REDIS_CONTAINER redis-cli ping`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build/gcc}
+bin=$build/bench/bench_monitor
+secs=${SECONDS_PER_RUN:-9}
+if [[ ! -x $bin ]]; then
+  echo "run.sh: fatal: $bin not found; run scripts/build.sh gcc first" >&2
+  exit 1
+fi
+out=bench/results.md
+tmp=$(mktemp -d /tmp/tsvc-bench-run-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+rows=$tmp/rows
+results=$tmp/results
+log=$build/bench-run.log
+: >"$rows"
+: >"$results"
+: >"$log"
+
+# One run: its table row to $rows, its RESULT line to $results, details to
+# the log. A run that fails stops the matrix with its message.
+run() {
+  local o
+  echo ">> $bin $*" >>"$log"
+  if ! o=$("$bin" "$@" 2>>"$log"); then
+    echo "run.sh: fatal: bench_monitor $* failed:" >&2
+    tail -5 "$log" >&2
+    exit 1
+  fi
+  grep '^|' <<<"$o" | tee -a "$rows"
+  grep '^RESULT' <<<"$o" >>"$results"
+}
+
+cpu=(--cpu 0)
+"$bin" --header --mode idle --seconds 0.1 --windows 1 --warmup 0 2>/dev/null | head -2 | tee "$rows.head"
+
+# Background noise of the machine (other builds): busy microseconds per second.
+run --mode idle --seconds 3 --windows 3 --warmup 0
+
+# Redis: monitor vs minimal loop at the same rate.
+for spec in "10 100" "1000 1000" "10000 1000" "10000 5000"; do
+  set -- $spec
+  run --mode monitor --probe redis --services "$1" --interval "$2" --timeout "$(($2 < 1000 ? $2 - 10 : 900))" \
+      --seconds "$secs" "${cpu[@]}"
+  run --mode loop --probe redis --services "$1" --interval "$2" --seconds "$secs" "${cpu[@]}"
+done
+# All services started at the same instant (first minutes after `up`).
+run --mode monitor --probe redis --services 1000 --interval 1000 --timeout 900 --no-stagger \
+    --seconds "$secs" "${cpu[@]}"
+
+# TCP: connect only (the probe closes first: TIME_WAIT on our side).
+for spec in "10 100" "1000 1000" "10000 1000"; do
+  set -- $spec
+  run --mode monitor --probe tcp --services "$1" --interval "$2" --timeout "$(($2 < 1000 ? $2 - 10 : 900))" \
+      --seconds "$secs" "${cpu[@]}"
+  run --mode loop --probe tcp --services "$1" --interval "$2" --seconds "$secs" "${cpu[@]}"
+done
+
+# The request's way: a forked tool per check, 20 checks/s.
+run --mode fork --probe redis --tool redis-cli --rate 20 --seconds 6 "${cpu[@]}"
+if [[ -n ${BENCH_REDIS_CONTAINER:-} && -S /var/run/docker.sock ]] &&
+   curl -sf --unix-socket /var/run/docker.sock http://localhost/_ping >/dev/null 2>&1; then
+  run --mode fork --tool docker --rate 5 --seconds 6 "${cpu[@]}"
+else
+  echo "(docker exec skipped: BENCH_REDIS_CONTAINER unset or /var/run/docker.sock does not answer)" >>"$log"
+fi
+
+# Postgres forks a backend per connection: 20 checks/s, measured separately.
+run --mode monitor --probe postgres --services 20 --interval 1000 --timeout 900 --seconds 10 \
+    --windows 2 "${cpu[@]}"
+run --mode loop --probe postgres --services 20 --interval 1000 --seconds 10 --windows 2 "${cpu[@]}"
+run --mode fork --probe postgres --tool pg_isready --rate 20 --seconds 10 --windows 2 "${cpu[@]}"
+
+# Largest N at a 1 s interval with the worst window's p99 lateness < 100 ms
+# and no failed check, the monitor on one core.
+maxn=0
+for n in 2000 3000 4000 5000 6000 8000; do
+  run --mode monitor --probe redis --services "$n" --interval 1000 --timeout 900 \
+      --seconds "$secs" "${cpu[@]}"
+  p99=$(tail -1 "$results" | sed -E 's/.* p99_ms=([0-9-]+).*/\1/')
+  failed=$(tail -1 "$results" | sed -E 's/.* failed=([0-9]+).*/\1/')
+  if ((p99 < 100 && failed == 0)); then maxn=$n; else break; fi
+done
+
+# Ratios of median CPU per check (own process).
+val() { # mode probe services key: the first staggered run that matches
+  awk -v m="$1" -v p="$2" -v n="$3" -v k="$4" '
+    { ok = 0; for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+      if (f["mode"] == m && f["probe"] == p && (n == "-" || f["services"] == n) &&
+          f["stagger"] == 1 && v == "") v = f[k] }
+    END { print v }' "$results"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+mon=$(val monitor redis 1000 own_us)
+lp=$(val loop redis 1000 own_us)
+mon10k=$(val monitor redis 10000 own_us)
+fork_cli=$(val fork redis-cli - own_us)
+fork_cli_m=$(val fork redis-cli - machine_us)
+mon_m=$(val monitor redis 1000 machine_us)
+pg_mon=$(val monitor postgres 20 own_us)
+pg_srv=$(val monitor postgres 20 server_us)
+pg_loop=$(val loop postgres 20 own_us)
+pg_loop_srv=$(val loop postgres 20 server_us)
+pg_fork=$(val fork pg_isready - own_us)
+pg_fork_srv=$(val fork pg_isready - server_us)
+tcpm=$(val monitor tcp 1000 own_us)
+tcpl=$(val loop tcp 1000 own_us)
+
+summary=$(cat <<EOF
+- Redis, 1,000 services at 1 s, own CPU per check: monitor ${mon} us, minimal loop ${lp} us:
+  monitor / loop = $(ratio "$mon" "$lp") (goal <= 2, aim 1.2).
+- TCP, 1,000 services at 1 s: monitor ${tcpm} us, loop ${tcpl} us: $(ratio "$tcpm" "$tcpl").
+- Forked \`redis-cli ping\`: ${fork_cli} us per check (bench + children), ${fork_cli_m} us whole
+  machine; forked / monitor = $(ratio "$fork_cli" "$mon") own, $(ratio "$fork_cli_m" "$mon_m") machine (goal >= 100).
+  \`docker exec\` (what the request did) costs far more again (about 130,000 us on a similar VM).
+- Postgres at 20 checks/s: monitor ${pg_mon} us own + ${pg_srv} us in postgres per check;
+  minimal loop ${pg_loop} us own + ${pg_loop_srv} us in postgres;
+  \`pg_isready\` ${pg_fork} us own + ${pg_fork_srv} us in postgres.
+- Largest N at 1 s with p99 lateness < 100 ms and no failed check, monitor on one core: ${maxn}
+  (searched 2000, 3000, 4000, 5000, 6000, 8000; stops at the first that misses).
+EOF
+)
+
+{
+  echo "# bench_monitor results"
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(uname -r)"
+  echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "- command: \`SECONDS_PER_RUN=$secs bench/run.sh $build\` (after \`scripts/build.sh gcc\`)"
+  echo "- each run: warm-up, then ${secs} s in 3 windows; cells are median (min-max) over windows;"
+  echo "  lateness p99 is the worst window's; failed counts every window."
+  echo "- CPU columns are microseconds per check: own = this process (getrusage; fork mode adds"
+  echo "  the children), servers = redis/listener/postgres processes (/proc/<pid>/stat, postgres"
+  echo "  with its exited backends), machine = /proc/stat busy delta of all CPUs (includes other"
+  echo "  work on the machine: see the idle row, busy us per second)."
+  echo
+  cat "$rows.head" "$rows"
+  echo
+  echo "## Summary"
+  echo
+  echo "$summary"
+  echo
+  echo "## Raw results"
+  echo
+  echo '```'
+  cat "$results"
+  echo '```'
+} >"$out"
+echo
+echo "$summary"
+echo
+echo "wrote $out; per-window details in $log"
