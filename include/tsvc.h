@@ -119,7 +119,7 @@ typedef struct {
   tsvc_result_t result;
   int exit_code;       /* exec probes; -1 otherwise */
   int64_t latency_us;
-  char message[256];
+  char *message;       /* one line, never NULL in a status copy; owned */
   char *output;        /* exec output (last 4 KiB) or NULL; owned */
 } tsvc_check_record_t;
 

@@ -310,7 +310,7 @@ static void jitter_stays_within_ten_percent(void **st) {
   p.jitter_permille = 100;
   p.max_restarts = 3;
   p.cooldown = 0;
-  bool spread = false;
+  bool spread = false, first_early = false, first_late = false;
   for (uint64_t seed = 1; seed <= 200; seed++) {
     tsvc_health_t h;
     tsvc_health_actions_t a;
@@ -321,6 +321,17 @@ static void jitter_stays_within_ten_percent(void **st) {
     e = (tsvc_health_event_t){.type = TSVC_HEV_TICK, .now = h.check_at};
     tsvc_health_step(&h, &e, &a);
     tsvc_ms_t t = e.now;
+    e = (tsvc_health_event_t){.type = TSVC_HEV_CHECK_RESULT, .now = t, .result = TSVC_RESULT_OK};
+    tsvc_health_step(&h, &e, &a);
+    /* Healthy: the first check after the grace period lands anywhere in
+       the interval (services started together spread out) ... */
+    assert_in_range(h.check_at, t + 1, t + 10000);
+    if (h.check_at < t + 5000) first_early = true;
+    if (h.check_at > t + 5000) first_late = true;
+    /* ... and each next one an interval plus up to 10% later. */
+    t = h.check_at;
+    e = (tsvc_health_event_t){.type = TSVC_HEV_TICK, .now = t};
+    tsvc_health_step(&h, &e, &a);
     e = (tsvc_health_event_t){.type = TSVC_HEV_CHECK_RESULT, .now = t, .result = TSVC_RESULT_OK};
     tsvc_health_step(&h, &e, &a);
     assert_in_range(h.check_at, t + 10000, t + 11000);
@@ -336,6 +347,7 @@ static void jitter_stays_within_ten_percent(void **st) {
     tsvc_health_free(&h);
   }
   assert_true(spread); /* the jitter does spread the checks */
+  assert_true(first_early && first_late);
   /* The same seed gives the same schedule. */
   tsvc_health_t h1, h2;
   tsvc_health_actions_t a;

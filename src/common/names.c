@@ -48,7 +48,10 @@ const char *tsvc_result_name(tsvc_result_t r) {
 
 void tsvc_status_clear(tsvc_status_t *s) {
   if (!s) return;
-  for (size_t i = 0; i < s->nhistory; i++) free(s->history[i].output);
+  for (size_t i = 0; i < s->nhistory; i++) {
+    free(s->history[i].message);
+    free(s->history[i].output);
+  }
   free(s->history);
   free(s->name);
   memset(s, 0, sizeof *s);

@@ -77,6 +77,18 @@ static void schedule_check(tsvc_health_t *h, tsvc_ms_t now) {
   h->check_at = now + jittered(h, every);
 }
 
+/* The first check after the grace period lands at a random point of the
+   interval, so that services started together spread out instead of firing
+   in step for ever (the 10% jitter alone drifts them apart only slowly).
+   Without jitter: exactly one interval. */
+static void schedule_first_check(tsvc_health_t *h, tsvc_ms_t now) {
+  if (h->p.jitter_permille <= 0) {
+    h->check_at = now + h->p.interval;
+    return;
+  }
+  h->check_at = now + 1 + (tsvc_ms_t)(rng_next(h) % (uint64_t)h->p.interval);
+}
+
 static void cancel_check(tsvc_health_t *h, tsvc_health_actions_t *out) {
   if (h->checking) out->flags |= TSVC_HACT_CANCEL_CHECK;
   h->checking = false;
@@ -285,6 +297,8 @@ static int on_check(tsvc_health_t *h, const tsvc_health_event_t *ev,
       /* The first success ends the grace period at once. */
       h->successes = 1;
       enter_healthy(h, now, "first successful check", out);
+      schedule_first_check(h, now);
+      return 0;
     } else if (!in_grace(h, now)) {
       h->grace = false;
       h->successes = 0;

@@ -52,8 +52,11 @@ struct tsvc_monitor_s {
   uv_loop_t *loop;
   tsvc_runtime_t *rt;
   pthread_mutex_t mu;
-  svc_t **svcs;
+  svc_t **svcs;   /* in the order added */
   size_t n, cap;
+  svc_t **index;  /* open-addressing hash of names, for find(); NULL slots
+                     empty; rebuilt on add (when growing) and remove */
+  size_t index_cap; /* a power of two, at least twice n */
   size_t open_timers; /* timers not yet closed after tsvc_monitor_close */
   tsvc_mon_observer_cb observer;
   void *observer_data;
@@ -78,10 +81,40 @@ static int64_t to_wall(tsvc_monitor_t *m, tsvc_ms_t t, int64_t wall_now) {
 
 /* ---- lookup --------------------------------------------------------------- */
 
+static uint64_t hash_name(const char *name) {
+  uint64_t x = UINT64_C(1469598103934665603); /* FNV-1a */
+  for (const char *p = name; *p; p++) x = (x ^ (unsigned char)*p) * UINT64_C(1099511628211);
+  return x;
+}
+
+/* By name in O(1): API calls and runtime events name services, and a
+   monitor may watch thousands. Caller holds m->mu or is the loop thread. */
 static svc_t *find(tsvc_monitor_t *m, const char *name) {
-  for (size_t i = 0; i < m->n; i++)
-    if (strcmp(m->svcs[i]->name, name) == 0) return m->svcs[i];
-  return NULL;
+  if (!m->index) return NULL;
+  size_t mask = m->index_cap - 1;
+  for (size_t i = hash_name(name) & mask;; i = (i + 1) & mask) {
+    svc_t *s = m->index[i];
+    if (!s) return NULL;
+    if (strcmp(s->name, name) == 0) return s;
+  }
+}
+
+/* Rebuild the index for the current svcs, at least cap slots. Called with
+   m->mu held. Returns 0 or TSVC_ENOMEM (the old index stays then). */
+static int reindex(tsvc_monitor_t *m, size_t want) {
+  size_t cap = 16;
+  while (cap < 2 * want) cap *= 2;
+  svc_t **idx = calloc(cap, sizeof *idx);
+  if (!idx) return TSVC_ENOMEM;
+  for (size_t k = 0; k < m->n; k++) {
+    size_t i = hash_name(m->svcs[k]->name) & (cap - 1);
+    while (idx[i]) i = (i + 1) & (cap - 1);
+    idx[i] = m->svcs[k];
+  }
+  free(m->index);
+  m->index = idx;
+  m->index_cap = cap;
+  return 0;
 }
 
 /* ---- status --------------------------------------------------------------- */
@@ -120,6 +153,7 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res) {
   } else {
     r = &st->history[s->hist_head];
     s->hist_head = (s->hist_head + 1) % s->hist_cap;
+    free(r->message);
     free(r->output);
   }
   r->start_ms = s->check_started_wall;
@@ -127,7 +161,11 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res) {
   r->result = res->result;
   r->exit_code = res->exit_code;
   r->latency_us = res->latency_us;
-  tsvc_log_scrub(r->message, sizeof r->message, res->message);
+  /* Messages are kept by pointer, sized to fit: most are short ("PONG"),
+     and twenty 256-byte slots per service were most of the memory. */
+  char msg[TSVC_PROBE_MSG_LEN];
+  tsvc_log_scrub(msg, sizeof msg, res->message);
+  r->message = strdup(msg);
   r->output = NULL;
   if (res->output) {
     size_t n = strlen(res->output) + 1;
@@ -143,7 +181,7 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res) {
   if (res->result == TSVC_RESULT_OK) {
     st->last_healthy_ms = end;
   } else {
-    tsvc_strlcpy(st->last_error, r->message, sizeof st->last_error);
+    tsvc_strlcpy(st->last_error, msg, sizeof st->last_error);
   }
   pthread_mutex_unlock(&m->mu);
 }
@@ -176,7 +214,9 @@ static int copy_status(const svc_t *s, tsvc_status_t *out) {
       const tsvc_check_record_t *r = &s->st.history[(start + i) % s->st.nhistory];
       out->history[i] = *r;
       out->history[i].output = NULL;
+      out->history[i].message = NULL;
       out->nhistory = i + 1;
+      if (!(out->history[i].message = strdup(r->message ? r->message : ""))) goto nomem;
       if (r->output && !(out->history[i].output = strdup(r->output))) goto nomem;
     }
   }
@@ -529,6 +569,7 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf) {
     }
   }
   bool full = m->n == m->cap;
+  if (!full && 2 * (m->n + 1) > m->index_cap && reindex(m, m->n + 1)) full = true;
   pthread_mutex_unlock(&m->mu);
   if (!s->name || !s->st.history || full) {
     free(s->name);
@@ -546,6 +587,9 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf) {
   m->open_timers++;
   pthread_mutex_lock(&m->mu);
   m->svcs[m->n++] = s;
+  size_t i = hash_name(s->name) & (m->index_cap - 1);
+  while (m->index[i]) i = (i + 1) & (m->index_cap - 1);
+  m->index[i] = s;
   pthread_mutex_unlock(&m->mu);
   publish(s);
   return 0;
@@ -583,6 +627,16 @@ int tsvc_monitor_remove(tsvc_monitor_t *m, const char *name) {
     pthread_mutex_lock(&m->mu);
     memmove(&m->svcs[i], &m->svcs[i + 1], (m->n - i - 1) * sizeof *m->svcs);
     m->n--;
+    if (reindex(m, m->n)) {
+      /* No memory for a new index: drop the entry in place by rebuilding
+         into the old one (same size, fewer entries). */
+      memset(m->index, 0, m->index_cap * sizeof *m->index);
+      for (size_t k = 0; k < m->n; k++) {
+        size_t j = hash_name(m->svcs[k]->name) & (m->index_cap - 1);
+        while (m->index[j]) j = (j + 1) & (m->index_cap - 1);
+        m->index[j] = m->svcs[k];
+      }
+    }
     pthread_mutex_unlock(&m->mu);
     svc_close(s);
     return 0;
@@ -603,7 +657,10 @@ int tsvc_monitor_update(tsvc_monitor_t *m, const tsvc_service_conf_t *conf) {
     tsvc_check_record_t *h = calloc(cap, sizeof *h);
     if (!h) return TSVC_ENOMEM;
     pthread_mutex_lock(&m->mu);
-    for (size_t i = 0; i < s->st.nhistory; i++) free(s->st.history[i].output);
+    for (size_t i = 0; i < s->st.nhistory; i++) {
+      free(s->st.history[i].message);
+      free(s->st.history[i].output);
+    }
     free(s->st.history);
     s->st.history = h;
     s->st.nhistory = 0;
@@ -776,6 +833,9 @@ void tsvc_monitor_close(tsvc_monitor_t *m) {
   svc_t **v = m->svcs;
   m->svcs = NULL;
   m->n = m->cap = 0;
+  free(m->index);
+  m->index = NULL;
+  m->index_cap = 0;
   pthread_mutex_unlock(&m->mu);
   for (size_t i = 0; i < n; i++) svc_close(v[i]);
   free(v);
@@ -785,5 +845,6 @@ void tsvc_monitor_free(tsvc_monitor_t *m) {
   if (!m) return;
   pthread_mutex_destroy(&m->mu);
   free(m->svcs);
+  free(m->index);
   free(m);
 }

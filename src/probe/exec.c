@@ -33,8 +33,8 @@ static char *output_string(const tsvc_probe_t *p) {
   size_t start = (size_t)(p->out_total % TSVC_PROBE_OUTPUT_LEN);
   if (p->out_total <= TSVC_PROBE_OUTPUT_LEN) start = 0;
   size_t first = TSVC_PROBE_OUTPUT_LEN - start < n ? TSVC_PROBE_OUTPUT_LEN - start : n;
-  memcpy(s, p->tail + start, first);
-  memcpy(s + first, p->tail, n - first);
+  memcpy(s, p->xb->tail + start, first);
+  memcpy(s + first, p->xb->tail, n - first);
   s[n] = '\0';
   return s;
 }
@@ -69,8 +69,8 @@ static void exec_done(tsvc_probe_t *p) {
 static void out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   tsvc_probe_t *p = h->data;
   (void)suggested;
-  buf->base = p->chunk;
-  buf->len = sizeof p->chunk;
+  buf->base = p->xb->chunk;
+  buf->len = sizeof p->xb->chunk;
 }
 
 static void out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -86,8 +86,8 @@ static void out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
     size_t pos = (size_t)(p->out_total % TSVC_PROBE_OUTPUT_LEN);
     size_t first = TSVC_PROBE_OUTPUT_LEN - pos < n ? TSVC_PROBE_OUTPUT_LEN - pos : n;
-    memcpy(p->tail + pos, d, first);
-    memcpy(p->tail, d + first, n - first);
+    memcpy(p->xb->tail + pos, d, first);
+    memcpy(p->xb->tail, d + first, n - first);
     p->out_total += n;
     return;
   }
@@ -135,6 +135,7 @@ static void exec_timeout(tsvc_probe_t *p) {
 }
 
 static int exec_start(tsvc_probe_t *p) {
+  if (!(p->xb = calloc(1, sizeof *p->xb))) return TSVC_ENOMEM;
   int fds[2];
   int rc = uv_pipe(fds, UV_NONBLOCK_PIPE, 0);
   if (rc < 0) {

@@ -4,6 +4,7 @@
  * reads, the single callback and the free after every close callback.
  */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,7 @@ static void probe_free(tsvc_probe_t *p) {
   free(p->wdata);
   if (p->ai) uv_freeaddrinfo(p->ai);
   free(p->res.output);
+  free(p->xb);
   free(p);
 }
 
@@ -357,6 +359,9 @@ static int copy_argv(tsvc_probe_t *p, const tsvc_probe_spec_t *spec) {
 }
 
 static void ignore_sigpipe(void) {
+  /* Once per process: a check is too frequent for a system call each. */
+  static atomic_bool done;
+  if (atomic_exchange(&done, true)) return;
   struct sigaction sa;
   if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
       !(sa.sa_flags & SA_SIGINFO))
@@ -405,12 +410,19 @@ int tsvc_probe_start(uv_loop_t *loop, const tsvc_probe_spec_t *spec, tsvc_probe_
   }
   if (is_net(spec->kind)) ignore_sigpipe();
 
-  uv_update_time(loop); /* the timeout counts from now, not the loop's last tick */
+  /* The timeout counts from now, not from the loop's last tick: add how far
+     the loop's cached clock lags. (Not uv_update_time(): advancing the
+     clock inside a timer callback makes libuv <= 1.47 run the timers that
+     became due at once, and under load the loop then never gets back to
+     reading sockets.) uv_now() and uv_hrtime() share CLOCK_MONOTONIC's
+     epoch; the fast clock may be a little coarse, hence the clamp. */
   uv_timer_init(loop, &p->timer);
   p->timer.data = p;
   p->refs = 1;
   p->t0 = uv_hrtime();
-  uv_timer_start(&p->timer, timer_cb, (uint64_t)spec->timeout, 0);
+  int64_t lag = (int64_t)(p->t0 / 1000000) - (int64_t)uv_now(loop);
+  if (lag < 0) lag = 0;
+  uv_timer_start(&p->timer, timer_cb, (uint64_t)(spec->timeout + lag), 0);
 
   rc = type->start(p);
   if (rc) {

@@ -30,6 +30,13 @@ typedef struct {
   void (*data)(tsvc_probe_t *p);
 } tsvc__net_ops_t;
 
+/* The buffers only exec probes need, allocated apart so that a network
+   probe (the common case: thousands a second) stays small. */
+typedef struct {
+  char chunk[4096];                 /* pipe read buffer */
+  char tail[TSVC_PROBE_OUTPUT_LEN]; /* ring of the last output bytes */
+} tsvc__exec_buf_t;
+
 struct tsvc_probe_s {
   uv_loop_t *loop;
   const tsvc_probe_type_t *type;
@@ -79,8 +86,7 @@ struct tsvc_probe_s {
   uv_pipe_t out;
   bool proc_init, spawned, out_init, exited, out_eof, timed_out;
   pid_t pid;
-  char chunk[4096];                  /* pipe read buffer */
-  char tail[TSVC_PROBE_OUTPUT_LEN];  /* ring of the last output bytes */
+  tsvc__exec_buf_t *xb;              /* exec only: allocated by exec_start */
   uint64_t out_total;                /* bytes of output seen */
 };
 
