@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as root on Debian 12: installs what is needed, builds
 # with gcc and with clang + AddressSanitizer + UndefinedBehaviorSanitizer
-# (both with -Wall -Wextra -Werror), and runs every test under both builds.
+# (both with -Wall -Wextra -Werror), and runs every test under both builds,
+# with a Docker engine (scripts/docker-up.sh) and the test images
+# (scripts/images.sh).
 # Ends with a line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +12,14 @@ scripts/deps.sh --test || exit 1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 passed=0 failed=0
+
+# A Docker engine and the test images (no registry needed). The docker tests
+# fail, not skip, when the engine does not answer.
+echo "== docker"
+if ! { scripts/docker-up.sh && scripts/images.sh; }; then
+  echo "docker setup FAILED"; failed=$((failed + 1))
+fi
+export TSVC_REQUIRE_DOCKER=1
 for flavour in gcc clang-asan; do
   echo "== build $flavour"
   if ! scripts/build.sh "$flavour"; then

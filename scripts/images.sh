@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Build the images the tests use, only those that are missing, as root on
+# Debian 12 with a Docker engine answering (scripts/docker-up.sh). No image
+# registry is needed: the base image comes from debootstrap and Debian's
+# apt mirror, the others from docker/<name>/Dockerfile on top of it.
+#   local/debian:bookworm  debootstrap --variant=minbase, docker import
+#   tanuki/postgres:15     docker/postgres (Debian's postgresql)
+#   tanuki/redis:7         docker/redis    (Debian's redis-server)
+# Options: --force rebuilds all three.
+# Exit codes: 0 all images present; 1 a build failed (the reason is printed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "images: $*"; }
+die() { echo "images: fatal: $*" >&2; exit 1; }
+
+force=0
+[ "${1:-}" = --force ] && force=1
+[ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap)"
+command -v debootstrap >/dev/null || die "debootstrap missing (run scripts/docker-up.sh)"
+docker info >/dev/null 2>&1 || die "no Docker engine answers (run scripts/docker-up.sh)"
+
+t0=$SECONDS
+have() { [ "$force" -eq 0 ] && docker image inspect "$1" >/dev/null 2>&1; }
+
+# The Debian mirror the host itself uses (deb822 or one-line format), so
+# that the images build wherever the host's apt works.
+apt_uris() {
+  {
+    grep -hE '^[[:space:]]*URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null \
+      | sed -E 's/^[[:space:]]*URIs:[[:space:]]*//' | tr ' ' '\n'
+    grep -hE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+      | sed -E 's/\[[^]]*\]//' | awk '{print $2}'
+  } | grep -E '^https?://' || true
+}
+mirror=${TSVC_DEBIAN_MIRROR:-$(apt_uris | grep -E '/debian/?$' | head -n1)}
+mirror=${mirror:-http://deb.debian.org/debian}
+mirror=${mirror%/}
+security=$(apt_uris | grep -E '/debian-security/?$' | head -n1 || true)
+security=${security%/}
+
+rootfs=""
+cleanup() {
+  if [ -n "$rootfs" ] && [ -d "$rootfs" ]; then
+    # debootstrap mounts proc and sys in the target; a failed run can leave
+    # them mounted, and rm must never follow them into the host.
+    awk -v d="$rootfs" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r \
+      | while read -r m; do umount -l "$m" || true; done
+    rm -rf --one-file-system "$rootfs"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 1. local/debian:bookworm
+if have local/debian:bookworm; then
+  say "local/debian:bookworm present"
+else
+  t=$SECONDS
+  rootfs=$(mktemp -d /var/tmp/tanuki-rootfs.XXXXXX)
+  say "debootstrap bookworm from $mirror into $rootfs (takes a few minutes)"
+  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || {
+    tail -n 30 "$rootfs.log" >&2; rm -f "$rootfs.log"; die "debootstrap failed"; }
+  rm -f "$rootfs.log"
+  {
+    echo "deb $mirror bookworm main"
+    echo "deb $mirror bookworm-updates main"
+    [ -n "$security" ] && echo "deb $security bookworm-security main"
+  } >"$rootfs/etc/apt/sources.list"
+  # Containers must not start services while packages are installed.
+  printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
+  chmod 755 "$rootfs/usr/sbin/policy-rc.d"
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+         "$rootfs"/var/log/*.log "$rootfs"/dev/* 2>/dev/null || true
+  tar --numeric-owner -C "$rootfs" -c . \
+    | docker import -c 'CMD ["/bin/bash"]' -c 'ENV LANG=C.UTF-8' - local/debian:bookworm >/dev/null \
+    || die "docker import failed"
+  cleanup; rootfs=""
+  say "local/debian:bookworm built in $((SECONDS - t))s"
+fi
+
+# 2. The service images.
+build() {
+  local tag=$1 dir=$2 t=$SECONDS
+  if have "$tag"; then
+    say "$tag present"
+    return 0
+  fi
+  say "building $tag from $dir"
+  local logf
+  logf=$(mktemp /var/tmp/tanuki-build.XXXXXX)
+  if ! DOCKER_BUILDKIT=0 docker build --network host -t "$tag" "$dir" >"$logf" 2>&1; then
+    tail -n 30 "$logf" >&2; rm -f "$logf"; die "docker build $tag failed"
+  fi
+  rm -f "$logf"
+  say "$tag built in $((SECONDS - t))s"
+}
+build tanuki/postgres:15 docker/postgres
+build tanuki/redis:7 docker/redis
+
+say "all images present ($((SECONDS - t0))s)"
