@@ -273,6 +273,22 @@ int tu_group_wait_gone(pid_t pgid, int ms) {
   return n;
 }
 
+void tu_time_wait(int port, int *server_side, int *client_side) {
+  *server_side = *client_side = 0;
+  tu_sleep_ms(200); /* let connections closed just before reach TIME_WAIT */
+  FILE *f = fopen("/proc/net/tcp", "r");
+  if (!f) return;
+  char line[512];
+  while (fgets(line, sizeof line, f)) {
+    unsigned la, lp, ra, rp, st;
+    if (sscanf(line, " %*d: %x:%x %x:%x %x", &la, &lp, &ra, &rp, &st) != 5) continue;
+    if (st != 0x06) continue; /* TCP_TIME_WAIT */
+    if ((int)lp == port) (*server_side)++;
+    if ((int)rp == port) (*client_side)++;
+  }
+  fclose(f);
+}
+
 /* ---- postgres ----------------------------------------------------------- */
 
 static bool find_pg_bindir(char *out, size_t len) {
@@ -680,13 +696,8 @@ void tu_loop_finish(uv_loop_t *loop) {
   assert_int_equal(uv_loop_close(loop), 0);
 }
 
-typedef struct {
-  tu_probe_out_t *out;
-  uint64_t t0;
-} run_ctx_t;
-
 void tu_probe_cb(const tsvc_probe_result_t *res, void *data) {
-  run_ctx_t *ctx = data;
+  tu_probe_ctx_t *ctx = data;
   tu_probe_out_t *o = ctx->out;
   o->calls++;
   o->res = *res;
@@ -702,7 +713,7 @@ void tu_probe_run(const tsvc_probe_spec_t *spec, tu_probe_out_t *out) {
   memset(out, 0, sizeof *out);
   uv_loop_t loop;
   assert_int_equal(uv_loop_init(&loop), 0);
-  run_ctx_t ctx = {out, uv_hrtime()};
+  tu_probe_ctx_t ctx = {out, uv_hrtime()};
   assert_int_equal(tsvc_probe_start(&loop, spec, tu_probe_cb, &ctx, NULL), 0);
   assert_int_equal(out->calls, 0); /* never from inside start */
   tu_loop_finish(&loop);

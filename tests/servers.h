@@ -54,6 +54,12 @@ int tu_group_alive(pid_t pgid);
 /* Wait up to ms for tu_group_alive(pgid) to reach 0. Returns the last count. */
 int tu_group_wait_gone(pid_t pgid, int ms);
 
+/* Count IPv4 TCP sockets in TIME_WAIT on 127.0.0.1 involving port: on the
+ * server side (local port == port: the server closed first) and on the
+ * client side (remote port == port: the client closed first). Waits 200 ms
+ * first so that connections being closed settle. */
+void tu_time_wait(int port, int *server_side, int *client_side);
+
 /* ---- postgres ----------------------------------------------------------- */
 
 typedef struct {
@@ -153,7 +159,12 @@ void tu_loop_finish(uv_loop_t *loop);
  * callback and an empty loop. */
 void tu_probe_run(const tsvc_probe_spec_t *spec, tu_probe_out_t *out);
 void tu_probe_out_free(tu_probe_out_t *out);
-/* The callback tu_probe_run uses, for tests that drive the loop. */
+/* The callback tu_probe_run uses, for tests that drive the loop; data is a
+ * tu_probe_ctx_t. */
+typedef struct {
+  tu_probe_out_t *out;
+  uint64_t t0; /* uv_hrtime() at start */
+} tu_probe_ctx_t;
 void tu_probe_cb(const tsvc_probe_result_t *res, void *data);
 
 #endif /* TSVC_TESTS_SERVERS_H */

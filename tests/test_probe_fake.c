@@ -183,9 +183,11 @@ static void tcp_connect(void **st) {
   assert_int_equal(o.res.result, TSVC_RESULT_OK);
   assert_true(o.elapsed_ms < 1000);
   assert_true(o.res.latency_us > 0);
-  /* A peer that resets after accept: the connect itself succeeded. */
+  /* A peer that resets right after accept: the connect succeeded, unless
+   * the reset arrives before the loop sees the connect complete (then the
+   * socket reports ECONNRESET). Either is a true account; nothing else is. */
   run_fake(TSVC_PROBE_TCP, TU_FAKE_RST, NULL, 0, 2000, &o, &f);
-  assert_int_equal(o.res.result, TSVC_RESULT_OK);
+  assert_true(o.res.result == TSVC_RESULT_OK || o.res.result == TSVC_RESULT_RESET);
 }
 
 static void postgres_replies(void **st) {

@@ -3,7 +3,6 @@
  * network kinds share: resolve, connect under one hard timeout, bounded
  * reads, the single callback and the free after every close callback.
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,23 +80,22 @@ void tsvc__probe_unref(tsvc_probe_t *p) {
 
 void tsvc__probe_close_cb(uv_handle_t *h) { tsvc__probe_unref(h->data); }
 
-static void close_handle(tsvc_probe_t *p, uv_handle_t *h) {
-  (void)p;
+static void close_handle(uv_handle_t *h) {
   if (!uv_is_closing(h)) uv_close(h, tsvc__probe_close_cb);
 }
 
 void tsvc__probe_finish(tsvc_probe_t *p) {
   if (p->finishing) return;
   p->finishing = true;
-  close_handle(p, (uv_handle_t *)&p->timer);
-  if (p->tcp_init) close_handle(p, (uv_handle_t *)&p->tcp);
+  close_handle((uv_handle_t *)&p->timer);
+  if (p->tcp_init) close_handle((uv_handle_t *)&p->tcp);
   if (p->gai_pending) uv_cancel((uv_req_t *)&p->gai); /* its callback unrefs */
-  if (p->out_init) close_handle(p, (uv_handle_t *)&p->out);
+  if (p->out_init) close_handle((uv_handle_t *)&p->out);
   if (p->proc_init) {
     /* A process handle closed before its exit would leave a zombie that
      * libuv never reaps: kill the group and let the exit callback close. */
     if (!p->spawned || p->exited)
-      close_handle(p, (uv_handle_t *)&p->proc);
+      close_handle((uv_handle_t *)&p->proc);
     else
       kill(-p->pid, SIGKILL);
   }
