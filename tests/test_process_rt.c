@@ -56,6 +56,21 @@ static void observer(const tsvc_mon_event_t *e, void *data) {
   f->nev++;
 }
 
+/* The temp dir of the test running: removed by after_test when the test
+   failed before its own cleanup. Its processes go when this program exits
+   (the runtime starts them with a parent-death signal). */
+static char *g_dir;
+
+static int after_test(void **st) {
+  (void)st;
+  if (g_dir) {
+    tu_rmtree(g_dir);
+    free(g_dir);
+    g_dir = NULL;
+  }
+  return 0;
+}
+
 static void fx_setup(fx_t *f, const char *yaml) {
   memset(f, 0, sizeof *f);
   tsvc_diag_t d = {0};
@@ -65,6 +80,7 @@ static void fx_setup(fx_t *f, const char *yaml) {
   assert_int_equal(rc, 0);
   f->dir = tu_mkdtemp("tsvc-proc");
   assert_non_null(f->dir);
+  g_dir = f->dir;
   /* The postgres user must reach the state dir (mkdtemp makes it 0700). */
   assert_int_equal(chmod(f->dir, 0755), 0);
   snprintf(f->state, sizeof f->state, "%s/.tanuki", f->dir);
@@ -196,17 +212,18 @@ static uint64_t fx_teardown(fx_t *f) {
 static void fx_cleanup(fx_t *f) {
   tu_rmtree(f->dir);
   free(f->dir);
+  g_dir = NULL;
 }
 
 static char *file_in(fx_t *f, const char *rel) {
   char path[1024];
-  snprintf(path, sizeof path, "%s/%s", f->state, rel);
+  snprintf(path, sizeof path, "%.500s/%.400s", f->state, rel);
   return tu_read_file(path, 0);
 }
 
 static bool exists_in(fx_t *f, const char *rel) {
   char path[1024];
-  snprintf(path, sizeof path, "%s/%s", f->state, rel);
+  snprintf(path, sizeof path, "%.500s/%.400s", f->state, rel);
   return access(path, F_OK) == 0;
 }
 
@@ -610,6 +627,103 @@ static void port_in_use_fails_start(void **st) {
   fx_cleanup(&f);
 }
 
+typedef struct {
+  int calls;
+  tsvc_rt_info_t info;
+} info_t;
+
+static void info_cb(int status, const char *msg, const tsvc_rt_info_t *info, void *data) {
+  info_t *i = data;
+  (void)msg;
+  assert_int_equal(status, 0);
+  i->calls++;
+  i->info = *info;
+}
+
+static bool info_called(void *arg) { return ((info_t *)arg)->calls > 0; }
+
+static tsvc_rt_info_t inspect(fx_t *f, const tsvc_service_conf_t *svc) {
+  info_t i = {0};
+  assert_int_equal(f->rt->ops->inspect(f->rt, svc, info_cb, &i), 0);
+  assert_int_equal(i.calls, 0);
+  assert_true(run_until(f, info_called, &i, 1000));
+  return i.info;
+}
+
+static bool log_has(fx_t *f, const char *rel, const char *needle) {
+  char *s = file_in(f, rel);
+  bool ok = s && strstr(s, needle);
+  free(s);
+  return ok;
+}
+
+typedef struct {
+  fx_t *f;
+  const char *rel, *needle;
+} log_want_t;
+
+static bool log_has_pred(void *arg) {
+  log_want_t *w = arg;
+  return log_has(w->f, w->rel, w->needle);
+}
+
+/* A command: environment (ours + environment + process.env, later wins),
+   workdir, inspect before/while/after, and a stop straight through the
+   runtime. */
+static void command_env_workdir_inspect_stop(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f,
+           "services:\n"
+           "  app:\n"
+           "    environment: {A: from-environment, B: from-environment}\n"
+           "    process:\n"
+           "      command: \"echo \\\"cwd=$(pwd) A=$A B=$B\\\"; exec sleep 300\"\n"
+           "      env: {B: from-process-env}\n"
+           "      workdir: /tmp\n"
+           "    restart: {stop_timeout: 2s}\n");
+  const tsvc_service_conf_t *svc = &f.cfg->services[0];
+  tsvc_rt_info_t in = inspect(&f, svc);
+  assert_false(in.exists);
+  assert_false(in.running);
+  assert_string_equal(in.host, "127.0.0.1");
+  char host[64];
+  f.rt->ops->probe_host(f.rt, svc, host, sizeof host);
+  assert_string_equal(host, "127.0.0.1");
+  assert_null(f.rt->ops->exec);
+
+  done_t d = {0};
+  assert_int_equal(f.rt->ops->start(f.rt, svc, done_cb, &d), 0);
+  assert_true(run_until(&f, done_called, &d, 3000));
+  assert_int_equal(d.status, 0);
+  in = inspect(&f, svc);
+  assert_true(in.exists && in.running && in.pid > 0);
+  assert_int_equal(in.exit_code, -1);
+  remember_group(&f, in.pid);
+  log_want_t w = {&f, "logs/app.log", "cwd=/tmp A=from-environment B=from-process-env"};
+  assert_true(run_until(&f, log_has_pred, &w, 2000));
+  /* A start of a running service is a no-op. */
+  d.calls = 0;
+  assert_int_equal(f.rt->ops->start(f.rt, svc, done_cb, &d), 0);
+  assert_true(run_until(&f, done_called, &d, 3000));
+  assert_int_equal(d.status, 0);
+  assert_int_equal(inspect(&f, svc).pid, in.pid);
+
+  d.calls = 0;
+  assert_int_equal(f.rt->ops->stop(f.rt, svc, done_cb, &d), 0);
+  assert_true(run_until(&f, done_called, &d, 3000));
+  assert_int_equal(d.status, 0);
+  assert_int_equal(tu_group_alive(in.pid), 0);
+  tsvc_rt_info_t after = inspect(&f, svc);
+  assert_true(after.exists);
+  assert_false(after.running);
+  assert_int_equal(after.pid, 0);
+  assert_int_equal(after.exit_code, 128 + SIGTERM);
+  assert_true(log_has(&f, "logs/app.log", "killed by signal 15"));
+  fx_teardown(&f);
+  fx_cleanup(&f);
+}
+
 /* Output goes to the log, rotated at the limit: <name>.log.1, nothing
    lost, each file within the limit. */
 static void log_rotates_at_limit(void **st) {
@@ -661,6 +775,7 @@ static void monitor_death_kills_children(void **st) {
   (void)st;
   if (!tu_which("setpriv")) skip();
   char *dir = tu_mkdtemp("tsvc-proc");
+  g_dir = dir;
   int fds[2];
   assert_int_equal(pipe(fds), 0);
   pid_t child = fork();
@@ -705,19 +820,21 @@ static void monitor_death_kills_children(void **st) {
   assert_int_equal(tu_group_wait_gone(pid, 2000), 0);
   tu_rmtree(dir);
   free(dir);
+  g_dir = NULL;
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(recipes_become_healthy),
-      cmocka_unit_test(postgres_kill9_restarted_data_kept),
-      cmocka_unit_test(redis_sigstop_timeouts_restart),
-      cmocka_unit_test(exiting_command_fails_after_max_restarts),
-      cmocka_unit_test(user_stop_stays_stopped),
-      cmocka_unit_test(monitor_stop_leaves_nothing),
-      cmocka_unit_test(port_in_use_fails_start),
-      cmocka_unit_test(log_rotates_at_limit),
-      cmocka_unit_test(monitor_death_kills_children),
+      cmocka_unit_test_teardown(recipes_become_healthy, after_test),
+      cmocka_unit_test_teardown(postgres_kill9_restarted_data_kept, after_test),
+      cmocka_unit_test_teardown(redis_sigstop_timeouts_restart, after_test),
+      cmocka_unit_test_teardown(exiting_command_fails_after_max_restarts, after_test),
+      cmocka_unit_test_teardown(user_stop_stays_stopped, after_test),
+      cmocka_unit_test_teardown(monitor_stop_leaves_nothing, after_test),
+      cmocka_unit_test_teardown(port_in_use_fails_start, after_test),
+      cmocka_unit_test_teardown(command_env_workdir_inspect_stop, after_test),
+      cmocka_unit_test_teardown(log_rotates_at_limit, after_test),
+      cmocka_unit_test_teardown(monitor_death_kills_children, after_test),
   };
   /* TSVC_TEST_FILTER=name runs one test (cmocka's pattern). */
   if (getenv("TSVC_TEST_FILTER")) cmocka_set_test_filter(getenv("TSVC_TEST_FILTER"));

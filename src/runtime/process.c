@@ -775,7 +775,25 @@ static void start_command(entry_t *e) {
     op_fail(e, "no process.command for %s", e->name);
     return;
   }
-  if (!find_exec(cmd->v[0], path, sizeof path)) {
+  const char *wd = svc->process.workdir;
+  struct stat st;
+  if (wd && *wd) {
+    int rc = stat(wd, &st);
+    if (rc != 0 || !S_ISDIR(st.st_mode)) {
+      op_fail(e, "process.workdir %s: %s", wd, rc != 0 ? strerror(errno) : "not a directory");
+      return;
+    }
+  }
+  bool found;
+  if (wd && *wd && cmd->v[0][0] != '/' && strchr(cmd->v[0], '/')) {
+    /* "./bin/server": relative to the workdir the child starts in. */
+    snprintf(path, sizeof path, "%s/%s", wd, cmd->v[0]);
+    found = access(path, X_OK) == 0;
+    tsvc_strlcpy(path, cmd->v[0], sizeof path);
+  } else {
+    found = find_exec(cmd->v[0], path, sizeof path);
+  }
+  if (!found) {
     op_fail(e, "cannot run %s: not found or not executable", cmd->v[0]);
     return;
   }
@@ -789,7 +807,7 @@ static void start_command(entry_t *e) {
   }
   argv[0] = path;
   for (size_t i = 1; i < cmd->n; i++) argv[i] = cmd->v[i];
-  spawn_t sp = {.argv = argv, .env = env, .cwd = svc->process.workdir, .stdin_fd = -1};
+  spawn_t sp = {.argv = argv, .env = env, .cwd = wd && *wd ? wd : NULL, .stdin_fd = -1};
   spawn_server(e, &sp);
   free(argv);
   free_strv(env);

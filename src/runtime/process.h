@@ -43,10 +43,13 @@
  * Output: stdout and stderr of every child (helpers such as initdb too) go
  * through a pipe that the monitor reads on its loop and appends to
  * <state_dir>/logs/<name>.log, with a line of ours at each start and exit.
- * When a write would take the file past the size limit (default
- * TSVC_PROCESS_LOG_MAX) it is renamed to <name>.log.1 (replacing the old one)
- * and a new file is begun: exact, nothing lost, and no file is ever written
- * by a service directly. A monitor that dies leaves its children writing
+ * The limit is checked at every write: when one would take the file past
+ * the size limit (default TSVC_PROCESS_LOG_MAX), what fits up to the end of
+ * a line is written, the file is renamed to <name>.log.1 (replacing the old
+ * one) and a new one begun; a file found past the limit at a start is
+ * rotated too. Each file stays within the limit, nothing is lost, and no
+ * file is ever written by a service directly (the writes are appends to a
+ * local file, made on the loop). A monitor that dies leaves its children writing
  * into a closed pipe (EPIPE): their output is lost, as they are (below).
  *
  * Events (watch): STARTED when a service's process was spawned, DIED when it
@@ -64,10 +67,10 @@
  * Ownership: the runtime borrows loop and cfg (service configs must outlive
  * the operations on them); the caller owns the runtime and frees it with
  * tsvc_runtime_free(). Free is synchronous and bounded: every service still
- * running is sent SIGTERM (and SIGCONT), free waits for the groups to exit up
- * to the largest stop_timeout among them, then SIGKILLs what is left and
- * waits up to 2 s more; children are reaped, the last output is written to
- * the logs. Operations in flight are dropped (their callbacks are not
+ * running gets its stop signal (and SIGCONT) at once, each group that is
+ * still there after its own stop_timeout gets SIGKILL, and free waits up to
+ * 2 s more for those (it sleeps in 10 ms steps meanwhile: the loop does not
+ * run); children are reaped, their last output is written to the logs. Operations in flight are dropped (their callbacks are not
  * called). Data directories and logs stay. Handles are closed, not yet
  * freed: run the loop afterwards (uv_run returns once all is gone) before
  * uv_loop_close().
