@@ -1,16 +1,109 @@
 /*
- * process: the runtime interface over child processes of the monitor
- * (DESIGN.md section 6), the embedded default where no Docker daemon answers.
+ * process: the runtime over child processes of the monitor (DESIGN.md
+ * section 6). The embedded default where no Docker daemon answers.
+ *
+ * Each service runs as one child in its own session and process group
+ * (UV_PROCESS_DETACHED: setsid), so a stop reaches everything it started:
+ * SIGTERM (SIGINT for postgres: its fast shutdown; SIGTERM is its "smart"
+ * one, which waits for every client to leave) and SIGCONT to the group
+ * (SIGCONT so that a stopped process sees the first signal), then SIGKILL
+ * to the group after restart.stop_timeout. A stop is done when the main
+ * process is reaped and no process of the group is left (zombies of
+ * grandchildren re-parented to an init that does not reap do not count).
+ * Postgres puts each of its children in a group of its own; the postmaster
+ * exits only after them on SIGINT, and they exit by themselves when it dies.
+ *
+ * What runs:
+ *   - postgres (name or image contains "postgres", not "postgrest"; no
+ *     process.command): the server binaries of the newest installed version
+ *     (/usr/lib/postgresql/<v>/bin, else initdb/postgres found in PATH), or of
+ *     the version that made an existing data directory. On first start,
+ *     initdb into <state_dir>/data/<name> with POSTGRES_USER (default
+ *     postgres) and POSTGRES_PASSWORD (through a 0600 --pwfile, deleted
+ *     afterwards); host connections authenticate with scram-sha-256 (trust
+ *     when no password is set), the unix socket with trust. The database
+ *     POSTGRES_DB (default: the user's name) is created by a single-user
+ *     `postgres --single` run before the first real start. initdb runs into
+ *     <name>.init and is renamed into place only once everything succeeded,
+ *     so a failed first start is simply retried. The server listens on
+ *     127.0.0.1:port (default 5432), unix socket directory <state_dir>/run.
+ *     As root, initdb and postgres run as the `postgres` user.
+ *   - redis (name or image contains "redis"; no process.command):
+ *     redis-server from PATH with a generated <data>/redis.conf (mode 0600:
+ *     the password never shows in ps): bind 127.0.0.1, port (default 6379),
+ *     dir <state_dir>/data/<name>, appendonly yes (data survives restarts and
+ *     kill -9), requirepass when REDIS_PASSWORD is set.
+ *   - anything else: process.command (argv; a shell string is /bin/sh -c),
+ *     the monitor's environment plus `environment` plus process.env (later
+ *     wins), in process.workdir (relative to the monitor's working directory)
+ *     when set.
+ * Every start first checks that nothing listens on 127.0.0.1:port (when a
+ * port is known) and fails with "port N on 127.0.0.1 is already in use".
+ *
+ * Output: stdout and stderr of every child (helpers such as initdb too) go
+ * through a pipe that the monitor reads on its loop and appends to
+ * <state_dir>/logs/<name>.log, with a line of ours at each start and exit.
+ * The limit is checked at every write: when one would take the file past
+ * the size limit (default TSVC_PROCESS_LOG_MAX), what fits up to the end of
+ * a line is written, the file is renamed to <name>.log.1 (replacing the old
+ * one) and a new one begun; a file found past the limit at a start is
+ * rotated too. Each file stays within the limit, nothing is lost, and no
+ * file is ever written by a service directly (the writes are appends to a
+ * local file, made on the loop). A monitor that dies leaves its children writing
+ * into a closed pipe (EPIPE): their output is lost, as they are (below).
+ *
+ * Events (watch): STARTED when a service's process was spawned, DIED when it
+ * exited without being asked to ("exited (code N)", "killed by signal N"),
+ * noticed at once through the exit callback. Never DOWN/UP: child processes
+ * are always reachable. exec is NULL: exec probes run on the host.
+ *
+ * The monitor dying hard: each child is started through setpriv(1)
+ * --pdeathsig KILL (util-linux) when it is installed, so the kernel kills
+ * the service's main process when the thread that spawned it (the loop's
+ * thread) dies. This reaches the direct child only; postgres backends exit
+ * on their own when the postmaster dies, redis has no children, but the
+ * children of a process.command service may outlive it.
+ *
+ * Ownership: the runtime borrows loop and cfg (service configs must outlive
+ * the operations on them); the caller owns the runtime and frees it with
+ * tsvc_runtime_free(). Free is synchronous and bounded: every service still
+ * running gets its stop signal (and SIGCONT) at once, each group that is
+ * still there after its own stop_timeout gets SIGKILL, and free waits up to
+ * 2 s more for those (it sleeps in 10 ms steps meanwhile: the loop does not
+ * run); children are reaped, their last output is written to the logs. Operations in flight are dropped (their callbacks are not
+ * called). Data directories and logs stay. Handles are closed, not yet
+ * freed: run the loop afterwards (uv_run returns once all is gone) before
+ * uv_loop_close().
+ *
+ * Loop: the runtime's handles (child processes, output pipes, timers) are
+ * unreferenced: they never keep the loop alive on their own, so uv_run
+ * returns once the monitor has closed, even with services running.
+ *
+ * Threads: call everything from the loop's thread.
  */
-#ifndef TSVC_PROCESS_RT_H
-#define TSVC_PROCESS_RT_H
+#ifndef TSVC_RUNTIME_PROCESS_H
+#define TSVC_RUNTIME_PROCESS_H
 
+#include <stddef.h>
+#include <uv.h>
+
+#include "config/config.h"
 #include "runtime/runtime.h"
 
-/* A process runtime for the services of cfg (borrowed), keeping logs, data
-   and sockets under state_dir (the project's .tanuki, created when missing).
-   Returns 0 and *out, or a negative TSVC_E* with a reason in err. */
-int tsvc_process_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg, const char *state_dir,
-                             tsvc_runtime_t **out, char *err, size_t errlen);
+#define TSVC_PROCESS_LOG_MAX (10u << 20) /* bytes per log file before rotation */
 
-#endif
+/*
+ * A process runtime on loop for the services of cfg, keeping its state in
+ * state_dir (the project's .tanuki directory; it and its logs/, data/ and
+ * run/ folders are created when missing). Returns 0 and *out, or
+ * TSVC_EINVAL / TSVC_EIO (state_dir cannot be created: why in err) or
+ * TSVC_ENOMEM.
+ */
+int tsvc_process_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg,
+                             const char *state_dir, tsvc_runtime_t **out,
+                             char *err, size_t errlen);
+
+/* Rotate logs at bytes instead of TSVC_PROCESS_LOG_MAX (tests). */
+void tsvc_process_runtime_set_log_max(tsvc_runtime_t *rt, size_t bytes);
+
+#endif /* TSVC_RUNTIME_PROCESS_H */
