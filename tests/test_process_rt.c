@@ -296,8 +296,8 @@ static void recipes_become_healthy(void **st) {
   fx_setup(&f, yaml);
   uv_update_time(&f.loop); /* the loop's clock is stale after psql / redis-cli */
   uint64_t t0 = uv_now(&f.loop);
-  assert_int_equal(tsvc_monitor_user_start(f.mon, "postgres"), 0);
-  assert_int_equal(tsvc_monitor_user_start(f.mon, "redis"), 0);
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "postgres", NULL, NULL), 0);
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "redis", NULL, NULL), 0);
   want_t w = {&f, "postgres", TSVC_STATE_HEALTHY, "redis"};
   assert_true(run_until(&f, in_state, &w, 30000));
   fprintf(stderr, "both healthy after %llu ms\n", (unsigned long long)(uv_now(&f.loop) - t0));
@@ -364,7 +364,7 @@ static void postgres_kill9_restarted_data_kept(void **st) {
   snprintf(yaml, sizeof yaml, "services:\n" PG_SVC, port);
   fx_t f;
   fx_setup(&f, yaml);
-  assert_int_equal(tsvc_monitor_user_start(f.mon, "postgres"), 0);
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "postgres", NULL, NULL), 0);
   assert_true(wait_state(&f, "postgres", TSVC_STATE_HEALTHY, 30000));
   char out[256];
   assert_int_equal(psql(port, "s3cret-pw",
@@ -415,7 +415,7 @@ static void redis_sigstop_timeouts_restart(void **st) {
   snprintf(yaml, sizeof yaml, "services:\n" REDIS_SVC, port);
   fx_t f;
   fx_setup(&f, yaml);
-  assert_int_equal(tsvc_monitor_user_start(f.mon, "redis"), 0);
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "redis", NULL, NULL), 0);
   assert_true(wait_state(&f, "redis", TSVC_STATE_HEALTHY, 10000));
   tu_redis_t r = {.port = port};
   char out[256];
@@ -465,7 +465,7 @@ static void exiting_command_fails_after_max_restarts(void **st) {
            "              cooldown: 0s, stop_timeout: 1s}\n");
   uv_update_time(&f.loop); /* the loop's clock is stale after psql / redis-cli */
   uint64_t t0 = uv_now(&f.loop);
-  assert_int_equal(tsvc_monitor_user_start(f.mon, "flaky"), 0);
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "flaky", NULL, NULL), 0);
   assert_true(wait_state(&f, "flaky", TSVC_STATE_FAILED, 5000));
   uint64_t took = uv_now(&f.loop) - t0;
   fprintf(stderr, "failed after %llu ms\n", (unsigned long long)took);
@@ -503,10 +503,10 @@ static void user_stop_stays_stopped(void **st) {
   snprintf(yaml, sizeof yaml, "services:\n" REDIS_SVC, port);
   fx_t f;
   fx_setup(&f, yaml);
-  assert_int_equal(tsvc_monitor_user_start(f.mon, "redis"), 0);
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "redis", NULL, NULL), 0);
   assert_true(wait_state(&f, "redis", TSVC_STATE_HEALTHY, 10000));
   int pid = pid_of(&f, "redis");
-  assert_int_equal(tsvc_monitor_user_stop(f.mon, "redis"), 0);
+  assert_int_equal(tsvc_monitor_user_stop(f.mon, "redis", NULL, NULL), 0);
   assert_true(wait_state(&f, "redis", TSVC_STATE_STOPPED, 5000));
   run_for(&f, 800);
   assert_int_equal(tu_group_alive(pid), 0);
@@ -522,7 +522,7 @@ static void user_stop_stays_stopped(void **st) {
   free(log);
   assert_true(exists_in(&f, "data/redis"));
   /* Started again by a person: the same data dir, a new process. */
-  assert_int_equal(tsvc_monitor_user_start(f.mon, "redis"), 0);
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "redis", NULL, NULL), 0);
   assert_true(wait_state(&f, "redis", TSVC_STATE_HEALTHY, 10000));
   assert_true(pid_of(&f, "redis") != pid);
   fx_teardown(&f);
@@ -552,7 +552,7 @@ static void monitor_stop_leaves_nothing(void **st) {
   fx_t f;
   fx_setup(&f, yaml);
   const char *names[] = {"redis", "worker", "stubborn"};
-  for (int i = 0; i < 3; i++) assert_int_equal(tsvc_monitor_user_start(f.mon, names[i]), 0);
+  for (int i = 0; i < 3; i++) assert_int_equal(tsvc_monitor_user_start(f.mon, names[i], NULL, NULL), 0);
   for (int i = 0; i < 3; i++) assert_true(wait_state(&f, names[i], TSVC_STATE_HEALTHY, 10000));
   run_for(&f, 200); /* the shells have started their sleeps */
   int pids[3];
