@@ -86,7 +86,7 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned code, char 
 /* Reply with v (stolen) as JSON and a newline. */
 static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned code, json_t *v,
                                   const char *allow) {
-  char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+  char *text = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
   json_decref(v);
   if (!text) {
     static const char oom[] = "{\"error\":\"out of memory\"}\n";
@@ -218,7 +218,7 @@ static enum MHD_Result get_metrics(tsvc_api_t *a, struct MHD_Connection *c) {
 static void on_change(const tsvc_change_t *ch, void *data) {
   stream_t *s = data;
   json_t *v = tsvc_api_json_change(ch);
-  char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+  char *text = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
   json_decref(v);
   char *line = text ? tsvc_asprintf("%s\n", text) : NULL;
   free(text);
@@ -438,14 +438,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     return MHD_YES; /* come back with the body (or its end) */
   }
   if (*upload_size) {
+    /* Bodies are not used: counted and dropped. libmicrohttpd cannot answer
+       in the middle of an upload, so a body over the limit (sent chunked,
+       without Content-Length) is drained up to TSVC_API_DRAIN_BODY and then
+       answered 413; beyond that the connection is closed. */
     rq->body += *upload_size;
     *upload_size = 0;
-    if (rq->body > TSVC_API_MAX_BODY)
-      return reply_error(c, 413, NULL, "request body too large (at most %u bytes)",
-                         TSVC_API_MAX_BODY);
-    return MHD_YES;
+    return rq->body > TSVC_API_DRAIN_BODY ? MHD_NO : MHD_YES;
   }
-  if (rq->body > TSVC_API_MAX_BODY) return MHD_YES; /* answered already */
+  if (rq->body > TSVC_API_MAX_BODY)
+    return reply_error(c, 413, NULL, "request body too large (at most %u bytes)",
+                       TSVC_API_MAX_BODY);
 
   /* The unescape callback leaves "" for a URL with bad percent-encoding. */
   if (!url[0]) return reply_error(c, 400, NULL, "malformed percent-encoding in the URL");

@@ -23,6 +23,7 @@
 
 #define TSVC_API_MAX_CONNECTIONS 64
 #define TSVC_API_MAX_BODY (64u << 10)      /* request bodies: 413 above */
+#define TSVC_API_DRAIN_BODY (8u << 20)     /* chunked bodies read before the 413 */
 #define TSVC_API_MAX_HEADERS (32u << 10)   /* request line and headers */
 #define TSVC_API_TIMEOUT_S 30              /* idle connections (not streams) */
 #define TSVC_API_EVENT_QUEUE 1024          /* lines queued per event stream */

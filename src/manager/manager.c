@@ -705,9 +705,12 @@ static void job_reload(tsvc_manager_t *m, job_t *j) {
     changed++;
     bool spec = (d & TSVC_DIFF_SPEC) && s->enabled && !s->external;
     recreated += spec;
-    TSVC_LOG(TSVC_LOG_INFO, s->name, "reload: changed (%s%s%s%s)%s",
-             d & TSVC_DIFF_SPEC ? "spec " : "", d & TSVC_DIFF_KNOBS ? "checks/restart " : "",
-             d & TSVC_DIFF_ENABLED ? "enabled " : "", d & TSVC_DIFF_EXTERNAL ? "external" : "",
+    char what[96] = "";
+    if (d & TSVC_DIFF_SPEC) strcat(what, ", container spec");
+    if (d & TSVC_DIFF_KNOBS) strcat(what, ", healthcheck/restart");
+    if (d & TSVC_DIFF_ENABLED) strcat(what, ", enabled");
+    if (d & TSVC_DIFF_EXTERNAL) strcat(what, ", external");
+    TSVC_LOG(TSVC_LOG_INFO, s->name, "reload: changed (%s)%s", what + 2,
              spec ? "; recreating it" : "");
     if (!m->mon) continue;
     reload_op_t *o = NULL;
