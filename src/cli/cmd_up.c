@@ -92,7 +92,7 @@ static int wait_for_daemon(int rfd, pid_t child) {
     return TSVC_EXIT_FAIL;
   }
   char *sp = strchr(buf, ' ');
-  int code = atoi(buf);
+  int code = (int)strtol(buf, NULL, 10);
   const char *msg = sp ? sp + 1 : "";
   if (code == 0) printf("%s\n", msg);
   else cli_err("%s", msg);

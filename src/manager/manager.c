@@ -705,11 +705,10 @@ static void job_reload(tsvc_manager_t *m, job_t *j) {
     changed++;
     bool spec = (d & TSVC_DIFF_SPEC) && s->enabled && !s->external;
     recreated += spec;
-    char what[96] = "";
-    if (d & TSVC_DIFF_SPEC) strcat(what, ", container spec");
-    if (d & TSVC_DIFF_KNOBS) strcat(what, ", healthcheck/restart");
-    if (d & TSVC_DIFF_ENABLED) strcat(what, ", enabled");
-    if (d & TSVC_DIFF_EXTERNAL) strcat(what, ", external");
+    char what[96];
+    snprintf(what, sizeof what, "%s%s%s%s", d & TSVC_DIFF_SPEC ? ", container spec" : "",
+             d & TSVC_DIFF_KNOBS ? ", healthcheck/restart" : "",
+             d & TSVC_DIFF_ENABLED ? ", enabled" : "", d & TSVC_DIFF_EXTERNAL ? ", external" : "");
     TSVC_LOG(TSVC_LOG_INFO, s->name, "reload: changed (%s)%s", what + 2,
              spec ? "; recreating it" : "");
     if (!m->mon) continue;

@@ -168,8 +168,15 @@ out=$("$BIN" up 2>&1); rc=$?
 eq "a second up is refused" "$rc" 1
 has "... saying a monitor runs" "$out" "already running"
 check "... and the first still answers" test "$(code GET /livez)" = 200
+# Shut down with an event stream open: the stream ends, the monitor exits.
+curl -sN --max-time 20 --unix-socket "$SOCK" http://localhost/v1/events >/dev/null &
+OPEN=$!; PIDS+=("$OPEN")
+sleep 0.3
+t0=$(date +%s%N)
 kill -TERM "$UP_PID"; wait "$UP_PID"; rc=$?
 eq "SIGTERM: clean exit 0" "$rc" 0
+check "SIGTERM with a stream open: out within 3 s" test $(( ($(date +%s%N) - t0) / 1000000 )) -lt 3000
+wait "$OPEN"; eq "the open stream ended cleanly" "$?" 0
 check "the socket file is removed" test ! -e "$SOCK"
 check "the pid file is removed" test ! -e "$T/.tanuki/tanuki-svc.pid"
 no_sanitizer_reports "$T/up.log"

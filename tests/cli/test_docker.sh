@@ -4,6 +4,8 @@
 # reload that changes the environment (the container is recreated).
 . "$(dirname "$0")/lib.sh"
 
+# The daemon is shared: give it a moment if it is being restarted.
+wait_for "the docker daemon" docker info
 if ! docker image inspect tanuki/redis:7 >/dev/null 2>&1; then
   echo "SKIP: no docker daemon or no tanuki/redis:7 image (scripts/images.sh)"; exit 77
 fi
