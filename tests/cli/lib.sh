@@ -92,7 +92,16 @@ up_fg() {
   "$BIN" up "$@" >"$T/up.log" 2>&1 &
   UP_PID=$!
   PIDS+=("$UP_PID")
-  if ! wait_for "the monitor's socket" curl -sf --max-time 2 --unix-socket "$SOCK" http://localhost/livez; then
+  # Monitoring has begun once /v1/services answers 200.
+  if ! wait_for "the monitor" curl -sf --max-time 2 --unix-socket "$SOCK" http://localhost/v1/services; then
+    if ! kill -0 "$UP_PID" 2>/dev/null; then
+      wait "$UP_PID"
+      if [ $? -eq 3 ]; then
+        # runtime auto found no runtime: the shared docker daemon is away
+        # and no process runtime is built in. Not this test's business.
+        echo "SKIP: the monitor cannot reach a runtime"; cat "$T/up.log"; exit 77
+      fi
+    fi
     bad "the monitor answers"; cat "$T/up.log"; exit 1
   fi
 }
