@@ -38,6 +38,7 @@ struct tsvc_api_s {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool stopping;
+  int nstreams; /* event streams whose response still exists */
 };
 
 /* One request, from its first call to its end. */
@@ -276,6 +277,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void stream_free(void *cls) {
   stream_t *s = cls;
+  tsvc_api_t *a = s->api;
   /* After unsubscribe returns, on_change is never called for s again. */
   if (s->sub > 0) tsvc_manager_unsubscribe(s->api->m, s->sub);
   while (s->n) {
@@ -285,6 +287,10 @@ static void stream_free(void *cls) {
   }
   free(s->cur);
   free(s);
+  pthread_mutex_lock(&a->mu);
+  a->nstreams--;
+  pthread_cond_broadcast(&a->cv);
+  pthread_mutex_unlock(&a->mu);
 }
 
 static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c, bool head) {
@@ -300,6 +306,9 @@ static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c, bool 
     free(s);
     return reply_error(c, 500, NULL, "cannot subscribe to changes");
   }
+  pthread_mutex_lock(&a->mu);
+  a->nstreams++; /* stream_free takes it back */
+  pthread_mutex_unlock(&a->mu);
   struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read,
                                                              s, stream_free);
   if (!r) {
@@ -747,15 +756,27 @@ int tsvc_api_start(const tsvc_api_opts_t *o, tsvc_api_t **out, char *err, size_t
 
 void tsvc_api_stop(tsvc_api_t *a) {
   if (!a) return;
+  /* No new connections; then let the event streams end properly (their
+     last chunk sent), for at most 2 s, before every connection is cut. */
+  if (a->tcp_d) {
+    MHD_socket fd = MHD_quiesce_daemon(a->tcp_d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+  }
+  if (a->unix_d) {
+    MHD_socket fd = MHD_quiesce_daemon(a->unix_d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+  }
   pthread_mutex_lock(&a->mu);
-  a->stopping = true; /* event streams end */
+  a->stopping = true;
   pthread_cond_broadcast(&a->cv);
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += 2;
+  while (a->nstreams > 0 && pthread_cond_timedwait(&a->cv, &a->mu, &dl) == 0) {
+  }
   pthread_mutex_unlock(&a->mu);
   if (a->tcp_d) MHD_stop_daemon(a->tcp_d);
-  if (a->unix_d) {
-    /* MHD closes a listen socket it was given as its own. */
-    MHD_stop_daemon(a->unix_d);
-  }
+  if (a->unix_d) MHD_stop_daemon(a->unix_d);
   if (a->socket_path) unlink(a->socket_path);
   free(a->socket_path);
   pthread_mutex_destroy(&a->mu);
