@@ -215,6 +215,20 @@ int tsvc_manager_restart(tsvc_manager_t *m, const char *name, char *err, size_t 
 /* Check now (returns at once; the result shows in the status). */
 int tsvc_manager_check(tsvc_manager_t *m, const char *name);
 
+/* Reload the config file (SIGHUP): read and validate it (a bad file is
+   rejected with every diagnostic in err, and the old config keeps running),
+   then apply the difference on the loop: removed services stop (external
+   ones are only no longer watched), added ones start, changed ones are
+   applied (healthcheck and restart settings in place, keeping state and
+   counts; image, environment, port, volumes or command: stopped, their
+   container removed (never volumes) and started afresh), unchanged ones are
+   not touched. The runtime and the docker section cannot change this way
+   (TSVC_ECONFIG). Returns 0 with a one-line summary in err, TSVC_ECONFIG /
+   TSVC_EIO for a bad file, TSVC_EBUSY while services are being started, or
+   TSVC_ERUNTIME when some services could not be applied (the new config is
+   in effect; err names each). */
+int tsvc_manager_reload(tsvc_manager_t *m, char *err, size_t errlen);
+
 bool tsvc_manager_is_healthy(tsvc_manager_t *m, const char *name);
 int tsvc_manager_get_status(tsvc_manager_t *m, const char *name, tsvc_status_t *out);
 int tsvc_manager_get_all_status(tsvc_manager_t *m, tsvc_status_list_t *out);

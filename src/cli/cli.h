@@ -10,6 +10,10 @@
 #define TSVC_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "runtime/runtime.h"
 
 enum {
   TSVC_EXIT_OK = 0,
@@ -30,5 +34,74 @@ int cmd_check(int argc, char **argv);
 int cmd_up(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_down(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_restart(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_env(int argc, char **argv);
+
+/* ---- the project: config, socket, state directory (client.c) ---------- */
+
+typedef struct {
+  char *config_path;  /* absolute when the file exists */
+  tsvc_config_t *cfg;
+  char *dir;          /* the config's directory (the docker project label) */
+  char *state_dir;    /* dir/.tanuki */
+  char *socket;       /* the API socket */
+} cli_project_t;
+
+/* The config path of -c, else $TANUKI_CONFIG, else tanuki.yaml. */
+const char *cli_config_path(const char *opt);
+/* Load the config (diagnostics on stderr). Returns 0 or an exit code. */
+int cli_project_load(const char *path, cli_project_t *p);
+/* Same, printing the config's warnings too. */
+int cli_project_load2(const char *path, cli_project_t *p, bool warnings);
+void cli_project_free(cli_project_t *p);
+
+/* ---- the monitor's API over its unix socket (client.c) ------------------ */
+
+enum { CLI_API_OK = 0, CLI_API_NONE = 1, CLI_API_UNREACH = 2 };
+
+/* A reply: status and body (NUL-terminated; caller frees). */
+typedef struct {
+  long status;
+  char *body;
+} cli_reply_t;
+
+/*
+ * METHOD path over the socket. Returns CLI_API_OK with the reply (any HTTP
+ * status), CLI_API_NONE when no monitor runs (no socket file, or a stale
+ * one nobody answers on), or CLI_API_UNREACH (permission denied, timeout)
+ * with the reason in err.
+ */
+int cli_api(const char *socket, const char *method, const char *path, long timeout_ms,
+            cli_reply_t *r, char *err, size_t errlen);
+/* "/v1/services/NAME[/action]" with NAME percent-encoded. Caller frees. */
+char *cli_service_path(const char *name, const char *action);
+/* The "error" of a JSON error body, or the body itself. Static storage. */
+const char *cli_api_error(const cli_reply_t *r);
+/* Say, on stderr, that no monitor runs and that we act directly. */
+void cli_no_monitor(const cli_project_t *p);
+
+/* ---- acting without a monitor (direct.c) ------------------------------- */
+
+typedef struct {
+  uv_loop_t loop;
+  tsvc_runtime_t *rt;
+  const char *kind; /* "docker" or "process" */
+} cli_direct_t;
+
+/* Open the config's runtime on a loop of our own (runtime auto: docker when
+   its daemon answers). Returns 0, or an exit code with the reason printed.
+   quiet: no message when docker does not answer (status falls back to
+   probes without a runtime). */
+int cli_direct_open(const cli_project_t *p, cli_direct_t *d, bool quiet);
+/* Run "start", "stop", "restart" or "remove" on svc and wait. Returns 0 or a
+   TSVC_E* code with the runtime's words in msg. */
+int cli_direct_op(cli_direct_t *d, const char *op, const tsvc_service_conf_t *svc, char *msg,
+                  size_t msglen);
+void cli_direct_close(cli_direct_t *d);
 
 #endif

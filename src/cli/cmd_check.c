@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli/cli.h"
 #include "config/config.h"
 #include "monitor/check.h"
@@ -13,7 +15,9 @@ static const char usage_text[] =
     "\n"
     "Run the health probe of service NAME once, now, and print its verdict.\n"
     "The probe is the one the monitor uses (healthcheck.probe, or the native\n"
-    "equivalent of healthcheck.command).\n"
+    "equivalent of healthcheck.command). With a monitor running, the monitor\n"
+    "checks now (the result counts in its state and history); else the probe\n"
+    "runs here.\n"
     "\n"
     "  -c, --config FILE  the config (default: $TANUKI_CONFIG, else tanuki.yaml)\n"
     "  -h, --help         this text\n"
@@ -33,12 +37,68 @@ static void done_cb(const tsvc_probe_result_t *res, void *data) {
   o->done = true;
 }
 
+/* Through the monitor: POST check, then the last record of the history.
+   Returns an exit code, or -1 when no monitor answers. */
+static int check_by_monitor(const char *config_path, const char *name) {
+  cli_project_t p;
+  tsvc_diag_t diag = {0};
+  tsvc_config_t *cfg = NULL;
+  /* Quietly: the direct path prints the diagnostics. */
+  int rc = tsvc_config_load(config_path, &cfg, &diag);
+  tsvc_diag_free(&diag);
+  tsvc_config_free(cfg);
+  if (rc || cli_project_load(config_path, &p)) return -1;
+  char *path = cli_service_path(name, "check");
+  cli_reply_t r;
+  char err[1024];
+  rc = path ? cli_api(p.socket, "POST", path, 120000L, &r, err, sizeof err) : CLI_API_UNREACH;
+  free(path);
+  int exit_code = -1;
+  if (rc == CLI_API_NONE) {
+    cli_no_monitor(&p);
+  } else if (rc == CLI_API_UNREACH) {
+    cli_err("%s", err);
+    exit_code = TSVC_EXIT_UNREACH;
+  } else if (rc == CLI_API_OK && r.status != 200) {
+    cli_err("%s", cli_api_error(&r));
+    exit_code = r.status == 404 || r.status == 409 ? TSVC_EXIT_FAIL : TSVC_EXIT_UNREACH;
+  } else if (rc == CLI_API_OK) {
+    free(r.body);
+    r.body = NULL;
+    path = cli_service_path(name, NULL);
+    rc = path ? cli_api(p.socket, "GET", path, 30000L, &r, err, sizeof err) : CLI_API_UNREACH;
+    free(path);
+    json_t *v = rc == CLI_API_OK && r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+    json_t *h = json_object_get(v, "history");
+    json_t *last = json_array_get(h, json_array_size(h) - 1);
+    const char *result = json_string_value(json_object_get(last, "result"));
+    if (!result) {
+      cli_err("%s: the monitor has no check result", name);
+      exit_code = TSVC_EXIT_UNREACH;
+    } else {
+      const char *out = json_string_value(json_object_get(last, "output"));
+      printf("%s: %s (%s probe, by the monitor, %.1f ms): %s\n", name, result,
+             json_string_value(json_object_get(v, "probe")),
+             json_number_value(json_object_get(last, "latency_ms")),
+             json_string_value(json_object_get(last, "message")));
+      if (out && *out) printf("%s%s", out, out[strlen(out) - 1] == '\n' ? "" : "\n");
+      exit_code = strcmp(result, "ok") == 0                ? TSVC_EXIT_OK
+                  : strcmp(result, "runtime_error") == 0 ? TSVC_EXIT_UNREACH
+                                                         : TSVC_EXIT_FAIL;
+    }
+    json_decref(v);
+  }
+  if (rc == CLI_API_OK) free(r.body);
+  cli_project_free(&p);
+  return exit_code;
+}
+
 int cmd_check(int argc, char **argv) {
   const char *path = getenv("TANUKI_CONFIG");
   if (!path || !*path) path = TSVC_DEFAULT_CONFIG;
   static const struct option opts[] = {
       {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
-  int c;
+  int c, rc;
   optind = 1;
   while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
     switch (c) {
@@ -52,10 +112,12 @@ int cmd_check(int argc, char **argv) {
     return TSVC_EXIT_USAGE;
   }
   const char *name = argv[optind];
+  rc = check_by_monitor(path, name);
+  if (rc >= 0) return rc;
 
   tsvc_config_t *cfg = NULL;
   tsvc_diag_t diag = {0};
-  int rc = tsvc_config_load(path, &cfg, &diag);
+  rc = tsvc_config_load(path, &cfg, &diag);
   for (size_t i = 0; i < diag.n; i++) fprintf(stderr, "%s\n", diag.lines[i]);
   tsvc_diag_free(&diag);
   if (rc) {

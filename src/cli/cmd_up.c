@@ -1,26 +1,45 @@
-/* cmd_up.c: `tanuki-svc up`: start the services and monitor them in the
-   foreground until Ctrl-C. */
+/*
+ * cmd_up.c: `tanuki-svc up [-d]`: start the services and monitor them, in
+ * the foreground or detached, serving the API on the project's socket.
+ *
+ * Signals arrive as messages to the main thread (sigwait), never handled in
+ * place: SIGINT and SIGTERM stop monitoring, SIGHUP reloads the config.
+ */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "api/api.h"
 #include "cli/cli.h"
+#include "common/util.h"
 #include "log/log.h"
 #include "manager/manager.h"
 #include "tsvc.h"
 
 static const char usage_text[] =
-    "usage: tanuki-svc up [-c FILE] [--runtime auto|docker|process] [--down]\n"
+    "usage: tanuki-svc up [-d] [-c FILE] [--runtime auto|docker|process] [--down]\n"
     "                     [--log-format text|json] [--log-level LEVEL]\n"
     "\n"
     "Start every enabled service of the config (in depends_on order; a running\n"
-    "container of ours is adopted) and monitor them in the foreground, logging\n"
-    "every change of state. Ctrl-C (SIGINT) or SIGTERM stops monitoring; the\n"
+    "container of ours is adopted) and monitor them, logging every change of\n"
+    "state and serving the API on monitor.socket (and monitor.listen).\n"
+    "In the foreground, Ctrl-C (SIGINT) or SIGTERM stops monitoring; the\n"
     "services keep running unless --down is given (under the process runtime\n"
-    "they are children of this program and stop with it).\n"
+    "they are children of this program and stop with it). SIGHUP reloads the\n"
+    "config: added services start, removed ones stop, changed ones are applied;\n"
+    "a bad file is rejected and the old config keeps running.\n"
     "\n"
+    "  -d, --detach        run in the background: pid in .tanuki/tanuki-svc.pid,\n"
+    "                      log in .tanuki/tanuki-svc.log (beside the config)\n"
     "  -c, --config FILE   the config (default: $TANUKI_CONFIG, else tanuki.yaml)\n"
     "      --runtime R     override the config's runtime\n"
     "      --down          stop the services too when monitoring stops\n"
@@ -28,16 +47,122 @@ static const char usage_text[] =
     "      --log-level L   debug, info, warn or error (default info)\n"
     "  -h, --help          this text\n"
     "\n"
-    "Exit: 0 after a clean stop, 1 invalid config, 2 usage, 3 the runtime\n"
-    "cannot be reached.\n";
+    "A second 'up' for the same project is refused while the first answers.\n"
+    "\n"
+    "Exit: 0 after a clean stop (or once detached), 1 invalid config or a\n"
+    "monitor already running, 2 usage, 3 the runtime cannot be reached.\n";
+
+static atomic_bool down_asked;
+
+/* POST /v1/down was answered: stop like SIGTERM does. */
+static void on_down(void *data) {
+  (void)data;
+  atomic_store(&down_asked, true);
+  kill(getpid(), SIGTERM);
+}
+
+/* Tell the waiting parent how the start went (detached mode), once. */
+static void tell_parent(int *fd, int exit_code, const char *msg) {
+  if (*fd < 0) return;
+  char buf[2048];
+  int n = snprintf(buf, sizeof buf, "%d %s", exit_code, msg ? msg : "");
+  if (n > (int)sizeof buf - 1) n = (int)sizeof buf - 1;
+  ssize_t w = write(*fd, buf, (size_t)n);
+  (void)w;
+  close(*fd);
+  *fd = -1;
+}
+
+/* The original process: wait for the daemon's word and print it. */
+static int wait_for_daemon(int rfd, pid_t child) {
+  char buf[2048];
+  size_t len = 0;
+  for (;;) {
+    ssize_t n = read(rfd, buf + len, sizeof buf - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += (size_t)n;
+    if (len == sizeof buf - 1) break;
+  }
+  buf[len] = '\0';
+  close(rfd);
+  waitpid(child, NULL, 0); /* the intermediate child exits at once */
+  if (!len) {
+    cli_err("the monitor died while starting (see its log)");
+    return TSVC_EXIT_FAIL;
+  }
+  char *sp = strchr(buf, ' ');
+  int code = (int)strtol(buf, NULL, 10);
+  const char *msg = sp ? sp + 1 : "";
+  if (code == 0) printf("%s\n", msg);
+  else cli_err("%s", msg);
+  return code;
+}
+
+/* Fork twice, with a new session between: the daemon is no session leader
+   and has no terminal. Returns in the daemon with *notify the pipe to the
+   waiting parent; the parent and the intermediate child never return. */
+static int detach(const char *state_dir, const char *log_path, int *notify) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    cli_err("pipe: %s", strerror(errno));
+    return TSVC_EXIT_FAIL;
+  }
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    cli_err("fork: %s", strerror(errno));
+    return TSVC_EXIT_FAIL;
+  }
+  if (pid > 0) {
+    close(p[1]);
+    exit(wait_for_daemon(p[0], pid));
+  }
+  close(p[0]);
+  if (setsid() < 0) _exit(TSVC_EXIT_FAIL);
+  pid = fork();
+  if (pid < 0) _exit(TSVC_EXIT_FAIL);
+  if (pid > 0) _exit(0);
+  /* The daemon. */
+  if (chdir("/") != 0) _exit(TSVC_EXIT_FAIL);
+  mkdir(state_dir, 0700);
+  int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (logfd < 0 || nullfd < 0) {
+    char msg[PATH_MAX + 64];
+    snprintf(msg, sizeof msg, "cannot open the log %s: %s", log_path, strerror(errno));
+    tell_parent(&p[1], TSVC_EXIT_FAIL, msg);
+    _exit(TSVC_EXIT_FAIL);
+  }
+  dup2(nullfd, 0);
+  dup2(logfd, 1);
+  dup2(logfd, 2);
+  close(nullfd);
+  close(logfd);
+  *notify = p[1];
+  return 0;
+}
+
+static int write_pid_file(const char *path) {
+  char tmp[PATH_MAX];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) return -1;
+  fprintf(f, "%ld\n", (long)getpid());
+  if (fclose(f) != 0 || rename(tmp, path) != 0) {
+    unlink(tmp);
+    return -1;
+  }
+  return 0;
+}
 
 int cmd_up(int argc, char **argv) {
-  const char *path = getenv("TANUKI_CONFIG");
-  if (!path || !*path) path = TSVC_DEFAULT_CONFIG;
+  const char *copt = NULL;
   const char *runtime = NULL, *fmt = NULL, *level = "info";
-  bool down = false;
+  bool down = false, daemonize = false;
   enum { OPT_RUNTIME = 256, OPT_DOWN, OPT_FMT, OPT_LEVEL };
   static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                       {"detach", no_argument, NULL, 'd'},
                                        {"runtime", required_argument, NULL, OPT_RUNTIME},
                                        {"down", no_argument, NULL, OPT_DOWN},
                                        {"log-format", required_argument, NULL, OPT_FMT},
@@ -46,9 +171,10 @@ int cmd_up(int argc, char **argv) {
                                        {0}};
   int c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "+c:dh", opts, NULL)) != -1) {
     switch (c) {
-    case 'c': path = optarg; break;
+    case 'c': copt = optarg; break;
+    case 'd': daemonize = true; break;
     case OPT_RUNTIME: runtime = optarg; break;
     case OPT_DOWN: down = true; break;
     case OPT_FMT: fmt = optarg; break;
@@ -70,10 +196,48 @@ int cmd_up(int argc, char **argv) {
     cli_err("unknown log format '%s' (text, json)", fmt);
     return TSVC_EXIT_USAGE;
   }
+  if (runtime && strcmp(runtime, "auto") && strcmp(runtime, "docker") &&
+      strcmp(runtime, "process")) {
+    cli_err("unknown runtime '%s' (auto, docker, process)", runtime);
+    return TSVC_EXIT_USAGE;
+  }
 
-  /* Signals arrive as messages to this thread (sigwait), never handled in
-     place; blocked before the manager's thread exists, so it inherits the
-     mask and never sees them. */
+  /* Validate first: a detached monitor has nobody to tell. */
+  cli_project_t p;
+  int rc = cli_project_load2(cli_config_path(copt), &p, true);
+  if (rc) return rc;
+  char why[512];
+  if (tsvc_api_socket_state(p.socket, why, sizeof why) == TSVC_API_SOCK_LIVE) {
+    cli_err("a monitor is already running for this project (it answers on %s); "
+            "'tanuki-svc down' stops it",
+            p.socket);
+    cli_project_free(&p);
+    return TSVC_EXIT_FAIL;
+  }
+  char *pid_path = tsvc_asprintf("%s/tanuki-svc.pid", p.state_dir);
+  char *log_path = tsvc_asprintf("%s/tanuki-svc.log", p.state_dir);
+  bool wrote_pid = false;
+  int notify = -1;
+  int exit_code = TSVC_EXIT_OK;
+  tsvc_manager_t *m = NULL;
+  tsvc_api_t *api = NULL;
+  char err[8192];
+  if (!pid_path || !log_path) {
+    cli_err("out of memory");
+    exit_code = TSVC_EXIT_FAIL;
+    goto out;
+  }
+  if (daemonize) {
+    rc = detach(p.state_dir, log_path, &notify);
+    if (rc) {
+      exit_code = rc;
+      goto out;
+    }
+  }
+  signal(SIGPIPE, SIG_IGN);
+
+  /* Blocked before any thread exists, so every thread inherits the mask and
+     only sigwait below sees them. */
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -81,47 +245,88 @@ int cmd_up(int argc, char **argv) {
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-  char err[8192];
-  tsvc_manager_t *m = NULL;
-  tsvc_manager_opts_t mo = {.config_path = path, .runtime = runtime};
-  int rc = tsvc_manager_new(&mo, &m, err, sizeof err);
-  if (err[0]) fprintf(stderr, "%s\n", err);
+  tsvc_manager_opts_t mo = {.config_path = p.config_path, .runtime = runtime};
+  rc = tsvc_manager_new(&mo, &m, err, sizeof err);
   if (rc) {
-    cli_err("cannot load %s", path);
-    return rc == TSVC_EINVAL ? TSVC_EXIT_USAGE : TSVC_EXIT_FAIL;
+    if (err[0]) fprintf(stderr, "%s\n", err); /* (warnings were printed above) */
+    char msg[PATH_MAX + 64];
+    snprintf(msg, sizeof msg, "cannot load %s", p.config_path);
+    tell_parent(&notify, TSVC_EXIT_FAIL, msg);
+    cli_err("%s", msg);
+    exit_code = rc == TSVC_EINVAL ? TSVC_EXIT_USAGE : TSVC_EXIT_FAIL;
+    goto out;
   }
   bool json = fmt ? strcmp(fmt, "json") == 0
                   : tsvc_manager_config(m)->monitor.log_format == TSVC_LOGFMT_JSON;
   tsvc_log_setup(stderr, lvl, json);
 
+  tsvc_api_opts_t ao = {.manager = m,
+                        .socket_path = p.socket,
+                        .listen = p.cfg->monitor.listen,
+                        .on_down = on_down};
+  rc = tsvc_api_start(&ao, &api, err, sizeof err);
+  if (rc) {
+    char msg[9000];
+    snprintf(msg, sizeof msg, "%s%s", err,
+             rc == TSVC_EEXIST ? " (a monitor is already running for this project)" : "");
+    tell_parent(&notify, TSVC_EXIT_FAIL, msg);
+    TSVC_LOG(TSVC_LOG_ERROR, NULL, "cannot serve the API: %s", msg);
+    exit_code = TSVC_EXIT_FAIL;
+    goto out;
+  }
+  wrote_pid = write_pid_file(pid_path) == 0;
+  if (!wrote_pid)
+    TSVC_LOG(TSVC_LOG_WARN, NULL, "cannot write %s: %s", pid_path, strerror(errno));
+  TSVC_LOG(TSVC_LOG_INFO, NULL, "API on %s%s%s", p.socket,
+           p.cfg->monitor.listen ? " and http://" : "",
+           p.cfg->monitor.listen ? p.cfg->monitor.listen : "");
+
   rc = tsvc_manager_start_services(m, err, sizeof err);
   if (rc == TSVC_EUNREACH || (rc && !tsvc_manager_runtime_name(m)[0])) {
-    cli_err("%s", err);
-    tsvc_manager_free(m);
-    return TSVC_EXIT_UNREACH;
+    TSVC_LOG(TSVC_LOG_ERROR, NULL, "%s", err);
+    tell_parent(&notify, TSVC_EXIT_UNREACH, err);
+    exit_code = TSVC_EXIT_UNREACH;
+    goto out;
   }
   if (rc) {
     /* Some services could not start; the others run and are monitored. */
     for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
       TSVC_LOG(TSVC_LOG_ERROR, NULL, "could not start %s", line);
   }
-  TSVC_LOG(TSVC_LOG_INFO, NULL,
-           "monitoring %zu services on the %s runtime; Ctrl-C stops monitoring%s",
+  TSVC_LOG(TSVC_LOG_INFO, NULL, "monitoring %zu services on the %s runtime%s",
            tsvc_manager_config(m)->nservices, tsvc_manager_runtime_name(m),
-           down ? " and the services" : "");
+           daemonize ? "" : (down ? "; Ctrl-C stops monitoring and the services"
+                                  : "; Ctrl-C stops monitoring"));
+  {
+    char msg[PATH_MAX * 3];
+    snprintf(msg, sizeof msg, "tanuki-svc: monitor running in the background (pid %ld)%s\n"
+             "  socket %s\n  log    %s\n  pid    %s", (long)getpid(),
+             rc ? "; some services could not start (see the log)" : "", p.socket, log_path,
+             pid_path);
+    tell_parent(&notify, TSVC_EXIT_OK, msg);
+  }
 
   int sig = 0;
   for (;;) {
     if (sigwait(&set, &sig) != 0) continue;
-    if (sig == SIGHUP) {
-      TSVC_LOG(TSVC_LOG_WARN, NULL, "SIGHUP: reloading is not supported yet; ignored");
-      continue;
+    if (sig != SIGHUP) break;
+    TSVC_LOG(TSVC_LOG_INFO, NULL, "SIGHUP: reloading %s", p.config_path);
+    rc = tsvc_manager_reload(m, err, sizeof err);
+    if (rc == TSVC_ECONFIG || rc == TSVC_EIO || rc == TSVC_EBUSY || rc == TSVC_ENOMEM) {
+      for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+        TSVC_LOG(TSVC_LOG_ERROR, NULL, "reload rejected: %s", line);
+    } else if (rc) {
+      for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+        TSVC_LOG(TSVC_LOG_ERROR, NULL, "reload: %s", line);
     }
-    break;
   }
-  TSVC_LOG(TSVC_LOG_INFO, NULL, "%s: stopping monitoring", sig == SIGINT ? "SIGINT" : "SIGTERM");
-  int exit_code = TSVC_EXIT_OK;
-  if (down) {
+  bool by_api = atomic_load(&down_asked);
+  TSVC_LOG(TSVC_LOG_INFO, NULL, "%s: stopping monitoring",
+           by_api ? "down" : sig == SIGINT ? "SIGINT" : "SIGTERM");
+  /* No new requests from here on. */
+  tsvc_api_stop(api);
+  api = NULL;
+  if (down && !by_api) {
     rc = tsvc_manager_stop_services(m, err, sizeof err);
     if (rc) {
       for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
@@ -131,6 +336,14 @@ int cmd_up(int argc, char **argv) {
   } else {
     tsvc_manager_stop_monitoring(m);
   }
+
+out:
+  tsvc_api_stop(api);
   tsvc_manager_free(m);
+  if (wrote_pid) unlink(pid_path);
+  if (notify >= 0) tell_parent(&notify, exit_code ? exit_code : TSVC_EXIT_FAIL, "stopped");
+  free(pid_path);
+  free(log_path);
+  cli_project_free(&p);
   return exit_code;
 }

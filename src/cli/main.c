@@ -12,9 +12,16 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
-    {"up", cmd_up, "start the services and monitor them in the foreground"},
-    {"config", cmd_config, "validate or show tanuki.yaml"},
+    {"up", cmd_up, "start the services and monitor them (-d: in the background)"},
+    {"down", cmd_down, "stop the services and the monitor"},
+    {"start", cmd_start, "start services by name"},
+    {"stop", cmd_stop, "stop services by name (the monitor leaves them stopped)"},
+    {"restart", cmd_restart, "restart services by name"},
+    {"status", cmd_status, "show the services' health (--json, --watch)"},
     {"check", cmd_check, "run one probe of a service now (exit 0 healthy, 1 not)"},
+    {"logs", cmd_logs, "print a service's output (-f to follow)"},
+    {"config", cmd_config, "validate or show tanuki.yaml"},
+    {"env", cmd_env, "print connection variables (POSTGRES_URL, REDIS_URL, ...)"},
     {"version", cmd_version, "print the version"},
 };
 
@@ -36,8 +43,10 @@ bool cli_wants_help(int argc, char **argv) {
 }
 
 int cmd_version(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
+  if (cli_wants_help(argc, argv)) {
+    fputs("usage: tanuki-svc version\n\nPrint the version.\n\nExit: 0.\n", stdout);
+    return TSVC_EXIT_OK;
+  }
   printf("tanuki-svc %s\n", TSVC_VERSION);
   return TSVC_EXIT_OK;
 }

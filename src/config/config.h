@@ -41,7 +41,8 @@ typedef struct {
   char *value;
 } tsvc_kv_t;
 
-/* A list of strings (argv, volumes, depends_on). */
+/* A list of strings (argv, volumes, depends_on); v[n] is NULL, so that v
+   serves as an argv. */
 typedef struct {
   char **v;
   size_t n;

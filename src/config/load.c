@@ -251,7 +251,7 @@ static bool parse_strv(ctx_t *c, const ynode_t *v, tsvc_strv_t *out) {
     }
   }
   if (!ok) return false;
-  char **arr = calloc(v->nitems ? v->nitems : 1, sizeof *arr);
+  char **arr = calloc(v->nitems + 1, sizeof *arr); /* NULL-terminated: an argv */
   if (!arr) {
     c->oom = true;
     return false;
@@ -284,7 +284,7 @@ static bool parse_command(ctx_t *c, const ynode_t *v, tsvc_strv_t *out, bool *sh
       return false;
     }
     tsvc_strv_t tmp = {0};
-    char **arr = calloc(1, sizeof *arr);
+    char **arr = calloc(2, sizeof *arr);
     if (!arr || !(arr[0] = dup_or_oom(c, v->text))) {
       free(arr);
       c->oom = true;
@@ -351,7 +351,7 @@ static void p_argv_command(ctx_t *c, const keydef_t *k, const ynode_t *v, void *
   tsvc_strv_t *field = (tsvc_strv_t *)((char *)base + k->off);
   bool shell = false;
   if (!parse_command(c, v, field, &shell) || !shell) return;
-  char **arr = calloc(3, sizeof *arr);
+  char **arr = calloc(4, sizeof *arr);
   if (!arr) {
     c->oom = true;
     return;

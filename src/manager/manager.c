@@ -21,6 +21,7 @@
 #include "common/util.h"
 #include "config/config.h"
 #include "log/log.h"
+#include "manager/diff.h"
 #include "manager/manager.h"
 #include "monitor/monitor.h"
 #include "runtime/docker_rt.h"
@@ -39,6 +40,7 @@ struct job_s {
   job_t *next;
   /* start_services / stop_services */
   size_t idx;
+  tsvc_config_t *cfg; /* reload: the new config, owned until applied */
   int failures;
   int pending;
 };
@@ -50,7 +52,13 @@ typedef struct {
 } sub_t;
 
 struct tsvc_manager_s {
-  tsvc_config_t *cfg;
+  tsvc_config_t *cfg; /* replaced by a reload under mu */
+  char *config_path;  /* absolute, for reloads */
+  tsvc_config_t **old_cfgs; /* replaced configs: the monitor, the runtime and
+                               operations in flight may still point into them;
+                               freed with the manager */
+  size_t nold;
+  job_t *starting;    /* start_services is going through the services */
   char *state_dir;
   char *project;
   tsvc_runtime_kind_t want; /* the runtime asked for */
@@ -105,23 +113,28 @@ static void job_errf(job_t *j, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* Run job on the loop and wait for it. Returns its rc; its message goes to
+/* Run a job on the loop and wait for it. Returns its rc; its message goes to
    err. */
+static int post_job(tsvc_manager_t *m, job_t *j, char *err, size_t errlen);
 static int post(tsvc_manager_t *m, job_fn run, const char *name, char *err, size_t errlen) {
   job_t j = {.run = run, .name = name};
-  tsvc_buf_init(&j.err, 16 * 1024);
+  return post_job(m, &j, err, errlen);
+}
+
+static int post_job(tsvc_manager_t *m, job_t *j, char *err, size_t errlen) {
+  tsvc_buf_init(&j->err, 16 * 1024);
   pthread_mutex_lock(&m->mu);
-  if (m->jobs_tail) m->jobs_tail->next = &j;
-  else m->jobs = &j;
-  m->jobs_tail = &j;
+  if (m->jobs_tail) m->jobs_tail->next = j;
+  else m->jobs = j;
+  m->jobs_tail = j;
   pthread_mutex_unlock(&m->mu);
   uv_async_send(&m->wake);
   pthread_mutex_lock(&m->mu);
-  while (!j.done) pthread_cond_wait(&m->cv, &m->mu);
+  while (!j->done) pthread_cond_wait(&m->cv, &m->mu);
   pthread_mutex_unlock(&m->mu);
-  if (err && errlen) tsvc_strlcpy(err, j.err.data ? j.err.data : "", errlen);
-  tsvc_buf_free(&j.err);
-  return j.rc;
+  if (err && errlen) tsvc_strlcpy(err, j->err.data ? j->err.data : "", errlen);
+  tsvc_buf_free(&j->err);
+  return j->rc;
 }
 
 static void wake_cb(uv_async_t *a) {
@@ -218,6 +231,8 @@ static int make_order(tsvc_manager_t *m) {
   char *mark = calloc(n ? n : 1, 1);
   if (!m->order || !mark) {
     free(mark);
+    free(m->order);
+    m->order = NULL;
     return TSVC_ENOMEM;
   }
   size_t k = 0;
@@ -269,6 +284,7 @@ static void start_next_cb(int status, const char *msg, void *data) {
 }
 
 static void start_next(tsvc_manager_t *m, job_t *j) {
+  m->starting = j;
   while (j->idx < m->cfg->nservices) {
     const tsvc_service_conf_t *s = &m->cfg->services[m->order[j->idx++]];
     if (!s->enabled) continue;
@@ -291,6 +307,7 @@ static void start_next(tsvc_manager_t *m, job_t *j) {
     j->failures++;
     job_errf(j, "%s: %s", s->name, tsvc_strerror(rc));
   }
+  m->starting = NULL;
   job_done(m, j, j->failures ? TSVC_ERUNTIME : 0);
 }
 
@@ -464,6 +481,12 @@ static void job_user(tsvc_manager_t *m, job_t *j,
     job_done(m, j, TSVC_ESTATE);
     return;
   }
+  const tsvc_service_conf_t *svc = tsvc_config_service(m->cfg, j->name);
+  if (svc && svc->external) {
+    job_errf(j, "%s is external: only watched, never started, stopped or restarted", j->name);
+    job_done(m, j, TSVC_ESTATE);
+    return;
+  }
   start_ctx_t *c = malloc(sizeof *c);
   if (!c) {
     job_done(m, j, TSVC_ENOMEM);
@@ -507,6 +530,215 @@ static void job_quit(tsvc_manager_t *m, job_t *j) {
   job_done(m, j, 0);
 }
 
+/* ---- reload (SIGHUP) ------------------------------------------------------ */
+
+/* One service's part of a reload, on its own asynchronous steps. */
+typedef struct {
+  tsvc_manager_t *m;
+  job_t *j;
+  const tsvc_service_conf_t *svc;
+  int step; /* recreate: 0 stopping, 1 removing, 2 starting */
+} reload_op_t;
+
+static void reload_op_end(reload_op_t *o, int status, const char *msg) {
+  job_t *j = o->j;
+  tsvc_manager_t *m = o->m;
+  if (status && status != TSVC_ESTATE) { /* ESTATE: already as wanted */
+    j->failures++;
+    job_errf(j, "%s: %s", o->svc->name, msg && *msg ? msg : tsvc_strerror(status));
+    TSVC_LOG(TSVC_LOG_ERROR, o->svc->name, "reload: %s",
+             msg && *msg ? msg : tsvc_strerror(status));
+  }
+  free(o);
+  if (--j->pending == 0) job_done(m, j, j->failures ? TSVC_ERUNTIME : 0);
+}
+
+static void reload_step(int status, const char *msg, void *data);
+
+/* Begin a step whose callback is reload_step; on an error at once, end. */
+static void reload_go(reload_op_t *o, int rc) {
+  if (rc) reload_op_end(o, rc, NULL);
+}
+
+static void reload_step(int status, const char *msg, void *data) {
+  reload_op_t *o = data;
+  tsvc_manager_t *m = o->m;
+  if (status || o->step == 2 || !m->mon) {
+    reload_op_end(o, status, msg);
+    return;
+  }
+  if (o->step == 0) {
+    o->step = 1;
+    if (m->rt && m->rt->ops->remove) {
+      reload_go(o, m->rt->ops->remove(m->rt, o->svc, reload_step, o));
+      return;
+    }
+  }
+  o->step = 2;
+  reload_go(o, tsvc_monitor_user_start(m->mon, o->svc->name, reload_step, o));
+}
+
+static void reload_rt_done(int status, const char *msg, void *data) {
+  reload_op_end(data, status, msg);
+}
+
+static reload_op_t *reload_op(tsvc_manager_t *m, job_t *j, const tsvc_service_conf_t *svc,
+                              int step) {
+  reload_op_t *o = malloc(sizeof *o);
+  if (!o) {
+    j->failures++;
+    job_errf(j, "%s: out of memory", svc->name);
+    return NULL;
+  }
+  *o = (reload_op_t){m, j, svc, step};
+  j->pending++;
+  return o;
+}
+
+static void register_secrets(const tsvc_config_t *cfg) {
+  for (size_t i = 0; i < cfg->nservices; i++) {
+    const tsvc_service_conf_t *s = &cfg->services[i];
+    for (size_t k = 0; k < s->env_len; k++)
+      if (tsvc_is_secret_key(s->env[k].key)) tsvc_log_add_secret(s->env[k].value);
+    for (size_t k = 0; k < s->process.env_len; k++)
+      if (tsvc_is_secret_key(s->process.env[k].key)) tsvc_log_add_secret(s->process.env[k].value);
+  }
+}
+
+/*
+ * Apply j->cfg: removed services stop, added ones start, changed ones are
+ * applied (health and restart knobs in place; image, environment, ports,
+ * volumes or command: stop, remove the container, start afresh), unchanged
+ * ones are not touched. Every kept service is pointed at the new config
+ * (tsvc_monitor_update); the old config stays alive (old_cfgs) because
+ * operations in flight may still read it.
+ */
+static void job_reload(tsvc_manager_t *m, job_t *j) {
+  tsvc_config_t *nc = j->cfg, *old = m->cfg;
+  j->cfg = NULL;
+  char why[512];
+  if (m->starting) {
+    tsvc_config_free(nc);
+    job_errf(j, "services are still being started; reload again once they are");
+    job_done(m, j, TSVC_EBUSY);
+    return;
+  }
+  if (m->rt && !tsvc_config_reloadable(old, nc, why, sizeof why)) {
+    tsvc_config_free(nc);
+    job_errf(j, "%s", why);
+    job_done(m, j, TSVC_ECONFIG);
+    return;
+  }
+  tsvc_config_t **v = realloc(m->old_cfgs, (m->nold + 1) * sizeof *v);
+  size_t *old_order = m->order;
+  m->order = NULL;
+  pthread_mutex_lock(&m->mu);
+  m->cfg = nc;
+  pthread_mutex_unlock(&m->mu);
+  if (!v || make_order(m)) {
+    pthread_mutex_lock(&m->mu);
+    m->cfg = old;
+    pthread_mutex_unlock(&m->mu);
+    m->order = old_order;
+    if (v) m->old_cfgs = v;
+    tsvc_config_free(nc);
+    job_errf(j, "out of memory");
+    job_done(m, j, TSVC_ENOMEM);
+    return;
+  }
+  free(old_order);
+  m->old_cfgs = v;
+  m->old_cfgs[m->nold++] = old;
+  register_secrets(nc);
+  if (m->rt && m->rt->ops->reconfigure) m->rt->ops->reconfigure(m->rt, nc);
+
+  size_t added = 0, removed = 0, changed = 0, recreated = 0, same = 0;
+  j->pending = 1; /* held until every operation is sent */
+  for (size_t i = 0; i < old->nservices; i++) {
+    const tsvc_service_conf_t *s = &old->services[i];
+    if (tsvc_config_service(nc, s->name)) continue;
+    removed++;
+    TSVC_LOG(TSVC_LOG_INFO, s->name, "reload: removed from the config%s",
+             s->external || !s->enabled ? "" : "; stopping it");
+    if (m->mon) tsvc_monitor_remove(m->mon, s->name);
+    if (!m->rt || s->external || !s->enabled) continue;
+    reload_op_t *o = reload_op(m, j, s, 2);
+    if (o) reload_go(o, m->rt->ops->stop(m->rt, s, reload_rt_done, o));
+  }
+  for (size_t k = 0; k < nc->nservices; k++) {
+    const tsvc_service_conf_t *s = &nc->services[m->order[k]];
+    const tsvc_service_conf_t *was = tsvc_config_service(old, s->name);
+    if (!was) {
+      added++;
+      TSVC_LOG(TSVC_LOG_INFO, s->name, "reload: added to the config%s",
+               s->enabled ? (s->external ? "; watching it" : "; starting it") : "");
+      if (!m->mon) continue;
+      int rc = tsvc_monitor_add(m->mon, s);
+      if (rc) {
+        j->failures++;
+        job_errf(j, "%s: %s", s->name, tsvc_strerror(rc));
+        continue;
+      }
+      if (!s->enabled) continue;
+      if (s->external) {
+        tsvc_monitor_started(m->mon, s->name);
+        continue;
+      }
+      reload_op_t *o = reload_op(m, j, s, 2);
+      if (o) reload_go(o, tsvc_monitor_user_start(m->mon, s->name, reload_step, o));
+      continue;
+    }
+    unsigned d = tsvc_service_diff(was, s);
+    if (m->mon) {
+      /* Always: the monitor must let go of the old config's pointers. */
+      int rc = tsvc_monitor_update(m->mon, s);
+      if (rc) {
+        j->failures++;
+        job_errf(j, "%s: %s", s->name, tsvc_strerror(rc));
+        continue;
+      }
+    }
+    if (d == TSVC_DIFF_SAME) {
+      same++;
+      continue;
+    }
+    changed++;
+    bool spec = (d & TSVC_DIFF_SPEC) && s->enabled && !s->external;
+    recreated += spec;
+    char what[96];
+    snprintf(what, sizeof what, "%s%s%s%s", d & TSVC_DIFF_SPEC ? ", container spec" : "",
+             d & TSVC_DIFF_KNOBS ? ", healthcheck/restart" : "",
+             d & TSVC_DIFF_ENABLED ? ", enabled" : "", d & TSVC_DIFF_EXTERNAL ? ", external" : "");
+    TSVC_LOG(TSVC_LOG_INFO, s->name, "reload: changed (%s)%s", what + 2,
+             spec ? "; recreating it" : "");
+    if (!m->mon) continue;
+    reload_op_t *o = NULL;
+    if (!s->enabled && (d & TSVC_DIFF_ENABLED) && !was->external && !s->external) {
+      if ((o = reload_op(m, j, s, 2)))
+        reload_go(o, tsvc_monitor_user_stop(m->mon, s->name, reload_step, o));
+    } else if (s->enabled && s->external && (d & (TSVC_DIFF_ENABLED | TSVC_DIFF_EXTERNAL))) {
+      tsvc_monitor_started(m->mon, s->name);
+    } else if (spec) {
+      if ((o = reload_op(m, j, s, 0)))
+        reload_go(o, tsvc_monitor_user_stop(m->mon, s->name, reload_step, o));
+    } else if (s->enabled && !s->external && (d & (TSVC_DIFF_ENABLED | TSVC_DIFF_EXTERNAL))) {
+      if ((o = reload_op(m, j, s, 2)))
+        reload_go(o, tsvc_monitor_user_start(m->mon, s->name, reload_step, o));
+    }
+  }
+  /* The summary goes first; failures follow, one per line. */
+  char summary[256];
+  snprintf(summary, sizeof summary,
+           "reloaded %s: %zu added, %zu removed, %zu changed (%zu recreated), %zu unchanged",
+           nc->path ? nc->path : "the config", added, removed, changed, recreated, same);
+  TSVC_LOG(TSVC_LOG_INFO, NULL, "%s", summary);
+  tsvc_buf_t rest = j->err;
+  tsvc_buf_init(&j->err, 16 * 1024);
+  tsvc_buf_addf(&j->err, "%s%s%s", summary, rest.len ? "\n" : "", rest.data ? rest.data : "");
+  tsvc_buf_free(&rest);
+  if (--j->pending == 0) job_done(m, j, j->failures ? TSVC_ERUNTIME : 0);
+}
+
 /* ---- public --------------------------------------------------------------- */
 
 static char *dir_of(const char *path) {
@@ -547,6 +779,10 @@ int tsvc_manager_new(const tsvc_manager_opts_t *opts, tsvc_manager_t **out, char
       if (tsvc_is_secret_key(s->process.env[k].key)) tsvc_log_add_secret(s->process.env[k].value);
   }
   m->want = m->cfg->runtime;
+  {
+    char cabs[PATH_MAX];
+    m->config_path = strdup(realpath(opts->config_path, cabs) ? cabs : opts->config_path);
+  }
   if (opts->runtime) {
     if (strcmp(opts->runtime, "docker") == 0) m->want = TSVC_RUNTIME_DOCKER;
     else if (strcmp(opts->runtime, "process") == 0) m->want = TSVC_RUNTIME_PROCESS;
@@ -563,7 +799,7 @@ int tsvc_manager_new(const tsvc_manager_opts_t *opts, tsvc_manager_t **out, char
   m->project = dir;
   m->state_dir = opts->state_dir ? strdup(opts->state_dir) : tsvc_asprintf("%s/.tanuki", dir ? dir : ".");
   m->runtime_name = "";
-  if (!m->project || !m->state_dir || make_order(m)) {
+  if (!m->project || !m->state_dir || !m->config_path || make_order(m)) {
     rc = TSVC_ENOMEM;
     goto err;
   }
@@ -590,6 +826,7 @@ int tsvc_manager_new(const tsvc_manager_opts_t *opts, tsvc_manager_t **out, char
   return 0;
 err:
   tsvc_config_free(m->cfg);
+  free(m->config_path);
   free(m->order);
   free(m->project);
   free(m->state_dir);
@@ -612,6 +849,9 @@ void tsvc_manager_free(tsvc_manager_t *m) {
   free(m->subs);
   free(m->order);
   tsvc_config_free(m->cfg);
+  for (size_t i = 0; i < m->nold; i++) tsvc_config_free(m->old_cfgs[i]);
+  free(m->old_cfgs);
+  free(m->config_path);
   free(m->project);
   free(m->state_dir);
   free(m);
@@ -645,6 +885,30 @@ int tsvc_manager_check(tsvc_manager_t *m, const char *name) {
   return post(m, job_check, name, NULL, 0);
 }
 
+int tsvc_manager_reload(tsvc_manager_t *m, char *err, size_t errlen) {
+  if (err && errlen) err[0] = '\0';
+  /* Read and validate here, off the loop; only the swap runs on it. */
+  tsvc_diag_t d = {0};
+  tsvc_config_t *nc = NULL;
+  int rc = tsvc_config_load(m->config_path, &nc, &d);
+  if (rc) {
+    if (err && errlen) {
+      tsvc_buf_t b;
+      tsvc_buf_init(&b, errlen > 1 ? errlen - 1 : 1);
+      tsvc_buf_addf(&b, "%s: the config was not reloaded (the old one keeps running)",
+                    m->config_path);
+      for (size_t i = 0; i < d.n; i++) tsvc_buf_addf(&b, "\n%s", d.lines[i]);
+      tsvc_strlcpy(err, b.data ? b.data : "", errlen);
+      tsvc_buf_free(&b);
+    }
+    tsvc_diag_free(&d);
+    return rc;
+  }
+  tsvc_diag_free(&d);
+  job_t j = {.run = job_reload, .cfg = nc};
+  return post_job(m, &j, err, errlen);
+}
+
 /* The current monitor, under m->mu; closed monitors live until the end. */
 static tsvc_monitor_t *current(tsvc_manager_t *m) {
   pthread_mutex_lock(&m->mu);
@@ -662,7 +926,7 @@ int tsvc_manager_get_status(tsvc_manager_t *m, const char *name, tsvc_status_t *
   tsvc_monitor_t *mon = current(m);
   if (!mon) {
     memset(out, 0, sizeof *out);
-    return tsvc_config_service(m->cfg, name) ? TSVC_ESTATE : TSVC_ENOENT;
+    return tsvc_config_service(tsvc_manager_config(m), name) ? TSVC_ESTATE : TSVC_ENOENT;
   }
   return tsvc_monitor_get_status(mon, name, out);
 }
@@ -679,6 +943,12 @@ int tsvc_manager_get_all_status(tsvc_manager_t *m, tsvc_status_list_t *out) {
 
 const char *tsvc_manager_runtime_name(tsvc_manager_t *m) { return m->runtime_name; }
 
-const tsvc_config_t *tsvc_manager_config(tsvc_manager_t *m) { return m->cfg; }
+const tsvc_config_t *tsvc_manager_config(tsvc_manager_t *m) {
+  /* A reload swaps it on the loop; the old one lives until the end. */
+  pthread_mutex_lock(&m->mu);
+  const tsvc_config_t *cfg = m->cfg;
+  pthread_mutex_unlock(&m->mu);
+  return cfg;
+}
 
 int64_t tsvc_manager_loop_heartbeat(tsvc_manager_t *m) { return atomic_load(&m->heartbeat_ms); }

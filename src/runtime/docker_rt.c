@@ -27,7 +27,7 @@ typedef struct {
   op_t *ops;                 /* every operation in flight */
 } drt_t;
 
-typedef enum { OP_START, OP_STOP, OP_RESTART, OP_INSPECT, OP_EXEC } op_kind_t;
+typedef enum { OP_START, OP_STOP, OP_RESTART, OP_INSPECT, OP_EXEC, OP_REMOVE } op_kind_t;
 
 /* One runtime operation: a few Engine API requests in a row. */
 struct op_s {
@@ -169,7 +169,7 @@ static void after_inspect(const tsvc_docker_reply_t *r, void *data) {
   int stop_s = (int)((o->svc->restart.stop_timeout + 999) / 1000);
   if (r->status == TSVC_ENOENT) {
     /* No container (never made, or removed behind our back). */
-    if (o->kind == OP_STOP) finish(o, 0, NULL);
+    if (o->kind == OP_STOP || o->kind == OP_REMOVE) finish(o, 0, NULL);
     else do_create(o);
     return;
   }
@@ -204,6 +204,10 @@ static void after_inspect(const tsvc_docker_reply_t *r, void *data) {
   case OP_STOP:
     rc = tsvc_docker_container_stop(rt->d, o->cname, stop_s, after_simple, o, &o->req);
     break;
+  case OP_REMOVE:
+    /* force: it may still be running; v=false: volumes stay. */
+    rc = tsvc_docker_container_remove(rt->d, o->cname, true, after_simple, o, &o->req);
+    break;
   default:
     rc = TSVC_EINVAL;
   }
@@ -212,12 +216,12 @@ static void after_inspect(const tsvc_docker_reply_t *r, void *data) {
 
 static int begin(drt_t *rt, op_kind_t kind, const tsvc_service_conf_t *svc, tsvc_rt_done_cb cb,
                  void *data) {
-  if (kind != OP_STOP && !svc->image) return TSVC_EINVAL;
+  if (kind != OP_STOP && kind != OP_REMOVE && !svc->image) return TSVC_EINVAL;
   op_t *o = op_new(rt, kind, svc, data);
   if (!o) return TSVC_ENOMEM;
   o->done = cb;
   int rc;
-  if (kind != OP_STOP && !rt->network_ok) {
+  if (kind != OP_STOP && kind != OP_REMOVE && !rt->network_ok) {
     const char *net = rt->cfg->docker.network;
     json_t *labels = json_pack("{ss}", LABEL_PROJECT, rt->project);
     rc = tsvc_docker_network_ensure(rt->d, net, labels, after_network, o, &o->req);
@@ -242,6 +246,15 @@ static int drt_stop(tsvc_runtime_t *base, const tsvc_service_conf_t *svc, tsvc_r
 static int drt_restart(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
                        tsvc_rt_done_cb cb, void *data) {
   return begin((drt_t *)base, OP_RESTART, svc, cb, data);
+}
+
+static int drt_remove(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
+                      tsvc_rt_done_cb cb, void *data) {
+  return begin((drt_t *)base, OP_REMOVE, svc, cb, data);
+}
+
+static void drt_reconfigure(tsvc_runtime_t *base, const tsvc_config_t *cfg) {
+  ((drt_t *)base)->cfg = cfg;
 }
 
 /* ---- inspect -------------------------------------------------------------- */
@@ -443,6 +456,8 @@ static const tsvc_runtime_ops_t docker_ops = {
     .watch = drt_watch,
     .probe_host = drt_probe_host,
     .free = drt_free,
+    .remove = drt_remove,
+    .reconfigure = drt_reconfigure,
 };
 
 int tsvc_docker_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg, const char *project,

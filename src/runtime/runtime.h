@@ -78,6 +78,16 @@ typedef struct {
   void (*probe_host)(tsvc_runtime_t *rt, const tsvc_service_conf_t *svc,
                      char *buf, size_t len);
   void (*free)(tsvc_runtime_t *rt);
+  /* Remove the stopped service's container (or whatever start would reuse),
+     so that the next start creates it afresh from config (a reload that
+     changed image, environment, ports, volumes or command). Volumes and
+     data are never removed. May be NULL: start always applies the config. */
+  int (*remove)(tsvc_runtime_t *rt, const tsvc_service_conf_t *svc,
+                tsvc_rt_done_cb cb, void *data);
+  /* From now on read cfg (borrowed) instead of the config given at creation
+     (a reload); the caller keeps the old one alive while operations begun
+     with it are in flight. May be NULL: the runtime keeps no config. */
+  void (*reconfigure)(tsvc_runtime_t *rt, const tsvc_config_t *cfg);
 } tsvc_runtime_ops_t;
 
 struct tsvc_runtime_s {

@@ -1,0 +1,785 @@
+/*
+ * api.c: see api.h. Routes, the event stream and the sockets; the JSON
+ * shapes are in api_json.c and the Prometheus text in metrics.c.
+ */
+#include "api/api.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api_json.h"
+#include "api/metrics.h"
+#include "common/util.h"
+#include "config/config.h"
+#include "log/log.h"
+#include "manager/manager.h"
+
+struct tsvc_api_s {
+  tsvc_manager_t *m;
+  struct MHD_Daemon *unix_d;
+  struct MHD_Daemon *tcp_d;
+  char *socket_path;
+  void (*on_down)(void *data);
+  void *data;
+  /* Event streams: their queues, the stopping flag. */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool stopping;
+  int nstreams; /* event streams whose response still exists */
+};
+
+/* One request, from its first call to its end. */
+typedef struct {
+  size_t body;     /* bytes of body seen */
+  bool down;       /* answered POST /v1/down: tell the owner when done */
+} req_t;
+
+/* One GET /v1/events connection. */
+typedef struct {
+  tsvc_api_t *api;
+  int sub;
+  int fd;                              /* the connection, to notice a hang-up */
+  char *q[TSVC_API_EVENT_QUEUE];       /* lines not yet sent (ring) */
+  size_t head, n;
+  bool overflow;                       /* too slow a reader: end the stream */
+  char *cur;                           /* the line being sent */
+  size_t off, len;
+} stream_t;
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- replies ---------------------------------------------------------------- */
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned code, char *text,
+                                  size_t len, const char *type, const char *allow) {
+  struct MHD_Response *r =
+      text ? MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE)
+           : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  if (!r) {
+    free(text);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  if (allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+  enum MHD_Result ret = MHD_queue_response(c, code, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+/* Reply with v (stolen) as JSON and a newline. */
+static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned code, json_t *v,
+                                  const char *allow) {
+  char *text = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+  json_decref(v);
+  if (!text) {
+    static const char oom[] = "{\"error\":\"out of memory\"}\n";
+    return reply_text(c, 500, strdup(oom), sizeof oom - 1, "application/json", NULL);
+  }
+  size_t len = strlen(text);
+  char *t = realloc(text, len + 2);
+  if (!t) {
+    free(text);
+    return MHD_NO;
+  }
+  t[len] = '\n';
+  t[len + 1] = '\0';
+  return reply_text(c, code, t, len + 1, "application/json", allow);
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code, const char *allow,
+                                   const char *fmt, ...) TSVC_PRINTF(4, 5);
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code, const char *allow,
+                                   const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return reply_json(c, code, tsvc_api_json_error(msg), allow);
+}
+
+/* The HTTP status for a manager error. */
+static unsigned http_status_of(int rc) {
+  switch (rc) {
+  case TSVC_ENOENT: return 404;
+  case TSVC_EBUSY:
+  case TSVC_ESTATE:
+  case TSVC_EEXIST: return 409;
+  case TSVC_EINVAL:
+  case TSVC_ECONFIG: return 400;
+  case TSVC_EUNREACH: return 503;
+  case TSVC_ETIMEDOUT: return 504;
+  case TSVC_ERUNTIME: return 502;
+  default: return 500;
+  }
+}
+
+/* ---- GET ---------------------------------------------------------------------- */
+
+static enum MHD_Result get_services(tsvc_api_t *a, struct MHD_Connection *c) {
+  tsvc_status_list_t l;
+  int rc = tsvc_manager_get_all_status(a->m, &l);
+  if (rc == TSVC_ESTATE)
+    return reply_error(c, 503, NULL, "services are not being monitored (yet)");
+  if (rc) return reply_error(c, 500, NULL, "%s", tsvc_strerror(rc));
+  json_t *v = tsvc_api_json_status_list(&l, tsvc_manager_runtime_name(a->m));
+  tsvc_status_list_free(&l);
+  return reply_json(c, 200, v, NULL);
+}
+
+static enum MHD_Result get_service(tsvc_api_t *a, struct MHD_Connection *c, const char *name) {
+  tsvc_status_t s;
+  int rc = tsvc_manager_get_status(a->m, name, &s);
+  if (rc == TSVC_ENOENT) return reply_error(c, 404, NULL, "no service named '%s'", name);
+  if (rc == TSVC_ESTATE)
+    return reply_error(c, 503, NULL, "services are not being monitored (yet)");
+  if (rc) return reply_error(c, 500, NULL, "%s", tsvc_strerror(rc));
+  json_t *v = tsvc_api_json_status(&s, true);
+  tsvc_status_clear(&s);
+  return reply_json(c, 200, v, NULL);
+}
+
+static enum MHD_Result get_livez(tsvc_api_t *a, struct MHD_Connection *c) {
+  int64_t hb = tsvc_manager_loop_heartbeat(a->m), age = wall_ms() - hb;
+  bool alive = age <= TSVC_API_LIVEZ_STALE_MS;
+  json_t *v = json_pack("{s:s, s:o, s:I}", "status", alive ? "ok" : "stalled", "heartbeat",
+                        tsvc_api_json_time(hb), "age_ms", (json_int_t)(age > 0 ? age : 0));
+  return reply_json(c, alive ? 200 : 503, v, NULL);
+}
+
+static enum MHD_Result get_readyz(tsvc_api_t *a, struct MHD_Connection *c) {
+  tsvc_status_list_t l;
+  int rc = tsvc_manager_get_all_status(a->m, &l);
+  if (rc) {
+    json_t *v = json_pack("{s:b, s:s, s:[]}", "ready", 0, "error",
+                          rc == TSVC_ESTATE ? "services are not being monitored (yet)"
+                                            : tsvc_strerror(rc),
+                          "not_ready");
+    return reply_json(c, 503, v, NULL);
+  }
+  json_t *bad = json_array();
+  size_t enabled = 0;
+  for (size_t i = 0; bad && i < l.n; i++) {
+    const tsvc_status_t *s = &l.v[i];
+    if (!s->enabled) continue;
+    enabled++;
+    if (s->healthy) continue;
+    json_array_append_new(bad, json_pack("{s:o, s:s, s:o}", "name", tsvc_api_json_str(s->name),
+                                         "state", tsvc_state_name(s->state), "last_error",
+                                         s->last_error[0] ? tsvc_api_json_str(s->last_error)
+                                                          : json_null()));
+  }
+  tsvc_status_list_free(&l);
+  if (!bad) return reply_error(c, 500, NULL, "out of memory");
+  bool ready = json_array_size(bad) == 0;
+  json_t *v = json_pack("{s:b, s:I, s:o}", "ready", ready, "enabled", (json_int_t)enabled,
+                        "not_ready", bad);
+  return reply_json(c, ready ? 200 : 503, v, NULL);
+}
+
+static enum MHD_Result get_metrics(tsvc_api_t *a, struct MHD_Connection *c) {
+  tsvc_status_list_t l = {0};
+  int rc = tsvc_manager_get_all_status(a->m, &l);
+  if (rc && rc != TSVC_ESTATE) return reply_error(c, 500, NULL, "%s", tsvc_strerror(rc));
+  tsvc_buf_t b;
+  tsvc_buf_init(&b, 16u << 20);
+  rc = tsvc_metrics_render(&l, &b);
+  tsvc_status_list_free(&l);
+  if (rc || !b.data) {
+    tsvc_buf_free(&b);
+    if (rc) return reply_error(c, 500, NULL, "cannot render the metrics: %s", tsvc_strerror(rc));
+    return reply_text(c, 200, NULL, 0, "text/plain; version=0.0.4; charset=utf-8", NULL);
+  }
+  size_t len = b.len;
+  return reply_text(c, 200, tsvc_buf_steal(&b), len, "text/plain; version=0.0.4; charset=utf-8",
+                    NULL);
+}
+
+/* ---- the event stream -------------------------------------------------------- */
+
+/* On the manager's loop thread: queue the line, never block. */
+static void on_change(const tsvc_change_t *ch, void *data) {
+  stream_t *s = data;
+  json_t *v = tsvc_api_json_change(ch);
+  char *text = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+  json_decref(v);
+  char *line = text ? tsvc_asprintf("%s\n", text) : NULL;
+  free(text);
+  tsvc_api_t *a = s->api;
+  pthread_mutex_lock(&a->mu);
+  if (!line || s->n == TSVC_API_EVENT_QUEUE) {
+    s->overflow = true; /* the client cannot keep up: end its stream */
+    free(line);
+  } else {
+    s->q[(s->head + s->n++) % TSVC_API_EVENT_QUEUE] = line;
+  }
+  pthread_cond_broadcast(&a->cv);
+  pthread_mutex_unlock(&a->mu);
+}
+
+static bool peer_gone(int fd) {
+  if (fd < 0) return false;
+  struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* In the connection's own thread: may block (thread per connection). */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  (void)pos;
+  stream_t *s = cls;
+  tsvc_api_t *a = s->api;
+  pthread_mutex_lock(&a->mu);
+  for (;;) {
+    if (s->cur && s->off < s->len) {
+      size_t k = s->len - s->off < max ? s->len - s->off : max;
+      memcpy(buf, s->cur + s->off, k);
+      s->off += k;
+      pthread_mutex_unlock(&a->mu);
+      return (ssize_t)k;
+    }
+    free(s->cur);
+    s->cur = NULL;
+    if (s->n) {
+      s->cur = s->q[s->head];
+      s->head = (s->head + 1) % TSVC_API_EVENT_QUEUE;
+      s->n--;
+      s->off = 0;
+      s->len = strlen(s->cur);
+      continue;
+    }
+    if (a->stopping || s->overflow) break;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 1;
+    if (pthread_cond_timedwait(&a->cv, &a->mu, &dl) == ETIMEDOUT && peer_gone(s->fd)) break;
+  }
+  pthread_mutex_unlock(&a->mu);
+  return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void stream_free(void *cls) {
+  stream_t *s = cls;
+  tsvc_api_t *a = s->api;
+  /* After unsubscribe returns, on_change is never called for s again. */
+  if (s->sub > 0) tsvc_manager_unsubscribe(s->api->m, s->sub);
+  while (s->n) {
+    free(s->q[s->head]);
+    s->head = (s->head + 1) % TSVC_API_EVENT_QUEUE;
+    s->n--;
+  }
+  free(s->cur);
+  free(s);
+  pthread_mutex_lock(&a->mu);
+  a->nstreams--;
+  pthread_cond_broadcast(&a->cv);
+  pthread_mutex_unlock(&a->mu);
+}
+
+static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c, bool head) {
+  if (head) return reply_text(c, 200, NULL, 0, "application/x-ndjson", NULL);
+  stream_t *s = calloc(1, sizeof *s);
+  if (!s) return reply_error(c, 500, NULL, "out of memory");
+  s->api = a;
+  s->fd = -1;
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (ci) s->fd = ci->connect_fd;
+  s->sub = tsvc_manager_subscribe(a->m, on_change, s);
+  if (s->sub <= 0) {
+    free(s);
+    return reply_error(c, 500, NULL, "cannot subscribe to changes");
+  }
+  pthread_mutex_lock(&a->mu);
+  a->nstreams++; /* stream_free takes it back */
+  pthread_mutex_unlock(&a->mu);
+  struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read,
+                                                             s, stream_free);
+  if (!r) {
+    stream_free(s);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  /* A stream is idle between changes: no idle timeout for it. */
+  MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+  enum MHD_Result ret = MHD_queue_response(c, 200, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+/* ---- POST --------------------------------------------------------------------- */
+
+static enum MHD_Result post_action(tsvc_api_t *a, struct MHD_Connection *c, const char *name,
+                                   const char *action) {
+  char err[4096] = "";
+  int rc;
+  tsvc_status_t before;
+  rc = tsvc_manager_get_status(a->m, name, &before);
+  if (rc == TSVC_ENOENT) return reply_error(c, 404, NULL, "no service named '%s'", name);
+  if (rc == TSVC_ESTATE)
+    return reply_error(c, 503, NULL, "services are not being monitored (yet)");
+  if (rc) return reply_error(c, 500, NULL, "%s", tsvc_strerror(rc));
+  uint64_t checks = before.checks_total;
+  tsvc_status_clear(&before);
+
+  if (strcmp(action, "start") == 0) rc = tsvc_manager_start(a->m, name, err, sizeof err);
+  else if (strcmp(action, "stop") == 0) rc = tsvc_manager_stop(a->m, name, err, sizeof err);
+  else if (strcmp(action, "restart") == 0) rc = tsvc_manager_restart(a->m, name, err, sizeof err);
+  else {
+    rc = tsvc_manager_check(a->m, name);
+    if (rc == TSVC_EBUSY) rc = 0; /* a check in flight: its result will do */
+    else if (rc == TSVC_ESTATE) snprintf(err, sizeof err, "%s is not checked now (stopped)", name);
+    if (rc == 0) {
+      /* Wait for the check to end: the caller wants its verdict. */
+      const tsvc_config_t *cfg = tsvc_manager_config(a->m);
+      const tsvc_service_conf_t *sc = tsvc_config_service(cfg, name);
+      int64_t wait = (sc ? sc->healthcheck.timeout : 30000) + 2000;
+      for (int64_t t0 = wall_ms(); wall_ms() - t0 < wait;) {
+        tsvc_status_t s;
+        if (tsvc_manager_get_status(a->m, name, &s)) break;
+        bool done = s.checks_total > checks;
+        tsvc_status_clear(&s);
+        if (done) break;
+        usleep(20 * 1000);
+      }
+    }
+  }
+  if (rc) {
+    if (!err[0]) tsvc_strlcpy(err, tsvc_strerror(rc), sizeof err);
+    return reply_error(c, http_status_of(rc), NULL, "%s", err);
+  }
+  tsvc_status_t s;
+  json_t *st = NULL;
+  if (tsvc_manager_get_status(a->m, name, &s) == 0) {
+    st = tsvc_api_json_status(&s, false);
+    tsvc_status_clear(&s);
+  }
+  json_t *v = json_pack("{s:o, s:s, s:b, s:o}", "service", tsvc_api_json_str(name), "action",
+                        action, "ok", 1, "status", st ? st : json_null());
+  return reply_json(c, 200, v, NULL);
+}
+
+static enum MHD_Result post_down(tsvc_api_t *a, struct MHD_Connection *c, req_t *rq) {
+  char err[8192] = "";
+  int rc = tsvc_manager_stop_services(a->m, err, sizeof err);
+  rq->down = true; /* stop the monitor even when some stops failed */
+  if (rc) return reply_error(c, http_status_of(rc), NULL, "%s", err[0] ? err : tsvc_strerror(rc));
+  return reply_json(c, 200, json_pack("{s:b}", "ok", 1), NULL);
+}
+
+static enum MHD_Result post_reload(tsvc_api_t *a, struct MHD_Connection *c) {
+  char err[8192] = "";
+  int rc = tsvc_manager_reload(a->m, err, sizeof err);
+  if (rc) return reply_error(c, http_status_of(rc), NULL, "%s", err[0] ? err : tsvc_strerror(rc));
+  return reply_json(c, 200, json_pack("{s:b, s:o}", "ok", 1, "changes", tsvc_api_json_str(err)),
+                    NULL);
+}
+
+/* ---- routing ------------------------------------------------------------------ */
+
+typedef enum {
+  R_NONE, R_SERVICES, R_SERVICE, R_ACTION, R_EVENTS, R_LIVEZ, R_READYZ, R_METRICS, R_DOWN,
+  R_RELOAD
+} route_t;
+
+static const char *const actions[] = {"start", "stop", "restart", "check"};
+
+/* Split url into a route; name and action point into buf (a copy). */
+static route_t route(const char *url, char *buf, size_t len, const char **name,
+                     const char **action) {
+  *name = *action = NULL;
+  if (strcmp(url, "/v1/services") == 0 || strcmp(url, "/v1/services/") == 0) return R_SERVICES;
+  if (strcmp(url, "/v1/events") == 0) return R_EVENTS;
+  if (strcmp(url, "/livez") == 0) return R_LIVEZ;
+  if (strcmp(url, "/readyz") == 0) return R_READYZ;
+  if (strcmp(url, "/metrics") == 0) return R_METRICS;
+  if (strcmp(url, "/v1/down") == 0) return R_DOWN;
+  if (strcmp(url, "/v1/reload") == 0) return R_RELOAD;
+  static const char pre[] = "/v1/services/";
+  if (strncmp(url, pre, sizeof pre - 1) != 0) return R_NONE;
+  if (tsvc_strlcpy(buf, url + sizeof pre - 1, len) >= len) return R_NONE;
+  char *slash = strchr(buf, '/');
+  if (slash) {
+    *slash = '\0';
+    *action = slash + 1;
+    if (strchr(*action, '/')) return R_NONE;
+  }
+  if (!buf[0]) return R_NONE;
+  *name = buf;
+  if (!*action) return R_SERVICE;
+  for (size_t i = 0; i < TSVC_ARRAY_LEN(actions); i++)
+    if (strcmp(*action, actions[i]) == 0) return R_ACTION;
+  return R_NONE;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls) {
+  (void)version;
+  (void)upload;
+  tsvc_api_t *a = cls;
+  req_t *rq = *con_cls;
+  if (!rq) {
+    if (!(rq = calloc(1, sizeof *rq))) return MHD_NO;
+    *con_cls = rq;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    long n;
+    if (cl && (tsvc_parse_int(cl, 0, LONG_MAX, &n) != 0 || (unsigned long)n > TSVC_API_MAX_BODY))
+      return reply_error(c, 413, NULL, "request body too large (at most %u bytes)",
+                         TSVC_API_MAX_BODY);
+    return MHD_YES; /* come back with the body (or its end) */
+  }
+  if (*upload_size) {
+    /* Bodies are not used: counted and dropped. libmicrohttpd cannot answer
+       in the middle of an upload, so a body over the limit (sent chunked,
+       without Content-Length) is drained up to TSVC_API_DRAIN_BODY and then
+       answered 413; beyond that the connection is closed. */
+    rq->body += *upload_size;
+    *upload_size = 0;
+    return rq->body > TSVC_API_DRAIN_BODY ? MHD_NO : MHD_YES;
+  }
+  if (rq->body > TSVC_API_MAX_BODY)
+    return reply_error(c, 413, NULL, "request body too large (at most %u bytes)",
+                       TSVC_API_MAX_BODY);
+
+  /* The unescape callback leaves "" for a URL with bad percent-encoding. */
+  if (!url[0]) return reply_error(c, 400, NULL, "malformed percent-encoding in the URL");
+  char buf[512];
+  const char *name, *action;
+  route_t r = route(url, buf, sizeof buf, &name, &action);
+  if (r == R_NONE) {
+    json_t *v = json_pack("{s:o}", "error", json_null());
+    char msg[700];
+    snprintf(msg, sizeof msg, "no such endpoint: %.600s", url);
+    json_object_set_new(v, "error", tsvc_api_json_str(msg));
+    return reply_json(c, 404, v, NULL);
+  }
+  bool is_get = strcmp(method, "GET") == 0, is_head = strcmp(method, "HEAD") == 0;
+  bool is_post = strcmp(method, "POST") == 0;
+  bool want_post = r == R_ACTION || r == R_DOWN || r == R_RELOAD;
+  if (want_post ? !is_post : !(is_get || is_head))
+    return reply_error(c, 405, want_post ? "POST" : "GET, HEAD",
+                       "method %s not allowed here (use %s)", method,
+                       want_post ? "POST" : "GET");
+  if (want_post) {
+    if (MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON)->daemon == a->tcp_d)
+      return reply_error(c, 403, NULL,
+                         "control operations are only served on the unix socket");
+  }
+  switch (r) {
+  case R_SERVICES: return get_services(a, c);
+  case R_SERVICE: return get_service(a, c, name);
+  case R_ACTION: return post_action(a, c, name, action);
+  case R_EVENTS: return get_events(a, c, is_head);
+  case R_LIVEZ: return get_livez(a, c);
+  case R_READYZ: return get_readyz(a, c);
+  case R_METRICS: return get_metrics(a, c);
+  case R_DOWN: return post_down(a, c, rq);
+  case R_RELOAD: return post_reload(a, c);
+  case R_NONE: break;
+  }
+  return MHD_NO;
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe) {
+  (void)c;
+  (void)toe;
+  tsvc_api_t *a = cls;
+  req_t *rq = *con_cls;
+  if (!rq) return;
+  *con_cls = NULL;
+  if (rq->down && a->on_down) a->on_down(a->data);
+  free(rq);
+}
+
+static int hexval(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+/* Decode %HH; a malformed escape or an encoded NUL leaves "" (the handler
+   answers 400 for an empty URL). */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s) {
+  (void)cls;
+  (void)c;
+  char *w = s;
+  for (const char *p = s; *p; p++) {
+    if (*p != '%') {
+      *w++ = *p;
+      continue;
+    }
+    int hi = hexval(p[1]), lo = hi >= 0 ? hexval(p[2]) : -1;
+    if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+      s[0] = '\0';
+      return 0;
+    }
+    *w++ = (char)(hi * 16 + lo);
+    p += 2;
+  }
+  *w = '\0';
+  return (size_t)(w - s);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  size_t n = strlen(msg);
+  while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+  TSVC_LOG(TSVC_LOG_DEBUG, NULL, "api: %s", msg);
+}
+
+/* ---- sockets ------------------------------------------------------------------ */
+
+char *tsvc_api_socket_path(const char *config_path, const char *socket) {
+  if (!socket) socket = ".tanuki/tanuki-svc.sock";
+  if (socket[0] == '/') return strdup(socket);
+  char abs[PATH_MAX];
+  const char *p = realpath(config_path, abs) ? abs : config_path;
+  const char *slash = strrchr(p, '/');
+  if (!slash) return strdup(socket);
+  return tsvc_asprintf("%.*s/%s", (int)(slash - p), p, socket);
+}
+
+tsvc_api_sock_state_t tsvc_api_socket_state(const char *path, char *err, size_t errlen) {
+  if (err && errlen) err[0] = '\0';
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    if (errno == ENOENT) return TSVC_API_SOCK_NONE;
+    if (err) snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return TSVC_API_SOCK_DENIED;
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    if (err) snprintf(err, errlen, "%s: not a socket", path);
+    return TSVC_API_SOCK_DENIED;
+  }
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path) {
+    if (err) snprintf(err, errlen, "%s: path too long for a unix socket", path);
+    return TSVC_API_SOCK_DENIED;
+  }
+  tsvc_strlcpy(sa.sun_path, path, sizeof sa.sun_path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    if (err) snprintf(err, errlen, "socket: %s", strerror(errno));
+    return TSVC_API_SOCK_DENIED;
+  }
+  int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  int e = errno;
+  close(fd);
+  if (rc == 0 || e == EAGAIN) return TSVC_API_SOCK_LIVE;
+  if (e == ECONNREFUSED || e == ENOENT) return TSVC_API_SOCK_STALE;
+  if (err) snprintf(err, errlen, "%s: %s", path, strerror(e));
+  return TSVC_API_SOCK_DENIED;
+}
+
+/* mkdir -p the directory of path (0700 for what we create). */
+static int make_dirs(const char *path) {
+  char buf[PATH_MAX];
+  if (tsvc_strlcpy(buf, path, sizeof buf) >= sizeof buf) return -1;
+  char *slash = strrchr(buf, '/');
+  if (!slash || slash == buf) return 0;
+  *slash = '\0';
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  if (mkdir(buf, 0700) != 0 && errno != EEXIST) return -1;
+  return 0;
+}
+
+static int listen_unix(const char *path, char *err, size_t errlen) {
+  char why[512];
+  switch (tsvc_api_socket_state(path, why, sizeof why)) {
+  case TSVC_API_SOCK_LIVE:
+    snprintf(err, errlen, "a monitor already answers on %s", path);
+    return TSVC_EEXIST;
+  case TSVC_API_SOCK_STALE:
+    TSVC_LOG(TSVC_LOG_INFO, NULL, "removing the stale socket %s", path);
+    unlink(path);
+    break;
+  case TSVC_API_SOCK_DENIED:
+    snprintf(err, errlen, "cannot use %s", why);
+    return TSVC_EIO;
+  case TSVC_API_SOCK_NONE: break;
+  }
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path) {
+    snprintf(err, errlen, "%s: path too long for a unix socket (at most %zu bytes)", path,
+             sizeof sa.sun_path - 1);
+    return TSVC_EIO;
+  }
+  tsvc_strlcpy(sa.sun_path, path, sizeof sa.sun_path);
+  if (make_dirs(path) != 0) {
+    snprintf(err, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
+    return TSVC_EIO;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    snprintf(err, errlen, "socket: %s", strerror(errno));
+    return TSVC_EIO;
+  }
+  /* Nobody can connect before listen(): the mode is set in between. */
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    int e = errno;
+    close(fd);
+    snprintf(err, errlen, "cannot bind %s: %s", path, strerror(e));
+    return e == EADDRINUSE ? TSVC_EEXIST : TSVC_EIO;
+  }
+  if (chmod(path, 0600) != 0 || listen(fd, 64) != 0) {
+    int e = errno;
+    close(fd);
+    unlink(path);
+    snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(e));
+    return TSVC_EIO;
+  }
+  return fd;
+}
+
+#define MHD_FLAGS (MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | \
+                   MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC)
+
+static struct MHD_Daemon *start_mhd(tsvc_api_t *a, unsigned extra_flags, int listen_fd,
+                                    const struct sockaddr *sa) {
+  struct MHD_OptionItem opts[] = {
+      {listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
+       listen_fd >= 0 ? listen_fd : 0, listen_fd >= 0 ? NULL : (void *)sa},
+      {MHD_OPTION_END, 0, NULL},
+  };
+  return MHD_start_daemon(
+      MHD_FLAGS | extra_flags, 0, NULL, NULL, handler, a, MHD_OPTION_ARRAY, opts,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)TSVC_API_MAX_CONNECTIONS,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)TSVC_API_MAX_HEADERS,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)TSVC_API_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
+      completed, a, MHD_OPTION_UNESCAPE_CALLBACK, unescape, a, MHD_OPTION_EXTERNAL_LOGGER,
+      mhd_log, a, MHD_OPTION_END);
+}
+
+static int start_tcp(tsvc_api_t *a, const char *listen, char *err, size_t errlen) {
+  char host[256];
+  const char *colon = strrchr(listen, ':');
+  if (!colon || (size_t)(colon - listen) >= sizeof host) {
+    snprintf(err, errlen, "monitor.listen: expected host:port, got \"%s\"", listen);
+    return TSVC_EINVAL;
+  }
+  snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+  if (!host[0]) tsvc_strlcpy(host, "127.0.0.1", sizeof host);
+  size_t hl = strlen(host);
+  if (host[0] == '[' && host[hl - 1] == ']') {
+    memmove(host, host + 1, hl - 2);
+    host[hl - 2] = '\0';
+  }
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                           .ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG};
+  struct addrinfo *res = NULL;
+  int gai = getaddrinfo(host, colon + 1, &hints, &res);
+  if (gai) {
+    snprintf(err, errlen, "monitor.listen %s: %s", listen, gai_strerror(gai));
+    return TSVC_EINVAL;
+  }
+  struct addrinfo *ai = res;
+  for (struct addrinfo *p = res; p; p = p->ai_next)
+    if (p->ai_family == AF_INET) {
+      ai = p; /* IPv4 first, as people expect of "localhost" */
+      break;
+    }
+  a->tcp_d = start_mhd(a, ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0, -1, ai->ai_addr);
+  freeaddrinfo(res);
+  if (!a->tcp_d) {
+    snprintf(err, errlen, "cannot listen on %s (address in use?)", listen);
+    return TSVC_EIO;
+  }
+  return 0;
+}
+
+int tsvc_api_start(const tsvc_api_opts_t *o, tsvc_api_t **out, char *err, size_t errlen) {
+  char dummy[8];
+  if (!err || !errlen) err = dummy, errlen = sizeof dummy;
+  err[0] = '\0';
+  if (!o || !o->manager || !o->socket_path) return TSVC_EINVAL;
+  tsvc_api_t *a = calloc(1, sizeof *a);
+  if (!a) return TSVC_ENOMEM;
+  a->m = o->manager;
+  a->on_down = o->on_down;
+  a->data = o->data;
+  pthread_mutex_init(&a->mu, NULL);
+  pthread_cond_init(&a->cv, NULL);
+  a->socket_path = strdup(o->socket_path);
+  int rc = a->socket_path ? 0 : TSVC_ENOMEM;
+  int fd = -1;
+  if (!rc) {
+    fd = listen_unix(a->socket_path, err, errlen);
+    if (fd < 0) {
+      rc = fd;
+      free(a->socket_path);
+      a->socket_path = NULL; /* not ours: never unlink it */
+    }
+  }
+  if (!rc) {
+    a->unix_d = start_mhd(a, 0, fd, NULL);
+    if (!a->unix_d) {
+      close(fd);
+      snprintf(err, errlen, "cannot serve on %s", a->socket_path);
+      rc = TSVC_EIO;
+    }
+  }
+  if (!rc && o->listen) rc = start_tcp(a, o->listen, err, errlen);
+  if (rc) {
+    tsvc_api_stop(a);
+    return rc;
+  }
+  *out = a;
+  return 0;
+}
+
+void tsvc_api_stop(tsvc_api_t *a) {
+  if (!a) return;
+  /* No new connections; then let the event streams end properly (their
+     last chunk sent), for at most 2 s, before every connection is cut. */
+  if (a->tcp_d) {
+    MHD_socket fd = MHD_quiesce_daemon(a->tcp_d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+  }
+  if (a->unix_d) {
+    MHD_socket fd = MHD_quiesce_daemon(a->unix_d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+  }
+  pthread_mutex_lock(&a->mu);
+  a->stopping = true;
+  pthread_cond_broadcast(&a->cv);
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_sec += 2;
+  while (a->nstreams > 0 && pthread_cond_timedwait(&a->cv, &a->mu, &dl) == 0) {
+  }
+  pthread_mutex_unlock(&a->mu);
+  if (a->tcp_d) MHD_stop_daemon(a->tcp_d);
+  if (a->unix_d) MHD_stop_daemon(a->unix_d);
+  if (a->socket_path) unlink(a->socket_path);
+  free(a->socket_path);
+  pthread_mutex_destroy(&a->mu);
+  pthread_cond_destroy(&a->cv);
+  free(a);
+}

@@ -1,0 +1,185 @@
+/* api_json.c: see api_json.h. */
+#include "api/api_json.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/util.h"
+#include "log/log.h"
+
+const char *tsvc_api_time_format(int64_t wall_ms, char *buf, size_t len) {
+  time_t secs = (time_t)(wall_ms / 1000);
+  struct tm tm;
+  if (!gmtime_r(&secs, &tm)) {
+    tsvc_strlcpy(buf, "1970-01-01T00:00:00.000Z", len);
+    return buf;
+  }
+  snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+  return buf;
+}
+
+json_t *tsvc_api_json_time(int64_t wall_ms) {
+  if (wall_ms <= 0) return json_null();
+  char buf[40];
+  return json_string(tsvc_api_time_format(wall_ms, buf, sizeof buf));
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if none. */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+  size_t len;
+  unsigned min;
+  if (p[0] < 0x80) return 1;
+  if ((p[0] & 0xE0) == 0xC0) len = 2, min = 0x80;
+  else if ((p[0] & 0xF0) == 0xE0) len = 3, min = 0x800;
+  else if ((p[0] & 0xF8) == 0xF0) len = 4, min = 0x10000;
+  else return 0;
+  if (len > n) return 0;
+  unsigned cp = p[0] & (0x7F >> len);
+  for (size_t i = 1; i < len; i++) {
+    if ((p[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (p[i] & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return len;
+}
+
+json_t *tsvc_api_json_str(const char *s) {
+  if (!s) return json_null();
+  size_t n = strlen(s);
+  tsvc_buf_t b;
+  tsvc_buf_init(&b, n + 1);
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < n;) {
+    size_t k = p[i] ? utf8_len(p + i, n - i) : 0;
+    if (k) tsvc_buf_add(&b, p + i, k), i += k;
+    else tsvc_buf_add(&b, "?", 1), i++; /* not UTF-8: shown as '?' */
+  }
+  json_t *v = json_stringn(b.data ? b.data : "", b.len);
+  tsvc_buf_free(&b);
+  return v;
+}
+
+/* A string with secrets masked; null for "" when empty_null. */
+static json_t *scrubbed(const char *s, bool empty_null) {
+  if (!s || (empty_null && !*s)) return json_null();
+  char buf[4200];
+  tsvc_log_scrub(buf, sizeof buf, s);
+  return tsvc_api_json_str(buf);
+}
+
+/* Set, taking the reference; a NULL value (out of memory) marks failure. */
+static void put(json_t *o, const char *key, json_t *v, bool *ok) {
+  if (!v || json_object_set_new(o, key, v)) *ok = false;
+}
+
+static json_t *record(const tsvc_check_record_t *r) {
+  json_t *o = json_object();
+  if (!o) return NULL;
+  bool ok = true;
+  put(o, "start", tsvc_api_json_time(r->start_ms), &ok);
+  put(o, "end", tsvc_api_json_time(r->end_ms), &ok);
+  put(o, "result", json_string(tsvc_result_name(r->result)), &ok);
+  put(o, "exit_code", r->exit_code >= 0 ? json_integer(r->exit_code) : json_null(), &ok);
+  put(o, "latency_ms", json_real((double)r->latency_us / 1000.0), &ok);
+  put(o, "message", scrubbed(r->message, false), &ok);
+  put(o, "output", scrubbed(r->output, true), &ok);
+  if (!ok) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *tsvc_api_json_status(const tsvc_status_t *s, bool with_history) {
+  json_t *o = json_object();
+  if (!o) return NULL;
+  bool ok = true;
+  put(o, "name", tsvc_api_json_str(s->name ? s->name : ""), &ok);
+  put(o, "state", json_string(tsvc_state_name(s->state)), &ok);
+  put(o, "healthy", json_boolean(s->healthy), &ok);
+  put(o, "running", json_boolean(s->running), &ok);
+  put(o, "enabled", json_boolean(s->enabled), &ok);
+  put(o, "external", json_boolean(s->external), &ok);
+  put(o, "probe", json_string(s->probe), &ok);
+  if (s->container_id[0] || s->container_name[0])
+    put(o, "container",
+        json_pack("{s:o, s:o}", "id", tsvc_api_json_str(s->container_id), "name",
+                  tsvc_api_json_str(s->container_name)), &ok);
+  else
+    put(o, "container", json_null(), &ok);
+  put(o, "pid", s->pid > 0 ? json_integer(s->pid) : json_null(), &ok);
+  put(o, "since", tsvc_api_json_time(s->since_ms), &ok);
+  put(o, "last_check", tsvc_api_json_time(s->last_check_ms), &ok);
+  put(o, "last_healthy", tsvc_api_json_time(s->last_healthy_ms), &ok);
+  put(o, "next_check", tsvc_api_json_time(s->next_check_ms), &ok);
+  put(o, "consecutive_failures", json_integer(s->consecutive_failures), &ok);
+  put(o, "consecutive_successes", json_integer(s->consecutive_successes), &ok);
+  put(o, "retries", json_integer(s->retries), &ok);
+  put(o, "success_threshold", json_integer(s->success_threshold), &ok);
+  put(o, "checks_total", json_integer((json_int_t)s->checks_total), &ok);
+  put(o, "failures_total", json_integer((json_int_t)s->failures_total), &ok);
+  put(o, "restarts_total", json_integer((json_int_t)s->restarts_total), &ok);
+  put(o, "restarts_in_window", json_integer(s->restarts_in_window), &ok);
+  put(o, "max_restarts", json_integer(s->max_restarts), &ok);
+  put(o, "last_error", scrubbed(s->last_error, true), &ok);
+  put(o, "last_latency_ms",
+      s->last_check_ms > 0 ? json_real((double)s->last_latency_us / 1000.0) : json_null(), &ok);
+  json_t *by = json_object();
+  for (int r = 0; by && r < TSVC_RESULT__COUNT; r++)
+    if (json_object_set_new(by, tsvc_result_name((tsvc_result_t)r),
+                            json_integer((json_int_t)s->checks_by_result[r])))
+      ok = false;
+  put(o, "checks_by_result", by, &ok);
+  if (with_history) {
+    json_t *h = json_array();
+    for (size_t i = 0; h && i < s->nhistory; i++) {
+      json_t *r = record(&s->history[i]);
+      if (!r || json_array_append_new(h, r)) ok = false;
+    }
+    put(o, "history", h, &ok);
+  }
+  if (!ok) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *tsvc_api_json_status_list(const tsvc_status_list_t *l, const char *runtime) {
+  json_t *arr = json_array();
+  if (!arr) return NULL;
+  for (size_t i = 0; i < l->n; i++) {
+    json_t *s = tsvc_api_json_status(&l->v[i], false);
+    if (!s || json_array_append_new(arr, s)) {
+      json_decref(arr);
+      return NULL;
+    }
+  }
+  json_t *o = json_pack("{s:s?, s:o}", "runtime", runtime && *runtime ? runtime : NULL,
+                        "services", arr);
+  return o;
+}
+
+json_t *tsvc_api_json_change(const tsvc_change_t *c) {
+  json_t *o = json_object();
+  if (!o) return NULL;
+  bool ok = true;
+  put(o, "time", tsvc_api_json_time(c->time_ms), &ok);
+  put(o, "service", tsvc_api_json_str(c->service ? c->service : ""), &ok);
+  put(o, "from", json_string(tsvc_state_name(c->from)), &ok);
+  put(o, "to", json_string(tsvc_state_name(c->to)), &ok);
+  put(o, "reason", scrubbed(c->reason, true), &ok);
+  put(o, "failures", json_integer(c->failures), &ok);
+  put(o, "retries", json_integer(c->retries), &ok);
+  put(o, "restarts", json_integer(c->restarts), &ok);
+  put(o, "max_restarts", json_integer(c->max_restarts), &ok);
+  if (!ok) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *tsvc_api_json_error(const char *msg) { return json_pack("{s:o}", "error", tsvc_api_json_str(msg)); }

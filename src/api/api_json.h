@@ -1,0 +1,41 @@
+/*
+ * api_json: the JSON shapes of the HTTP API (docs/api.md), built with
+ * jansson from status copies. Pure: no socket, no clock of its own (times
+ * come from the copies), so the CLI renders the same shapes without a
+ * monitor and tests feed it hand-made statuses.
+ *
+ * Every function returns a new reference the caller owns (json_decref), or
+ * NULL when out of memory. Messages that may carry a secret (probe messages,
+ * last errors, reasons) are scrubbed of registered secrets (log.h).
+ */
+#ifndef TSVC_API_JSON_H
+#define TSVC_API_JSON_H
+
+#include <jansson.h>
+
+#include "tsvc.h"
+
+/* RFC 3339 in UTC with milliseconds ("2026-05-01T12:00:00.123Z") into buf
+   (at least 32 bytes). Returns buf. */
+const char *tsvc_api_time_format(int64_t wall_ms, char *buf, size_t len);
+
+/* A time as JSON: the RFC 3339 string, or null for 0 (never). */
+json_t *tsvc_api_json_time(int64_t wall_ms);
+
+/* One service. with_history adds "history" (oldest first). */
+json_t *tsvc_api_json_status(const tsvc_status_t *s, bool with_history);
+
+/* {"runtime": ..., "services": [...]} without histories. */
+json_t *tsvc_api_json_status_list(const tsvc_status_list_t *l, const char *runtime);
+
+/* One state change, as a line of GET /v1/events. */
+json_t *tsvc_api_json_change(const tsvc_change_t *c);
+
+/* A JSON string of s with bytes that are not UTF-8 shown as '?'; null for
+   NULL. */
+json_t *tsvc_api_json_str(const char *s);
+
+/* {"error": msg}. */
+json_t *tsvc_api_json_error(const char *msg);
+
+#endif

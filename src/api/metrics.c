@@ -1,0 +1,102 @@
+/* metrics.c: see metrics.h. */
+#include "api/metrics.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* A label value with \, " and newline escaped, as the format asks. */
+static int add_label(tsvc_buf_t *b, const char *v) {
+  int rc = 0;
+  for (const char *p = v; *p && !rc; p++) {
+    switch (*p) {
+    case '\\': rc = tsvc_buf_add(b, "\\\\", 2); break;
+    case '"': rc = tsvc_buf_add(b, "\\\"", 2); break;
+    case '\n': rc = tsvc_buf_add(b, "\\n", 2); break;
+    default: rc = tsvc_buf_add(b, p, 1); break;
+    }
+  }
+  return rc;
+}
+
+static int head(tsvc_buf_t *b, const char *name, const char *type, const char *help) {
+  return tsvc_buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{service="s"[,extra]} */
+static int series(tsvc_buf_t *b, const char *name, const char *service, const char *extra) {
+  int rc = tsvc_buf_addf(b, "%s{service=\"", name);
+  if (!rc) rc = add_label(b, service);
+  if (!rc) rc = tsvc_buf_addf(b, "\"%s%s}", extra ? "," : "", extra ? extra : "");
+  return rc;
+}
+
+int tsvc_metrics_render(const tsvc_status_list_t *l, tsvc_buf_t *b) {
+  static const double bounds[] = TSVC_LATENCY_BUCKETS_S;
+  int rc = 0;
+  char extra[96];
+#define EACH for (size_t i = 0; i < l->n && !rc; i++)
+#define NAME (l->v[i].name ? l->v[i].name : "")
+
+  rc = head(b, "tanuki_svc_up", "gauge", "Whether the service is healthy (1) or not (0).");
+  EACH {
+    rc = series(b, "tanuki_svc_up", NAME, NULL);
+    if (!rc) rc = tsvc_buf_addf(b, " %d\n", l->v[i].healthy ? 1 : 0);
+  }
+
+  if (!rc) rc = head(b, "tanuki_svc_state", "gauge",
+                     "The service's health state: 1 for the current state, 0 for the others.");
+  EACH for (int s = 0; s < TSVC_STATE__COUNT && !rc; s++) {
+    snprintf(extra, sizeof extra, "state=\"%s\"", tsvc_state_name((tsvc_state_t)s));
+    rc = series(b, "tanuki_svc_state", NAME, extra);
+    if (!rc) rc = tsvc_buf_addf(b, " %d\n", l->v[i].state == (tsvc_state_t)s ? 1 : 0);
+  }
+
+  if (!rc) rc = head(b, "tanuki_svc_checks_total", "counter", "Health checks run, by result.");
+  EACH for (int r = 0; r < TSVC_RESULT__COUNT && !rc; r++) {
+    snprintf(extra, sizeof extra, "result=\"%s\"", tsvc_result_name((tsvc_result_t)r));
+    rc = series(b, "tanuki_svc_checks_total", NAME, extra);
+    if (!rc) rc = tsvc_buf_addf(b, " %llu\n", (unsigned long long)l->v[i].checks_by_result[r]);
+  }
+
+  if (!rc) rc = head(b, "tanuki_svc_check_duration_seconds", "histogram",
+                     "How long health checks took.");
+  EACH {
+    const tsvc_status_t *s = &l->v[i];
+    for (int k = 0; k < TSVC_LATENCY_NBUCKETS && !rc; k++) {
+      if (k < TSVC_LATENCY_NBUCKETS - 1) snprintf(extra, sizeof extra, "le=\"%g\"", bounds[k]);
+      else snprintf(extra, sizeof extra, "le=\"+Inf\"");
+      rc = series(b, "tanuki_svc_check_duration_seconds_bucket", NAME, extra);
+      if (!rc) rc = tsvc_buf_addf(b, " %llu\n", (unsigned long long)s->latency_buckets[k]);
+    }
+    if (!rc) rc = series(b, "tanuki_svc_check_duration_seconds_sum", NAME, NULL);
+    if (!rc) rc = tsvc_buf_addf(b, " %.6f\n", s->latency_sum_s);
+    if (!rc) rc = series(b, "tanuki_svc_check_duration_seconds_count", NAME, NULL);
+    if (!rc)
+      rc = tsvc_buf_addf(b, " %llu\n",
+                         (unsigned long long)s->latency_buckets[TSVC_LATENCY_NBUCKETS - 1]);
+  }
+
+  if (!rc) rc = head(b, "tanuki_svc_restarts_total", "counter",
+                     "Restarts of the service (by the monitor or asked for).");
+  EACH {
+    rc = series(b, "tanuki_svc_restarts_total", NAME, NULL);
+    if (!rc) rc = tsvc_buf_addf(b, " %llu\n", (unsigned long long)l->v[i].restarts_total);
+  }
+
+  if (!rc) rc = head(b, "tanuki_svc_consecutive_failures", "gauge",
+                     "Failed checks in a row since the last success.");
+  EACH {
+    rc = series(b, "tanuki_svc_consecutive_failures", NAME, NULL);
+    if (!rc) rc = tsvc_buf_addf(b, " %d\n", l->v[i].consecutive_failures);
+  }
+
+  if (!rc) rc = head(b, "tanuki_svc_last_change_timestamp_seconds", "gauge",
+                     "When the service last changed state (Unix time; 0: never).");
+  EACH {
+    rc = series(b, "tanuki_svc_last_change_timestamp_seconds", NAME, NULL);
+    if (!rc) rc = tsvc_buf_addf(b, " %.3f\n", (double)l->v[i].since_ms / 1000.0);
+  }
+#undef EACH
+#undef NAME
+  return rc;
+}

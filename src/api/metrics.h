@@ -1,0 +1,24 @@
+/*
+ * metrics: the Prometheus text exposition (format 0.0.4) of GET /metrics,
+ * from status copies. Pure: no socket, no clock.
+ *
+ * Families (label service="NAME" on every series):
+ *   tanuki_svc_up                              gauge: 1 healthy, 0 not
+ *   tanuki_svc_state{state}                    gauge: 1 for the current state
+ *   tanuki_svc_checks_total{result}            counter
+ *   tanuki_svc_check_duration_seconds          histogram (TSVC_LATENCY_BUCKETS_S)
+ *   tanuki_svc_restarts_total                  counter
+ *   tanuki_svc_consecutive_failures            gauge
+ *   tanuki_svc_last_change_timestamp_seconds   gauge (0: never)
+ */
+#ifndef TSVC_API_METRICS_H
+#define TSVC_API_METRICS_H
+
+#include "common/util.h"
+#include "tsvc.h"
+
+/* Append the exposition of every service in l to out. Returns 0, or
+   TSVC_ENOMEM / TSVC_EINVAL (out's maximum reached). */
+int tsvc_metrics_render(const tsvc_status_list_t *l, tsvc_buf_t *out);
+
+#endif

@@ -1,0 +1,119 @@
+# lib.sh: helpers for the tests/cli/*.sh end-to-end tests (bash).
+#
+# Each test runs in its own temp directory with its own redis-servers on free
+# loopback ports and its own monitor; everything it starts is stopped by pid
+# in the EXIT trap, even when an assertion fails.
+set -u
+
+BIN=$(realpath "${TSVC_BINARY:?TSVC_BINARY must name the tanuki-svc program}")
+T=$(mktemp -d /tmp/tsvc-cli.XXXXXX)
+PIDS=()
+FAILS=0
+CHECKS=0
+cd "$T"
+
+cleanup() {
+  local p
+  if [ -f "$T/.tanuki/tanuki-svc.pid" ]; then
+    p=$(cat "$T/.tanuki/tanuki-svc.pid" 2>/dev/null)
+    [ -n "$p" ] && kill -TERM "$p" 2>/dev/null
+  fi
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+  done
+  [ -n "${EXTRA_CLEANUP:-}" ] && eval "$EXTRA_CLEANUP"
+  if [ "$FAILS" -eq 0 ]; then rm -rf "$T"; else echo "kept $T for a look"; fi
+}
+trap cleanup EXIT
+
+ok() { CHECKS=$((CHECKS + 1)); echo "ok   - $*"; }
+bad() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL - $*"; }
+
+# check DESCRIPTION COMMAND...: the command succeeds.
+check() { local d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+# eq DESCRIPTION GOT WANT
+eq() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got '$2', want '$3'"; fi; }
+# has DESCRIPTION HAYSTACK NEEDLE
+has() {
+  if grep -qF -- "$3" <<<"$2"; then ok "$1"; else bad "$1: '$3' not in: $(head -c 600 <<<"$2")"; fi
+}
+hasnt() {
+  if grep -qF -- "$3" <<<"$2"; then bad "$1: '$3' unexpectedly in: $(head -c 600 <<<"$2")"; else ok "$1"; fi
+}
+
+# Run the program; sets OUT (stdout), ERR (stderr), RC.
+run() {
+  OUT=$("$BIN" "$@" 2>"$T/stderr"); RC=$?
+  ERR=$(cat "$T/stderr")
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_redis PORT [extra args]: a redis-server on 127.0.0.1:PORT; sets REDIS_PID.
+start_redis() {
+  local port=$1; shift
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$T" "$@" >"$T/redis-$port.log" 2>&1 &
+  REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
+  wait_for "redis on $port" redis-cli -p "$port" ${REDIS_AUTH:+-a "$REDIS_AUTH" --no-auth-warning} ping
+}
+
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null
+  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+  kill -KILL "$1" 2>/dev/null
+}
+
+# wait_for DESCRIPTION COMMAND...: up to 15 s for the command to succeed.
+wait_for() {
+  local d=$1; shift
+  for _ in $(seq 150); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for $d" >&2
+  return 1
+}
+
+SOCK="$T/.tanuki/tanuki-svc.sock"
+api() { curl -s --max-time 20 --unix-socket "$SOCK" "$@"; }
+# code METHOD PATH: the HTTP status over the socket.
+code() { curl -s --max-time 20 -o /dev/null -w '%{http_code}' --path-as-is -X "$1" --unix-socket "$SOCK" "http://localhost$2"; }
+# jq-less JSON reads: jget JSON PYTHON-EXPR (on v)
+jget() { python3 -c "import json,sys; v=json.loads(sys.argv[1]); print($2)" "$1" 2>/dev/null || echo "(not JSON: $(head -c 200 <<<"$1"))"; }
+
+# up_fg: the monitor in the foreground, in the background of this shell.
+up_fg() {
+  "$BIN" up "$@" >"$T/up.log" 2>&1 &
+  UP_PID=$!
+  PIDS+=("$UP_PID")
+  # Monitoring has begun once /v1/services answers 200.
+  if ! wait_for "the monitor" curl -sf --max-time 2 --unix-socket "$SOCK" http://localhost/v1/services; then
+    if ! kill -0 "$UP_PID" 2>/dev/null; then
+      wait "$UP_PID"
+      if [ $? -eq 3 ]; then
+        # runtime auto found no runtime: the shared docker daemon is away
+        # and no process runtime is built in. Not this test's business.
+        echo "SKIP: the monitor cannot reach a runtime"; cat "$T/up.log"; exit 77
+      fi
+    fi
+    bad "the monitor answers"; cat "$T/up.log"; exit 1
+  fi
+}
+
+# Sanitizer reports in a log fail the test.
+no_sanitizer_reports() {
+  if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$@" 2>/dev/null; then
+    bad "sanitizer reports in $*"; grep -E -A20 'AddressSanitizer|LeakSanitizer|runtime error:' "$@" | head -60
+  else ok "no sanitizer reports in $(basename "$1")"; fi
+}
+
+finish() {
+  echo "# $CHECKS checks, $FAILS failed"
+  [ "$FAILS" -eq 0 ]
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# The CLI end to end against a running monitor (text, --json, exit codes),
+# without one (acting directly), and `status --watch` driven in tmux.
+. "$(dirname "$0")/lib.sh"
+
+RP=$(free_port); DEAD=$(free_port)
+REDIS_AUTH=s3cretpass start_redis "$RP" --requirepass s3cretpass
+cat >tanuki.yaml <<YAML
+services:
+  redis:
+    image: redis:7
+    port: $RP
+    external: true
+    environment: {REDIS_PASSWORD: s3cretpass}
+    healthcheck: {probe: redis, interval: 300ms, timeout: 200ms, retries: 2, start_period: 1s}
+  postgres:
+    image: postgres:16
+    port: $DEAD
+    external: true
+    environment: {POSTGRES_USER: tanuki, POSTGRES_PASSWORD: "p@ss word", POSTGRES_DB: tanuki_dev}
+    healthcheck: {probe: tcp, interval: 300ms, timeout: 200ms, retries: 1, start_period: 0s}
+  api-server:
+    port: 8088
+    enabled: false
+    external: true
+YAML
+
+# ---- help, version, usage: no monitor needed ----
+for verb in up down start stop restart status check logs config env version; do
+  run $verb --help
+  eq "$verb --help: exit 0" "$RC" 0
+  has "$verb --help: usage on stdout" "$OUT" "usage: tanuki-svc $verb"
+done
+for verb in up down start stop restart status check logs env; do
+  run $verb --help
+  has "$verb --help: documents the exit codes" "$OUT" "Exit:"
+done
+run --help
+has "--help lists every verb" "$OUT" "restart"
+has "--help documents exit code 3" "$OUT" "3 cannot reach"
+run version
+has "version" "$OUT" "tanuki-svc 0."
+run frobnicate; eq "unknown verb: exit 2" "$RC" 2
+run status --bogus; eq "unknown option: exit 2" "$RC" 2
+run start; eq "start without NAME: exit 2" "$RC" 2
+run logs; eq "logs without NAME: exit 2" "$RC" 2
+run env --format xml; eq "env --format xml: exit 2" "$RC" 2
+run status -c "$T/missing.yaml"; eq "status with a missing config: exit 1" "$RC" 1
+
+# ---- env ----
+run env
+eq "env: exit 0" "$RC" 0
+has "env: REDIS_URL with the password" "$OUT" "export REDIS_URL='redis://:s3cretpass@127.0.0.1:$RP/0'"
+has "env: POSTGRES_HOST" "$OUT" "export POSTGRES_HOST='127.0.0.1'"
+has "env: POSTGRES_URL escapes the password" "$OUT" "export POSTGRES_URL='postgres://tanuki:p%40ss%20word@127.0.0.1:$DEAD/tanuki_dev'"
+has "env: other services get NAME_HOST/NAME_PORT" "$OUT" "export API_SERVER_PORT='8088'"
+(eval "$OUT"; test "$POSTGRES_PASSWORD" = "p@ss word" && test "$REDIS_PORT" = "$RP") && ok "env: eval gives the values" || bad "env: eval gives the values"
+run env --format json
+eq "env --format json" "$(jget "$OUT" '(v["POSTGRES_DB"], v["POSTGRES_USER"], v["REDIS_HOST"], v["API_SERVER_HOST"])')" "('tanuki_dev', 'tanuki', '127.0.0.1', '127.0.0.1')"
+
+# ---- no monitor: act directly ----
+run status
+eq "status without a monitor: exit 1 (postgres is down)" "$RC" 1
+has "... says it acts directly" "$ERR" "no monitor running (no socket at $SOCK); acting directly"
+has "... redis healthy" "$(grep '^redis ' <<<"$OUT")" "healthy"
+has "... postgres unhealthy, refused" "$(grep '^postgres ' <<<"$OUT")" "refused"
+run status redis
+eq "status redis without a monitor: exit 0" "$RC" 0
+run status redis --json
+eq "status --json without a monitor: the API's shape" "$(jget "$OUT" '(v["name"], v["healthy"], v["history"][0]["result"])')" "('redis', True, 'ok')"
+run check redis
+eq "check without a monitor: exit 0" "$RC" 0
+run check postgres
+eq "check of a down service: exit 1" "$RC" 1
+run stop redis
+eq "stop of an external service: exit 1" "$RC" 1
+has "... says it is external" "$ERR" "external"
+
+# ---- with a monitor ----
+up_fg
+wait_for "redis healthy" sh -c "$BIN status redis >/dev/null 2>&1"
+wait_for "postgres unhealthy" sh -c "$BIN status postgres --json 2>/dev/null | grep -q '\"state\":\"unhealthy\"'"
+run status
+eq "status: exit 1 while postgres is unhealthy" "$RC" 1
+hasnt "status: no 'acting directly' with a monitor" "$ERR" "acting directly"
+has "status: a header" "$(head -1 <<<"$OUT")" "NAME"
+for col in STATE HEALTHY FOR FAILS RESTARTS CHECKED LATENCY "LAST ERROR"; do has "status: column $col" "$(head -1 <<<"$OUT")" "$col"; done
+line=$(grep '^postgres ' <<<"$OUT")
+has "status: postgres unhealthy" "$line" "unhealthy"
+has "status: failures n/retries" "$line" "/1 "
+has "status: the last error" "$line" "refused"
+has "status: redis healthy with a latency" "$(grep '^redis ' <<<"$OUT")" "ms"
+hasnt "status: no colour when not a terminal" "$OUT" $'\033['
+hasnt "status: the password never shows" "$OUT$ERR" "s3cretpass"
+run status redis
+eq "status NAME healthy: exit 0" "$RC" 0
+run status nope
+eq "status of an unknown service: exit 1" "$RC" 1
+has "... says so" "$ERR" "no service named 'nope'"
+run status --json
+eq "status --json: exit 1" "$RC" 1
+api_body=$(api http://localhost/v1/services)
+eq "status --json: the API's JSON" "$(jget "$OUT" '(sorted(v.keys()), [s["name"] for s in v["services"]])')" "$(jget "$api_body" '(sorted(v.keys()), [s["name"] for s in v["services"]])')"
+run check redis
+eq "check through the monitor: exit 0" "$RC" 0
+has "... says the monitor checked" "$OUT" "by the monitor"
+has "... PONG" "$OUT" "PONG"
+run check postgres
+eq "check of a down service through the monitor: exit 1" "$RC" 1
+run restart redis
+eq "restart of an external service: exit 1" "$RC" 1
+has "... the API's reason" "$ERR" "external"
+run restart nope
+eq "restart of an unknown service: exit 1" "$RC" 1
+run logs redis
+eq "logs of an external service: exit 1" "$RC" 1
+
+# ---- exit 3: a monitor we may not reach ----
+chmod 755 "$T" "$T/.tanuki"
+out=$(runuser -u nobody -- "$BIN" status -c "$T/tanuki.yaml" 2>&1); rc=$?
+eq "status as another user: exit 3" "$rc" 3
+out=$(runuser -u nobody -- "$BIN" restart redis -c "$T/tanuki.yaml" 2>&1); rc=$?
+eq "restart as another user: exit 3" "$rc" 3
+
+# ---- --watch in tmux ----
+TMUX_SOCK="$T/tmux.sock"
+EXTRA_CLEANUP='tmux -S "$TMUX_SOCK" kill-server 2>/dev/null'
+tmux -S "$TMUX_SOCK" new-session -d -x 160 -y 20 -s w "cd $T && $BIN status --watch; echo EXITED=\$?; sleep 30"
+wait_for "the watch screen" sh -c "tmux -S $TMUX_SOCK capture-pane -p -t w | grep -q '^postgres'"
+screen1=$(tmux -S "$TMUX_SOCK" capture-pane -p -t w)
+has "watch: the table" "$screen1" "NAME"
+has "watch: says it refreshes" "$screen1" "Ctrl-C"
+eq "watch: redrawn in place (one header on screen)" "$(grep -c '^NAME' <<<"$screen1")" 1
+raw=$(tmux -S "$TMUX_SOCK" capture-pane -p -e -t w)
+has "watch: colour on a terminal" "$raw" $'\033[31m'
+# postgres comes up: the screen follows within a few seconds.
+python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(50); time.sleep(60)' "$DEAD" &
+PIDS+=("$!")
+wait_for "postgres healthy on the watch screen" sh -c "tmux -S $TMUX_SOCK capture-pane -p -t w | grep '^postgres' | grep -q ' healthy'"
+screen2=$(tmux -S "$TMUX_SOCK" capture-pane -p -t w)
+has "watch: redraws with the new state" "$(grep '^postgres' <<<"$screen2")" "healthy"
+eq "watch: still one header" "$(grep -c '^NAME' <<<"$screen2")" 1
+tmux -S "$TMUX_SOCK" send-keys -t w C-c
+wait_for "watch exits on Ctrl-C" sh -c "tmux -S $TMUX_SOCK capture-pane -p -t w | grep -q EXITED="
+has "watch: Ctrl-C exits 0" "$(tmux -S "$TMUX_SOCK" capture-pane -p -t w)" "EXITED=0"
+tmux -S "$TMUX_SOCK" new-session -d -x 160 -y 20 -s nc "cd $T && NO_COLOR=1 $BIN status; sleep 30"
+wait_for "the NO_COLOR screen" sh -c "tmux -S $TMUX_SOCK capture-pane -p -t nc | grep -q '^redis'"
+hasnt "NO_COLOR: no colour even on a terminal" "$(tmux -S "$TMUX_SOCK" capture-pane -p -e -t nc)" $'\033[3'
+run status
+eq "status: exit 0 once every enabled service is healthy" "$RC" 0
+
+# ---- down ----
+run down
+eq "down: exit 0" "$RC" 0
+has "down: says so" "$OUT" "monitor stopped"
+wait "$UP_PID"; rc=$?
+eq "the monitor exited 0 after down" "$rc" 0
+check "no socket after down" test ! -e "$SOCK"
+no_sanitizer_reports "$T/up.log"
+hasnt "the log never shows the password" "$(cat "$T/up.log")" "s3cretpass"
+
+# ---- up -d ----
+run up -d
+eq "up -d: exit 0 once running" "$RC" 0
+has "up -d: tells the pid" "$OUT" "pid"
+pid=$(cat "$T/.tanuki/tanuki-svc.pid" 2>/dev/null)
+check "up -d: a pid file with a live pid" kill -0 "$pid"
+check "up -d: not a session leader" test "$(ps -o sid= -p "$pid" | tr -d ' ')" != "$pid"
+check "up -d: no terminal" test "$(ps -o tty= -p "$pid" | tr -d ' ')" = "?"
+check "up -d: a log file" test -s "$T/.tanuki/tanuki-svc.log"
+wait_for "a state change in the log" grep -q "state=healthy" "$T/.tanuki/tanuki-svc.log"
+run up -d
+eq "a second up -d is refused: exit 1" "$RC" 1
+has "... with a clear message" "$ERR" "already running"
+wait_for "redis healthy under the daemon" sh -c "$BIN status redis >/dev/null 2>&1"
+run status redis
+eq "status against the daemon" "$RC" 0
+kill -TERM "$pid"
+wait_for "the daemon exits on SIGTERM" sh -c "! kill -0 $pid 2>/dev/null"
+check "the daemon removed its pid file" test ! -e "$T/.tanuki/tanuki-svc.pid"
+check "... and its socket" test ! -e "$SOCK"
+no_sanitizer_reports "$T/.tanuki/tanuki-svc.log"
+echo "bad: [" >>tanuki.yaml
+run up -d
+eq "up -d with a bad config: exit 1, before detaching" "$RC" 1
+has "... with the error" "$ERR" "tanuki.yaml:"
+finish

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Services we run (docker runtime, image tanuki/redis:7 from scripts/images.sh):
+# start/stop/restart/logs/down through the monitor and without one, and a
+# reload that changes the environment (the container is recreated).
+. "$(dirname "$0")/lib.sh"
+
+# The daemon is shared: give it a moment if it is being restarted.
+wait_for "the docker daemon" docker info
+if ! docker image inspect tanuki/redis:7 >/dev/null 2>&1; then
+  echo "SKIP: no docker daemon or no tanuki/redis:7 image (scripts/images.sh)"; exit 77
+fi
+TAG="tsvc-apitest-$$"
+P=$(free_port)
+EXTRA_CLEANUP='docker rm -f "${TAG}-kv" >/dev/null 2>&1; docker network rm "$TAG" >/dev/null 2>&1'
+write_config() { # $1: FOO, $2: retries
+  cat >tanuki.yaml <<YAML
+runtime: docker
+docker: {network: $TAG, container_prefix: $TAG-}
+services:
+  kv:
+    image: tanuki/redis:7
+    port: $P
+    command: [redis-server, --port, "$P", --save, ""]
+    environment: {FOO: $1}
+    healthcheck: {probe: redis, interval: 500ms, timeout: 1s, retries: $2, start_period: 30s, start_interval: 200ms}
+    restart: {stop_timeout: 2s}
+YAML
+}
+cid() { docker inspect -f '{{.Id}}' "$TAG-kv" 2>/dev/null; }
+running() { docker inspect -f '{{.State.Running}}' "$TAG-kv" 2>/dev/null; }
+healthy() { "$BIN" status kv >/dev/null 2>&1; }
+write_config one 2
+up_fg
+wait_for "kv healthy" healthy || { bad "kv healthy"; cat up.log; exit 1; }
+A=$(cid)
+eq "the container is ours" "$(docker inspect -f '{{index .Config.Labels "tanuki.service"}}' "$TAG-kv")" kv
+eq "status shows the container" "$(jget "$(api http://localhost/v1/services/kv)" 'v["container"]["id"]')" "$A"
+
+run stop kv
+eq "stop: exit 0" "$RC" 0
+has "stop: says so" "$OUT" "kv: stopped"
+eq "stop: the container is stopped" "$(running)" false
+sleep 1.5
+eq "stop: the monitor leaves it stopped" "$(jget "$(api http://localhost/v1/services/kv)" 'v["state"]')" stopped
+eq "stop: still not running" "$(running)" false
+run status kv
+eq "status of a stopped service: exit 1" "$RC" 1
+run start kv
+eq "start: exit 0" "$RC" 0
+wait_for "kv healthy after start" healthy && ok "start: healthy again" || bad "start: healthy again"
+before=$(jget "$(api http://localhost/v1/services/kv)" 'v["restarts_total"]')
+run restart kv
+eq "restart: exit 0" "$RC" 0
+eq "restart: counted" "$(jget "$(api http://localhost/v1/services/kv)" 'v["restarts_total"] > '"$before")" True
+wait_for "kv healthy after restart" healthy && ok "restart: healthy again" || bad "restart: healthy again"
+run logs kv --tail 50
+eq "logs: exit 0" "$RC" 0
+has "logs: the container's output" "$OUT" "Ready to accept connections"
+eq "logs --tail 1: one line" "$("$BIN" logs kv --tail 1 | wc -l)" 1
+timeout 3 "$BIN" logs kv -f --tail 2 >follow.out 2>&1
+check "logs -f streams until stopped" grep -q "Ready to accept connections" follow.out
+
+# Reload: the environment changed -> recreated; only retries changed -> kept.
+write_config two 2
+kill -HUP "$UP_PID"
+wait_for "the reload" grep -q "1 changed (1 recreated)" up.log
+wait_for "kv healthy after the reload" healthy && ok "reload: healthy again" || bad "reload: healthy again"
+B=$(cid)
+check "reload with a new environment: a new container" test -n "$B" -a "$B" != "$A"
+has "reload: the new environment is in it" "$(docker inspect -f '{{json .Config.Env}}' "$TAG-kv")" "FOO=two"
+write_config two 4
+kill -HUP "$UP_PID"
+wait_for "the second reload" grep -q "1 changed (0 recreated)" up.log
+eq "reload of health knobs: the same container" "$(cid)" "$B"
+eq "reload of health knobs: applied" "$(jget "$(api http://localhost/v1/services/kv)" 'v["retries"]')" 4
+
+run down
+eq "down: exit 0" "$RC" 0
+wait "$UP_PID"
+eq "down: the container is stopped" "$(running)" false
+check "down: the container is kept (volumes too)" test -n "$(cid)"
+no_sanitizer_reports up.log
+
+# No monitor: act directly through the runtime.
+run start kv
+eq "start without a monitor: exit 0" "$RC" 0
+has "... acting directly" "$ERR" "acting directly"
+has "... not monitored" "$OUT" "not monitored"
+eq "... the container runs" "$(running)" true
+wait_for "kv answers" healthy && ok "status without a monitor probes it" || bad "status without a monitor probes it"
+run down
+eq "down without a monitor: exit 0" "$RC" 0
+eq "... the container is stopped" "$(running)" false
+finish

@@ -1,0 +1,206 @@
+/* test_api_unit: the pure parts of the API and of reloads: the JSON shapes,
+   the Prometheus text, and the diff of two configs. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_json.h"
+#include "api/metrics.h"
+#include "config/config.h"
+#include "log/log.h"
+#include "manager/diff.h"
+#include "testutil.h"
+#include "tsvc.h"
+
+static void times(void **st) {
+  (void)st;
+  char buf[40];
+  assert_string_equal(tsvc_api_time_format(0, buf, sizeof buf), "1970-01-01T00:00:00.000Z");
+  assert_string_equal(tsvc_api_time_format(1700000000123LL, buf, sizeof buf),
+                      "2023-11-14T22:13:20.123Z");
+  json_t *v = tsvc_api_json_time(0);
+  assert_true(json_is_null(v)); /* never */
+  json_decref(v);
+}
+
+static tsvc_status_t sample(const char *name) {
+  tsvc_status_t s = {0};
+  s.name = strdup(name);
+  s.state = TSVC_STATE_UNHEALTHY;
+  s.enabled = true;
+  s.since_ms = 1700000000000LL;
+  s.last_check_ms = 1700000001000LL;
+  s.consecutive_failures = 3;
+  s.retries = 3;
+  s.checks_total = 5;
+  s.checks_by_result[TSVC_RESULT_OK] = 2;
+  s.checks_by_result[TSVC_RESULT_REFUSED] = 3;
+  for (int k = 0; k < TSVC_LATENCY_NBUCKETS; k++) s.latency_buckets[k] = k < 3 ? 2 : 5;
+  s.latency_sum_s = 0.0125;
+  s.restarts_total = 1;
+  snprintf(s.last_error, sizeof s.last_error, "auth failed for hunter22pw \xff here");
+  s.history = calloc(1, sizeof *s.history);
+  s.nhistory = 1;
+  s.history[0] = (tsvc_check_record_t){.start_ms = 1700000000900LL, .end_ms = 1700000001000LL,
+                                       .result = TSVC_RESULT_REFUSED, .exit_code = -1,
+                                       .latency_us = 1500};
+  snprintf(s.history[0].message, sizeof s.history[0].message, "connection refused");
+  return s;
+}
+
+static void status_json(void **st) {
+  (void)st;
+  tsvc_log_add_secret("hunter22pw");
+  tsvc_status_t s = sample("pg");
+  json_t *v = tsvc_api_json_status(&s, true);
+  assert_non_null(v);
+  assert_string_equal(json_string_value(json_object_get(v, "state")), "unhealthy");
+  assert_string_equal(json_string_value(json_object_get(v, "since")), "2023-11-14T22:13:20.000Z");
+  assert_true(json_is_null(json_object_get(v, "last_healthy")));
+  assert_true(json_is_null(json_object_get(v, "container")));
+  assert_true(json_is_null(json_object_get(v, "pid")));
+  /* secrets masked, bytes that are not UTF-8 shown as '?' */
+  assert_string_equal(json_string_value(json_object_get(v, "last_error")),
+                      "auth failed for ******** ? here");
+  assert_int_equal(json_integer_value(json_object_get(json_object_get(v, "checks_by_result"),
+                                                      "refused")),
+                   3);
+  json_t *h = json_array_get(json_object_get(v, "history"), 0);
+  assert_string_equal(json_string_value(json_object_get(h, "result")), "refused");
+  assert_true(json_is_null(json_object_get(h, "exit_code")));
+  assert_float_equal(json_real_value(json_object_get(h, "latency_ms")), 1.5, 1e-9);
+  json_decref(v);
+  v = tsvc_api_json_status(&s, false);
+  assert_null(json_object_get(v, "history"));
+  json_decref(v);
+  tsvc_status_clear(&s);
+  tsvc_log_clear_secrets();
+}
+
+static void change_json(void **st) {
+  (void)st;
+  tsvc_change_t c = {.service = "redis", .from = TSVC_STATE_HEALTHY,
+                     .to = TSVC_STATE_UNHEALTHY, .reason = "connection refused",
+                     .time_ms = 1700000000000LL, .failures = 3, .retries = 3};
+  json_t *v = tsvc_api_json_change(&c);
+  char *text = json_dumps(v, JSON_COMPACT);
+  assert_string_equal(text, "{\"time\":\"2023-11-14T22:13:20.000Z\",\"service\":\"redis\","
+                            "\"from\":\"healthy\",\"to\":\"unhealthy\",\"reason\":"
+                            "\"connection refused\",\"failures\":3,\"retries\":3,\"restarts\":0,"
+                            "\"max_restarts\":0}");
+  free(text);
+  json_decref(v);
+}
+
+static void metrics_text(void **st) {
+  (void)st;
+  tsvc_status_t v[2] = {sample("a"), sample("b\"q")};
+  v[1].healthy = true;
+  v[1].state = TSVC_STATE_HEALTHY;
+  tsvc_status_list_t l = {v, 2};
+  tsvc_buf_t b;
+  tsvc_buf_init(&b, 1 << 20);
+  assert_int_equal(tsvc_metrics_render(&l, &b), 0);
+  const char *t = b.data;
+  assert_non_null(strstr(t, "# TYPE tanuki_svc_up gauge\ntanuki_svc_up{service=\"a\"} 0\n"
+                            "tanuki_svc_up{service=\"b\\\"q\"} 1\n"));
+  assert_non_null(strstr(t, "tanuki_svc_state{service=\"a\",state=\"unhealthy\"} 1\n"));
+  assert_non_null(strstr(t, "tanuki_svc_state{service=\"a\",state=\"healthy\"} 0\n"));
+  assert_non_null(strstr(t, "tanuki_svc_checks_total{service=\"a\",result=\"refused\"} 3\n"));
+  assert_non_null(strstr(t, "tanuki_svc_check_duration_seconds_bucket{service=\"a\",le=\"0.001\"} 2\n"));
+  assert_non_null(strstr(t, "tanuki_svc_check_duration_seconds_bucket{service=\"a\",le=\"+Inf\"} 5\n"));
+  assert_non_null(strstr(t, "tanuki_svc_check_duration_seconds_sum{service=\"a\"} 0.012500\n"));
+  assert_non_null(strstr(t, "tanuki_svc_check_duration_seconds_count{service=\"a\"} 5\n"));
+  assert_non_null(strstr(t, "tanuki_svc_consecutive_failures{service=\"a\"} 3\n"));
+  assert_non_null(strstr(t, "tanuki_svc_last_change_timestamp_seconds{service=\"a\"} 1700000000.000\n"));
+  /* Each family's HELP and TYPE once, with every series of it together. */
+  const char *fams[] = {"tanuki_svc_up", "tanuki_svc_state", "tanuki_svc_checks_total",
+                        "tanuki_svc_check_duration_seconds", "tanuki_svc_restarts_total",
+                        "tanuki_svc_consecutive_failures",
+                        "tanuki_svc_last_change_timestamp_seconds"};
+  for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++) {
+    char help[128];
+    snprintf(help, sizeof help, "# HELP %s ", fams[i]);
+    const char *p = strstr(t, help);
+    assert_non_null(p);
+    assert_null(strstr(p + 1, help));
+  }
+  tsvc_buf_free(&b);
+  tsvc_status_clear(&v[0]);
+  tsvc_status_clear(&v[1]);
+}
+
+static tsvc_config_t *load(const char *yaml) {
+  tsvc_config_t *cfg = NULL;
+  tsvc_diag_t d = {0};
+  int rc = tsvc_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, &d);
+  if (rc) fail_msg("%s", d.n ? d.lines[0] : "load failed");
+  tsvc_diag_free(&d);
+  return cfg;
+}
+
+static unsigned diff_of(const char *a, const char *b) {
+  tsvc_config_t *x = load(a), *y = load(b);
+  unsigned d = tsvc_service_diff(&x->services[0], &y->services[0]);
+  tsvc_config_free(x);
+  tsvc_config_free(y);
+  return d;
+}
+
+#define BASE "services:\n  s:\n    image: redis:7\n    port: 6379\n"
+
+static void service_diff(void **st) {
+  (void)st;
+  assert_int_equal(diff_of(BASE, BASE), TSVC_DIFF_SAME);
+  /* Where a service sits in the file is not a change. */
+  assert_int_equal(diff_of(BASE, "\n\n" BASE), TSVC_DIFF_SAME);
+  assert_int_equal(diff_of(BASE, "services:\n  s:\n    image: redis:8\n    port: 6379\n"),
+                   TSVC_DIFF_SPEC);
+  assert_int_equal(diff_of(BASE, BASE "    environment: {A: b}\n"), TSVC_DIFF_SPEC);
+  assert_int_equal(diff_of(BASE "    environment: {A: b}\n", BASE "    environment: {A: c}\n"),
+                   TSVC_DIFF_SPEC);
+  assert_int_equal(diff_of(BASE, BASE "    volumes: [v:/data]\n"), TSVC_DIFF_SPEC);
+  assert_int_equal(diff_of(BASE, BASE "    command: [redis-server, --port, \"1\"]\n"),
+                   TSVC_DIFF_SPEC);
+  assert_int_equal(diff_of(BASE, BASE "    healthcheck: {retries: 7}\n"), TSVC_DIFF_KNOBS);
+  assert_int_equal(diff_of(BASE, BASE "    restart: {max_restarts: 9}\n"), TSVC_DIFF_KNOBS);
+  assert_int_equal(diff_of(BASE, BASE "    enabled: false\n"), TSVC_DIFF_ENABLED);
+  assert_int_equal(diff_of(BASE, BASE "    external: true\n"), TSVC_DIFF_EXTERNAL);
+  assert_int_equal(diff_of(BASE, "services:\n  s:\n    image: redis:8\n    port: 6379\n"
+                                 "    healthcheck: {interval: 3s}\n"),
+                   TSVC_DIFF_SPEC | TSVC_DIFF_KNOBS);
+}
+
+static void reloadable(void **st) {
+  (void)st;
+  tsvc_config_t *a = load(BASE), *b = load("docker: {network: other}\n" BASE),
+                *c = load("runtime: process\n" BASE);
+  char err[256];
+  assert_true(tsvc_config_reloadable(a, a, err, sizeof err));
+  assert_false(tsvc_config_reloadable(a, b, err, sizeof err));
+  assert_non_null(strstr(err, "docker.network"));
+  assert_false(tsvc_config_reloadable(a, c, err, sizeof err));
+  assert_non_null(strstr(err, "runtime"));
+  tsvc_config_free(a);
+  tsvc_config_free(b);
+  tsvc_config_free(c);
+}
+
+static void strv_is_an_argv(void **st) {
+  (void)st;
+  tsvc_config_t *c = load(BASE "    command: [a, b]\n    healthcheck: {command: \"x y\"}\n");
+  assert_int_equal(c->services[0].command.n, 2);
+  assert_null(c->services[0].command.v[2]);
+  assert_null(c->services[0].healthcheck.command.v[c->services[0].healthcheck.command.n]);
+  tsvc_config_free(c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(times),          cmocka_unit_test(status_json),
+      cmocka_unit_test(change_json),    cmocka_unit_test(metrics_text),
+      cmocka_unit_test(service_diff),   cmocka_unit_test(reloadable),
+      cmocka_unit_test(strv_is_an_argv),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
