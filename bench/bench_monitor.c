@@ -486,7 +486,8 @@ static bool loop_one(const opts_t *o, const servers_t *srv, long i, char *err, s
 
 static bool fork_one(const opts_t *o, const servers_t *srv, long i, char *err, size_t len) {
   char port[16];
-  snprintf(port, sizeof port, "%d", srv->ports[i % srv->n]);
+  /* docker mode starts no server of ours: no port to name. */
+  snprintf(port, sizeof port, "%d", srv->n ? srv->ports[i % srv->n] : 0);
   const char *container = getenv("BENCH_REDIS_CONTAINER");
   char pgbin[512];
   snprintf(pgbin, sizeof pgbin, "%s/pg_isready", srv->kind == PROBE_POSTGRES ? srv->pg.bindir : "/usr/bin");
