@@ -44,7 +44,7 @@ static tsvc_status_t sample(const char *name) {
   s.history[0] = (tsvc_check_record_t){.start_ms = 1700000000900LL, .end_ms = 1700000001000LL,
                                        .result = TSVC_RESULT_REFUSED, .exit_code = -1,
                                        .latency_us = 1500};
-  snprintf(s.history[0].message, sizeof s.history[0].message, "connection refused");
+  s.history[0].message = strdup("connection refused");
   return s;
 }
 

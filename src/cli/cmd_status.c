@@ -71,7 +71,7 @@ static void probe_done(const tsvc_probe_result_t *res, void *data) {
     s->history[0] = (tsvc_check_record_t){.start_ms = c->t0, .end_ms = s->last_check_ms,
                                           .result = res->result, .exit_code = res->exit_code,
                                           .latency_us = res->latency_us};
-    tsvc_strlcpy(s->history[0].message, res->message, sizeof s->history[0].message);
+    s->history[0].message = strdup(res->message);
     s->history[0].output = res->output ? strdup(res->output) : NULL;
   }
   (*c->pending)--;
