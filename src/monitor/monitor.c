@@ -39,6 +39,8 @@ typedef struct svc_s {
   tsvc_ms_t lateness;       /* of the check the last step started */
   tsvc_ms_t check_lateness; /* of the check in flight */
   ctx_t *op;              /* runtime start/stop/restart in flight */
+  tsvc_health_op_t failed_op; /* the operation an OP_FAILED is about, for
+                                 its log line */
   waiter_t *waiters;      /* told when op is done */
   uint64_t waiter_seq;
   ctx_t *info;            /* runtime inspection for status in flight */
@@ -288,6 +290,7 @@ static void op_cb(int status, const char *msg, void *data) {
   if (status) {
     ev.type = TSVC_HEV_OP_FAILED;
     ev.message = msg && *msg ? msg : tsvc_strerror(status);
+    s->failed_op = s->h.op;
   } else {
     ev.type = TSVC_HEV_OP_DONE;
     set_running(s, s->h.op != TSVC_OP_STOP);
@@ -348,6 +351,7 @@ static void run_op(svc_t *s, unsigned act) {
     tsvc_health_event_t ev = {.type = TSVC_HEV_OP_FAILED,
                               .now = (tsvc_ms_t)uv_now(s->m->loop),
                               .message = msg};
+    s->failed_op = s->h.op;
     feed(s, &ev, NULL);
     wake_waiters(s, rc, msg);
   }
@@ -381,8 +385,12 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
     notify(s, TSVC_MON_EV_CHANGE, c->from, c->to, c->reason, TSVC_RESULT_OK, 0);
   }
   if (a->flags & TSVC_HACT_OP_FAILED) {
+    /* Named after what failed: a person's start that fails is no restart. */
+    const char *what = s->failed_op == TSVC_OP_START  ? "start_failed"
+                       : s->failed_op == TSVC_OP_STOP ? "stop_failed"
+                                                      : "restart_failed";
     set_error(s, a->reason);
-    log_line(s, TSVC_LOG_ERROR, "restart_failed", 0, 0, false, a->reason, NULL, NULL);
+    log_line(s, TSVC_LOG_ERROR, what, 0, 0, false, a->reason, NULL, NULL);
     notify(s, TSVC_MON_EV_RESTART_FAILED, s->h.state, s->h.state, a->reason, TSVC_RESULT_OK, 0);
   }
   if (a->flags & TSVC_HACT_GAVE_UP) {

@@ -117,6 +117,20 @@ static void after_network(const tsvc_docker_reply_t *r, void *data) {
   if (rc) finish(o, rc, "cannot inspect the container");
 }
 
+/* A NULL-terminated copy (of the pointers only) of the n strings at v, as
+   the docker client takes lists: a tsvc_strv_t has no NULL at its end.
+   NULL when n is 0 (no list) or out of memory (*oom set). */
+static const char **null_terminated(char *const *v, size_t n, bool *oom) {
+  if (!n) return NULL;
+  const char **out = calloc(n + 1, sizeof *out);
+  if (!out) {
+    *oom = true;
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) out[i] = v[i];
+  return out;
+}
+
 /* The container from config, as the request's DockerManager made it. */
 static void do_create(op_t *o) {
   const tsvc_service_conf_t *svc = o->svc;
@@ -128,8 +142,11 @@ static void do_create(op_t *o) {
   char *label_prj = tsvc_asprintf("%s=%s", LABEL_PROJECT, rt->project);
   const char *labels[] = {label_svc, label_prj, NULL};
   const char *aliases[] = {svc->name, NULL};
+  bool oom = false;
+  const char **cmd = null_terminated(svc->command.v, svc->command.n, &oom);
+  const char **volumes = null_terminated(svc->volumes.v, svc->volumes.n, &oom);
   int rc = TSVC_ENOMEM;
-  if (!env || !envs || !label_svc || !label_prj) goto out;
+  if (!env || !envs || !label_svc || !label_prj || oom) goto out;
   for (size_t i = 0; i < n; i++) {
     if (!(envs[i] = tsvc_asprintf("%s=%s", svc->env[i].key, svc->env[i].value))) goto out;
     env[i] = envs[i];
@@ -138,8 +155,8 @@ static void do_create(op_t *o) {
       .name = o->cname,
       .image = svc->image,
       .env = env,
-      .cmd = svc->command.n ? (const char *const *)svc->command.v : NULL,
-      .volumes = svc->volumes.n ? (const char *const *)svc->volumes.v : NULL,
+      .cmd = cmd,
+      .volumes = volumes,
       .labels = labels,
       .network = rt->cfg->docker.network,
       .aliases = aliases,
@@ -150,6 +167,8 @@ out:
   for (size_t i = 0; envs && i < n; i++) free(envs[i]);
   free(envs);
   free(env);
+  free(cmd);
+  free(volumes);
   free(label_svc);
   free(label_prj);
   if (rc) finish(o, rc, "cannot create the container");
@@ -333,9 +352,14 @@ static int drt_exec(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
   if (!o) return TSVC_ENOMEM;
   o->probe = cb;
   const char *sh[] = {"/bin/sh", "-c", spec->argv[0], NULL};
-  const char *const *argv = spec->shell ? sh : (const char *const *)spec->argv;
-  int rc = tsvc_docker_exec_run(rt->d, o->cname, argv, (int)spec->timeout, after_exec, o,
-                                &o->req);
+  /* argc entries when argc is set (a tsvc_strv_t has no NULL at its end). */
+  bool oom = false;
+  const char **copy = spec->argc ? null_terminated(spec->argv, spec->argc, &oom) : NULL;
+  const char *const *argv = spec->shell ? sh : copy ? copy : (const char *const *)spec->argv;
+  int rc = oom ? TSVC_ENOMEM
+               : tsvc_docker_exec_run(rt->d, o->cname, argv, (int)spec->timeout, after_exec, o,
+                                      &o->req);
+  free(copy);
   if (rc) {
     op_free(o);
     return rc;
