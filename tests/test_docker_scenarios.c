@@ -449,6 +449,15 @@ static int count_lines_v(const char *log, const char *svc, const char *const *ne
       fail_msg("no log line for %s with %s", (svc), #__VA_ARGS__);                \
   } while (0)
 
+/* Restart lines of svc in log before the line at end. */
+static int count_lines_before(const char *log, const char *end, const char *svc) {
+  int n = 0;
+  const char *pos = log;
+  const char *l;
+  while ((l = NEXT_LINE(log, &pos, svc, "action=restart ")) && l < end) n++;
+  return n;
+}
+
 /* The wall-clock ms of a line's ts= field. */
 static int64_t line_ms(const char *line) {
   const char *t = strstr(line, "ts=");
@@ -1222,7 +1231,10 @@ static void s8_daemon_restart(void **state) {
     int u = find_change(f, s, TSVC_STATE_UNKNOWN, from);
     assert_true(u >= 0);
     change_t ch = change_at(f, u);
-    assert_int_equal(ch.from, TSVC_STATE_HEALTHY);
+    /* dockerd stops the containers before it stops answering on the
+       connections already open: the die events may come first (unhealthy,
+       a restart tried and refused by the daemon going down), then unknown. */
+    assert_int_not_equal(ch.from, TSVC_STATE_UNKNOWN);
     assert_non_null(strstr(ch.reason, "docker daemon unreachable"));
     /* The way out of unknown, after it. */
     int back = -1;
@@ -1234,7 +1246,7 @@ static void s8_daemon_restart(void **state) {
     assert_true(change_at(f, back).time_ms >= t1);
     /* The log: unknown, then no restart until the daemon is back. */
     const char *pos = after;
-    const char *ul = NEXT_LINE(log, &pos, s, "level=warn", "state=unknown", "prev=healthy");
+    const char *ul = NEXT_LINE(log, &pos, s, "level=warn", "state=unknown");
     if (!ul) fail_msg("%s: no unknown line:\n%s", s, after);
     const char *bl = NEXT_LINE(log, &pos, s, "prev=unknown", "runtime reachable again");
     if (!bl) fail_msg("%s: no line leaving unknown:\n%s", s, after);
@@ -1242,6 +1254,8 @@ static void s8_daemon_restart(void **state) {
     const char *re = NEXT_LINE(log, &p2, s, "action=restart");
     assert_true(re == NULL || re > bl);
     assert_true(line_ms(bl) >= t1 - 1000);
+    print_message("%s: %d restart attempts before unknown (daemon stopping), %d after\n", s,
+                  count_lines_before(after, ul, s), COUNT_LINES(bl, s, "action=restart "));
   }
   free(log);
   f->passed = true;
