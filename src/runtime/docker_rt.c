@@ -229,6 +229,49 @@ static void after_inspect(const tsvc_docker_reply_t *r, void *data) {
   if (rc) finish(o, rc, "cannot send the request to the docker daemon");
 }
 
+static void on_state(bool reachable, const char *errmsg, void *data);
+static void on_event(json_t *ev, void *data);
+
+/* The daemon takes no new client: tell the monitor now (its services go
+   unknown, so nothing is restarted), and watch the events stream again
+   from scratch, whose reconnection says when the daemon is back. */
+static void runtime_down(drt_t *rt, const char *errmsg) {
+  if (!rt->told_down) on_state(false, errmsg, rt);
+  if (rt->events) {
+    tsvc_docker_events_stop(rt->events);
+    rt->events = NULL;
+    tsvc_docker_events_start(rt->d, LABEL_SERVICE, on_event, on_state, rt, &rt->events);
+  }
+}
+
+/* The first request of an operation, once the daemon is known to answer. */
+static void proceed(op_t *o) {
+  drt_t *rt = o->rt;
+  int rc;
+  if (o->kind != OP_STOP && !rt->network_ok) {
+    const char *net = rt->cfg->docker.network;
+    json_t *labels = json_pack("{ss}", LABEL_PROJECT, rt->project);
+    rc = tsvc_docker_network_ensure(rt->d, net, labels, after_network, o, &o->req);
+    json_decref(labels);
+  } else {
+    rc = tsvc_docker_container_inspect(rt->d, o->cname, after_inspect, o, &o->req);
+  }
+  if (rc) finish(o, rc, "cannot send the request to the docker daemon");
+}
+
+static void after_ping_op(const tsvc_docker_reply_t *r, void *data) {
+  op_t *o = data;
+  o->req = NULL;
+  if (r->status == TSVC_EUNREACH) {
+    char msg[256];
+    tsvc_strlcpy(msg, r->errmsg, sizeof msg);
+    runtime_down(o->rt, msg);
+    finish(o, TSVC_EUNREACH, msg);
+    return;
+  }
+  proceed(o);
+}
+
 static int begin(drt_t *rt, op_kind_t kind, const tsvc_service_conf_t *svc, tsvc_rt_done_cb cb,
                  void *data) {
   if (kind != OP_STOP && !svc->image) return TSVC_EINVAL;
@@ -236,13 +279,15 @@ static int begin(drt_t *rt, op_kind_t kind, const tsvc_service_conf_t *svc, tsvc
   if (!o) return TSVC_ENOMEM;
   o->done = cb;
   int rc;
-  if (kind != OP_STOP && !rt->network_ok) {
-    const char *net = rt->cfg->docker.network;
-    json_t *labels = json_pack("{ss}", LABEL_PROJECT, rt->project);
-    rc = tsvc_docker_network_ensure(rt->d, net, labels, after_network, o, &o->req);
-    json_decref(labels);
-  } else {
+  if (kind == OP_STOP) {
     rc = tsvc_docker_container_inspect(rt->d, o->cname, after_inspect, o, &o->req);
+  } else {
+    /* A (re)start goes to a daemon that takes new clients only. Docker
+       stops the containers when it shuts down, after closing its listener
+       but still serving the connections we keep alive: the die events come
+       in, and a restart sent then is refused in odd ways or leaves a
+       containerd task behind that makes every later start fail. */
+    rc = tsvc_docker_ping(rt->d, after_ping_op, o, &o->req);
   }
   if (rc) op_free(o);
   return rc;
