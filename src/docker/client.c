@@ -616,6 +616,10 @@ static int launch(tsvc_docker_req_t *r) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)TSVC_DOCKER_CONNECT_TIMEOUT_MS);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);
+  if (r->fresh) {
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+  }
   if (strcmp(r->method, "GET") != 0) {
     if (strcmp(r->method, "POST") == 0 || r->post) {
       curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->post ? r->post : "");
@@ -828,5 +832,9 @@ int tsvc_docker_ping(tsvc_docker_t *d, tsvc_docker_cb cb, void *data, tsvc_docke
   if (!r) return TSVC_ENOMEM;
   r->versioned = false;
   r->max = 4096;
+  /* A ping asks whether the daemon takes clients: a connection kept alive
+     from before may still be served by a daemon that is shutting down and
+     accepts no new one (dockerd closes its listener first). */
+  r->fresh = true;
   return tsvc__docker_launch(r, "GET", "/_ping", NULL, ping_step, reqp);
 }

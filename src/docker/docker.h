@@ -131,7 +131,8 @@ const char *tsvc_docker_host(const tsvc_docker_t *d);
  * container's or network's name or id.
  */
 
-/* GET /_ping and negotiate the version (done again even when known).
+/* GET /_ping and negotiate the version (done again even when known), always
+ * on a new connection: TSVC_EUNREACH when no new client can connect.
  * reply.json: {"ApiVersion": the daemon's, "Negotiated": the one we use}. */
 int tsvc_docker_ping(tsvc_docker_t *d, tsvc_docker_cb cb, void *data,
                      tsvc_docker_req_t **reqp);

@@ -109,6 +109,9 @@ static void connect_stream(tsvc_docker_events_t *ev) {
   r->sink = TSVC__SINK_LINES;
   r->max = TSVC_DOCKER_MAX_EVENT;
   r->timeout_ms = 0; /* a stream: no end expected */
+  /* Its own connection: one kept alive from before may still be served by
+     a daemon that is shutting down, which would look like "reachable". */
+  r->fresh = true;
   r->on_headers = on_headers;
   r->on_line = on_line;
   ev->req = r;

@@ -59,6 +59,7 @@ struct tsvc_docker_req_s {
   bool parked;               /* waiting for the version negotiation */
   bool in_cb;                /* the user's callback is running */
   bool versioned;            /* path gets the /v1.xx prefix */
+  bool fresh;                /* on a new connection, not kept for others */
 
   /* The current exchange. */
   char *method;

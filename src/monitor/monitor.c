@@ -15,6 +15,7 @@
    service clears ctx->svc when it goes away first. */
 typedef struct {
   struct svc_s *svc;
+  bool verify; /* inspections: feed "died" when found not running */
 } ctx_t;
 
 /* Someone waiting for the runtime operation in flight. */
@@ -39,6 +40,8 @@ typedef struct svc_s {
   tsvc_ms_t lateness;       /* of the check the last step started */
   tsvc_ms_t check_lateness; /* of the check in flight */
   ctx_t *op;              /* runtime start/stop/restart in flight */
+  tsvc_health_op_t failed_op; /* the operation an OP_FAILED is about, for
+                                 its log line */
   waiter_t *waiters;      /* told when op is done */
   uint64_t waiter_seq;
   ctx_t *info;            /* runtime inspection for status in flight */
@@ -328,6 +331,7 @@ static void op_cb(int status, const char *msg, void *data) {
   if (status) {
     ev.type = TSVC_HEV_OP_FAILED;
     ev.message = msg && *msg ? msg : tsvc_strerror(status);
+    s->failed_op = s->h.op;
   } else {
     ev.type = TSVC_HEV_OP_DONE;
     set_running(s, s->h.op != TSVC_OP_STOP);
@@ -339,6 +343,7 @@ static void op_cb(int status, const char *msg, void *data) {
 static void info_cb(int status, const char *msg, const tsvc_rt_info_t *info, void *data) {
   ctx_t *c = data;
   svc_t *s = c->svc;
+  bool verify = c->verify;
   free(c);
   (void)msg;
   if (!s) return;
@@ -353,18 +358,34 @@ static void info_cb(int status, const char *msg, const tsvc_rt_info_t *info, voi
   /* Where probes connect, unless the config or the command names a host. */
   if (info->host[0] && !s->conf->healthcheck.address && s->spec.host == s->host)
     tsvc_strlcpy(s->host, info->host, sizeof s->host);
+  if (verify && !info->running && s->h.op == TSVC_OP_NONE) {
+    /* It died while the runtime could not tell us: found by inspection. */
+    char why[96];
+    if (info->exists)
+      snprintf(why, sizeof why, "not running: exited (%d)", info->exit_code);
+    else
+      snprintf(why, sizeof why, "not running: does not exist");
+    tsvc_health_event_t ev = {.type = TSVC_HEV_DIED,
+                              .now = (tsvc_ms_t)uv_now(s->m->loop),
+                              .message = why};
+    feed(s, &ev, NULL);
+  }
 }
 
-/* Refresh container id / pid / address after a (re)start. */
-static void refresh_info(svc_t *s) {
+/* Refresh container id / pid / address after a (re)start; with verify, a
+   service found not running is fed as died. */
+static void inspect_svc(svc_t *s, bool verify) {
   tsvc_runtime_t *rt = s->m->rt;
   if (!rt || s->info) return;
   ctx_t *c = malloc(sizeof *c);
   if (!c) return;
   c->svc = s;
+  c->verify = verify;
   if (rt->ops->inspect(rt, s->conf, info_cb, c) == 0) s->info = c;
   else free(c);
 }
+
+static void refresh_info(svc_t *s) { inspect_svc(s, false); }
 
 static void run_op(svc_t *s, unsigned act) {
   tsvc_runtime_t *rt = s->m->rt;
@@ -374,6 +395,7 @@ static void run_op(svc_t *s, unsigned act) {
     rc = TSVC_ENOMEM;
   } else if (rt) {
     c->svc = s;
+    c->verify = false;
     s->op = c;
     if (act == TSVC_HACT_RESTART) rc = rt->ops->restart(rt, s->conf, op_cb, c);
     else if (act == TSVC_HACT_START) rc = rt->ops->start(rt, s->conf, op_cb, c);
@@ -388,6 +410,7 @@ static void run_op(svc_t *s, unsigned act) {
     tsvc_health_event_t ev = {.type = TSVC_HEV_OP_FAILED,
                               .now = (tsvc_ms_t)uv_now(s->m->loop),
                               .message = msg};
+    s->failed_op = s->h.op;
     feed(s, &ev, NULL);
     wake_waiters(s, rc, msg);
   }
@@ -421,8 +444,12 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
     notify(s, TSVC_MON_EV_CHANGE, c->from, c->to, c->reason, TSVC_RESULT_OK, 0);
   }
   if (a->flags & TSVC_HACT_OP_FAILED) {
+    /* Named after what failed: a person's start that fails is no restart. */
+    const char *what = s->failed_op == TSVC_OP_START  ? "start_failed"
+                       : s->failed_op == TSVC_OP_STOP ? "stop_failed"
+                                                      : "restart_failed";
     set_error(s, a->reason);
-    log_line(s, TSVC_LOG_ERROR, "restart_failed", 0, 0, false, a->reason, NULL, NULL);
+    log_line(s, TSVC_LOG_ERROR, what, 0, 0, false, a->reason, NULL, NULL);
     notify(s, TSVC_MON_EV_RESTART_FAILED, s->h.state, s->h.state, a->reason, TSVC_RESULT_OK, 0);
   }
   if (a->flags & TSVC_HACT_GAVE_UP) {
@@ -761,7 +788,13 @@ void tsvc_monitor_runtime_event(tsvc_monitor_t *m, tsvc_rt_event_type_t type,
   case TSVC_RT_EV_DOWN:
   case TSVC_RT_EV_UP:
     ev.type = type == TSVC_RT_EV_DOWN ? TSVC_HEV_RUNTIME_DOWN : TSVC_HEV_RUNTIME_UP;
-    for (size_t i = 0; i < m->n; i++) feed(m->svcs[i], &ev, NULL);
+    for (size_t i = 0; i < m->n; i++) {
+      svc_t *s = m->svcs[i];
+      feed(s, &ev, NULL);
+      /* What died meanwhile sent no event: look (DESIGN.md section 4). */
+      if (type == TSVC_RT_EV_UP && s->h.state != TSVC_STATE_STOPPED && s->conf->enabled)
+        inspect_svc(s, true);
+    }
     return;
   case TSVC_RT_EV_STARTED:
   case TSVC_RT_EV_DIED: {

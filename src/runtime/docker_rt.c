@@ -117,6 +117,20 @@ static void after_network(const tsvc_docker_reply_t *r, void *data) {
   if (rc) finish(o, rc, "cannot inspect the container");
 }
 
+/* A NULL-terminated copy (of the pointers only) of the n strings at v, as
+   the docker client takes lists: a tsvc_strv_t has no NULL at its end.
+   NULL when n is 0 (no list) or out of memory (*oom set). */
+static const char **null_terminated(char *const *v, size_t n, bool *oom) {
+  if (!n) return NULL;
+  const char **out = calloc(n + 1, sizeof *out);
+  if (!out) {
+    *oom = true;
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) out[i] = v[i];
+  return out;
+}
+
 /* The container from config, as the request's DockerManager made it. */
 static void do_create(op_t *o) {
   const tsvc_service_conf_t *svc = o->svc;
@@ -128,8 +142,11 @@ static void do_create(op_t *o) {
   char *label_prj = tsvc_asprintf("%s=%s", LABEL_PROJECT, rt->project);
   const char *labels[] = {label_svc, label_prj, NULL};
   const char *aliases[] = {svc->name, NULL};
+  bool oom = false;
+  const char **cmd = null_terminated(svc->command.v, svc->command.n, &oom);
+  const char **volumes = null_terminated(svc->volumes.v, svc->volumes.n, &oom);
   int rc = TSVC_ENOMEM;
-  if (!env || !envs || !label_svc || !label_prj) goto out;
+  if (!env || !envs || !label_svc || !label_prj || oom) goto out;
   for (size_t i = 0; i < n; i++) {
     if (!(envs[i] = tsvc_asprintf("%s=%s", svc->env[i].key, svc->env[i].value))) goto out;
     env[i] = envs[i];
@@ -138,8 +155,8 @@ static void do_create(op_t *o) {
       .name = o->cname,
       .image = svc->image,
       .env = env,
-      .cmd = svc->command.n ? (const char *const *)svc->command.v : NULL,
-      .volumes = svc->volumes.n ? (const char *const *)svc->volumes.v : NULL,
+      .cmd = cmd,
+      .volumes = volumes,
       .labels = labels,
       .network = rt->cfg->docker.network,
       .aliases = aliases,
@@ -150,6 +167,8 @@ out:
   for (size_t i = 0; envs && i < n; i++) free(envs[i]);
   free(envs);
   free(env);
+  free(cmd);
+  free(volumes);
   free(label_svc);
   free(label_prj);
   if (rc) finish(o, rc, "cannot create the container");
@@ -214,6 +233,49 @@ static void after_inspect(const tsvc_docker_reply_t *r, void *data) {
   if (rc) finish(o, rc, "cannot send the request to the docker daemon");
 }
 
+static void on_state(bool reachable, const char *errmsg, void *data);
+static void on_event(json_t *ev, void *data);
+
+/* The daemon takes no new client: tell the monitor now (its services go
+   unknown, so nothing is restarted), and watch the events stream again
+   from scratch, whose reconnection says when the daemon is back. */
+static void runtime_down(drt_t *rt, const char *errmsg) {
+  if (!rt->told_down) on_state(false, errmsg, rt);
+  if (rt->events) {
+    tsvc_docker_events_stop(rt->events);
+    rt->events = NULL;
+    tsvc_docker_events_start(rt->d, LABEL_SERVICE, on_event, on_state, rt, &rt->events);
+  }
+}
+
+/* The first request of an operation, once the daemon is known to answer. */
+static void proceed(op_t *o) {
+  drt_t *rt = o->rt;
+  int rc;
+  if (o->kind != OP_STOP && o->kind != OP_REMOVE && !rt->network_ok) {
+    const char *net = rt->cfg->docker.network;
+    json_t *labels = json_pack("{ss}", LABEL_PROJECT, rt->project);
+    rc = tsvc_docker_network_ensure(rt->d, net, labels, after_network, o, &o->req);
+    json_decref(labels);
+  } else {
+    rc = tsvc_docker_container_inspect(rt->d, o->cname, after_inspect, o, &o->req);
+  }
+  if (rc) finish(o, rc, "cannot send the request to the docker daemon");
+}
+
+static void after_ping_op(const tsvc_docker_reply_t *r, void *data) {
+  op_t *o = data;
+  o->req = NULL;
+  if (r->status == TSVC_EUNREACH) {
+    char msg[256];
+    tsvc_strlcpy(msg, r->errmsg, sizeof msg);
+    runtime_down(o->rt, msg);
+    finish(o, TSVC_EUNREACH, msg);
+    return;
+  }
+  proceed(o);
+}
+
 static int begin(drt_t *rt, op_kind_t kind, const tsvc_service_conf_t *svc, tsvc_rt_done_cb cb,
                  void *data) {
   if (kind != OP_STOP && kind != OP_REMOVE && !svc->image) return TSVC_EINVAL;
@@ -221,13 +283,15 @@ static int begin(drt_t *rt, op_kind_t kind, const tsvc_service_conf_t *svc, tsvc
   if (!o) return TSVC_ENOMEM;
   o->done = cb;
   int rc;
-  if (kind != OP_STOP && kind != OP_REMOVE && !rt->network_ok) {
-    const char *net = rt->cfg->docker.network;
-    json_t *labels = json_pack("{ss}", LABEL_PROJECT, rt->project);
-    rc = tsvc_docker_network_ensure(rt->d, net, labels, after_network, o, &o->req);
-    json_decref(labels);
-  } else {
+  if (kind == OP_STOP || kind == OP_REMOVE) {
     rc = tsvc_docker_container_inspect(rt->d, o->cname, after_inspect, o, &o->req);
+  } else {
+    /* A (re)start goes to a daemon that takes new clients only. Docker
+       stops the containers when it shuts down, after closing its listener
+       but still serving the connections we keep alive: the die events come
+       in, and a restart sent then is refused in odd ways or leaves a
+       containerd task behind that makes every later start fail. */
+    rc = tsvc_docker_ping(rt->d, after_ping_op, o, &o->req);
   }
   if (rc) op_free(o);
   return rc;
@@ -346,9 +410,14 @@ static int drt_exec(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
   if (!o) return TSVC_ENOMEM;
   o->probe = cb;
   const char *sh[] = {"/bin/sh", "-c", spec->argv[0], NULL};
-  const char *const *argv = spec->shell ? sh : (const char *const *)spec->argv;
-  int rc = tsvc_docker_exec_run(rt->d, o->cname, argv, (int)spec->timeout, after_exec, o,
-                                &o->req);
+  /* argc entries when argc is set (a tsvc_strv_t has no NULL at its end). */
+  bool oom = false;
+  const char **copy = spec->argc ? null_terminated(spec->argv, spec->argc, &oom) : NULL;
+  const char *const *argv = spec->shell ? sh : copy ? copy : (const char *const *)spec->argv;
+  int rc = oom ? TSVC_ENOMEM
+               : tsvc_docker_exec_run(rt->d, o->cname, argv, (int)spec->timeout, after_exec, o,
+                                      &o->req);
+  free(copy);
   if (rc) {
     op_free(o);
     return rc;

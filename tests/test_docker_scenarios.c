@@ -1,0 +1,1345 @@
+/*
+ * test_docker_scenarios: the ServiceManager (include/tsvc.h) against the real
+ * Docker engine on /var/run/docker.sock with the images of scripts/images.sh
+ * (tanuki/postgres:15, tanuki/redis:7), one scenario per test: services are
+ * started from a tanuki.yaml written to a temporary directory, broken from
+ * outside (a killed or frozen postmaster, docker stop / rm -f, a daemon
+ * restart...) and every scenario asserts the states, the counts and the log
+ * lines that follow.
+ *
+ * When the engine or the images are missing, every test FAILS if
+ * TSVC_REQUIRE_DOCKER=1 (CI), else is skipped with the reason.
+ *
+ * Names: every container is <prefix><service> with a prefix of its own per
+ * scenario ("tsvc-test-<pid>-sN-"), every volume is named after that prefix
+ * too, and the network is "tsvc-test-<pid>-net". Each scenario's teardown
+ * (run even when an assertion fails) removes its own containers (found by
+ * its prefix) and the volumes it named, and nothing else; the group
+ * teardown removes the network. The daemon restart scenario runs last and
+ * its teardown brings the daemon back up whatever happened.
+ *
+ * The docker CLI is used by the test only, to act from outside as a person
+ * would (docker kill / stop / rm -f / exec psql / create).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "log/log.h"
+#include "testutil.h"
+#include "tsvc.h"
+
+#define PG_IMAGE "tanuki/postgres:15"
+#define REDIS_IMAGE "tanuki/redis:7"
+#define NO_IMAGE "tsvc-test-no-such-image:1"
+#define PG_PASSWORD "tsvc-scen-pw"
+
+static char g_base[64];  /* tsvc-test-<pid>- */
+static char g_net[96];   /* tsvc-test-<pid>-net */
+static bool g_ok;        /* the engine answers and the images are there */
+static char g_why[512];  /* why not */
+static FILE *g_logf;     /* every log line of the run */
+static char *g_logbuf;
+static size_t g_loglen;
+
+/* ---- small helpers --------------------------------------------------------- */
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+  }
+}
+
+/* Run a shell command, its output thrown away. Returns its exit status
+   (-1 when it could not run or was killed). */
+static int sh(const char *fmt, ...) TSVC_PRINTF(1, 2);
+static int sh(const char *fmt, ...) {
+  char cmd[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  char full[2200];
+  snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
+  int st = system(full);
+  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Run a shell command and keep its output (stdout and stderr), trailing
+   newlines trimmed. Returns its exit status. */
+static int sh_out(char *out, size_t len, const char *fmt, ...) TSVC_PRINTF(3, 4);
+static int sh_out(char *out, size_t len, const char *fmt, ...) {
+  char cmd[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  char full[2200];
+  snprintf(full, sizeof full, "%s 2>&1", cmd);
+  out[0] = '\0';
+  FILE *p = popen(full, "r");
+  if (!p) return -1;
+  size_t n = fread(out, 1, len - 1, p);
+  out[n] = '\0';
+  while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = '\0';
+  int st = pclose(p);
+  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool daemon_answers(void) {
+  return sh("curl -fsS --max-time 3 --unix-socket /var/run/docker.sock http://x/_ping") == 0;
+}
+
+static void need_docker(void) {
+  if (g_ok) return;
+  const char *req = getenv("TSVC_REQUIRE_DOCKER");
+  if (req && strcmp(req, "1") == 0) fail_msg("TSVC_REQUIRE_DOCKER=1 but %s", g_why);
+  print_message("skipped: %s (run scripts/docker-up.sh and scripts/images.sh)\n", g_why);
+  skip();
+}
+
+/* ---- the fixture ------------------------------------------------------------ */
+
+#define MAX_CHANGES 512
+#define MAX_VOLS 4
+
+typedef struct {
+  char service[48];
+  tsvc_state_t from, to;
+  char reason[200];
+  int64_t time_ms;
+  int failures, retries, restarts;
+} change_t;
+
+typedef struct {
+  char tag[8];           /* "s1" */
+  char prefix[96];       /* tsvc-test-<pid>-s1- */
+  char *dir;             /* the temporary directory with tanuki.yaml */
+  char cfg[512];
+  char vols[MAX_VOLS][128];
+  int nvols;
+  size_t log_mark;       /* where this scenario's log lines start */
+  tsvc_manager_t *m;
+  int sub;
+  pthread_mutex_t mu;
+  change_t ch[MAX_CHANGES];
+  int nch;
+  bool daemon_restart;   /* teardown: make sure the daemon is up */
+  bool passed;           /* the scenario got to its end */
+  int listen_fd;         /* a port we hold, or -1 */
+} fx_t;
+
+static void on_change(const tsvc_change_t *c, void *data) {
+  fx_t *f = data;
+  pthread_mutex_lock(&f->mu);
+  if (f->nch < MAX_CHANGES) {
+    change_t *x = &f->ch[f->nch++];
+    tsvc_strlcpy(x->service, c->service, sizeof x->service);
+    x->from = c->from;
+    x->to = c->to;
+    tsvc_strlcpy(x->reason, c->reason ? c->reason : "", sizeof x->reason);
+    x->time_ms = c->time_ms;
+    x->failures = c->failures;
+    x->retries = c->retries;
+    x->restarts = c->restarts;
+  }
+  pthread_mutex_unlock(&f->mu);
+}
+
+/* The first change of svc to state `to` at or after index from, or -1. */
+static int find_change(fx_t *f, const char *svc, tsvc_state_t to, int from) {
+  int idx = -1;
+  pthread_mutex_lock(&f->mu);
+  for (int i = from < 0 ? 0 : from; i < f->nch; i++)
+    if (strcmp(f->ch[i].service, svc) == 0 && f->ch[i].to == to) {
+      idx = i;
+      break;
+    }
+  pthread_mutex_unlock(&f->mu);
+  return idx;
+}
+
+static change_t change_at(fx_t *f, int i) {
+  pthread_mutex_lock(&f->mu);
+  change_t c = f->ch[i];
+  pthread_mutex_unlock(&f->mu);
+  return c;
+}
+
+static int nchanges(fx_t *f) {
+  pthread_mutex_lock(&f->mu);
+  int n = f->nch;
+  pthread_mutex_unlock(&f->mu);
+  return n;
+}
+
+static size_t log_size(void) {
+  flockfile(g_logf);
+  fflush(g_logf);
+  size_t n = g_loglen;
+  funlockfile(g_logf);
+  return n;
+}
+
+/* This scenario's log so far; the caller frees it. The logger writes from
+   the manager's thread: the FILE lock keeps the buffer still meanwhile. */
+static char *log_text(fx_t *f) {
+  flockfile(g_logf);
+  fflush(g_logf);
+  size_t from = f->log_mark <= g_loglen ? f->log_mark : g_loglen;
+  char *s = tsvc_strndup(g_logbuf + from, g_loglen - from);
+  funlockfile(g_logf);
+  assert_non_null(s);
+  return s;
+}
+
+static int fx_setup(void **state, const char *tag) {
+  fx_t *f = calloc(1, sizeof *f);
+  if (!f) return -1;
+  pthread_mutex_init(&f->mu, NULL);
+  f->listen_fd = -1;
+  tsvc_strlcpy(f->tag, tag, sizeof f->tag);
+  snprintf(f->prefix, sizeof f->prefix, "%s%s-", g_base, tag);
+  f->dir = tu_mkdtemp("tsvc-scen");
+  if (!f->dir) return -1;
+  snprintf(f->cfg, sizeof f->cfg, "%s/tanuki.yaml", f->dir);
+  f->log_mark = g_logf ? log_size() : 0;
+  *state = f;
+  return 0;
+}
+
+static void restart_daemon_if_down(void) {
+  if (daemon_answers()) return;
+  const char *src = getenv("TSVC_SOURCE_DIR");
+  char out[4096];
+  int rc = sh_out(out, sizeof out, "'%s/scripts/docker-up.sh'", src ? src : ".");
+  if (rc != 0) fprintf(stderr, "docker-up.sh failed (%d): %s\n", rc, out);
+}
+
+static int fx_teardown(void **state) {
+  fx_t *f = *state;
+  if (!f) return 0;
+  /* Stop watching first: nothing of ours acts on what we remove below. */
+  if (f->m) {
+    tsvc_manager_unsubscribe(f->m, f->sub);
+    tsvc_manager_free(f->m);
+    f->m = NULL;
+  }
+  if (f->daemon_restart) restart_daemon_if_down();
+  if ((!f->passed || getenv("TSVC_SCENARIO_LOG")) && g_logf) {
+    char *log = log_text(f);
+    fprintf(stderr, "---- log of scenario %s ----\n%s---- end of log ----\n", f->tag, log);
+    free(log);
+  }
+  if (f->listen_fd >= 0) close(f->listen_fd);
+  if (g_ok) {
+    /* Our containers: every one named with this scenario's prefix (the
+       foreign one included: the test made it). -v: their anonymous volumes
+       go with them; named volumes never do. */
+    char ids[8192];
+    sh_out(ids, sizeof ids, "docker ps -aq --filter 'name=^/%s'", f->prefix);
+    for (char *id = strtok(ids, "\n"); id; id = strtok(NULL, "\n"))
+      sh("docker rm -f -v %s", id);
+    for (int i = 0; i < f->nvols; i++) sh("docker volume rm %s", f->vols[i]);
+  }
+  tu_rmtree(f->dir);
+  free(f->dir);
+  pthread_mutex_destroy(&f->mu);
+  free(f);
+  return 0;
+}
+
+#define SETUP(tag)                                                            \
+  static int setup_##tag(void **state) { return fx_setup(state, #tag); }
+SETUP(s1)
+SETUP(s2)
+SETUP(s3)
+SETUP(s4)
+SETUP(s5)
+SETUP(s6)
+SETUP(s7)
+SETUP(s8)
+SETUP(s9)
+SETUP(s10)
+
+/* A named volume of this scenario: <prefix><suffix>. */
+static const char *vol(fx_t *f, const char *suffix) {
+  assert_true(f->nvols < MAX_VOLS);
+  char *v = f->vols[f->nvols++];
+  snprintf(v, sizeof f->vols[0], "%s%s", f->prefix, suffix);
+  return v;
+}
+
+/* Write tanuki.yaml: the docker runtime, our network and prefix, then the
+   services (YAML text under `services:`, indented by two). */
+static void write_config(fx_t *f, const char *services) {
+  char *text = tsvc_asprintf("runtime: docker\n"
+                             "docker:\n"
+                             "  network: %s\n"
+                             "  container_prefix: %s\n"
+                             "services:\n%s",
+                             g_net, f->prefix, services);
+  assert_non_null(text);
+  assert_int_equal(tu_write_file(f->cfg, text), 0);
+  free(text);
+}
+
+/* A postgres service on the named volume v, checked every 500 ms; timeout
+   and stop_timeout as given ("1s", "2s"). */
+static char *pg_service_t(const char *name, const char *v, const char *timeout,
+                          const char *stop_timeout) {
+  return tsvc_asprintf(
+      "  %s:\n"
+      "    image: " PG_IMAGE "\n"
+      "    environment: {POSTGRES_USER: tanuki, POSTGRES_PASSWORD: " PG_PASSWORD
+      ", POSTGRES_DB: tanuki_dev}\n"
+      "    volumes: [\"%s:/var/lib/postgresql/data\"]\n"
+      "    healthcheck:\n"
+      "      command: [\"pg_isready\", \"-U\", \"tanuki\"]\n"
+      "      interval: 500ms\n"
+      "      timeout: %s\n"
+      "      retries: 3\n"
+      "      start_period: 30s\n"
+      "      start_interval: 300ms\n"
+      "      history: 50\n"
+      "    restart:\n"
+      "      backoff: 500ms\n"
+      "      max_backoff: 2s\n"
+      "      stop_timeout: %s\n",
+      name, v, timeout, stop_timeout);
+}
+
+static char *pg_service(const char *name, const char *v) {
+  return pg_service_t(name, v, "1s", "2s");
+}
+
+static char *redis_service(const char *name, const char *v, const char *extra) {
+  return tsvc_asprintf("  %s:\n"
+                       "    image: " REDIS_IMAGE "\n"
+                       "    volumes: [\"%s:/data\"]\n"
+                       "    healthcheck:\n"
+                       "      command: [\"redis-cli\", \"ping\"]\n"
+                       "      interval: 500ms\n"
+                       "      timeout: 1s\n"
+                       "      retries: 3\n"
+                       "      start_period: 20s\n"
+                       "      start_interval: 300ms\n"
+                       "    restart:\n"
+                       "      backoff: 500ms\n"
+                       "      max_backoff: 2s\n"
+                       "      stop_timeout: 2s\n"
+                       "%s",
+                       name, v, extra ? extra : "");
+}
+
+static void new_manager(fx_t *f) {
+  char err[4096];
+  tsvc_manager_opts_t o = {.config_path = f->cfg};
+  int rc = tsvc_manager_new(&o, &f->m, err, sizeof err);
+  if (rc) fail_msg("tsvc_manager_new: %s: %s", tsvc_strerror(rc), err);
+  f->sub = tsvc_manager_subscribe(f->m, on_change, f);
+  assert_true(f->sub > 0);
+}
+
+static void start_all(fx_t *f) {
+  char err[4096];
+  int rc = tsvc_manager_start_services(f->m, err, sizeof err);
+  if (rc) fail_msg("start_services: %s: %s", tsvc_strerror(rc), err);
+  assert_string_equal(tsvc_manager_runtime_name(f->m), "docker");
+}
+
+static tsvc_status_t status_of(fx_t *f, const char *name) {
+  tsvc_status_t st;
+  int rc = tsvc_manager_get_status(f->m, name, &st);
+  if (rc) fail_msg("get_status(%s): %s", name, tsvc_strerror(rc));
+  return st;
+}
+
+static tsvc_state_t state_of(fx_t *f, const char *name) {
+  tsvc_status_t st = status_of(f, name);
+  tsvc_state_t s = st.state;
+  tsvc_status_clear(&st);
+  return s;
+}
+
+/* Wait until name is in state want; fail after ms with the status. */
+static void wait_state(fx_t *f, const char *name, tsvc_state_t want, int ms) {
+  int64_t end = wall_ms() + ms;
+  for (;;) {
+    tsvc_status_t st = status_of(f, name);
+    bool ok = st.state == want;
+    if (ok || wall_ms() > end) {
+      if (!ok)
+        fail_msg("%s: still %s after %d ms, not %s (last error: %s)", name,
+                 tsvc_state_name(st.state), ms, tsvc_state_name(want), st.last_error);
+      tsvc_status_clear(&st);
+      return;
+    }
+    tsvc_status_clear(&st);
+    sleep_ms(50);
+  }
+}
+
+static void wait_healthy(fx_t *f, const char *name, int ms) {
+  wait_state(f, name, TSVC_STATE_HEALTHY, ms);
+}
+
+/* ---- log lines ------------------------------------------------------------------ */
+
+/* The next line of log at or after *pos that is about service svc and
+   contains every needle (NULL-terminated list); its start, or NULL. *pos
+   moves past it. */
+static const char *next_line_v(const char *log, const char **pos, const char *svc,
+                               const char *const *needles) {
+  char key[80];
+  snprintf(key, sizeof key, " service=%s ", svc);
+  const char *p = pos && *pos ? *pos : log;
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    size_t n = nl ? (size_t)(nl - p) : strlen(p);
+    char *line = tsvc_strndup(p, n);
+    assert_non_null(line);
+    bool ok = strstr(line, key) != NULL;
+    for (size_t i = 0; ok && needles[i]; i++) ok = strstr(line, needles[i]) != NULL;
+    free(line);
+    const char *start = p;
+    p = nl ? nl + 1 : p + n;
+    if (ok) {
+      if (pos) *pos = p;
+      return start;
+    }
+  }
+  if (pos) *pos = p;
+  return NULL;
+}
+
+#define NEXT_LINE(log, pos, svc, ...) \
+  next_line_v((log), (pos), (svc), (const char *const[]){__VA_ARGS__, NULL})
+
+static int count_lines_v(const char *log, const char *svc, const char *const *needles) {
+  int n = 0;
+  const char *pos = log;
+  while (next_line_v(log, &pos, svc, needles)) n++;
+  return n;
+}
+
+#define COUNT_LINES(log, svc, ...) \
+  count_lines_v((log), (svc), (const char *const[]){__VA_ARGS__, NULL})
+
+#define ASSERT_LINE(log, svc, ...)                                                \
+  do {                                                                            \
+    if (!NEXT_LINE((log), NULL, (svc), __VA_ARGS__))                              \
+      fail_msg("no log line for %s with %s", (svc), #__VA_ARGS__);                \
+  } while (0)
+
+/* Restart lines of svc in log before the line at end. */
+static int count_lines_before(const char *log, const char *end, const char *svc) {
+  int n = 0;
+  const char *pos = log;
+  const char *l;
+  while ((l = NEXT_LINE(log, &pos, svc, "action=restart ")) && l < end) n++;
+  return n;
+}
+
+/* The wall-clock ms of a line's ts= field. */
+static int64_t line_ms(const char *line) {
+  const char *t = strstr(line, "ts=");
+  assert_non_null(t);
+  struct tm tm = {0};
+  int ms = 0;
+  assert_int_equal(sscanf(t + 3, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                          &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms),
+                   7);
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* ---- docker from outside ---------------------------------------------------------- */
+
+static void docker_field(char *out, size_t len, const char *container, const char *fmt) {
+  int rc = sh_out(out, len, "docker inspect -f '%s' %s", fmt, container);
+  if (rc) fail_msg("docker inspect %s: %s", container, out);
+}
+
+static bool container_running(const char *container) {
+  char out[64];
+  docker_field(out, sizeof out, container, "{{.State.Running}}");
+  return strcmp(out, "true") == 0;
+}
+
+static void psql(const char *container, const char *sql, char *out, size_t len) {
+  int rc = 1;
+  /* Right after a (re)start the server may still be recovering. */
+  for (int i = 0; i < 50 && rc; i++) {
+    rc = sh_out(out, len, "docker exec %s psql -U tanuki -d tanuki_dev -v ON_ERROR_STOP=1 -tAc \"%s\"",
+                container, sql);
+    if (rc) sleep_ms(200);
+  }
+  if (rc) fail_msg("psql %s: %s", sql, out);
+}
+
+static bool volume_exists(const char *v) { return sh("docker volume inspect %s", v) == 0; }
+
+static void cname(fx_t *f, const char *svc, char *out, size_t len) {
+  snprintf(out, len, "%s%s", f->prefix, svc);
+}
+
+/* ---- 1. start postgres and redis; status; idempotent; adopted; volumes kept ------- */
+
+static void s1_start_status_adopt(void **state) {
+  need_docker();
+  fx_t *f = *state;
+  const char *pgv = vol(f, "pgdata"), *rv = vol(f, "redisdata");
+  char *pg = pg_service("postgres", pgv), *rd = redis_service("redis", rv, NULL);
+  char *svcs = tsvc_asprintf("%s%s", pg, rd);
+  write_config(f, svcs);
+  free(pg);
+  free(rd);
+  free(svcs);
+  new_manager(f);
+  int64_t t0 = wall_ms();
+  start_all(f);
+  wait_healthy(f, "postgres", 60000);
+  wait_healthy(f, "redis", 30000);
+  print_message("postgres and redis healthy %lld ms after start_services\n",
+                (long long)(wall_ms() - t0));
+
+  const char *names[] = {"postgres", "redis"};
+  char ids[2][80];
+  char started[2][80];
+  for (int i = 0; i < 2; i++) {
+    char want[160], out[256];
+    cname(f, names[i], want, sizeof want);
+    tsvc_status_t st = status_of(f, names[i]);
+    assert_int_equal(st.state, TSVC_STATE_HEALTHY);
+    assert_true(st.healthy);
+    assert_true(st.running);
+    assert_true(st.enabled);
+    assert_string_equal(st.name, names[i]);
+    assert_string_equal(st.probe, names[i]); /* pg_isready / redis-cli ping: native */
+    assert_string_equal(st.container_name, want);
+    assert_int_equal(strlen(st.container_id), 64);
+    docker_field(out, sizeof out, want, "{{.Id}}");
+    assert_string_equal(st.container_id, out);
+    docker_field(out, sizeof out, want, "{{.State.Pid}}");
+    assert_int_equal(st.pid, atoi(out));
+    docker_field(out, sizeof out, want, "{{index .Config.Labels \"tanuki.service\"}}");
+    assert_string_equal(out, names[i]);
+    assert_true(st.checks_total > 0);
+    assert_true(st.checks_by_result[TSVC_RESULT_OK] > 0);
+    assert_int_equal(st.restarts_total, 0);
+    assert_int_equal(st.consecutive_failures, 0);
+    assert_true(st.last_healthy_ms > 0 && st.last_check_ms > 0);
+    assert_true(st.nhistory > 0);
+    assert_int_equal(st.history[st.nhistory - 1].result, TSVC_RESULT_OK);
+    tsvc_strlcpy(ids[i], st.container_id, sizeof ids[i]);
+    docker_field(started[i], sizeof started[i], want, "{{.State.StartedAt}}");
+    tsvc_status_clear(&st);
+  }
+  tsvc_status_list_t all;
+  assert_int_equal(tsvc_manager_get_all_status(f->m, &all), 0);
+  assert_int_equal(all.n, 2);
+  tsvc_status_list_free(&all);
+  assert_true(tsvc_manager_is_healthy(f->m, "postgres"));
+  assert_true(tsvc_manager_is_healthy(f->m, "redis"));
+
+  char *log = log_text(f);
+  for (int i = 0; i < 2; i++) {
+    const char *pos = log;
+    if (!NEXT_LINE(log, &pos, names[i], "action=start") ||
+        !NEXT_LINE(log, &pos, names[i], "state=starting", "prev=restarting") ||
+        !NEXT_LINE(log, &pos, names[i], "state=healthy", "prev=starting"))
+      fail_msg("%s: no start -> starting -> healthy lines in order", names[i]);
+    assert_int_equal(COUNT_LINES(log, names[i], "action=restart"), 0);
+  }
+  /* The password never shows. */
+  assert_null(strstr(log, PG_PASSWORD));
+  free(log);
+
+  /* Starting again is a no-op. */
+  start_all(f);
+  assert_int_equal(state_of(f, "postgres"), TSVC_STATE_HEALTHY);
+
+  /* A second manager on the same config adopts the running containers: same
+     ids, not restarted. */
+  tsvc_manager_unsubscribe(f->m, f->sub);
+  tsvc_manager_free(f->m);
+  f->m = NULL;
+  f->log_mark = log_size();
+  new_manager(f);
+  start_all(f);
+  wait_healthy(f, "postgres", 30000);
+  wait_healthy(f, "redis", 30000);
+  for (int i = 0; i < 2; i++) {
+    char want[160], out[80];
+    cname(f, names[i], want, sizeof want);
+    tsvc_status_t st = status_of(f, names[i]);
+    assert_string_equal(st.container_id, ids[i]);
+    assert_int_equal(st.restarts_total, 0);
+    tsvc_status_clear(&st);
+    docker_field(out, sizeof out, want, "{{.State.StartedAt}}");
+    assert_string_equal(out, started[i]);
+  }
+  char n1[16];
+  sh_out(n1, sizeof n1, "docker ps -aq --filter 'name=^/%s' | wc -l", f->prefix);
+  assert_string_equal(n1, "2");
+
+  /* stop_services stops them and keeps every volume. */
+  char err[1024];
+  int rc = tsvc_manager_stop_services(f->m, err, sizeof err);
+  if (rc) fail_msg("stop_services: %s", err);
+  for (int i = 0; i < 2; i++) {
+    char c[160];
+    cname(f, names[i], c, sizeof c);
+    assert_false(container_running(c));
+  }
+  assert_true(volume_exists(pgv));
+  assert_true(volume_exists(rv));
+  f->passed = true;
+}
+
+/* ---- 2. the postmaster killed: unhealthy, restarted, healthy, data kept ------------ */
+
+static void s2_kill_postmaster(void **state) {
+  need_docker();
+  fx_t *f = *state;
+  char *pg = pg_service("postgres", vol(f, "pgdata"));
+  write_config(f, pg);
+  free(pg);
+  new_manager(f);
+  start_all(f);
+  wait_healthy(f, "postgres", 60000);
+  char c[160], out[512];
+  cname(f, "postgres", c, sizeof c);
+  psql(c, "CREATE TABLE kept(x int); INSERT INTO kept VALUES (42);", out, sizeof out);
+
+  tsvc_status_t st = status_of(f, "postgres");
+  int pid = st.pid;
+  char id[80];
+  tsvc_strlcpy(id, st.container_id, sizeof id);
+  tsvc_status_clear(&st);
+  /* The entrypoint execs postgres: the postmaster is the container's PID 1. */
+  assert_true(pid > 0);
+  char comm[64];
+  sh_out(comm, sizeof comm, "cat /proc/%d/comm", pid);
+  assert_string_equal(comm, "postgres");
+  int from = nchanges(f);
+  assert_int_equal(kill(pid, SIGKILL), 0);
+
+  wait_state(f, "postgres", TSVC_STATE_STARTING, 15000);
+  wait_healthy(f, "postgres", 30000);
+  int u = find_change(f, "postgres", TSVC_STATE_UNHEALTHY, from);
+  assert_true(u >= 0);
+  change_t ch = change_at(f, u);
+  assert_int_equal(ch.from, TSVC_STATE_HEALTHY);
+  assert_non_null(strstr(ch.reason, "container died (exit code 137)"));
+
+  st = status_of(f, "postgres");
+  assert_int_equal(st.restarts_total, 1);
+  assert_int_equal(st.restarts_in_window, 1);
+  assert_string_equal(st.container_id, id); /* restarted in place */
+  assert_true(st.pid > 0 && st.pid != pid);
+  tsvc_status_clear(&st);
+
+  char *log = log_text(f);
+  const char *pos = log;
+  if (!NEXT_LINE(log, &pos, "postgres", "level=warn", "state=unhealthy", "prev=healthy",
+                 "container died (exit code 137)") ||
+      !NEXT_LINE(log, &pos, "postgres", "level=warn", "action=restart", "restarts=1/5") ||
+      !NEXT_LINE(log, &pos, "postgres", "state=starting", "prev=restarting", "reason=restarted") ||
+      !NEXT_LINE(log, &pos, "postgres", "state=healthy", "prev=starting"))
+    fail_msg("no unhealthy -> restart -> starting -> healthy lines in order:\n%s", log);
+  assert_int_equal(COUNT_LINES(log, "postgres", "action=restart "), 1);
+  free(log);
+
+  /* The row written before is still there: the volume was kept. */
+  psql(c, "SELECT x FROM kept;", out, sizeof out);
+  assert_string_equal(out, "42");
+  f->passed = true;
+}
+
+/* ---- 3. the postmaster frozen: timeouts count to retries, restart, healthy --------- */
+
+static void s3_freeze_postmaster(void **state) {
+  need_docker();
+  fx_t *f = *state;
+  /* Checks time out after 500 ms; a frozen server is killed after 1 s. */
+  char *pg = pg_service_t("postgres", vol(f, "pgdata"), "500ms", "1s");
+  write_config(f, pg);
+  free(pg);
+  new_manager(f);
+  start_all(f);
+  wait_healthy(f, "postgres", 60000);
+  tsvc_status_t st = status_of(f, "postgres");
+  int pid = st.pid;
+  assert_int_equal(st.retries, 3);
+  tsvc_status_clear(&st);
+  assert_true(pid > 0);
+  int from = nchanges(f);
+  int64_t frozen_at = wall_ms();
+  assert_int_equal(kill(pid, SIGSTOP), 0);
+
+  /* The count goes up while the service is still healthy. */
+  int max_fails = 0;
+  int64_t end = wall_ms() + 20000;
+  for (;;) {
+    st = status_of(f, "postgres");
+    tsvc_state_t now = st.state;
+    if (now == TSVC_STATE_HEALTHY && st.consecutive_failures > max_fails)
+      max_fails = st.consecutive_failures;
+    tsvc_status_clear(&st);
+    if (now != TSVC_STATE_HEALTHY) break;
+    if (wall_ms() > end) fail_msg("still healthy 20 s after SIGSTOP");
+    sleep_ms(20);
+  }
+  print_message("unhealthy %lld ms after SIGSTOP; up to %d/3 failures seen while healthy\n",
+                (long long)(wall_ms() - frozen_at), max_fails);
+  assert_true(max_fails >= 2);
+  int u = find_change(f, "postgres", TSVC_STATE_UNHEALTHY, from);
+  assert_true(u >= 0);
+  change_t ch = change_at(f, u);
+  assert_int_equal(ch.from, TSVC_STATE_HEALTHY);
+  assert_int_equal(ch.failures, 3);
+  assert_int_equal(ch.retries, 3);
+  /* retries (3) checks of 500 ms each, 500 ms apart: about 3 s. */
+  assert_true(ch.time_ms - frozen_at >= 1500);
+
+  wait_healthy(f, "postgres", 30000);
+  st = status_of(f, "postgres");
+  assert_int_equal(st.restarts_total, 1);
+  assert_true(st.pid > 0 && st.pid != pid);
+  int timeouts = 0;
+  for (size_t i = 0; i < st.nhistory; i++)
+    if (st.history[i].result == TSVC_RESULT_TIMEOUT) {
+      timeouts++;
+      assert_true(st.history[i].end_ms - st.history[i].start_ms >= 450);
+    }
+  assert_true(timeouts >= 3);
+  assert_int_equal(st.checks_by_result[TSVC_RESULT_TIMEOUT], (uint64_t)timeouts);
+  assert_int_equal(st.history[st.nhistory - 1].result, TSVC_RESULT_OK);
+  tsvc_status_clear(&st);
+
+  char *log = log_text(f);
+  const char *pos = log;
+  if (!NEXT_LINE(log, &pos, "postgres", "state=unhealthy", "prev=healthy", "failures=3/3") ||
+      !NEXT_LINE(log, &pos, "postgres", "action=restart", "failures=3/3") ||
+      !NEXT_LINE(log, &pos, "postgres", "state=starting", "reason=restarted") ||
+      !NEXT_LINE(log, &pos, "postgres", "state=healthy"))
+    fail_msg("no unhealthy (3/3) -> restart -> starting -> healthy lines:\n%s", log);
+  free(log);
+  f->passed = true;
+}
+
+/* ---- 4. docker stop, then docker rm -f, from outside ----------------------------- */
+
+static void s4_stop_and_remove(void **state) {
+  need_docker();
+  fx_t *f = *state;
+  char *pg = pg_service("postgres", vol(f, "pgdata"));
+  write_config(f, pg);
+  free(pg);
+  new_manager(f);
+  start_all(f);
+  wait_healthy(f, "postgres", 60000);
+  char c[160], out[512];
+  cname(f, "postgres", c, sizeof c);
+  psql(c, "CREATE TABLE kept(x int); INSERT INTO kept VALUES (7);", out, sizeof out);
+  tsvc_status_t st = status_of(f, "postgres");
+  char id[80];
+  tsvc_strlcpy(id, st.container_id, sizeof id);
+  tsvc_status_clear(&st);
+
+  /* docker stop: found dead at once, restarted in place. */
+  int from = nchanges(f);
+  assert_int_equal(sh("docker stop -t 5 %s", c), 0);
+  wait_state(f, "postgres", TSVC_STATE_STARTING, 15000);
+  wait_healthy(f, "postgres", 30000);
+  int u = find_change(f, "postgres", TSVC_STATE_UNHEALTHY, from);
+  assert_true(u >= 0);
+  assert_non_null(strstr(change_at(f, u).reason, "container died (exit code 0)"));
+  st = status_of(f, "postgres");
+  assert_int_equal(st.restarts_total, 1);
+  assert_string_equal(st.container_id, id);
+  tsvc_status_clear(&st);
+  assert_true(container_running(c));
+
+  /* docker rm -f: the container is gone; a new one is made from config. */
+  from = nchanges(f);
+  size_t mark = log_size();
+  assert_int_equal(sh("docker rm -f %s", c), 0);
+  u = -1;
+  for (int i = 0; i < 300 && u < 0; i++) {
+    u = find_change(f, "postgres", TSVC_STATE_UNHEALTHY, from);
+    if (u < 0) sleep_ms(20);
+  }
+  assert_true(u >= 0);
+  int64_t t = wall_ms() + 60000;
+  for (;;) {
+    st = status_of(f, "postgres");
+    bool done = st.state == TSVC_STATE_HEALTHY && strcmp(st.container_id, id) != 0 &&
+                st.container_id[0];
+    tsvc_status_clear(&st);
+    if (done) break;
+    if (wall_ms() > t) fail_msg("postgres not healthy in a new container within 60 s");
+    sleep_ms(50);
+  }
+  st = status_of(f, "postgres");
+  assert_true(st.restarts_total >= 2);
+  assert_true(st.running);
+  char newid[80];
+  docker_field(newid, sizeof newid, c, "{{.Id}}");
+  assert_string_equal(st.container_id, newid);
+  assert_string_not_equal(newid, id);
+  print_message("after docker rm -f: %llu restarts in all, new container %.12s\n",
+                (unsigned long long)st.restarts_total, newid);
+  tsvc_status_clear(&st);
+  docker_field(out, sizeof out, c, "{{index .Config.Labels \"tanuki.service\"}}");
+  assert_string_equal(out, "postgres");
+
+  char *log = log_text(f);
+  const char *after = log + (mark - f->log_mark);
+  const char *pos = after;
+  if (!NEXT_LINE(log, &pos, "postgres", "state=unhealthy", "container died") ||
+      !NEXT_LINE(log, &pos, "postgres", "action=restart") ||
+      !NEXT_LINE(log, &pos, "postgres", "state=healthy"))
+    fail_msg("no unhealthy -> restart -> healthy lines after docker rm -f:\n%s", after);
+  int failed = COUNT_LINES(after, "postgres", "action=restart_failed");
+  print_message("restarts that failed after docker rm -f: %d\n", failed);
+  if (failed) {
+    /* Retried on the backoff schedule, with the daemon's words logged. */
+    ASSERT_LINE(after, "postgres", "level=error", "action=restart_failed");
+    ASSERT_LINE(after, "postgres", "action=restart_scheduled");
+  }
+  free(log);
+
+  /* The volume outlived the container. */
+  psql(c, "SELECT x FROM kept;", out, sizeof out);
+  assert_string_equal(out, "7");
+  f->passed = true;
+}
+
+/* ---- 5. never healthy: growing backoff, failed, give_up, no more restarts --------- */
+
+static void s5_never_healthy(void **state) {
+  need_docker();
+  fx_t *f = *state;
+  /* redis on port 7777 while the probe asks 6379: refused, always. */
+  char *svc = tsvc_asprintf("  never:\n"
+                            "    image: " REDIS_IMAGE "\n"
+                            "    command: [\"redis-server\", \"--port\", \"7777\"]\n"
+                            "    volumes: [\"%s:/data\"]\n"
+                            "    healthcheck:\n"
+                            "      command: [\"redis-cli\", \"ping\"]\n"
+                            "      interval: 300ms\n"
+                            "      timeout: 500ms\n"
+                            "      retries: 2\n"
+                            "      start_period: 600ms\n"
+                            "      start_interval: 300ms\n"
+                            "    restart:\n"
+                            "      max_restarts: 4\n"
+                            "      window: 10m\n"
+                            "      backoff: 500ms\n"
+                            "      max_backoff: 5s\n"
+                            "      cooldown: 0s\n"
+                            "      stop_timeout: 1s\n",
+                            vol(f, "data"));
+  write_config(f, svc);
+  free(svc);
+  new_manager(f);
+  start_all(f);
+  wait_state(f, "never", TSVC_STATE_FAILED, 60000);
+  tsvc_status_t st = status_of(f, "never");
+  assert_int_equal(st.restarts_total, 4);
+  assert_int_equal(st.restarts_in_window, 4);
+  assert_int_equal(st.max_restarts, 4);
+  assert_string_equal(st.probe, "redis");
+  assert_true(st.checks_by_result[TSVC_RESULT_REFUSED] > 0);
+  tsvc_status_clear(&st);
+
+  char *log = log_text(f);
+  /* Each restart comes later after its unhealthy line: 0, 500ms, 1s, 2s. */
+  int64_t restart_at[4], delay[4];
+  const char *pos = log;
+  for (int i = 0; i < 4; i++) {
+    const char *un = NEXT_LINE(log, &pos, "never", "state=unhealthy");
+    if (!un) fail_msg("restart %d: no unhealthy line before it:\n%s", i + 1, log);
+    if (i > 0) {
+      const char *sched = NEXT_LINE(log, &pos, "never", "action=restart_scheduled");
+      if (!sched) fail_msg("restart %d: not scheduled:\n%s", i + 1, log);
+    }
+    char want[32];
+    snprintf(want, sizeof want, "restarts=%d/4", i + 1);
+    const char *re = NEXT_LINE(log, &pos, "never", "level=warn", "action=restart ", want);
+    if (!re) fail_msg("restart %d: no restart line:\n%s", i + 1, log);
+    restart_at[i] = line_ms(re);
+    delay[i] = restart_at[i] - line_ms(un);
+  }
+  print_message("unhealthy -> restart: %lld, %lld, %lld, %lld ms; between restarts: %lld, "
+                "%lld, %lld ms\n",
+                (long long)delay[0], (long long)delay[1], (long long)delay[2],
+                (long long)delay[3], (long long)(restart_at[1] - restart_at[0]),
+                (long long)(restart_at[2] - restart_at[1]),
+                (long long)(restart_at[3] - restart_at[2]));
+  assert_true(delay[0] < 300);
+  assert_true(delay[1] >= 450 && delay[1] < 1500);
+  assert_true(delay[2] >= 950 && delay[2] < 2500);
+  assert_true(delay[3] >= 1950 && delay[3] < 3500);
+  /* The gaps between restarts grow with the backoff. */
+  assert_true(restart_at[2] - restart_at[1] > restart_at[1] - restart_at[0]);
+  assert_true(restart_at[3] - restart_at[2] > restart_at[2] - restart_at[1]);
+  /* Then failed, with a warning, and no fifth restart. */
+  const char *fl = NEXT_LINE(log, &pos, "never", "level=warn", "state=failed");
+  if (!fl) fail_msg("no failed line after the 4th restart:\n%s", log);
+  ASSERT_LINE(log, "never", "level=warn", "action=give_up", "restarts=4/4", "retry_after=never");
+  assert_int_equal(COUNT_LINES(log, "never", "action=restart "), 4);
+  free(log);
+
+  /* A while later: still failed, still 4 restarts, still checked. */
+  st = status_of(f, "never");
+  uint64_t checks = st.checks_total;
+  tsvc_status_clear(&st);
+  for (int i = 0; i < 40; i++) {
+    sleep_ms(100);
+    assert_int_equal(state_of(f, "never"), TSVC_STATE_FAILED);
+  }
+  st = status_of(f, "never");
+  assert_int_equal(st.restarts_total, 4);
+  assert_true(st.checks_total > checks);
+  tsvc_status_clear(&st);
+  log = log_text(f);
+  assert_int_equal(COUNT_LINES(log, "never", "action=restart "), 4);
+  assert_int_equal(COUNT_LINES(log, "never", "action=give_up"), 1);
+  free(log);
+  f->passed = true;
+}
+
+/* ---- 6. a slow starter inside its start_period: never restarted ------------------- */
+
+static void s6_slow_starter(void **state) {
+  need_docker();
+  fx_t *f = *state;
+  char *svc = tsvc_asprintf(
+      "  slow:\n"
+      "    image: " REDIS_IMAGE "\n"
+      "    command: [\"sh\", \"-c\", \"sleep 10; exec redis-server --protected-mode no\"]\n"
+      "    volumes: [\"%s:/data\"]\n"
+      "    healthcheck:\n"
+      "      probe: redis\n"
+      "      interval: 1s\n"
+      "      timeout: 500ms\n"
+      "      retries: 2\n"
+      "      start_period: 30s\n"
+      "      start_interval: 500ms\n"
+      "    restart:\n"
+      "      backoff: 500ms\n",
+      vol(f, "data"));
+  write_config(f, svc);
+  free(svc);
+  new_manager(f);
+  int64_t t0 = wall_ms();
+  start_all(f);
+  /* Failing checks inside the grace period: recorded, not counted. */
+  sleep_ms(4000);
+  tsvc_status_t st = status_of(f, "slow");
+  assert_int_equal(st.state, TSVC_STATE_STARTING);
+  assert_int_equal(st.consecutive_failures, 0);
+  assert_true(st.failures_total > 0); /* counted in the totals only */
+  assert_true(st.nhistory >= 3);
+  assert_int_not_equal(st.history[st.nhistory - 1].result, TSVC_RESULT_OK);
+  tsvc_status_clear(&st);
+  wait_healthy(f, "slow", 25000);
+  int64_t took = wall_ms() - t0;
+  print_message("slow starter healthy after %lld ms\n", (long long)took);
+  assert_true(took >= 9000);
+  st = status_of(f, "slow");
+  assert_int_equal(st.restarts_total, 0);
+  assert_int_equal(st.restarts_in_window, 0);
+  tsvc_status_clear(&st);
+  char *log = log_text(f);
+  assert_int_equal(COUNT_LINES(log, "slow", "action=restart"), 0);
+  assert_int_equal(COUNT_LINES(log, "slow", "state=unhealthy"), 0);
+  ASSERT_LINE(log, "slow", "state=healthy", "prev=starting", "first successful check");
+  free(log);
+  assert_int_equal(find_change(f, "slow", TSVC_STATE_UNHEALTHY, 0), -1);
+  f->passed = true;
+}
+
+/* ---- 7. stopped by a person: stays stopped ------------------------------------------ */
+
+static void s7_user_stop(void **state) {
+  need_docker();
+  fx_t *f = *state;
+  char *rd = redis_service("redis", vol(f, "data"), NULL);
+  write_config(f, rd);
+  free(rd);
+  new_manager(f);
+  start_all(f);
+  wait_healthy(f, "redis", 30000);
+  char c[160], err[1024];
+  cname(f, "redis", c, sizeof c);
+  int rc = tsvc_manager_stop(f->m, "redis", err, sizeof err);
+  if (rc) fail_msg("stop: %s", err);
+  assert_int_equal(state_of(f, "redis"), TSVC_STATE_STOPPED);
+  assert_false(container_running(c));
+  tsvc_status_t st = status_of(f, "redis");
+  assert_false(st.running);
+  assert_false(st.healthy);
+  uint64_t checks = st.checks_total;
+  tsvc_status_clear(&st);
+  /* Stopping again is fine. */
+  assert_int_equal(tsvc_manager_stop(f->m, "redis", err, sizeof err), 0);
+  for (int i = 0; i < 30; i++) {
+    sleep_ms(100);
+    assert_int_equal(state_of(f, "redis"), TSVC_STATE_STOPPED);
+  }
+  assert_false(container_running(c));
+  st = status_of(f, "redis");
+  assert_int_equal(st.restarts_total, 0);
+  assert_int_equal(st.checks_total, checks); /* not even checked */
+  tsvc_status_clear(&st);
+  assert_false(tsvc_manager_is_healthy(f->m, "redis"));
+  char *log = log_text(f);
+  ASSERT_LINE(log, "redis", "state=stopped", "prev=healthy", "stop requested");
+  ASSERT_LINE(log, "redis", "action=stop");
+  assert_int_equal(COUNT_LINES(log, "redis", "action=restart"), 0);
+  assert_int_equal(COUNT_LINES(log, "redis", "state=unhealthy"), 0);
+  free(log);
+
+  /* A person's start brings it back. */
+  rc = tsvc_manager_start(f->m, "redis", err, sizeof err);
+  if (rc) fail_msg("start: %s", err);
+  wait_healthy(f, "redis", 30000);
+  assert_true(container_running(c));
+  f->passed = true;
+}
+
+/* ---- 9. no such image, a port taken: clear errors, the others unaffected ----------- */
+
+static int hold_port(int *port) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  assert_true(s >= 0);
+  assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(s, 4), 0);
+  assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+  *port = ntohs(a.sin_port);
+  return s;
+}
+
+static void s9_bad_image_port_taken(void **state) {
+  need_docker();
+  fx_t *f = *state;
+  int port;
+  f->listen_fd = hold_port(&port);
+  char *ok = redis_service("ok", vol(f, "okdata"), NULL);
+  char *taken_extra = tsvc_asprintf("    port: %d\n", port);
+  char *taken = redis_service("taken", vol(f, "takendata"), taken_extra);
+  char *svcs = tsvc_asprintf("  ghost:\n"
+                             "    image: " NO_IMAGE "\n"
+                             "    healthcheck: {probe: running, interval: 500ms}\n"
+                             "%s%s",
+                             taken, ok);
+  write_config(f, svcs);
+  free(ok);
+  free(taken_extra);
+  free(taken);
+  free(svcs);
+  new_manager(f);
+  char err[4096];
+  int rc = tsvc_manager_start_services(f->m, err, sizeof err);
+  print_message("start_services: %s\n%s\n", tsvc_strerror(rc), err);
+  assert_int_equal(rc, TSVC_ERUNTIME);
+  assert_non_null(strstr(err, "ghost: No such image: " NO_IMAGE));
+  assert_non_null(strstr(err, "does not pull images"));
+  char portstr[32];
+  snprintf(portstr, sizeof portstr, "127.0.0.1:%d", port);
+  const char *tl = strstr(err, "taken: ");
+  assert_non_null(tl);
+  assert_true(strstr(tl, "address already in use") || strstr(tl, "port is already allocated"));
+  assert_non_null(strstr(tl, portstr));
+  assert_null(strstr(err, "ok: "));
+
+  wait_healthy(f, "ok", 30000);
+  const char *bad[] = {"ghost", "taken"};
+  for (int i = 0; i < 2; i++) {
+    tsvc_status_t st = status_of(f, bad[i]);
+    assert_int_equal(st.state, TSVC_STATE_STOPPED);
+    assert_false(st.running);
+    assert_int_equal(st.restarts_total, 0);
+    assert_true(st.last_error[0]);
+    tsvc_status_clear(&st);
+  }
+  tsvc_status_t st = status_of(f, "ghost");
+  assert_non_null(strstr(st.last_error, "No such image"));
+  tsvc_status_clear(&st);
+
+  char *log = log_text(f);
+  ASSERT_LINE(log, "ghost", "state=stopped", "No such image: " NO_IMAGE);
+  ASSERT_LINE(log, "ghost", "level=error", "action=start_failed", "No such image");
+  ASSERT_LINE(log, "taken", "level=error", "action=start_failed", portstr);
+  assert_int_equal(COUNT_LINES(log, "ghost", "action=restart"), 0);
+  ASSERT_LINE(log, "taken", "state=stopped", portstr);
+  assert_true(NEXT_LINE(log, NULL, "taken", "address already in use") ||
+              NEXT_LINE(log, NULL, "taken", "port is already allocated"));
+  ASSERT_LINE(log, "ok", "state=healthy");
+  assert_int_equal(COUNT_LINES(log, "ok", "state=unhealthy"), 0);
+  free(log);
+
+  /* Nothing retries them behind our back. */
+  sleep_ms(1500);
+  assert_int_equal(state_of(f, "ghost"), TSVC_STATE_STOPPED);
+  assert_int_equal(state_of(f, "taken"), TSVC_STATE_STOPPED);
+  assert_int_equal(state_of(f, "ok"), TSVC_STATE_HEALTHY);
+  f->passed = true;
+}
+
+/* ---- 10. a container of our name without our label is never touched ---------------- */
+
+static void s10_foreign_container(void **state) {
+  need_docker();
+  fx_t *f = *state;
+  char c[160], before[512], after[512];
+  cname(f, "redis", c, sizeof c);
+  /* No anonymous volume: the image's /data is a named one of ours. */
+  char out[512];
+  const char *fv = vol(f, "foreign");
+  int rc = sh_out(out, sizeof out, "docker create --name %s -v %s:/data " REDIS_IMAGE, c, fv);
+  if (rc) fail_msg("docker create: %s", out);
+  const char *fmt = "{{.Id}} {{.Created}} {{.State.Status}} {{.RestartCount}} {{json .Config.Labels}}";
+  docker_field(before, sizeof before, c, fmt);
+
+  char *rd = redis_service("redis", vol(f, "data"), NULL);
+  /* The bystander is checked by an exec probe inside its container. */
+  char *ok = tsvc_asprintf("  other:\n"
+                           "    image: " REDIS_IMAGE "\n"
+                           "    volumes: [\"%s:/data\"]\n"
+                           "    healthcheck:\n"
+                           "      command: [\"redis-cli\", \"-e\", \"get\", \"x\"]\n"
+                           "      interval: 500ms\n"
+                           "      start_interval: 300ms\n",
+                           vol(f, "otherdata"));
+  char *svcs = tsvc_asprintf("%s%s", rd, ok);
+  write_config(f, svcs);
+  free(rd);
+  free(ok);
+  free(svcs);
+  new_manager(f);
+  char err[4096];
+  rc = tsvc_manager_start_services(f->m, err, sizeof err);
+  print_message("start_services: %s\n%s\n", tsvc_strerror(rc), err);
+  assert_int_equal(rc, TSVC_ERUNTIME);
+  assert_non_null(strstr(err, "redis: a container named "));
+  assert_non_null(strstr(err, c));
+  assert_non_null(strstr(err, "was not made by tanuki-svc"));
+  wait_healthy(f, "other", 30000);
+  tsvc_status_t st = status_of(f, "other");
+  assert_string_equal(st.probe, "exec");
+  assert_int_equal(st.history[st.nhistory - 1].result, TSVC_RESULT_OK);
+  assert_int_equal(st.history[st.nhistory - 1].exit_code, 0);
+  tsvc_status_clear(&st);
+  assert_int_equal(state_of(f, "redis"), TSVC_STATE_STOPPED);
+  /* A person's start and restart refuse it too. */
+  rc = tsvc_manager_start(f->m, "redis", err, sizeof err);
+  assert_int_equal(rc, TSVC_EEXIST);
+  assert_non_null(strstr(err, "was not made by tanuki-svc"));
+  rc = tsvc_manager_restart(f->m, "redis", err, sizeof err);
+  assert_int_not_equal(rc, 0);
+  sleep_ms(1000);
+  char *log = log_text(f);
+  ASSERT_LINE(log, "redis", "state=stopped", "was not made by tanuki-svc");
+  free(log);
+  docker_field(after, sizeof after, c, fmt);
+  assert_string_equal(after, before);
+  /* stop_services leaves it alone as well. */
+  rc = tsvc_manager_stop_services(f->m, err, sizeof err);
+  print_message("stop_services: %s %s\n", tsvc_strerror(rc), err);
+  docker_field(after, sizeof after, c, fmt);
+  assert_string_equal(after, before);
+  f->passed = true;
+}
+
+/* ---- 8. the docker daemon restarted while monitoring ------------------------------ */
+
+static void s8_daemon_restart(void **state) {
+  need_docker();
+  fx_t *f = *state;
+  f->daemon_restart = true;
+  char *pg = pg_service("postgres", vol(f, "pgdata"));
+  char *rd = redis_service("redis", vol(f, "redisdata"), NULL);
+  char *svcs = tsvc_asprintf("%s%s", pg, rd);
+  write_config(f, svcs);
+  free(pg);
+  free(rd);
+  free(svcs);
+  new_manager(f);
+  start_all(f);
+  wait_healthy(f, "postgres", 60000);
+  wait_healthy(f, "redis", 30000);
+  const char *names[] = {"postgres", "redis"};
+
+  char pidtext[32];
+  assert_int_equal(sh_out(pidtext, sizeof pidtext, "cat /var/run/docker.pid"), 0);
+  int dpid = atoi(pidtext);
+  assert_true(dpid > 1);
+  assert_int_equal(kill(dpid, 0), 0);
+  int from = nchanges(f);
+  size_t mark = log_size();
+  int64_t t0 = wall_ms();
+  assert_int_equal(kill(dpid, SIGTERM), 0);
+  /* Unknown for each service while the daemon is away. */
+  for (int i = 0; i < 2; i++) wait_state(f, names[i], TSVC_STATE_UNKNOWN, 30000);
+  int64_t end = wall_ms() + 60000;
+  while (kill(dpid, 0) == 0) {
+    if (wall_ms() > end) fail_msg("dockerd (pid %d) still runs 60 s after SIGTERM", dpid);
+    sleep_ms(100);
+  }
+  print_message("dockerd exited %lld ms after SIGTERM\n", (long long)(wall_ms() - t0));
+  for (int i = 0; i < 2; i++) {
+    tsvc_status_t st = status_of(f, names[i]);
+    assert_int_equal(st.state, TSVC_STATE_UNKNOWN);
+    assert_false(st.healthy);
+    tsvc_status_clear(&st);
+    assert_false(tsvc_manager_is_healthy(f->m, names[i]));
+  }
+  /* Nothing to act on meanwhile: a person's restart is refused. */
+  char err[1024];
+  assert_int_equal(tsvc_manager_restart(f->m, "redis", err, sizeof err), TSVC_EUNREACH);
+  sleep_ms(1500);
+  for (int i = 0; i < 2; i++) assert_int_equal(state_of(f, names[i]), TSVC_STATE_UNKNOWN);
+
+  const char *src = getenv("TSVC_SOURCE_DIR");
+  char out[4096];
+  int64_t t1 = wall_ms();
+  int rc = sh_out(out, sizeof out, "'%s/scripts/docker-up.sh'", src ? src : ".");
+  if (rc) fail_msg("docker-up.sh: %s", out);
+  print_message("dockerd back after %lld ms\n", (long long)(wall_ms() - t1));
+  /* dockerd stopped the containers on its way down (no live-restore):
+     found not running once it is back, restarted, healthy. */
+  for (int i = 0; i < 2; i++) {
+    char c[160];
+    cname(f, names[i], c, sizeof c);
+    int64_t deadline = wall_ms() + 90000;
+    while (!(state_of(f, names[i]) == TSVC_STATE_HEALTHY && container_running(c))) {
+      if (wall_ms() > deadline) fail_msg("%s: not healthy and running 90 s after the daemon", c);
+      sleep_ms(100);
+    }
+  }
+  print_message("both healthy and running again %lld ms after the daemon answered\n",
+                (long long)(wall_ms() - t1));
+
+  char *log = log_text(f);
+  const char *after = log + (mark - f->log_mark);
+  for (int i = 0; i < 2; i++) {
+    const char *s = names[i];
+    int u = find_change(f, s, TSVC_STATE_UNKNOWN, from);
+    assert_true(u >= 0);
+    change_t ch = change_at(f, u);
+    /* dockerd stops the containers before it stops answering on the
+       connections already open: the die events may come first (unhealthy,
+       a restart tried and refused by the daemon going down), then unknown. */
+    assert_int_not_equal(ch.from, TSVC_STATE_UNKNOWN);
+    assert_non_null(strstr(ch.reason, "docker daemon unreachable"));
+    /* The way out of unknown, after it. */
+    int back = -1;
+    for (int k = u + 1; k < nchanges(f) && back < 0; k++) {
+      change_t x = change_at(f, k);
+      if (strcmp(x.service, s) == 0 && x.from == TSVC_STATE_UNKNOWN) back = k;
+    }
+    assert_true(back > u);
+    assert_true(change_at(f, back).time_ms >= t1);
+    /* The log: unknown, then no restart until the daemon is back. */
+    const char *pos = after;
+    const char *ul = NEXT_LINE(log, &pos, s, "level=warn", "state=unknown");
+    if (!ul) fail_msg("%s: no unknown line:\n%s", s, after);
+    const char *bl = NEXT_LINE(log, &pos, s, "prev=unknown", "runtime reachable again");
+    if (!bl) fail_msg("%s: no line leaving unknown:\n%s", s, after);
+    /* No restart sent while unknown (a restart_failed line right after
+       the unknown one is the answer to an attempt made before). */
+    const char *p2 = ul;
+    const char *re = NEXT_LINE(log, &p2, s, "action=restart ");
+    assert_true(re != NULL && re > bl);
+    assert_true(line_ms(bl) >= t1 - 1000);
+    print_message("%s: %d restart attempts before unknown (daemon stopping), %d after\n", s,
+                  count_lines_before(after, ul, s), COUNT_LINES(bl, s, "action=restart "));
+    tsvc_status_t st = status_of(f, s);
+    assert_true(st.running);
+    assert_true(st.restarts_total >= 1);
+    assert_true(st.restarts_total <= 3); /* not a restart storm */
+    tsvc_status_clear(&st);
+  }
+  free(log);
+  f->passed = true;
+}
+
+/* ---- group ------------------------------------------------------------------------ */
+
+static int group_setup(void **state) {
+  (void)state;
+  snprintf(g_base, sizeof g_base, "tsvc-test-%d-", (int)getpid());
+  snprintf(g_net, sizeof g_net, "%snet", g_base);
+  g_logf = open_memstream(&g_logbuf, &g_loglen);
+  if (!g_logf) return -1;
+  tsvc_log_setup(g_logf, TSVC_LOG_INFO, false);
+  char out[1024];
+  if (sh_out(out, sizeof out, "command -v docker") != 0) {
+    snprintf(g_why, sizeof g_why, "the docker CLI is not installed");
+  } else if (!daemon_answers()) {
+    snprintf(g_why, sizeof g_why, "no Docker engine answers on /var/run/docker.sock");
+  } else if (sh_out(out, sizeof out, "timeout 20 docker image inspect -f ok " PG_IMAGE
+                    " " REDIS_IMAGE) != 0) {
+    snprintf(g_why, sizeof g_why, "images missing: %.400s", out);
+  } else {
+    g_ok = true;
+  }
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  if (g_ok) {
+    restart_daemon_if_down();
+    sh("docker network rm %s", g_net);
+  }
+  tsvc_log_setup(stderr, TSVC_LOG_INFO, false);
+  fclose(g_logf);
+  free(g_logbuf);
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(s1_start_status_adopt, setup_s1, fx_teardown),
+      cmocka_unit_test_setup_teardown(s2_kill_postmaster, setup_s2, fx_teardown),
+      cmocka_unit_test_setup_teardown(s3_freeze_postmaster, setup_s3, fx_teardown),
+      cmocka_unit_test_setup_teardown(s4_stop_and_remove, setup_s4, fx_teardown),
+      cmocka_unit_test_setup_teardown(s5_never_healthy, setup_s5, fx_teardown),
+      cmocka_unit_test_setup_teardown(s6_slow_starter, setup_s6, fx_teardown),
+      cmocka_unit_test_setup_teardown(s7_user_stop, setup_s7, fx_teardown),
+      cmocka_unit_test_setup_teardown(s9_bad_image_port_taken, setup_s9, fx_teardown),
+      cmocka_unit_test_setup_teardown(s10_foreign_container, setup_s10, fx_teardown),
+      /* Last: it restarts the daemon. */
+      cmocka_unit_test_setup_teardown(s8_daemon_restart, setup_s8, fx_teardown),
+  };
+  /* TSVC_SCENARIOS="s2*" runs only the matching scenarios (by hand). */
+  const char *only = getenv("TSVC_SCENARIOS");
+  if (only && *only) cmocka_set_test_filter(only);
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
