@@ -115,40 +115,44 @@ int cmd_check(int argc, char **argv) {
   rc = check_by_monitor(path, name);
   if (rc >= 0) return rc;
 
-  tsvc_config_t *cfg = NULL;
-  tsvc_diag_t diag = {0};
-  rc = tsvc_config_load(path, &cfg, &diag);
-  for (size_t i = 0; i < diag.n; i++) fprintf(stderr, "%s\n", diag.lines[i]);
-  tsvc_diag_free(&diag);
-  if (rc) {
-    cli_err("cannot load %s", path);
-    return TSVC_EXIT_FAIL;
-  }
-  const tsvc_service_conf_t *svc = tsvc_config_service(cfg, name);
+  cli_project_t p;
+  rc = cli_project_load(path, &p);
+  if (rc) return rc;
+  const tsvc_service_conf_t *svc = tsvc_config_service(p.cfg, name);
   if (!svc) {
     cli_err("no service '%s' in %s", name, path);
-    tsvc_config_free(cfg);
+    cli_project_free(&p);
     return TSVC_EXIT_FAIL;
   }
 
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+  /* Exec and running probes need the service's runtime: inside its
+     container under docker (the request's `docker exec`); native probes
+     reach the published port on 127.0.0.1 without one. */
   tsvc_probe_spec_t spec;
   char host[256];
   tsvc_check_prepare(svc, NULL, &spec, host, sizeof host);
+  cli_direct_t d;
+  bool have_rt = false;
+  if (spec.kind == TSVC_PROBE_EXEC || spec.kind == TSVC_PROBE_RUNNING)
+    have_rt = cli_direct_open(&p, &d, true) == 0;
+  uv_loop_t own;
+  uv_loop_t *loop = have_rt ? &d.loop : &own;
+  if (!have_rt) uv_loop_init(&own);
   outcome_t o = {0};
-  rc = tsvc_check_start(&loop, NULL, svc, &spec, done_cb, &o, NULL);
+  rc = tsvc_check_start(loop, have_rt ? d.rt : NULL, svc, &spec, done_cb, &o, NULL);
   int exit_code;
   if (rc) {
     cli_err("%s: cannot run the %s probe here: %s", name, tsvc_probe_kind_name(spec.kind),
             rc == TSVC_EINVAL ? "it needs a runtime (docker or process)" : tsvc_strerror(rc));
     exit_code = TSVC_EXIT_UNREACH;
   } else {
-    uv_run(&loop, UV_RUN_DEFAULT);
+    while (!o.done && uv_run(loop, UV_RUN_ONCE)) {
+    }
     const char *kind = tsvc_probe_kind_name(spec.kind);
-    if (spec.kind == TSVC_PROBE_EXEC)
-      printf("%s: %s (%s probe, %.1f ms): %s\n", name, tsvc_result_name(o.res.result), kind,
-             (double)o.res.latency_us / 1000.0, o.res.message);
+    if (spec.kind == TSVC_PROBE_EXEC || spec.kind == TSVC_PROBE_RUNNING)
+      printf("%s: %s (%s probe%s, %.1f ms): %s\n", name, tsvc_result_name(o.res.result), kind,
+             have_rt ? " in the container" : " on this host", (double)o.res.latency_us / 1000.0,
+             o.res.message);
     else
       printf("%s: %s (%s probe %s:%d, %.1f ms): %s\n", name, tsvc_result_name(o.res.result),
              kind, spec.host ? spec.host : "?", spec.port, (double)o.res.latency_us / 1000.0,
@@ -160,8 +164,12 @@ int cmd_check(int argc, char **argv) {
                 : o.res.result == TSVC_RESULT_RUNTIME_ERROR ? TSVC_EXIT_UNREACH
                                                            : TSVC_EXIT_FAIL;
   }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
-  tsvc_config_free(cfg);
+  if (have_rt) {
+    cli_direct_close(&d);
+  } else {
+    uv_run(&own, UV_RUN_DEFAULT);
+    uv_loop_close(&own);
+  }
+  cli_project_free(&p);
   return exit_code;
 }
