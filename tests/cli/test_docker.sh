@@ -11,7 +11,9 @@ if ! docker image inspect tanuki/redis:7 >/dev/null 2>&1; then
 fi
 TAG="tsvc-apitest-$$"
 P=$(free_port)
-EXTRA_CLEANUP='docker rm -f "${TAG}-kv" >/dev/null 2>&1; docker network rm "$TAG" >/dev/null 2>&1'
+# A named volume for the image's VOLUME /data, so that no anonymous volume is
+# left behind by the containers this test makes (and recreates).
+EXTRA_CLEANUP='docker rm -f "${TAG}-kv" >/dev/null 2>&1; docker network rm "$TAG" >/dev/null 2>&1; docker volume rm "${TAG}-data" >/dev/null 2>&1'
 write_config() { # $1: FOO, $2: retries
   cat >tanuki.yaml <<YAML
 runtime: docker
@@ -22,6 +24,7 @@ services:
     port: $P
     command: [redis-server, --port, "$P", --save, ""]
     environment: {FOO: $1}
+    volumes: ["$TAG-data:/data"]
     healthcheck: {probe: redis, interval: 500ms, timeout: 1s, retries: $2, start_period: 30s, start_interval: 200ms}
     restart: {stop_timeout: 2s}
 YAML
