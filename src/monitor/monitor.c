@@ -552,9 +552,10 @@ static void prepare_spec(svc_t *s) {
   tsvc_check_prepare(s->conf, s->m->rt, &s->spec, s->host, sizeof s->host);
 }
 
+/* A jitter seed per service: its name, and the time, so that two monitors
+   of the same services do not jitter in step. */
 static uint64_t seed_of(const char *name) {
-  uint64_t x = UINT64_C(1469598103934665603) ^ (uint64_t)uv_hrtime();
-  for (const char *p = name; *p; p++) x = (x ^ (unsigned char)*p) * UINT64_C(1099511628211);
+  uint64_t x = hash_name(name) ^ (uint64_t)uv_hrtime();
   return x ? x : 1;
 }
 
