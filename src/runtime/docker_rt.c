@@ -25,6 +25,9 @@ typedef struct {
   bool reachable;            /* as the event stream last said */
   bool told_down;
   op_t *ops;                 /* every operation in flight */
+  json_t *inherit;           /* service -> ["volume:/dest", ...]: anonymous
+                                volumes of a container we removed to
+                                recreate it, handed to the new one */
 } drt_t;
 
 typedef enum { OP_START, OP_STOP, OP_RESTART, OP_INSPECT, OP_EXEC, OP_REMOVE } op_kind_t;
@@ -131,6 +134,47 @@ static const char **null_terminated(char *const *v, size_t n, bool *oom) {
   return out;
 }
 
+/* An anonymous volume's name: 64 hex digits (a named one is the user's). */
+static bool anonymous(const char *name) {
+  size_t n = 0;
+  for (; name[n]; n++)
+    if (!((name[n] >= '0' && name[n] <= '9') || (name[n] >= 'a' && name[n] <= 'f'))) return false;
+  return n == 64;
+}
+
+/* Does a configured volume ("name:/dest[:opts]") mount at dest? */
+static bool configured_at(const tsvc_service_conf_t *svc, const char *dest) {
+  size_t dl = strlen(dest);
+  for (size_t i = 0; i < svc->volumes.n; i++) {
+    const char *c = strchr(svc->volumes.v[i], ':');
+    if (c && strncmp(c + 1, dest, dl) == 0 && (c[1 + dl] == '\0' || c[1 + dl] == ':'))
+      return true;
+  }
+  return false;
+}
+
+/* Before removing a container to recreate it (a reload that changed its
+   image, environment, ...): remember its anonymous volumes (an image's
+   VOLUME with no volume of ours there), so that the new container mounts
+   the same ones and their data lives on, as `docker compose up` does. */
+static void remember_anonymous(drt_t *rt, const tsvc_service_conf_t *svc, const json_t *inspect) {
+  json_t *list = json_array();
+  size_t i;
+  json_t *m;
+  json_array_foreach(json_object_get(inspect, "Mounts"), i, m) {
+    const char *type = json_string_value(json_object_get(m, "Type"));
+    const char *name = json_string_value(json_object_get(m, "Name"));
+    const char *dest = json_string_value(json_object_get(m, "Destination"));
+    if (!type || strcmp(type, "volume") != 0 || !name || !dest || !anonymous(name)) continue;
+    if (configured_at(svc, dest)) continue;
+    char *spec = tsvc_asprintf("%s:%s", name, dest);
+    if (spec) json_array_append_new(list, json_string(spec));
+    free(spec);
+  }
+  if (json_array_size(list)) json_object_set_new(rt->inherit, svc->name, list);
+  else json_decref(list);
+}
+
 /* The container from config, as the request's DockerManager made it. */
 static void do_create(op_t *o) {
   const tsvc_service_conf_t *svc = o->svc;
@@ -144,7 +188,23 @@ static void do_create(op_t *o) {
   const char *aliases[] = {svc->name, NULL};
   bool oom = false;
   const char **cmd = null_terminated(svc->command.v, svc->command.n, &oom);
-  const char **volumes = null_terminated(svc->volumes.v, svc->volumes.n, &oom);
+  /* The configured volumes, then those inherited from the container this
+     one replaces. */
+  json_t *inh = json_object_get(rt->inherit, svc->name);
+  size_t ninh = json_array_size(inh);
+  const char **volumes = NULL;
+  if (svc->volumes.n + ninh) {
+    volumes = calloc(svc->volumes.n + ninh + 1, sizeof *volumes);
+    if (!volumes) oom = true;
+    size_t k = 0;
+    for (size_t i = 0; volumes && i < svc->volumes.n; i++) volumes[k++] = svc->volumes.v[i];
+    for (size_t i = 0; volumes && i < ninh; i++) {
+      const char *v = json_string_value(json_array_get(inh, i));
+      const char *dest = v ? strchr(v, ':') : NULL;
+      /* A volume of the new config at that place wins. */
+      if (dest && !configured_at(svc, dest + 1)) volumes[k++] = v;
+    }
+  }
   int rc = TSVC_ENOMEM;
   if (!env || !envs || !label_svc || !label_prj || oom) goto out;
   for (size_t i = 0; i < n; i++) {
@@ -163,6 +223,7 @@ static void do_create(op_t *o) {
       .port = svc->port,
   };
   rc = tsvc_docker_container_create(rt->d, &spec, after_create, o, &o->req);
+  if (!rc && inh) json_object_del(rt->inherit, svc->name); /* handed over */
 out:
   for (size_t i = 0; envs && i < n; i++) free(envs[i]);
   free(envs);
@@ -225,6 +286,7 @@ static void after_inspect(const tsvc_docker_reply_t *r, void *data) {
     break;
   case OP_REMOVE:
     /* force: it may still be running; v=false: volumes stay. */
+    remember_anonymous(rt, o->svc, r->json);
     rc = tsvc_docker_container_remove(rt->d, o->cname, true, after_simple, o, &o->req);
     break;
   default:
@@ -510,6 +572,7 @@ static void drt_free(tsvc_runtime_t *base) {
     else if (o->inspect) o->inspect(TSVC_ESTATE, closed, &(tsvc_rt_info_t){.exit_code = -1}, o->data);
     op_free(o);
   }
+  json_decref(rt->inherit);
   free(rt->project);
   free(rt);
 }
@@ -538,9 +601,11 @@ int tsvc_docker_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg, const cha
   rt->cfg = cfg;
   rt->reachable = true;
   rt->project = strdup(project ? project : "default");
+  rt->inherit = json_object();
   int rc = rt->project ? tsvc_docker_new(loop, cfg->docker.host, &rt->d, err, errlen)
                        : TSVC_ENOMEM;
   if (rc) {
+    json_decref(rt->inherit);
     free(rt->project);
     free(rt);
     return rc;

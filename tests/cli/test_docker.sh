@@ -11,9 +11,9 @@ if ! docker image inspect tanuki/redis:7 >/dev/null 2>&1; then
 fi
 TAG="tsvc-apitest-$$"
 P=$(free_port)
-# A named volume for the image's VOLUME /data, so that no anonymous volume is
-# left behind by the containers this test makes (and recreates).
-EXTRA_CLEANUP='docker rm -f "${TAG}-kv" >/dev/null 2>&1; docker network rm "$TAG" >/dev/null 2>&1; docker volume rm "${TAG}-data" >/dev/null 2>&1'
+# The image's VOLUME /data is an anonymous volume: a recreation hands it to
+# the new container (which then names it), so the cleanup removes it by name.
+EXTRA_CLEANUP='docker rm -f -v "${TAG}-kv" >/dev/null 2>&1; docker network rm "$TAG" >/dev/null 2>&1; [ -n "${VOL_A:-}" ] && docker volume rm "$VOL_A" >/dev/null 2>&1'
 write_config() { # $1: FOO, $2: retries
   cat >tanuki.yaml <<YAML
 runtime: docker
@@ -24,7 +24,6 @@ services:
     port: $P
     command: [redis-server, --port, "$P", --save, ""]
     environment: {FOO: $1}
-    volumes: ["$TAG-data:/data"]
     healthcheck: {probe: redis, interval: 500ms, timeout: 1s, retries: $2, start_period: 30s, start_interval: 200ms}
     restart: {stop_timeout: 2s}
 YAML
@@ -64,6 +63,10 @@ timeout 3 "$BIN" logs kv -f --tail 2 >follow.out 2>&1
 check "logs -f streams until stopped" grep -q "Ready to accept connections" follow.out
 
 # Reload: the environment changed -> recreated; only retries changed -> kept.
+# What the old container wrote in its anonymous volume (the image's VOLUME
+# /data) is in the new one.
+docker exec "$TAG-kv" sh -c 'echo kept-across-recreation > /data/marker'
+VOL_A=$(docker inspect -f '{{range .Mounts}}{{.Name}}{{end}}' "$TAG-kv")
 write_config two 2
 kill -HUP "$UP_PID"
 wait_for "the reload" grep -q "1 changed (1 recreated)" up.log
@@ -71,6 +74,8 @@ wait_for "kv healthy after the reload" healthy && ok "reload: healthy again" || 
 B=$(cid)
 check "reload with a new environment: a new container" test -n "$B" -a "$B" != "$A"
 has "reload: the new environment is in it" "$(docker inspect -f '{{json .Config.Env}}' "$TAG-kv")" "FOO=two"
+eq "reload: the anonymous volume is handed over" "$(docker inspect -f '{{range .Mounts}}{{.Name}}{{end}}' "$TAG-kv")" "$VOL_A"
+eq "reload: its data is still there" "$(docker exec "$TAG-kv" cat /data/marker)" kept-across-recreation
 write_config two 4
 kill -HUP "$UP_PID"
 wait_for "the second reload" grep -q "1 changed (0 recreated)" up.log
