@@ -75,20 +75,6 @@ static void result_clear(result_t *r) {
   memset(r, 0, sizeof *r);
 }
 
-static void tick(uv_timer_t *t) {
-  (void)t;
-}
-
-static void wait_for(uv_loop_t *loop, int *flag, int ms) {
-  uv_timer_t t;
-  uv_timer_init(loop, &t);
-  uv_timer_start(&t, tick, 2, 2);
-  uv_update_time(loop);
-  uint64_t end = uv_now(loop) + (uint64_t)ms;
-  while (!*flag && uv_now(loop) < end) uv_run(loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, NULL);
-  uv_run(loop, UV_RUN_NOWAIT);
-}
 
 typedef struct {
   uv_loop_t loop;
@@ -101,7 +87,7 @@ typedef struct {
   do {                                                                        \
     result_clear(&(fx)->r);                                                   \
     assert_int_equal((expr), 0);                                              \
-    wait_for(&(fx)->loop, &(fx)->r.done, 60000);                              \
+    tu_run_until(&(fx)->loop, &(fx)->r.done, 60000);                              \
     assert_int_equal((fx)->r.done, 1);                                        \
   } while (0)
 
@@ -482,18 +468,18 @@ static void events_see_die_quickly(void **state) {
   evlog_t l = {0};
   tsvc_docker_events_t *ev = NULL;
   assert_int_equal(tsvc_docker_events_start(fx->d, g_label, ev_cb, state_cb, &l, &ev), 0);
-  wait_for(&fx->loop, &l.up, 10000);
+  tu_run_until(&fx->loop, &l.up, 10000);
   assert_int_equal(l.up, 1);
   char *id = make_redis(fx, "events", 0);
   tsvc_strlcpy(l.id, id, sizeof l.id);
   RUN_OK(fx, tsvc_docker_container_start(fx->d, id, on_reply, &fx->r, NULL));
-  wait_for(&fx->loop, &l.starts, 5000);
+  tu_run_until(&fx->loop, &l.starts, 5000);
   assert_int_equal(l.starts, 1);
 
   uint64_t kill_sent = uv_hrtime();
   RUN_OK(fx, tsvc_docker_container_kill(fx->d, id, "SIGKILL", on_reply, &fx->r, NULL));
   uint64_t killed_at = fx->r.at;
-  wait_for(&fx->loop, &l.dies, 5000);
+  tu_run_until(&fx->loop, &l.dies, 5000);
   assert_int_equal(l.dies, 1);
   double late_ms = ((double)l.die_at - (double)killed_at) / 1e6;
   /* The daemon answers a SIGKILL once the container is down, so the die
@@ -509,7 +495,7 @@ static void events_see_die_quickly(void **state) {
   RUN_OK(fx, tsvc_docker_container_remove(fx->d, id, true, on_reply, &fx->r, NULL));
   for (int i = 0; i < 100 && strcmp(l.last_action, "destroy") != 0; i++) {
     int never = 0;
-    wait_for(&fx->loop, &never, 20);
+    tu_run_until(&fx->loop, &never, 20);
   }
   assert_string_equal(l.last_action, "destroy");
   assert_int_equal(l.down, 0);
@@ -527,7 +513,7 @@ static void unreachable_socket(void **state) {
   assert_int_equal(tsvc_docker_new(&loop, host, &d, err, sizeof err), 0);
   result_t r = {0};
   assert_int_equal(tsvc_docker_ping(d, on_reply, &r, NULL), 0);
-  wait_for(&loop, &r.done, 5000);
+  tu_run_until(&loop, &r.done, 5000);
   assert_int_equal(r.status, TSVC_EUNREACH);
   assert_non_null(strstr(r.errmsg, "cannot connect to the Docker daemon at unix:///run/tsvc-test-"));
   assert_non_null(strstr(r.errmsg, "is dockerd running?"));
@@ -535,7 +521,7 @@ static void unreachable_socket(void **state) {
   evlog_t l = {0};
   tsvc_docker_events_t *ev = NULL;
   assert_int_equal(tsvc_docker_events_start(d, NULL, ev_cb, state_cb, &l, &ev), 0);
-  wait_for(&loop, &l.down, 5000);
+  tu_run_until(&loop, &l.down, 5000);
   assert_int_equal(l.down, 1);
   assert_int_equal(l.up, 0);
   tsvc_docker_free(d);
@@ -553,7 +539,7 @@ static int group_setup(void **state) {
   fx_t *fx = NULL;
   if (fx_setup((void **)&fx)) return -1;
   result_t *r = &fx->r;
-  if (tsvc_docker_ping(fx->d, on_reply, r, NULL) == 0) wait_for(&fx->loop, &r->done, 10000);
+  if (tsvc_docker_ping(fx->d, on_reply, r, NULL) == 0) tu_run_until(&fx->loop, &r->done, 10000);
   if (!r->done || r->status) {
     snprintf(g_why, sizeof g_why, "no Docker engine answers on %s: %s", SOCK,
              r->done ? r->errmsg : "no answer within 10 s");
@@ -561,7 +547,7 @@ static int group_setup(void **state) {
     result_clear(r);
     if (tsvc_docker_request(fx->d, "GET", "/images/tanuki%2Fredis:7/json", NULL, on_reply, r,
                             NULL) == 0)
-      wait_for(&fx->loop, &r->done, 10000);
+      tu_run_until(&fx->loop, &r->done, 10000);
     if (r->done && !r->status) g_ok = true;
     else snprintf(g_why, sizeof g_why, "image %s: %s", IMAGE, r->errmsg);
   }
@@ -577,13 +563,13 @@ static int group_teardown(void **state) {
   result_t *r = &fx->r;
   /* Our containers: by our label. */
   if (tsvc_docker_container_list(fx->d, g_label, true, on_reply, r, NULL) == 0)
-    wait_for(&fx->loop, &r->done, 30000);
+    tu_run_until(&fx->loop, &r->done, 30000);
   json_t *list = r->json ? json_incref(r->json) : NULL;
   for (size_t i = 0; i < json_array_size(list); i++) {
     const char *id = json_string_value(json_object_get(json_array_get(list, i), "Id"));
     result_clear(r);
     if (tsvc_docker_container_remove(fx->d, id, true, on_reply, r, NULL) == 0)
-      wait_for(&fx->loop, &r->done, 30000);
+      tu_run_until(&fx->loop, &r->done, 30000);
   }
   json_decref(list);
   /* Our volumes: the named ones our containers used, and nothing else. */
@@ -593,7 +579,7 @@ static int group_teardown(void **state) {
     snprintf(path, sizeof path, "/volumes/%s%s-data", g_prefix, suffixes[i]);
     result_clear(r);
     if (tsvc_docker_request(fx->d, "DELETE", path, NULL, on_reply, r, NULL) == 0)
-      wait_for(&fx->loop, &r->done, 30000);
+      tu_run_until(&fx->loop, &r->done, 30000);
   }
   result_clear(r);
   char *net2 = name_of("net2");
@@ -601,7 +587,7 @@ static int group_teardown(void **state) {
   for (size_t i = 0; i < 2; i++) {
     result_clear(r);
     if (tsvc_docker_network_remove(fx->d, nets[i], on_reply, r, NULL) == 0)
-      wait_for(&fx->loop, &r->done, 30000);
+      tu_run_until(&fx->loop, &r->done, 30000);
   }
   free(net2);
   return fx_teardown((void **)&fx);

@@ -437,21 +437,6 @@ static void result_clear(result_t *r) {
   memset(r, 0, sizeof *r);
 }
 
-static void tick(uv_timer_t *t) {
-  (void)t;
-}
-
-/* Run the loop until *flag is set or ms pass. */
-static void wait_for(uv_loop_t *loop, int *flag, int ms) {
-  uv_timer_t t;
-  uv_timer_init(loop, &t);
-  uv_timer_start(&t, tick, 5, 5);
-  uv_update_time(loop);
-  uint64_t end = uv_now(loop) + (uint64_t)ms;
-  while (!*flag && uv_now(loop) < end) uv_run(loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, NULL);
-  uv_run(loop, UV_RUN_NOWAIT);
-}
 
 /* Free the client and prove that nothing of it is left on the loop. */
 static void finish(uv_loop_t *loop, tsvc_docker_t *d) {
@@ -482,7 +467,7 @@ static void negotiates_and_versions_paths(void **st) {
   /* No ping asked for: the first request negotiates first. */
   assert_int_equal(tsvc_docker_container_inspect(d, "a b/c", on_reply, &r, NULL), 0);
   assert_int_equal(r.done, 0); /* never called from inside the call */
-  wait_for(&loop, &r.done, 5000);
+  tu_run_until(&loop, &r.done, 5000);
   assert_int_equal(r.done, 1);
   assert_int_equal(r.status, 0);
   assert_true(json_is_true(json_object_get(r.json, "ok")));
@@ -496,7 +481,7 @@ static void negotiates_and_versions_paths(void **st) {
 
   f.api_version = "1.41";
   assert_int_equal(tsvc_docker_ping(d, on_reply, &r, NULL), 0);
-  wait_for(&loop, &r.done, 5000);
+  tu_run_until(&loop, &r.done, 5000);
   assert_int_equal(r.status, 0);
   assert_string_equal(json_string_value(json_object_get(r.json, "Negotiated")), "1.41");
   assert_string_equal(tsvc_docker_api_version(d), "1.41");
@@ -504,7 +489,7 @@ static void negotiates_and_versions_paths(void **st) {
 
   f.api_version = "1.12";
   assert_int_equal(tsvc_docker_ping(d, on_reply, &r, NULL), 0);
-  wait_for(&loop, &r.done, 5000);
+  tu_run_until(&loop, &r.done, 5000);
   assert_int_equal(r.status, TSVC_ERUNTIME);
   assert_non_null(strstr(r.errmsg, "older than"));
   result_clear(&r);
@@ -533,7 +518,7 @@ static void daemon_messages_and_codes(void **st) {
   for (size_t i = 0; i < TSVC_ARRAY_LEN(cases); i++) {
     result_t r = {0};
     assert_int_equal(tsvc_docker_request(d, "POST", cases[i].path, NULL, on_reply, &r, NULL), 0);
-    wait_for(&loop, &r.done, 5000);
+    tu_run_until(&loop, &r.done, 5000);
     assert_int_equal(r.done, 1);
     assert_int_equal(r.status, cases[i].status);
     assert_int_equal(r.http, cases[i].http);
@@ -552,13 +537,13 @@ static void response_size_caps(void **st) {
   tsvc_docker_t *d = client_for(&loop, &f);
   result_t r = {0};
   assert_int_equal(tsvc_docker_request(d, "GET", "/fits", NULL, on_reply, &r, NULL), 0);
-  wait_for(&loop, &r.done, 5000);
+  tu_run_until(&loop, &r.done, 5000);
   assert_int_equal(r.status, 0);
   assert_true(json_is_array(r.json));
   result_clear(&r);
 
   assert_int_equal(tsvc_docker_request(d, "GET", "/big", NULL, on_reply, &r, NULL), 0);
-  wait_for(&loop, &r.done, 5000);
+  tu_run_until(&loop, &r.done, 5000);
   assert_int_equal(r.status, TSVC_EIO);
   assert_non_null(strstr(r.errmsg, "exceeds 1048576 bytes"));
   assert_null(r.json);
@@ -566,7 +551,7 @@ static void response_size_caps(void **st) {
 
   /* Logs keep their last bytes instead. */
   assert_int_equal(tsvc_docker_container_logs(d, "biglogs", -1, on_reply, &r, NULL), 0);
-  wait_for(&loop, &r.done, 5000);
+  tu_run_until(&loop, &r.done, 5000);
   assert_int_equal(r.status, 0);
   assert_int_equal(r.len, TSVC_DOCKER_MAX_LOGS);
   assert_true(r.truncated);
@@ -587,7 +572,7 @@ static void missing_socket_is_unreachable(void **st) {
   assert_int_equal(tsvc_docker_new(&loop, host, &d, err, sizeof err), 0);
   result_t r = {0};
   assert_int_equal(tsvc_docker_container_list(d, "tanuki.service", true, on_reply, &r, NULL), 0);
-  wait_for(&loop, &r.done, 5000);
+  tu_run_until(&loop, &r.done, 5000);
   assert_int_equal(r.done, 1);
   assert_int_equal(r.status, TSVC_EUNREACH);
   assert_int_equal(r.http, 0);
@@ -617,7 +602,7 @@ static void bad_hosts(void **st) {
   assert_string_equal(tsvc_docker_host(d), "tcp://127.0.0.1:1");
   result_t r = {0};
   assert_int_equal(tsvc_docker_ping(d, on_reply, &r, NULL), 0);
-  wait_for(&loop, &r.done, 5000);
+  tu_run_until(&loop, &r.done, 5000);
   assert_int_equal(r.status, TSVC_EUNREACH);
   /* Killing an exec through a remote daemon is refused. */
   assert_int_equal(tsvc_docker_exec_kill(d, "abc", on_reply, &r, NULL), TSVC_EINVAL);
@@ -637,21 +622,21 @@ static void cancel_and_free_in_flight(void **st) {
   assert_int_equal(tsvc_docker_request(d, "GET", "/hang", NULL, on_reply, &a, &ra), 0);
   tsvc_docker_cancel(ra);
   assert_int_equal(tsvc_docker_request(d, "GET", "/ok", NULL, on_reply, &c, NULL), 0);
-  wait_for(&loop, &c.done, 5000);
+  tu_run_until(&loop, &c.done, 5000);
   assert_int_equal(c.status, 0);
   /* b: in flight on the socket, then cancelled. */
   assert_int_equal(tsvc_docker_request(d, "GET", "/hang", NULL, on_reply, &b, &ra), 0);
   int never = 0;
-  wait_for(&loop, &never, 100);
+  tu_run_until(&loop, &never, 100);
   tsvc_docker_cancel(ra);
-  wait_for(&loop, &never, 50);
+  tu_run_until(&loop, &never, 50);
   /* More in flight when the client goes: no callback, no leak. */
   assert_int_equal(tsvc_docker_request(d, "GET", "/hang", NULL, on_reply, &b, NULL), 0);
   assert_int_equal(tsvc_docker_exec_run(d, "hang", (const char *const[]){"true", NULL}, 1000,
                                         on_reply, &b, NULL), 0);
   tsvc_docker_events_t *ev = NULL;
   assert_int_equal(tsvc_docker_events_start(d, "tanuki.service", NULL, NULL, NULL, &ev), 0);
-  wait_for(&loop, &never, 100);
+  tu_run_until(&loop, &never, 100);
   assert_int_equal(a.done, 0);
   assert_int_equal(b.done, 0);
   finish(&loop, d);
@@ -720,7 +705,7 @@ static void events_reconnect(void **st) {
   evlog_t l = {0};
   tsvc_docker_events_t *ev = NULL;
   assert_int_equal(tsvc_docker_events_start(d, "tanuki.service", ev_cb, state_cb, &l, &ev), 0);
-  wait_for(&loop, &l.events, 5000);
+  tu_run_until(&loop, &l.events, 5000);
   assert_int_equal(l.up, 1);
   assert_int_equal(l.events, 1);
   pthread_mutex_lock(&f.mu);
@@ -732,19 +717,19 @@ static void events_reconnect(void **st) {
   atomic_store(&f.events_close, 1);
   fake_stop(&f);
   int *down = &l.down;
-  wait_for(&loop, down, 5000);
+  tu_run_until(&loop, down, 5000);
   assert_int_equal(l.down, 1);
   assert_non_null(strstr(l.last_down, "cannot connect"));
   int never = 0;
-  wait_for(&loop, &never, 500); /* a few backed-off retries: told once */
+  tu_run_until(&loop, &never, 500); /* a few backed-off retries: told once */
   assert_int_equal(l.down, 1);
 
   /* And comes back. */
   fake_start(&f, "1.41");
   int target = 2;
-  for (int i = 0; i < 100 && l.up < target; i++) wait_for(&loop, &never, 50);
+  for (int i = 0; i < 100 && l.up < target; i++) tu_run_until(&loop, &never, 50);
   assert_int_equal(l.up, 2);
-  wait_for(&loop, &never, 100);
+  tu_run_until(&loop, &never, 100);
   assert_int_equal(l.events, 2);
   tsvc_docker_events_stop(ev);
   atomic_store(&f.events_close, 1);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <uv.h>
 
 char *tu_mkdtemp(const char *prefix) {
   const char *tmp = getenv("TMPDIR");
@@ -39,4 +40,17 @@ int tu_write_file(const char *path, const char *text) {
   int rc = fwrite(text, 1, n, f) == n ? 0 : -1;
   if (fclose(f) != 0) rc = -1;
   return rc;
+}
+
+static void tick(uv_timer_t *t) { (void)t; }
+
+void tu_run_until(uv_loop_t *loop, int *flag, int ms) {
+  uv_timer_t t;
+  uv_timer_init(loop, &t);
+  uv_timer_start(&t, tick, 2, 2);
+  uv_update_time(loop);
+  uint64_t end = uv_now(loop) + (uint64_t)ms;
+  while (!*flag && uv_now(loop) < end) uv_run(loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(loop, UV_RUN_NOWAIT);
 }

@@ -19,4 +19,8 @@ void tu_rmtree(const char *path);
 /* Write text to path. Returns 0 or -1. */
 int tu_write_file(const char *path, const char *text);
 
+struct uv_loop_s;
+/* Run loop until *flag is set or ms pass (a 2 ms timer keeps it turning). */
+void tu_run_until(struct uv_loop_s *loop, int *flag, int ms);
+
 #endif

@@ -60,7 +60,6 @@ struct tsvc_monitor_s {
   svc_t **index;  /* open-addressing hash of names, for find(); NULL slots
                      empty; rebuilt on add (when growing) and remove */
   size_t index_cap; /* a power of two, at least twice n */
-  size_t open_timers; /* timers not yet closed after tsvc_monitor_close */
   tsvc_mon_observer_cb observer;
   void *observer_data;
   bool closed;
@@ -612,7 +611,6 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf) {
   tsvc_strlcpy(s->st.probe, tsvc_probe_kind_name(s->spec.kind), sizeof s->st.probe);
   uv_timer_init(m->loop, &s->timer);
   s->timer.data = s;
-  m->open_timers++;
   pthread_mutex_lock(&m->mu);
   m->svcs[m->n++] = s;
   size_t i = hash_name(s->name) & (m->index_cap - 1);
@@ -625,8 +623,6 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf) {
 
 static void svc_timer_closed(uv_handle_t *h) {
   svc_t *s = h->data;
-  tsvc_monitor_t *m = s->m;
-  m->open_timers--;
   tsvc_status_clear(&s->st);
   tsvc_health_free(&s->h);
   free(s->name);
