@@ -2,6 +2,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,4 +110,44 @@ char *tsvc_buf_steal(tsvc_buf_t *b) {
   b->data = NULL;
   b->len = b->cap = 0;
   return d;
+}
+
+/* FNV-1a, 64 bits: stable across machines and releases, which the project id
+   needs (it names directories and container labels that outlive a build). */
+static uint64_t fnv1a64(const char *s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++) {
+    h ^= (unsigned char)*s;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+int tsvc_project_id(const char *config_abs_path, char *buf, size_t len) {
+  if (!config_abs_path || !buf || len < TSVC_PROJECT_ID_MAX) return TSVC_EINVAL;
+  /* The slug: the config directory's last component, lowercased, runs of
+     anything but [a-z0-9] turned into one '-', at most 24 characters. */
+  const char *end = strrchr(config_abs_path, '/');
+  const char *dir_end = end ? end : config_abs_path;
+  const char *dir_start = dir_end;
+  while (dir_start > config_abs_path && dir_start[-1] != '/') dir_start--;
+  size_t n = 0;
+  bool dash = false;
+  for (const char *p = dir_start; p < dir_end && n < 24; p++) {
+    char c = *p;
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+      if (dash && n > 0) buf[n++] = '-';
+      if (n < 24) buf[n++] = c;
+      dash = false;
+    } else {
+      dash = true;
+    }
+  }
+  if (n == 0) {
+    memcpy(buf, "project", 7);
+    n = 7;
+  }
+  snprintf(buf + n, len - n, "-%08x", (unsigned)(fnv1a64(config_abs_path) & 0xffffffffu));
+  return 0;
 }

@@ -52,4 +52,12 @@ int tsvc_buf_vaddf(tsvc_buf_t *b, const char *fmt, va_list ap) TSVC_PRINTF(2, 0)
 /* Hand the data to the caller (who frees it) and reset b. */
 char *tsvc_buf_steal(tsvc_buf_t *b);
 
+/* The project id of a config: a readable slug (the config directory's name)
+ * and a short hash of the config's absolute path, e.g. "examples-1a2b3c4d".
+ * Stable for a given path: it names the project's state directories and the
+ * tanuki.project label of everything the docker runtime creates. buf holds at
+ * least TSVC_PROJECT_ID_MAX bytes. Returns 0 or TSVC_EINVAL. */
+#define TSVC_PROJECT_ID_MAX 40
+int tsvc_project_id(const char *config_abs_path, char *buf, size_t len);
+
 #endif /* TSVC_UTIL_H */
