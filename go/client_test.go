@@ -471,10 +471,11 @@ func TestRestartShowsInEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.State != "starting" || s.Restarts != before.Restarts+1 || s.PID == before.PID || s.PID <= 0 {
-		t.Fatalf("after the restart: %+v (before: restarts %d, pid %d)", s, before.Restarts, before.PID)
+	// Not the pid: the reply may carry the old one, which the monitor
+	// replaces a moment later (noted in the report of issue 15).
+	if s.State != "starting" || s.Restarts != before.Restarts+1 {
+		t.Fatalf("after the restart: %+v (before: restarts %d)", s, before.Restarts)
 	}
-	track(s.PID)
 	seen, ev := untilEvent(t, ch, "redis", "starting")
 	if strings.Join(seen, " ") != "restarting>starting" || ev.Reason != "restarted" {
 		t.Fatalf("events: %v, last %+v", seen, ev)
@@ -486,8 +487,13 @@ func TestRestartShowsInEvents(t *testing.T) {
 	if strings.Join(seen, " ") != "starting>healthy" || ev.Reason != "first successful check" {
 		t.Fatalf("events: %v, last %+v", seen, ev)
 	}
-	if !c.IsHealthy(ctx, "redis") {
-		t.Fatal("not healthy after the event saying so")
+	after, err := c.GetStatus(ctx, "redis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	track(after.PID)
+	if !after.Healthy || after.PID == before.PID || after.PID <= 0 {
+		t.Fatalf("after the restart: healthy %v, pid %d (was %d)", after.Healthy, after.PID, before.PID)
 	}
 }
 
@@ -512,12 +518,15 @@ func TestStopAndStart(t *testing.T) {
 	if s, err = c.Start(ctx, "redis"); err != nil {
 		t.Fatal(err)
 	}
-	if s.State != "starting" || s.PID <= 0 {
+	if s.State != "starting" {
 		t.Fatalf("after start: %+v", s)
 	}
-	track(s.PID)
 	// start_interval is 1 s: healthy at the first check after it.
 	waitFor(t, "redis healthy again", 60*time.Second, func() bool { return c.IsHealthy(ctx, "redis") })
+	if s, err = c.GetStatus(ctx, "redis"); err != nil || s.PID <= 0 || !s.Running {
+		t.Fatalf("after start: %+v, %v", s, err)
+	}
+	track(s.PID)
 }
 
 func TestKilledRedisTurnsUnhealthyThenHealthy(t *testing.T) {
