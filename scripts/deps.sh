@@ -8,7 +8,7 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libmicrohttpd-dev libcmocka-dev
       postgresql redis-server curl tmux procps iproute2)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(prometheus python3)
+  pkgs+=(prometheus python3 golang-go)
 fi
 
 missing=()
