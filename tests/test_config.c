@@ -1178,7 +1178,7 @@ static void cli_validate_errors(void **st) {
   for (size_t i = 0; i < sizeof help / sizeof help[0]; i++) {
     r = run_cli(dir, NULL, help[i]);
     assert_int_equal(r.status, 0);
-    assert_non_null(strstr(r.out, "usage: tanuki-svc config validate [-c FILE]"));
+    assert_non_null(strstr(r.out, "usage: tanuki-svc config validate|show [-c FILE]"));
     run_free(&r);
   }
   r = run_cli(dir, NULL, "--help");

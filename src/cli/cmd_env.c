@@ -10,7 +10,6 @@
  */
 #include <ctype.h>
 #include <curl/curl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,25 +17,6 @@
 
 #include "cli/cli.h"
 #include "common/util.h"
-
-static const char usage_text[] =
-    "usage: tanuki-svc env [--format shell|json] [-c FILE]\n"
-    "\n"
-    "Print the connection variables of the services, from the config (host\n"
-    "127.0.0.1, the published port):\n"
-    "  postgres  POSTGRES_HOST POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD\n"
-    "            POSTGRES_DB POSTGRES_URL\n"
-    "  redis     REDIS_HOST REDIS_PORT REDIS_URL (with the password when set)\n"
-    "  others    NAME_HOST NAME_PORT (NAME upper-cased, other characters '_')\n"
-    "A service is postgres or redis by its name, else by its image.\n"
-    "\n"
-    "  -f, --format F     shell (default: export lines for eval) or json\n"
-    "  -c, --config FILE  the config (default: $TANUKI_CONFIG, else tanuki.yaml)\n"
-    "  -h, --help         this text\n"
-    "\n"
-    "  eval \"$(tanuki-svc env)\"\n"
-    "\n"
-    "Exit: 0 ok, 1 invalid config, 2 usage.\n";
 
 static const char *env_get(const tsvc_service_conf_t *s, const char *key) {
   for (size_t i = 0; i < s->env_len; i++)
@@ -127,29 +107,11 @@ static void shell_quote(const char *v) {
   putchar('\'');
 }
 
-int cmd_env(int argc, char **argv) {
-  const char *copt = NULL, *format = "shell";
-  static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                       {"format", required_argument, NULL, 'f'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0}};
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "c:f:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c': copt = optarg; break;
-    case 'f': format = optarg; break;
-    case 'h': fputs(usage_text, stdout); return TSVC_EXIT_OK;
-    default: fputs(usage_text, stderr); return TSVC_EXIT_USAGE;
-    }
-  }
-  if (optind != argc || (strcmp(format, "shell") != 0 && strcmp(format, "json") != 0)) {
-    if (optind == argc) cli_err("env: unknown format '%s' (shell, json)", format);
-    fputs(usage_text, stderr);
-    return TSVC_EXIT_USAGE;
-  }
+int cmd_env(const cli_args_t *a) {
+  const char *format = cli_str(a, &CLI_OPT_FORMAT);
+  if (!format) format = "shell";
   cli_project_t p;
-  int rc = cli_project_load(cli_config_path(copt), &p);
+  int rc = cli_project_load(cli_config_path(cli_str(a, &CLI_OPT_CONFIG)), &p);
   if (rc) return rc;
   json_t *o = json_object();
   collect(p.cfg, o);

@@ -46,6 +46,28 @@ run start; eq "start without NAME: exit 2" "$RC" 2
 run logs; eq "logs without NAME: exit 2" "$RC" 2
 run env --format xml; eq "env --format xml: exit 2" "$RC" 2
 run status -c "$T/missing.yaml"; eq "status with a missing config: exit 1" "$RC" 1
+run status --jsn; has "unknown option: named" "$ERR" "unknown option '--jsn'"
+run logs redis -n lots; has "bad value: the option named" "$ERR" "option -n/--tail: 'lots'"
+run status a b; has "surplus operand: named" "$ERR" "unexpected operand 'b'"
+
+# ---- one parser for every verb: -c FILE before, after and between the
+# operands, in each spelling; the FILE is read (a missing one: exit 1, named).
+reads_file() { # reads_file ARGS...: the program read the missing FILE $M
+  run "$@"
+  if [ "$RC" = 1 ] && grep -qF "$M" <<<"$ERR"; then ok "$*: reads FILE"
+  else bad "$*: reads FILE: exit $RC: $ERR"; fi
+}
+M="$T/missing dir/m.yaml"
+for spec in up down "start redis postgres" "stop redis" "restart redis" status "status redis" \
+            "check redis" "logs redis" "config validate" "config show" env; do
+  read -r -a w <<<"$spec"
+  reads_file "${w[@]}" -c "$M"
+  reads_file "${w[0]}" -c "$M" "${w[@]:1}"
+  reads_file "${w[@]}" --config="$M"
+  reads_file "${w[0]}" --config "$M" "${w[@]:1}"
+  reads_file "${w[0]}" "-c$M" "${w[@]:1}"
+  [ ${#w[@]} -gt 2 ] && reads_file "${w[0]}" "${w[1]}" -c "$M" "${w[@]:2}"
+done
 
 # ---- env ----
 run env
@@ -70,6 +92,8 @@ run status redis --json
 eq "status --json without a monitor: the API's shape" "$(jget "$OUT" '(v["name"], v["healthy"], v["history"][0]["result"])')" "('redis', True, 'ok')"
 run check redis
 eq "check without a monitor: exit 0" "$RC" 0
+out=$(cd / && "$BIN" check redis -c "$T/tanuki.yaml" 2>&1); rc=$?
+eq "check NAME -c FILE (options after the operand): exit 0" "$rc" 0
 run check postgres
 eq "check of a down service: exit 1" "$RC" 1
 run stop redis
