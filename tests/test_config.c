@@ -2,6 +2,7 @@
  * test_config: tanuki.yaml loading, validation, diagnostics, dump, and the
  * `tanuki-svc config` command.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,11 +362,11 @@ static void environment_forms(void **st) {
 static void expect_status_forms(void **st) {
   (void)st;
   load_bad("services:\n  a:\n    healthcheck: {expect_status: \"399-200\"}\n",
-           F ":3:34: error: services.a.healthcheck.expect_status: status codes must be within "
-             "100-599, low to high, got \"399-200\"");
+           F ":3:34: error: services.a.healthcheck.expect_status: a range goes from low to "
+             "high, got \"399-200\"");
   load_bad("services:\n  a:\n    healthcheck: {expect_status: 700}\n",
-           F ":3:34: error: services.a.healthcheck.expect_status: status codes must be within "
-             "100-599, low to high, got \"700\"");
+           F ":3:34: error: services.a.healthcheck.expect_status: 700 is too large (at most "
+             "599)");
   load_bad("services:\n  a:\n    healthcheck: {expect_status: ok}\n",
            F ":3:34: error: services.a.healthcheck.expect_status: expected a status code (200) "
              "or a range (\"200-399\"), got \"ok\"");
@@ -447,13 +448,13 @@ static void wrong_types(void **st) {
 static void ranges(void **st) {
   (void)st;
   load_bad("services:\n  a:\n    healthcheck: {retries: 0}\n",
-           F ":3:28: error: services.a.healthcheck.retries: must be at least 1, got 0");
+           F ":3:28: error: services.a.healthcheck.retries: 0 is too small (at least 1)");
   load_bad("services:\n  a:\n    healthcheck: {retries: -2}\n",
-           F ":3:28: error: services.a.healthcheck.retries: must be at least 1, got -2");
+           F ":3:28: error: services.a.healthcheck.retries: -2 is too small (at least 1)");
   load_bad("services:\n  a:\n    healthcheck: {success_threshold: 0}\n",
-           F ":3:38: error: services.a.healthcheck.success_threshold: must be at least 1, got 0");
+           F ":3:38: error: services.a.healthcheck.success_threshold: 0 is too small (at least 1)");
   load_bad("services:\n  a:\n    healthcheck: {history: 0}\n",
-           F ":3:28: error: services.a.healthcheck.history: must be between 1 and 10000, got 0");
+           F ":3:28: error: services.a.healthcheck.history: 0 is too small (at least 1)");
   load_bad("services:\n  a:\n    healthcheck: {interval: 0s}\n",
            F ":3:29: error: services.a.healthcheck.interval: must be greater than 0");
   load_bad("services:\n  a:\n    healthcheck: {timeout: 0s}\n",
@@ -461,13 +462,48 @@ static void ranges(void **st) {
   load_bad("services:\n  a:\n    healthcheck: {start_interval: 0s}\n",
            F ":3:35: error: services.a.healthcheck.start_interval: must be greater than 0");
   load_bad("services:\n  a:\n    restart: {max_restarts: 0}\n",
-           F ":3:29: error: services.a.restart.max_restarts: must be at least 1, got 0");
+           F ":3:29: error: services.a.restart.max_restarts: 0 is too small (at least 1)");
   load_bad("services:\n  a:\n    restart: {window: 0s}\n",
            F ":3:23: error: services.a.restart.window: must be greater than 0");
   load_bad("services:\n  a:\n    port: 0\n",
-           F ":3:11: error: services.a.port: must be between 1 and 65535, got 0");
+           F ":3:11: error: services.a.port: 0 is too small (at least 1)");
   load_bad("services:\n  a:\n    port: 65536\n",
-           F ":3:11: error: services.a.port: must be between 1 and 65535, got 65536");
+           F ":3:11: error: services.a.port: 65536 is too large (at most 65535)");
+  /* Too large says so for every integer key, however far out of range
+     (past what an int or a long holds too). */
+  const struct {
+    const char *key, *section;
+    long max;
+  } ints[] = {{"retries", "healthcheck", INT_MAX}, {"success_threshold", "healthcheck", INT_MAX},
+              {"history", "healthcheck", 10000},   {"max_restarts", "restart", INT_MAX},
+              {"port", NULL, 65535},               {"expect_status", "healthcheck", 599}};
+  const char *huge[] = {"99999999999", "99999999999999999999", "\"99999999999\""};
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+    for (size_t h = 0; h < sizeof huge / sizeof huge[0]; h++) {
+      char text[256], want[256], shown[64];
+      snprintf(shown, sizeof shown, "%s", huge[h][0] == '"' ? "99999999999" : huge[h]);
+      if (ints[i].section) {
+        int col = 7 + (int)strlen(ints[i].key);
+        snprintf(text, sizeof text, "services:\n  a:\n    %s:\n      %s: %s\n", ints[i].section,
+                 ints[i].key, huge[h]);
+        snprintf(want, sizeof want, F ":4:%d: error: services.a.%s.%s: %s is too large (at most %ld)",
+                 col + 2, ints[i].section, ints[i].key, shown, ints[i].max);
+      } else {
+        snprintf(text, sizeof text, "services:\n  a:\n    %s: %s\n", ints[i].key, huge[h]);
+        snprintf(want, sizeof want, F ":3:%d: error: services.a.%s: %s is too large (at most %ld)",
+                 7 + (int)strlen(ints[i].key), ints[i].key, shown, ints[i].max);
+      }
+      load_bad(text, want);
+    }
+  }
+  load_bad("services:\n  a:\n    port: -99999999999999999999\n",
+           F ":3:11: error: services.a.port: -99999999999999999999 is too small (at least 1)");
+  load_bad("services:\n  a:\n    healthcheck: {expect_status: \"200-99999999999999999999\"}\n",
+           F ":3:34: error: services.a.healthcheck.expect_status: 99999999999999999999 is too "
+             "large (at most 599)");
+  load_bad("services:\n  a:\n    healthcheck: {expect_status: \"2x0-300\"}\n",
+           F ":3:34: error: services.a.healthcheck.expect_status: expected a status code (200) "
+             "or a range (\"200-399\"), got \"2x0-300\"");
   /* Zero is fine where it means something. */
   tsvc_diag_t d;
   tsvc_config_t *cfg = load_ok(
@@ -632,12 +668,12 @@ static void several_errors(void **st) {
   assert_null(cfg);
   expect_line(&d, F ":1:10: error: runtime: unknown runtime \"dokcer\"; did you mean \"docker\"? "
                     "(valid: auto, docker, process)");
-  expect_line(&d, F ":5:11: error: services.postgres.port: must be between 1 and 65535, got "
-                    "99999");
+  expect_line(&d, F ":5:11: error: services.postgres.port: 99999 is too large (at most "
+                    "65535)");
   expect_line(&d, F ":7:7: error: unknown key \"intervall\" in services.postgres.healthcheck; "
                     "did you mean \"interval\"?");
-  expect_line(&d, F ":8:16: error: services.postgres.healthcheck.retries: must be at least 1, "
-                    "got 0");
+  expect_line(&d, F ":8:16: error: services.postgres.healthcheck.retries: 0 is too small "
+                    "(at least 1)");
   expect_line(&d, F ":9:16: error: services.postgres.healthcheck.timeout: missing unit in "
                     "duration \"5\"; did you mean \"5s\"?");
   expect_line(&d, F ":12:18: error: services.redis.depends_on: no service named \"postgre\"; "
@@ -1052,8 +1088,8 @@ static void load_from_file(void **st) {
   tsvc_diag_t d = {0};
   assert_int_equal(tsvc_config_load(path, &cfg, &d), TSVC_ECONFIG);
   char want[600];
-  snprintf(want, sizeof want, "%s:4:11: error: services.a.port: must be between 1 and 65535, "
-           "got 0", path);
+  snprintf(want, sizeof want, "%s:4:11: error: services.a.port: 0 is too small (at least 1)",
+           path);
   expect_line(&d, want);
   tsvc_diag_free(&d);
 

@@ -168,21 +168,39 @@ static void p_bool(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
   if (as_bool(c, v, &b)) *(bool *)((char *)base + k->off) = b;
 }
 
-/* An integer: a plain number, or a quoted one ("5432", as compose writes). */
+/*
+ * An integer from min to max: a plain number, or a quoted one ("5432", as
+ * compose writes). Every integer key reads through here, so each says the
+ * same thing when it is out of range, however far: "... is too large (at
+ * most N)", "... is too small (at least N)", even past what a long holds.
+ * Reports and returns false when v is not one.
+ */
+static bool as_int(ctx_t *c, const ynode_t *v, const char *what, long min, long max,
+                   long *out) {
+  const char *t = v->kind == YN_SCALAR ? v->text : "";
+  const char *digits = t[0] == '-' ? t + 1 : t;
+  bool number = v->kind == YN_SCALAR && *digits && strspn(digits, "0123456789") == strlen(digits);
+  if (!number) {
+    type_error(c, v, "an integer");
+    return false;
+  }
+  errno = 0;
+  long n = strtol(t, NULL, 10);
+  bool neg = t[0] == '-';
+  if (errno == ERANGE || n > max || n < min) {
+    if (errno == ERANGE ? !neg : n > max)
+      ERR(c, v, "%s: %s is too large (at most %ld)", what, t, max);
+    else
+      ERR(c, v, "%s: %s is too small (at least %ld)", what, t, min);
+    return false;
+  }
+  *out = n;
+  return true;
+}
+
 static void p_int(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
   long n;
-  if (v->kind != YN_SCALAR || tsvc_parse_int(v->text, LONG_MIN, LONG_MAX, &n) != 0) {
-    type_error(c, v, "an integer");
-    return;
-  }
-  if (n < k->min || n > k->max) {
-    if (k->max == INT_MAX)
-      ERR(c, v, "%s: must be at least %ld, got %ld", c->path, k->min, n);
-    else
-      ERR(c, v, "%s: must be between %ld and %ld, got %ld", c->path, k->min, k->max, n);
-    return;
-  }
-  *(int *)((char *)base + k->off) = (int)n;
+  if (as_int(c, v, c->path, k->min, k->max, &n)) *(int *)((char *)base + k->off) = (int)n;
 }
 
 static void p_duration(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
@@ -440,35 +458,39 @@ static void p_prefix(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) 
   set_string(c, (char **)((char *)base + k->off), v->text);
 }
 
-/* expect_status: 200, or "200-399". */
+/* expect_status: 200, or "200-399"; each code from 100 to 599. */
 static void p_expect_status(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
   tsvc_healthcheck_conf_t *hc = base;
   (void)k;
-  long lo, hi;
-  bool ok = false;
-  if (v->kind == YN_SCALAR) {
-    const char *dash = strchr(v->text, '-');
-    if (!dash) {
-      ok = tsvc_parse_int(v->text, 0, LONG_MAX, &lo) == 0;
-      hi = lo;
-    } else if (dash > v->text) {
-      char first[16];
-      size_t n = (size_t)(dash - v->text);
-      if (n < sizeof first) {
-        memcpy(first, v->text, n);
-        first[n] = '\0';
-        ok = tsvc_parse_int(first, 0, LONG_MAX, &lo) == 0 &&
-             tsvc_parse_int(dash + 1, 0, LONG_MAX, &hi) == 0;
-      }
-    }
-  }
-  if (!ok) {
+  const char *dash = v->kind == YN_SCALAR ? strchr(v->text, '-') : NULL;
+  if (v->kind != YN_SCALAR || (dash && (dash == v->text || !dash[1] || strchr(dash + 1, '-')))) {
     type_error(c, v, "a status code (200) or a range (\"200-399\")");
     return;
   }
-  if (lo < 100 || hi > 599 || lo > hi) {
-    ERR(c, v, "%s: status codes must be within 100-599, low to high, got \"%s\"", c->path,
-        v->text);
+  /* Each side as an integer node of its own, at the same position. */
+  char first[64];
+  ynode_t lo_node = *v, hi_node = *v;
+  if (dash) {
+    size_t n = (size_t)(dash - v->text);
+    if (n >= sizeof first) {
+      type_error(c, v, "a status code (200) or a range (\"200-399\")");
+      return;
+    }
+    memcpy(first, v->text, n);
+    first[n] = '\0';
+    lo_node.text = first;
+    hi_node.text = (char *)dash + 1;
+  }
+  if (!lo_node.text[0] || strspn(lo_node.text, "0123456789") != strlen(lo_node.text) ||
+      strspn(hi_node.text, "0123456789") != strlen(hi_node.text)) {
+    type_error(c, v, "a status code (200) or a range (\"200-399\")");
+    return;
+  }
+  long lo, hi;
+  if (!as_int(c, &lo_node, c->path, 100, 599, &lo) || !as_int(c, &hi_node, c->path, 100, 599, &hi))
+    return;
+  if (lo > hi) {
+    ERR(c, v, "%s: a range goes from low to high, got \"%s\"", c->path, v->text);
     return;
   }
   hc->expect_status_min = (int)lo;
