@@ -224,7 +224,8 @@ static void help_everywhere(void **st) {
         cli_args_t out;
         int rc = parse(v, &a, &out, err);
         cli_args_free(&out);
-        if (rc != CLI_PARSE_HELP) fail_msg("%s %s (line %zu): rc %d: %s", v->name, helps[h], l, rc, err);
+        if (rc != CLI_PARSE_HELP)
+          fail_msg("%s %s (line %zu): rc %d: %s", v->name, helps[h], l, rc, err);
       }
     }
     /* The help itself: usage, every option, the exit codes. */

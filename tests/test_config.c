@@ -486,7 +486,8 @@ static void ranges(void **st) {
         int col = 7 + (int)strlen(ints[i].key);
         snprintf(text, sizeof text, "services:\n  a:\n    %s:\n      %s: %s\n", ints[i].section,
                  ints[i].key, huge[h]);
-        snprintf(want, sizeof want, F ":4:%d: error: services.a.%s.%s: %s is too large (at most %ld)",
+        snprintf(want, sizeof want,
+                 F ":4:%d: error: services.a.%s.%s: %s is too large (at most %ld)",
                  col + 2, ints[i].section, ints[i].key, shown, ints[i].max);
       } else {
         snprintf(text, sizeof text, "services:\n  a:\n    %s: %s\n", ints[i].key, huge[h]);
@@ -513,6 +514,58 @@ static void ranges(void **st) {
   assert_int_equal(cfg->services[0].healthcheck.start_period, 0);
   assert_int_equal(cfg->services[0].restart.cooldown, 0);
   assert_int_equal(cfg->services[0].restart.backoff, 0);
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+}
+
+/* `tanuki-svc env` names: a safe form for any service name, and two
+   services that would share variables are an error where the second is. */
+static void env_names(void **st) {
+  (void)st;
+  const struct {
+    const char *name, *want;
+  } forms[] = {{"9lives", "_9LIVES"}, {"a.b", "A_B"},     {"a-b", "A_B"},
+               {"Redis", "REDIS"},    {"api_v2", "API_V2"}, {"x", "X"}};
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    char buf[80];
+    assert_string_equal(tsvc_env_prefix(forms[i].name, buf, sizeof buf), forms[i].want);
+  }
+  char tiny[4];
+  assert_string_equal(tsvc_env_prefix("9lives", tiny, sizeof tiny), "_9L");
+
+  load_bad("services:\n  a.b:\n    image: x\n  a_b:\n    image: x\n  a-b:\n    image: x\n",
+           F ":4:3: error: services.a_b: `tanuki-svc env` would name its variables A_B_HOST, "
+             "A_B_PORT, ... as those of service \"a.b\" (line 2); rename one");
+  assert_int_equal(
+      load_bad("services:\n  a.b:\n    image: x\n  a_b:\n    image: x\n  a-b:\n    image: x\n",
+               F ":6:3: error: services.a-b: `tanuki-svc env` would name its variables A_B_HOST, "
+                 "A_B_PORT, ... as those of service \"a.b\" (line 2); rename one"),
+      2);
+  load_bad("services:\n  redis:\n    image: redis:7\n    port: 6379\n"
+           "  Redis:\n    image: redis:7\n    port: 6380\n",
+           F ":5:3: error: services.Redis: `tanuki-svc env` would name its variables REDIS_HOST, "
+             "REDIS_PORT, ... as those of service \"redis\" (line 2) (\"redis\" is the first "
+             "redis service with a port); rename one");
+  /* The first postgres by image takes POSTGRES_*; a service named
+     postgres after it would print the same variables. */
+  load_bad("services:\n  db:\n    image: postgres:15\n    port: 5432\n"
+           "  postgres:\n    external: true\n    port: 5433\n",
+           F ":5:3: error: services.postgres: `tanuki-svc env` would name its variables "
+             "POSTGRES_HOST, POSTGRES_PORT, ... as those of service \"db\" (line 2) (\"db\" is "
+             "the first postgres service with a port); rename one");
+  /* Fine: different names, a second redis by image under its own name,
+     and a service named like a kind without being one. */
+  tsvc_diag_t d;
+  tsvc_config_t *cfg = load_ok("services:\n  9lives:\n    image: x\n    port: 1\n"
+                               "  redis:\n    image: redis:7\n    port: 6379\n"
+                               "  cache:\n    image: redis:7\n    port: 6380\n"
+                               "  a.b:\n    image: x\n  ab:\n    image: x\n",
+                               &d);
+  char **pre = tsvc_env_prefixes(cfg);
+  assert_non_null(pre);
+  const char *want[] = {"_9LIVES", "REDIS", "CACHE", "A_B", "AB"};
+  for (size_t i = 0; i < cfg->nservices; i++) assert_string_equal(pre[i], want[i]);
+  tsvc_env_prefixes_free(pre, cfg->nservices);
   tsvc_config_free(cfg);
   tsvc_diag_free(&d);
 }
@@ -948,7 +1001,8 @@ static const char secret_file[] =
     "  worker:\n"
     "    image: worker:1\n"
     "    healthcheck:\n"
-    "      command: \"curl -fsS --user admin:curlpw2 http://x/ && psql 'host=db password=libpqpw' -c 'select 1'\"\n"
+    "      command: \"curl -fsS --user admin:curlpw2 http://x/ && "
+    "psql 'host=db password=libpqpw' -c 'select 1'\"\n"
     "  cache:\n"
     "    image: redis:7\n"
     "    healthcheck:\n"
@@ -1262,6 +1316,7 @@ int main(void) {
       cmocka_unit_test(unknown_keys),
       cmocka_unit_test(wrong_types),
       cmocka_unit_test(ranges),
+      cmocka_unit_test(env_names),
       cmocka_unit_test(warnings),
       cmocka_unit_test(duplicates),
       cmocka_unit_test(enums),

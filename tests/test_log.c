@@ -161,7 +161,8 @@ static void mask_text_cases(void **st) {
       {"POSTGRES_PASSWORD=tanuki POSTGRES_USER=tanuki",
        "POSTGRES_PASSWORD=******** POSTGRES_USER=********"},
       {"env: [PGPASSWORD=unknown1 HOME=/root]", "env: [PGPASSWORD=******** HOME=/root]"},
-      {"DB_PWD=x1 PWD=/srv/app MYSQL_PWD='a b' c", "DB_PWD=******** PWD=/srv/app MYSQL_PWD='********' c"},
+      {"DB_PWD=x1 PWD=/srv/app MYSQL_PWD='a b' c",
+       "DB_PWD=******** PWD=/srv/app MYSQL_PWD='********' c"},
       /* libpq connection strings. */
       {"host=127.0.0.1 port=5432 user=tanuki password=hunter2 dbname=app",
        "host=127.0.0.1 port=5432 user=******** password=******** dbname=app"},
@@ -182,10 +183,13 @@ static void mask_text_cases(void **st) {
        "https://********@example.com/x https://user@example.com/"},
       /* Options taking a password; curl's user:password. */
       {"redis-cli -a hunter2 -p 6379 ping", "redis-cli -a ******** -p 6379 ping"},
-      {"redis-server --requirepass 'a b' --port 1", "redis-server --requirepass '********' --port 1"},
+      {"redis-server --requirepass 'a b' --port 1",
+       "redis-server --requirepass '********' --port 1"},
       {"curl -u admin:hunter2 http://x/", "curl -u admin:******** http://x/"},
-      {"curl --user 'admin:hunter 2' -uother:pw2 x", "curl --user 'admin:********' -uother:******** x"},
-      {"docker run -u 1000:1000 img; runuser -u nobody", "docker run -u 1000:1000 img; runuser -u nobody"},
+      {"curl --user 'admin:hunter 2' -uother:pw2 x",
+       "curl --user 'admin:********' -uother:******** x"},
+      {"docker run -u 1000:1000 img; runuser -u nobody",
+       "docker run -u 1000:1000 img; runuser -u nobody"},
       {"redis-cli -a pw; echo -a", "redis-cli -a ********; echo -a"},
       /* AUTH with a known secret; time and host:port are no KEY:VALUE. */
       {"AUTH tanuki", "AUTH ********"},

@@ -6,9 +6,9 @@
  *   postgres (by name or image): POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER,
  *     POSTGRES_PASSWORD, POSTGRES_DB, POSTGRES_URL
  *   redis: REDIS_HOST, REDIS_PORT, REDIS_URL (with the password when set)
- *   any other service with a port: <NAME>_HOST, <NAME>_PORT
+ *   any other service with a port: <NAME>_HOST, <NAME>_PORT, NAME in a form
+ *     a shell takes (tsvc_env_prefix: 9lives -> _9LIVES_HOST)
  */
-#include <ctype.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -24,16 +24,6 @@ static const char *env_get(const tsvc_service_conf_t *s, const char *key) {
   return NULL;
 }
 
-/* Is s of kind ("postgres", "redis")? By name first, then by image. */
-static bool is_kind(const tsvc_service_conf_t *s, const char *kind) {
-  if (strcmp(s->name, kind) == 0) return true;
-  if (!s->image) return false;
-  const char *slash = strrchr(s->image, '/');
-  const char *base = slash ? slash + 1 : s->image;
-  return strncmp(base, kind, strlen(kind)) == 0 &&
-         (base[strlen(kind)] == '\0' || base[strlen(kind)] == ':' || base[strlen(kind)] == '-');
-}
-
 /* A URL userinfo/path part, percent-encoded. Caller frees with curl_free. */
 static char *esc(const char *s) { return curl_easy_escape(NULL, s ? s : "", 0); }
 
@@ -41,15 +31,19 @@ static int add(json_t *o, const char *k, const char *v) {
   return json_object_set_new(o, k, json_string(v ? v : ""));
 }
 
+/* The variables, in file order. Prefixes come from the config module, which
+   refused a config where two services would share one. Returns 0 or
+   TSVC_ENOMEM. */
 static int collect(const tsvc_config_t *cfg, json_t *o) {
-  bool pg_done = false, redis_done = false;
+  char **pre = tsvc_env_prefixes(cfg);
+  if (!pre) return TSVC_ENOMEM;
   char port[16];
   for (size_t i = 0; i < cfg->nservices; i++) {
     const tsvc_service_conf_t *s = &cfg->services[i];
     if (!s->port) continue;
     snprintf(port, sizeof port, "%d", s->port);
-    if (!pg_done && is_kind(s, "postgres")) {
-      pg_done = true;
+    const char *kind = tsvc_env_kind(s);
+    if (kind && strcmp(kind, "postgres") == 0 && strcmp(pre[i], "POSTGRES") == 0) {
       const char *user = env_get(s, "POSTGRES_USER");
       if (!user || !*user) user = "postgres";
       const char *pw = env_get(s, "POSTGRES_PASSWORD");
@@ -70,8 +64,7 @@ static int collect(const tsvc_config_t *cfg, json_t *o) {
       curl_free(d);
       continue;
     }
-    if (!redis_done && is_kind(s, "redis")) {
-      redis_done = true;
+    if (kind && strcmp(kind, "redis") == 0 && strcmp(pre[i], "REDIS") == 0) {
       const char *pw = env_get(s, "REDIS_PASSWORD");
       add(o, "REDIS_HOST", "127.0.0.1");
       add(o, "REDIS_PORT", port);
@@ -83,17 +76,13 @@ static int collect(const tsvc_config_t *cfg, json_t *o) {
       curl_free(p);
       continue;
     }
-    char key[256];
-    size_t k = 0;
-    for (const char *c = s->name; *c && k < sizeof key - 8; c++)
-      key[k++] = isalnum((unsigned char)*c) ? (char)toupper((unsigned char)*c) : '_';
-    key[k] = '\0';
-    char hk[272], pk[272];
-    snprintf(hk, sizeof hk, "%s_HOST", key);
-    snprintf(pk, sizeof pk, "%s_PORT", key);
+    char hk[200], pk[200];
+    snprintf(hk, sizeof hk, "%s_HOST", pre[i]);
+    snprintf(pk, sizeof pk, "%s_PORT", pre[i]);
     add(o, hk, "127.0.0.1");
     add(o, pk, port);
   }
+  tsvc_env_prefixes_free(pre, cfg->nservices);
   return 0;
 }
 
@@ -114,7 +103,12 @@ int cmd_env(const cli_args_t *a) {
   int rc = cli_project_load(cli_config_path(cli_str(a, &CLI_OPT_CONFIG)), &p);
   if (rc) return rc;
   json_t *o = json_object();
-  collect(p.cfg, o);
+  if (!o || collect(p.cfg, o) != 0) {
+    cli_err("env: out of memory");
+    json_decref(o);
+    cli_project_free(&p);
+    return TSVC_EXIT_FAIL;
+  }
   if (strcmp(format, "json") == 0) {
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("%s\n", text ? text : "{}");

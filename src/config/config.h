@@ -156,6 +156,28 @@ const tsvc_service_conf_t *tsvc_config_service(const tsvc_config_t *cfg,
  */
 int tsvc_config_dump(const tsvc_config_t *cfg, FILE *f);
 
+/*
+ * The variable names of `tanuki-svc env` (envname.c).
+ *
+ * tsvc_env_prefix: a service name as a shell variable prefix: upper-cased,
+ * every character but letters and digits as '_', and '_' first when the
+ * name starts with a digit ("9lives" -> "_9LIVES", "a.b" -> "A_B").
+ * Returns buf (cut to len).
+ *
+ * tsvc_env_kind: "postgres" or "redis" for a service env gives the
+ * POSTGRES_* or REDIS_* variables to (by its name, else its image), or NULL.
+ *
+ * tsvc_env_prefixes: the prefix of each service of cfg, in file order:
+ * POSTGRES / REDIS for the first postgres / redis service with a port,
+ * else tsvc_env_prefix of its name. An array of cfg->nservices strings,
+ * freed with tsvc_env_prefixes_free(); NULL when out of memory. The loader
+ * refuses a config where two services get the same one.
+ */
+const char *tsvc_env_prefix(const char *name, char *buf, size_t len);
+const char *tsvc_env_kind(const tsvc_service_conf_t *s);
+char **tsvc_env_prefixes(const tsvc_config_t *cfg);
+void tsvc_env_prefixes_free(char **v, size_t n);
+
 /* True when an environment key names a secret (case-insensitive match of
  * PASSWORD, PASSWD, PASS, SECRET, TOKEN, KEY, CREDENTIAL, AUTH; *_PWD and
  * *_PW, but not PWD alone, the working directory). */

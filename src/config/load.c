@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -1085,6 +1086,76 @@ out:
   free(edge);
 }
 
+typedef struct {
+  const char *prefix;
+  size_t idx;
+} prefref_t;
+
+static int cmp_prefref(const void *a, const void *b) {
+  const prefref_t *x = a, *y = b;
+  int r = strcmp(x->prefix, y->prefix);
+  if (r) return r;
+  return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/*
+ * `tanuki-svc env` names each service's variables by a prefix (envname.c):
+ * two services with the same one would print the same variables, the
+ * second silently overwriting the first in the shell. Every service counts,
+ * with a port or not, enabled or not, so that adding a port later does not
+ * make a valid file invalid. Sorting keeps this O(n log n).
+ */
+static void check_env_names(ctx_t *c) {
+  tsvc_config_t *cfg = c->cfg;
+  size_t n = cfg->nservices;
+  if (n < 2) return;
+  char **pre = tsvc_env_prefixes(cfg);
+  prefref_t *refs = calloc(n, sizeof *refs);
+  size_t *dup = NULL;
+  if (!pre || !refs) {
+    c->oom = true;
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) refs[i] = (prefref_t){pre[i], i};
+  qsort(refs, n, sizeof *refs, cmp_prefref);
+  /* dup[j]: the first service with the prefix of service j, when j is not it. */
+  dup = malloc(n * sizeof *dup);
+  if (!dup) {
+    c->oom = true;
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) dup[i] = SIZE_MAX;
+  for (size_t i = 1; i < n; i++) {
+    size_t first = i - 1;
+    for (; i < n && strcmp(refs[i].prefix, refs[first].prefix) == 0; i++)
+      dup[refs[i].idx] = refs[first].idx;
+  }
+  /* Reported in file order. */
+  for (size_t j = 0; j < n; j++) {
+    if (dup[j] == SIZE_MAX) continue;
+    const tsvc_service_conf_t *a = &cfg->services[dup[j]], *b = &cfg->services[j];
+    const char *p = pre[j];
+    char why[200] = "";
+    if (strcmp(p, "POSTGRES") == 0 || strcmp(p, "REDIS") == 0) {
+      /* One of them has them as the first postgres/redis service with a
+         port (a, the earlier, when it is one). */
+      const char *kind = strcmp(p, "POSTGRES") == 0 ? "postgres" : "redis";
+      const char *ka = a->port ? tsvc_env_kind(a) : NULL;
+      const tsvc_service_conf_t *owner = ka && strcmp(ka, kind) == 0 ? a : b;
+      snprintf(why, sizeof why, " (\"%s\" is the first %s service with a port)", owner->name,
+               kind);
+    }
+    ERR(c, c->svc_keys[j],
+        "services.%s: `tanuki-svc env` would name its variables %s_HOST, %s_PORT, ... as "
+        "those of service \"%s\" (line %d)%s; rename one",
+        b->name, p, p, a->name, a->line, why);
+  }
+out:
+  if (pre) tsvc_env_prefixes_free(pre, n);
+  free(refs);
+  free(dup);
+}
+
 /* A built-in process recipe exists for postgres and redis (DESIGN.md 6). */
 static bool has_recipe(const tsvc_service_conf_t *s) {
   const char *names[] = {s->name, s->image};
@@ -1180,6 +1251,7 @@ static void load_tree(ctx_t *c, const ynode_t *root) {
   free(dup);
   check_depends_on(c);
   check_startable(c);
+  check_env_names(c);
 }
 
 /* ---- public ---- */

@@ -80,6 +80,26 @@ has "env: other services get NAME_HOST/NAME_PORT" "$OUT" "export API_SERVER_PORT
 run env --format json
 eq "env --format json" "$(jget "$OUT" '(v["POSTGRES_DB"], v["POSTGRES_USER"], v["REDIS_HOST"], v["API_SERVER_HOST"])')" "('tanuki_dev', 'tanuki', '127.0.0.1', '127.0.0.1')"
 
+# env: a name that is no shell identifier gets a safe form; dash takes it.
+mkdir -p "$T/names"
+cat >"$T/names/tanuki.yaml" <<YAML
+services:
+  9lives: {image: x, port: 1234}
+  a.b: {image: x, port: 1235}
+YAML
+run env -c "$T/names/tanuki.yaml"
+has "env: 9lives as _9LIVES_PORT" "$OUT" "export _9LIVES_PORT='1234'"
+has "env: a.b as A_B_PORT" "$OUT" "export A_B_PORT='1235'"
+eq "env: dash evaluates it" "$(dash -c 'eval "$1"; echo "$_9LIVES_PORT $A_B_PORT"' sh "$OUT" 2>&1)" "1234 1235"
+cat >>"$T/names/tanuki.yaml" <<YAML
+  a_b: {image: x, port: 1236}
+YAML
+run config validate -c "$T/names/tanuki.yaml"
+eq "config validate: two services with one env prefix: exit 1" "$RC" 1
+has "... at file:line:col" "$ERR" "$T/names/tanuki.yaml:4:3: error: services.a_b: \`tanuki-svc env\` would name its variables A_B_HOST"
+run env -c "$T/names/tanuki.yaml"
+eq "env refuses that config too" "$RC" 1
+
 # ---- no monitor: act directly ----
 run status
 eq "status without a monitor: exit 1 (postgres is down)" "$RC" 1
