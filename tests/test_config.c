@@ -1034,8 +1034,8 @@ static void dump_masks_secrets(void **st) {
       "      PWD: /srv/tanuki\n",
       "      DATA: /var/lib/hunter2/data\n",
       "      command: [curl, \"-fsS\", \"-u\", \"admin:********\", http://localhost/health]\n",
-      "      command: [CMD-SHELL, \"curl -fsS --user admin:******** http://x/ && psql 'host=db "
-      "password=********' -c 'select 1'\"]\n",
+      ("      command: [CMD-SHELL, \"curl -fsS --user admin:******** http://x/ && psql 'host=db "
+       "password=********' -c 'select 1'\"]\n"),
       "      DATABASE_URL: \"postgres://tanuki:********@db:5432/app\"\n",
       "      NOTE: \"a: b # c\"\n",
       "      \"odd name\": \"line1\\nline2\"\n",
