@@ -28,9 +28,12 @@
  * connections on TCP; event streams, which live long by design, have a cap
  * of their own below the connection limit. So /livez and /metrics answer
  * whatever slow clients and idle subscribers do (tests/test_api_limits.c).
+ * Each connection costs a thread and two descriptors (libmicrohttpd's and
+ * the watchdog's), so at most 2 x (256 + 64) descriptors in all: room is
+ * left under the usual soft limit of 1024 for the monitor's own.
  */
 #define TSVC_API_MAX_CONNECTIONS 64        /* unix socket (its owner only) */
-#define TSVC_API_TCP_CONNECTIONS 512       /* TCP, all clients together */
+#define TSVC_API_TCP_CONNECTIONS 256       /* TCP, all clients together */
 #define TSVC_API_PER_CLIENT 16             /* TCP connections per client address */
 #define TSVC_API_MAX_STREAMS 32            /* GET /v1/events per socket: 503 above */
 #define TSVC_API_REQUEST_DEADLINE_MS 10000 /* request line, headers and body, whole */
