@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -24,33 +23,6 @@
 #include "log/log.h"
 #include "manager/manager.h"
 #include "tsvc.h"
-
-static const char usage_text[] =
-    "usage: tanuki-svc up [-d] [-c FILE] [--runtime auto|docker|process] [--down]\n"
-    "                     [--log-format text|json] [--log-level LEVEL]\n"
-    "\n"
-    "Start every enabled service of the config (in depends_on order; a running\n"
-    "container of ours is adopted) and monitor them, logging every change of\n"
-    "state and serving the API on monitor.socket (and monitor.listen).\n"
-    "In the foreground, Ctrl-C (SIGINT) or SIGTERM stops monitoring; the\n"
-    "services keep running unless --down is given (under the process runtime\n"
-    "they are children of this program and stop with it). SIGHUP reloads the\n"
-    "config: added services start, removed ones stop, changed ones are applied;\n"
-    "a bad file is rejected and the old config keeps running.\n"
-    "\n"
-    "  -d, --detach        run in the background: pid in .tanuki/tanuki-svc.pid,\n"
-    "                      log in .tanuki/tanuki-svc.log (beside the config)\n"
-    "  -c, --config FILE   the config (default: $TANUKI_CONFIG, else tanuki.yaml)\n"
-    "      --runtime R     override the config's runtime\n"
-    "      --down          stop the services too when monitoring stops\n"
-    "      --log-format F  text (key=value) or json; default: monitor.log_format\n"
-    "      --log-level L   debug, info, warn or error (default info)\n"
-    "  -h, --help          this text\n"
-    "\n"
-    "A second 'up' for the same project is refused while the first answers.\n"
-    "\n"
-    "Exit: 0 after a clean stop (or once detached), 1 invalid config or a\n"
-    "monitor already running, 2 usage, 3 the runtime cannot be reached.\n";
 
 static atomic_bool down_asked;
 
@@ -156,55 +128,20 @@ static int write_pid_file(const char *path) {
   return 0;
 }
 
-int cmd_up(int argc, char **argv) {
-  const char *copt = NULL;
-  const char *runtime = NULL, *fmt = NULL, *level = "info";
-  bool down = false, daemonize = false;
-  enum { OPT_RUNTIME = 256, OPT_DOWN, OPT_FMT, OPT_LEVEL };
-  static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                       {"detach", no_argument, NULL, 'd'},
-                                       {"runtime", required_argument, NULL, OPT_RUNTIME},
-                                       {"down", no_argument, NULL, OPT_DOWN},
-                                       {"log-format", required_argument, NULL, OPT_FMT},
-                                       {"log-level", required_argument, NULL, OPT_LEVEL},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0}};
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "+c:dh", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c': copt = optarg; break;
-    case 'd': daemonize = true; break;
-    case OPT_RUNTIME: runtime = optarg; break;
-    case OPT_DOWN: down = true; break;
-    case OPT_FMT: fmt = optarg; break;
-    case OPT_LEVEL: level = optarg; break;
-    case 'h': fputs(usage_text, stdout); return TSVC_EXIT_OK;
-    default: fputs(usage_text, stderr); return TSVC_EXIT_USAGE;
-    }
-  }
-  if (optind != argc) {
-    fputs(usage_text, stderr);
-    return TSVC_EXIT_USAGE;
-  }
+int cmd_up(const cli_args_t *a) {
+  /* The parser checked the values against their choices. */
+  const char *runtime = cli_str(a, &CLI_OPT_RUNTIME), *fmt = cli_str(a, &CLI_OPT_LOG_FORMAT);
+  const char *level = cli_str(a, &CLI_OPT_LOG_LEVEL);
+  bool down = cli_flag(a, &CLI_OPT_DOWN), daemonize = cli_flag(a, &CLI_OPT_DETACH);
   tsvc_log_level_t lvl;
-  if (tsvc_log_level_parse(level, &lvl)) {
+  if (tsvc_log_level_parse(level ? level : "info", &lvl)) {
     cli_err("unknown log level '%s' (debug, info, warn, error)", level);
-    return TSVC_EXIT_USAGE;
-  }
-  if (fmt && strcmp(fmt, "text") != 0 && strcmp(fmt, "json") != 0) {
-    cli_err("unknown log format '%s' (text, json)", fmt);
-    return TSVC_EXIT_USAGE;
-  }
-  if (runtime && strcmp(runtime, "auto") && strcmp(runtime, "docker") &&
-      strcmp(runtime, "process")) {
-    cli_err("unknown runtime '%s' (auto, docker, process)", runtime);
     return TSVC_EXIT_USAGE;
   }
 
   /* Validate first: a detached monitor has nobody to tell. */
   cli_project_t p;
-  int rc = cli_project_load2(cli_config_path(copt), &p, true);
+  int rc = cli_project_load2(cli_config_path(cli_str(a, &CLI_OPT_CONFIG)), &p, true);
   if (rc) return rc;
   char why[512];
   if (tsvc_api_socket_state(p.socket, why, sizeof why) == TSVC_API_SOCK_LIVE) {
