@@ -22,7 +22,9 @@
  * would (docker kill / stop / rm -f / exec psql / create).
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -1603,8 +1605,25 @@ static void s8_daemon_restart(void **state) {
 
 /* ---- group ------------------------------------------------------------------------ */
 
+/* This program runs under flock(1) (an exclusive lock: s8 restarts the
+   daemon), whose lock descriptor it inherits. Whatever it starts must not:
+   a dockerd started by scripts/docker-up.sh would hold the lock for as long
+   as it runs, and every other docker test on the machine would wait for it.
+   Nothing we start needs a descriptor of ours: close-on-exec for all. */
+static void cloexec_inherited(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    int fd = (int)strtol(e->d_name, NULL, 10);
+    if (fd > 2 && fd != dirfd(d)) fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+  }
+  closedir(d);
+}
+
 static int group_setup(void **state) {
   (void)state;
+  cloexec_inherited();
   snprintf(g_base, sizeof g_base, "tsvc-test-%d-", (int)getpid());
   snprintf(g_net, sizeof g_net, "%snet", g_base);
   g_logf = open_memstream(&g_logbuf, &g_loglen);
