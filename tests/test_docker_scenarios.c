@@ -1055,6 +1055,11 @@ static void s7_user_stop(void **state) {
   if (rc) fail_msg("start: %s", err);
   wait_healthy(f, "redis", 30000);
   assert_true(container_running(c));
+  /* Starting a running one: refused (409), naming the state it is in. */
+  rc = tsvc_manager_start(f->m, "redis", err, sizeof err);
+  assert_int_equal(rc, TSVC_ESTATE);
+  assert_string_equal(err, "redis is healthy, not stopped: start applies to a stopped service "
+                           "(use restart)");
   f->passed = true;
 }
 
@@ -1428,7 +1433,8 @@ static void s12_previous_release_adopted(void **state) {
   sh("docker network create %s", g_net); /* when no scenario made it yet */
   int rc = sh_out(out, sizeof out,
                   "docker run -d --name %s --network %s --network-alias redis "
-                  "--label tanuki.service=redis --label 'tanuki.project=%s' -v %s:/data " REDIS_IMAGE,
+                  "--label tanuki.service=redis --label 'tanuki.project=%s' "
+                  "-v %s:/data " REDIS_IMAGE,
                   c, g_net, dir, v);
   if (rc) fail_msg("docker run: %s", out);
   const char *fmt = "{{.Id}} {{.State.StartedAt}} {{.State.Status}} {{.RestartCount}}";
