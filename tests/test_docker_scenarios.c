@@ -929,9 +929,11 @@ static void s5_never_healthy(void **state) {
   assert_true(delay[1] >= 450 && delay[1] < 1500);
   assert_true(delay[2] >= 950 && delay[2] < 2500);
   assert_true(delay[3] >= 1950 && delay[3] < 3500);
-  /* The gaps between restarts grow with the backoff. */
-  assert_true(restart_at[2] - restart_at[1] > restart_at[1] - restart_at[0]);
-  assert_true(restart_at[3] - restart_at[2] > restart_at[2] - restart_at[1]);
+  /* The wait before each restart grows with the backoff. (The gaps between
+     restarts also hold the time each start takes and the checks that find
+     it unhealthy again: seconds that vary more than the backoff's 500 ms
+     steps on a loaded machine, so they are printed, not compared.) */
+  assert_true(delay[2] > delay[1] && delay[3] > delay[2]);
   /* Then failed, with a warning, and no fifth restart. */
   const char *fl = NEXT_LINE(log, &pos, "never", "level=warn", "state=failed");
   if (!fl) fail_msg("no failed line after the 4th restart:\n%s", log);
