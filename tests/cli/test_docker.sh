@@ -130,6 +130,7 @@ has "... with the daemon's words" "$ERR" "127.0.0.1:$HELD"
 has "... and says the monitor retries it" "$ERR" "retries them on the restart backoff schedule"
 BUSY_PID=$(cat "$T/busy/.tanuki/tanuki-svc.pid" 2>/dev/null)
 check "... the monitor runs on" kill -0 "$BUSY_PID"
+has "... and the log says it as the foreground up does" "$(cat "$T/busy/.tanuki/tanuki-svc.log")" "monitoring 1 services on the docker runtime; could not start: busy (retried on the restart backoff schedule)"
 eq "... busy is retried, not stopped" "$(jget "$("$BIN" status -c "$BUSY" --json busy)" 'v["state"] in ("unhealthy", "starting")')" True
 stop_pid "$HOLD_PID"
 wait_for "busy healthy once the port is free" "$BIN" status -c "$BUSY" busy && ok "busy: healthy once the port is free" || bad "busy: healthy once the port is free"
