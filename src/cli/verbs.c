@@ -89,8 +89,10 @@ const cli_verb_t cli_verbs[] = {
      "a bad file is rejected and the old config keeps running.\n"
      "\n"
      "A second 'up' for the same project is refused while the first answers.\n",
-     "0 after a clean stop (or once detached), 1 invalid config or a\n"
-     "monitor already running, 2 usage, 3 the runtime cannot be reached."},
+     "0 after a clean stop (or once detached with every service started),\n"
+     "1 invalid config, a monitor already running, or (-d) a service that could\n"
+     "not start (named; the monitor keeps running and retries it), 2 usage, 3 the\n"
+     "runtime cannot be reached."},
 
     {"down", cmd_down, "", 0, 0, CLI_OPERANDS_NONE, NULL, only_config,
      "stop the services and the monitor",
