@@ -1,24 +1,30 @@
 #!/usr/bin/env python3
 """Write the seed corpora fuzz/corpus/<target>/ from the tests' inputs.
 
-  python3 fuzz/seeds.py     (from anywhere; rewrites fuzz/corpus/)
+  python3 fuzz/seeds.py [BUILD_DIR]     (default build/clang-fuzz)
 
 config: the YAML texts of tests/test_config.c (adjacent C string literals
 that look like a config) and examples/tanuki.yaml. The other targets: the
 replies, streams and requests that tests/test_probe_parse.c,
 tests/test_docker_unit.c and tests/cli/test_api.sh use, encoded as each
 target reads its input (see the comment at the top of each fuzz_*.c).
-Files are named by the SHA-1 of their content, as libFuzzer names its own.
+
+When BUILD_DIR holds the fuzz targets (scripts/build.sh clang-fuzz), only
+the inputs that add coverage are kept (libFuzzer's -merge=1), so the
+corpora stay small; else every input is written. Files are named by the
+SHA-1 of their content, as libFuzzer names its own.
 """
 import hashlib
 import os
 import re
 import shutil
 import struct
+import subprocess
+import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "fuzz", "corpus")
-MAX_PER_TARGET = 48
 
 
 def c_literals(path):
@@ -61,12 +67,7 @@ def config_seeds():
         if b"\n" in lit and b":" in lit and len(lit) > 8:
             seeds.append(lit)
     seeds.append(open(os.path.join(ROOT, "examples", "tanuki.yaml"), "rb").read())
-    # The longest (every key is in them), then an even spread of the short
-    # ones (each aims at one diagnostic).
-    seeds = sorted(set(seeds), key=len, reverse=True)
-    rest = seeds[16:]
-    step = max(1, len(rest) // (MAX_PER_TARGET - 16))
-    return seeds[:16] + rest[::step][:MAX_PER_TARGET - 16]
+    return seeds
 
 
 def pg_msg(t, body):
@@ -244,20 +245,32 @@ def api_seeds():
     return seeds
 
 
-def write(target, seeds):
+def write(target, seeds, build):
     d = os.path.join(OUT, target)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
-    for s in seeds[:MAX_PER_TARGET]:
-        with open(os.path.join(d, hashlib.sha1(s).hexdigest()), "wb") as f:
-            f.write(s)
-    print("%s: %d seeds" % (target, min(len(seeds), MAX_PER_TARGET)))
+    seeds = sorted(set(seeds))
+    binary = os.path.join(build, "fuzz", target)
+    with tempfile.TemporaryDirectory() as tmp:
+        for s in seeds:
+            with open(os.path.join(tmp, hashlib.sha1(s).hexdigest()), "wb") as f:
+                f.write(s)
+        if os.access(binary, os.X_OK):
+            subprocess.run([binary, "-merge=1", d, tmp], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            for name in os.listdir(tmp):
+                shutil.copy(os.path.join(tmp, name), d)
+    print("%s: %d of %d inputs%s" % (target, len(os.listdir(d)), len(seeds),
+                                     "" if os.access(binary, os.X_OK) else
+                                     " (no build: all kept)"))
 
 
 if __name__ == "__main__":
-    write("fuzz_config", config_seeds())
-    write("fuzz_pg_reply", pg_seeds())
-    write("fuzz_resp", resp_seeds())
-    write("fuzz_http_status", http_seeds())
-    write("fuzz_docker_stream", docker_seeds())
-    write("fuzz_api", api_seeds())
+    build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "clang-fuzz")
+    write("fuzz_config", config_seeds(), build)
+    write("fuzz_pg_reply", pg_seeds(), build)
+    write("fuzz_resp", resp_seeds(), build)
+    write("fuzz_http_status", http_seeds(), build)
+    write("fuzz_docker_stream", docker_seeds(), build)
+    write("fuzz_api", api_seeds(), build)
