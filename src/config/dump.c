@@ -93,8 +93,9 @@ static void put_list(FILE *f, char *const *v, size_t n, const char *prefix) {
   fputc(']', f);
 }
 
-/* A command list, masked when mask is set. "CMD" goes first when the argv itself starts with
- * one of Docker's markers, so that loading it back does not strip it. */
+/* A command list, masked when mask is set. "CMD" goes first when the argv
+ * itself starts with one of Docker's markers, so that loading it back does
+ * not strip it. */
 static int put_command(FILE *f, int indent, const char *key, const tsvc_strv_t *cmd,
                        bool shell, bool mask) {
   fprintf(f, "%*s%s: ", indent, "", key);
