@@ -4,13 +4,18 @@
 # fuzz flavour with clang's source coverage), replays the inputs without
 # fuzzing, and prints llvm-cov's summary per target.
 #   fuzz/coverage.sh [WORK_DIR]    (default build/clang-fuzz/fuzz-work)
+# Needs llvm-cov and llvm-profdata (Debian: llvm-14); not run by the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-build/clang-fuzz/fuzz-work}
 build=build/clang-fuzz-cov
 ver=$(clang --version | sed -nE 's/.*clang version ([0-9]+).*/\1/p')
-profdata=$(command -v llvm-profdata-"$ver" || command -v llvm-profdata)
-cov=$(command -v llvm-cov-"$ver" || command -v llvm-cov)
+profdata=$(command -v llvm-profdata-"$ver" || command -v llvm-profdata || true)
+cov=$(command -v llvm-cov-"$ver" || command -v llvm-cov || true)
+if [ -z "$profdata" ] || [ -z "$cov" ]; then
+  echo "coverage.sh: llvm-profdata and llvm-cov are needed: apt-get install llvm-$ver" >&2
+  exit 1
+fi
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTSVC_SANITIZE=ON -DTSVC_FUZZ=ON -DTSVC_TESTS=OFF \
   -DCMAKE_C_FLAGS="-fprofile-instr-generate -fcoverage-mapping" \
