@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "config/config.h"
+#include "log/log.h"
 #include "runtime/runtime.h"
 
 enum {
@@ -41,6 +42,15 @@ int cmd_restart(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_env(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+
+/* ---- pull progress on a terminal (progress.c) --------------------------- */
+
+/* Set the logger up on stderr at level, in text or JSON; when stderr is a
+   terminal, also draw a live line per image being pulled below the log
+   lines. cli_progress_end() puts the logger back on stderr as it was. */
+void cli_progress_setup(tsvc_log_level_t level, bool json);
+void cli_progress_end(void);
 
 /* ---- the project: config, socket, state directory (client.c) ---------- */
 

@@ -22,6 +22,7 @@ static const command_t commands[] = {
     {"logs", cmd_logs, "print a service's output (-f to follow)"},
     {"config", cmd_config, "validate or show tanuki.yaml"},
     {"env", cmd_env, "print connection variables (POSTGRES_URL, REDIS_URL, ...)"},
+    {"pull", cmd_pull, "pull the services' images (with progress on a terminal)"},
     {"version", cmd_version, "print the version"},
 };
 

@@ -100,6 +100,7 @@ typedef struct {
      to N. Both 0 when not set. */
   int port;
   int host_port;
+  int port_line, port_column; /* where port is set (0: not set) */
   tsvc_kv_t *env;     /* `environment`, in file order */
   size_t env_len;
   tsvc_strv_t volumes;

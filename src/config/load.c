@@ -273,6 +273,8 @@ static bool port_number(const char *s, size_t n, int *out) {
 static void p_port(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
   (void)k;
   tsvc_service_conf_t *s = base;
+  s->port_line = v->line;
+  s->port_column = v->col;
   static const char expected[] = "a port (6379) or \"HOST:CONTAINER\" (\"16379:6379\")";
   if (v->kind != YN_SCALAR) {
     type_error(c, v, expected);
