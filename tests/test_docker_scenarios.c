@@ -1054,6 +1054,7 @@ static void s9_bad_image_port_taken(void **state) {
   char *taken = redis_service("taken", vol(f, "takendata"), taken_extra);
   char *svcs = tsvc_asprintf("  ghost:\n"
                              "    image: " NO_IMAGE "\n"
+                             "    pull_policy: never\n"
                              "    healthcheck: {probe: running, interval: 500ms}\n"
                              "%s%s",
                              taken, ok);
@@ -1068,7 +1069,7 @@ static void s9_bad_image_port_taken(void **state) {
   print_message("start_services: %s\n%s\n", tsvc_strerror(rc), err);
   assert_int_equal(rc, TSVC_ERUNTIME);
   assert_non_null(strstr(err, "ghost: No such image: " NO_IMAGE));
-  assert_non_null(strstr(err, "does not pull images"));
+  assert_non_null(strstr(err, "pull_policy is never"));
   char portstr[32];
   snprintf(portstr, sizeof portstr, "127.0.0.1:%d", port);
   const char *tl = strstr(err, "taken: ");

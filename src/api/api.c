@@ -326,6 +326,20 @@ static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c, bool 
 
 /* ---- POST --------------------------------------------------------------------- */
 
+/* Why a check is refused (409): the state the service is really in. */
+static void not_checked(tsvc_api_t *a, const char *name, char *err, size_t len) {
+  tsvc_status_t s;
+  if (tsvc_manager_get_status(a->m, name, &s) != 0) {
+    snprintf(err, len, "%s is not checked now", name);
+    return;
+  }
+  snprintf(err, len, "%s is not checked now: it is %s%s%s%s", name, tsvc_state_name(s.state),
+           !s.running && s.last_error[0] ? " (not running: " : "",
+           !s.running && s.last_error[0] ? s.last_error : "",
+           !s.running && s.last_error[0] ? ")" : "");
+  tsvc_status_clear(&s);
+}
+
 static enum MHD_Result post_action(tsvc_api_t *a, struct MHD_Connection *c, const char *name,
                                    const char *action) {
   char err[4096] = "";
@@ -345,7 +359,7 @@ static enum MHD_Result post_action(tsvc_api_t *a, struct MHD_Connection *c, cons
   else {
     rc = tsvc_manager_check(a->m, name);
     if (rc == TSVC_EBUSY) rc = 0; /* a check in flight: its result will do */
-    else if (rc == TSVC_ESTATE) snprintf(err, sizeof err, "%s is not checked now (stopped)", name);
+    else if (rc == TSVC_ESTATE) not_checked(a, name, err, sizeof err);
     if (rc == 0) {
       /* Wait for the check to end: the caller wants its verdict. */
       const tsvc_config_t *cfg = tsvc_manager_config(a->m);

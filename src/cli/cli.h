@@ -57,7 +57,7 @@ void cli_progress_end(void);
 typedef struct {
   char *config_path;  /* absolute when the file exists */
   tsvc_config_t *cfg;
-  char *dir;          /* the config's directory (the docker project label) */
+  char *dir;          /* the config's directory */
   char *state_dir;    /* dir/.tanuki */
   char *socket;       /* the API socket */
 } cli_project_t;

@@ -49,7 +49,7 @@ int cli_direct_open(const cli_project_t *p, cli_direct_t *d, bool quiet) {
     return TSVC_EXIT_UNREACH;
   }
   char err[512] = "";
-  rc = tsvc_docker_runtime_new(&d->loop, p->cfg, p->dir, &d->rt, err, sizeof err);
+  rc = tsvc_docker_runtime_new(&d->loop, p->cfg, p->config_path, &d->rt, err, sizeof err);
   if (rc) {
     if (!quiet) cli_err("cannot set up the docker runtime: %s", err[0] ? err : tsvc_strerror(rc));
     uv_loop_close(&d->loop);
