@@ -41,7 +41,7 @@ static const char usage_text[] =
 typedef struct {
   const tsvc_service_conf_t *svc;
   int status;
-  char msg[1600];
+  char msg[2100];
   bool done;
 } job_t;
 

@@ -23,6 +23,7 @@ struct tsvc_docker_pull_s {
   tsvc_image_ref_t ref;
   char image[512];
   char note[768];      /* about credentials, or "" */
+  char login[512];     /* the config.json whose credentials were sent */
   uint64_t t0;         /* uv_hrtime at the start */
   tsvc_pull_progress_t last;
   tsvc_docker_pull_cb cb;
@@ -70,7 +71,7 @@ static void on_done(const tsvc_docker_reply_t *r, void *data) {
   char secs[32];
   snprintf(secs, sizeof secs, "%.2f", since(p));
   if (r->status) {
-    char msg[1536];
+    char msg[2048];
     int n = snprintf(msg, sizeof msg, "pulling %s from %s failed: %s", p->image, p->ref.registry,
                      r->errmsg && *r->errmsg ? r->errmsg : tsvc_strerror(r->status));
     if (p->note[0] && n > 0 && (size_t)n < sizeof msg)
@@ -124,7 +125,8 @@ int tsvc_docker_pull(tsvc_docker_t *d, const char *service, const char *image,
   p->cb = cb;
   p->data = data;
   char *auth = NULL;
-  rc = tsvc_registry_auth_file(NULL, p->ref.registry, &auth, p->note, sizeof p->note);
+  tsvc_docker_config_path(p->login, sizeof p->login);
+  rc = tsvc_registry_auth_file(p->login, p->ref.registry, &auth, p->note, sizeof p->note);
   if (!rc)
     rc = tsvc_docker_image_pull(d, image, auth, observer ? on_progress : NULL, on_done, p,
                                 &p->req);
@@ -141,7 +143,7 @@ int tsvc_docker_pull(tsvc_docker_t *d, const char *service, const char *image,
                           {"action", "pull"},
                           {"image", p->image},
                           {"registry", p->ref.registry},
-                          {"credentials", had_auth ? "config.json" : NULL},
+                          {"login", had_auth ? p->login : NULL},
                           {"note", p->note[0] ? p->note : NULL}};
   tsvc_log_fields(p->note[0] ? TSVC_LOG_WARN : TSVC_LOG_INFO, NULL, f, TSVC_ARRAY_LEN(f));
   tell(p, TSVC_PULL_EV_START, NULL);
