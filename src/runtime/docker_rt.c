@@ -570,8 +570,11 @@ static void after_image(const tsvc_docker_reply_t *r, void *data) {
   o->req = NULL;
   if (r->status == TSVC_ENOENT && svc->pull_policy == TSVC_PULL_NEVER) {
     char msg[768];
-    snprintf(msg, sizeof msg, "%s; services.%s.pull_policy is never: pull it (tanuki-svc pull "
-             "%s) or build it", r->errmsg, svc->name, svc->name);
+    /* The daemon's words repeat the name ("no such image: X: No such
+       image: X"): ours say it once. */
+    snprintf(msg, sizeof msg, "No such image: %s (not present locally, and services.%s."
+             "pull_policy is never: pull it with 'tanuki-svc pull %s', or build it)", svc->image,
+             svc->name, svc->name);
     finish(o, TSVC_ENOENT, msg);
     return;
   }
