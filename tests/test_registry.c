@@ -24,6 +24,8 @@
  *   r5  pull_policy never: the error says so, the registry is not asked.
  *   r6  pull_policy always: a new image under the same tag is pulled and the
  *       container recreated from it.
+ *   r7  `tanuki-svc pull`: live lines on a terminal (script(1) gives it
+ *       one), the two log lines into a pipe.
  *
  * Missing engine, images, docker-registry or htpasswd: every test FAILS
  * when TSVC_REQUIRE_DOCKER=1 (CI), else is skipped with the reason.
@@ -383,6 +385,7 @@ SETUP(r3)
 SETUP(r4)
 SETUP(r5)
 SETUP(r6)
+SETUP(r7)
 
 static void write_config(fx_t *f, const char *services) {
   char *text = tsvc_asprintf("runtime: docker\n"
@@ -816,6 +819,41 @@ static void r6_policy_always(void **state) {
   SH("docker rmi -f %s", i1); /* v1, untagged now */
 }
 
+/* ---- r7: `tanuki-svc pull`: live lines on a terminal, log lines elsewhere ------------ */
+
+static void r7_cli_progress(void **state) {
+  need();
+  fx_t *f = *state;
+  char *svc = redis_svc("redis", g_img, NULL);
+  write_config(f, svc);
+  free(svc);
+  const char *bin = getenv("TSVC_BINARY");
+  if (!bin) fail_msg("TSVC_BINARY is not set (run through ctest)");
+  /* On a terminal (script(1) gives it one): a live line, redrawn in place. */
+  static char out[65536];
+  int rc = sh_out(out, sizeof out, "TERM=xterm script -qfec \"'%s' pull -c '%s'\" /dev/null",
+                  bin, f->cfg);
+  if (rc) fail_msg("pull on a terminal: exit %d\n%s", rc, out);
+  assert_true(image_here(g_img));
+  char want[400];
+  snprintf(want, sizeof want, "\033[Kpulling redis (%s): ", g_img);
+  if (!strstr(out, want)) fail_msg("no live line in:\n%s", out);
+  assert_non_null(strstr(out, " layers, "));
+  assert_non_null(strstr(out, "action=pulled"));
+  /* The live lines are erased at the end: the last thing written is no
+     progress line. */
+  const char *last = strstr(out, "action=pulled");
+  assert_null(strstr(last, "\033[Kpulling"));
+  rmi(g_img);
+  /* Into a pipe: the two log lines, no terminal codes. */
+  rc = sh_out(out, sizeof out, "'%s' pull -c '%s' 2>&1 | cat", bin, f->cfg);
+  assert_int_equal(rc, 0);
+  assert_null(strchr(out, '\033'));
+  assert_non_null(strstr(out, "action=pull "));
+  assert_non_null(strstr(out, "action=pulled"));
+  assert_true(image_here(g_img));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(r1_pull_then_healthy, setup_r1, fx_teardown),
@@ -824,6 +862,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(r4_manifest_unknown, setup_r4, fx_teardown),
       cmocka_unit_test_setup_teardown(r5_policy_never, setup_r5, fx_teardown),
       cmocka_unit_test_setup_teardown(r6_policy_always, setup_r6, fx_teardown),
+      cmocka_unit_test_setup_teardown(r7_cli_progress, setup_r7, fx_teardown),
   };
   const char *only = getenv("TSVC_SCENARIOS");
   if (only && *only) cmocka_set_test_filter(only);

@@ -79,8 +79,9 @@ static void on_done(const tsvc_docker_reply_t *r, void *data) {
     tsvc_log_field_t f[] = {{"service", p->service}, {"action", "pull_failed"},
                             {"image", p->image},     {"registry", p->ref.registry},
                             {"seconds", secs},       {"reason", r->errmsg}};
-    tsvc_log_fields(TSVC_LOG_WARN, NULL, f, TSVC_ARRAY_LEN(f));
+    /* The live line goes first: the log line takes its place. */
     tell(p, TSVC_PULL_EV_FAILED, msg);
+    tsvc_log_fields(TSVC_LOG_WARN, NULL, f, TSVC_ARRAY_LEN(f));
     p->cb(r->status, msg, p->data);
     pull_free(p);
     return;
@@ -98,8 +99,8 @@ static void on_done(const tsvc_docker_reply_t *r, void *data) {
                           {"image", p->image},     {"size", size},
                           {"layers", layers},      {"seconds", secs},
                           {"status", status && *status ? status : NULL}};
-  tsvc_log_fields(TSVC_LOG_INFO, NULL, f, TSVC_ARRAY_LEN(f));
   tell(p, TSVC_PULL_EV_DONE, NULL);
+  tsvc_log_fields(TSVC_LOG_INFO, NULL, f, TSVC_ARRAY_LEN(f));
   p->cb(0, NULL, p->data);
   pull_free(p);
 }
