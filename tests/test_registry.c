@@ -26,6 +26,8 @@
  *       container recreated from it.
  *   r7  `tanuki-svc pull`: live lines on a terminal (script(1) gives it
  *       one), the two log lines into a pipe.
+ *   r8  a pull that hangs (a registry that never answers) delays no other
+ *       service: the next one turns healthy meanwhile.
  *
  * Missing engine, images, docker-registry or htpasswd: every test FAILS
  * when TSVC_REQUIRE_DOCKER=1 (CI), else is skipped with the reason.
@@ -33,9 +35,13 @@
  * images <registry>/tsvc-test-<pid>/...: all removed by the teardowns.
  * Run under `flock -s /tmp/tsvc-docker.lock` beside other docker tests.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,6 +392,7 @@ SETUP(r4)
 SETUP(r5)
 SETUP(r6)
 SETUP(r7)
+SETUP(r8)
 
 static void write_config(fx_t *f, const char *services) {
   char *text = tsvc_asprintf("runtime: docker\n"
@@ -854,6 +861,79 @@ static void r7_cli_progress(void **state) {
   assert_true(image_here(g_img));
 }
 
+/* ---- r8: a pull that takes long delays nobody else -------------------------------- */
+
+typedef struct {
+  fx_t *f;
+  int rc;
+  char err[4096];
+  atomic_int done;
+} starter_t;
+
+static void *starter_main(void *arg) {
+  starter_t *s = arg;
+  s->rc = tsvc_manager_start_services(s->f->m, s->err, sizeof s->err);
+  atomic_store(&s->done, 1);
+  return NULL;
+}
+
+static void r8_slow_pull_others_start(void **state) {
+  need();
+  fx_t *f = *state;
+  /* A "registry" that takes connections and never answers: the kernel
+     accepts them into the backlog, nobody reads. A real registry does not
+     hang on demand. */
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true(lfd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t al = sizeof a;
+  assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(lfd, 16), 0);
+  assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+  char slow_img[200];
+  snprintf(slow_img, sizeof slow_img, "127.0.0.1:%d/%s/slow:1", ntohs(a.sin_port), g_tag);
+  /* slow comes first in the file and nothing depends on it. */
+  char *slow = redis_svc("slow", slow_img, NULL);
+  char *fast = redis_svc("fast", BASE_IMAGE, NULL);
+  char *svcs = tsvc_asprintf("%s%s", slow, fast);
+  write_config(f, svcs);
+  free(slow);
+  free(fast);
+  free(svcs);
+  new_manager(f);
+  starter_t st = {.f = f};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, starter_main, &st), 0);
+  /* The monitor exists once the runtime is chosen. */
+  for (int i = 0; i < 600; i++) {
+    tsvc_status_t x;
+    if (tsvc_manager_get_status(f->m, "fast", &x) == 0) {
+      tsvc_status_clear(&x);
+      break;
+    }
+    tu_sleep_ms(50);
+  }
+  int64_t ms = wait_healthy(f, "fast", 60000);
+  /* fast is healthy while slow's pull still waits for its registry. */
+  if (atomic_load(&st.done)) fail_msg("start_services ended already: %s", st.err);
+  char *log = log_since(f->mark);
+  assert_non_null(FIND(log, NULL, "slow", "action=pull ", slow_img));
+  assert_int_equal(COUNT(log, "slow", "action=pull_failed"), 0);
+  free(log);
+  print_message("fast healthy after %lld ms while slow's pull hangs\n", (long long)ms);
+  /* The registry goes: the pull fails, and start_services says so. */
+  close(lfd);
+  pthread_join(t, NULL);
+  print_message("start_services: %s\n", st.err);
+  assert_int_equal(st.rc, TSVC_ERUNTIME);
+  char want[300];
+  snprintf(want, sizeof want, "slow: pulling %s from 127.0.0.1:%d failed: ", slow_img,
+           ntohs(a.sin_port));
+  assert_non_null(strstr(st.err, want));
+  assert_null(strstr(st.err, "fast:"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(r1_pull_then_healthy, setup_r1, fx_teardown),
@@ -863,6 +943,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(r5_policy_never, setup_r5, fx_teardown),
       cmocka_unit_test_setup_teardown(r6_policy_always, setup_r6, fx_teardown),
       cmocka_unit_test_setup_teardown(r7_cli_progress, setup_r7, fx_teardown),
+      cmocka_unit_test_setup_teardown(r8_slow_pull_others_start, setup_r8, fx_teardown),
   };
   const char *only = getenv("TSVC_SCENARIOS");
   if (only && *only) cmocka_set_test_filter(only);

@@ -31,6 +31,7 @@ typedef struct {
                                 container of our name made since by someone
                                 else is never entered */
   bool network_ok;           /* the network exists (checked once) */
+  bool network_busy;         /* an op is making sure of it; others wait */
   tsvc_docker_events_t *events;
   tsvc_rt_event_cb event_cb;
   void *event_data;
@@ -66,6 +67,7 @@ struct op_s {
   bool container_known;     /* the container was inspected */
   bool running;             /* ... and runs */
   char container_image[80]; /* ... made from this image id */
+  bool network_wait;        /* waits for another op's network check */
   json_t *container;        /* ... its inspection (always: a recreation
                                hands its anonymous volumes on) */
 };
@@ -196,17 +198,35 @@ static void after_create(const tsvc_docker_reply_t *r, void *data) {
   if (rc) finish(o, rc, "cannot start the container");
 }
 
+/* The network check is done (status 0: it exists): o and every op that
+   waited for it go on, or fail with its words. One at a time, from the
+   list's head each time: a step may finish (free) any op. */
+static void network_done(op_t *o, int status, const char *msg) {
+  drt_t *rt = o->rt;
+  rt->network_busy = false;
+  if (!status) rt->network_ok = true;
+  char copy[512];
+  tsvc_strlcpy(copy, msg ? msg : "", sizeof copy);
+  for (op_t *w = o;;) {
+    w->network_wait = false;
+    if (status) finish(w, status, copy);
+    else container_step(w);
+    for (w = rt->ops; w && !w->network_wait; w = w->next) {
+    }
+    if (!w) break;
+  }
+}
+
 static void after_network(const tsvc_docker_reply_t *r, void *data) {
   op_t *o = data;
   o->req = NULL;
   if (r->status) {
     char msg[512];
     snprintf(msg, sizeof msg, "network %s: %s", o->rt->cfg->docker.network, r->errmsg);
-    finish(o, r->status, msg);
+    network_done(o, r->status, msg);
     return;
   }
-  o->rt->network_ok = true;
-  container_step(o);
+  network_done(o, 0, NULL);
 }
 
 /* A NULL-terminated copy (of the pointers only) of the n strings at v, as
@@ -501,7 +521,14 @@ static void container_step(op_t *o) {
 static void proceed(op_t *o) {
   drt_t *rt = o->rt;
   int rc;
+  if (o->kind != OP_STOP && o->kind != OP_REMOVE && !rt->network_ok && rt->network_busy) {
+    /* Two creations at once would make two networks of one name (the
+       daemon's duplicate check is not atomic): wait for the one going on. */
+    o->network_wait = true;
+    return;
+  }
   if (o->kind != OP_STOP && o->kind != OP_REMOVE && !rt->network_ok) {
+    rt->network_busy = true;
     const char *net = rt->cfg->docker.network;
     /* Made by this project (when it is missing); shared by name with every
        project that names it: it is how other containers reach ours. */
@@ -509,11 +536,10 @@ static void proceed(op_t *o) {
                                rt->config_path);
     rc = tsvc_docker_network_ensure(rt->d, net, labels, after_network, o, &o->req);
     json_decref(labels);
-  } else {
-    container_step(o);
+    if (rc) network_done(o, rc, "cannot send the request to the docker daemon");
     return;
   }
-  if (rc) finish(o, rc, "cannot send the request to the docker daemon");
+  container_step(o);
 }
 
 /* ---- the image step of a start: pull_policy, then the port check ---------- */
