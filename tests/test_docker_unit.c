@@ -289,8 +289,11 @@ static void serve(fake_t *f, int fd) {
     /* A pull's progress, a line at a time, as docker streams it; one
        line over the 16 KiB a line may take. */
     bool err = strstr(p, "errmid") != NULL;
+    /* Connection: close, as every answer here: the connection is closed
+       after it, and a client that kept it for the next request would race
+       that close. */
     const char *h = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    "Transfer-Encoding: chunked\r\n\r\n";
+                    "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
     send_all(fd, h, strlen(h));
     static char big[20000];
     memset(big, ' ', sizeof big - 2);
