@@ -72,8 +72,12 @@ static void on_done(const tsvc_docker_reply_t *r, void *data) {
   snprintf(secs, sizeof secs, "%.2f", since(p));
   if (r->status) {
     char msg[2048];
-    int n = snprintf(msg, sizeof msg, "pulling %s from %s failed: %s", p->image, p->ref.registry,
-                     r->errmsg && *r->errmsg ? r->errmsg : tsvc_strerror(r->status));
+    const char *why = r->errmsg && *r->errmsg ? r->errmsg : tsvc_strerror(r->status);
+    /* Unreachable: the Docker daemon, not the registry. */
+    int n = r->status == TSVC_EUNREACH
+                ? snprintf(msg, sizeof msg, "cannot pull %s: %s", p->image, why)
+                : snprintf(msg, sizeof msg, "pulling %s from %s failed: %s", p->image,
+                           p->ref.registry, why);
     if (p->note[0] && n > 0 && (size_t)n < sizeof msg)
       snprintf(msg + n, sizeof msg - (size_t)n, " (%s)", p->note);
     tsvc_log_field_t f[] = {{"service", p->service}, {"action", "pull_failed"},

@@ -46,7 +46,8 @@ void tsvc_pull_set_observer(tsvc_pull_observer_fn fn, void *data);
 typedef struct tsvc_docker_pull_s tsvc_docker_pull_t;
 
 /* status 0: the image is here (msg NULL); else msg says, for people:
- * "pulling IMAGE from REGISTRY failed: <the registry's or daemon's words>". */
+ * "pulling IMAGE from REGISTRY failed: <the registry's or daemon's words>"
+ * ("cannot pull IMAGE: ..." when the Docker daemon cannot be reached). */
 typedef void (*tsvc_docker_pull_cb)(int status, const char *msg, void *data);
 
 /*
