@@ -112,6 +112,10 @@ int cli_direct_open(const cli_project_t *p, cli_direct_t *d, bool quiet);
    TSVC_E* code with the runtime's words in msg. */
 int cli_direct_op(cli_direct_t *d, const char *op, const tsvc_service_conf_t *svc, char *msg,
                   size_t msglen);
+/* Inspect svc's container and wait: 0 (ours, or none), TSVC_EEXIST (a
+   container of our name that is not ours: msg says whose) or another error. */
+int cli_direct_inspect(cli_direct_t *d, const tsvc_service_conf_t *svc, char *msg,
+                       size_t msglen);
 void cli_direct_close(cli_direct_t *d);
 
 #endif

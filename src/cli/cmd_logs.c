@@ -162,6 +162,18 @@ static int docker_logs(const cli_project_t *p, const tsvc_service_conf_t *svc, l
                        bool follow) {
   char cname[512];
   snprintf(cname, sizeof cname, "%s%s", p->cfg->docker.container_prefix, svc->name);
+  /* Only our own container's output: another project's of that name (or
+     one made by hand) is not ours to show. */
+  cli_direct_t dd;
+  if (cli_direct_open(p, &dd, true) == 0) {
+    char why[1400];
+    int rc = cli_direct_inspect(&dd, svc, why, sizeof why);
+    cli_direct_close(&dd);
+    if (rc == TSVC_EEXIST) {
+      cli_err("%s: %s", svc->name, why);
+      return TSVC_EXIT_FAIL;
+    }
+  }
   if (follow) return docker_follow(p->cfg->docker.host, cname, tail);
   uv_loop_t loop;
   uv_loop_init(&loop);

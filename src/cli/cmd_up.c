@@ -49,8 +49,10 @@ static const char usage_text[] =
     "\n"
     "A second 'up' for the same project is refused while the first answers.\n"
     "\n"
-    "Exit: 0 after a clean stop (or once detached), 1 invalid config or a\n"
-    "monitor already running, 2 usage, 3 the runtime cannot be reached.\n";
+    "Exit: 0 after a clean stop (or once detached with every service started),\n"
+    "1 invalid config, a monitor already running, or (-d) a service that could\n"
+    "not start (named; the monitor keeps running and retries it), 2 usage, 3 the\n"
+    "runtime cannot be reached.\n";
 
 static atomic_bool down_asked;
 
@@ -64,7 +66,7 @@ static void on_down(void *data) {
 /* Tell the waiting parent how the start went (detached mode), once. */
 static void tell_parent(int *fd, int exit_code, const char *msg) {
   if (*fd < 0) return;
-  char buf[2048];
+  char buf[16384];
   int n = snprintf(buf, sizeof buf, "%d %s", exit_code, msg ? msg : "");
   if (n > (int)sizeof buf - 1) n = (int)sizeof buf - 1;
   ssize_t w = write(*fd, buf, (size_t)n);
@@ -75,7 +77,7 @@ static void tell_parent(int *fd, int exit_code, const char *msg) {
 
 /* The original process: wait for the daemon's word and print it. */
 static int wait_for_daemon(int rfd, pid_t child) {
-  char buf[2048];
+  char buf[16384];
   size_t len = 0;
   for (;;) {
     ssize_t n = read(rfd, buf + len, sizeof buf - 1 - len);
@@ -289,22 +291,35 @@ int cmd_up(int argc, char **argv) {
     exit_code = TSVC_EXIT_UNREACH;
     goto out;
   }
+  /* Some services could not start: each line "name: the runtime's words";
+     the monitor retries them on the backoff schedule, the others run. */
+  char failed[1024] = "", lines[8192] = "";
   if (rc) {
-    /* Some services could not start; the others run and are monitored. */
-    for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+    for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n")) {
       TSVC_LOG(TSVC_LOG_ERROR, NULL, "could not start %s", line);
+      size_t nl = strlen(lines), nf = strlen(failed);
+      snprintf(lines + nl, sizeof lines - nl, "%scould not start %s", nl ? "\n" : "", line);
+      const char *colon = strstr(line, ": ");
+      snprintf(failed + nf, sizeof failed - nf, "%s%.*s", nf ? ", " : "",
+               colon ? (int)(colon - line) : (int)strlen(line), line);
+    }
   }
-  TSVC_LOG(TSVC_LOG_INFO, NULL, "monitoring %zu services on the %s runtime%s",
+  TSVC_LOG(TSVC_LOG_INFO, NULL, "monitoring %zu services on the %s runtime%s%s%s%s",
            tsvc_manager_config(m)->nservices, tsvc_manager_runtime_name(m),
+           failed[0] ? "; could not start: " : "", failed,
+           failed[0] ? " (retried on the restart backoff schedule)" : "",
            daemonize ? "" : (down ? "; Ctrl-C stops monitoring and the services"
                                   : "; Ctrl-C stops monitoring"));
   {
-    char msg[PATH_MAX * 3];
-    snprintf(msg, sizeof msg, "tanuki-svc: monitor running in the background (pid %ld)%s\n"
-             "  socket %s\n  log    %s\n  pid    %s", (long)getpid(),
-             rc ? "; some services could not start (see the log)" : "", p.socket, log_path,
-             pid_path);
-    tell_parent(&notify, TSVC_EXIT_OK, msg);
+    /* up -d: exit 1 when a service could not start, naming it (the
+       monitor stays, retrying it). */
+    char msg[PATH_MAX * 3 + sizeof lines];
+    snprintf(msg, sizeof msg, "%s%s%smonitor running in the background (pid %ld)%s\n"
+             "  socket %s\n  log    %s\n  pid    %s", lines, lines[0] ? "\n" : "",
+             lines[0] ? "" : "tanuki-svc: ", (long)getpid(),
+             failed[0] ? "; it retries them on the restart backoff schedule" : "", p.socket,
+             log_path, pid_path);
+    tell_parent(&notify, failed[0] ? TSVC_EXIT_FAIL : TSVC_EXIT_OK, msg);
   }
 
   int sig = 0;

@@ -80,6 +80,34 @@ int cli_direct_op(cli_direct_t *d, const char *op, const tsvc_service_conf_t *sv
   return w.status;
 }
 
+typedef struct {
+  bool done;
+  int status;
+  char msg[1400];
+} inspect_wait_t;
+
+static void on_inspect(int status, const char *msg, const tsvc_rt_info_t *info, void *data) {
+  (void)info;
+  inspect_wait_t *w = data;
+  w->done = true;
+  w->status = status;
+  tsvc_strlcpy(w->msg, msg ? msg : "", sizeof w->msg);
+}
+
+int cli_direct_inspect(cli_direct_t *d, const tsvc_service_conf_t *svc, char *msg,
+                       size_t msglen) {
+  inspect_wait_t w = {0};
+  int rc = d->rt->ops->inspect(d->rt, svc, on_inspect, &w);
+  if (rc) {
+    tsvc_strlcpy(msg, tsvc_strerror(rc), msglen);
+    return rc;
+  }
+  while (!w.done && uv_run(&d->loop, UV_RUN_ONCE)) {
+  }
+  tsvc_strlcpy(msg, w.msg[0] ? w.msg : tsvc_strerror(w.status), msglen);
+  return w.status;
+}
+
 void cli_direct_close(cli_direct_t *d) {
   if (d->rt) tsvc_runtime_free(d->rt);
   d->rt = NULL;

@@ -6,25 +6,25 @@
  * a switch over the states. The table below summarises them; the test
  * every_state_every_event (tests/test_health.c) walks every cell of it.
  *
- *   state \ event  TICK     CHK ok  CHK bad DIED  STARTED DONE  FAILED USTART USTOP URESTART DOWN UP
- *   starting       check    healthy count*  unhe. start.  -     -      ESTATE stop. restart. unkn -
- *   starting/op    -        -       -       -     -       start.unhe.  EBUSY  EBUSY EBUSY    unkn -
- *   healthy        check    -       count   unhe. start.  -     -      ESTATE stop. restart. unkn -
- *   unhealthy      check,   +succ.  -       -     start.  -     -      ESTATE stop. restart. unkn -
- *                  restart
- *   unhealthy/ns   start    -       -       -     start.  -     -      start  stop. start    unkn -
- *   restarting     -        -       -       -     -       start.unhe.  EBUSY  EBUSY (joins)  unkn -
- *   failed         check,   +succ.  -       -     start.  -     -      ESTATE stop. restart. unkn -
- *                  cooldown
- *   stopped        -        -       -       -     start.  -     -      start  -     restart. unkn -
- *   unknown        -        -       -       -     saved   saved saved  EUNREACH (all three)  -    saved,
- *                                                                                                 verify
- *   unknown/v      check    healthy count   unhe. start.  -     -      ESTATE stop. restart. -    -
+ *              TICK      CHK ok  CHK bad DIED  STARTED DONE   FAILED USTART USTOP URESTART DOWN UP
+ * starting     check     healthy count*  unhe. start.  -      -      ESTATE stop. restart. unkn -
+ * starting/op  -         -       -       -     -       start. unhe.  EBUSY  EBUSY EBUSY    unkn -
+ * healthy      check     -       count   unhe. start.  -      -      ESTATE stop. restart. unkn -
+ * unhealthy    check,re. +succ.  -       -     start.  -      -      ESTATE stop. restart. unkn -
+ * unhealthy/ns start     -       -       -     start.  -      -      start  stop. start    unkn -
+ * restarting   -         -       -       -     -       start. unhe.  EBUSY  EBUSY (joins)  unkn -
+ * failed       check,cd. +succ.  -       -     start.  -      -      ESTATE stop. restart. unkn -
+ * stopped      -         -       -       -     start.  -      -      start  -     restart. unkn -
+ * unknown      -         -       -       -     saved   saved  saved  EUNR.  EUNR. EUNR.    -    sav/v
+ * unknown/v    check     healthy count   unhe. start.  -      -      ESTATE stop. restart. -    -
  *
  * (count: a failure counts toward retries, * after the grace period, and
  * retries of them make it unhealthy; unhe.: unhealthy, and the restart is
- * planned: at once, after backoff, or failed; saved: the state the service
- * had before the runtime went away, updated by what happens meanwhile.)
+ * planned: at once, after backoff, or failed; re.: the restart due after
+ * backoff; cd.: restarts resume after the cooldown; saved: the state the
+ * service had before the runtime went away, updated by what happens
+ * meanwhile; sav/v: saved, or verifying when it was healthy; EUNR.:
+ * EUNREACH.)
  *
  * Starts (starting/op, unhealthy/ns). A start in flight is `starting` with
  * op START: nothing is checked until it is done. A start that fails (the

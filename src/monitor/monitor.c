@@ -347,8 +347,8 @@ static void op_cb(int status, const char *msg, void *data) {
       snprintf(why + n, sizeof why - n, " (%s again in %s)",
                s->h.not_started ? "starting" : "restarting", in);
     } else if (s->h.state == TSVC_STATE_FAILED) {
-      snprintf(why + n, sizeof why - n, " (gave up after %d attempts)",
-               tsvc_health_restarts_in_window(&s->h, now));
+      int k = tsvc_health_restarts_in_window(&s->h, now);
+      snprintf(why + n, sizeof why - n, " (gave up after %d attempt%s)", k, k == 1 ? "" : "s");
     }
   }
   wake_waiters(s, status, why);

@@ -88,8 +88,8 @@ typedef void (*tsvc_mon_done_cb)(int status, const char *msg, void *data);
  * when there was nothing to do (stop of a stopped service) or the runtime
  * refused the operation outright. A start or restart that fails is told with
  * the runtime's words and what follows ("(starting again in 1s)", "(gave up
- * after 5 attempts)"): the monitor retries it on the backoff schedule. A restart asked for while one is in flight
- * joins it. Services removed or a monitor closed meanwhile: TSVC_ESTATE.
+ * after 5 attempts)"): the monitor retries it on the backoff schedule. A
+ * restart asked for while one is in flight joins it. Services removed or a monitor closed meanwhile: TSVC_ESTATE.
  */
 int tsvc_monitor_user_start(tsvc_monitor_t *m, const char *name, tsvc_mon_done_cb cb,
                             void *data);

@@ -855,8 +855,9 @@ static char **exec_argv(const tsvc_probe_spec_t *spec) {
     while (spec->argv[n]) n++;
   char **v = calloc(n + 1, sizeof *v);
   if (!v) return NULL;
+  static const char *const sh[] = {"/bin/sh", "-c"};
   for (size_t i = 0; i < n; i++) {
-    const char *a = spec->shell ? (i == 0 ? "/bin/sh" : i == 1 ? "-c" : spec->argv[0]) : spec->argv[i];
+    const char *a = !spec->shell ? spec->argv[i] : i < 2 ? sh[i] : spec->argv[0];
     if (!(v[i] = strdup(a))) {
       for (size_t k = 0; k < i; k++) free(v[k]);
       free(v);
@@ -878,9 +879,10 @@ static int drt_exec(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
   /* Into the container found to be ours, by id: a container of our name
      made since by someone else is never entered (a 404 says ours is gone). */
   const char *id = json_string_value(json_object_get(rt->owned, svc->name));
-  int rc = !o->argv ? TSVC_ENOMEM
-           : id     ? exec_in(o, id)
-                    : tsvc_docker_container_inspect(rt->d, o->cname, after_exec_inspect, o, &o->req);
+  int rc;
+  if (!o->argv) rc = TSVC_ENOMEM;
+  else if (id) rc = exec_in(o, id);
+  else rc = tsvc_docker_container_inspect(rt->d, o->cname, after_exec_inspect, o, &o->req);
   if (rc) {
     op_free(o);
     return rc;
