@@ -60,16 +60,8 @@ else
   fi
   say "starting $dockerd_bin (log: $log)"
   # setsid: the daemon outlives this script and its session; its output
-  # goes to the log only. Descriptors above 2 are closed first: a caller's
-  # lock (the tests' flock on /tmp/tsvc-docker.lock) must not be held for
-  # as long as the daemon lives.
-  (
-    for fd in /proc/self/fd/*; do
-      n=${fd##*/}
-      [ "$n" -gt 2 ] 2>/dev/null && eval "exec $n>&-" 2>/dev/null
-    done
-    exec setsid "$dockerd_bin" >>"$log" 2>&1 </dev/null
-  ) &
+  # goes to the log only.
+  setsid "$dockerd_bin" >>"$log" 2>&1 </dev/null &
   running_pid=$!
 fi
 
