@@ -8,7 +8,9 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libmicrohttpd-dev libcmocka-dev
       postgresql redis-server curl tmux procps iproute2)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(prometheus python3 golang-go)
+  # docker-registry and apache2-utils (htpasswd): the registry the pull
+  # tests push to and pull from (tests/test_registry.c).
+  pkgs+=(prometheus python3 golang-go docker-registry apache2-utils)
 fi
 
 missing=()

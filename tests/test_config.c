@@ -171,7 +171,8 @@ static const char every_key[] =
     "  db:\n"
     "    enabled: false\n"
     "    image: postgres:16\n"
-    "    port: 5433\n"
+    "    pull_policy: never\n"
+    "    port: \"15433:5433\"\n"
     "    environment: {POSTGRES_USER: u, POSTGRES_PASSWORD: pw, PORT: 5432, DEBUG: true, "
     "EMPTY: }\n"
     "    volumes: [v1:/data, /host:/ro:ro]\n"
@@ -224,6 +225,8 @@ static void every_key_loads(void **st) {
   assert_non_null(s);
   assert_false(s->enabled);
   assert_int_equal(s->port, 5433);
+  assert_int_equal(s->host_port, 15433);
+  assert_int_equal(s->pull_policy, TSVC_PULL_NEVER);
   assert_int_equal(s->env_len, 5);
   assert_string_equal(s->env[0].key, "POSTGRES_USER");
   assert_string_equal(s->env[1].value, "pw");
@@ -407,9 +410,11 @@ static void wrong_types(void **st) {
   load_bad("services:\n  a:\n    image: [postgres]\n",
            F ":3:12: error: services.a.image: expected a string, got a list");
   load_bad("services:\n  a:\n    port: abc\n",
-           F ":3:11: error: services.a.port: expected an integer, got \"abc\"");
+           F ":3:11: error: services.a.port: expected a port (6379) or \"HOST:CONTAINER\" "
+             "(\"16379:6379\"), got \"abc\"");
   load_bad("services:\n  a:\n    port: 54.32\n",
-           F ":3:11: error: services.a.port: expected an integer, got \"54.32\"");
+           F ":3:11: error: services.a.port: expected a port (6379) or \"HOST:CONTAINER\" "
+             "(\"16379:6379\"), got \"54.32\"");
   load_bad("services:\n  a:\n    enabled: maybe\n",
            F ":3:14: error: services.a.enabled: expected a boolean (true or false), got "
              "\"maybe\"");
@@ -443,6 +448,92 @@ static void wrong_types(void **st) {
   load_bad("services:\n  a:\n    image: \"\"\n",
            F ":3:12: error: services.a.image: must not be empty");
   load_bad("services:\n  a:\n    {[x]: 1}\n", NULL);
+}
+
+/* port: N publishes N:N; "H:C" is compose's short form; its other forms
+   are refused by name. */
+static void port_forms(void **st) {
+  (void)st;
+  static const struct {
+    const char *yaml;
+    int host, container;
+  } ok[] = {
+      {"6379", 6379, 6379},
+      {"\"6379\"", 6379, 6379},
+      {"\"16379:6379\"", 16379, 6379},
+      {"16379:6379", 16379, 6379}, /* plain: the text, not YAML 1.1's base 60 */
+      {"'1:65535'", 1, 65535},
+  };
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    char text[256];
+    snprintf(text, sizeof text, "services:\n  a:\n    image: x\n    port: %s\n", ok[i].yaml);
+    tsvc_diag_t d;
+    tsvc_config_t *cfg = load_ok(text, &d);
+    const tsvc_service_conf_t *s = tsvc_config_service(cfg, "a");
+    assert_int_equal(s->host_port, ok[i].host);
+    assert_int_equal(s->port, ok[i].container);
+    tsvc_config_free(cfg);
+    tsvc_diag_free(&d);
+  }
+  /* Not set: both 0. */
+  tsvc_diag_t d;
+  tsvc_config_t *cfg = load_ok("services:\n  a:\n    image: x\n", &d);
+  assert_int_equal(tsvc_config_service(cfg, "a")->port, 0);
+  assert_int_equal(tsvc_config_service(cfg, "a")->host_port, 0);
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+
+  load_bad("services:\n  a:\n    image: x\n    port: \"127.0.0.1:16379:6379\"\n",
+           F ":4:11: error: services.a.port: \"127.0.0.1:16379:6379\": an address is not "
+             "supported (ports are published on 127.0.0.1 only); write \"HOST:CONTAINER\"");
+  load_bad("services:\n  a:\n    image: x\n    port: \"16379:6379/udp\"\n",
+           F ":4:11: error: services.a.port: \"16379:6379/udp\": a protocol is not supported "
+             "(ports are published over tcp); write \"HOST:CONTAINER\"");
+  load_bad("services:\n  a:\n    image: x\n    port: \"8000-8001:80\"\n",
+           F ":4:11: error: services.a.port: \"8000-8001:80\": port ranges are not supported; "
+             "write one \"HOST:CONTAINER\"");
+  load_bad("services:\n  a:\n    image: x\n    port: \"0:6379\"\n",
+           F ":4:11: error: services.a.port: \"0:6379\": the host port must be a number from 1 "
+             "to 65535 (as in \"16379:6379\": host port 16379 published to container port 6379)");
+  load_bad("services:\n  a:\n    image: x\n    port: \"16379:redis\"\n",
+           F ":4:11: error: services.a.port: \"16379:redis\": the container port must be a "
+             "number from 1 to 65535 (as in \"16379:6379\": host port 16379 published to "
+             "container port 6379)");
+  load_bad("services:\n  a:\n    image: x\n    port: \":6379\"\n",
+           F ":4:11: error: services.a.port: \":6379\": the host port must be a number from 1 "
+             "to 65535 (as in \"16379:6379\": host port 16379 published to container port 6379)");
+  load_bad("services:\n  a:\n    image: x\n    port: [1, 2]\n",
+           F ":4:11: error: services.a.port: expected a port (6379) or \"HOST:CONTAINER\" "
+             "(\"16379:6379\"), got a list");
+}
+
+static void pull_policy_forms(void **st) {
+  (void)st;
+  static const struct {
+    const char *yaml;
+    tsvc_pull_policy_t want;
+  } ok[] = {{NULL, TSVC_PULL_MISSING},
+            {"missing", TSVC_PULL_MISSING},
+            {"if_not_present", TSVC_PULL_MISSING},
+            {"always", TSVC_PULL_ALWAYS},
+            {"never", TSVC_PULL_NEVER}};
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    char text[256];
+    snprintf(text, sizeof text, "services:\n  a:\n    image: x\n%s%s\n",
+             ok[i].yaml ? "    pull_policy: " : "", ok[i].yaml ? ok[i].yaml : "");
+    tsvc_diag_t d;
+    tsvc_config_t *cfg = load_ok(text, &d);
+    assert_int_equal(tsvc_config_service(cfg, "a")->pull_policy, ok[i].want);
+    tsvc_config_free(cfg);
+    tsvc_diag_free(&d);
+  }
+  assert_string_equal(tsvc_pull_policy_name(TSVC_PULL_ALWAYS), "always");
+  load_bad("services:\n  a:\n    image: x\n    pull_policy: allways\n",
+           F ":4:18: error: services.a.pull_policy: unknown pull_policy \"allways\"; did you mean "
+             "\"always\"? (valid: missing, always, never)");
+  load_bad("services:\n  a:\n    image: x\n    pull_policy: build\n",
+           F ":4:18: error: services.a.pull_policy: \"build\" is not supported: tanuki-svc "
+             "builds no images (build it with docker build, then use missing or never)");
 }
 
 static void ranges(void **st) {
@@ -1087,6 +1178,8 @@ static void dump_round_trip(void **st) {
       if (a->image) assert_string_equal(a->image, b->image);
       else assert_null(b->image);
       assert_int_equal(a->port, b->port);
+      assert_int_equal(a->host_port, b->host_port);
+      assert_int_equal(a->pull_policy, b->pull_policy);
       assert_int_equal(a->env_len, b->env_len);
       for (size_t j = 0; j < a->env_len; j++) {
         assert_string_equal(a->env[j].key, b->env[j].key);
@@ -1355,6 +1448,8 @@ int main(void) {
       cmocka_unit_test(expect_status_forms),
       cmocka_unit_test(unknown_keys),
       cmocka_unit_test(wrong_types),
+      cmocka_unit_test(port_forms),
+      cmocka_unit_test(pull_policy_forms),
       cmocka_unit_test(ranges),
       cmocka_unit_test(env_names),
       cmocka_unit_test(warnings),

@@ -195,7 +195,8 @@ int cmd_up(const cli_args_t *a) {
   }
   bool json = fmt ? strcmp(fmt, "json") == 0
                   : tsvc_manager_config(m)->monitor.log_format == TSVC_LOGFMT_JSON;
-  tsvc_log_setup(stderr, lvl, json);
+  /* On a terminal, pulls draw live progress lines below the log. */
+  cli_progress_setup(lvl, json);
 
   tsvc_api_opts_t ao = {.manager = m,
                         .socket_path = p.socket,
@@ -290,6 +291,7 @@ int cmd_up(const cli_args_t *a) {
 out:
   tsvc_api_stop(api);
   tsvc_manager_free(m);
+  cli_progress_end();
   if (wrote_pid) unlink(pid_path);
   if (notify >= 0) tell_parent(&notify, exit_code ? exit_code : TSVC_EXIT_FAIL, "stopped");
   free(pid_path);

@@ -163,6 +163,18 @@ const cli_verb_t cli_verbs[] = {
      "  eval \"$(tanuki-svc env)\"\n",
      "0 ok, 1 invalid config, 2 usage."},
 
+    {"pull", cmd_pull, "[NAME...]", 0, CLI_MANY, CLI_OPERANDS_SERVICES, NULL, only_config,
+     "pull the services' images (with progress on a terminal)",
+     "Pull the images of the named services (default: every enabled service\n"
+     "with an image, external ones left out), all at once, whatever their\n"
+     "pull_policy. Credentials come from the docker CLI's config.json\n"
+     "($DOCKER_CONFIG/config.json, else ~/.docker/config.json, its auths);\n"
+     "credential helpers (credsStore, credHelpers) are not run.\n"
+     "On a terminal, a live line per image (layers, bytes, rate); otherwise a\n"
+     "log line when each pull starts and one when it ends (size, seconds).\n",
+     "0 every image pulled, 1 a pull failed, 2 usage or an unknown service,\n"
+     "3 the Docker daemon cannot be reached."},
+
     {"version", cmd_version, "", 0, 0, CLI_OPERANDS_NONE, NULL, no_opts, "print the version",
      "Print the version.\n", "0."},
 

@@ -31,10 +31,15 @@ typedef enum {
 } tsvc_probe_kind_t;
 
 typedef enum { TSVC_POLICY_ON_UNHEALTHY, TSVC_POLICY_NEVER } tsvc_policy_t;
+/* pull_policy, as compose spells it: pull a missing image before creating a
+   container (missing, also if_not_present), pull at every start (always),
+   or never pull (never: a missing image is an error). */
+typedef enum { TSVC_PULL_MISSING, TSVC_PULL_ALWAYS, TSVC_PULL_NEVER } tsvc_pull_policy_t;
 typedef enum { TSVC_LOGFMT_TEXT, TSVC_LOGFMT_JSON } tsvc_logfmt_t;
 
 const char *tsvc_runtime_kind_name(tsvc_runtime_kind_t k);
 const char *tsvc_probe_kind_name(tsvc_probe_kind_t k);
+const char *tsvc_pull_policy_name(tsvc_pull_policy_t p);
 
 typedef struct {
   char *key;
@@ -86,7 +91,16 @@ typedef struct {
   char *name;
   bool enabled;       /* default true */
   char *image;        /* NULL when not set */
-  int port;           /* 0 when not set */
+  tsvc_pull_policy_t pull_policy; /* default missing */
+  /* `port: N` or `port: "H:C"` (compose's short form). port is C, where the
+     service listens: in its container (probes connect to it on the
+     container's address) or, under the process runtime, which maps no
+     ports, on the host at host_port. host_port is H, published on
+     127.0.0.1 and what the host's view (env) uses; `port: N` sets both
+     to N. Both 0 when not set. */
+  int port;
+  int host_port;
+  int port_line, port_column; /* where port is set (0: not set) */
   tsvc_kv_t *env;     /* `environment`, in file order */
   size_t env_len;
   tsvc_strv_t volumes;

@@ -146,7 +146,10 @@ static int put_service(FILE *f, const tsvc_service_conf_t *s, bool mask) {
   fprintf(f, "    enabled: %s\n", s->enabled ? "true" : "false");
   fprintf(f, "    external: %s\n", s->external ? "true" : "false");
   put_kv_str(f, 4, "image", s->image);
-  if (s->port)
+  fprintf(f, "    pull_policy: %s\n", tsvc_pull_policy_name(s->pull_policy));
+  if (s->port && s->host_port != s->port)
+    fprintf(f, "    port: \"%d:%d\"\n", s->host_port, s->port);
+  else if (s->port)
     fprintf(f, "    port: %d\n", s->port);
   else
     fputs("    port: null\n", f);

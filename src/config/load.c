@@ -61,11 +61,13 @@ static const char *const probe_names[] = {"auto", "postgres", "redis",   "tcp",
                                           "http", "exec",     "running", NULL};
 static const char *const policy_names[] = {"on-unhealthy", "never", NULL};
 static const char *const logfmt_names[] = {"text", "json", NULL};
+static const char *const pull_names[] = {"missing", "always", "never", NULL};
 
 static const enumdef_t runtime_enum = {"runtime", runtime_names};
 static const enumdef_t probe_enum = {"probe", probe_names};
 static const enumdef_t policy_enum = {"restart policy", policy_names};
 static const enumdef_t logfmt_enum = {"log_format", logfmt_names};
+static const enumdef_t pull_enum = {"pull_policy", pull_names};
 
 const char *tsvc_runtime_kind_name(tsvc_runtime_kind_t k) {
   if ((unsigned)k >= TSVC_ARRAY_LEN(runtime_names) - 1) return "invalid";
@@ -75,6 +77,11 @@ const char *tsvc_runtime_kind_name(tsvc_runtime_kind_t k) {
 const char *tsvc_probe_kind_name(tsvc_probe_kind_t k) {
   if ((unsigned)k >= TSVC_ARRAY_LEN(probe_names) - 1) return "invalid";
   return probe_names[k];
+}
+
+const char *tsvc_pull_policy_name(tsvc_pull_policy_t p) {
+  if ((unsigned)p >= TSVC_ARRAY_LEN(pull_names) - 1) return "invalid";
+  return pull_names[p];
 }
 
 /* ---- messages ---- */
@@ -246,6 +253,91 @@ static void p_enum(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
         v->text, hint, valid);
   else
     ERR(c, v, "%s: unknown %s \"%s\" (valid: %s)", c->path, e->label, v->text, valid);
+}
+
+/* pull_policy: compose's words. if_not_present is compose's other name for
+ * missing; build (compose builds the image) has no meaning here. */
+static void p_pull_policy(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (v->kind == YN_SCALAR && strcmp(v->text, "if_not_present") == 0) {
+    *(int *)((char *)base + k->off) = TSVC_PULL_MISSING;
+    return;
+  }
+  if (v->kind == YN_SCALAR && strcmp(v->text, "build") == 0) {
+    ERR(c, v, "%s: \"build\" is not supported: tanuki-svc builds no images (build it with "
+        "docker build, then use missing or never)", c->path);
+    return;
+  }
+  p_enum(c, k, v, base);
+}
+
+/* One port number of a "H:C" form: 1..65535. */
+static bool port_number(const char *s, size_t n, int *out) {
+  char buf[16];
+  long v;
+  if (n == 0 || n >= sizeof buf) return false;
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  if (tsvc_parse_int(buf, 1, 65535, &v) != 0) return false;
+  *out = (int)v;
+  return true;
+}
+
+/*
+ * port: N (an integer, or a quoted one as compose writes "5432"): the
+ * service listens on N, published on host port N. "H:C": compose's short
+ * form, host port H published to container port C. Compose's other forms
+ * (an address "127.0.0.1:H:C", ranges, "/udp") are refused by name: ports
+ * are always published on 127.0.0.1, over tcp.
+ */
+static void p_port(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  (void)k;
+  tsvc_service_conf_t *s = base;
+  s->port_line = v->line;
+  s->port_column = v->col;
+  static const char expected[] = "a port (6379) or \"HOST:CONTAINER\" (\"16379:6379\")";
+  if (v->kind != YN_SCALAR) {
+    type_error(c, v, expected);
+    return;
+  }
+  const char *t = v->text;
+  const char *colon = strchr(t, ':');
+  if (!colon) {
+    const char *digits = t[0] == '-' ? t + 1 : t;
+    if (!*digits || strspn(digits, "0123456789") != strlen(digits)) {
+      type_error(c, v, expected);
+      return;
+    }
+    long n;
+    if (!as_int(c, v, c->path, 1, 65535, &n)) return;
+    s->port = s->host_port = (int)n;
+    return;
+  }
+  if (strchr(t, '/')) {
+    ERR(c, v, "%s: \"%s\": a protocol is not supported (ports are published over tcp); "
+        "write \"HOST:CONTAINER\"", c->path, t);
+    return;
+  }
+  if (strchr(colon + 1, ':')) {
+    ERR(c, v, "%s: \"%s\": an address is not supported (ports are published on 127.0.0.1 "
+        "only); write \"HOST:CONTAINER\"", c->path, t);
+    return;
+  }
+  if (strchr(t, '-')) {
+    ERR(c, v, "%s: \"%s\": port ranges are not supported; write one \"HOST:CONTAINER\"",
+        c->path, t);
+    return;
+  }
+  int h, ct;
+  bool hok = port_number(t, (size_t)(colon - t), &h);
+  bool cok = port_number(colon + 1, strlen(colon + 1), &ct);
+  if (!hok || !cok) {
+    ERR(c, v, "%s: \"%s\": the %s port must be a number from 1 to 65535 (as in "
+        "\"16379:6379\": host port 16379 published to container port 6379)",
+        c->path, t, !hok ? "host" : "container");
+    return;
+  }
+  s->host_port = h;
+  s->port = ct;
 }
 
 static void strv_clear(tsvc_strv_t *s) {
@@ -814,13 +906,14 @@ static const keydef_t service_keys[] = {
     /* The Tanuki project's own keys. */
     {"enabled", p_bool, SV(enabled), 0, 0, NULL},
     {"image", p_string, SV(image), 1, 0, NULL},
-    {"port", p_int, SV(port), 1, 65535, NULL},
+    {"port", p_port, 0, 0, 0, NULL},
     {"environment", p_env, 0, 0, 0, NULL},
     {"volumes", p_strv, SV(volumes), 0, 0, NULL},
     {"healthcheck", p_healthcheck, SV(healthcheck), 0, 0, healthcheck_keys},
     /* Ours. */
     {"depends_on", p_strv, SV(depends_on), 0, 0, NULL},
     {"external", p_bool, SV(external), 0, 0, NULL},
+    {"pull_policy", p_pull_policy, SV(pull_policy), 0, 0, &pull_enum},
     {"command", p_argv_command, SV(command), 0, 0, NULL},
     {"restart", p_restart, SV(restart), 0, 0, restart_keys},
     {"process", p_section, SV(process), 0, 0, process_keys},

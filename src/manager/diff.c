@@ -42,7 +42,7 @@ static bool restart_eq(const tsvc_restart_conf_t *a, const tsvc_restart_conf_t *
 
 unsigned tsvc_service_diff(const tsvc_service_conf_t *a, const tsvc_service_conf_t *b) {
   unsigned d = TSVC_DIFF_SAME;
-  if (!str_eq(a->image, b->image) || a->port != b->port ||
+  if (!str_eq(a->image, b->image) || a->port != b->port || a->host_port != b->host_port ||
       !env_eq(a->env, a->env_len, b->env, b->env_len) || !strv_eq(&a->volumes, &b->volumes) ||
       !strv_eq(&a->command, &b->command) || !strv_eq(&a->process.command, &b->process.command) ||
       !env_eq(a->process.env, a->process.env_len, b->process.env, b->process.env_len) ||

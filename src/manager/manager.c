@@ -43,6 +43,9 @@ struct job_s {
   tsvc_config_t *cfg; /* reload: the new config, owned until applied */
   int failures;
   int pending;
+  unsigned char *phase; /* start_services: per service, 0 waiting, 1 being
+                           started, 2 done (started, failed, or skipped) */
+  bool walking;         /* start_ready is running */
 };
 
 typedef struct {
@@ -260,18 +263,22 @@ static int make_order(tsvc_manager_t *m) {
   return 0;
 }
 
-static void start_next(tsvc_manager_t *m, job_t *j);
+static void start_ready(tsvc_manager_t *m, job_t *j);
 
-/* Start the enabled services one after the other, in depends_on order. */
-static void start_next_cb(int status, const char *msg, void *data);
+/* Start the enabled services in depends_on order: each one as soon as the
+   starts of the services it depends on have ended (well or not), every
+   other one at once, so that a slow start (a long image pull) delays only
+   the services that depend on it. */
+static void start_ended_cb(int status, const char *msg, void *data);
 
 typedef struct {
   tsvc_manager_t *m;
   job_t *j;
   const char *name;
+  size_t idx;
 } start_ctx_t;
 
-static void start_next_cb(int status, const char *msg, void *data) {
+static void start_ended_cb(int status, const char *msg, void *data) {
   start_ctx_t *c = data;
   tsvc_manager_t *m = c->m;
   job_t *j = c->j;
@@ -279,35 +286,66 @@ static void start_next_cb(int status, const char *msg, void *data) {
     j->failures++;
     job_errf(j, "%s: %s", c->name, msg && *msg ? msg : tsvc_strerror(status));
   }
+  j->phase[c->idx] = 2;
+  j->pending--;
   free(c);
-  start_next(m, j);
+  start_ready(m, j);
 }
 
-static void start_next(tsvc_manager_t *m, job_t *j) {
+/* Have the starts of every service s depends on ended? */
+static bool deps_ended(const tsvc_manager_t *m, const job_t *j, const tsvc_service_conf_t *s) {
+  for (size_t d = 0; d < s->depends_on.n; d++)
+    for (size_t x = 0; x < m->cfg->nservices; x++)
+      if (strcmp(m->cfg->services[x].name, s->depends_on.v[d]) == 0 && j->phase[x] != 2)
+        return false;
+  return true;
+}
+
+/* Launch what is ready; the job ends when every start has ended. */
+static void start_ready(tsvc_manager_t *m, job_t *j) {
+  if (j->walking) return; /* the walk in progress goes round again */
+  j->walking = true;
   m->starting = j;
-  while (j->idx < m->cfg->nservices) {
-    const tsvc_service_conf_t *s = &m->cfg->services[m->order[j->idx++]];
-    if (!s->enabled) continue;
-    if (s->external) {
-      /* Only watched: checked from now on, never started by us. */
-      tsvc_monitor_started(m->mon, s->name);
-      continue;
-    }
-    start_ctx_t *c = malloc(sizeof *c);
-    if (!c) {
+  size_t n = m->cfg->nservices;
+  bool again = true;
+  while (again) {
+    again = false;
+    for (size_t k = 0; k < n; k++) {
+      size_t i = m->order[k];
+      const tsvc_service_conf_t *s = &m->cfg->services[i];
+      if (j->phase[i] != 0 || !deps_ended(m, j, s)) continue;
+      again = true; /* a change: services after it may be ready now */
+      j->phase[i] = 2;
+      if (!s->enabled) continue;
+      if (s->external) {
+        /* Only watched: checked from now on, never started by us. */
+        tsvc_monitor_started(m->mon, s->name);
+        continue;
+      }
+      start_ctx_t *c = malloc(sizeof *c);
+      if (!c) {
+        j->failures++;
+        job_errf(j, "%s: out of memory", s->name);
+        continue;
+      }
+      *c = (start_ctx_t){m, j, s->name, i};
+      j->phase[i] = 1;
+      j->pending++;
+      int rc = tsvc_monitor_user_start(m->mon, s->name, start_ended_cb, c);
+      if (rc == 0) continue; /* start_ended_cb carries on */
+      j->phase[i] = 2;
+      j->pending--;
+      free(c);
+      if (rc == TSVC_ESTATE) continue; /* already running */
       j->failures++;
-      job_errf(j, "%s: out of memory", s->name);
-      continue;
+      job_errf(j, "%s: %s", s->name, tsvc_strerror(rc));
     }
-    *c = (start_ctx_t){m, j, s->name};
-    int rc = tsvc_monitor_user_start(m->mon, s->name, start_next_cb, c);
-    if (rc == 0) return; /* start_next_cb carries on */
-    free(c);
-    if (rc == TSVC_ESTATE) continue; /* already running */
-    j->failures++;
-    job_errf(j, "%s: %s", s->name, tsvc_strerror(rc));
   }
+  j->walking = false;
+  if (j->pending) return;
   m->starting = NULL;
+  free(j->phase);
+  j->phase = NULL;
   job_done(m, j, j->failures ? TSVC_ERUNTIME : 0);
 }
 
@@ -336,8 +374,13 @@ static void begin_monitoring(tsvc_manager_t *m, job_t *j) {
   pthread_mutex_unlock(&m->mu);
   rc = tsvc_monitor_watch_runtime(mon);
   if (rc) TSVC_LOG(TSVC_LOG_WARN, NULL, "cannot watch runtime events: %s", tsvc_strerror(rc));
-  j->idx = 0;
-  start_next(m, j);
+  j->phase = calloc(m->cfg->nservices ? m->cfg->nservices : 1, 1);
+  if (!j->phase) {
+    job_errf(j, "out of memory");
+    job_done(m, j, TSVC_ENOMEM);
+    return;
+  }
+  start_ready(m, j);
 }
 
 static int make_runtime(tsvc_manager_t *m, tsvc_runtime_kind_t kind, job_t *j) {
@@ -447,7 +490,7 @@ static void job_stop_services(tsvc_manager_t *m, job_t *j) {
     if (!s->enabled || s->external) continue;
     start_ctx_t *c = malloc(sizeof *c);
     if (!c) continue;
-    *c = (start_ctx_t){m, j, s->name};
+    *c = (start_ctx_t){m, j, s->name, 0};
     j->pending++;
     int rc = m->rt->ops->stop(m->rt, s, stop_one_done, c);
     if (rc) {
@@ -519,7 +562,7 @@ static void job_user(tsvc_manager_t *m, job_t *j,
     job_done(m, j, TSVC_ENOMEM);
     return;
   }
-  *c = (start_ctx_t){m, j, j->name};
+  *c = (start_ctx_t){m, j, j->name, 0};
   int rc = fn(m->mon, j->name, user_done, c);
   if (rc) {
     free(c);
