@@ -41,6 +41,7 @@ int cmd_restart(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_env(int argc, char **argv);
+int cmd_complete(int argc, char **argv);
 
 /* ---- the project: config, socket, state directory (client.c) ---------- */
 

@@ -22,7 +22,9 @@ static const command_t commands[] = {
     {"logs", cmd_logs, "print a service's output (-f to follow)"},
     {"config", cmd_config, "validate or show tanuki.yaml"},
     {"env", cmd_env, "print connection variables (POSTGRES_URL, REDIS_URL, ...)"},
-    {"version", cmd_version, "print the version"},
+    {"version", cmd_version, "print the version and those of the libraries in use"},
+    /* Hidden: the bash completion's helper (cmd_complete.c). */
+    {"__complete", cmd_complete, NULL},
 };
 
 void cli_err(const char *fmt, ...) {
@@ -42,19 +44,10 @@ bool cli_wants_help(int argc, char **argv) {
   return false;
 }
 
-int cmd_version(int argc, char **argv) {
-  if (cli_wants_help(argc, argv)) {
-    fputs("usage: tanuki-svc version\n\nPrint the version.\n\nExit: 0.\n", stdout);
-    return TSVC_EXIT_OK;
-  }
-  printf("tanuki-svc %s\n", TSVC_VERSION);
-  return TSVC_EXIT_OK;
-}
-
 static void usage(FILE *f) {
   fputs("usage: tanuki-svc COMMAND [ARGS...]\n\ncommands:\n", f);
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    if (commands[i].summary) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
   fputs("\nRun 'tanuki-svc COMMAND --help' for a command's options.\n"
         "Exit codes: 0 ok, 1 unhealthy or not found, 2 usage, 3 cannot reach\n"
         "the monitor or the runtime.\n",
