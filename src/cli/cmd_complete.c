@@ -13,9 +13,9 @@
  * Verbs and options come from the table below, service names from the
  * config the command line names (-c FILE, else $TANUKI_CONFIG, else
  * ./tanuki.yaml), read quietly: a broken config completes no names. The
- * table is kept equal to every verb's --help by tests/cli/test_complete.sh;
- * it has the shape of an option parser's table so that one table can serve
- * both.
+ * table is kept equal to every verb's --help by tests/cli/test_complete.sh
+ * (through `__complete --table`); it has the shape of an option parser's
+ * table so that one table can serve both.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -148,8 +148,22 @@ static void offer_services(const char *path, char **given, int ngiven, const cha
   tsvc_config_free(cfg);
 }
 
+/* `__complete --table`: the table, one option a line ("up -d --detach -",
+   "up - --runtime WORD"), for the test that holds it equal to --help. */
+static void print_table(void) {
+  static const char *const args[] = {"-", "FILE", "WORD", "ARG"};
+  for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+    for (const copt_t *o = verbs[i].opts; o->name; o++)
+      printf("%s %s%c --%s %s\n", verbs[i].name, o->shortname ? "-" : "",
+             o->shortname ? o->shortname : '-', o->name, args[o->arg]);
+}
+
 int cmd_complete(int argc, char **argv) {
   /* argv: "__complete" CWORD WORD0 WORD1 ... */
+  if (argc == 2 && strcmp(argv[1], "--table") == 0) {
+    print_table();
+    return TSVC_EXIT_OK;
+  }
   if (argc < 3) return TSVC_EXIT_USAGE;
   char *end;
   long cword = strtol(argv[1], &end, 10);

@@ -186,6 +186,9 @@ static int64_t watchdog(cli_systemd_t *sd, int64_t now) {
 
 static void *thread_main(void *arg) {
   cli_systemd_t *sd = arg;
+  /* A name to find it by (ps -L, and tests/test_systemd.c, which freezes
+     every other thread to wedge the monitor). */
+  pthread_setname_np(pthread_self(), "tsvc-notify");
   int64_t next_ping = sd->watchdog_ms ? mono_ms() : TSVC_NEVER;
   int64_t next_status = 0; /* the earliest time for the next status line */
   pthread_mutex_lock(&sd->mu);

@@ -436,6 +436,10 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
     tsvc_check_cancel(s->check);
     s->check = NULL;
   }
+  /* Published before anyone is told: a subscriber told "healthy" that asks
+     for the status must read "healthy" (feed() publishes again after the
+     actions). */
+  if (a->nchanges) publish(s);
   for (int i = 0; i < a->nchanges; i++) {
     const tsvc_health_change_t *c = &a->changes[i];
     if (c->to == TSVC_STATE_RESTARTING) continue; /* logged as the action */
