@@ -25,10 +25,11 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # removal.
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "docker.io, postgresql, redis-server")
-set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "${PROJECT_DESCRIPTION}
- tanuki-svc starts the shared services of a Tanuki project (Postgres, Redis,
- any image) under Docker or as local processes, checks each one with a
- native probe, restarts the ones that stop answering (with backoff), and
- shows their health through a CLI, an HTTP API, Prometheus metrics and a C
- library (libtsvc, pkg-config tsvc). Systemd units run a monitor per config.")
+# The synopsis is CPACK_PACKAGE_DESCRIPTION_SUMMARY; this is the rest.
+set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
+    "tanuki-svc starts the shared services of a Tanuki project (Postgres, Redis,
+any image) under Docker or as local processes, checks each one with a
+native probe, restarts the ones that stop answering (with backoff), and
+shows their health through a CLI, an HTTP API, Prometheus metrics and a C
+library (libtsvc, pkg-config tsvc). Systemd units run a monitor per config.")
 include(CPack)
