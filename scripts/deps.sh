@@ -8,7 +8,8 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libmicrohttpd-dev libcmocka-dev
       postgresql redis-server curl tmux procps iproute2)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(prometheus python3)
+  # systemd: systemd-analyze verifies the units (tests/package/).
+  pkgs+=(prometheus python3 systemd)
 fi
 
 missing=()
