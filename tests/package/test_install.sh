@@ -112,7 +112,19 @@ check "libtsvc.a holds the internals too" sh -c "nm '$LIB/libtsvc.a' | grep -q '
 hasnt "tanuki-svc has no RPATH/RUNPATH" "$(objdump -p "$P/bin/tanuki-svc")" "PATH"
 out=$("$P/bin/tanuki-svc" version)
 has "installed tanuki-svc version" "$out" "tanuki-svc $VERSION"
-has "... names libuv's version" "$out" "libuv 1."
+# The commit, when built from a git checkout (CI: a clone).
+if commit=$(git -C "$SRC" rev-parse --short=12 HEAD 2>/dev/null) &&
+   [ "$(git -C "$SRC" rev-parse --show-toplevel 2>/dev/null)" = "$(cd "$SRC" && pwd -P)" ]; then
+  has "... the git commit it was built from" "$(head -n1 <<<"$out")" "(git $commit"
+else
+  hasnt "... no commit outside git" "$(head -n1 <<<"$out")" "(git"
+fi
+# The libraries it runs with, as they say themselves.
+has "... libuv" "$out" "libuv $(pkg-config --modversion libuv)"
+has "... libcurl" "$out" "libcurl $(pkg-config --modversion libcurl)"
+has "... jansson" "$out" "jansson $(pkg-config --modversion jansson)"
+has "... libyaml" "$out" "libyaml $(pkg-config --modversion yaml-0.1)"
+has "... libmicrohttpd" "$out" "libmicrohttpd $(pkg-config --modversion libmicrohttpd)"
 
 # The man page and the completion.
 has "the man page" "$(zcat "$P/share/man/man1/tanuki-svc.1.gz" | head -n1)" ".TH TANUKI-SVC 1"
