@@ -9,7 +9,7 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       postgresql redis-server curl tmux procps iproute2)
 if [ "${1:-}" = "--test" ]; then
   # systemd: systemd-analyze verifies the units (tests/package/).
-  pkgs+=(prometheus python3 systemd)
+  pkgs+=(prometheus python3 golang-go systemd)
 fi
 
 missing=()

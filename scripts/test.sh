@@ -20,6 +20,20 @@ if ! { scripts/docker-up.sh && scripts/images.sh; }; then
   echo "docker setup FAILED"; failed=$((failed + 1))
 fi
 export TSVC_REQUIRE_DOCKER=1
+
+# The Go client package (go/, no module proxy: standard library only): its
+# tests run against the program of a build; each test or example counts.
+export GOFLAGS=-mod=mod GOPROXY=off
+go_tests() {
+  local out rc p f
+  out=$(cd go && TSVC_BINARY="../build/$1/tanuki-svc" go test -count=1 -v ./... 2>&1); rc=$?
+  grep -vE '^=== (RUN|PAUSE|CONT)' <<<"$out"
+  p=$(grep -c '^--- PASS' <<<"$out"); f=$(grep -c '^--- FAIL' <<<"$out")
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi # no test ran: build error, fixture, panic
+  passed=$((passed + p)); failed=$((failed + f))
+}
+echo "== go vet"
+if (cd go && go vet ./...); then passed=$((passed + 1)); else echo "go vet FAILED"; failed=$((failed + 1)); fi
 for flavour in gcc clang-asan; do
   echo "== build $flavour"
   if ! scripts/build.sh "$flavour"; then
@@ -28,6 +42,8 @@ for flavour in gcc clang-asan; do
   echo "== test $flavour"
   out=$(cd "build/$flavour" && ctest --output-on-failure --timeout 300 2>&1)
   echo "$out"
+  echo "== go test $flavour"
+  go_tests "$flavour"
   line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' <<<"$out" | tail -n1)
   if [ -z "$line" ]; then echo "ctest printed no summary"; failed=$((failed + 1)); continue; fi
   f=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")

@@ -38,7 +38,7 @@ static tsvc_status_t sample(const char *name) {
   for (int k = 0; k < TSVC_LATENCY_NBUCKETS; k++) s.latency_buckets[k] = k < 3 ? 2 : 5;
   s.latency_sum_s = 0.0125;
   s.restarts_total = 1;
-  snprintf(s.last_error, sizeof s.last_error, "auth failed for hunter22pw \xff here");
+  snprintf(s.last_error, sizeof s.last_error, "auth failed (password=hunter22pw) \xff here");
   s.history = calloc(1, sizeof *s.history);
   s.nhistory = 1;
   s.history[0] = (tsvc_check_record_t){.start_ms = 1700000000900LL, .end_ms = 1700000001000LL,
@@ -61,7 +61,7 @@ static void status_json(void **st) {
   assert_true(json_is_null(json_object_get(v, "pid")));
   /* secrets masked, bytes that are not UTF-8 shown as '?' */
   assert_string_equal(json_string_value(json_object_get(v, "last_error")),
-                      "auth failed for ******** ? here");
+                      "auth failed (password=********) ? here");
   assert_int_equal(json_integer_value(json_object_get(json_object_get(v, "checks_by_result"),
                                                       "refused")),
                    3);

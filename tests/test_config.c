@@ -2,6 +2,7 @@
  * test_config: tanuki.yaml loading, validation, diagnostics, dump, and the
  * `tanuki-svc config` command.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,11 +362,11 @@ static void environment_forms(void **st) {
 static void expect_status_forms(void **st) {
   (void)st;
   load_bad("services:\n  a:\n    healthcheck: {expect_status: \"399-200\"}\n",
-           F ":3:34: error: services.a.healthcheck.expect_status: status codes must be within "
-             "100-599, low to high, got \"399-200\"");
+           F ":3:34: error: services.a.healthcheck.expect_status: a range goes from low to "
+             "high, got \"399-200\"");
   load_bad("services:\n  a:\n    healthcheck: {expect_status: 700}\n",
-           F ":3:34: error: services.a.healthcheck.expect_status: status codes must be within "
-             "100-599, low to high, got \"700\"");
+           F ":3:34: error: services.a.healthcheck.expect_status: 700 is too large (at most "
+             "599)");
   load_bad("services:\n  a:\n    healthcheck: {expect_status: ok}\n",
            F ":3:34: error: services.a.healthcheck.expect_status: expected a status code (200) "
              "or a range (\"200-399\"), got \"ok\"");
@@ -447,13 +448,13 @@ static void wrong_types(void **st) {
 static void ranges(void **st) {
   (void)st;
   load_bad("services:\n  a:\n    healthcheck: {retries: 0}\n",
-           F ":3:28: error: services.a.healthcheck.retries: must be at least 1, got 0");
+           F ":3:28: error: services.a.healthcheck.retries: 0 is too small (at least 1)");
   load_bad("services:\n  a:\n    healthcheck: {retries: -2}\n",
-           F ":3:28: error: services.a.healthcheck.retries: must be at least 1, got -2");
+           F ":3:28: error: services.a.healthcheck.retries: -2 is too small (at least 1)");
   load_bad("services:\n  a:\n    healthcheck: {success_threshold: 0}\n",
-           F ":3:38: error: services.a.healthcheck.success_threshold: must be at least 1, got 0");
+           F ":3:38: error: services.a.healthcheck.success_threshold: 0 is too small (at least 1)");
   load_bad("services:\n  a:\n    healthcheck: {history: 0}\n",
-           F ":3:28: error: services.a.healthcheck.history: must be between 1 and 10000, got 0");
+           F ":3:28: error: services.a.healthcheck.history: 0 is too small (at least 1)");
   load_bad("services:\n  a:\n    healthcheck: {interval: 0s}\n",
            F ":3:29: error: services.a.healthcheck.interval: must be greater than 0");
   load_bad("services:\n  a:\n    healthcheck: {timeout: 0s}\n",
@@ -461,13 +462,49 @@ static void ranges(void **st) {
   load_bad("services:\n  a:\n    healthcheck: {start_interval: 0s}\n",
            F ":3:35: error: services.a.healthcheck.start_interval: must be greater than 0");
   load_bad("services:\n  a:\n    restart: {max_restarts: 0}\n",
-           F ":3:29: error: services.a.restart.max_restarts: must be at least 1, got 0");
+           F ":3:29: error: services.a.restart.max_restarts: 0 is too small (at least 1)");
   load_bad("services:\n  a:\n    restart: {window: 0s}\n",
            F ":3:23: error: services.a.restart.window: must be greater than 0");
   load_bad("services:\n  a:\n    port: 0\n",
-           F ":3:11: error: services.a.port: must be between 1 and 65535, got 0");
+           F ":3:11: error: services.a.port: 0 is too small (at least 1)");
   load_bad("services:\n  a:\n    port: 65536\n",
-           F ":3:11: error: services.a.port: must be between 1 and 65535, got 65536");
+           F ":3:11: error: services.a.port: 65536 is too large (at most 65535)");
+  /* Too large says so for every integer key, however far out of range
+     (past what an int or a long holds too). */
+  const struct {
+    const char *key, *section;
+    long max;
+  } ints[] = {{"retries", "healthcheck", INT_MAX}, {"success_threshold", "healthcheck", INT_MAX},
+              {"history", "healthcheck", 10000},   {"max_restarts", "restart", INT_MAX},
+              {"port", NULL, 65535},               {"expect_status", "healthcheck", 599}};
+  const char *huge[] = {"99999999999", "99999999999999999999", "\"99999999999\""};
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+    for (size_t h = 0; h < sizeof huge / sizeof huge[0]; h++) {
+      char text[256], want[256], shown[64];
+      snprintf(shown, sizeof shown, "%s", huge[h][0] == '"' ? "99999999999" : huge[h]);
+      if (ints[i].section) {
+        int col = 7 + (int)strlen(ints[i].key);
+        snprintf(text, sizeof text, "services:\n  a:\n    %s:\n      %s: %s\n", ints[i].section,
+                 ints[i].key, huge[h]);
+        snprintf(want, sizeof want,
+                 F ":4:%d: error: services.a.%s.%s: %s is too large (at most %ld)",
+                 col + 2, ints[i].section, ints[i].key, shown, ints[i].max);
+      } else {
+        snprintf(text, sizeof text, "services:\n  a:\n    %s: %s\n", ints[i].key, huge[h]);
+        snprintf(want, sizeof want, F ":3:%d: error: services.a.%s: %s is too large (at most %ld)",
+                 7 + (int)strlen(ints[i].key), ints[i].key, shown, ints[i].max);
+      }
+      load_bad(text, want);
+    }
+  }
+  load_bad("services:\n  a:\n    port: -99999999999999999999\n",
+           F ":3:11: error: services.a.port: -99999999999999999999 is too small (at least 1)");
+  load_bad("services:\n  a:\n    healthcheck: {expect_status: \"200-99999999999999999999\"}\n",
+           F ":3:34: error: services.a.healthcheck.expect_status: 99999999999999999999 is too "
+             "large (at most 599)");
+  load_bad("services:\n  a:\n    healthcheck: {expect_status: \"2x0-300\"}\n",
+           F ":3:34: error: services.a.healthcheck.expect_status: expected a status code (200) "
+             "or a range (\"200-399\"), got \"2x0-300\"");
   /* Zero is fine where it means something. */
   tsvc_diag_t d;
   tsvc_config_t *cfg = load_ok(
@@ -477,6 +514,58 @@ static void ranges(void **st) {
   assert_int_equal(cfg->services[0].healthcheck.start_period, 0);
   assert_int_equal(cfg->services[0].restart.cooldown, 0);
   assert_int_equal(cfg->services[0].restart.backoff, 0);
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+}
+
+/* `tanuki-svc env` names: a safe form for any service name, and two
+   services that would share variables are an error where the second is. */
+static void env_names(void **st) {
+  (void)st;
+  const struct {
+    const char *name, *want;
+  } forms[] = {{"9lives", "_9LIVES"}, {"a.b", "A_B"},     {"a-b", "A_B"},
+               {"Redis", "REDIS"},    {"api_v2", "API_V2"}, {"x", "X"}};
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    char buf[80];
+    assert_string_equal(tsvc_env_prefix(forms[i].name, buf, sizeof buf), forms[i].want);
+  }
+  char tiny[4];
+  assert_string_equal(tsvc_env_prefix("9lives", tiny, sizeof tiny), "_9L");
+
+  load_bad("services:\n  a.b:\n    image: x\n  a_b:\n    image: x\n  a-b:\n    image: x\n",
+           F ":4:3: error: services.a_b: `tanuki-svc env` would name its variables A_B_HOST, "
+             "A_B_PORT, ... as those of service \"a.b\" (line 2); rename one");
+  assert_int_equal(
+      load_bad("services:\n  a.b:\n    image: x\n  a_b:\n    image: x\n  a-b:\n    image: x\n",
+               F ":6:3: error: services.a-b: `tanuki-svc env` would name its variables A_B_HOST, "
+                 "A_B_PORT, ... as those of service \"a.b\" (line 2); rename one"),
+      2);
+  load_bad("services:\n  redis:\n    image: redis:7\n    port: 6379\n"
+           "  Redis:\n    image: redis:7\n    port: 6380\n",
+           F ":5:3: error: services.Redis: `tanuki-svc env` would name its variables REDIS_HOST, "
+             "REDIS_PORT, ... as those of service \"redis\" (line 2) (\"redis\" is the first "
+             "redis service with a port); rename one");
+  /* The first postgres by image takes POSTGRES_*; a service named
+     postgres after it would print the same variables. */
+  load_bad("services:\n  db:\n    image: postgres:15\n    port: 5432\n"
+           "  postgres:\n    external: true\n    port: 5433\n",
+           F ":5:3: error: services.postgres: `tanuki-svc env` would name its variables "
+             "POSTGRES_HOST, POSTGRES_PORT, ... as those of service \"db\" (line 2) (\"db\" is "
+             "the first postgres service with a port); rename one");
+  /* Fine: different names, a second redis by image under its own name,
+     and a service named like a kind without being one. */
+  tsvc_diag_t d;
+  tsvc_config_t *cfg = load_ok("services:\n  9lives:\n    image: x\n    port: 1\n"
+                               "  redis:\n    image: redis:7\n    port: 6379\n"
+                               "  cache:\n    image: redis:7\n    port: 6380\n"
+                               "  a.b:\n    image: x\n  ab:\n    image: x\n",
+                               &d);
+  char **pre = tsvc_env_prefixes(cfg);
+  assert_non_null(pre);
+  const char *want[] = {"_9LIVES", "REDIS", "CACHE", "A_B", "AB"};
+  for (size_t i = 0; i < cfg->nservices; i++) assert_string_equal(pre[i], want[i]);
+  tsvc_env_prefixes_free(pre, cfg->nservices);
   tsvc_config_free(cfg);
   tsvc_diag_free(&d);
 }
@@ -632,12 +721,12 @@ static void several_errors(void **st) {
   assert_null(cfg);
   expect_line(&d, F ":1:10: error: runtime: unknown runtime \"dokcer\"; did you mean \"docker\"? "
                     "(valid: auto, docker, process)");
-  expect_line(&d, F ":5:11: error: services.postgres.port: must be between 1 and 65535, got "
-                    "99999");
+  expect_line(&d, F ":5:11: error: services.postgres.port: 99999 is too large (at most "
+                    "65535)");
   expect_line(&d, F ":7:7: error: unknown key \"intervall\" in services.postgres.healthcheck; "
                     "did you mean \"interval\"?");
-  expect_line(&d, F ":8:16: error: services.postgres.healthcheck.retries: must be at least 1, "
-                    "got 0");
+  expect_line(&d, F ":8:16: error: services.postgres.healthcheck.retries: 0 is too small "
+                    "(at least 1)");
   expect_line(&d, F ":9:16: error: services.postgres.healthcheck.timeout: missing unit in "
                     "duration \"5\"; did you mean \"5s\"?");
   expect_line(&d, F ":12:18: error: services.redis.depends_on: no service named \"postgre\"; "
@@ -874,9 +963,11 @@ static void secret_keys(void **st) {
   const char *yes[] = {"POSTGRES_PASSWORD", "password", "REDIS_PASS", "MYSQL_ROOT_PASSWD",
                        "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "API_KEY", "apikey",
                        "GOOGLE_CREDENTIALS", "AUTH", "AUTH_TOKEN", "Authorization",
-                       "client-secret", "PASSPHRASE", "MASTERAUTH"};
+                       "client-secret", "PASSPHRASE", "MASTERAUTH", "DB_PWD",
+                       "MYSQL_PWD", "smtp_pw", "app.pwd"};
   const char *no[] = {"POSTGRES_USER", "POSTGRES_DB", "PORT", "KEYBOARD", "PATH",
-                      "HOME", "LOG_LEVEL", "", "LANG", "AUTHOR_EMAIL", "TZ"};
+                      "HOME", "LOG_LEVEL", "", "LANG", "AUTHOR_EMAIL", "TZ",
+                      "PWD", "OLDPWD", "PW_RESET_URL"};
   for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
     if (!tsvc_is_secret_key(yes[i])) fail_msg("%s should be secret", yes[i]);
   for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
@@ -893,12 +984,25 @@ static const char secret_file[] =
     "      POSTGRES_PASSWORD: hunter2\n"
     "      DATABASE_URL: postgres://tanuki:s3cr3t@db:5432/app\n"
     "      NOTE: \"a: b # c\"\n"
+    "      DSN: \"host=db user=app password=dsnpw dbname=x\"\n"
+    "      MYSQL_PWD: pwdpw\n"
+    "      PWD: /srv/tanuki\n"
+    "      DATA: /var/lib/hunter2/data\n"
     "      \"odd name\": \"line1\\nline2\"\n"
     "  redis:\n"
     "    image: redis:7\n"
     "    command: redis-server --requirepass r3dpw --port 6379\n"
     "    healthcheck:\n"
     "      command: [\"redis-cli\", \"-a\", \"clipw\", \"ping\"]\n"
+    "  api:\n"
+    "    image: api:1\n"
+    "    healthcheck:\n"
+    "      command: [curl, -fsS, -u, \"admin:curlpw\", http://localhost/health]\n"
+    "  worker:\n"
+    "    image: worker:1\n"
+    "    healthcheck:\n"
+    "      command: \"curl -fsS --user admin:curlpw2 http://x/ && "
+    "psql 'host=db password=libpqpw' -c 'select 1'\"\n"
     "  cache:\n"
     "    image: redis:7\n"
     "    healthcheck:\n"
@@ -917,19 +1021,27 @@ static void dump_masks_secrets(void **st) {
   tsvc_diag_t d;
   tsvc_config_t *cfg = load_ok(secret_file, &d);
   char *out = dump_to_string(cfg);
-  const char *secrets[] = {"hunter2", "s3cr3t", "r3dpw", "clipw", "sh pw", "procpw",
-                           "envpw",   "urlpw",  "pgpw"};
+  const char *secrets[] = {"s3cr3t", "r3dpw", "clipw", "sh pw",  "procpw", "envpw",
+                           "urlpw",  "pgpw",  "dsnpw", "pwdpw", "curlpw", "libpqpw"};
   for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
     if (strstr(out, secrets[i])) fail_msg("secret \"%s\" in the dump:\n%s", secrets[i], out);
   const char *want[] = {
       "      POSTGRES_USER: tanuki\n",
       "      POSTGRES_PASSWORD: \"********\"\n",
+      "      DSN: \"host=db user=app password=******** dbname=x\"\n",
+      "      MYSQL_PWD: \"********\"\n",
+      /* Paths stay paths, whatever secret a word of them looks like. */
+      "      PWD: /srv/tanuki\n",
+      "      DATA: /var/lib/hunter2/data\n",
+      "      command: [curl, \"-fsS\", \"-u\", \"admin:********\", http://localhost/health]\n",
+      ("      command: [CMD-SHELL, \"curl -fsS --user admin:******** http://x/ && psql 'host=db "
+       "password=********' -c 'select 1'\"]\n"),
       "      DATABASE_URL: \"postgres://tanuki:********@db:5432/app\"\n",
       "      NOTE: \"a: b # c\"\n",
       "      \"odd name\": \"line1\\nline2\"\n",
       "    command: [/bin/sh, \"-c\", \"redis-server --requirepass ******** --port 6379\"]\n",
       "      command: [redis-cli, \"-a\", \"********\", ping]\n",
-      "      command: [CMD-SHELL, \"redis-cli --pass ******** ping\"]\n",
+      "      command: [CMD-SHELL, \"redis-cli --pass '********' ping\"]\n",
       "      command: [redis-server, \"--requirepass=********\"]\n",
       "        REDIS_PASSWORD: \"********\"\n",
       "        HOME: /root\n",
@@ -978,7 +1090,10 @@ static void dump_round_trip(void **st) {
       assert_int_equal(a->env_len, b->env_len);
       for (size_t j = 0; j < a->env_len; j++) {
         assert_string_equal(a->env[j].key, b->env[j].key);
-        if (!tsvc_is_secret_key(a->env[j].key) && !strstr(a->env[j].value, "@"))
+        /* Values masking leaves alone come back as they were. */
+        char masked[1024];
+        assert_int_equal(tsvc_mask_text(masked, sizeof masked, a->env[j].value, NULL, 0), 0);
+        if (!tsvc_is_secret_key(a->env[j].key) && strcmp(masked, a->env[j].value) == 0)
           assert_string_equal(a->env[j].value, b->env[j].value);
       }
       assert_int_equal(a->volumes.n, b->volumes.n);
@@ -1027,8 +1142,8 @@ static void load_from_file(void **st) {
   tsvc_diag_t d = {0};
   assert_int_equal(tsvc_config_load(path, &cfg, &d), TSVC_ECONFIG);
   char want[600];
-  snprintf(want, sizeof want, "%s:4:11: error: services.a.port: must be between 1 and 65535, "
-           "got 0", path);
+  snprintf(want, sizeof want, "%s:4:11: error: services.a.port: 0 is too small (at least 1)",
+           path);
   expect_line(&d, want);
   tsvc_diag_free(&d);
 
@@ -1178,7 +1293,7 @@ static void cli_validate_errors(void **st) {
   for (size_t i = 0; i < sizeof help / sizeof help[0]; i++) {
     r = run_cli(dir, NULL, help[i]);
     assert_int_equal(r.status, 0);
-    assert_non_null(strstr(r.out, "usage: tanuki-svc config validate [-c FILE]"));
+    assert_non_null(strstr(r.out, "usage: tanuki-svc config validate|show [-c FILE]"));
     run_free(&r);
   }
   r = run_cli(dir, NULL, "--help");
@@ -1201,6 +1316,7 @@ int main(void) {
       cmocka_unit_test(unknown_keys),
       cmocka_unit_test(wrong_types),
       cmocka_unit_test(ranges),
+      cmocka_unit_test(env_names),
       cmocka_unit_test(warnings),
       cmocka_unit_test(duplicates),
       cmocka_unit_test(enums),

@@ -661,18 +661,150 @@ static void person_start_and_its_failure(void **st) {
   ev(&f, TSVC_HEV_USER_START, 100);
   assert_int_equal(f.rc, 0);
   assert_true(f.a.flags & TSVC_HACT_START);
-  assert_int_equal(f.h.state, S(RESTARTING));
+  /* A start in flight is starting, from stopped: the first line says so. */
+  assert_int_equal(f.h.state, S(STARTING));
+  assert_int_equal(f.h.op, TSVC_OP_START);
+  assert_int_equal(f.a.nchanges, 1);
+  assert_int_equal(f.a.changes[0].from, S(STOPPED));
+  assert_int_equal(f.a.changes[0].to, S(STARTING));
+  assert_string_equal(f.a.changes[0].reason, "start requested");
+  /* Nothing is checked before the start is done. */
+  assert_int_equal(tsvc_health_next_deadline(&f.h), TSVC_NEVER);
   ev(&f, TSVC_HEV_USER_STOP, 150);
   assert_int_equal(f.rc, TSVC_EBUSY);
   msg_ev(&f, TSVC_HEV_OP_FAILED, 200, "port is already allocated");
   assert_true(f.a.flags & TSVC_HACT_OP_FAILED);
-  assert_int_equal(f.h.state, S(STOPPED));
-  assert_int_equal(f.h.restart_at, TSVC_NEVER);
+  /* Not stopped: nobody stopped it. Unhealthy, retried after backoff. */
+  assert_int_equal(f.h.state, S(UNHEALTHY));
+  assert_int_equal(f.a.changes[0].from, S(STARTING));
+  assert_string_equal(f.a.changes[0].reason, "port is already allocated");
+  assert_true(f.a.flags & TSVC_HACT_RESTART_LATER);
+  assert_int_equal(f.h.restart_at, 1200);
+  assert_true(f.h.not_started);
+  /* A person may start it again at once (the count starts afresh). */
   ev(&f, TSVC_HEV_USER_START, 300);
+  assert_int_equal(f.rc, 0);
+  assert_true(f.a.flags & TSVC_HACT_START);
+  assert_int_equal(f.h.restart_at, TSVC_NEVER);
+  assert_int_equal(f.h.nrestart_times, 0);
   ev(&f, TSVC_HEV_OP_DONE, 400);
   assert_int_equal(f.h.state, S(STARTING));
+  assert_int_equal(f.a.nchanges, 0); /* starting already: no second line */
+  assert_int_equal(f.h.started_at, 400);
+  assert_int_equal(f.h.check_at, 1400);
+  assert_false(f.h.not_started);
   ev(&f, TSVC_HEV_USER_START, 500);
   assert_int_equal(f.rc, TSVC_ESTATE); /* already running */
+  tsvc_health_free(&f.h);
+}
+
+/* The first start fails (port taken, image missing, initdb failing...):
+   retried as a start on the restart backoff schedule, each attempt counted
+   toward max_restarts, then failed with the cooldown; never stopped. */
+static void start_failure_retried_on_backoff(void **st) {
+  (void)st;
+  tsvc_health_params_t p = defaults();
+  p.max_restarts = 3;
+  p.cooldown = 60000;
+  fx_t f;
+  fx_init(&f, &p);
+  ev(&f, TSVC_HEV_USER_START, 0);
+  msg_ev(&f, TSVC_HEV_OP_FAILED, 100, "No such image: ghost:1");
+  assert_int_equal(f.h.state, S(UNHEALTHY));
+  assert_string_equal(f.a.reason, "No such image: ghost:1");
+  assert_int_equal(tsvc_health_restarts_in_window(&f.h, 100), 1);
+  assert_int_equal(f.h.restarts_total, 0); /* a failed start is no restart */
+  /* Nothing runs: nothing is checked; the only deadline is the retry. */
+  assert_int_equal(f.h.check_at, TSVC_NEVER);
+  assert_int_equal(tsvc_health_next_deadline(&f.h), 1100);
+  ev(&f, TSVC_HEV_TICK, 1099);
+  assert_int_equal(f.a.flags, 0);
+  ev(&f, TSVC_HEV_TICK, 1100);
+  /* The retry is a start (there is nothing to restart). */
+  assert_true(f.a.flags & TSVC_HACT_START);
+  assert_false(f.a.flags & TSVC_HACT_RESTART);
+  assert_int_equal(f.h.state, S(STARTING));
+  assert_int_equal(f.a.changes[0].from, S(UNHEALTHY));
+  assert_string_equal(f.a.changes[0].reason, "start after backoff");
+  assert_int_equal(tsvc_health_restarts_in_window(&f.h, 1100), 2);
+  /* Its own old container's death changes nothing while it starts. */
+  msg_ev(&f, TSVC_HEV_DIED, 1150, "container died (exit code 1)");
+  assert_int_equal(f.a.flags, 0);
+  msg_ev(&f, TSVC_HEV_OP_FAILED, 1200, "port 5432 is already in use");
+  assert_int_equal(f.h.state, S(UNHEALTHY));
+  assert_int_equal(f.h.restart_at, 3200); /* backoff doubled */
+  ev(&f, TSVC_HEV_TICK, 3200);
+  assert_true(f.a.flags & TSVC_HACT_START);
+  msg_ev(&f, TSVC_HEV_OP_FAILED, 3300, "port 5432 is already in use");
+  /* Three attempts within the window: failed, the cooldown as usual. */
+  assert_int_equal(f.h.state, S(FAILED));
+  assert_true(f.a.flags & TSVC_HACT_GAVE_UP);
+  assert_int_equal(f.h.cooldown_at, 63300);
+  assert_int_equal(f.h.restarts_total, 2);
+  assert_int_equal(tsvc_health_next_deadline(&f.h), 63300);
+  ev(&f, TSVC_HEV_TICK, 63300);
+  assert_true(f.a.flags & TSVC_HACT_COOLDOWN_OVER);
+  assert_true(f.a.flags & TSVC_HACT_START);
+  assert_string_equal(f.a.changes[0].reason, "cooldown over, starting");
+  /* The cause is gone: started, checked, healthy. */
+  ev(&f, TSVC_HEV_OP_DONE, 63400);
+  assert_int_equal(f.h.state, S(STARTING));
+  check(&f, 64400, TSVC_RESULT_OK);
+  assert_int_equal(f.h.state, S(HEALTHY));
+  tsvc_health_free(&f.h);
+}
+
+/* After a failed start a person's restart is a start; with restarts off a
+   failed start stays unhealthy, unchecked, and a person's start still goes. */
+static void after_failed_start_person_restart_and_policy_never(void **st) {
+  (void)st;
+  tsvc_health_params_t p = defaults();
+  fx_t f;
+  fx_init(&f, &p);
+  ev(&f, TSVC_HEV_USER_START, 0);
+  msg_ev(&f, TSVC_HEV_OP_FAILED, 100, "initdb: No space left on device");
+  ev(&f, TSVC_HEV_USER_RESTART, 200);
+  assert_int_equal(f.rc, 0);
+  assert_true(f.a.flags & TSVC_HACT_START);
+  assert_false(f.a.flags & TSVC_HACT_RESTART);
+  assert_int_equal(f.h.op, TSVC_OP_START);
+  assert_int_equal(f.h.nrestart_times, 0);
+  ev(&f, TSVC_HEV_OP_DONE, 300);
+  assert_int_equal(f.h.state, S(STARTING));
+  tsvc_health_free(&f.h);
+
+  p.can_restart = false;
+  fx_init(&f, &p);
+  ev(&f, TSVC_HEV_USER_START, 0);
+  msg_ev(&f, TSVC_HEV_OP_FAILED, 100, "initdb: No space left on device");
+  assert_int_equal(f.h.state, S(UNHEALTHY));
+  assert_false(f.a.flags & (TSVC_HACT_RESTART_LATER | TSVC_HACT_START | TSVC_HACT_GAVE_UP));
+  assert_int_equal(tsvc_health_next_deadline(&f.h), TSVC_NEVER);
+  ev(&f, TSVC_HEV_USER_START, 500);
+  assert_int_equal(f.rc, 0);
+  assert_true(f.a.flags & TSVC_HACT_START);
+  tsvc_health_free(&f.h);
+}
+
+/* The runtime goes away during a start and the start fails meanwhile: back,
+   the service is unhealthy with its retry due, never stopped. */
+static void start_failing_while_unknown(void **st) {
+  (void)st;
+  tsvc_health_params_t p = defaults();
+  fx_t f;
+  fx_init(&f, &p);
+  ev(&f, TSVC_HEV_USER_START, 0);
+  ev(&f, TSVC_HEV_RUNTIME_DOWN, 50);
+  assert_int_equal(f.h.state, S(UNKNOWN));
+  msg_ev(&f, TSVC_HEV_OP_FAILED, 100, "Cannot connect to the Docker daemon");
+  assert_int_equal(f.h.state, S(UNKNOWN));
+  assert_int_equal(f.h.saved_state, S(UNHEALTHY));
+  assert_int_equal(f.h.restart_at, 1100);
+  ev(&f, TSVC_HEV_RUNTIME_UP, 5000);
+  assert_int_equal(f.h.state, S(UNHEALTHY));
+  assert_int_equal(f.h.check_at, TSVC_NEVER);
+  ev(&f, TSVC_HEV_TICK, 5000);
+  assert_true(f.a.flags & TSVC_HACT_START);
   tsvc_health_free(&f.h);
 }
 
@@ -737,6 +869,8 @@ static void unknown_is_never_restarted(void **st) {
   tsvc_health_free(&f.h);
 }
 
+/* A healthy service is not shown healthy on the runtime's return before a
+   check says so: it stays unknown, checked at once; a pass makes it healthy. */
 static void unknown_healthy_resumes_checks(void **st) {
   (void)st;
   tsvc_health_params_t p = defaults();
@@ -747,10 +881,72 @@ static void unknown_healthy_resumes_checks(void **st) {
   ev(&f, TSVC_HEV_RUNTIME_DOWN, 11001);
   assert_true(f.a.flags & TSVC_HACT_CANCEL_CHECK);
   ev(&f, TSVC_HEV_RUNTIME_UP, 50000);
-  assert_int_equal(f.h.state, S(HEALTHY));
+  assert_int_equal(f.rc, 0);
+  assert_int_equal(f.h.state, S(UNKNOWN));
+  assert_int_equal(f.a.nchanges, 0);
+  assert_true(f.h.verifying);
+  assert_int_equal(tsvc_health_next_deadline(&f.h), 50000);
   tick_check(&f, 50000);
   result(&f, 50010, TSVC_RESULT_OK, NULL);
+  assert_int_equal(f.h.state, S(HEALTHY));
+  assert_int_equal(f.a.changes[0].from, S(UNKNOWN));
+  assert_string_equal(f.a.changes[0].reason, "runtime reachable again; the check passes");
   assert_int_equal(f.h.check_at, 60010);
+  tsvc_health_free(&f.h);
+}
+
+/* ... found dead (an inspection, or the probe says not running): unhealthy
+   from unknown at once, restarted; failing checks: unhealthy after retries.
+   A person may act meanwhile: the runtime answers. */
+static void unknown_healthy_found_dead_or_failing(void **st) {
+  (void)st;
+  tsvc_health_params_t p = defaults();
+  fx_t f;
+  fx_init(&f, &p);
+  to_healthy(&f, 0);
+  ev(&f, TSVC_HEV_RUNTIME_DOWN, 2000);
+  ev(&f, TSVC_HEV_RUNTIME_UP, 3000);
+  msg_ev(&f, TSVC_HEV_DIED, 3010, "not running: exited (0)");
+  assert_int_equal(f.a.changes[0].from, S(UNKNOWN));
+  assert_int_equal(f.a.changes[0].to, S(UNHEALTHY));
+  assert_string_equal(f.a.changes[0].reason, "not running: exited (0)");
+  assert_true(f.a.flags & TSVC_HACT_RESTART);
+  for (int i = 0; i < f.a.nchanges; i++) assert_int_not_equal(f.a.changes[i].to, S(HEALTHY));
+  tsvc_health_free(&f.h);
+
+  fx_init(&f, &p);
+  to_healthy(&f, 0);
+  ev(&f, TSVC_HEV_RUNTIME_DOWN, 2000);
+  ev(&f, TSVC_HEV_RUNTIME_UP, 3000);
+  check(&f, 3000, TSVC_RESULT_TIMEOUT);
+  assert_int_equal(f.h.state, S(UNKNOWN));
+  assert_int_equal(f.h.fails, 1);
+  assert_int_equal(f.h.check_at, 13000);
+  /* Gone again: the check in flight is dropped, nothing is scheduled. */
+  tick_check(&f, 13000);
+  ev(&f, TSVC_HEV_RUNTIME_DOWN, 13001);
+  assert_true(f.a.flags & TSVC_HACT_CANCEL_CHECK);
+  assert_false(f.h.verifying);
+  assert_int_equal(tsvc_health_next_deadline(&f.h), TSVC_NEVER);
+  ev(&f, TSVC_HEV_USER_RESTART, 13002);
+  assert_int_equal(f.rc, TSVC_EUNREACH);
+  ev(&f, TSVC_HEV_RUNTIME_UP, 14000);
+  check(&f, 14000, TSVC_RESULT_TIMEOUT);
+  check(&f, 24000, TSVC_RESULT_TIMEOUT);
+  /* 3 in a row (retries): unhealthy, and the first restart at once. */
+  assert_int_equal(f.a.changes[0].from, S(UNKNOWN));
+  assert_int_equal(f.a.changes[0].to, S(UNHEALTHY));
+  assert_int_equal(f.h.state, S(RESTARTING));
+  tsvc_health_free(&f.h);
+
+  fx_init(&f, &p);
+  to_healthy(&f, 0);
+  ev(&f, TSVC_HEV_RUNTIME_DOWN, 2000);
+  ev(&f, TSVC_HEV_RUNTIME_UP, 3000);
+  ev(&f, TSVC_HEV_USER_RESTART, 3001);
+  assert_int_equal(f.rc, 0);
+  assert_true(f.a.flags & TSVC_HACT_RESTART);
+  assert_false(f.h.verifying);
   tsvc_health_free(&f.h);
 }
 
@@ -770,6 +966,223 @@ static void restart_completing_while_unknown(void **st) {
   assert_int_equal(f.h.started_at, 2200);
   assert_int_equal(f.h.check_at, 3000);
   tsvc_health_free(&f.h);
+}
+
+/* ---- the whole table: every state x every event ------------------------- */
+
+/* The rows of health.c's table, each built by real events from stopped (no
+   field is poked), at the time it returns. */
+typedef enum {
+  R_STARTING,
+  R_HEALTHY,
+  R_UNHEALTHY,
+  R_RESTARTING,
+  R_FAILED,
+  R_STOPPED,
+  R_UNKNOWN,          /* was healthy */
+  R_UNKNOWN_UNHE,     /* was unhealthy */
+  R_STARTING_OP,      /* a start in flight */
+  R_NOT_STARTED,      /* unhealthy: the start failed, retry scheduled */
+  R_VERIFYING,        /* unknown, runtime back, was healthy */
+  R__COUNT
+} row_t;
+
+static const char *const row_names[R__COUNT] = {
+    "starting", "healthy", "unhealthy", "restarting", "failed", "stopped",
+    "unknown", "unknown (was unhealthy)", "starting (start in flight)",
+    "unhealthy (start failed)", "unknown (verifying)"};
+
+static tsvc_ms_t build_row(fx_t *f, row_t r) {
+  tsvc_health_params_t p = defaults();
+  if (r == R_FAILED) p.max_restarts = 1;
+  fx_init(f, &p);
+  switch (r) {
+  case R_STARTING: ev(f, TSVC_HEV_STARTED, 0); return 0;
+  case R_HEALTHY: to_healthy(f, 0); return 1000;
+  case R_UNHEALTHY:
+  case R_UNKNOWN_UNHE:
+    to_healthy(f, 0);
+    msg_ev(f, TSVC_HEV_DIED, 2000, "exited"); /* restart at once */
+    restart_done_then_die(f, 2000);          /* unhealthy, next at 3000 */
+    if (r == R_UNKNOWN_UNHE) ev(f, TSVC_HEV_RUNTIME_DOWN, 2000);
+    return 2000;
+  case R_RESTARTING:
+    to_healthy(f, 0);
+    msg_ev(f, TSVC_HEV_DIED, 2000, "exited");
+    return 2000;
+  case R_FAILED:
+    to_healthy(f, 0);
+    msg_ev(f, TSVC_HEV_DIED, 2000, "exited");
+    restart_done_then_die(f, 2000);
+    return 2000;
+  case R_STOPPED: return 0;
+  case R_UNKNOWN:
+  case R_VERIFYING:
+    to_healthy(f, 0);
+    ev(f, TSVC_HEV_RUNTIME_DOWN, 2000);
+    if (r == R_VERIFYING) ev(f, TSVC_HEV_RUNTIME_UP, 2000);
+    return 2000;
+  case R_STARTING_OP: ev(f, TSVC_HEV_USER_START, 0); return 0;
+  case R_NOT_STARTED:
+    ev(f, TSVC_HEV_USER_START, 0);
+    msg_ev(f, TSVC_HEV_OP_FAILED, 0, "port taken");
+    return 0;
+  case R__COUNT: break;
+  }
+  return 0;
+}
+
+typedef enum {
+  E_TICK,      /* at the next deadline */
+  E_CHECK_OK,  /* a check brought forward to now, then its result */
+  E_CHECK_FAIL,
+  E_DIED,
+  E_STARTED,
+  E_OP_DONE,
+  E_OP_FAILED,
+  E_USER_START,
+  E_USER_STOP,
+  E_USER_RESTART,
+  E_DOWN,
+  E_UP,
+  E__COUNT
+} col_t;
+
+static const char *const col_names[E__COUNT] = {
+    "TICK", "CHECK ok", "CHECK fail", "DIED", "STARTED", "OP_DONE", "OP_FAILED",
+    "USER_START", "USER_STOP", "USER_RESTART", "RUNTIME_DOWN", "RUNTIME_UP"};
+
+typedef struct {
+  int rc;
+  tsvc_state_t to;
+} cell_t;
+
+#define C(rc, st) {rc, S(st)}
+#define OK_(st) C(0, st)
+/* What each event leads to from each row: the table of health.c. */
+static const cell_t cells[R__COUNT][E__COUNT] = {
+    /* TICK          CHECK ok       CHECK fail     DIED               STARTED        OP_DONE
+       OP_FAILED     USER_START              USER_STOP            USER_RESTART
+       DOWN          UP */
+    [R_STARTING] = {OK_(STARTING), OK_(HEALTHY), OK_(STARTING), OK_(RESTARTING), OK_(STARTING),
+                    OK_(STARTING), OK_(STARTING), C(TSVC_ESTATE, STARTING), OK_(STOPPED),
+                    OK_(RESTARTING), OK_(UNKNOWN), OK_(STARTING)},
+    [R_HEALTHY] = {OK_(HEALTHY), OK_(HEALTHY), OK_(HEALTHY), OK_(RESTARTING), OK_(STARTING),
+                   OK_(HEALTHY), OK_(HEALTHY), C(TSVC_ESTATE, HEALTHY), OK_(STOPPED),
+                   OK_(RESTARTING), OK_(UNKNOWN), OK_(HEALTHY)},
+    [R_UNHEALTHY] = {OK_(RESTARTING), OK_(HEALTHY), OK_(UNHEALTHY), OK_(UNHEALTHY),
+                     OK_(STARTING), OK_(UNHEALTHY), OK_(UNHEALTHY), C(TSVC_ESTATE, UNHEALTHY),
+                     OK_(STOPPED), OK_(RESTARTING), OK_(UNKNOWN), OK_(UNHEALTHY)},
+    [R_RESTARTING] = {OK_(RESTARTING), OK_(RESTARTING), OK_(RESTARTING), OK_(RESTARTING),
+                      OK_(RESTARTING), OK_(STARTING), OK_(UNHEALTHY),
+                      C(TSVC_EBUSY, RESTARTING), C(TSVC_EBUSY, RESTARTING), OK_(RESTARTING),
+                      OK_(UNKNOWN), OK_(RESTARTING)},
+    [R_FAILED] = {OK_(FAILED), OK_(HEALTHY), OK_(FAILED), OK_(FAILED), OK_(STARTING),
+                  OK_(FAILED), OK_(FAILED), C(TSVC_ESTATE, FAILED), OK_(STOPPED),
+                  OK_(RESTARTING), OK_(UNKNOWN), OK_(FAILED)},
+    [R_STOPPED] = {OK_(STOPPED), OK_(STOPPED), OK_(STOPPED), OK_(STOPPED), OK_(STARTING),
+                   OK_(STOPPED), OK_(STOPPED), OK_(STARTING), OK_(STOPPED), OK_(RESTARTING),
+                   OK_(UNKNOWN), OK_(STOPPED)},
+    [R_UNKNOWN] = {OK_(UNKNOWN), OK_(UNKNOWN), OK_(UNKNOWN), OK_(UNKNOWN), OK_(UNKNOWN),
+                   OK_(UNKNOWN), OK_(UNKNOWN), C(TSVC_EUNREACH, UNKNOWN),
+                   C(TSVC_EUNREACH, UNKNOWN), C(TSVC_EUNREACH, UNKNOWN), OK_(UNKNOWN),
+                   OK_(UNKNOWN) /* verifying */},
+    [R_UNKNOWN_UNHE] = {OK_(UNKNOWN), OK_(UNKNOWN), OK_(UNKNOWN), OK_(UNKNOWN), OK_(UNKNOWN),
+                        OK_(UNKNOWN), OK_(UNKNOWN), C(TSVC_EUNREACH, UNKNOWN),
+                        C(TSVC_EUNREACH, UNKNOWN), C(TSVC_EUNREACH, UNKNOWN), OK_(UNKNOWN),
+                        OK_(UNHEALTHY)},
+    [R_STARTING_OP] = {OK_(STARTING), OK_(STARTING), OK_(STARTING), OK_(STARTING),
+                       OK_(STARTING), OK_(STARTING), OK_(UNHEALTHY), C(TSVC_EBUSY, STARTING),
+                       C(TSVC_EBUSY, STARTING), C(TSVC_EBUSY, STARTING), OK_(UNKNOWN),
+                       OK_(STARTING)},
+    [R_NOT_STARTED] = {OK_(STARTING), OK_(UNHEALTHY), OK_(UNHEALTHY), OK_(UNHEALTHY),
+                       OK_(STARTING), OK_(UNHEALTHY), OK_(UNHEALTHY), OK_(STARTING),
+                       OK_(STOPPED), OK_(STARTING), OK_(UNKNOWN), OK_(UNHEALTHY)},
+    [R_VERIFYING] = {OK_(UNKNOWN), OK_(HEALTHY), OK_(UNKNOWN), OK_(RESTARTING), OK_(STARTING),
+                     OK_(UNKNOWN), OK_(UNKNOWN), C(TSVC_ESTATE, UNKNOWN), OK_(STOPPED),
+                     OK_(RESTARTING), OK_(UNKNOWN), OK_(UNKNOWN)},
+};
+#undef OK_
+#undef C
+
+static void play(fx_t *f, col_t c, tsvc_ms_t t) {
+  switch (c) {
+  case E_TICK: {
+    tsvc_ms_t d = tsvc_health_next_deadline(&f->h);
+    ev(f, TSVC_HEV_TICK, d == TSVC_NEVER ? t : d);
+    return;
+  }
+  case E_CHECK_OK:
+  case E_CHECK_FAIL:
+    /* As tsvc_monitor_check_now: the scheduled check, if any, moves to t. */
+    if (f->h.check_at != TSVC_NEVER) {
+      f->h.check_at = t;
+      ev(f, TSVC_HEV_TICK, t);
+    }
+    result(f, t, c == E_CHECK_OK ? TSVC_RESULT_OK : TSVC_RESULT_REFUSED,
+           c == E_CHECK_OK ? NULL : "connection refused");
+    return;
+  case E_DIED: msg_ev(f, TSVC_HEV_DIED, t, "not running: exited (1)"); return;
+  case E_STARTED: ev(f, TSVC_HEV_STARTED, t); return;
+  case E_OP_DONE: ev(f, TSVC_HEV_OP_DONE, t); return;
+  case E_OP_FAILED: msg_ev(f, TSVC_HEV_OP_FAILED, t, "the runtime failed"); return;
+  case E_USER_START: ev(f, TSVC_HEV_USER_START, t); return;
+  case E_USER_STOP: ev(f, TSVC_HEV_USER_STOP, t); return;
+  case E_USER_RESTART: ev(f, TSVC_HEV_USER_RESTART, t); return;
+  case E_DOWN: msg_ev(f, TSVC_HEV_RUNTIME_DOWN, t, "daemon gone"); return;
+  case E_UP: ev(f, TSVC_HEV_RUNTIME_UP, t); return;
+  case E__COUNT: return;
+  }
+}
+
+/* Every cell, and what holds in all of them: only a person's stop makes a
+   service stopped; an operation in flight matches the state; a state that
+   changed is reported as a change; nothing is checked while an operation is
+   in flight or while nothing runs after a failed start. */
+static void every_state_every_event(void **st) {
+  (void)st;
+  int bad = 0;
+  for (int r = 0; r < R__COUNT; r++) {
+    for (int c = 0; c < E__COUNT; c++) {
+      fx_t f;
+      tsvc_ms_t t = build_row(&f, (row_t)r) + 1;
+      tsvc_state_t before = f.h.state;
+      play(&f, (col_t)c, t);
+      const cell_t *want = &cells[r][c];
+      if (f.rc != want->rc || f.h.state != want->to) {
+        print_error("%s x %s: rc %d state %s, want rc %d state %s\n", row_names[r], col_names[c],
+                    f.rc, tsvc_state_name(f.h.state), want->rc, tsvc_state_name(want->to));
+        bad++;
+      }
+      if (f.h.state == S(STOPPED) && before != S(STOPPED) && c != E_USER_STOP) {
+        print_error("%s x %s: stopped, though nobody stopped it\n", row_names[r], col_names[c]);
+        bad++;
+      }
+      if ((f.h.state == S(RESTARTING)) != (f.h.op == TSVC_OP_RESTART) &&
+          f.h.state != S(UNKNOWN)) {
+        print_error("%s x %s: restarting without a restart in flight\n", row_names[r],
+                    col_names[c]);
+        bad++;
+      }
+      if ((f.h.op != TSVC_OP_NONE || f.h.not_started) &&
+          tsvc_health_next_deadline(&f.h) == f.h.check_at && f.h.check_at != TSVC_NEVER) {
+        print_error("%s x %s: a check is due with nothing to check\n", row_names[r],
+                    col_names[c]);
+        bad++;
+      }
+      if (f.rc == 0 && f.h.state != before && !(f.a.flags & TSVC_HACT_CHANGED)) {
+        print_error("%s x %s: a silent change\n", row_names[r], col_names[c]);
+        bad++;
+      }
+      if (f.rc == 0 && f.a.nchanges && f.a.changes[0].from != before) {
+        print_error("%s x %s: first change is not from %s\n", row_names[r], col_names[c],
+                    tsvc_state_name(before));
+        bad++;
+      }
+      tsvc_health_free(&f.h);
+    }
+  }
+  assert_int_equal(bad, 0);
 }
 
 /* ---- parameters ---------------------------------------------------------- */
@@ -836,11 +1249,16 @@ int main(void) {
       cmocka_unit_test(stopped_is_never_restarted),
       cmocka_unit_test(disabled_service_stays_stopped),
       cmocka_unit_test(person_start_and_its_failure),
+      cmocka_unit_test(start_failure_retried_on_backoff),
+      cmocka_unit_test(after_failed_start_person_restart_and_policy_never),
+      cmocka_unit_test(start_failing_while_unknown),
       cmocka_unit_test(policy_never_does_not_restart),
       cmocka_unit_test(outside_start_enters_grace),
       cmocka_unit_test(unknown_is_never_restarted),
       cmocka_unit_test(unknown_healthy_resumes_checks),
+      cmocka_unit_test(unknown_healthy_found_dead_or_failing),
       cmocka_unit_test(restart_completing_while_unknown),
+      cmocka_unit_test(every_state_every_event),
       cmocka_unit_test(bad_params_rejected),
       cmocka_unit_test(set_params_keeps_state),
   };

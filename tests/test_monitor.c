@@ -42,7 +42,9 @@ static void observer(const tsvc_mon_event_t *e, void *data) {
   f->nev++;
 }
 
-static void fx_setup(fx_t *f, const char *yaml) {
+/* started: tell the monitor each enabled service runs (as if adopted);
+   else they stay stopped until a start. */
+static void fx_setup2(fx_t *f, const char *yaml, bool started) {
   memset(f, 0, sizeof *f);
   tsvc_diag_t d = {0};
   int rc = tsvc_config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, &d);
@@ -59,7 +61,7 @@ static void fx_setup(fx_t *f, const char *yaml) {
   for (size_t i = 0; i < f->cfg->nservices; i++) {
     const tsvc_service_conf_t *s = &f->cfg->services[i];
     assert_int_equal(tsvc_monitor_add(f->mon, s), 0);
-    if (s->enabled) {
+    if (s->enabled && started) {
       recrt_set_running(f->rt, s->name, true);
       assert_int_equal(tsvc_monitor_started(f->mon, s->name), 0);
     }
@@ -67,6 +69,8 @@ static void fx_setup(fx_t *f, const char *yaml) {
   uv_timer_init(&f->loop, &f->stop_timer);
   f->stop_timer.data = f;
 }
+
+static void fx_setup(fx_t *f, const char *yaml) { fx_setup2(f, yaml, true); }
 
 static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
 
@@ -117,6 +121,19 @@ static tsvc_state_t state_of(fx_t *f, const char *name) {
   tsvc_state_t s = st.state;
   tsvc_status_clear(&st);
   return s;
+}
+
+typedef struct {
+  int calls;
+  int status;
+  char msg[128];
+} done_t;
+
+static void done_cb(int status, const char *msg, void *data) {
+  done_t *d = data;
+  d->calls++;
+  d->status = status;
+  snprintf(d->msg, sizeof d->msg, "%s", msg ? msg : "");
 }
 
 #define SVC_RUNNING(name, extra)                                                 \
@@ -310,6 +327,116 @@ static void runtime_down_nothing_restarted(void **st) {
   assert_int_equal(recrt_count(f.rt, "restart", "db"), 1);
   assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
   assert_int_equal(count_lines(&f, "state=unknown"), 2);
+  /* Never shown healthy on the return before being looked at: db goes
+     from unknown to unhealthy; cache to healthy once its check passed. */
+  assert_int_equal(count_lines(&f, "service=db state=healthy prev=unknown"), 0);
+  assert_int_equal(count_lines(&f, "service=db state=unhealthy prev=unknown"), 1);
+  assert_int_equal(count_lines(&f, "service=db state=unhealthy prev=unknown failures=0/2 "
+                                   "restarts=1/3 reason=\"not running: exited (137)\""),
+                   1);
+  assert_int_equal(count_lines(&f, "service=cache state=healthy prev=unknown failures=0/2 "
+                                   "restarts=0/3 reason=\"runtime reachable again; the check "
+                                   "passes\""),
+                   1);
+  fx_teardown(&f);
+}
+
+/* The start of a service (as up does it) fails: the first line names the
+   state it comes from; the failure is logged with the runtime's words and
+   retried as a start on the backoff schedule; nothing is checked while
+   nothing runs; never stopped; healthy once the cause is gone. */
+static void start_failure_retried_then_healthy(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup2(&f, "services:\n" SVC_RUNNING("db", ""), false);
+  f.rt->fail_ops = 2;
+  snprintf(f.rt->fail_msg, sizeof f.rt->fail_msg, "port 5432 on 127.0.0.1 is already in use");
+  done_t d = {0};
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "db", done_cb, &d), 0);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_STARTING);
+  run_for(&f, 50);
+  assert_int_equal(d.calls, 1);
+  assert_int_equal(d.status, TSVC_ERUNTIME);
+  assert_non_null(strstr(d.msg, "port 5432 on 127.0.0.1 is already in use (starting again in "));
+  tsvc_status_t s;
+  assert_int_equal(tsvc_monitor_get_status(f.mon, "db", &s), 0);
+  assert_int_equal(s.state, TSVC_STATE_UNHEALTHY);
+  assert_false(s.running);
+  assert_int_equal(s.restarts_in_window, 1);
+  assert_int_equal(s.next_check_ms, 0); /* nothing to check */
+  assert_string_equal(s.last_error, "port 5432 on 127.0.0.1 is already in use");
+  tsvc_status_clear(&s);
+  run_for(&f, 800);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
+  assert_int_equal(recrt_count(f.rt, "start", "db"), 3);
+  assert_int_equal(recrt_count(f.rt, "restart", "db"), 0);
+  uint64_t at[3];
+  int n = 0, inspects_between = 0;
+  for (int i = 0; i < f.rt->ncalls; i++) {
+    if (strcmp(f.rt->calls[i].op, "start") == 0) at[n++] = f.rt->calls[i].at;
+    else if (n == 1 && strcmp(f.rt->calls[i].op, "inspect") == 0) inspects_between++;
+  }
+  assert_int_equal(n, 3);
+  assert_int_equal(inspects_between, 0);
+  /* The restart schedule: backoff 100ms, then doubled, each plus up to 10%
+     jitter; the upper bounds leave 50 ms for timers late on a loaded
+     machine. */
+  assert_in_range(at[1] - at[0], 100, 100 + 10 + 50);
+  assert_in_range(at[2] - at[1], 200, 200 + 20 + 50);
+  if (getenv("TSVC_TEST_SHOW_LOG")) fprintf(stderr, "%s", f.logbuf);
+  assert_int_equal(count_lines(&f, "level=info service=db action=start state=starting "
+                                   "prev=stopped failures=0/2 restarts=0/3 "
+                                   "reason=\"start requested\""),
+                   1);
+  assert_int_equal(count_lines(&f, "level=warn service=db state=unhealthy prev=starting "
+                                   "failures=0/2 restarts=1/3 reason=\"port 5432"),
+                   1);
+  assert_int_equal(count_lines(&f, "level=error service=db action=start_failed"), 2);
+  assert_int_equal(count_lines(&f, "action=start_scheduled failures=0/2 restarts=1/3 in="),
+                   1);
+  assert_int_equal(count_lines(&f, "action=start_scheduled failures=0/2 restarts=2/3 in="),
+                   1);
+  assert_int_equal(count_lines(&f, "level=warn service=db action=start state=starting "
+                                   "prev=unhealthy"),
+                   2);
+  assert_int_equal(count_lines(&f, "reason=\"start after backoff\""), 2);
+  assert_int_equal(count_lines(&f, "state=healthy prev=starting"), 1);
+  assert_int_equal(count_lines(&f, "state=stopped"), 0);
+  assert_int_equal(count_lines(&f, "restarting"), 0);
+  /* The observers saw stopped -> starting first. */
+  int i = 0;
+  while (f.ev[i].type != TSVC_MON_EV_CHANGE) i++;
+  assert_int_equal(f.ev[i].from, TSVC_STATE_STOPPED);
+  assert_int_equal(f.ev[i].to, TSVC_STATE_STARTING);
+  fx_teardown(&f);
+}
+
+/* Start failures count toward max_restarts: failed, given up (cooldown 0s:
+   never again by itself), still not stopped; a person's start goes through. */
+static void start_failures_give_up_then_person_start(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup2(&f, "services:\n" SVC_RUNNING("db", ""), false);
+  f.rt->fail_ops = 1000;
+  snprintf(f.rt->fail_msg, sizeof f.rt->fail_msg, "No such image: local/test");
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "db", NULL, NULL), 0);
+  run_for(&f, 1000); /* attempts at 0, +100ms, +200ms, then give up */
+  assert_int_equal(recrt_count(f.rt, "start", "db"), 3);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_FAILED);
+  assert_int_equal(count_lines(&f, "level=warn service=db action=give_up failures=0/2 "
+                                   "restarts=3/3 retry_after=never "
+                                   "reason=\"No such image: local/test\""),
+                   1);
+  assert_int_equal(recrt_count(f.rt, "inspect", "db"), 0); /* never checked */
+  assert_int_equal(tsvc_monitor_check_now(f.mon, "db"), TSVC_ESTATE);
+  f.rt->fail_ops = 0;
+  done_t d = {0};
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "db", done_cb, &d), 0);
+  run_for(&f, 300);
+  assert_int_equal(d.calls, 1);
+  assert_int_equal(d.status, 0);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
+  assert_int_equal(count_lines(&f, "state=stopped"), 0);
   fx_teardown(&f);
 }
 
@@ -455,19 +582,6 @@ static void exec_probe_on_host(void **st) {
   fx_teardown(&f);
 }
 
-typedef struct {
-  int calls;
-  int status;
-  char msg[128];
-} done_t;
-
-static void done_cb(int status, const char *msg, void *data) {
-  done_t *d = data;
-  d->calls++;
-  d->status = status;
-  snprintf(d->msg, sizeof d->msg, "%s", msg ? msg : "");
-}
-
 /* A person's operations report how they ended, with the runtime's words. */
 static void person_ops_report_completion(void **st) {
   (void)st;
@@ -486,15 +600,19 @@ static void person_ops_report_completion(void **st) {
   assert_int_equal(tsvc_monitor_user_stop(f.mon, "db", done_cb, &stop2), 0);
   assert_int_equal(stop2.calls, 1);
   assert_int_equal(stop2.status, 0);
-  /* A start the runtime fails: the error and its message. */
+  /* A start the runtime fails: the error, its message, and what follows;
+     it is not stopped (nobody stopped it) and is retried. */
   f.rt->fail_ops = 1;
   snprintf(f.rt->fail_msg, sizeof f.rt->fail_msg, "port is already allocated");
   assert_int_equal(tsvc_monitor_user_start(f.mon, "db", done_cb, &start), 0);
-  run_for(&f, 100);
+  run_for(&f, 50);
   assert_int_equal(start.calls, 1);
   assert_int_equal(start.status, TSVC_ERUNTIME);
-  assert_string_equal(start.msg, "port is already allocated");
-  assert_int_equal(state_of(&f, "db"), TSVC_STATE_STOPPED);
+  assert_non_null(strstr(start.msg, "port is already allocated (starting again in "));
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_UNHEALTHY);
+  run_for(&f, 300); /* the retry (after 100ms backoff) starts it */
+  assert_int_equal(recrt_count(f.rt, "start", "db"), 2);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
   /* Two restarts at once: the second joins the first; both are told. */
   assert_int_equal(tsvc_monitor_user_restart(f.mon, "db", done_cb, &r1), 0);
   assert_int_equal(tsvc_monitor_user_restart(f.mon, "db", done_cb, &r2), 0);
@@ -522,6 +640,8 @@ int main(void) {
       cmocka_unit_test(disabled_never_checked),
       cmocka_unit_test(exec_probe_on_host),
       cmocka_unit_test(person_ops_report_completion),
+      cmocka_unit_test(start_failure_retried_then_healthy),
+      cmocka_unit_test(start_failures_give_up_then_person_start),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

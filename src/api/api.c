@@ -5,10 +5,12 @@
 #include "api/api.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -27,6 +29,19 @@
 #include "log/log.h"
 #include "manager/manager.h"
 
+/* One connection, from libmicrohttpd's start notice to its close notice. */
+typedef struct conn {
+  struct conn *prev, *next;
+  struct tsvc_api_s *api;
+  int fd;           /* our duplicate of the socket: shutdown() on it cuts the
+                       connection, and the number stays ours until we close
+                       it, so it never names another connection's socket */
+  int64_t deadline; /* monotonic ms; 0: none (a request being handled, a
+                       stream) */
+  bool tcp;
+  char peer[64];    /* "127.0.0.1:51234", for the log */
+} conn_t;
+
 struct tsvc_api_s {
   tsvc_manager_t *m;
   struct MHD_Daemon *unix_d;
@@ -38,7 +53,19 @@ struct tsvc_api_s {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   bool stopping;
-  int nstreams; /* event streams whose response still exists */
+  int nstreams;        /* event streams whose response still exists */
+  int nstreams_on[2];  /* of which on the unix socket [0], on TCP [1] */
+  /* Limits (tsvc_api_opts_t, defaults filled in). */
+  unsigned request_deadline_ms, reply_deadline_ms, tcp_connections, per_client, max_streams;
+  /* Deadlines: every open connection, and a watchdog thread that cuts the
+     ones past their deadline (libmicrohttpd's own timeout is an idle one,
+     which a client trickling a byte at a time never reaches). */
+  pthread_mutex_t wmu;
+  pthread_cond_t wcv; /* on CLOCK_MONOTONIC: an earlier deadline, or the end */
+  conn_t *conns;
+  bool wstop;
+  bool watchdog_running;
+  pthread_t watchdog;
 };
 
 /* One request, from its first call to its end. */
@@ -51,6 +78,7 @@ typedef struct {
 typedef struct {
   tsvc_api_t *api;
   int sub;
+  bool tcp;                            /* counted in nstreams_on[1], else [0] */
   int fd;                              /* the connection, to notice a hang-up */
   char *q[TSVC_API_EVENT_QUEUE];       /* lines not yet sent (ring) */
   size_t head, n;
@@ -63,6 +91,118 @@ static int64_t wall_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- deadlines ----------------------------------------------------------------- */
+
+static conn_t *conn_of(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+/* The connection's deadline: ms from now, or none (0). */
+static void set_deadline(tsvc_api_t *a, struct MHD_Connection *c, unsigned ms) {
+  conn_t *k = conn_of(c);
+  if (!k) return;
+  pthread_mutex_lock(&a->wmu);
+  k->deadline = ms ? mono_ms() + ms : 0;
+  if (ms) pthread_cond_signal(&a->wcv); /* it may be the earliest now */
+  pthread_mutex_unlock(&a->wmu);
+}
+
+/* libmicrohttpd's notices of a connection's start and end. A new
+   connection must send its whole request within the request deadline. */
+static void notify_conn(void *cls, struct MHD_Connection *c, void **ctx,
+                        enum MHD_ConnectionNotificationCode what) {
+  tsvc_api_t *a = cls;
+  if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *fi =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    conn_t *k = calloc(1, sizeof *k);
+    if (!k || !fi) {
+      free(k);
+      return; /* no deadline for it: the idle timeout still applies */
+    }
+    k->fd = fcntl(fi->connect_fd, F_DUPFD_CLOEXEC, 3);
+    if (k->fd < 0) {
+      free(k);
+      return;
+    }
+    k->api = a;
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    k->tcp = ai && ai->client_addr &&
+             (ai->client_addr->sa_family == AF_INET || ai->client_addr->sa_family == AF_INET6);
+    if (k->tcp) {
+      char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
+      socklen_t len = ai->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                              : sizeof(struct sockaddr_in);
+      getnameinfo(ai->client_addr, len, host, sizeof host, port, sizeof port,
+                  NI_NUMERICHOST | NI_NUMERICSERV);
+      snprintf(k->peer, sizeof k->peer, "%s:%s", host, port);
+    } else {
+      tsvc_strlcpy(k->peer, "the unix socket", sizeof k->peer);
+    }
+    pthread_mutex_lock(&a->wmu);
+    k->deadline = mono_ms() + a->request_deadline_ms;
+    k->next = a->conns;
+    if (a->conns) a->conns->prev = k;
+    a->conns = k;
+    pthread_cond_signal(&a->wcv);
+    pthread_mutex_unlock(&a->wmu);
+    *ctx = k;
+    return;
+  }
+  conn_t *k = *ctx;
+  if (!k) return;
+  *ctx = NULL;
+  pthread_mutex_lock(&a->wmu);
+  if (k->prev) k->prev->next = k->next;
+  else a->conns = k->next;
+  if (k->next) k->next->prev = k->prev;
+  pthread_mutex_unlock(&a->wmu);
+  close(k->fd);
+  free(k);
+}
+
+/* The watchdog: sleeps until the earliest deadline (absolute, computed
+   once per connection and phase), cuts what is past it, and sleeps again.
+   shutdown() wakes the connection's thread in libmicrohttpd, which sees
+   the end of the stream and closes the connection the usual way. */
+static void *watchdog_main(void *arg) {
+  tsvc_api_t *a = arg;
+  pthread_mutex_lock(&a->wmu);
+  while (!a->wstop) {
+    int64_t now = mono_ms(), next = 0;
+    for (conn_t *k = a->conns; k; k = k->next) {
+      if (!k->deadline) continue;
+      if (k->deadline <= now) {
+        k->deadline = 0; /* once */
+        shutdown(k->fd, SHUT_RDWR);
+        TSVC_LOG(TSVC_LOG_DEBUG, NULL, "api: cut the connection from %s: past its deadline "
+                 "(a request must arrive whole within %u ms, a reply be read within %u ms)",
+                 k->peer, a->request_deadline_ms, a->reply_deadline_ms);
+        continue;
+      }
+      if (!next || k->deadline < next) next = k->deadline;
+    }
+    if (!next) {
+      pthread_cond_wait(&a->wcv, &a->wmu);
+    } else {
+      struct timespec ts = {.tv_sec = (time_t)(next / 1000),
+                            .tv_nsec = (long)(next % 1000) * 1000000L};
+      pthread_cond_timedwait(&a->wcv, &a->wmu, &ts);
+    }
+  }
+  pthread_mutex_unlock(&a->wmu);
+  return NULL;
 }
 
 /* ---- replies ---------------------------------------------------------------- */
@@ -286,29 +426,51 @@ static void stream_free(void *cls) {
     s->n--;
   }
   free(s->cur);
+  bool tcp = s->tcp;
   free(s);
   pthread_mutex_lock(&a->mu);
   a->nstreams--;
+  a->nstreams_on[tcp]--;
   pthread_cond_broadcast(&a->cv);
   pthread_mutex_unlock(&a->mu);
 }
 
 static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c, bool head) {
   if (head) return reply_text(c, 200, NULL, 0, "application/x-ndjson", NULL);
+  bool tcp = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON)->daemon == a->tcp_d;
+  /* Streams live long by design: a cap of their own keeps room for the
+     other requests (the cap is per socket, so TCP cannot fill the unix
+     socket's). Taken here, given back by stream_free. */
+  pthread_mutex_lock(&a->mu);
+  bool full = a->nstreams_on[tcp] >= (int)a->max_streams;
+  if (!full) {
+    a->nstreams++;
+    a->nstreams_on[tcp]++;
+  }
+  pthread_mutex_unlock(&a->mu);
+  if (full)
+    return reply_error(c, 503, NULL,
+                       "too many event streams open on this socket (at most %u); close one "
+                       "and try again",
+                       a->max_streams);
   stream_t *s = calloc(1, sizeof *s);
-  if (!s) return reply_error(c, 500, NULL, "out of memory");
+  if (!s) {
+    pthread_mutex_lock(&a->mu);
+    a->nstreams--;
+    a->nstreams_on[tcp]--;
+    pthread_mutex_unlock(&a->mu);
+    return reply_error(c, 500, NULL, "out of memory");
+  }
   s->api = a;
+  s->tcp = tcp;
   s->fd = -1;
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
   if (ci) s->fd = ci->connect_fd;
   s->sub = tsvc_manager_subscribe(a->m, on_change, s);
   if (s->sub <= 0) {
-    free(s);
+    stream_free(s); /* gives the place back */
     return reply_error(c, 500, NULL, "cannot subscribe to changes");
   }
-  pthread_mutex_lock(&a->mu);
-  a->nstreams++; /* stream_free takes it back */
-  pthread_mutex_unlock(&a->mu);
   struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read,
                                                              s, stream_free);
   if (!r) {
@@ -317,7 +479,8 @@ static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c, bool 
   }
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
   MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  /* A stream is idle between changes: no idle timeout for it. */
+  /* A stream is idle between changes: no idle timeout for it, and no
+     deadline (the request was whole; handler() cleared it). */
   MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
   enum MHD_Result ret = MHD_queue_response(c, 200, r);
   MHD_destroy_response(r);
@@ -325,6 +488,20 @@ static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c, bool 
 }
 
 /* ---- POST --------------------------------------------------------------------- */
+
+/* Why a check is refused (409): the state the service is really in. */
+static void not_checked(tsvc_api_t *a, const char *name, char *err, size_t len) {
+  tsvc_status_t s;
+  if (tsvc_manager_get_status(a->m, name, &s) != 0) {
+    snprintf(err, len, "%s is not checked now", name);
+    return;
+  }
+  snprintf(err, len, "%s is not checked now: it is %s%s%s%s", name, tsvc_state_name(s.state),
+           !s.running && s.last_error[0] ? " (not running: " : "",
+           !s.running && s.last_error[0] ? s.last_error : "",
+           !s.running && s.last_error[0] ? ")" : "");
+  tsvc_status_clear(&s);
+}
 
 static enum MHD_Result post_action(tsvc_api_t *a, struct MHD_Connection *c, const char *name,
                                    const char *action) {
@@ -345,7 +522,7 @@ static enum MHD_Result post_action(tsvc_api_t *a, struct MHD_Connection *c, cons
   else {
     rc = tsvc_manager_check(a->m, name);
     if (rc == TSVC_EBUSY) rc = 0; /* a check in flight: its result will do */
-    else if (rc == TSVC_ESTATE) snprintf(err, sizeof err, "%s is not checked now (stopped)", name);
+    else if (rc == TSVC_ESTATE) not_checked(a, name, err, sizeof err);
     if (rc == 0) {
       /* Wait for the check to end: the caller wants its verdict. */
       const tsvc_config_t *cfg = tsvc_manager_config(a->m);
@@ -455,6 +632,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     *upload_size = 0;
     return rq->body > TSVC_API_DRAIN_BODY ? MHD_NO : MHD_YES;
   }
+  /* The request is whole: no deadline while it is handled (a restart may
+     take minutes); the reply sets the next one. */
+  set_deadline(a, c, 0);
   if (rq->body > TSVC_API_MAX_BODY)
     return reply_error(c, 413, NULL, "request body too large (at most %u bytes)",
                        TSVC_API_MAX_BODY);
@@ -500,9 +680,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
-  (void)c;
   (void)toe;
   tsvc_api_t *a = cls;
+  /* A connection kept alive must bring its next request whole in time. */
+  set_deadline(a, c, a->request_deadline_ms);
   req_t *rq = *con_cls;
   if (!rq) return;
   *con_cls = NULL;
@@ -661,19 +842,28 @@ static int listen_unix(const char *path, char *err, size_t errlen) {
 #define MHD_FLAGS (MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | \
                    MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC)
 
+/* One thread per connection (so a slow restart holds up nobody else): a
+   small stack each, as there may be hundreds of them. */
+#define MHD_STACK (1u << 20)
+
 static struct MHD_Daemon *start_mhd(tsvc_api_t *a, unsigned extra_flags, int listen_fd,
                                     const struct sockaddr *sa) {
+  bool tcp = listen_fd < 0;
+  /* TCP: every client may connect, so a cap per client address; the unix
+     socket is its owner's alone (mode 0600). */
   struct MHD_OptionItem opts[] = {
-      {listen_fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_SOCK_ADDR,
-       listen_fd >= 0 ? listen_fd : 0, listen_fd >= 0 ? NULL : (void *)sa},
+      {tcp ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_LISTEN_SOCKET, tcp ? 0 : listen_fd,
+       tcp ? (void *)sa : NULL},
+      {MHD_OPTION_CONNECTION_LIMIT, tcp ? a->tcp_connections : TSVC_API_MAX_CONNECTIONS, NULL},
+      {tcp ? MHD_OPTION_PER_IP_CONNECTION_LIMIT : MHD_OPTION_END, a->per_client, NULL},
       {MHD_OPTION_END, 0, NULL},
   };
   return MHD_start_daemon(
       MHD_FLAGS | extra_flags, 0, NULL, NULL, handler, a, MHD_OPTION_ARRAY, opts,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)TSVC_API_MAX_CONNECTIONS,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)TSVC_API_MAX_HEADERS,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)TSVC_API_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
-      completed, a, MHD_OPTION_UNESCAPE_CALLBACK, unescape, a, MHD_OPTION_EXTERNAL_LOGGER,
+      completed, a, MHD_OPTION_NOTIFY_CONNECTION, notify_conn, a, MHD_OPTION_THREAD_STACK_SIZE,
+      (size_t)MHD_STACK, MHD_OPTION_UNESCAPE_CALLBACK, unescape, a, MHD_OPTION_EXTERNAL_LOGGER,
       mhd_log, a, MHD_OPTION_END);
 }
 
@@ -724,10 +914,32 @@ int tsvc_api_start(const tsvc_api_opts_t *o, tsvc_api_t **out, char *err, size_t
   a->m = o->manager;
   a->on_down = o->on_down;
   a->data = o->data;
+  a->request_deadline_ms = o->request_deadline_ms ? o->request_deadline_ms
+                                                  : TSVC_API_REQUEST_DEADLINE_MS;
+  a->reply_deadline_ms = o->reply_deadline_ms ? o->reply_deadline_ms : TSVC_API_REPLY_DEADLINE_MS;
+  a->tcp_connections = o->tcp_connections ? o->tcp_connections : TSVC_API_TCP_CONNECTIONS;
+  a->per_client = o->per_client ? o->per_client : TSVC_API_PER_CLIENT;
+  a->max_streams = o->max_streams ? o->max_streams : TSVC_API_MAX_STREAMS;
   pthread_mutex_init(&a->mu, NULL);
   pthread_cond_init(&a->cv, NULL);
+  pthread_mutex_init(&a->wmu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&a->wcv, &ca);
+  pthread_condattr_destroy(&ca);
   a->socket_path = strdup(o->socket_path);
   int rc = a->socket_path ? 0 : TSVC_ENOMEM;
+  if (!rc) {
+    /* Before any connection can arrive. */
+    a->watchdog_running = pthread_create(&a->watchdog, NULL, watchdog_main, a) == 0;
+    if (!a->watchdog_running) {
+      snprintf(err, errlen, "cannot start the API's watchdog thread");
+      rc = TSVC_ENOMEM;
+      free(a->socket_path);
+      a->socket_path = NULL; /* never bound: not ours to unlink */
+    }
+  }
   int fd = -1;
   if (!rc) {
     fd = listen_unix(a->socket_path, err, errlen);
@@ -777,9 +989,19 @@ void tsvc_api_stop(tsvc_api_t *a) {
   pthread_mutex_unlock(&a->mu);
   if (a->tcp_d) MHD_stop_daemon(a->tcp_d);
   if (a->unix_d) MHD_stop_daemon(a->unix_d);
+  /* Every connection is closed now (their close notices emptied the list). */
+  if (a->watchdog_running) {
+    pthread_mutex_lock(&a->wmu);
+    a->wstop = true;
+    pthread_cond_signal(&a->wcv);
+    pthread_mutex_unlock(&a->wmu);
+    pthread_join(a->watchdog, NULL);
+  }
   if (a->socket_path) unlink(a->socket_path);
   free(a->socket_path);
   pthread_mutex_destroy(&a->mu);
   pthread_cond_destroy(&a->cv);
+  pthread_mutex_destroy(&a->wmu);
+  pthread_cond_destroy(&a->wcv);
   free(a);
 }

@@ -21,7 +21,23 @@
 
 #include "tsvc.h"
 
-#define TSVC_API_MAX_CONNECTIONS 64
+/*
+ * Limits. A client that trickles its request (one header line every few
+ * seconds, which an idle timeout alone never ends) is cut at the request
+ * deadline; one client (address) holds at most TSVC_API_PER_CLIENT
+ * connections on TCP; event streams, which live long by design, have a cap
+ * of their own below the connection limit. So /livez and /metrics answer
+ * whatever slow clients and idle subscribers do (tests/test_api_limits.c).
+ * Each connection costs a thread and two descriptors (libmicrohttpd's and
+ * the watchdog's), so at most 2 x (256 + 64) descriptors in all: room is
+ * left under the usual soft limit of 1024 for the monitor's own.
+ */
+#define TSVC_API_MAX_CONNECTIONS 64        /* unix socket (its owner only) */
+#define TSVC_API_TCP_CONNECTIONS 256       /* TCP, all clients together */
+#define TSVC_API_PER_CLIENT 16             /* TCP connections per client address */
+#define TSVC_API_MAX_STREAMS 32            /* GET /v1/events per socket: 503 above */
+#define TSVC_API_REQUEST_DEADLINE_MS 10000 /* request line, headers and body, whole */
+#define TSVC_API_REPLY_DEADLINE_MS 60000   /* a reply read by its client, whole */
 #define TSVC_API_MAX_BODY (64u << 10)      /* request bodies: 413 above */
 #define TSVC_API_DRAIN_BODY (8u << 20)     /* chunked bodies read before the 413 */
 #define TSVC_API_MAX_HEADERS (32u << 10)   /* request line and headers */
@@ -39,6 +55,12 @@ typedef struct {
      the monitor. Called from a server thread after the reply went out. */
   void (*on_down)(void *data);
   void *data;
+  /* The limits above; 0 takes the default (tests make them small). */
+  unsigned request_deadline_ms; /* from a connection's start, or the end of its
+                                   previous request, to the end of the body */
+  unsigned reply_deadline_ms;   /* from a reply queued to its last byte sent
+                                   (not event streams) */
+  unsigned tcp_connections, per_client, max_streams;
 } tsvc_api_opts_t;
 
 /* Bind and serve. Returns 0 and *out, or TSVC_EEXIST (a monitor already

@@ -1,6 +1,6 @@
 /*
  * cli: the tanuki-svc program. Each verb is one function in a cmd_*.c file,
- * listed in the table of main.c.
+ * listed with its options in the table of verbs.c (parsed by args.c).
  *
  * Exit codes (a documented contract, see README.md):
  *   0 ok, 1 unhealthy or not found (or invalid config), 2 usage,
@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cli/args.h"
 #include "config/config.h"
 #include "runtime/runtime.h"
 
@@ -24,31 +25,34 @@ enum {
 
 #define TSVC_DEFAULT_CONFIG "tanuki.yaml"
 
-/* Prints "tanuki-svc: fatal: ..." style messages on stderr. */
+/* Prints "tanuki-svc: MESSAGE" on stderr (args.c). */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* True when argv holds -h or --help. */
-bool cli_wants_help(int argc, char **argv);
+/* The verbs (the table is in verbs.c): each gets its parsed command line
+   and returns the exit code. */
+int cmd_check(const cli_args_t *a);
+int cmd_up(const cli_args_t *a);
+int cmd_version(const cli_args_t *a);
+int cmd_config(const cli_args_t *a);
+int cmd_down(const cli_args_t *a);
+int cmd_start(const cli_args_t *a);
+int cmd_stop(const cli_args_t *a);
+int cmd_restart(const cli_args_t *a);
+int cmd_status(const cli_args_t *a);
+int cmd_logs(const cli_args_t *a);
+int cmd_env(const cli_args_t *a);
 
-int cmd_check(int argc, char **argv);
-int cmd_up(int argc, char **argv);
-int cmd_version(int argc, char **argv);
-int cmd_config(int argc, char **argv);
-int cmd_down(int argc, char **argv);
-int cmd_start(int argc, char **argv);
-int cmd_stop(int argc, char **argv);
-int cmd_restart(int argc, char **argv);
-int cmd_status(int argc, char **argv);
-int cmd_logs(int argc, char **argv);
-int cmd_env(int argc, char **argv);
-int cmd_complete(int argc, char **argv);
+/* The bash completion's helper, `tanuki-svc __complete CWORD WORD...`
+   (cmd_complete.c); main() calls it before the parser, as it takes bash's
+   words, not options. */
+int cli_complete(int argc, char **argv);
 
 /* ---- the project: config, socket, state directory (client.c) ---------- */
 
 typedef struct {
   char *config_path;  /* absolute when the file exists */
   tsvc_config_t *cfg;
-  char *dir;          /* the config's directory (the docker project label) */
+  char *dir;          /* the config's directory */
   char *state_dir;    /* dir/.tanuki */
   char *socket;       /* the API socket */
 } cli_project_t;
@@ -103,6 +107,10 @@ int cli_direct_open(const cli_project_t *p, cli_direct_t *d, bool quiet);
    TSVC_E* code with the runtime's words in msg. */
 int cli_direct_op(cli_direct_t *d, const char *op, const tsvc_service_conf_t *svc, char *msg,
                   size_t msglen);
+/* Inspect svc's container and wait: 0 (ours, or none), TSVC_EEXIST (a
+   container of our name that is not ours: msg says whose) or another error. */
+int cli_direct_inspect(cli_direct_t *d, const tsvc_service_conf_t *svc, char *msg,
+                       size_t msglen);
 void cli_direct_close(cli_direct_t *d);
 
 #endif

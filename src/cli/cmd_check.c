@@ -1,5 +1,4 @@
-/* cmd_check.c: `tanuki-svc check NAME [-c FILE]`: one probe now. */
-#include <getopt.h>
+/* cmd_check.c: `tanuki-svc check NAME`: one probe now. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,21 +8,6 @@
 #include "cli/cli.h"
 #include "config/config.h"
 #include "monitor/check.h"
-
-static const char usage_text[] =
-    "usage: tanuki-svc check NAME [-c FILE]\n"
-    "\n"
-    "Run the health probe of service NAME once, now, and print its verdict.\n"
-    "The probe is the one the monitor uses (healthcheck.probe, or the native\n"
-    "equivalent of healthcheck.command). With a monitor running, the monitor\n"
-    "checks now (the result counts in its state and history); else the probe\n"
-    "runs here.\n"
-    "\n"
-    "  -c, --config FILE  the config (default: $TANUKI_CONFIG, else tanuki.yaml)\n"
-    "  -h, --help         this text\n"
-    "\n"
-    "Exit: 0 healthy, 1 unhealthy or no such service, 2 usage, 3 the probe\n"
-    "could not run (runtime unreachable).\n";
 
 typedef struct {
   tsvc_probe_result_t res;
@@ -93,25 +77,10 @@ static int check_by_monitor(const char *config_path, const char *name) {
   return exit_code;
 }
 
-int cmd_check(int argc, char **argv) {
-  const char *path = getenv("TANUKI_CONFIG");
-  if (!path || !*path) path = TSVC_DEFAULT_CONFIG;
-  static const struct option opts[] = {
-      {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
-  int c, rc;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c': path = optarg; break;
-    case 'h': fputs(usage_text, stdout); return TSVC_EXIT_OK;
-    default: fputs(usage_text, stderr); return TSVC_EXIT_USAGE;
-    }
-  }
-  if (optind != argc - 1) {
-    fputs(usage_text, stderr);
-    return TSVC_EXIT_USAGE;
-  }
-  const char *name = argv[optind];
+int cmd_check(const cli_args_t *a) {
+  const char *path = cli_config_path(cli_str(a, &CLI_OPT_CONFIG));
+  const char *name = a->operands[0];
+  int rc;
   rc = check_by_monitor(path, name);
   if (rc >= 0) return rc;
 

@@ -4,7 +4,6 @@
  * Through the running monitor's API; with no monitor, through the runtime
  * directly (the services are then not monitored).
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,58 +13,21 @@
 #include "api/api.h"
 #include "cli/cli.h"
 
-static void ctl_usage(FILE *f, const char *verb) {
-  fprintf(f,
-          "usage: tanuki-svc %s NAME... [-c FILE]\n"
-          "\n"
-          "%s each named service, waiting for the runtime's answer. Through the\n"
-          "running monitor when there is one (a person's restart always goes\n"
-          "through and clears 'failed'; a stopped service is never restarted by the\n"
-          "monitor); else directly through the runtime (docker), unmonitored.\n"
-          "External services (external: true) are only watched: refused.\n"
-          "\n"
-          "  -c, --config FILE  the config (default: $TANUKI_CONFIG, else tanuki.yaml)\n"
-          "  -h, --help         this text\n"
-          "\n"
-          "Exit: 0 done, 1 a service is unknown or its operation failed, 2 usage,\n"
-          "3 cannot reach the monitor or the runtime.\n",
-          verb,
-          strcmp(verb, "start") == 0  ? "Start"
-          : strcmp(verb, "stop") == 0 ? "Stop"
-                                      : "Restart");
-}
-
 static const char *past(const char *verb) {
   return strcmp(verb, "start") == 0 ? "started" : strcmp(verb, "stop") == 0 ? "stopped"
                                                                              : "restarted";
 }
 
-static int ctl(const char *verb, int argc, char **argv) {
-  const char *copt = NULL;
-  static const struct option opts[] = {
-      {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c': copt = optarg; break;
-    case 'h': ctl_usage(stdout, verb); return TSVC_EXIT_OK;
-    default: ctl_usage(stderr, verb); return TSVC_EXIT_USAGE;
-    }
-  }
-  if (optind >= argc) {
-    ctl_usage(stderr, verb);
-    return TSVC_EXIT_USAGE;
-  }
+static int ctl(const char *verb, const cli_args_t *a) {
   cli_project_t p;
-  int rc = cli_project_load(cli_config_path(copt), &p);
+  int rc = cli_project_load(cli_config_path(cli_str(a, &CLI_OPT_CONFIG)), &p);
   if (rc) return rc;
   int exit_code = TSVC_EXIT_OK;
   bool direct = false;
   cli_direct_t d = {0};
   bool direct_open = false;
-  for (int i = optind; i < argc; i++) {
-    const char *name = argv[i];
+  for (size_t i = 0; i < a->noperands; i++) {
+    const char *name = a->operands[i];
     if (!direct) {
       char *path = cli_service_path(name, verb);
       cli_reply_t r;
@@ -124,42 +86,13 @@ static int ctl(const char *verb, int argc, char **argv) {
   return exit_code;
 }
 
-int cmd_start(int argc, char **argv) { return ctl("start", argc, argv); }
-int cmd_stop(int argc, char **argv) { return ctl("stop", argc, argv); }
-int cmd_restart(int argc, char **argv) { return ctl("restart", argc, argv); }
+int cmd_start(const cli_args_t *a) { return ctl("start", a); }
+int cmd_stop(const cli_args_t *a) { return ctl("stop", a); }
+int cmd_restart(const cli_args_t *a) { return ctl("restart", a); }
 
-static const char down_usage[] =
-    "usage: tanuki-svc down [-c FILE]\n"
-    "\n"
-    "Stop every service we start (not external ones; volumes and data are\n"
-    "kept) and the monitor. With no monitor running, the services are stopped\n"
-    "directly through the runtime (docker).\n"
-    "\n"
-    "  -c, --config FILE  the config (default: $TANUKI_CONFIG, else tanuki.yaml)\n"
-    "  -h, --help         this text\n"
-    "\n"
-    "Exit: 0 done, 1 some services could not be stopped, 2 usage, 3 cannot\n"
-    "reach the monitor or the runtime.\n";
-
-int cmd_down(int argc, char **argv) {
-  const char *copt = NULL;
-  static const struct option opts[] = {
-      {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c': copt = optarg; break;
-    case 'h': fputs(down_usage, stdout); return TSVC_EXIT_OK;
-    default: fputs(down_usage, stderr); return TSVC_EXIT_USAGE;
-    }
-  }
-  if (optind != argc) {
-    fputs(down_usage, stderr);
-    return TSVC_EXIT_USAGE;
-  }
+int cmd_down(const cli_args_t *a) {
   cli_project_t p;
-  int rc = cli_project_load(cli_config_path(copt), &p);
+  int rc = cli_project_load(cli_config_path(cli_str(a, &CLI_OPT_CONFIG)), &p);
   if (rc) return rc;
   cli_reply_t r;
   char err[1024];

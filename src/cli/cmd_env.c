@@ -6,11 +6,10 @@
  *   postgres (by name or image): POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER,
  *     POSTGRES_PASSWORD, POSTGRES_DB, POSTGRES_URL
  *   redis: REDIS_HOST, REDIS_PORT, REDIS_URL (with the password when set)
- *   any other service with a port: <NAME>_HOST, <NAME>_PORT
+ *   any other service with a port: <NAME>_HOST, <NAME>_PORT, NAME in a form
+ *     a shell takes (tsvc_env_prefix: 9lives -> _9LIVES_HOST)
  */
-#include <ctype.h>
 #include <curl/curl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,39 +18,10 @@
 #include "cli/cli.h"
 #include "common/util.h"
 
-static const char usage_text[] =
-    "usage: tanuki-svc env [--format shell|json] [-c FILE]\n"
-    "\n"
-    "Print the connection variables of the services, from the config (host\n"
-    "127.0.0.1, the published port):\n"
-    "  postgres  POSTGRES_HOST POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD\n"
-    "            POSTGRES_DB POSTGRES_URL\n"
-    "  redis     REDIS_HOST REDIS_PORT REDIS_URL (with the password when set)\n"
-    "  others    NAME_HOST NAME_PORT (NAME upper-cased, other characters '_')\n"
-    "A service is postgres or redis by its name, else by its image.\n"
-    "\n"
-    "  -f, --format F     shell (default: export lines for eval) or json\n"
-    "  -c, --config FILE  the config (default: $TANUKI_CONFIG, else tanuki.yaml)\n"
-    "  -h, --help         this text\n"
-    "\n"
-    "  eval \"$(tanuki-svc env)\"\n"
-    "\n"
-    "Exit: 0 ok, 1 invalid config, 2 usage.\n";
-
 static const char *env_get(const tsvc_service_conf_t *s, const char *key) {
   for (size_t i = 0; i < s->env_len; i++)
     if (strcmp(s->env[i].key, key) == 0) return s->env[i].value;
   return NULL;
-}
-
-/* Is s of kind ("postgres", "redis")? By name first, then by image. */
-static bool is_kind(const tsvc_service_conf_t *s, const char *kind) {
-  if (strcmp(s->name, kind) == 0) return true;
-  if (!s->image) return false;
-  const char *slash = strrchr(s->image, '/');
-  const char *base = slash ? slash + 1 : s->image;
-  return strncmp(base, kind, strlen(kind)) == 0 &&
-         (base[strlen(kind)] == '\0' || base[strlen(kind)] == ':' || base[strlen(kind)] == '-');
 }
 
 /* A URL userinfo/path part, percent-encoded. Caller frees with curl_free. */
@@ -61,15 +31,19 @@ static int add(json_t *o, const char *k, const char *v) {
   return json_object_set_new(o, k, json_string(v ? v : ""));
 }
 
+/* The variables, in file order. Prefixes come from the config module, which
+   refused a config where two services would share one. Returns 0 or
+   TSVC_ENOMEM. */
 static int collect(const tsvc_config_t *cfg, json_t *o) {
-  bool pg_done = false, redis_done = false;
+  char **pre = tsvc_env_prefixes(cfg);
+  if (!pre) return TSVC_ENOMEM;
   char port[16];
   for (size_t i = 0; i < cfg->nservices; i++) {
     const tsvc_service_conf_t *s = &cfg->services[i];
     if (!s->port) continue;
     snprintf(port, sizeof port, "%d", s->port);
-    if (!pg_done && is_kind(s, "postgres")) {
-      pg_done = true;
+    const char *kind = tsvc_env_kind(s);
+    if (kind && strcmp(kind, "postgres") == 0 && strcmp(pre[i], "POSTGRES") == 0) {
       const char *user = env_get(s, "POSTGRES_USER");
       if (!user || !*user) user = "postgres";
       const char *pw = env_get(s, "POSTGRES_PASSWORD");
@@ -90,8 +64,7 @@ static int collect(const tsvc_config_t *cfg, json_t *o) {
       curl_free(d);
       continue;
     }
-    if (!redis_done && is_kind(s, "redis")) {
-      redis_done = true;
+    if (kind && strcmp(kind, "redis") == 0 && strcmp(pre[i], "REDIS") == 0) {
       const char *pw = env_get(s, "REDIS_PASSWORD");
       add(o, "REDIS_HOST", "127.0.0.1");
       add(o, "REDIS_PORT", port);
@@ -103,17 +76,13 @@ static int collect(const tsvc_config_t *cfg, json_t *o) {
       curl_free(p);
       continue;
     }
-    char key[256];
-    size_t k = 0;
-    for (const char *c = s->name; *c && k < sizeof key - 8; c++)
-      key[k++] = isalnum((unsigned char)*c) ? (char)toupper((unsigned char)*c) : '_';
-    key[k] = '\0';
-    char hk[272], pk[272];
-    snprintf(hk, sizeof hk, "%s_HOST", key);
-    snprintf(pk, sizeof pk, "%s_PORT", key);
+    char hk[200], pk[200];
+    snprintf(hk, sizeof hk, "%s_HOST", pre[i]);
+    snprintf(pk, sizeof pk, "%s_PORT", pre[i]);
     add(o, hk, "127.0.0.1");
     add(o, pk, port);
   }
+  tsvc_env_prefixes_free(pre, cfg->nservices);
   return 0;
 }
 
@@ -127,32 +96,19 @@ static void shell_quote(const char *v) {
   putchar('\'');
 }
 
-int cmd_env(int argc, char **argv) {
-  const char *copt = NULL, *format = "shell";
-  static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                       {"format", required_argument, NULL, 'f'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0}};
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "c:f:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c': copt = optarg; break;
-    case 'f': format = optarg; break;
-    case 'h': fputs(usage_text, stdout); return TSVC_EXIT_OK;
-    default: fputs(usage_text, stderr); return TSVC_EXIT_USAGE;
-    }
-  }
-  if (optind != argc || (strcmp(format, "shell") != 0 && strcmp(format, "json") != 0)) {
-    if (optind == argc) cli_err("env: unknown format '%s' (shell, json)", format);
-    fputs(usage_text, stderr);
-    return TSVC_EXIT_USAGE;
-  }
+int cmd_env(const cli_args_t *a) {
+  const char *format = cli_str(a, &CLI_OPT_FORMAT);
+  if (!format) format = "shell";
   cli_project_t p;
-  int rc = cli_project_load(cli_config_path(copt), &p);
+  int rc = cli_project_load(cli_config_path(cli_str(a, &CLI_OPT_CONFIG)), &p);
   if (rc) return rc;
   json_t *o = json_object();
-  collect(p.cfg, o);
+  if (!o || collect(p.cfg, o) != 0) {
+    cli_err("env: out of memory");
+    json_decref(o);
+    cli_project_free(&p);
+    return TSVC_EXIT_FAIL;
+  }
   if (strcmp(format, "json") == 0) {
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     printf("%s\n", text ? text : "{}");

@@ -6,7 +6,6 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,20 +19,6 @@
 #include "common/util.h"
 #include "docker/docker.h"
 #include "docker/stream.h"
-
-static const char usage_text[] =
-    "usage: tanuki-svc logs NAME [-f] [--tail N] [-c FILE]\n"
-    "\n"
-    "Print the output of service NAME: the container's logs (docker runtime)\n"
-    "or .tanuki/logs/NAME.log (process runtime).\n"
-    "\n"
-    "  -f, --follow       keep printing new output until Ctrl-C\n"
-    "  -n, --tail N       only the last N lines (default: all)\n"
-    "  -c, --config FILE  the config (default: $TANUKI_CONFIG, else tanuki.yaml)\n"
-    "  -h, --help         this text\n"
-    "\n"
-    "Exit: 0 ok, 1 unknown service or no logs, 2 usage, 3 cannot reach the\n"
-    "runtime.\n";
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
@@ -162,6 +147,18 @@ static int docker_logs(const cli_project_t *p, const tsvc_service_conf_t *svc, l
                        bool follow) {
   char cname[512];
   snprintf(cname, sizeof cname, "%s%s", p->cfg->docker.container_prefix, svc->name);
+  /* Only our own container's output: another project's of that name (or
+     one made by hand) is not ours to show. */
+  cli_direct_t dd;
+  if (cli_direct_open(p, &dd, true) == 0) {
+    char why[1400];
+    int rc = cli_direct_inspect(&dd, svc, why, sizeof why);
+    cli_direct_close(&dd);
+    if (rc == TSVC_EEXIST) {
+      cli_err("%s: %s", svc->name, why);
+      return TSVC_EXIT_FAIL;
+    }
+  }
   if (follow) return docker_follow(p->cfg->docker.host, cname, tail);
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -216,38 +213,12 @@ static const char *which_runtime(const cli_project_t *p) {
   return "process";
 }
 
-int cmd_logs(int argc, char **argv) {
-  const char *copt = NULL;
-  bool follow = false;
-  long tail = -1;
-  static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                       {"follow", no_argument, NULL, 'f'},
-                                       {"tail", required_argument, NULL, 'n'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0}};
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "c:fn:h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c': copt = optarg; break;
-    case 'f': follow = true; break;
-    case 'n':
-      if (tsvc_parse_int(optarg, 0, 100000000L, &tail) != 0) {
-        cli_err("logs: --tail wants a number of lines, got '%s'", optarg);
-        return TSVC_EXIT_USAGE;
-      }
-      break;
-    case 'h': fputs(usage_text, stdout); return TSVC_EXIT_OK;
-    default: fputs(usage_text, stderr); return TSVC_EXIT_USAGE;
-    }
-  }
-  if (optind != argc - 1) {
-    fputs(usage_text, stderr);
-    return TSVC_EXIT_USAGE;
-  }
-  const char *name = argv[optind];
+int cmd_logs(const cli_args_t *a) {
+  bool follow = cli_flag(a, &CLI_OPT_FOLLOW);
+  long tail = cli_num(a, &CLI_OPT_TAIL, -1);
+  const char *name = a->operands[0];
   cli_project_t p;
-  int rc = cli_project_load(cli_config_path(copt), &p);
+  int rc = cli_project_load(cli_config_path(cli_str(a, &CLI_OPT_CONFIG)), &p);
   if (rc) return rc;
   const tsvc_service_conf_t *svc = tsvc_config_service(p.cfg, name);
   int exit_code;

@@ -5,7 +5,6 @@
  * now and the same shapes are printed. The table is for people: colour only
  * on a terminal and never with NO_COLOR.
  */
-#include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,24 +17,6 @@
 #include "cli/cli.h"
 #include "common/util.h"
 #include "monitor/check.h"
-
-static const char usage_text[] =
-    "usage: tanuki-svc status [NAME] [--json] [--watch] [-c FILE]\n"
-    "\n"
-    "Show each service (or NAME): state, health, for how long, consecutive\n"
-    "failures out of retries, restarts, the last check and its latency, and\n"
-    "the last error. From the running monitor; with no monitor, every probe\n"
-    "runs once now.\n"
-    "\n"
-    "      --json         print the API's JSON (GET /v1/services[/NAME])\n"
-    "  -w, --watch        redraw every second until Ctrl-C\n"
-    "  -c, --config FILE  the config (default: $TANUKI_CONFIG, else tanuki.yaml)\n"
-    "  -h, --help         this text\n"
-    "\n"
-    "Colour only on a terminal, never when NO_COLOR is set.\n"
-    "\n"
-    "Exit: 0 every enabled service (or NAME) healthy, 1 one is not or NAME is\n"
-    "unknown, 2 usage, 3 cannot reach the monitor.\n";
 
 /* ---- without a monitor: one probe each, now -------------------------------- */
 
@@ -259,33 +240,11 @@ static void on_sigint(int sig) {
   interrupted = 1;
 }
 
-int cmd_status(int argc, char **argv) {
-  const char *copt = NULL;
-  bool json = false, watch = false;
-  enum { OPT_JSON = 256 };
-  static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                       {"json", no_argument, NULL, OPT_JSON},
-                                       {"watch", no_argument, NULL, 'w'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0}};
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "c:wh", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c': copt = optarg; break;
-    case OPT_JSON: json = true; break;
-    case 'w': watch = true; break;
-    case 'h': fputs(usage_text, stdout); return TSVC_EXIT_OK;
-    default: fputs(usage_text, stderr); return TSVC_EXIT_USAGE;
-    }
-  }
-  if (argc - optind > 1) {
-    fputs(usage_text, stderr);
-    return TSVC_EXIT_USAGE;
-  }
-  const char *name = optind < argc ? argv[optind] : NULL;
+int cmd_status(const cli_args_t *a) {
+  bool json = cli_flag(a, &CLI_OPT_JSON), watch = cli_flag(a, &CLI_OPT_WATCH);
+  const char *name = a->noperands ? a->operands[0] : NULL;
   cli_project_t p;
-  int rc = cli_project_load(cli_config_path(copt), &p);
+  int rc = cli_project_load(cli_config_path(cli_str(a, &CLI_OPT_CONFIG)), &p);
   if (rc) return rc;
   const char *nc = getenv("NO_COLOR");
   bool colour = isatty(STDOUT_FILENO) && !(nc && *nc);

@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -26,33 +25,6 @@
 #include "manager/manager.h"
 #include "tsvc.h"
 
-static const char usage_text[] =
-    "usage: tanuki-svc up [-d] [-c FILE] [--runtime auto|docker|process] [--down]\n"
-    "                     [--log-format text|json] [--log-level LEVEL]\n"
-    "\n"
-    "Start every enabled service of the config (in depends_on order; a running\n"
-    "container of ours is adopted) and monitor them, logging every change of\n"
-    "state and serving the API on monitor.socket (and monitor.listen).\n"
-    "In the foreground, Ctrl-C (SIGINT) or SIGTERM stops monitoring; the\n"
-    "services keep running unless --down is given (under the process runtime\n"
-    "they are children of this program and stop with it). SIGHUP reloads the\n"
-    "config: added services start, removed ones stop, changed ones are applied;\n"
-    "a bad file is rejected and the old config keeps running.\n"
-    "\n"
-    "  -d, --detach        run in the background: pid in .tanuki/tanuki-svc.pid,\n"
-    "                      log in .tanuki/tanuki-svc.log (beside the config)\n"
-    "  -c, --config FILE   the config (default: $TANUKI_CONFIG, else tanuki.yaml)\n"
-    "      --runtime R     override the config's runtime\n"
-    "      --down          stop the services too when monitoring stops\n"
-    "      --log-format F  text (key=value) or json; default: monitor.log_format\n"
-    "      --log-level L   debug, info, warn or error (default info)\n"
-    "  -h, --help          this text\n"
-    "\n"
-    "A second 'up' for the same project is refused while the first answers.\n"
-    "\n"
-    "Exit: 0 after a clean stop (or once detached), 1 invalid config or a\n"
-    "monitor already running, 2 usage, 3 the runtime cannot be reached.\n";
-
 static atomic_bool down_asked;
 
 /* POST /v1/down was answered: stop like SIGTERM does. */
@@ -65,7 +37,7 @@ static void on_down(void *data) {
 /* Tell the waiting parent how the start went (detached mode), once. */
 static void tell_parent(int *fd, int exit_code, const char *msg) {
   if (*fd < 0) return;
-  char buf[2048];
+  char buf[16384];
   int n = snprintf(buf, sizeof buf, "%d %s", exit_code, msg ? msg : "");
   if (n > (int)sizeof buf - 1) n = (int)sizeof buf - 1;
   ssize_t w = write(*fd, buf, (size_t)n);
@@ -76,7 +48,7 @@ static void tell_parent(int *fd, int exit_code, const char *msg) {
 
 /* The original process: wait for the daemon's word and print it. */
 static int wait_for_daemon(int rfd, pid_t child) {
-  char buf[2048];
+  char buf[16384];
   size_t len = 0;
   for (;;) {
     ssize_t n = read(rfd, buf + len, sizeof buf - 1 - len);
@@ -157,49 +129,14 @@ static int write_pid_file(const char *path) {
   return 0;
 }
 
-int cmd_up(int argc, char **argv) {
-  const char *copt = NULL;
-  const char *runtime = NULL, *fmt = NULL, *level = "info";
-  bool down = false, daemonize = false;
-  enum { OPT_RUNTIME = 256, OPT_DOWN, OPT_FMT, OPT_LEVEL };
-  static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                       {"detach", no_argument, NULL, 'd'},
-                                       {"runtime", required_argument, NULL, OPT_RUNTIME},
-                                       {"down", no_argument, NULL, OPT_DOWN},
-                                       {"log-format", required_argument, NULL, OPT_FMT},
-                                       {"log-level", required_argument, NULL, OPT_LEVEL},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0}};
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "+c:dh", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c': copt = optarg; break;
-    case 'd': daemonize = true; break;
-    case OPT_RUNTIME: runtime = optarg; break;
-    case OPT_DOWN: down = true; break;
-    case OPT_FMT: fmt = optarg; break;
-    case OPT_LEVEL: level = optarg; break;
-    case 'h': fputs(usage_text, stdout); return TSVC_EXIT_OK;
-    default: fputs(usage_text, stderr); return TSVC_EXIT_USAGE;
-    }
-  }
-  if (optind != argc) {
-    fputs(usage_text, stderr);
-    return TSVC_EXIT_USAGE;
-  }
+int cmd_up(const cli_args_t *a) {
+  /* The parser checked the values against their choices. */
+  const char *runtime = cli_str(a, &CLI_OPT_RUNTIME), *fmt = cli_str(a, &CLI_OPT_LOG_FORMAT);
+  const char *level = cli_str(a, &CLI_OPT_LOG_LEVEL);
+  bool down = cli_flag(a, &CLI_OPT_DOWN), daemonize = cli_flag(a, &CLI_OPT_DETACH);
   tsvc_log_level_t lvl;
-  if (tsvc_log_level_parse(level, &lvl)) {
+  if (tsvc_log_level_parse(level ? level : "info", &lvl)) {
     cli_err("unknown log level '%s' (debug, info, warn, error)", level);
-    return TSVC_EXIT_USAGE;
-  }
-  if (fmt && strcmp(fmt, "text") != 0 && strcmp(fmt, "json") != 0) {
-    cli_err("unknown log format '%s' (text, json)", fmt);
-    return TSVC_EXIT_USAGE;
-  }
-  if (runtime && strcmp(runtime, "auto") && strcmp(runtime, "docker") &&
-      strcmp(runtime, "process")) {
-    cli_err("unknown runtime '%s' (auto, docker, process)", runtime);
     return TSVC_EXIT_USAGE;
   }
 
@@ -209,7 +146,7 @@ int cmd_up(int argc, char **argv) {
 
   /* Validate first: a detached monitor has nobody to tell. */
   cli_project_t p;
-  int rc = cli_project_load2(cli_config_path(copt), &p, true);
+  int rc = cli_project_load2(cli_config_path(cli_str(a, &CLI_OPT_CONFIG)), &p, true);
   if (rc) {
     cli_systemd_close(sd);
     return rc;
@@ -299,22 +236,35 @@ int cmd_up(int argc, char **argv) {
     exit_code = TSVC_EXIT_UNREACH;
     goto out;
   }
+  /* Some services could not start: each line "name: the runtime's words";
+     the monitor retries them on the backoff schedule, the others run. */
+  char failed[1024] = "", lines[8192] = "";
   if (rc) {
-    /* Some services could not start; the others run and are monitored. */
-    for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+    for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n")) {
       TSVC_LOG(TSVC_LOG_ERROR, NULL, "could not start %s", line);
+      size_t nl = strlen(lines), nf = strlen(failed);
+      snprintf(lines + nl, sizeof lines - nl, "%scould not start %s", nl ? "\n" : "", line);
+      const char *colon = strstr(line, ": ");
+      snprintf(failed + nf, sizeof failed - nf, "%s%.*s", nf ? ", " : "",
+               colon ? (int)(colon - line) : (int)strlen(line), line);
+    }
   }
-  TSVC_LOG(TSVC_LOG_INFO, NULL, "monitoring %zu services on the %s runtime%s",
+  TSVC_LOG(TSVC_LOG_INFO, NULL, "monitoring %zu services on the %s runtime%s%s%s%s",
            tsvc_manager_config(m)->nservices, tsvc_manager_runtime_name(m),
+           failed[0] ? "; could not start: " : "", failed,
+           failed[0] ? " (retried on the restart backoff schedule)" : "",
            daemonize ? "" : (down ? "; Ctrl-C stops monitoring and the services"
                                   : "; Ctrl-C stops monitoring"));
   {
-    char msg[PATH_MAX * 3];
-    snprintf(msg, sizeof msg, "tanuki-svc: monitor running in the background (pid %ld)%s\n"
-             "  socket %s\n  log    %s\n  pid    %s", (long)getpid(),
-             rc ? "; some services could not start (see the log)" : "", p.socket, log_path,
-             pid_path);
-    tell_parent(&notify, TSVC_EXIT_OK, msg);
+    /* up -d: exit 1 when a service could not start, naming it (the
+       monitor stays, retrying it). */
+    char msg[PATH_MAX * 3 + sizeof lines];
+    snprintf(msg, sizeof msg, "%s%s%smonitor running in the background (pid %ld)%s\n"
+             "  socket %s\n  log    %s\n  pid    %s", lines, lines[0] ? "\n" : "",
+             lines[0] ? "" : "tanuki-svc: ", (long)getpid(),
+             failed[0] ? "; it retries them on the restart backoff schedule" : "", p.socket,
+             log_path, pid_path);
+    tell_parent(&notify, failed[0] ? TSVC_EXIT_FAIL : TSVC_EXIT_OK, msg);
   }
   cli_systemd_ready(sd);
 

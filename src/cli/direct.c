@@ -49,7 +49,7 @@ int cli_direct_open(const cli_project_t *p, cli_direct_t *d, bool quiet) {
     return TSVC_EXIT_UNREACH;
   }
   char err[512] = "";
-  rc = tsvc_docker_runtime_new(&d->loop, p->cfg, p->dir, &d->rt, err, sizeof err);
+  rc = tsvc_docker_runtime_new(&d->loop, p->cfg, p->config_path, &d->rt, err, sizeof err);
   if (rc) {
     if (!quiet) cli_err("cannot set up the docker runtime: %s", err[0] ? err : tsvc_strerror(rc));
     uv_loop_close(&d->loop);
@@ -70,6 +70,34 @@ int cli_direct_op(cli_direct_t *d, const char *op, const tsvc_service_conf_t *sv
       : strcmp(op, "remove") == 0  ? o->remove
                                    : NULL;
   int rc = fn ? fn(d->rt, svc, on_done, &w) : TSVC_EINVAL;
+  if (rc) {
+    tsvc_strlcpy(msg, tsvc_strerror(rc), msglen);
+    return rc;
+  }
+  while (!w.done && uv_run(&d->loop, UV_RUN_ONCE)) {
+  }
+  tsvc_strlcpy(msg, w.msg[0] ? w.msg : tsvc_strerror(w.status), msglen);
+  return w.status;
+}
+
+typedef struct {
+  bool done;
+  int status;
+  char msg[1400];
+} inspect_wait_t;
+
+static void on_inspect(int status, const char *msg, const tsvc_rt_info_t *info, void *data) {
+  (void)info;
+  inspect_wait_t *w = data;
+  w->done = true;
+  w->status = status;
+  tsvc_strlcpy(w->msg, msg ? msg : "", sizeof w->msg);
+}
+
+int cli_direct_inspect(cli_direct_t *d, const tsvc_service_conf_t *svc, char *msg,
+                       size_t msglen) {
+  inspect_wait_t w = {0};
+  int rc = d->rt->ops->inspect(d->rt, svc, on_inspect, &w);
   if (rc) {
     tsvc_strlcpy(msg, tsvc_strerror(rc), msglen);
     return rc;

@@ -156,9 +156,46 @@ const tsvc_service_conf_t *tsvc_config_service(const tsvc_config_t *cfg,
  */
 int tsvc_config_dump(const tsvc_config_t *cfg, FILE *f);
 
+/*
+ * The variable names of `tanuki-svc env` (envname.c).
+ *
+ * tsvc_env_prefix: a service name as a shell variable prefix: upper-cased,
+ * every character but letters and digits as '_', and '_' first when the
+ * name starts with a digit ("9lives" -> "_9LIVES", "a.b" -> "A_B").
+ * Returns buf (cut to len).
+ *
+ * tsvc_env_kind: "postgres" or "redis" for a service env gives the
+ * POSTGRES_* or REDIS_* variables to (by its name, else its image), or NULL.
+ *
+ * tsvc_env_prefixes: the prefix of each service of cfg, in file order:
+ * POSTGRES / REDIS for the first postgres / redis service with a port,
+ * else tsvc_env_prefix of its name. An array of cfg->nservices strings,
+ * freed with tsvc_env_prefixes_free(); NULL when out of memory. The loader
+ * refuses a config where two services get the same one.
+ */
+const char *tsvc_env_prefix(const char *name, char *buf, size_t len);
+const char *tsvc_env_kind(const tsvc_service_conf_t *s);
+char **tsvc_env_prefixes(const tsvc_config_t *cfg);
+void tsvc_env_prefixes_free(char **v, size_t n);
+
 /* True when an environment key names a secret (case-insensitive match of
- * PASSWORD, PASSWD, PASS, SECRET, TOKEN, KEY, CREDENTIAL, AUTH). */
+ * PASSWORD, PASSWD, PASS, SECRET, TOKEN, KEY, CREDENTIAL, AUTH; *_PWD and
+ * *_PW, but not PWD alone, the working directory). */
 bool tsvc_is_secret_key(const char *key);
+
+/*
+ * Copy src into dst (at most len bytes with the NUL; cut when longer) with
+ * secret values masked as "********" where they stand as values: the value
+ * of KEY=VALUE or "KEY": "VALUE" when KEY names a secret (libpq's
+ * password=..., PGPASSWORD=...), or when VALUE is one of known; the
+ * password of a URL's userinfo; the word after -a, --pass, --password,
+ * --requirepass, --masterauth; the password of -u/--user user:password; an
+ * argument of AUTH that is one of known. A known secret anywhere else (in a
+ * path or a name) is printed as it is. Returns 0, TSVC_EINVAL (no dst) or
+ * TSVC_ENOMEM (dst is then "").
+ */
+int tsvc_mask_text(char *dst, size_t len, const char *src, const char *const *known,
+                   size_t nknown);
 
 /*
  * Durations as in Go's time.ParseDuration, without sign: "300ms", "5s",

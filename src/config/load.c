@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -168,21 +169,39 @@ static void p_bool(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
   if (as_bool(c, v, &b)) *(bool *)((char *)base + k->off) = b;
 }
 
-/* An integer: a plain number, or a quoted one ("5432", as compose writes). */
+/*
+ * An integer from min to max: a plain number, or a quoted one ("5432", as
+ * compose writes). Every integer key reads through here, so each says the
+ * same thing when it is out of range, however far: "... is too large (at
+ * most N)", "... is too small (at least N)", even past what a long holds.
+ * Reports and returns false when v is not one.
+ */
+static bool as_int(ctx_t *c, const ynode_t *v, const char *what, long min, long max,
+                   long *out) {
+  const char *t = v->kind == YN_SCALAR ? v->text : "";
+  const char *digits = t[0] == '-' ? t + 1 : t;
+  bool number = v->kind == YN_SCALAR && *digits && strspn(digits, "0123456789") == strlen(digits);
+  if (!number) {
+    type_error(c, v, "an integer");
+    return false;
+  }
+  errno = 0;
+  long n = strtol(t, NULL, 10);
+  bool neg = t[0] == '-';
+  if (errno == ERANGE || n > max || n < min) {
+    if (errno == ERANGE ? !neg : n > max)
+      ERR(c, v, "%s: %s is too large (at most %ld)", what, t, max);
+    else
+      ERR(c, v, "%s: %s is too small (at least %ld)", what, t, min);
+    return false;
+  }
+  *out = n;
+  return true;
+}
+
 static void p_int(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
   long n;
-  if (v->kind != YN_SCALAR || tsvc_parse_int(v->text, LONG_MIN, LONG_MAX, &n) != 0) {
-    type_error(c, v, "an integer");
-    return;
-  }
-  if (n < k->min || n > k->max) {
-    if (k->max == INT_MAX)
-      ERR(c, v, "%s: must be at least %ld, got %ld", c->path, k->min, n);
-    else
-      ERR(c, v, "%s: must be between %ld and %ld, got %ld", c->path, k->min, k->max, n);
-    return;
-  }
-  *(int *)((char *)base + k->off) = (int)n;
+  if (as_int(c, v, c->path, k->min, k->max, &n)) *(int *)((char *)base + k->off) = (int)n;
 }
 
 static void p_duration(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
@@ -440,35 +459,39 @@ static void p_prefix(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) 
   set_string(c, (char **)((char *)base + k->off), v->text);
 }
 
-/* expect_status: 200, or "200-399". */
+/* expect_status: 200, or "200-399"; each code from 100 to 599. */
 static void p_expect_status(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
   tsvc_healthcheck_conf_t *hc = base;
   (void)k;
-  long lo, hi;
-  bool ok = false;
-  if (v->kind == YN_SCALAR) {
-    const char *dash = strchr(v->text, '-');
-    if (!dash) {
-      ok = tsvc_parse_int(v->text, 0, LONG_MAX, &lo) == 0;
-      hi = lo;
-    } else if (dash > v->text) {
-      char first[16];
-      size_t n = (size_t)(dash - v->text);
-      if (n < sizeof first) {
-        memcpy(first, v->text, n);
-        first[n] = '\0';
-        ok = tsvc_parse_int(first, 0, LONG_MAX, &lo) == 0 &&
-             tsvc_parse_int(dash + 1, 0, LONG_MAX, &hi) == 0;
-      }
-    }
-  }
-  if (!ok) {
+  const char *dash = v->kind == YN_SCALAR ? strchr(v->text, '-') : NULL;
+  if (v->kind != YN_SCALAR || (dash && (dash == v->text || !dash[1] || strchr(dash + 1, '-')))) {
     type_error(c, v, "a status code (200) or a range (\"200-399\")");
     return;
   }
-  if (lo < 100 || hi > 599 || lo > hi) {
-    ERR(c, v, "%s: status codes must be within 100-599, low to high, got \"%s\"", c->path,
-        v->text);
+  /* Each side as an integer node of its own, at the same position. */
+  char first[64];
+  ynode_t lo_node = *v, hi_node = *v;
+  if (dash) {
+    size_t n = (size_t)(dash - v->text);
+    if (n >= sizeof first) {
+      type_error(c, v, "a status code (200) or a range (\"200-399\")");
+      return;
+    }
+    memcpy(first, v->text, n);
+    first[n] = '\0';
+    lo_node.text = first;
+    hi_node.text = (char *)dash + 1;
+  }
+  if (!lo_node.text[0] || strspn(lo_node.text, "0123456789") != strlen(lo_node.text) ||
+      strspn(hi_node.text, "0123456789") != strlen(hi_node.text)) {
+    type_error(c, v, "a status code (200) or a range (\"200-399\")");
+    return;
+  }
+  long lo, hi;
+  if (!as_int(c, &lo_node, c->path, 100, 599, &lo) || !as_int(c, &hi_node, c->path, 100, 599, &hi))
+    return;
+  if (lo > hi) {
+    ERR(c, v, "%s: a range goes from low to high, got \"%s\"", c->path, v->text);
     return;
   }
   hc->expect_status_min = (int)lo;
@@ -1063,6 +1086,76 @@ out:
   free(edge);
 }
 
+typedef struct {
+  const char *prefix;
+  size_t idx;
+} prefref_t;
+
+static int cmp_prefref(const void *a, const void *b) {
+  const prefref_t *x = a, *y = b;
+  int r = strcmp(x->prefix, y->prefix);
+  if (r) return r;
+  return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/*
+ * `tanuki-svc env` names each service's variables by a prefix (envname.c):
+ * two services with the same one would print the same variables, the
+ * second silently overwriting the first in the shell. Every service counts,
+ * with a port or not, enabled or not, so that adding a port later does not
+ * make a valid file invalid. Sorting keeps this O(n log n).
+ */
+static void check_env_names(ctx_t *c) {
+  tsvc_config_t *cfg = c->cfg;
+  size_t n = cfg->nservices;
+  if (n < 2) return;
+  char **pre = tsvc_env_prefixes(cfg);
+  prefref_t *refs = calloc(n, sizeof *refs);
+  size_t *dup = NULL;
+  if (!pre || !refs) {
+    c->oom = true;
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) refs[i] = (prefref_t){pre[i], i};
+  qsort(refs, n, sizeof *refs, cmp_prefref);
+  /* dup[j]: the first service with the prefix of service j, when j is not it. */
+  dup = malloc(n * sizeof *dup);
+  if (!dup) {
+    c->oom = true;
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) dup[i] = SIZE_MAX;
+  for (size_t i = 1; i < n; i++) {
+    size_t first = i - 1;
+    for (; i < n && strcmp(refs[i].prefix, refs[first].prefix) == 0; i++)
+      dup[refs[i].idx] = refs[first].idx;
+  }
+  /* Reported in file order. */
+  for (size_t j = 0; j < n; j++) {
+    if (dup[j] == SIZE_MAX) continue;
+    const tsvc_service_conf_t *a = &cfg->services[dup[j]], *b = &cfg->services[j];
+    const char *p = pre[j];
+    char why[200] = "";
+    if (strcmp(p, "POSTGRES") == 0 || strcmp(p, "REDIS") == 0) {
+      /* One of them has them as the first postgres/redis service with a
+         port (a, the earlier, when it is one). */
+      const char *kind = strcmp(p, "POSTGRES") == 0 ? "postgres" : "redis";
+      const char *ka = a->port ? tsvc_env_kind(a) : NULL;
+      const tsvc_service_conf_t *owner = ka && strcmp(ka, kind) == 0 ? a : b;
+      snprintf(why, sizeof why, " (\"%s\" is the first %s service with a port)", owner->name,
+               kind);
+    }
+    ERR(c, c->svc_keys[j],
+        "services.%s: `tanuki-svc env` would name its variables %s_HOST, %s_PORT, ... as "
+        "those of service \"%s\" (line %d)%s; rename one",
+        b->name, p, p, a->name, a->line, why);
+  }
+out:
+  if (pre) tsvc_env_prefixes_free(pre, n);
+  free(refs);
+  free(dup);
+}
+
 /* A built-in process recipe exists for postgres and redis (DESIGN.md 6). */
 static bool has_recipe(const tsvc_service_conf_t *s) {
   const char *names[] = {s->name, s->image};
@@ -1158,6 +1251,7 @@ static void load_tree(ctx_t *c, const ynode_t *root) {
   free(dup);
   check_depends_on(c);
   check_startable(c);
+  check_env_names(c);
 }
 
 /* ---- public ---- */

@@ -3,28 +3,45 @@
  *
  * Layout: small helpers that carry out one rule each (enter a state,
  * schedule a check, decide on a restart), then one function per event, each
- * a switch over the states. The table below summarises them:
+ * a switch over the states. The table below summarises them; the test
+ * every_state_every_event (tests/test_health.c) walks every cell of it.
  *
- *   event \ state   starting  healthy   unhealthy  restarting failed   stopped  unknown
- *   TICK            check     check     check,     -          check,   -        -
- *                                       restart               cooldown
- *   CHECK ok        healthy   -         +success   ignored    +success ignored  ignored
- *   CHECK fail      count     count     count      ignored    count    ignored  ignored
- *                   after     ->unhe.
- *                   grace
- *   DIED / not      unhealthy unhealthy -          ignored    -        ignored  ignored
- *   running
- *   STARTED         starting  starting  starting   ignored    starting starting saved
- *   OP_DONE         -         -         -          starting   -        (stop)   saved
- *   OP_FAILED       -         -         -          unhealthy  -        stopped  saved
- *   USER_START      ESTATE    ESTATE    ESTATE     EBUSY      ESTATE   restart. EUNREACH
- *   USER_STOP       stopped   stopped   stopped    EBUSY      stopped  -        EUNREACH
- *   USER_RESTART    restart.  restart.  restart.   (joins)    restart. restart. EUNREACH
- *   RUNTIME_DOWN    unknown   unknown   unknown    unknown    unknown  unknown  -
- *   RUNTIME_UP      -         -         -          -          -        -        saved
+ *              TICK      CHK ok  CHK bad DIED  STARTED DONE   FAILED USTART USTOP URESTART DOWN UP
+ * starting     check     healthy count*  unhe. start.  -      -      ESTATE stop. restart. unkn -
+ * starting/op  -         -       -       -     -       start. unhe.  EBUSY  EBUSY EBUSY    unkn -
+ * healthy      check     -       count   unhe. start.  -      -      ESTATE stop. restart. unkn -
+ * unhealthy    check,re. +succ.  -       -     start.  -      -      ESTATE stop. restart. unkn -
+ * unhealthy/ns start     -       -       -     start.  -      -      start  stop. start    unkn -
+ * restarting   -         -       -       -     -       start. unhe.  EBUSY  EBUSY (joins)  unkn -
+ * failed       check,cd. +succ.  -       -     start.  -      -      ESTATE stop. restart. unkn -
+ * stopped      -         -       -       -     start.  -      -      start  -     restart. unkn -
+ * unknown      -         -       -       -     saved   saved  saved  EUNR.  EUNR. EUNR.    -    sav/v
+ * unknown/v    check     healthy count   unhe. start.  -      -      ESTATE stop. restart. -    -
  *
- * ("count": a failure counts toward retries; "saved": the state the service
- * had before the runtime went away, updated by what happens meanwhile.)
+ * (count: a failure counts toward retries, * after the grace period, and
+ * retries of them make it unhealthy; unhe.: unhealthy, and the restart is
+ * planned: at once, after backoff, or failed; re.: the restart due after
+ * backoff; cd.: restarts resume after the cooldown; saved: the state the
+ * service had before the runtime went away, updated by what happens
+ * meanwhile; sav/v: saved, or verifying when it was healthy; EUNR.:
+ * EUNREACH.)
+ *
+ * Starts (starting/op, unhealthy/ns). A start in flight is `starting` with
+ * op START: nothing is checked until it is done. A start that fails (the
+ * first, a person's, or a retry) is no stop: the service goes `unhealthy`
+ * with the runtime's words, the attempt counts toward max_restarts like a
+ * restart, and it is retried as a start on the restart backoff schedule
+ * (`failed` once max_restarts is reached, with the cooldown as usual).
+ * Until a start succeeds nothing runs, so nothing is checked (not_started),
+ * and a person's start is accepted besides a restart. Only a person's stop
+ * makes a service `stopped`.
+ *
+ * The runtime's return (unknown/v). A service that was `healthy` before the
+ * runtime went away stays `unknown` (verifying) until it shows it is
+ * healthy: the first check that passes makes it `healthy`, `retries`
+ * failures or "not running" (the caller also inspects it and feeds DIED)
+ * make it `unhealthy`. Other states come back at once: they claim nothing
+ * that may have become false meanwhile.
  */
 #include "health/health.h"
 
@@ -130,6 +147,8 @@ static void enter_starting(tsvc_health_t *h, tsvc_ms_t now, const char *reason,
   h->restart_at = TSVC_NEVER;
   h->cooldown_at = TSVC_NEVER;
   h->checking = false;
+  h->not_started = false;
+  h->verifying = false;
   schedule_check(h, now);
 }
 
@@ -139,18 +158,28 @@ static void enter_healthy(tsvc_health_t *h, tsvc_ms_t now, const char *reason,
   h->healthy_since = now;
   h->fails = 0;
   h->grace = false;
+  h->verifying = false;
   h->restart_at = TSVC_NEVER;
   h->cooldown_at = TSVC_NEVER;
 }
 
-/* Carry out a restart now: at most one in flight; checks pause meanwhile. */
+/* Carry out an automatic restart now, counted toward max_restarts: at most
+   one operation in flight; checks pause meanwhile. When the last start
+   failed there is nothing to restart: the attempt is a start. */
 static void do_restart(tsvc_health_t *h, tsvc_ms_t now, const char *reason,
                        tsvc_health_actions_t *out) {
   record_restart(h, now);
   h->restarts_total++;
-  h->op = TSVC_OP_RESTART;
+  h->op_counted = true;
   h->restart_at = TSVC_NEVER;
   cancel_check(h, out);
+  if (h->not_started) {
+    h->op = TSVC_OP_START;
+    set_state(h, TSVC_STATE_STARTING, now, reason, out);
+    out->flags |= TSVC_HACT_START;
+    return;
+  }
+  h->op = TSVC_OP_RESTART;
   set_state(h, TSVC_STATE_RESTARTING, now, reason, out);
   out->flags |= TSVC_HACT_RESTART;
 }
@@ -188,7 +217,8 @@ static void enter_unhealthy(tsvc_health_t *h, tsvc_ms_t now, const char *reason,
   set_state(h, TSVC_STATE_UNHEALTHY, now, reason, out);
   h->successes = 0;
   h->grace = false;
-  if (!h->checking) schedule_check(h, now);
+  if (h->not_started) h->check_at = TSVC_NEVER; /* nothing runs to check */
+  else if (!h->checking) schedule_check(h, now);
   plan_restart(h, now, reason, out);
 }
 
@@ -199,12 +229,15 @@ static void maybe_reset_window(tsvc_health_t *h, tsvc_ms_t now) {
 }
 
 static bool checkable(const tsvc_health_t *h) {
+  if (h->op != TSVC_OP_NONE || h->not_started) return false;
   switch (h->state) {
   case TSVC_STATE_STARTING:
   case TSVC_STATE_HEALTHY:
   case TSVC_STATE_UNHEALTHY:
   case TSVC_STATE_FAILED:
-    return h->op == TSVC_OP_NONE;
+    return true;
+  case TSVC_STATE_UNKNOWN:
+    return h->verifying;
   default:
     return false;
   }
@@ -216,7 +249,7 @@ static int on_tick(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) 
   switch (h->state) {
   case TSVC_STATE_UNHEALTHY:
     if (h->op == TSVC_OP_NONE && h->restart_at <= now) {
-      do_restart(h, now, "restart after backoff", out);
+      do_restart(h, now, h->not_started ? "start after backoff" : "restart after backoff", out);
       return 0;
     }
     break;
@@ -225,7 +258,8 @@ static int on_tick(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) 
       out->flags |= TSVC_HACT_COOLDOWN_OVER;
       h->cooldown_at = TSVC_NEVER;
       forget_restarts(h);
-      do_restart(h, now, "cooldown over, restarting", out);
+      do_restart(h, now, h->not_started ? "cooldown over, starting" : "cooldown over, restarting",
+                 out);
       return 0;
     }
     break;
@@ -251,7 +285,18 @@ static int on_tick(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) 
 static int on_died(tsvc_health_t *h, tsvc_ms_t now, const char *why,
                    tsvc_health_actions_t *out) {
   const char *reason = why ? why : "not running";
+  /* An operation of ours in flight: its own outcome decides (a restart
+     stops the container; a start may meet the end of an old one). */
+  if (h->op != TSVC_OP_NONE) return 0;
   switch (h->state) {
+  case TSVC_STATE_UNKNOWN:
+    if (h->verifying) {
+      /* Found dead on the runtime's return: never shown healthy. */
+      h->verifying = false;
+      cancel_check(h, out);
+      enter_unhealthy(h, now, reason, out);
+    } /* else: looked at again when the runtime is back */
+    break;
   case TSVC_STATE_STARTING:
   case TSVC_STATE_HEALTHY:
     /* Not running means unhealthy at once, grace period or not; the probe
@@ -266,7 +311,6 @@ static int on_died(tsvc_health_t *h, tsvc_ms_t now, const char *why,
   case TSVC_STATE_FAILED:     /* gave up; the cooldown decides */
   case TSVC_STATE_RESTARTING: /* our own restart stops it */
   case TSVC_STATE_STOPPED:    /* stopped on purpose */
-  case TSVC_STATE_UNKNOWN:    /* checked again when the runtime is back */
   default:
     break;
   }
@@ -333,6 +377,21 @@ static int on_check(tsvc_health_t *h, const tsvc_health_event_t *ev,
       h->fails++;
     }
     break;
+  case TSVC_STATE_UNKNOWN:
+    /* Verifying, after the runtime's return: healthy once a check passes,
+       unhealthy after retries failures, as from healthy. */
+    if (ok) {
+      h->successes = 1;
+      enter_healthy(h, now, "runtime reachable again; the check passes", out);
+    } else {
+      h->successes = 0;
+      if (++h->fails >= h->p.retries) {
+        h->verifying = false;
+        enter_unhealthy(h, now, reason, out);
+        return 0;
+      }
+    }
+    break;
   default:
     break;
   }
@@ -344,6 +403,10 @@ static int on_started(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *ou
   if (h->op != TSVC_OP_NONE) return 0; /* ours: OP_DONE follows */
   switch (h->state) {
   case TSVC_STATE_UNKNOWN:
+    if (h->verifying) {
+      enter_starting(h, now, "started", out);
+      break;
+    }
     h->saved_state = TSVC_STATE_STARTING;
     h->started_at = now;
     h->grace = h->p.start_period > 0;
@@ -362,6 +425,7 @@ static int on_started(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *ou
 static int on_op_done(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
   tsvc_health_op_t op = h->op;
   h->op = TSVC_OP_NONE;
+  h->op_counted = false;
   switch (op) {
   case TSVC_OP_START:
   case TSVC_OP_RESTART:
@@ -392,7 +456,9 @@ static int on_op_failed(tsvc_health_t *h, tsvc_ms_t now, const char *why,
   tsvc_health_op_t op = h->op;
   const char *reason = why ? why : "operation failed";
   if (op == TSVC_OP_NONE) return 0;
+  bool counted = h->op_counted;
   h->op = TSVC_OP_NONE;
+  h->op_counted = false;
   out->flags |= TSVC_HACT_OP_FAILED;
   out->reason = reason;
   bool unknown = h->state == TSVC_STATE_UNKNOWN;
@@ -407,9 +473,19 @@ static int on_op_failed(tsvc_health_t *h, tsvc_ms_t now, const char *why,
     enter_unhealthy(h, now, reason, out);
     break;
   case TSVC_OP_START:
-    /* A person's start that failed: back to stopped, the error reported. */
-    if (unknown) h->saved_state = TSVC_STATE_STOPPED;
-    else set_state(h, TSVC_STATE_STOPPED, now, reason, out);
+    /* A start that failed (the first, a person's or a retry): nothing runs.
+       Not a stop: it counts toward max_restarts and is retried as a start
+       on the backoff schedule (the failed start is the first attempt, so
+       the first retry waits `backoff`). */
+    if (!counted) record_restart(h, now);
+    h->not_started = true;
+    if (unknown) {
+      h->saved_state = TSVC_STATE_UNHEALTHY;
+      h->restart_at = h->p.can_restart ? now + jittered(h, tsvc_health_backoff_delay(h))
+                                       : TSVC_NEVER;
+      break;
+    }
+    enter_unhealthy(h, now, reason, out);
     break;
   case TSVC_OP_STOP:
   default:
@@ -418,19 +494,35 @@ static int on_op_failed(tsvc_health_t *h, tsvc_ms_t now, const char *why,
   return 0;
 }
 
-static int on_user_start(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
-  if (h->state == TSVC_STATE_UNKNOWN) return TSVC_EUNREACH;
-  if (h->op != TSVC_OP_NONE) return TSVC_EBUSY;
-  if (h->state != TSVC_STATE_STOPPED) return TSVC_ESTATE;
+/* A person's start (or the first start of all): from stopped, or when the
+   last start failed (nothing runs). Clears the count, as a restart does. */
+static void user_start(tsvc_health_t *h, tsvc_ms_t now, const char *reason,
+                       tsvc_health_actions_t *out) {
   forget_restarts(h);
+  h->restart_at = TSVC_NEVER;
+  h->cooldown_at = TSVC_NEVER;
+  cancel_check(h, out);
   h->op = TSVC_OP_START;
-  set_state(h, TSVC_STATE_RESTARTING, now, "start requested", out);
+  h->op_counted = false;
+  set_state(h, TSVC_STATE_STARTING, now, reason, out);
   out->flags |= TSVC_HACT_START;
+}
+
+/* The runtime cannot be reached (and we are not verifying its return). */
+static bool unreachable(const tsvc_health_t *h) {
+  return h->state == TSVC_STATE_UNKNOWN && !h->verifying;
+}
+
+static int on_user_start(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
+  if (unreachable(h)) return TSVC_EUNREACH;
+  if (h->op != TSVC_OP_NONE) return TSVC_EBUSY;
+  if (h->state != TSVC_STATE_STOPPED && !h->not_started) return TSVC_ESTATE;
+  user_start(h, now, "start requested", out);
   return 0;
 }
 
 static int on_user_stop(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
-  if (h->state == TSVC_STATE_UNKNOWN) return TSVC_EUNREACH;
+  if (unreachable(h)) return TSVC_EUNREACH;
   if (h->op == TSVC_OP_STOP || (h->state == TSVC_STATE_STOPPED && h->op == TSVC_OP_NONE))
     return 0; /* already stopped or stopping */
   if (h->op != TSVC_OP_NONE) return TSVC_EBUSY;
@@ -438,6 +530,8 @@ static int on_user_stop(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *
   h->restart_at = TSVC_NEVER;
   h->cooldown_at = TSVC_NEVER;
   h->fails = h->successes = 0;
+  h->not_started = false;
+  h->verifying = false;
   h->op = TSVC_OP_STOP;
   set_state(h, TSVC_STATE_STOPPED, now, "stop requested", out);
   out->flags |= TSVC_HACT_STOP;
@@ -445,15 +539,22 @@ static int on_user_stop(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *
 }
 
 static int on_user_restart(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
-  if (h->state == TSVC_STATE_UNKNOWN) return TSVC_EUNREACH;
+  if (unreachable(h)) return TSVC_EUNREACH;
   if (h->op == TSVC_OP_RESTART) return 0; /* joins the restart in flight */
   if (h->op != TSVC_OP_NONE) return TSVC_EBUSY;
+  h->verifying = false;
+  /* Nothing runs since the last start failed: restarting it is starting it. */
+  if (h->not_started) {
+    user_start(h, now, "restart requested (not running: starting it)", out);
+    return 0;
+  }
   /* A person's restart always goes through, clears failed and the count. */
   forget_restarts(h);
   h->cooldown_at = TSVC_NEVER;
   h->restart_at = TSVC_NEVER;
   h->restarts_total++;
   h->op = TSVC_OP_RESTART;
+  h->op_counted = false;
   cancel_check(h, out);
   set_state(h, TSVC_STATE_RESTARTING, now, "restart requested", out);
   out->flags |= TSVC_HACT_RESTART;
@@ -462,7 +563,12 @@ static int on_user_restart(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_
 
 static int on_runtime_down(tsvc_health_t *h, tsvc_ms_t now, const char *why,
                            tsvc_health_actions_t *out) {
-  if (h->state == TSVC_STATE_UNKNOWN) return 0;
+  if (h->state == TSVC_STATE_UNKNOWN) {
+    /* Gone again before the return was verified. */
+    if (h->verifying) cancel_check(h, out);
+    h->verifying = false;
+    return 0;
+  }
   h->saved_state = h->state;
   cancel_check(h, out);
   set_state(h, TSVC_STATE_UNKNOWN, now, why ? why : "runtime unreachable", out);
@@ -470,7 +576,14 @@ static int on_runtime_down(tsvc_health_t *h, tsvc_ms_t now, const char *why,
 }
 
 static int on_runtime_up(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
-  if (h->state != TSVC_STATE_UNKNOWN) return 0;
+  if (h->state != TSVC_STATE_UNKNOWN || h->verifying) return 0;
+  if (h->saved_state == TSVC_STATE_HEALTHY && h->op == TSVC_OP_NONE) {
+    /* It may have died meanwhile: healthy again only once a check passes
+       (checked now; the caller inspects it too and feeds DIED). */
+    h->verifying = true;
+    h->check_at = now;
+    return 0;
+  }
   set_state(h, h->saved_state, now, "runtime reachable again", out);
   /* Look at the service right away: it may have died meanwhile. */
   h->check_at = checkable(h) ? now : TSVC_NEVER;

@@ -48,7 +48,9 @@ typedef enum {
   TSVC_HEV_USER_STOP,
   TSVC_HEV_USER_RESTART,
   TSVC_HEV_RUNTIME_DOWN,   /* the runtime cannot be reached */
-  TSVC_HEV_RUNTIME_UP      /* ... answers again */
+  TSVC_HEV_RUNTIME_UP      /* ... answers again: a service that was healthy
+                              stays unknown until a check passes (or it is
+                              found not running) */
 } tsvc_health_event_type_t;
 
 typedef struct {
@@ -63,11 +65,14 @@ enum {
   TSVC_HACT_CHANGED = 1 << 0,      /* state changed: log old -> new, reason */
   TSVC_HACT_CHECK = 1 << 1,        /* start a probe now */
   TSVC_HACT_RESTART = 1 << 2,      /* ask the runtime to restart now */
-  TSVC_HACT_START = 1 << 3,        /* ask the runtime to start now */
+  TSVC_HACT_START = 1 << 3,        /* ask the runtime to start now (a
+                                      person's, the first, or a retry of a
+                                      start that failed) */
   TSVC_HACT_STOP = 1 << 4,         /* ask the runtime to stop now */
   TSVC_HACT_GAVE_UP = 1 << 5,      /* max_restarts reached: log a warning */
   TSVC_HACT_OP_FAILED = 1 << 6,    /* the operation failed: log the error */
-  TSVC_HACT_RESTART_LATER = 1 << 7,/* a restart is scheduled at restart_at */
+  TSVC_HACT_RESTART_LATER = 1 << 7,/* a restart (or, with not_started, a
+                                      start) is scheduled at restart_at */
   TSVC_HACT_CANCEL_CHECK = 1 << 8, /* drop the probe in flight, if any */
   TSVC_HACT_COOLDOWN_OVER = 1 << 9 /* failed: cooldown over, restarts resume */
 };
@@ -105,7 +110,13 @@ typedef struct {
   tsvc_state_t saved_state; /* the state to go back to when the runtime is
                                back (while UNKNOWN) */
   tsvc_health_op_t op;      /* operation in flight */
+  bool op_counted;          /* ... already counted toward max_restarts */
   bool checking;            /* a probe is in flight */
+  bool not_started;         /* our last start failed: nothing runs, so
+                               nothing is checked, and the next attempt
+                               (backoff, cooldown, a person) is a start */
+  bool verifying;           /* UNKNOWN, the runtime is back: was healthy,
+                               waits for a check to say so again */
 
   tsvc_ms_t since;          /* when the current state began */
   tsvc_ms_t started_at;     /* last (re)start: the grace period runs from here */
@@ -153,8 +164,10 @@ int tsvc_health_set_params(tsvc_health_t *h, const tsvc_health_params_t *p);
 /*
  * Feed one event. Returns 0 and fills out; or TSVC_EBUSY when a person's
  * start/stop is refused because another operation is in flight (nothing
- * changes then), TSVC_ESTATE for a start of a service that is not stopped
- * (nothing to do), TSVC_EINVAL for an unknown event.
+ * changes then), TSVC_ESTATE for a start of a service that runs (not stopped,
+ * and not waiting to retry a start that failed), TSVC_EUNREACH for a
+ * person's operation while the runtime cannot be reached, TSVC_EINVAL for an
+ * unknown event.
  */
 int tsvc_health_step(tsvc_health_t *h, const tsvc_health_event_t *ev,
                      tsvc_health_actions_t *out);

@@ -82,36 +82,16 @@ void tsvc_log_clear_secrets(void) {
   pthread_mutex_unlock(&log_mu);
 }
 
-static bool word_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '-';
-}
-
-/* Mask every registered secret that stands as a whole word: "AUTH pw",
-   "redis://:pw@host", "password=pw", but not "tanuki-svc-postgres" when the
-   password is "tanuki" (a name is not the secret, and masking it would make
-   every message about the service unreadable). Called with log_mu held. */
+/* Mask the registered secrets where they stand as values ("password=pw",
+   "redis://:pw@host", "-a pw", "AUTH pw"), and values of secret keys
+   anywhere; a secret that is part of a path or a name is not masked
+   (".../examples/.tanuki/tanuki-svc.sock" with the password "tanuki"): a
+   name is not the secret, and masking it makes messages unreadable.
+   Called with log_mu held. */
 static void scrub_locked(char *dst, size_t len, const char *src) {
-  static const char mask[] = "********";
-  size_t o = 0;
-  const char *start = src;
   if (len == 0) return;
-  while (*src && o + 1 < len) {
-    size_t hit = 0;
-    if (src == start || !word_char(src[-1])) {
-      for (size_t i = 0; i < nsecrets; i++) {
-        size_t n = strlen(secrets[i]);
-        if (n > hit && strncmp(src, secrets[i], n) == 0 && !word_char(src[n])) hit = n;
-      }
-    }
-    if (hit) {
-      for (size_t i = 0; mask[i] && o + 1 < len; i++) dst[o++] = mask[i];
-      src += hit;
-    } else {
-      dst[o++] = *src++;
-    }
-  }
-  dst[o] = '\0';
+  if (tsvc_mask_text(dst, len, src, (const char *const *)secrets, nsecrets) != 0)
+    tsvc_strlcpy(dst, "(message withheld: out of memory while masking secrets)", len);
 }
 
 void tsvc_log_scrub(char *dst, size_t len, const char *src) {

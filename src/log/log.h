@@ -7,9 +7,11 @@
  * The logger is process-wide (set up once by the program; the library only
  * writes through it). Lines are written whole under a mutex, so any thread
  * may log. Secrets never appear: values of fields whose key looks secret are
- * masked, and every string registered with tsvc_log_add_secret() is replaced
- * by "********" wherever it shows up in a value as a whole word (bounded by
- * anything but letters, digits, '_' and '-').
+ * masked, and in every other value and message secrets are masked where
+ * they stand as values (tsvc_mask_text: KEY=VALUE, URL userinfo, -a/-u
+ * arguments, environment dumps), the strings registered with
+ * tsvc_log_add_secret() included. Paths and names are printed as they are,
+ * even when they contain a registered secret.
  */
 #ifndef TSVC_LOG_H
 #define TSVC_LOG_H
@@ -73,7 +75,7 @@ void tsvc_log_msg(tsvc_log_level_t l, const char *service, const char *fmt, ...)
 const char *tsvc_log_format_text(char *buf, size_t len,
                                  const tsvc_log_field_t *fields, size_t n);
 
-/* Copy src into dst with every registered secret masked. */
+/* Copy src into dst with secrets masked as the log masks them. */
 void tsvc_log_scrub(char *dst, size_t len, const char *src);
 
 extern tsvc_log_level_t tsvc_log__min;

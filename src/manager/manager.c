@@ -344,7 +344,7 @@ static int make_runtime(tsvc_manager_t *m, tsvc_runtime_kind_t kind, job_t *j) {
   char err[512] = "";
   int rc;
   if (kind == TSVC_RUNTIME_DOCKER) {
-    rc = tsvc_docker_runtime_new(&m->loop, m->cfg, m->project, &m->rt, err, sizeof err);
+    rc = tsvc_docker_runtime_new(&m->loop, m->cfg, m->config_path, &m->rt, err, sizeof err);
     m->runtime_name = "docker";
   } else {
     rc = tsvc_process_runtime_new(&m->loop, m->cfg, m->state_dir, &m->rt, err, sizeof err);
@@ -474,6 +474,33 @@ static void user_done(int status, const char *msg, void *data) {
   free(c);
 }
 
+/* Why a person's operation was refused, naming the state the service is
+   really in (the API answers 409 with it). */
+static void refusal(tsvc_manager_t *m, job_t *j, int rc) {
+  tsvc_state_t st = TSVC_STATE_UNKNOWN;
+  tsvc_health_op_t op = TSVC_OP_NONE;
+  if (rc != TSVC_ENOENT && tsvc_monitor_state(m->mon, j->name, &st, &op) != 0) rc = TSVC_ENOENT;
+  const char *state = tsvc_state_name(st);
+  switch (rc) {
+  case TSVC_ENOENT: job_errf(j, "no service named '%s'", j->name); break;
+  case TSVC_EBUSY:
+    job_errf(j, "%s is %s: %s is in progress", j->name, state,
+             op == TSVC_OP_START     ? "a start"
+             : op == TSVC_OP_STOP    ? "a stop"
+             : op == TSVC_OP_RESTART ? "a restart"
+                                     : "another operation");
+    break;
+  case TSVC_ESTATE:
+    job_errf(j, "%s is %s, not stopped: start applies to a stopped service (use restart)",
+             j->name, state);
+    break;
+  case TSVC_EUNREACH:
+    job_errf(j, "%s is %s: the runtime cannot be reached", j->name, state);
+    break;
+  default: job_errf(j, "%s: %s", j->name, tsvc_strerror(rc)); break;
+  }
+}
+
 static void job_user(tsvc_manager_t *m, job_t *j,
                      int (*fn)(tsvc_monitor_t *, const char *, tsvc_mon_done_cb, void *)) {
   if (!m->mon) {
@@ -496,13 +523,7 @@ static void job_user(tsvc_manager_t *m, job_t *j,
   int rc = fn(m->mon, j->name, user_done, c);
   if (rc) {
     free(c);
-    switch (rc) {
-    case TSVC_ENOENT: job_errf(j, "no service named '%s'", j->name); break;
-    case TSVC_EBUSY: job_errf(j, "%s: another operation is in progress", j->name); break;
-    case TSVC_ESTATE: job_errf(j, "%s: already running", j->name); break;
-    case TSVC_EUNREACH: job_errf(j, "%s: the runtime cannot be reached", j->name); break;
-    default: job_errf(j, "%s: %s", j->name, tsvc_strerror(rc)); break;
-    }
+    refusal(m, j, rc);
     job_done(m, j, rc);
   }
 }

@@ -324,7 +324,7 @@ static void op_cb(int status, const char *msg, void *data) {
   if (!s) return; /* the service went away meanwhile */
   s->op = NULL;
   /* Copy: the message is only valid during this callback. */
-  char why[256];
+  char why[1024];
   tsvc_strlcpy(why, status ? (msg && *msg ? msg : tsvc_strerror(status)) : "", sizeof why);
   tsvc_health_event_t ev = {.now = (tsvc_ms_t)uv_now(s->m->loop)};
   if (status) {
@@ -336,6 +336,21 @@ static void op_cb(int status, const char *msg, void *data) {
     set_running(s, s->h.op != TSVC_OP_STOP);
   }
   feed(s, &ev, NULL);
+  if (status) {
+    /* Whoever waits learns what happens next: a start or restart that
+       failed is retried on the backoff schedule, or given up. */
+    size_t n = strlen(why);
+    tsvc_ms_t now = (tsvc_ms_t)uv_now(s->m->loop);
+    if (s->h.state == TSVC_STATE_UNHEALTHY && s->h.restart_at != TSVC_NEVER) {
+      char in[32];
+      tsvc_duration_format(s->h.restart_at > now ? s->h.restart_at - now : 0, in, sizeof in);
+      snprintf(why + n, sizeof why - n, " (%s again in %s)",
+               s->h.not_started ? "starting" : "restarting", in);
+    } else if (s->h.state == TSVC_STATE_FAILED) {
+      int k = tsvc_health_restarts_in_window(&s->h, now);
+      snprintf(why + n, sizeof why - n, " (gave up after %d attempt%s)", k, k == 1 ? "" : "s");
+    }
+  }
   wake_waiters(s, status, why);
 }
 
@@ -375,7 +390,11 @@ static void info_cb(int status, const char *msg, const tsvc_rt_info_t *info, voi
    service found not running is fed as died. */
 static void inspect_svc(svc_t *s, bool verify) {
   tsvc_runtime_t *rt = s->m->rt;
-  if (!rt || s->info) return;
+  if (!rt) return;
+  if (s->info) {
+    s->info->verify |= verify; /* the one in flight will do */
+    return;
+  }
   ctx_t *c = malloc(sizeof *c);
   if (!c) return;
   c->svc = s;
@@ -440,9 +459,15 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
      for the status must read "healthy" (feed() publishes again after the
      actions). */
   if (a->nchanges) publish(s);
+  /* A start in flight is `starting`: that change is logged on the start's
+     own line (action=start state=starting prev=stopped). */
+  const tsvc_health_change_t *start = NULL;
+  if ((a->flags & TSVC_HACT_START) && a->nchanges &&
+      a->changes[a->nchanges - 1].to == TSVC_STATE_STARTING)
+    start = &a->changes[a->nchanges - 1];
   for (int i = 0; i < a->nchanges; i++) {
     const tsvc_health_change_t *c = &a->changes[i];
-    if (c->to == TSVC_STATE_RESTARTING) continue; /* logged as the action */
+    if (c->to == TSVC_STATE_RESTARTING || c == start) continue; /* logged as the action */
     log_line(s, change_level(c->to), NULL, c->from, c->to, true, c->reason, NULL, NULL);
     notify(s, TSVC_MON_EV_CHANGE, c->from, c->to, c->reason, TSVC_RESULT_OK, 0);
   }
@@ -466,7 +491,9 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
   if (a->flags & TSVC_HACT_RESTART_LATER) {
     char in[32];
     tsvc_duration_format(a->restart_at - (tsvc_ms_t)uv_now(s->m->loop), in, sizeof in);
-    log_line(s, TSVC_LOG_INFO, "restart_scheduled", 0, 0, false, a->reason, "in", in);
+    /* After a failed start the retry is a start. */
+    log_line(s, TSVC_LOG_INFO, s->h.not_started ? "start_scheduled" : "restart_scheduled", 0, 0,
+             false, a->reason, "in", in);
     notify(s, TSVC_MON_EV_RESTART_LATER, s->h.state, s->h.state, a->reason, TSVC_RESULT_OK, 0);
   }
   unsigned ops = a->flags & (TSVC_HACT_RESTART | TSVC_HACT_START | TSVC_HACT_STOP);
@@ -474,8 +501,15 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
     const char *action = ops == TSVC_HACT_RESTART ? "restart"
                          : ops == TSVC_HACT_START ? "start" : "stop";
     const char *reason = a->nchanges ? a->changes[a->nchanges - 1].reason : NULL;
-    log_line(s, ops == TSVC_HACT_RESTART ? TSVC_LOG_WARN : TSVC_LOG_INFO, action, 0, 0, false,
-             reason, NULL, NULL);
+    if (start) {
+      /* A retry of a failed start is the monitor's doing, as a restart is. */
+      log_line(s, start->from == TSVC_STATE_STOPPED ? TSVC_LOG_INFO : TSVC_LOG_WARN, action,
+               start->from, start->to, true, start->reason, NULL, NULL);
+      notify(s, TSVC_MON_EV_CHANGE, start->from, start->to, start->reason, TSVC_RESULT_OK, 0);
+    } else {
+      log_line(s, ops == TSVC_HACT_RESTART ? TSVC_LOG_WARN : TSVC_LOG_INFO, action, 0, 0, false,
+               reason, NULL, NULL);
+    }
     if (ops == TSVC_HACT_RESTART)
       notify(s, TSVC_MON_EV_RESTART, TSVC_STATE_RESTARTING, TSVC_STATE_RESTARTING, reason,
              TSVC_RESULT_OK, 0);
@@ -492,7 +526,11 @@ static void feed(svc_t *s, const tsvc_health_event_t *ev, int *rc_out) {
   int rc = tsvc_health_step(&s->h, ev, &a);
   if (rc_out) *rc_out = rc;
   if (rc) return;
-  if (s->h.state == TSVC_STATE_STARTING && (a.flags & TSVC_HACT_CHANGED)) refresh_info(s);
+  /* (Re)started: its container id, pid and address are new. A start in
+     flight is starting too, but there is nothing to look at yet. */
+  if (s->h.state == TSVC_STATE_STARTING && s->h.op == TSVC_OP_NONE &&
+      ((a.flags & TSVC_HACT_CHANGED) || ev->type == TSVC_HEV_OP_DONE))
+    refresh_info(s);
   s->lateness = 0;
   carry_out(s, &a);
   publish(s);
@@ -849,6 +887,15 @@ int tsvc_monitor_get_all(tsvc_monitor_t *m, tsvc_status_list_t *out) {
   pthread_mutex_unlock(&m->mu);
   if (rc) tsvc_status_list_free(out);
   return rc;
+}
+
+int tsvc_monitor_state(tsvc_monitor_t *m, const char *name, tsvc_state_t *state,
+                       tsvc_health_op_t *op) {
+  svc_t *s = find(m, name);
+  if (!s) return TSVC_ENOENT;
+  *state = s->h.state;
+  *op = s->h.op;
+  return 0;
 }
 
 bool tsvc_monitor_is_healthy(tsvc_monitor_t *m, const char *name) {

@@ -81,12 +81,15 @@ typedef void (*tsvc_mon_done_cb)(int status, const char *msg, void *data);
 
 /*
  * A person's start / stop / restart. Returns 0, TSVC_ENOENT, TSVC_EBUSY,
- * TSVC_ESTATE (start of a running service), TSVC_EUNREACH (runtime down);
+ * TSVC_ESTATE (start of a service that is neither stopped nor waiting to
+ * retry a start that failed), TSVC_EUNREACH (runtime down);
  * then cb (may be NULL) is never called. On 0, cb is called once the
  * operation is done: later, from the loop; or at once, inside this call,
  * when there was nothing to do (stop of a stopped service) or the runtime
- * refused the operation outright. A restart asked for while one is in flight
- * joins it. Services removed or a monitor closed meanwhile: TSVC_ESTATE.
+ * refused the operation outright. A start or restart that fails is told with
+ * the runtime's words and what follows ("(starting again in 1s)", "(gave up
+ * after 5 attempts)"): the monitor retries it on the backoff schedule. A
+ * restart asked for while one is in flight joins it. Services removed or a monitor closed meanwhile: TSVC_ESTATE.
  */
 int tsvc_monitor_user_start(tsvc_monitor_t *m, const char *name, tsvc_mon_done_cb cb,
                             void *data);
@@ -105,6 +108,10 @@ void tsvc_monitor_set_observer(tsvc_monitor_t *m, tsvc_mon_observer_cb cb, void 
 /* Copies, safe from any thread. get_status: 0 or TSVC_ENOENT. */
 int tsvc_monitor_get_status(tsvc_monitor_t *m, const char *name, tsvc_status_t *out);
 int tsvc_monitor_get_all(tsvc_monitor_t *m, tsvc_status_list_t *out);
+/* The state of a service and the operation in flight, for messages that
+   name them. Loop thread only. 0 or TSVC_ENOENT. */
+int tsvc_monitor_state(tsvc_monitor_t *m, const char *name, tsvc_state_t *state,
+                       tsvc_health_op_t *op);
 /* True when the service exists and is healthy. */
 bool tsvc_monitor_is_healthy(tsvc_monitor_t *m, const char *name);
 

@@ -1,6 +1,7 @@
 /* docker_rt.c: see docker_rt.h. */
 #include "runtime/docker_rt.h"
 
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #define LABEL_SERVICE "tanuki.service"
 #define LABEL_PROJECT "tanuki.project"
+#define LABEL_CONFIG "tanuki.config"
 
 typedef struct op_s op_t;
 
@@ -17,7 +19,14 @@ typedef struct {
   tsvc_runtime_t base;
   tsvc_docker_t *d;
   const tsvc_config_t *cfg;
-  char *project;
+  char *project;             /* tsvc_project_id of the config's path */
+  char *config_path;         /* absolute: named in the tanuki.config label */
+  char *legacy;              /* the config's directory: the tanuki.project
+                                of containers made by earlier releases */
+  json_t *owned;             /* service -> id of the container last found to
+                                be ours: exec probes go to that id, so a
+                                container of our name made since by someone
+                                else is never entered */
   bool network_ok;           /* the network exists (checked once) */
   tsvc_docker_events_t *events;
   tsvc_rt_event_cb event_cb;
@@ -45,6 +54,9 @@ struct op_s {
   tsvc_probe_cb probe;
   void *data;
   uint64_t t0;
+  size_t vol;         /* start: the next configured volume to look at */
+  char **argv;        /* exec: the command (owned), NULL-terminated */
+  int timeout_ms;     /* exec */
 };
 
 /* ---- bookkeeping ---------------------------------------------------------- */
@@ -69,7 +81,74 @@ static void op_free(op_t *o) {
   if (o->prev) o->prev->next = o->next;
   else rt->ops = o->next;
   if (o->next) o->next->prev = o->prev;
+  for (char **a = o->argv; a && *a; a++) free(*a);
+  free(o->argv);
   free(o);
+}
+
+/* ---- whose container is it? ------------------------------------------------- */
+
+typedef enum {
+  OWNER_OURS,    /* our service and our project (or, made by an earlier
+                    release, our config's directory as its project) */
+  OWNER_NONE,    /* not tanuki-svc's for this service */
+  OWNER_OTHER    /* this service of another tanuki-svc project */
+} owner_t;
+
+static const char *label_of(const json_t *labels, const char *key) {
+  return json_string_value(json_object_get(labels, key));
+}
+
+/* Is a tanuki.project value ours? The project id, or the directory that the
+   previous release wrote there: the same config, so the same project (it
+   cannot tell two configs of one directory apart; nor could that release). */
+static bool our_project(const drt_t *rt, const char *project) {
+  return project && (strcmp(project, rt->project) == 0 || strcmp(project, rt->legacy) == 0);
+}
+
+/* Name the project of a container's labels for people, into buf. */
+static void describe_project(const json_t *labels, char *buf, size_t len) {
+  const char *prj = label_of(labels, LABEL_PROJECT), *cfg = label_of(labels, LABEL_CONFIG);
+  if (prj && cfg)
+    snprintf(buf, len, "the project of %s (%s=%s)", cfg, LABEL_PROJECT, prj);
+  else if (prj && prj[0] == '/')
+    snprintf(buf, len, "the project in %s (made by an earlier tanuki-svc)", prj);
+  else if (prj)
+    snprintf(buf, len, "project %s", prj);
+  else
+    snprintf(buf, len, "an unknown project (no %s label)", LABEL_PROJECT);
+}
+
+/* Whose is the container of this inspection (or of a container list entry:
+   labels at "Labels")? When not ours, why says so for people. */
+static owner_t owner(const drt_t *rt, const json_t *c, const char *cname, const char *service,
+                     char *why, size_t len) {
+  json_t *labels = json_object_get(json_object_get(c, "Config"), "Labels");
+  if (!labels) labels = json_object_get(c, "Labels");
+  const char *svc = label_of(labels, LABEL_SERVICE);
+  if (!svc || strcmp(svc, service) != 0) {
+    snprintf(why, len,
+             "a container named %s exists but was not made by tanuki-svc for this service "
+             "(no %s=%s label); tanuki-svc leaves it alone: rename or remove it, or change "
+             "docker.container_prefix",
+             cname, LABEL_SERVICE, service);
+    return OWNER_NONE;
+  }
+  if (our_project(rt, label_of(labels, LABEL_PROJECT))) return OWNER_OURS;
+  char whose[768];
+  describe_project(labels, whose, sizeof whose);
+  snprintf(why, len,
+           "a container named %s belongs to another tanuki-svc project: %s; tanuki-svc leaves "
+           "it alone (never stops, adopts, restarts or removes it): give one of the projects "
+           "another docker.container_prefix, or remove it once that project is done with it",
+           cname, whose);
+  return OWNER_OTHER;
+}
+
+/* Remember (id) or forget (NULL) the container of ours for svc. */
+static void set_owned(drt_t *rt, const char *service, const char *id) {
+  if (id && *id) json_object_set_new(rt->owned, service, json_string(id));
+  else json_object_del(rt->owned, service);
 }
 
 static void finish(op_t *o, int status, const char *msg) {
@@ -102,6 +181,7 @@ static void after_create(const tsvc_docker_reply_t *r, void *data) {
     finish(o, r->status, r->errmsg);
     return;
   }
+  set_owned(o->rt, o->svc->name, json_string_value(json_object_get(r->json, "Id")));
   int rc = tsvc_docker_container_start(o->rt->d, o->cname, after_simple, o, &o->req);
   if (rc) finish(o, rc, "cannot start the container");
 }
@@ -184,7 +264,8 @@ static void do_create(op_t *o) {
   char **envs = calloc(n + 1, sizeof *envs);
   char *label_svc = tsvc_asprintf("%s=%s", LABEL_SERVICE, svc->name);
   char *label_prj = tsvc_asprintf("%s=%s", LABEL_PROJECT, rt->project);
-  const char *labels[] = {label_svc, label_prj, NULL};
+  char *label_cfg = tsvc_asprintf("%s=%s", LABEL_CONFIG, rt->config_path);
+  const char *labels[] = {label_svc, label_prj, label_cfg, NULL};
   const char *aliases[] = {svc->name, NULL};
   bool oom = false;
   const char **cmd = null_terminated(svc->command.v, svc->command.n, &oom);
@@ -206,7 +287,7 @@ static void do_create(op_t *o) {
     }
   }
   int rc = TSVC_ENOMEM;
-  if (!env || !envs || !label_svc || !label_prj || oom) goto out;
+  if (!env || !envs || !label_svc || !label_prj || !label_cfg || oom) goto out;
   for (size_t i = 0; i < n; i++) {
     if (!(envs[i] = tsvc_asprintf("%s=%s", svc->env[i].key, svc->env[i].value))) goto out;
     env[i] = envs[i];
@@ -232,14 +313,87 @@ out:
   free(volumes);
   free(label_svc);
   free(label_prj);
+  free(label_cfg);
   if (rc) finish(o, rc, "cannot create the container");
 }
 
-/* Is this container ours? The label says so. */
-static bool ours(const json_t *inspect, const char *service) {
-  json_t *labels = json_object_get(json_object_get(inspect, "Config"), "Labels");
-  const char *v = json_string_value(json_object_get(labels, LABEL_SERVICE));
-  return v && strcmp(v, service) == 0;
+/* ---- named volumes: never two projects on one ----------------------------- */
+
+static void next_volume(op_t *o);
+
+/* The named volume of a configured volume ("name:/dest[:opts]") into buf;
+   false for binds (an absolute or relative host path) and read-only mounts
+   (reading what another project writes is a choice, not an accident). */
+static bool named_volume(const char *spec, char *buf, size_t len) {
+  const char *c = strchr(spec, ':');
+  if (!c || c == spec || spec[0] == '/' || spec[0] == '.' || spec[0] == '~') return false;
+  const char *opts = strchr(c + 1, ':');
+  for (const char *p = opts ? opts + 1 : ""; *p;) {
+    size_t n = strcspn(p, ",");
+    if (n == 2 && strncmp(p, "ro", 2) == 0) return false;
+    p += n + (p[n] == ',');
+  }
+  size_t n = (size_t)(c - spec);
+  if (n >= len) return false;
+  memcpy(buf, spec, n);
+  buf[n] = '\0';
+  return true;
+}
+
+static void after_volume_users(const tsvc_docker_reply_t *r, void *data) {
+  op_t *o = data;
+  o->req = NULL;
+  if (r->status) {
+    finish(o, r->status, r->errmsg);
+    return;
+  }
+  char vname[256] = "";
+  named_volume(o->svc->volumes.v[o->vol - 1], vname, sizeof vname);
+  size_t i;
+  json_t *c;
+  json_array_foreach(r->json, i, c) {
+    json_t *labels = json_object_get(c, "Labels");
+    const char *svc = label_of(labels, LABEL_SERVICE);
+    /* Only tanuki-svc's containers of another project: a backup container
+       of the user's own is the user's business. */
+    if (!svc || our_project(o->rt, label_of(labels, LABEL_PROJECT))) continue;
+    const char *name = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+    char whose[768], msg[1400];
+    describe_project(labels, whose, sizeof whose);
+    snprintf(msg, sizeof msg,
+             "the volume %s is used by %s, a container of another tanuki-svc project: %s; "
+             "two projects never share a data volume (their servers would write the same "
+             "files): name another volume in this service's volumes",
+             vname, name ? (name[0] == '/' ? name + 1 : name) : "?", whose);
+    finish(o, TSVC_EEXIST, msg);
+    return;
+  }
+  next_volume(o);
+}
+
+/* Before creating a container: each named volume it mounts read-write must
+   not be mounted by a container of another project (GET /containers/json
+   filtered by volume), then create. */
+static void next_volume(op_t *o) {
+  const tsvc_strv_t *v = &o->svc->volumes;
+  char vname[256];
+  while (o->vol < v->n && !named_volume(v->v[o->vol], vname, sizeof vname)) o->vol++;
+  if (o->vol >= v->n) {
+    do_create(o);
+    return;
+  }
+  o->vol++;
+  json_t *f = json_pack("{s:[s]}", "volume", vname);
+  char *fs = f ? json_dumps(f, JSON_COMPACT) : NULL;
+  char *fe = fs ? curl_easy_escape(NULL, fs, 0) : NULL;
+  char *path = fe ? tsvc_asprintf("/containers/json?all=1&filters=%s", fe) : NULL;
+  int rc = path ? tsvc_docker_request(o->rt->d, "GET", path, NULL, after_volume_users, o, &o->req)
+                : TSVC_ENOMEM;
+  json_decref(f);
+  free(fs);
+  curl_free(fe);
+  free(path);
+  if (rc) finish(o, rc, "cannot send the request to the docker daemon");
 }
 
 static void after_inspect(const tsvc_docker_reply_t *r, void *data) {
@@ -249,24 +403,22 @@ static void after_inspect(const tsvc_docker_reply_t *r, void *data) {
   int stop_s = (int)((o->svc->restart.stop_timeout + 999) / 1000);
   if (r->status == TSVC_ENOENT) {
     /* No container (never made, or removed behind our back). */
+    set_owned(rt, o->svc->name, NULL);
     if (o->kind == OP_STOP || o->kind == OP_REMOVE) finish(o, 0, NULL);
-    else do_create(o);
+    else next_volume(o);
     return;
   }
   if (r->status) {
     finish(o, r->status, r->errmsg);
     return;
   }
-  if (!ours(r->json, o->svc->name)) {
-    char msg[512];
-    snprintf(msg, sizeof msg,
-             "a container named %s exists but was not made by tanuki-svc (no %s=%s label); "
-             "tanuki-svc leaves it alone: rename or remove it, or change "
-             "docker.container_prefix",
-             o->cname, LABEL_SERVICE, o->svc->name);
-    finish(o, TSVC_EEXIST, msg);
+  char why[1400];
+  if (owner(rt, r->json, o->cname, o->svc->name, why, sizeof why) != OWNER_OURS) {
+    /* Not ours: never stopped, adopted, restarted or removed. */
+    finish(o, TSVC_EEXIST, why);
     return;
   }
+  set_owned(rt, o->svc->name, json_string_value(json_object_get(r->json, "Id")));
   tsvc_docker_container_info_t info;
   tsvc_docker_container_info(r->json, rt->cfg->docker.network, &info);
   int rc = 0;
@@ -287,6 +439,7 @@ static void after_inspect(const tsvc_docker_reply_t *r, void *data) {
   case OP_REMOVE:
     /* force: it may still be running; v=false: volumes stay. */
     remember_anonymous(rt, o->svc, r->json);
+    set_owned(rt, o->svc->name, NULL);
     rc = tsvc_docker_container_remove(rt->d, o->cname, true, after_simple, o, &o->req);
     break;
   default:
@@ -316,7 +469,10 @@ static void proceed(op_t *o) {
   int rc;
   if (o->kind != OP_STOP && o->kind != OP_REMOVE && !rt->network_ok) {
     const char *net = rt->cfg->docker.network;
-    json_t *labels = json_pack("{ss}", LABEL_PROJECT, rt->project);
+    /* Made by this project (when it is missing); shared by name with every
+       project that names it: it is how other containers reach ours. */
+    json_t *labels = json_pack("{ssss}", LABEL_PROJECT, rt->project, LABEL_CONFIG,
+                               rt->config_path);
     rc = tsvc_docker_network_ensure(rt->d, net, labels, after_network, o, &o->req);
     json_decref(labels);
   } else {
@@ -391,9 +547,19 @@ static void after_info(const tsvc_docker_reply_t *r, void *data) {
   int status = r->status;
   if (status == TSVC_ENOENT) {
     status = 0; /* no container: exists = false */
+    set_owned(o->rt, o->svc->name, NULL);
   } else if (!status) {
     tsvc_docker_container_info_t ci;
+    char why[1400];
+    if (owner(o->rt, r->json, o->cname, o->svc->name, why, sizeof why) != OWNER_OURS) {
+      /* Another's: nothing of it is reported as ours. */
+      o->req = NULL;
+      o->inspect(TSVC_EEXIST, why, &info, o->data);
+      op_free(o);
+      return;
+    }
     if (tsvc_docker_container_info(r->json, o->rt->cfg->docker.network, &ci) == 0) {
+      set_owned(o->rt, o->svc->name, ci.id);
       info.exists = true;
       info.running = ci.running;
       info.pid = ci.pid;
@@ -464,6 +630,72 @@ static void after_exec(const tsvc_docker_reply_t *r, void *data) {
   cb(&res, cbdata);
 }
 
+/* The exec probe's answer when it cannot run: result with msg. */
+static void exec_fail(op_t *o, tsvc_result_t result, const char *msg) {
+  tsvc_probe_result_t res = {.result = result, .exit_code = -1};
+  res.latency_us = (int64_t)((uv_hrtime() - o->t0) / 1000);
+  snprintf(res.message, sizeof res.message, "%s", msg);
+  o->req = NULL;
+  tsvc_probe_cb cb = o->probe;
+  void *cbdata = o->data;
+  op_free(o);
+  cb(&res, cbdata);
+}
+
+/* Run the command in the container of ours with this id. */
+static int exec_in(op_t *o, const char *id) {
+  return tsvc_docker_exec_run(o->rt->d, id, (const char *const *)o->argv, o->timeout_ms,
+                              after_exec, o, &o->req);
+}
+
+/* No container of ours known yet for the service: look at the one of our
+   name first; another's is never entered. */
+static void after_exec_inspect(const tsvc_docker_reply_t *r, void *data) {
+  op_t *o = data;
+  o->req = NULL;
+  if (r->status == TSVC_ENOENT || r->status == TSVC_EBUSY) {
+    exec_fail(o, TSVC_RESULT_NOT_RUNNING, r->errmsg);
+    return;
+  }
+  if (r->status) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "exec: %s", r->errmsg);
+    exec_fail(o, TSVC_RESULT_RUNTIME_ERROR, msg);
+    return;
+  }
+  char why[1400];
+  if (owner(o->rt, r->json, o->cname, o->svc->name, why, sizeof why) != OWNER_OURS) {
+    exec_fail(o, TSVC_RESULT_RUNTIME_ERROR, why);
+    return;
+  }
+  const char *id = json_string_value(json_object_get(r->json, "Id"));
+  set_owned(o->rt, o->svc->name, id);
+  int rc = id ? exec_in(o, id) : TSVC_EINVAL;
+  if (rc) exec_fail(o, TSVC_RESULT_RUNTIME_ERROR, tsvc_strerror(rc));
+}
+
+/* A NULL-terminated deep copy of the probe's command (the shell form as
+   /bin/sh -c); NULL when out of memory. */
+static char **exec_argv(const tsvc_probe_spec_t *spec) {
+  size_t n = 0;
+  if (spec->shell) n = 3;
+  else if (spec->argc) n = spec->argc;
+  else
+    while (spec->argv[n]) n++;
+  char **v = calloc(n + 1, sizeof *v);
+  if (!v) return NULL;
+  static const char *const sh[] = {"/bin/sh", "-c"};
+  for (size_t i = 0; i < n; i++) {
+    const char *a = !spec->shell ? spec->argv[i] : i < 2 ? sh[i] : spec->argv[0];
+    if (!(v[i] = strdup(a))) {
+      for (size_t k = 0; k < i; k++) free(v[k]);
+      free(v);
+      return NULL;
+    }
+  }
+  return v;
+}
+
 static int drt_exec(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
                     const tsvc_probe_spec_t *spec, tsvc_probe_cb cb, void *data, void **opp) {
   drt_t *rt = (drt_t *)base;
@@ -471,15 +703,15 @@ static int drt_exec(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
   op_t *o = op_new(rt, OP_EXEC, svc, data);
   if (!o) return TSVC_ENOMEM;
   o->probe = cb;
-  const char *sh[] = {"/bin/sh", "-c", spec->argv[0], NULL};
-  /* argc entries when argc is set (a tsvc_strv_t has no NULL at its end). */
-  bool oom = false;
-  const char **copy = spec->argc ? null_terminated(spec->argv, spec->argc, &oom) : NULL;
-  const char *const *argv = spec->shell ? sh : copy ? copy : (const char *const *)spec->argv;
-  int rc = oom ? TSVC_ENOMEM
-               : tsvc_docker_exec_run(rt->d, o->cname, argv, (int)spec->timeout, after_exec, o,
-                                      &o->req);
-  free(copy);
+  o->timeout_ms = (int)spec->timeout;
+  o->argv = exec_argv(spec);
+  /* Into the container found to be ours, by id: a container of our name
+     made since by someone else is never entered (a 404 says ours is gone). */
+  const char *id = json_string_value(json_object_get(rt->owned, svc->name));
+  int rc;
+  if (!o->argv) rc = TSVC_ENOMEM;
+  else if (id) rc = exec_in(o, id);
+  else rc = tsvc_docker_container_inspect(rt->d, o->cname, after_exec_inspect, o, &o->req);
   if (rc) {
     op_free(o);
     return rc;
@@ -509,6 +741,8 @@ static void on_event(json_t *ev, void *data) {
   const char *service = json_string_value(json_object_get(attrs, LABEL_SERVICE));
   const char *name = json_string_value(json_object_get(attrs, "name"));
   if (!action || !service || !name) return;
+  /* Another project's container of our name (events carry the labels). */
+  if (!our_project(rt, json_string_value(json_object_get(attrs, LABEL_PROJECT)))) return;
   /* Only our project's containers: the name is ours too. */
   const tsvc_service_conf_t *svc = tsvc_config_service(rt->cfg, service);
   if (!svc) return;
@@ -573,7 +807,10 @@ static void drt_free(tsvc_runtime_t *base) {
     op_free(o);
   }
   json_decref(rt->inherit);
+  json_decref(rt->owned);
   free(rt->project);
+  free(rt->config_path);
+  free(rt->legacy);
   free(rt);
 }
 
@@ -592,21 +829,39 @@ static const tsvc_runtime_ops_t docker_ops = {
     .reconfigure = drt_reconfigure,
 };
 
-int tsvc_docker_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg, const char *project,
+int tsvc_docker_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg, const char *config_path,
                             tsvc_runtime_t **out, char *err, size_t errlen) {
+  if (err && errlen) err[0] = '\0';
+  if (!config_path || config_path[0] != '/') {
+    if (err && errlen) snprintf(err, errlen, "the config's absolute path is needed (have '%s')",
+                                config_path ? config_path : "");
+    return TSVC_EINVAL;
+  }
   drt_t *rt = calloc(1, sizeof *rt);
   if (!rt) return TSVC_ENOMEM;
   rt->base.ops = &docker_ops;
   rt->base.loop = loop;
   rt->cfg = cfg;
   rt->reachable = true;
-  rt->project = strdup(project ? project : "default");
+  char id[TSVC_PROJECT_ID_MAX];
+  int rc = tsvc_project_id(config_path, id, sizeof id);
+  const char *slash = strrchr(config_path, '/');
+  rt->project = rc ? NULL : strdup(id);
+  rt->config_path = strdup(config_path);
+  /* The directory as the previous release wrote it ("/" for /x.yaml). */
+  rt->legacy = slash == config_path ? strdup("/")
+                                    : tsvc_strndup(config_path, (size_t)(slash - config_path));
   rt->inherit = json_object();
-  int rc = rt->project ? tsvc_docker_new(loop, cfg->docker.host, &rt->d, err, errlen)
-                       : TSVC_ENOMEM;
+  rt->owned = json_object();
+  if (!rc && (!rt->project || !rt->config_path || !rt->legacy || !rt->inherit || !rt->owned))
+    rc = TSVC_ENOMEM;
+  if (!rc) rc = tsvc_docker_new(loop, cfg->docker.host, &rt->d, err, errlen);
   if (rc) {
     json_decref(rt->inherit);
+    json_decref(rt->owned);
     free(rt->project);
+    free(rt->config_path);
+    free(rt->legacy);
     free(rt);
     return rc;
   }

@@ -2,13 +2,27 @@
  * docker_rt: the runtime interface (runtime.h) on the Docker Engine API.
  *
  * Services run in containers named <docker.container_prefix><service> on the
- * network docker.network, labelled tanuki.service=<service> and
- * tanuki.project=<project>. A running container with our label is adopted,
- * one removed behind our back is created again from config, and a container
- * of that name without our label is never touched (a clear error instead).
- * Nothing here ever removes a volume. Exec probes run inside the container
- * through the exec API and are killed on timeout; events (die, oom, start)
- * come from the /events stream filtered by our label.
+ * network docker.network, labelled tanuki.service=<service>,
+ * tanuki.project=<project id> (tsvc_project_id of the config's absolute
+ * path) and tanuki.config=<that path>. A running container with our labels is
+ * adopted, one removed behind our back is created again from config.
+ *
+ * Isolation between projects: a container of our name that is not ours (no
+ * tanuki.service label for the service, or another project's id) is never
+ * stopped, adopted, restarted, removed, entered by an exec probe or reported
+ * as ours: every operation on it fails with TSVC_EEXIST and a message that
+ * names it and its project (from its tanuki.config label). Containers of the
+ * previous release, labelled tanuki.project=<the config's directory>, are
+ * ours when that is our config's directory. A named volume that a container
+ * of another project mounts is refused at creation (two servers on one data
+ * directory); read-only mounts and binds are not checked. The network is
+ * shared by name: projects that name the same docker.network share it (and
+ * its DNS names), as they asked; it is labelled by the project that made it.
+ *
+ * Nothing here ever removes a volume or a network. Exec probes run inside the
+ * container found to be ours (by id) through the exec API and are killed on
+ * timeout; events (die, oom, start) come from the /events stream filtered by
+ * our labels.
  */
 #ifndef TSVC_DOCKER_RT_H
 #define TSVC_DOCKER_RT_H
@@ -17,12 +31,13 @@
 
 /*
  * A docker runtime for the services of cfg (borrowed: must outlive the
- * runtime), talking to cfg->docker.host. project names the project in the
- * tanuki.project label (e.g. the config's directory). Nothing is sent yet.
- * Returns 0 and *out (tsvc_runtime_free), or TSVC_EINVAL / TSVC_ENOMEM with
- * a reason in err.
+ * runtime), talking to cfg->docker.host. config_path, the config's absolute
+ * path (copied), makes the project: its tsvc_project_id is the
+ * tanuki.project label, its directory the label of the previous release.
+ * Nothing is sent yet. Returns 0 and *out (tsvc_runtime_free), or
+ * TSVC_EINVAL (no absolute path, bad host) / TSVC_ENOMEM with a reason in err.
  */
-int tsvc_docker_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg, const char *project,
+int tsvc_docker_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg, const char *config_path,
                             tsvc_runtime_t **out, char *err, size_t errlen);
 
 /* Ask the daemon whether it answers (GET /_ping), without a runtime: cb gets

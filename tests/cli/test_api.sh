@@ -72,6 +72,7 @@ eq "restart of an external service: 409" "$(code POST /v1/services/cache/restart
 has "... with the reason" "$(api -X POST http://localhost/v1/services/cache/stop)" "external"
 eq "start of an unknown service: 404" "$(code POST /v1/services/nope/start)" 404
 eq "check of a disabled service: 409" "$(code POST /v1/services/off/check)" 409
+has "... naming the state it is in" "$(api -X POST http://localhost/v1/services/off/check)" '{"error":"off is not checked now: it is stopped"}'
 
 # ---- errors ----
 eq "unknown path: 404" "$(code GET /v2/things)" 404

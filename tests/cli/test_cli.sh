@@ -46,6 +46,28 @@ run start; eq "start without NAME: exit 2" "$RC" 2
 run logs; eq "logs without NAME: exit 2" "$RC" 2
 run env --format xml; eq "env --format xml: exit 2" "$RC" 2
 run status -c "$T/missing.yaml"; eq "status with a missing config: exit 1" "$RC" 1
+run status --jsn; has "unknown option: named" "$ERR" "unknown option '--jsn'"
+run logs redis -n lots; has "bad value: the option named" "$ERR" "option -n/--tail: 'lots'"
+run status a b; has "surplus operand: named" "$ERR" "unexpected operand 'b'"
+
+# ---- one parser for every verb: -c FILE before, after and between the
+# operands, in each spelling; the FILE is read (a missing one: exit 1, named).
+reads_file() { # reads_file ARGS...: the program read the missing FILE $M
+  run "$@"
+  if [ "$RC" = 1 ] && grep -qF "$M" <<<"$ERR"; then ok "$*: reads FILE"
+  else bad "$*: reads FILE: exit $RC: $ERR"; fi
+}
+M="$T/missing dir/m.yaml"
+for spec in up down "start redis postgres" "stop redis" "restart redis" status "status redis" \
+            "check redis" "logs redis" "config validate" "config show" env; do
+  read -r -a w <<<"$spec"
+  reads_file "${w[@]}" -c "$M"
+  reads_file "${w[0]}" -c "$M" "${w[@]:1}"
+  reads_file "${w[@]}" --config="$M"
+  reads_file "${w[0]}" --config "$M" "${w[@]:1}"
+  reads_file "${w[0]}" "-c$M" "${w[@]:1}"
+  [ ${#w[@]} -gt 2 ] && reads_file "${w[0]}" "${w[1]}" -c "$M" "${w[@]:2}"
+done
 
 # ---- env ----
 run env
@@ -57,6 +79,26 @@ has "env: other services get NAME_HOST/NAME_PORT" "$OUT" "export API_SERVER_PORT
 (eval "$OUT"; test "$POSTGRES_PASSWORD" = "p@ss word" && test "$REDIS_PORT" = "$RP") && ok "env: eval gives the values" || bad "env: eval gives the values"
 run env --format json
 eq "env --format json" "$(jget "$OUT" '(v["POSTGRES_DB"], v["POSTGRES_USER"], v["REDIS_HOST"], v["API_SERVER_HOST"])')" "('tanuki_dev', 'tanuki', '127.0.0.1', '127.0.0.1')"
+
+# env: a name that is no shell identifier gets a safe form; dash takes it.
+mkdir -p "$T/names"
+cat >"$T/names/tanuki.yaml" <<YAML
+services:
+  9lives: {image: x, port: 1234}
+  a.b: {image: x, port: 1235}
+YAML
+run env -c "$T/names/tanuki.yaml"
+has "env: 9lives as _9LIVES_PORT" "$OUT" "export _9LIVES_PORT='1234'"
+has "env: a.b as A_B_PORT" "$OUT" "export A_B_PORT='1235'"
+eq "env: dash evaluates it" "$(dash -c 'eval "$1"; echo "$_9LIVES_PORT $A_B_PORT"' sh "$OUT" 2>&1)" "1234 1235"
+cat >>"$T/names/tanuki.yaml" <<YAML
+  a_b: {image: x, port: 1236}
+YAML
+run config validate -c "$T/names/tanuki.yaml"
+eq "config validate: two services with one env prefix: exit 1" "$RC" 1
+has "... at file:line:col" "$ERR" "$T/names/tanuki.yaml:4:3: error: services.a_b: \`tanuki-svc env\` would name its variables A_B_HOST"
+run env -c "$T/names/tanuki.yaml"
+eq "env refuses that config too" "$RC" 1
 
 # ---- no monitor: act directly ----
 run status
@@ -70,6 +112,8 @@ run status redis --json
 eq "status --json without a monitor: the API's shape" "$(jget "$OUT" '(v["name"], v["healthy"], v["history"][0]["result"])')" "('redis', True, 'ok')"
 run check redis
 eq "check without a monitor: exit 0" "$RC" 0
+out=$(cd / && "$BIN" check redis -c "$T/tanuki.yaml" 2>&1); rc=$?
+eq "check NAME -c FILE (options after the operand): exit 0" "$rc" 0
 run check postgres
 eq "check of a down service: exit 1" "$RC" 1
 run stop redis

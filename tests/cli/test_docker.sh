@@ -13,7 +13,8 @@ TAG="tsvc-apitest-$$"
 P=$(free_port)
 # The image's VOLUME /data is an anonymous volume: a recreation hands it to
 # the new container (which then names it), so the cleanup removes it by name.
-EXTRA_CLEANUP='docker rm -f -v "${TAG}-kv" >/dev/null 2>&1; docker network rm "$TAG" >/dev/null 2>&1; [ -n "${VOL_A:-}" ] && docker volume rm "$VOL_A" >/dev/null 2>&1'
+# The second monitor (up -d of the busy project) is stopped by its pid first.
+EXTRA_CLEANUP='[ -f "$T/busy/.tanuki/tanuki-svc.pid" ] && stop_pid "$(cat "$T/busy/.tanuki/tanuki-svc.pid")"; docker rm -f -v "${TAG}-kv" "${TAG}-b-busy" >/dev/null 2>&1; docker network rm "$TAG" >/dev/null 2>&1; [ -n "${VOL_A:-}" ] && docker volume rm "$VOL_A" >/dev/null 2>&1'
 write_config() { # $1: FOO, $2: retries
   cat >tanuki.yaml <<YAML
 runtime: docker
@@ -99,4 +100,43 @@ wait_for "kv answers" healthy && ok "status without a monitor probes it" || bad 
 run down
 eq "down without a monitor: exit 0" "$RC" 0
 eq "... the container is stopped" "$(running)" false
+
+# up -d when a service cannot start (its port is taken): exit 1 naming it
+# with the daemon's words; the monitor stays, retries it on the backoff
+# schedule, and it turns healthy once the port is free.
+mkdir "$T/busy"
+BUSY="$T/busy/tanuki.yaml"
+HELD=$(free_port)
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(600)' "$HELD" &
+HOLD_PID=$!
+PIDS+=("$HOLD_PID")
+wait_for "the port held" python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$HELD"
+cat >"$BUSY" <<YAML
+runtime: docker
+docker: {network: $TAG, container_prefix: $TAG-b-}
+services:
+  busy:
+    image: tanuki/redis:7
+    port: $HELD
+    command: [redis-server, --port, "$HELD", --save, ""]
+    healthcheck: {probe: redis, interval: 500ms, timeout: 1s, start_interval: 200ms}
+    restart: {backoff: 200ms, max_backoff: 1s, max_restarts: 50, stop_timeout: 2s}
+YAML
+run up -d -c "$BUSY"
+eq "up -d with a port taken: exit 1" "$RC" 1
+has "... names the service" "$ERR" "could not start busy: "
+has "... with the daemon's words" "$ERR" "127.0.0.1:$HELD"
+has "... and says the monitor retries it" "$ERR" "retries them on the restart backoff schedule"
+BUSY_PID=$(cat "$T/busy/.tanuki/tanuki-svc.pid" 2>/dev/null)
+check "... the monitor runs on" kill -0 "$BUSY_PID"
+has "... and the log says it as the foreground up does" "$(cat "$T/busy/.tanuki/tanuki-svc.log")" "monitoring 1 services on the docker runtime; could not start: busy (retried on the restart backoff schedule)"
+eq "... busy is retried, not stopped" "$(jget "$("$BIN" status -c "$BUSY" --json busy)" 'v["state"] in ("unhealthy", "starting")')" True
+stop_pid "$HOLD_PID"
+wait_for "busy healthy once the port is free" "$BIN" status -c "$BUSY" busy && ok "busy: healthy once the port is free" || bad "busy: healthy once the port is free"
+has "busy: the log has the failed start" "$(cat "$T/busy/.tanuki/tanuki-svc.log")" "action=start_failed"
+has "busy: ... and its retry" "$(cat "$T/busy/.tanuki/tanuki-svc.log")" "action=start state=starting prev=unhealthy"
+run down -c "$BUSY"
+eq "busy: down: exit 0" "$RC" 0
+no_sanitizer_reports "$T/busy/.tanuki/tanuki-svc.log"
 finish

@@ -1,0 +1,3 @@
+module tanukisvc
+
+go 1.19
