@@ -6,6 +6,10 @@
 # Needs what scripts/deps.sh installs (dpkg-shlibdeps comes with dpkg-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for tool in file:file dpkg-shlibdeps:dpkg-dev cmake:cmake cpack:cmake; do
+  command -v "${tool%%:*}" >/dev/null ||
+    { echo "package.sh: ${tool%%:*} is missing (apt-get install ${tool#*:}, or scripts/deps.sh)" >&2; exit 1; }
+done
 dir=${1:-build/deb}
 [ $# -gt 0 ] && shift
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
