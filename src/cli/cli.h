@@ -52,6 +52,11 @@ int cmd_pull(const cli_args_t *a);
 void cli_progress_setup(tsvc_log_level_t level, bool json);
 void cli_progress_end(void);
 
+/* The bash completion's helper, `tanuki-svc __complete CWORD WORD...`
+   (cmd_complete.c); main() calls it before the parser, as it takes bash's
+   words, not options. */
+int cli_complete(int argc, char **argv);
+
 /* ---- the project: config, socket, state directory (client.c) ---------- */
 
 typedef struct {

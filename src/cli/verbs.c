@@ -175,8 +175,12 @@ const cli_verb_t cli_verbs[] = {
      "0 every image pulled, 1 a pull failed, 2 usage or an unknown service,\n"
      "3 the Docker daemon cannot be reached."},
 
-    {"version", cmd_version, "", 0, 0, CLI_OPERANDS_NONE, NULL, no_opts, "print the version",
-     "Print the version.\n", "0."},
+    {"version", cmd_version, "", 0, 0, CLI_OPERANDS_NONE, NULL, no_opts,
+     "print the version and those of the libraries in use",
+     "Print the version, the git commit it was built from (when built from a\n"
+     "git checkout; \"-dirty\" with local changes) and the versions of the\n"
+     "libraries it runs with.\n",
+     "0."},
 
     {NULL, NULL, NULL, 0, 0, CLI_OPERANDS_NONE, NULL, NULL, NULL, NULL, NULL},
 };

@@ -455,6 +455,10 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
     tsvc_check_cancel(s->check);
     s->check = NULL;
   }
+  /* Published before anyone is told: a subscriber told "healthy" that asks
+     for the status must read "healthy" (feed() publishes again after the
+     actions). */
+  if (a->nchanges) publish(s);
   /* A start in flight is `starting`: that change is logged on the start's
      own line (action=start state=starting prev=stopped). */
   const tsvc_health_change_t *start = NULL;

@@ -805,7 +805,9 @@ static void after_exec(const tsvc_docker_reply_t *r, void *data) {
 static void exec_fail(op_t *o, tsvc_result_t result, const char *msg) {
   tsvc_probe_result_t res = {.result = result, .exit_code = -1};
   res.latency_us = (int64_t)((uv_hrtime() - o->t0) / 1000);
-  snprintf(res.message, sizeof res.message, "%s", msg);
+  /* (A long message is cut to fit; tsvc_strlcpy, as gcc -O3 warns about a
+     "%s" snprintf that may truncate.) */
+  tsvc_strlcpy(res.message, msg, sizeof res.message);
   o->req = NULL;
   tsvc_probe_cb cb = o->probe;
   void *cbdata = o->data;
