@@ -41,6 +41,7 @@ int cmd_restart(const cli_args_t *a);
 int cmd_status(const cli_args_t *a);
 int cmd_logs(const cli_args_t *a);
 int cmd_env(const cli_args_t *a);
+int cmd_export(const cli_args_t *a);
 
 /* ---- the project: config, socket, state directory (client.c) ---------- */
 
