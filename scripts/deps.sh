@@ -8,7 +8,10 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libmicrohttpd-dev libcmocka-dev
       postgresql redis-server curl tmux procps iproute2)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(prometheus python3 golang-go)
+  # chromium: the status page's test; docker-compose: export compose's.
+  pkgs+=(prometheus python3 golang-go chromium docker-compose)
+  # node and npm for tests/node (npm ci): Debian's, unless the machine has its own.
+  command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 fi
 
 missing=()
