@@ -3,7 +3,7 @@
 # with gcc and with clang + AddressSanitizer + UndefinedBehaviorSanitizer
 # (both with -Wall -Wextra -Werror), and runs every test under both builds,
 # with a Docker engine (scripts/docker-up.sh) and the test images
-# (scripts/images.sh).
+# (scripts/images.sh); then runs the fuzz targets (fuzz/run.sh) for 60 s each.
 # Ends with a line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -50,5 +50,19 @@ for flavour in gcc clang-asan; do
   t=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
   passed=$((passed + t - f)); failed=$((failed + f))
 done
+# Fuzzing (fuzz/README.md): each target 60 s from its seeds, two at a time;
+# a crash, a leak or a broken property fails that target.
+echo "== fuzz"
+if scripts/build.sh clang-fuzz; then
+  out=$(fuzz/run.sh build/clang-fuzz 60 2>&1)
+  echo "$out"
+  if [[ $(tail -n1 <<<"$out") =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
+  else
+    echo "fuzz printed no summary"; failed=$((failed + 1))
+  fi
+else
+  echo "build clang-fuzz FAILED"; failed=$((failed + 1))
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -28,6 +28,10 @@ json_t *tsvc_api_json_status(const tsvc_status_t *s, bool with_history);
 /* {"runtime": ..., "services": [...]} without histories. */
 json_t *tsvc_api_json_status_list(const tsvc_status_list_t *l, const char *runtime);
 
+/* {"name", "state", "last_error"} of a service in /readyz's "not_ready"
+   (last_error masked as in the status). */
+json_t *tsvc_api_json_not_ready(const tsvc_status_t *s);
+
 /* One state change, as a line of GET /v1/events. */
 json_t *tsvc_api_json_change(const tsvc_change_t *c);
 
