@@ -696,11 +696,11 @@ static void depends_on_long_form(void **st) {
   /* config show writes every condition out. */
   char *out = dump_to_string(cfg);
   const char *want[] = {
-      "    depends_on:\n      db: {condition: service_healthy, restart: true}\n"
-      "      cache: {condition: service_started, restart: false}\n"
-      "      queue: {condition: service_started, restart: false}\n",
-      "    depends_on:\n      db: {condition: service_started, restart: false}\n"
-      "      queue: {condition: service_started, restart: false}\n",
+      ("    depends_on:\n      db: {condition: service_healthy, restart: true}\n"
+       "      cache: {condition: service_started, restart: false}\n"
+       "      queue: {condition: service_started, restart: false}\n"),
+      ("    depends_on:\n      db: {condition: service_started, restart: false}\n"
+       "      queue: {condition: service_started, restart: false}\n"),
       "    depends_on: {}\n"};
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
     if (!strstr(out, want[i])) fail_msg("dump lacks: %s\n--- dump:\n%s", want[i], out);
