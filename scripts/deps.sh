@@ -11,8 +11,11 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
 if [ "${1:-}" = "--test" ]; then
   # docker-registry and apache2-utils (htpasswd): the registry the pull
   # tests push to and pull from (tests/test_registry.c). systemd:
-  # systemd-analyze verifies the units (tests/package/).
-  pkgs+=(prometheus python3 golang-go docker-registry apache2-utils systemd)
+  # systemd-analyze verifies the units (tests/package/). chromium: the
+  # status page's test; docker-compose: export compose's.
+  pkgs+=(prometheus python3 golang-go docker-registry apache2-utils systemd chromium docker-compose)
+  # node and npm for tests/node (npm ci): Debian's, unless the machine has its own.
+  command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 fi
 
 missing=()

@@ -742,6 +742,104 @@ static void depends_on(void **st) {
   tsvc_diag_free(&d);
 }
 
+/* compose's long form: {name: {condition, restart}}; the list form means
+ * service_started for each. */
+static const char depends_file[] =
+    "services:\n"
+    "  db: {image: x}\n"
+    "  cache: {image: y}\n"
+    "  queue: {image: z}\n"
+    "  app:\n"
+    "    image: w\n"
+    "    depends_on:\n"
+    "      db: {condition: service_healthy, restart: true}\n"
+    "      cache:\n"
+    "        condition: service_started\n"
+    "      queue:\n"
+    "  worker: {image: v, depends_on: [db, queue]}\n";
+
+static void depends_on_long_form(void **st) {
+  (void)st;
+  tsvc_diag_t d;
+  tsvc_config_t *cfg = load_ok(depends_file, &d);
+  assert_int_equal(d.n, 0);
+  const tsvc_service_conf_t *app = tsvc_config_service(cfg, "app");
+  assert_int_equal(app->depends_on.n, 3);
+  assert_non_null(app->depends);
+  assert_string_equal(app->depends_on.v[0], "db");
+  assert_null(app->depends_on.v[3]); /* still an argv-style list */
+  assert_int_equal(app->depends[0].condition, TSVC_DEP_HEALTHY);
+  assert_true(app->depends[0].restart);
+  assert_int_equal(app->depends[0].line, 8);
+  assert_int_equal(app->depends[0].column, 7);
+  assert_string_equal(app->depends_on.v[1], "cache");
+  assert_int_equal(app->depends[1].condition, TSVC_DEP_STARTED);
+  assert_false(app->depends[1].restart);
+  assert_string_equal(app->depends_on.v[2], "queue"); /* null: started */
+  assert_int_equal(app->depends[2].condition, TSVC_DEP_STARTED);
+  const tsvc_service_conf_t *w = tsvc_config_service(cfg, "worker");
+  assert_int_equal(w->depends_on.n, 2);
+  assert_int_equal(w->depends[1].condition, TSVC_DEP_STARTED);
+  assert_false(w->depends[1].restart);
+  assert_int_equal(w->depends[1].line, 12);
+  assert_int_equal(w->depends[1].column, 39);
+  assert_null(tsvc_config_service(cfg, "db")->depends);
+  /* config show writes every condition out. */
+  char *out = dump_to_string(cfg);
+  const char *want[] = {
+      ("    depends_on:\n      db: {condition: service_healthy, restart: true}\n"
+       "      cache: {condition: service_started, restart: false}\n"
+       "      queue: {condition: service_started, restart: false}\n"),
+      ("    depends_on:\n      db: {condition: service_started, restart: false}\n"
+       "      queue: {condition: service_started, restart: false}\n"),
+      "    depends_on: {}\n"};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+    if (!strstr(out, want[i])) fail_msg("dump lacks: %s\n--- dump:\n%s", want[i], out);
+  free(out);
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+  assert_string_equal(tsvc_dep_condition_name(TSVC_DEP_HEALTHY), "service_healthy");
+  assert_string_equal(tsvc_dep_condition_name((tsvc_dep_condition_t)7), "invalid");
+
+  /* Errors at file:line:col, naming the key. */
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n"
+           "    depends_on: {db: {condition: service_healty}}\n",
+           F ":5:34: error: services.app.depends_on.db.condition: unknown condition "
+             "\"service_healty\"; did you mean \"service_healthy\"? (valid: service_started, "
+             "service_healthy)");
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n"
+           "    depends_on: {db: {condition: service_completed_successfully}}\n",
+           F ":5:34: error: services.app.depends_on.db.condition: unknown condition "
+             "\"service_completed_successfully\" (valid: service_started, service_healthy)");
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n"
+           "    depends_on: {db: {restrat: true}}\n",
+           F ":5:23: error: unknown key \"restrat\" in services.app.depends_on.db; did you mean "
+             "\"restart\"?");
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n"
+           "    depends_on: {db: {restart: sometimes}}\n",
+           F ":5:32: error: services.app.depends_on.db.restart: expected a boolean (true or "
+             "false), got \"sometimes\"");
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n"
+           "    depends_on: {db: service_healthy}\n",
+           F ":5:22: error: services.app.depends_on.db: expected a mapping (condition: "
+             "service_started or service_healthy, restart: true or false), got "
+             "\"service_healthy\"");
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n    depends_on: db\n",
+           F ":5:17: error: services.app.depends_on: expected a list of services, or a mapping "
+             "of services to {condition: ...}, got \"db\"");
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n"
+           "    depends_on: {db: {}, db: {restart: true}}\n",
+           F ":5:26: error: duplicate key \"db\" in services.app.depends_on (first at line 5)");
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n"
+           "    depends_on:\n      dv: {condition: service_healthy}\n",
+           F ":6:7: error: services.app.depends_on: no service named \"dv\"; did you mean "
+             "\"db\"?");
+  load_bad("services:\n"
+           "  a: {image: x, depends_on: {b: {condition: service_healthy}}}\n"
+           "  b: {image: x, depends_on: {a: {restart: true}}}\n",
+           F ":2:30: error: services.a.depends_on: dependency cycle: a -> b -> a");
+}
+
 static void malformed_yaml(void **st) {
   (void)st;
   load_bad("services:\n  a: [1, 2\n",
@@ -1151,7 +1249,8 @@ static void dump_masks_secrets(void **st) {
  * the reloaded config equals the first one wherever nothing was masked. */
 static void dump_round_trip(void **st) {
   (void)st;
-  const char *texts[] = {every_key, tanuki_file, secret_file, "services: {}\n", ""};
+  const char *texts[] = {every_key,        tanuki_file, secret_file, depends_file,
+                         "services: {}\n", ""};
   for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
     tsvc_diag_t d1, d2, d3;
     tsvc_config_t *c1 = load_ok(texts[t], &d1);
@@ -1193,6 +1292,11 @@ static void dump_round_trip(void **st) {
       for (size_t j = 0; j < a->volumes.n; j++)
         assert_string_equal(a->volumes.v[j], b->volumes.v[j]);
       assert_int_equal(a->depends_on.n, b->depends_on.n);
+      for (size_t j = 0; j < a->depends_on.n; j++) {
+        assert_string_equal(a->depends_on.v[j], b->depends_on.v[j]);
+        assert_int_equal(a->depends[j].condition, b->depends[j].condition);
+        assert_int_equal(a->depends[j].restart, b->depends[j].restart);
+      }
       assert_int_equal(a->command.n, b->command.n);
       const tsvc_healthcheck_conf_t *x = &a->healthcheck, *y = &b->healthcheck;
       assert_int_equal(x->command.n, y->command.n);
@@ -1456,6 +1560,7 @@ int main(void) {
       cmocka_unit_test(duplicates),
       cmocka_unit_test(enums),
       cmocka_unit_test(depends_on),
+      cmocka_unit_test(depends_on_long_form),
       cmocka_unit_test(malformed_yaml),
       cmocka_unit_test(deep_nesting),
       cmocka_unit_test(several_errors),

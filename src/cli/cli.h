@@ -56,6 +56,7 @@ void cli_progress_end(void);
    (cmd_complete.c); main() calls it before the parser, as it takes bash's
    words, not options. */
 int cli_complete(int argc, char **argv);
+int cmd_export(const cli_args_t *a);
 
 /* ---- the project: config, socket, state directory (client.c) ---------- */
 

@@ -62,16 +62,23 @@ static const char *const probe_names[] = {"auto", "postgres", "redis",   "tcp",
 static const char *const policy_names[] = {"on-unhealthy", "never", NULL};
 static const char *const logfmt_names[] = {"text", "json", NULL};
 static const char *const pull_names[] = {"missing", "always", "never", NULL};
+static const char *const dep_condition_names[] = {"service_started", "service_healthy", NULL};
 
 static const enumdef_t runtime_enum = {"runtime", runtime_names};
 static const enumdef_t probe_enum = {"probe", probe_names};
 static const enumdef_t policy_enum = {"restart policy", policy_names};
 static const enumdef_t logfmt_enum = {"log_format", logfmt_names};
 static const enumdef_t pull_enum = {"pull_policy", pull_names};
+static const enumdef_t dep_condition_enum = {"condition", dep_condition_names};
 
 const char *tsvc_runtime_kind_name(tsvc_runtime_kind_t k) {
   if ((unsigned)k >= TSVC_ARRAY_LEN(runtime_names) - 1) return "invalid";
   return runtime_names[k];
+}
+
+const char *tsvc_dep_condition_name(tsvc_dep_condition_t k) {
+  if ((unsigned)k >= TSVC_ARRAY_LEN(dep_condition_names) - 1) return "invalid";
+  return dep_condition_names[k];
 }
 
 const char *tsvc_probe_kind_name(tsvc_probe_kind_t k) {
@@ -858,6 +865,83 @@ static void p_process_env(ctx_t *c, const keydef_t *k, const ynode_t *v, void *b
   parse_env(c, v, &p->env, &p->env_len);
 }
 
+/* ---- depends_on ---- */
+
+static const keydef_t depends_keys[];
+
+/*
+ * depends_on as a list of names (each: service_started), or compose's long
+ * form, a mapping {name: {condition: service_healthy, restart: true}}
+ * (a null value, or no condition, is service_started). Names are checked
+ * against the services once all are read (check_depends_on). The old lists
+ * are replaced only when the whole value is valid.
+ */
+static void p_depends_on(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  (void)k;
+  tsvc_service_conf_t *s = base;
+  tsvc_strv_t names = {0};
+  tsvc_dep_conf_t *deps = NULL;
+  size_t n = 0;
+  if (v->kind == YN_SEQ) {
+    if (!parse_strv(c, v, &names)) return;
+    n = names.n;
+    deps = calloc(n ? n : 1, sizeof *deps);
+    if (!deps) goto oom;
+    for (size_t i = 0; i < n; i++)
+      deps[i] = (tsvc_dep_conf_t){TSVC_DEP_STARTED, false, v->items[i]->line, v->items[i]->col};
+  } else if (v->kind == YN_MAP) {
+    bool *dup = check_keys(c, v, "key");
+    if (!dup) return;
+    names.v = calloc(v->npairs + 1, sizeof *names.v);
+    deps = calloc(v->npairs ? v->npairs : 1, sizeof *deps);
+    if (!names.v || !deps) {
+      free(dup);
+      goto oom;
+    }
+    size_t errors = c->d->nerrors;
+    for (size_t i = 0; i < v->npairs; i++) {
+      if (dup[i]) continue;
+      const ynode_t *key = v->pairs[i].key, *val = v->pairs[i].value;
+      if (key->len == 0) {
+        ERR(c, key, "%s: a service name must not be empty", c->path);
+        continue;
+      }
+      tsvc_dep_conf_t *d = &deps[n];
+      *d = (tsvc_dep_conf_t){TSVC_DEP_STARTED, false, key->line, key->col};
+      if (!ynode_is_null(val)) {
+        size_t old = path_push(c, key->text);
+        if (val->kind == YN_MAP)
+          walk_map(c, val, depends_keys, d);
+        else
+          type_error(c, val, "a mapping (condition: service_started or service_healthy, "
+                     "restart: true or false)");
+        path_pop(c, old);
+      }
+      if (!(names.v[n] = dup_or_oom(c, key->text))) break;
+      names.n = ++n;
+    }
+    free(dup);
+    if (c->oom || c->d->nerrors > errors) {
+      strv_clear(&names);
+      free(deps);
+      return;
+    }
+  } else {
+    type_error(c, v, "a list of services, or a mapping of services to {condition: ...}");
+    return;
+  }
+  strv_clear(&s->depends_on);
+  free(s->depends);
+  s->depends_on = names;
+  s->depends = n ? deps : NULL;
+  if (!n) free(deps);
+  return;
+oom:
+  c->oom = true;
+  strv_clear(&names);
+  free(deps);
+}
+
 /* ---- the tables ---- */
 
 #define HC(f) offsetof(tsvc_healthcheck_conf_t, f)
@@ -899,6 +983,12 @@ static const keydef_t process_keys[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
+static const keydef_t depends_keys[] = {
+    {"condition", p_enum, offsetof(tsvc_dep_conf_t, condition), 0, 0, &dep_condition_enum},
+    {"restart", p_bool, offsetof(tsvc_dep_conf_t, restart), 0, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
 static void p_healthcheck(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base);
 static void p_restart(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base);
 
@@ -911,7 +1001,7 @@ static const keydef_t service_keys[] = {
     {"volumes", p_strv, SV(volumes), 0, 0, NULL},
     {"healthcheck", p_healthcheck, SV(healthcheck), 0, 0, healthcheck_keys},
     /* Ours. */
-    {"depends_on", p_strv, SV(depends_on), 0, 0, NULL},
+    {"depends_on", p_depends_on, 0, 0, 0, NULL},
     {"external", p_bool, SV(external), 0, 0, NULL},
     {"pull_policy", p_pull_policy, SV(pull_policy), 0, 0, &pull_enum},
     {"command", p_argv_command, SV(command), 0, 0, NULL},
@@ -1021,6 +1111,7 @@ static void service_free(tsvc_service_conf_t *s) {
   env_clear(&s->env, &s->env_len);
   strv_clear(&s->volumes);
   strv_clear(&s->depends_on);
+  free(s->depends);
   strv_clear(&s->command);
   strv_clear(&s->healthcheck.command);
   free(s->healthcheck.address);
@@ -1089,14 +1180,18 @@ static ssize_t service_index(const tsvc_config_t *cfg, const char *name) {
   return -1;
 }
 
-/* The depends_on list item of service i that names dep (for positions). */
-static const ynode_t *dep_node(ctx_t *c, size_t i, const char *dep) {
-  const ynode_t *list = ynode_get(c->svc_nodes[i], "depends_on");
-  if (list && list->kind == YN_SEQ)
-    for (size_t j = 0; j < list->nitems; j++)
-      if (list->items[j]->kind == YN_SCALAR && strcmp(list->items[j]->text, dep) == 0)
-        return list->items[j];
-  return list ? list : c->svc_keys[i];
+/* Where service i names dep in its depends_on (a list item or a key of
+ * the long form), as a node for messages: *tmp is filled and returned. */
+static const ynode_t *dep_node(ctx_t *c, size_t i, const char *dep, ynode_t *tmp) {
+  const tsvc_service_conf_t *s = &c->cfg->services[i];
+  memset(tmp, 0, sizeof *tmp);
+  for (size_t j = 0; j < s->depends_on.n; j++) {
+    if (strcmp(s->depends_on.v[j], dep) != 0 || !s->depends) continue;
+    tmp->line = s->depends[j].line;
+    tmp->col = s->depends[j].column;
+    return tmp;
+  }
+  return c->svc_keys[i];
 }
 
 static void check_depends_on(ctx_t *c) {
@@ -1114,7 +1209,8 @@ static void check_depends_on(ctx_t *c) {
     for (size_t j = 0; j < d->n; j++) {
       if (service_index(cfg, d->v[j]) >= 0) continue;
       const char *hint = did_you_mean(d->v[j], names);
-      const ynode_t *at = dep_node(c, i, d->v[j]);
+      ynode_t tmp;
+      const ynode_t *at = dep_node(c, i, d->v[j], &tmp);
       if (hint)
         ERR(c, at, "services.%s.depends_on: no service named \"%s\"; did you mean \"%s\"?",
             names[i], d->v[j], hint);
@@ -1166,7 +1262,8 @@ static void check_depends_on(ctx_t *c) {
           tsvc_buf_addf(&b, "%s -> ", cfg->services[stack[s]].name);
         tsvc_buf_addf(&b, "%s", cfg->services[w].name);
         size_t next = from + 1 < sp ? stack[from + 1] : (size_t)w;
-        const ynode_t *at = dep_node(c, (size_t)w, cfg->services[next].name);
+        ynode_t tmp;
+        const ynode_t *at = dep_node(c, (size_t)w, cfg->services[next].name, &tmp);
         ERR(c, at, "services.%s.depends_on: dependency cycle: %s", cfg->services[w].name,
             b.data ? b.data : "");
         tsvc_buf_free(&b);
