@@ -644,10 +644,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     *con_cls = rq;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     long n;
+    /* A body announced too large but within the drain limit is read (and
+       dropped) before the 413, as a chunked one is: answering at once and
+       closing with the body unread makes the kernel reset the connection,
+       and the client may lose the 413 it was sent. */
     if (!cl ||
-        (tsvc_parse_int(cl, 0, LONG_MAX, &n) == 0 && (unsigned long)n <= TSVC_API_MAX_BODY))
+        (tsvc_parse_int(cl, 0, LONG_MAX, &n) == 0 && (unsigned long)n <= TSVC_API_DRAIN_BODY))
       return MHD_YES; /* come back with the body (or its end) */
-    rq->body = TSVC_API_MAX_BODY + 1; /* announced as too large: 413 at once */
+    rq->body = TSVC_API_MAX_BODY + 1; /* announced as far too large: 413 at once */
   } else if (*upload_size) {
     /* Bodies are not used: counted and dropped. libmicrohttpd cannot answer
        in the middle of an upload, so a body over the limit (sent chunked,
