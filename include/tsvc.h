@@ -121,6 +121,8 @@ typedef struct {
   int64_t latency_us;
   char *message;       /* one line, never NULL in a status copy; owned */
   char *output;        /* exec output (last 4 KiB) or NULL; owned */
+  char probe_address[48]; /* where the check went (as probe_address below;
+                             a longer one is cut) */
 } tsvc_check_record_t;
 
 /* A copy of one service's status. Owned by the caller: tsvc_status_clear().
@@ -133,6 +135,13 @@ typedef struct {
   bool enabled;
   bool external;
   char probe[16];             /* the probe kind in use */
+  /* Where its checks go (docker.probe_via, docs/remote.md): probe_via is
+     container, published, exec, address (healthcheck.address), command (a
+     host its command names) or host (this machine); probe_address is
+     "172.18.0.3:6379", "engine.example:16379", "exec in the container",
+     "exec on this host" or "inspect". */
+  char probe_via[16];
+  char probe_address[280];
   char container_id[72];      /* docker runtime, or "" */
   char container_name[128];
   int pid;                    /* process runtime, or 0 */

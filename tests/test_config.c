@@ -442,9 +442,9 @@ static void wrong_types(void **st) {
              "from 1 to 65535, got \"localhost\"");
   load_bad("services:\n  a:\n    healthcheck: {path: healthz}\n",
            F ":3:25: error: services.a.healthcheck.path: must start with \"/\", got \"healthz\"");
-  load_bad("docker:\n  host: ssh://me@host\n",
-           F ":2:9: error: docker.host: unsupported Docker host \"ssh://me@host\" (expected "
-             "unix:///path or tcp://host:port)");
+  load_bad("docker:\n  host: npipe:////./pipe/docker_engine\n",
+           F ":2:9: error: docker.host: docker host npipe:////./pipe/docker_engine: unsupported "
+             "(use unix:///path, tcp://host:port or ssh://user@host[:port])");
   load_bad("services:\n  a:\n    image: \"\"\n",
            F ":3:12: error: services.a.image: must not be empty");
   load_bad("services:\n  a:\n    {[x]: 1}\n", NULL);
@@ -485,7 +485,8 @@ static void port_forms(void **st) {
 
   load_bad("services:\n  a:\n    image: x\n    port: \"127.0.0.1:16379:6379\"\n",
            F ":4:11: error: services.a.port: \"127.0.0.1:16379:6379\": an address is not "
-             "supported (ports are published on 127.0.0.1 only); write \"HOST:CONTAINER\"");
+             "supported (ports are published on docker.publish_address, 127.0.0.1 by "
+             "default); write \"HOST:CONTAINER\"");
   load_bad("services:\n  a:\n    image: x\n    port: \"16379:6379/udp\"\n",
            F ":4:11: error: services.a.port: \"16379:6379/udp\": a protocol is not supported "
              "(ports are published over tcp); write \"HOST:CONTAINER\"");

@@ -1,7 +1,10 @@
 /*
  * cmd_env.c: `tanuki-svc env [--format shell|json]`: the connection
- * variables agents need, from the config: the host is 127.0.0.1 and the
- * port the published one.
+ * variables agents need, from the config: the port is the published one,
+ * the host where it is published as seen from here (remote.h:
+ * tsvc_published_host): 127.0.0.1 for an engine on this machine's socket
+ * (and the process runtime), the engine's host for tcp:// and ssh://, or
+ * docker.publish_address when that names one address of its machine.
  *
  *   postgres (by name or image): POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER,
  *     POSTGRES_PASSWORD, POSTGRES_DB, POSTGRES_URL
@@ -17,6 +20,8 @@
 
 #include "cli/cli.h"
 #include "common/util.h"
+#include "docker/host.h"
+#include "runtime/remote.h"
 
 static const char *env_get(const tsvc_service_conf_t *s, const char *key) {
   for (size_t i = 0; i < s->env_len; i++)
@@ -31,18 +36,34 @@ static int add(json_t *o, const char *k, const char *v) {
   return json_object_set_new(o, k, json_string(v ? v : ""));
 }
 
+/* Where the published ports are reached from here, into host. */
+static void env_host(const tsvc_config_t *cfg, char *host, size_t len) {
+  tsvc_docker_endpoint_t ep;
+  tsvc_strlcpy(host, "127.0.0.1", len);
+  if (cfg->runtime == TSVC_RUNTIME_PROCESS ||
+      tsvc_docker_endpoint_parse(cfg->docker.host, &ep, NULL, 0) != 0)
+    return;
+  tsvc_published_host(&ep, cfg->docker.publish_address, host, len);
+  if (ep.transport != TSVC_DOCKER_UNIX && !tsvc_ip_loopback(ep.host) &&
+      tsvc_ip_loopback(cfg->docker.publish_address))
+    cli_err("env: note: the ports are published on %s of %s, which this machine cannot reach; "
+            "set docker.publish_address (docs/remote.md)", cfg->docker.publish_address, ep.host);
+}
+
 /* The variables, in file order. Prefixes come from the config module, which
    refused a config where two services would share one. Returns 0 or
    TSVC_ENOMEM. */
 static int collect(const tsvc_config_t *cfg, json_t *o) {
   char **pre = tsvc_env_prefixes(cfg);
   if (!pre) return TSVC_ENOMEM;
-  char port[16];
+  char port[16], host[256], hp[300];
+  env_host(cfg, host, sizeof host);
   for (size_t i = 0; i < cfg->nservices; i++) {
     const tsvc_service_conf_t *s = &cfg->services[i];
     if (!s->host_port) continue;
     /* The host's view: the published port (port: "H:C" -> H). */
     snprintf(port, sizeof port, "%d", s->host_port);
+    tsvc_hostport(host, s->host_port, hp, sizeof hp); /* [v6]:port in URLs */
     const char *kind = tsvc_env_kind(s);
     if (kind && strcmp(kind, "postgres") == 0 && strcmp(pre[i], "POSTGRES") == 0) {
       const char *user = env_get(s, "POSTGRES_USER");
@@ -50,14 +71,14 @@ static int collect(const tsvc_config_t *cfg, json_t *o) {
       const char *pw = env_get(s, "POSTGRES_PASSWORD");
       const char *db = env_get(s, "POSTGRES_DB");
       if (!db || !*db) db = user;
-      add(o, "POSTGRES_HOST", "127.0.0.1");
+      add(o, "POSTGRES_HOST", host);
       add(o, "POSTGRES_PORT", port);
       add(o, "POSTGRES_USER", user);
       add(o, "POSTGRES_PASSWORD", pw ? pw : "");
       add(o, "POSTGRES_DB", db);
       char *u = esc(user), *p = esc(pw), *d = esc(db);
-      char *url = tsvc_asprintf("postgres://%s%s%s@127.0.0.1:%d/%s", u, pw && *pw ? ":" : "",
-                                pw && *pw ? p : "", s->host_port, d);
+      char *url = tsvc_asprintf("postgres://%s%s%s@%s/%s", u, pw && *pw ? ":" : "",
+                                pw && *pw ? p : "", hp, d);
       add(o, "POSTGRES_URL", url);
       free(url);
       curl_free(u);
@@ -67,11 +88,11 @@ static int collect(const tsvc_config_t *cfg, json_t *o) {
     }
     if (kind && strcmp(kind, "redis") == 0 && strcmp(pre[i], "REDIS") == 0) {
       const char *pw = env_get(s, "REDIS_PASSWORD");
-      add(o, "REDIS_HOST", "127.0.0.1");
+      add(o, "REDIS_HOST", host);
       add(o, "REDIS_PORT", port);
       char *p = esc(pw);
-      char *url = pw && *pw ? tsvc_asprintf("redis://:%s@127.0.0.1:%d/0", p, s->host_port)
-                            : tsvc_asprintf("redis://127.0.0.1:%d/0", s->host_port);
+      char *url = pw && *pw ? tsvc_asprintf("redis://:%s@%s/0", p, hp)
+                            : tsvc_asprintf("redis://%s/0", hp);
       add(o, "REDIS_URL", url);
       free(url);
       curl_free(p);
@@ -80,7 +101,7 @@ static int collect(const tsvc_config_t *cfg, json_t *o) {
     char hk[200], pk[200];
     snprintf(hk, sizeof hk, "%s_HOST", pre[i]);
     snprintf(pk, sizeof pk, "%s_PORT", pre[i]);
-    add(o, hk, "127.0.0.1");
+    add(o, hk, host);
     add(o, pk, port);
   }
   tsvc_env_prefixes_free(pre, cfg->nservices);

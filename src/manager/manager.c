@@ -26,6 +26,7 @@
 #include "monitor/monitor.h"
 #include "runtime/docker_rt.h"
 #include "runtime/process.h"
+#include "runtime/remote.h"
 #include "tsvc.h"
 
 typedef struct job_s job_t;
@@ -412,20 +413,23 @@ static void ping_cb(int status, const char *msg, void *data) {
   free(p);
   const char *host = m->cfg->docker.host;
   tsvc_runtime_kind_t kind;
-  if (status == 0) {
-    kind = TSVC_RUNTIME_DOCKER;
-    TSVC_LOG(TSVC_LOG_INFO, NULL, "runtime docker: the daemon answers at %s", host);
-  } else if (m->want == TSVC_RUNTIME_AUTO) {
-    kind = TSVC_RUNTIME_PROCESS;
-    TSVC_LOG(TSVC_LOG_INFO, NULL,
-             "runtime process: no docker daemon at %s (%s); services run as local processes",
-             host, msg && *msg ? msg : "no answer");
-  } else {
-    job_errf(j, "the docker daemon at %s cannot be reached: %s", host,
-             msg && *msg ? msg : "no answer");
+  /* auto falls back to processes only when no engine was named (remote.h). */
+  if (tsvc_runtime_choose(m->want, m->cfg->docker.host_named, status, &kind) != 0) {
+    job_errf(j, "the docker engine at %s cannot be reached: %s%s", host,
+             msg && *msg ? msg : "no answer",
+             m->want == TSVC_RUNTIME_AUTO
+                 ? " (runtime auto runs local processes only when no engine is named: "
+                   "docker.host and $DOCKER_HOST unset)"
+                 : "");
     job_done(m, j, TSVC_EUNREACH);
     return;
   }
+  if (kind == TSVC_RUNTIME_DOCKER)
+    TSVC_LOG(TSVC_LOG_INFO, NULL, "runtime docker: the daemon answers at %s", host);
+  else
+    TSVC_LOG(TSVC_LOG_INFO, NULL,
+             "runtime process: no docker daemon at %s (%s); services run as local processes",
+             host, msg && *msg ? msg : "no answer");
   int rc = make_runtime(m, kind, j);
   if (rc) {
     job_done(m, j, rc);
@@ -454,8 +458,10 @@ static void job_start_services(tsvc_manager_t *m, job_t *j) {
   }
   /* docker, or auto: ask the daemon first. */
   ping_ctx_t *p = malloc(sizeof *p);
-  int rc = p ? tsvc_docker_probe_daemon(&m->loop, m->cfg->docker.host, ping_cb, p) : TSVC_ENOMEM;
-  if (rc) {
+  char err[1024] = "";
+  int rc = p ? tsvc_docker_probe_engine(&m->loop, m->cfg, ping_cb, p, err, sizeof err)
+             : TSVC_ENOMEM;
+  if (rc == TSVC_ENOMEM) {
     free(p);
     job_errf(j, "cannot ask the docker daemon: %s", tsvc_strerror(rc));
     job_done(m, j, rc);
@@ -463,6 +469,9 @@ static void job_start_services(tsvc_manager_t *m, job_t *j) {
   }
   p->m = m;
   p->j = j;
+  /* No client for the engine (a certificate file missing, no ssh): as an
+     engine that does not answer, with the reason. */
+  if (rc) ping_cb(TSVC_EUNREACH, err[0] ? err : tsvc_strerror(rc), p);
 }
 
 static void stop_one_done(int status, const char *msg, void *data) {

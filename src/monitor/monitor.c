@@ -33,6 +33,7 @@ typedef struct svc_s {
   tsvc_health_t h;
   tsvc_probe_spec_t spec; /* strings point into conf or host */
   char host[256];
+  tsvc_check_where_t where; /* where checks go, for people */
   uv_timer_t timer;
   tsvc_ms_t armed_at;     /* deadline the timer is set for, or TSVC_NEVER */
   tsvc_check_t *check;    /* probe in flight */
@@ -168,6 +169,7 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res) {
   char msg[TSVC_PROBE_MSG_LEN];
   tsvc_log_scrub(msg, sizeof msg, res->message);
   r->message = strdup(msg);
+  tsvc_strlcpy(r->probe_address, s->where.address, sizeof r->probe_address);
   r->output = NULL;
   if (res->output) {
     size_t n = strlen(res->output) + 1;
@@ -354,6 +356,8 @@ static void op_cb(int status, const char *msg, void *data) {
   wake_waiters(s, status, why);
 }
 
+static void prepare_spec(svc_t *s);
+
 static void info_cb(int status, const char *msg, const tsvc_rt_info_t *info, void *data) {
   ctx_t *c = data;
   svc_t *s = c->svc;
@@ -369,9 +373,13 @@ static void info_cb(int status, const char *msg, const tsvc_rt_info_t *info, voi
   tsvc_strlcpy(s->st.container_id, info->id, sizeof s->st.container_id);
   tsvc_strlcpy(s->st.container_name, info->name, sizeof s->st.container_name);
   pthread_mutex_unlock(&s->m->mu);
-  /* Where probes connect, unless the config or the command names a host. */
-  if (info->host[0] && !s->conf->healthcheck.address && s->spec.host == s->host)
+  /* Where probes connect, unless the config or the command names a host:
+     the runtime's route, which the inspection may have changed. */
+  if (s->m->rt && s->m->rt->ops->probe_route) {
+    prepare_spec(s);
+  } else if (info->host[0] && !s->conf->healthcheck.address && s->spec.host == s->host) {
     tsvc_strlcpy(s->host, info->host, sizeof s->host);
+  }
   if (verify && !info->running && s->h.op == TSVC_OP_NONE) {
     /* It died while the runtime could not tell us: found by inspection. */
     char why[96];
@@ -590,7 +598,11 @@ void tsvc_health_params_from_conf(const tsvc_service_conf_t *svc, tsvc_health_pa
 }
 
 static void prepare_spec(svc_t *s) {
-  tsvc_check_prepare(s->conf, s->m->rt, &s->spec, s->host, sizeof s->host);
+  tsvc_check_prepare_where(s->conf, s->m->rt, &s->spec, s->host, sizeof s->host, &s->where);
+  pthread_mutex_lock(&s->m->mu);
+  tsvc_strlcpy(s->st.probe_via, s->where.via, sizeof s->st.probe_via);
+  tsvc_strlcpy(s->st.probe_address, s->where.address, sizeof s->st.probe_address);
+  pthread_mutex_unlock(&s->m->mu);
 }
 
 /* A jitter seed per service: its name, and the time, so that two monitors
