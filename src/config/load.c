@@ -1530,10 +1530,11 @@ static void finish_docker(ctx_t *c) {
   if (!ok) return; /* reported where docker.host is set */
   const ynode_t *tls = c->tls_node, *ssh = c->ssh_node;
   if (tls && ep.transport != TSVC_DOCKER_TCP)
-    ERR(c, tls, "docker.tls: TLS is for a tcp:// engine, and docker.host is %s (an %s engine)",
-        cfg->docker.host, tsvc_docker_transport_name(ep.transport));
+    ERR(c, tls, "docker.tls: TLS is for tcp:// engines, and docker.host is %s%s",
+        cfg->docker.host, c->docker_host_set ? "" : " (from $DOCKER_HOST, or the default)");
   if (ssh && ep.transport != TSVC_DOCKER_SSH)
-    ERR(c, ssh, "docker.ssh: for an ssh:// engine, and docker.host is %s", cfg->docker.host);
+    ERR(c, ssh, "docker.ssh: for ssh:// engines, and docker.host is %s%s", cfg->docker.host,
+        c->docker_host_set ? "" : " (from $DOCKER_HOST, or the default)");
   if (!cfg->docker.ssh.socket) set_string(c, &cfg->docker.ssh.socket, "/var/run/docker.sock");
   make_absolute(c, &cfg->docker.ssh.identity_file);
   make_absolute(c, &cfg->docker.ssh.config_file);

@@ -244,11 +244,12 @@ static void timer_cb(uv_timer_t *h) {
       uv_timer_stop(&t->timer);
       t->timer_use = T_IDLE;
       t->up_at = uv_now(t->loop);
-      t->why[0] = '\0';
       char msg[512];
-      fmt(msg, sizeof msg, "ssh tunnel to %s up (pid %d): the engine's socket at %s",
-               t->target, t->proc.pid, t->sock);
-      TSVC_LOG(TSVC_LOG_INFO, NULL, "%s", msg);
+      fmt(msg, sizeof msg, "ssh tunnel to %s up%s (pid %d): the engine's socket at %s",
+          t->target, t->why[0] ? " again" : "", t->proc.pid, t->sock);
+      /* The first time is the normal course; after a failure, news. */
+      TSVC_LOG(t->why[0] ? TSVC_LOG_INFO : TSVC_LOG_DEBUG, NULL, "%s", msg);
+      t->why[0] = '\0';
       set_state(t, TSVC_TUNNEL_UP, msg);
     } else if (uv_now(t->loop) - t->started_at >= TSVC_TUNNEL_READY_MS) {
       /* Logged in for too long: its exit says the rest. */

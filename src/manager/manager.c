@@ -415,8 +415,10 @@ static void ping_cb(int status, const char *msg, void *data) {
   tsvc_runtime_kind_t kind;
   /* auto falls back to processes only when no engine was named (remote.h). */
   if (tsvc_runtime_choose(m->want, m->cfg->docker.host_named, status, &kind) != 0) {
-    job_errf(j, "the docker engine at %s cannot be reached: %s%s", host,
-             msg && *msg ? msg : "no answer",
+    /* (The client's message names the engine already.) */
+    bool named = msg && strstr(msg, host);
+    job_errf(j, "%s%s%s%s%s", named ? "" : "the docker engine at ", named ? "" : host,
+             named ? "" : " cannot be reached: ", msg && *msg ? msg : "no answer",
              m->want == TSVC_RUNTIME_AUTO
                  ? " (runtime auto runs local processes only when no engine is named: "
                    "docker.host and $DOCKER_HOST unset)"
