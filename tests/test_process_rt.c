@@ -29,7 +29,9 @@ typedef struct {
   tsvc_monitor_t *mon;
   tsvc_config_t *cfg;
   char *dir;   /* temp dir */
-  char state[512];
+  char conf[512];  /* the config's path: <dir>/home/proj/tanuki.yaml */
+  char state[512]; /* <dir>/home/proj/.tanuki */
+  tsvc_process_layout_t lay;
   tsvc_mon_event_t ev[MAX_EVENTS];
   char reasons[MAX_EVENTS][128];
   char services[MAX_EVENTS][32];
@@ -71,22 +73,57 @@ static int after_test(void **st) {
   return 0;
 }
 
-static void fx_setup(fx_t *f, const char *yaml) {
+/* Where the runtime keeps files in a test. The checkout is always
+   <dir>/home/proj (the config <dir>/home/proj/tanuki.yaml):
+   LAY_LOCAL  an unprivileged user's layout: everything in .tanuki; home is
+              0755, so that the postgres user (the tests run as root) can
+              reach it;
+   LAY_ROOT   root's layout with home 0700 as /root is: data and sockets
+              outside the checkout, in <dir>/var-lib/<project-id> and
+              <dir>/run/<project-id> instead of /var/lib/tanuki-svc/... and
+              /run/tanuki-svc/... (the ids are the real ones). */
+typedef enum { LAY_LOCAL, LAY_ROOT } lay_kind_t;
+
+static void fx_layout(fx_t *f, lay_kind_t kind) {
+  char home[420], proj[440];
+  snprintf(home, sizeof home, "%.400s/home", f->dir);
+  snprintf(proj, sizeof proj, "%.400s/proj", home);
+  if (mkdir(home, 0700) == 0) assert_int_equal(chmod(home, kind == LAY_ROOT ? 0700 : 0755), 0);
+  if (mkdir(proj, 0755) == 0) assert_int_equal(chmod(proj, 0755), 0);
+  snprintf(f->conf, sizeof f->conf, "%s/tanuki.yaml", proj);
+  snprintf(f->state, sizeof f->state, "%s/.tanuki", proj);
+  char err[256];
+  int rc = tsvc_process_layout_init(&f->lay, f->conf, f->state, kind == LAY_ROOT, err, sizeof err);
+  if (rc) fprintf(stderr, "layout: %s\n", err);
+  assert_int_equal(rc, 0);
+  if (kind == LAY_ROOT) {
+    /* The real roots with the test's dir in front. */
+    char id[64];
+    snprintf(id, sizeof id, "%s", strrchr(f->lay.data_root, '/') + 1);
+    assert_string_equal(strrchr(f->lay.run_dir, '/') + 1, id);
+    snprintf(f->lay.data_root, sizeof f->lay.data_root, "%s/var-lib/%s", f->dir, id);
+    snprintf(f->lay.run_dir, sizeof f->lay.run_dir, "%s/run/%s", f->dir, id);
+  }
+}
+
+/* The fixture in dir (NULL: a new temp dir). */
+static void fx_setup_in(fx_t *f, const char *yaml, lay_kind_t kind, char *dir) {
   memset(f, 0, sizeof *f);
   tsvc_diag_t d = {0};
   int rc = tsvc_config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, &d);
   for (size_t i = 0; i < d.n; i++) fprintf(stderr, "%s\n", d.lines[i]);
   tsvc_diag_free(&d);
   assert_int_equal(rc, 0);
-  f->dir = tu_mkdtemp("tsvc-proc");
+  f->dir = dir ? dir : tu_mkdtemp("tsvc-proc");
   assert_non_null(f->dir);
   g_dir = f->dir;
-  /* The postgres user must reach the state dir (mkdtemp makes it 0700). */
+  /* The postgres user must pass through the temp dir (mkdtemp makes it
+     0700), as through /tmp or /var/lib. */
   assert_int_equal(chmod(f->dir, 0755), 0);
-  snprintf(f->state, sizeof f->state, "%s/.tanuki", f->dir);
+  fx_layout(f, kind);
   assert_int_equal(uv_loop_init(&f->loop), 0);
   char err[256];
-  rc = tsvc_process_runtime_new(&f->loop, f->cfg, f->state, &f->rt, err, sizeof err);
+  rc = tsvc_process_runtime_new(&f->loop, f->cfg, &f->lay, &f->rt, err, sizeof err);
   if (rc) fprintf(stderr, "runtime: %s\n", err);
   assert_int_equal(rc, 0);
   f->log = open_memstream(&f->logbuf, &f->loglen);
@@ -100,6 +137,8 @@ static void fx_setup(fx_t *f, const char *yaml) {
   uv_timer_init(&f->loop, &f->poll_timer);
   f->stop_timer.data = f->poll_timer.data = f;
 }
+
+static void fx_setup(fx_t *f, const char *yaml) { fx_setup_in(f, yaml, LAY_LOCAL, NULL); }
 
 static void stop_loop(uv_timer_t *t) { uv_stop(t->loop); }
 
@@ -788,11 +827,14 @@ static void monitor_death_kills_children(void **st) {
     tsvc_diag_t d = {0};
     uv_loop_t loop;
     tsvc_runtime_t *rt;
-    char err[256], state[512];
+    char err[256], conf[512], state[512];
+    snprintf(conf, sizeof conf, "%s/tanuki.yaml", dir);
     snprintf(state, sizeof state, "%s/.tanuki", dir);
     if (tsvc_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, &d) != 0) _exit(2);
     uv_loop_init(&loop);
-    if (tsvc_process_runtime_new(&loop, cfg, state, &rt, err, sizeof err) != 0) _exit(3);
+    tsvc_process_layout_t lay;
+    if (tsvc_process_layout_init(&lay, conf, state, false, err, sizeof err) != 0) _exit(3);
+    if (tsvc_process_runtime_new(&loop, cfg, &lay, &rt, err, sizeof err) != 0) _exit(3);
     done_t dn = {0};
     if (rt->ops->start(rt, &cfg->services[0], done_cb, &dn) != 0) _exit(4);
     /* The runtime's handles do not keep the loop alive: a timer does. */

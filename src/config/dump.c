@@ -189,6 +189,7 @@ static int put_service(FILE *f, const tsvc_service_conf_t *s) {
   if ((rc = put_command(f, 6, "command", &p->command, false))) return rc;
   if ((rc = put_env(f, 6, "env", p->env, p->env_len))) return rc;
   put_kv_str(f, 6, "workdir", p->workdir);
+  put_kv_str(f, 6, "data_dir", p->data_dir);
   return 0;
 }
 
