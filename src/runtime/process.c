@@ -33,7 +33,7 @@ extern char **environ;
 #define KILL_WAIT_MS 2000  /* after SIGKILL, wait this long for the group */
 #define TAIL_LEN 512       /* output kept per service for error messages */
 #define READ_CHUNK 16384
-#define MSG_LEN 320
+#define MSG_LEN 1024
 #define LINE_LEN 240       /* an error line of a helper (initdb), kept whole up to this */
 
 typedef enum { KIND_COMMAND, KIND_POSTGRES, KIND_REDIS } kind_t;
@@ -252,6 +252,22 @@ static int mkdir_p(const char *path, mode_t mode) {
     return -1;
   }
   return 0;
+}
+
+/* path with mode, its missing parents with 0755 (the user a service runs
+   as must pass through them). 0 or -1 (errno set). */
+static int mkdir_private(const char *path, mode_t mode) {
+  char parent[PATH_MAX];
+  if (tsvc_strlcpy(parent, path, sizeof parent) >= sizeof parent) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  char *slash = strrchr(parent, '/');
+  if (slash && slash != parent) {
+    *slash = '\0';
+    if (mkdir_p(parent, 0755) != 0) return -1;
+  }
+  return mkdir_p(path, mode);
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -911,15 +927,16 @@ static void start_command(entry_t *e) {
 }
 
 /* The data directory of e's service, and its parent created (each missing
-   part mode 0755, so that the user a service runs as can pass). 0, or -1
-   after op_fail. */
-static int data_dir_of(entry_t *e, char *dir, size_t len) {
+   part mode 0755, so that the user a service runs as can pass); *old: it
+   is an older version's (may be NULL). 0, or -1 after op_fail. */
+static int data_dir_of(entry_t *e, char *dir, size_t len, bool *old_out) {
   prt_t *rt = e->rt;
   bool old = false;
   if (tsvc_process_data_dir(&rt->lay, e->svc, dir, len, &old) != 0) {
     op_fail(e, "the data directory of %s is too long a path", e->name);
     return -1;
   }
+  if (old_out) *old_out = old;
   if (old) log_note(e, "using %s, made by an older version (data beside the config)", dir);
   char parent[PATH_MAX];
   tsvc_strlcpy(parent, dir, sizeof parent);
@@ -960,9 +977,9 @@ static void start_redis(entry_t *e, int port) {
     op_fail(e, "redis-server not found in PATH (install redis-server)");
     return;
   }
-  if (data_dir_of(e, dir, sizeof dir) != 0) return;
+  if (data_dir_of(e, dir, sizeof dir, NULL) != 0) return;
   snprintf(conf, sizeof conf, "%s/redis.conf", dir);
-  if (mkdir_p(dir, 0700) != 0) {
+  if (mkdir_private(dir, 0700) != 0) {
     op_fail(e, "cannot create %s: %s", dir, strerror(errno));
     return;
   }
@@ -1100,7 +1117,7 @@ static void helper_exited(entry_t *e, int code) {
    start: /run is emptied at boot). 0, or -1 after op_fail. */
 static int pg_run_dir(entry_t *e) {
   const char *dir = e->rt->lay.run_dir;
-  if (mkdir_p(dir, 0700) != 0) {
+  if (mkdir_private(dir, 0700) != 0) {
     op_fail(e, "cannot create %s: %s", dir, strerror(errno));
     return -1;
   }
@@ -1133,7 +1150,8 @@ static void start_postgres(entry_t *e) {
     e->pg_uid = getuid();
     e->pg_gid = getgid();
   }
-  if (data_dir_of(e, e->datadir, sizeof e->datadir) != 0) return;
+  bool old = false;
+  if (data_dir_of(e, e->datadir, sizeof e->datadir, &old) != 0) return;
   if (strlen(e->datadir) + sizeof ".init" > sizeof e->initdir) {
     op_fail(e, "the data directory %s is too long a path", e->datadir);
     return;
@@ -1159,9 +1177,15 @@ static void start_postgres(entry_t *e) {
   if (pg_run_dir(e) != 0) return;
   char bad[PATH_MAX];
   if (e->as_pg && !can_reach(e->parent, e->pg_uid, e->pg_gid, bad, sizeof bad)) {
-    op_fail(e, "the postgres user cannot enter %s (mode lacks x for it), on the way to the data "
-            "directory %s; set services.%s.process.data_dir elsewhere",
-            bad, e->datadir, e->name);
+    if (old)
+      op_fail(e, "the postgres user cannot enter %s (mode lacks x for it), on the way to the "
+              "data directory %s made by an older version; move it to %s/%s (looked at first) "
+              "or set services.%s.process.data_dir",
+              bad, e->datadir, rt->lay.data_root, e->name, e->name);
+    else
+      op_fail(e, "the postgres user cannot enter %s (mode lacks x for it), on the way to the "
+              "data directory %s; set services.%s.process.data_dir elsewhere",
+              bad, e->datadir, e->name);
     return;
   }
   if (version[0]) {
