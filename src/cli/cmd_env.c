@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,8 @@ static const char usage_text[] =
     "            POSTGRES_DB POSTGRES_URL\n"
     "  redis     REDIS_HOST REDIS_PORT REDIS_URL (with the password when set)\n"
     "  others    NAME_HOST NAME_PORT (NAME upper-cased, other characters '_')\n"
-    "A service is postgres or redis by its name, else by its image.\n"
+    "A service is postgres or redis by its name, else by its image. The shell\n"
+    "format ends with a comment line per service saying where its data is.\n"
     "\n"
     "  -f, --format F     shell (default: export lines for eval) or json\n"
     "  -c, --config FILE  the config (default: $TANUKI_CONFIG, else tanuki.yaml)\n"
@@ -127,6 +129,19 @@ static void shell_quote(const char *v) {
   putchar('\'');
 }
 
+/* Where each service's data is, as comment lines (eval passes over them). */
+static void print_data(const cli_project_t *p) {
+  const char *runtime = NULL;
+  for (size_t i = 0; i < p->cfg->nservices; i++) {
+    const tsvc_service_conf_t *s = &p->cfg->services[i];
+    if (s->external || !s->enabled) continue;
+    if (!runtime) runtime = cli_runtime_in_use(p);
+    char where[PATH_MAX + 128];
+    if (cli_data_location(p, s, runtime, where, sizeof where) == 0)
+      printf("# %s data (%s runtime): %s\n", s->name, runtime, where);
+  }
+}
+
 int cmd_env(int argc, char **argv) {
   const char *copt = NULL, *format = "shell";
   static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -165,6 +180,7 @@ int cmd_env(int argc, char **argv) {
       shell_quote(json_string_value(v));
       putchar('\n');
     }
+    print_data(&p);
   }
   json_decref(o);
   cli_project_free(&p);

@@ -6,6 +6,7 @@
  * on a terminal and never with NO_COLOR.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,8 +25,8 @@ static const char usage_text[] =
     "\n"
     "Show each service (or NAME): state, health, for how long, consecutive\n"
     "failures out of retries, restarts, the last check and its latency, and\n"
-    "the last error. From the running monitor; with no monitor, every probe\n"
-    "runs once now.\n"
+    "the last error; for NAME, also where its data is. From the running\n"
+    "monitor; with no monitor, every probe runs once now.\n"
     "\n"
     "      --json         print the API's JSON (GET /v1/services[/NAME])\n"
     "  -w, --watch        redraw every second until Ctrl-C\n"
@@ -294,6 +295,11 @@ int cmd_status(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
   }
+  /* Where NAME's data is: a line under its table. */
+  char data[PATH_MAX + 128] = "";
+  const tsvc_service_conf_t *svc = name ? tsvc_config_service(p.cfg, name) : NULL;
+  if (svc && !json && cli_data_location(&p, svc, cli_runtime_in_use(&p), data, sizeof data) != 0)
+    data[0] = '\0';
   int exit_code = TSVC_EXIT_OK;
   bool told = false;
   do {
@@ -325,6 +331,7 @@ int cmd_status(int argc, char **argv) {
                                            !json_is_true(json_object_get(s, "healthy"))) ok = false;
       } else {
         ok = render(list, colour, &b);
+        if (data[0]) tsvc_buf_addf(&b, "data: %s\n", data);
         if (direct) tsvc_buf_addf(&b, "(no monitor running: each probe ran once now)\n");
         const char *rt = json_string_value(json_object_get(v, "runtime"));
         if (rt && !name) tsvc_buf_addf(&b, "runtime: %s%s\n", rt,

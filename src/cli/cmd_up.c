@@ -295,8 +295,10 @@ int cmd_up(int argc, char **argv) {
   }
   TSVC_LOG(TSVC_LOG_INFO, NULL, "monitoring %zu services on the %s runtime%s",
            tsvc_manager_config(m)->nservices, tsvc_manager_runtime_name(m),
-           daemonize ? "" : (down ? "; Ctrl-C stops monitoring and the services"
-                                  : "; Ctrl-C stops monitoring"));
+           daemonize ? ""
+           : down || strcmp(tsvc_manager_runtime_name(m), "process") == 0
+               ? "; Ctrl-C stops monitoring and the services"
+               : "; Ctrl-C stops monitoring (the containers keep running)");
   {
     char msg[PATH_MAX * 3];
     snprintf(msg, sizeof msg, "tanuki-svc: monitor running in the background (pid %ld)%s\n"
