@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure a Docker engine answers on /var/run/docker.sock, as root on
-# Debian 12. Idempotent: installs docker.io and debootstrap only when missing,
+# Debian 12. Idempotent: installs docker.io (and curl) only when missing,
 # starts dockerd only when nothing answers on the socket.
 #   scripts/docker-up.sh        -> exit 0 when the engine answers
 # Exit codes: 0 the engine answers; 1 it could not be installed or started
@@ -29,7 +29,7 @@ installed() {
 # 1. Packages. curl is needed for the ping itself; iptables and
 #    ca-certificates come with docker.io's dependencies.
 missing=()
-for p in docker.io debootstrap curl; do
+for p in docker.io curl; do
   installed "$p" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
