@@ -913,7 +913,11 @@ static int sh(char *out, size_t outlen, const char *fmt, ...) {
   vsnprintf(cmd, sizeof cmd, fmt, ap);
   va_end(ap);
   strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
-  FILE *p = popen(cmd, "r");
+  /* From /: another user cannot enter the working directory when the build
+     tree is under /root (psql would complain first). */
+  char line[4200];
+  snprintf(line, sizeof line, "cd / && %s", cmd);
+  FILE *p = popen(line, "r");
   if (!p) return -1;
   size_t n = fread(out, 1, outlen - 1, p);
   out[n] = '\0';
