@@ -1176,6 +1176,11 @@ static void start_postgres(entry_t *e) {
   }
   if (pg_run_dir(e) != 0) return;
   char bad[PATH_MAX];
+  if (e->as_pg && !can_reach(rt->lay.run_dir, e->pg_uid, e->pg_gid, bad, sizeof bad)) {
+    op_fail(e, "the postgres user cannot enter %s (mode lacks x for it), on the way to its "
+            "socket directory %s", bad, rt->lay.run_dir);
+    return;
+  }
   if (e->as_pg && !can_reach(e->parent, e->pg_uid, e->pg_gid, bad, sizeof bad)) {
     if (old)
       op_fail(e, "the postgres user cannot enter %s (mode lacks x for it), on the way to the "
