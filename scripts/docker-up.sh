@@ -60,8 +60,17 @@ else
   fi
   say "starting $dockerd_bin (log: $log)"
   # setsid: the daemon outlives this script and its session; its output
-  # goes to the log only.
-  setsid "$dockerd_bin" >>"$log" 2>&1 </dev/null &
+  # goes to the log only. It keeps no other descriptor of ours: one it
+  # inherited would stay open for its whole life, and a lock on it held
+  # (`flock /tmp/tsvc-docker.lock` around a test that restarts dockerd
+  # would then lock every other docker user out until dockerd stops).
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid "$dockerd_bin" >>"$log" 2>&1 </dev/null
+  ) &
   running_pid=$!
 fi
 

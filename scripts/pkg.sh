@@ -8,7 +8,8 @@
 # own daemons are not started while they are installed (policy-rc.d, as in
 # Debian's container images): postgresql and redis-server are installed for
 # their programs, tanuki-svc runs its own servers on the ports of its
-# config. An existing /usr/sbin/policy-rc.d is left as it is.
+# config. Someone else's /usr/sbin/policy-rc.d is left as it is; ours is
+# removed afterwards (or by the next run, when this one was interrupted).
 
 pkg_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -27,8 +28,9 @@ pkg_install() {
     return 1
   fi
   echo "$who: installing ${PKG_NEW[*]}"
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\n# tanuki-svc: no daemon starts while packages are installed\nexit 101\n' >"$policy"
+  # Ours when missing, or left by an interrupted run of ours (the marker).
+  if [ ! -e "$policy" ] || grep -q '^# tanuki-svc: pkg.sh' "$policy" 2>/dev/null; then
+    printf '#!/bin/sh\n# tanuki-svc: pkg.sh: no daemon starts while packages are installed\nexit 101\n' >"$policy"
     chmod 755 "$policy"
     ours=1
   fi
