@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "common/util.h"
@@ -391,7 +392,11 @@ static int make_runtime(tsvc_manager_t *m, tsvc_runtime_kind_t kind, job_t *j) {
     rc = tsvc_docker_runtime_new(&m->loop, m->cfg, m->config_path, &m->rt, err, sizeof err);
     m->runtime_name = "docker";
   } else {
-    rc = tsvc_process_runtime_new(&m->loop, m->cfg, m->state_dir, &m->rt, err, sizeof err);
+    /* Data and sockets outside the checkout as root (process.h). */
+    tsvc_process_layout_t lay;
+    rc = tsvc_process_layout_init(&lay, m->config_path, m->state_dir, geteuid() == 0, err,
+                                  sizeof err);
+    if (!rc) rc = tsvc_process_runtime_new(&m->loop, m->cfg, &lay, &m->rt, err, sizeof err);
     m->runtime_name = "process";
   }
   if (rc) {
