@@ -121,8 +121,8 @@ typedef struct {
   int64_t latency_us;
   char *message;       /* one line, never NULL in a status copy; owned */
   char *output;        /* exec output (last 4 KiB) or NULL; owned */
-  char probe_address[48]; /* where the check went (as probe_address below;
-                             a longer one is cut) */
+  char *probe_address; /* where the check went (as probe_address below), or
+                          NULL; owned */
 } tsvc_check_record_t;
 
 /* A copy of one service's status. Owned by the caller: tsvc_status_clear().

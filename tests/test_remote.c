@@ -542,8 +542,8 @@ static void api_fields(void **st) {
   tsvc_strlcpy(s.probe, "redis", sizeof s.probe);
   tsvc_strlcpy(s.probe_via, "published", sizeof s.probe_via);
   tsvc_strlcpy(s.probe_address, "engine.example:16379", sizeof s.probe_address);
-  tsvc_check_record_t r = {.result = TSVC_RESULT_OK, .message = "PONG", .exit_code = -1};
-  tsvc_strlcpy(r.probe_address, "engine.example:16379", sizeof r.probe_address);
+  tsvc_check_record_t r = {.result = TSVC_RESULT_OK, .message = "PONG", .exit_code = -1,
+                           .probe_address = "engine.example:16379"};
   s.history = &r;
   s.nhistory = 1;
   json_t *j = tsvc_api_json_status(&s, true);

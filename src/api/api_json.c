@@ -88,7 +88,7 @@ static json_t *record(const tsvc_check_record_t *r) {
   put(o, "latency_ms", json_real((double)r->latency_us / 1000.0), &ok);
   put(o, "message", scrubbed(r->message, false), &ok);
   put(o, "output", scrubbed(r->output, true), &ok);
-  put(o, "probe_address", r->probe_address[0] ? tsvc_api_json_str(r->probe_address) : json_null(),
+  put(o, "probe_address", r->probe_address ? tsvc_api_json_str(r->probe_address) : json_null(),
       &ok);
   if (!ok) {
     json_decref(o);

@@ -54,8 +54,7 @@ static void probe_done(const tsvc_probe_result_t *res, void *data) {
                                           .result = res->result, .exit_code = res->exit_code,
                                           .latency_us = res->latency_us};
     s->history[0].message = strdup(res->message);
-    tsvc_strlcpy(s->history[0].probe_address, s->probe_address,
-                 sizeof s->history[0].probe_address);
+    s->history[0].probe_address = s->probe_address[0] ? strdup(s->probe_address) : NULL;
     s->history[0].output = res->output ? strdup(res->output) : NULL;
   }
   (*c->pending)--;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/rcstr.h"
 #include "common/util.h"
 #include "log/log.h"
 #include "monitor/check.h"
@@ -33,7 +34,8 @@ typedef struct svc_s {
   tsvc_health_t h;
   tsvc_probe_spec_t spec; /* strings point into conf or host */
   char host[256];
-  tsvc_check_where_t where; /* where checks go, for people */
+  char *addr;             /* where checks go (st.probe_address), shared by
+                             the history's records (rcstr) */
   uv_timer_t timer;
   tsvc_ms_t armed_at;     /* deadline the timer is set for, or TSVC_NEVER */
   tsvc_check_t *check;    /* probe in flight */
@@ -158,6 +160,7 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res) {
     s->hist_head = (s->hist_head + 1) % s->hist_cap;
     free(r->message);
     free(r->output);
+    tsvc_rcstr_unref(r->probe_address);
   }
   r->start_ms = s->check_started_wall;
   r->end_ms = end;
@@ -169,7 +172,8 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res) {
   char msg[TSVC_PROBE_MSG_LEN];
   tsvc_log_scrub(msg, sizeof msg, res->message);
   r->message = strdup(msg);
-  tsvc_strlcpy(r->probe_address, s->where.address, sizeof r->probe_address);
+  /* One copy for every record of the same address (rcstr). */
+  r->probe_address = tsvc_rcstr_ref(s->addr);
   r->output = NULL;
   if (res->output) {
     size_t n = strlen(res->output) + 1;
@@ -219,8 +223,11 @@ static int copy_status(const svc_t *s, tsvc_status_t *out) {
       out->history[i] = *r;
       out->history[i].output = NULL;
       out->history[i].message = NULL;
+      out->history[i].probe_address = NULL;
       out->nhistory = i + 1;
       if (!(out->history[i].message = strdup(r->message ? r->message : ""))) goto nomem;
+      if (r->probe_address && !(out->history[i].probe_address = strdup(r->probe_address)))
+        goto nomem;
       if (r->output && !(out->history[i].output = strdup(r->output))) goto nomem;
     }
   }
@@ -598,10 +605,18 @@ void tsvc_health_params_from_conf(const tsvc_service_conf_t *svc, tsvc_health_pa
 }
 
 static void prepare_spec(svc_t *s) {
-  tsvc_check_prepare_where(s->conf, s->m->rt, &s->spec, s->host, sizeof s->host, &s->where);
+  tsvc_check_where_t where;
+  tsvc_check_prepare_where(s->conf, s->m->rt, &s->spec, s->host, sizeof s->host, &where);
+  if (!s->addr || strcmp(s->addr, where.address) != 0) {
+    char *a = tsvc_rcstr_new(where.address);
+    if (a) { /* (out of memory: the records keep the last one) */
+      tsvc_rcstr_unref(s->addr);
+      s->addr = a;
+    }
+  }
   pthread_mutex_lock(&s->m->mu);
-  tsvc_strlcpy(s->st.probe_via, s->where.via, sizeof s->st.probe_via);
-  tsvc_strlcpy(s->st.probe_address, s->where.address, sizeof s->st.probe_address);
+  tsvc_strlcpy(s->st.probe_via, where.via, sizeof s->st.probe_via);
+  tsvc_strlcpy(s->st.probe_address, where.address, sizeof s->st.probe_address);
   pthread_mutex_unlock(&s->m->mu);
 }
 
@@ -677,6 +692,12 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf) {
 
 static void svc_timer_closed(uv_handle_t *h) {
   svc_t *s = h->data;
+  /* The records' addresses are shared (rcstr), not theirs to free. */
+  for (size_t i = 0; i < s->st.nhistory; i++) {
+    tsvc_rcstr_unref(s->st.history[i].probe_address);
+    s->st.history[i].probe_address = NULL;
+  }
+  tsvc_rcstr_unref(s->addr);
   tsvc_status_clear(&s->st);
   tsvc_health_free(&s->h);
   free(s->name);
@@ -738,6 +759,7 @@ int tsvc_monitor_update(tsvc_monitor_t *m, const tsvc_service_conf_t *conf) {
     for (size_t i = 0; i < s->st.nhistory; i++) {
       free(s->st.history[i].message);
       free(s->st.history[i].output);
+      tsvc_rcstr_unref(s->st.history[i].probe_address);
     }
     free(s->st.history);
     s->st.history = h;

@@ -1186,6 +1186,12 @@ static void drt_probe_host(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
 static void drt_probe_route(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
                             tsvc_probe_route_t *out) {
   drt_t *rt = (drt_t *)base;
+  if (svc->external) {
+    /* Not a container of ours: where it runs is the config's to say
+       (healthcheck.address); else this machine, as always. */
+    tsvc_strlcpy(out->via, "host", sizeof out->via);
+    return;
+  }
   tsvc_probe_via_t via = rt->route_known || rt->via != TSVC_VIA_AUTO
                              ? rt->via
                              : tsvc_probe_via_resolve(rt->cfg->docker.probe_via, true);
