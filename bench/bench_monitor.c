@@ -292,7 +292,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
   }
   uv_loop_t loop;
   uv_loop_init(&loop);
-  rc = tsvc_monitor_new(&loop, NULL, &r.mon);
+  rc = tsvc_monitor_new(&loop, NULL, NULL, &r.mon);
   if (rc) {
     fprintf(stderr, "bench: fatal: unable to create the monitor: %s\n", tsvc_strerror(rc));
     tsvc_config_free(r.cfg);
@@ -301,7 +301,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
   tsvc_monitor_set_observer(r.mon, observer, &r);
   t0 = bu_now_us();
   for (size_t i = 0; i < r.cfg->nservices && !rc; i++)
-    rc = tsvc_monitor_add(r.mon, &r.cfg->services[i]);
+    rc = tsvc_monitor_add(r.mon, &r.cfg->services[i], NULL);
   m->setup_add_us = bu_now_us() - t0;
   if (rc) {
     fprintf(stderr, "bench: fatal: unable to add a service: %s\n", tsvc_strerror(rc));

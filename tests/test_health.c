@@ -694,7 +694,7 @@ static void person_start_and_its_failure(void **st) {
   assert_int_equal(f.h.check_at, 1400);
   assert_false(f.h.not_started);
   ev(&f, TSVC_HEV_USER_START, 500);
-  assert_int_equal(f.rc, TSVC_ESTATE); /* already running */
+  assert_int_equal(f.rc, TSVC_ERUNNING); /* already running */
   tsvc_health_free(&f.h);
 }
 
@@ -1065,20 +1065,20 @@ static const cell_t cells[R__COUNT][E__COUNT] = {
        OP_FAILED     USER_START              USER_STOP            USER_RESTART
        DOWN          UP */
     [R_STARTING] = {OK_(STARTING), OK_(HEALTHY), OK_(STARTING), OK_(RESTARTING), OK_(STARTING),
-                    OK_(STARTING), OK_(STARTING), C(TSVC_ESTATE, STARTING), OK_(STOPPED),
+                    OK_(STARTING), OK_(STARTING), C(TSVC_ERUNNING, STARTING), OK_(STOPPED),
                     OK_(RESTARTING), OK_(UNKNOWN), OK_(STARTING)},
     [R_HEALTHY] = {OK_(HEALTHY), OK_(HEALTHY), OK_(HEALTHY), OK_(RESTARTING), OK_(STARTING),
-                   OK_(HEALTHY), OK_(HEALTHY), C(TSVC_ESTATE, HEALTHY), OK_(STOPPED),
+                   OK_(HEALTHY), OK_(HEALTHY), C(TSVC_ERUNNING, HEALTHY), OK_(STOPPED),
                    OK_(RESTARTING), OK_(UNKNOWN), OK_(HEALTHY)},
     [R_UNHEALTHY] = {OK_(RESTARTING), OK_(HEALTHY), OK_(UNHEALTHY), OK_(UNHEALTHY),
-                     OK_(STARTING), OK_(UNHEALTHY), OK_(UNHEALTHY), C(TSVC_ESTATE, UNHEALTHY),
+                     OK_(STARTING), OK_(UNHEALTHY), OK_(UNHEALTHY), C(TSVC_ERUNNING, UNHEALTHY),
                      OK_(STOPPED), OK_(RESTARTING), OK_(UNKNOWN), OK_(UNHEALTHY)},
     [R_RESTARTING] = {OK_(RESTARTING), OK_(RESTARTING), OK_(RESTARTING), OK_(RESTARTING),
                       OK_(RESTARTING), OK_(STARTING), OK_(UNHEALTHY),
                       C(TSVC_EBUSY, RESTARTING), C(TSVC_EBUSY, RESTARTING), OK_(RESTARTING),
                       OK_(UNKNOWN), OK_(RESTARTING)},
     [R_FAILED] = {OK_(FAILED), OK_(HEALTHY), OK_(FAILED), OK_(FAILED), OK_(STARTING),
-                  OK_(FAILED), OK_(FAILED), C(TSVC_ESTATE, FAILED), OK_(STOPPED),
+                  OK_(FAILED), OK_(FAILED), C(TSVC_ERUNNING, FAILED), OK_(STOPPED),
                   OK_(RESTARTING), OK_(UNKNOWN), OK_(FAILED)},
     [R_STOPPED] = {OK_(STOPPED), OK_(STOPPED), OK_(STOPPED), OK_(STOPPED), OK_(STARTING),
                    OK_(STOPPED), OK_(STOPPED), OK_(STARTING), OK_(STOPPED), OK_(RESTARTING),
@@ -1099,7 +1099,7 @@ static const cell_t cells[R__COUNT][E__COUNT] = {
                        OK_(STARTING), OK_(UNHEALTHY), OK_(UNHEALTHY), OK_(STARTING),
                        OK_(STOPPED), OK_(STARTING), OK_(UNKNOWN), OK_(UNHEALTHY)},
     [R_VERIFYING] = {OK_(UNKNOWN), OK_(HEALTHY), OK_(UNKNOWN), OK_(RESTARTING), OK_(STARTING),
-                     OK_(UNKNOWN), OK_(UNKNOWN), C(TSVC_ESTATE, UNKNOWN), OK_(STOPPED),
+                     OK_(UNKNOWN), OK_(UNKNOWN), C(TSVC_ERUNNING, UNKNOWN), OK_(STOPPED),
                      OK_(RESTARTING), OK_(UNKNOWN), OK_(UNKNOWN)},
 };
 #undef OK_
@@ -1114,7 +1114,7 @@ static void play(fx_t *f, col_t c, tsvc_ms_t t) {
   }
   case E_CHECK_OK:
   case E_CHECK_FAIL:
-    /* As tsvc_monitor_check_now: the scheduled check, if any, moves to t. */
+    /* As tsvc_monitor_check: the scheduled check, if any, moves to t. */
     if (f->h.check_at != TSVC_NEVER) {
       f->h.check_at = t;
       ev(f, TSVC_HEV_TICK, t);

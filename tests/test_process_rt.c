@@ -91,11 +91,11 @@ static void fx_setup(fx_t *f, const char *yaml) {
   assert_int_equal(rc, 0);
   f->log = open_memstream(&f->logbuf, &f->loglen);
   tsvc_log_setup(f->log, TSVC_LOG_INFO, false);
-  assert_int_equal(tsvc_monitor_new(&f->loop, f->rt, &f->mon), 0);
+  assert_int_equal(tsvc_monitor_new(&f->loop, f->rt, NULL, &f->mon), 0);
   tsvc_monitor_set_observer(f->mon, observer, f);
   assert_int_equal(tsvc_monitor_watch_runtime(f->mon), 0);
   for (size_t i = 0; i < f->cfg->nservices; i++)
-    assert_int_equal(tsvc_monitor_add(f->mon, &f->cfg->services[i]), 0);
+    assert_int_equal(tsvc_monitor_add(f->mon, &f->cfg->services[i], NULL), 0);
   uv_timer_init(&f->loop, &f->stop_timer);
   uv_timer_init(&f->loop, &f->poll_timer);
   f->stop_timer.data = f->poll_timer.data = f;

@@ -182,6 +182,11 @@ int cmd_up(const cli_args_t *a) {
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+  /* The log is set up before any thread of the library exists: its level
+     and output are read by every thread from then on. */
+  bool json = fmt ? strcmp(fmt, "json") == 0 : p.cfg->monitor.log_format == TSVC_LOGFMT_JSON;
+  tsvc_log_setup(stderr, lvl, json);
+
   tsvc_manager_opts_t mo = {.config_path = p.config_path, .runtime = runtime};
   rc = tsvc_manager_new(&mo, &m, err, sizeof err);
   if (rc) {
@@ -193,9 +198,6 @@ int cmd_up(const cli_args_t *a) {
     exit_code = rc == TSVC_EINVAL ? TSVC_EXIT_USAGE : TSVC_EXIT_FAIL;
     goto out;
   }
-  bool json = fmt ? strcmp(fmt, "json") == 0
-                  : tsvc_manager_config(m)->monitor.log_format == TSVC_LOGFMT_JSON;
-  tsvc_log_setup(stderr, lvl, json);
 
   tsvc_api_opts_t ao = {.manager = m,
                         .socket_path = p.socket,
@@ -239,7 +241,7 @@ int cmd_up(const cli_args_t *a) {
     }
   }
   TSVC_LOG(TSVC_LOG_INFO, NULL, "monitoring %zu services on the %s runtime%s%s%s%s",
-           tsvc_manager_config(m)->nservices, tsvc_manager_runtime_name(m),
+           p.cfg->nservices, tsvc_manager_runtime_name(m),
            failed[0] ? "; could not start: " : "", failed,
            failed[0] ? " (retried on the restart backoff schedule)" : "",
            daemonize ? "" : (down ? "; Ctrl-C stops monitoring and the services"

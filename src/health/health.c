@@ -516,7 +516,7 @@ static bool unreachable(const tsvc_health_t *h) {
 static int on_user_start(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
   if (unreachable(h)) return TSVC_EUNREACH;
   if (h->op != TSVC_OP_NONE) return TSVC_EBUSY;
-  if (h->state != TSVC_STATE_STOPPED && !h->not_started) return TSVC_ESTATE;
+  if (h->state != TSVC_STATE_STOPPED && !h->not_started) return TSVC_ERUNNING;
   user_start(h, now, "start requested", out);
   return 0;
 }

@@ -10,19 +10,21 @@
 
 #include "config/config.h"
 
-tsvc_log_level_t tsvc_log__min = TSVC_LOG_INFO;
+_Atomic int tsvc_log__min = TSVC_LOG_INFO;
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER; /* what follows */
 static FILE *log_out;
 static bool log_json;
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static char **secrets;
 static size_t nsecrets;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
 void tsvc_log_setup(FILE *f, tsvc_log_level_t min, bool json) {
+  pthread_mutex_lock(&log_mu);
   log_out = f;
-  tsvc_log__min = min;
   log_json = json;
+  pthread_mutex_unlock(&log_mu);
+  atomic_store_explicit(&tsvc_log__min, (int)min, memory_order_relaxed);
 }
 
 int tsvc_log_level_parse(const char *s, tsvc_log_level_t *out) {

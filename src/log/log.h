@@ -16,6 +16,7 @@
 #ifndef TSVC_LOG_H
 #define TSVC_LOG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -37,7 +38,8 @@ typedef struct {
 } tsvc_log_field_t;
 
 /* Where and how to log. f is borrowed (default stderr); json picks JSON
-   lines. Not thread-safe against concurrent logging: call at start-up. */
+   lines. Safe while other threads log (a line goes whole to the old or the
+   new output); the program calls it before it starts any thread. */
 void tsvc_log_setup(FILE *f, tsvc_log_level_t min, bool json);
 
 /* Parse "debug|info|warn|error|off". Returns 0 or TSVC_EINVAL. */
@@ -73,8 +75,11 @@ const char *tsvc_log_format_text(char *buf, size_t len,
 /* Copy src into dst with secrets masked as the log masks them. */
 void tsvc_log_scrub(char *dst, size_t len, const char *src);
 
-extern tsvc_log_level_t tsvc_log__min;
+/* The level, read by every thread before formatting: atomic. */
+extern _Atomic int tsvc_log__min;
 
-static inline bool tsvc_log_enabled(tsvc_log_level_t l) { return l >= tsvc_log__min; }
+static inline bool tsvc_log_enabled(tsvc_log_level_t l) {
+  return (int)l >= atomic_load_explicit(&tsvc_log__min, memory_order_relaxed);
+}
 
 #endif /* TSVC_LOG_H */
