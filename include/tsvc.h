@@ -78,7 +78,7 @@ const char *tsvc_strerror(int err);
 const char *tsvc_err_name(int err);
 
 /*
- * Health states (DESIGN.md section 4).
+ * Health states (docs/design.md, "The health machine").
  * X(name, lowercase text)
  */
 #define TSVC_STATE_MAP(X)                                                    \
@@ -125,7 +125,7 @@ typedef enum {
 const char *tsvc_result_name(tsvc_result_t r);
 
 
-/* ---- status of one service (DESIGN.md section 7) ------------------------- */
+/* ---- status of one service (docs/api.md, "Service") --------------------- */
 
 /* Bucket upper bounds, in seconds, of the check duration histogram; the
    last bucket is +Inf. */

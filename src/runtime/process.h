@@ -1,6 +1,7 @@
 /*
- * process: the runtime over child processes of the monitor (DESIGN.md
- * section 6). The embedded default where no Docker daemon answers.
+ * process: the runtime over child processes of the monitor (docs/design.md,
+ * "The runtime interface"). The embedded default where no Docker daemon
+ * answers.
  *
  * Each service runs as one child in its own session and process group
  * (UV_PROCESS_DETACHED: setsid), so a stop reaches everything it started:
