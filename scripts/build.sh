@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Configure and build one flavour of tanuki-svc.
-#   scripts/build.sh [gcc|clang-asan] -> build/<flavour>
+#   scripts/build.sh [gcc|clang-asan|clang-tsan] -> build/<flavour>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour=${1:-gcc}
@@ -9,6 +9,7 @@ case "$flavour" in
   clang)      cc=clang; extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
   clang-asan) cc=clang; extra=(-DCMAKE_BUILD_TYPE=Debug -DTSVC_SANITIZE=ON) ;;
   gcc-asan)   cc=gcc;   extra=(-DCMAKE_BUILD_TYPE=Debug -DTSVC_SANITIZE=ON) ;;
+  clang-tsan) cc=clang; extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTSVC_TSAN=ON) ;;
   *) echo "build.sh: unknown flavour '$flavour'" >&2; exit 2 ;;
 esac
 cmake -S . -B "build/$flavour" -DCMAKE_C_COMPILER=$cc "${extra[@]}" >/dev/null

@@ -119,6 +119,21 @@ static void set_deadline(tsvc_api_t *a, struct MHD_Connection *c, unsigned ms) {
   pthread_mutex_unlock(&a->wmu);
 }
 
+/* A duplicate of fd, close-on-exec from its first instant (a child the
+   process runtime spawns meanwhile must not inherit it). A number is taken
+   with open() and replaced by dup3(): unlike fcntl(F_DUPFD_CLOEXEC), both
+   are calls ThreadSanitizer follows, so it does not take the duplicate for
+   the socket that had its number before. -1 on failure. */
+static int dup_cloexec(int fd) {
+  int to = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (to < 0) return -1;
+  if (dup3(fd, to, O_CLOEXEC) < 0) {
+    close(to);
+    return -1;
+  }
+  return to;
+}
+
 /* libmicrohttpd's notices of a connection's start and end. A new
    connection must send its whole request within the request deadline. */
 static void notify_conn(void *cls, struct MHD_Connection *c, void **ctx,
@@ -132,7 +147,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **ctx,
       free(k);
       return; /* no deadline for it: the idle timeout still applies */
     }
-    k->fd = fcntl(fi->connect_fd, F_DUPFD_CLOEXEC, 3);
+    k->fd = dup_cloexec(fi->connect_fd);
     if (k->fd < 0) {
       free(k);
       return;
