@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Configure and build one flavour of tanuki-svc.
-#   scripts/build.sh [gcc|clang-asan|clang-tsan] -> build/<flavour>
+#   scripts/build.sh [gcc|clang-asan|clang-tsan|clang-fuzz] -> build/<flavour>
+# clang-tsan: ThreadSanitizer (scripts/test.sh runs the threaded suites).
+# clang-fuzz: the libFuzzer targets of fuzz/ (with ASan and UBSan), no tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour=${1:-gcc}
@@ -10,6 +12,8 @@ case "$flavour" in
   clang-asan) cc=clang; extra=(-DCMAKE_BUILD_TYPE=Debug -DTSVC_SANITIZE=ON) ;;
   gcc-asan)   cc=gcc;   extra=(-DCMAKE_BUILD_TYPE=Debug -DTSVC_SANITIZE=ON) ;;
   clang-tsan) cc=clang; extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTSVC_TSAN=ON) ;;
+  clang-fuzz) cc=clang; extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTSVC_SANITIZE=ON
+                               -DTSVC_FUZZ=ON -DTSVC_TESTS=OFF) ;;
   *) echo "build.sh: unknown flavour '$flavour'" >&2; exit 2 ;;
 esac
 cmake -S . -B "build/$flavour" -DCMAKE_C_COMPILER=$cc "${extra[@]}" >/dev/null

@@ -4,7 +4,7 @@
 # (both with -Wall -Wextra -Werror), and runs every test under both builds
 # (and the suites that use threads under clang + ThreadSanitizer),
 # with a Docker engine (scripts/docker-up.sh) and the test images
-# (scripts/images.sh).
+# (scripts/images.sh); then runs the fuzz targets (fuzz/run.sh) for 60 s each.
 # Ends with a line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -81,6 +81,21 @@ else
     echo "ThreadSanitizer: no report"
   fi
   rm -rf "$tsan_dir"
+fi
+
+# Fuzzing (fuzz/README.md): each target 60 s from its seeds, two at a time;
+# a crash, a leak or a broken property fails that target.
+echo "== fuzz"
+if scripts/build.sh clang-fuzz; then
+  out=$(fuzz/run.sh build/clang-fuzz 60 2>&1)
+  echo "$out"
+  if [[ $(tail -n1 <<<"$out") =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
+  else
+    echo "fuzz printed no summary"; failed=$((failed + 1))
+  fi
+else
+  echo "build clang-fuzz FAILED"; failed=$((failed + 1))
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -1,9 +1,11 @@
 /* test_api_unit: the pure parts of the API and of reloads: the JSON shapes,
-   the Prometheus text, and the diff of two configs. */
+   the Prometheus text, the request path without a socket, and the diff of
+   two configs. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api_int.h"
 #include "api/api_json.h"
 #include "api/metrics.h"
 #include "config/config.h"
@@ -130,6 +132,87 @@ static void metrics_text(void **st) {
   tsvc_status_clear(&v[1]);
 }
 
+/* /readyz lists the services that are not ready with their last error,
+   masked as in GET /v1/services (fuzz_api found it printed as it was). */
+static void readyz_masks_last_error(void **st) {
+  (void)st;
+  tsvc_log_add_secret("hunter22pw");
+  tsvc_status_t s = sample("pg");
+  json_t *v = tsvc_api_json_not_ready(&s), *full = tsvc_api_json_status(&s, false);
+  assert_non_null(v);
+  assert_string_equal(json_string_value(json_object_get(v, "name")), "pg");
+  assert_string_equal(json_string_value(json_object_get(v, "state")), "unhealthy");
+  const char *le = json_string_value(json_object_get(v, "last_error"));
+  assert_non_null(le);
+  assert_null(strstr(le, "hunter22pw"));
+  assert_non_null(strstr(le, "********"));
+  assert_string_equal(le, json_string_value(json_object_get(full, "last_error")));
+  json_decref(v);
+  json_decref(full);
+  s.last_error[0] = '\0'; /* none: null */
+  v = tsvc_api_json_not_ready(&s);
+  assert_true(json_is_null(json_object_get(v, "last_error")));
+  json_decref(v);
+  tsvc_status_clear(&s);
+  tsvc_log_clear_secrets();
+}
+
+/* What a request is answered with, for requests the manager has no part
+   in (the server has none here). */
+static void expect_reply(tsvc_api_t *a, const char *method, const char *url, size_t body,
+                         bool tcp, unsigned code, const char *allow, const char *text) {
+  char *u = strdup(url);
+  tsvc__api_unescape(u);
+  tsvc_api_reply_t r;
+  assert_int_equal(tsvc__api_respond(a, method, u, body, tcp, &r), 0);
+  if (r.code != code) fail_msg("%s %s: %u, expected %u", method, url, r.code, code);
+  if (allow) assert_string_equal(r.allow, allow);
+  else assert_null(r.allow);
+  assert_false(r.events);
+  assert_false(r.down);
+  if (text) {
+    assert_string_equal(r.type, "application/json");
+    assert_non_null(r.body);
+    assert_int_equal(r.len, strlen(r.body));
+    if (!strstr(r.body, text)) fail_msg("%s %s: '%s' not in %s", method, url, text, r.body);
+  }
+  tsvc_api_reply_free(&r);
+  free(u);
+}
+
+static void request_path(void **st) {
+  (void)st;
+  char u[64];
+  strcpy(u, "/v1/services/w%65.ird");
+  assert_int_equal(tsvc__api_unescape(u), strlen("/v1/services/we.ird"));
+  assert_string_equal(u, "/v1/services/we.ird");
+  const char *bad[] = {"/v1/services/%zz", "/v1/services/%4", "/a%00b", "%"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    strcpy(u, bad[i]);
+    assert_int_equal(tsvc__api_unescape(u), 0);
+    assert_string_equal(u, "");
+  }
+
+  tsvc_api_t *a = tsvc__api_new(NULL);
+  assert_non_null(a);
+  expect_reply(a, "GET", "/v1/services/%zz", 0, false, 400, NULL, "percent-encoding");
+  expect_reply(a, "GET", "/nope", 0, false, 404, NULL, "\"no such endpoint: /nope\"");
+  expect_reply(a, "GET", "/v1/services/x/check/y", 0, false, 404, NULL, "no such endpoint");
+  expect_reply(a, "POST", "/v1/services/x/explode", 0, false, 404, NULL, "no such endpoint");
+  expect_reply(a, "DELETE", "/v1/services", 0, false, 405, "GET, HEAD", "method DELETE");
+  expect_reply(a, "GET", "/v1/services/x/restart", 0, false, 405, "POST", "use POST");
+  expect_reply(a, "POST", "/v1/down", 0, true, 403, NULL, "only served on the unix socket");
+  expect_reply(a, "POST", "/v1/services/x/check", TSVC_API_MAX_BODY + 1, false, 413, NULL,
+               "too large");
+  expect_reply(a, "HEAD", "/v1/events", 0, false, 200, NULL, NULL);
+
+  tsvc_api_reply_t r;
+  assert_int_equal(tsvc__api_respond(a, "GET", "/v1/events", 0, false, &r), 0);
+  assert_true(r.events); /* streamed by the server on its connection */
+  assert_null(r.body);
+  tsvc_api_stop(a);
+}
+
 static tsvc_config_t *load(const char *yaml) {
   tsvc_config_t *cfg = NULL;
   tsvc_diag_t d = {0};
@@ -201,6 +284,7 @@ int main(void) {
       cmocka_unit_test(change_json),    cmocka_unit_test(metrics_text),
       cmocka_unit_test(service_diff),   cmocka_unit_test(reloadable),
       cmocka_unit_test(strv_is_an_argv),
+      cmocka_unit_test(readyz_masks_last_error), cmocka_unit_test(request_path),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

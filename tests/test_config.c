@@ -1146,6 +1146,46 @@ static void dump_round_trip(void **st) {
   }
 }
 
+/* Without masking, a dump loads back into the same config: dumping that
+ * gives the same text, secrets included (fuzz/fuzz_config.c checks it on
+ * any input). */
+static void dump_unmasked_round_trip(void **st) {
+  (void)st;
+  tsvc_diag_t d1, d2;
+  tsvc_config_t *c1 = load_ok(secret_file, &d1);
+  char *out1 = NULL, *out2 = NULL;
+  size_t len1 = 0, len2 = 0;
+  FILE *f = open_memstream(&out1, &len1);
+  assert_int_equal(tsvc_config_dump_unmasked(c1, f), 0);
+  assert_int_equal(fclose(f), 0);
+  const char *want[] = {
+      "      POSTGRES_PASSWORD: hunter2\n",
+      "      DATABASE_URL: postgres://tanuki:s3cr3t@db:5432/app\n",
+      "    command: [/bin/sh, \"-c\", \"redis-server --requirepass r3dpw --port 6379\"]\n",
+      "      command: [redis-cli, \"-a\", clipw, ping]\n",
+      "      command: [CMD-SHELL, \"redis-cli --pass 'sh pw' ping\"]\n",
+  };
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+    if (!strstr(out1, want[i])) fail_msg("dump lacks: %s\n--- dump:\n%s", want[i], out1);
+  assert_null(strstr(out1, "********"));
+  tsvc_config_t *c2 = load_ok(out1, &d2);
+  f = open_memstream(&out2, &len2);
+  assert_int_equal(tsvc_config_dump_unmasked(c2, f), 0);
+  assert_int_equal(fclose(f), 0);
+  assert_string_equal(out1, out2);
+  /* And the masked dumps of both are the same. */
+  char *m1 = dump_to_string(c1), *m2 = dump_to_string(c2);
+  assert_string_equal(m1, m2);
+  free(m1);
+  free(m2);
+  free(out1);
+  free(out2);
+  tsvc_config_free(c1);
+  tsvc_config_free(c2);
+  tsvc_diag_free(&d1);
+  tsvc_diag_free(&d2);
+}
+
 static void load_from_file(void **st) {
   (void)st;
   char *dir = tu_mkdtemp("tsvc-config");
@@ -1347,6 +1387,7 @@ int main(void) {
       cmocka_unit_test(secret_keys),
       cmocka_unit_test(dump_masks_secrets),
       cmocka_unit_test(dump_round_trip),
+      cmocka_unit_test(dump_unmasked_round_trip),
       cmocka_unit_test(load_from_file),
       cmocka_unit_test(cli_validate_example),
       cmocka_unit_test(cli_validate_errors),

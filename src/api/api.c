@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/api_int.h"
 #include "api/api_json.h"
 #include "api/errors.h"
 #include "api/metrics.h"
@@ -224,25 +225,33 @@ static void *watchdog_main(void *arg) {
 
 /* ---- replies ---------------------------------------------------------------- */
 
-static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned code, char *text,
-                                  size_t len, const char *type, const char *allow) {
+/* Replies are decided into a tsvc_api_reply_t (api_int.h), without the
+   connection, and sent by queue_reply. text (NULL: no body) is taken. */
+static enum MHD_Result reply_text(tsvc_api_reply_t *c, unsigned code, char *text, size_t len,
+                                  const char *type, const char *allow) {
+  *c = (tsvc_api_reply_t){.code = code, .body = text, .len = text ? len : 0, .type = type,
+                          .allow = allow};
+  return MHD_YES;
+}
+
+static enum MHD_Result queue_reply(struct MHD_Connection *c, tsvc_api_reply_t *rp) {
   struct MHD_Response *r =
-      text ? MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE)
-           : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+      rp->body ? MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_MUST_FREE)
+               : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
   if (!r) {
-    free(text);
+    free(rp->body);
     return MHD_NO;
   }
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rp->type);
   MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  if (allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-  enum MHD_Result ret = MHD_queue_response(c, code, r);
+  if (rp->allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rp->allow);
+  enum MHD_Result ret = MHD_queue_response(c, rp->code, r);
   MHD_destroy_response(r);
   return ret;
 }
 
 /* Reply with v (stolen) as JSON and a newline. */
-static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned code, json_t *v,
+static enum MHD_Result reply_json(tsvc_api_reply_t *c, unsigned code, json_t *v,
                                   const char *allow) {
   char *text = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
   json_decref(v);
@@ -261,9 +270,9 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned code, json_
   return reply_text(c, code, t, len + 1, "application/json", allow);
 }
 
-static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code, const char *allow,
+static enum MHD_Result reply_error(tsvc_api_reply_t *c, unsigned code, const char *allow,
                                    const char *fmt, ...) TSVC_PRINTF(4, 5);
-static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code, const char *allow,
+static enum MHD_Result reply_error(tsvc_api_reply_t *c, unsigned code, const char *allow,
                                    const char *fmt, ...) {
   char msg[1024];
   va_list ap;
@@ -276,13 +285,13 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code, cons
 /* ---- GET ---------------------------------------------------------------------- */
 
 /* A failed call: its status from the one table (errors.h), its message. */
-static enum MHD_Result reply_rc(struct MHD_Connection *c, int rc, const char *msg) {
+static enum MHD_Result reply_rc(tsvc_api_reply_t *c, int rc, const char *msg) {
   return reply_error(c, tsvc_api_status_of(rc), NULL, "%s", msg && *msg ? msg : tsvc_strerror(rc));
 }
 
 static const char not_monitored_msg[] = "services are not being monitored (yet)";
 
-static enum MHD_Result get_services(tsvc_api_t *a, struct MHD_Connection *c) {
+static enum MHD_Result get_services(tsvc_api_t *a, tsvc_api_reply_t *c) {
   tsvc_snapshot_t *snap;
   int rc = tsvc_manager_snapshot(a->m, &snap);
   if (rc) return reply_rc(c, rc, rc == TSVC_ENOTMONITORED ? not_monitored_msg : NULL);
@@ -291,7 +300,7 @@ static enum MHD_Result get_services(tsvc_api_t *a, struct MHD_Connection *c) {
   return reply_json(c, 200, v, NULL);
 }
 
-static enum MHD_Result get_service(tsvc_api_t *a, struct MHD_Connection *c, const char *name) {
+static enum MHD_Result get_service(tsvc_api_t *a, tsvc_api_reply_t *c, const char *name) {
   tsvc_status_t s;
   int rc = tsvc_manager_get_status(a->m, name, &s);
   if (rc == TSVC_ENOENT) return reply_error(c, 404, NULL, "no service named '%s'", name);
@@ -303,7 +312,7 @@ static enum MHD_Result get_service(tsvc_api_t *a, struct MHD_Connection *c, cons
 
 /* Alive while the loop keeps its schedule: it fails when the loop is late
    by more than the threshold (blocked, or starved of CPU). */
-static enum MHD_Result get_livez(tsvc_api_t *a, struct MHD_Connection *c) {
+static enum MHD_Result get_livez(tsvc_api_t *a, tsvc_api_reply_t *c) {
   int64_t hb = tsvc_manager_loop_heartbeat(a->m), age = wall_ms() - hb;
   int64_t lag = tsvc_manager_loop_lag_ms(a->m);
   bool alive = lag <= (int64_t)a->livez_lag_ms;
@@ -314,7 +323,7 @@ static enum MHD_Result get_livez(tsvc_api_t *a, struct MHD_Connection *c) {
   return reply_json(c, alive ? 200 : 503, v, NULL);
 }
 
-static enum MHD_Result get_readyz(tsvc_api_t *a, struct MHD_Connection *c) {
+static enum MHD_Result get_readyz(tsvc_api_t *a, tsvc_api_reply_t *c) {
   tsvc_snapshot_t *snap;
   int rc = tsvc_manager_snapshot(a->m, &snap);
   if (rc) {
@@ -330,10 +339,7 @@ static enum MHD_Result get_readyz(tsvc_api_t *a, struct MHD_Connection *c) {
     if (!s->enabled) continue;
     enabled++;
     if (s->healthy) continue;
-    json_array_append_new(bad, json_pack("{s:o, s:s, s:o}", "name", tsvc_api_json_str(s->name),
-                                         "state", tsvc_state_name(s->state), "last_error",
-                                         s->last_error[0] ? tsvc_api_json_str(s->last_error)
-                                                          : json_null()));
+    json_array_append_new(bad, tsvc_api_json_not_ready(s));
   }
   tsvc_snapshot_release(snap);
   if (!bad) return reply_error(c, 500, NULL, "out of memory");
@@ -345,7 +351,7 @@ static enum MHD_Result get_readyz(tsvc_api_t *a, struct MHD_Connection *c) {
 
 /* Rendered from a snapshot: nothing is copied, and the loop never waits
    for a scrape. */
-static enum MHD_Result get_metrics(tsvc_api_t *a, struct MHD_Connection *c) {
+static enum MHD_Result get_metrics(tsvc_api_t *a, tsvc_api_reply_t *c) {
   tsvc_snapshot_t *snap = NULL;
   int rc = tsvc_manager_snapshot(a->m, &snap);
   if (rc && rc != TSVC_ENOTMONITORED) return reply_rc(c, rc, NULL);
@@ -447,8 +453,9 @@ static void stream_free(void *cls) {
   pthread_mutex_unlock(&a->mu);
 }
 
-static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c, bool head) {
-  if (head) return reply_text(c, 200, NULL, 0, "application/x-ndjson", NULL);
+/* GET /v1/events (HEAD is answered by respond): needs the connection. */
+static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c) {
+  tsvc_api_reply_t rp;
   bool tcp = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON)->daemon == a->tcp_d;
   /* Streams live long by design: a cap of their own keeps room for the
      other requests (the cap is per socket, so TCP cannot fill the unix
@@ -461,17 +468,19 @@ static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c, bool 
   }
   pthread_mutex_unlock(&a->mu);
   if (full)
-    return reply_error(c, 503, NULL,
+    return reply_error(&rp, 503, NULL,
                        "too many event streams open on this socket (at most %u); close one "
                        "and try again",
-                       a->max_streams);
+                       a->max_streams)
+               ? queue_reply(c, &rp)
+               : MHD_NO;
   stream_t *s = calloc(1, sizeof *s);
   if (!s) {
     pthread_mutex_lock(&a->mu);
     a->nstreams--;
     a->nstreams_on[tcp]--;
     pthread_mutex_unlock(&a->mu);
-    return reply_error(c, 500, NULL, "out of memory");
+    return reply_error(&rp, 500, NULL, "out of memory") ? queue_reply(c, &rp) : MHD_NO;
   }
   s->api = a;
   s->tcp = tcp;
@@ -481,7 +490,8 @@ static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c, bool 
   s->sub = tsvc_manager_subscribe(a->m, on_change, s);
   if (s->sub <= 0) {
     stream_free(s); /* gives the place back */
-    return reply_error(c, 500, NULL, "cannot subscribe to changes");
+    return reply_error(&rp, 500, NULL, "cannot subscribe to changes") ? queue_reply(c, &rp)
+                                                                     : MHD_NO;
   }
   struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read,
                                                              s, stream_free);
@@ -504,7 +514,7 @@ static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c, bool 
 /* start, stop, restart: the reply's status is read after the operation
    completed (a restart's new pid is in it); check: the verdict of the
    check asked for, and the status that includes it. */
-static enum MHD_Result post_action(tsvc_api_t *a, struct MHD_Connection *c, const char *name,
+static enum MHD_Result post_action(tsvc_api_t *a, tsvc_api_reply_t *c, const char *name,
                                    const char *action) {
   char err[4096] = "";
   int rc;
@@ -533,15 +543,14 @@ static enum MHD_Result post_action(tsvc_api_t *a, struct MHD_Connection *c, cons
   return reply_json(c, 200, v, NULL);
 }
 
-static enum MHD_Result post_down(tsvc_api_t *a, struct MHD_Connection *c, req_t *rq) {
+static enum MHD_Result post_down(tsvc_api_t *a, tsvc_api_reply_t *c) {
   char err[8192] = "";
   int rc = tsvc_manager_stop_services(a->m, err, sizeof err);
-  rq->down = true; /* stop the monitor even when some stops failed */
   if (rc) return reply_rc(c, rc, err);
   return reply_json(c, 200, json_pack("{s:b}", "ok", 1), NULL);
 }
 
-static enum MHD_Result post_reload(tsvc_api_t *a, struct MHD_Connection *c) {
+static enum MHD_Result post_reload(tsvc_api_t *a, tsvc_api_reply_t *c) {
   char err[8192] = "";
   int rc = tsvc_manager_reload(a->m, err, sizeof err);
   if (rc) return reply_rc(c, rc, err);
@@ -598,12 +607,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     *con_cls = rq;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     long n;
-    if (cl && (tsvc_parse_int(cl, 0, LONG_MAX, &n) != 0 || (unsigned long)n > TSVC_API_MAX_BODY))
-      return reply_error(c, 413, NULL, "request body too large (at most %u bytes)",
-                         TSVC_API_MAX_BODY);
-    return MHD_YES; /* come back with the body (or its end) */
-  }
-  if (*upload_size) {
+    if (!cl ||
+        (tsvc_parse_int(cl, 0, LONG_MAX, &n) == 0 && (unsigned long)n <= TSVC_API_MAX_BODY))
+      return MHD_YES; /* come back with the body (or its end) */
+    rq->body = TSVC_API_MAX_BODY + 1; /* announced as too large: 413 at once */
+  } else if (*upload_size) {
     /* Bodies are not used: counted and dropped. libmicrohttpd cannot answer
        in the middle of an upload, so a body over the limit (sent chunked,
        without Content-Length) is drained up to TSVC_API_DRAIN_BODY and then
@@ -615,7 +623,18 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   /* The request is whole: no deadline while it is handled (a restart may
      take minutes); the reply sets the next one. */
   set_deadline(a, c, 0);
-  if (rq->body > TSVC_API_MAX_BODY)
+  bool tcp = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON)->daemon == a->tcp_d;
+  tsvc_api_reply_t rp;
+  int rc = tsvc__api_respond(a, method, url, rq->body, tcp, &rp);
+  rq->down = rp.down;
+  if (rc) return MHD_NO;
+  return rp.events ? get_events(a, c) : queue_reply(c, &rp);
+}
+
+/* The request once its body is in (see api_int.h); c is the reply. */
+static enum MHD_Result respond(tsvc_api_t *a, tsvc_api_reply_t *c, const char *method,
+                               const char *url, size_t body, bool tcp) {
+  if (body > TSVC_API_MAX_BODY)
     return reply_error(c, 413, NULL, "request body too large (at most %u bytes)",
                        TSVC_API_MAX_BODY);
 
@@ -638,24 +657,34 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     return reply_error(c, 405, want_post ? "POST" : "GET, HEAD",
                        "method %s not allowed here (use %s)", method,
                        want_post ? "POST" : "GET");
-  if (want_post) {
-    if (MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON)->daemon == a->tcp_d)
-      return reply_error(c, 403, NULL,
-                         "control operations are only served on the unix socket");
-  }
+  if (want_post && tcp)
+    return reply_error(c, 403, NULL, "control operations are only served on the unix socket");
+  enum MHD_Result ret;
   switch (r) {
   case R_SERVICES: return get_services(a, c);
   case R_SERVICE: return get_service(a, c, name);
   case R_ACTION: return post_action(a, c, name, action);
-  case R_EVENTS: return get_events(a, c, is_head);
+  case R_EVENTS:
+    if (is_head) return reply_text(c, 200, NULL, 0, "application/x-ndjson", NULL);
+    c->events = true; /* the caller streams: it needs the connection */
+    return MHD_YES;
   case R_LIVEZ: return get_livez(a, c);
   case R_READYZ: return get_readyz(a, c);
   case R_METRICS: return get_metrics(a, c);
-  case R_DOWN: return post_down(a, c, rq);
+  case R_DOWN:
+    ret = post_down(a, c);
+    c->down = true; /* stop the monitor even when some stops failed */
+    return ret;
   case R_RELOAD: return post_reload(a, c);
   case R_NONE: break;
   }
   return MHD_NO;
+}
+
+int tsvc__api_respond(tsvc_api_t *a, const char *method, const char *url, size_t body, bool tcp,
+                      tsvc_api_reply_t *out) {
+  *out = (tsvc_api_reply_t){0};
+  return respond(a, out, method, url, body, tcp) == MHD_YES ? 0 : TSVC_ENOMEM;
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -678,11 +707,7 @@ static int hexval(char ch) {
   return -1;
 }
 
-/* Decode %HH; a malformed escape or an encoded NUL leaves "" (the handler
-   answers 400 for an empty URL). */
-static size_t unescape(void *cls, struct MHD_Connection *c, char *s) {
-  (void)cls;
-  (void)c;
+size_t tsvc__api_unescape(char *s) {
   char *w = s;
   for (const char *p = s; *p; p++) {
     if (*p != '%') {
@@ -699,6 +724,12 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s) {
   }
   *w = '\0';
   return (size_t)(w - s);
+}
+
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s) {
+  (void)cls;
+  (void)c;
+  return tsvc__api_unescape(s);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -884,23 +915,11 @@ static int start_tcp(tsvc_api_t *a, const char *listen, char *err, size_t errlen
   return 0;
 }
 
-int tsvc_api_start(const tsvc_api_opts_t *o, tsvc_api_t **out, char *err, size_t errlen) {
-  char dummy[8];
-  if (!err || !errlen) err = dummy, errlen = sizeof dummy;
-  err[0] = '\0';
-  if (!o || !o->manager || !o->socket_path) return TSVC_EINVAL;
+tsvc_api_t *tsvc__api_new(tsvc_manager_t *m) {
   tsvc_api_t *a = calloc(1, sizeof *a);
-  if (!a) return TSVC_ENOMEM;
-  a->m = o->manager;
-  a->on_down = o->on_down;
-  a->data = o->data;
-  a->request_deadline_ms = o->request_deadline_ms ? o->request_deadline_ms
-                                                  : TSVC_API_REQUEST_DEADLINE_MS;
-  a->reply_deadline_ms = o->reply_deadline_ms ? o->reply_deadline_ms : TSVC_API_REPLY_DEADLINE_MS;
-  a->tcp_connections = o->tcp_connections ? o->tcp_connections : TSVC_API_TCP_CONNECTIONS;
-  a->per_client = o->per_client ? o->per_client : TSVC_API_PER_CLIENT;
-  a->max_streams = o->max_streams ? o->max_streams : TSVC_API_MAX_STREAMS;
-  a->livez_lag_ms = o->livez_lag_ms ? o->livez_lag_ms : TSVC_API_LIVEZ_LAG_MS;
+  if (!a) return NULL;
+  a->m = m;
+  a->livez_lag_ms = TSVC_API_LIVEZ_LAG_MS;
   pthread_mutex_init(&a->mu, NULL);
   pthread_cond_init(&a->cv, NULL);
   pthread_mutex_init(&a->wmu, NULL);
@@ -909,6 +928,25 @@ int tsvc_api_start(const tsvc_api_opts_t *o, tsvc_api_t **out, char *err, size_t
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&a->wcv, &ca);
   pthread_condattr_destroy(&ca);
+  return a;
+}
+
+int tsvc_api_start(const tsvc_api_opts_t *o, tsvc_api_t **out, char *err, size_t errlen) {
+  char dummy[8];
+  if (!err || !errlen) err = dummy, errlen = sizeof dummy;
+  err[0] = '\0';
+  if (!o || !o->manager || !o->socket_path) return TSVC_EINVAL;
+  tsvc_api_t *a = tsvc__api_new(o->manager);
+  if (!a) return TSVC_ENOMEM;
+  a->on_down = o->on_down;
+  a->data = o->data;
+  a->request_deadline_ms = o->request_deadline_ms ? o->request_deadline_ms
+                                                  : TSVC_API_REQUEST_DEADLINE_MS;
+  a->reply_deadline_ms = o->reply_deadline_ms ? o->reply_deadline_ms : TSVC_API_REPLY_DEADLINE_MS;
+  a->tcp_connections = o->tcp_connections ? o->tcp_connections : TSVC_API_TCP_CONNECTIONS;
+  a->per_client = o->per_client ? o->per_client : TSVC_API_PER_CLIENT;
+  a->max_streams = o->max_streams ? o->max_streams : TSVC_API_MAX_STREAMS;
+  if (o->livez_lag_ms) a->livez_lag_ms = o->livez_lag_ms;
   a->socket_path = strdup(o->socket_path);
   int rc = a->socket_path ? 0 : TSVC_ENOMEM;
   if (!rc) {

@@ -182,6 +182,11 @@ json_t *tsvc_api_json_snapshot(const tsvc_snapshot_t *s, const char *runtime) {
 
 json_t *tsvc_api_json_record(const tsvc_check_record_t *r) { return record(r); }
 
+json_t *tsvc_api_json_not_ready(const tsvc_status_t *s) {
+  return json_pack("{s:o, s:s, s:o}", "name", tsvc_api_json_str(s->name ? s->name : ""), "state",
+                   tsvc_state_name(s->state), "last_error", scrubbed(s->last_error, true));
+}
+
 json_t *tsvc_api_json_change(const tsvc_change_t *c) {
   json_t *o = json_object();
   if (!o) return NULL;

@@ -35,6 +35,10 @@ json_t *tsvc_api_json_snapshot(const tsvc_snapshot_t *s, const char *runtime);
    for). */
 json_t *tsvc_api_json_record(const tsvc_check_record_t *r);
 
+/* {"name", "state", "last_error"} of a service in /readyz's "not_ready"
+   (last_error masked as in the status). */
+json_t *tsvc_api_json_not_ready(const tsvc_status_t *s);
+
 /* One state change, as a line of GET /v1/events. */
 json_t *tsvc_api_json_change(const tsvc_change_t *c);
 

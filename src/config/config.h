@@ -150,6 +150,12 @@ const tsvc_service_conf_t *tsvc_config_service(const tsvc_config_t *cfg,
                                                const char *name);
 
 /*
+ * The same as tsvc_config_dump without masking anything: loading it back
+ * gives the same config (fuzz/fuzz_config.c checks that). Not for people.
+ */
+int tsvc_config_dump_unmasked(const tsvc_config_t *cfg, FILE *f);
+
+/*
  * Write the effective config (defaults included) as YAML to f. Values of
  * environment keys that look secret (PASSWORD, SECRET, TOKEN, KEY, ...) and
  * passwords inside commands are printed as "********".

@@ -1,6 +1,6 @@
 /*
  * dump.c: the effective config as YAML that tsvc_config_load() reads back
- * (defaults written out, secrets masked).
+ * (defaults written out, secrets masked unless asked not to).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -93,16 +93,17 @@ static void put_list(FILE *f, char *const *v, size_t n, const char *prefix) {
   fputc(']', f);
 }
 
-/* A command list, masked. "CMD" goes first when the argv itself starts with
- * one of Docker's markers, so that loading it back does not strip it. */
+/* A command list, masked when mask is set. "CMD" goes first when the argv
+ * itself starts with one of Docker's markers, so that loading it back does
+ * not strip it. */
 static int put_command(FILE *f, int indent, const char *key, const tsvc_strv_t *cmd,
-                       bool shell) {
+                       bool shell, bool mask) {
   fprintf(f, "%*s%s: ", indent, "", key);
   if (cmd->n == 0) {
     fputs("null\n", f);
     return 0;
   }
-  char **m = mask_argv(cmd->v, cmd->n, shell);
+  char **m = mask ? mask_argv(cmd->v, cmd->n, shell) : cmd->v;
   if (!m) return TSVC_ENOMEM;
   const char *prefix = NULL;
   if (shell)
@@ -112,11 +113,12 @@ static int put_command(FILE *f, int indent, const char *key, const tsvc_strv_t *
     prefix = "CMD";
   put_list(f, m, cmd->n, prefix);
   fputc('\n', f);
-  strv_free_raw(m, cmd->n);
+  if (mask) strv_free_raw(m, cmd->n);
   return 0;
 }
 
-static int put_env(FILE *f, int indent, const char *key, const tsvc_kv_t *env, size_t n) {
+static int put_env(FILE *f, int indent, const char *key, const tsvc_kv_t *env, size_t n,
+                   bool mask) {
   fprintf(f, "%*s%s:", indent, "", key);
   if (n == 0) {
     fputs(" {}\n", f);
@@ -124,7 +126,7 @@ static int put_env(FILE *f, int indent, const char *key, const tsvc_kv_t *env, s
   }
   fputc('\n', f);
   for (size_t i = 0; i < n; i++) {
-    char *v = mask_env_value(env[i].key, env[i].value);
+    char *v = mask ? mask_env_value(env[i].key, env[i].value) : strdup(env[i].value);
     if (!v) return TSVC_ENOMEM;
     fprintf(f, "%*s", indent + 2, "");
     put_str(f, env[i].key);
@@ -136,7 +138,7 @@ static int put_env(FILE *f, int indent, const char *key, const tsvc_kv_t *env, s
   return 0;
 }
 
-static int put_service(FILE *f, const tsvc_service_conf_t *s) {
+static int put_service(FILE *f, const tsvc_service_conf_t *s, bool mask) {
   int rc;
   fputs("  ", f);
   put_str(f, s->name);
@@ -148,17 +150,17 @@ static int put_service(FILE *f, const tsvc_service_conf_t *s) {
     fprintf(f, "    port: %d\n", s->port);
   else
     fputs("    port: null\n", f);
-  if ((rc = put_env(f, 4, "environment", s->env, s->env_len))) return rc;
+  if ((rc = put_env(f, 4, "environment", s->env, s->env_len, mask))) return rc;
   fputs("    volumes: ", f);
   put_list(f, s->volumes.v, s->volumes.n, NULL);
   fputs("\n    depends_on: ", f);
   put_list(f, s->depends_on.v, s->depends_on.n, NULL);
   fputc('\n', f);
-  if ((rc = put_command(f, 4, "command", &s->command, false))) return rc;
+  if ((rc = put_command(f, 4, "command", &s->command, false, mask))) return rc;
 
   const tsvc_healthcheck_conf_t *hc = &s->healthcheck;
   fputs("    healthcheck:\n", f);
-  if ((rc = put_command(f, 6, "command", &hc->command, hc->shell))) return rc;
+  if ((rc = put_command(f, 6, "command", &hc->command, hc->shell, mask))) return rc;
   fprintf(f, "      probe: %s\n", tsvc_probe_kind_name(hc->probe));
   put_dur(f, 6, "interval", hc->interval);
   put_dur(f, 6, "timeout", hc->timeout);
@@ -186,23 +188,25 @@ static int put_service(FILE *f, const tsvc_service_conf_t *s) {
 
   const tsvc_process_conf_t *p = &s->process;
   fputs("    process:\n", f);
-  if ((rc = put_command(f, 6, "command", &p->command, false))) return rc;
-  if ((rc = put_env(f, 6, "env", p->env, p->env_len))) return rc;
+  if ((rc = put_command(f, 6, "command", &p->command, false, mask))) return rc;
+  if ((rc = put_env(f, 6, "env", p->env, p->env_len, mask))) return rc;
   put_kv_str(f, 6, "workdir", p->workdir);
   return 0;
 }
 
-int tsvc_config_dump(const tsvc_config_t *cfg, FILE *f) {
+static int dump(const tsvc_config_t *cfg, FILE *f, bool mask) {
   if (!cfg || !f) return TSVC_EINVAL;
   fputs("# Effective configuration", f);
   if (cfg->path) {
     fputs(" of ", f);
     for (const char *p = cfg->path; *p; p++) fputc(*p == '\n' ? ' ' : *p, f);
   }
-  fputs(": defaults filled in, secrets masked.\n", f);
+  fputs(mask ? ": defaults filled in, secrets masked.\n" : ": defaults filled in.\n", f);
   fprintf(f, "runtime: %s\n", tsvc_runtime_kind_name(cfg->runtime));
   fputs("docker:\n", f);
-  char *host = mask_env_value("", cfg->docker.host);
+  char *host = !cfg->docker.host ? NULL
+               : mask      ? mask_env_value("", cfg->docker.host)
+                           : strdup(cfg->docker.host);
   if (cfg->docker.host && !host) return TSVC_ENOMEM;
   put_kv_str(f, 2, "host", host);
   free(host);
@@ -216,9 +220,13 @@ int tsvc_config_dump(const tsvc_config_t *cfg, FILE *f) {
   if (cfg->nservices == 0) fputs(" {}", f);
   fputc('\n', f);
   for (size_t i = 0; i < cfg->nservices; i++) {
-    int rc = put_service(f, &cfg->services[i]);
+    int rc = put_service(f, &cfg->services[i], mask);
     if (rc) return rc;
   }
   if (ferror(f)) return TSVC_EIO;
   return 0;
 }
+
+int tsvc_config_dump(const tsvc_config_t *cfg, FILE *f) { return dump(cfg, f, true); }
+
+int tsvc_config_dump_unmasked(const tsvc_config_t *cfg, FILE *f) { return dump(cfg, f, false); }
