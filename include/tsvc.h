@@ -248,11 +248,14 @@ int tsvc_manager_new(const tsvc_manager_opts_t *opts, tsvc_manager_t **out, char
 void tsvc_manager_free(tsvc_manager_t *m);
 
 /* Pick the runtime (auto: docker when its daemon answers, else process),
-   start every enabled service in depends_on order (a running container with
-   our label is adopted) and monitor them, each in its grace period. Returns
-   0, or TSVC_ERUNTIME when some services could not start (err names each
-   and why; the others run and are monitored), TSVC_EUNREACH when the
-   runtime asked for cannot be reached. */
+   start every enabled service in depends_on order (each one once the starts
+   of those it depends on have ended, the others at once: a long image pull
+   delays only its dependents; a running container with our label is
+   adopted) and monitor them, each in its grace period. Returns when every
+   start has ended: 0, or TSVC_ERUNTIME when some services could not start
+   (err names each and why; they are retried on their backoff schedule, the
+   others run and are monitored), TSVC_EUNREACH when the runtime asked for
+   cannot be reached. */
 int tsvc_manager_start_services(tsvc_manager_t *m, char *err, size_t errlen);
 /* Stop monitoring first, then every service we start (not external ones).
    Volumes and data directories are kept. */

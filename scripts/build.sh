@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Configure and build one flavour of tanuki-svc.
-#   scripts/build.sh [gcc|clang-asan|clang-tsan|clang-fuzz] -> build/<flavour>
+# Configure and build one flavour of tanuki-svc, warnings as errors
+# (TSVC_WERROR: the project's own builds stay warning-free; a plain
+# `cmake` build, a packager's, only warns).
+#   scripts/build.sh [gcc|clang|clang-asan|gcc-asan|clang-tsan|clang-fuzz] -> build/<flavour>
 # clang-tsan: ThreadSanitizer (scripts/test.sh runs the threaded suites).
 # clang-fuzz: the libFuzzer targets of fuzz/ (with ASan and UBSan), no tests.
 set -euo pipefail
@@ -16,6 +18,6 @@ case "$flavour" in
                                -DTSVC_FUZZ=ON -DTSVC_TESTS=OFF) ;;
   *) echo "build.sh: unknown flavour '$flavour'" >&2; exit 2 ;;
 esac
-cmake -S . -B "build/$flavour" -DCMAKE_C_COMPILER=$cc "${extra[@]}" >/dev/null
+cmake -S . -B "build/$flavour" -DCMAKE_C_COMPILER=$cc -DTSVC_WERROR=ON "${extra[@]}" >/dev/null
 cmake --build "build/$flavour" -j"$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]' || true
 test "${PIPESTATUS[0]}" -eq 0

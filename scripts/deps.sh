@@ -6,9 +6,16 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libcurl4-openssl-dev libjansson-dev libyaml-dev
       libmicrohttpd-dev libcmocka-dev
-      postgresql redis-server curl tmux procps iproute2)
+      postgresql redis-server curl tmux procps iproute2
+      file)  # file: cpack -G DEB (scripts/package.sh) needs it for shlibdeps
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(prometheus python3 golang-go)
+  # docker-registry and apache2-utils (htpasswd): the registry the pull
+  # tests push to and pull from (tests/test_registry.c). systemd:
+  # systemd-analyze verifies the units (tests/package/). chromium: the
+  # status page's test; docker-compose: export compose's.
+  pkgs+=(prometheus python3 golang-go docker-registry apache2-utils systemd chromium docker-compose)
+  # node and npm for tests/node (npm ci): Debian's, unless the machine has its own.
+  command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 fi
 
 missing=()

@@ -171,7 +171,8 @@ static const char every_key[] =
     "  db:\n"
     "    enabled: false\n"
     "    image: postgres:16\n"
-    "    port: 5433\n"
+    "    pull_policy: never\n"
+    "    port: \"15433:5433\"\n"
     "    environment: {POSTGRES_USER: u, POSTGRES_PASSWORD: pw, PORT: 5432, DEBUG: true, "
     "EMPTY: }\n"
     "    volumes: [v1:/data, /host:/ro:ro]\n"
@@ -224,6 +225,8 @@ static void every_key_loads(void **st) {
   assert_non_null(s);
   assert_false(s->enabled);
   assert_int_equal(s->port, 5433);
+  assert_int_equal(s->host_port, 15433);
+  assert_int_equal(s->pull_policy, TSVC_PULL_NEVER);
   assert_int_equal(s->env_len, 5);
   assert_string_equal(s->env[0].key, "POSTGRES_USER");
   assert_string_equal(s->env[1].value, "pw");
@@ -422,9 +425,11 @@ static void wrong_types(void **st) {
   load_bad("services:\n  a:\n    image: [postgres]\n",
            F ":3:12: error: services.a.image: expected a string, got a list");
   load_bad("services:\n  a:\n    port: abc\n",
-           F ":3:11: error: services.a.port: expected an integer, got \"abc\"");
+           F ":3:11: error: services.a.port: expected a port (6379) or \"HOST:CONTAINER\" "
+             "(\"16379:6379\"), got \"abc\"");
   load_bad("services:\n  a:\n    port: 54.32\n",
-           F ":3:11: error: services.a.port: expected an integer, got \"54.32\"");
+           F ":3:11: error: services.a.port: expected a port (6379) or \"HOST:CONTAINER\" "
+             "(\"16379:6379\"), got \"54.32\"");
   load_bad("services:\n  a:\n    enabled: maybe\n",
            F ":3:14: error: services.a.enabled: expected a boolean (true or false), got "
              "\"maybe\"");
@@ -458,6 +463,92 @@ static void wrong_types(void **st) {
   load_bad("services:\n  a:\n    image: \"\"\n",
            F ":3:12: error: services.a.image: must not be empty");
   load_bad("services:\n  a:\n    {[x]: 1}\n", NULL);
+}
+
+/* port: N publishes N:N; "H:C" is compose's short form; its other forms
+   are refused by name. */
+static void port_forms(void **st) {
+  (void)st;
+  static const struct {
+    const char *yaml;
+    int host, container;
+  } ok[] = {
+      {"6379", 6379, 6379},
+      {"\"6379\"", 6379, 6379},
+      {"\"16379:6379\"", 16379, 6379},
+      {"16379:6379", 16379, 6379}, /* plain: the text, not YAML 1.1's base 60 */
+      {"'1:65535'", 1, 65535},
+  };
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    char text[256];
+    snprintf(text, sizeof text, "services:\n  a:\n    image: x\n    port: %s\n", ok[i].yaml);
+    tsvc_diag_t d;
+    tsvc_config_t *cfg = load_ok(text, &d);
+    const tsvc_service_conf_t *s = tsvc_config_service(cfg, "a");
+    assert_int_equal(s->host_port, ok[i].host);
+    assert_int_equal(s->port, ok[i].container);
+    tsvc_config_free(cfg);
+    tsvc_diag_free(&d);
+  }
+  /* Not set: both 0. */
+  tsvc_diag_t d;
+  tsvc_config_t *cfg = load_ok("services:\n  a:\n    image: x\n", &d);
+  assert_int_equal(tsvc_config_service(cfg, "a")->port, 0);
+  assert_int_equal(tsvc_config_service(cfg, "a")->host_port, 0);
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+
+  load_bad("services:\n  a:\n    image: x\n    port: \"127.0.0.1:16379:6379\"\n",
+           F ":4:11: error: services.a.port: \"127.0.0.1:16379:6379\": an address is not "
+             "supported (ports are published on 127.0.0.1 only); write \"HOST:CONTAINER\"");
+  load_bad("services:\n  a:\n    image: x\n    port: \"16379:6379/udp\"\n",
+           F ":4:11: error: services.a.port: \"16379:6379/udp\": a protocol is not supported "
+             "(ports are published over tcp); write \"HOST:CONTAINER\"");
+  load_bad("services:\n  a:\n    image: x\n    port: \"8000-8001:80\"\n",
+           F ":4:11: error: services.a.port: \"8000-8001:80\": port ranges are not supported; "
+             "write one \"HOST:CONTAINER\"");
+  load_bad("services:\n  a:\n    image: x\n    port: \"0:6379\"\n",
+           F ":4:11: error: services.a.port: \"0:6379\": the host port must be a number from 1 "
+             "to 65535 (as in \"16379:6379\": host port 16379 published to container port 6379)");
+  load_bad("services:\n  a:\n    image: x\n    port: \"16379:redis\"\n",
+           F ":4:11: error: services.a.port: \"16379:redis\": the container port must be a "
+             "number from 1 to 65535 (as in \"16379:6379\": host port 16379 published to "
+             "container port 6379)");
+  load_bad("services:\n  a:\n    image: x\n    port: \":6379\"\n",
+           F ":4:11: error: services.a.port: \":6379\": the host port must be a number from 1 "
+             "to 65535 (as in \"16379:6379\": host port 16379 published to container port 6379)");
+  load_bad("services:\n  a:\n    image: x\n    port: [1, 2]\n",
+           F ":4:11: error: services.a.port: expected a port (6379) or \"HOST:CONTAINER\" "
+             "(\"16379:6379\"), got a list");
+}
+
+static void pull_policy_forms(void **st) {
+  (void)st;
+  static const struct {
+    const char *yaml;
+    tsvc_pull_policy_t want;
+  } ok[] = {{NULL, TSVC_PULL_MISSING},
+            {"missing", TSVC_PULL_MISSING},
+            {"if_not_present", TSVC_PULL_MISSING},
+            {"always", TSVC_PULL_ALWAYS},
+            {"never", TSVC_PULL_NEVER}};
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    char text[256];
+    snprintf(text, sizeof text, "services:\n  a:\n    image: x\n%s%s\n",
+             ok[i].yaml ? "    pull_policy: " : "", ok[i].yaml ? ok[i].yaml : "");
+    tsvc_diag_t d;
+    tsvc_config_t *cfg = load_ok(text, &d);
+    assert_int_equal(tsvc_config_service(cfg, "a")->pull_policy, ok[i].want);
+    tsvc_config_free(cfg);
+    tsvc_diag_free(&d);
+  }
+  assert_string_equal(tsvc_pull_policy_name(TSVC_PULL_ALWAYS), "always");
+  load_bad("services:\n  a:\n    image: x\n    pull_policy: allways\n",
+           F ":4:18: error: services.a.pull_policy: unknown pull_policy \"allways\"; did you mean "
+             "\"always\"? (valid: missing, always, never)");
+  load_bad("services:\n  a:\n    image: x\n    pull_policy: build\n",
+           F ":4:18: error: services.a.pull_policy: \"build\" is not supported: tanuki-svc "
+             "builds no images (build it with docker build, then use missing or never)");
 }
 
 static void ranges(void **st) {
@@ -664,6 +755,104 @@ static void depends_on(void **st) {
   assert_int_equal(d.n, 0);
   tsvc_config_free(cfg);
   tsvc_diag_free(&d);
+}
+
+/* compose's long form: {name: {condition, restart}}; the list form means
+ * service_started for each. */
+static const char depends_file[] =
+    "services:\n"
+    "  db: {image: x}\n"
+    "  cache: {image: y}\n"
+    "  queue: {image: z}\n"
+    "  app:\n"
+    "    image: w\n"
+    "    depends_on:\n"
+    "      db: {condition: service_healthy, restart: true}\n"
+    "      cache:\n"
+    "        condition: service_started\n"
+    "      queue:\n"
+    "  worker: {image: v, depends_on: [db, queue]}\n";
+
+static void depends_on_long_form(void **st) {
+  (void)st;
+  tsvc_diag_t d;
+  tsvc_config_t *cfg = load_ok(depends_file, &d);
+  assert_int_equal(d.n, 0);
+  const tsvc_service_conf_t *app = tsvc_config_service(cfg, "app");
+  assert_int_equal(app->depends_on.n, 3);
+  assert_non_null(app->depends);
+  assert_string_equal(app->depends_on.v[0], "db");
+  assert_null(app->depends_on.v[3]); /* still an argv-style list */
+  assert_int_equal(app->depends[0].condition, TSVC_DEP_HEALTHY);
+  assert_true(app->depends[0].restart);
+  assert_int_equal(app->depends[0].line, 8);
+  assert_int_equal(app->depends[0].column, 7);
+  assert_string_equal(app->depends_on.v[1], "cache");
+  assert_int_equal(app->depends[1].condition, TSVC_DEP_STARTED);
+  assert_false(app->depends[1].restart);
+  assert_string_equal(app->depends_on.v[2], "queue"); /* null: started */
+  assert_int_equal(app->depends[2].condition, TSVC_DEP_STARTED);
+  const tsvc_service_conf_t *w = tsvc_config_service(cfg, "worker");
+  assert_int_equal(w->depends_on.n, 2);
+  assert_int_equal(w->depends[1].condition, TSVC_DEP_STARTED);
+  assert_false(w->depends[1].restart);
+  assert_int_equal(w->depends[1].line, 12);
+  assert_int_equal(w->depends[1].column, 39);
+  assert_null(tsvc_config_service(cfg, "db")->depends);
+  /* config show writes every condition out. */
+  char *out = dump_to_string(cfg);
+  const char *want[] = {
+      ("    depends_on:\n      db: {condition: service_healthy, restart: true}\n"
+       "      cache: {condition: service_started, restart: false}\n"
+       "      queue: {condition: service_started, restart: false}\n"),
+      ("    depends_on:\n      db: {condition: service_started, restart: false}\n"
+       "      queue: {condition: service_started, restart: false}\n"),
+      "    depends_on: {}\n"};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+    if (!strstr(out, want[i])) fail_msg("dump lacks: %s\n--- dump:\n%s", want[i], out);
+  free(out);
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+  assert_string_equal(tsvc_dep_condition_name(TSVC_DEP_HEALTHY), "service_healthy");
+  assert_string_equal(tsvc_dep_condition_name((tsvc_dep_condition_t)7), "invalid");
+
+  /* Errors at file:line:col, naming the key. */
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n"
+           "    depends_on: {db: {condition: service_healty}}\n",
+           F ":5:34: error: services.app.depends_on.db.condition: unknown condition "
+             "\"service_healty\"; did you mean \"service_healthy\"? (valid: service_started, "
+             "service_healthy)");
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n"
+           "    depends_on: {db: {condition: service_completed_successfully}}\n",
+           F ":5:34: error: services.app.depends_on.db.condition: unknown condition "
+             "\"service_completed_successfully\" (valid: service_started, service_healthy)");
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n"
+           "    depends_on: {db: {restrat: true}}\n",
+           F ":5:23: error: unknown key \"restrat\" in services.app.depends_on.db; did you mean "
+             "\"restart\"?");
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n"
+           "    depends_on: {db: {restart: sometimes}}\n",
+           F ":5:32: error: services.app.depends_on.db.restart: expected a boolean (true or "
+             "false), got \"sometimes\"");
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n"
+           "    depends_on: {db: service_healthy}\n",
+           F ":5:22: error: services.app.depends_on.db: expected a mapping (condition: "
+             "service_started or service_healthy, restart: true or false), got "
+             "\"service_healthy\"");
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n    depends_on: db\n",
+           F ":5:17: error: services.app.depends_on: expected a list of services, or a mapping "
+             "of services to {condition: ...}, got \"db\"");
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n"
+           "    depends_on: {db: {}, db: {restart: true}}\n",
+           F ":5:26: error: duplicate key \"db\" in services.app.depends_on (first at line 5)");
+  load_bad("services:\n  db: {image: x}\n  app:\n    image: y\n"
+           "    depends_on:\n      dv: {condition: service_healthy}\n",
+           F ":6:7: error: services.app.depends_on: no service named \"dv\"; did you mean "
+             "\"db\"?");
+  load_bad("services:\n"
+           "  a: {image: x, depends_on: {b: {condition: service_healthy}}}\n"
+           "  b: {image: x, depends_on: {a: {restart: true}}}\n",
+           F ":2:30: error: services.a.depends_on: dependency cycle: a -> b -> a");
 }
 
 static void malformed_yaml(void **st) {
@@ -1075,7 +1264,8 @@ static void dump_masks_secrets(void **st) {
  * the reloaded config equals the first one wherever nothing was masked. */
 static void dump_round_trip(void **st) {
   (void)st;
-  const char *texts[] = {every_key, tanuki_file, secret_file, "services: {}\n", ""};
+  const char *texts[] = {every_key,        tanuki_file, secret_file, depends_file,
+                         "services: {}\n", ""};
   for (size_t t = 0; t < sizeof texts / sizeof texts[0]; t++) {
     tsvc_diag_t d1, d2, d3;
     tsvc_config_t *c1 = load_ok(texts[t], &d1);
@@ -1102,6 +1292,8 @@ static void dump_round_trip(void **st) {
       if (a->image) assert_string_equal(a->image, b->image);
       else assert_null(b->image);
       assert_int_equal(a->port, b->port);
+      assert_int_equal(a->host_port, b->host_port);
+      assert_int_equal(a->pull_policy, b->pull_policy);
       assert_int_equal(a->env_len, b->env_len);
       for (size_t j = 0; j < a->env_len; j++) {
         assert_string_equal(a->env[j].key, b->env[j].key);
@@ -1115,6 +1307,11 @@ static void dump_round_trip(void **st) {
       for (size_t j = 0; j < a->volumes.n; j++)
         assert_string_equal(a->volumes.v[j], b->volumes.v[j]);
       assert_int_equal(a->depends_on.n, b->depends_on.n);
+      for (size_t j = 0; j < a->depends_on.n; j++) {
+        assert_string_equal(a->depends_on.v[j], b->depends_on.v[j]);
+        assert_int_equal(a->depends[j].condition, b->depends[j].condition);
+        assert_int_equal(a->depends[j].restart, b->depends[j].restart);
+      }
       assert_int_equal(a->command.n, b->command.n);
       const tsvc_healthcheck_conf_t *x = &a->healthcheck, *y = &b->healthcheck;
       assert_int_equal(x->command.n, y->command.n);
@@ -1371,12 +1568,15 @@ int main(void) {
       cmocka_unit_test(expect_status_forms),
       cmocka_unit_test(unknown_keys),
       cmocka_unit_test(wrong_types),
+      cmocka_unit_test(port_forms),
+      cmocka_unit_test(pull_policy_forms),
       cmocka_unit_test(ranges),
       cmocka_unit_test(env_names),
       cmocka_unit_test(warnings),
       cmocka_unit_test(duplicates),
       cmocka_unit_test(enums),
       cmocka_unit_test(depends_on),
+      cmocka_unit_test(depends_on_long_form),
       cmocka_unit_test(malformed_yaml),
       cmocka_unit_test(deep_nesting),
       cmocka_unit_test(several_errors),

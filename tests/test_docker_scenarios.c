@@ -1093,6 +1093,7 @@ static void s9_bad_image_port_taken(void **state) {
   char *taken = redis_service("taken", vol(f, "takendata"), taken_extra);
   char *svcs = tsvc_asprintf("  ghost:\n"
                              "    image: " NO_IMAGE "\n"
+                             "    pull_policy: never\n"
                              "    healthcheck: {probe: running, interval: 500ms}\n"
                              "    restart: {backoff: 200ms, max_backoff: 400ms, max_restarts: 3,"
                              " cooldown: 0s}\n"
@@ -1112,6 +1113,7 @@ static void s9_bad_image_port_taken(void **state) {
   const char *gl = strstr(err, "ghost: ");
   assert_non_null(gl);
   assert_non_null(strstr(gl, NO_IMAGE));
+  assert_non_null(strstr(gl, "pull_policy is never"));
   char portstr[32];
   snprintf(portstr, sizeof portstr, "127.0.0.1:%d", port);
   const char *tl = strstr(err, "taken: ");

@@ -20,6 +20,7 @@
 
 #include "testutil.h"
 #include "docker/docker.h"
+#include "docker/image.h"
 #include "docker/stream.h"
 
 /* ---- stream parsers -------------------------------------------------------- */
@@ -219,6 +220,7 @@ typedef struct {
   atomic_int events_served;
   atomic_int events_close;     /* end the current events stream */
   atomic_int active;           /* connection threads running */
+  atomic_int auth_seen;        /* a request carried X-Registry-Auth: abc= */
 } fake_t;
 
 static void send_all(int fd, const char *p, size_t n) {
@@ -281,7 +283,48 @@ static void serve(fake_t *f, int fd) {
   }
   const char *p = strchr(path + 1, '/'); /* after /v1.xx */
   if (!p) p = path;
-  if (strcmp(p, "/images/missing") == 0) {
+  if (strstr(req, "\r\nX-Registry-Auth: abc=\r\n")) atomic_store(&f->auth_seen, 1);
+  if (strncmp(p, "/images/create?fromImage=fake%2Fstream&", 39) == 0 ||
+      strncmp(p, "/images/create?fromImage=fake%2Ferrmid&", 39) == 0) {
+    /* A pull's progress, a line at a time, as docker streams it; one
+       line over the 16 KiB a line may take. */
+    bool err = strstr(p, "errmid") != NULL;
+    /* Connection: close, as every answer here: the connection is closed
+       after it, and a client that kept it for the next request would race
+       that close. */
+    const char *h = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    send_all(fd, h, strlen(h));
+    static char big[20000];
+    memset(big, ' ', sizeof big - 2);
+    big[sizeof big - 2] = '\n';
+    const char *lines[] = {
+        "{\"status\":\"Pulling from fake/stream\",\"id\":\"1\"}\n",
+        "{\"status\":\"Already exists\",\"progressDetail\":{},\"id\":\"aaaa\"}\n",
+        "{\"status\":\"Pulling fs layer\",\"progressDetail\":{},\"id\":\"bbbb\"}\n",
+        "{\"status\":\"Downloading\",\"progressDetail\":{\"current\":1000,\"total\":3000},"
+        "\"id\":\"bbbb\"}\n",
+        big,
+        err ? "{\"errorDetail\":{\"message\":\"unexpected EOF\"},\"error\":\"unexpected EOF\"}\n"
+            : "{\"status\":\"Download complete\",\"progressDetail\":{},\"id\":\"bbbb\"}\n",
+        "{\"status\":\"Pull complete\",\"progressDetail\":{},\"id\":\"bbbb\"}\n",
+        "{\"status\":\"Digest: sha256:1234\"}\n",
+        "{\"status\":\"Status: Downloaded newer image for fake/stream:1\"}\n",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+      char sz[32];
+      int k = snprintf(sz, sizeof sz, "%zx\r\n", strlen(lines[i]));
+      send_all(fd, sz, (size_t)k);
+      send_all(fd, lines[i], strlen(lines[i]));
+      send_all(fd, "\r\n", 2);
+      usleep(i == 3 ? 300000 : 20000); /* time for a progress report */
+    }
+    send_all(fd, "0\r\n\r\n", 5);
+  } else if (strncmp(p, "/images/create?fromImage=fake%2Fnotfound&", 41) == 0) {
+    const char *b = "{\"message\":\"manifest for fake/notfound:1 not found: manifest unknown: "
+                    "manifest unknown\"}";
+    respond(fd, 404, "application/json", b, strlen(b));
+  } else if (strcmp(p, "/images/missing") == 0) {
     const char *b = "{\"message\":\"No such image: postgres:16\"}";
     respond(fd, 404, "application/json", b, strlen(b));
   } else if (strcmp(p, "/conflict") == 0) {
@@ -659,6 +702,96 @@ static void free_in_callback(const tsvc_docker_reply_t *rep, void *data) {
   tsvc_docker_free(f->d);
 }
 
+/* ---- pull ------------------------------------------------------------------------ */
+
+/* The progress callback gets the reply's data (a result_t here): what it
+   saw goes to a static. */
+static struct {
+  int calls;
+  tsvc_pull_progress_t last;
+} pr;
+
+static void on_pull_progress(const tsvc_pull_progress_t *p, void *data) {
+  assert_non_null(data);
+  pr.calls++;
+  pr.last = *p;
+}
+
+static void pull_stream_and_errors(void **st) {
+  (void)st;
+  fake_t f;
+  fake_start(&f, "1.41");
+  uv_loop_t loop;
+  tsvc_docker_t *d = client_for(&loop, &f);
+  result_t r = {0};
+  memset(&pr, 0, sizeof pr);
+  assert_int_equal(tsvc_docker_image_pull(d, "fake/stream:1", "abc=", on_pull_progress, on_reply,
+                                          &r, NULL),
+                   0);
+  tu_run_until(&loop, &r.done, 10000);
+  assert_int_equal(r.done, 1);
+  assert_int_equal(r.status, 0);
+  assert_string_equal(json_string_value(json_object_get(r.json, "Status")),
+                      "Downloaded newer image for fake/stream:1");
+  assert_string_equal(json_string_value(json_object_get(r.json, "Digest")), "sha256:1234");
+  assert_int_equal(json_integer_value(json_object_get(r.json, "Layers")), 2);
+  assert_int_equal(json_integer_value(json_object_get(r.json, "LayersDone")), 2);
+  assert_int_equal(json_integer_value(json_object_get(r.json, "Bytes")), 3000);
+  /* Reported while it went on (the stream paused after 1000 of 3000). */
+  assert_true(pr.calls >= 1);
+  assert_int_equal(pr.last.layers, 2);
+  assert_true(pr.last.bytes_done >= 1000);
+  assert_true(atomic_load(&f.auth_seen));
+  pthread_mutex_lock(&f.mu);
+  assert_string_equal(f.seen[f.nseen - 1],
+                      "POST /v1.41/images/create?fromImage=fake%2Fstream&tag=1 HTTP/1.1");
+  pthread_mutex_unlock(&f.mu);
+  result_clear(&r);
+
+  /* An error line mid-stream: the daemon's words; no tag means latest. */
+  assert_int_equal(tsvc_docker_image_pull(d, "fake/errmid", NULL, NULL, on_reply, &r, NULL), 0);
+  tu_run_until(&loop, &r.done, 10000);
+  assert_int_equal(r.status, TSVC_ERUNTIME);
+  assert_string_equal(r.errmsg, "unexpected EOF");
+  pthread_mutex_lock(&f.mu);
+  assert_string_equal(f.seen[f.nseen - 1],
+                      "POST /v1.41/images/create?fromImage=fake%2Ferrmid&tag=latest HTTP/1.1");
+  pthread_mutex_unlock(&f.mu);
+  result_clear(&r);
+
+  /* The registry has no such image: ENOENT with its words. */
+  assert_int_equal(tsvc_docker_image_pull(d, "fake/notfound:1", NULL, NULL, on_reply, &r, NULL),
+                   0);
+  tu_run_until(&loop, &r.done, 10000);
+  assert_int_equal(r.status, TSVC_ENOENT);
+  assert_string_equal(r.errmsg, "manifest for fake/notfound:1 not found: manifest unknown: "
+                                "manifest unknown");
+  result_clear(&r);
+
+  /* A reference that cannot be pulled: refused, no callback. */
+  assert_int_equal(tsvc_docker_image_pull(d, "Bad/Name", NULL, NULL, on_reply, &r, NULL),
+                   TSVC_EINVAL);
+
+  /* Cancelled while the daemon is silent, and one freed with the client:
+     no callback, nothing left on the loop. */
+  tsvc_docker_req_t *q = NULL;
+  memset(&pr, 0, sizeof pr);
+  assert_int_equal(tsvc_docker_image_pull(d, "fake/hang:1", "abc=", on_pull_progress, on_reply,
+                                          &r, &q),
+                   0);
+  int never = 0;
+  tu_run_until(&loop, &never, 300);
+  tsvc_docker_cancel(q);
+  assert_int_equal(tsvc_docker_image_pull(d, "fake/hang:2", NULL, on_pull_progress, on_reply, &r,
+                                          NULL),
+                   0);
+  tu_run_until(&loop, &never, 300);
+  assert_int_equal(r.done, 0);
+  finish(&loop, d);
+  assert_int_equal(r.done, 0);
+  fake_stop(&f);
+}
+
 static void free_from_callback(void **st) {
   (void)st;
   fake_t f;
@@ -751,6 +884,7 @@ int main(void) {
       cmocka_unit_test(bad_hosts),
       cmocka_unit_test(cancel_and_free_in_flight),
       cmocka_unit_test(free_from_callback),
+      cmocka_unit_test(pull_stream_and_errors),
       cmocka_unit_test(events_reconnect),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

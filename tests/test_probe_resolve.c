@@ -2,7 +2,9 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "monitor/check.h"
 #include "probe/probe.h"
+#include "runtime/runtime.h"
 #include "testutil.h"
 
 /* A service built by hand, as the config loader would fill it. */
@@ -397,6 +399,40 @@ static void empty_env_values_ignored(void **st) {
   str_eq(s.password, NULL);
 }
 
+/* port: "16379:6379": probes connect to the container port where ports are
+   mapped (docker: the container's address, known after an inspection), and
+   to the host port where they are not (processes on the host, or no
+   runtime at all: the published port on 127.0.0.1). */
+static void published_port(void **st) {
+  (void)st;
+  fixture_t f;
+  fx_init(&f, "redis", "redis:7-alpine", 6379);
+  f.svc.host_port = 16379;
+  static const tsvc_runtime_ops_t mapping = {.name = "mapping", .maps_ports = true};
+  static const tsvc_runtime_ops_t plain = {.name = "plain", .maps_ports = false};
+  tsvc_runtime_t rt_map = {.ops = &mapping}, rt_plain = {.ops = &plain};
+  tsvc_probe_spec_t s;
+  char host[64];
+  tsvc_check_prepare(&f.svc, &rt_map, &s, host, sizeof host);
+  assert_int_equal(s.kind, TSVC_PROBE_REDIS);
+  assert_int_equal(s.port, 6379);
+  tsvc_check_prepare(&f.svc, &rt_plain, &s, host, sizeof host);
+  assert_int_equal(s.port, 16379);
+  tsvc_check_prepare(&f.svc, NULL, &s, host, sizeof host);
+  assert_int_equal(s.port, 16379);
+  assert_string_equal(s.host, "127.0.0.1");
+  /* A command naming the container port means the same port. */
+  fx_cmd(&f, "redis-cli", "-p", "6379", "ping", NULL);
+  tsvc_check_prepare(&f.svc, &rt_plain, &s, host, sizeof host);
+  assert_int_equal(s.port, 16379);
+  tsvc_check_prepare(&f.svc, &rt_map, &s, host, sizeof host);
+  assert_int_equal(s.port, 6379);
+  /* port: N: the same everywhere. */
+  f.svc.host_port = 6379;
+  tsvc_check_prepare(&f.svc, &rt_plain, &s, host, sizeof host);
+  assert_int_equal(s.port, 6379);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(pg_isready_forms),      cmocka_unit_test(pg_isready_falls_back_to_exec),
@@ -404,6 +440,7 @@ int main(void) {
       cmocka_unit_test(other_commands_exec),   cmocka_unit_test(builtin_by_name_or_image),
       cmocka_unit_test(tcp_then_running),      cmocka_unit_test(explicit_kinds),
       cmocka_unit_test(empty_env_values_ignored),
+      cmocka_unit_test(published_port),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,6 +26,7 @@
 #include "api/api_json.h"
 #include "api/errors.h"
 #include "api/metrics.h"
+#include "api/page.h"
 #include "common/util.h"
 #include "config/config.h"
 #include "log/log.h"
@@ -69,6 +70,7 @@ struct tsvc_api_s {
   bool wstop;
   bool watchdog_running;
   pthread_t watchdog;
+  tsvc_page_t *page; /* GET /: the status page and its record of changes */
 };
 
 /* One request, from its first call to its end. */
@@ -82,6 +84,7 @@ typedef struct {
   tsvc_api_t *api;
   int sub;
   bool tcp;                            /* counted in nstreams_on[1], else [0] */
+  bool sse;                            /* text/event-stream ("data: ...\n\n") */
   int fd;                              /* the connection, to notice a hang-up */
   char *q[TSVC_API_EVENT_QUEUE];       /* lines not yet sent (ring) */
   size_t head, n;
@@ -371,6 +374,15 @@ static enum MHD_Result get_metrics(tsvc_api_t *a, tsvc_api_reply_t *c) {
                     NULL);
 }
 
+/* GET /: the status page (page.c). */
+static enum MHD_Result get_page(tsvc_api_t *a, tsvc_api_reply_t *c) {
+  char *html = NULL;
+  size_t len = 0;
+  if (!a->page || tsvc_page_render(a->page, wall_ms(), &html, &len) != 0)
+    return reply_error(c, 500, NULL, "cannot render the status page: out of memory");
+  return reply_text(c, 200, html, len, "text/html; charset=utf-8", NULL);
+}
+
 /* ---- the event stream -------------------------------------------------------- */
 
 /* On the manager's loop thread: queue the line, never block. */
@@ -379,7 +391,7 @@ static void on_change(const tsvc_change_t *ch, void *data) {
   json_t *v = tsvc_api_json_change(ch);
   char *text = v ? json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
   json_decref(v);
-  char *line = text ? tsvc_asprintf("%s\n", text) : NULL;
+  char *line = text ? tsvc_asprintf(s->sse ? "data: %s\n\n" : "%s\n", text) : NULL;
   free(text);
   tsvc_api_t *a = s->api;
   pthread_mutex_lock(&a->mu);
@@ -485,6 +497,9 @@ static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c) {
   s->api = a;
   s->tcp = tcp;
   s->fd = -1;
+  /* An EventSource asks for text/event-stream: the same events as SSE. */
+  const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+  s->sse = accept && strstr(accept, "text/event-stream");
   const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
   if (ci) s->fd = ci->connect_fd;
   s->sub = tsvc_manager_subscribe(a->m, on_change, s);
@@ -499,7 +514,8 @@ static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c) {
     stream_free(s);
     return MHD_NO;
   }
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                          s->sse ? "text/event-stream" : "application/x-ndjson");
   MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   /* A stream is idle between changes: no idle timeout for it, and no
      deadline (the request was whole; handler() cleared it). */
@@ -562,7 +578,7 @@ static enum MHD_Result post_reload(tsvc_api_t *a, tsvc_api_reply_t *c) {
 
 typedef enum {
   R_NONE, R_SERVICES, R_SERVICE, R_ACTION, R_EVENTS, R_LIVEZ, R_READYZ, R_METRICS, R_DOWN,
-  R_RELOAD
+  R_RELOAD, R_PAGE
 } route_t;
 
 static const char *const actions[] = {"start", "stop", "restart", "check"};
@@ -571,6 +587,7 @@ static const char *const actions[] = {"start", "stop", "restart", "check"};
 static route_t route(const char *url, char *buf, size_t len, const char **name,
                      const char **action) {
   *name = *action = NULL;
+  if (strcmp(url, "/") == 0) return R_PAGE;
   if (strcmp(url, "/v1/services") == 0 || strcmp(url, "/v1/services/") == 0) return R_SERVICES;
   if (strcmp(url, "/v1/events") == 0) return R_EVENTS;
   if (strcmp(url, "/livez") == 0) return R_LIVEZ;
@@ -607,10 +624,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     *con_cls = rq;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     long n;
+    /* A body announced too large but within the drain limit is read (and
+       dropped) before the 413, as a chunked one is: answering at once and
+       closing with the body unread makes the kernel reset the connection,
+       and the client may lose the 413 it was sent. */
     if (!cl ||
-        (tsvc_parse_int(cl, 0, LONG_MAX, &n) == 0 && (unsigned long)n <= TSVC_API_MAX_BODY))
+        (tsvc_parse_int(cl, 0, LONG_MAX, &n) == 0 && (unsigned long)n <= TSVC_API_DRAIN_BODY))
       return MHD_YES; /* come back with the body (or its end) */
-    rq->body = TSVC_API_MAX_BODY + 1; /* announced as too large: 413 at once */
+    rq->body = TSVC_API_MAX_BODY + 1; /* announced as far too large: 413 at once */
   } else if (*upload_size) {
     /* Bodies are not used: counted and dropped. libmicrohttpd cannot answer
        in the middle of an upload, so a body over the limit (sent chunked,
@@ -676,6 +697,7 @@ static enum MHD_Result respond(tsvc_api_t *a, tsvc_api_reply_t *c, const char *m
     c->down = true; /* stop the monitor even when some stops failed */
     return ret;
   case R_RELOAD: return post_reload(a, c);
+  case R_PAGE: return get_page(a, c);
   case R_NONE: break;
   }
   return MHD_NO;
@@ -976,6 +998,7 @@ int tsvc_api_start(const tsvc_api_opts_t *o, tsvc_api_t **out, char *err, size_t
       rc = TSVC_EIO;
     }
   }
+  if (!rc) a->page = tsvc_page_new(a->m); /* NULL: GET / answers 500 */
   if (!rc && o->listen) rc = start_tcp(a, o->listen, err, errlen);
   if (rc) {
     tsvc_api_stop(a);
@@ -1016,6 +1039,7 @@ void tsvc_api_stop(tsvc_api_t *a) {
     pthread_mutex_unlock(&a->wmu);
     pthread_join(a->watchdog, NULL);
   }
+  tsvc_page_free(a->page);
   if (a->socket_path) unlink(a->socket_path);
   free(a->socket_path);
   pthread_mutex_destroy(&a->mu);

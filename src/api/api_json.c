@@ -15,8 +15,11 @@ const char *tsvc_api_time_format(int64_t wall_ms, char *buf, size_t len) {
     tsvc_strlcpy(buf, "1970-01-01T00:00:00.000Z", len);
     return buf;
   }
-  snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+  /* strftime for the date: gcc cannot bound the width of struct tm's ints
+     in a snprintf format and warns (-Wformat-truncation) at -O3. */
+  char date[32];
+  if (!strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm)) date[0] = '\0';
+  snprintf(buf, len, "%s.%03dZ", date, (int)(wall_ms % 1000));
   return buf;
 }
 

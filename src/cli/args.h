@@ -79,7 +79,8 @@ extern const cli_verb_t cli_verbs[];
 /* Options shared by several verbs (verbs.c). */
 extern const cli_opt_t CLI_OPT_HELP, CLI_OPT_CONFIG, CLI_OPT_JSON, CLI_OPT_WATCH,
     CLI_OPT_FOLLOW, CLI_OPT_TAIL, CLI_OPT_FORMAT, CLI_OPT_DETACH, CLI_OPT_RUNTIME,
-    CLI_OPT_DOWN, CLI_OPT_LOG_FORMAT, CLI_OPT_LOG_LEVEL;
+    CLI_OPT_DOWN, CLI_OPT_LOG_FORMAT, CLI_OPT_LOG_LEVEL, CLI_OPT_OUTPUT, CLI_OPT_COMPOSE_V1,
+    CLI_OPT_STORAGE;
 
 #define CLI_MAX_OPTS 16 /* options of one verb */
 

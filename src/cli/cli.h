@@ -14,6 +14,7 @@
 
 #include "cli/args.h"
 #include "config/config.h"
+#include "log/log.h"
 #include "runtime/runtime.h"
 
 enum {
@@ -41,6 +42,21 @@ int cmd_restart(const cli_args_t *a);
 int cmd_status(const cli_args_t *a);
 int cmd_logs(const cli_args_t *a);
 int cmd_env(const cli_args_t *a);
+int cmd_pull(const cli_args_t *a);
+
+/* ---- pull progress on a terminal (progress.c) --------------------------- */
+
+/* Set the logger up on stderr at level, in text or JSON; when stderr is a
+   terminal, also draw a live line per image being pulled below the log
+   lines. cli_progress_end() puts the logger back on stderr as it was. */
+void cli_progress_setup(tsvc_log_level_t level, bool json);
+void cli_progress_end(void);
+
+/* The bash completion's helper, `tanuki-svc __complete CWORD WORD...`
+   (cmd_complete.c); main() calls it before the parser, as it takes bash's
+   words, not options. */
+int cli_complete(int argc, char **argv);
+int cmd_export(const cli_args_t *a);
 
 /* ---- the project: config, socket, state directory (client.c) ---------- */
 

@@ -40,8 +40,9 @@ static int collect(const tsvc_config_t *cfg, json_t *o) {
   char port[16];
   for (size_t i = 0; i < cfg->nservices; i++) {
     const tsvc_service_conf_t *s = &cfg->services[i];
-    if (!s->port) continue;
-    snprintf(port, sizeof port, "%d", s->port);
+    if (!s->host_port) continue;
+    /* The host's view: the published port (port: "H:C" -> H). */
+    snprintf(port, sizeof port, "%d", s->host_port);
     const char *kind = tsvc_env_kind(s);
     if (kind && strcmp(kind, "postgres") == 0 && strcmp(pre[i], "POSTGRES") == 0) {
       const char *user = env_get(s, "POSTGRES_USER");
@@ -56,7 +57,7 @@ static int collect(const tsvc_config_t *cfg, json_t *o) {
       add(o, "POSTGRES_DB", db);
       char *u = esc(user), *p = esc(pw), *d = esc(db);
       char *url = tsvc_asprintf("postgres://%s%s%s@127.0.0.1:%d/%s", u, pw && *pw ? ":" : "",
-                                pw && *pw ? p : "", s->port, d);
+                                pw && *pw ? p : "", s->host_port, d);
       add(o, "POSTGRES_URL", url);
       free(url);
       curl_free(u);
@@ -69,8 +70,8 @@ static int collect(const tsvc_config_t *cfg, json_t *o) {
       add(o, "REDIS_HOST", "127.0.0.1");
       add(o, "REDIS_PORT", port);
       char *p = esc(pw);
-      char *url = pw && *pw ? tsvc_asprintf("redis://:%s@127.0.0.1:%d/0", p, s->port)
-                            : tsvc_asprintf("redis://127.0.0.1:%d/0", s->port);
+      char *url = pw && *pw ? tsvc_asprintf("redis://:%s@127.0.0.1:%d/0", p, s->host_port)
+                            : tsvc_asprintf("redis://127.0.0.1:%d/0", s->host_port);
       add(o, "REDIS_URL", url);
       free(url);
       curl_free(p);

@@ -19,6 +19,7 @@
 
 #include "api/api.h"
 #include "cli/cli.h"
+#include "cli/systemd.h"
 #include "common/util.h"
 #include "log/log.h"
 #include "manager/manager.h"
@@ -139,16 +140,24 @@ int cmd_up(const cli_args_t *a) {
     return TSVC_EXIT_USAGE;
   }
 
+  /* Under systemd (Type=notify): before any thread, as it edits the
+     environment. */
+  cli_systemd_t *sd = daemonize ? NULL : cli_systemd_open();
+
   /* Validate first: a detached monitor has nobody to tell. */
   cli_project_t p;
   int rc = cli_project_load2(cli_config_path(cli_str(a, &CLI_OPT_CONFIG)), &p, true);
-  if (rc) return rc;
+  if (rc) {
+    cli_systemd_close(sd);
+    return rc;
+  }
   char why[512];
   if (tsvc_api_socket_state(p.socket, why, sizeof why) == TSVC_API_SOCK_LIVE) {
     cli_err("a monitor is already running for this project (it answers on %s); "
             "'tanuki-svc down' stops it",
             p.socket);
     cli_project_free(&p);
+    cli_systemd_close(sd);
     return TSVC_EXIT_FAIL;
   }
   char *pid_path = tsvc_asprintf("%s/tanuki-svc.pid", p.state_dir);
@@ -183,9 +192,11 @@ int cmd_up(const cli_args_t *a) {
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 
   /* The log is set up before any thread of the library exists: its level
-     and output are read by every thread from then on. */
+     and output are read by every thread from then on. On a terminal, pulls
+     draw live progress lines below the log. */
   bool json = fmt ? strcmp(fmt, "json") == 0 : p.cfg->monitor.log_format == TSVC_LOGFMT_JSON;
-  tsvc_log_setup(stderr, lvl, json);
+  cli_progress_setup(lvl, json);
+  tsvc_log_set_journal(cli_journal_stream(STDERR_FILENO));
 
   tsvc_manager_opts_t mo = {.config_path = p.config_path, .runtime = runtime};
   rc = tsvc_manager_new(&mo, &m, err, sizeof err);
@@ -198,6 +209,7 @@ int cmd_up(const cli_args_t *a) {
     exit_code = rc == TSVC_EINVAL ? TSVC_EXIT_USAGE : TSVC_EXIT_FAIL;
     goto out;
   }
+  cli_systemd_watch(sd, m);
 
   tsvc_api_opts_t ao = {.manager = m,
                         .socket_path = p.socket,
@@ -257,6 +269,7 @@ int cmd_up(const cli_args_t *a) {
              log_path, pid_path);
     tell_parent(&notify, failed[0] ? TSVC_EXIT_FAIL : TSVC_EXIT_OK, msg);
   }
+  cli_systemd_ready(sd);
 
   int sig = 0;
   for (;;) {
@@ -272,6 +285,7 @@ int cmd_up(const cli_args_t *a) {
         TSVC_LOG(TSVC_LOG_ERROR, NULL, "reload: %s", line);
     }
   }
+  cli_systemd_stopping(sd);
   bool by_api = atomic_load(&down_asked);
   TSVC_LOG(TSVC_LOG_INFO, NULL, "%s: stopping monitoring",
            by_api ? "down" : sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -291,7 +305,9 @@ int cmd_up(const cli_args_t *a) {
 
 out:
   tsvc_api_stop(api);
+  cli_systemd_close(sd); /* (it borrows the manager) */
   tsvc_manager_free(m);
+  cli_progress_end();
   if (wrote_pid) unlink(pid_path);
   if (notify >= 0) tell_parent(&notify, exit_code ? exit_code : TSVC_EXIT_FAIL, "stopped");
   free(pid_path);

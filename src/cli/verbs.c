@@ -50,6 +50,17 @@ static const char *const log_level_choices[] = {"debug", "info", "warn", "error"
 const cli_opt_t CLI_OPT_LOG_LEVEL = {"log-level", 0, CLI_ARG_CHOICE, "LEVEL", log_level_choices,
                                      0, 0, "debug, info, warn or error (default info)"};
 
+const cli_opt_t CLI_OPT_OUTPUT = {"output", 'o', CLI_ARG_FILE, "FILE", NULL, 0, 0,
+                                  "write to FILE (default: stdout)"};
+
+const cli_opt_t CLI_OPT_COMPOSE_V1 = {
+    "compose-v1", 0, CLI_ARG_NONE, NULL, NULL, 0, 0,
+    "compose: what docker-compose 1.x (Debian 12's) reads: no\n"
+    "healthcheck start_interval, no depends_on restart"};
+
+const cli_opt_t CLI_OPT_STORAGE = {"storage", 0, CLI_ARG_STRING, "SIZE", NULL, 0, 0,
+                                   "kubernetes: size of each volume claim (default 1Gi)"};
+
 /* ---- the verbs' option lists --------------------------------------------------- */
 
 static const cli_opt_t *const only_config[] = {&CLI_OPT_CONFIG, NULL};
@@ -63,6 +74,9 @@ static const cli_opt_t *const logs_opts[] = {&CLI_OPT_FOLLOW, &CLI_OPT_TAIL, &CL
                                              NULL};
 static const cli_opt_t *const env_opts[] = {&CLI_OPT_FORMAT, &CLI_OPT_CONFIG, NULL};
 static const char *const config_subcommands[] = {"validate", "show", NULL};
+static const cli_opt_t *const export_opts[] = {&CLI_OPT_OUTPUT, &CLI_OPT_COMPOSE_V1,
+                                               &CLI_OPT_STORAGE, &CLI_OPT_CONFIG, NULL};
+static const char *const export_targets[] = {"compose", "kubernetes", NULL};
 
 /* ---- texts ----------------------------------------------------------------------- */
 
@@ -163,8 +177,39 @@ const cli_verb_t cli_verbs[] = {
      "  eval \"$(tanuki-svc env)\"\n",
      "0 ok, 1 invalid config, 2 usage."},
 
-    {"version", cmd_version, "", 0, 0, CLI_OPERANDS_NONE, NULL, no_opts, "print the version",
-     "Print the version.\n", "0."},
+    {"export", cmd_export, "compose|kubernetes", 1, 1, CLI_OPERANDS_CHOICE, export_targets,
+     export_opts, "write the services as a docker-compose.yml or Kubernetes manifests",
+     "  compose     a docker-compose.yml: the same images, command, environment,\n"
+     "              ports (on 127.0.0.1), volumes, network and depends_on\n"
+     "              conditions; each health check as Docker's HEALTHCHECK (the\n"
+     "              native probes as their command equivalents)\n"
+     "  kubernetes  per service a Deployment, a Service (with a port) and a\n"
+     "              PersistentVolumeClaim (with volumes); the health check as\n"
+     "              startupProbe, readinessProbe and livenessProbe\n"
+     "Disabled and external services are left out. What the target cannot\n"
+     "express is listed in comments at the top of the output and on stderr.\n"
+     "Mappings and differences: docs/export.md.\n",
+     "0 written, 1 invalid config, a service that cannot be exported (no\n"
+     "image) or a write error, 2 usage."},
+
+    {"pull", cmd_pull, "[NAME...]", 0, CLI_MANY, CLI_OPERANDS_SERVICES, NULL, only_config,
+     "pull the services' images (with progress on a terminal)",
+     "Pull the images of the named services (default: every enabled service\n"
+     "with an image, external ones left out), all at once, whatever their\n"
+     "pull_policy. Credentials come from the docker CLI's config.json\n"
+     "($DOCKER_CONFIG/config.json, else ~/.docker/config.json, its auths);\n"
+     "credential helpers (credsStore, credHelpers) are not run.\n"
+     "On a terminal, a live line per image (layers, bytes, rate); otherwise a\n"
+     "log line when each pull starts and one when it ends (size, seconds).\n",
+     "0 every image pulled, 1 a pull failed, 2 usage or an unknown service,\n"
+     "3 the Docker daemon cannot be reached."},
+
+    {"version", cmd_version, "", 0, 0, CLI_OPERANDS_NONE, NULL, no_opts,
+     "print the version and those of the libraries in use",
+     "Print the version, the git commit it was built from (when built from a\n"
+     "git checkout; \"-dirty\" with local changes) and the versions of the\n"
+     "libraries it runs with.\n",
+     "0."},
 
     {NULL, NULL, NULL, 0, 0, CLI_OPERANDS_NONE, NULL, NULL, NULL, NULL, NULL},
 };

@@ -31,10 +31,20 @@ typedef enum {
 } tsvc_probe_kind_t;
 
 typedef enum { TSVC_POLICY_ON_UNHEALTHY, TSVC_POLICY_NEVER } tsvc_policy_t;
+/* pull_policy, as compose spells it: pull a missing image before creating a
+   container (missing, also if_not_present), pull at every start (always),
+   or never pull (never: a missing image is an error). */
+typedef enum { TSVC_PULL_MISSING, TSVC_PULL_ALWAYS, TSVC_PULL_NEVER } tsvc_pull_policy_t;
 typedef enum { TSVC_LOGFMT_TEXT, TSVC_LOGFMT_JSON } tsvc_logfmt_t;
+/* What a dependent waits for (depends_on, compose's conditions):
+   service_started (the short list form) or service_healthy. */
+typedef enum { TSVC_DEP_STARTED, TSVC_DEP_HEALTHY } tsvc_dep_condition_t;
 
 const char *tsvc_runtime_kind_name(tsvc_runtime_kind_t k);
 const char *tsvc_probe_kind_name(tsvc_probe_kind_t k);
+const char *tsvc_pull_policy_name(tsvc_pull_policy_t p);
+/* "service_started", "service_healthy". */
+const char *tsvc_dep_condition_name(tsvc_dep_condition_t c);
 
 typedef struct {
   char *key;
@@ -47,6 +57,14 @@ typedef struct {
   char **v;
   size_t n;
 } tsvc_strv_t;
+
+/* One entry of depends_on, beside its name in depends_on.v. */
+typedef struct {
+  tsvc_dep_condition_t condition; /* default (and the list form): started */
+  bool restart; /* restart: true: a restart of the dependency restarts this
+                   service once the dependency is healthy again */
+  int line, column; /* where the dependency is named, 1-based */
+} tsvc_dep_conf_t;
 
 typedef struct {
   tsvc_strv_t command; /* healthcheck.command (argv form, CMD form) */
@@ -86,11 +104,25 @@ typedef struct {
   char *name;
   bool enabled;       /* default true */
   char *image;        /* NULL when not set */
-  int port;           /* 0 when not set */
+  tsvc_pull_policy_t pull_policy; /* default missing */
+  /* `port: N` or `port: "H:C"` (compose's short form). port is C, where the
+     service listens: in its container (probes connect to it on the
+     container's address) or, under the process runtime, which maps no
+     ports, on the host at host_port. host_port is H, published on
+     127.0.0.1 and what the host's view (env) uses; `port: N` sets both
+     to N. Both 0 when not set. */
+  int port;
+  int host_port;
+  int port_line, port_column; /* where port is set (0: not set) */
   tsvc_kv_t *env;     /* `environment`, in file order */
   size_t env_len;
   tsvc_strv_t volumes;
+  /* depends_on: the names, in file order, and for each (same index) its
+     condition: depends[i] goes with depends_on.v[i]; NULL when n is 0.
+     The list form [a, b] and the long form {a: {condition: ...,
+     restart: true}} both fill both. */
   tsvc_strv_t depends_on;
+  tsvc_dep_conf_t *depends;
   tsvc_strv_t command; /* container command override */
   bool external;       /* only watched: never started, stopped, restarted */
   tsvc_healthcheck_conf_t healthcheck;

@@ -146,16 +146,28 @@ static int put_service(FILE *f, const tsvc_service_conf_t *s, bool mask) {
   fprintf(f, "    enabled: %s\n", s->enabled ? "true" : "false");
   fprintf(f, "    external: %s\n", s->external ? "true" : "false");
   put_kv_str(f, 4, "image", s->image);
-  if (s->port)
+  fprintf(f, "    pull_policy: %s\n", tsvc_pull_policy_name(s->pull_policy));
+  if (s->port && s->host_port != s->port)
+    fprintf(f, "    port: \"%d:%d\"\n", s->host_port, s->port);
+  else if (s->port)
     fprintf(f, "    port: %d\n", s->port);
   else
     fputs("    port: null\n", f);
   if ((rc = put_env(f, 4, "environment", s->env, s->env_len, mask))) return rc;
   fputs("    volumes: ", f);
   put_list(f, s->volumes.v, s->volumes.n, NULL);
-  fputs("\n    depends_on: ", f);
-  put_list(f, s->depends_on.v, s->depends_on.n, NULL);
+  fputs("\n    depends_on:", f);
+  /* The long form, so that each condition shows (the short list means
+     service_started for each). */
+  if (s->depends_on.n == 0) fputs(" {}", f);
   fputc('\n', f);
+  for (size_t i = 0; i < s->depends_on.n; i++) {
+    fputs("      ", f);
+    put_str(f, s->depends_on.v[i]);
+    fprintf(f, ": {condition: %s, restart: %s}\n",
+            tsvc_dep_condition_name(s->depends ? s->depends[i].condition : TSVC_DEP_STARTED),
+            s->depends && s->depends[i].restart ? "true" : "false");
+  }
   if ((rc = put_command(f, 4, "command", &s->command, false, mask))) return rc;
 
   const tsvc_healthcheck_conf_t *hc = &s->healthcheck;

@@ -61,20 +61,34 @@ static const char *const probe_names[] = {"auto", "postgres", "redis",   "tcp",
                                           "http", "exec",     "running", NULL};
 static const char *const policy_names[] = {"on-unhealthy", "never", NULL};
 static const char *const logfmt_names[] = {"text", "json", NULL};
+static const char *const pull_names[] = {"missing", "always", "never", NULL};
+static const char *const dep_condition_names[] = {"service_started", "service_healthy", NULL};
 
 static const enumdef_t runtime_enum = {"runtime", runtime_names};
 static const enumdef_t probe_enum = {"probe", probe_names};
 static const enumdef_t policy_enum = {"restart policy", policy_names};
 static const enumdef_t logfmt_enum = {"log_format", logfmt_names};
+static const enumdef_t pull_enum = {"pull_policy", pull_names};
+static const enumdef_t dep_condition_enum = {"condition", dep_condition_names};
 
 const char *tsvc_runtime_kind_name(tsvc_runtime_kind_t k) {
   if ((unsigned)k >= TSVC_ARRAY_LEN(runtime_names) - 1) return "invalid";
   return runtime_names[k];
 }
 
+const char *tsvc_dep_condition_name(tsvc_dep_condition_t k) {
+  if ((unsigned)k >= TSVC_ARRAY_LEN(dep_condition_names) - 1) return "invalid";
+  return dep_condition_names[k];
+}
+
 const char *tsvc_probe_kind_name(tsvc_probe_kind_t k) {
   if ((unsigned)k >= TSVC_ARRAY_LEN(probe_names) - 1) return "invalid";
   return probe_names[k];
+}
+
+const char *tsvc_pull_policy_name(tsvc_pull_policy_t p) {
+  if ((unsigned)p >= TSVC_ARRAY_LEN(pull_names) - 1) return "invalid";
+  return pull_names[p];
 }
 
 /* ---- messages ---- */
@@ -246,6 +260,91 @@ static void p_enum(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
         v->text, hint, valid);
   else
     ERR(c, v, "%s: unknown %s \"%s\" (valid: %s)", c->path, e->label, v->text, valid);
+}
+
+/* pull_policy: compose's words. if_not_present is compose's other name for
+ * missing; build (compose builds the image) has no meaning here. */
+static void p_pull_policy(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (v->kind == YN_SCALAR && strcmp(v->text, "if_not_present") == 0) {
+    *(int *)((char *)base + k->off) = TSVC_PULL_MISSING;
+    return;
+  }
+  if (v->kind == YN_SCALAR && strcmp(v->text, "build") == 0) {
+    ERR(c, v, "%s: \"build\" is not supported: tanuki-svc builds no images (build it with "
+        "docker build, then use missing or never)", c->path);
+    return;
+  }
+  p_enum(c, k, v, base);
+}
+
+/* One port number of a "H:C" form: 1..65535. */
+static bool port_number(const char *s, size_t n, int *out) {
+  char buf[16];
+  long v;
+  if (n == 0 || n >= sizeof buf) return false;
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  if (tsvc_parse_int(buf, 1, 65535, &v) != 0) return false;
+  *out = (int)v;
+  return true;
+}
+
+/*
+ * port: N (an integer, or a quoted one as compose writes "5432"): the
+ * service listens on N, published on host port N. "H:C": compose's short
+ * form, host port H published to container port C. Compose's other forms
+ * (an address "127.0.0.1:H:C", ranges, "/udp") are refused by name: ports
+ * are always published on 127.0.0.1, over tcp.
+ */
+static void p_port(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  (void)k;
+  tsvc_service_conf_t *s = base;
+  s->port_line = v->line;
+  s->port_column = v->col;
+  static const char expected[] = "a port (6379) or \"HOST:CONTAINER\" (\"16379:6379\")";
+  if (v->kind != YN_SCALAR) {
+    type_error(c, v, expected);
+    return;
+  }
+  const char *t = v->text;
+  const char *colon = strchr(t, ':');
+  if (!colon) {
+    const char *digits = t[0] == '-' ? t + 1 : t;
+    if (!*digits || strspn(digits, "0123456789") != strlen(digits)) {
+      type_error(c, v, expected);
+      return;
+    }
+    long n;
+    if (!as_int(c, v, c->path, 1, 65535, &n)) return;
+    s->port = s->host_port = (int)n;
+    return;
+  }
+  if (strchr(t, '/')) {
+    ERR(c, v, "%s: \"%s\": a protocol is not supported (ports are published over tcp); "
+        "write \"HOST:CONTAINER\"", c->path, t);
+    return;
+  }
+  if (strchr(colon + 1, ':')) {
+    ERR(c, v, "%s: \"%s\": an address is not supported (ports are published on 127.0.0.1 "
+        "only); write \"HOST:CONTAINER\"", c->path, t);
+    return;
+  }
+  if (strchr(t, '-')) {
+    ERR(c, v, "%s: \"%s\": port ranges are not supported; write one \"HOST:CONTAINER\"",
+        c->path, t);
+    return;
+  }
+  int h, ct;
+  bool hok = port_number(t, (size_t)(colon - t), &h);
+  bool cok = port_number(colon + 1, strlen(colon + 1), &ct);
+  if (!hok || !cok) {
+    ERR(c, v, "%s: \"%s\": the %s port must be a number from 1 to 65535 (as in "
+        "\"16379:6379\": host port 16379 published to container port 6379)",
+        c->path, t, !hok ? "host" : "container");
+    return;
+  }
+  s->host_port = h;
+  s->port = ct;
 }
 
 static void strv_clear(tsvc_strv_t *s) {
@@ -786,6 +885,83 @@ static void p_process_env(ctx_t *c, const keydef_t *k, const ynode_t *v, void *b
   parse_env(c, v, &p->env, &p->env_len);
 }
 
+/* ---- depends_on ---- */
+
+static const keydef_t depends_keys[];
+
+/*
+ * depends_on as a list of names (each: service_started), or compose's long
+ * form, a mapping {name: {condition: service_healthy, restart: true}}
+ * (a null value, or no condition, is service_started). Names are checked
+ * against the services once all are read (check_depends_on). The old lists
+ * are replaced only when the whole value is valid.
+ */
+static void p_depends_on(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  (void)k;
+  tsvc_service_conf_t *s = base;
+  tsvc_strv_t names = {0};
+  tsvc_dep_conf_t *deps = NULL;
+  size_t n = 0;
+  if (v->kind == YN_SEQ) {
+    if (!parse_strv(c, v, &names)) return;
+    n = names.n;
+    deps = calloc(n ? n : 1, sizeof *deps);
+    if (!deps) goto oom;
+    for (size_t i = 0; i < n; i++)
+      deps[i] = (tsvc_dep_conf_t){TSVC_DEP_STARTED, false, v->items[i]->line, v->items[i]->col};
+  } else if (v->kind == YN_MAP) {
+    bool *dup = check_keys(c, v, "key");
+    if (!dup) return;
+    names.v = calloc(v->npairs + 1, sizeof *names.v);
+    deps = calloc(v->npairs ? v->npairs : 1, sizeof *deps);
+    if (!names.v || !deps) {
+      free(dup);
+      goto oom;
+    }
+    size_t errors = c->d->nerrors;
+    for (size_t i = 0; i < v->npairs; i++) {
+      if (dup[i]) continue;
+      const ynode_t *key = v->pairs[i].key, *val = v->pairs[i].value;
+      if (key->len == 0) {
+        ERR(c, key, "%s: a service name must not be empty", c->path);
+        continue;
+      }
+      tsvc_dep_conf_t *d = &deps[n];
+      *d = (tsvc_dep_conf_t){TSVC_DEP_STARTED, false, key->line, key->col};
+      if (!ynode_is_null(val)) {
+        size_t old = path_push(c, key->text);
+        if (val->kind == YN_MAP)
+          walk_map(c, val, depends_keys, d);
+        else
+          type_error(c, val, "a mapping (condition: service_started or service_healthy, "
+                     "restart: true or false)");
+        path_pop(c, old);
+      }
+      if (!(names.v[n] = dup_or_oom(c, key->text))) break;
+      names.n = ++n;
+    }
+    free(dup);
+    if (c->oom || c->d->nerrors > errors) {
+      strv_clear(&names);
+      free(deps);
+      return;
+    }
+  } else {
+    type_error(c, v, "a list of services, or a mapping of services to {condition: ...}");
+    return;
+  }
+  strv_clear(&s->depends_on);
+  free(s->depends);
+  s->depends_on = names;
+  s->depends = n ? deps : NULL;
+  if (!n) free(deps);
+  return;
+oom:
+  c->oom = true;
+  strv_clear(&names);
+  free(deps);
+}
+
 /* ---- the tables ---- */
 
 #define HC(f) offsetof(tsvc_healthcheck_conf_t, f)
@@ -827,6 +1003,12 @@ static const keydef_t process_keys[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
+static const keydef_t depends_keys[] = {
+    {"condition", p_enum, offsetof(tsvc_dep_conf_t, condition), 0, 0, &dep_condition_enum},
+    {"restart", p_bool, offsetof(tsvc_dep_conf_t, restart), 0, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
 static void p_healthcheck(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base);
 static void p_restart(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base);
 
@@ -834,13 +1016,14 @@ static const keydef_t service_keys[] = {
     /* The Tanuki project's own keys. */
     {"enabled", p_bool, SV(enabled), 0, 0, NULL},
     {"image", p_string, SV(image), 1, 0, NULL},
-    {"port", p_int, SV(port), 1, 65535, NULL},
+    {"port", p_port, 0, 0, 0, NULL},
     {"environment", p_env, 0, 0, 0, NULL},
     {"volumes", p_strv, SV(volumes), 0, 0, NULL},
     {"healthcheck", p_healthcheck, SV(healthcheck), 0, 0, healthcheck_keys},
     /* Ours. */
-    {"depends_on", p_strv, SV(depends_on), 0, 0, NULL},
+    {"depends_on", p_depends_on, 0, 0, 0, NULL},
     {"external", p_bool, SV(external), 0, 0, NULL},
+    {"pull_policy", p_pull_policy, SV(pull_policy), 0, 0, &pull_enum},
     {"command", p_argv_command, SV(command), 0, 0, NULL},
     {"restart", p_restart, SV(restart), 0, 0, restart_keys},
     {"process", p_section, SV(process), 0, 0, process_keys},
@@ -948,6 +1131,7 @@ static void service_free(tsvc_service_conf_t *s) {
   env_clear(&s->env, &s->env_len);
   strv_clear(&s->volumes);
   strv_clear(&s->depends_on);
+  free(s->depends);
   strv_clear(&s->command);
   strv_clear(&s->healthcheck.command);
   free(s->healthcheck.address);
@@ -1016,14 +1200,18 @@ static ssize_t service_index(const tsvc_config_t *cfg, const char *name) {
   return -1;
 }
 
-/* The depends_on list item of service i that names dep (for positions). */
-static const ynode_t *dep_node(ctx_t *c, size_t i, const char *dep) {
-  const ynode_t *list = ynode_get(c->svc_nodes[i], "depends_on");
-  if (list && list->kind == YN_SEQ)
-    for (size_t j = 0; j < list->nitems; j++)
-      if (list->items[j]->kind == YN_SCALAR && strcmp(list->items[j]->text, dep) == 0)
-        return list->items[j];
-  return list ? list : c->svc_keys[i];
+/* Where service i names dep in its depends_on (a list item or a key of
+ * the long form), as a node for messages: *tmp is filled and returned. */
+static const ynode_t *dep_node(ctx_t *c, size_t i, const char *dep, ynode_t *tmp) {
+  const tsvc_service_conf_t *s = &c->cfg->services[i];
+  memset(tmp, 0, sizeof *tmp);
+  for (size_t j = 0; j < s->depends_on.n; j++) {
+    if (strcmp(s->depends_on.v[j], dep) != 0 || !s->depends) continue;
+    tmp->line = s->depends[j].line;
+    tmp->col = s->depends[j].column;
+    return tmp;
+  }
+  return c->svc_keys[i];
 }
 
 static void check_depends_on(ctx_t *c) {
@@ -1041,7 +1229,8 @@ static void check_depends_on(ctx_t *c) {
     for (size_t j = 0; j < d->n; j++) {
       if (service_index(cfg, d->v[j]) >= 0) continue;
       const char *hint = did_you_mean(d->v[j], names);
-      const ynode_t *at = dep_node(c, i, d->v[j]);
+      ynode_t tmp;
+      const ynode_t *at = dep_node(c, i, d->v[j], &tmp);
       if (hint)
         ERR(c, at, "services.%s.depends_on: no service named \"%s\"; did you mean \"%s\"?",
             names[i], d->v[j], hint);
@@ -1093,7 +1282,8 @@ static void check_depends_on(ctx_t *c) {
           tsvc_buf_addf(&b, "%s -> ", cfg->services[stack[s]].name);
         tsvc_buf_addf(&b, "%s", cfg->services[w].name);
         size_t next = from + 1 < sp ? stack[from + 1] : (size_t)w;
-        const ynode_t *at = dep_node(c, (size_t)w, cfg->services[next].name);
+        ynode_t tmp;
+        const ynode_t *at = dep_node(c, (size_t)w, cfg->services[next].name, &tmp);
         ERR(c, at, "services.%s.depends_on: dependency cycle: %s", cfg->services[w].name,
             b.data ? b.data : "");
         tsvc_buf_free(&b);

@@ -33,7 +33,7 @@ static void destroy_now(tsvc_docker_t *d);
 
 /* ---- small helpers ---------------------------------------------------- */
 
-char *tsvc__docker_esc(const char *s) {
+static char *esc_keep(const char *s, const char *keep) {
   static const char hex[] = "0123456789ABCDEF";
   size_t n = strlen(s);
   char *o = malloc(3 * n + 1), *p = o;
@@ -41,7 +41,7 @@ char *tsvc__docker_esc(const char *s) {
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-        c == '-' || c == '.' || c == '_' || c == '~') {
+        c == '-' || c == '.' || c == '_' || c == '~' || (c && strchr(keep, c))) {
       *p++ = (char)c;
     } else {
       *p++ = '%';
@@ -52,6 +52,10 @@ char *tsvc__docker_esc(const char *s) {
   *p = '\0';
   return o;
 }
+
+char *tsvc__docker_esc(const char *s) { return esc_keep(s, ""); }
+
+char *tsvc__docker_esc_path(const char *s) { return esc_keep(s, "/:@"); }
 
 /* "1.41" -> 1041; -1 when not a version. */
 static int version_num(const char *v) {
@@ -373,6 +377,9 @@ void tsvc__docker_req_destroy(tsvc_docker_req_t *r) {
   free(r->post);
   free(r->id);
   free(r->id2);
+  if (r->xhdr) memset(r->xhdr, 0, strlen(r->xhdr)); /* credentials */
+  free(r->xhdr);
+  if (r->op_free) r->op_free(r->op);
   json_decref(r->spec);
   tsvc_buf_free(&r->body);
   tsvc_tail_free(&r->tail);
@@ -589,6 +596,11 @@ static int launch(tsvc_docker_req_t *r) {
       h = h2;
     }
   }
+  if (h && r->xhdr) {
+    struct curl_slist *h3 = curl_slist_append(h, r->xhdr);
+    if (!h3) curl_slist_free_all(h);
+    h = h3;
+  }
   if (!h) {
     free(url);
     return TSVC_ENOMEM;
@@ -616,6 +628,10 @@ static int launch(tsvc_docker_req_t *r) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)TSVC_DOCKER_CONNECT_TIMEOUT_MS);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms);
+  if (r->stall_s > 0) {
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, r->stall_s);
+  }
   if (r->fresh) {
     curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
@@ -711,6 +727,9 @@ static void xfer_done(tsvc_docker_req_t *r, CURLcode cc) {
         snprintf(msg, sizeof msg, "the Docker daemon at %s went away during %s %s: %s", d->host,
                  r->method, r->path, detail);
       d->api_version[0] = '\0'; /* negotiate again when it is back */
+    } else if (status == TSVC_ETIMEDOUT && r->stall_s > 0 && !r->timeout_ms) {
+      snprintf(msg, sizeof msg, "the Docker daemon sent nothing for %ld s during %s %s",
+               r->stall_s, r->method, r->path);
     } else if (status == TSVC_ETIMEDOUT) {
       snprintf(msg, sizeof msg, "the Docker daemon did not answer %s %s within %ld ms", r->method,
                r->path, r->timeout_ms);

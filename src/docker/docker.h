@@ -180,7 +180,8 @@ typedef struct {
 
 /* POST /containers/create?name=..., restart policy "no" (the monitor does the
  * restarting). reply.json: {"Id": ..., "Warnings": [...]}. A missing image
- * fails with TSVC_ENOENT ("No such image: ..."): nothing is pulled. */
+ * fails with TSVC_ENOENT ("No such image: ..."): nothing is pulled here
+ * (tsvc_docker_image_pull does that). */
 int tsvc_docker_container_create(tsvc_docker_t *d, const tsvc_docker_container_spec_t *spec,
                                  tsvc_docker_cb cb, void *data, tsvc_docker_req_t **reqp);
 /* Start; one already running is a success (HTTP 304). */
@@ -226,6 +227,42 @@ typedef struct {
  * TSVC_EINVAL when inspect is not a container inspection. */
 int tsvc_docker_container_info(const json_t *inspect, const char *network,
                                tsvc_docker_container_info_t *out);
+
+/* Images. inspect: reply.json is GET /images/{name}/json (Id,
+ * Config.ExposedPorts, Size, ...); a missing image is TSVC_ENOENT. */
+int tsvc_docker_image_inspect(tsvc_docker_t *d, const char *image, tsvc_docker_cb cb,
+                              void *data, tsvc_docker_req_t **reqp);
+
+/*
+ * Pull: POST /images/create?fromImage=NAME&tag=TAG (NAME and TAG from
+ * tsvc_image_ref_parse; tag "latest" when the image names none, so that
+ * one tag is pulled, never every tag). auth is the X-Registry-Auth value
+ * (tsvc_registry_auth; NULL: none); it is copied and wiped when freed.
+ *
+ * The daemon streams one JSON line per step; they are summed up as they
+ * come (image.h, at most 16 KiB per line, TSVC_PULL_MAX_LAYERS layers
+ * followed), and progress(p, data), when not NULL, is called from the loop
+ * at most every TSVC_DOCKER_PULL_PROGRESS_MS while something changed, never
+ * after the callback. No time limit: a pull fails when the daemon sends
+ * nothing for TSVC_DOCKER_PULL_STALL_S (it sends progress while it waits
+ * for a registry).
+ *
+ * reply: status 0 when the image is there, with reply.json {"Status":
+ * "Downloaded newer image for ..." | "Image is up to date for ...",
+ * "Digest": ..., "Layers": n, "LayersDone": n, "Bytes": downloaded}. A
+ * failure carries the daemon's or the registry's own words in errmsg:
+ * TSVC_ENOENT for an image the registry does not have (HTTP 404, "manifest
+ * unknown", "not found"), TSVC_ERUNTIME for any other refusal (registry
+ * down, authentication required, ...), TSVC_EUNREACH / TSVC_ETIMEDOUT as
+ * for every request (about the Docker daemon).
+ */
+#define TSVC_DOCKER_PULL_PROGRESS_MS 200
+#define TSVC_DOCKER_PULL_STALL_S 120
+struct tsvc_pull_progress_s;
+typedef void (*tsvc_docker_progress_cb)(const struct tsvc_pull_progress_s *p, void *data);
+int tsvc_docker_image_pull(tsvc_docker_t *d, const char *image, const char *auth,
+                           tsvc_docker_progress_cb progress, tsvc_docker_cb cb, void *data,
+                           tsvc_docker_req_t **reqp);
 
 /* Exec, step by step. create: argv NULL-terminated; reply.json {"Id": ...}.
  * start: runs it attached, until it ends; reply.data holds the last

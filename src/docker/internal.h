@@ -67,6 +67,8 @@ struct tsvc_docker_req_s {
   char *post;                /* request body, NULL for none */
   struct curl_slist *hdrs;
   long timeout_ms;           /* 0: none */
+  long stall_s;              /* > 0: fail when no byte comes for this long */
+  char *xhdr;                /* one more request header line, or NULL */
   tsvc__sink_t sink;
   size_t max;
   tsvc_buf_t body;
@@ -102,6 +104,9 @@ struct tsvc_docker_req_s {
   uv_timer_t timer;
   void (*timer_fn)(tsvc_docker_req_t *r);
   bool timer_used;           /* timer initialised; freed in its close cb */
+  void *op;                  /* an operation's own state (pull.c), freed
+                                with op_free when the request goes */
+  void (*op_free)(void *op);
 };
 
 /* A new request with nothing in flight, linked into d. NULL on ENOMEM. */
@@ -130,6 +135,10 @@ char *tsvc__docker_esc(const char *s);
 /* Loop-callback bracketing: leave() finishes a deferred tsvc_docker_free. */
 void tsvc__docker_enter(tsvc_docker_t *d);
 void tsvc__docker_leave(tsvc_docker_t *d);
+
+/* Percent-encode s for a path whose '/', ':' and '@' stay (an image name
+ * in /images/{name}/json). Caller frees. */
+char *tsvc__docker_esc_path(const char *s);
 
 /* events.c */
 void tsvc__docker_events_flush(tsvc_docker_t *d);

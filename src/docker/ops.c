@@ -335,6 +335,15 @@ int tsvc_docker_container_logs(tsvc_docker_t *d, const char *id, int tail, tsvc_
   return rc;
 }
 
+int tsvc_docker_image_inspect(tsvc_docker_t *d, const char *image, tsvc_docker_cb cb,
+                              void *data, tsvc_docker_req_t **reqp) {
+  if (bad(d, cb, image)) return TSVC_EINVAL;
+  char *e = tsvc__docker_esc_path(image);
+  char *p = e ? tsvc_asprintf("/images/%s/json", e) : NULL;
+  free(e);
+  return simple(d, "GET", p, NULL, step_json, cb, data, reqp, NULL);
+}
+
 static void copy_str(char *dst, size_t n, const json_t *v) {
   const char *s = json_string_value(v);
   tsvc_strlcpy(dst, s ? s : "", n);

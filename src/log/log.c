@@ -14,6 +14,7 @@ _Atomic int tsvc_log__min = TSVC_LOG_INFO;
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER; /* what follows */
 static FILE *log_out;
 static bool log_json;
+static bool log_journal;
 static char **secrets;
 static size_t nsecrets;
 
@@ -25,6 +26,26 @@ void tsvc_log_setup(FILE *f, tsvc_log_level_t min, bool json) {
   log_json = json;
   pthread_mutex_unlock(&log_mu);
   atomic_store_explicit(&tsvc_log__min, (int)min, memory_order_relaxed);
+}
+
+void tsvc_log_set_journal(bool on) {
+  pthread_mutex_lock(&log_mu);
+  log_journal = on;
+  pthread_mutex_unlock(&log_mu);
+}
+
+tsvc_log_level_t tsvc_log_level(void) {
+  return (tsvc_log_level_t)atomic_load_explicit(&tsvc_log__min, memory_order_relaxed);
+}
+
+/* The syslog priority of a level (sd-daemon(3)'s "<N>" prefixes). */
+static int journal_priority(tsvc_log_level_t l) {
+  switch (l) {
+  case TSVC_LOG_DEBUG: return 7;
+  case TSVC_LOG_INFO: return 6;
+  case TSVC_LOG_WARN: return 4;
+  default: return 3;
+  }
 }
 
 int tsvc_log_level_parse(const char *s, tsvc_log_level_t *out) {
@@ -163,9 +184,13 @@ void tsvc_log_fields(tsvc_log_level_t l, const char *msg, const tsvc_log_field_t
   tsvc_buf_init(&b, 64 * 1024);
   pthread_mutex_lock(&log_mu);
   FILE *f = log_out ? log_out : stderr;
+  /* Under journald: the journal stamps the time, the prefix sets the
+     priority. */
+  char pfx[8] = "";
+  if (log_journal) snprintf(pfx, sizeof pfx, "<%d>", journal_priority(l));
   if (log_json) {
     json_t *o = json_object();
-    json_object_set_new(o, "ts", json_string(ts));
+    if (!log_journal) json_object_set_new(o, "ts", json_string(ts));
     json_object_set_new(o, "level", json_string(tsvc_log_level_name(l)));
     if (msg) {
       scrub_locked(tmp, sizeof tmp, msg);
@@ -177,18 +202,19 @@ void tsvc_log_fields(tsvc_log_level_t l, const char *msg, const tsvc_log_field_t
                           json_string(field_value(&fields[i], tmp, sizeof tmp)));
     }
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (s) fprintf(f, "%s\n", s);
+    if (s) fprintf(f, "%s%s\n", pfx, s);
     free(s);
     json_decref(o);
   } else {
-    tsvc_buf_addf(&b, "ts=%s level=%s", ts, tsvc_log_level_name(l));
+    if (!log_journal) tsvc_buf_addf(&b, "ts=%s ", ts);
+    tsvc_buf_addf(&b, "level=%s", tsvc_log_level_name(l));
     format_text_locked(&b, fields, n);
     if (msg) {
       scrub_locked(tmp, sizeof tmp, msg);
       tsvc_buf_add(&b, " msg=", 5);
       add_text_value(&b, tmp);
     }
-    if (b.data) fprintf(f, "%s\n", b.data);
+    if (b.data) fprintf(f, "%s%s\n", pfx, b.data);
   }
   fflush(f);
   pthread_mutex_unlock(&log_mu);

@@ -42,6 +42,14 @@ typedef struct {
    new output); the program calls it before it starts any thread. */
 void tsvc_log_setup(FILE *f, tsvc_log_level_t min, bool json);
 
+/* Lines for journald (the program found $JOURNAL_STREAM on its stderr):
+   no timestamp, and the level as a syslog priority prefix ("<4>" for warn)
+   that journald reads and strips. Call at start-up, like tsvc_log_setup. */
+void tsvc_log_set_journal(bool on);
+
+/* The level set up (the lowest that is written). */
+tsvc_log_level_t tsvc_log_level(void);
+
 /* Parse "debug|info|warn|error|off". Returns 0 or TSVC_EINVAL. */
 int tsvc_log_level_parse(const char *s, tsvc_log_level_t *out);
 const char *tsvc_log_level_name(tsvc_log_level_t l);

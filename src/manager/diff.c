@@ -40,16 +40,25 @@ static bool restart_eq(const tsvc_restart_conf_t *a, const tsvc_restart_conf_t *
          a->stop_timeout == b->stop_timeout;
 }
 
+/* The conditions of depends_on (the names are compared as a list). */
+static bool deps_eq(const tsvc_service_conf_t *a, const tsvc_service_conf_t *b) {
+  for (size_t i = 0; i < a->depends_on.n && i < b->depends_on.n; i++)
+    if (a->depends[i].condition != b->depends[i].condition ||
+        a->depends[i].restart != b->depends[i].restart)
+      return false;
+  return true;
+}
+
 unsigned tsvc_service_diff(const tsvc_service_conf_t *a, const tsvc_service_conf_t *b) {
   unsigned d = TSVC_DIFF_SAME;
-  if (!str_eq(a->image, b->image) || a->port != b->port ||
+  if (!str_eq(a->image, b->image) || a->port != b->port || a->host_port != b->host_port ||
       !env_eq(a->env, a->env_len, b->env, b->env_len) || !strv_eq(&a->volumes, &b->volumes) ||
       !strv_eq(&a->command, &b->command) || !strv_eq(&a->process.command, &b->process.command) ||
       !env_eq(a->process.env, a->process.env_len, b->process.env, b->process.env_len) ||
       !str_eq(a->process.workdir, b->process.workdir))
     d |= TSVC_DIFF_SPEC;
   if (!hc_eq(&a->healthcheck, &b->healthcheck) || !restart_eq(&a->restart, &b->restart) ||
-      !strv_eq(&a->depends_on, &b->depends_on))
+      !strv_eq(&a->depends_on, &b->depends_on) || !deps_eq(a, b))
     d |= TSVC_DIFF_KNOBS;
   if (a->enabled != b->enabled) d |= TSVC_DIFF_ENABLED;
   if (a->external != b->external) d |= TSVC_DIFF_EXTERNAL;

@@ -410,45 +410,99 @@ static void register_secrets(const tsvc_config_t *cfg) {
 typedef struct {
   cmd_t c;
   tsvc_manager_t *m;
-  size_t idx;           /* next in depends_on order */
-  const char *current;  /* the service being started */
+  unsigned char *phase; /* per service: 0 waiting, 1 being started, 2 done
+                           (started, failed, or nothing to start) */
+  int pending;          /* starts in flight */
   int failures;
 } cmd_start_all_t;
 
-static void start_next(tsvc_manager_t *m, cmd_start_all_t *c);
+static void clear_start_all(cmd_t *c) { free(((cmd_start_all_t *)c)->phase); }
 
-static void start_next_cb(int status, const char *msg, void *data) {
-  cmd_start_all_t *c = data;
+/* One start in flight. */
+typedef struct {
+  cmd_start_all_t *c;
+  const char *name;
+  size_t idx;
+} start_ctx_t;
+
+static void start_ready(tsvc_manager_t *m, cmd_start_all_t *c);
+
+static void start_ended_cb(int status, const char *msg, void *data) {
+  start_ctx_t *x = data;
+  cmd_start_all_t *c = x->c;
   if (status) {
     c->failures++;
-    cmd_errf(&c->c, "%s: %s", c->current, msg && *msg ? msg : tsvc_strerror(status));
+    cmd_errf(&c->c, "%s: %s", x->name, msg && *msg ? msg : tsvc_strerror(status));
   }
-  start_next(c->m, c);
+  c->phase[x->idx] = 2;
+  c->pending--;
+  free(x);
+  start_ready(c->m, c);
 }
 
-/* Start the enabled services one after the other, in depends_on order,
-   each through the monitor (so it begins in its grace period). */
-static void start_next(tsvc_manager_t *m, cmd_start_all_t *c) {
+/* Have the starts of every service s depends on ended? */
+static bool deps_ended(const tsvc_config_t *cfg, const cmd_start_all_t *c,
+                       const tsvc_service_conf_t *s) {
+  for (size_t d = 0; d < s->depends_on.n; d++)
+    for (size_t x = 0; x < cfg->nservices; x++)
+      if (strcmp(cfg->services[x].name, s->depends_on.v[d]) == 0 && c->phase[x] != 2)
+        return false;
+  return true;
+}
+
+/* Start the enabled services in depends_on order, each through the
+   monitor (so it begins in its grace period): each one as soon as the
+   starts of the services it depends on have ended (well or not), every
+   other one at once, so that a slow start (a long image pull) delays only
+   the services that depend on it. Called again as each start ends (never
+   inside the call that began it: the monitor answers from the loop); the
+   command ends when every start has ended. */
+static void start_ready(tsvc_manager_t *m, cmd_start_all_t *c) {
   const tsvc_config_t *cfg = m->cfg->cfg;
+  size_t n = cfg->nservices;
   m->starting = &c->c;
-  while (m->mon && c->idx < cfg->nservices) {
-    const tsvc_service_conf_t *s = &cfg->services[m->order[c->idx++]];
-    if (!s->enabled) continue;
-    if (s->external) {
-      /* Only watched: checked from now on, never started by us. */
-      tsvc_monitor_started(m->mon, s->name);
-      continue;
+  bool again = m->mon != NULL;
+  while (again) {
+    again = false;
+    for (size_t k = 0; k < n; k++) {
+      size_t i = m->order[k];
+      const tsvc_service_conf_t *s = &cfg->services[i];
+      if (c->phase[i] != 0 || !deps_ended(cfg, c, s)) continue;
+      again = true; /* a change: services after it may be ready now */
+      c->phase[i] = 2;
+      if (!s->enabled) continue;
+      if (s->external) {
+        /* Only watched: checked from now on, never started by us. */
+        tsvc_monitor_started(m->mon, s->name);
+        continue;
+      }
+      start_ctx_t *x = malloc(sizeof *x);
+      if (!x) {
+        c->failures++;
+        cmd_errf(&c->c, "%s: out of memory", s->name);
+        continue;
+      }
+      *x = (start_ctx_t){c, s->name, i};
+      int rc = tsvc_monitor_user_start(m->mon, s->name, start_ended_cb, x);
+      if (rc == 0) {
+        c->phase[i] = 1;
+        c->pending++;
+        continue; /* start_ended_cb carries on */
+      }
+      free(x);
+      if (rc == TSVC_ERUNNING) continue; /* adopted: already running */
+      c->failures++;
+      cmd_errf(&c->c, "%s: %s", s->name, tsvc_strerror(rc));
     }
-    c->current = s->name;
-    int rc = tsvc_monitor_user_start(m->mon, s->name, start_next_cb, c);
-    if (rc == 0) return; /* start_next_cb carries on */
-    if (rc == TSVC_ERUNNING) continue; /* adopted: already running */
-    c->failures++;
-    cmd_errf(&c->c, "%s: %s", s->name, tsvc_strerror(rc));
   }
-  if (!m->mon && c->idx < cfg->nservices) {
-    c->failures++;
-    cmd_errf(&c->c, "monitoring stopped while the services were being started");
+  if (c->pending) return;
+  if (!m->mon) {
+    for (size_t i = 0; i < n; i++)
+      if (c->phase[i] == 0) {
+        c->failures++;
+        cmd_errf(&c->c, "monitoring stopped while the services were being started");
+        break;
+      }
   }
   m->starting = NULL;
   cmd_finish(&c->c, c->failures ? TSVC_ERUNTIME : 0);
@@ -475,8 +529,12 @@ static void begin_monitoring(tsvc_manager_t *m, cmd_start_all_t *c) {
   }
   rc = tsvc_monitor_watch_runtime(mon);
   if (rc) TSVC_LOG(TSVC_LOG_WARN, NULL, "cannot watch runtime events: %s", tsvc_strerror(rc));
-  c->idx = 0;
-  start_next(m, c);
+  if (!(c->phase = calloc(cfg->nservices ? cfg->nservices : 1, 1))) {
+    cmd_errf(&c->c, "out of memory");
+    cmd_finish(&c->c, TSVC_ENOMEM);
+    return;
+  }
+  start_ready(m, c);
 }
 
 static int make_runtime(tsvc_manager_t *m, tsvc_runtime_kind_t kind, cmd_t *c) {
@@ -566,7 +624,7 @@ static void run_start_all(tsvc_manager_t *m, cmd_t *cmd) {
   *p = (ping_ctx_t){m, c};
 }
 
-static const cmd_kind_t START_ALL = {"start_services", run_start_all, NULL};
+static const cmd_kind_t START_ALL = {"start_services", run_start_all, clear_start_all};
 
 /* ---- stop_services, stop_monitoring ----------------------------------------------- */
 

@@ -150,6 +150,11 @@ void tsvc_check_cancel(tsvc_check_t *c) {
 void tsvc_check_prepare(const tsvc_service_conf_t *svc, tsvc_runtime_t *rt,
                         tsvc_probe_spec_t *spec, char *host, size_t len) {
   tsvc_probe_resolve(svc, spec);
+  /* `port: "H:C"` under a runtime that maps no ports: the service listens
+     on the host at H, where C would be inside its container. */
+  if (svc->host_port && svc->port && svc->host_port != svc->port && spec->port == svc->port &&
+      !(rt && rt->ops->maps_ports))
+    spec->port = svc->host_port;
   spec->timeout = svc->healthcheck.timeout;
   const char *addr = svc->healthcheck.address;
   host[0] = '\0';

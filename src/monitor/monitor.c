@@ -573,6 +573,10 @@ static void drop_check(svc_t *s, int status, const char *why) {
 static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
   if (a->flags & TSVC_HACT_CANCEL_CHECK)
     drop_check(s, TSVC_ENOTCHECKED, "the check was cancelled");
+  /* Published before anyone is told: a subscriber told "healthy" that asks
+     for the status must read "healthy" (feed() publishes again after the
+     actions). */
+  if (a->nchanges) publish(s);
   /* A start in flight is `starting`: that change is logged on the start's
      own line (action=start state=starting prev=stopped); a change into
      `restarting` on the restart's line. Observers hear of every change. */

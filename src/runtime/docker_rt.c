@@ -8,6 +8,9 @@
 
 #include "common/util.h"
 #include "docker/docker.h"
+#include "docker/image.h"
+#include "log/log.h"
+#include "runtime/docker_pull.h"
 
 #define LABEL_SERVICE "tanuki.service"
 #define LABEL_PROJECT "tanuki.project"
@@ -28,6 +31,7 @@ typedef struct {
                                 container of our name made since by someone
                                 else is never entered */
   bool network_ok;           /* the network exists (checked once) */
+  bool network_busy;         /* an op is making sure of it; others wait */
   tsvc_docker_events_t *events;
   tsvc_rt_event_cb event_cb;
   void *event_data;
@@ -58,6 +62,15 @@ struct op_s {
   size_t vol;         /* start: the next configured volume to look at */
   char **argv;        /* exec: the command (owned), NULL-terminated */
   int timeout_ms;     /* exec */
+  /* The image step of a start (pull_policy). */
+  tsvc_docker_pull_t *pull; /* the pull in flight */
+  bool pulled;              /* pulled during this operation */
+  bool container_known;     /* the container was inspected */
+  bool running;             /* ... and runs */
+  char container_image[80]; /* ... made from this image id */
+  bool network_wait;        /* waits for another op's network check */
+  json_t *container;        /* ... its inspection (always: a recreation
+                               hands its anonymous volumes on) */
 };
 
 /* ---- bookkeeping ---------------------------------------------------------- */
@@ -79,6 +92,8 @@ static op_t *op_new(drt_t *rt, op_kind_t kind, const tsvc_service_conf_t *svc, v
 
 static void op_free(op_t *o) {
   drt_t *rt = o->rt;
+  tsvc_docker_pull_cancel(o->pull);
+  json_decref(o->container);
   if (o->prev) o->prev->next = o->next;
   else rt->ops = o->next;
   if (o->next) o->next->prev = o->prev;
@@ -162,6 +177,11 @@ static void finish(op_t *o, int status, const char *msg) {
 
 static void after_inspect(const tsvc_docker_reply_t *r, void *data);
 static void do_create(op_t *o);
+static void container_step(op_t *o);
+static void image_step(op_t *o);
+static void pull_image(op_t *o);
+static void inspect_image(op_t *o);
+static void after_pull(int status, const char *msg, void *data);
 
 static void after_simple(const tsvc_docker_reply_t *r, void *data) {
   finish(data, r->status, r->errmsg);
@@ -171,14 +191,6 @@ static void after_create(const tsvc_docker_reply_t *r, void *data) {
   op_t *o = data;
   o->req = NULL;
   if (r->status) {
-    if (r->status == TSVC_ENOENT && strstr(r->errmsg, "image")) {
-      /* Nothing is pulled: say so next to the daemon's own words. */
-      char msg[512];
-      snprintf(msg, sizeof msg, "%s (tanuki-svc does not pull images; build or pull it first)",
-               r->errmsg);
-      finish(o, r->status, msg);
-      return;
-    }
     finish(o, r->status, r->errmsg);
     return;
   }
@@ -187,18 +199,35 @@ static void after_create(const tsvc_docker_reply_t *r, void *data) {
   if (rc) finish(o, rc, "cannot start the container");
 }
 
+/* The network check is done (status 0: it exists): o and every op that
+   waited for it go on, or fail with its words. One at a time, from the
+   list's head each time: a step may finish (free) any op. */
+static void network_done(op_t *o, int status, const char *msg) {
+  drt_t *rt = o->rt;
+  rt->network_busy = false;
+  if (!status) rt->network_ok = true;
+  char copy[512];
+  tsvc_strlcpy(copy, msg ? msg : "", sizeof copy);
+  for (op_t *w = o;;) {
+    w->network_wait = false;
+    if (status) finish(w, status, copy);
+    else container_step(w);
+    for (w = rt->ops; w && !w->network_wait; w = w->next) {
+    }
+    if (!w) break;
+  }
+}
+
 static void after_network(const tsvc_docker_reply_t *r, void *data) {
   op_t *o = data;
   o->req = NULL;
   if (r->status) {
     char msg[512];
     snprintf(msg, sizeof msg, "network %s: %s", o->rt->cfg->docker.network, r->errmsg);
-    finish(o, r->status, msg);
+    network_done(o, r->status, msg);
     return;
   }
-  o->rt->network_ok = true;
-  int rc = tsvc_docker_container_inspect(o->rt->d, o->cname, after_inspect, o, &o->req);
-  if (rc) finish(o, rc, "cannot inspect the container");
+  network_done(o, 0, NULL);
 }
 
 /* A NULL-terminated copy (of the pointers only) of the n strings at v, as
@@ -303,6 +332,7 @@ static void do_create(op_t *o) {
       .network = rt->cfg->docker.network,
       .aliases = aliases,
       .port = svc->port,
+      .host_port = svc->host_port,
   };
   rc = tsvc_docker_container_create(rt->d, &spec, after_create, o, &o->req);
   if (!rc && inh) json_object_del(rt->inherit, svc->name); /* handed over */
@@ -374,13 +404,13 @@ static void after_volume_users(const tsvc_docker_reply_t *r, void *data) {
 
 /* Before creating a container: each named volume it mounts read-write must
    not be mounted by a container of another project (GET /containers/json
-   filtered by volume), then create. */
+   filtered by volume), then the image step, then create. */
 static void next_volume(op_t *o) {
   const tsvc_strv_t *v = &o->svc->volumes;
   char vname[256];
   while (o->vol < v->n && !named_volume(v->v[o->vol], vname, sizeof vname)) o->vol++;
   if (o->vol >= v->n) {
-    do_create(o);
+    image_step(o);
     return;
   }
   o->vol++;
@@ -404,6 +434,7 @@ static void after_inspect(const tsvc_docker_reply_t *r, void *data) {
   int stop_s = (int)((o->svc->restart.stop_timeout + 999) / 1000);
   if (r->status == TSVC_ENOENT) {
     /* No container (never made, or removed behind our back). */
+    o->container_known = true;
     set_owned(rt, o->svc->name, NULL);
     if (o->kind == OP_STOP || o->kind == OP_REMOVE) finish(o, 0, NULL);
     else next_volume(o);
@@ -425,6 +456,19 @@ static void after_inspect(const tsvc_docker_reply_t *r, void *data) {
   int rc = 0;
   switch (o->kind) {
   case OP_START:
+    if (o->pulled) {
+      /* pull_policy always: is the container made from what was pulled? */
+      const char *img = json_string_value(json_object_get(r->json, "Image"));
+      o->container_known = true;
+      o->running = info.running;
+      tsvc_strlcpy(o->container_image, img ? img : "", sizeof o->container_image);
+      if (o->container_image[0]) {
+        json_decref(o->container);
+        o->container = json_incref(r->json);
+        inspect_image(o);
+        return;
+      }
+    }
     if (info.running) {
       finish(o, 0, NULL); /* adopted as it is */
       return;
@@ -464,11 +508,28 @@ static void runtime_down(drt_t *rt, const char *errmsg) {
   }
 }
 
+/* Look at the container; a start with pull_policy always pulls first. */
+static void container_step(op_t *o) {
+  if (o->kind == OP_START && o->svc->pull_policy == TSVC_PULL_ALWAYS && !o->pulled) {
+    pull_image(o);
+    return;
+  }
+  int rc = tsvc_docker_container_inspect(o->rt->d, o->cname, after_inspect, o, &o->req);
+  if (rc) finish(o, rc, "cannot inspect the container");
+}
+
 /* The first request of an operation, once the daemon is known to answer. */
 static void proceed(op_t *o) {
   drt_t *rt = o->rt;
   int rc;
+  if (o->kind != OP_STOP && o->kind != OP_REMOVE && !rt->network_ok && rt->network_busy) {
+    /* Two creations at once would make two networks of one name (the
+       daemon's duplicate check is not atomic): wait for the one going on. */
+    o->network_wait = true;
+    return;
+  }
   if (o->kind != OP_STOP && o->kind != OP_REMOVE && !rt->network_ok) {
+    rt->network_busy = true;
     const char *net = rt->cfg->docker.network;
     /* Made by this project (when it is missing); shared by name with every
        project that names it: it is how other containers reach ours. */
@@ -476,10 +537,120 @@ static void proceed(op_t *o) {
                                rt->config_path);
     rc = tsvc_docker_network_ensure(rt->d, net, labels, after_network, o, &o->req);
     json_decref(labels);
-  } else {
-    rc = tsvc_docker_container_inspect(rt->d, o->cname, after_inspect, o, &o->req);
+    if (rc) network_done(o, rc, "cannot send the request to the docker daemon");
+    return;
   }
-  if (rc) finish(o, rc, "cannot send the request to the docker daemon");
+  container_step(o);
+}
+
+/* ---- the image step of a start: pull_policy, then the port check ---------- */
+
+static void after_image(const tsvc_docker_reply_t *r, void *data);
+
+static void pull_image(op_t *o) {
+  char err[512] = "";
+  int rc = tsvc_docker_pull(o->rt->d, o->svc->name, o->svc->image, after_pull, o, &o->pull, err,
+                            sizeof err);
+  if (rc) finish(o, rc, err[0] ? err : "cannot pull the image");
+}
+
+static void inspect_image(op_t *o) {
+  int rc = tsvc_docker_image_inspect(o->rt->d, o->svc->image, after_image, o, &o->req);
+  if (rc) finish(o, rc, "cannot inspect the image");
+}
+
+/* Before a container is made: the image is there (pulled when the policy
+   says so), then create. */
+static void image_step(op_t *o) {
+  if (o->svc->pull_policy == TSVC_PULL_ALWAYS && !o->pulled) pull_image(o);
+  else inspect_image(o);
+}
+
+static void after_pull(int status, const char *msg, void *data) {
+  op_t *o = data;
+  o->pull = NULL;
+  if (status) {
+    finish(o, status, msg);
+    return;
+  }
+  o->pulled = true;
+  /* pull_policy always pulls before the container is looked at (it may be
+     made from an older image); missing pulls when the image is not here. */
+  if (!o->container_known) container_step(o);
+  else inspect_image(o);
+}
+
+/* The image's warning about ports, said where a person reads it: the log
+   of `up` (config validate says it too, when the image is local). */
+static void check_ports(op_t *o, const json_t *inspect) {
+  char msg[512];
+  const tsvc_service_conf_t *svc = o->svc;
+  if (tsvc_expose_hint(inspect, svc->image, svc->port, svc->host_port, msg, sizeof msg))
+    TSVC_LOG(TSVC_LOG_WARN, svc->name, "%s", msg);
+}
+
+static void after_recreate_remove(const tsvc_docker_reply_t *r, void *data);
+
+static void after_image(const tsvc_docker_reply_t *r, void *data) {
+  op_t *o = data;
+  const tsvc_service_conf_t *svc = o->svc;
+  o->req = NULL;
+  if (r->status == TSVC_ENOENT && svc->pull_policy == TSVC_PULL_NEVER) {
+    char msg[768];
+    /* The daemon's words repeat the name ("no such image: X: No such
+       image: X"): ours say it once. */
+    snprintf(msg, sizeof msg, "No such image: %s (not present locally, and services.%s."
+             "pull_policy is never: pull it with 'tanuki-svc pull %s', or build it)", svc->image,
+             svc->name, svc->name);
+    finish(o, TSVC_ENOENT, msg);
+    return;
+  }
+  if (r->status == TSVC_ENOENT && !o->pulled) {
+    pull_image(o);
+    return;
+  }
+  if (r->status) {
+    finish(o, r->status, r->errmsg);
+    return;
+  }
+  const char *id = json_string_value(json_object_get(r->json, "Id"));
+  if (o->container_known && o->container_image[0]) {
+    /* pull_policy always found a container: recreate it when the image it
+       was made from is no longer the one the name points to, as compose
+       does (its anonymous volumes are handed on; volumes are never
+       removed). */
+    if (!id || strcmp(id, o->container_image) == 0) {
+      o->container_image[0] = '\0';
+      if (o->running) {
+        finish(o, 0, NULL); /* adopted as it is */
+        return;
+      }
+      int rc = tsvc_docker_container_start(o->rt->d, o->cname, after_simple, o, &o->req);
+      if (rc) finish(o, rc, "cannot start the container");
+      return;
+    }
+    TSVC_LOG(TSVC_LOG_INFO, svc->name, "recreating %s: %s now names image %.19s (it was made "
+             "from %.19s)", o->cname, svc->image, id, o->container_image);
+    o->container_image[0] = '\0';
+    if (o->container) remember_anonymous(o->rt, svc, o->container);
+    set_owned(o->rt, svc->name, NULL);
+    int rc = tsvc_docker_container_remove(o->rt->d, o->cname, true, after_recreate_remove, o,
+                                          &o->req);
+    if (rc) finish(o, rc, "cannot remove the container to recreate it");
+    return;
+  }
+  check_ports(o, r->json);
+  do_create(o);
+}
+
+static void after_recreate_remove(const tsvc_docker_reply_t *r, void *data) {
+  op_t *o = data;
+  o->req = NULL;
+  if (r->status && r->status != TSVC_ENOENT) {
+    finish(o, r->status, r->errmsg);
+    return;
+  }
+  next_volume(o); /* pulled already: volumes, the ports, then create */
 }
 
 static void after_ping_op(const tsvc_docker_reply_t *r, void *data) {
@@ -635,7 +806,9 @@ static void after_exec(const tsvc_docker_reply_t *r, void *data) {
 static void exec_fail(op_t *o, tsvc_result_t result, const char *msg) {
   tsvc_probe_result_t res = {.result = result, .exit_code = -1};
   res.latency_us = (int64_t)((uv_hrtime() - o->t0) / 1000);
-  snprintf(res.message, sizeof res.message, "%s", msg);
+  /* (A long message is cut to fit; tsvc_strlcpy, as gcc -O3 warns about a
+     "%s" snprintf that may truncate.) */
+  tsvc_strlcpy(res.message, msg, sizeof res.message);
   o->req = NULL;
   tsvc_probe_cb cb = o->probe;
   void *cbdata = o->data;
@@ -822,6 +995,11 @@ static void answer_closed(uv_timer_t *t) {
 
 static void drt_free(tsvc_runtime_t *base) {
   drt_t *rt = (drt_t *)base;
+  /* Pulls hold requests of the client: they go first. */
+  for (op_t *o = rt->ops; o; o = o->next) {
+    tsvc_docker_pull_cancel(o->pull);
+    o->pull = NULL;
+  }
   /* Freeing the client cancels every request: no callback comes any more.
      What we still owe an answer is told from the loop. */
   tsvc_docker_free(rt->d);
@@ -842,6 +1020,7 @@ static void drt_free(tsvc_runtime_t *base) {
 
 static const tsvc_runtime_ops_t docker_ops = {
     .name = "docker",
+    .maps_ports = true,
     .start = drt_start,
     .stop = drt_stop,
     .restart = drt_restart,

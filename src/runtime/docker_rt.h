@@ -19,6 +19,14 @@
  * shared by name: projects that name the same docker.network share it (and
  * its DNS names), as they asked; it is labelled by the project that made it.
  *
+ * Images and ports: before a container is created, its image is there or
+ * pulled as services.NAME.pull_policy says (docker_pull.h: credentials,
+ * log lines, progress; missing: pulled when absent, always: pulled at every
+ * start and a container made from an older image recreated, never: absent
+ * is an error); a pull that fails is a failed start. Then, when the image
+ * declares EXPOSE without the container port, a warning with the fix is
+ * logged. `port: "H:C"` publishes 127.0.0.1:H to container port C.
+ *
  * Nothing here ever removes a volume or a network. Exec probes run inside the
  * container found to be ours (by id) through the exec API and are killed on
  * timeout; events (die, oom, start) come from the /events stream filtered by

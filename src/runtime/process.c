@@ -149,6 +149,9 @@ static kind_t kind_of(const tsvc_service_conf_t *svc) {
 }
 
 static int port_of(const tsvc_service_conf_t *svc, kind_t k) {
+  /* No container here: the service listens where the host's view points
+     (port: "H:C" -> H). */
+  if (svc->host_port > 0) return svc->host_port;
   if (svc->port > 0) return svc->port;
   return k == KIND_POSTGRES ? 5432 : k == KIND_REDIS ? 6379 : 0;
 }

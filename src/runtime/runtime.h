@@ -56,6 +56,11 @@ typedef void (*tsvc_rt_event_cb)(tsvc_rt_event_type_t type, const char *service,
 
 typedef struct {
   const char *name;
+  /* True when services listen on svc->port in a network of their own and
+     svc->host_port is published to it (docker); false when they listen on
+     the host itself, at svc->host_port (processes): a probe's port that
+     names the container port then means the host port. */
+  bool maps_ports;
   /* Create (when missing) and start the service. */
   int (*start)(tsvc_runtime_t *rt, const tsvc_service_conf_t *svc,
                tsvc_rt_done_cb cb, void *data);

@@ -1,0 +1,113 @@
+// page_test.js URL SHOTDIR KILL_NEVER KILL_HEALS SECRET...: the status page
+// in Debian's headless Chromium (tests/cli/test_page.sh starts the monitor).
+//  - the page loads, nothing but the monitor itself is asked for anything,
+//    no script error, a row per service, all healthy, the strip and the
+//    sparkline drawn, the event stream open; no secret in the page;
+//  - a screenshot (SHOTDIR/status-page.png);
+//  - `docker kill KILL_NEVER` (restart.policy never): its row shows
+//    unhealthy within 2 seconds, without a reload;
+//  - `docker kill KILL_HEALS`: its row shows unhealthy within 2 seconds, then
+//    healthy again once the monitor restarted it, restarts counted;
+//  - a second screenshot (SHOTDIR/status-page-after.png).
+// Prints "ok - ..." / "FAIL - ..." lines; exits 1 on any failure.
+"use strict";
+const { chromium } = require("playwright-core");
+const { execFileSync } = require("child_process");
+
+const [url, shotdir, killNever, killHeals, ...secrets] = process.argv.slice(2);
+let fails = 0;
+const ok = (d) => console.log("ok   - " + d);
+const bad = (d) => { fails++; console.log("FAIL - " + d); };
+const check = (d, c, more) => (c ? ok(d) : bad(d + (more ? ": " + more : "")));
+
+// The issue's bound: the page must show a killed service unhealthy within 2 s
+// of the kill, live (Docker's die event reaches the monitor in ~100 ms).
+const SHOW_WITHIN_MS = 2000;
+
+async function stateSeen(page, name, state, sinceMs, timeoutMs) {
+  return page.waitForFunction(([n, s, t]) => (window.__seen || []).some(
+    (e) => e.name === n && e.state === s && e.at >= t), [name, state, sinceMs],
+  { timeout: timeoutMs, polling: 50 }).then(() => page.evaluate(([n, s, t]) =>
+    window.__seen.find((e) => e.name === n && e.state === s && e.at >= t).at, [name, state, sinceMs]))
+    .catch(() => null);
+}
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 420 } });
+    const origin = new URL(url).origin;
+    const foreign = [], errors = [];
+    page.on("request", (r) => { if (!r.url().startsWith(origin + "/")) foreign.push(r.url()); });
+    page.on("pageerror", (e) => errors.push(String(e)));
+    page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+    const resp = await page.goto(url);
+    check("GET / answers 200 text/html", resp.status() === 200 &&
+          /^text\/html/.test(resp.headers()["content-type"] || ""), resp.status());
+    const html = await resp.text();
+    for (const s of secrets) check(`the page holds no secret (${s.length} chars)`, !html.includes(s));
+    await page.waitForFunction(() => document.getElementById("live").className === "on",
+                               null, { timeout: 10000 }).catch(() => {});
+    check("the event stream is open", await page.$eval("#live", (e) => e.className) === "on");
+    const rows = await page.$$eval("#rows tr", (t) => t.map((r) => [r.dataset.service, r.dataset.state]));
+    check("a row per service, each healthy", JSON.stringify(rows) ===
+          JSON.stringify([[killHeals, "healthy"], [killNever, "healthy"]]), JSON.stringify(rows));
+    check("each strip is drawn", (await page.$$eval("svg.strip", (s) => s.map((x) => x.querySelectorAll("rect").length)))
+          .every((n) => n >= 1));
+    check("each sparkline is drawn", (await page.$$eval("svg.spark", (s) => s.map((x) => x.querySelectorAll("polyline").length)))
+          .every((n) => n === 1));
+    await page.screenshot({ path: shotdir + "/status-page.png" });
+    ok("screenshot " + shotdir + "/status-page.png");
+
+    // Every state a row takes, with the time it took it (the page's clock).
+    await page.evaluate(() => {
+      window.__marker = "no reload";
+      window.__seen = [];
+      new MutationObserver((ms) => ms.forEach((m) => window.__seen.push({
+        name: m.target.dataset.service, state: m.target.dataset.state, at: Date.now() })))
+        .observe(document.getElementById("rows"), { subtree: true, attributeFilter: ["data-state"] });
+    });
+
+    let t0 = await page.evaluate(() => Date.now());
+    execFileSync("docker", ["kill", killNeverCtr()]);
+    let at = await stateSeen(page, killNever, "unhealthy", t0, 15000);
+    check(`${killNever} (policy never) shown unhealthy within ${SHOW_WITHIN_MS} ms of docker kill` +
+          (at !== null ? ` (${at - t0} ms)` : ""),
+          at !== null && at - t0 <= SHOW_WITHIN_MS, at === null ? "never" : `${at - t0} ms`);
+
+    t0 = await page.evaluate(() => Date.now());
+    execFileSync("docker", ["kill", healsCtr()]);
+    at = await stateSeen(page, killHeals, "unhealthy", t0, 15000);
+    check(`${killHeals} shown unhealthy within ${SHOW_WITHIN_MS} ms of docker kill` +
+          (at !== null ? ` (${at - t0} ms)` : ""),
+          at !== null && at - t0 <= SHOW_WITHIN_MS, at === null ? "never" : `${at - t0} ms`);
+    // Restarted by the monitor (postgres's start on a loaded machine: up to a minute).
+    at = await stateSeen(page, killHeals, "healthy", t0, 90000);
+    check(`${killHeals} shown healthy again after its restart`, at !== null);
+    await page.waitForFunction((n) => /^[1-9]/.test(document.querySelector(
+      `tr[data-service="${n}"] td.num`).textContent), killHeals, { timeout: 15000 }).catch(() => {});
+    check(`${killHeals}: its restart is counted`, /^[1-9]/.test(await page.$eval(
+      `tr[data-service="${killHeals}"] td.num`, (e) => e.textContent)));
+    check(`${killNever} still unhealthy, its last error shown`, await page.$eval(
+      `tr[data-service="${killNever}"]`, (r) => r.dataset.state === "unhealthy" &&
+        r.querySelector("td.error").textContent.length > 0));
+    check("the strip shows the unhealthy spell", await page.$eval(
+      `tr[data-service="${killNever}"] svg.strip`, (s) => s.querySelector('rect[data-state="unhealthy"]') !== null));
+    check("no reload", await page.evaluate(() => window.__marker === "no reload" &&
+          performance.getEntriesByType("navigation").length === 1));
+    check("nothing asked of another origin", foreign.length === 0, foreign.join(" "));
+    check("no script error", errors.length === 0, errors.join(" | "));
+    await page.screenshot({ path: shotdir + "/status-page-after.png" });
+    ok("screenshot " + shotdir + "/status-page-after.png");
+  } finally {
+    await browser.close();
+  }
+  process.exit(fails ? 1 : 0);
+})().catch((e) => { console.log("FAIL - " + (e && e.stack || e)); process.exit(1); });
+
+function killNeverCtr() { return process.env.PAGE_CTR_PREFIX + killNever; }
+function healsCtr() { return process.env.PAGE_CTR_PREFIX + killHeals; }
