@@ -63,7 +63,7 @@ done
 # test_api_limits), and the program end to end (its API threads, signals,
 # reloads). Every report is written to a file; any report fails the run,
 # even one from a daemon whose test passed.
-tsan_suites='^(test_monitor|test_owner|test_api_limits|cli_test_api|cli_test_cli|cli_test_reload)$'
+tsan_suites='^(test_monitor|test_owner|test_api_limits|test_systemd|cli_test_api|cli_test_cli|cli_test_reload)$'
 echo "== build clang-tsan"
 if ! scripts/build.sh clang-tsan; then
   echo "build clang-tsan FAILED"; failed=$((failed + 1))
