@@ -353,6 +353,40 @@ static void restart_reply_has_the_new_pid(void **st) {
   mon_stop(&mon);
 }
 
+/* A config replaced by a reload is freed once nothing refers to it (it
+   was kept until the manager was freed: one config per reload). */
+static void replaced_configs_are_freed(void **st) {
+  (void)st;
+  mon_t mon;
+  mon_start(&mon);
+  wait_healthy(&mon, "web", 5000);
+  char path[700], err[4096];
+  snprintf(path, sizeof path, "%s/tanuki.yaml", mon.dir);
+  char *text = tu_read_file(path, 0);
+  assert_non_null(text);
+  int base = tsvc_manager_debug_configs();
+  assert_int_equal(base, 1); /* the one in use (the runtime reads it too) */
+  for (int i = 0; i < 6; i++) {
+    /* A knob that changes: web's interval, 200 ms <-> 250 ms. */
+    char *p = strstr(text, i % 2 ? "interval: 250ms" : "interval: 200ms");
+    assert_non_null(p);
+    memcpy(p, i % 2 ? "interval: 200ms" : "interval: 250ms", 15);
+    assert_int_equal(tu_write_file(path, text), 0);
+    int rc = tsvc_manager_reload(mon.m, err, sizeof err);
+    if (rc) fail_msg("reload %d: %s", i, err);
+    assert_non_null(strstr(err, "1 changed"));
+    /* Checks in flight hold the config they began with until they end
+       (300 ms at most here). */
+    int alive = tsvc_manager_debug_configs();
+    for (int64_t end = mono_ms() + 5000; alive > base && mono_ms() < end; tu_sleep_ms(20))
+      alive = tsvc_manager_debug_configs();
+    assert_int_equal(alive, base);
+  }
+  free(text);
+  mon_stop(&mon);
+  assert_int_equal(tsvc_manager_debug_configs(), 0);
+}
+
 /* The monitor reports on itself. */
 static void metrics_include_the_monitor(void **st) {
   (void)st;
@@ -388,6 +422,7 @@ int main(void) {
       cmocka_unit_test(livez_fails_while_the_loop_is_held),
       cmocka_unit_test(check_gets_its_own_verdict),
       cmocka_unit_test(restart_reply_has_the_new_pid),
+      cmocka_unit_test(replaced_configs_are_freed),
       cmocka_unit_test(metrics_include_the_monitor),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -141,10 +141,13 @@ static int64_t mono_ms(void) {
 
 /* ---- configs -------------------------------------------------------------- */
 
+static atomic_int configs_alive; /* for tests: tsvc_manager_debug_configs() */
+
 static void cfgref_free(tsvc_ref_t *r) {
   cfgref_t *c = (cfgref_t *)r;
   tsvc_config_free(c->cfg);
   free(c);
+  atomic_fetch_sub(&configs_alive, 1);
 }
 
 /* Takes over cfg; NULL (and cfg freed) when out of memory. */
@@ -156,6 +159,7 @@ static cfgref_t *cfgref_new(tsvc_config_t *cfg) {
   }
   tsvc_ref_init(&c->ref, cfgref_free);
   c->cfg = cfg;
+  atomic_fetch_add(&configs_alive, 1);
   return c;
 }
 
@@ -917,9 +921,10 @@ static void reload_end(cmd_reload_t *c) {
   cmd_finish(&c->c, c->failures ? TSVC_ERUNTIME : 0);
 }
 
-static void step_end(step_t *o, int status, const char *msg) {
+/* A step is over: its failure noted (ERUNNING: already running, as
+   wanted), its memory freed. */
+static void step_free(step_t *o, int status, const char *msg) {
   cmd_reload_t *c = o->c;
-  /* ERUNNING: already running, as wanted. */
   if (status && status != TSVC_ERUNNING) {
     c->failures++;
     cmd_errf(&c->c, "%s: %s", o->svc->name, msg && *msg ? msg : tsvc_strerror(status));
@@ -928,14 +933,33 @@ static void step_end(step_t *o, int status, const char *msg) {
   }
   cfgref_put(o->keep);
   free(o);
+}
+
+/* The end of a step in flight (from the loop): the reload ends with the
+   last. */
+static void step_end(step_t *o, int status, const char *msg) {
+  cmd_reload_t *c = o->c;
+  step_free(o, status, msg);
   c->pending--;
   reload_end(c);
 }
 
 static void step_cb(int status, const char *msg, void *data);
 
-/* Begin a step whose callback is step_cb; an error at once ends it. */
+/* The first operation of a step, begun by run_reload: rc its answer. In
+   flight, it counts until step_cb ends it; refused at once, it was never
+   in flight (its callback is never called). */
 static void step_go(step_t *o, int rc) {
+  if (rc) {
+    step_free(o, rc, NULL);
+    return;
+  }
+  o->c->pending++;
+}
+
+/* The next operation of a step in flight, begun by step_cb: refused at
+   once, the step ends there. */
+static void step_next(step_t *o, int rc) {
   if (rc) step_end(o, rc, NULL);
 }
 
@@ -949,12 +973,12 @@ static void step_cb(int status, const char *msg, void *data) {
   if (o->step == 0) {
     o->step = 1;
     if (m->rt && m->rt->ops->remove) {
-      step_go(o, m->rt->ops->remove(m->rt, o->svc, step_cb, o));
+      step_next(o, m->rt->ops->remove(m->rt, o->svc, step_cb, o));
       return;
     }
   }
   o->step = 2;
-  step_go(o, tsvc_monitor_user_start(m->mon, o->svc->name, step_cb, o));
+  step_next(o, tsvc_monitor_user_start(m->mon, o->svc->name, step_cb, o));
 }
 
 static step_t *step_new(tsvc_manager_t *m, cmd_reload_t *c, const tsvc_service_conf_t *svc,
@@ -966,7 +990,6 @@ static step_t *step_new(tsvc_manager_t *m, cmd_reload_t *c, const tsvc_service_c
     return NULL;
   }
   *o = (step_t){m, c, svc, cfgref_get(keep), step};
-  c->pending++;
   return o;
 }
 
@@ -1080,7 +1103,8 @@ static void run_reload(tsvc_manager_t *m, cmd_t *cmd) {
     cfgref_put(m->rt_cfg);
     m->rt_cfg = cfgref_get(m->cfg);
   }
-  c->pending = 1; /* until every step has begun (a step may end at once) */
+  /* Callbacks never come inside the calls that begin the steps: only
+     those in flight count, and none ends before this loop does. */
   for (size_t i = 0; i < c->plan.n; i++) apply_step(m, c, &c->plan.v[i]);
   /* The summary goes first; failures follow, one per line. */
   char summary[256];
@@ -1093,7 +1117,6 @@ static void run_reload(tsvc_manager_t *m, cmd_t *cmd) {
   tsvc_buf_init(&cmd->err, 16 * 1024);
   tsvc_buf_addf(&cmd->err, "%s%s%s", summary, rest.len ? "\n" : "", rest.data ? rest.data : "");
   tsvc_buf_free(&rest);
-  c->pending--;
   reload_end(c);
 }
 
@@ -1317,6 +1340,8 @@ int tsvc_manager_reload(tsvc_manager_t *m, char *err, size_t errlen) {
   }
   return submit(m, &c->c, err, errlen);
 }
+
+int tsvc_manager_debug_configs(void) { return atomic_load(&configs_alive); }
 
 int tsvc_manager_debug_stall(tsvc_manager_t *m, int64_t ms) {
   cmd_stall_t *c = cmd_new(&STALL, sizeof *c);

@@ -10,4 +10,9 @@
    loop would; returns once the loop has begun to wait. */
 int tsvc_manager_debug_stall(tsvc_manager_t *m, int64_t ms);
 
+/* For tests: how many configs are alive in this process (loaded by
+   managers and not yet freed: in use, or still read by an operation in
+   flight). */
+int tsvc_manager_debug_configs(void);
+
 #endif

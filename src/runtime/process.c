@@ -1397,6 +1397,12 @@ static void rt_free(tsvc_runtime_t *base) {
   uv_close((uv_handle_t *)&rt->kick, timer_closed);
 }
 
+/* A reload: the config to read from now on (the old one may be freed once
+   the operations begun with it have ended). */
+static void rt_reconfigure(tsvc_runtime_t *base, const tsvc_config_t *cfg) {
+  ((prt_t *)base)->cfg = cfg;
+}
+
 static const tsvc_runtime_ops_t process_ops = {
     .name = "process",
     .start = rt_start,
@@ -1408,6 +1414,7 @@ static const tsvc_runtime_ops_t process_ops = {
     .watch = rt_watch,
     .probe_host = rt_probe_host,
     .free = rt_free,
+    .reconfigure = rt_reconfigure,
 };
 
 /* ---- construction --------------------------------------------------------- */
