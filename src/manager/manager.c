@@ -125,6 +125,7 @@ struct tsvc_manager_s {
   tsvc_monitor_t **dead; /* closed monitors, freed once the loop ended */
   size_t ndead;
   cmd_t *starting;    /* start_services is going through the services */
+  bool quitting;      /* quit ran: nothing new is set up */
 };
 
 static int64_t wall_ms(void) {
@@ -571,6 +572,12 @@ static void ping_cb(int status, const char *msg, void *data) {
   free(p);
   const char *host = m->cfg->cfg->docker.host;
   tsvc_runtime_kind_t kind;
+  if (m->quitting) {
+    /* The manager is going away: no runtime, no monitor any more. */
+    cmd_errf(&c->c, "the monitor has stopped");
+    cmd_finish(&c->c, TSVC_ECANCELED);
+    return;
+  }
   if (status == 0) {
     kind = TSVC_RUNTIME_DOCKER;
     TSVC_LOG(TSVC_LOG_INFO, NULL, "runtime docker: the daemon answers at %s", host);
@@ -846,6 +853,7 @@ static const cmd_kind_t CHECK = {"check", run_check, clear_check};
 /* ---- quit, and the test hook -------------------------------------------------- */
 
 static void run_quit(tsvc_manager_t *m, cmd_t *c) {
+  m->quitting = true;
   retire_monitor(m);
   if (m->rt) {
     /* Operations in flight are answered from the loop, which runs until
