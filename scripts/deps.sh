@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Install what tanuki-svc needs to build and test on Debian 12, as root.
 # Idempotent: packages already present are not fetched again.
+#   scripts/deps.sh          build and run (scripts/quickstart.sh)
+#   scripts/deps.sh --test   and test (scripts/test.sh)
+# postgresql and redis-server are installed for their programs (the process
+# runtime runs its own servers): when this script installs them, their
+# system services are neither started nor enabled, so that they never hold
+# the ports of tanuki.yaml (5432, 6379) on a machine that runs systemd.
 set -euo pipefail
+. "$(dirname "$0")/pkg.sh"
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libcurl4-openssl-dev libjansson-dev libyaml-dev
       libmicrohttpd-dev libcmocka-dev
-      postgresql redis-server curl tmux procps iproute2
+      postgresql redis-server curl util-linux tmux procps iproute2
       file)  # file: cpack -G DEB (scripts/package.sh) needs it for shlibdeps
 if [ "${1:-}" = "--test" ]; then
   # docker-registry and apache2-utils (htpasswd): the registry the pull
@@ -18,13 +25,16 @@ if [ "${1:-}" = "--test" ]; then
   command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 fi
 
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "deps: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+pkg_install deps "${pkgs[@]}"
+
+# Installed just now: keep their services off at boot too (systemd only;
+# elsewhere nothing starts them).
+if [ ${#PKG_NEW[@]} -gt 0 ] && [ -d /run/systemd/system ]; then
+  for p in "${PKG_NEW[@]}"; do
+    case "$p" in
+      postgresql|redis-server|prometheus)
+        systemctl disable --now "$p" >/dev/null 2>&1 || true
+        echo "deps: $p's own service left off (tanuki-svc runs its own)" ;;
+    esac
+  done
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure a Docker engine answers on /var/run/docker.sock, as root on
-# Debian 12. Idempotent: installs docker.io and debootstrap only when missing,
+# Debian 12. Idempotent: installs docker.io (and curl) only when missing,
 # starts dockerd only when nothing answers on the socket.
 #   scripts/docker-up.sh        -> exit 0 when the engine answers
 # Exit codes: 0 the engine answers; 1 it could not be installed or started
@@ -29,7 +29,7 @@ installed() {
 # 1. Packages. curl is needed for the ping itself; iptables and
 #    ca-certificates come with docker.io's dependencies.
 missing=()
-for p in docker.io debootstrap curl; do
+for p in docker.io curl; do
   installed "$p" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -60,8 +60,17 @@ else
   fi
   say "starting $dockerd_bin (log: $log)"
   # setsid: the daemon outlives this script and its session; its output
-  # goes to the log only.
-  setsid "$dockerd_bin" >>"$log" 2>&1 </dev/null &
+  # goes to the log only. It keeps no other descriptor of ours: one it
+  # inherited would stay open for its whole life, and a lock on it held
+  # (`flock /tmp/tsvc-docker.lock` around a test that restarts dockerd
+  # would then lock every other docker user out until dockerd stops).
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid "$dockerd_bin" >>"$log" 2>&1 </dev/null
+  ) &
   running_pid=$!
 fi
 

@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
-# Build the images the tests use, only those that are missing, as root on
-# Debian 12 with a Docker engine answering (scripts/docker-up.sh). No image
-# registry is needed: the base image comes from debootstrap and Debian's
-# apt mirror, the others from docker/<name>/Dockerfile on top of it.
+# Build the images the tests and the example use, only those that are
+# missing, as root on Debian 12 with a Docker engine answering (on
+# /var/run/docker.sock or $DOCKER_HOST; scripts/docker-up.sh starts one).
+# No image registry is needed: the base image comes from debootstrap and
+# Debian's apt mirror, the others from docker/<name>/Dockerfile on top of it.
 #   local/debian:bookworm  debootstrap --variant=minbase, docker import
 #   tanuki/postgres:15     docker/postgres (Debian's postgresql)
 #   tanuki/redis:7         docker/redis    (Debian's redis-server)
+# Installs what it uses when missing: the docker command (docker.io; its
+# daemon is not started) and, only to build the base image, debootstrap.
+# (debootstrap inside a container needs docker run --privileged.)
 # Options: --force rebuilds all three.
+# Environment: TSVC_IMAGE_BASE, TSVC_IMAGE_POSTGRES, TSVC_IMAGE_REDIS name
+# the three images instead (to try a build beside the images in use).
 # Exit codes: 0 all images present; 1 a build failed (the reason is printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/pkg.sh
 
 say() { echo "images: $*"; }
 die() { echo "images: fatal: $*" >&2; exit 1; }
 
+base_tag=${TSVC_IMAGE_BASE:-local/debian:bookworm}
+pg_tag=${TSVC_IMAGE_POSTGRES:-tanuki/postgres:15}
+redis_tag=${TSVC_IMAGE_REDIS:-tanuki/redis:7}
 force=0
 [ "${1:-}" = --force ] && force=1
-[ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap)"
-command -v debootstrap >/dev/null || die "debootstrap missing (run scripts/docker-up.sh)"
-docker info >/dev/null 2>&1 || die "no Docker engine answers (run scripts/docker-up.sh)"
+[ "$(id -u)" -eq 0 ] || die "must run as root (installs packages, debootstrap)"
+command -v docker >/dev/null || pkg_install images docker.io || die "cannot install docker.io"
+command -v docker >/dev/null || die "no docker command after installing docker.io"
+docker info >/dev/null 2>&1 || die "no Docker engine answers (scripts/docker-up.sh starts one)"
 
 t0=$SECONDS
 have() { [ "$force" -eq 0 ] && docker image inspect "$1" >/dev/null 2>&1; }
@@ -52,11 +63,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# 1. local/debian:bookworm
-if have local/debian:bookworm; then
-  say "local/debian:bookworm present"
+# 1. The base image.
+if have "$base_tag"; then
+  say "$base_tag present"
 else
   t=$SECONDS
+  pkg_install images debootstrap || die "cannot install debootstrap"
   rootfs=$(mktemp -d /var/tmp/tanuki-rootfs.XXXXXX)
   say "debootstrap bookworm from $mirror into $rootfs (takes a few minutes)"
   debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || {
@@ -73,10 +85,10 @@ else
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
          "$rootfs"/var/log/*.log "$rootfs"/dev/* 2>/dev/null || true
   tar --numeric-owner -C "$rootfs" -c . \
-    | docker import -c 'CMD ["/bin/bash"]' -c 'ENV LANG=C.UTF-8' - local/debian:bookworm >/dev/null \
+    | docker import -c 'CMD ["/bin/bash"]' -c 'ENV LANG=C.UTF-8' - "$base_tag" >/dev/null \
     || die "docker import failed"
   cleanup; rootfs=""
-  say "local/debian:bookworm built in $((SECONDS - t))s"
+  say "$base_tag built in $((SECONDS - t))s"
 fi
 
 # 2. The service images.
@@ -89,13 +101,14 @@ build() {
   say "building $tag from $dir"
   local logf
   logf=$(mktemp /var/tmp/tanuki-build.XXXXXX)
-  if ! DOCKER_BUILDKIT=0 docker build --network host -t "$tag" "$dir" >"$logf" 2>&1; then
+  if ! DOCKER_BUILDKIT=0 docker build --network host --build-arg "BASE=$base_tag" \
+      -t "$tag" "$dir" >"$logf" 2>&1; then
     tail -n 30 "$logf" >&2; rm -f "$logf"; die "docker build $tag failed"
   fi
   rm -f "$logf"
   say "$tag built in $((SECONDS - t))s"
 }
-build tanuki/postgres:15 docker/postgres
-build tanuki/redis:7 docker/redis
+build "$pg_tag" docker/postgres
+build "$redis_tag" docker/redis
 
 say "all images present ($((SECONDS - t0))s)"

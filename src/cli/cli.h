@@ -63,8 +63,9 @@ int cmd_export(const cli_args_t *a);
 typedef struct {
   char *config_path;  /* absolute when the file exists */
   tsvc_config_t *cfg;
-  char *dir;          /* the config's directory */
-  char *state_dir;    /* dir/.tanuki */
+  char *dir;          /* the config's directory (the docker project label) */
+  char *state_dir;    /* dir/.tanuki (the process runtime's data may be elsewhere:
+                         cli_data_location) */
   char *socket;       /* the API socket */
 } cli_project_t;
 
@@ -100,6 +101,19 @@ char *cli_service_path(const char *name, const char *action);
 const char *cli_api_error(const cli_reply_t *r);
 /* Say, on stderr, that no monitor runs and that we act directly. */
 void cli_no_monitor(const cli_project_t *p);
+
+/* ---- where a service's data is (datadir.c) ------------------------------ */
+
+/* The runtime the project's services run on: the running monitor's, else
+   the config's, else (auto) "docker" when its daemon answers, else
+   "process". A static string. */
+const char *cli_runtime_in_use(const cli_project_t *p);
+/* Where svc's data lives under runtime ("docker" or "process"), for
+   people, into buf: its data directory or its volumes. Returns 0, or 1 when
+   there is nothing of ours to show (an external service, a process.command
+   service). */
+int cli_data_location(const cli_project_t *p, const tsvc_service_conf_t *svc,
+                      const char *runtime, char *buf, size_t len);
 
 /* ---- acting without a monitor (direct.c) ------------------------------- */
 

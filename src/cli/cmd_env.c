@@ -11,6 +11,7 @@
  */
 #include <curl/curl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,19 @@ static void shell_quote(const char *v) {
   putchar('\'');
 }
 
+/* Where each service's data is, as comment lines (eval passes over them). */
+static void print_data(const cli_project_t *p) {
+  const char *runtime = NULL;
+  for (size_t i = 0; i < p->cfg->nservices; i++) {
+    const tsvc_service_conf_t *s = &p->cfg->services[i];
+    if (s->external || !s->enabled) continue;
+    if (!runtime) runtime = cli_runtime_in_use(p);
+    char where[PATH_MAX + 128];
+    if (cli_data_location(p, s, runtime, where, sizeof where) == 0)
+      printf("# %s data (%s runtime): %s\n", s->name, runtime, where);
+  }
+}
+
 int cmd_env(const cli_args_t *a) {
   const char *format = cli_str(a, &CLI_OPT_FORMAT);
   if (!format) format = "shell";
@@ -122,6 +136,7 @@ int cmd_env(const cli_args_t *a) {
       shell_quote(json_string_value(v));
       putchar('\n');
     }
+    print_data(&p);
   }
   json_decref(o);
   cli_project_free(&p);

@@ -5,6 +5,7 @@
  * now and the same shapes are printed. The table is for people: colour only
  * on a terminal and never with NO_COLOR.
  */
+#include <limits.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -253,6 +254,11 @@ int cmd_status(const cli_args_t *a) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
   }
+  /* Where NAME's data is: a line under its table. */
+  char data[PATH_MAX + 128] = "";
+  const tsvc_service_conf_t *svc = name ? tsvc_config_service(p.cfg, name) : NULL;
+  if (svc && !json && cli_data_location(&p, svc, cli_runtime_in_use(&p), data, sizeof data) != 0)
+    data[0] = '\0';
   int exit_code = TSVC_EXIT_OK;
   bool told = false;
   do {
@@ -284,6 +290,7 @@ int cmd_status(const cli_args_t *a) {
                                            !json_is_true(json_object_get(s, "healthy"))) ok = false;
       } else {
         ok = render(list, colour, &b);
+        if (data[0]) tsvc_buf_addf(&b, "data: %s\n", data);
         if (direct) tsvc_buf_addf(&b, "(no monitor running: each probe ran once now)\n");
         const char *rt = json_string_value(json_object_get(v, "runtime"));
         if (rt && !name) tsvc_buf_addf(&b, "runtime: %s%s\n", rt,

@@ -256,8 +256,10 @@ int cmd_up(const cli_args_t *a) {
            p.cfg->nservices, tsvc_manager_runtime_name(m),
            failed[0] ? "; could not start: " : "", failed,
            failed[0] ? " (retried on the restart backoff schedule)" : "",
-           daemonize ? "" : (down ? "; Ctrl-C stops monitoring and the services"
-                                  : "; Ctrl-C stops monitoring"));
+           daemonize ? ""
+           : down || strcmp(tsvc_manager_runtime_name(m), "process") == 0
+               ? "; Ctrl-C stops monitoring and the services"
+               : "; Ctrl-C stops monitoring (the containers keep running)");
   {
     /* up -d: exit 1 when a service could not start, naming it (the
        monitor stays, retrying it). */

@@ -129,8 +129,8 @@ const cli_verb_t cli_verbs[] = {
      "show the services' health (--json, --watch)",
      "Show each service (or NAME): state, health, for how long, consecutive\n"
      "failures out of retries, restarts, the last check and its latency, and\n"
-     "the last error. From the running monitor; with no monitor, every probe\n"
-     "runs once now.\n"
+     "the last error; for NAME, also where its data is. From the running\n"
+     "monitor; with no monitor, every probe runs once now.\n"
      "\n"
      "Colour only on a terminal, never when NO_COLOR is set.\n",
      "0 every enabled service (or NAME) healthy, 1 one is not or NAME is\n"
@@ -173,6 +173,8 @@ const cli_verb_t cli_verbs[] = {
      "            put first when it starts with a digit (9lives: _9LIVES_HOST)\n"
      "A service is postgres or redis by its name, else by its image. Two\n"
      "services whose variables would have the same name are a config error.\n"
+     "The shell format ends with a comment line per service saying where its\n"
+     "data is.\n"
      "\n"
      "  eval \"$(tanuki-svc env)\"\n",
      "0 ok, 1 invalid config, 2 usage."},

@@ -98,6 +98,8 @@ typedef struct {
   tsvc_kv_t *env;
   size_t env_len;
   char *workdir;
+  char *data_dir; /* the built-in recipes' data directory (relative: to the
+                     config's directory), or NULL: the runtime's default */
 } tsvc_process_conf_t;
 
 typedef struct {

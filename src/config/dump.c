@@ -203,6 +203,7 @@ static int put_service(FILE *f, const tsvc_service_conf_t *s, bool mask) {
   if ((rc = put_command(f, 6, "command", &p->command, false, mask))) return rc;
   if ((rc = put_env(f, 6, "env", p->env, p->env_len, mask))) return rc;
   put_kv_str(f, 6, "workdir", p->workdir);
+  put_kv_str(f, 6, "data_dir", p->data_dir);
   return 0;
 }
 

@@ -1000,6 +1000,7 @@ static const keydef_t process_keys[] = {
     {"command", p_argv_command, offsetof(tsvc_process_conf_t, command), 0, 0, NULL},
     {"env", p_process_env, 0, 0, 0, NULL},
     {"workdir", p_string, offsetof(tsvc_process_conf_t, workdir), 1, 0, NULL},
+    {"data_dir", p_string, offsetof(tsvc_process_conf_t, data_dir), 1, 0, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1139,6 +1140,7 @@ static void service_free(tsvc_service_conf_t *s) {
   strv_clear(&s->process.command);
   env_clear(&s->process.env, &s->process.env_len);
   free(s->process.workdir);
+  free(s->process.data_dir);
 }
 
 static void p_services(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
@@ -1383,6 +1385,12 @@ static void check_startable(ctx_t *c) {
   tsvc_config_t *cfg = c->cfg;
   for (size_t i = 0; i < cfg->nservices; i++) {
     const tsvc_service_conf_t *s = &cfg->services[i];
+    if (s->process.data_dir && s->process.command.n > 0) {
+      const ynode_t *at = ynode_get(ynode_get(c->svc_nodes[i], "process"), "data_dir");
+      ERR(c, at ? at : c->svc_keys[i],
+          "services.%s.process.data_dir: only the built-in postgres and redis recipes keep "
+          "data there; a process.command service keeps it where its command says", s->name);
+    }
     if (s->external || !s->enabled) continue;
     const ynode_t *at = c->svc_keys[i];
     bool proc = s->process.command.n > 0 || has_recipe(s);

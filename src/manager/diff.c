@@ -55,7 +55,8 @@ unsigned tsvc_service_diff(const tsvc_service_conf_t *a, const tsvc_service_conf
       !env_eq(a->env, a->env_len, b->env, b->env_len) || !strv_eq(&a->volumes, &b->volumes) ||
       !strv_eq(&a->command, &b->command) || !strv_eq(&a->process.command, &b->process.command) ||
       !env_eq(a->process.env, a->process.env_len, b->process.env, b->process.env_len) ||
-      !str_eq(a->process.workdir, b->process.workdir))
+      !str_eq(a->process.workdir, b->process.workdir) ||
+      !str_eq(a->process.data_dir, b->process.data_dir))
     d |= TSVC_DIFF_SPEC;
   if (!hc_eq(&a->healthcheck, &b->healthcheck) || !restart_eq(&a->restart, &b->restart) ||
       !strv_eq(&a->depends_on, &b->depends_on) || !deps_eq(a, b))

@@ -548,8 +548,13 @@ static int make_runtime(tsvc_manager_t *m, tsvc_runtime_kind_t kind, cmd_t *c) {
   const char *name = kind == TSVC_RUNTIME_DOCKER ? "docker" : "process";
   if (kind == TSVC_RUNTIME_DOCKER)
     rc = tsvc_docker_runtime_new(&m->loop, m->cfg->cfg, m->config_path, &m->rt, err, sizeof err);
-  else
-    rc = tsvc_process_runtime_new(&m->loop, m->cfg->cfg, m->state_dir, &m->rt, err, sizeof err);
+  else {
+    /* Data and sockets outside the checkout as root (process.h). */
+    tsvc_process_layout_t lay;
+    rc = tsvc_process_layout_init(&lay, m->config_path, m->state_dir, geteuid() == 0, err,
+                                  sizeof err);
+    if (!rc) rc = tsvc_process_runtime_new(&m->loop, m->cfg->cfg, &lay, &m->rt, err, sizeof err);
+  }
   if (rc) {
     cmd_errf(c, "cannot set up the %s runtime: %s", name, err[0] ? err : tsvc_strerror(rc));
     return rc;

@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "log/log.h"
+#include "probe/probe.h"
 
 extern char **environ;
 
@@ -31,7 +33,8 @@ extern char **environ;
 #define KILL_WAIT_MS 2000  /* after SIGKILL, wait this long for the group */
 #define TAIL_LEN 512       /* output kept per service for error messages */
 #define READ_CHUNK 16384
-#define MSG_LEN 320
+#define MSG_LEN 1024
+#define LINE_LEN 240       /* an error line of a helper (initdb), kept whole up to this */
 
 typedef enum { KIND_COMMAND, KIND_POSTGRES, KIND_REDIS } kind_t;
 typedef enum { OP_NONE, OP_START, OP_STOP, OP_RESTART } op_kind_t;
@@ -71,8 +74,15 @@ struct entry_s {
   /* log */
   int logfd;
   uint64_t logsize;
+  bool log_warned; /* a failed write was warned about; reset by one that works */
   char tail[TAIL_LEN];
   size_t tail_len;
+  /* the first error line of a helper's output (initdb prints its cause
+     first, then only "removing contents of data directory") */
+  bool scanning;
+  char line[LINE_LEN];
+  size_t line_len;
+  char first_err[LINE_LEN];
   reader_t *readers;
   /* the service's process */
   child_t *server;  /* running main process, or NULL */
@@ -94,6 +104,7 @@ struct entry_s {
   char bindir[PATH_MAX];
   char datadir[PATH_MAX];
   char initdir[PATH_MAX];
+  char parent[PATH_MAX]; /* the data directory's parent: the children's cwd */
   char pwfile[PATH_MAX]; /* "" when none */
   bool as_pg;
   uid_t pg_uid;
@@ -110,10 +121,8 @@ typedef struct inspect_s {
 struct prt_s {
   tsvc_runtime_t base;
   const tsvc_config_t *cfg;
-  char state_dir[PATH_MAX];
+  tsvc_process_layout_t lay;
   char logs_dir[PATH_MAX];
-  char data_dir[PATH_MAX];
-  char run_dir[PATH_MAX];
   char setpriv[PATH_MAX]; /* "" when not installed */
   size_t log_max;
   entry_t *entries;
@@ -218,6 +227,13 @@ static void signal_group(int pgid, int sig) {
   if (pgid > 0) kill(-pgid, sig);
 }
 
+/* mkdir with exactly mode (not narrowed by the umask: a root umask of 077
+   would lock the postgres user out). 0, or -1 with errno (EEXIST too). */
+static int mkdir_mode(const char *path, mode_t mode) {
+  if (mkdir(path, mode) != 0) return -1;
+  return chmod(path, mode);
+}
+
 /* mkdir -p with mode for the missing parts. 0 or -1 (errno set). */
 static int mkdir_p(const char *path, mode_t mode) {
   char buf[PATH_MAX];
@@ -228,10 +244,10 @@ static int mkdir_p(const char *path, mode_t mode) {
   for (char *p = buf + 1; *p; p++) {
     if (*p != '/') continue;
     *p = '\0';
-    if (mkdir(buf, mode) != 0 && errno != EEXIST) return -1;
+    if (mkdir_mode(buf, mode) != 0 && errno != EEXIST) return -1;
     *p = '/';
   }
-  if (mkdir(buf, mode) != 0 && errno != EEXIST) return -1;
+  if (mkdir_mode(buf, mode) != 0 && errno != EEXIST) return -1;
   struct stat st;
   if (stat(buf, &st) != 0) return -1;
   if (!S_ISDIR(st.st_mode)) {
@@ -239,6 +255,22 @@ static int mkdir_p(const char *path, mode_t mode) {
     return -1;
   }
   return 0;
+}
+
+/* path with mode, its missing parents with 0755 (the user a service runs
+   as must pass through them). 0 or -1 (errno set). */
+static int mkdir_private(const char *path, mode_t mode) {
+  char parent[PATH_MAX];
+  if (tsvc_strlcpy(parent, path, sizeof parent) >= sizeof parent) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  char *slash = strrchr(parent, '/');
+  if (slash && slash != parent) {
+    *slash = '\0';
+    if (mkdir_p(parent, 0755) != 0) return -1;
+  }
+  return mkdir_p(path, mode);
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -455,13 +487,33 @@ static void log_path(entry_t *e, char *buf, size_t len, const char *suffix) {
   snprintf(buf, len, "%s/%s.log%s", e->rt->logs_dir, e->name, suffix);
 }
 
+/* The service's output could not be written (err: an errno): say so in the
+   monitor's log, once until a write works again. The output is dropped
+   meanwhile; the service is not disturbed. */
+static void log_failed(entry_t *e, int err) {
+  if (e->log_warned) return;
+  e->log_warned = true;
+  char path[PATH_MAX + 16];
+  log_path(e, path, sizeof path, "");
+  TSVC_LOG(TSVC_LOG_WARN, e->name,
+           "cannot write the output of %s to %s: %s; its output is dropped until a write "
+           "succeeds (warned once)",
+           e->name, path, strerror(err));
+}
+
+static int log_open_file(entry_t *e, const char *path) {
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) log_failed(e, errno);
+  return fd;
+}
+
 static void log_rotate(entry_t *e) {
   char cur[PATH_MAX + 16], old[PATH_MAX + 16];
   log_path(e, cur, sizeof cur, "");
   log_path(e, old, sizeof old, ".1");
   if (e->logfd >= 0) close(e->logfd);
   rename(cur, old);
-  e->logfd = open(cur, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  e->logfd = log_open_file(e, cur);
   e->logsize = 0;
 }
 
@@ -470,10 +522,10 @@ static void log_open(entry_t *e) {
   if (e->logfd >= 0) return;
   char path[PATH_MAX + 16];
   log_path(e, path, sizeof path, "");
-  e->logfd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  e->logfd = log_open_file(e, path);
   if (e->logfd < 0) return;
   struct stat st;
-  e->logsize = fstat(e->logfd, &st) == 0 ? (uint64_t)st.st_size : 0;
+  e->logsize = fstat(e->logfd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
   if (e->logsize >= e->rt->log_max) log_rotate(e);
 }
 
@@ -481,10 +533,14 @@ static void log_put(entry_t *e, const char *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(e->logfd, p, n);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) break; /* a full disk: the output is dropped */
+    if (w <= 0) { /* a full disk: the output is dropped */
+      log_failed(e, w < 0 ? errno : EIO);
+      return;
+    }
     p += w;
     n -= (size_t)w;
     e->logsize += (uint64_t)w;
+    e->log_warned = false;
   }
 }
 
@@ -536,6 +592,61 @@ static void tail_line(entry_t *e, char *out, size_t len) {
   out[n] = '\0';
 }
 
+/* Where a line says what went wrong, or NULL: a backend's "FATAL:  ...",
+   "PANIC:  ...", "ERROR:  ..." (from there on: what comes before is a
+   progress message and a time stamp, as in "running bootstrap script ...
+   2026-12-01 14:14:44.254 UTC [2619] FATAL:  could not write ..."), or
+   initdb's own "initdb: error: ..." (the whole line). */
+static const char *error_in(const char *s) {
+  static const char *const marks[] = {"FATAL:", "PANIC:", "ERROR:"};
+  for (size_t i = 0; i < TSVC_ARRAY_LEN(marks); i++) {
+    const char *p = strstr(s, marks[i]);
+    if (p) return p;
+  }
+  return strstr(s, "error:") ? s : NULL;
+}
+
+/* The line gathered so far is complete: keep it when it is the first error
+   line. Control characters become spaces. */
+static void scan_line_end(entry_t *e) {
+  e->line[e->line_len] = '\0';
+  const char *p = e->first_err[0] ? NULL : error_in(e->line);
+  if (p) {
+    size_t n = 0;
+    for (; *p; p++) {
+      unsigned char c = (unsigned char)*p;
+      e->first_err[n++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
+    e->first_err[n] = '\0';
+  }
+  e->line_len = 0;
+}
+
+/* Look for the first error line in a helper's output (lines longer than
+   LINE_LEN are cut). */
+static void scan_output(entry_t *e, const char *p, size_t n) {
+  if (!e->scanning || e->first_err[0]) return;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] == '\n') scan_line_end(e);
+    else if (e->line_len < LINE_LEN - 1) e->line[e->line_len++] = p[i];
+  }
+}
+
+static void scan_begin(entry_t *e) {
+  e->scanning = true;
+  e->line_len = 0;
+  e->first_err[0] = '\0';
+}
+
+/* What to say about a helper that failed: its first error line, else the
+   last line it printed. */
+static void scan_end(entry_t *e, char *out, size_t len) {
+  if (e->scanning && e->line_len > 0) scan_line_end(e); /* no final newline */
+  e->scanning = false;
+  if (e->first_err[0]) tsvc_strlcpy(out, e->first_err, len);
+  else tail_line(e, out, len);
+}
+
 /* A line of ours in the service's log. */
 static void log_note(entry_t *e, const char *fmt, ...) TSVC_PRINTF(2, 3);
 static void log_note(entry_t *e, const char *fmt, ...) {
@@ -578,6 +689,7 @@ static void reader_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (n > 0) {
     log_write(r->e, buf->base, (size_t)n);
     tail_add(r->e, buf->base, (size_t)n);
+    scan_output(r->e, buf->base, (size_t)n);
     return;
   }
   if (n < 0) reader_close(r); /* EOF: every writer is gone */
@@ -594,6 +706,7 @@ static void reader_drain(reader_t *r) {
     if (n > 0) {
       log_write(r->e, r->buf, (size_t)n);
       tail_add(r->e, r->buf, (size_t)n);
+      scan_output(r->e, r->buf, (size_t)n);
       continue;
     }
     if (n == 0) reader_close(r);
@@ -816,16 +929,60 @@ static void start_command(entry_t *e) {
   free_strv(env);
 }
 
-static void start_redis(entry_t *e, int port) {
+/* The data directory of e's service, and its parent created (each missing
+   part mode 0755, so that the user a service runs as can pass); *old: it
+   is an older version's (may be NULL). 0, or -1 after op_fail. */
+static int data_dir_of(entry_t *e, char *dir, size_t len, bool *old_out) {
   prt_t *rt = e->rt;
-  char exe[PATH_MAX], dir[PATH_MAX + 256], conf[PATH_MAX + 300];
+  bool old = false;
+  if (tsvc_process_data_dir(&rt->lay, e->svc, dir, len, &old) != 0) {
+    op_fail(e, "the data directory of %s is too long a path", e->name);
+    return -1;
+  }
+  if (old_out) *old_out = old;
+  if (old) log_note(e, "using %s, made by an older version (data beside the config)", dir);
+  char parent[PATH_MAX];
+  tsvc_strlcpy(parent, dir, sizeof parent);
+  char *slash = strrchr(parent, '/');
+  if (slash && slash != parent) {
+    *slash = '\0';
+    if (mkdir_p(parent, 0755) != 0) {
+      op_fail(e, "cannot create %s: %s", parent, strerror(errno));
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The value after flag in argv, or NULL. */
+static const char *arg_after(const tsvc_strv_t *v, const char *flag) {
+  for (size_t i = 0; i + 1 < v->n; i++)
+    if (strcmp(v->v[i], flag) == 0) return v->v[i + 1];
+  return NULL;
+}
+
+/* The password redis must require: REDIS_PASSWORD, else the one the probe
+   authenticates with (a healthcheck's `redis-cli -a`), else the
+   --requirepass of the service's (container) command. NULL: none. */
+static const char *redis_password(const tsvc_service_conf_t *svc) {
+  const char *pw = env_get(svc, "REDIS_PASSWORD");
+  if (pw && *pw) return pw;
+  tsvc_probe_spec_t spec;
+  tsvc_probe_resolve(svc, &spec);
+  if (spec.kind == TSVC_PROBE_REDIS && spec.password && *spec.password) return spec.password;
+  pw = arg_after(&svc->command, "--requirepass");
+  return pw && *pw ? pw : NULL;
+}
+
+static void start_redis(entry_t *e, int port) {
+  char exe[PATH_MAX], dir[PATH_MAX], conf[PATH_MAX + 16];
   if (!find_exec("redis-server", exe, sizeof exe)) {
     op_fail(e, "redis-server not found in PATH (install redis-server)");
     return;
   }
-  snprintf(dir, sizeof dir, "%s/%s", rt->data_dir, e->name);
+  if (data_dir_of(e, dir, sizeof dir, NULL) != 0) return;
   snprintf(conf, sizeof conf, "%s/redis.conf", dir);
-  if (mkdir_p(dir, 0700) != 0) {
+  if (mkdir_private(dir, 0700) != 0) {
     op_fail(e, "cannot create %s: %s", dir, strerror(errno));
     return;
   }
@@ -835,11 +992,13 @@ static void start_redis(entry_t *e, int port) {
                     "bind 127.0.0.1\nport %d\ndaemonize no\nappendonly yes\ndir ", port);
   conf_quote(&b, dir);
   tsvc_buf_add(&b, "\n", 1);
-  const char *pw = env_get(e->svc, "REDIS_PASSWORD");
-  if (pw && *pw) {
+  const char *pw = redis_password(e->svc);
+  if (pw) {
     tsvc_buf_add(&b, "requirepass ", 12);
     conf_quote(&b, pw);
     tsvc_buf_add(&b, "\n", 1);
+  } else {
+    log_note(e, "no password set (REDIS_PASSWORD): any local user can use this redis");
   }
   int rc = b.data ? write_private(conf, b.data, 0, 0, false) : -1;
   tsvc_buf_free(&b);
@@ -869,17 +1028,19 @@ static void pg_spawn_server(entry_t *e) {
   char exe[PATH_MAX + 16], portbuf[16], sockdir[PATH_MAX + 64];
   snprintf(exe, sizeof exe, "%s/postgres", e->bindir);
   snprintf(portbuf, sizeof portbuf, "%d", port_of(e->svc, KIND_POSTGRES));
-  snprintf(sockdir, sizeof sockdir, "unix_socket_directories=%s", rt->run_dir);
+  snprintf(sockdir, sizeof sockdir, "unix_socket_directories=%s", rt->lay.run_dir);
   const char *argv[] = {exe, "-D", e->datadir, "-p", portbuf, "-c", "listen_addresses=127.0.0.1",
                         "-c", sockdir, NULL};
-  spawn_t sp = {.argv = argv, .cwd = rt->data_dir, .as_pg = e->as_pg, .stdin_fd = -1};
+  spawn_t sp = {.argv = argv, .cwd = e->parent, .as_pg = e->as_pg, .stdin_fd = -1};
   spawn_server(e, &sp);
 }
 
 static void pg_spawn_helper(entry_t *e, const spawn_t *sp, phase_t phase) {
   char err[MSG_LEN];
   child_t *c;
+  scan_begin(e);
   if (spawn_child(e, sp, &c, err, sizeof err) != 0) {
+    e->scanning = false;
     op_fail(e, "%s", err);
     return;
   }
@@ -931,16 +1092,16 @@ static void pg_createdb(entry_t *e) {
   snprintf(exe, sizeof exe, "%s/postgres", e->bindir);
   const char *argv[] = {exe, "--single", "-D", e->initdir, "-c", "exit_on_error=on",
                         "postgres", NULL};
-  spawn_t sp = {.argv = argv, .cwd = e->rt->data_dir, .as_pg = e->as_pg, .stdin_fd = fds[0]};
+  spawn_t sp = {.argv = argv, .cwd = e->parent, .as_pg = e->as_pg, .stdin_fd = fds[0]};
   log_note(e, "creating database %s", db);
   pg_spawn_helper(e, &sp, PH_CREATEDB);
   close(fds[0]);
 }
 
 static void helper_exited(entry_t *e, int code) {
-  char line[200];
+  char line[LINE_LEN];
   drain_all(e); /* its last words, for the message */
-  tail_line(e, line, sizeof line);
+  scan_end(e, line, sizeof line);
   phase_t ph = e->phase;
   e->phase = PH_BEGIN;
   if (ph == PH_INITDB) {
@@ -952,6 +1113,26 @@ static void helper_exited(entry_t *e, int code) {
       op_fail(e, "creating database %s failed (exit code %d): %s", pg_db(e->svc), code, line);
     else pg_init_done(e);
   }
+}
+
+/* The socket directory: mode 0700, owned by the user postgres runs as, so
+   that no other local user reaches the unix socket (made afresh at each
+   start: /run is emptied at boot). 0, or -1 after op_fail. */
+static int pg_run_dir(entry_t *e) {
+  const char *dir = e->rt->lay.run_dir;
+  if (mkdir_private(dir, 0700) != 0) {
+    op_fail(e, "cannot create %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  if ((e->as_pg && chown(dir, e->pg_uid, e->pg_gid) != 0) || chmod(dir, 0700) != 0) {
+    op_fail(e, "cannot make %s private to the postgres user: %s", dir, strerror(errno));
+    return -1;
+  }
+  if (strlen(dir) + sizeof "/.s.PGSQL.65535.lock" > sizeof(((struct sockaddr_un *)0)->sun_path)) {
+    op_fail(e, "the socket directory %s is too long for a unix socket path", dir);
+    return -1;
+  }
+  return 0;
 }
 
 static void start_postgres(entry_t *e) {
@@ -972,8 +1153,16 @@ static void start_postgres(entry_t *e) {
     e->pg_uid = getuid();
     e->pg_gid = getgid();
   }
-  snprintf(e->datadir, sizeof e->datadir, "%.3500s/%.255s", rt->data_dir, e->name);
-  snprintf(e->initdir, sizeof e->initdir, "%.3500s/%.255s.init", rt->data_dir, e->name);
+  bool old = false;
+  if (data_dir_of(e, e->datadir, sizeof e->datadir, &old) != 0) return;
+  if (strlen(e->datadir) + sizeof ".init" > sizeof e->initdir) {
+    op_fail(e, "the data directory %s is too long a path", e->datadir);
+    return;
+  }
+  snprintf(e->initdir, sizeof e->initdir, "%s.init", e->datadir);
+  tsvc_strlcpy(e->parent, e->datadir, sizeof e->parent);
+  *strrchr(e->parent, '/') = '\0';
+  if (!e->parent[0]) tsvc_strlcpy(e->parent, "/", sizeof e->parent);
 
   /* The version of an existing data directory picks the binaries. */
   char version[16] = "", path[PATH_MAX + 16];
@@ -988,19 +1177,23 @@ static void start_postgres(entry_t *e) {
     op_fail(e, "no postgres server binaries found (/usr/lib/postgresql/*/bin or initdb in PATH)");
     return;
   }
-  /* The socket directory belongs to the user postgres runs as. */
-  if (e->as_pg && chown(rt->run_dir, e->pg_uid, e->pg_gid) != 0) {
-    op_fail(e, "cannot chown %s: %s", rt->run_dir, strerror(errno));
-    return;
-  }
-  if (strlen(rt->run_dir) + sizeof "/.s.PGSQL.65535.lock" > sizeof(((struct sockaddr_un *)0)->sun_path)) {
-    op_fail(e, "the socket directory %s is too long for a unix socket path", rt->run_dir);
-    return;
-  }
+  if (pg_run_dir(e) != 0) return;
   char bad[PATH_MAX];
-  if (e->as_pg && (!can_reach(rt->data_dir, e->pg_uid, e->pg_gid, bad, sizeof bad) ||
-                   !can_reach(rt->run_dir, e->pg_uid, e->pg_gid, bad, sizeof bad))) {
-    op_fail(e, "the postgres user cannot enter %s (mode lacks x for it)", bad);
+  if (e->as_pg && !can_reach(rt->lay.run_dir, e->pg_uid, e->pg_gid, bad, sizeof bad)) {
+    op_fail(e, "the postgres user cannot enter %s (mode lacks x for it), on the way to its "
+            "socket directory %s", bad, rt->lay.run_dir);
+    return;
+  }
+  if (e->as_pg && !can_reach(e->parent, e->pg_uid, e->pg_gid, bad, sizeof bad)) {
+    if (old)
+      op_fail(e, "the postgres user cannot enter %s (mode lacks x for it), on the way to the "
+              "data directory %s made by an older version; move it to %s/%s (looked at first) "
+              "or set services.%s.process.data_dir",
+              bad, e->datadir, rt->lay.data_root, e->name, e->name);
+    else
+      op_fail(e, "the postgres user cannot enter %s (mode lacks x for it), on the way to the "
+              "data directory %s; set services.%s.process.data_dir elsewhere",
+              bad, e->datadir, e->name);
     return;
   }
   if (version[0]) {
@@ -1024,9 +1217,12 @@ static void start_postgres(entry_t *e) {
     return;
   }
   const char *pw = env_get(svc, "POSTGRES_PASSWORD");
+  bool have_pw = pw && *pw;
   char pwopt[PATH_MAX + 16] = "";
-  if (pw && *pw) {
-    snprintf(e->pwfile, sizeof e->pwfile, "%.3500s/%.255s.pwfile", rt->data_dir, e->name);
+  if (have_pw) {
+    /* In the private socket directory: nobody else can read it while
+       initdb runs, and /run is memory. */
+    snprintf(e->pwfile, sizeof e->pwfile, "%.3500s/%.255s.pwfile", rt->lay.run_dir, e->name);
     char *text = tsvc_asprintf("%s\n", pw);
     int rc = text ? write_private(e->pwfile, text, e->pg_uid, e->pg_gid, e->as_pg) : -1;
     free(text);
@@ -1036,16 +1232,22 @@ static void start_postgres(entry_t *e) {
       return;
     }
     snprintf(pwopt, sizeof pwopt, "--pwfile=%s", e->pwfile);
+  } else {
+    log_note(e, "no POSTGRES_PASSWORD: any local user can connect as %s (trust)", pg_user(svc));
   }
   char exe[PATH_MAX + 16], user[256];
   snprintf(exe, sizeof exe, "%s/initdb", e->bindir);
   snprintf(user, sizeof user, "--username=%s", pg_user(svc));
-  /* Host connections need the password (trust when none is set); the unix
-     socket, reachable only on this machine, trusts. */
-  const char *argv[] = {exe, "-D", e->initdir, user, "--auth-local=trust",
-                        pw && *pw ? "--auth-host=scram-sha-256" : "--auth-host=trust",
+  /* Both kinds of connection need the password (trust when none is set).
+     The socket is also out of other users' reach (pg_run_dir), which covers
+     data directories made when the socket trusted. */
+  const char *auth = have_pw ? "scram-sha-256" : "trust";
+  char auth_local[64], auth_host[64];
+  snprintf(auth_local, sizeof auth_local, "--auth-local=%s", auth);
+  snprintf(auth_host, sizeof auth_host, "--auth-host=%s", auth);
+  const char *argv[] = {exe, "-D", e->initdir, user, auth_local, auth_host,
                         "--encoding=UTF8", "--locale=C", pwopt[0] ? pwopt : NULL, NULL};
-  spawn_t sp = {.argv = argv, .cwd = rt->data_dir, .as_pg = e->as_pg, .stdin_fd = -1};
+  spawn_t sp = {.argv = argv, .cwd = e->parent, .as_pg = e->as_pg, .stdin_fd = -1};
   log_note(e, "initdb %s (user %s)", e->initdir, pg_user(svc));
   pg_spawn_helper(e, &sp, PH_INITDB);
 }
@@ -1417,12 +1619,103 @@ static const tsvc_runtime_ops_t process_ops = {
     .reconfigure = rt_reconfigure,
 };
 
+/* ---- where the files are ------------------------------------------------- */
+
+/* path made absolute against the working directory, without trailing
+   slashes, into out (PATH_MAX). 0 or -1 with why in err. */
+static int absolute(const char *path, char *out, char *err, size_t errlen) {
+  char buf[PATH_MAX];
+  if (path[0] == '/') {
+    if (tsvc_strlcpy(buf, path, sizeof buf) >= sizeof buf) goto long_path;
+  } else {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) {
+      snprintf(err, errlen, "cannot get the working directory: %s", strerror(errno));
+      return -1;
+    }
+    if (snprintf(buf, sizeof buf, "%s/%s", cwd, path) >= (int)sizeof buf) goto long_path;
+  }
+  size_t n = strlen(buf);
+  while (n > 1 && buf[n - 1] == '/') buf[--n] = '\0';
+  /* Room for "/<service>.init" and the like below it. */
+  if (n > PATH_MAX - 512) goto long_path;
+  memcpy(out, buf, n + 1);
+  return 0;
+long_path:
+  snprintf(err, errlen, "the path %.200s... is too long", path);
+  return -1;
+}
+
+int tsvc_process_layout_init(tsvc_process_layout_t *l, const char *config_path,
+                             const char *state_dir, bool privileged, char *err, size_t errlen) {
+  memset(l, 0, sizeof *l);
+  if (!config_path || !*config_path || !state_dir || !*state_dir) {
+    snprintf(err, errlen, "no config path or state directory");
+    return TSVC_EINVAL;
+  }
+  char config_abs[PATH_MAX];
+  if (absolute(config_path, config_abs, err, errlen) != 0 ||
+      absolute(state_dir, l->state_dir, err, errlen) != 0)
+    return TSVC_EINVAL;
+  tsvc_strlcpy(l->config_dir, config_abs, sizeof l->config_dir);
+  char *slash = strrchr(l->config_dir, '/');
+  slash[slash == l->config_dir ? 1 : 0] = '\0';
+  if (!privileged) {
+    snprintf(l->data_root, sizeof l->data_root, "%.3500s/data", l->state_dir);
+    snprintf(l->run_dir, sizeof l->run_dir, "%.3500s/run", l->state_dir);
+    return 0;
+  }
+  char id[TSVC_PROJECT_ID_MAX];
+  int rc = tsvc_project_id(config_abs, id, sizeof id);
+  if (rc) {
+    snprintf(err, errlen, "no project id for %s", config_abs);
+    return rc;
+  }
+  snprintf(l->data_root, sizeof l->data_root, "%s/%s", TSVC_PROCESS_DATA_BASE, id);
+  snprintf(l->run_dir, sizeof l->run_dir, "%s/%s", TSVC_PROCESS_RUN_BASE, id);
+  snprintf(l->old_data_root, sizeof l->old_data_root, "%.3500s/data", l->state_dir);
+  return 0;
+}
+
+bool tsvc_process_has_data(const tsvc_service_conf_t *svc) {
+  return svc && kind_of(svc) != KIND_COMMAND;
+}
+
+int tsvc_process_data_dir(const tsvc_process_layout_t *l, const tsvc_service_conf_t *svc,
+                          char *buf, size_t len, bool *old) {
+  if (old) *old = false;
+  if (!tsvc_process_has_data(svc) || !svc->name) return TSVC_EINVAL;
+  const char *set = svc->process.data_dir;
+  int n;
+  if (set && *set) {
+    n = set[0] == '/' ? snprintf(buf, len, "%s", set)
+                      : snprintf(buf, len, "%s%s%s", l->config_dir,
+                                 strcmp(l->config_dir, "/") ? "/" : "", set);
+    if (n < 0 || (size_t)n >= len) return TSVC_EINVAL;
+    /* No trailing slash: "<dir>.init" is made beside it. */
+    while (n > 1 && buf[n - 1] == '/') buf[--n] = '\0';
+    return 0;
+  }
+  n = snprintf(buf, len, "%s/%s", l->data_root, svc->name);
+  if (n < 0 || (size_t)n >= len) return TSVC_EINVAL;
+  if (l->old_data_root[0] && dir_state(buf) != 2) {
+    char prev[PATH_MAX];
+    n = snprintf(prev, sizeof prev, "%s/%s", l->old_data_root, svc->name);
+    if (n > 0 && (size_t)n < sizeof prev && (size_t)n < len && dir_state(prev) == 2) {
+      memcpy(buf, prev, (size_t)n + 1);
+      if (old) *old = true;
+    }
+  }
+  return 0;
+}
+
 /* ---- construction --------------------------------------------------------- */
 
-int tsvc_process_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg, const char *state_dir,
-                             tsvc_runtime_t **out, char *err, size_t errlen) {
+int tsvc_process_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg,
+                             const tsvc_process_layout_t *layout, tsvc_runtime_t **out,
+                             char *err, size_t errlen) {
   *out = NULL;
-  if (!loop || !state_dir || !*state_dir) {
+  if (!loop || !layout || layout->state_dir[0] != '/') {
     snprintf(err, errlen, "no state directory");
     return TSVC_EINVAL;
   }
@@ -1435,31 +1728,9 @@ int tsvc_process_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg, const ch
   rt->base.loop = loop;
   rt->cfg = cfg;
   rt->log_max = TSVC_PROCESS_LOG_MAX;
-  /* An absolute state dir: children run in other directories. */
-  char abs[PATH_MAX];
-  if (state_dir[0] == '/') {
-    tsvc_strlcpy(abs, state_dir, sizeof abs);
-  } else {
-    char cwd[PATH_MAX];
-    if (!getcwd(cwd, sizeof cwd)) {
-      snprintf(err, errlen, "cannot get the working directory: %s", strerror(errno));
-      free(rt);
-      return TSVC_EIO;
-    }
-    snprintf(abs, sizeof abs, "%.2000s/%.2000s", cwd, state_dir);
-  }
-  size_t n = strlen(abs);
-  while (n > 1 && abs[n - 1] == '/') abs[--n] = '\0';
-  if (n > 3000) {
-    snprintf(err, errlen, "the state directory path is too long");
-    free(rt);
-    return TSVC_EINVAL;
-  }
-  tsvc_strlcpy(rt->state_dir, abs, sizeof rt->state_dir);
-  snprintf(rt->logs_dir, sizeof rt->logs_dir, "%.4000s/logs", abs);
-  snprintf(rt->data_dir, sizeof rt->data_dir, "%.4000s/data", abs);
-  snprintf(rt->run_dir, sizeof rt->run_dir, "%.4000s/run", abs);
-  const char *dirs[] = {rt->state_dir, rt->logs_dir, rt->data_dir, rt->run_dir};
+  rt->lay = *layout;
+  snprintf(rt->logs_dir, sizeof rt->logs_dir, "%.4000s/logs", rt->lay.state_dir);
+  const char *dirs[] = {rt->lay.state_dir, rt->logs_dir};
   for (size_t i = 0; i < TSVC_ARRAY_LEN(dirs); i++) {
     if (mkdir_p(dirs[i], 0755) != 0) {
       snprintf(err, errlen, "cannot create %s: %s", dirs[i], strerror(errno));

@@ -14,26 +14,49 @@
  * Postgres puts each of its children in a group of its own; the postmaster
  * exits only after them on SIGINT, and they exit by themselves when it dies.
  *
+ * Where its files are (tsvc_process_layout_init): logs always in
+ * <state_dir>/logs (state_dir is the project's .tanuki beside its config).
+ * Data and sockets must be reachable by the user each service runs as:
+ *   - as root (postgres then runs as the `postgres` user, which cannot enter
+ *     a checkout under /root, mode 0700): data in
+ *     /var/lib/tanuki-svc/<project-id>/<service>, sockets and password files
+ *     in /run/tanuki-svc/<project-id> (project id: tsvc_project_id() of the
+ *     config's absolute path);
+ *   - as anyone else: data in <state_dir>/data/<service>, sockets in
+ *     <state_dir>/run.
+ * services.<n>.process.data_dir overrides a service's data directory
+ * (relative: to the config's directory). A data directory made by an older
+ * version under <state_dir>/data/<service> is found and used as it is (never
+ * initialised again) while the default one is missing or empty. The socket
+ * directory is mode 0700 and owned by the user postgres runs as, so that no
+ * other local user reaches postgres's unix socket.
+ *
  * What runs:
  *   - postgres (name or image contains "postgres", not "postgrest"; no
  *     process.command): the server binaries of the newest installed version
  *     (/usr/lib/postgresql/<v>/bin, else initdb/postgres found in PATH), or of
  *     the version that made an existing data directory. On first start,
- *     initdb into <state_dir>/data/<name> with POSTGRES_USER (default
- *     postgres) and POSTGRES_PASSWORD (through a 0600 --pwfile, deleted
- *     afterwards); host connections authenticate with scram-sha-256 (trust
- *     when no password is set), the unix socket with trust. The database
- *     POSTGRES_DB (default: the user's name) is created by a single-user
- *     `postgres --single` run before the first real start. initdb runs into
- *     <name>.init and is renamed into place only once everything succeeded,
- *     so a failed first start is simply retried. The server listens on
- *     127.0.0.1:port (default 5432), unix socket directory <state_dir>/run.
- *     As root, initdb and postgres run as the `postgres` user.
+ *     initdb into the data directory with POSTGRES_USER (default postgres)
+ *     and POSTGRES_PASSWORD (through a 0600 --pwfile in the socket
+ *     directory, deleted afterwards); host and local (unix socket)
+ *     connections authenticate with scram-sha-256 (trust when no password is
+ *     set: then any local user may connect, as with Docker's
+ *     POSTGRES_HOST_AUTH_METHOD=trust, and the service's log says so). The
+ *     database POSTGRES_DB (default: the user's name) is created by a
+ *     single-user `postgres --single` run before the first real start. initdb
+ *     runs into <data>.init and is renamed into place only once everything
+ *     succeeded, so a failed first start is simply retried; its error is the
+ *     first error line initdb printed (the last one is only "removing
+ *     contents of data directory"). The server listens on 127.0.0.1:port
+ *     (default 5432) and in the socket directory. As root, initdb and
+ *     postgres run as the `postgres` user.
  *   - redis (name or image contains "redis"; no process.command):
  *     redis-server from PATH with a generated <data>/redis.conf (mode 0600:
  *     the password never shows in ps): bind 127.0.0.1, port (default 6379),
- *     dir <state_dir>/data/<name>, appendonly yes (data survives restarts and
- *     kill -9), requirepass when REDIS_PASSWORD is set.
+ *     dir <data>, appendonly yes (data survives restarts and kill -9), and
+ *     requirepass when a password is set: REDIS_PASSWORD, else the `-a` of a
+ *     `redis-cli ... ping` healthcheck, else the `--requirepass` of the
+ *     service's command (the probe authenticates with the same one).
  *   - anything else: process.command (argv; a shell string is /bin/sh -c),
  *     the monitor's environment plus `environment` plus process.env (later
  *     wins), in process.workdir (relative to the monitor's working directory)
@@ -44,6 +67,9 @@
  * Output: stdout and stderr of every child (helpers such as initdb too) go
  * through a pipe that the monitor reads on its loop and appends to
  * <state_dir>/logs/<name>.log, with a line of ours at each start and exit.
+ * Output that cannot be written (a full disk, an unwritable file) is dropped
+ * and warned about once in the monitor's log (TSVC_LOG), again only after a
+ * write succeeded in between.
  * The limit is checked at every write: when one would take the file past
  * the size limit (default TSVC_PROCESS_LOG_MAX), what fits up to the end of
  * a line is written, the file is renamed to <name>.log.1 (replacing the old
@@ -87,6 +113,8 @@
 #ifndef TSVC_RUNTIME_PROCESS_H
 #define TSVC_RUNTIME_PROCESS_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -95,15 +123,52 @@
 
 #define TSVC_PROCESS_LOG_MAX (10u << 20) /* bytes per log file before rotation */
 
+#define TSVC_PROCESS_DATA_BASE "/var/lib/tanuki-svc" /* as root: data of every project */
+#define TSVC_PROCESS_RUN_BASE "/run/tanuki-svc"      /* as root: sockets of every project */
+
+/* Where the process runtime keeps a project's files (the comment above).
+   Plain paths, all absolute, no trailing slash. */
+typedef struct {
+  char state_dir[PATH_MAX];     /* .tanuki: logs/ */
+  char config_dir[PATH_MAX];    /* relative process.data_dir values start here */
+  char data_root[PATH_MAX];     /* <data_root>/<service>, unless process.data_dir */
+  char old_data_root[PATH_MAX]; /* an older layout's data root, also looked at; "" if none */
+  char run_dir[PATH_MAX];       /* postgres sockets and password files (mode 0700) */
+} tsvc_process_layout_t;
+
 /*
- * A process runtime on loop for the services of cfg, keeping its state in
- * state_dir (the project's .tanuki directory; it and its logs/, data/ and
- * run/ folders are created when missing). Returns 0 and *out, or
- * TSVC_EINVAL / TSVC_EIO (state_dir cannot be created: why in err) or
- * TSVC_ENOMEM.
+ * Fill l for the config at config_path (made absolute against the working
+ * directory when relative) whose state directory is state_dir (likewise):
+ * privileged (euid 0) picks the layout outside the checkout. Touches no
+ * file. Returns 0, or TSVC_EINVAL with why in err (a path too long, no
+ * working directory).
+ */
+int tsvc_process_layout_init(tsvc_process_layout_t *l, const char *config_path,
+                             const char *state_dir, bool privileged, char *err, size_t errlen);
+
+/* True when the process runtime keeps data for svc (the built-in postgres
+   and redis recipes; a process.command service keeps its own). */
+bool tsvc_process_has_data(const tsvc_service_conf_t *svc);
+
+/*
+ * The data directory of svc under l, into buf: process.data_dir when set;
+ * else <data_root>/<name>, unless that is missing or empty and the older
+ * layout's <old_data_root>/<name> holds something, which is then used (*old
+ * is set, when old is not NULL). Only looks at the file system. Returns 0,
+ * or TSVC_EINVAL (no data for svc, or the path does not fit in len).
+ */
+int tsvc_process_data_dir(const tsvc_process_layout_t *l, const tsvc_service_conf_t *svc,
+                          char *buf, size_t len, bool *old);
+
+/*
+ * A process runtime on loop for the services of cfg, with its files where
+ * layout says (copied). The state directory and its logs/ are created when
+ * missing; data and socket directories when a service needs them. Returns 0
+ * and *out, or TSVC_EINVAL / TSVC_EIO (a directory cannot be created: why
+ * in err) or TSVC_ENOMEM.
  */
 int tsvc_process_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg,
-                             const char *state_dir, tsvc_runtime_t **out,
+                             const tsvc_process_layout_t *layout, tsvc_runtime_t **out,
                              char *err, size_t errlen);
 
 /* Rotate logs at bytes instead of TSVC_PROCESS_LOG_MAX (tests). */

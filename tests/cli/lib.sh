@@ -49,6 +49,12 @@ run() {
   ERR=$(cat "$T/stderr")
 }
 
+# A copy of the program that another user (runuser -u nobody) can run: the
+# build tree may sit under a directory only its owner may enter (a clone in
+# /root, mode 0700). Tests that run it as nobody also open $T (chmod 755).
+NOBODY_BIN="$T/nobody/tanuki-svc"
+mkdir -m 0755 "$T/nobody" && cp "$BIN" "$NOBODY_BIN" && chmod 0755 "$NOBODY_BIN"
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

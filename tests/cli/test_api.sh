@@ -35,7 +35,7 @@ out=$(runuser -u nobody -- curl -sS --max-time 5 --unix-socket "$SOCK" http://lo
 check "another user cannot use the socket (curl fails)" test "$rc" -ne 0
 out=$(runuser -u nobody -- python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])' "$SOCK" 2>&1)
 has "... connect(2) as nobody: permission denied" "$out" "Permission denied"
-out=$(runuser -u nobody -- "$BIN" status -c "$T/tanuki.yaml" 2>&1); rc=$?
+out=$(runuser -u nobody -- "$NOBODY_BIN" status -c "$T/tanuki.yaml" 2>&1); rc=$?
 eq "status as another user: exit 3" "$rc" 3
 has "... says why" "$out" "Permission denied"
 

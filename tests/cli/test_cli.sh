@@ -162,9 +162,9 @@ eq "logs of an external service: exit 1" "$RC" 1
 
 # ---- exit 3: a monitor we may not reach ----
 chmod 755 "$T" "$T/.tanuki"
-out=$(runuser -u nobody -- "$BIN" status -c "$T/tanuki.yaml" 2>&1); rc=$?
+out=$(runuser -u nobody -- "$NOBODY_BIN" status -c "$T/tanuki.yaml" 2>&1); rc=$?
 eq "status as another user: exit 3" "$rc" 3
-out=$(runuser -u nobody -- "$BIN" restart redis -c "$T/tanuki.yaml" 2>&1); rc=$?
+out=$(runuser -u nobody -- "$NOBODY_BIN" restart redis -c "$T/tanuki.yaml" 2>&1); rc=$?
 eq "restart as another user: exit 3" "$rc" 3
 
 # ---- --watch in tmux ----
