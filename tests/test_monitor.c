@@ -5,6 +5,7 @@
  * test; every scenario runs in real (short) time.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -498,13 +499,13 @@ static void schedule_from_end_with_jitter(void **st) {
 /* Status snapshots are copies, safe to take from another thread. */
 typedef struct {
   tsvc_monitor_t *mon;
-  volatile int stop;
+  atomic_int stop; /* atomic: volatile is no synchronization (ThreadSanitizer) */
   int reads;
 } reader_t;
 
 static void *reader(void *arg) {
   reader_t *r = arg;
-  while (!r->stop) {
+  while (!atomic_load(&r->stop)) {
     tsvc_status_list_t l;
     if (tsvc_monitor_get_all(r->mon, &l) == 0) {
       for (size_t i = 0; i < l.n; i++)
@@ -521,10 +522,11 @@ static void snapshots_from_another_thread(void **st) {
   fx_t f;
   fx_setup(&f, "services:\n" SVC_RUNNING("a", "") SVC_RUNNING("b", "") SVC_RUNNING("c", ""));
   reader_t r = {.mon = f.mon};
+  atomic_init(&r.stop, 0);
   pthread_t th;
   pthread_create(&th, NULL, reader, &r);
   run_for(&f, 700);
-  r.stop = 1;
+  atomic_store(&r.stop, 1);
   pthread_join(th, NULL);
   assert_true(r.reads > 10);
   tsvc_status_list_t l;
