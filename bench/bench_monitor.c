@@ -14,6 +14,15 @@
  *            for every check, at a modest rate;
  *   idle     nothing: the machine's background busy time (other builds).
  *
+ * monitor with --scrape HZ: a thread does what GET /metrics does, HZ times
+ * a second, while the loop keeps its schedule: takes a snapshot of every
+ * status from the monitor's board, renders the Prometheus text of the
+ * services and of the monitor, and lets go (the socket transfer, on an API
+ * thread that holds no lock, is left out). It runs on the CPUs other than
+ * the monitor's (--cpu), as the API's threads may; --scrape-same-cpu puts
+ * it on the monitor's CPU instead. Reported: the loop's lateness as usual,
+ * and per scrape its time (p50/max) and size.
+ *
  * Reported per run, over --windows consecutive windows after a warm-up
  * (median and min-max across windows): checks per second; CPU microseconds
  * per check of this process (getrusage user+sys; fork mode adds the reaped
@@ -31,6 +40,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -45,6 +56,7 @@
 
 #include <uv.h>
 
+#include "api/metrics.h"
 #include "benchutil.h"
 #include "common/util.h"
 #include "config/config.h"
@@ -74,6 +86,8 @@ typedef struct {
   double rate;     /* loop / fork: checks per second; 0: services/interval */
   bool stagger;
   bool header;
+  double scrape_hz;     /* monitor: /metrics renders per second, 0: none */
+  bool scrape_same_cpu; /* ... on the monitor's CPU */
 } opts_t;
 
 /* ---- servers ---------------------------------------------------------------- */
@@ -153,6 +167,9 @@ typedef struct {
   double p50[MAX_WINDOWS], p99[MAX_WINDOWS], pmax[MAX_WINDOWS];
   char first_error[256];
   int64_t setup_config_us, setup_add_us;
+  int scrapes, scrape_failed;
+  double scrape_p50_ms, scrape_max_ms;
+  size_t scrape_bytes;
 } meas_t;
 
 static void snap(meas_t *m, snap_t *s) {
@@ -211,6 +228,59 @@ static void note_check(meas_t *m, bool ok, int64_t lateness_ms, const char *msg)
 }
 
 /* ---- mode monitor ------------------------------------------------------------- */
+
+/* ---- the scraper ------------------------------------------------------------ */
+
+#define MAX_SCRAPES 100000
+
+typedef struct {
+  const opts_t *o;
+  tsvc_board_t *board;
+  uint64_t cpus;          /* where it runs (0: inherited) */
+  atomic_bool stop;
+  pthread_t thread;
+  bool running;
+  int n;
+  int64_t us[MAX_SCRAPES]; /* time of each scrape */
+  size_t bytes;            /* of the last one */
+  int failed;
+} scraper_t;
+
+/* What GET /metrics does (src/api/api.c, get_metrics), without the socket. */
+static void *scrape_main(void *arg) {
+  scraper_t *sc = arg;
+  if (sc->cpus) bu_pin(sc->cpus);
+  int64_t step = (int64_t)(1e6 / sc->o->scrape_hz), next = bu_now_us() + step;
+  while (!atomic_load(&sc->stop)) {
+    int64_t now = bu_now_us();
+    if (now < next) {
+      bu_sleep_us(next - now < 20000 ? next - now : 20000);
+      continue;
+    }
+    next += step;
+    int64_t t0 = bu_now_us();
+    tsvc_snapshot_t *snap;
+    tsvc_buf_t b;
+    tsvc_buf_init(&b, 64u << 20);
+    int rc = tsvc_board_snapshot(sc->board, &snap);
+    if (!rc) {
+      rc = tsvc_metrics_render_snapshot(snap, &b);
+      if (!rc) rc = tsvc_metrics_render_monitor(tsvc_snapshot_stats(snap), &b);
+      tsvc_snapshot_release(snap);
+    }
+    int64_t took = bu_now_us() - t0;
+    if (rc) sc->failed++;
+    else if (sc->n < MAX_SCRAPES) sc->us[sc->n++] = took;
+    sc->bytes = b.len;
+    tsvc_buf_free(&b);
+  }
+  return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
 
 typedef struct {
   meas_t *m;
@@ -279,6 +349,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     return -1;
   }
   mon_run_t r = {.m = m};
+  scraper_t *sc = NULL;
   tsvc_diag_t d = {0};
   int64_t t0 = bu_now_us();
   int rc = tsvc_config_load_string("bench.yaml", yaml, strlen(yaml), &r.cfg, &d);
@@ -292,7 +363,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
   }
   uv_loop_t loop;
   uv_loop_init(&loop);
-  rc = tsvc_monitor_new(&loop, NULL, &r.mon);
+  rc = tsvc_monitor_new(&loop, NULL, NULL, &r.mon);
   if (rc) {
     fprintf(stderr, "bench: fatal: unable to create the monitor: %s\n", tsvc_strerror(rc));
     tsvc_config_free(r.cfg);
@@ -301,7 +372,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
   tsvc_monitor_set_observer(r.mon, observer, &r);
   t0 = bu_now_us();
   for (size_t i = 0; i < r.cfg->nservices && !rc; i++)
-    rc = tsvc_monitor_add(r.mon, &r.cfg->services[i]);
+    rc = tsvc_monitor_add(r.mon, &r.cfg->services[i], NULL);
   m->setup_add_us = bu_now_us() - t0;
   if (rc) {
     fprintf(stderr, "bench: fatal: unable to add a service: %s\n", tsvc_strerror(rc));
@@ -317,7 +388,30 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     double warm = o->warmup_s >= 0 ? o->warmup_s : 2.0 * (double)o->interval_ms / 1e3 + 1.0;
     uint64_t win = (uint64_t)(o->seconds * 1000.0 / o->windows);
     uv_timer_start(&r.control, control_cb, (uint64_t)(warm * 1000.0), win);
+    if (o->scrape_hz > 0 && (sc = calloc(1, sizeof *sc))) {
+      sc->o = o;
+      sc->board = tsvc_monitor_board(r.mon);
+      uint64_t all = bu_allowed_cpus(), mine = o->cpu >= 0 ? UINT64_C(1) << o->cpu : 0;
+      sc->cpus = o->scrape_same_cpu ? mine : (all & ~mine ? all & ~mine : 0);
+      atomic_init(&sc->stop, false);
+      sc->running = pthread_create(&sc->thread, NULL, scrape_main, sc) == 0;
+      if (!sc->running) fprintf(stderr, "bench: warning: unable to start the scraper\n");
+    }
     uv_run(&loop, UV_RUN_DEFAULT);
+    if (sc && sc->running) {
+      atomic_store(&sc->stop, true);
+      pthread_join(sc->thread, NULL);
+      qsort(sc->us, (size_t)sc->n, sizeof sc->us[0], cmp_i64);
+      m->scrapes = sc->n;
+      m->scrape_failed = sc->failed;
+      m->scrape_p50_ms = sc->n ? (double)sc->us[sc->n / 2] / 1000.0 : 0;
+      m->scrape_max_ms = sc->n ? (double)sc->us[sc->n - 1] / 1000.0 : 0;
+      m->scrape_bytes = sc->bytes;
+      fprintf(stderr, "  scrapes: %d at %.0f/s, %.1f ms p50, %.1f ms max, %zu bytes each%s\n",
+              sc->n, o->scrape_hz, m->scrape_p50_ms, m->scrape_max_ms, sc->bytes,
+              sc->failed ? " (some failed)" : "");
+    }
+    free(sc);
     uv_close((uv_handle_t *)&r.stagger, NULL);
     uv_close((uv_handle_t *)&r.control, NULL);
   }
@@ -559,6 +653,9 @@ static void usage(FILE *f) {
           "                               services)\n"
           "  --no-stagger                 start every service at once (default: spread over one\n"
           "                               interval, the steady state)\n"
+          "  --scrape HZ                  monitor: render /metrics (snapshot + text) HZ times a\n"
+          "                               second in a thread on the other CPUs\n"
+          "  --scrape-same-cpu            ... on the monitor's CPU instead\n"
           "  --header                     print the table header first\n");
 }
 
@@ -581,6 +678,7 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       {"seconds", 1, NULL, 's'}, {"windows", 1, NULL, 'w'}, {"warmup", 1, NULL, 'W'},
       {"rate", 1, NULL, 'r'},    {"cpu", 1, NULL, 'c'},     {"servers", 1, NULL, 'S'},
       {"no-stagger", 0, NULL, 'G'}, {"header", 0, NULL, 'H'}, {"help", 0, NULL, 'h'},
+      {"scrape", 1, NULL, 'X'},  {"scrape-same-cpu", 0, NULL, 'Y'},
       {NULL, 0, NULL, 0}};
   int c;
   long v;
@@ -644,6 +742,13 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       break;
     case 'G':
       o->stagger = false;
+      break;
+    case 'X':
+      o->scrape_hz = strtod(optarg, NULL);
+      if (!(o->scrape_hz > 0 && o->scrape_hz <= 1000)) return -1;
+      break;
+    case 'Y':
+      o->scrape_same_cpu = true;
       break;
     case 'H':
       o->header = true;
@@ -779,8 +884,11 @@ int main(int argc, char **argv) {
   char interval[32];
   if (o.mode == MODE_MONITOR) snprintf(interval, sizeof interval, "%lld ms", (long long)o.interval_ms);
   else snprintf(interval, sizeof interval, "(%.0f/s)", o.rate);
-  char services[32];
-  if (o.mode == MODE_MONITOR && !o.stagger)
+  char services[64];
+  if (o.mode == MODE_MONITOR && o.scrape_hz > 0)
+    snprintf(services, sizeof services, "%ld, /metrics %.0f/s%s", o.services, o.scrape_hz,
+             o.scrape_same_cpu ? " same CPU" : "");
+  else if (o.mode == MODE_MONITOR && !o.stagger)
     snprintf(services, sizeof services, "%ld (all at once)", o.services);
   else if (o.mode == MODE_MONITOR || o.mode == MODE_LOOP)
     snprintf(services, sizeof services, "%ld", o.services);
@@ -799,10 +907,13 @@ int main(int argc, char **argv) {
   bu_summary(m.rate, n, &rate_med, &lo, &hi);
   printf("RESULT mode=%s probe=%s services=%ld interval_ms=%lld rate=%.0f own_us=%.1f "
          "server_us=%.1f machine_us=%.1f p50_ms=%s p99_ms=%s max_ms=%s rss_kib=%ld hwm_kib=%ld "
-         "failed=%llu timewait=%ld config_ms=%.1f add_ms=%.1f stagger=%d\n",
+         "failed=%llu timewait=%ld config_ms=%.1f add_ms=%.1f stagger=%d scrape_hz=%.0f "
+         "scrape_same_cpu=%d scrapes=%d scrape_p50_ms=%.2f scrape_max_ms=%.2f "
+         "scrape_bytes=%zu\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
-         (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger);
+         (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
+         o.scrape_same_cpu, m.scrapes, m.scrape_p50_ms, m.scrape_max_ms, m.scrape_bytes);
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);

@@ -217,8 +217,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   stub_world_t w = {0};
   uint8_t flags = fuzz_u8(&in);
   bool tcp = flags & 1;
-  w.err_status = flags & 2 ? -(int)(fuzz_u8(&in) % 12) : 0;
-  w.err_action = flags & 4 ? -(int)(fuzz_u8(&in) % 12) : 0;
+  w.err_status = flags & 2 ? -(int)(fuzz_u8(&in) % TSVC_ERR__COUNT) : 0;
+  w.err_action = flags & 4 ? -(int)(fuzz_u8(&in) % TSVC_ERR__COUNT) : 0;
   w.runtime = (flags >> 3) % 3 == 0 ? "" : (flags >> 3) % 3 == 1 ? "docker" : "process";
   size_t body = (size_t)fuzz_u16(&in) * 2; /* up to 128 KiB: both sides of the limit */
   w.heartbeat_ms = now - fuzz_u16(&in);

@@ -4,12 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include "common/util.h"
 #include "config/config.h"
 #include "manager/manager.h"
+#include "monitor/board.h"
 
 static stub_world_t *world;
-static tsvc_config_t *empty_config;
 
 void stub_set_world(stub_world_t *w) { world = w; }
 
@@ -67,6 +69,52 @@ int tsvc_manager_get_all_status(tsvc_manager_t *m, tsvc_status_list_t *out) {
   return 0;
 }
 
+/* The world's statuses as the loop publishes them: on a board of their
+   own, snapshots with their histories (freed with the last reference). */
+int tsvc_manager_snapshot(tsvc_manager_t *m, tsvc_snapshot_t **out) {
+  (void)m;
+  *out = NULL;
+  if (!world) return TSVC_EINVAL;
+  if (world->err_status) return world->err_status;
+  tsvc_board_t *b;
+  if (tsvc_board_new(&b)) abort();
+  tsvc_board_set_live(b, true);
+  for (size_t i = 0; i < world->n; i++) {
+    const tsvc_status_t *st = &world->v[i];
+    tsvc_rec_t *recs[4] = {0};
+    for (size_t k = 0; k < st->nhistory && k < 4; k++)
+      if (!(recs[k] = tsvc_rec_new(&st->history[k]))) abort();
+    size_t nh = st->nhistory < 4 ? st->nhistory : 4;
+    tsvc_hist_t *h = nh ? tsvc_hist_new(recs, nh, 0) : NULL;
+    for (size_t k = 0; k < nh; k++) tsvc_rec_release(recs[k]);
+    tsvc_board_slot_t *slot = tsvc_board_add(b, st->name);
+    tsvc_snap_t *snap = tsvc_snap_new(st, h);
+    tsvc_hist_release(h);
+    if (!slot || !snap) abort();
+    tsvc_board_publish(b, slot, snap);
+  }
+  int rc = tsvc_board_snapshot(b, out);
+  tsvc_board_free(b);
+  if (!rc) tsvc_snapshot_set_lag(*out, (double)tsvc_manager_loop_lag_ms(m) / 1000.0);
+  return rc;
+}
+
+void tsvc_manager_monitor_stats(tsvc_manager_t *m, tsvc_monitor_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  out->loop_lag_s = (double)tsvc_manager_loop_lag_ms(m) / 1000.0;
+}
+
+/* As the manager's: how late the 100 ms heartbeat is. */
+int64_t tsvc_manager_loop_lag_ms(tsvc_manager_t *m) {
+  (void)m;
+  if (!world) return 0;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  int64_t late = now - world->heartbeat_ms - 100;
+  return late > 0 ? late : 0;
+}
+
 const char *tsvc_manager_runtime_name(tsvc_manager_t *m) {
   (void)m;
   return world && world->runtime ? world->runtime : "";
@@ -100,15 +148,24 @@ int tsvc_manager_restart(tsvc_manager_t *m, const char *name, char *err, size_t 
   return act(name, err, errlen);
 }
 
-int tsvc_manager_check(tsvc_manager_t *m, const char *name) {
+int tsvc_manager_check(tsvc_manager_t *m, const char *name, tsvc_check_record_t *out,
+                       char *err, size_t errlen) {
   (void)m;
-  int rc = act(name, NULL, 0);
+  if (out) memset(out, 0, sizeof *out);
+  int rc = act(name, err, errlen);
+  if (world) world->checks_asked++;
   tsvc_status_t *s = find(name);
-  /* A check that was started (or was already in flight) ends: the status
-     shows one more check, which is what the API waits for. */
-  if (s && (rc == 0 || rc == TSVC_EBUSY)) s->checks_total++;
-  world->checks_asked++;
-  return rc;
+  if (rc || !s) return rc;
+  /* The check asked for ends: the status shows one more, and its verdict
+     is the last record of the history (or a plain "ok"). */
+  s->checks_total++;
+  if (out) {
+    const tsvc_check_record_t *last = s->nhistory ? &s->history[s->nhistory - 1] : NULL;
+    *out = last ? *last : (tsvc_check_record_t){.result = TSVC_RESULT_OK, .exit_code = -1};
+    out->message = dup_or_die(last ? last->message : "ok");
+    out->output = last && last->output ? dup_or_die(last->output) : NULL;
+  }
+  return 0;
 }
 
 int tsvc_manager_stop_services(tsvc_manager_t *m, char *err, size_t errlen) {
@@ -131,16 +188,4 @@ int tsvc_manager_subscribe(tsvc_manager_t *m, tsvc_change_cb cb, void *data) {
 void tsvc_manager_unsubscribe(tsvc_manager_t *m, int id) {
   (void)m;
   (void)id;
-}
-
-/* A config with no services, as a manager always has one. */
-const tsvc_config_t *tsvc_manager_config(tsvc_manager_t *m) {
-  (void)m;
-  if (!empty_config) {
-    static const char text[] = "services: {}\n";
-    tsvc_diag_t d = {0};
-    if (tsvc_config_load_string("stub.yaml", text, sizeof text - 1, &empty_config, &d)) abort();
-    tsvc_diag_free(&d);
-  }
-  return empty_config;
 }

@@ -5,7 +5,8 @@
  * instead of src/manager/manager.c, so that the fuzzer decides what the
  * manager says and no service, thread or runtime is involved.
  *
- * Statuses handed out are deep copies the API frees, as the real ones.
+ * Statuses handed out are deep copies the API frees, or snapshots made on a
+ * board of their own, as the real ones.
  */
 #ifndef TSVC_FUZZ_MANAGER_STUB_H
 #define TSVC_FUZZ_MANAGER_STUB_H

@@ -471,13 +471,16 @@ func TestRestartShowsInEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Not the pid: the reply may carry the old one, which the monitor
-	// replaces a moment later (noted in the report of issue 15).
-	if s.State != "starting" || s.Restarts != before.Restarts+1 {
-		t.Fatalf("after the restart: %+v (before: restarts %d)", s, before.Restarts)
+	// The reply is read once the restart is done: the new pid is in it
+	// (issue 11: it carried the old one for a moment).
+	if s.State != "starting" || s.Restarts != before.Restarts+1 || s.PID <= 0 || s.PID == before.PID {
+		t.Fatalf("after the restart: %+v (before: restarts %d, pid %d)", s, before.Restarts, before.PID)
 	}
+	track(s.PID)
+	// Every change is told, the one into restarting too (issue 11: it was
+	// left out).
 	seen, ev := untilEvent(t, ch, "redis", "starting")
-	if strings.Join(seen, " ") != "restarting>starting" || ev.Reason != "restarted" {
+	if strings.Join(seen, " ") != "healthy>restarting restarting>starting" || ev.Reason != "restarted" {
 		t.Fatalf("events: %v, last %+v", seen, ev)
 	}
 	if ev.Time.Before(t0.Add(-time.Second)) || ev.Retries != before.Retries || ev.MaxRestarts != before.MaxRestarts {
@@ -558,7 +561,7 @@ func TestKilledRedisTurnsUnhealthyThenHealthy(t *testing.T) {
 		t.Fatalf("events: %v, last %+v", seen, ev)
 	}
 	seen, _ = untilEvent(t, ch, "redis", "healthy")
-	if strings.Join(seen, " ") != "restarting>starting starting>healthy" {
+	if strings.Join(seen, " ") != "unhealthy>restarting restarting>starting starting>healthy" {
 		t.Fatalf("events: %v", seen)
 	}
 	after, err := c.GetStatus(ctx, "redis")

@@ -34,8 +34,10 @@ type wireEvent struct {
 }
 
 // Events streams the monitor's changes of state, from the moment it returns
-// until ctx ends. A restart shows as a change from "restarting" to
-// "starting" (reason "restarted"), then "starting" to "healthy".
+// until ctx ends. A restart shows as a change into "restarting" (from
+// "healthy", or "unhealthy" when the monitor restarts it), then from
+// "restarting" to "starting" (reason "restarted"), then "starting" to
+// "healthy".
 //
 // The error is for the connection (ErrNoMonitor, an *APIError). After that
 // the channel is closed when ctx ends, and also when the stream ends first:

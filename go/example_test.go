@@ -75,6 +75,7 @@ func ExampleClient_Events() {
 		}
 	}
 	// Output:
+	// redis: healthy -> restarting (restart requested)
 	// redis: restarting -> starting (restarted)
 	// redis: starting -> healthy (first successful check)
 }

@@ -27,8 +27,16 @@ typedef int64_t tsvc_ms_t;
 #define TSVC_NEVER INT64_MAX
 
 /*
- * Error codes. Appended, never renumbered.
+ * Error codes. Appended, never renumbered; each has one meaning.
  * X(name, value, message)
+ *
+ * ESTATE is no longer returned: it meant four things, now ERUNNING (a start
+ * of a running service), ENOTMONITORED (nothing is monitored yet, or any
+ * more), ENOTCHECKED (a check of a service that is not checked in its
+ * state) and EEXTERNAL (an operation on a service that is only watched);
+ * ECANCELED answers an operation that was in flight when its monitor or
+ * runtime closed or its service was removed; EDEADLK refuses a call that
+ * would wait for the very thread it runs on.
  */
 #define TSVC_ERRNO_MAP(X)                                                    \
   X(OK, 0, "success")                                                        \
@@ -42,7 +50,13 @@ typedef int64_t tsvc_ms_t;
   X(EIO, -8, "input/output error")                                           \
   X(ESTATE, -9, "not allowed in the current state")                          \
   X(ETIMEDOUT, -10, "timed out")                                             \
-  X(EEXIST, -11, "already exists")
+  X(EEXIST, -11, "already exists")                                           \
+  X(ERUNNING, -12, "the service is already running")                        \
+  X(ENOTMONITORED, -13, "services are not being monitored")                 \
+  X(ENOTCHECKED, -14, "the service is not checked in its current state")   \
+  X(EEXTERNAL, -15, "the service is external: only watched")                \
+  X(ECANCELED, -16, "cancelled: the monitor stopped or the service was removed") \
+  X(EDEADLK, -17, "called on the monitor's own thread, which would wait for itself")
 
 typedef enum {
 #define TSVC_ERR_ENUM(name, value, msg) TSVC_##name = (value),
@@ -50,13 +64,21 @@ typedef enum {
 #undef TSVC_ERR_ENUM
 } tsvc_err_t;
 
+/* How many codes there are (OK included): they run from 0 down to
+   -(TSVC_ERR__COUNT - 1). */
+enum {
+#define TSVC_ERR_ONE(name, value, msg) +1
+  TSVC_ERR__COUNT = 0 TSVC_ERRNO_MAP(TSVC_ERR_ONE)
+#undef TSVC_ERR_ONE
+};
+
 /* The message of an error code; never NULL. */
 const char *tsvc_strerror(int err);
 /* The name of an error code ("EINVAL"); never NULL. */
 const char *tsvc_err_name(int err);
 
 /*
- * Health states (DESIGN.md section 4).
+ * Health states (docs/design.md, "The health machine").
  * X(name, lowercase text)
  */
 #define TSVC_STATE_MAP(X)                                                    \
@@ -103,7 +125,7 @@ typedef enum {
 const char *tsvc_result_name(tsvc_result_t r);
 
 
-/* ---- status of one service (DESIGN.md section 7) ------------------------- */
+/* ---- status of one service (docs/api.md, "Service") --------------------- */
 
 /* Bucket upper bounds, in seconds, of the check duration histogram; the
    last bucket is +Inf. */
@@ -176,13 +198,45 @@ typedef struct {
 
 void tsvc_status_list_free(tsvc_status_list_t *l);
 
-/* ---- ServiceManager (DESIGN.md section 7) ---------------------------------- */
+/* ---- snapshots ---------------------------------------------------------- */
+
+/* The monitor's figures about itself, for GET /metrics and /livez. */
+typedef struct {
+  /* How late checks started against their schedule: cumulative counts per
+     bound of TSVC_LATENCY_BUCKETS_S (the last is +Inf: every check). */
+  uint64_t lateness_buckets[TSVC_LATENCY_NBUCKETS];
+  double lateness_sum_s;
+  int checks_in_flight;
+  double loop_lag_s;    /* how late the loop is now (its heartbeat timer) */
+} tsvc_monitor_stats_t;
+
+/*
+ * Every service's status as the loop last published it, in config order,
+ * and the monitor's own figures: immutable and shared (nothing is copied
+ * to make one). Read it from any thread for as long as you hold it; release
+ * it with tsvc_snapshot_release(). Its statuses carry no history (nhistory
+ * 0): tsvc_manager_get_status() copies a service's history when asked.
+ */
+typedef struct tsvc_snapshot_s tsvc_snapshot_t;
+
+size_t tsvc_snapshot_count(const tsvc_snapshot_t *s);
+/* The i-th status (i < count); valid until the snapshot is released. */
+const tsvc_status_t *tsvc_snapshot_status(const tsvc_snapshot_t *s, size_t i);
+const tsvc_monitor_stats_t *tsvc_snapshot_stats(const tsvc_snapshot_t *s);
+/* NULL is a no-op. */
+void tsvc_snapshot_release(tsvc_snapshot_t *s);
+
+/* ---- ServiceManager (docs/design.md, "The manager") ------------------------ */
 
 /*
  * The manager owns the config, the runtime (docker or process), the monitor
- * and one thread running their libuv loop. Every function below is safe to
- * call from any thread except that loop's own (the calls that act wait for
- * the loop to carry them out). Errors for people go into err (may be NULL).
+ * and one thread running their libuv loop, which alone touches them. Every
+ * function below is safe to call from any thread. The calls that act are
+ * carried out on the loop and wait for it: made on the loop's own thread
+ * (from a change callback) they return TSVC_EDEADLK; made after the loop
+ * ended, TSVC_ECANCELED. Readers (is_healthy, get_status, get_all_status,
+ * snapshot) never wait for the loop. Errors for people go into err (may be
+ * NULL).
  */
 typedef struct tsvc_manager_s tsvc_manager_t;
 
@@ -218,14 +272,24 @@ int tsvc_manager_stop_services(tsvc_manager_t *m, char *err, size_t errlen);
 /* Stop monitoring only. */
 int tsvc_manager_stop_monitoring(tsvc_manager_t *m);
 
-/* One service, as a person asks: waits for the runtime's answer. Returns 0,
-   TSVC_ENOENT, TSVC_EBUSY, TSVC_ESTATE, TSVC_EUNREACH or the runtime's
-   error (message in err). */
+/* One service, as a person asks: waits for the runtime's answer and, for a
+   start or a restart, for the service's new pid or container to be known
+   (a status read after the call shows them). Returns 0, TSVC_ENOENT,
+   TSVC_EBUSY, TSVC_ERUNNING (start of a running service), TSVC_EEXTERNAL,
+   TSVC_ENOTMONITORED, TSVC_EUNREACH or the runtime's error (message in
+   err). */
 int tsvc_manager_start(tsvc_manager_t *m, const char *name, char *err, size_t errlen);
 int tsvc_manager_stop(tsvc_manager_t *m, const char *name, char *err, size_t errlen);
 int tsvc_manager_restart(tsvc_manager_t *m, const char *name, char *err, size_t errlen);
-/* Check now (returns at once; the result shows in the status). */
-int tsvc_manager_check(tsvc_manager_t *m, const char *name);
+/* Check now and wait for the verdict of that check (one that starts after
+   this call), into out (may be NULL; its strings are the caller's: free
+   message and output). The status read after the call includes it.
+   Returns 0, TSVC_ENOENT, TSVC_ENOTMONITORED, TSVC_ENOTCHECKED (not checked
+   in its state, or the check was cancelled by a restart, a stop or the
+   runtime going away: err names the state), TSVC_ETIMEDOUT (no verdict
+   within twice the probe's timeout and 2 s). */
+int tsvc_manager_check(tsvc_manager_t *m, const char *name, tsvc_check_record_t *out,
+                       char *err, size_t errlen);
 
 /* Reload the config file (SIGHUP): read and validate it (a bad file is
    rejected with every diagnostic in err, and the old config keeps running),
@@ -242,13 +306,23 @@ int tsvc_manager_check(tsvc_manager_t *m, const char *name);
 int tsvc_manager_reload(tsvc_manager_t *m, char *err, size_t errlen);
 
 bool tsvc_manager_is_healthy(tsvc_manager_t *m, const char *name);
+/* A copy of one service's status with its history: 0, TSVC_ENOENT,
+   TSVC_ENOTMONITORED (a service of the config, not monitored now). */
 int tsvc_manager_get_status(tsvc_manager_t *m, const char *name, tsvc_status_t *out);
+/* Copies of every status with their histories: 0, TSVC_ENOTMONITORED. */
 int tsvc_manager_get_all_status(tsvc_manager_t *m, tsvc_status_list_t *out);
+/* Every status, shared (see tsvc_snapshot_t): 0, TSVC_ENOTMONITORED,
+   TSVC_ENOMEM. */
+int tsvc_manager_snapshot(tsvc_manager_t *m, tsvc_snapshot_t **out);
+/* The monitor's figures now (zeros but the loop lag when nothing is
+   monitored). */
+void tsvc_manager_monitor_stats(tsvc_manager_t *m, tsvc_monitor_stats_t *out);
 /* "docker" or "process" once services were started, else "". */
 const char *tsvc_manager_runtime_name(tsvc_manager_t *m);
 
 /* A state change, as the loop sees it (for event streams). Called on the
-   loop's thread: copy what you keep, do not block. */
+   loop's thread: copy what you keep, do not block, and call none of the
+   manager's acting functions (they would return TSVC_EDEADLK). */
 typedef struct {
   const char *service;
   tsvc_state_t from, to;
@@ -260,8 +334,11 @@ typedef void (*tsvc_change_cb)(const tsvc_change_t *c, void *data);
 /* Subscribe (returns an id > 0) or unsubscribe (by id). */
 int tsvc_manager_subscribe(tsvc_manager_t *m, tsvc_change_cb cb, void *data);
 void tsvc_manager_unsubscribe(tsvc_manager_t *m, int id);
-/* When the loop last turned (wall ms): for a liveness check. */
+/* When the loop last turned (wall ms). */
 int64_t tsvc_manager_loop_heartbeat(tsvc_manager_t *m);
+/* How late the loop is (ms): how late its last heartbeat fired, or how
+   late the next one is already when the loop is held up. */
+int64_t tsvc_manager_loop_lag_ms(tsvc_manager_t *m);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,8 @@
 # Configure and build one flavour of tanuki-svc, warnings as errors
 # (TSVC_WERROR: the project's own builds stay warning-free; a plain
 # `cmake` build, a packager's, only warns).
-#   scripts/build.sh [gcc|clang|clang-asan|gcc-asan|clang-fuzz] -> build/<flavour>
+#   scripts/build.sh [gcc|clang|clang-asan|gcc-asan|clang-tsan|clang-fuzz] -> build/<flavour>
+# clang-tsan: ThreadSanitizer (scripts/test.sh runs the threaded suites).
 # clang-fuzz: the libFuzzer targets of fuzz/ (with ASan and UBSan), no tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ case "$flavour" in
   clang)      cc=clang; extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
   clang-asan) cc=clang; extra=(-DCMAKE_BUILD_TYPE=Debug -DTSVC_SANITIZE=ON) ;;
   gcc-asan)   cc=gcc;   extra=(-DCMAKE_BUILD_TYPE=Debug -DTSVC_SANITIZE=ON) ;;
+  clang-tsan) cc=clang; extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTSVC_TSAN=ON) ;;
   clang-fuzz) cc=clang; extra=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTSVC_SANITIZE=ON
                                -DTSVC_FUZZ=ON -DTSVC_TESTS=OFF) ;;
   *) echo "build.sh: unknown flavour '$flavour'" >&2; exit 2 ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as root on Debian 12: installs what is needed, builds
 # with gcc and with clang + AddressSanitizer + UndefinedBehaviorSanitizer
-# (both with -Wall -Wextra -Werror), and runs every test under both builds,
+# (both with -Wall -Wextra -Werror), and runs every test under both builds
+# (and the suites that use threads under clang + ThreadSanitizer),
 # with a Docker engine (scripts/docker-up.sh) and the test images
 # (scripts/images.sh); then runs the fuzz targets (fuzz/run.sh) for 60 s each.
 # Ends with a line "N passed, N failed".
@@ -34,6 +35,16 @@ go_tests() {
 }
 echo "== go vet"
 if (cd go && go vet ./...); then passed=$((passed + 1)); else echo "go vet FAILED"; failed=$((failed + 1)); fi
+# Count ctest's summary line of $1 into passed/failed.
+count_ctest() {
+  local line f t
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' <<<"$1" | tail -n1)
+  if [ -z "$line" ]; then echo "ctest printed no summary"; failed=$((failed + 1)); return; fi
+  f=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+  t=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
+  passed=$((passed + t - f)); failed=$((failed + f))
+}
+
 for flavour in gcc clang-asan; do
   echo "== build $flavour"
   if ! scripts/build.sh "$flavour"; then
@@ -44,12 +55,34 @@ for flavour in gcc clang-asan; do
   echo "$out"
   echo "== go test $flavour"
   go_tests "$flavour"
-  line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' <<<"$out" | tail -n1)
-  if [ -z "$line" ]; then echo "ctest printed no summary"; failed=$((failed + 1)); continue; fi
-  f=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
-  t=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
-  passed=$((passed + t - f)); failed=$((failed + f))
+  count_ctest "$out"
 done
+
+# ThreadSanitizer over the suites whose code runs on several threads: the
+# monitor (readers on other threads), the manager and the API (test_owner,
+# test_api_limits), and the program end to end (its API threads, signals,
+# reloads). Every report is written to a file; any report fails the run,
+# even one from a daemon whose test passed.
+tsan_suites='^(test_monitor|test_owner|test_api_limits|test_systemd|cli_test_api|cli_test_cli|cli_test_reload)$'
+echo "== build clang-tsan"
+if ! scripts/build.sh clang-tsan; then
+  echo "build clang-tsan FAILED"; failed=$((failed + 1))
+else
+  echo "== test clang-tsan"
+  tsan_dir=$(mktemp -d /tmp/tsvc-tsan.XXXXXX)
+  out=$(cd build/clang-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$tsan_dir/report" \
+        ctest --output-on-failure --timeout 300 -R "$tsan_suites" 2>&1)
+  echo "$out"
+  count_ctest "$out"
+  if compgen -G "$tsan_dir/report*" >/dev/null; then
+    echo "ThreadSanitizer reports:"; cat "$tsan_dir"/report*
+    failed=$((failed + 1))
+  else
+    echo "ThreadSanitizer: no report"
+  fi
+  rm -rf "$tsan_dir"
+fi
+
 # Fuzzing (fuzz/README.md): each target 60 s from its seeds, two at a time;
 # a crash, a leak or a broken property fails that target.
 echo "== fuzz"

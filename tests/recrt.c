@@ -59,7 +59,7 @@ static void fire(uv_timer_t *t) {
   int i = slot(r, p->svc->name);
   if (p->kind == 3) {
     tsvc_rt_info_t info = {.exists = true, .running = r->running[i], .exit_code = -1};
-    if (r->running[i]) info.pid = 4242;
+    if (r->running[i]) info.pid = 4242 + r->starts;
     else info.exit_code = 137;
     snprintf(info.id, sizeof info.id, "rec-%s", p->svc->name);
     snprintf(info.name, sizeof info.name, "tanuki-svc-%s", p->svc->name);
@@ -68,6 +68,7 @@ static void fire(uv_timer_t *t) {
     p->done(TSVC_ERUNTIME, r->fail_msg, p->data);
   } else {
     r->running[i] = p->kind != 1;
+    if (p->kind != 1) r->starts++;
     p->done(0, NULL, p->data);
   }
   uv_close((uv_handle_t *)&p->timer, closed);
@@ -76,6 +77,11 @@ static void fire(uv_timer_t *t) {
 static int later(recrt_t *r, const tsvc_service_conf_t *svc, int kind, tsvc_rt_done_cb done,
                  tsvc_rt_inspect_cb inspect, void *data) {
   static const char *const names[] = {"start", "stop", "restart", "inspect"};
+  if (kind != 3 && kind != 1 && r->refuse_ops > 0) {
+    r->refuse_ops--;
+    record(r, names[kind], svc->name);
+    return TSVC_ERUNTIME; /* the callback is never called then */
+  }
   pending_t *p = calloc(1, sizeof *p);
   if (!p) return TSVC_ENOMEM;
   record(r, names[kind], svc->name);

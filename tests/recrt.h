@@ -27,6 +27,10 @@ typedef struct {
   uint64_t op_delay_ms;      /* start/stop/restart complete after this */
   uint64_t inspect_delay_ms; /* inspect answers after this */
   int fail_ops;              /* fail the next N start/restart calls */
+  int refuse_ops;            /* refuse the next N start/restart calls at
+                                once (the call returns TSVC_ERUNTIME) */
+  int starts;                /* starts and restarts done: the pid an
+                                inspection reports is 4242 + starts */
   char fail_msg[128];
   int pending;               /* operations not yet completed */
 } recrt_t;

@@ -400,6 +400,21 @@ static void every_key_loads(void **st) {
   tsvc_diag_free(&d);
 }
 
+/* monitor.listen ":7070" means loopback, as docs/api.md says; the loader
+   keeps the one form the API binds (it used to reject ":7070"). */
+static void listen_port_only_means_loopback(void **st) {
+  (void)st;
+  tsvc_diag_t d;
+  tsvc_config_t *cfg = load_ok("monitor:\n  listen: \":7070\"\nservices:\n  a: {image: x}\n", &d);
+  assert_string_equal(cfg->monitor.listen, "127.0.0.1:7070");
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+  load_bad("monitor:\n  listen: \":0\"\nservices:\n  a: {image: x}\n",
+           F ":2:11: error: monitor.listen: expected \"host:port\" or \":port\" (loopback) with "
+             "a port from 1 to 65535, got \":0\"");
+  load_bad("monitor:\n  listen: \"7070\"\nservices:\n  a: {image: x}\n", NULL);
+}
+
 static void command_forms(void **st) {
   (void)st;
   tsvc_diag_t d;
@@ -1673,6 +1688,7 @@ int main(void) {
       cmocka_unit_test(docker_host_from_env),
       cmocka_unit_test(remote_engine_keys),
       cmocka_unit_test(every_key_loads),
+      cmocka_unit_test(listen_port_only_means_loopback),
       cmocka_unit_test(command_forms),
       cmocka_unit_test(environment_forms),
       cmocka_unit_test(expect_status_forms),

@@ -1059,7 +1059,7 @@ static void s7_user_stop(void **state) {
   assert_true(container_running(c));
   /* Starting a running one: refused (409), naming the state it is in. */
   rc = tsvc_manager_start(f->m, "redis", err, sizeof err);
-  assert_int_equal(rc, TSVC_ESTATE);
+  assert_int_equal(rc, TSVC_ERUNNING);
   assert_string_equal(err, "redis is healthy, not stopped: start applies to a stopped service "
                            "(use restart)");
   f->passed = true;

@@ -1,8 +1,12 @@
 /*
  * test_health: the health state machine driven with a fake clock.
- * One test per rule of DESIGN.md section 4 and per row of the request's
- * error table; each asserts the exact state, counts and scheduled times.
+ * One test per rule of docs/design.md ("The health machine") and per row
+ * of the request's error table; each asserts the exact state, counts and
+ * scheduled times. The table in docs/design.md is compared with the code's
+ * and with the behaviour, cell by cell.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "health/health.h"
@@ -694,7 +698,7 @@ static void person_start_and_its_failure(void **st) {
   assert_int_equal(f.h.check_at, 1400);
   assert_false(f.h.not_started);
   ev(&f, TSVC_HEV_USER_START, 500);
-  assert_int_equal(f.rc, TSVC_ESTATE); /* already running */
+  assert_int_equal(f.rc, TSVC_ERUNNING); /* already running */
   tsvc_health_free(&f.h);
 }
 
@@ -968,33 +972,41 @@ static void restart_completing_while_unknown(void **st) {
   tsvc_health_free(&f.h);
 }
 
-/* ---- the whole table: every state x every event ------------------------- */
+/* ---- the whole table: every situation x every event ------------------------ */
 
-/* The rows of health.c's table, each built by real events from stopped (no
-   field is poked), at the time it returns. */
+/*
+ * docs/design.md holds the machine's table twice: the action each event
+ * gets in each situation (health.c's actions[][] must name the same), and
+ * what each leads to from a situation built here by real events (no field
+ * poked). Both are compared cell by cell, so the documentation, the code's
+ * table and the behaviour cannot drift apart.
+ */
 typedef enum {
   R_STARTING,
+  R_STARTING_OP,      /* a start in flight */
   R_HEALTHY,
   R_UNHEALTHY,
+  R_NOT_STARTED,      /* unhealthy: the start failed, retry scheduled */
   R_RESTARTING,
   R_FAILED,
+  R_FAILED_NS,        /* failed: gave up starting */
   R_STOPPED,
+  R_STOPPING,         /* stopped, the stop in flight */
   R_UNKNOWN,          /* was healthy */
-  R_UNKNOWN_UNHE,     /* was unhealthy */
-  R_STARTING_OP,      /* a start in flight */
-  R_NOT_STARTED,      /* unhealthy: the start failed, retry scheduled */
+  R_UNKNOWN_OP,       /* a restart in flight when the runtime went away */
   R_VERIFYING,        /* unknown, runtime back, was healthy */
+  R_UNKNOWN_UNHE,     /* was unhealthy: not a row of its own in the doc */
   R__COUNT
 } row_t;
 
+/* The doc's row names (health.c's), in row_t order; NULL: not in the doc. */
 static const char *const row_names[R__COUNT] = {
-    "starting", "healthy", "unhealthy", "restarting", "failed", "stopped",
-    "unknown", "unknown (was unhealthy)", "starting (start in flight)",
-    "unhealthy (start failed)", "unknown (verifying)"};
+    "starting", "starting/op", "healthy", "unhealthy", "unhealthy/ns", "restarting", "failed",
+    "failed/ns", "stopped", "stopping", "unknown", "unknown/op", "unknown/v", NULL};
 
 static tsvc_ms_t build_row(fx_t *f, row_t r) {
   tsvc_health_params_t p = defaults();
-  if (r == R_FAILED) p.max_restarts = 1;
+  if (r == R_FAILED || r == R_FAILED_NS) p.max_restarts = 1;
   fx_init(f, &p);
   switch (r) {
   case R_STARTING: ev(f, TSVC_HEV_STARTED, 0); return 0;
@@ -1015,12 +1027,25 @@ static tsvc_ms_t build_row(fx_t *f, row_t r) {
     msg_ev(f, TSVC_HEV_DIED, 2000, "exited");
     restart_done_then_die(f, 2000);
     return 2000;
+  case R_FAILED_NS:
+    ev(f, TSVC_HEV_USER_START, 0);
+    msg_ev(f, TSVC_HEV_OP_FAILED, 0, "port taken"); /* 1 of 1: failed */
+    return 0;
   case R_STOPPED: return 0;
+  case R_STOPPING:
+    to_healthy(f, 0);
+    ev(f, TSVC_HEV_USER_STOP, 2000);
+    return 2000;
   case R_UNKNOWN:
   case R_VERIFYING:
     to_healthy(f, 0);
     ev(f, TSVC_HEV_RUNTIME_DOWN, 2000);
     if (r == R_VERIFYING) ev(f, TSVC_HEV_RUNTIME_UP, 2000);
+    return 2000;
+  case R_UNKNOWN_OP:
+    to_healthy(f, 0);
+    ev(f, TSVC_HEV_USER_RESTART, 2000);
+    ev(f, TSVC_HEV_RUNTIME_DOWN, 2000);
     return 2000;
   case R_STARTING_OP: ev(f, TSVC_HEV_USER_START, 0); return 0;
   case R_NOT_STARTED:
@@ -1048,62 +1073,10 @@ typedef enum {
   E__COUNT
 } col_t;
 
+/* The doc's column names, in col_t order. */
 static const char *const col_names[E__COUNT] = {
-    "TICK", "CHECK ok", "CHECK fail", "DIED", "STARTED", "OP_DONE", "OP_FAILED",
+    "TICK", "CHECK ok", "CHECK failed", "DIED", "STARTED", "OP_DONE", "OP_FAILED",
     "USER_START", "USER_STOP", "USER_RESTART", "RUNTIME_DOWN", "RUNTIME_UP"};
-
-typedef struct {
-  int rc;
-  tsvc_state_t to;
-} cell_t;
-
-#define C(rc, st) {rc, S(st)}
-#define OK_(st) C(0, st)
-/* What each event leads to from each row: the table of health.c. */
-static const cell_t cells[R__COUNT][E__COUNT] = {
-    /* TICK          CHECK ok       CHECK fail     DIED               STARTED        OP_DONE
-       OP_FAILED     USER_START              USER_STOP            USER_RESTART
-       DOWN          UP */
-    [R_STARTING] = {OK_(STARTING), OK_(HEALTHY), OK_(STARTING), OK_(RESTARTING), OK_(STARTING),
-                    OK_(STARTING), OK_(STARTING), C(TSVC_ESTATE, STARTING), OK_(STOPPED),
-                    OK_(RESTARTING), OK_(UNKNOWN), OK_(STARTING)},
-    [R_HEALTHY] = {OK_(HEALTHY), OK_(HEALTHY), OK_(HEALTHY), OK_(RESTARTING), OK_(STARTING),
-                   OK_(HEALTHY), OK_(HEALTHY), C(TSVC_ESTATE, HEALTHY), OK_(STOPPED),
-                   OK_(RESTARTING), OK_(UNKNOWN), OK_(HEALTHY)},
-    [R_UNHEALTHY] = {OK_(RESTARTING), OK_(HEALTHY), OK_(UNHEALTHY), OK_(UNHEALTHY),
-                     OK_(STARTING), OK_(UNHEALTHY), OK_(UNHEALTHY), C(TSVC_ESTATE, UNHEALTHY),
-                     OK_(STOPPED), OK_(RESTARTING), OK_(UNKNOWN), OK_(UNHEALTHY)},
-    [R_RESTARTING] = {OK_(RESTARTING), OK_(RESTARTING), OK_(RESTARTING), OK_(RESTARTING),
-                      OK_(RESTARTING), OK_(STARTING), OK_(UNHEALTHY),
-                      C(TSVC_EBUSY, RESTARTING), C(TSVC_EBUSY, RESTARTING), OK_(RESTARTING),
-                      OK_(UNKNOWN), OK_(RESTARTING)},
-    [R_FAILED] = {OK_(FAILED), OK_(HEALTHY), OK_(FAILED), OK_(FAILED), OK_(STARTING),
-                  OK_(FAILED), OK_(FAILED), C(TSVC_ESTATE, FAILED), OK_(STOPPED),
-                  OK_(RESTARTING), OK_(UNKNOWN), OK_(FAILED)},
-    [R_STOPPED] = {OK_(STOPPED), OK_(STOPPED), OK_(STOPPED), OK_(STOPPED), OK_(STARTING),
-                   OK_(STOPPED), OK_(STOPPED), OK_(STARTING), OK_(STOPPED), OK_(RESTARTING),
-                   OK_(UNKNOWN), OK_(STOPPED)},
-    [R_UNKNOWN] = {OK_(UNKNOWN), OK_(UNKNOWN), OK_(UNKNOWN), OK_(UNKNOWN), OK_(UNKNOWN),
-                   OK_(UNKNOWN), OK_(UNKNOWN), C(TSVC_EUNREACH, UNKNOWN),
-                   C(TSVC_EUNREACH, UNKNOWN), C(TSVC_EUNREACH, UNKNOWN), OK_(UNKNOWN),
-                   OK_(UNKNOWN) /* verifying */},
-    [R_UNKNOWN_UNHE] = {OK_(UNKNOWN), OK_(UNKNOWN), OK_(UNKNOWN), OK_(UNKNOWN), OK_(UNKNOWN),
-                        OK_(UNKNOWN), OK_(UNKNOWN), C(TSVC_EUNREACH, UNKNOWN),
-                        C(TSVC_EUNREACH, UNKNOWN), C(TSVC_EUNREACH, UNKNOWN), OK_(UNKNOWN),
-                        OK_(UNHEALTHY)},
-    [R_STARTING_OP] = {OK_(STARTING), OK_(STARTING), OK_(STARTING), OK_(STARTING),
-                       OK_(STARTING), OK_(STARTING), OK_(UNHEALTHY), C(TSVC_EBUSY, STARTING),
-                       C(TSVC_EBUSY, STARTING), C(TSVC_EBUSY, STARTING), OK_(UNKNOWN),
-                       OK_(STARTING)},
-    [R_NOT_STARTED] = {OK_(STARTING), OK_(UNHEALTHY), OK_(UNHEALTHY), OK_(UNHEALTHY),
-                       OK_(STARTING), OK_(UNHEALTHY), OK_(UNHEALTHY), OK_(STARTING),
-                       OK_(STOPPED), OK_(STARTING), OK_(UNKNOWN), OK_(UNHEALTHY)},
-    [R_VERIFYING] = {OK_(UNKNOWN), OK_(HEALTHY), OK_(UNKNOWN), OK_(RESTARTING), OK_(STARTING),
-                     OK_(UNKNOWN), OK_(UNKNOWN), C(TSVC_ESTATE, UNKNOWN), OK_(STOPPED),
-                     OK_(RESTARTING), OK_(UNKNOWN), OK_(UNKNOWN)},
-};
-#undef OK_
-#undef C
 
 static void play(fx_t *f, col_t c, tsvc_ms_t t) {
   switch (c) {
@@ -1114,7 +1087,7 @@ static void play(fx_t *f, col_t c, tsvc_ms_t t) {
   }
   case E_CHECK_OK:
   case E_CHECK_FAIL:
-    /* As tsvc_monitor_check_now: the scheduled check, if any, moves to t. */
+    /* As tsvc_monitor_check: the scheduled check, if any, moves to t. */
     if (f->h.check_at != TSVC_NEVER) {
       f->h.check_at = t;
       ev(f, TSVC_HEV_TICK, t);
@@ -1135,53 +1108,198 @@ static void play(fx_t *f, col_t c, tsvc_ms_t t) {
   }
 }
 
-/* Every cell, and what holds in all of them: only a person's stop makes a
-   service stopped; an operation in flight matches the state; a state that
-   changed is reported as a change; nothing is checked while an operation is
-   in flight or while nothing runs after a failed start. */
+/* ---- reading docs/design.md ----------------------------------------------- */
+
+#define MAX_COLS 16
+
+typedef struct {
+  int nrows;
+  char names[20][40];               /* first cell of each row */
+  char cells[20][MAX_COLS][40];     /* the others, backticks removed */
+  int ncols;
+  char head[MAX_COLS][40];
+} table_t;
+
+static char *trim(char *s) {
+  while (*s == ' ' || *s == '`') s++;
+  size_t n = strlen(s);
+  while (n && (s[n - 1] == ' ' || s[n - 1] == '`' || s[n - 1] == '\n')) s[--n] = '\0';
+  return s;
+}
+
+/* Split a table line "| a | b |" into at most max cells. */
+static int split(char *line, char out[][40], int max) {
+  int n = 0;
+  char *p = strchr(line, '|');
+  while (p && n < max) {
+    char *q = strchr(p + 1, '|');
+    if (!q) break;
+    *q = '\0';
+    snprintf(out[n++], 40, "%s", trim(p + 1));
+    p = q;
+  }
+  return n;
+}
+
+/* The table after the line holding marker in docs/design.md. */
+static void read_table(const char *marker, table_t *t) {
+  memset(t, 0, sizeof *t);
+  const char *src = getenv("TSVC_SOURCE_DIR");
+  char path[1024];
+  snprintf(path, sizeof path, "%s/docs/design.md", src ? src : "..");
+  FILE *f = fopen(path, "r");
+  if (!f) fail_msg("cannot open %s", path);
+  char line[2048];
+  bool in = false;
+  int k = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (!in) {
+      in = strstr(line, marker) != NULL;
+      continue;
+    }
+    if (line[0] != '|') {
+      if (k) break;
+      continue;
+    }
+    char cells[MAX_COLS + 1][40];
+    int n = split(line, cells, MAX_COLS + 1);
+    if (k == 0) {
+      t->ncols = n - 1;
+      for (int i = 1; i < n; i++) snprintf(t->head[i - 1], 40, "%s", cells[i]);
+    } else if (k > 1) { /* k == 1: the |---| line */
+      if (n - 1 != t->ncols) fail_msg("%s: row %s has %d cells, want %d", marker, cells[0], n - 1,
+                                      t->ncols);
+      snprintf(t->names[t->nrows], 40, "%s", cells[0]);
+      for (int i = 1; i < n; i++) snprintf(t->cells[t->nrows][i - 1], 40, "%s", cells[i]);
+      t->nrows++;
+    }
+    k++;
+  }
+  fclose(f);
+  if (!t->nrows) fail_msg("no table after '%s' in %s", marker, path);
+}
+
+static int row_in(const table_t *t, const char *name) {
+  for (int i = 0; i < t->nrows; i++)
+    if (strcmp(t->names[i], name) == 0) return i;
+  return -1;
+}
+
+/* The documented action table is health.c's, cell by cell. */
+static void documented_actions_are_the_code(void **st) {
+  (void)st;
+  static const char *const events[TSVC_HEV__COUNT] = {
+      [TSVC_HEV_TICK] = "TICK",
+      [TSVC_HEV_STARTED] = "STARTED",
+      [TSVC_HEV_DIED] = "DIED",
+      [TSVC_HEV_CHECK_RESULT] = "CHECK_RESULT",
+      [TSVC_HEV_OP_DONE] = "OP_DONE",
+      [TSVC_HEV_OP_FAILED] = "OP_FAILED",
+      [TSVC_HEV_USER_START] = "USER_START",
+      [TSVC_HEV_USER_STOP] = "USER_STOP",
+      [TSVC_HEV_USER_RESTART] = "USER_RESTART",
+      [TSVC_HEV_RUNTIME_DOWN] = "RUNTIME_DOWN",
+      [TSVC_HEV_RUNTIME_UP] = "RUNTIME_UP"};
+  table_t t;
+  read_table("<!-- table: health-actions -->", &t);
+  assert_int_equal(t.ncols, TSVC_HEV__COUNT);
+  for (int e = 0; e < TSVC_HEV__COUNT; e++) assert_string_equal(t.head[e], events[e]);
+  int bad = 0, rows = 0;
+  for (int r = 0; tsvc_health_row_name(r); r++, rows++) {
+    int d = row_in(&t, tsvc_health_row_name(r));
+    if (d < 0) {
+      print_error("situation %s is not in the doc\n", tsvc_health_row_name(r));
+      bad++;
+      continue;
+    }
+    for (int e = 0; e < TSVC_HEV__COUNT; e++) {
+      const char *code = tsvc_health_action_name(r, (tsvc_health_event_type_t)e);
+      if (strcmp(code, t.cells[d][e]) != 0) {
+        print_error("%s x %s: the code does %s, the doc says %s\n", t.names[d], events[e], code,
+                    t.cells[d][e]);
+        bad++;
+      }
+    }
+  }
+  assert_int_equal(t.nrows, rows);
+  assert_int_equal(bad, 0);
+}
+
+/* What a cell leads to: a state, or the error of a refusal. */
+static const char *outcome(const fx_t *f) {
+  if (f->rc) return tsvc_err_name(f->rc);
+  return tsvc_state_name(f->h.state);
+}
+
+/* Every cell of the documented outcomes, played from each situation; and
+   what holds in all of them: only a person's stop makes a service stopped;
+   an operation in flight matches the state; a state that changed is
+   reported as a change; nothing is checked while an operation is in
+   flight or while nothing runs after a failed start. */
 static void every_state_every_event(void **st) {
   (void)st;
-  int bad = 0;
+  table_t t;
+  read_table("<!-- table: health-outcomes -->", &t);
+  assert_int_equal(t.ncols, E__COUNT);
+  for (int c = 0; c < E__COUNT; c++) assert_string_equal(t.head[c], col_names[c]);
+  int bad = 0, documented = 0;
   for (int r = 0; r < R__COUNT; r++) {
+    int d = row_names[r] ? row_in(&t, row_names[r]) : -1;
+    if (row_names[r] && d < 0) {
+      print_error("situation %s is not in the doc's outcomes\n", row_names[r]);
+      bad++;
+      continue;
+    }
+    documented += d >= 0;
     for (int c = 0; c < E__COUNT; c++) {
       fx_t f;
-      tsvc_ms_t t = build_row(&f, (row_t)r) + 1;
+      tsvc_ms_t tm = build_row(&f, (row_t)r) + 1;
+      if (row_names[r] && strcmp(tsvc_health_row_name(tsvc_health_row(&f.h)), row_names[r])) {
+        print_error("the setup of %s is %s\n", row_names[r],
+                    tsvc_health_row_name(tsvc_health_row(&f.h)));
+        bad++;
+      }
       tsvc_state_t before = f.h.state;
-      play(&f, (col_t)c, t);
-      const cell_t *want = &cells[r][c];
-      if (f.rc != want->rc || f.h.state != want->to) {
-        print_error("%s x %s: rc %d state %s, want rc %d state %s\n", row_names[r], col_names[c],
-                    f.rc, tsvc_state_name(f.h.state), want->rc, tsvc_state_name(want->to));
+      play(&f, (col_t)c, tm);
+      const char *got = outcome(&f);
+      /* The row that is not in the doc: unknown that was unhealthy comes
+         back unhealthy, the rest as unknown. */
+      const char *want = d >= 0 ? t.cells[d][c]
+                         : c == E_UP ? "unhealthy"
+                         : c >= E_USER_START && c <= E_USER_RESTART ? "EUNREACH"
+                                                                     : "unknown";
+      if (strcmp(got, want) != 0) {
+        print_error("%s x %s: %s, the doc says %s\n", row_names[r] ? row_names[r] : "unknown/unhe",
+                    col_names[c], got, want);
         bad++;
       }
       if (f.h.state == S(STOPPED) && before != S(STOPPED) && c != E_USER_STOP) {
-        print_error("%s x %s: stopped, though nobody stopped it\n", row_names[r], col_names[c]);
+        print_error("%s x %s: stopped, though nobody stopped it\n", want, col_names[c]);
         bad++;
       }
       if ((f.h.state == S(RESTARTING)) != (f.h.op == TSVC_OP_RESTART) &&
           f.h.state != S(UNKNOWN)) {
-        print_error("%s x %s: restarting without a restart in flight\n", row_names[r],
-                    col_names[c]);
+        print_error("%s x %s: restarting without a restart in flight\n", want, col_names[c]);
         bad++;
       }
       if ((f.h.op != TSVC_OP_NONE || f.h.not_started) &&
           tsvc_health_next_deadline(&f.h) == f.h.check_at && f.h.check_at != TSVC_NEVER) {
-        print_error("%s x %s: a check is due with nothing to check\n", row_names[r],
-                    col_names[c]);
+        print_error("%s x %s: a check is due with nothing to check\n", want, col_names[c]);
         bad++;
       }
       if (f.rc == 0 && f.h.state != before && !(f.a.flags & TSVC_HACT_CHANGED)) {
-        print_error("%s x %s: a silent change\n", row_names[r], col_names[c]);
+        print_error("%s x %s: a silent change\n", want, col_names[c]);
         bad++;
       }
       if (f.rc == 0 && f.a.nchanges && f.a.changes[0].from != before) {
-        print_error("%s x %s: first change is not from %s\n", row_names[r], col_names[c],
+        print_error("%s x %s: first change is not from %s\n", want, col_names[c],
                     tsvc_state_name(before));
         bad++;
       }
       tsvc_health_free(&f.h);
     }
   }
+  assert_int_equal(documented, t.nrows);
   assert_int_equal(bad, 0);
 }
 
@@ -1258,6 +1376,7 @@ int main(void) {
       cmocka_unit_test(unknown_healthy_resumes_checks),
       cmocka_unit_test(unknown_healthy_found_dead_or_failing),
       cmocka_unit_test(restart_completing_while_unknown),
+      cmocka_unit_test(documented_actions_are_the_code),
       cmocka_unit_test(every_state_every_event),
       cmocka_unit_test(bad_params_rejected),
       cmocka_unit_test(set_params_keeps_state),

@@ -102,11 +102,11 @@ static void slow_peer_delays_nobody(void **st) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   tsvc_monitor_t *mon;
-  assert_int_equal(tsvc_monitor_new(&loop, NULL, &mon), 0);
+  assert_int_equal(tsvc_monitor_new(&loop, NULL, NULL, &mon), 0);
   tally_t t = {0};
   tsvc_monitor_set_observer(mon, observer, &t);
   for (size_t i = 0; i < cfg->nservices; i++) {
-    assert_int_equal(tsvc_monitor_add(mon, &cfg->services[i]), 0);
+    assert_int_equal(tsvc_monitor_add(mon, &cfg->services[i], NULL), 0);
     assert_int_equal(tsvc_monitor_started(mon, cfg->services[i].name), 0);
   }
   uv_timer_t stop;

@@ -5,9 +5,11 @@
  * test; every scenario runs in real (short) time.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -56,11 +58,11 @@ static void fx_setup2(fx_t *f, const char *yaml, bool started) {
   assert_non_null(f->rt);
   f->log = open_memstream(&f->logbuf, &f->loglen);
   tsvc_log_setup(f->log, TSVC_LOG_INFO, false);
-  assert_int_equal(tsvc_monitor_new(&f->loop, &f->rt->base, &f->mon), 0);
+  assert_int_equal(tsvc_monitor_new(&f->loop, &f->rt->base, NULL, &f->mon), 0);
   tsvc_monitor_set_observer(f->mon, observer, f);
   for (size_t i = 0; i < f->cfg->nservices; i++) {
     const tsvc_service_conf_t *s = &f->cfg->services[i];
-    assert_int_equal(tsvc_monitor_add(f->mon, s), 0);
+    assert_int_equal(tsvc_monitor_add(f->mon, s, NULL), 0);
     if (s->enabled && started) {
       recrt_set_running(f->rt, s->name, true);
       assert_int_equal(tsvc_monitor_started(f->mon, s->name), 0);
@@ -295,7 +297,7 @@ static void stopped_stays_stopped(void **st) {
   tsvc_monitor_runtime_event(f.mon, TSVC_RT_EV_DIED, "db", "exited (0)");
   run_for(&f, 200);
   assert_int_equal(recrt_count(f.rt, "restart", "db"), 0);
-  assert_int_equal(tsvc_monitor_check_now(f.mon, "db"), TSVC_ESTATE);
+  assert_int_equal(tsvc_monitor_check(f.mon, "db", NULL, NULL), TSVC_ENOTCHECKED);
   /* Start again by hand. */
   assert_int_equal(tsvc_monitor_user_start(f.mon, "db", NULL, NULL), 0);
   run_for(&f, 300);
@@ -428,7 +430,7 @@ static void start_failures_give_up_then_person_start(void **st) {
                                    "reason=\"No such image: local/test\""),
                    1);
   assert_int_equal(recrt_count(f.rt, "inspect", "db"), 0); /* never checked */
-  assert_int_equal(tsvc_monitor_check_now(f.mon, "db"), TSVC_ESTATE);
+  assert_int_equal(tsvc_monitor_check(f.mon, "db", NULL, NULL), TSVC_ENOTCHECKED);
   f.rt->fail_ops = 0;
   done_t d = {0};
   assert_int_equal(tsvc_monitor_user_start(f.mon, "db", done_cb, &d), 0);
@@ -497,13 +499,13 @@ static void schedule_from_end_with_jitter(void **st) {
 /* Status snapshots are copies, safe to take from another thread. */
 typedef struct {
   tsvc_monitor_t *mon;
-  volatile int stop;
+  atomic_int stop; /* atomic: volatile is no synchronization (ThreadSanitizer) */
   int reads;
 } reader_t;
 
 static void *reader(void *arg) {
   reader_t *r = arg;
-  while (!r->stop) {
+  while (!atomic_load(&r->stop)) {
     tsvc_status_list_t l;
     if (tsvc_monitor_get_all(r->mon, &l) == 0) {
       for (size_t i = 0; i < l.n; i++)
@@ -520,10 +522,11 @@ static void snapshots_from_another_thread(void **st) {
   fx_t f;
   fx_setup(&f, "services:\n" SVC_RUNNING("a", "") SVC_RUNNING("b", "") SVC_RUNNING("c", ""));
   reader_t r = {.mon = f.mon};
+  atomic_init(&r.stop, 0);
   pthread_t th;
   pthread_create(&th, NULL, reader, &r);
   run_for(&f, 700);
-  r.stop = 1;
+  atomic_store(&r.stop, 1);
   pthread_join(th, NULL);
   assert_true(r.reads > 10);
   tsvc_status_list_t l;
@@ -596,8 +599,11 @@ static void person_ops_report_completion(void **st) {
   run_for(&f, 100);
   assert_int_equal(stop1.calls, 1);
   assert_int_equal(stop1.status, 0);
-  /* Nothing to do: told at once. */
+  /* Nothing to do: told from the loop all the same, never inside the call
+     (libuv's rule; this was told at once before). */
   assert_int_equal(tsvc_monitor_user_stop(f.mon, "db", done_cb, &stop2), 0);
+  assert_int_equal(stop2.calls, 0);
+  run_for(&f, 10);
   assert_int_equal(stop2.calls, 1);
   assert_int_equal(stop2.status, 0);
   /* A start the runtime fails: the error, its message, and what follows;
@@ -625,6 +631,203 @@ static void person_ops_report_completion(void **st) {
   fx_teardown(&f);
 }
 
+/* libuv's rule: a runtime that refuses an operation at once (the call
+   returns an error) is heard from the loop like any answer; whoever waits
+   is never told inside the call. */
+static void runtime_refusal_told_from_the_loop(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
+  run_for(&f, 300);
+  f.rt->refuse_ops = 1;
+  done_t d = {0};
+  assert_int_equal(tsvc_monitor_user_restart(f.mon, "db", done_cb, &d), 0);
+  assert_int_equal(d.calls, 0); /* not inside the call */
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_RESTARTING);
+  run_for(&f, 20);
+  assert_int_equal(d.calls, 1);
+  assert_int_equal(d.status, TSVC_ERUNTIME);
+  assert_string_equal(d.msg, "the runtime failed");
+  assert_int_equal(count_lines(&f, "action=restart_failed"), 1);
+  assert_int_equal(count_lines(&f, "state=unhealthy prev=restarting"), 1);
+  run_for(&f, 400); /* restarted again at once (the first of the count), and it works */
+  assert_int_equal(recrt_count(f.rt, "restart", "db"), 2);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
+  fx_teardown(&f);
+}
+
+/* Told the end of a restart once the new pid is known: a status read in
+   the callback shows it. */
+typedef struct {
+  fx_t *f;
+  int calls, status, pid;
+} pid_seen_t;
+
+static void pid_cb(int status, const char *msg, void *data) {
+  (void)msg;
+  pid_seen_t *p = data;
+  tsvc_status_t s;
+  p->calls++;
+  p->status = status;
+  if (tsvc_monitor_get_status(p->f->mon, "db", &s) == 0) p->pid = s.pid;
+  tsvc_status_clear(&s);
+}
+
+static void restart_told_with_the_new_pid(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
+  f.rt->inspect_delay_ms = 30; /* the inspection comes after the restart */
+  run_for(&f, 300);
+  tsvc_status_t s;
+  assert_int_equal(tsvc_monitor_get_status(f.mon, "db", &s), 0);
+  assert_int_equal(s.pid, 4242);
+  tsvc_status_clear(&s);
+  f.rt->op_delay_ms = 20;
+  pid_seen_t p = {.f = &f};
+  assert_int_equal(tsvc_monitor_user_restart(f.mon, "db", pid_cb, &p), 0);
+  run_for(&f, 200);
+  assert_int_equal(p.calls, 1);
+  assert_int_equal(p.status, 0);
+  assert_int_equal(p.pid, 4243); /* the restarted one's, never the old */
+  fx_teardown(&f);
+}
+
+/* Observers (and so /v1/events) hear of changes into restarting. */
+static void changes_into_restarting_are_told(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
+  run_for(&f, 300);
+  recrt_set_running(f.rt, "db", false);
+  tsvc_monitor_runtime_event(f.mon, TSVC_RT_EV_DIED, "db", "exited (1)");
+  int i = 0;
+  while (i < f.nev && !(f.ev[i].type == TSVC_MON_EV_CHANGE && f.ev[i].to == TSVC_STATE_UNHEALTHY))
+    i++;
+  assert_true(i + 1 < f.nev);
+  assert_int_equal(f.ev[i + 1].type, TSVC_MON_EV_CHANGE);
+  assert_int_equal(f.ev[i + 1].from, TSVC_STATE_UNHEALTHY);
+  assert_int_equal(f.ev[i + 1].to, TSVC_STATE_RESTARTING);
+  assert_int_equal(count_lines(&f, "state=restarting"), 0); /* logged as the action */
+  assert_int_equal(count_lines(&f, "action=restart"), 1);
+  /* A person's restart: healthy -> restarting. */
+  run_for(&f, 300);
+  int before = count_changes(&f, TSVC_STATE_RESTARTING);
+  assert_int_equal(tsvc_monitor_user_restart(f.mon, "db", NULL, NULL), 0);
+  assert_int_equal(count_changes(&f, TSVC_STATE_RESTARTING), before + 1);
+  assert_int_equal(f.ev[f.nev - 2].from, TSVC_STATE_HEALTHY);
+  run_for(&f, 100);
+  fx_teardown(&f);
+}
+
+/* A check asked for gets the verdict of a check that started after it was
+   asked: with one in flight, the next, which starts as soon as that one
+   ends. */
+typedef struct {
+  int calls, status;
+  tsvc_check_record_t rec;
+} verdict_t;
+
+static void verdict_cb(int status, const tsvc_check_record_t *rec, void *data) {
+  verdict_t *v = data;
+  v->calls++;
+  v->status = status;
+  if (rec) {
+    v->rec = *rec;
+    v->rec.message = strdup(rec->message);
+    v->rec.output = NULL;
+  }
+}
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void check_verdict_is_of_a_later_check(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
+  f.rt->inspect_delay_ms = 40; /* each check takes 40 ms (timeout 50 ms) */
+  run_for(&f, 400);
+  /* Catch a check in flight: run until the monitor starts one. */
+  int inspects = recrt_count(f.rt, "inspect", "db");
+  for (int k = 0; k < 200 && recrt_count(f.rt, "inspect", "db") == inspects; k++) run_for(&f, 2);
+  assert_true(recrt_count(f.rt, "inspect", "db") > inspects);
+  inspects = recrt_count(f.rt, "inspect", "db");
+  verdict_t v = {0};
+  int64_t asked = wall_ms();
+  assert_int_equal(tsvc_monitor_check(f.mon, "db", verdict_cb, &v), 0);
+  assert_int_equal(v.calls, 0);
+  run_for(&f, 300);
+  assert_int_equal(v.calls, 1);
+  assert_int_equal(v.status, 0);
+  assert_int_equal(v.rec.result, TSVC_RESULT_OK);
+  assert_true(v.rec.start_ms >= asked);
+  assert_int_equal(recrt_count(f.rt, "inspect", "db") >= inspects + 1, 1);
+  free(v.rec.message);
+  /* Nothing in flight: the check starts at once. A stopped service is not
+     checked (and nobody is told anything). */
+  verdict_t w = {0};
+  assert_int_equal(tsvc_monitor_check(f.mon, "db", verdict_cb, &w), 0);
+  run_for(&f, 150);
+  assert_int_equal(w.calls, 1);
+  free(w.rec.message);
+  assert_int_equal(tsvc_monitor_user_stop(f.mon, "db", NULL, NULL), 0);
+  run_for(&f, 50);
+  verdict_t x = {0};
+  assert_int_equal(tsvc_monitor_check(f.mon, "db", verdict_cb, &x), TSVC_ENOTCHECKED);
+  run_for(&f, 50);
+  assert_int_equal(x.calls, 0);
+  fx_teardown(&f);
+}
+
+/* A check cancelled by a restart tells its asker so (not checked). */
+static void check_cancelled_by_a_restart(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
+  f.rt->inspect_delay_ms = 200;
+  run_for(&f, 30); /* the first check is in flight */
+  verdict_t v = {0};
+  assert_int_equal(tsvc_monitor_check(f.mon, "db", verdict_cb, &v), 0);
+  assert_int_equal(tsvc_monitor_user_restart(f.mon, "db", NULL, NULL), 0);
+  assert_int_equal(v.calls, 0);
+  run_for(&f, 20);
+  assert_int_equal(v.calls, 1);
+  assert_int_equal(v.status, TSVC_ENOTCHECKED);
+  run_for(&f, 500);
+  fx_teardown(&f);
+}
+
+/* Closing tells whoever waits, from the loop. */
+static void close_tells_waiters(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("db", ""));
+  run_for(&f, 300);
+  f.rt->op_delay_ms = 1000;
+  done_t d = {0};
+  assert_int_equal(tsvc_monitor_user_restart(f.mon, "db", done_cb, &d), 0);
+  run_for(&f, 20);
+  tsvc_monitor_close(f.mon);
+  assert_int_equal(d.calls, 0);
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "db", done_cb, &d), TSVC_ECANCELED);
+  uv_close((uv_handle_t *)&f.stop_timer, NULL);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  assert_int_equal(d.calls, 1);
+  assert_int_equal(d.status, TSVC_ECANCELED);
+  assert_string_equal(d.msg, "the monitor stopped watching db");
+  tsvc_monitor_free(f.mon);
+  tsvc_runtime_free(&f.rt->base);
+  assert_int_equal(uv_loop_close(&f.loop), 0);
+  tsvc_config_free(f.cfg);
+  tsvc_log_setup(stderr, TSVC_LOG_OFF, false);
+  fclose(f.log);
+  free(f.logbuf);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(reaches_healthy_and_logs_changes_only),
@@ -642,6 +845,12 @@ int main(void) {
       cmocka_unit_test(person_ops_report_completion),
       cmocka_unit_test(start_failure_retried_then_healthy),
       cmocka_unit_test(start_failures_give_up_then_person_start),
+      cmocka_unit_test(runtime_refusal_told_from_the_loop),
+      cmocka_unit_test(restart_told_with_the_new_pid),
+      cmocka_unit_test(changes_into_restarting_are_told),
+      cmocka_unit_test(check_verdict_is_of_a_later_check),
+      cmocka_unit_test(check_cancelled_by_a_restart),
+      cmocka_unit_test(close_tells_waiters),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

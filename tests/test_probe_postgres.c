@@ -128,7 +128,7 @@ static void log_quiet_over_100_checks(void **st) {
   print_message("300 checks (trust+Terminate, SCRAM+close, superuser): log grew 0 bytes\n");
 
   /* The request's own `pg_isready -U tanuki` (database defaults to the
-   * user) logs a FATAL at every check, as DESIGN.md says. */
+   * user) logs a FATAL at every check, as docs/design.md ("Probes") says. */
   assert_int_equal(tu_pg_isready(&pg, "tanuki", NULL, NULL), 0);
   tu_sleep_ms(200);
   char *grown = tu_read_file(pg.log, size1);
@@ -184,7 +184,7 @@ static void hostname(void **st) {
   assert_int_equal(o.res.result, TSVC_RESULT_OK);
 }
 
-/* Who closes first keeps the TIME_WAIT (DESIGN.md 5): with trust the
+/* Who closes first keeps the TIME_WAIT (docs/design.md, "Probes"): with trust the
  * server closes after Terminate; during a password exchange the probe
  * closes, by design (anything else the server would log). */
 static void time_wait_side(void **st) {

@@ -93,7 +93,7 @@ static void requirepass(void **st) {
   const char *const extra[] = {"--requirepass", "s3cret", NULL};
   assert_int_equal(tu_redis_start(r, extra), 0);
   /* No password configured: NOAUTH is unhealthy. redis-cli prints it and
-   * exits 0, the trap DESIGN.md names. */
+   * exits 0, the trap docs/design.md ("Probes") names. */
   compare("NOAUTH (no password)", r, NULL, NULL, ping, TSVC_RESULT_BAD_STATUS,
           "NOAUTH Authentication required");
   char out[256];

@@ -1,4 +1,4 @@
-/* test_probe_resolve: probe: auto and parameter derivation (DESIGN.md 3). */
+/* test_probe_resolve: probe: auto and parameter derivation (docs/design.md, "Probes"). */
 #include <string.h>
 
 #include "common/util.h"

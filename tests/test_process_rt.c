@@ -138,11 +138,11 @@ static void fx_setup_in(fx_t *f, const char *yaml, lay_kind_t kind, char *dir) {
   assert_int_equal(rc, 0);
   f->log = open_memstream(&f->logbuf, &f->loglen);
   tsvc_log_setup(f->log, TSVC_LOG_INFO, false);
-  assert_int_equal(tsvc_monitor_new(&f->loop, f->rt, &f->mon), 0);
+  assert_int_equal(tsvc_monitor_new(&f->loop, f->rt, NULL, &f->mon), 0);
   tsvc_monitor_set_observer(f->mon, observer, f);
   assert_int_equal(tsvc_monitor_watch_runtime(f->mon), 0);
   for (size_t i = 0; i < f->cfg->nservices; i++)
-    assert_int_equal(tsvc_monitor_add(f->mon, &f->cfg->services[i]), 0);
+    assert_int_equal(tsvc_monitor_add(f->mon, &f->cfg->services[i], NULL), 0);
   uv_timer_init(&f->loop, &f->stop_timer);
   uv_timer_init(&f->loop, &f->poll_timer);
   f->stop_timer.data = f->poll_timer.data = f;
@@ -617,6 +617,54 @@ static void user_stop_stays_stopped(void **st) {
 
 /* The monitor stops: every group goes (a command whose children ignore
    SIGTERM is SIGKILLed after its stop_timeout), data dirs stay. */
+/* runtime.h: free() answers an operation in flight with TSVC_ECANCELED
+   from the loop, never inside the call (it answered inside free() before,
+   where no caller can take an answer). */
+typedef struct {
+  int calls, status;
+} rt_done_t;
+
+static void rt_done(int status, const char *msg, void *data) {
+  (void)msg;
+  rt_done_t *d = data;
+  d->calls++;
+  d->status = status;
+}
+
+static void free_answers_in_flight_from_the_loop(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n"
+               "  stubborn:\n"
+               "    process: {command: \"trap '' TERM; sleep 300 & wait\"}\n"
+               "    healthcheck: {probe: running, interval: 100ms, start_period: 1s,\n"
+               "                  start_interval: 50ms}\n"
+               "    restart: {stop_timeout: 300ms}\n");
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "stubborn", NULL, NULL), 0);
+  assert_true(wait_state(&f, "stubborn", TSVC_STATE_HEALTHY, 10000));
+  remember_group(&f, pid_of(&f, "stubborn"));
+  tsvc_monitor_close(f.mon);
+  uv_close((uv_handle_t *)&f.stop_timer, NULL);
+  uv_close((uv_handle_t *)&f.poll_timer, NULL);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  tsvc_monitor_free(f.mon);
+  rt_done_t d = {0};
+  const tsvc_service_conf_t *svc = tsvc_config_service(f.cfg, "stubborn");
+  assert_int_equal(f.rt->ops->stop(f.rt, svc, rt_done, &d), 0);
+  tsvc_runtime_free(f.rt);
+  assert_int_equal(d.calls, 0); /* not inside free() */
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  assert_int_equal(d.calls, 1);
+  assert_int_equal(d.status, TSVC_ECANCELED);
+  assert_int_equal(uv_loop_close(&f.loop), 0);
+  for (int i = 0; i < f.ngroups; i++) assert_int_equal(tu_group_alive(f.groups[i]), 0);
+  tsvc_config_free(f.cfg);
+  tsvc_log_setup(stderr, TSVC_LOG_OFF, false);
+  fclose(f.log);
+  free(f.logbuf);
+  fx_cleanup(&f);
+}
+
 static void monitor_stop_leaves_nothing(void **st) {
   (void)st;
   if (!have_servers()) skip();
@@ -1342,6 +1390,7 @@ int main(void) {
       cmocka_unit_test_teardown(exiting_command_fails_after_max_restarts, after_test),
       cmocka_unit_test_teardown(user_stop_stays_stopped, after_test),
       cmocka_unit_test_teardown(monitor_stop_leaves_nothing, after_test),
+      cmocka_unit_test_teardown(free_answers_in_flight_from_the_loop, after_test),
       cmocka_unit_test_teardown(port_in_use_fails_start, after_test),
       cmocka_unit_test_teardown(command_env_workdir_inspect_stop, after_test),
       cmocka_unit_test_teardown(log_rotates_at_limit, after_test),

@@ -403,7 +403,7 @@ static void watchdog_follows_the_loop(void **state) {
   int n = f->nfrozen;
   int64_t t0 = wall_ms();
   /* Pings may go on while the last heartbeat is fresh: 3 s (the /livez
-     rule, TSVC_API_LIVEZ_STALE_MS), plus 2.5 s for a ping decided just
+     rule, TSVC_API_LIVEZ_LAG_MS), plus 2.5 s for a ping decided just
      before and sent late on a loaded machine. Then none for 3.5 s (at one
      ping every 200 ms, 17 are missing by then). */
   int64_t last = 0;

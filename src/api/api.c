@@ -24,6 +24,7 @@
 
 #include "api/api_int.h"
 #include "api/api_json.h"
+#include "api/errors.h"
 #include "api/metrics.h"
 #include "api/page.h"
 #include "common/util.h"
@@ -59,6 +60,7 @@ struct tsvc_api_s {
   int nstreams_on[2];  /* of which on the unix socket [0], on TCP [1] */
   /* Limits (tsvc_api_opts_t, defaults filled in). */
   unsigned request_deadline_ms, reply_deadline_ms, tcp_connections, per_client, max_streams;
+  unsigned livez_lag_ms;
   /* Deadlines: every open connection, and a watchdog thread that cuts the
      ones past their deadline (libmicrohttpd's own timeout is an idle one,
      which a client trickling a byte at a time never reaches). */
@@ -121,6 +123,21 @@ static void set_deadline(tsvc_api_t *a, struct MHD_Connection *c, unsigned ms) {
   pthread_mutex_unlock(&a->wmu);
 }
 
+/* A duplicate of fd, close-on-exec from its first instant (a child the
+   process runtime spawns meanwhile must not inherit it). A number is taken
+   with open() and replaced by dup3(): unlike fcntl(F_DUPFD_CLOEXEC), both
+   are calls ThreadSanitizer follows, so it does not take the duplicate for
+   the socket that had its number before. -1 on failure. */
+static int dup_cloexec(int fd) {
+  int to = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (to < 0) return -1;
+  if (dup3(fd, to, O_CLOEXEC) < 0) {
+    close(to);
+    return -1;
+  }
+  return to;
+}
+
 /* libmicrohttpd's notices of a connection's start and end. A new
    connection must send its whole request within the request deadline. */
 static void notify_conn(void *cls, struct MHD_Connection *c, void **ctx,
@@ -134,7 +151,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **ctx,
       free(k);
       return; /* no deadline for it: the idle timeout still applies */
     }
-    k->fd = fcntl(fi->connect_fd, F_DUPFD_CLOEXEC, 3);
+    k->fd = dup_cloexec(fi->connect_fd);
     if (k->fd < 0) {
       free(k);
       return;
@@ -268,32 +285,21 @@ static enum MHD_Result reply_error(tsvc_api_reply_t *c, unsigned code, const cha
   return reply_json(c, code, tsvc_api_json_error(msg), allow);
 }
 
-/* The HTTP status for a manager error. */
-static unsigned http_status_of(int rc) {
-  switch (rc) {
-  case TSVC_ENOENT: return 404;
-  case TSVC_EBUSY:
-  case TSVC_ESTATE:
-  case TSVC_EEXIST: return 409;
-  case TSVC_EINVAL:
-  case TSVC_ECONFIG: return 400;
-  case TSVC_EUNREACH: return 503;
-  case TSVC_ETIMEDOUT: return 504;
-  case TSVC_ERUNTIME: return 502;
-  default: return 500;
-  }
-}
-
 /* ---- GET ---------------------------------------------------------------------- */
 
+/* A failed call: its status from the one table (errors.h), its message. */
+static enum MHD_Result reply_rc(tsvc_api_reply_t *c, int rc, const char *msg) {
+  return reply_error(c, tsvc_api_status_of(rc), NULL, "%s", msg && *msg ? msg : tsvc_strerror(rc));
+}
+
+static const char not_monitored_msg[] = "services are not being monitored (yet)";
+
 static enum MHD_Result get_services(tsvc_api_t *a, tsvc_api_reply_t *c) {
-  tsvc_status_list_t l;
-  int rc = tsvc_manager_get_all_status(a->m, &l);
-  if (rc == TSVC_ESTATE)
-    return reply_error(c, 503, NULL, "services are not being monitored (yet)");
-  if (rc) return reply_error(c, 500, NULL, "%s", tsvc_strerror(rc));
-  json_t *v = tsvc_api_json_status_list(&l, tsvc_manager_runtime_name(a->m));
-  tsvc_status_list_free(&l);
+  tsvc_snapshot_t *snap;
+  int rc = tsvc_manager_snapshot(a->m, &snap);
+  if (rc) return reply_rc(c, rc, rc == TSVC_ENOTMONITORED ? not_monitored_msg : NULL);
+  json_t *v = tsvc_api_json_snapshot(snap, tsvc_manager_runtime_name(a->m));
+  tsvc_snapshot_release(snap);
   return reply_json(c, 200, v, NULL);
 }
 
@@ -301,42 +307,44 @@ static enum MHD_Result get_service(tsvc_api_t *a, tsvc_api_reply_t *c, const cha
   tsvc_status_t s;
   int rc = tsvc_manager_get_status(a->m, name, &s);
   if (rc == TSVC_ENOENT) return reply_error(c, 404, NULL, "no service named '%s'", name);
-  if (rc == TSVC_ESTATE)
-    return reply_error(c, 503, NULL, "services are not being monitored (yet)");
-  if (rc) return reply_error(c, 500, NULL, "%s", tsvc_strerror(rc));
+  if (rc) return reply_rc(c, rc, rc == TSVC_ENOTMONITORED ? not_monitored_msg : NULL);
   json_t *v = tsvc_api_json_status(&s, true);
   tsvc_status_clear(&s);
   return reply_json(c, 200, v, NULL);
 }
 
+/* Alive while the loop keeps its schedule: it fails when the loop is late
+   by more than the threshold (blocked, or starved of CPU). */
 static enum MHD_Result get_livez(tsvc_api_t *a, tsvc_api_reply_t *c) {
   int64_t hb = tsvc_manager_loop_heartbeat(a->m), age = wall_ms() - hb;
-  bool alive = age <= TSVC_API_LIVEZ_STALE_MS;
-  json_t *v = json_pack("{s:s, s:o, s:I}", "status", alive ? "ok" : "stalled", "heartbeat",
-                        tsvc_api_json_time(hb), "age_ms", (json_int_t)(age > 0 ? age : 0));
+  int64_t lag = tsvc_manager_loop_lag_ms(a->m);
+  bool alive = lag <= (int64_t)a->livez_lag_ms;
+  json_t *v = json_pack("{s:s, s:o, s:I, s:I, s:I}", "status", alive ? "ok" : "stalled",
+                        "heartbeat", tsvc_api_json_time(hb), "age_ms",
+                        (json_int_t)(age > 0 ? age : 0), "lag_ms", (json_int_t)lag,
+                        "threshold_ms", (json_int_t)a->livez_lag_ms);
   return reply_json(c, alive ? 200 : 503, v, NULL);
 }
 
 static enum MHD_Result get_readyz(tsvc_api_t *a, tsvc_api_reply_t *c) {
-  tsvc_status_list_t l;
-  int rc = tsvc_manager_get_all_status(a->m, &l);
+  tsvc_snapshot_t *snap;
+  int rc = tsvc_manager_snapshot(a->m, &snap);
   if (rc) {
     json_t *v = json_pack("{s:b, s:s, s:[]}", "ready", 0, "error",
-                          rc == TSVC_ESTATE ? "services are not being monitored (yet)"
-                                            : tsvc_strerror(rc),
+                          rc == TSVC_ENOTMONITORED ? not_monitored_msg : tsvc_strerror(rc),
                           "not_ready");
     return reply_json(c, 503, v, NULL);
   }
   json_t *bad = json_array();
-  size_t enabled = 0;
-  for (size_t i = 0; bad && i < l.n; i++) {
-    const tsvc_status_t *s = &l.v[i];
+  size_t enabled = 0, n = tsvc_snapshot_count(snap);
+  for (size_t i = 0; bad && i < n; i++) {
+    const tsvc_status_t *s = tsvc_snapshot_status(snap, i);
     if (!s->enabled) continue;
     enabled++;
     if (s->healthy) continue;
     json_array_append_new(bad, tsvc_api_json_not_ready(s));
   }
-  tsvc_status_list_free(&l);
+  tsvc_snapshot_release(snap);
   if (!bad) return reply_error(c, 500, NULL, "out of memory");
   bool ready = json_array_size(bad) == 0;
   json_t *v = json_pack("{s:b, s:I, s:o}", "ready", ready, "enabled", (json_int_t)enabled,
@@ -344,18 +352,22 @@ static enum MHD_Result get_readyz(tsvc_api_t *a, tsvc_api_reply_t *c) {
   return reply_json(c, ready ? 200 : 503, v, NULL);
 }
 
+/* Rendered from a snapshot: nothing is copied, and the loop never waits
+   for a scrape. */
 static enum MHD_Result get_metrics(tsvc_api_t *a, tsvc_api_reply_t *c) {
-  tsvc_status_list_t l = {0};
-  int rc = tsvc_manager_get_all_status(a->m, &l);
-  if (rc && rc != TSVC_ESTATE) return reply_error(c, 500, NULL, "%s", tsvc_strerror(rc));
+  tsvc_snapshot_t *snap = NULL;
+  int rc = tsvc_manager_snapshot(a->m, &snap);
+  if (rc && rc != TSVC_ENOTMONITORED) return reply_rc(c, rc, NULL);
+  tsvc_monitor_stats_t idle;
+  if (!snap) tsvc_manager_monitor_stats(a->m, &idle);
   tsvc_buf_t b;
   tsvc_buf_init(&b, 16u << 20);
-  rc = tsvc_metrics_render(&l, &b);
-  tsvc_status_list_free(&l);
+  rc = snap ? tsvc_metrics_render_snapshot(snap, &b) : 0;
+  if (!rc) rc = tsvc_metrics_render_monitor(snap ? tsvc_snapshot_stats(snap) : &idle, &b);
+  tsvc_snapshot_release(snap);
   if (rc || !b.data) {
     tsvc_buf_free(&b);
-    if (rc) return reply_error(c, 500, NULL, "cannot render the metrics: %s", tsvc_strerror(rc));
-    return reply_text(c, 200, NULL, 0, "text/plain; version=0.0.4; charset=utf-8", NULL);
+    return reply_error(c, 500, NULL, "cannot render the metrics: %s", tsvc_strerror(rc));
   }
   size_t len = b.len;
   return reply_text(c, 200, tsvc_buf_steal(&b), len, "text/plain; version=0.0.4; charset=utf-8",
@@ -515,59 +527,24 @@ static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c) {
 
 /* ---- POST --------------------------------------------------------------------- */
 
-/* Why a check is refused (409): the state the service is really in. */
-static void not_checked(tsvc_api_t *a, const char *name, char *err, size_t len) {
-  tsvc_status_t s;
-  if (tsvc_manager_get_status(a->m, name, &s) != 0) {
-    snprintf(err, len, "%s is not checked now", name);
-    return;
-  }
-  snprintf(err, len, "%s is not checked now: it is %s%s%s%s", name, tsvc_state_name(s.state),
-           !s.running && s.last_error[0] ? " (not running: " : "",
-           !s.running && s.last_error[0] ? s.last_error : "",
-           !s.running && s.last_error[0] ? ")" : "");
-  tsvc_status_clear(&s);
-}
-
+/* start, stop, restart: the reply's status is read after the operation
+   completed (a restart's new pid is in it); check: the verdict of the
+   check asked for, and the status that includes it. */
 static enum MHD_Result post_action(tsvc_api_t *a, tsvc_api_reply_t *c, const char *name,
                                    const char *action) {
   char err[4096] = "";
   int rc;
-  tsvc_status_t before;
-  rc = tsvc_manager_get_status(a->m, name, &before);
-  if (rc == TSVC_ENOENT) return reply_error(c, 404, NULL, "no service named '%s'", name);
-  if (rc == TSVC_ESTATE)
-    return reply_error(c, 503, NULL, "services are not being monitored (yet)");
-  if (rc) return reply_error(c, 500, NULL, "%s", tsvc_strerror(rc));
-  uint64_t checks = before.checks_total;
-  tsvc_status_clear(&before);
-
+  tsvc_check_record_t rec = {0};
+  bool check = false;
   if (strcmp(action, "start") == 0) rc = tsvc_manager_start(a->m, name, err, sizeof err);
   else if (strcmp(action, "stop") == 0) rc = tsvc_manager_stop(a->m, name, err, sizeof err);
   else if (strcmp(action, "restart") == 0) rc = tsvc_manager_restart(a->m, name, err, sizeof err);
   else {
-    rc = tsvc_manager_check(a->m, name);
-    if (rc == TSVC_EBUSY) rc = 0; /* a check in flight: its result will do */
-    else if (rc == TSVC_ESTATE) not_checked(a, name, err, sizeof err);
-    if (rc == 0) {
-      /* Wait for the check to end: the caller wants its verdict. */
-      const tsvc_config_t *cfg = tsvc_manager_config(a->m);
-      const tsvc_service_conf_t *sc = tsvc_config_service(cfg, name);
-      int64_t wait = (sc ? sc->healthcheck.timeout : 30000) + 2000;
-      for (int64_t t0 = wall_ms(); wall_ms() - t0 < wait;) {
-        tsvc_status_t s;
-        if (tsvc_manager_get_status(a->m, name, &s)) break;
-        bool done = s.checks_total > checks;
-        tsvc_status_clear(&s);
-        if (done) break;
-        usleep(20 * 1000);
-      }
-    }
+    check = true;
+    rc = tsvc_manager_check(a->m, name, &rec, err, sizeof err);
   }
-  if (rc) {
-    if (!err[0]) tsvc_strlcpy(err, tsvc_strerror(rc), sizeof err);
-    return reply_error(c, http_status_of(rc), NULL, "%s", err);
-  }
+  if (rc == TSVC_ENOTMONITORED) tsvc_strlcpy(err, not_monitored_msg, sizeof err);
+  if (rc) return reply_rc(c, rc, err);
   tsvc_status_t s;
   json_t *st = NULL;
   if (tsvc_manager_get_status(a->m, name, &s) == 0) {
@@ -576,20 +553,24 @@ static enum MHD_Result post_action(tsvc_api_t *a, tsvc_api_reply_t *c, const cha
   }
   json_t *v = json_pack("{s:o, s:s, s:b, s:o}", "service", tsvc_api_json_str(name), "action",
                         action, "ok", 1, "status", st ? st : json_null());
+  if (v && check) json_object_set_new(v, "check", tsvc_api_json_record(&rec));
+  free(rec.message);
+  free(rec.output);
+  free(rec.probe_address);
   return reply_json(c, 200, v, NULL);
 }
 
 static enum MHD_Result post_down(tsvc_api_t *a, tsvc_api_reply_t *c) {
   char err[8192] = "";
   int rc = tsvc_manager_stop_services(a->m, err, sizeof err);
-  if (rc) return reply_error(c, http_status_of(rc), NULL, "%s", err[0] ? err : tsvc_strerror(rc));
+  if (rc) return reply_rc(c, rc, err);
   return reply_json(c, 200, json_pack("{s:b}", "ok", 1), NULL);
 }
 
 static enum MHD_Result post_reload(tsvc_api_t *a, tsvc_api_reply_t *c) {
   char err[8192] = "";
   int rc = tsvc_manager_reload(a->m, err, sizeof err);
-  if (rc) return reply_error(c, http_status_of(rc), NULL, "%s", err[0] ? err : tsvc_strerror(rc));
+  if (rc) return reply_rc(c, rc, err);
   return reply_json(c, 200, json_pack("{s:b, s:o}", "ok", 1, "changes", tsvc_api_json_str(err)),
                     NULL);
 }
@@ -961,6 +942,7 @@ tsvc_api_t *tsvc__api_new(tsvc_manager_t *m) {
   tsvc_api_t *a = calloc(1, sizeof *a);
   if (!a) return NULL;
   a->m = m;
+  a->livez_lag_ms = TSVC_API_LIVEZ_LAG_MS;
   pthread_mutex_init(&a->mu, NULL);
   pthread_cond_init(&a->cv, NULL);
   pthread_mutex_init(&a->wmu, NULL);
@@ -987,6 +969,7 @@ int tsvc_api_start(const tsvc_api_opts_t *o, tsvc_api_t **out, char *err, size_t
   a->tcp_connections = o->tcp_connections ? o->tcp_connections : TSVC_API_TCP_CONNECTIONS;
   a->per_client = o->per_client ? o->per_client : TSVC_API_PER_CLIENT;
   a->max_streams = o->max_streams ? o->max_streams : TSVC_API_MAX_STREAMS;
+  if (o->livez_lag_ms) a->livez_lag_ms = o->livez_lag_ms;
   a->socket_path = strdup(o->socket_path);
   int rc = a->socket_path ? 0 : TSVC_ENOMEM;
   if (!rc) {

@@ -6,8 +6,9 @@
  *
  * Threads: the server runs in libmicrohttpd's own threads, one per
  * connection, so that a slow restart or a long event stream never holds up
- * another request. It only reads status copies and calls the manager's
- * public functions, which are safe from any thread.
+ * another request. It reads snapshots and calls the manager's public
+ * functions, which are safe from any thread; status reads never wait for
+ * the manager's loop.
  *
  * Ownership: the server borrows the manager, which must outlive it.
  * tsvc_api_stop() closes every connection, removes the socket file and frees
@@ -43,7 +44,8 @@
 #define TSVC_API_MAX_HEADERS (32u << 10)   /* request line and headers */
 #define TSVC_API_TIMEOUT_S 30              /* idle connections (not streams) */
 #define TSVC_API_EVENT_QUEUE 1024          /* lines queued per event stream */
-#define TSVC_API_LIVEZ_STALE_MS 3000       /* 3 heartbeats of 1 s */
+#define TSVC_API_LIVEZ_LAG_MS 3000         /* /livez fails when the loop is
+                                              later than this */
 
 typedef struct tsvc_api_s tsvc_api_t;
 
@@ -61,6 +63,7 @@ typedef struct {
   unsigned reply_deadline_ms;   /* from a reply queued to its last byte sent
                                    (not event streams) */
   unsigned tcp_connections, per_client, max_streams;
+  unsigned livez_lag_ms;        /* TSVC_API_LIVEZ_LAG_MS */
 } tsvc_api_opts_t;
 
 /* Bind and serve. Returns 0 and *out, or TSVC_EEXIST (a monitor already

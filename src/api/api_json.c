@@ -155,11 +155,13 @@ json_t *tsvc_api_json_status(const tsvc_status_t *s, bool with_history) {
   return o;
 }
 
-json_t *tsvc_api_json_status_list(const tsvc_status_list_t *l, const char *runtime) {
+/* {"runtime": ..., "services": [...]} of n statuses, the i-th at(src, i). */
+static json_t *status_list(size_t n, const tsvc_status_t *(*at)(const void *, size_t),
+                           const void *src, const char *runtime) {
   json_t *arr = json_array();
   if (!arr) return NULL;
-  for (size_t i = 0; i < l->n; i++) {
-    json_t *s = tsvc_api_json_status(&l->v[i], false);
+  for (size_t i = 0; i < n; i++) {
+    json_t *s = tsvc_api_json_status(at(src, i), false);
     if (!s || json_array_append_new(arr, s)) {
       json_decref(arr);
       return NULL;
@@ -169,6 +171,24 @@ json_t *tsvc_api_json_status_list(const tsvc_status_list_t *l, const char *runti
                         "services", arr);
   return o;
 }
+
+static const tsvc_status_t *list_at(const void *src, size_t i) {
+  return &((const tsvc_status_list_t *)src)->v[i];
+}
+
+static const tsvc_status_t *snapshot_at(const void *src, size_t i) {
+  return tsvc_snapshot_status(src, i);
+}
+
+json_t *tsvc_api_json_status_list(const tsvc_status_list_t *l, const char *runtime) {
+  return status_list(l->n, list_at, l, runtime);
+}
+
+json_t *tsvc_api_json_snapshot(const tsvc_snapshot_t *s, const char *runtime) {
+  return status_list(tsvc_snapshot_count(s), snapshot_at, s, runtime);
+}
+
+json_t *tsvc_api_json_record(const tsvc_check_record_t *r) { return record(r); }
 
 json_t *tsvc_api_json_not_ready(const tsvc_status_t *s) {
   return json_pack("{s:o, s:s, s:o}", "name", tsvc_api_json_str(s->name ? s->name : ""), "state",

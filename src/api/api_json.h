@@ -28,6 +28,13 @@ json_t *tsvc_api_json_status(const tsvc_status_t *s, bool with_history);
 /* {"runtime": ..., "services": [...]} without histories. */
 json_t *tsvc_api_json_status_list(const tsvc_status_list_t *l, const char *runtime);
 
+/* The same from a snapshot (tsvc.h). */
+json_t *tsvc_api_json_snapshot(const tsvc_snapshot_t *s, const char *runtime);
+
+/* One check record (a history entry, or the verdict of a check asked
+   for). */
+json_t *tsvc_api_json_record(const tsvc_check_record_t *r);
+
 /* {"name", "state", "last_error"} of a service in /readyz's "not_ready"
    (last_error masked as in the status). */
 json_t *tsvc_api_json_not_ready(const tsvc_status_t *s);

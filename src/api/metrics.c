@@ -30,17 +30,27 @@ static int series(tsvc_buf_t *b, const char *name, const char *service, const ch
   return rc;
 }
 
-int tsvc_metrics_render(const tsvc_status_list_t *l, tsvc_buf_t *b) {
-  static const double bounds[] = TSVC_LATENCY_BUCKETS_S;
+static const double bounds[] = TSVC_LATENCY_BUCKETS_S;
+
+/* The le label of histogram bucket k. */
+static void le(char *buf, size_t len, int k) {
+  if (k < TSVC_LATENCY_NBUCKETS - 1) snprintf(buf, len, "le=\"%g\"", bounds[k]);
+  else snprintf(buf, len, "le=\"+Inf\"");
+}
+
+/* Every service: n statuses, the i-th at(src, i). */
+static int render(size_t n, const tsvc_status_t *(*at)(const void *, size_t), const void *src,
+                  tsvc_buf_t *b) {
   int rc = 0;
   char extra[96];
-#define EACH for (size_t i = 0; i < l->n && !rc; i++)
-#define NAME (l->v[i].name ? l->v[i].name : "")
+#define EACH for (size_t i = 0; i < n && !rc; i++)
+#define S(i) (at(src, (i)))
+#define NAME (S(i)->name ? S(i)->name : "")
 
   rc = head(b, "tanuki_svc_up", "gauge", "Whether the service is healthy (1) or not (0).");
   EACH {
     rc = series(b, "tanuki_svc_up", NAME, NULL);
-    if (!rc) rc = tsvc_buf_addf(b, " %d\n", l->v[i].healthy ? 1 : 0);
+    if (!rc) rc = tsvc_buf_addf(b, " %d\n", S(i)->healthy ? 1 : 0);
   }
 
   if (!rc) rc = head(b, "tanuki_svc_state", "gauge",
@@ -48,23 +58,22 @@ int tsvc_metrics_render(const tsvc_status_list_t *l, tsvc_buf_t *b) {
   EACH for (int s = 0; s < TSVC_STATE__COUNT && !rc; s++) {
     snprintf(extra, sizeof extra, "state=\"%s\"", tsvc_state_name((tsvc_state_t)s));
     rc = series(b, "tanuki_svc_state", NAME, extra);
-    if (!rc) rc = tsvc_buf_addf(b, " %d\n", l->v[i].state == (tsvc_state_t)s ? 1 : 0);
+    if (!rc) rc = tsvc_buf_addf(b, " %d\n", S(i)->state == (tsvc_state_t)s ? 1 : 0);
   }
 
   if (!rc) rc = head(b, "tanuki_svc_checks_total", "counter", "Health checks run, by result.");
   EACH for (int r = 0; r < TSVC_RESULT__COUNT && !rc; r++) {
     snprintf(extra, sizeof extra, "result=\"%s\"", tsvc_result_name((tsvc_result_t)r));
     rc = series(b, "tanuki_svc_checks_total", NAME, extra);
-    if (!rc) rc = tsvc_buf_addf(b, " %llu\n", (unsigned long long)l->v[i].checks_by_result[r]);
+    if (!rc) rc = tsvc_buf_addf(b, " %llu\n", (unsigned long long)S(i)->checks_by_result[r]);
   }
 
   if (!rc) rc = head(b, "tanuki_svc_check_duration_seconds", "histogram",
                      "How long health checks took.");
   EACH {
-    const tsvc_status_t *s = &l->v[i];
+    const tsvc_status_t *s = S(i);
     for (int k = 0; k < TSVC_LATENCY_NBUCKETS && !rc; k++) {
-      if (k < TSVC_LATENCY_NBUCKETS - 1) snprintf(extra, sizeof extra, "le=\"%g\"", bounds[k]);
-      else snprintf(extra, sizeof extra, "le=\"+Inf\"");
+      le(extra, sizeof extra, k);
       rc = series(b, "tanuki_svc_check_duration_seconds_bucket", NAME, extra);
       if (!rc) rc = tsvc_buf_addf(b, " %llu\n", (unsigned long long)s->latency_buckets[k]);
     }
@@ -80,23 +89,63 @@ int tsvc_metrics_render(const tsvc_status_list_t *l, tsvc_buf_t *b) {
                      "Restarts of the service (by the monitor or asked for).");
   EACH {
     rc = series(b, "tanuki_svc_restarts_total", NAME, NULL);
-    if (!rc) rc = tsvc_buf_addf(b, " %llu\n", (unsigned long long)l->v[i].restarts_total);
+    if (!rc) rc = tsvc_buf_addf(b, " %llu\n", (unsigned long long)S(i)->restarts_total);
   }
 
   if (!rc) rc = head(b, "tanuki_svc_consecutive_failures", "gauge",
                      "Failed checks in a row since the last success.");
   EACH {
     rc = series(b, "tanuki_svc_consecutive_failures", NAME, NULL);
-    if (!rc) rc = tsvc_buf_addf(b, " %d\n", l->v[i].consecutive_failures);
+    if (!rc) rc = tsvc_buf_addf(b, " %d\n", S(i)->consecutive_failures);
   }
 
   if (!rc) rc = head(b, "tanuki_svc_last_change_timestamp_seconds", "gauge",
                      "When the service last changed state (Unix time; 0: never).");
   EACH {
     rc = series(b, "tanuki_svc_last_change_timestamp_seconds", NAME, NULL);
-    if (!rc) rc = tsvc_buf_addf(b, " %.3f\n", (double)l->v[i].since_ms / 1000.0);
+    if (!rc) rc = tsvc_buf_addf(b, " %.3f\n", (double)S(i)->since_ms / 1000.0);
   }
 #undef EACH
 #undef NAME
+#undef S
+  return rc;
+}
+
+static const tsvc_status_t *list_at(const void *src, size_t i) {
+  return &((const tsvc_status_list_t *)src)->v[i];
+}
+
+static const tsvc_status_t *snapshot_at(const void *src, size_t i) {
+  return tsvc_snapshot_status(src, i);
+}
+
+int tsvc_metrics_render(const tsvc_status_list_t *l, tsvc_buf_t *b) {
+  return render(l->n, list_at, l, b);
+}
+
+int tsvc_metrics_render_snapshot(const tsvc_snapshot_t *s, tsvc_buf_t *b) {
+  return render(tsvc_snapshot_count(s), snapshot_at, s, b);
+}
+
+int tsvc_metrics_render_monitor(const tsvc_monitor_stats_t *st, tsvc_buf_t *b) {
+  char extra[32];
+  int rc = head(b, "tanuki_svc_monitor_lateness_seconds", "histogram",
+                "How late checks started against their schedule.");
+  for (int k = 0; k < TSVC_LATENCY_NBUCKETS && !rc; k++) {
+    le(extra, sizeof extra, k);
+    rc = tsvc_buf_addf(b, "tanuki_svc_monitor_lateness_seconds_bucket{%s} %llu\n", extra,
+                       (unsigned long long)st->lateness_buckets[k]);
+  }
+  if (!rc)
+    rc = tsvc_buf_addf(b, "tanuki_svc_monitor_lateness_seconds_sum %.3f\n"
+                          "tanuki_svc_monitor_lateness_seconds_count %llu\n",
+                       st->lateness_sum_s,
+                       (unsigned long long)st->lateness_buckets[TSVC_LATENCY_NBUCKETS - 1]);
+  if (!rc) rc = head(b, "tanuki_svc_monitor_loop_lag_seconds", "gauge",
+                     "How late the monitor's loop is now (its heartbeat timer).");
+  if (!rc) rc = tsvc_buf_addf(b, "tanuki_svc_monitor_loop_lag_seconds %.3f\n", st->loop_lag_s);
+  if (!rc) rc = head(b, "tanuki_svc_monitor_checks_in_flight", "gauge",
+                     "Checks started and not yet ended.");
+  if (!rc) rc = tsvc_buf_addf(b, "tanuki_svc_monitor_checks_in_flight %d\n", st->checks_in_flight);
   return rc;
 }

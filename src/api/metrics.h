@@ -1,6 +1,6 @@
 /*
  * metrics: the Prometheus text exposition (format 0.0.4) of GET /metrics,
- * from status copies. Pure: no socket, no clock.
+ * from statuses (copies or a snapshot). Pure: no socket, no clock.
  *
  * Families (label service="NAME" on every series):
  *   tanuki_svc_up                              gauge: 1 healthy, 0 not
@@ -10,6 +10,11 @@
  *   tanuki_svc_restarts_total                  counter
  *   tanuki_svc_consecutive_failures            gauge
  *   tanuki_svc_last_change_timestamp_seconds   gauge (0: never)
+ * and the monitor's own (no labels):
+ *   tanuki_svc_monitor_lateness_seconds        histogram: how late checks
+ *                                              started (same buckets)
+ *   tanuki_svc_monitor_loop_lag_seconds        gauge: how late the loop is
+ *   tanuki_svc_monitor_checks_in_flight        gauge
  */
 #ifndef TSVC_API_METRICS_H
 #define TSVC_API_METRICS_H
@@ -20,5 +25,9 @@
 /* Append the exposition of every service in l to out. Returns 0, or
    TSVC_ENOMEM / TSVC_EINVAL (out's maximum reached). */
 int tsvc_metrics_render(const tsvc_status_list_t *l, tsvc_buf_t *out);
+/* The same from a snapshot. */
+int tsvc_metrics_render_snapshot(const tsvc_snapshot_t *s, tsvc_buf_t *out);
+/* The monitor's own families. */
+int tsvc_metrics_render_monitor(const tsvc_monitor_stats_t *st, tsvc_buf_t *out);
 
 #endif

@@ -21,8 +21,10 @@ static void done_cb(const tsvc_probe_result_t *res, void *data) {
   o->done = true;
 }
 
-/* Through the monitor: POST check, then the last record of the history.
-   Returns an exit code, or -1 when no monitor answers. */
+/* Through the monitor: POST check answers with the verdict of the check it
+   started ("check"); a monitor of an earlier release answers without it,
+   and the last record of the history stands in. Returns an exit code, or
+   -1 when no monitor answers. */
 static int check_by_monitor(const char *config_path, const char *name) {
   cli_project_t p;
   tsvc_diag_t diag = {0};
@@ -47,14 +49,23 @@ static int check_by_monitor(const char *config_path, const char *name) {
     cli_err("%s", cli_api_error(&r));
     exit_code = r.status == 404 || r.status == 409 ? TSVC_EXIT_FAIL : TSVC_EXIT_UNREACH;
   } else if (rc == CLI_API_OK) {
-    free(r.body);
-    r.body = NULL;
-    path = cli_service_path(name, NULL);
-    rc = path ? cli_api(p.socket, "GET", path, 30000L, &r, err, sizeof err) : CLI_API_UNREACH;
-    free(path);
-    json_t *v = rc == CLI_API_OK && r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
-    json_t *h = json_object_get(v, "history");
-    json_t *last = json_array_get(h, json_array_size(h) - 1);
+    json_t *v = json_loads(r.body, 0, NULL), *last = json_object_get(v, "check");
+    if (last) {
+      /* The probe kind is in the status of the reply. */
+      json_t *probe = json_object_get(json_object_get(v, "status"), "probe");
+      json_object_set(v, "probe", probe ? probe : json_null());
+    } else {
+      json_decref(v);
+      v = NULL;
+      free(r.body);
+      r.body = NULL;
+      path = cli_service_path(name, NULL);
+      rc = path ? cli_api(p.socket, "GET", path, 30000L, &r, err, sizeof err) : CLI_API_UNREACH;
+      free(path);
+      v = rc == CLI_API_OK && r.status == 200 ? json_loads(r.body, 0, NULL) : NULL;
+      json_t *h = json_object_get(v, "history");
+      last = json_array_get(h, json_array_size(h) - 1);
+    }
     const char *result = json_string_value(json_object_get(last, "result"));
     if (!result) {
       cli_err("%s: the monitor has no check result", name);

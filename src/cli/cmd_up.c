@@ -191,6 +191,13 @@ int cmd_up(const cli_args_t *a) {
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+  /* The log is set up before any thread of the library exists: its level
+     and output are read by every thread from then on. On a terminal, pulls
+     draw live progress lines below the log. */
+  bool json = fmt ? strcmp(fmt, "json") == 0 : p.cfg->monitor.log_format == TSVC_LOGFMT_JSON;
+  cli_progress_setup(lvl, json);
+  tsvc_log_set_journal(cli_journal_stream(STDERR_FILENO));
+
   tsvc_manager_opts_t mo = {.config_path = p.config_path, .runtime = runtime};
   rc = tsvc_manager_new(&mo, &m, err, sizeof err);
   if (rc) {
@@ -202,11 +209,6 @@ int cmd_up(const cli_args_t *a) {
     exit_code = rc == TSVC_EINVAL ? TSVC_EXIT_USAGE : TSVC_EXIT_FAIL;
     goto out;
   }
-  bool json = fmt ? strcmp(fmt, "json") == 0
-                  : tsvc_manager_config(m)->monitor.log_format == TSVC_LOGFMT_JSON;
-  /* On a terminal, pulls draw live progress lines below the log. */
-  cli_progress_setup(lvl, json);
-  tsvc_log_set_journal(cli_journal_stream(STDERR_FILENO));
   cli_systemd_watch(sd, m);
 
   tsvc_api_opts_t ao = {.manager = m,
@@ -251,7 +253,7 @@ int cmd_up(const cli_args_t *a) {
     }
   }
   TSVC_LOG(TSVC_LOG_INFO, NULL, "monitoring %zu services on the %s runtime%s%s%s%s",
-           tsvc_manager_config(m)->nservices, tsvc_manager_runtime_name(m),
+           p.cfg->nservices, tsvc_manager_runtime_name(m),
            failed[0] ? "; could not start: " : "", failed,
            failed[0] ? " (retried on the restart backoff schedule)" : "",
            daemonize ? ""

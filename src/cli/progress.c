@@ -158,7 +158,7 @@ void cli_progress_setup(tsvc_log_level_t level, bool json) {
 void cli_progress_end(void) {
   if (!cookie) return;
   tsvc_pull_set_observer(NULL, NULL);
-  tsvc_log_setup(stderr, tsvc_log__min, json_lines);
+  tsvc_log_setup(stderr, tsvc_log_level(), json_lines);
   fclose(cookie);
   cookie = NULL;
   pthread_mutex_lock(&mu);

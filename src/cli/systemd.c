@@ -52,12 +52,6 @@ static int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Send one datagram. Failures are logged once at debug level: systemd
    being away must never stop the monitor. */
 static void send_msg(cli_systemd_t *sd, const char *msg) {
@@ -111,21 +105,22 @@ out:
    (a disabled one is stopped on purpose), the others named with their
    state until the line is full. */
 static void summary(tsvc_manager_t *m, char *buf, size_t len) {
-  tsvc_status_list_t l = {0};
-  if (tsvc_manager_get_all_status(m, &l) != 0) {
+  tsvc_snapshot_t *snap;
+  if (tsvc_manager_snapshot(m, &snap) != 0) {
     snprintf(buf, len, "status unavailable");
     return;
   }
-  size_t total = 0, healthy = 0;
-  for (size_t i = 0; i < l.n; i++) {
-    if (!l.v[i].enabled) continue;
+  size_t total = 0, healthy = 0, nsvc = tsvc_snapshot_count(snap);
+  for (size_t i = 0; i < nsvc; i++) {
+    const tsvc_status_t *s = tsvc_snapshot_status(snap, i);
+    if (!s->enabled) continue;
     total++;
-    if (l.v[i].healthy) healthy++;
+    if (s->healthy) healthy++;
   }
   int n = snprintf(buf, len, "%zu/%zu healthy", healthy, total);
   const char *sep = "; ";
-  for (size_t i = 0; i < l.n && n > 0 && (size_t)n < len; i++) {
-    const tsvc_status_t *s = &l.v[i];
+  for (size_t i = 0; i < nsvc && n > 0 && (size_t)n < len; i++) {
+    const tsvc_status_t *s = tsvc_snapshot_status(snap, i);
     if (!s->enabled || s->healthy) continue;
     char item[160];
     int k = snprintf(item, sizeof item, "%s%s %s", sep, s->name, tsvc_state_name(s->state));
@@ -137,7 +132,7 @@ static void summary(tsvc_manager_t *m, char *buf, size_t len) {
     n += k;
     sep = ", ";
   }
-  tsvc_status_list_free(&l);
+  tsvc_snapshot_release(snap);
 }
 
 /* Send STATUS= when the summary changed (and READY=1 first when ready). */
@@ -164,11 +159,11 @@ static void on_change(const tsvc_change_t *c, void *data) {
   pthread_mutex_unlock(&sd->mu);
 }
 
-/* Ping when the loop turned recently, as /livez decides. Returns when to
-   look again. */
+/* Ping when the loop keeps its schedule, as /livez decides. Returns when
+   to look again. */
 static int64_t watchdog(cli_systemd_t *sd, int64_t now) {
-  int64_t age = wall_ms() - tsvc_manager_loop_heartbeat(sd->m);
-  if (age <= TSVC_API_LIVEZ_STALE_MS) {
+  int64_t age = tsvc_manager_loop_lag_ms(sd->m);
+  if (age <= TSVC_API_LIVEZ_LAG_MS) {
     send_msg(sd, "WATCHDOG=1");
     if (sd->warned_stale)
       TSVC_LOG(TSVC_LOG_INFO, NULL, "the monitor's loop turns again; pinging the watchdog");
@@ -177,7 +172,8 @@ static int64_t watchdog(cli_systemd_t *sd, int64_t now) {
   }
   if (!sd->warned_stale)
     TSVC_LOG(TSVC_LOG_ERROR, NULL,
-             "the monitor's loop has not turned for %" PRId64 " ms: not pinging systemd's "
+             "the monitor's loop has not turned for %" PRId64 " ms past its schedule: not "
+             "pinging systemd's "
              "watchdog (systemd restarts a monitor that stays stuck)",
              age);
   sd->warned_stale = true;

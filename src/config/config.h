@@ -1,5 +1,5 @@
 /*
- * config: load and validate tanuki.yaml (DESIGN.md section 3).
+ * config: load and validate tanuki.yaml (docs/config.md).
  *
  * tsvc_config_load() parses the file with libyaml into the typed structs
  * below, with every default filled in. All strings and arrays inside a

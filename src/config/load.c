@@ -520,6 +520,26 @@ static void p_hostport(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base
   set_string(c, (char **)((char *)base + k->off), v->text);
 }
 
+/* monitor.listen: "host:port", or ":port" for loopback (docs/api.md),
+   kept as 127.0.0.1:port so that everything after reads one form. */
+static void p_listen(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (!as_string(c, v)) return;
+  long port;
+  if (v->text[0] == ':' && tsvc_parse_int(v->text + 1, 1, 65535, &port) == 0) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "127.0.0.1:%ld", port);
+    set_string(c, (char **)((char *)base + k->off), buf);
+    return;
+  }
+  if (!valid_hostport(v->text)) {
+    ERR(c, v, "%s: expected \"host:port\" or \":port\" (loopback) with a port from 1 to "
+              "65535, got \"%s\"",
+        c->path, v->text);
+    return;
+  }
+  set_string(c, (char **)((char *)base + k->off), v->text);
+}
+
 static void p_http_path(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
   if (!as_string(c, v)) return;
   if (v->text[0] != '/') {
@@ -1101,7 +1121,7 @@ static const keydef_t docker_keys[] = {
 
 static const keydef_t monitor_keys[] = {
     {"socket", p_string, offsetof(tsvc_config_t, monitor.socket), 1, 0, NULL},
-    {"listen", p_hostport, offsetof(tsvc_config_t, monitor.listen), 0, 0, NULL},
+    {"listen", p_listen, offsetof(tsvc_config_t, monitor.listen), 0, 0, NULL},
     {"log_format", p_enum, offsetof(tsvc_config_t, monitor.log_format), 0, 0, &logfmt_enum},
     {NULL, NULL, 0, 0, 0, NULL},
 };
@@ -1429,7 +1449,7 @@ out:
   free(dup);
 }
 
-/* A built-in process recipe exists for postgres and redis (DESIGN.md 6). */
+/* A built-in process recipe exists for postgres and redis (docs/design.md, "The runtime interface"). */
 static bool has_recipe(const tsvc_service_conf_t *s) {
   const char *names[] = {s->name, s->image};
   for (size_t i = 0; i < 2; i++) {

@@ -124,7 +124,11 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   tsvc__poll_t *p = (tsvc__poll_t *)h;
   tsvc_docker_t *d = p->d;
   int flags = 0, running;
-  if (status < 0) flags = CURL_CSELECT_ERR;
+  /* An error on the socket (libuv stops the handle and reports no events)
+     may follow data that came before it: a TLS peer sends its alert ("unknown
+     ca") and then resets the connection. Readable as well, so that libcurl
+     reads the alert and says why, rather than "select/poll returned error". */
+  if (status < 0) flags = CURL_CSELECT_ERR | CURL_CSELECT_IN;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   tsvc__docker_enter(d);
@@ -846,10 +850,24 @@ static void xfer_done(tsvc_docker_req_t *r, CURLcode cc) {
   } else if (cc != CURLE_OK) {
     status = curl_status(r, cc);
     const char *detail = r->curl_err[0] ? r->curl_err : curl_easy_strerror(cc);
+    curl_off_t tls_done = 0; /* when the TLS handshake ended (us), 0: never */
+    if (d->tls) curl_easy_getinfo(r->easy, CURLINFO_APPCONNECT_TIME_T, &tls_done);
     if (status == TSVC_EUNREACH && d->tls && r->http == 0 && tls_failure(cc, detail)) {
       char why[600];
       tls_message(d, cc, detail, why, sizeof why);
       snprintf(msg, sizeof msg, "cannot connect to the Docker engine at %s: %s", d->host, why);
+      d->api_version[0] = '\0';
+    } else if (status == TSVC_EUNREACH && d->tls && d->cert && r->http == 0 && tls_done > 0) {
+      /* TLS 1.3: the server judges our certificate after its side of the
+         handshake. Its alert is lost when it resets the connection before
+         sending it (it closes with our request unread), so all we see is
+         the connection gone before any answer. */
+      snprintf(msg, sizeof msg,
+               "cannot connect to the Docker engine at %s: it closed the connection after the "
+               "TLS handshake without answering: either the engine refused our client "
+               "certificate %s (%s; is it signed by a CA the engine trusts, its --tlscacert?) "
+               "or the engine behind the TLS endpoint is down: %s",
+               d->host, d->cert, d->tls_origin ? d->tls_origin : "TLS", detail);
       d->api_version[0] = '\0';
     } else if (status == TSVC_EUNREACH && d->tunnel && r->http == 0 &&
                tsvc_tunnel_state(d->tunnel) != TSVC_TUNNEL_UP) {

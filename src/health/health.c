@@ -1,40 +1,22 @@
 /*
- * health.c: the health state machine. See health.h and DESIGN.md section 4.
+ * health.c: the health state machine. See health.h and docs/design.md, "The
+ * health machine".
  *
  * Layout: small helpers that carry out one rule each (enter a state,
- * schedule a check, decide on a restart), then one function per event, each
- * a switch over the states. The table below summarises them; the test
- * every_state_every_event (tests/test_health.c) walks every cell of it.
+ * schedule a check, count a failure, plan a restart), then one function per
+ * action, then the table actions[situation][event] that is the machine.
+ * docs/design.md shows the same table and what each cell leads to;
+ * tests/test_health.c compares both with this file, cell by cell.
  *
- *              TICK      CHK ok  CHK bad DIED  STARTED DONE   FAILED USTART USTOP URESTART DOWN UP
- * starting     check     healthy count*  unhe. start.  -      -      ESTATE stop. restart. unkn -
- * starting/op  -         -       -       -     -       start. unhe.  EBUSY  EBUSY EBUSY    unkn -
- * healthy      check     -       count   unhe. start.  -      -      ESTATE stop. restart. unkn -
- * unhealthy    check,re. +succ.  -       -     start.  -      -      ESTATE stop. restart. unkn -
- * unhealthy/ns start     -       -       -     start.  -      -      start  stop. start    unkn -
- * restarting   -         -       -       -     -       start. unhe.  EBUSY  EBUSY (joins)  unkn -
- * failed       check,cd. +succ.  -       -     start.  -      -      ESTATE stop. restart. unkn -
- * stopped      -         -       -       -     start.  -      -      start  -     restart. unkn -
- * unknown      -         -       -       -     saved   saved  saved  EUNR.  EUNR. EUNR.    -    sav/v
- * unknown/v    check     healthy count   unhe. start.  -      -      ESTATE stop. restart. -    -
- *
- * (count: a failure counts toward retries, * after the grace period, and
- * retries of them make it unhealthy; unhe.: unhealthy, and the restart is
- * planned: at once, after backoff, or failed; re.: the restart due after
- * backoff; cd.: restarts resume after the cooldown; saved: the state the
- * service had before the runtime went away, updated by what happens
- * meanwhile; sav/v: saved, or verifying when it was healthy; EUNR.:
- * EUNREACH.)
- *
- * Starts (starting/op, unhealthy/ns). A start in flight is `starting` with
- * op START: nothing is checked until it is done. A start that fails (the
- * first, a person's, or a retry) is no stop: the service goes `unhealthy`
- * with the runtime's words, the attempt counts toward max_restarts like a
- * restart, and it is retried as a start on the restart backoff schedule
- * (`failed` once max_restarts is reached, with the cooldown as usual).
- * Until a start succeeds nothing runs, so nothing is checked (not_started),
- * and a person's start is accepted besides a restart. Only a person's stop
- * makes a service `stopped`.
+ * Starts (starting/op, unhealthy/ns, failed/ns). A start in flight is
+ * `starting` with op START: nothing is checked until it is done. A start
+ * that fails (the first, a person's, or a retry) is no stop: the service
+ * goes `unhealthy` with the runtime's words, the attempt counts toward
+ * max_restarts like a restart, and it is retried as a start on the restart
+ * backoff schedule (`failed` once max_restarts is reached, with the
+ * cooldown as usual). Until a start succeeds nothing runs, so nothing is
+ * checked (not_started), and a person's start is accepted besides a
+ * restart. Only a person's stop makes a service `stopped`.
  *
  * The runtime's return (unknown/v). A service that was `healthy` before the
  * runtime went away stays `unknown` (verifying) until it shows it is
@@ -127,7 +109,9 @@ static void prune_restarts(tsvc_health_t *h, tsvc_ms_t now) {
 
 static void record_restart(tsvc_health_t *h, tsvc_ms_t now) {
   prune_restarts(h, now);
-  if (h->nrestart_times == h->p.max_restarts) {
+  /* max_restarts >= 1 (tsvc_health_new refuses less), so a full window
+     holds at least one time to drop. */
+  if (h->nrestart_times > 0 && h->nrestart_times >= h->p.max_restarts) {
     memmove(h->restart_times, h->restart_times + 1,
             (size_t)(h->nrestart_times - 1) * sizeof *h->restart_times);
     h->nrestart_times--;
@@ -243,289 +227,375 @@ static bool checkable(const tsvc_health_t *h) {
   }
 }
 
-/* ---- one function per event -------------------------------------------- */
+/* ---- the actions ------------------------------------------------------ */
 
-static int on_tick(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
-  switch (h->state) {
-  case TSVC_STATE_UNHEALTHY:
-    if (h->op == TSVC_OP_NONE && h->restart_at <= now) {
-      do_restart(h, now, h->not_started ? "start after backoff" : "restart after backoff", out);
-      return 0;
-    }
-    break;
-  case TSVC_STATE_FAILED:
-    if (h->op == TSVC_OP_NONE && h->cooldown_at <= now) {
-      out->flags |= TSVC_HACT_COOLDOWN_OVER;
-      h->cooldown_at = TSVC_NEVER;
-      forget_restarts(h);
-      do_restart(h, now, h->not_started ? "cooldown over, starting" : "cooldown over, restarting",
-                 out);
-      return 0;
-    }
-    break;
-  case TSVC_STATE_STARTING:
-    /* A grace period that ended without a success: failures count now. */
-    if (h->grace && now - h->started_at >= h->p.start_period) h->grace = false;
-    break;
-  case TSVC_STATE_HEALTHY:
-  case TSVC_STATE_RESTARTING:
-  case TSVC_STATE_STOPPED:
-  case TSVC_STATE_UNKNOWN:
-  default:
-    break;
-  }
+/*
+ * One function per action, named in the table below and in docs/design.md.
+ * Each returns 0 or the refusal (nothing changed then).
+ */
+typedef int (*action_fn)(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                         tsvc_health_actions_t *out);
+
+/* Nothing happens. */
+static int ignore(tsvc_health_t *h, const tsvc_health_event_t *ev, tsvc_health_actions_t *out) {
+  (void)h, (void)ev, (void)out;
+  return 0;
+}
+
+static int refuse_busy(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                       tsvc_health_actions_t *out) {
+  (void)h, (void)ev, (void)out;
+  return TSVC_EBUSY;
+}
+
+static int refuse_running(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                          tsvc_health_actions_t *out) {
+  (void)h, (void)ev, (void)out;
+  return TSVC_ERUNNING;
+}
+
+static int refuse_unreachable(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                              tsvc_health_actions_t *out) {
+  (void)h, (void)ev, (void)out;
+  return TSVC_EUNREACH;
+}
+
+/* A check is due: ask for it. */
+static void check_if_due(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
   if (checkable(h) && !h->checking && h->check_at <= now) {
     h->checking = true;
     h->check_at = TSVC_NEVER;
     out->flags |= TSVC_HACT_CHECK;
   }
+}
+
+/* TICK: the next check, when due. */
+static int check_due(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                     tsvc_health_actions_t *out) {
+  check_if_due(h, ev->now, out);
   return 0;
 }
 
-static int on_died(tsvc_health_t *h, tsvc_ms_t now, const char *why,
-                   tsvc_health_actions_t *out) {
-  const char *reason = why ? why : "not running";
-  /* An operation of ours in flight: its own outcome decides (a restart
-     stops the container; a start may meet the end of an old one). */
-  if (h->op != TSVC_OP_NONE) return 0;
-  switch (h->state) {
-  case TSVC_STATE_UNKNOWN:
-    if (h->verifying) {
-      /* Found dead on the runtime's return: never shown healthy. */
-      h->verifying = false;
-      cancel_check(h, out);
-      enter_unhealthy(h, now, reason, out);
-    } /* else: looked at again when the runtime is back */
-    break;
-  case TSVC_STATE_STARTING:
-  case TSVC_STATE_HEALTHY:
-    /* Not running means unhealthy at once, grace period or not; the probe
-       in flight, if any, has nothing left to say. */
-    cancel_check(h, out);
-    enter_unhealthy(h, now, reason, out);
-    break;
-  case TSVC_STATE_UNHEALTHY:
-    /* Already unhealthy: make sure a restart is planned. */
-    plan_restart(h, now, reason, out);
-    break;
-  case TSVC_STATE_FAILED:     /* gave up; the cooldown decides */
-  case TSVC_STATE_RESTARTING: /* our own restart stops it */
-  case TSVC_STATE_STOPPED:    /* stopped on purpose */
-  default:
-    break;
-  }
+/* TICK while starting: a grace period that ended without a success means
+   failures count from now; then the check, when due. */
+static int grace_or_check(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                          tsvc_health_actions_t *out) {
+  if (h->grace && ev->now - h->started_at >= h->p.start_period) h->grace = false;
+  check_if_due(h, ev->now, out);
   return 0;
 }
 
-static int on_check(tsvc_health_t *h, const tsvc_health_event_t *ev,
-                    tsvc_health_actions_t *out) {
-  tsvc_ms_t now = ev->now;
-  /* A result for a check we no longer wait for (cancelled by a restart,
-     a stop or the runtime going away) changes nothing. */
-  if (!h->checking) return 0;
-  h->checking = false;
-  if (!checkable(h)) return 0;
-  h->checks_total++;
-  bool ok = ev->result == TSVC_RESULT_OK;
-  if (!ok) h->failures_total++;
-  const char *reason = ev->message && *ev->message ? ev->message : tsvc_result_name(ev->result);
-  if (ev->result == TSVC_RESULT_NOT_RUNNING) {
-    on_died(h, now, reason, out);
-    if (checkable(h) && h->check_at == TSVC_NEVER) schedule_check(h, now);
+/* TICK while unhealthy: the restart due after backoff, else the check. */
+static int retry_or_check(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                          tsvc_health_actions_t *out) {
+  if (h->restart_at <= ev->now) {
+    do_restart(h, ev->now, h->not_started ? "start after backoff" : "restart after backoff",
+               out);
     return 0;
   }
-
-  switch (h->state) {
-  case TSVC_STATE_STARTING:
-    if (ok) {
-      /* The first success ends the grace period at once. */
-      h->successes = 1;
-      enter_healthy(h, now, "first successful check", out);
-      schedule_first_check(h, now);
-      return 0;
-    } else if (!in_grace(h, now)) {
-      h->grace = false;
-      h->successes = 0;
-      if (++h->fails >= h->p.retries) {
-        enter_unhealthy(h, now, reason, out);
-        return 0;
-      }
-    }
-    /* else: a failure inside the grace period is recorded, not counted. */
-    break;
-  case TSVC_STATE_HEALTHY:
-    if (ok) {
-      h->fails = 0;
-      h->successes++;
-      maybe_reset_window(h, now);
-    } else {
-      h->successes = 0;
-      if (++h->fails >= h->p.retries) {
-        enter_unhealthy(h, now, reason, out);
-        return 0;
-      }
-    }
-    break;
-  case TSVC_STATE_UNHEALTHY:
-  case TSVC_STATE_FAILED:
-    if (ok) {
-      if (++h->successes >= h->p.success_threshold) {
-        enter_healthy(h, now, "checks pass again", out);
-      }
-    } else {
-      h->successes = 0;
-      h->fails++;
-    }
-    break;
-  case TSVC_STATE_UNKNOWN:
-    /* Verifying, after the runtime's return: healthy once a check passes,
-       unhealthy after retries failures, as from healthy. */
-    if (ok) {
-      h->successes = 1;
-      enter_healthy(h, now, "runtime reachable again; the check passes", out);
-    } else {
-      h->successes = 0;
-      if (++h->fails >= h->p.retries) {
-        h->verifying = false;
-        enter_unhealthy(h, now, reason, out);
-        return 0;
-      }
-    }
-    break;
-  default:
-    break;
-  }
-  schedule_check(h, now);
+  check_if_due(h, ev->now, out);
   return 0;
 }
 
-static int on_started(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
-  if (h->op != TSVC_OP_NONE) return 0; /* ours: OP_DONE follows */
-  switch (h->state) {
-  case TSVC_STATE_UNKNOWN:
-    if (h->verifying) {
-      enter_starting(h, now, "started", out);
-      break;
-    }
-    h->saved_state = TSVC_STATE_STARTING;
-    h->started_at = now;
-    h->grace = h->p.start_period > 0;
-    h->fails = h->successes = 0;
-    h->restart_at = TSVC_NEVER;
-    break;
-  case TSVC_STATE_RESTARTING:
-    break;
-  default:
-    enter_starting(h, now, "started", out);
-    break;
+/* TICK while failed: restarts resume once the cooldown is over; else the
+   check. */
+static int cooldown_or_check(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                             tsvc_health_actions_t *out) {
+  if (h->cooldown_at <= ev->now) {
+    out->flags |= TSVC_HACT_COOLDOWN_OVER;
+    h->cooldown_at = TSVC_NEVER;
+    forget_restarts(h);
+    do_restart(h, ev->now,
+               h->not_started ? "cooldown over, starting" : "cooldown over, restarting", out);
+    return 0;
   }
+  check_if_due(h, ev->now, out);
   return 0;
 }
 
-static int on_op_done(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
+/* A failure that counts: `retries` of them in a row make the service
+   unhealthy (true then). The rule, written once. */
+static bool count_failure(tsvc_health_t *h, tsvc_ms_t now, const char *reason,
+                          tsvc_health_actions_t *out) {
+  h->successes = 0;
+  if (++h->fails < h->p.retries) return false;
+  h->verifying = false;
+  enter_unhealthy(h, now, reason, out);
+  return true;
+}
+
+/* Not running means unhealthy at once, grace period or not; the probe in
+   flight, if any, has nothing left to say. */
+static void go_unhealthy(tsvc_health_t *h, tsvc_ms_t now, const char *reason,
+                         tsvc_health_actions_t *out) {
+  h->verifying = false;
+  cancel_check(h, out);
+  enter_unhealthy(h, now, reason, out);
+}
+
+static int die(tsvc_health_t *h, const tsvc_health_event_t *ev, tsvc_health_actions_t *out) {
+  go_unhealthy(h, ev->now, ev->message ? ev->message : "not running", out);
+  return 0;
+}
+
+/* DIED while unhealthy: make sure a restart is planned. */
+static int die_again(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                     tsvc_health_actions_t *out) {
+  plan_restart(h, ev->now, ev->message ? ev->message : "not running", out);
+  return 0;
+}
+
+/* A check's result. The preamble every judging action shares: a result
+   nobody waits for (the check was cancelled) changes nothing; it counts;
+   "not running" is a death. Returns true when the caller judges it. */
+static bool take_result(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                        tsvc_health_actions_t *out, const char **reason) {
+  if (!h->checking) return false;
+  h->checking = false;
+  h->checks_total++;
+  if (ev->result != TSVC_RESULT_OK) h->failures_total++;
+  *reason = ev->message && *ev->message ? ev->message : tsvc_result_name(ev->result);
+  if (ev->result != TSVC_RESULT_NOT_RUNNING) return true;
+  /* As DIED would: unhealthy makes sure a restart is planned, failed
+     leaves it to the cooldown. */
+  if (h->state == TSVC_STATE_UNHEALTHY) plan_restart(h, ev->now, *reason, out);
+  else if (h->state != TSVC_STATE_FAILED) go_unhealthy(h, ev->now, *reason, out);
+  if (checkable(h) && h->check_at == TSVC_NEVER) schedule_check(h, ev->now);
+  return false;
+}
+
+/* A result that comes when nothing is checked (a restart, a stop or the
+   runtime going away cancelled the check): dropped. */
+static int drop_result(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                       tsvc_health_actions_t *out) {
+  (void)ev, (void)out;
+  h->checking = false;
+  return 0;
+}
+
+/* Starting: the first success ends the grace period at once; inside it a
+   failure is recorded, not counted. */
+static int judge_in_grace(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                          tsvc_health_actions_t *out) {
+  const char *reason;
+  if (!take_result(h, ev, out, &reason)) return 0;
+  if (ev->result == TSVC_RESULT_OK) {
+    h->successes = 1;
+    enter_healthy(h, ev->now, "first successful check", out);
+    schedule_first_check(h, ev->now);
+    return 0;
+  }
+  if (!in_grace(h, ev->now)) {
+    h->grace = false;
+    if (count_failure(h, ev->now, reason, out)) return 0;
+  }
+  schedule_check(h, ev->now);
+  return 0;
+}
+
+/* Healthy: a success clears the failures; failures count. */
+static int judge(tsvc_health_t *h, const tsvc_health_event_t *ev, tsvc_health_actions_t *out) {
+  const char *reason;
+  if (!take_result(h, ev, out, &reason)) return 0;
+  if (ev->result == TSVC_RESULT_OK) {
+    h->fails = 0;
+    h->successes++;
+    maybe_reset_window(h, ev->now);
+  } else if (count_failure(h, ev->now, reason, out)) {
+    return 0;
+  }
+  schedule_check(h, ev->now);
+  return 0;
+}
+
+/* Unhealthy or failed: success_threshold successes in a row make it
+   healthy again. */
+static int judge_recovery(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                          tsvc_health_actions_t *out) {
+  const char *reason;
+  if (!take_result(h, ev, out, &reason)) return 0;
+  if (ev->result == TSVC_RESULT_OK) {
+    if (++h->successes >= h->p.success_threshold)
+      enter_healthy(h, ev->now, "checks pass again", out);
+  } else {
+    h->successes = 0;
+    h->fails++;
+  }
+  schedule_check(h, ev->now);
+  return 0;
+}
+
+/* Verifying, after the runtime's return: healthy once a check passes,
+   unhealthy after retries failures, as from healthy. */
+static int judge_return(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                        tsvc_health_actions_t *out) {
+  const char *reason;
+  if (!take_result(h, ev, out, &reason)) return 0;
+  if (ev->result == TSVC_RESULT_OK) {
+    h->successes = 1;
+    enter_healthy(h, ev->now, "runtime reachable again; the check passes", out);
+  } else if (count_failure(h, ev->now, reason, out)) {
+    return 0;
+  }
+  schedule_check(h, ev->now);
+  return 0;
+}
+
+/* STARTED (by someone else): a grace period from now. */
+static int start_grace(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                       tsvc_health_actions_t *out) {
+  enter_starting(h, ev->now, "started", out);
+  return 0;
+}
+
+/* STARTED while the runtime cannot be reached: what it comes back to. */
+static int remember_start(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                          tsvc_health_actions_t *out) {
+  (void)out;
+  h->saved_state = TSVC_STATE_STARTING;
+  h->started_at = ev->now;
+  h->grace = h->p.start_period > 0;
+  h->fails = h->successes = 0;
+  h->restart_at = TSVC_NEVER;
+  return 0;
+}
+
+/* OP_DONE of a start or a restart: the grace period begins. */
+static int started(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                   tsvc_health_actions_t *out) {
   tsvc_health_op_t op = h->op;
   h->op = TSVC_OP_NONE;
   h->op_counted = false;
-  switch (op) {
-  case TSVC_OP_START:
-  case TSVC_OP_RESTART:
-    if (h->state == TSVC_STATE_UNKNOWN) {
-      /* Enter starting quietly, then go back to unknown until the runtime
-         answers again. */
-      tsvc_ms_t since = h->since;
-      h->state = h->saved_state;
-      enter_starting(h, now, "started", &(tsvc_health_actions_t){0});
-      h->saved_state = h->state;
-      h->state = TSVC_STATE_UNKNOWN;
-      h->since = since;
-      h->check_at = TSVC_NEVER;
-    } else {
-      enter_starting(h, now, op == TSVC_OP_START ? "started" : "restarted", out);
-    }
-    break;
-  case TSVC_OP_STOP:
-  case TSVC_OP_NONE:
-  default:
-    break;
-  }
+  enter_starting(h, ev->now, op == TSVC_OP_START ? "started" : "restarted", out);
   return 0;
 }
 
-static int on_op_failed(tsvc_health_t *h, tsvc_ms_t now, const char *why,
-                        tsvc_health_actions_t *out) {
+/* OP_DONE of a stop. */
+static int stopped(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                   tsvc_health_actions_t *out) {
+  (void)ev, (void)out;
+  h->op = TSVC_OP_NONE;
+  h->op_counted = false;
+  return 0;
+}
+
+/* OP_DONE while the runtime cannot be reached: a start or a restart enters
+   starting quietly, then goes back to unknown until the runtime answers
+   again. */
+static int done_unseen(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                       tsvc_health_actions_t *out) {
+  (void)out;
   tsvc_health_op_t op = h->op;
-  const char *reason = why ? why : "operation failed";
-  if (op == TSVC_OP_NONE) return 0;
-  bool counted = h->op_counted;
+  h->op = TSVC_OP_NONE;
+  h->op_counted = false;
+  if (op != TSVC_OP_START && op != TSVC_OP_RESTART) return 0;
+  tsvc_ms_t since = h->since;
+  h->state = h->saved_state;
+  enter_starting(h, ev->now, "started", &(tsvc_health_actions_t){0});
+  h->saved_state = h->state;
+  h->state = TSVC_STATE_UNKNOWN;
+  h->since = since;
+  h->check_at = TSVC_NEVER;
+  return 0;
+}
+
+/* OP_FAILED: the preamble every failure shares. Returns the operation that
+   failed. */
+static tsvc_health_op_t take_failure(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                                     tsvc_health_actions_t *out, bool *counted) {
+  tsvc_health_op_t op = h->op;
+  *counted = h->op_counted;
   h->op = TSVC_OP_NONE;
   h->op_counted = false;
   out->flags |= TSVC_HACT_OP_FAILED;
-  out->reason = reason;
-  bool unknown = h->state == TSVC_STATE_UNKNOWN;
-  switch (op) {
-  case TSVC_OP_RESTART:
-    /* Logged, retried on the backoff schedule; monitoring goes on. */
-    if (unknown) {
-      h->saved_state = TSVC_STATE_UNHEALTHY;
-      h->restart_at = now + jittered(h, tsvc_health_backoff_delay(h));
-      break;
-    }
-    enter_unhealthy(h, now, reason, out);
-    break;
-  case TSVC_OP_START:
-    /* A start that failed (the first, a person's or a retry): nothing runs.
-       Not a stop: it counts toward max_restarts and is retried as a start
-       on the backoff schedule (the failed start is the first attempt, so
-       the first retry waits `backoff`). */
-    if (!counted) record_restart(h, now);
+  out->reason = ev->message ? ev->message : "operation failed";
+  return op;
+}
+
+/* A restart failed: logged, retried on the backoff schedule; monitoring
+   goes on. */
+static int restart_failed(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                          tsvc_health_actions_t *out) {
+  bool counted;
+  take_failure(h, ev, out, &counted);
+  enter_unhealthy(h, ev->now, out->reason, out);
+  return 0;
+}
+
+/* A start that failed (the first, a person's or a retry): nothing runs.
+   Not a stop: it counts toward max_restarts and is retried as a start on
+   the backoff schedule (the failed start is the first attempt, so the
+   first retry waits `backoff`). */
+static int start_failed(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                        tsvc_health_actions_t *out) {
+  bool counted;
+  take_failure(h, ev, out, &counted);
+  if (!counted) record_restart(h, ev->now);
+  h->not_started = true;
+  enter_unhealthy(h, ev->now, out->reason, out);
+  return 0;
+}
+
+/* A stop that failed: logged; the service stays stopped. */
+static int stop_failed(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                       tsvc_health_actions_t *out) {
+  bool counted;
+  take_failure(h, ev, out, &counted);
+  return 0;
+}
+
+/* OP_FAILED while the runtime cannot be reached: what it comes back to is
+   unhealthy, with the retry planned. */
+static int failed_unseen(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                         tsvc_health_actions_t *out) {
+  bool counted;
+  tsvc_health_op_t op = take_failure(h, ev, out, &counted);
+  if (op == TSVC_OP_RESTART) {
+    h->saved_state = TSVC_STATE_UNHEALTHY;
+    h->restart_at = ev->now + jittered(h, tsvc_health_backoff_delay(h));
+  } else if (op == TSVC_OP_START) {
+    if (!counted) record_restart(h, ev->now);
     h->not_started = true;
-    if (unknown) {
-      h->saved_state = TSVC_STATE_UNHEALTHY;
-      h->restart_at = h->p.can_restart ? now + jittered(h, tsvc_health_backoff_delay(h))
-                                       : TSVC_NEVER;
-      break;
-    }
-    enter_unhealthy(h, now, reason, out);
-    break;
-  case TSVC_OP_STOP:
-  default:
-    break;
+    h->saved_state = TSVC_STATE_UNHEALTHY;
+    h->restart_at = h->p.can_restart ? ev->now + jittered(h, tsvc_health_backoff_delay(h))
+                                     : TSVC_NEVER;
   }
   return 0;
 }
 
 /* A person's start (or the first start of all): from stopped, or when the
    last start failed (nothing runs). Clears the count, as a restart does. */
-static void user_start(tsvc_health_t *h, tsvc_ms_t now, const char *reason,
-                       tsvc_health_actions_t *out) {
+static void begin_start(tsvc_health_t *h, tsvc_ms_t now, const char *reason,
+                        tsvc_health_actions_t *out) {
   forget_restarts(h);
   h->restart_at = TSVC_NEVER;
   h->cooldown_at = TSVC_NEVER;
   cancel_check(h, out);
   h->op = TSVC_OP_START;
   h->op_counted = false;
+  h->verifying = false;
   set_state(h, TSVC_STATE_STARTING, now, reason, out);
   out->flags |= TSVC_HACT_START;
 }
 
-/* The runtime cannot be reached (and we are not verifying its return). */
-static bool unreachable(const tsvc_health_t *h) {
-  return h->state == TSVC_STATE_UNKNOWN && !h->verifying;
-}
-
-static int on_user_start(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
-  if (unreachable(h)) return TSVC_EUNREACH;
-  if (h->op != TSVC_OP_NONE) return TSVC_EBUSY;
-  if (h->state != TSVC_STATE_STOPPED && !h->not_started) return TSVC_ESTATE;
-  user_start(h, now, "start requested", out);
+static int person_start(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                        tsvc_health_actions_t *out) {
+  begin_start(h, ev->now, "start requested", out);
   return 0;
 }
 
-static int on_user_stop(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
-  if (unreachable(h)) return TSVC_EUNREACH;
-  if (h->op == TSVC_OP_STOP || (h->state == TSVC_STATE_STOPPED && h->op == TSVC_OP_NONE))
-    return 0; /* already stopped or stopping */
-  if (h->op != TSVC_OP_NONE) return TSVC_EBUSY;
+/* A person's restart when nothing runs since the last start failed:
+   restarting it is starting it. */
+static int person_start_instead(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                                tsvc_health_actions_t *out) {
+  begin_start(h, ev->now, "restart requested (not running: starting it)", out);
+  return 0;
+}
+
+/* A person's stop: checks and restarts end; only this makes a service
+   stopped. */
+static int person_stop(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                       tsvc_health_actions_t *out) {
   cancel_check(h, out);
   h->restart_at = TSVC_NEVER;
   h->cooldown_at = TSVC_NEVER;
@@ -533,22 +603,15 @@ static int on_user_stop(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *
   h->not_started = false;
   h->verifying = false;
   h->op = TSVC_OP_STOP;
-  set_state(h, TSVC_STATE_STOPPED, now, "stop requested", out);
+  set_state(h, TSVC_STATE_STOPPED, ev->now, "stop requested", out);
   out->flags |= TSVC_HACT_STOP;
   return 0;
 }
 
-static int on_user_restart(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
-  if (unreachable(h)) return TSVC_EUNREACH;
-  if (h->op == TSVC_OP_RESTART) return 0; /* joins the restart in flight */
-  if (h->op != TSVC_OP_NONE) return TSVC_EBUSY;
+/* A person's restart always goes through, clears failed and the count. */
+static int person_restart(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                          tsvc_health_actions_t *out) {
   h->verifying = false;
-  /* Nothing runs since the last start failed: restarting it is starting it. */
-  if (h->not_started) {
-    user_start(h, now, "restart requested (not running: starting it)", out);
-    return 0;
-  }
-  /* A person's restart always goes through, clears failed and the count. */
   forget_restarts(h);
   h->cooldown_at = TSVC_NEVER;
   h->restart_at = TSVC_NEVER;
@@ -556,39 +619,150 @@ static int on_user_restart(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_
   h->op = TSVC_OP_RESTART;
   h->op_counted = false;
   cancel_check(h, out);
-  set_state(h, TSVC_STATE_RESTARTING, now, "restart requested", out);
+  set_state(h, TSVC_STATE_RESTARTING, ev->now, "restart requested", out);
   out->flags |= TSVC_HACT_RESTART;
   return 0;
 }
 
-static int on_runtime_down(tsvc_health_t *h, tsvc_ms_t now, const char *why,
-                           tsvc_health_actions_t *out) {
-  if (h->state == TSVC_STATE_UNKNOWN) {
-    /* Gone again before the return was verified. */
-    if (h->verifying) cancel_check(h, out);
-    h->verifying = false;
-    return 0;
-  }
+/* RUNTIME_DOWN: unknown until it answers again; what the service was is
+   kept to come back to. */
+static int lose_runtime(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                        tsvc_health_actions_t *out) {
   h->saved_state = h->state;
   cancel_check(h, out);
-  set_state(h, TSVC_STATE_UNKNOWN, now, why ? why : "runtime unreachable", out);
+  set_state(h, TSVC_STATE_UNKNOWN, ev->now, ev->message ? ev->message : "runtime unreachable",
+            out);
   return 0;
 }
 
-static int on_runtime_up(tsvc_health_t *h, tsvc_ms_t now, tsvc_health_actions_t *out) {
-  if (h->state != TSVC_STATE_UNKNOWN || h->verifying) return 0;
-  if (h->saved_state == TSVC_STATE_HEALTHY && h->op == TSVC_OP_NONE) {
-    /* It may have died meanwhile: healthy again only once a check passes
-       (checked now; the caller inspects it too and feeds DIED). */
-    h->verifying = true;
-    h->check_at = now;
-    return 0;
-  }
-  set_state(h, h->saved_state, now, "runtime reachable again", out);
-  /* Look at the service right away: it may have died meanwhile. */
-  h->check_at = checkable(h) ? now : TSVC_NEVER;
+/* Gone again before its return was verified. */
+static int lose_again(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                      tsvc_health_actions_t *out) {
+  (void)ev;
+  cancel_check(h, out);
+  h->verifying = false;
   return 0;
 }
+
+/* RUNTIME_UP. A service that was healthy (and nothing in flight) stays
+   unknown until a check passes (checked now; the caller inspects it too
+   and feeds DIED when it died meanwhile); the others come back at once,
+   looked at right away. */
+static int regain_runtime(tsvc_health_t *h, const tsvc_health_event_t *ev,
+                          tsvc_health_actions_t *out) {
+  if (h->saved_state == TSVC_STATE_HEALTHY && h->op == TSVC_OP_NONE) {
+    h->verifying = true;
+    h->check_at = ev->now;
+    return 0;
+  }
+  set_state(h, h->saved_state, ev->now, "runtime reachable again", out);
+  h->check_at = checkable(h) ? ev->now : TSVC_NEVER;
+  return 0;
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+/* Situations: a state, with what matters of the operation in flight and of
+   the last start. */
+#define ROW_MAP(X)                                                             \
+  X(STARTING, "starting")         /* grace period, or checks counting */     \
+  X(STARTING_OP, "starting/op")   /* a start in flight */                    \
+  X(HEALTHY, "healthy")                                                      \
+  X(UNHEALTHY, "unhealthy")                                                  \
+  X(UNHEALTHY_NS, "unhealthy/ns") /* the last start failed: nothing runs */  \
+  X(RESTARTING, "restarting")     /* a restart in flight */                  \
+  X(FAILED, "failed")                                                        \
+  X(FAILED_NS, "failed/ns")       /* gave up starting: nothing runs */       \
+  X(STOPPED, "stopped")                                                      \
+  X(STOPPING, "stopping")         /* stopped, the stop in flight */          \
+  X(UNKNOWN, "unknown")           /* the runtime cannot be reached */        \
+  X(UNKNOWN_OP, "unknown/op")     /* ... and an operation is in flight */    \
+  X(VERIFYING, "unknown/v")       /* it answers again; was healthy */
+
+typedef enum {
+#define ROW_ENUM(name, text) ROW_##name,
+  ROW_MAP(ROW_ENUM)
+#undef ROW_ENUM
+  ROW__COUNT
+} row_t;
+
+static row_t row_of(const tsvc_health_t *h) {
+  switch (h->state) {
+  case TSVC_STATE_STARTING: return h->op != TSVC_OP_NONE ? ROW_STARTING_OP : ROW_STARTING;
+  case TSVC_STATE_HEALTHY: return ROW_HEALTHY;
+  case TSVC_STATE_UNHEALTHY: return h->not_started ? ROW_UNHEALTHY_NS : ROW_UNHEALTHY;
+  case TSVC_STATE_RESTARTING: return ROW_RESTARTING;
+  case TSVC_STATE_FAILED: return h->not_started ? ROW_FAILED_NS : ROW_FAILED;
+  case TSVC_STATE_STOPPED: return h->op == TSVC_OP_STOP ? ROW_STOPPING : ROW_STOPPED;
+  case TSVC_STATE_UNKNOWN:
+  default:
+    if (h->verifying) return ROW_VERIFYING;
+    return h->op != TSVC_OP_NONE ? ROW_UNKNOWN_OP : ROW_UNKNOWN;
+  }
+}
+
+typedef struct {
+  const char *name;
+  action_fn fn;
+} action_t;
+
+#define A(fn) {#fn, fn}
+
+/* actions[situation][event]: the machine. docs/design.md shows the same
+   table (tests/test_health.c compares them, cell by cell). */
+static const action_t actions[ROW__COUNT][TSVC_HEV__COUNT] = {
+#define ROW(row, tick, start, died, check, done, fail, ustart, ustop, urestart, down, up)      \
+  [ROW_##row] = {[TSVC_HEV_TICK] = A(tick),          [TSVC_HEV_STARTED] = A(start),            \
+                 [TSVC_HEV_DIED] = A(died),          [TSVC_HEV_CHECK_RESULT] = A(check),       \
+                 [TSVC_HEV_OP_DONE] = A(done),       [TSVC_HEV_OP_FAILED] = A(fail),           \
+                 [TSVC_HEV_USER_START] = A(ustart),  [TSVC_HEV_USER_STOP] = A(ustop),          \
+                 [TSVC_HEV_USER_RESTART] = A(urestart), [TSVC_HEV_RUNTIME_DOWN] = A(down),     \
+                 [TSVC_HEV_RUNTIME_UP] = A(up)}
+    /*  situation     TICK, STARTED, DIED, CHECK_RESULT,
+                      OP_DONE, OP_FAILED, USER_START, USER_STOP,
+                      USER_RESTART, RUNTIME_DOWN, RUNTIME_UP */
+    ROW(STARTING,     grace_or_check, start_grace, die, judge_in_grace,
+                      ignore, ignore, refuse_running, person_stop,
+                      person_restart, lose_runtime, ignore),
+    ROW(STARTING_OP,  ignore, ignore, ignore, drop_result,
+                      started, start_failed, refuse_busy, refuse_busy,
+                      refuse_busy, lose_runtime, ignore),
+    ROW(HEALTHY,      check_due, start_grace, die, judge,
+                      ignore, ignore, refuse_running, person_stop,
+                      person_restart, lose_runtime, ignore),
+    ROW(UNHEALTHY,    retry_or_check, start_grace, die_again, judge_recovery,
+                      ignore, ignore, refuse_running, person_stop,
+                      person_restart, lose_runtime, ignore),
+    ROW(UNHEALTHY_NS, retry_or_check, start_grace, die_again, drop_result,
+                      ignore, ignore, person_start, person_stop,
+                      person_start_instead, lose_runtime, ignore),
+    ROW(RESTARTING,   ignore, ignore, ignore, drop_result,
+                      started, restart_failed, refuse_busy, refuse_busy,
+                      ignore, lose_runtime, ignore),
+    ROW(FAILED,       cooldown_or_check, start_grace, ignore, judge_recovery,
+                      ignore, ignore, refuse_running, person_stop,
+                      person_restart, lose_runtime, ignore),
+    ROW(FAILED_NS,    cooldown_or_check, start_grace, ignore, drop_result,
+                      ignore, ignore, person_start, person_stop,
+                      person_start_instead, lose_runtime, ignore),
+    ROW(STOPPED,      ignore, start_grace, ignore, drop_result,
+                      ignore, ignore, person_start, ignore,
+                      person_restart, lose_runtime, ignore),
+    ROW(STOPPING,     ignore, ignore, ignore, drop_result,
+                      stopped, stop_failed, refuse_busy, ignore,
+                      refuse_busy, lose_runtime, ignore),
+    ROW(UNKNOWN,      ignore, remember_start, ignore, drop_result,
+                      ignore, ignore, refuse_unreachable, refuse_unreachable,
+                      refuse_unreachable, ignore, regain_runtime),
+    ROW(UNKNOWN_OP,   ignore, ignore, ignore, drop_result,
+                      done_unseen, failed_unseen, refuse_unreachable, refuse_unreachable,
+                      refuse_unreachable, ignore, regain_runtime),
+    ROW(VERIFYING,    check_due, start_grace, die, judge_return,
+                      ignore, ignore, refuse_running, person_stop,
+                      person_restart, lose_again, ignore),
+#undef ROW
+};
+#undef A
 
 /* ---- public ------------------------------------------------------------ */
 
@@ -642,22 +816,25 @@ int tsvc_health_step(tsvc_health_t *h, const tsvc_health_event_t *ev,
                      tsvc_health_actions_t *out) {
   memset(out, 0, sizeof *out);
   out->restart_at = TSVC_NEVER;
-  tsvc_ms_t now = ev->now;
-  maybe_reset_window(h, now);
-  switch (ev->type) {
-  case TSVC_HEV_TICK: return on_tick(h, now, out);
-  case TSVC_HEV_STARTED: return on_started(h, now, out);
-  case TSVC_HEV_DIED: return on_died(h, now, ev->message, out);
-  case TSVC_HEV_CHECK_RESULT: return on_check(h, ev, out);
-  case TSVC_HEV_OP_DONE: return on_op_done(h, now, out);
-  case TSVC_HEV_OP_FAILED: return on_op_failed(h, now, ev->message, out);
-  case TSVC_HEV_USER_START: return on_user_start(h, now, out);
-  case TSVC_HEV_USER_STOP: return on_user_stop(h, now, out);
-  case TSVC_HEV_USER_RESTART: return on_user_restart(h, now, out);
-  case TSVC_HEV_RUNTIME_DOWN: return on_runtime_down(h, now, ev->message, out);
-  case TSVC_HEV_RUNTIME_UP: return on_runtime_up(h, now, out);
-  }
-  return TSVC_EINVAL;
+  if ((unsigned)ev->type >= TSVC_HEV__COUNT) return TSVC_EINVAL;
+  maybe_reset_window(h, ev->now);
+  return actions[row_of(h)][ev->type].fn(h, ev, out);
+}
+
+const char *tsvc_health_row_name(int row) {
+  static const char *const names[] = {
+#define ROW_NAME(name, text) text,
+      ROW_MAP(ROW_NAME)
+#undef ROW_NAME
+  };
+  return row >= 0 && row < ROW__COUNT ? names[row] : NULL;
+}
+
+int tsvc_health_row(const tsvc_health_t *h) { return (int)row_of(h); }
+
+const char *tsvc_health_action_name(int row, tsvc_health_event_type_t ev) {
+  if (row < 0 || row >= ROW__COUNT || (unsigned)ev >= TSVC_HEV__COUNT) return NULL;
+  return actions[row][ev].name;
 }
 
 tsvc_ms_t tsvc_health_next_deadline(const tsvc_health_t *h) {

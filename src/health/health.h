@@ -1,5 +1,6 @@
 /*
- * health: the per-service health state machine (DESIGN.md section 4).
+ * health: the per-service health state machine (docs/design.md, "The health
+ * machine").
  *
  * Pure logic: no I/O, no clock and no randomness of its own. The caller feeds
  * events stamped with the time (milliseconds on a monotonic clock) and gets
@@ -7,8 +8,10 @@
  * machine (check_at, restart_at, cooldown_at); the caller sleeps until the
  * earliest of them (tsvc_health_next_deadline) and then feeds a TICK.
  *
- * Every rule lives in health.c, one function per event, each a switch over
- * the states, so the whole behaviour can be read in one place.
+ * The machine is a table, s6-style: actions[situation][event] of named
+ * functions in health.c, the same table as in docs/design.md ("The health
+ * machine"), which tests/test_health.c compares with the code cell by cell.
+ * Each rule is written once, in a helper the actions share.
  *
  * Memory: tsvc_health_t owns one array (the restart times); free it with
  * tsvc_health_free(). Nothing in the actions outlives the next step.
@@ -48,9 +51,10 @@ typedef enum {
   TSVC_HEV_USER_STOP,
   TSVC_HEV_USER_RESTART,
   TSVC_HEV_RUNTIME_DOWN,   /* the runtime cannot be reached */
-  TSVC_HEV_RUNTIME_UP      /* ... answers again: a service that was healthy
+  TSVC_HEV_RUNTIME_UP,     /* ... answers again: a service that was healthy
                               stays unknown until a check passes (or it is
                               found not running) */
+  TSVC_HEV__COUNT
 } tsvc_health_event_type_t;
 
 typedef struct {
@@ -164,13 +168,24 @@ int tsvc_health_set_params(tsvc_health_t *h, const tsvc_health_params_t *p);
 /*
  * Feed one event. Returns 0 and fills out; or TSVC_EBUSY when a person's
  * start/stop is refused because another operation is in flight (nothing
- * changes then), TSVC_ESTATE for a start of a service that runs (not stopped,
+ * changes then), TSVC_ERUNNING for a start of a service that runs (not stopped,
  * and not waiting to retry a start that failed), TSVC_EUNREACH for a
  * person's operation while the runtime cannot be reached, TSVC_EINVAL for an
  * unknown event.
  */
 int tsvc_health_step(tsvc_health_t *h, const tsvc_health_event_t *ev,
                      tsvc_health_actions_t *out);
+
+/*
+ * The table itself (docs/design.md, "The health machine"), for tests that
+ * compare it with the documented one: the situation h is in (a row: its
+ * state with what matters of the operation in flight and the last start),
+ * the row's name ("starting/op"; NULL past the last row), and the name of
+ * the action an event gets in a row (NULL out of range).
+ */
+int tsvc_health_row(const tsvc_health_t *h);
+const char *tsvc_health_row_name(int row);
+const char *tsvc_health_action_name(int row, tsvc_health_event_type_t ev);
 
 /* The earliest deadline (check, restart, cooldown), or TSVC_NEVER. */
 tsvc_ms_t tsvc_health_next_deadline(const tsvc_health_t *h);

@@ -10,23 +10,33 @@
 
 #include "config/config.h"
 
-tsvc_log_level_t tsvc_log__min = TSVC_LOG_INFO;
+_Atomic int tsvc_log__min = TSVC_LOG_INFO;
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER; /* what follows */
 static FILE *log_out;
 static bool log_json;
 static bool log_journal;
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static char **secrets;
 static size_t nsecrets;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
 void tsvc_log_setup(FILE *f, tsvc_log_level_t min, bool json) {
+  pthread_mutex_lock(&log_mu);
   log_out = f;
-  tsvc_log__min = min;
   log_json = json;
+  pthread_mutex_unlock(&log_mu);
+  atomic_store_explicit(&tsvc_log__min, (int)min, memory_order_relaxed);
 }
 
-void tsvc_log_set_journal(bool on) { log_journal = on; }
+void tsvc_log_set_journal(bool on) {
+  pthread_mutex_lock(&log_mu);
+  log_journal = on;
+  pthread_mutex_unlock(&log_mu);
+}
+
+tsvc_log_level_t tsvc_log_level(void) {
+  return (tsvc_log_level_t)atomic_load_explicit(&tsvc_log__min, memory_order_relaxed);
+}
 
 /* The syslog priority of a level (sd-daemon(3)'s "<N>" prefixes). */
 static int journal_priority(tsvc_log_level_t l) {

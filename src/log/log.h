@@ -16,6 +16,7 @@
 #ifndef TSVC_LOG_H
 #define TSVC_LOG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -37,13 +38,17 @@ typedef struct {
 } tsvc_log_field_t;
 
 /* Where and how to log. f is borrowed (default stderr); json picks JSON
-   lines. Not thread-safe against concurrent logging: call at start-up. */
+   lines. Safe while other threads log (a line goes whole to the old or the
+   new output); the program calls it before it starts any thread. */
 void tsvc_log_setup(FILE *f, tsvc_log_level_t min, bool json);
 
 /* Lines for journald (the program found $JOURNAL_STREAM on its stderr):
    no timestamp, and the level as a syslog priority prefix ("<4>" for warn)
    that journald reads and strips. Call at start-up, like tsvc_log_setup. */
 void tsvc_log_set_journal(bool on);
+
+/* The level set up (the lowest that is written). */
+tsvc_log_level_t tsvc_log_level(void);
 
 /* Parse "debug|info|warn|error|off". Returns 0 or TSVC_EINVAL. */
 int tsvc_log_level_parse(const char *s, tsvc_log_level_t *out);
@@ -78,8 +83,11 @@ const char *tsvc_log_format_text(char *buf, size_t len,
 /* Copy src into dst with secrets masked as the log masks them. */
 void tsvc_log_scrub(char *dst, size_t len, const char *src);
 
-extern tsvc_log_level_t tsvc_log__min;
+/* The level, read by every thread before formatting: atomic. */
+extern _Atomic int tsvc_log__min;
 
-static inline bool tsvc_log_enabled(tsvc_log_level_t l) { return l >= tsvc_log__min; }
+static inline bool tsvc_log_enabled(tsvc_log_level_t l) {
+  return (int)l >= atomic_load_explicit(&tsvc_log__min, memory_order_relaxed);
+}
 
 #endif /* TSVC_LOG_H */

@@ -1,12 +1,23 @@
 /*
- * manager.c: the ServiceManager of the request, in C (DESIGN.md section 7).
+ * manager.c: the ServiceManager (docs/design.md, "The manager").
  *
- * One thread runs the libuv loop that owns the runtime and the monitor.
- * Public calls from other threads become jobs: queued under a mutex, the
- * loop woken with uv_async_send, carried out on the loop (often in several
- * asynchronous steps), and the caller waits on a condition variable until
- * the job says it is done. Status reads need no job: the monitor's status
- * copies are taken under its own mutex.
+ * One thread runs the libuv loop, and that thread alone owns the runtime,
+ * the monitor, the services' state and the config in use. Every public
+ * call from another thread is a command: one struct per kind, queued
+ * under a mutex, the loop woken with uv_async_send, carried out on the loop
+ * (often in several asynchronous steps) and ended by exactly one
+ * completion, which the caller waits for on a condition variable (on the
+ * monotonic clock). A call made on the loop thread itself would wait for
+ * its own thread: it is refused with TSVC_EDEADLK.
+ *
+ * Readers never need the loop: statuses come from the board (immutable
+ * snapshots the monitor publishes), the loop's lag and the runtime's name
+ * from atomics.
+ *
+ * Configs are shared by reference (cfgref_t): the manager's current one,
+ * the runtime's, and whatever the monitor and operations in flight began
+ * with. A config replaced by a reload is freed when the last of them lets
+ * go.
  */
 #include <libgen.h>
 #include <limits.h>
@@ -19,35 +30,54 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common/ref.h"
 #include "common/util.h"
 #include "config/config.h"
 #include "log/log.h"
 #include "manager/diff.h"
 #include "manager/manager.h"
+#include "manager/plan.h"
+#include "monitor/board.h"
 #include "monitor/monitor.h"
 #include "runtime/docker_rt.h"
 #include "runtime/process.h"
 #include "runtime/remote.h"
 #include "tsvc.h"
 
-typedef struct job_s job_t;
-typedef void (*job_fn)(tsvc_manager_t *m, job_t *j);
+/* The loop's heartbeat: how late it fires is the loop's lag. */
+#define HEARTBEAT_MS 100
 
-struct job_s {
-  job_fn run;
-  const char *name;  /* the service, for per-service jobs */
+/* A config shared by reference. */
+typedef struct {
+  tsvc_ref_t ref;
+  tsvc_config_t *cfg;
+} cfgref_t;
+
+typedef struct cmd_s cmd_t;
+
+/* What a kind of command does. */
+typedef struct {
+  const char *name;
+  /* On the loop: begin the work; cmd_finish() ends it, now or later. */
+  void (*run)(tsvc_manager_t *m, cmd_t *c);
+  /* Free what the command owns beyond cmd_t (NULL: nothing). */
+  void (*clear)(cmd_t *c);
+} cmd_kind_t;
+
+/* What every command has: its kind, its place in the queue, and its one
+   completion. Two references: the caller's and the loop's. */
+struct cmd_s {
+  tsvc_ref_t ref;
+  const cmd_kind_t *kind;
+  cmd_t *next;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;   /* on CLOCK_MONOTONIC */
+  bool done;           /* under mu: rc and err are final */
+  bool finished;       /* the loop's: cmd_finish() was called */
+  int64_t deadline;    /* under mu: the caller gives up at this monotonic
+                          ms (0: waits for the completion) */
   int rc;
-  tsvc_buf_t err;    /* what went wrong, for people */
-  bool done;
-  job_t *next;
-  /* start_services / stop_services */
-  size_t idx;
-  tsvc_config_t *cfg; /* reload: the new config, owned until applied */
-  int failures;
-  int pending;
-  unsigned char *phase; /* start_services: per service, 0 waiting, 1 being
-                           started, 2 done (started, failed, or skipped) */
-  bool walking;         /* start_ready is running */
+  tsvc_buf_t err;      /* for people; written by the loop before done */
 };
 
 typedef struct {
@@ -57,40 +87,46 @@ typedef struct {
 } sub_t;
 
 struct tsvc_manager_s {
-  tsvc_config_t *cfg; /* replaced by a reload under mu */
-  char *config_path;  /* absolute, for reloads */
-  tsvc_config_t **old_cfgs; /* replaced configs: the monitor, the runtime and
-                               operations in flight may still point into them;
-                               freed with the manager */
-  size_t nold;
-  job_t *starting;    /* start_services is going through the services */
+  /* Set before the loop thread starts, then read-only. */
+  char *config_path; /* absolute, for reloads */
   char *state_dir;
   char *project;
   tsvc_runtime_kind_t want; /* the runtime asked for */
-  const char *runtime_name;
-
   uv_loop_t loop;
-  uv_async_t wake;
-  uv_timer_t heartbeat;
   pthread_t thread;
   bool thread_started;
-  _Atomic int64_t heartbeat_ms;
+  tsvc_board_t *board; /* statuses, for every thread */
 
-  pthread_mutex_t mu; /* jobs, mon, dead */
-  pthread_cond_t cv;
-  job_t *jobs, *jobs_tail;
+  /* Commands: the only thing other threads hand to the loop. */
+  pthread_mutex_t qmu;
+  cmd_t *head, *tail;
+  bool closed;         /* under qmu: the loop ends, no command is taken */
+  uv_async_t wake;
 
-  tsvc_runtime_t *rt;
-  tsvc_monitor_t *mon;
-  tsvc_monitor_t **dead; /* closed monitors, freed after the loop ends */
-  size_t ndead;
+  /* Published by the loop for readers. */
+  _Atomic(const char *) runtime_name;
+  _Atomic int64_t heartbeat_ms;   /* wall clock of the last beat */
+  _Atomic int64_t beat_mono_ms;   /* monotonic time of the last beat */
+  _Atomic int64_t beat_lag_ms;    /* how late the last beat fired */
+  pthread_mutex_t pub_mu;
+  cfgref_t *pub_cfg;              /* under pub_mu: the config in use */
 
   pthread_mutex_t sub_mu;
   sub_t *subs;
   size_t nsubs;
   int next_sub;
 
-  size_t *order; /* services in depends_on order (indexes into cfg) */
+  /* The loop's own. */
+  uv_timer_t heartbeat;
+  cfgref_t *cfg;      /* the config in use */
+  size_t *order;      /* its services in depends_on order */
+  tsvc_runtime_t *rt;
+  cfgref_t *rt_cfg;   /* the config the runtime reads */
+  tsvc_monitor_t *mon;
+  tsvc_monitor_t **dead; /* closed monitors, freed once the loop ended */
+  size_t ndead;
+  cmd_t *starting;    /* start_services is going through the services */
+  bool quitting;      /* quit ran: nothing new is set up */
 };
 
 static int64_t wall_ms(void) {
@@ -99,66 +135,194 @@ static int64_t wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- jobs ----------------------------------------------------------------- */
-
-static void job_done(tsvc_manager_t *m, job_t *j, int rc) {
-  pthread_mutex_lock(&m->mu);
-  j->rc = rc;
-  j->done = true;
-  pthread_cond_broadcast(&m->cv);
-  pthread_mutex_unlock(&m->mu);
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void job_errf(job_t *j, const char *fmt, ...) TSVC_PRINTF(2, 3);
-static void job_errf(job_t *j, const char *fmt, ...) {
+/* ---- configs -------------------------------------------------------------- */
+
+static atomic_int configs_alive; /* for tests: tsvc_manager_debug_configs() */
+
+static void cfgref_free(tsvc_ref_t *r) {
+  cfgref_t *c = (cfgref_t *)r;
+  tsvc_config_free(c->cfg);
+  free(c);
+  atomic_fetch_sub(&configs_alive, 1);
+}
+
+/* Takes over cfg; NULL (and cfg freed) when out of memory. */
+static cfgref_t *cfgref_new(tsvc_config_t *cfg) {
+  cfgref_t *c = malloc(sizeof *c);
+  if (!c) {
+    tsvc_config_free(cfg);
+    return NULL;
+  }
+  tsvc_ref_init(&c->ref, cfgref_free);
+  c->cfg = cfg;
+  atomic_fetch_add(&configs_alive, 1);
+  return c;
+}
+
+static void cfgref_put(cfgref_t *c) {
+  if (c) tsvc_ref_put(&c->ref);
+}
+
+static cfgref_t *cfgref_get(cfgref_t *c) {
+  if (c) tsvc_ref_get(&c->ref);
+  return c;
+}
+
+/* Make cfg the config in use (the loop's and the readers'). Takes over
+   the caller's reference. */
+static void set_config(tsvc_manager_t *m, cfgref_t *cfg) {
+  cfgref_t *old = m->cfg;
+  m->cfg = cfg;
+  pthread_mutex_lock(&m->pub_mu);
+  cfgref_t *old_pub = m->pub_cfg;
+  m->pub_cfg = cfgref_get(cfg);
+  pthread_mutex_unlock(&m->pub_mu);
+  cfgref_put(old_pub);
+  cfgref_put(old);
+}
+
+/* ---- commands ------------------------------------------------------------- */
+
+static void cmd_free(tsvc_ref_t *r) {
+  cmd_t *c = (cmd_t *)r;
+  if (c->kind->clear) c->kind->clear(c);
+  tsvc_buf_free(&c->err);
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->cv);
+  free(c);
+}
+
+/* A command of `size` bytes (its struct, which begins with a cmd_t),
+   zeroed. NULL when out of memory. */
+static void *cmd_new(const cmd_kind_t *kind, size_t size) {
+  cmd_t *c = calloc(1, size);
+  if (!c) return NULL;
+  tsvc_ref_init(&c->ref, cmd_free);
+  c->kind = kind;
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&c->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  tsvc_buf_init(&c->err, 16 * 1024);
+  return c;
+}
+
+static void cmd_errf(cmd_t *c, const char *fmt, ...) TSVC_PRINTF(2, 3);
+static void cmd_errf(cmd_t *c, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  if (j->err.len) tsvc_buf_add(&j->err, "\n", 1);
-  tsvc_buf_vaddf(&j->err, fmt, ap);
+  if (c->err.len) tsvc_buf_add(&c->err, "\n", 1);
+  tsvc_buf_vaddf(&c->err, fmt, ap);
   va_end(ap);
 }
 
-/* Run a job on the loop and wait for it. Returns its rc; its message goes to
-   err. */
-static int post_job(tsvc_manager_t *m, job_t *j, char *err, size_t errlen);
-static int post(tsvc_manager_t *m, job_fn run, const char *name, char *err, size_t errlen) {
-  job_t j = {.run = run, .name = name};
-  return post_job(m, &j, err, errlen);
+/* The one completion of a command, on the loop: the caller wakes up. */
+static void cmd_finish(cmd_t *c, int rc) {
+  if (c->finished) return; /* never twice (a bug if it were asked) */
+  c->finished = true;
+  pthread_mutex_lock(&c->mu);
+  c->rc = rc;
+  c->done = true;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  tsvc_ref_put(&c->ref); /* the loop's */
 }
 
-static int post_job(tsvc_manager_t *m, job_t *j, char *err, size_t errlen) {
-  tsvc_buf_init(&j->err, 16 * 1024);
-  pthread_mutex_lock(&m->mu);
-  if (m->jobs_tail) m->jobs_tail->next = j;
-  else m->jobs = j;
-  m->jobs_tail = j;
-  pthread_mutex_unlock(&m->mu);
+/* For commands that learn their deadline on the loop (a check: its
+   probe's timeout). */
+static void cmd_set_deadline(cmd_t *c, int64_t ms_from_now) {
+  pthread_mutex_lock(&c->mu);
+  c->deadline = mono_ms() + ms_from_now;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+static bool on_loop_thread(tsvc_manager_t *m) {
+  return m->thread_started && pthread_equal(pthread_self(), m->thread);
+}
+
+/* Hand c to the loop and wait for its completion. Returns its rc, with its
+   message in err; TSVC_EDEADLK on the loop's own thread, TSVC_ECANCELED
+   once the loop has ended, TSVC_ETIMEDOUT past a deadline the loop set.
+   Takes over the caller's reference (and frees c when the loop is done). */
+static int submit(tsvc_manager_t *m, cmd_t *c, char *err, size_t errlen) {
+  if (err && errlen) err[0] = '\0';
+  int rc = 0;
+  if (on_loop_thread(m)) {
+    rc = TSVC_EDEADLK;
+    if (err)
+      snprintf(err, errlen, "%s: called on the monitor's own thread, which would wait for itself",
+               c->kind->name);
+  } else {
+    pthread_mutex_lock(&m->qmu);
+    if (m->closed) {
+      rc = TSVC_ECANCELED;
+    } else {
+      tsvc_ref_get(&c->ref); /* the loop's */
+      if (m->tail) m->tail->next = c;
+      else m->head = c;
+      m->tail = c;
+    }
+    pthread_mutex_unlock(&m->qmu);
+    if (rc && err) snprintf(err, errlen, "the monitor has stopped");
+  }
+  if (rc) {
+    tsvc_ref_put(&c->ref);
+    return rc;
+  }
   uv_async_send(&m->wake);
-  pthread_mutex_lock(&m->mu);
-  while (!j->done) pthread_cond_wait(&m->cv, &m->mu);
-  pthread_mutex_unlock(&m->mu);
-  if (err && errlen) tsvc_strlcpy(err, j->err.data ? j->err.data : "", errlen);
-  tsvc_buf_free(&j->err);
-  return j->rc;
+  pthread_mutex_lock(&c->mu);
+  while (!c->done) {
+    if (!c->deadline) {
+      pthread_cond_wait(&c->cv, &c->mu);
+      continue;
+    }
+    struct timespec ts = {.tv_sec = (time_t)(c->deadline / 1000),
+                          .tv_nsec = (long)(c->deadline % 1000) * 1000000L};
+    if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) != 0 && !c->done) break;
+  }
+  if (c->done) {
+    rc = c->rc;
+    if (err && errlen) tsvc_strlcpy(err, c->err.data ? c->err.data : "", errlen);
+  } else {
+    rc = TSVC_ETIMEDOUT;
+    if (err) snprintf(err, errlen, "no answer in time");
+  }
+  pthread_mutex_unlock(&c->mu);
+  tsvc_ref_put(&c->ref);
+  return rc;
 }
 
 static void wake_cb(uv_async_t *a) {
   tsvc_manager_t *m = a->data;
   for (;;) {
-    pthread_mutex_lock(&m->mu);
-    job_t *j = m->jobs;
-    if (j) {
-      m->jobs = j->next;
-      if (!m->jobs) m->jobs_tail = NULL;
+    pthread_mutex_lock(&m->qmu);
+    cmd_t *c = m->closed ? NULL : m->head;
+    if (c) {
+      m->head = c->next;
+      if (!m->head) m->tail = NULL;
+      c->next = NULL;
     }
-    pthread_mutex_unlock(&m->mu);
-    if (!j) return;
-    j->run(m, j);
+    pthread_mutex_unlock(&m->qmu);
+    if (!c) return;
+    c->kind->run(m, c);
   }
 }
 
 static void heartbeat_cb(uv_timer_t *t) {
   tsvc_manager_t *m = t->data;
+  int64_t now = mono_ms(), last = atomic_load(&m->beat_mono_ms);
+  int64_t late = now - last - HEARTBEAT_MS;
+  atomic_store(&m->beat_lag_ms, late > 0 ? late : 0);
+  atomic_store(&m->beat_mono_ms, now);
   atomic_store(&m->heartbeat_ms, wall_ms());
 }
 
@@ -219,460 +383,22 @@ void tsvc_manager_unsubscribe(tsvc_manager_t *m, int id) {
 static void retire_monitor(tsvc_manager_t *m) {
   if (!m->mon) return;
   tsvc_monitor_close(m->mon);
-  pthread_mutex_lock(&m->mu);
   tsvc_monitor_t **v = realloc(m->dead, (m->ndead + 1) * sizeof *v);
   if (v) {
     m->dead = v;
     m->dead[m->ndead++] = m->mon;
   } /* else: leaked rather than freed while its handles close */
   m->mon = NULL;
-  pthread_mutex_unlock(&m->mu);
 }
 
-/* Services in depends_on order: dependencies first. */
 static int make_order(tsvc_manager_t *m) {
-  size_t n = m->cfg->nservices;
-  m->order = calloc(n ? n : 1, sizeof *m->order);
-  char *mark = calloc(n ? n : 1, 1);
-  if (!m->order || !mark) {
-    free(mark);
-    free(m->order);
-    m->order = NULL;
-    return TSVC_ENOMEM;
-  }
-  size_t k = 0;
-  /* The config rejects cycles, so repeated passes place everything. */
-  while (k < n) {
-    size_t before = k;
-    for (size_t i = 0; i < n; i++) {
-      if (mark[i]) continue;
-      const tsvc_service_conf_t *s = &m->cfg->services[i];
-      bool ready = true;
-      for (size_t d = 0; d < s->depends_on.n && ready; d++)
-        for (size_t x = 0; x < n; x++)
-          if (!mark[x] && strcmp(m->cfg->services[x].name, s->depends_on.v[d]) == 0)
-            ready = false;
-      if (ready) {
-        mark[i] = 1;
-        m->order[k++] = i;
-      }
-    }
-    if (k == before) break; /* a cycle slipped through: keep file order */
-  }
-  for (size_t i = 0; k < n && i < n; i++)
-    if (!mark[i]) m->order[k++] = i;
-  free(mark);
+  size_t n = m->cfg->cfg->nservices;
+  size_t *order = calloc(n ? n : 1, sizeof *order);
+  if (!order) return TSVC_ENOMEM;
+  tsvc_config_order(m->cfg->cfg, order);
+  free(m->order);
+  m->order = order;
   return 0;
-}
-
-static void start_ready(tsvc_manager_t *m, job_t *j);
-
-/* Start the enabled services in depends_on order: each one as soon as the
-   starts of the services it depends on have ended (well or not), every
-   other one at once, so that a slow start (a long image pull) delays only
-   the services that depend on it. */
-static void start_ended_cb(int status, const char *msg, void *data);
-
-typedef struct {
-  tsvc_manager_t *m;
-  job_t *j;
-  const char *name;
-  size_t idx;
-} start_ctx_t;
-
-static void start_ended_cb(int status, const char *msg, void *data) {
-  start_ctx_t *c = data;
-  tsvc_manager_t *m = c->m;
-  job_t *j = c->j;
-  if (status) {
-    j->failures++;
-    job_errf(j, "%s: %s", c->name, msg && *msg ? msg : tsvc_strerror(status));
-  }
-  j->phase[c->idx] = 2;
-  j->pending--;
-  free(c);
-  start_ready(m, j);
-}
-
-/* Have the starts of every service s depends on ended? */
-static bool deps_ended(const tsvc_manager_t *m, const job_t *j, const tsvc_service_conf_t *s) {
-  for (size_t d = 0; d < s->depends_on.n; d++)
-    for (size_t x = 0; x < m->cfg->nservices; x++)
-      if (strcmp(m->cfg->services[x].name, s->depends_on.v[d]) == 0 && j->phase[x] != 2)
-        return false;
-  return true;
-}
-
-/* Launch what is ready; the job ends when every start has ended. */
-static void start_ready(tsvc_manager_t *m, job_t *j) {
-  if (j->walking) return; /* the walk in progress goes round again */
-  j->walking = true;
-  m->starting = j;
-  size_t n = m->cfg->nservices;
-  bool again = true;
-  while (again) {
-    again = false;
-    for (size_t k = 0; k < n; k++) {
-      size_t i = m->order[k];
-      const tsvc_service_conf_t *s = &m->cfg->services[i];
-      if (j->phase[i] != 0 || !deps_ended(m, j, s)) continue;
-      again = true; /* a change: services after it may be ready now */
-      j->phase[i] = 2;
-      if (!s->enabled) continue;
-      if (s->external) {
-        /* Only watched: checked from now on, never started by us. */
-        tsvc_monitor_started(m->mon, s->name);
-        continue;
-      }
-      start_ctx_t *c = malloc(sizeof *c);
-      if (!c) {
-        j->failures++;
-        job_errf(j, "%s: out of memory", s->name);
-        continue;
-      }
-      *c = (start_ctx_t){m, j, s->name, i};
-      j->phase[i] = 1;
-      j->pending++;
-      int rc = tsvc_monitor_user_start(m->mon, s->name, start_ended_cb, c);
-      if (rc == 0) continue; /* start_ended_cb carries on */
-      j->phase[i] = 2;
-      j->pending--;
-      free(c);
-      if (rc == TSVC_ESTATE) continue; /* already running */
-      j->failures++;
-      job_errf(j, "%s: %s", s->name, tsvc_strerror(rc));
-    }
-  }
-  j->walking = false;
-  if (j->pending) return;
-  m->starting = NULL;
-  free(j->phase);
-  j->phase = NULL;
-  job_done(m, j, j->failures ? TSVC_ERUNTIME : 0);
-}
-
-static void begin_monitoring(tsvc_manager_t *m, job_t *j) {
-  tsvc_monitor_t *mon;
-  int rc = tsvc_monitor_new(&m->loop, m->rt, &mon);
-  if (rc) {
-    job_done(m, j, rc);
-    return;
-  }
-  tsvc_monitor_set_observer(mon, observer, m);
-  for (size_t i = 0; i < m->cfg->nservices; i++) {
-    rc = tsvc_monitor_add(mon, &m->cfg->services[i]);
-    if (rc) {
-      job_errf(j, "%s: %s", m->cfg->services[i].name, tsvc_strerror(rc));
-      pthread_mutex_lock(&m->mu);
-      m->mon = mon;
-      pthread_mutex_unlock(&m->mu);
-      retire_monitor(m);
-      job_done(m, j, rc);
-      return;
-    }
-  }
-  pthread_mutex_lock(&m->mu);
-  m->mon = mon;
-  pthread_mutex_unlock(&m->mu);
-  rc = tsvc_monitor_watch_runtime(mon);
-  if (rc) TSVC_LOG(TSVC_LOG_WARN, NULL, "cannot watch runtime events: %s", tsvc_strerror(rc));
-  j->phase = calloc(m->cfg->nservices ? m->cfg->nservices : 1, 1);
-  if (!j->phase) {
-    job_errf(j, "out of memory");
-    job_done(m, j, TSVC_ENOMEM);
-    return;
-  }
-  start_ready(m, j);
-}
-
-static int make_runtime(tsvc_manager_t *m, tsvc_runtime_kind_t kind, job_t *j) {
-  char err[512] = "";
-  int rc;
-  if (kind == TSVC_RUNTIME_DOCKER) {
-    rc = tsvc_docker_runtime_new(&m->loop, m->cfg, m->config_path, &m->rt, err, sizeof err);
-    m->runtime_name = "docker";
-  } else {
-    /* Data and sockets outside the checkout as root (process.h). */
-    tsvc_process_layout_t lay;
-    rc = tsvc_process_layout_init(&lay, m->config_path, m->state_dir, geteuid() == 0, err,
-                                  sizeof err);
-    if (!rc) rc = tsvc_process_runtime_new(&m->loop, m->cfg, &lay, &m->rt, err, sizeof err);
-    m->runtime_name = "process";
-  }
-  if (rc) {
-    job_errf(j, "cannot set up the %s runtime: %s", m->runtime_name, err[0] ? err : tsvc_strerror(rc));
-    m->runtime_name = "";
-  }
-  return rc;
-}
-
-typedef struct {
-  tsvc_manager_t *m;
-  job_t *j;
-} ping_ctx_t;
-
-static void ping_cb(int status, const char *msg, void *data) {
-  ping_ctx_t *p = data;
-  tsvc_manager_t *m = p->m;
-  job_t *j = p->j;
-  free(p);
-  const char *host = m->cfg->docker.host;
-  tsvc_runtime_kind_t kind;
-  /* auto falls back to processes only when no engine was named (remote.h). */
-  if (tsvc_runtime_choose(m->want, m->cfg->docker.host_named, status, &kind) != 0) {
-    /* (The client's message names the engine already.) */
-    bool named = msg && strstr(msg, host);
-    job_errf(j, "%s%s%s%s%s", named ? "" : "the docker engine at ", named ? "" : host,
-             named ? "" : " cannot be reached: ", msg && *msg ? msg : "no answer",
-             m->want == TSVC_RUNTIME_AUTO
-                 ? " (runtime auto runs local processes only when no engine is named: "
-                   "docker.host and $DOCKER_HOST unset)"
-                 : "");
-    job_done(m, j, TSVC_EUNREACH);
-    return;
-  }
-  if (kind == TSVC_RUNTIME_DOCKER)
-    TSVC_LOG(TSVC_LOG_INFO, NULL, "runtime docker: the daemon answers at %s", host);
-  else
-    TSVC_LOG(TSVC_LOG_INFO, NULL,
-             "runtime process: no docker daemon at %s (%s); services run as local processes",
-             host, msg && *msg ? msg : "no answer");
-  int rc = make_runtime(m, kind, j);
-  if (rc) {
-    job_done(m, j, rc);
-    return;
-  }
-  begin_monitoring(m, j);
-}
-
-static void job_start_services(tsvc_manager_t *m, job_t *j) {
-  if (m->mon) {
-    job_done(m, j, 0); /* already monitoring */
-    return;
-  }
-  if (m->rt) {
-    begin_monitoring(m, j);
-    return;
-  }
-  if (m->want == TSVC_RUNTIME_PROCESS) {
-    int rc = make_runtime(m, TSVC_RUNTIME_PROCESS, j);
-    if (rc) job_done(m, j, rc);
-    else {
-      TSVC_LOG(TSVC_LOG_INFO, NULL, "runtime process: services run as local processes");
-      begin_monitoring(m, j);
-    }
-    return;
-  }
-  /* docker, or auto: ask the daemon first. */
-  ping_ctx_t *p = malloc(sizeof *p);
-  char err[1024] = "";
-  int rc = p ? tsvc_docker_probe_engine(&m->loop, m->cfg, ping_cb, p, err, sizeof err)
-             : TSVC_ENOMEM;
-  if (rc == TSVC_ENOMEM) {
-    free(p);
-    job_errf(j, "cannot ask the docker daemon: %s", tsvc_strerror(rc));
-    job_done(m, j, rc);
-    return;
-  }
-  p->m = m;
-  p->j = j;
-  /* No client for the engine (a certificate file missing, no ssh): as an
-     engine that does not answer, with the reason. */
-  if (rc) ping_cb(TSVC_EUNREACH, err[0] ? err : tsvc_strerror(rc), p);
-}
-
-static void stop_one_done(int status, const char *msg, void *data) {
-  start_ctx_t *c = data;
-  job_t *j = c->j;
-  if (status) {
-    j->failures++;
-    job_errf(j, "%s: %s", c->name, msg && *msg ? msg : tsvc_strerror(status));
-  }
-  tsvc_manager_t *m = c->m;
-  free(c);
-  if (--j->pending == 0) job_done(m, j, j->failures ? TSVC_ERUNTIME : 0);
-}
-
-static void job_stop_services(tsvc_manager_t *m, job_t *j) {
-  /* Monitoring stops first, so nothing restarts what we stop. */
-  retire_monitor(m);
-  if (!m->rt) {
-    job_done(m, j, 0);
-    return;
-  }
-  j->pending = 1; /* held until every stop is sent */
-  for (size_t k = m->cfg->nservices; k-- > 0;) {
-    const tsvc_service_conf_t *s = &m->cfg->services[m->order[k]];
-    if (!s->enabled || s->external) continue;
-    start_ctx_t *c = malloc(sizeof *c);
-    if (!c) continue;
-    *c = (start_ctx_t){m, j, s->name, 0};
-    j->pending++;
-    int rc = m->rt->ops->stop(m->rt, s, stop_one_done, c);
-    if (rc) {
-      j->pending--;
-      j->failures++;
-      job_errf(j, "%s: %s", s->name, tsvc_strerror(rc));
-      free(c);
-    } else {
-      TSVC_LOG(TSVC_LOG_INFO, s->name, "stopping");
-    }
-  }
-  if (--j->pending == 0) job_done(m, j, j->failures ? TSVC_ERUNTIME : 0);
-}
-
-static void job_stop_monitoring(tsvc_manager_t *m, job_t *j) {
-  retire_monitor(m);
-  job_done(m, j, 0);
-}
-
-static void user_done(int status, const char *msg, void *data) {
-  start_ctx_t *c = data;
-  if (status) job_errf(c->j, "%s", msg && *msg ? msg : tsvc_strerror(status));
-  job_done(c->m, c->j, status);
-  free(c);
-}
-
-/* Why a person's operation was refused, naming the state the service is
-   really in (the API answers 409 with it). */
-static void refusal(tsvc_manager_t *m, job_t *j, int rc) {
-  tsvc_state_t st = TSVC_STATE_UNKNOWN;
-  tsvc_health_op_t op = TSVC_OP_NONE;
-  if (rc != TSVC_ENOENT && tsvc_monitor_state(m->mon, j->name, &st, &op) != 0) rc = TSVC_ENOENT;
-  const char *state = tsvc_state_name(st);
-  switch (rc) {
-  case TSVC_ENOENT: job_errf(j, "no service named '%s'", j->name); break;
-  case TSVC_EBUSY:
-    job_errf(j, "%s is %s: %s is in progress", j->name, state,
-             op == TSVC_OP_START     ? "a start"
-             : op == TSVC_OP_STOP    ? "a stop"
-             : op == TSVC_OP_RESTART ? "a restart"
-                                     : "another operation");
-    break;
-  case TSVC_ESTATE:
-    job_errf(j, "%s is %s, not stopped: start applies to a stopped service (use restart)",
-             j->name, state);
-    break;
-  case TSVC_EUNREACH:
-    job_errf(j, "%s is %s: the runtime cannot be reached", j->name, state);
-    break;
-  default: job_errf(j, "%s: %s", j->name, tsvc_strerror(rc)); break;
-  }
-}
-
-static void job_user(tsvc_manager_t *m, job_t *j,
-                     int (*fn)(tsvc_monitor_t *, const char *, tsvc_mon_done_cb, void *)) {
-  if (!m->mon) {
-    job_errf(j, "services are not being monitored (start them first)");
-    job_done(m, j, TSVC_ESTATE);
-    return;
-  }
-  const tsvc_service_conf_t *svc = tsvc_config_service(m->cfg, j->name);
-  if (svc && svc->external) {
-    job_errf(j, "%s is external: only watched, never started, stopped or restarted", j->name);
-    job_done(m, j, TSVC_ESTATE);
-    return;
-  }
-  start_ctx_t *c = malloc(sizeof *c);
-  if (!c) {
-    job_done(m, j, TSVC_ENOMEM);
-    return;
-  }
-  *c = (start_ctx_t){m, j, j->name, 0};
-  int rc = fn(m->mon, j->name, user_done, c);
-  if (rc) {
-    free(c);
-    refusal(m, j, rc);
-    job_done(m, j, rc);
-  }
-}
-
-static void job_user_start(tsvc_manager_t *m, job_t *j) {
-  job_user(m, j, tsvc_monitor_user_start);
-}
-static void job_user_stop(tsvc_manager_t *m, job_t *j) { job_user(m, j, tsvc_monitor_user_stop); }
-static void job_user_restart(tsvc_manager_t *m, job_t *j) {
-  job_user(m, j, tsvc_monitor_user_restart);
-}
-
-static void job_check(tsvc_manager_t *m, job_t *j) {
-  job_done(m, j, m->mon ? tsvc_monitor_check_now(m->mon, j->name) : TSVC_ESTATE);
-}
-
-static void job_quit(tsvc_manager_t *m, job_t *j) {
-  retire_monitor(m);
-  if (m->rt) {
-    tsvc_runtime_free(m->rt);
-    m->rt = NULL;
-  }
-  uv_close((uv_handle_t *)&m->heartbeat, NULL);
-  uv_close((uv_handle_t *)&m->wake, NULL);
-  job_done(m, j, 0);
-}
-
-/* ---- reload (SIGHUP) ------------------------------------------------------ */
-
-/* One service's part of a reload, on its own asynchronous steps. */
-typedef struct {
-  tsvc_manager_t *m;
-  job_t *j;
-  const tsvc_service_conf_t *svc;
-  int step; /* recreate: 0 stopping, 1 removing, 2 starting */
-} reload_op_t;
-
-static void reload_op_end(reload_op_t *o, int status, const char *msg) {
-  job_t *j = o->j;
-  tsvc_manager_t *m = o->m;
-  if (status && status != TSVC_ESTATE) { /* ESTATE: already as wanted */
-    j->failures++;
-    job_errf(j, "%s: %s", o->svc->name, msg && *msg ? msg : tsvc_strerror(status));
-    TSVC_LOG(TSVC_LOG_ERROR, o->svc->name, "reload: %s",
-             msg && *msg ? msg : tsvc_strerror(status));
-  }
-  free(o);
-  if (--j->pending == 0) job_done(m, j, j->failures ? TSVC_ERUNTIME : 0);
-}
-
-static void reload_step(int status, const char *msg, void *data);
-
-/* Begin a step whose callback is reload_step; on an error at once, end. */
-static void reload_go(reload_op_t *o, int rc) {
-  if (rc) reload_op_end(o, rc, NULL);
-}
-
-static void reload_step(int status, const char *msg, void *data) {
-  reload_op_t *o = data;
-  tsvc_manager_t *m = o->m;
-  if (status || o->step == 2 || !m->mon) {
-    reload_op_end(o, status, msg);
-    return;
-  }
-  if (o->step == 0) {
-    o->step = 1;
-    if (m->rt && m->rt->ops->remove) {
-      reload_go(o, m->rt->ops->remove(m->rt, o->svc, reload_step, o));
-      return;
-    }
-  }
-  o->step = 2;
-  reload_go(o, tsvc_monitor_user_start(m->mon, o->svc->name, reload_step, o));
-}
-
-static void reload_rt_done(int status, const char *msg, void *data) {
-  reload_op_end(data, status, msg);
-}
-
-static reload_op_t *reload_op(tsvc_manager_t *m, job_t *j, const tsvc_service_conf_t *svc,
-                              int step) {
-  reload_op_t *o = malloc(sizeof *o);
-  if (!o) {
-    j->failures++;
-    job_errf(j, "%s: out of memory", svc->name);
-    return NULL;
-  }
-  *o = (reload_op_t){m, j, svc, step};
-  j->pending++;
-  return o;
 }
 
 static void register_secrets(const tsvc_config_t *cfg) {
@@ -685,139 +411,742 @@ static void register_secrets(const tsvc_config_t *cfg) {
   }
 }
 
-/*
- * Apply j->cfg: removed services stop, added ones start, changed ones are
- * applied (health and restart knobs in place; image, environment, ports,
- * volumes or command: stop, remove the container, start afresh), unchanged
- * ones are not touched. Every kept service is pointed at the new config
- * (tsvc_monitor_update); the old config stays alive (old_cfgs) because
- * operations in flight may still read it.
- */
-static void job_reload(tsvc_manager_t *m, job_t *j) {
-  tsvc_config_t *nc = j->cfg, *old = m->cfg;
-  j->cfg = NULL;
-  char why[512];
-  if (m->starting) {
-    tsvc_config_free(nc);
-    job_errf(j, "services are still being started; reload again once they are");
-    job_done(m, j, TSVC_EBUSY);
-    return;
-  }
-  if (m->rt && !tsvc_config_reloadable(old, nc, why, sizeof why)) {
-    tsvc_config_free(nc);
-    job_errf(j, "%s", why);
-    job_done(m, j, TSVC_ECONFIG);
-    return;
-  }
-  tsvc_config_t **v = realloc(m->old_cfgs, (m->nold + 1) * sizeof *v);
-  size_t *old_order = m->order;
-  m->order = NULL;
-  pthread_mutex_lock(&m->mu);
-  m->cfg = nc;
-  pthread_mutex_unlock(&m->mu);
-  if (!v || make_order(m)) {
-    pthread_mutex_lock(&m->mu);
-    m->cfg = old;
-    pthread_mutex_unlock(&m->mu);
-    m->order = old_order;
-    if (v) m->old_cfgs = v;
-    tsvc_config_free(nc);
-    job_errf(j, "out of memory");
-    job_done(m, j, TSVC_ENOMEM);
-    return;
-  }
-  free(old_order);
-  m->old_cfgs = v;
-  m->old_cfgs[m->nold++] = old;
-  register_secrets(nc);
-  if (m->rt && m->rt->ops->reconfigure) m->rt->ops->reconfigure(m->rt, nc);
+/* ---- start_services --------------------------------------------------------- */
 
-  size_t added = 0, removed = 0, changed = 0, recreated = 0, same = 0;
-  j->pending = 1; /* held until every operation is sent */
-  for (size_t i = 0; i < old->nservices; i++) {
-    const tsvc_service_conf_t *s = &old->services[i];
-    if (tsvc_config_service(nc, s->name)) continue;
-    removed++;
-    TSVC_LOG(TSVC_LOG_INFO, s->name, "reload: removed from the config%s",
-             s->external || !s->enabled ? "" : "; stopping it");
-    if (m->mon) tsvc_monitor_remove(m->mon, s->name);
-    if (!m->rt || s->external || !s->enabled) continue;
-    reload_op_t *o = reload_op(m, j, s, 2);
-    if (o) reload_go(o, m->rt->ops->stop(m->rt, s, reload_rt_done, o));
+typedef struct {
+  cmd_t c;
+  tsvc_manager_t *m;
+  unsigned char *phase; /* per service: 0 waiting, 1 being started, 2 done
+                           (started, failed, or nothing to start) */
+  int pending;          /* starts in flight */
+  int failures;
+} cmd_start_all_t;
+
+static void clear_start_all(cmd_t *c) { free(((cmd_start_all_t *)c)->phase); }
+
+/* One start in flight. */
+typedef struct {
+  cmd_start_all_t *c;
+  const char *name;
+  size_t idx;
+} start_ctx_t;
+
+static void start_ready(tsvc_manager_t *m, cmd_start_all_t *c);
+
+static void start_ended_cb(int status, const char *msg, void *data) {
+  start_ctx_t *x = data;
+  cmd_start_all_t *c = x->c;
+  if (status) {
+    c->failures++;
+    cmd_errf(&c->c, "%s: %s", x->name, msg && *msg ? msg : tsvc_strerror(status));
   }
-  for (size_t k = 0; k < nc->nservices; k++) {
-    const tsvc_service_conf_t *s = &nc->services[m->order[k]];
-    const tsvc_service_conf_t *was = tsvc_config_service(old, s->name);
-    if (!was) {
-      added++;
-      TSVC_LOG(TSVC_LOG_INFO, s->name, "reload: added to the config%s",
-               s->enabled ? (s->external ? "; watching it" : "; starting it") : "");
-      if (!m->mon) continue;
-      int rc = tsvc_monitor_add(m->mon, s);
-      if (rc) {
-        j->failures++;
-        job_errf(j, "%s: %s", s->name, tsvc_strerror(rc));
-        continue;
-      }
+  c->phase[x->idx] = 2;
+  c->pending--;
+  free(x);
+  start_ready(c->m, c);
+}
+
+/* Have the starts of every service s depends on ended? */
+static bool deps_ended(const tsvc_config_t *cfg, const cmd_start_all_t *c,
+                       const tsvc_service_conf_t *s) {
+  for (size_t d = 0; d < s->depends_on.n; d++)
+    for (size_t x = 0; x < cfg->nservices; x++)
+      if (strcmp(cfg->services[x].name, s->depends_on.v[d]) == 0 && c->phase[x] != 2)
+        return false;
+  return true;
+}
+
+/* Start the enabled services in depends_on order, each through the
+   monitor (so it begins in its grace period): each one as soon as the
+   starts of the services it depends on have ended (well or not), every
+   other one at once, so that a slow start (a long image pull) delays only
+   the services that depend on it. Called again as each start ends (never
+   inside the call that began it: the monitor answers from the loop); the
+   command ends when every start has ended. */
+static void start_ready(tsvc_manager_t *m, cmd_start_all_t *c) {
+  const tsvc_config_t *cfg = m->cfg->cfg;
+  size_t n = cfg->nservices;
+  m->starting = &c->c;
+  bool again = m->mon != NULL;
+  while (again) {
+    again = false;
+    for (size_t k = 0; k < n; k++) {
+      size_t i = m->order[k];
+      const tsvc_service_conf_t *s = &cfg->services[i];
+      if (c->phase[i] != 0 || !deps_ended(cfg, c, s)) continue;
+      again = true; /* a change: services after it may be ready now */
+      c->phase[i] = 2;
       if (!s->enabled) continue;
       if (s->external) {
+        /* Only watched: checked from now on, never started by us. */
         tsvc_monitor_started(m->mon, s->name);
         continue;
       }
-      reload_op_t *o = reload_op(m, j, s, 2);
-      if (o) reload_go(o, tsvc_monitor_user_start(m->mon, s->name, reload_step, o));
-      continue;
-    }
-    unsigned d = tsvc_service_diff(was, s);
-    if (m->mon) {
-      /* Always: the monitor must let go of the old config's pointers. */
-      int rc = tsvc_monitor_update(m->mon, s);
-      if (rc) {
-        j->failures++;
-        job_errf(j, "%s: %s", s->name, tsvc_strerror(rc));
+      start_ctx_t *x = malloc(sizeof *x);
+      if (!x) {
+        c->failures++;
+        cmd_errf(&c->c, "%s: out of memory", s->name);
         continue;
       }
-    }
-    if (d == TSVC_DIFF_SAME) {
-      same++;
-      continue;
-    }
-    changed++;
-    bool spec = (d & TSVC_DIFF_SPEC) && s->enabled && !s->external;
-    recreated += spec;
-    char what[96];
-    snprintf(what, sizeof what, "%s%s%s%s", d & TSVC_DIFF_SPEC ? ", container spec" : "",
-             d & TSVC_DIFF_KNOBS ? ", healthcheck/restart" : "",
-             d & TSVC_DIFF_ENABLED ? ", enabled" : "", d & TSVC_DIFF_EXTERNAL ? ", external" : "");
-    TSVC_LOG(TSVC_LOG_INFO, s->name, "reload: changed (%s)%s", what + 2,
-             spec ? "; recreating it" : "");
-    if (!m->mon) continue;
-    reload_op_t *o = NULL;
-    if (!s->enabled && (d & TSVC_DIFF_ENABLED) && !was->external && !s->external) {
-      if ((o = reload_op(m, j, s, 2)))
-        reload_go(o, tsvc_monitor_user_stop(m->mon, s->name, reload_step, o));
-    } else if (s->enabled && s->external && (d & (TSVC_DIFF_ENABLED | TSVC_DIFF_EXTERNAL))) {
-      tsvc_monitor_started(m->mon, s->name);
-    } else if (spec) {
-      if ((o = reload_op(m, j, s, 0)))
-        reload_go(o, tsvc_monitor_user_stop(m->mon, s->name, reload_step, o));
-    } else if (s->enabled && !s->external && (d & (TSVC_DIFF_ENABLED | TSVC_DIFF_EXTERNAL))) {
-      if ((o = reload_op(m, j, s, 2)))
-        reload_go(o, tsvc_monitor_user_start(m->mon, s->name, reload_step, o));
+      *x = (start_ctx_t){c, s->name, i};
+      int rc = tsvc_monitor_user_start(m->mon, s->name, start_ended_cb, x);
+      if (rc == 0) {
+        c->phase[i] = 1;
+        c->pending++;
+        continue; /* start_ended_cb carries on */
+      }
+      free(x);
+      if (rc == TSVC_ERUNNING) continue; /* adopted: already running */
+      c->failures++;
+      cmd_errf(&c->c, "%s: %s", s->name, tsvc_strerror(rc));
     }
   }
+  if (c->pending) return;
+  if (!m->mon) {
+    for (size_t i = 0; i < n; i++)
+      if (c->phase[i] == 0) {
+        c->failures++;
+        cmd_errf(&c->c, "monitoring stopped while the services were being started");
+        break;
+      }
+  }
+  m->starting = NULL;
+  cmd_finish(&c->c, c->failures ? TSVC_ERUNTIME : 0);
+}
+
+static void begin_monitoring(tsvc_manager_t *m, cmd_start_all_t *c) {
+  tsvc_monitor_t *mon;
+  int rc = tsvc_monitor_new(&m->loop, m->rt, m->board, &mon);
+  if (rc) {
+    cmd_finish(&c->c, rc);
+    return;
+  }
+  tsvc_monitor_set_observer(mon, observer, m);
+  m->mon = mon;
+  const tsvc_config_t *cfg = m->cfg->cfg;
+  for (size_t i = 0; i < cfg->nservices; i++) {
+    rc = tsvc_monitor_add(mon, &cfg->services[i], &m->cfg->ref);
+    if (rc) {
+      cmd_errf(&c->c, "%s: %s", cfg->services[i].name, tsvc_strerror(rc));
+      retire_monitor(m);
+      cmd_finish(&c->c, rc);
+      return;
+    }
+  }
+  rc = tsvc_monitor_watch_runtime(mon);
+  if (rc) TSVC_LOG(TSVC_LOG_WARN, NULL, "cannot watch runtime events: %s", tsvc_strerror(rc));
+  if (!(c->phase = calloc(cfg->nservices ? cfg->nservices : 1, 1))) {
+    cmd_errf(&c->c, "out of memory");
+    cmd_finish(&c->c, TSVC_ENOMEM);
+    return;
+  }
+  start_ready(m, c);
+}
+
+static int make_runtime(tsvc_manager_t *m, tsvc_runtime_kind_t kind, cmd_t *c) {
+  char err[512] = "";
+  int rc;
+  const char *name = kind == TSVC_RUNTIME_DOCKER ? "docker" : "process";
+  if (kind == TSVC_RUNTIME_DOCKER)
+    rc = tsvc_docker_runtime_new(&m->loop, m->cfg->cfg, m->config_path, &m->rt, err, sizeof err);
+  else {
+    /* Data and sockets outside the checkout as root (process.h). */
+    tsvc_process_layout_t lay;
+    rc = tsvc_process_layout_init(&lay, m->config_path, m->state_dir, geteuid() == 0, err,
+                                  sizeof err);
+    if (!rc) rc = tsvc_process_runtime_new(&m->loop, m->cfg->cfg, &lay, &m->rt, err, sizeof err);
+  }
+  if (rc) {
+    cmd_errf(c, "cannot set up the %s runtime: %s", name, err[0] ? err : tsvc_strerror(rc));
+    return rc;
+  }
+  /* The runtime reads the config it was given until reconfigured. */
+  m->rt_cfg = cfgref_get(m->cfg);
+  atomic_store(&m->runtime_name, name);
+  return 0;
+}
+
+typedef struct {
+  tsvc_manager_t *m;
+  cmd_start_all_t *c;
+} ping_ctx_t;
+
+static void ping_cb(int status, const char *msg, void *data) {
+  ping_ctx_t *p = data;
+  tsvc_manager_t *m = p->m;
+  cmd_start_all_t *c = p->c;
+  free(p);
+  const char *host = m->cfg->cfg->docker.host;
+  tsvc_runtime_kind_t kind;
+  if (m->quitting) {
+    /* The manager is going away: no runtime, no monitor any more. */
+    cmd_errf(&c->c, "the monitor has stopped");
+    cmd_finish(&c->c, TSVC_ECANCELED);
+    return;
+  }
+  /* auto falls back to processes only when no engine was named (remote.h). */
+  if (tsvc_runtime_choose(m->want, m->cfg->cfg->docker.host_named, status, &kind) != 0) {
+    /* (The client's message names the engine already.) */
+    bool named = msg && strstr(msg, host);
+    cmd_errf(&c->c, "%s%s%s%s%s", named ? "" : "the docker engine at ", named ? "" : host,
+             named ? "" : " cannot be reached: ", msg && *msg ? msg : "no answer",
+             m->want == TSVC_RUNTIME_AUTO
+                 ? " (runtime auto runs local processes only when no engine is named: "
+                   "docker.host and $DOCKER_HOST unset)"
+                 : "");
+    cmd_finish(&c->c, TSVC_EUNREACH);
+    return;
+  }
+  if (kind == TSVC_RUNTIME_DOCKER)
+    TSVC_LOG(TSVC_LOG_INFO, NULL, "runtime docker: the daemon answers at %s", host);
+  else
+    TSVC_LOG(TSVC_LOG_INFO, NULL,
+             "runtime process: no docker daemon at %s (%s); services run as local processes",
+             host, msg && *msg ? msg : "no answer");
+  if (m->rt || make_runtime(m, kind, &c->c) == 0) begin_monitoring(m, c);
+  else cmd_finish(&c->c, TSVC_ERUNTIME);
+}
+
+static void run_start_all(tsvc_manager_t *m, cmd_t *cmd) {
+  cmd_start_all_t *c = (cmd_start_all_t *)cmd;
+  c->m = m;
+  if (m->mon) {
+    cmd_finish(cmd, 0); /* already monitoring */
+    return;
+  }
+  if (m->starting) {
+    cmd_errf(cmd, "services are being started already");
+    cmd_finish(cmd, TSVC_EBUSY);
+    return;
+  }
+  if (m->rt) {
+    begin_monitoring(m, c);
+    return;
+  }
+  if (m->want == TSVC_RUNTIME_PROCESS) {
+    int rc = make_runtime(m, TSVC_RUNTIME_PROCESS, cmd);
+    if (rc) {
+      cmd_finish(cmd, rc);
+      return;
+    }
+    TSVC_LOG(TSVC_LOG_INFO, NULL, "runtime process: services run as local processes");
+    begin_monitoring(m, c);
+    return;
+  }
+  /* docker, or auto: ask the daemon first. */
+  ping_ctx_t *p = malloc(sizeof *p);
+  char err[1024] = "";
+  int rc = p ? tsvc_docker_probe_engine(&m->loop, m->cfg->cfg, ping_cb, p, err, sizeof err)
+             : TSVC_ENOMEM;
+  if (rc == TSVC_ENOMEM) {
+    free(p);
+    cmd_errf(cmd, "cannot ask the docker daemon: %s", tsvc_strerror(rc));
+    cmd_finish(cmd, rc);
+    return;
+  }
+  *p = (ping_ctx_t){m, c};
+  /* No client for the engine (a certificate file missing, no ssh): as an
+     engine that does not answer, with the reason (the callback was not and
+     will not be called). */
+  if (rc) ping_cb(TSVC_EUNREACH, err[0] ? err : tsvc_strerror(rc), p);
+}
+
+static const cmd_kind_t START_ALL = {"start_services", run_start_all, clear_start_all};
+
+/* ---- stop_services, stop_monitoring ----------------------------------------------- */
+
+typedef struct {
+  cmd_t c;
+  int pending;  /* stops sent, not yet answered */
+  int failures;
+} cmd_stop_all_t;
+
+typedef struct {
+  cmd_stop_all_t *c;
+  const char *name;
+  cfgref_t *keep;
+} stop_ctx_t;
+
+static void stop_one_done(int status, const char *msg, void *data) {
+  stop_ctx_t *x = data;
+  cmd_stop_all_t *c = x->c;
+  if (status) {
+    c->failures++;
+    cmd_errf(&c->c, "%s: %s", x->name, msg && *msg ? msg : tsvc_strerror(status));
+  }
+  cfgref_put(x->keep);
+  free(x);
+  if (--c->pending == 0) cmd_finish(&c->c, c->failures ? TSVC_ERUNTIME : 0);
+}
+
+static void run_stop_all(tsvc_manager_t *m, cmd_t *cmd) {
+  cmd_stop_all_t *c = (cmd_stop_all_t *)cmd;
+  /* Monitoring stops first, so nothing restarts what we stop. */
+  retire_monitor(m);
+  const tsvc_config_t *cfg = m->cfg->cfg;
+  for (size_t k = cfg->nservices; m->rt && k-- > 0;) {
+    const tsvc_service_conf_t *s = &cfg->services[m->order[k]];
+    if (!s->enabled || s->external) continue;
+    stop_ctx_t *x = malloc(sizeof *x);
+    int rc = TSVC_ENOMEM;
+    if (x) {
+      *x = (stop_ctx_t){c, s->name, cfgref_get(m->cfg)};
+      rc = m->rt->ops->stop(m->rt, s, stop_one_done, x);
+    }
+    if (rc) {
+      if (x) cfgref_put(x->keep);
+      free(x);
+      c->failures++;
+      cmd_errf(cmd, "%s: %s", s->name, tsvc_strerror(rc));
+      continue;
+    }
+    /* Answers come from the loop, never inside stop(): counting as we go
+       needs no hold. */
+    c->pending++;
+    TSVC_LOG(TSVC_LOG_INFO, s->name, "stopping");
+  }
+  if (c->pending == 0) cmd_finish(cmd, c->failures ? TSVC_ERUNTIME : 0);
+}
+
+static const cmd_kind_t STOP_ALL = {"stop_services", run_stop_all, NULL};
+
+static void run_stop_monitoring(tsvc_manager_t *m, cmd_t *c) {
+  retire_monitor(m);
+  cmd_finish(c, 0);
+}
+
+static const cmd_kind_t STOP_MONITORING = {"stop_monitoring", run_stop_monitoring, NULL};
+
+/* ---- one service: start, stop, restart ---------------------------------------- */
+
+typedef enum { OP_START, OP_STOP, OP_RESTART } one_op_t;
+
+typedef struct {
+  cmd_t c;
+  char *name;
+  one_op_t op;
+} cmd_one_t;
+
+static void clear_one(cmd_t *c) { free(((cmd_one_t *)c)->name); }
+
+/* Why a person's operation was refused, naming the state the service is
+   really in (the API answers 409 with it). */
+static void refusal(tsvc_manager_t *m, cmd_t *c, const char *name, int rc) {
+  tsvc_state_t st = TSVC_STATE_UNKNOWN;
+  tsvc_health_op_t op = TSVC_OP_NONE;
+  if (rc != TSVC_ENOENT && tsvc_monitor_state(m->mon, name, &st, &op) != 0) rc = TSVC_ENOENT;
+  const char *state = tsvc_state_name(st);
+  switch (rc) {
+  case TSVC_ENOENT: cmd_errf(c, "no service named '%s'", name); break;
+  case TSVC_EBUSY:
+    cmd_errf(c, "%s is %s: %s is in progress", name, state,
+             op == TSVC_OP_START     ? "a start"
+             : op == TSVC_OP_STOP    ? "a stop"
+             : op == TSVC_OP_RESTART ? "a restart"
+                                     : "another operation");
+    break;
+  case TSVC_ERUNNING:
+    cmd_errf(c, "%s is %s, not stopped: start applies to a stopped service (use restart)", name,
+             state);
+    break;
+  case TSVC_EUNREACH: cmd_errf(c, "%s is %s: the runtime cannot be reached", name, state); break;
+  default: cmd_errf(c, "%s: %s", name, tsvc_strerror(rc)); break;
+  }
+}
+
+static void one_done(int status, const char *msg, void *data) {
+  cmd_t *c = data;
+  if (status) cmd_errf(c, "%s", msg && *msg ? msg : tsvc_strerror(status));
+  cmd_finish(c, status);
+}
+
+/* A service the monitor may act on for a person: 0, or the refusal. */
+static int actionable(tsvc_manager_t *m, cmd_t *c, const char *name) {
+  if (!m->mon) {
+    cmd_errf(c, "services are not being monitored (start them first)");
+    return TSVC_ENOTMONITORED;
+  }
+  const tsvc_service_conf_t *svc = tsvc_config_service(m->cfg->cfg, name);
+  if (svc && svc->external) {
+    cmd_errf(c, "%s is external: only watched, never started, stopped or restarted", name);
+    return TSVC_EEXTERNAL;
+  }
+  return 0;
+}
+
+static void run_one(tsvc_manager_t *m, cmd_t *cmd) {
+  cmd_one_t *c = (cmd_one_t *)cmd;
+  int rc = actionable(m, cmd, c->name);
+  if (rc) {
+    cmd_finish(cmd, rc);
+    return;
+  }
+  int (*fn)(tsvc_monitor_t *, const char *, tsvc_mon_done_cb, void *) =
+      c->op == OP_START  ? tsvc_monitor_user_start
+      : c->op == OP_STOP ? tsvc_monitor_user_stop
+                         : tsvc_monitor_user_restart;
+  rc = fn(m->mon, c->name, one_done, cmd);
+  if (rc) {
+    refusal(m, cmd, c->name, rc);
+    cmd_finish(cmd, rc);
+  }
+}
+
+static const cmd_kind_t ONE = {"service operation", run_one, clear_one};
+
+/* ---- check ------------------------------------------------------------------ */
+
+typedef struct {
+  cmd_t c;
+  tsvc_manager_t *m;
+  char *name;
+  tsvc_check_record_t rec; /* the verdict */
+} cmd_check_t;
+
+static void clear_check(cmd_t *c) {
+  cmd_check_t *k = (cmd_check_t *)c;
+  free(k->name);
+  free(k->rec.message);
+  free(k->rec.output);
+  free(k->rec.probe_address);
+}
+
+/* "NAME is not checked now: it is STATE (not running: WHY)". */
+static void not_checked(tsvc_manager_t *m, cmd_t *c, const char *name, const char *what) {
+  tsvc_snap_t *s = NULL;
+  if (tsvc_board_get(m->board, name, &s) != 0) {
+    cmd_errf(c, "%s %s", name, what);
+    return;
+  }
+  const tsvc_status_t *st = tsvc_snap_status(s);
+  bool why = !st->running && st->last_error[0];
+  cmd_errf(c, "%s %s: it is %s%s%s%s", name, what, tsvc_state_name(st->state),
+           why ? " (not running: " : "", why ? st->last_error : "", why ? ")" : "");
+  tsvc_snap_release(s);
+}
+
+/* A check's verdict: the caller's. */
+static void check_done(int status, const tsvc_check_record_t *rec, void *data) {
+  cmd_check_t *c = data;
+  if (!status) {
+    c->rec = *rec;
+    c->rec.message = strdup(rec->message ? rec->message : "");
+    c->rec.output = rec->output ? strdup(rec->output) : NULL;
+    c->rec.probe_address = rec->probe_address ? strdup(rec->probe_address) : NULL;
+    if (!c->rec.message) status = TSVC_ENOMEM;
+  } else if (status == TSVC_ENOTCHECKED) {
+    /* A restart, a stop or the runtime going away came first. */
+    not_checked(c->m, &c->c, c->name, "was not checked (the check was cancelled)");
+  } else if (status == TSVC_ECANCELED) {
+    cmd_errf(&c->c, "the monitor stopped watching %s", c->name);
+  }
+  cmd_finish(&c->c, status);
+}
+
+static void run_check(tsvc_manager_t *m, cmd_t *cmd) {
+  cmd_check_t *c = (cmd_check_t *)cmd;
+  c->m = m;
+  if (!m->mon) {
+    cmd_errf(cmd, "services are not being monitored (start them first)");
+    cmd_finish(cmd, TSVC_ENOTMONITORED);
+    return;
+  }
+  const tsvc_service_conf_t *svc = tsvc_config_service(m->cfg->cfg, c->name);
+  int rc = svc ? tsvc_monitor_check(m->mon, c->name, check_done, c) : TSVC_ENOENT;
+  if (rc == TSVC_ENOENT) cmd_errf(cmd, "no service named '%s'", c->name);
+  else if (rc == TSVC_ENOTCHECKED) not_checked(m, cmd, c->name, "is not checked now");
+  else if (rc) cmd_errf(cmd, "%s: %s", c->name, tsvc_strerror(rc));
+  if (rc) {
+    cmd_finish(cmd, rc);
+    return;
+  }
+  /* The verdict comes within the probe's timeout, or twice that when a
+     check was in flight (ours follows it): the caller gives up after that
+     and 2 s more, the loop being late. */
+  cmd_set_deadline(cmd, 2 * svc->healthcheck.timeout + 2000);
+}
+
+static const cmd_kind_t CHECK = {"check", run_check, clear_check};
+
+/* ---- quit, and the test hook -------------------------------------------------- */
+
+static void run_quit(tsvc_manager_t *m, cmd_t *c) {
+  m->quitting = true;
+  retire_monitor(m);
+  if (m->rt) {
+    /* Operations in flight are answered from the loop, which runs until
+       the runtime's handles are closed. */
+    tsvc_runtime_free(m->rt);
+    m->rt = NULL;
+  }
+  uv_close((uv_handle_t *)&m->heartbeat, NULL);
+  uv_close((uv_handle_t *)&m->wake, NULL);
+  /* No command is taken from now on: those queued are cancelled. */
+  pthread_mutex_lock(&m->qmu);
+  m->closed = true;
+  cmd_t *rest = m->head;
+  m->head = m->tail = NULL;
+  pthread_mutex_unlock(&m->qmu);
+  while (rest) {
+    cmd_t *next = rest->next;
+    cmd_errf(rest, "the monitor has stopped");
+    cmd_finish(rest, TSVC_ECANCELED);
+    rest = next;
+  }
+  cmd_finish(c, 0);
+}
+
+static const cmd_kind_t QUIT = {"quit", run_quit, NULL};
+
+typedef struct {
+  cmd_t c;
+  int64_t ms;
+} cmd_stall_t;
+
+static void run_stall(tsvc_manager_t *m, cmd_t *cmd) {
+  (void)m;
+  int64_t ms = ((cmd_stall_t *)cmd)->ms;
+  cmd_finish(cmd, 0); /* the caller goes on while the loop is held */
+  int64_t end = mono_ms() + ms;
+  for (int64_t now = mono_ms(); now < end; now = mono_ms()) usleep((useconds_t)(end - now) * 1000);
+}
+
+static const cmd_kind_t STALL = {"stall", run_stall, NULL};
+
+/* ---- reload (SIGHUP) ------------------------------------------------------ */
+
+typedef struct {
+  cmd_t c;
+  cfgref_t *cfg;   /* the new config (until swapped in) */
+  cfgref_t *old;   /* the config it replaces, until the plan is applied */
+  tsvc_plan_t plan;
+  int pending;     /* steps in flight */
+  int failures;
+} cmd_reload_t;
+
+static void clear_reload(cmd_t *cmd) {
+  cmd_reload_t *c = (cmd_reload_t *)cmd;
+  cfgref_put(c->cfg);
+  cfgref_put(c->old);
+  tsvc_plan_free(&c->plan);
+}
+
+/* One service's part of a reload, on its own asynchronous steps. */
+typedef struct {
+  tsvc_manager_t *m;
+  cmd_reload_t *c;
+  const tsvc_service_conf_t *svc;
+  cfgref_t *keep; /* svc's config */
+  int step;       /* recreate: 0 stopping, 1 removing, 2 starting */
+} step_t;
+
+static void reload_end(cmd_reload_t *c) {
+  if (c->pending) return;
+  cfgref_put(c->old); /* the monitor and the runtime hold what they use */
+  c->old = NULL;
+  cmd_finish(&c->c, c->failures ? TSVC_ERUNTIME : 0);
+}
+
+/* A step is over: its failure noted (ERUNNING: already running, as
+   wanted), its memory freed. */
+static void step_free(step_t *o, int status, const char *msg) {
+  cmd_reload_t *c = o->c;
+  if (status && status != TSVC_ERUNNING) {
+    c->failures++;
+    cmd_errf(&c->c, "%s: %s", o->svc->name, msg && *msg ? msg : tsvc_strerror(status));
+    TSVC_LOG(TSVC_LOG_ERROR, o->svc->name, "reload: %s",
+             msg && *msg ? msg : tsvc_strerror(status));
+  }
+  cfgref_put(o->keep);
+  free(o);
+}
+
+/* The end of a step in flight (from the loop): the reload ends with the
+   last. */
+static void step_end(step_t *o, int status, const char *msg) {
+  cmd_reload_t *c = o->c;
+  step_free(o, status, msg);
+  c->pending--;
+  reload_end(c);
+}
+
+static void step_cb(int status, const char *msg, void *data);
+
+/* The first operation of a step, begun by run_reload: rc its answer. In
+   flight, it counts until step_cb ends it; refused at once, it was never
+   in flight (its callback is never called). */
+static void step_go(step_t *o, int rc) {
+  if (rc) {
+    step_free(o, rc, NULL);
+    return;
+  }
+  o->c->pending++;
+}
+
+/* The next operation of a step in flight, begun by step_cb: refused at
+   once, the step ends there. */
+static void step_next(step_t *o, int rc) {
+  if (rc) step_end(o, rc, NULL);
+}
+
+static void step_cb(int status, const char *msg, void *data) {
+  step_t *o = data;
+  tsvc_manager_t *m = o->m;
+  if (status || o->step == 2 || !m->mon) {
+    step_end(o, status, msg);
+    return;
+  }
+  if (o->step == 0) {
+    o->step = 1;
+    if (m->rt && m->rt->ops->remove) {
+      step_next(o, m->rt->ops->remove(m->rt, o->svc, step_cb, o));
+      return;
+    }
+  }
+  o->step = 2;
+  step_next(o, tsvc_monitor_user_start(m->mon, o->svc->name, step_cb, o));
+}
+
+static step_t *step_new(tsvc_manager_t *m, cmd_reload_t *c, const tsvc_service_conf_t *svc,
+                        cfgref_t *keep, int step) {
+  step_t *o = malloc(sizeof *o);
+  if (!o) {
+    c->failures++;
+    cmd_errf(&c->c, "%s: out of memory", svc->name);
+    return NULL;
+  }
+  *o = (step_t){m, c, svc, cfgref_get(keep), step};
+  return o;
+}
+
+/* Apply one step of the plan. */
+static void apply_step(tsvc_manager_t *m, cmd_reload_t *c, const tsvc_plan_step_t *st) {
+  const tsvc_service_conf_t *s = st->svc;
+  tsvc_monitor_t *mon = m->mon;
+  step_t *o;
+  switch (st->action) {
+  case TSVC_PLAN_DROP:
+  case TSVC_PLAN_DROP_STOP:
+    TSVC_LOG(TSVC_LOG_INFO, s->name, "reload: removed from the config%s",
+             st->action == TSVC_PLAN_DROP_STOP ? "; stopping it" : "");
+    if (mon) tsvc_monitor_remove(mon, s->name);
+    if (st->action == TSVC_PLAN_DROP || !m->rt) return;
+    if ((o = step_new(m, c, s, c->old, 2)))
+      step_go(o, m->rt->ops->stop(m->rt, s, step_cb, o));
+    return;
+  case TSVC_PLAN_ADD:
+  case TSVC_PLAN_ADD_START:
+  case TSVC_PLAN_ADD_WATCH: {
+    TSVC_LOG(TSVC_LOG_INFO, s->name, "reload: added to the config%s",
+             st->action == TSVC_PLAN_ADD_START   ? "; starting it"
+             : st->action == TSVC_PLAN_ADD_WATCH ? "; watching it"
+                                                 : "");
+    if (!mon) return;
+    int rc = tsvc_monitor_add(mon, s, &m->cfg->ref);
+    if (rc) {
+      c->failures++;
+      cmd_errf(&c->c, "%s: %s", s->name, tsvc_strerror(rc));
+      return;
+    }
+    if (st->action == TSVC_PLAN_ADD_WATCH) tsvc_monitor_started(mon, s->name);
+    if (st->action == TSVC_PLAN_ADD_START && (o = step_new(m, c, s, m->cfg, 2)))
+      step_go(o, tsvc_monitor_user_start(mon, s->name, step_cb, o));
+    return;
+  }
+  default: break;
+  }
+  /* A kept service: the monitor lets go of the old config's conf, always. */
+  if (mon) {
+    int rc = tsvc_monitor_update(mon, s, &m->cfg->ref);
+    if (rc) {
+      c->failures++;
+      cmd_errf(&c->c, "%s: %s", s->name, tsvc_strerror(rc));
+      return;
+    }
+  }
+  if (st->action == TSVC_PLAN_KEEP) return;
+  unsigned d = st->diff;
+  char what[96];
+  snprintf(what, sizeof what, "%s%s%s%s", d & TSVC_DIFF_SPEC ? ", container spec" : "",
+           d & TSVC_DIFF_KNOBS ? ", healthcheck/restart" : "",
+           d & TSVC_DIFF_ENABLED ? ", enabled" : "", d & TSVC_DIFF_EXTERNAL ? ", external" : "");
+  TSVC_LOG(TSVC_LOG_INFO, s->name, "reload: changed (%s)%s", what + 2,
+           st->action == TSVC_PLAN_RECREATE ? "; recreating it" : "");
+  if (!mon) return;
+  switch (st->action) {
+  case TSVC_PLAN_STOP:
+    if ((o = step_new(m, c, s, m->cfg, 2)))
+      step_go(o, tsvc_monitor_user_stop(mon, s->name, step_cb, o));
+    break;
+  case TSVC_PLAN_WATCH: tsvc_monitor_started(mon, s->name); break;
+  case TSVC_PLAN_RECREATE:
+    if ((o = step_new(m, c, s, m->cfg, 0)))
+      step_go(o, tsvc_monitor_user_stop(mon, s->name, step_cb, o));
+    break;
+  case TSVC_PLAN_START:
+    if ((o = step_new(m, c, s, m->cfg, 2)))
+      step_go(o, tsvc_monitor_user_start(mon, s->name, step_cb, o));
+    break;
+  default: break;
+  }
+}
+
+/*
+ * Plan the reload from the config in use to c->cfg (pure: plan.c), swap
+ * the configs, then apply the plan: each step begins at once, the command
+ * ends when the last one ends.
+ */
+static void run_reload(tsvc_manager_t *m, cmd_t *cmd) {
+  cmd_reload_t *c = (cmd_reload_t *)cmd;
+  const tsvc_config_t *old = m->cfg->cfg, *nc = c->cfg->cfg;
+  char why[512];
+  if (m->starting) {
+    cmd_errf(cmd, "services are still being started; reload again once they are");
+    cmd_finish(cmd, TSVC_EBUSY);
+    return;
+  }
+  if (m->rt && !tsvc_config_reloadable(old, nc, why, sizeof why)) {
+    cmd_errf(cmd, "%s", why);
+    cmd_finish(cmd, TSVC_ECONFIG);
+    return;
+  }
+  size_t *order = calloc(nc->nservices ? nc->nservices : 1, sizeof *order);
+  if (!order || tsvc_plan_reload(old, nc, &c->plan)) {
+    free(order);
+    cmd_errf(cmd, "out of memory");
+    cmd_finish(cmd, TSVC_ENOMEM);
+    return;
+  }
+  tsvc_config_order(nc, order);
+  free(m->order);
+  m->order = order;
+  c->old = cfgref_get(m->cfg);
+  set_config(m, c->cfg);
+  c->cfg = NULL;
+  register_secrets(nc);
+  if (m->rt && m->rt->ops->reconfigure) {
+    m->rt->ops->reconfigure(m->rt, nc);
+    cfgref_put(m->rt_cfg);
+    m->rt_cfg = cfgref_get(m->cfg);
+  }
+  /* Callbacks never come inside the calls that begin the steps: only
+     those in flight count, and none ends before this loop does. */
+  for (size_t i = 0; i < c->plan.n; i++) apply_step(m, c, &c->plan.v[i]);
   /* The summary goes first; failures follow, one per line. */
   char summary[256];
   snprintf(summary, sizeof summary,
            "reloaded %s: %zu added, %zu removed, %zu changed (%zu recreated), %zu unchanged",
-           nc->path ? nc->path : "the config", added, removed, changed, recreated, same);
+           nc->path ? nc->path : "the config", c->plan.added, c->plan.removed, c->plan.changed,
+           c->plan.recreated, c->plan.same);
   TSVC_LOG(TSVC_LOG_INFO, NULL, "%s", summary);
-  tsvc_buf_t rest = j->err;
-  tsvc_buf_init(&j->err, 16 * 1024);
-  tsvc_buf_addf(&j->err, "%s%s%s", summary, rest.len ? "\n" : "", rest.data ? rest.data : "");
+  tsvc_buf_t rest = cmd->err;
+  tsvc_buf_init(&cmd->err, 16 * 1024);
+  tsvc_buf_addf(&cmd->err, "%s%s%s", summary, rest.len ? "\n" : "", rest.data ? rest.data : "");
   tsvc_buf_free(&rest);
-  if (--j->pending == 0) job_done(m, j, j->failures ? TSVC_ERUNTIME : 0);
+  reload_end(c);
 }
+
+static const cmd_kind_t RELOAD = {"reload", run_reload, clear_reload};
 
 /* ---- public --------------------------------------------------------------- */
 
@@ -836,7 +1165,8 @@ int tsvc_manager_new(const tsvc_manager_opts_t *opts, tsvc_manager_t **out, char
   tsvc_manager_t *m = calloc(1, sizeof *m);
   if (!m) return TSVC_ENOMEM;
   tsvc_diag_t d = {0};
-  int rc = tsvc_config_load(opts->config_path, &m->cfg, &d);
+  tsvc_config_t *cfg = NULL;
+  int rc = tsvc_config_load(opts->config_path, &cfg, &d);
   if (err && errlen) {
     tsvc_buf_t b;
     tsvc_buf_init(&b, errlen > 1 ? errlen - 1 : 1);
@@ -850,62 +1180,66 @@ int tsvc_manager_new(const tsvc_manager_opts_t *opts, tsvc_manager_t **out, char
     free(m);
     return rc;
   }
+  if (!(m->cfg = cfgref_new(cfg))) {
+    free(m);
+    return TSVC_ENOMEM;
+  }
+  m->pub_cfg = cfgref_get(m->cfg);
   /* Values that must never reach a log line. */
-  for (size_t i = 0; i < m->cfg->nservices; i++) {
-    const tsvc_service_conf_t *s = &m->cfg->services[i];
-    for (size_t k = 0; k < s->env_len; k++)
-      if (tsvc_is_secret_key(s->env[k].key)) tsvc_log_add_secret(s->env[k].value);
-    for (size_t k = 0; k < s->process.env_len; k++)
-      if (tsvc_is_secret_key(s->process.env[k].key)) tsvc_log_add_secret(s->process.env[k].value);
-  }
-  m->want = m->cfg->runtime;
-  {
-    char cabs[PATH_MAX];
-    m->config_path = strdup(realpath(opts->config_path, cabs) ? cabs : opts->config_path);
-  }
+  register_secrets(cfg);
+  m->want = cfg->runtime;
+  char abs[PATH_MAX];
+  const char *path = realpath(opts->config_path, abs) ? abs : opts->config_path;
+  m->config_path = strdup(path);
   if (opts->runtime) {
     if (strcmp(opts->runtime, "docker") == 0) m->want = TSVC_RUNTIME_DOCKER;
     else if (strcmp(opts->runtime, "process") == 0) m->want = TSVC_RUNTIME_PROCESS;
     else if (strcmp(opts->runtime, "auto") == 0) m->want = TSVC_RUNTIME_AUTO;
     else {
       if (err) snprintf(err, errlen, "unknown runtime '%s' (auto, docker, process)", opts->runtime);
-      tsvc_config_free(m->cfg);
-      free(m);
-      return TSVC_EINVAL;
+      rc = TSVC_EINVAL;
+      goto err;
     }
   }
-  char abs[PATH_MAX];
-  char *dir = dir_of(realpath(opts->config_path, abs) ? abs : opts->config_path);
-  m->project = dir;
-  m->state_dir = opts->state_dir ? strdup(opts->state_dir) : tsvc_asprintf("%s/.tanuki", dir ? dir : ".");
-  m->runtime_name = "";
-  if (!m->project || !m->state_dir || !m->config_path || make_order(m)) {
+  m->project = dir_of(path);
+  m->state_dir = opts->state_dir ? strdup(opts->state_dir)
+                                 : tsvc_asprintf("%s/.tanuki", m->project ? m->project : ".");
+  atomic_init(&m->runtime_name, "");
+  if (!m->project || !m->state_dir || !m->config_path || make_order(m) ||
+      tsvc_board_new(&m->board)) {
     rc = TSVC_ENOMEM;
     goto err;
   }
-  pthread_mutex_init(&m->mu, NULL);
+  pthread_mutex_init(&m->qmu, NULL);
+  pthread_mutex_init(&m->pub_mu, NULL);
   pthread_mutex_init(&m->sub_mu, NULL);
-  pthread_cond_init(&m->cv, NULL);
   uv_loop_init(&m->loop);
   uv_async_init(&m->loop, &m->wake, wake_cb);
   m->wake.data = m;
   uv_timer_init(&m->loop, &m->heartbeat);
   m->heartbeat.data = m;
-  uv_timer_start(&m->heartbeat, heartbeat_cb, 0, 1000);
-  atomic_store(&m->heartbeat_ms, wall_ms());
+  atomic_init(&m->heartbeat_ms, wall_ms());
+  atomic_init(&m->beat_mono_ms, mono_ms());
+  atomic_init(&m->beat_lag_ms, 0);
+  uv_timer_start(&m->heartbeat, heartbeat_cb, HEARTBEAT_MS, HEARTBEAT_MS);
   if (pthread_create(&m->thread, NULL, loop_main, m) != 0) {
     rc = TSVC_ENOMEM;
     uv_close((uv_handle_t *)&m->wake, NULL);
     uv_close((uv_handle_t *)&m->heartbeat, NULL);
     uv_run(&m->loop, UV_RUN_DEFAULT);
     uv_loop_close(&m->loop);
+    pthread_mutex_destroy(&m->qmu);
+    pthread_mutex_destroy(&m->pub_mu);
+    pthread_mutex_destroy(&m->sub_mu);
     goto err;
   }
   m->thread_started = true;
   *out = m;
   return 0;
 err:
-  tsvc_config_free(m->cfg);
+  tsvc_board_free(m->board);
+  cfgref_put(m->pub_cfg);
+  cfgref_put(m->cfg);
   free(m->config_path);
   free(m->order);
   free(m->project);
@@ -917,57 +1251,96 @@ err:
 void tsvc_manager_free(tsvc_manager_t *m) {
   if (!m) return;
   if (m->thread_started) {
-    post(m, job_quit, NULL, NULL, 0);
+    cmd_t *c = cmd_new(&QUIT, sizeof *c);
+    if (c) submit(m, c, NULL, 0);
     pthread_join(m->thread, NULL);
   }
+  /* The loop has ended: what it owned is ours now. */
   for (size_t i = 0; i < m->ndead; i++) tsvc_monitor_free(m->dead[i]);
   free(m->dead);
   uv_loop_close(&m->loop);
-  pthread_mutex_destroy(&m->mu);
+  pthread_mutex_destroy(&m->qmu);
+  pthread_mutex_destroy(&m->pub_mu);
   pthread_mutex_destroy(&m->sub_mu);
-  pthread_cond_destroy(&m->cv);
+  tsvc_board_free(m->board);
   free(m->subs);
   free(m->order);
-  tsvc_config_free(m->cfg);
-  for (size_t i = 0; i < m->nold; i++) tsvc_config_free(m->old_cfgs[i]);
-  free(m->old_cfgs);
+  cfgref_put(m->rt_cfg);
+  cfgref_put(m->pub_cfg);
+  cfgref_put(m->cfg);
   free(m->config_path);
   free(m->project);
   free(m->state_dir);
   free(m);
 }
 
+static int post_simple(tsvc_manager_t *m, const cmd_kind_t *kind, size_t size, char *err,
+                       size_t errlen) {
+  cmd_t *c = cmd_new(kind, size);
+  if (!c) return TSVC_ENOMEM;
+  return submit(m, c, err, errlen);
+}
+
 int tsvc_manager_start_services(tsvc_manager_t *m, char *err, size_t errlen) {
-  return post(m, job_start_services, NULL, err, errlen);
+  return post_simple(m, &START_ALL, sizeof(cmd_start_all_t), err, errlen);
 }
 
 int tsvc_manager_stop_services(tsvc_manager_t *m, char *err, size_t errlen) {
-  return post(m, job_stop_services, NULL, err, errlen);
+  return post_simple(m, &STOP_ALL, sizeof(cmd_stop_all_t), err, errlen);
 }
 
 int tsvc_manager_stop_monitoring(tsvc_manager_t *m) {
-  return post(m, job_stop_monitoring, NULL, NULL, 0);
+  return post_simple(m, &STOP_MONITORING, sizeof(cmd_t), NULL, 0);
+}
+
+static int post_one(tsvc_manager_t *m, const char *name, one_op_t op, char *err,
+                    size_t errlen) {
+  cmd_one_t *c = cmd_new(&ONE, sizeof *c);
+  if (!c) return TSVC_ENOMEM;
+  c->op = op;
+  if (!(c->name = strdup(name))) {
+    tsvc_ref_put(&c->c.ref);
+    return TSVC_ENOMEM;
+  }
+  return submit(m, &c->c, err, errlen);
 }
 
 int tsvc_manager_start(tsvc_manager_t *m, const char *name, char *err, size_t errlen) {
-  return post(m, job_user_start, name, err, errlen);
+  return post_one(m, name, OP_START, err, errlen);
 }
 
 int tsvc_manager_stop(tsvc_manager_t *m, const char *name, char *err, size_t errlen) {
-  return post(m, job_user_stop, name, err, errlen);
+  return post_one(m, name, OP_STOP, err, errlen);
 }
 
 int tsvc_manager_restart(tsvc_manager_t *m, const char *name, char *err, size_t errlen) {
-  return post(m, job_user_restart, name, err, errlen);
+  return post_one(m, name, OP_RESTART, err, errlen);
 }
 
-int tsvc_manager_check(tsvc_manager_t *m, const char *name) {
-  return post(m, job_check, name, NULL, 0);
+int tsvc_manager_check(tsvc_manager_t *m, const char *name, tsvc_check_record_t *out,
+                       char *err, size_t errlen) {
+  if (out) memset(out, 0, sizeof *out);
+  cmd_check_t *c = cmd_new(&CHECK, sizeof *c);
+  if (!c) return TSVC_ENOMEM;
+  if (!(c->name = strdup(name))) {
+    tsvc_ref_put(&c->c.ref);
+    return TSVC_ENOMEM;
+  }
+  /* The verdict outlives submit() in c, which submit() may free: hold it. */
+  tsvc_ref_get(&c->c.ref);
+  int rc = submit(m, &c->c, err, errlen);
+  if (!rc && out) {
+    *out = c->rec;
+    c->rec.message = c->rec.output = c->rec.probe_address = NULL; /* moved */
+  }
+  tsvc_ref_put(&c->c.ref);
+  return rc;
 }
 
 int tsvc_manager_reload(tsvc_manager_t *m, char *err, size_t errlen) {
   if (err && errlen) err[0] = '\0';
-  /* Read and validate here, off the loop; only the swap runs on it. */
+  /* Read and validate here, off the loop; only the plan and its
+     application run on it. */
   tsvc_diag_t d = {0};
   tsvc_config_t *nc = NULL;
   int rc = tsvc_config_load(m->config_path, &nc, &d);
@@ -985,50 +1358,86 @@ int tsvc_manager_reload(tsvc_manager_t *m, char *err, size_t errlen) {
     return rc;
   }
   tsvc_diag_free(&d);
-  job_t j = {.run = job_reload, .cfg = nc};
-  return post_job(m, &j, err, errlen);
+  cmd_reload_t *c = cmd_new(&RELOAD, sizeof *c);
+  if (!c || !(c->cfg = cfgref_new(nc))) {
+    if (c) tsvc_ref_put(&c->c.ref);
+    else tsvc_config_free(nc);
+    return TSVC_ENOMEM;
+  }
+  return submit(m, &c->c, err, errlen);
 }
 
-/* The current monitor, under m->mu; closed monitors live until the end. */
-static tsvc_monitor_t *current(tsvc_manager_t *m) {
-  pthread_mutex_lock(&m->mu);
-  tsvc_monitor_t *mon = m->mon;
-  pthread_mutex_unlock(&m->mu);
-  return mon;
+int tsvc_manager_debug_configs(void) { return atomic_load(&configs_alive); }
+
+int tsvc_manager_debug_stall(tsvc_manager_t *m, int64_t ms) {
+  cmd_stall_t *c = cmd_new(&STALL, sizeof *c);
+  if (!c) return TSVC_ENOMEM;
+  c->ms = ms;
+  return submit(m, &c->c, NULL, 0);
+}
+
+/* ---- readers ---------------------------------------------------------------- */
+
+/* Not monitored: the service is ENOENT when the config has no such name. */
+static int not_monitored(tsvc_manager_t *m, const char *name) {
+  pthread_mutex_lock(&m->pub_mu);
+  cfgref_t *cfg = cfgref_get(m->pub_cfg);
+  pthread_mutex_unlock(&m->pub_mu);
+  int rc = tsvc_config_service(cfg->cfg, name) ? TSVC_ENOTMONITORED : TSVC_ENOENT;
+  cfgref_put(cfg);
+  return rc;
 }
 
 bool tsvc_manager_is_healthy(tsvc_manager_t *m, const char *name) {
-  tsvc_monitor_t *mon = current(m);
-  return mon && tsvc_monitor_is_healthy(mon, name);
+  return tsvc_board_is_healthy(m->board, name);
 }
 
 int tsvc_manager_get_status(tsvc_manager_t *m, const char *name, tsvc_status_t *out) {
-  tsvc_monitor_t *mon = current(m);
-  if (!mon) {
-    memset(out, 0, sizeof *out);
-    return tsvc_config_service(tsvc_manager_config(m), name) ? TSVC_ESTATE : TSVC_ENOENT;
-  }
-  return tsvc_monitor_get_status(mon, name, out);
+  memset(out, 0, sizeof *out);
+  tsvc_snap_t *s;
+  int rc = tsvc_board_get(m->board, name, &s);
+  if (rc == TSVC_ENOTMONITORED) return not_monitored(m, name);
+  if (rc) return rc;
+  rc = tsvc_snap_copy(s, true, out);
+  tsvc_snap_release(s);
+  return rc;
 }
 
 int tsvc_manager_get_all_status(tsvc_manager_t *m, tsvc_status_list_t *out) {
-  tsvc_monitor_t *mon = current(m);
-  if (!mon) {
-    out->v = NULL;
-    out->n = 0;
-    return TSVC_ESTATE;
+  out->v = NULL;
+  out->n = 0;
+  tsvc_snapshot_t *snap;
+  int rc = tsvc_board_snapshot(m->board, &snap);
+  if (rc) return rc;
+  size_t n = tsvc_snapshot_count(snap);
+  if (n && !(out->v = calloc(n, sizeof *out->v))) rc = TSVC_ENOMEM;
+  for (size_t i = 0; !rc && i < n; i++) {
+    rc = tsvc_snap_copy(tsvc_snapshot_snap(snap, i), true, &out->v[i]);
+    if (!rc) out->n = i + 1;
   }
-  return tsvc_monitor_get_all(mon, out);
+  tsvc_snapshot_release(snap);
+  if (rc) tsvc_status_list_free(out);
+  return rc;
 }
 
-const char *tsvc_manager_runtime_name(tsvc_manager_t *m) { return m->runtime_name; }
-
-const tsvc_config_t *tsvc_manager_config(tsvc_manager_t *m) {
-  /* A reload swaps it on the loop; the old one lives until the end. */
-  pthread_mutex_lock(&m->mu);
-  const tsvc_config_t *cfg = m->cfg;
-  pthread_mutex_unlock(&m->mu);
-  return cfg;
+int tsvc_manager_snapshot(tsvc_manager_t *m, tsvc_snapshot_t **out) {
+  int rc = tsvc_board_snapshot(m->board, out);
+  if (!rc) tsvc_snapshot_set_lag(*out, (double)tsvc_manager_loop_lag_ms(m) / 1000.0);
+  return rc;
 }
+
+void tsvc_manager_monitor_stats(tsvc_manager_t *m, tsvc_monitor_stats_t *out) {
+  tsvc_board_stats(m->board, out);
+  out->loop_lag_s = (double)tsvc_manager_loop_lag_ms(m) / 1000.0;
+}
+
+const char *tsvc_manager_runtime_name(tsvc_manager_t *m) { return atomic_load(&m->runtime_name); }
 
 int64_t tsvc_manager_loop_heartbeat(tsvc_manager_t *m) { return atomic_load(&m->heartbeat_ms); }
+
+int64_t tsvc_manager_loop_lag_ms(tsvc_manager_t *m) {
+  /* How late the last beat was, or how late the next one is already. */
+  int64_t late = mono_ms() - atomic_load(&m->beat_mono_ms) - HEARTBEAT_MS;
+  int64_t last = atomic_load(&m->beat_lag_ms);
+  return late > last ? late : last;
+}

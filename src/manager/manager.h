@@ -1,11 +1,18 @@
-/* manager.h: what the program needs of the manager beyond tsvc.h. */
+/* manager.h: what the program and the tests need of the manager beyond
+   tsvc.h. */
 #ifndef TSVC_MANAGER_INT_H
 #define TSVC_MANAGER_INT_H
 
 #include "config/config.h"
 #include "tsvc.h"
 
-/* The loaded config (owned by the manager, valid until it is freed). */
-const tsvc_config_t *tsvc_manager_config(tsvc_manager_t *m);
+/* For tests: hold the loop thread for ms (it sleeps there), as a stuck
+   loop would; returns once the loop has begun to wait. */
+int tsvc_manager_debug_stall(tsvc_manager_t *m, int64_t ms);
+
+/* For tests: how many configs are alive in this process (loaded by
+   managers and not yet freed: in use, or still read by an operation in
+   flight). */
+int tsvc_manager_debug_configs(void);
 
 #endif

@@ -1,7 +1,6 @@
 /* monitor.c: see monitor.h. */
 #include "monitor/monitor.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,52 +11,80 @@
 #include "log/log.h"
 #include "monitor/check.h"
 
-/* A callback context for runtime operations that cannot be cancelled: the
-   service clears ctx->svc when it goes away first. */
-typedef struct {
+/*
+ * A completion owed to someone, delivered from the loop by the `later`
+ * timer, never inside the call that asked: a person's operation (cb), an
+ * on-demand check (check_cb), or the runtime's refusal of an operation,
+ * which is answered as if the runtime had called back (op).
+ */
+typedef struct done_s {
+  struct done_s *next;
+  tsvc_mon_done_cb cb;
+  tsvc_mon_check_cb check_cb;
+  struct ctx_s *op;
+  void *data;
+  int status;
+  char *msg;                /* owned; NULL: "" */
+  bool have_rec;
+  tsvc_check_record_t rec;  /* checks: the verdict (strings owned) */
+} done_t;
+
+/* A runtime operation or inspection in flight. It cannot be cancelled: the
+   service clears svc when it goes away first. keep holds the config of
+   the service conf the operation was given. */
+typedef struct ctx_s {
   struct svc_s *svc;
+  tsvc_ref_t *keep;
   bool verify; /* inspections: feed "died" when found not running */
 } ctx_t;
 
-/* Someone waiting for the runtime operation in flight. */
-typedef struct waiter_s {
-  tsvc_mon_done_cb cb;
-  void *data;
-  uint64_t id;
-  struct waiter_s *next;
-} waiter_t;
-
 typedef struct svc_s {
   tsvc_monitor_t *m;
-  const tsvc_service_conf_t *conf; /* borrowed */
+  const tsvc_service_conf_t *conf; /* borrowed; keep holds its config */
+  tsvc_ref_t *keep;
   char *name;                      /* owned */
   tsvc_health_t h;
   tsvc_probe_spec_t spec; /* strings point into conf or host */
   char host[256];
-  char *addr;             /* where checks go (st.probe_address), shared by
-                             the history's records (rcstr) */
   uv_timer_t timer;
   tsvc_ms_t armed_at;     /* deadline the timer is set for, or TSVC_NEVER */
-  tsvc_check_t *check;    /* probe in flight */
+  /* The check in flight. */
+  tsvc_check_t *check;
+  tsvc_ref_t *check_keep;
   int64_t check_started_wall;
   tsvc_ms_t lateness;       /* of the check the last step started */
   tsvc_ms_t check_lateness; /* of the check in flight */
-  ctx_t *op;              /* runtime start/stop/restart in flight */
+  done_t *check_waiters;    /* told the verdict of the check in flight */
+  done_t *next_waiters;     /* asked while a check was in flight: told the
+                               verdict of the next, which starts when that
+                               one ends */
+  /* The runtime operation in flight (start/stop/restart). */
+  ctx_t *op;
   tsvc_health_op_t failed_op; /* the operation an OP_FAILED is about, for
                                  its log line */
-  waiter_t *waiters;      /* told when op is done */
-  uint64_t waiter_seq;
-  ctx_t *info;            /* runtime inspection for status in flight */
-  /* The published status; written on the loop under m->mu. */
-  tsvc_status_t st;
-  size_t hist_cap;
-  size_t hist_head; /* index of the oldest record when the ring is full */
+  done_t *op_waiters;         /* told when op is done */
+  /* The inspection in flight (container id, pid, address). */
+  ctx_t *info;
+  bool info_again;            /* asked again meanwhile: its answer may be
+                                 older than what was asked for */
+  bool info_again_verify;
+  done_t *info_waiters;       /* told once it answers: a (re)start's
+                                 waiters, so that the new pid is known */
+  /* The status, the loop's own copy; published as snapshots. */
+  tsvc_status_t st;          /* history fields unused */
+  char *addr;                /* where checks go (st.probe_address), shared by
+                                the history's records (rcstr) */
+  tsvc_rec_t **ring;         /* the last hist_cap records */
+  size_t hist_cap, hist_n, hist_head; /* head: the oldest once full */
+  tsvc_hist_t *hist;         /* the published history; NULL: build anew */
+  tsvc_board_slot_t *slot;
 } svc_t;
 
 struct tsvc_monitor_s {
   uv_loop_t *loop;
   tsvc_runtime_t *rt;
-  pthread_mutex_t mu;
+  tsvc_board_t *board;
+  bool own_board;
   svc_t **svcs;   /* in the order added */
   size_t n, cap;
   svc_t **index;  /* open-addressing hash of names, for find(); NULL slots
@@ -65,6 +92,8 @@ struct tsvc_monitor_s {
   size_t index_cap; /* a power of two, at least twice n */
   tsvc_mon_observer_cb observer;
   void *observer_data;
+  uv_timer_t later; /* delivers `ready` */
+  done_t *ready, *ready_tail;
   bool closed;
 };
 
@@ -78,13 +107,15 @@ static int64_t wall_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static tsvc_ms_t now_of(tsvc_monitor_t *m) { return (tsvc_ms_t)uv_now(m->loop); }
+
 /* A loop time as wall-clock ms; 0 for never. */
 static int64_t to_wall(tsvc_monitor_t *m, tsvc_ms_t t, int64_t wall_now) {
   if (t == TSVC_NEVER) return 0;
-  return wall_now - ((tsvc_ms_t)uv_now(m->loop) - t);
+  return wall_now - (now_of(m) - t);
 }
 
-/* ---- lookup --------------------------------------------------------------- */
+/* ---- lookup (loop thread) -------------------------------------------------- */
 
 static uint64_t hash_name(const char *name) {
   uint64_t x = UINT64_C(1469598103934665603); /* FNV-1a */
@@ -93,7 +124,7 @@ static uint64_t hash_name(const char *name) {
 }
 
 /* By name in O(1): API calls and runtime events name services, and a
-   monitor may watch thousands. Caller holds m->mu or is the loop thread. */
+   monitor may watch thousands. */
 static svc_t *find(tsvc_monitor_t *m, const char *name) {
   if (!m->index) return NULL;
   size_t mask = m->index_cap - 1;
@@ -104,8 +135,8 @@ static svc_t *find(tsvc_monitor_t *m, const char *name) {
   }
 }
 
-/* Rebuild the index for the current svcs, at least cap slots. Called with
-   m->mu held. Returns 0 or TSVC_ENOMEM (the old index stays then). */
+/* Rebuild the index for the current svcs, at least twice want slots.
+   Returns 0 or TSVC_ENOMEM (the old index stays then). */
 static int reindex(tsvc_monitor_t *m, size_t want) {
   size_t cap = 16;
   while (cap < 2 * want) cap *= 2;
@@ -122,62 +153,151 @@ static int reindex(tsvc_monitor_t *m, size_t want) {
   return 0;
 }
 
-/* ---- status --------------------------------------------------------------- */
+/* ---- completions ------------------------------------------------------------ */
 
-/* Copy the machine's view into the published status. */
-static void publish(svc_t *s) {
-  tsvc_monitor_t *m = s->m;
-  tsvc_ms_t now = (tsvc_ms_t)uv_now(m->loop);
-  int64_t wall = wall_now_ms();
-  const tsvc_health_t *h = &s->h;
-  pthread_mutex_lock(&m->mu);
-  s->st.state = h->state;
-  s->st.healthy = h->state == TSVC_STATE_HEALTHY;
-  s->st.since_ms = to_wall(m, h->since, wall);
-  s->st.next_check_ms = h->checking ? 0 : to_wall(m, h->check_at, wall);
-  s->st.consecutive_failures = h->fails;
-  s->st.consecutive_successes = h->successes;
-  s->st.retries = h->p.retries;
-  s->st.success_threshold = h->p.success_threshold;
-  s->st.checks_total = h->checks_total;
-  s->st.failures_total = h->failures_total;
-  s->st.restarts_total = h->restarts_total;
-  s->st.restarts_in_window = tsvc_health_restarts_in_window(h, now);
-  s->st.max_restarts = h->p.max_restarts;
-  pthread_mutex_unlock(&m->mu);
+static done_t *done_new(tsvc_mon_done_cb cb, tsvc_mon_check_cb check_cb, void *data) {
+  done_t *d = calloc(1, sizeof *d);
+  if (!d) return NULL;
+  d->cb = cb;
+  d->check_cb = check_cb;
+  d->data = data;
+  return d;
 }
 
-static void record_check(svc_t *s, const tsvc_probe_result_t *res) {
-  tsvc_monitor_t *m = s->m;
-  int64_t end = wall_now_ms();
-  pthread_mutex_lock(&m->mu);
-  tsvc_status_t *st = &s->st;
-  tsvc_check_record_t *r;
-  if (st->nhistory < s->hist_cap) {
-    r = &st->history[st->nhistory++];
-  } else {
-    r = &st->history[s->hist_head];
-    s->hist_head = (s->hist_head + 1) % s->hist_cap;
-    free(r->message);
-    free(r->output);
-    tsvc_rcstr_unref(r->probe_address);
+static void op_cb(int status, const char *msg, void *data);
+
+static void deliver(done_t *d) {
+  const char *msg = d->msg ? d->msg : "";
+  if (d->op) op_cb(d->status, msg, d->op);
+  else if (d->cb) d->cb(d->status, msg, d->data);
+  else if (d->check_cb) d->check_cb(d->status, d->have_rec ? &d->rec : NULL, d->data);
+  free(d->msg);
+  free(d->rec.message);
+  free(d->rec.output);
+  free(d->rec.probe_address);
+  free(d);
+}
+
+static void later_cb(uv_timer_t *t) {
+  tsvc_monitor_t *m = t->data;
+  /* What is delivered may queue more: that goes in the next round. */
+  done_t *d = m->ready;
+  m->ready = m->ready_tail = NULL;
+  while (d) {
+    done_t *next = d->next;
+    deliver(d);
+    d = next;
   }
-  r->start_ms = s->check_started_wall;
-  r->end_ms = end;
-  r->result = res->result;
-  r->exit_code = res->exit_code;
-  r->latency_us = res->latency_us;
-  /* Messages are kept by pointer, sized to fit: most are short ("PONG"),
-     and twenty 256-byte slots per service were most of the memory. */
+}
+
+/* Queue d to be delivered from the loop with status and msg (copied). */
+static void queue(tsvc_monitor_t *m, done_t *d, int status, const char *msg) {
+  d->status = status;
+  d->msg = msg && *msg ? strdup(msg) : NULL; /* out of memory: "" */
+  d->next = NULL;
+  if (m->ready_tail) m->ready_tail->next = d;
+  else m->ready = d;
+  m->ready_tail = d;
+  if (!uv_is_closing((uv_handle_t *)&m->later)) uv_timer_start(&m->later, later_cb, 0, 0);
+}
+
+/* Queue every waiter of *list with status and msg. */
+static void tell(tsvc_monitor_t *m, done_t **list, int status, const char *msg) {
+  done_t *d = *list;
+  *list = NULL;
+  while (d) {
+    done_t *next = d->next;
+    queue(m, d, status, msg);
+    d = next;
+  }
+}
+
+/* Queue every check waiter of *list with the verdict. */
+static void tell_verdict(tsvc_monitor_t *m, done_t **list, const tsvc_check_record_t *r) {
+  done_t *d = *list;
+  *list = NULL;
+  while (d) {
+    done_t *next = d->next;
+    d->have_rec = true;
+    d->rec = *r;
+    d->rec.message = strdup(r->message ? r->message : "");
+    d->rec.output = r->output ? strdup(r->output) : NULL;
+    d->rec.probe_address = r->probe_address ? strdup(r->probe_address) : NULL;
+    if (!d->rec.message) d->have_rec = false; /* out of memory: no record */
+    queue(m, d, d->have_rec ? 0 : TSVC_ENOMEM, NULL);
+    d = next;
+  }
+}
+
+static void push(done_t **list, done_t *d) {
+  d->next = *list;
+  *list = d;
+}
+
+/* ---- status ----------------------------------------------------------------- */
+
+/* Publish the service's status as a new snapshot. Out of memory: readers
+   keep the previous one. */
+static void publish(svc_t *s) {
+  tsvc_monitor_t *m = s->m;
+  if (m->closed) return;
+  tsvc_ms_t now = now_of(m);
+  int64_t wall = wall_now_ms();
+  const tsvc_health_t *h = &s->h;
+  tsvc_status_t *st = &s->st;
+  st->state = h->state;
+  st->healthy = h->state == TSVC_STATE_HEALTHY;
+  st->since_ms = to_wall(m, h->since, wall);
+  st->next_check_ms = h->checking ? 0 : to_wall(m, h->check_at, wall);
+  st->consecutive_failures = h->fails;
+  st->consecutive_successes = h->successes;
+  st->retries = h->p.retries;
+  st->success_threshold = h->p.success_threshold;
+  st->checks_total = h->checks_total;
+  st->failures_total = h->failures_total;
+  st->restarts_total = h->restarts_total;
+  st->restarts_in_window = tsvc_health_restarts_in_window(h, now);
+  st->max_restarts = h->p.max_restarts;
+  if (!s->hist && s->hist_n) {
+    /* Oldest first: the ring starts at hist_head once full. */
+    s->hist = tsvc_hist_new(s->ring, s->hist_n, s->hist_n < s->hist_cap ? 0 : s->hist_head);
+  }
+  tsvc_snap_t *snap = tsvc_snap_new(st, s->hist);
+  if (snap) tsvc_board_publish(m->board, s->slot, snap);
+}
+
+static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_record_t *out) {
+  int64_t end = wall_now_ms();
+  tsvc_status_t *st = &s->st;
+  /* Scrubbed once here: every copy of the record says the same. */
   char msg[TSVC_PROBE_MSG_LEN];
   tsvc_log_scrub(msg, sizeof msg, res->message);
-  r->message = strdup(msg);
-  /* One copy for every record of the same address (rcstr). */
-  r->probe_address = tsvc_rcstr_ref(s->addr);
-  r->output = NULL;
+  char *output = NULL;
   if (res->output) {
     size_t n = strlen(res->output) + 1;
-    if ((r->output = malloc(n))) tsvc_log_scrub(r->output, n, res->output);
+    if ((output = malloc(n))) tsvc_log_scrub(output, n, res->output);
+  }
+  *out = (tsvc_check_record_t){.start_ms = s->check_started_wall,
+                               .end_ms = end,
+                               .result = res->result,
+                               .exit_code = res->exit_code,
+                               .latency_us = res->latency_us,
+                               .message = strdup(msg),
+                               .output = output,
+                               /* Borrowed: the record takes its own
+                                  reference (board.h). */
+                               .probe_address = s->addr};
+  tsvc_rec_t *rec = out->message ? tsvc_rec_new(out) : NULL;
+  if (rec) {
+    if (s->hist_n < s->hist_cap) {
+      s->ring[s->hist_n++] = rec;
+    } else {
+      tsvc_rec_release(s->ring[s->hist_head]);
+      s->ring[s->hist_head] = rec;
+      s->hist_head = (s->hist_head + 1) % s->hist_cap;
+    }
+    tsvc_hist_release(s->hist);
+    s->hist = NULL;
   }
   st->last_check_ms = end;
   st->last_latency_us = res->latency_us;
@@ -186,55 +306,17 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res) {
   st->latency_sum_s += secs;
   for (size_t i = 0; i < TSVC_LATENCY_NBUCKETS; i++)
     if (i == TSVC_LATENCY_NBUCKETS - 1 || secs <= latency_bounds[i]) st->latency_buckets[i]++;
-  if (res->result == TSVC_RESULT_OK) {
-    st->last_healthy_ms = end;
-  } else {
-    tsvc_strlcpy(st->last_error, msg, sizeof st->last_error);
-  }
-  pthread_mutex_unlock(&m->mu);
+  if (res->result == TSVC_RESULT_OK) st->last_healthy_ms = end;
+  else tsvc_strlcpy(st->last_error, msg, sizeof st->last_error);
 }
 
-static void set_error(svc_t *s, const char *msg) {
-  pthread_mutex_lock(&s->m->mu);
-  tsvc_log_scrub(s->st.last_error, sizeof s->st.last_error, msg ? msg : "");
-  pthread_mutex_unlock(&s->m->mu);
-}
-
-static void set_running(svc_t *s, bool running) {
-  pthread_mutex_lock(&s->m->mu);
-  s->st.running = running;
-  pthread_mutex_unlock(&s->m->mu);
-}
-
-/* Deep copy of a status; the caller holds m->mu. */
-static int copy_status(const svc_t *s, tsvc_status_t *out) {
-  *out = s->st;
-  out->name = NULL;
-  out->history = NULL;
-  out->nhistory = 0;
-  if (!(out->name = strdup(s->name))) return TSVC_ENOMEM;
-  if (s->st.nhistory) {
-    out->history = calloc(s->st.nhistory, sizeof *out->history);
-    if (!out->history) goto nomem;
-    /* Oldest first: the ring starts at hist_head once full. */
-    size_t start = s->st.nhistory < s->hist_cap ? 0 : s->hist_head;
-    for (size_t i = 0; i < s->st.nhistory; i++) {
-      const tsvc_check_record_t *r = &s->st.history[(start + i) % s->st.nhistory];
-      out->history[i] = *r;
-      out->history[i].output = NULL;
-      out->history[i].message = NULL;
-      out->history[i].probe_address = NULL;
-      out->nhistory = i + 1;
-      if (!(out->history[i].message = strdup(r->message ? r->message : ""))) goto nomem;
-      if (r->probe_address && !(out->history[i].probe_address = strdup(r->probe_address)))
-        goto nomem;
-      if (r->output && !(out->history[i].output = strdup(r->output))) goto nomem;
-    }
-  }
-  return 0;
-nomem:
-  tsvc_status_clear(out);
-  return TSVC_ENOMEM;
+static void free_history(svc_t *s) {
+  for (size_t i = 0; i < s->hist_n; i++) tsvc_rec_release(s->ring[i]);
+  free(s->ring);
+  s->ring = NULL;
+  s->hist_n = s->hist_head = 0;
+  tsvc_hist_release(s->hist);
+  s->hist = NULL;
 }
 
 /* ---- logging and observers ------------------------------------------------ */
@@ -243,7 +325,7 @@ static void notify(svc_t *s, tsvc_mon_event_type_t type, tsvc_state_t from, tsvc
                    const char *reason, tsvc_result_t result, int64_t lateness) {
   tsvc_monitor_t *m = s->m;
   if (!m->observer) return;
-  tsvc_ms_t now = (tsvc_ms_t)uv_now(m->loop);
+  tsvc_ms_t now = now_of(m);
   tsvc_mon_event_t ev = {
       .type = type,
       .service = s->name,
@@ -266,7 +348,7 @@ static void log_line(svc_t *s, tsvc_log_level_t level, const char *action, tsvc_
                      const char *extra_val) {
   if (!tsvc_log_enabled(level)) return;
   char failures[32], restarts[32];
-  tsvc_ms_t now = (tsvc_ms_t)uv_now(s->m->loop);
+  tsvc_ms_t now = now_of(s->m);
   snprintf(failures, sizeof failures, "%d/%d", s->h.fails, s->h.p.retries);
   snprintf(restarts, sizeof restarts, "%d/%d", tsvc_health_restarts_in_window(&s->h, now),
            s->h.p.max_restarts);
@@ -296,8 +378,7 @@ static tsvc_log_level_t change_level(tsvc_state_t to) {
 
 /* ---- carrying out the machine's actions ----------------------------------- */
 
-static void feed(svc_t *s, const tsvc_health_event_t *ev, int *rc_out);
-
+static int feed(svc_t *s, const tsvc_health_event_t *ev);
 static void timer_cb(uv_timer_t *t);
 
 /* Set the service's one timer to the machine's earliest deadline. */
@@ -310,143 +391,164 @@ static void arm(svc_t *s) {
     uv_timer_stop(&s->timer);
     return;
   }
-  tsvc_ms_t now = (tsvc_ms_t)uv_now(s->m->loop);
+  tsvc_ms_t now = now_of(s->m);
   uv_timer_start(&s->timer, timer_cb, (uint64_t)(d > now ? d - now : 0), 0);
 }
 
-/* Tell everyone waiting for the operation in flight how it ended. */
-static void wake_waiters(svc_t *s, int status, const char *msg) {
-  waiter_t *w = s->waiters;
-  s->waiters = NULL;
-  while (w) {
-    waiter_t *next = w->next;
-    w->cb(status, msg, w->data);
-    free(w);
-    w = next;
-  }
+static ctx_t *ctx_new(svc_t *s, bool verify) {
+  ctx_t *c = malloc(sizeof *c);
+  if (!c) return NULL;
+  c->svc = s;
+  c->keep = tsvc_ref_get(s->keep);
+  c->verify = verify;
+  return c;
+}
+
+/* The end of a ctx_t: its config may go. */
+static svc_t *ctx_end(ctx_t *c) {
+  svc_t *s = c->svc;
+  tsvc_ref_put(c->keep);
+  free(c);
+  return s;
 }
 
 static void op_cb(int status, const char *msg, void *data) {
-  ctx_t *c = data;
-  svc_t *s = c->svc;
-  free(c);
+  svc_t *s = ctx_end(data);
   if (!s) return; /* the service went away meanwhile */
   s->op = NULL;
   /* Copy: the message is only valid during this callback. */
   char why[1024];
   tsvc_strlcpy(why, status ? (msg && *msg ? msg : tsvc_strerror(status)) : "", sizeof why);
-  tsvc_health_event_t ev = {.now = (tsvc_ms_t)uv_now(s->m->loop)};
+  tsvc_health_event_t ev = {.now = now_of(s->m)};
   if (status) {
     ev.type = TSVC_HEV_OP_FAILED;
-    ev.message = msg && *msg ? msg : tsvc_strerror(status);
+    ev.message = why;
     s->failed_op = s->h.op;
   } else {
     ev.type = TSVC_HEV_OP_DONE;
-    set_running(s, s->h.op != TSVC_OP_STOP);
+    s->st.running = s->h.op != TSVC_OP_STOP;
   }
-  feed(s, &ev, NULL);
+  char reason[1024];
+  tsvc_strlcpy(reason, why, sizeof reason);
+  feed(s, &ev);
   if (status) {
     /* Whoever waits learns what happens next: a start or restart that
        failed is retried on the backoff schedule, or given up. */
-    size_t n = strlen(why);
-    tsvc_ms_t now = (tsvc_ms_t)uv_now(s->m->loop);
+    size_t n = strlen(reason);
+    tsvc_ms_t now = now_of(s->m);
     if (s->h.state == TSVC_STATE_UNHEALTHY && s->h.restart_at != TSVC_NEVER) {
       char in[32];
       tsvc_duration_format(s->h.restart_at > now ? s->h.restart_at - now : 0, in, sizeof in);
-      snprintf(why + n, sizeof why - n, " (%s again in %s)",
+      snprintf(reason + n, sizeof reason - n, " (%s again in %s)",
                s->h.not_started ? "starting" : "restarting", in);
     } else if (s->h.state == TSVC_STATE_FAILED) {
       int k = tsvc_health_restarts_in_window(&s->h, now);
-      snprintf(why + n, sizeof why - n, " (gave up after %d attempt%s)", k, k == 1 ? "" : "s");
+      snprintf(reason + n, sizeof reason - n, " (gave up after %d attempt%s)", k,
+               k == 1 ? "" : "s");
     }
+    tell(s->m, &s->op_waiters, status, reason);
+    return;
   }
-  wake_waiters(s, status, why);
+  /* Done. After a (re)start, wait for the inspection feed() asked for, so
+     that the reply shows the new pid and container. */
+  if (s->info) {
+    while (s->op_waiters) {
+      done_t *d = s->op_waiters;
+      s->op_waiters = d->next;
+      push(&s->info_waiters, d);
+    }
+  } else {
+    tell(s->m, &s->op_waiters, 0, NULL);
+  }
 }
 
+static void inspect_svc(svc_t *s, bool verify);
 static void prepare_spec(svc_t *s);
 
 static void info_cb(int status, const char *msg, const tsvc_rt_info_t *info, void *data) {
-  ctx_t *c = data;
-  svc_t *s = c->svc;
-  bool verify = c->verify;
-  free(c);
+  bool verify = ((ctx_t *)data)->verify;
+  svc_t *s = ctx_end(data);
   (void)msg;
   if (!s) return;
   s->info = NULL;
-  if (status) return;
-  pthread_mutex_lock(&s->m->mu);
-  s->st.running = info->running;
-  s->st.pid = info->pid;
-  tsvc_strlcpy(s->st.container_id, info->id, sizeof s->st.container_id);
-  tsvc_strlcpy(s->st.container_name, info->name, sizeof s->st.container_name);
-  pthread_mutex_unlock(&s->m->mu);
-  /* Where probes connect, unless the config or the command names a host:
-     the runtime's route, which the inspection may have changed. */
-  if (s->m->rt && s->m->rt->ops->probe_route) {
-    prepare_spec(s);
-  } else if (info->host[0] && !s->conf->healthcheck.address && s->spec.host == s->host) {
-    tsvc_strlcpy(s->host, info->host, sizeof s->host);
+  if (!status) {
+    s->st.running = info->running;
+    s->st.pid = info->pid;
+    tsvc_strlcpy(s->st.container_id, info->id, sizeof s->st.container_id);
+    tsvc_strlcpy(s->st.container_name, info->name, sizeof s->st.container_name);
+    /* Where probes connect, unless the config or the command names a host:
+       the runtime's route, which the inspection may have changed. */
+    if (s->m->rt && s->m->rt->ops->probe_route)
+      prepare_spec(s);
+    else if (info->host[0] && !s->conf->healthcheck.address && s->spec.host == s->host)
+      tsvc_strlcpy(s->host, info->host, sizeof s->host);
   }
-  if (verify && !info->running && s->h.op == TSVC_OP_NONE) {
+  if (s->info_again) {
+    /* Asked again while this one was out: its answer may predate what the
+       asker waits for (a restart that ended meanwhile). */
+    bool v = s->info_again_verify;
+    s->info_again = s->info_again_verify = false;
+    inspect_svc(s, v);
+  } else if (!status && verify && !info->running && s->h.op == TSVC_OP_NONE) {
     /* It died while the runtime could not tell us: found by inspection. */
     char why[96];
-    if (info->exists)
-      snprintf(why, sizeof why, "not running: exited (%d)", info->exit_code);
-    else
-      snprintf(why, sizeof why, "not running: does not exist");
-    tsvc_health_event_t ev = {.type = TSVC_HEV_DIED,
-                              .now = (tsvc_ms_t)uv_now(s->m->loop),
-                              .message = why};
-    feed(s, &ev, NULL);
+    if (info->exists) snprintf(why, sizeof why, "not running: exited (%d)", info->exit_code);
+    else snprintf(why, sizeof why, "not running: does not exist");
+    tsvc_health_event_t ev = {.type = TSVC_HEV_DIED, .now = now_of(s->m), .message = why};
+    feed(s, &ev);
   }
+  if (!s->info) tell(s->m, &s->info_waiters, 0, NULL);
+  publish(s);
 }
 
-/* Refresh container id / pid / address after a (re)start; with verify, a
-   service found not running is fed as died. */
+/* Refresh container id / pid / address; with verify, a service found not
+   running is fed as died. */
 static void inspect_svc(svc_t *s, bool verify) {
   tsvc_runtime_t *rt = s->m->rt;
-  if (!rt) return;
+  if (!rt || s->m->closed) return;
   if (s->info) {
-    s->info->verify |= verify; /* the one in flight will do */
+    s->info_again = true;
+    s->info_again_verify |= verify;
     return;
   }
-  ctx_t *c = malloc(sizeof *c);
+  ctx_t *c = ctx_new(s, verify);
   if (!c) return;
-  c->svc = s;
-  c->verify = verify;
   if (rt->ops->inspect(rt, s->conf, info_cb, c) == 0) s->info = c;
-  else free(c);
+  else ctx_end(c);
 }
 
-static void refresh_info(svc_t *s) { inspect_svc(s, false); }
-
+/* Ask the runtime to act. Its answer (op_cb) always comes later from the
+   loop: a refusal at once is answered through `later`, so that the
+   machine and whoever waits hear of it the same way. */
 static void run_op(svc_t *s, unsigned act) {
   tsvc_runtime_t *rt = s->m->rt;
+  ctx_t *c = ctx_new(s, false);
+  done_t *d = done_new(NULL, NULL, NULL);
+  if (!c || !d) {
+    /* Nothing to answer with: the machine hears it now (the caller's
+       waiters are queued, so they are still told from the loop). */
+    if (c) ctx_end(c);
+    free(d);
+    tsvc_health_event_t ev = {.type = TSVC_HEV_OP_FAILED, .now = now_of(s->m),
+                              .message = "out of memory"};
+    s->failed_op = s->h.op;
+    feed(s, &ev);
+    tell(s->m, &s->op_waiters, TSVC_ENOMEM, "out of memory");
+    return;
+  }
+  s->op = c;
   int rc = TSVC_EINVAL;
-  ctx_t *c = malloc(sizeof *c);
-  if (!c) {
-    rc = TSVC_ENOMEM;
-  } else if (rt) {
-    c->svc = s;
-    c->verify = false;
-    s->op = c;
+  if (rt) {
     if (act == TSVC_HACT_RESTART) rc = rt->ops->restart(rt, s->conf, op_cb, c);
     else if (act == TSVC_HACT_START) rc = rt->ops->start(rt, s->conf, op_cb, c);
     else rc = rt->ops->stop(rt, s->conf, op_cb, c);
   }
-  if (rc) {
-    /* The callback will never come: fail the operation now. */
-    free(c);
-    s->op = NULL;
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s", rt ? tsvc_strerror(rc) : "no runtime to act with");
-    tsvc_health_event_t ev = {.type = TSVC_HEV_OP_FAILED,
-                              .now = (tsvc_ms_t)uv_now(s->m->loop),
-                              .message = msg};
-    s->failed_op = s->h.op;
-    feed(s, &ev, NULL);
-    wake_waiters(s, rc, msg);
+  if (!rc) {
+    free(d);
+    return;
   }
+  d->op = c;
+  queue(s->m, d, rc, rt ? tsvc_strerror(rc) : "no runtime to act with");
 }
 
 static void check_cb(const tsvc_probe_result_t *res, void *data);
@@ -454,6 +556,8 @@ static void check_cb(const tsvc_probe_result_t *res, void *data);
 static void start_check(svc_t *s) {
   s->check_started_wall = wall_now_ms();
   s->check_lateness = s->lateness;
+  s->check_keep = tsvc_ref_get(s->keep);
+  tsvc_board_note_in_flight(s->m->board, 1);
   int rc = tsvc_check_start(s->m->loop, s->m->rt, s->conf, &s->spec, check_cb, s, &s->check);
   if (rc) {
     /* Could not even start: that is this check's verdict. */
@@ -465,25 +569,38 @@ static void start_check(svc_t *s) {
   }
 }
 
-static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
-  if ((a->flags & TSVC_HACT_CANCEL_CHECK) && s->check) {
+/* The check in flight is dropped: whoever waits for a verdict is told. */
+static void drop_check(svc_t *s, int status, const char *why) {
+  if (s->check) {
     tsvc_check_cancel(s->check);
     s->check = NULL;
+    tsvc_board_note_in_flight(s->m->board, -1);
+    tsvc_ref_put(s->check_keep);
+    s->check_keep = NULL;
   }
+  tell(s->m, &s->check_waiters, status, why);
+  tell(s->m, &s->next_waiters, status, why);
+}
+
+static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
+  if (a->flags & TSVC_HACT_CANCEL_CHECK)
+    drop_check(s, TSVC_ENOTCHECKED, "the check was cancelled");
   /* Published before anyone is told: a subscriber told "healthy" that asks
      for the status must read "healthy" (feed() publishes again after the
      actions). */
   if (a->nchanges) publish(s);
   /* A start in flight is `starting`: that change is logged on the start's
-     own line (action=start state=starting prev=stopped). */
+     own line (action=start state=starting prev=stopped); a change into
+     `restarting` on the restart's line. Observers hear of every change. */
   const tsvc_health_change_t *start = NULL;
   if ((a->flags & TSVC_HACT_START) && a->nchanges &&
       a->changes[a->nchanges - 1].to == TSVC_STATE_STARTING)
     start = &a->changes[a->nchanges - 1];
   for (int i = 0; i < a->nchanges; i++) {
     const tsvc_health_change_t *c = &a->changes[i];
-    if (c->to == TSVC_STATE_RESTARTING || c == start) continue; /* logged as the action */
-    log_line(s, change_level(c->to), NULL, c->from, c->to, true, c->reason, NULL, NULL);
+    if (c == start) continue; /* logged and told with the action below */
+    if (c->to != TSVC_STATE_RESTARTING)
+      log_line(s, change_level(c->to), NULL, c->from, c->to, true, c->reason, NULL, NULL);
     notify(s, TSVC_MON_EV_CHANGE, c->from, c->to, c->reason, TSVC_RESULT_OK, 0);
   }
   if (a->flags & TSVC_HACT_OP_FAILED) {
@@ -491,7 +608,7 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
     const char *what = s->failed_op == TSVC_OP_START  ? "start_failed"
                        : s->failed_op == TSVC_OP_STOP ? "stop_failed"
                                                       : "restart_failed";
-    set_error(s, a->reason);
+    tsvc_log_scrub(s->st.last_error, sizeof s->st.last_error, a->reason ? a->reason : "");
     log_line(s, TSVC_LOG_ERROR, what, 0, 0, false, a->reason, NULL, NULL);
     notify(s, TSVC_MON_EV_RESTART_FAILED, s->h.state, s->h.state, a->reason, TSVC_RESULT_OK, 0);
   }
@@ -505,7 +622,7 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
   }
   if (a->flags & TSVC_HACT_RESTART_LATER) {
     char in[32];
-    tsvc_duration_format(a->restart_at - (tsvc_ms_t)uv_now(s->m->loop), in, sizeof in);
+    tsvc_duration_format(a->restart_at - now_of(s->m), in, sizeof in);
     /* After a failed start the retry is a start. */
     log_line(s, TSVC_LOG_INFO, s->h.not_started ? "start_scheduled" : "restart_scheduled", 0, 0,
              false, a->reason, "in", in);
@@ -528,49 +645,82 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
     if (ops == TSVC_HACT_RESTART)
       notify(s, TSVC_MON_EV_RESTART, TSVC_STATE_RESTARTING, TSVC_STATE_RESTARTING, reason,
              TSVC_RESULT_OK, 0);
-    if (ops == TSVC_HACT_STOP) set_running(s, false);
+    if (ops == TSVC_HACT_STOP) s->st.running = false;
     run_op(s, ops);
   }
   if (a->flags & TSVC_HACT_CHECK) start_check(s);
 }
 
 /* Feed one event to the machine, carry out its actions, publish, re-arm.
-   A check it starts counts as on time (lateness 0). */
-static void feed(svc_t *s, const tsvc_health_event_t *ev, int *rc_out) {
+   A check it starts counts as on time (lateness 0). Returns the machine's
+   answer (0, or why it refused: nothing changed then). */
+static int feed(svc_t *s, const tsvc_health_event_t *ev) {
   tsvc_health_actions_t a;
   int rc = tsvc_health_step(&s->h, ev, &a);
-  if (rc_out) *rc_out = rc;
-  if (rc) return;
+  if (rc) return rc;
   /* (Re)started: its container id, pid and address are new. A start in
      flight is starting too, but there is nothing to look at yet. */
   if (s->h.state == TSVC_STATE_STARTING && s->h.op == TSVC_OP_NONE &&
       ((a.flags & TSVC_HACT_CHANGED) || ev->type == TSVC_HEV_OP_DONE))
-    refresh_info(s);
+    inspect_svc(s, false);
   s->lateness = 0;
   carry_out(s, &a);
   publish(s);
   arm(s);
+  return 0;
 }
 
 static void timer_cb(uv_timer_t *t) {
   svc_t *s = t->data;
   s->armed_at = TSVC_NEVER;
   tsvc_ms_t due = s->h.check_at;
-  tsvc_health_event_t ev = {.type = TSVC_HEV_TICK, .now = (tsvc_ms_t)uv_now(s->m->loop)};
+  tsvc_health_event_t ev = {.type = TSVC_HEV_TICK, .now = now_of(s->m)};
   tsvc_health_actions_t a;
   if (tsvc_health_step(&s->h, &ev, &a) == 0) {
     /* How late the check starts against its schedule. */
     s->lateness = (a.flags & TSVC_HACT_CHECK) && due != TSVC_NEVER ? ev.now - due : 0;
+    if (a.flags & TSVC_HACT_CHECK) tsvc_board_note_lateness(s->m->board, s->lateness);
     carry_out(s, &a);
     publish(s);
   }
   arm(s);
 }
 
+/* Bring the scheduled check forward to now. Returns 0 when a check
+   started, else TSVC_ENOTCHECKED (the machine does not check the service
+   in its state) with nothing changed. waiters (a list, may be NULL) are
+   told the verdict of that check: they are in place before it starts, as
+   a check that cannot start has its verdict at once. On an error they are
+   left to the caller. */
+static int check_now(svc_t *s, done_t *waiters) {
+  tsvc_ms_t now = now_of(s->m);
+  tsvc_ms_t saved = s->h.check_at;
+  s->h.check_at = now;
+  tsvc_health_event_t ev = {.type = TSVC_HEV_TICK, .now = now};
+  tsvc_health_actions_t a;
+  tsvc_health_step(&s->h, &ev, &a);
+  if (!(a.flags & TSVC_HACT_CHECK)) {
+    s->h.check_at = saved;
+  } else {
+    while (waiters) {
+      done_t *next = waiters->next;
+      push(&s->check_waiters, waiters);
+      waiters = next;
+    }
+  }
+  s->lateness = 0;
+  carry_out(s, &a);
+  publish(s);
+  arm(s);
+  return (a.flags & TSVC_HACT_CHECK) ? 0 : TSVC_ENOTCHECKED;
+}
+
 static void check_cb(const tsvc_probe_result_t *res, void *data) {
   svc_t *s = data;
   s->check = NULL;
-  record_check(s, res);
+  tsvc_board_note_in_flight(s->m->board, -1);
+  tsvc_check_record_t rec;
+  record_check(s, res, &rec);
   if (tsvc_log_enabled(TSVC_LOG_DEBUG)) {
     char lat[32];
     snprintf(lat, sizeof lat, "%.3fms", (double)res->latency_us / 1000.0);
@@ -579,10 +729,22 @@ static void check_cb(const tsvc_probe_result_t *res, void *data) {
   notify(s, TSVC_MON_EV_CHECK, s->h.state, s->h.state, res->message, res->result,
          s->check_lateness);
   tsvc_health_event_t ev = {.type = TSVC_HEV_CHECK_RESULT,
-                            .now = (tsvc_ms_t)uv_now(s->m->loop),
+                            .now = now_of(s->m),
                             .result = res->result,
                             .message = res->message};
-  feed(s, &ev, NULL);
+  feed(s, &ev);
+  tsvc_ref_put(s->check_keep);
+  s->check_keep = NULL;
+  if (rec.message) tell_verdict(s->m, &s->check_waiters, &rec);
+  else tell(s->m, &s->check_waiters, TSVC_ENOMEM, "out of memory");
+  free(rec.message);
+  free(rec.output);
+  if (s->next_waiters && !s->check) {
+    /* Asked for while this one was in flight: theirs starts now. */
+    done_t *w = s->next_waiters;
+    s->next_waiters = NULL;
+    if (check_now(s, w) != 0) tell(s->m, &w, TSVC_ENOTCHECKED, "the check was cancelled");
+  }
 }
 
 /* ---- services ------------------------------------------------------------- */
@@ -614,10 +776,8 @@ static void prepare_spec(svc_t *s) {
       s->addr = a;
     }
   }
-  pthread_mutex_lock(&s->m->mu);
   tsvc_strlcpy(s->st.probe_via, where.via, sizeof s->st.probe_via);
   tsvc_strlcpy(s->st.probe_address, where.address, sizeof s->st.probe_address);
-  pthread_mutex_unlock(&s->m->mu);
 }
 
 /* A jitter seed per service: its name, and the time, so that two monitors
@@ -627,24 +787,40 @@ static uint64_t seed_of(const char *name) {
   return x ? x : 1;
 }
 
-int tsvc_monitor_new(uv_loop_t *loop, tsvc_runtime_t *rt, tsvc_monitor_t **out) {
+int tsvc_monitor_new(uv_loop_t *loop, tsvc_runtime_t *rt, tsvc_board_t *board,
+                     tsvc_monitor_t **out) {
   tsvc_monitor_t *m = calloc(1, sizeof *m);
   if (!m) return TSVC_ENOMEM;
   m->loop = loop;
   m->rt = rt;
-  pthread_mutex_init(&m->mu, NULL);
+  m->board = board;
+  if (!board) {
+    int rc = tsvc_board_new(&m->board);
+    if (rc) {
+      free(m);
+      return rc;
+    }
+    m->own_board = true;
+  }
+  tsvc_board_set_live(m->board, true);
+  uv_timer_init(loop, &m->later);
+  m->later.data = m;
   *out = m;
   return 0;
 }
 
-int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf) {
-  if (m->closed) return TSVC_ESTATE;
+static size_t hist_cap_of(const tsvc_service_conf_t *conf) {
+  return conf->healthcheck.history > 0 ? (size_t)conf->healthcheck.history : 1;
+}
+
+int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc_ref_t *keep) {
+  if (m->closed) return TSVC_ECANCELED;
   if (find(m, conf->name)) return TSVC_EEXIST;
   tsvc_health_params_t p;
   tsvc_health_params_from_conf(conf, &p);
   svc_t *s = calloc(1, sizeof *s);
   if (!s) return TSVC_ENOMEM;
-  int rc = tsvc_health_init(&s->h, &p, (tsvc_ms_t)uv_now(m->loop), seed_of(conf->name));
+  int rc = tsvc_health_init(&s->h, &p, now_of(m), seed_of(conf->name));
   if (rc) {
     free(s);
     return rc;
@@ -652,10 +828,9 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf) {
   s->m = m;
   s->conf = conf;
   s->armed_at = TSVC_NEVER;
-  s->hist_cap = conf->healthcheck.history > 0 ? (size_t)conf->healthcheck.history : 1;
+  s->hist_cap = hist_cap_of(conf);
   s->name = strdup(conf->name);
-  s->st.history = calloc(s->hist_cap, sizeof *s->st.history);
-  pthread_mutex_lock(&m->mu); /* readers on other threads walk svcs */
+  s->ring = calloc(s->hist_cap, sizeof *s->ring);
   if (m->n == m->cap) {
     size_t cap = m->cap ? m->cap * 2 : 16;
     svc_t **v = realloc(m->svcs, cap * sizeof *v);
@@ -666,55 +841,52 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf) {
   }
   bool full = m->n == m->cap;
   if (!full && 2 * (m->n + 1) > m->index_cap && reindex(m, m->n + 1)) full = true;
-  pthread_mutex_unlock(&m->mu);
-  if (!s->name || !s->st.history || full) {
+  if (s->name && s->ring && !full) s->slot = tsvc_board_add(m->board, s->name);
+  if (!s->slot) {
     free(s->name);
-    free(s->st.history);
+    free(s->ring);
     tsvc_health_free(&s->h);
     free(s);
     return TSVC_ENOMEM;
   }
+  s->keep = tsvc_ref_get(keep);
+  s->st.name = s->name;
   prepare_spec(s);
   s->st.enabled = conf->enabled;
   s->st.external = conf->external;
   tsvc_strlcpy(s->st.probe, tsvc_probe_kind_name(s->spec.kind), sizeof s->st.probe);
   uv_timer_init(m->loop, &s->timer);
   s->timer.data = s;
-  pthread_mutex_lock(&m->mu);
   m->svcs[m->n++] = s;
   size_t i = hash_name(s->name) & (m->index_cap - 1);
   while (m->index[i]) i = (i + 1) & (m->index_cap - 1);
   m->index[i] = s;
-  pthread_mutex_unlock(&m->mu);
   publish(s);
   return 0;
 }
 
 static void svc_timer_closed(uv_handle_t *h) {
   svc_t *s = h->data;
-  /* The records' addresses are shared (rcstr), not theirs to free. */
-  for (size_t i = 0; i < s->st.nhistory; i++) {
-    tsvc_rcstr_unref(s->st.history[i].probe_address);
-    s->st.history[i].probe_address = NULL;
-  }
+  free_history(s);
   tsvc_rcstr_unref(s->addr);
-  tsvc_status_clear(&s->st);
   tsvc_health_free(&s->h);
+  tsvc_ref_put(s->keep);
   free(s->name);
   free(s);
 }
 
-/* Detach a service from everything in flight and close its timer; it is
-   freed in the close callback. */
-static void svc_close(svc_t *s) {
-  if (s->check) {
-    tsvc_check_cancel(s->check);
-    s->check = NULL;
-  }
+/* Detach a service from everything in flight, tell whoever waits, and
+   close its timer; it is freed in the close callback. */
+static void svc_close(svc_t *s, const char *why) {
+  tsvc_monitor_t *m = s->m;
+  drop_check(s, TSVC_ECANCELED, why);
   if (s->op) s->op->svc = NULL;
   if (s->info) s->info->svc = NULL;
-  wake_waiters(s, TSVC_ESTATE, "the monitor stopped watching this service");
   s->op = s->info = NULL;
+  tell(m, &s->op_waiters, TSVC_ECANCELED, why);
+  tell(m, &s->info_waiters, TSVC_ECANCELED, why);
+  tsvc_board_remove(m->board, s->slot);
+  s->slot = NULL;
   uv_timer_stop(&s->timer);
   uv_close((uv_handle_t *)&s->timer, svc_timer_closed);
 }
@@ -723,7 +895,6 @@ int tsvc_monitor_remove(tsvc_monitor_t *m, const char *name) {
   for (size_t i = 0; i < m->n; i++) {
     svc_t *s = m->svcs[i];
     if (strcmp(s->name, name) != 0) continue;
-    pthread_mutex_lock(&m->mu);
     memmove(&m->svcs[i], &m->svcs[i + 1], (m->n - i - 1) * sizeof *m->svcs);
     m->n--;
     if (reindex(m, m->n)) {
@@ -736,45 +907,38 @@ int tsvc_monitor_remove(tsvc_monitor_t *m, const char *name) {
         m->index[j] = m->svcs[k];
       }
     }
-    pthread_mutex_unlock(&m->mu);
-    svc_close(s);
+    char why[256];
+    snprintf(why, sizeof why, "%s is no longer monitored (removed from the config)", s->name);
+    svc_close(s, why);
     return 0;
   }
   return TSVC_ENOENT;
 }
 
-int tsvc_monitor_update(tsvc_monitor_t *m, const tsvc_service_conf_t *conf) {
+int tsvc_monitor_update(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc_ref_t *keep) {
   svc_t *s = find(m, conf->name);
   if (!s) return TSVC_ENOENT;
   tsvc_health_params_t p;
   tsvc_health_params_from_conf(conf, &p);
   int rc = tsvc_health_set_params(&s->h, &p);
   if (rc) return rc;
-  size_t cap = conf->healthcheck.history > 0 ? (size_t)conf->healthcheck.history : 1;
+  size_t cap = hist_cap_of(conf);
   if (cap != s->hist_cap) {
     /* Start the history afresh at the new size. */
-    tsvc_check_record_t *h = calloc(cap, sizeof *h);
-    if (!h) return TSVC_ENOMEM;
-    pthread_mutex_lock(&m->mu);
-    for (size_t i = 0; i < s->st.nhistory; i++) {
-      free(s->st.history[i].message);
-      free(s->st.history[i].output);
-      tsvc_rcstr_unref(s->st.history[i].probe_address);
-    }
-    free(s->st.history);
-    s->st.history = h;
-    s->st.nhistory = 0;
+    tsvc_rec_t **ring = calloc(cap, sizeof *ring);
+    if (!ring) return TSVC_ENOMEM;
+    free_history(s);
+    s->ring = ring;
     s->hist_cap = cap;
-    s->hist_head = 0;
-    pthread_mutex_unlock(&m->mu);
   }
   s->conf = conf;
+  tsvc_ref_get(keep);
+  tsvc_ref_put(s->keep);
+  s->keep = keep;
   prepare_spec(s);
-  pthread_mutex_lock(&m->mu);
   s->st.enabled = conf->enabled;
   s->st.external = conf->external;
   tsvc_strlcpy(s->st.probe, tsvc_probe_kind_name(s->spec.kind), sizeof s->st.probe);
-  pthread_mutex_unlock(&m->mu);
   publish(s);
   arm(s);
   return 0;
@@ -782,40 +946,29 @@ int tsvc_monitor_update(tsvc_monitor_t *m, const tsvc_service_conf_t *conf) {
 
 static int user_event(tsvc_monitor_t *m, const char *name, tsvc_health_event_type_t type,
                       tsvc_mon_done_cb cb, void *data) {
+  if (m->closed) return TSVC_ECANCELED;
   svc_t *s = find(m, name);
   if (!s) return TSVC_ENOENT;
-  waiter_t *w = NULL;
-  uint64_t id = 0;
-  if (cb) {
-    if (!(w = malloc(sizeof *w))) return TSVC_ENOMEM;
-    w->cb = cb;
-    w->data = data;
-    w->id = id = ++s->waiter_seq;
-    /* Queued first, so that an operation that fails inside feed() tells it. */
-    w->next = s->waiters;
-    s->waiters = w;
+  done_t *d = NULL;
+  if (cb && !(d = done_new(cb, NULL, data))) return TSVC_ENOMEM;
+  tsvc_health_event_t ev = {.type = type, .now = now_of(m)};
+  int rc = feed(s, &ev);
+  if (rc) {
+    free(d);
+    return rc;
   }
-  tsvc_health_event_t ev = {.type = type, .now = (tsvc_ms_t)uv_now(m->loop)};
-  int rc = 0;
-  feed(s, &ev, &rc);
-  if (id && (rc || !s->op)) {
-    /* Refused, or nothing in flight to wait for: unhook our waiter if it is
-       still queued (it may have been told, and freed, already). */
-    for (waiter_t **pp = &s->waiters; *pp; pp = &(*pp)->next) {
-      if ((*pp)->id != id) continue;
-      w = *pp;
-      *pp = w->next;
-      if (!rc) cb(0, "", data);
-      free(w);
-      break;
-    }
-  }
-  return rc;
+  if (!d) return 0;
+  /* The operation in flight (this one, or the one it joined) tells when it
+     ends; nothing in flight: nothing to do, told from the loop all the
+     same. */
+  if (s->op) push(&s->op_waiters, d);
+  else queue(m, d, 0, NULL);
+  return 0;
 }
 
 int tsvc_monitor_started(tsvc_monitor_t *m, const char *name) {
-  svc_t *s = find(m, name);
-  if (s) set_running(s, true);
+  svc_t *s = m->closed ? NULL : find(m, name);
+  if (s) s->st.running = true;
   return user_event(m, name, TSVC_HEV_STARTED, NULL, NULL);
 }
 
@@ -834,37 +987,36 @@ int tsvc_monitor_user_restart(tsvc_monitor_t *m, const char *name, tsvc_mon_done
   return user_event(m, name, TSVC_HEV_USER_RESTART, cb, data);
 }
 
-int tsvc_monitor_check_now(tsvc_monitor_t *m, const char *name) {
+int tsvc_monitor_check(tsvc_monitor_t *m, const char *name, tsvc_mon_check_cb cb, void *data) {
+  if (m->closed) return TSVC_ECANCELED;
   svc_t *s = find(m, name);
   if (!s) return TSVC_ENOENT;
-  if (s->check) return TSVC_EBUSY;
-  tsvc_ms_t now = (tsvc_ms_t)uv_now(m->loop);
-  tsvc_ms_t saved = s->h.check_at;
-  /* Bring the scheduled check forward to now; the machine decides whether
-     the service is checked at all in its state. */
-  s->h.check_at = now;
-  tsvc_health_event_t ev = {.type = TSVC_HEV_TICK, .now = now};
-  tsvc_health_actions_t a;
-  tsvc_health_step(&s->h, &ev, &a);
-  if (!(a.flags & TSVC_HACT_CHECK)) s->h.check_at = saved;
-  s->lateness = 0;
-  carry_out(s, &a);
-  publish(s);
-  arm(s);
-  return (a.flags & TSVC_HACT_CHECK) ? 0 : TSVC_ESTATE;
+  done_t *d = NULL;
+  if (cb && !(d = done_new(NULL, cb, data))) return TSVC_ENOMEM;
+  if (s->check) {
+    /* The check in flight started before this call: the next one, started
+       as soon as it ends, is the one asked for. */
+    if (d) push(&s->next_waiters, d);
+    return 0;
+  }
+  int rc = check_now(s, d);
+  if (rc) free(d);
+  return rc;
 }
 
 void tsvc_monitor_runtime_event(tsvc_monitor_t *m, tsvc_rt_event_type_t type,
                                 const char *service, const char *msg) {
-  tsvc_health_event_t ev = {.now = (tsvc_ms_t)uv_now(m->loop), .message = msg};
+  if (m->closed) return;
+  tsvc_health_event_t ev = {.now = now_of(m), .message = msg};
   switch (type) {
   case TSVC_RT_EV_DOWN:
   case TSVC_RT_EV_UP:
     ev.type = type == TSVC_RT_EV_DOWN ? TSVC_HEV_RUNTIME_DOWN : TSVC_HEV_RUNTIME_UP;
     for (size_t i = 0; i < m->n; i++) {
       svc_t *s = m->svcs[i];
-      feed(s, &ev, NULL);
-      /* What died meanwhile sent no event: look (DESIGN.md section 4). */
+      feed(s, &ev);
+      /* What died meanwhile sent no event: look (docs/design.md, "The
+         runtime's return"). */
       if (type == TSVC_RT_EV_UP && s->h.state != TSVC_STATE_STOPPED && s->conf->enabled)
         inspect_svc(s, true);
     }
@@ -874,8 +1026,8 @@ void tsvc_monitor_runtime_event(tsvc_monitor_t *m, tsvc_rt_event_type_t type,
     svc_t *s = service ? find(m, service) : NULL;
     if (!s) return;
     ev.type = type == TSVC_RT_EV_STARTED ? TSVC_HEV_STARTED : TSVC_HEV_DIED;
-    if (s->h.op == TSVC_OP_NONE) set_running(s, type == TSVC_RT_EV_STARTED);
-    feed(s, &ev, NULL);
+    if (s->h.op == TSVC_OP_NONE) s->st.running = type == TSVC_RT_EV_STARTED;
+    feed(s, &ev);
     return;
   }
   }
@@ -896,31 +1048,41 @@ void tsvc_monitor_set_observer(tsvc_monitor_t *m, tsvc_mon_observer_cb cb, void 
   m->observer_data = data;
 }
 
+/* ---- readers (any thread) ------------------------------------------------------ */
+
+tsvc_board_t *tsvc_monitor_board(tsvc_monitor_t *m) { return m->board; }
+
 int tsvc_monitor_get_status(tsvc_monitor_t *m, const char *name, tsvc_status_t *out) {
   memset(out, 0, sizeof *out);
-  pthread_mutex_lock(&m->mu);
-  svc_t *s = find(m, name);
-  int rc = s ? copy_status(s, out) : TSVC_ENOENT;
-  pthread_mutex_unlock(&m->mu);
+  tsvc_snap_t *s;
+  int rc = tsvc_board_get(m->board, name, &s);
+  if (rc == TSVC_ENOTMONITORED) rc = TSVC_ENOENT; /* closed: nothing watched */
+  if (rc) return rc;
+  rc = tsvc_snap_copy(s, true, out);
+  tsvc_snap_release(s);
   return rc;
 }
 
 int tsvc_monitor_get_all(tsvc_monitor_t *m, tsvc_status_list_t *out) {
   out->v = NULL;
   out->n = 0;
-  pthread_mutex_lock(&m->mu);
-  int rc = 0;
-  if (m->n) {
-    out->v = calloc(m->n, sizeof *out->v);
-    if (!out->v) rc = TSVC_ENOMEM;
-    for (size_t i = 0; !rc && i < m->n; i++) {
-      rc = copy_status(m->svcs[i], &out->v[i]);
-      if (!rc) out->n = i + 1;
-    }
+  tsvc_snapshot_t *snap;
+  int rc = tsvc_board_snapshot(m->board, &snap);
+  if (rc == TSVC_ENOTMONITORED) return 0;
+  if (rc) return rc;
+  size_t n = tsvc_snapshot_count(snap);
+  if (n && !(out->v = calloc(n, sizeof *out->v))) rc = TSVC_ENOMEM;
+  for (size_t i = 0; !rc && i < n; i++) {
+    rc = tsvc_snap_copy(tsvc_snapshot_snap(snap, i), true, &out->v[i]);
+    if (!rc) out->n = i + 1;
   }
-  pthread_mutex_unlock(&m->mu);
+  tsvc_snapshot_release(snap);
   if (rc) tsvc_status_list_free(out);
   return rc;
+}
+
+bool tsvc_monitor_is_healthy(tsvc_monitor_t *m, const char *name) {
+  return tsvc_board_is_healthy(m->board, name);
 }
 
 int tsvc_monitor_state(tsvc_monitor_t *m, const char *name, tsvc_state_t *state,
@@ -932,18 +1094,17 @@ int tsvc_monitor_state(tsvc_monitor_t *m, const char *name, tsvc_state_t *state,
   return 0;
 }
 
-bool tsvc_monitor_is_healthy(tsvc_monitor_t *m, const char *name) {
-  pthread_mutex_lock(&m->mu);
-  svc_t *s = find(m, name);
-  bool ok = s && s->st.healthy;
-  pthread_mutex_unlock(&m->mu);
-  return ok;
+/* ---- the end ------------------------------------------------------------------- */
+
+static void later_closed(uv_handle_t *h) {
+  /* The last deliveries: whoever waited when the monitor closed. */
+  later_cb((uv_timer_t *)h);
 }
 
 void tsvc_monitor_close(tsvc_monitor_t *m) {
   if (m->closed) return;
   m->closed = true;
-  pthread_mutex_lock(&m->mu);
+  tsvc_board_set_live(m->board, false);
   size_t n = m->n;
   svc_t **v = m->svcs;
   m->svcs = NULL;
@@ -951,14 +1112,28 @@ void tsvc_monitor_close(tsvc_monitor_t *m) {
   free(m->index);
   m->index = NULL;
   m->index_cap = 0;
-  pthread_mutex_unlock(&m->mu);
-  for (size_t i = 0; i < n; i++) svc_close(v[i]);
+  for (size_t i = 0; i < n; i++) {
+    char why[256];
+    snprintf(why, sizeof why, "the monitor stopped watching %s", v[i]->name);
+    svc_close(v[i], why);
+  }
   free(v);
+  uv_close((uv_handle_t *)&m->later, later_closed);
 }
 
 void tsvc_monitor_free(tsvc_monitor_t *m) {
   if (!m) return;
-  pthread_mutex_destroy(&m->mu);
+  /* Queued after the last delivery (nobody should): dropped. */
+  for (done_t *d = m->ready, *next; d; d = next) {
+    next = d->next;
+    if (d->op) ctx_end(d->op);
+    free(d->msg);
+    free(d->rec.message);
+    free(d->rec.output);
+    free(d->rec.probe_address);
+    free(d);
+  }
+  if (m->own_board) tsvc_board_free(m->board);
   free(m->svcs);
   free(m->index);
   free(m);

@@ -1,5 +1,6 @@
 /*
- * probe: native asynchronous health probes on one libuv loop (DESIGN.md 5).
+ * probe: native asynchronous health probes on one libuv loop (docs/design.md,
+ * "Probes").
  *
  * Each probe kind lives in its own file and is one entry of a table of
  * {name, start, cancel}. A probe has a hard timeout, reads at most
@@ -96,7 +97,7 @@ int tsvc_probe_start(uv_loop_t *loop, const tsvc_probe_spec_t *spec,
 void tsvc_probe_cancel(tsvc_probe_t *p);
 
 /*
- * probe: auto (DESIGN.md section 3). Fill spec from a service's config: the
+ * probe: auto (docs/design.md, "Probes"). Fill spec from a service's config: the
  * native equivalent of a well-known healthcheck command (pg_isready with
  * -U/-d/-h/-p, redis-cli [-a pw] [-h] [-p] ping), else exec when a command is
  * set, else the built-in probe for the service's name or image (postgres,

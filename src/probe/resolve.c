@@ -1,5 +1,5 @@
 /*
- * resolve.c: probe: auto (DESIGN.md section 3), and the parameters of an
+ * resolve.c: probe: auto (docs/design.md, "Probes"), and the parameters of an
  * explicit probe kind, derived from a service's config.
  *
  * Pure: no I/O, no allocation. Every string put in the spec points into

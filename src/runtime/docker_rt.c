@@ -40,6 +40,7 @@ typedef struct {
   bool reachable;            /* as the event stream last said */
   bool told_down;
   op_t *ops;                 /* every operation in flight */
+  struct closer_s *closer;   /* answers them once the runtime is freed */
   json_t *inherit;           /* service -> ["volume:/dest", ...]: anonymous
                                 volumes of a container we removed to
                                 recreate it, handed to the new one */
@@ -1210,6 +1211,32 @@ static void drt_probe_route(tsvc_runtime_t *base, const tsvc_service_conf_t *svc
   }
 }
 
+/* Answers the operations still in flight when the runtime is freed, from
+   the loop (runtime.h). Allocated with the runtime, so that freeing it
+   needs no memory. */
+typedef struct closer_s {
+  uv_timer_t timer;
+  op_t *ops;
+} closer_t;
+
+static void closer_closed(uv_handle_t *h) { free(h->data); }
+
+static void answer_closed(uv_timer_t *t) {
+  closer_t *k = t->data;
+  static const char closed[] = "the runtime was closed";
+  while (k->ops) {
+    op_t *o = k->ops;
+    k->ops = o->next;
+    if (o->done) o->done(TSVC_ECANCELED, closed, o->data);
+    else if (o->inspect)
+      o->inspect(TSVC_ECANCELED, closed, &(tsvc_rt_info_t){.exit_code = -1}, o->data);
+    for (char **a = o->argv; a && *a; a++) free(*a);
+    free(o->argv);
+    free(o);
+  }
+  uv_close((uv_handle_t *)&k->timer, closer_closed);
+}
+
 static void drt_free(tsvc_runtime_t *base) {
   drt_t *rt = (drt_t *)base;
   /* Pulls hold requests of the client: they go first. */
@@ -1218,17 +1245,16 @@ static void drt_free(tsvc_runtime_t *base) {
     o->pull = NULL;
   }
   /* Freeing the client cancels every request: no callback comes any more.
-     What we still owe an answer is told now (runtime.h). */
+     What we still owe an answer is told from the loop. */
   tsvc_docker_free(rt->d);
   rt->event_cb = NULL;
-  static const char closed[] = "the runtime was closed";
-  while (rt->ops) {
-    op_t *o = rt->ops;
-    if (o->done) o->done(TSVC_ESTATE, closed, o->data);
-    else if (o->inspect) o->inspect(TSVC_ESTATE, closed, &(tsvc_rt_info_t){.exit_code = -1}, o->data);
-    op_free(o);
-  }
   tsvc_docker_free(rt->local_d);
+  closer_t *k = rt->closer;
+  k->ops = rt->ops;
+  rt->ops = NULL;
+  uv_timer_init(base->loop, &k->timer);
+  k->timer.data = k;
+  uv_timer_start(&k->timer, answer_closed, 0, 0);
   json_decref(rt->inherit);
   json_decref(rt->owned);
   json_decref(rt->addrs);
@@ -1281,8 +1307,9 @@ int tsvc_docker_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg, const cha
   rt->owned = json_object();
   rt->addrs = json_object();
   rt->via = cfg->docker.probe_via;
+  rt->closer = calloc(1, sizeof *rt->closer);
   if (!rc && (!rt->project || !rt->config_path || !rt->legacy || !rt->inherit || !rt->owned ||
-              !rt->addrs))
+              !rt->addrs || !rt->closer))
     rc = TSVC_ENOMEM;
   tsvc_docker_opts_t dopts;
   tsvc_docker_opts_from_config(cfg, &dopts);
@@ -1292,6 +1319,7 @@ int tsvc_docker_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg, const cha
                         sizeof rt->pub_host);
   if (rc) {
     json_decref(rt->addrs);
+    free(rt->closer);
     json_decref(rt->inherit);
     json_decref(rt->owned);
     free(rt->project);

@@ -1384,7 +1384,7 @@ static int op_begin(tsvc_runtime_t *base, const tsvc_service_conf_t *svc, op_kin
                     tsvc_rt_done_cb cb, void *data) {
   prt_t *rt = (prt_t *)base;
   if (!svc || !svc->name || !cb) return TSVC_EINVAL;
-  if (rt->freeing) return TSVC_ESTATE;
+  if (rt->freeing) return TSVC_ECANCELED;
   entry_t *e = entry_get(rt, svc->name);
   if (!e) return TSVC_ENOMEM;
   if (e->op != OP_NONE) return TSVC_EBUSY;
@@ -1454,7 +1454,7 @@ static int rt_inspect(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
                       tsvc_rt_inspect_cb cb, void *data) {
   prt_t *rt = (prt_t *)base;
   if (!svc || !svc->name || !cb) return TSVC_EINVAL;
-  if (rt->freeing) return TSVC_ESTATE;
+  if (rt->freeing) return TSVC_ECANCELED;
   inspect_t *q = calloc(1, sizeof *q);
   if (!q) return TSVC_ENOMEM;
   q->svc = svc;
@@ -1483,6 +1483,24 @@ static void rt_probe_host(tsvc_runtime_t *rt, const tsvc_service_conf_t *svc, ch
 /* ---- free ---------------------------------------------------------------- */
 
 static void rt_release(prt_t *rt) {
+  /* What we still owe an answer is told now, from the loop (the last close
+     callback), never inside rt_free (runtime.h). */
+  static const char closed[] = "the runtime was closed";
+  while (rt->inspects) {
+    inspect_t *q = rt->inspects;
+    rt->inspects = q->next;
+    tsvc_rt_inspect_cb cb = q->cb;
+    void *data = q->data;
+    free(q);
+    cb(TSVC_ECANCELED, closed, &(tsvc_rt_info_t){.exit_code = -1}, data);
+  }
+  for (entry_t *e = rt->entries; e; e = e->next) {
+    tsvc_rt_done_cb cb = e->cb;
+    void *data = e->cbdata;
+    e->cb = NULL;
+    e->cbdata = NULL;
+    if (cb) cb(TSVC_ECANCELED, closed, data);
+  }
   while (rt->entries) {
     entry_t *e = rt->entries;
     rt->entries = e->next;
@@ -1517,25 +1535,12 @@ static void rt_free(tsvc_runtime_t *base) {
   prt_t *rt = (prt_t *)base;
   rt->freeing = true;
   rt->watch_cb = NULL;
-  /* What we still owe an answer is told now (runtime.h), so that no
-     caller's context waits for ever; new operations are refused from here. */
-  static const char closed[] = "the runtime was closed";
-  while (rt->inspects) {
-    inspect_t *q = rt->inspects;
-    rt->inspects = q->next;
-    tsvc_rt_inspect_cb cb = q->cb;
-    void *data = q->data;
-    free(q);
-    cb(TSVC_ESTATE, closed, &(tsvc_rt_info_t){.exit_code = -1}, data);
-  }
+  /* New operations are refused from here; those in flight end now, and are
+     answered (TSVC_ECANCELED) once the handles are closed (rt_release). */
+  uv_timer_stop(&rt->kick);
   for (entry_t *e = rt->entries; e; e = e->next) {
-    if (e->op == OP_NONE) continue;
-    tsvc_rt_done_cb cb = e->cb;
-    void *data = e->cbdata;
+    if (e->op == OP_NONE) e->cb = NULL;
     e->op = OP_NONE;
-    e->cb = NULL;
-    e->cbdata = NULL;
-    if (cb) cb(TSVC_ESTATE, closed, data);
   }
   /* Stop every service still running, all at once, each with its own
      stop_timeout before SIGKILL, then KILL_WAIT_MS at most. */
@@ -1594,6 +1599,12 @@ static void rt_free(tsvc_runtime_t *base) {
   uv_close((uv_handle_t *)&rt->kick, timer_closed);
 }
 
+/* A reload: the config to read from now on (the old one may be freed once
+   the operations begun with it have ended). */
+static void rt_reconfigure(tsvc_runtime_t *base, const tsvc_config_t *cfg) {
+  ((prt_t *)base)->cfg = cfg;
+}
+
 static const tsvc_runtime_ops_t process_ops = {
     .name = "process",
     .start = rt_start,
@@ -1605,6 +1616,7 @@ static const tsvc_runtime_ops_t process_ops = {
     .watch = rt_watch,
     .probe_host = rt_probe_host,
     .free = rt_free,
+    .reconfigure = rt_reconfigure,
 };
 
 /* ---- where the files are ------------------------------------------------- */

@@ -1,6 +1,7 @@
 /*
- * process: the runtime over child processes of the monitor (DESIGN.md
- * section 6). The embedded default where no Docker daemon answers.
+ * process: the runtime over child processes of the monitor (docs/design.md,
+ * "The runtime interface"). The embedded default where no Docker daemon
+ * answers.
  *
  * Each service runs as one child in its own session and process group
  * (UV_PROCESS_DETACHED: setsid), so a stop reaches everything it started:
@@ -97,8 +98,9 @@
  * still there after its own stop_timeout gets SIGKILL, and free waits up to
  * 2 s more for those (it sleeps in 10 ms steps meanwhile: the loop does not
  * run); children are reaped, their last output is written to the logs.
- * Operations in flight are answered first with TSVC_ESTATE (runtime.h), and
- * new ones are refused from then on. Data directories and logs stay.
+ * Operations in flight are answered with TSVC_ECANCELED from the loop once
+ * the handles are closed (runtime.h), and new ones are refused
+ * (TSVC_ECANCELED) from then on. Data directories and logs stay.
  * Handles are closed, not yet freed: run the loop afterwards (uv_run returns once all is gone) before
  * uv_loop_close().
  *

@@ -1,18 +1,21 @@
 /*
- * runtime: where services run (DESIGN.md section 6), behind a table of
- * functions as Redis's ConnectionType. Implementations: docker (the Docker
- * Engine API), process (child processes of the monitor); tests use a
- * recording runtime.
+ * runtime: where services run (docs/design.md, "The runtime interface"),
+ * behind a table of functions as Redis's ConnectionType. Implementations:
+ * docker (the Docker Engine API), process (child processes of the
+ * monitor); tests use a recording runtime (tests/recrt.c).
  *
  * Every operation is asynchronous on the monitor's libuv loop and reports
- * through its callback, called once on the loop's thread. When an operation
+ * through its callback, called once, on the loop's thread, and never
+ * inside the call that asked for it (libuv's rule). When an operation
  * returns an error, its callback is never called.
  *
  * Ownership: the runtime borrows the service configs passed to it; they must
- * outlive the operation. tsvc_runtime_free() frees the runtime; operations
- * still in flight are answered first, inside the call, with TSVC_ESTATE
- * ("the runtime was closed"), so that no caller's context is left waiting
- * (exec operations excepted: cancel them with exec_cancel before).
+ * outlive the operation. tsvc_runtime_free() begins closing the runtime:
+ * new operations are refused, and those still in flight are answered with
+ * TSVC_ECANCELED ("the runtime was closed") later, from the loop, never
+ * inside the call (exec operations excepted: cancel them with exec_cancel
+ * before). Its memory goes with its last handle: keep running the loop
+ * until it is empty.
  */
 #ifndef TSVC_RUNTIME_H
 #define TSVC_RUNTIME_H

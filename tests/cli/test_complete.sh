@@ -29,7 +29,7 @@ verbs_comp=$("$BIN" __complete 1 tanuki-svc "" | tail -n +2 | grep -vx help | so
 eq "the verbs are those of --help" "$verbs_comp" "$verbs_help"
 for verb in $verbs_help; do
   # "  -c, --config FILE  text" and "      --json  text": -c, --config, --json.
-  listed=$("$BIN" "$verb" --help | sed -nE 's/^ +(-([a-zA-Z]), )?--([a-z][a-z-]*).*/\2 \3/p' |
+  listed=$("$BIN" "$verb" --help | sed -nE 's/^ +(-([a-zA-Z]), )?--([a-z][a-z0-9-]*).*/\2 \3/p' |
            awk '{ if (NF == 2) print "-" $1; print "--" $NF }' | sort)
   offered=$("$BIN" __complete 2 tanuki-svc "$verb" - | tail -n +2 | sort)
   eq "$verb -<TAB> offers the options of '$verb --help'" "$offered" "$listed"

@@ -1,0 +1,409 @@
+/* board.c: see board.h. */
+#include "monitor/board.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/rcstr.h"
+#include "common/ref.h"
+#include "common/util.h"
+
+struct tsvc_rec_s {
+  tsvc_ref_t ref;
+  tsvc_check_record_t r; /* message and output owned; probe_address a
+                            reference (rcstr) */
+};
+
+struct tsvc_hist_s {
+  tsvc_ref_t ref;
+  size_t n;
+  tsvc_rec_t *v[]; /* oldest first, one reference each */
+};
+
+struct tsvc_snap_s {
+  tsvc_ref_t ref;
+  tsvc_status_t st; /* st.name points at name below; no history */
+  tsvc_hist_t *hist;
+  char name[];
+};
+
+struct tsvc_board_slot_s {
+  char *name;
+  tsvc_snap_t *snap; /* the board's reference; NULL before the first */
+};
+
+struct tsvc_snapshot_s {
+  size_t n;
+  tsvc_snap_t **v;
+  tsvc_monitor_stats_t stats;
+};
+
+struct tsvc_board_s {
+  pthread_mutex_t mu; /* slots, index, live, and every slot's snap pointer */
+  tsvc_board_slot_t **slots; /* in the order added */
+  size_t n, cap;
+  tsvc_board_slot_t **index; /* open addressing by name; NULL slots empty */
+  size_t index_cap;          /* a power of two, at least twice n */
+  bool live;
+  /* The loop adds, readers load. */
+  atomic_uint_fast64_t late[TSVC_LATENCY_NBUCKETS]; /* not cumulative */
+  atomic_uint_fast64_t late_sum_ms;
+  atomic_int in_flight;
+};
+
+static const double bounds_s[] = TSVC_LATENCY_BUCKETS_S;
+
+/* ---- records, histories, snapshots ------------------------------------- */
+
+static void rec_free(tsvc_ref_t *r) {
+  tsvc_rec_t *rec = (tsvc_rec_t *)r;
+  free(rec->r.message);
+  free(rec->r.output);
+  tsvc_rcstr_unref(rec->r.probe_address);
+  free(rec);
+}
+
+tsvc_rec_t *tsvc_rec_new(const tsvc_check_record_t *r) {
+  tsvc_rec_t *rec = calloc(1, sizeof *rec);
+  if (!rec) return NULL;
+  rec->r = *r;
+  rec->r.message = strdup(r->message ? r->message : "");
+  rec->r.output = r->output ? strdup(r->output) : NULL;
+  if (!rec->r.message || (r->output && !rec->r.output)) {
+    free(rec->r.message);
+    free(rec->r.output);
+    free(rec);
+    return NULL;
+  }
+  rec->r.probe_address = tsvc_rcstr_ref(r->probe_address);
+  tsvc_ref_init(&rec->ref, rec_free);
+  return rec;
+}
+
+void tsvc_rec_release(tsvc_rec_t *rec) {
+  if (rec) tsvc_ref_put(&rec->ref);
+}
+
+const tsvc_check_record_t *tsvc_rec_record(const tsvc_rec_t *rec) { return &rec->r; }
+
+static void hist_free(tsvc_ref_t *r) {
+  tsvc_hist_t *h = (tsvc_hist_t *)r;
+  for (size_t i = 0; i < h->n; i++) tsvc_rec_release(h->v[i]);
+  free(h);
+}
+
+tsvc_hist_t *tsvc_hist_new(tsvc_rec_t *const *ring, size_t n, size_t start) {
+  tsvc_hist_t *h = malloc(sizeof *h + n * sizeof h->v[0]);
+  if (!h) return NULL;
+  tsvc_ref_init(&h->ref, hist_free);
+  h->n = n;
+  for (size_t i = 0; i < n; i++) {
+    h->v[i] = ring[(start + i) % n];
+    tsvc_ref_get(&h->v[i]->ref);
+  }
+  return h;
+}
+
+tsvc_hist_t *tsvc_hist_ref(tsvc_hist_t *h) {
+  if (h) tsvc_ref_get(&h->ref);
+  return h;
+}
+
+void tsvc_hist_release(tsvc_hist_t *h) {
+  if (h) tsvc_ref_put(&h->ref);
+}
+
+static void snap_free(tsvc_ref_t *r) {
+  tsvc_snap_t *s = (tsvc_snap_t *)r;
+  tsvc_hist_release(s->hist);
+  free(s);
+}
+
+tsvc_snap_t *tsvc_snap_new(const tsvc_status_t *st, tsvc_hist_t *hist) {
+  const char *name = st->name ? st->name : "";
+  size_t len = strlen(name) + 1;
+  tsvc_snap_t *s = malloc(sizeof *s + len);
+  if (!s) return NULL;
+  tsvc_ref_init(&s->ref, snap_free);
+  memcpy(s->name, name, len);
+  s->st = *st;
+  s->st.name = s->name;
+  s->st.history = NULL;
+  s->st.nhistory = 0;
+  s->hist = tsvc_hist_ref(hist);
+  return s;
+}
+
+tsvc_snap_t *tsvc_snap_ref(tsvc_snap_t *s) {
+  if (s) tsvc_ref_get(&s->ref);
+  return s;
+}
+
+void tsvc_snap_release(tsvc_snap_t *s) {
+  if (s) tsvc_ref_put(&s->ref);
+}
+
+const tsvc_status_t *tsvc_snap_status(const tsvc_snap_t *s) { return &s->st; }
+
+int tsvc_snap_copy(const tsvc_snap_t *s, bool with_history, tsvc_status_t *out) {
+  *out = s->st;
+  out->name = NULL;
+  out->history = NULL;
+  out->nhistory = 0;
+  if (!(out->name = strdup(s->name))) return TSVC_ENOMEM;
+  if (!with_history || !s->hist || !s->hist->n) return 0;
+  out->history = calloc(s->hist->n, sizeof *out->history);
+  if (!out->history) goto nomem;
+  for (size_t i = 0; i < s->hist->n; i++) {
+    const tsvc_check_record_t *r = &s->hist->v[i]->r;
+    tsvc_check_record_t *d = &out->history[i];
+    *d = *r;
+    d->output = NULL;
+    d->probe_address = NULL;
+    out->nhistory = i + 1;
+    if (!(d->message = strdup(r->message))) goto nomem;
+    if (r->output && !(d->output = strdup(r->output))) goto nomem;
+    if (r->probe_address && !(d->probe_address = strdup(r->probe_address))) goto nomem;
+  }
+  return 0;
+nomem:
+  tsvc_status_clear(out);
+  return TSVC_ENOMEM;
+}
+
+/* ---- the board ----------------------------------------------------------- */
+
+int tsvc_board_new(tsvc_board_t **out) {
+  tsvc_board_t *b = calloc(1, sizeof *b);
+  if (!b) return TSVC_ENOMEM;
+  pthread_mutex_init(&b->mu, NULL);
+  for (size_t i = 0; i < TSVC_LATENCY_NBUCKETS; i++) atomic_init(&b->late[i], 0);
+  atomic_init(&b->late_sum_ms, 0);
+  atomic_init(&b->in_flight, 0);
+  *out = b;
+  return 0;
+}
+
+void tsvc_board_free(tsvc_board_t *b) {
+  if (!b) return;
+  for (size_t i = 0; i < b->n; i++) {
+    tsvc_snap_release(b->slots[i]->snap);
+    free(b->slots[i]->name);
+    free(b->slots[i]);
+  }
+  free(b->slots);
+  free(b->index);
+  pthread_mutex_destroy(&b->mu);
+  free(b);
+}
+
+static uint64_t hash_name(const char *name) {
+  uint64_t x = UINT64_C(1469598103934665603); /* FNV-1a */
+  for (const char *p = name; *p; p++) x = (x ^ (unsigned char)*p) * UINT64_C(1099511628211);
+  return x;
+}
+
+/* Caller holds b->mu. */
+static tsvc_board_slot_t *find(const tsvc_board_t *b, const char *name) {
+  if (!b->index) return NULL;
+  size_t mask = b->index_cap - 1;
+  for (size_t i = hash_name(name) & mask;; i = (i + 1) & mask) {
+    tsvc_board_slot_t *s = b->index[i];
+    if (!s) return NULL;
+    if (strcmp(s->name, name) == 0) return s;
+  }
+}
+
+/* Build an index for the slots into idx (cap slots, zeroed). */
+static void fill_index(const tsvc_board_t *b, tsvc_board_slot_t **idx, size_t cap) {
+  for (size_t k = 0; k < b->n; k++) {
+    size_t i = hash_name(b->slots[k]->name) & (cap - 1);
+    while (idx[i]) i = (i + 1) & (cap - 1);
+    idx[i] = b->slots[k];
+  }
+}
+
+tsvc_board_slot_t *tsvc_board_add(tsvc_board_t *b, const char *name) {
+  tsvc_board_slot_t *s = calloc(1, sizeof *s);
+  if (!s || !(s->name = strdup(name))) {
+    free(s);
+    return NULL;
+  }
+  /* Grow outside the lock; the loop is the only writer, so n and cap
+     cannot change meanwhile. */
+  tsvc_board_slot_t **v = NULL, **idx = NULL;
+  size_t cap = b->cap, icap = b->index_cap;
+  if (b->n == b->cap) {
+    cap = b->cap ? b->cap * 2 : 16;
+    v = malloc(cap * sizeof *v);
+  }
+  if (2 * (b->n + 1) > b->index_cap) {
+    icap = 16;
+    while (icap < 2 * (b->n + 1)) icap *= 2;
+    idx = calloc(icap, sizeof *idx);
+  }
+  if ((cap != b->cap && !v) || (icap != b->index_cap && !idx)) {
+    free(v);
+    free(idx);
+    free(s->name);
+    free(s);
+    return NULL;
+  }
+  pthread_mutex_lock(&b->mu);
+  tsvc_board_slot_t **old_v = NULL, **old_idx = NULL;
+  if (v) {
+    if (b->n) memcpy(v, b->slots, b->n * sizeof *v);
+    old_v = b->slots;
+    b->slots = v;
+    b->cap = cap;
+  }
+  b->slots[b->n++] = s;
+  if (idx) {
+    fill_index(b, idx, icap);
+    old_idx = b->index;
+    b->index = idx;
+    b->index_cap = icap;
+  } else {
+    size_t i = hash_name(s->name) & (b->index_cap - 1);
+    while (b->index[i]) i = (i + 1) & (b->index_cap - 1);
+    b->index[i] = s;
+  }
+  pthread_mutex_unlock(&b->mu);
+  free(old_v);
+  free(old_idx);
+  return s;
+}
+
+void tsvc_board_publish(tsvc_board_t *b, tsvc_board_slot_t *slot, tsvc_snap_t *snap) {
+  pthread_mutex_lock(&b->mu);
+  tsvc_snap_t *old = slot->snap;
+  slot->snap = snap;
+  pthread_mutex_unlock(&b->mu);
+  tsvc_snap_release(old);
+}
+
+void tsvc_board_remove(tsvc_board_t *b, tsvc_board_slot_t *slot) {
+  pthread_mutex_lock(&b->mu);
+  for (size_t k = 0; k < b->n; k++) {
+    if (b->slots[k] != slot) continue;
+    memmove(&b->slots[k], &b->slots[k + 1], (b->n - k - 1) * sizeof *b->slots);
+    b->n--;
+    break;
+  }
+  /* Rebuilt in place: same size, one entry fewer. */
+  memset(b->index, 0, b->index_cap * sizeof *b->index);
+  fill_index(b, b->index, b->index_cap);
+  pthread_mutex_unlock(&b->mu);
+  tsvc_snap_release(slot->snap);
+  free(slot->name);
+  free(slot);
+}
+
+void tsvc_board_set_live(tsvc_board_t *b, bool live) {
+  pthread_mutex_lock(&b->mu);
+  b->live = live;
+  pthread_mutex_unlock(&b->mu);
+}
+
+void tsvc_board_note_lateness(tsvc_board_t *b, int64_t ms) {
+  if (ms < 0) ms = 0;
+  double s = (double)ms / 1000.0;
+  size_t i = 0;
+  while (i < TSVC_LATENCY_NBUCKETS - 1 && s > bounds_s[i]) i++;
+  atomic_fetch_add_explicit(&b->late[i], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&b->late_sum_ms, (uint64_t)ms, memory_order_relaxed);
+}
+
+void tsvc_board_note_in_flight(tsvc_board_t *b, int delta) {
+  atomic_fetch_add_explicit(&b->in_flight, delta, memory_order_relaxed);
+}
+
+/* ---- readers --------------------------------------------------------------- */
+
+int tsvc_board_get(tsvc_board_t *b, const char *name, tsvc_snap_t **out) {
+  *out = NULL;
+  pthread_mutex_lock(&b->mu);
+  int rc = TSVC_ENOTMONITORED;
+  if (b->live) {
+    tsvc_board_slot_t *s = find(b, name);
+    rc = s && s->snap ? 0 : TSVC_ENOENT;
+    if (!rc) *out = tsvc_snap_ref(s->snap);
+  }
+  pthread_mutex_unlock(&b->mu);
+  return rc;
+}
+
+bool tsvc_board_is_healthy(tsvc_board_t *b, const char *name) {
+  tsvc_snap_t *s;
+  if (tsvc_board_get(b, name, &s)) return false;
+  bool ok = s->st.healthy;
+  tsvc_snap_release(s);
+  return ok;
+}
+
+void tsvc_board_stats(tsvc_board_t *b, tsvc_monitor_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  uint64_t sum = 0;
+  for (size_t i = 0; i < TSVC_LATENCY_NBUCKETS; i++) {
+    sum += atomic_load_explicit(&b->late[i], memory_order_relaxed);
+    out->lateness_buckets[i] = sum;
+  }
+  out->lateness_sum_s =
+      (double)atomic_load_explicit(&b->late_sum_ms, memory_order_relaxed) / 1000.0;
+  out->checks_in_flight = atomic_load_explicit(&b->in_flight, memory_order_relaxed);
+}
+
+int tsvc_board_snapshot(tsvc_board_t *b, tsvc_snapshot_t **out) {
+  *out = NULL;
+  tsvc_snapshot_t *v = calloc(1, sizeof *v);
+  if (!v) return TSVC_ENOMEM;
+  /* The array is allocated outside the lock: take the count, allocate,
+     and try again in the rare case that services were added meanwhile. */
+  size_t want = 0;
+  for (;;) {
+    pthread_mutex_lock(&b->mu);
+    if (!b->live) {
+      pthread_mutex_unlock(&b->mu);
+      free(v->v);
+      free(v);
+      return TSVC_ENOTMONITORED;
+    }
+    if (b->n <= want && (want == 0 || v->v)) {
+      for (size_t i = 0; i < b->n; i++)
+        if (b->slots[i]->snap) v->v[v->n++] = tsvc_snap_ref(b->slots[i]->snap);
+      pthread_mutex_unlock(&b->mu);
+      break;
+    }
+    want = b->n + 16;
+    pthread_mutex_unlock(&b->mu);
+    free(v->v);
+    if (!(v->v = malloc(want * sizeof *v->v))) {
+      free(v);
+      return TSVC_ENOMEM;
+    }
+  }
+  tsvc_board_stats(b, &v->stats);
+  *out = v;
+  return 0;
+}
+
+const tsvc_snap_t *tsvc_snapshot_snap(const tsvc_snapshot_t *s, size_t i) { return s->v[i]; }
+
+void tsvc_snapshot_set_lag(tsvc_snapshot_t *s, double lag_s) { s->stats.loop_lag_s = lag_s; }
+
+size_t tsvc_snapshot_count(const tsvc_snapshot_t *s) { return s ? s->n : 0; }
+
+const tsvc_status_t *tsvc_snapshot_status(const tsvc_snapshot_t *s, size_t i) {
+  return &s->v[i]->st;
+}
+
+const tsvc_monitor_stats_t *tsvc_snapshot_stats(const tsvc_snapshot_t *s) { return &s->stats; }
+
+void tsvc_snapshot_release(tsvc_snapshot_t *s) {
+  if (!s) return;
+  for (size_t i = 0; i < s->n; i++) tsvc_snap_release(s->v[i]);
+  free(s->v);
+  free(s);
+}

@@ -1,0 +1,100 @@
+/*
+ * board: where the monitor publishes what it knows, for every other thread
+ * (docs/design.md, "Threads and ownership").
+ *
+ * The loop thread is the only writer. For each service it publishes an
+ * immutable snapshot (tsvc_snap_t): the status fields, and the check
+ * history as a shared immutable array of records (tsvc_hist_t). A new
+ * snapshot replaces the old one by pointer. Readers, on any thread, take
+ * references under the board's lock, which guards pointers only: nothing
+ * is copied under it, and the loop holds it just long enough to swap one
+ * pointer. A reader keeps what it took for as long as it likes; the last
+ * reference frees it, on whichever thread drops it.
+ *
+ * The monitor's figures about itself (lateness of checks, checks in
+ * flight) are atomic counters the loop adds to and readers load.
+ *
+ * Ownership: the board owns its slots and its reference to each slot's
+ * snapshot; snapshots own a reference to their history, histories to their
+ * records. tsvc_board_free() is for when no thread reads the board any
+ * more (snapshots taken from it stay valid).
+ */
+#ifndef TSVC_BOARD_H
+#define TSVC_BOARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tsvc.h"
+
+typedef struct tsvc_board_s tsvc_board_t;
+typedef struct tsvc_board_slot_s tsvc_board_slot_t;
+typedef struct tsvc_snap_s tsvc_snap_t;
+typedef struct tsvc_hist_s tsvc_hist_t;
+typedef struct tsvc_rec_s tsvc_rec_t;
+
+int tsvc_board_new(tsvc_board_t **out);
+void tsvc_board_free(tsvc_board_t *b);
+
+/* ---- the loop's side ---------------------------------------------------- */
+
+/* A check record, kept by reference: r's message and output are copied
+   (message NULL is kept as ""); r's probe_address, NULL or an rcstr
+   (common/rcstr.h), is shared: the record takes a reference of its own.
+   NULL when out of memory. */
+tsvc_rec_t *tsvc_rec_new(const tsvc_check_record_t *r);
+void tsvc_rec_release(tsvc_rec_t *rec);
+const tsvc_check_record_t *tsvc_rec_record(const tsvc_rec_t *rec);
+
+/* A history of the n records of a ring, oldest first from ring[start]
+   (each gets a reference). NULL when out of memory. */
+tsvc_hist_t *tsvc_hist_new(tsvc_rec_t *const *ring, size_t n, size_t start);
+tsvc_hist_t *tsvc_hist_ref(tsvc_hist_t *h);
+void tsvc_hist_release(tsvc_hist_t *h);
+
+/* A snapshot of st (its name and scalar fields; st->history is ignored)
+   with hist (a reference is taken; may be NULL). NULL when out of memory. */
+tsvc_snap_t *tsvc_snap_new(const tsvc_status_t *st, tsvc_hist_t *hist);
+
+/* A slot for a service, last in the order. NULL when out of memory. */
+tsvc_board_slot_t *tsvc_board_add(tsvc_board_t *b, const char *name);
+/* Publish snap in slot: the board takes over the caller's reference, and
+   the snapshot it replaces is released (outside the lock). */
+void tsvc_board_publish(tsvc_board_t *b, tsvc_board_slot_t *slot, tsvc_snap_t *snap);
+/* Remove and free a slot (readers keep what they took). */
+void tsvc_board_remove(tsvc_board_t *b, tsvc_board_slot_t *slot);
+/* Whether services are being monitored: readers get TSVC_ENOTMONITORED
+   while not. */
+void tsvc_board_set_live(tsvc_board_t *b, bool live);
+
+/* The monitor's figures: a check started lateness_ms late; checks in
+   flight changed by delta. */
+void tsvc_board_note_lateness(tsvc_board_t *b, int64_t lateness_ms);
+void tsvc_board_note_in_flight(tsvc_board_t *b, int delta);
+
+/* ---- readers, on any thread ------------------------------------------- */
+
+/* A reference to the service's snapshot: 0, TSVC_ENOENT, or
+   TSVC_ENOTMONITORED. */
+int tsvc_board_get(tsvc_board_t *b, const char *name, tsvc_snap_t **out);
+/* Every service: 0, TSVC_ENOTMONITORED or TSVC_ENOMEM. The stats' loop lag
+   is 0 (the board does not know it). */
+int tsvc_board_snapshot(tsvc_board_t *b, tsvc_snapshot_t **out);
+/* True when the service exists and is healthy. */
+bool tsvc_board_is_healthy(tsvc_board_t *b, const char *name);
+/* The monitor's figures now. */
+void tsvc_board_stats(tsvc_board_t *b, tsvc_monitor_stats_t *out);
+
+/* A snapshot's status (no history); valid while the snapshot is held. */
+const tsvc_status_t *tsvc_snap_status(const tsvc_snap_t *s);
+/* A copy the caller owns (tsvc_status_clear): 0 or TSVC_ENOMEM. */
+int tsvc_snap_copy(const tsvc_snap_t *s, bool with_history, tsvc_status_t *out);
+tsvc_snap_t *tsvc_snap_ref(tsvc_snap_t *s);
+void tsvc_snap_release(tsvc_snap_t *s);
+
+/* The i-th service's snapshot in a view (with its history). */
+const tsvc_snap_t *tsvc_snapshot_snap(const tsvc_snapshot_t *s, size_t i);
+/* For the manager: its loop lag in a snapshot it hands out. */
+void tsvc_snapshot_set_lag(tsvc_snapshot_t *s, double lag_s);
+
+#endif /* TSVC_BOARD_H */
