@@ -283,7 +283,7 @@ int tsvc_manager_stop(tsvc_manager_t *m, const char *name, char *err, size_t err
 int tsvc_manager_restart(tsvc_manager_t *m, const char *name, char *err, size_t errlen);
 /* Check now and wait for the verdict of that check (one that starts after
    this call), into out (may be NULL; its strings are the caller's: free
-   message and output). The status read after the call includes it.
+   message, output and probe_address). The status read after the call includes it.
    Returns 0, TSVC_ENOENT, TSVC_ENOTMONITORED, TSVC_ENOTCHECKED (not checked
    in its state, or the check was cancelled by a restart, a stop or the
    runtime going away: err names the state), TSVC_ETIMEDOUT (no verdict
