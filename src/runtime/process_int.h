@@ -143,6 +143,7 @@ struct entry_s {
   bool ever;        /* started at least once */
   int exit_code;    /* of the last main process; -1 when none */
   child_t *helper;  /* initdb / postgres --single in flight, or NULL */
+  int helper_pgid;  /* the last helper's process group, or 0 */
   helper_done_fn helper_done;
   tsvc_ms_t stop_timeout;
   int stop_sig; /* SIGTERM; SIGINT for postgres (fast shutdown) */
@@ -155,6 +156,7 @@ struct entry_s {
   uint64_t deadline;
   bool stopping; /* the main process's exit is our doing */
   pg_state_t pg;
+  bool closed; /* its handles are closed or closing (the runtime is freed) */
 };
 
 typedef struct inspect_s {
@@ -218,7 +220,9 @@ void tsvc__proc_fail(entry_t *e, const char *fmt, ...) TSVC_PRINTF(2, 3);
 void tsvc__proc_child_closed(uv_handle_t *h);
 bool tsvc__proc_port_in_use(int port);
 /* Free's part: stop every service still running, all at once, each with
-   its own stop_timeout before SIGKILL, then close every entry's handles. */
+   its own stop_timeout before SIGKILL, from the loop; each entry's handles
+   are closed once nothing of it is left (or it is given up). Returns at
+   once. */
 void tsvc__proc_shutdown(prt_t *rt);
 
 /* ---- process_log.c: capture ------------------------------------------------ */

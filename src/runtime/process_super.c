@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "runtime/process_int.h"
@@ -30,18 +28,6 @@ bool tsvc__proc_port_in_use(int port) {
   int err = errno;
   close(fd);
   return rc != 0 && err == EADDRINUSE;
-}
-
-static uint64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
 }
 
 /* Processes of group pgid that are not zombies. kill(-pgid, 0) answers
@@ -223,6 +209,7 @@ void tsvc__proc_spawn_helper(entry_t *e, const spawn_t *sp, helper_done_fn done)
     return;
   }
   e->helper = c;
+  e->helper_pgid = c->pid;
   e->helper_done = done;
   e->phase = PH_HELPER;
 }
@@ -234,6 +221,7 @@ static void helper_exited(entry_t *e, int code) {
   tsvc__plog_scan_end(&e->log, line, sizeof line);
   helper_done_fn done = e->helper_done;
   e->helper_done = NULL;
+  e->helper_pgid = 0; /* its group is not looked at again: the id may be reused */
   e->phase = PH_BEGIN;
   done(e, code, line);
 }
@@ -303,8 +291,14 @@ static void stop_poll(entry_t *e) {
   }
 }
 
+static void shutdown_poll(entry_t *e);
+
 void tsvc__proc_timer_cb(uv_timer_t *t) {
   entry_t *e = t->data;
+  if (e->rt->freeing) {
+    shutdown_poll(e);
+    return;
+  }
   switch (e->phase) {
   case PH_BEGIN:
     if (e->op == OP_START && e->server) tsvc__proc_finish(e, 0, NULL); /* already running */
@@ -327,7 +321,15 @@ static void child_exit(uv_process_t *p, int64_t status, int sig) {
   if (sig) snprintf(msg, sizeof msg, "killed by signal %d", sig);
   else snprintf(msg, sizeof msg, "exited (code %d)", (int)status);
   uv_close((uv_handle_t *)p, tsvc__proc_child_closed);
-  if (c == e->helper) {
+  if (e->rt->freeing) { /* the runtime is going away: no operation goes on */
+    if (c == e->server) {
+      e->server = NULL;
+      e->exit_code = code;
+      tsvc__plog_note(&e->log, "pid %d %s", c->pid, msg);
+    }
+    if (c == e->helper) e->helper = NULL;
+    shutdown_poll(e);
+  } else if (c == e->helper) {
     e->helper = NULL;
     helper_exited(e, code);
   } else if (c == e->server) {
@@ -339,25 +341,24 @@ static void child_exit(uv_process_t *p, int64_t status, int sig) {
   }
 }
 
-/* Reap a child that is still ours (libuv will not, once its handle is
-   closed). True when it is gone. */
-static bool reap(child_t *c) {
-  if (!c) return true;
-  int st;
-  pid_t r = waitpid(c->pid, &st, WNOHANG);
-  return r == c->pid || (r < 0 && errno == ECHILD);
+/* ---- shutdown ---------------------------------------------------------------
+   free() stops every service still running, all at once, and returns: each
+   group gets its stop signal (and SIGCONT) at once, SIGKILL after its own
+   stop_timeout, and is given up TSVC_PROC_KILL_WAIT_MS later. The deadlines
+   are kept by the entries' timers, referenced from here on so that the loop
+   runs until the last group is gone; exits arrive through the exit
+   callback. Nothing sleeps on the loop. */
+
+/* Whether anything of e is left: its main process or helper not yet
+   reaped (libuv reaps them), or a process of their groups. */
+static bool entry_left(const entry_t *e) {
+  return e->server || e->helper || tsvc__proc_group_alive(e->pgid) ||
+         tsvc__proc_group_alive(e->helper_pgid);
 }
 
-/* Whether anything of e is left (its direct children are reaped here). */
-static bool entry_left(entry_t *e) {
-  bool s = reap(e->server), h = reap(e->helper);
-  return !s || !h || tsvc__proc_group_alive(e->pgid) ||
-         (e->helper && tsvc__proc_group_alive(e->helper->pid));
-}
-
-static void signal_entry(entry_t *e, int sig) {
+static void signal_entry(const entry_t *e, int sig) {
   tsvc__proc_signal_group(e->pgid, sig);
-  if (e->helper) tsvc__proc_signal_group(e->helper->pid, sig);
+  tsvc__proc_signal_group(e->helper_pgid, sig);
 }
 
 static void entry_timer_closed(uv_handle_t *h) {
@@ -365,59 +366,70 @@ static void entry_timer_closed(uv_handle_t *h) {
   tsvc__proc_handle_done(e->rt);
 }
 
+/* Close e's handles: its output is read to the end first; a process that
+   outlived the deadlines is left as it is (no longer ours). */
+static void shutdown_close(entry_t *e) {
+  if (e->closed) return;
+  e->closed = true;
+  tsvc__proc_drain(e);
+  tsvc__proc_capture_close(e);
+  if (e->server) {
+    tsvc__plog_note(&e->log, "pid %d left running: it outlived SIGKILL by %d ms", e->server->pid,
+                    TSVC_PROC_KILL_WAIT_MS);
+    uv_close((uv_handle_t *)&e->server->proc, tsvc__proc_child_closed);
+    e->server = NULL;
+  }
+  if (e->helper) {
+    uv_close((uv_handle_t *)&e->helper->proc, tsvc__proc_child_closed);
+    e->helper = NULL;
+  }
+  tsvc__pg_drop_pwfile(e);
+  uv_close((uv_handle_t *)&e->timer, entry_timer_closed);
+}
+
+/* A step of e's shutdown: on each tick of its timer and each exit. */
+static void shutdown_poll(entry_t *e) {
+  if (e->closed) return;
+  if (!entry_left(e)) {
+    shutdown_close(e);
+    return;
+  }
+  uint64_t now = uv_now(e->rt->base.loop);
+  if (now < e->deadline) return;
+  if (e->phase == PH_TERM) {
+    tsvc__plog_note(&e->log, "still running after %lld ms: SIGKILL to process group %d",
+                    (long long)e->stop_timeout, e->pgid);
+    signal_entry(e, SIGKILL);
+    e->phase = PH_KILL;
+    e->deadline = now + TSVC_PROC_KILL_WAIT_MS;
+  } else {
+    tsvc__plog_note(&e->log, "process group %d still has processes %d ms after SIGKILL",
+                    e->pgid, TSVC_PROC_KILL_WAIT_MS);
+    shutdown_close(e); /* give up on it */
+  }
+}
+
 void tsvc__proc_shutdown(prt_t *rt) {
-  /* Stop every service still running, all at once, each with its own
-     stop_timeout before SIGKILL, then TSVC_PROC_KILL_WAIT_MS at most. */
-  uint64_t now = mono_ms();
+  /* The loop's time, fresh: free may be called long after the loop last
+     ran, and the deadlines below count from now. */
+  uv_update_time(rt->base.loop);
+  uint64_t now = uv_now(rt->base.loop);
   for (entry_t *e = rt->entries; e; e = e->next) {
-    e->phase = PH_BEGIN; /* used below: PH_TERM, PH_KILL, or done */
-    if (!e->server && !e->helper && !tsvc__proc_group_alive(e->pgid)) continue;
+    uv_timer_stop(&e->timer);
+    tsvc__pg_drop_pwfile(e);
+    if (!entry_left(e)) {
+      shutdown_close(e);
+      continue;
+    }
     tsvc__plog_note(&e->log, "monitor exiting: stopping process group %d", e->pgid);
     tsvc__proc_signal_group(e->pgid, e->stop_sig);
-    if (e->helper) tsvc__proc_signal_group(e->helper->pid, SIGTERM);
+    tsvc__proc_signal_group(e->helper_pgid, SIGTERM);
     signal_entry(e, SIGCONT);
+    e->stopping = true;
     e->phase = PH_TERM;
     e->deadline = now + (uint64_t)(e->stop_timeout > 0 ? e->stop_timeout : 0);
-  }
-  for (;;) {
-    bool waiting = false;
-    now = mono_ms();
-    for (entry_t *e = rt->entries; e; e = e->next) {
-      if (e->phase != PH_TERM && e->phase != PH_KILL) continue;
-      if (!entry_left(e)) {
-        e->phase = PH_BEGIN;
-        continue;
-      }
-      if (now >= e->deadline) {
-        if (e->phase == PH_KILL) { /* give up on it */
-          e->phase = PH_BEGIN;
-          continue;
-        }
-        tsvc__plog_note(&e->log, "still running after %lld ms: SIGKILL to process group %d",
-                        (long long)e->stop_timeout, e->pgid);
-        signal_entry(e, SIGKILL);
-        e->phase = PH_KILL;
-        e->deadline = now + TSVC_PROC_KILL_WAIT_MS;
-      }
-      waiting = true;
-    }
-    if (!waiting) break;
-    sleep_ms(10);
-  }
-  /* Close everything; memory goes with the last close callback. */
-  for (entry_t *e = rt->entries; e; e = e->next) {
-    tsvc__proc_drain(e);
-    tsvc__proc_capture_close(e);
-    if (e->server) {
-      tsvc__plog_note(&e->log, "pid %d stopped with the monitor", e->server->pid);
-      uv_close((uv_handle_t *)&e->server->proc, tsvc__proc_child_closed);
-      e->server = NULL;
-    }
-    if (e->helper) {
-      uv_close((uv_handle_t *)&e->helper->proc, tsvc__proc_child_closed);
-      e->helper = NULL;
-    }
-    tsvc__pg_drop_pwfile(e);
-    uv_close((uv_handle_t *)&e->timer, entry_timer_closed);
+    /* The loop runs until this group is gone. */
+    uv_ref((uv_handle_t *)&e->timer);
+    uv_timer_start(&e->timer, tsvc__proc_timer_cb, TSVC_PROC_POLL_MS, TSVC_PROC_POLL_MS);
   }
 }
