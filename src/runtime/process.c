@@ -79,10 +79,44 @@ static void timer_closed(uv_handle_t *h) { tsvc__proc_handle_done(h->data); }
 
 /* ---- the runtime's operations -------------------------------------------- */
 
-static entry_t *entry_get(prt_t *rt, const char *name) {
-  for (entry_t *e = rt->entries; e; e = e->next)
+/* By name in O(1), as the monitor's lookup: every operation and
+   inspection names its service, and a runtime may run thousands. */
+static entry_t *entry_find(const prt_t *rt, const char *name) {
+  if (!rt->index) return NULL;
+  size_t mask = rt->index_cap - 1;
+  for (size_t i = tsvc_str_hash(name) & mask;; i = (i + 1) & mask) {
+    entry_t *e = rt->index[i];
+    if (!e) return NULL;
     if (strcmp(e->name, name) == 0) return e;
-  entry_t *e = calloc(1, sizeof *e);
+  }
+}
+
+static void index_put(entry_t **idx, size_t cap, entry_t *e) {
+  size_t i = tsvc_str_hash(e->name) & (cap - 1);
+  while (idx[i]) i = (i + 1) & (cap - 1);
+  idx[i] = e;
+}
+
+/* Room in the index for one more entry (at most half full). Entries are
+   never removed: they live until the runtime. 0 or TSVC_ENOMEM. */
+static int index_reserve(prt_t *rt) {
+  if (2 * (rt->nentries + 1) <= rt->index_cap) return 0;
+  size_t cap = rt->index_cap ? 2 * rt->index_cap : 16;
+  entry_t **idx = calloc(cap, sizeof *idx);
+  if (!idx) return TSVC_ENOMEM;
+  for (entry_t *e = rt->entries; e; e = e->next) index_put(idx, cap, e);
+  free(rt->index);
+  rt->index = idx;
+  rt->index_cap = cap;
+  return 0;
+}
+
+/* The entry of name, made when missing; NULL when out of memory. */
+static entry_t *entry_get(prt_t *rt, const char *name) {
+  entry_t *e = entry_find(rt, name);
+  if (e) return e;
+  if (index_reserve(rt) != 0) return NULL;
+  e = calloc(1, sizeof *e);
   if (!e || !(e->name = strdup(name))) {
     free(e);
     return NULL;
@@ -97,6 +131,8 @@ static entry_t *entry_get(prt_t *rt, const char *name) {
   rt->handles++;
   e->next = rt->entries;
   rt->entries = e;
+  index_put(rt->index, rt->index_cap, e);
+  rt->nentries++;
   return e;
 }
 
@@ -152,9 +188,7 @@ static void kick_cb(uv_timer_t *t) {
     inspect_t *q = list;
     list = q->next;
     tsvc_rt_info_t info = {.exit_code = -1};
-    entry_t *e = NULL;
-    for (entry_t *x = rt->entries; x; x = x->next)
-      if (strcmp(x->name, q->svc->name) == 0) e = x;
+    entry_t *e = entry_find(rt, q->svc->name);
     if (e) {
       info.exists = e->ever;
       info.running = e->server != NULL;
@@ -228,6 +262,7 @@ static void rt_release(prt_t *rt) {
     free(e->name);
     free(e);
   }
+  free(rt->index);
   free(rt);
 }
 

@@ -173,7 +173,10 @@ struct prt_s {
   char logs_dir[PATH_MAX];
   char setpriv[PATH_MAX]; /* "" when not installed */
   size_t log_max;
-  entry_t *entries;
+  entry_t *entries;  /* every entry, newest first */
+  entry_t **index;   /* open-addressing hash of entries by name; NULL slots empty */
+  size_t index_cap;  /* a power of two, at least twice nentries */
+  size_t nentries;
   inspect_t *inspects;
   uv_timer_t kick; /* answers inspections from the loop */
   tsvc_rt_event_cb watch_cb;
