@@ -208,6 +208,21 @@ typedef struct {
   int stdin_fd;            /* -1: /dev/null */
 } spawn_t;
 
+/* A command line built by a recipe: borrowed strings, or formatted ones
+   kept in store. full: something did not fit, and it must not be run. */
+#define TSVC_PROC_ARGV_MAX 16
+typedef struct {
+  const char *v[TSVC_PROC_ARGV_MAX + 1]; /* NULL-terminated */
+  size_t n;
+  char store[3 * PATH_MAX];
+  size_t used;
+  bool full;
+} tsvc__argv_t;
+
+void tsvc__argv_init(tsvc__argv_t *a);
+void tsvc__argv_add(tsvc__argv_t *a, const char *s);
+void tsvc__argv_addf(tsvc__argv_t *a, const char *fmt, ...) TSVC_PRINTF(2, 3);
+
 /* Processes of group pgid that are not zombies. */
 int tsvc__proc_group_alive(int pgid);
 void tsvc__proc_signal_group(int pgid, int sig);
@@ -242,7 +257,27 @@ void tsvc__proc_capture_close(entry_t *e);
 
 void tsvc__pg_start(entry_t *e);
 void tsvc__pg_drop_pwfile(entry_t *e);
+/* POSTGRES_USER, else "postgres"; POSTGRES_DB, else the user. */
+const char *tsvc__pg_user(const tsvc_service_conf_t *svc);
+const char *tsvc__pg_db(const tsvc_service_conf_t *svc);
+/* The command lines of the recipe, from pg's paths (pwfile: "" when no
+   password is set, and then initdb's auth is trust, else scram-sha-256).
+   0, or TSVC_EINVAL when too long. */
+int tsvc__pg_server_argv(tsvc__argv_t *a, const pg_state_t *pg, const char *run_dir, int port);
+int tsvc__pg_initdb_argv(tsvc__argv_t *a, const pg_state_t *pg, const char *user);
+int tsvc__pg_single_argv(tsvc__argv_t *a, const pg_state_t *pg);
+/* The SQL that creates database db, for postgres --single, into b
+   (initialised here; the caller frees it on success). 0 or an error. */
+int tsvc__pg_createdb_sql(tsvc_buf_t *b, const char *db);
 void tsvc__redis_start(entry_t *e, int port);
+/* The password redis must require: REDIS_PASSWORD, else the one the probe
+   authenticates with (a healthcheck's `redis-cli -a`), else the
+   --requirepass of the service's (container) command. NULL: none. */
+const char *tsvc__redis_password(const tsvc_service_conf_t *svc);
+/* redis.conf for a server on 127.0.0.1:port keeping its data in dir,
+   requiring password unless NULL, into b (initialised here; the caller
+   frees it on success). 0, TSVC_ENOMEM, or TSVC_EINVAL (past 64 KiB). */
+int tsvc__redis_conf(tsvc_buf_t *b, const char *dir, int port, const char *password);
 void tsvc__command_start(entry_t *e);
 
 /* ---- process_fs.c ----------------------------------------------------------- */

@@ -52,25 +52,80 @@ void tsvc__pg_drop_pwfile(entry_t *e) {
   e->pg.pwfile[0] = '\0';
 }
 
-static const char *pg_user(const tsvc_service_conf_t *svc) {
+const char *tsvc__pg_user(const tsvc_service_conf_t *svc) {
   const char *u = tsvc__proc_env(svc, "POSTGRES_USER");
   return u && *u ? u : "postgres";
 }
 
-static const char *pg_db(const tsvc_service_conf_t *svc) {
+const char *tsvc__pg_db(const tsvc_service_conf_t *svc) {
   const char *d = tsvc__proc_env(svc, "POSTGRES_DB");
-  return d && *d ? d : pg_user(svc);
+  return d && *d ? d : tsvc__pg_user(svc);
+}
+
+int tsvc__pg_server_argv(tsvc__argv_t *a, const pg_state_t *pg, const char *run_dir, int port) {
+  tsvc__argv_init(a);
+  tsvc__argv_addf(a, "%s/postgres", pg->bindir);
+  tsvc__argv_add(a, "-D");
+  tsvc__argv_add(a, pg->datadir);
+  tsvc__argv_add(a, "-p");
+  tsvc__argv_addf(a, "%d", port);
+  tsvc__argv_add(a, "-c");
+  tsvc__argv_add(a, "listen_addresses=127.0.0.1");
+  tsvc__argv_add(a, "-c");
+  tsvc__argv_addf(a, "unix_socket_directories=%s", run_dir);
+  return a->full ? TSVC_EINVAL : 0;
+}
+
+int tsvc__pg_initdb_argv(tsvc__argv_t *a, const pg_state_t *pg, const char *user) {
+  tsvc__argv_init(a);
+  tsvc__argv_addf(a, "%s/initdb", pg->bindir);
+  tsvc__argv_add(a, "-D");
+  tsvc__argv_add(a, pg->initdir);
+  tsvc__argv_addf(a, "--username=%s", user);
+  /* Both kinds of connection need the password (trust when none is set).
+     The socket is also out of other users' reach (pg_run_dir), which covers
+     data directories made when the socket trusted. */
+  const char *auth = pg->pwfile[0] ? "scram-sha-256" : "trust";
+  tsvc__argv_addf(a, "--auth-local=%s", auth);
+  tsvc__argv_addf(a, "--auth-host=%s", auth);
+  tsvc__argv_add(a, "--encoding=UTF8");
+  tsvc__argv_add(a, "--locale=C");
+  if (pg->pwfile[0]) tsvc__argv_addf(a, "--pwfile=%s", pg->pwfile);
+  return a->full ? TSVC_EINVAL : 0;
+}
+
+int tsvc__pg_single_argv(tsvc__argv_t *a, const pg_state_t *pg) {
+  tsvc__argv_init(a);
+  tsvc__argv_addf(a, "%s/postgres", pg->bindir);
+  tsvc__argv_add(a, "--single");
+  tsvc__argv_add(a, "-D");
+  tsvc__argv_add(a, pg->initdir);
+  tsvc__argv_add(a, "-c");
+  tsvc__argv_add(a, "exit_on_error=on");
+  tsvc__argv_add(a, "postgres");
+  return a->full ? TSVC_EINVAL : 0;
+}
+
+int tsvc__pg_createdb_sql(tsvc_buf_t *b, const char *db) {
+  tsvc_buf_init(b, 4096);
+  int rc = tsvc_buf_add(b, "CREATE DATABASE \"", 17);
+  for (const char *p = db; *p && !rc; p++) {
+    if (*p == '"') rc = tsvc_buf_add(b, "\"\"", 2); /* a quoted identifier */
+    else rc = tsvc_buf_add(b, p, 1);
+  }
+  if (!rc) rc = tsvc_buf_add(b, "\";\n", 3);
+  if (rc) tsvc_buf_free(b);
+  return rc;
 }
 
 static void pg_spawn_server(entry_t *e) {
-  prt_t *rt = e->rt;
-  char exe[PATH_MAX + 16], portbuf[16], sockdir[PATH_MAX + 64];
-  snprintf(exe, sizeof exe, "%s/postgres", e->pg.bindir);
-  snprintf(portbuf, sizeof portbuf, "%d", tsvc__proc_port(e->svc, KIND_POSTGRES));
-  snprintf(sockdir, sizeof sockdir, "unix_socket_directories=%s", rt->lay.run_dir);
-  const char *argv[] = {exe, "-D", e->pg.datadir, "-p", portbuf, "-c", "listen_addresses=127.0.0.1",
-                        "-c", sockdir, NULL};
-  spawn_t sp = {.argv = argv, .cwd = e->pg.parent, .as_pg = e->pg.as_pg, .stdin_fd = -1};
+  tsvc__argv_t a;
+  if (tsvc__pg_server_argv(&a, &e->pg, e->rt->lay.run_dir,
+                           tsvc__proc_port(e->svc, KIND_POSTGRES)) != 0) {
+    tsvc__proc_fail(e, "the postgres command line for %s is too long", e->name);
+    return;
+  }
+  spawn_t sp = {.argv = a.v, .cwd = e->pg.parent, .as_pg = e->pg.as_pg, .stdin_fd = -1};
   tsvc__proc_spawn_server(e, &sp);
 }
 
@@ -87,13 +142,13 @@ static void pg_init_done(entry_t *e) {
 /* postgres --single ended. */
 static void createdb_done(entry_t *e, int code, const char *line) {
   if (code != 0)
-    tsvc__proc_fail(e, "creating database %s failed (exit code %d): %s", pg_db(e->svc), code,
+    tsvc__proc_fail(e, "creating database %s failed (exit code %d): %s", tsvc__pg_db(e->svc), code,
                     line);
   else pg_init_done(e);
 }
 
 static void pg_createdb(entry_t *e) {
-  const char *db = pg_db(e->svc);
+  const char *db = tsvc__pg_db(e->svc);
   if (strcmp(db, "postgres") == 0) {
     pg_init_done(e);
     return;
@@ -101,15 +156,14 @@ static void pg_createdb(entry_t *e) {
   /* CREATE DATABASE in single-user mode, fed on stdin; exit_on_error makes
      a failure an exit code. The SQL fits in a pipe's buffer. */
   tsvc_buf_t sql;
-  tsvc_buf_init(&sql, 4096);
-  tsvc_buf_add(&sql, "CREATE DATABASE \"", 17);
-  for (const char *p = db; *p; p++) {
-    if (*p == '"') tsvc_buf_add(&sql, "\"\"", 2); /* a quoted identifier */
-    else tsvc_buf_add(&sql, p, 1);
+  tsvc__argv_t a;
+  if (tsvc__pg_createdb_sql(&sql, db) != 0 || tsvc__pg_single_argv(&a, &e->pg) != 0) {
+    tsvc_buf_free(&sql);
+    tsvc__proc_fail(e, "the database name %.64s... or the data directory is too long", db);
+    return;
   }
-  tsvc_buf_add(&sql, "\";\n", 3);
   uv_file fds[2];
-  if (!sql.data || uv_pipe(fds, 0, 0) != 0) {
+  if (uv_pipe(fds, 0, 0) != 0) {
     tsvc_buf_free(&sql);
     tsvc__proc_fail(e, "cannot create a pipe for postgres --single");
     return;
@@ -122,11 +176,7 @@ static void pg_createdb(entry_t *e) {
     tsvc__proc_fail(e, "cannot write to postgres --single");
     return;
   }
-  char exe[PATH_MAX + 16];
-  snprintf(exe, sizeof exe, "%s/postgres", e->pg.bindir);
-  const char *argv[] = {exe, "--single", "-D", e->pg.initdir, "-c", "exit_on_error=on",
-                        "postgres", NULL};
-  spawn_t sp = {.argv = argv, .cwd = e->pg.parent, .as_pg = e->pg.as_pg, .stdin_fd = fds[0]};
+  spawn_t sp = {.argv = a.v, .cwd = e->pg.parent, .as_pg = e->pg.as_pg, .stdin_fd = fds[0]};
   tsvc__plog_note(&e->log, "creating database %s", db);
   tsvc__proc_spawn_helper(e, &sp, createdb_done);
   close(fds[0]);
@@ -244,7 +294,6 @@ void tsvc__pg_start(entry_t *e) {
   }
   const char *pw = tsvc__proc_env(svc, "POSTGRES_PASSWORD");
   bool have_pw = pw && *pw;
-  char pwopt[PATH_MAX + 16] = "";
   if (have_pw) {
     /* In the private socket directory: nobody else can read it while
        initdb runs, and /run is memory. */
@@ -259,24 +308,16 @@ void tsvc__pg_start(entry_t *e) {
       tsvc__proc_fail(e, "cannot write the password file: %s", strerror(errno));
       return;
     }
-    snprintf(pwopt, sizeof pwopt, "--pwfile=%s", e->pg.pwfile);
   } else {
     tsvc__plog_note(&e->log, "no POSTGRES_PASSWORD: any local user can connect as %s (trust)",
-                    pg_user(svc));
+                    tsvc__pg_user(svc));
   }
-  char exe[PATH_MAX + 16], user[256];
-  snprintf(exe, sizeof exe, "%s/initdb", e->pg.bindir);
-  snprintf(user, sizeof user, "--username=%s", pg_user(svc));
-  /* Both kinds of connection need the password (trust when none is set).
-     The socket is also out of other users' reach (pg_run_dir), which covers
-     data directories made when the socket trusted. */
-  const char *auth = have_pw ? "scram-sha-256" : "trust";
-  char auth_local[64], auth_host[64];
-  snprintf(auth_local, sizeof auth_local, "--auth-local=%s", auth);
-  snprintf(auth_host, sizeof auth_host, "--auth-host=%s", auth);
-  const char *argv[] = {exe, "-D", e->pg.initdir, user, auth_local, auth_host,
-                        "--encoding=UTF8", "--locale=C", pwopt[0] ? pwopt : NULL, NULL};
-  spawn_t sp = {.argv = argv, .cwd = e->pg.parent, .as_pg = e->pg.as_pg, .stdin_fd = -1};
-  tsvc__plog_note(&e->log, "initdb %s (user %s)", e->pg.initdir, pg_user(svc));
+  tsvc__argv_t a;
+  if (tsvc__pg_initdb_argv(&a, &e->pg, tsvc__pg_user(svc)) != 0) {
+    tsvc__proc_fail(e, "the initdb command line for %s is too long (POSTGRES_USER?)", e->name);
+    return;
+  }
+  spawn_t sp = {.argv = a.v, .cwd = e->pg.parent, .as_pg = e->pg.as_pg, .stdin_fd = -1};
+  tsvc__plog_note(&e->log, "initdb %s (user %s)", e->pg.initdir, tsvc__pg_user(svc));
   tsvc__proc_spawn_helper(e, &sp, initdb_done);
 }

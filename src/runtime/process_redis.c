@@ -8,15 +8,15 @@
 #include "probe/probe.h"
 
 /* A string quoted for redis.conf. */
-static void conf_quote(tsvc_buf_t *b, const char *s) {
-  tsvc_buf_add(b, "\"", 1);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p == '"' || *p == '\\') tsvc_buf_addf(b, "\\%c", *p);
-    else if (*p == '\n') tsvc_buf_add(b, "\\n", 2);
-    else if (*p < 0x20 || *p == 0x7f) tsvc_buf_addf(b, "\\x%02x", *p);
-    else tsvc_buf_add(b, p, 1);
+static int conf_quote(tsvc_buf_t *b, const char *s) {
+  int rc = tsvc_buf_add(b, "\"", 1);
+  for (const unsigned char *p = (const unsigned char *)s; *p && !rc; p++) {
+    if (*p == '"' || *p == '\\') rc = tsvc_buf_addf(b, "\\%c", *p);
+    else if (*p == '\n') rc = tsvc_buf_add(b, "\\n", 2);
+    else if (*p < 0x20 || *p == 0x7f) rc = tsvc_buf_addf(b, "\\x%02x", *p);
+    else rc = tsvc_buf_add(b, p, 1);
   }
-  tsvc_buf_add(b, "\"", 1);
+  return rc ? rc : tsvc_buf_add(b, "\"", 1);
 }
 
 /* The value after flag in argv, or NULL. */
@@ -26,10 +26,7 @@ static const char *arg_after(const tsvc_strv_t *v, const char *flag) {
   return NULL;
 }
 
-/* The password redis must require: REDIS_PASSWORD, else the one the probe
-   authenticates with (a healthcheck's `redis-cli -a`), else the
-   --requirepass of the service's (container) command. NULL: none. */
-static const char *redis_password(const tsvc_service_conf_t *svc) {
+const char *tsvc__redis_password(const tsvc_service_conf_t *svc) {
   const char *pw = tsvc__proc_env(svc, "REDIS_PASSWORD");
   if (pw && *pw) return pw;
   tsvc_probe_spec_t spec;
@@ -37,6 +34,23 @@ static const char *redis_password(const tsvc_service_conf_t *svc) {
   if (spec.kind == TSVC_PROBE_REDIS && spec.password && *spec.password) return spec.password;
   pw = arg_after(&svc->command, "--requirepass");
   return pw && *pw ? pw : NULL;
+}
+
+int tsvc__redis_conf(tsvc_buf_t *b, const char *dir, int port, const char *password) {
+  tsvc_buf_init(b, 64 * 1024);
+  int rc = tsvc_buf_addf(b, "# Written by tanuki-svc at every start: edits are lost.\n"
+                            "bind 127.0.0.1\nport %d\ndaemonize no\nappendonly yes\ndir ", port);
+  if (!rc) rc = conf_quote(b, dir);
+  if (!rc) rc = tsvc_buf_add(b, "\n", 1);
+  if (!rc && password) {
+    rc = tsvc_buf_add(b, "requirepass ", 12);
+    if (!rc) rc = conf_quote(b, password);
+    if (!rc) rc = tsvc_buf_add(b, "\n", 1);
+  }
+  /* A conf cut short (a password past the size limit) is never written:
+     it could lack the requirepass line. */
+  if (rc) tsvc_buf_free(b);
+  return rc;
 }
 
 void tsvc__redis_start(entry_t *e, int port) {
@@ -52,20 +66,17 @@ void tsvc__redis_start(entry_t *e, int port) {
     return;
   }
   tsvc_buf_t b;
-  tsvc_buf_init(&b, 64 * 1024);
-  tsvc_buf_addf(&b, "# Written by tanuki-svc at every start: edits are lost.\n"
-                    "bind 127.0.0.1\nport %d\ndaemonize no\nappendonly yes\ndir ", port);
-  conf_quote(&b, dir);
-  tsvc_buf_add(&b, "\n", 1);
-  const char *pw = redis_password(e->svc);
-  if (pw) {
-    tsvc_buf_add(&b, "requirepass ", 12);
-    conf_quote(&b, pw);
-    tsvc_buf_add(&b, "\n", 1);
-  } else {
-    tsvc__plog_note(&e->log, "no password set (REDIS_PASSWORD): any local user can use this redis");
+  const char *pw = tsvc__redis_password(e->svc);
+  if (!pw)
+    tsvc__plog_note(&e->log, "no password set (REDIS_PASSWORD): any local user can use this "
+                             "redis");
+  int rc = tsvc__redis_conf(&b, dir, port, pw);
+  if (rc) {
+    tsvc__proc_fail(e, "cannot make %s: %s", conf,
+                    rc == TSVC_ENOMEM ? "out of memory" : "the password is too long (64 KiB)");
+    return;
   }
-  int rc = b.data ? tsvc__proc_write_private(conf, b.data, 0, 0, false) : -1;
+  rc = tsvc__proc_write_private(conf, b.data, 0, 0, false);
   tsvc_buf_free(&b);
   if (rc != 0) {
     tsvc__proc_fail(e, "cannot write %s: %s", conf, strerror(errno));

@@ -30,6 +30,37 @@ bool tsvc__proc_port_in_use(int port) {
   return rc != 0 && err == EADDRINUSE;
 }
 
+void tsvc__argv_init(tsvc__argv_t *a) {
+  a->n = 0;
+  a->used = 0;
+  a->full = false;
+  a->v[0] = NULL;
+}
+
+void tsvc__argv_add(tsvc__argv_t *a, const char *s) {
+  if (a->n >= TSVC_PROC_ARGV_MAX) {
+    a->full = true;
+    return;
+  }
+  a->v[a->n++] = s;
+  a->v[a->n] = NULL;
+}
+
+void tsvc__argv_addf(tsvc__argv_t *a, const char *fmt, ...) {
+  size_t room = sizeof a->store - a->used;
+  char *s = a->store + a->used;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(s, room, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= room) {
+    a->full = true;
+    return;
+  }
+  a->used += (size_t)n + 1;
+  tsvc__argv_add(a, s);
+}
+
 /* Processes of group pgid that are not zombies. kill(-pgid, 0) answers
    first; /proc is read only when it says the group exists, because
    grandchildren re-parented to an init that does not reap stay as zombies. */
