@@ -107,7 +107,9 @@
  *
  * Loop: the runtime's handles (child processes, output pipes, timers) are
  * unreferenced: they never keep the loop alive on their own, so uv_run
- * returns once the monitor has closed, even with services running.
+ * returns once the monitor has closed, even with services running. After
+ * free, the timers of the services still stopping are referenced, so that
+ * uv_run returns only once they are gone (or given up).
  *
  * Threads: call everything from the loop's thread.
  */
