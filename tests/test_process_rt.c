@@ -24,7 +24,7 @@
 #include "testutil.h"
 
 #define MAX_EVENTS 4096
-#define MAX_GROUPS 16
+#define MAX_GROUPS 64
 
 typedef struct {
   uv_loop_t loop;
@@ -775,6 +775,13 @@ typedef struct {
   tsvc_rt_info_t info;
 } info_t;
 
+static bool all_done(void *arg) {
+  done_t *d = arg;
+  for (int i = 0; i < 40; i++)
+    if (d[i].calls == 0) return false;
+  return true;
+}
+
 static void info_cb(int status, const char *msg, const tsvc_rt_info_t *info, void *data) {
   info_t *i = data;
   (void)msg;
@@ -798,6 +805,52 @@ static bool log_has(fx_t *f, const char *rel, const char *needle) {
   bool ok = s && strstr(s, needle);
   free(s);
   return ok;
+}
+
+/* Forty services, so that the runtime's index of entries by name grows
+   (16 slots, kept at most half full, to 128): each one's inspection finds
+   its own process, the one its own log names. */
+static void many_services_found_by_name(void **st) {
+  (void)st;
+  tsvc_buf_t y;
+  tsvc_buf_init(&y, 1 << 16);
+  tsvc_buf_addf(&y, "services:\n");
+  for (int i = 0; i < 40; i++)
+    tsvc_buf_addf(&y, "  s%02d:\n    process: {command: [sleep, \"300\"]}\n", i);
+  assert_non_null(y.data);
+  fx_t f;
+  fx_setup(&f, y.data);
+  tsvc_buf_free(&y);
+  done_t d[40] = {{0}};
+  for (int i = 0; i < 40; i++)
+    assert_int_equal(f.rt->ops->start(f.rt, &f.cfg->services[i], done_cb, &d[i]), 0);
+  assert_true(run_until(&f, all_done, d, 10000));
+  int pids[40];
+  for (int i = 0; i < 40; i++) {
+    assert_int_equal(d[i].status, 0);
+    const tsvc_service_conf_t *svc = &f.cfg->services[i];
+    tsvc_rt_info_t info = inspect(&f, svc);
+    assert_true(info.running);
+    assert_string_equal(info.name, svc->name);
+    pids[i] = info.pid;
+    remember_group(&f, info.pid);
+    for (int j = 0; j < i; j++) assert_int_not_equal(pids[j], pids[i]);
+    char rel[64], want[64];
+    snprintf(rel, sizeof rel, "logs/%s.log", svc->name);
+    snprintf(want, sizeof want, "started %s (pid %d)", svc->name, info.pid);
+    assert_true(log_has(&f, rel, want));
+  }
+  /* A second start of each finds it running (the same entry). */
+  memset(d, 0, sizeof d);
+  for (int i = 0; i < 40; i++)
+    assert_int_equal(f.rt->ops->start(f.rt, &f.cfg->services[i], done_cb, &d[i]), 0);
+  assert_true(run_until(&f, all_done, d, 10000));
+  for (int i = 0; i < 40; i++) {
+    assert_int_equal(d[i].status, 0);
+    assert_int_equal(inspect(&f, &f.cfg->services[i]).pid, pids[i]);
+  }
+  fx_teardown(&f); /* every group gone */
+  fx_cleanup(&f);
 }
 
 typedef struct {
@@ -1401,6 +1454,7 @@ int main(void) {
       cmocka_unit_test_teardown(monitor_stop_leaves_nothing, after_test),
       cmocka_unit_test_teardown(free_answers_in_flight_from_the_loop, after_test),
       cmocka_unit_test_teardown(port_in_use_fails_start, after_test),
+      cmocka_unit_test_teardown(many_services_found_by_name, after_test),
       cmocka_unit_test_teardown(command_env_workdir_inspect_stop, after_test),
       cmocka_unit_test_teardown(log_rotates_at_limit, after_test),
       cmocka_unit_test_teardown(monitor_death_kills_children, after_test),
