@@ -303,23 +303,31 @@ static void stop_begin(entry_t *e) {
   uv_timer_start(&e->timer, tsvc__proc_timer_cb, TSVC_PROC_POLL_MS, TSVC_PROC_POLL_MS);
 }
 
+static void signal_entry(const entry_t *e, int sig);
+
+/* A stop's deadlines, for a stop and for the shutdown alike: at the first
+   (stop_timeout after the stop signal), SIGKILL to what is left; at the
+   second, TSVC_PROC_KILL_WAIT_MS later, false: give up. True meanwhile. */
+static bool stop_deadlines(entry_t *e) {
+  uint64_t now = uv_now(e->rt->base.loop);
+  if (now < e->deadline) return true;
+  if (e->phase != PH_TERM) return false;
+  tsvc__plog_note(&e->log, "still running after %lld ms: SIGKILL to process group %d",
+                  (long long)e->stop_timeout, e->pgid);
+  signal_entry(e, SIGKILL);
+  e->phase = PH_KILL;
+  e->deadline = now + TSVC_PROC_KILL_WAIT_MS;
+  return true;
+}
+
 static void stop_poll(entry_t *e) {
   if (!e->server && !tsvc__proc_group_alive(e->pgid)) {
     stopped(e);
     return;
   }
-  uint64_t now = uv_now(e->rt->base.loop);
-  if (now < e->deadline) return;
-  if (e->phase == PH_TERM) {
-    tsvc__plog_note(&e->log, "still running after %lld ms: SIGKILL to process group %d",
-                    (long long)e->stop_timeout, e->pgid);
-    tsvc__proc_signal_group(e->pgid, SIGKILL);
-    e->phase = PH_KILL;
-    e->deadline = now + TSVC_PROC_KILL_WAIT_MS;
-  } else {
+  if (!stop_deadlines(e))
     tsvc__proc_fail(e, "process group %d still has processes %d ms after SIGKILL", e->pgid,
                     TSVC_PROC_KILL_WAIT_MS);
-  }
 }
 
 static void shutdown_poll(entry_t *e);
@@ -387,6 +395,8 @@ static bool entry_left(const entry_t *e) {
          tsvc__proc_group_alive(e->helper_pgid);
 }
 
+/* The service's group, and its helper's while one runs (a stop never
+   begins while a start is in flight: only the shutdown meets one). */
 static void signal_entry(const entry_t *e, int sig) {
   tsvc__proc_signal_group(e->pgid, sig);
   tsvc__proc_signal_group(e->helper_pgid, sig);
@@ -425,19 +435,10 @@ static void shutdown_poll(entry_t *e) {
     shutdown_close(e);
     return;
   }
-  uint64_t now = uv_now(e->rt->base.loop);
-  if (now < e->deadline) return;
-  if (e->phase == PH_TERM) {
-    tsvc__plog_note(&e->log, "still running after %lld ms: SIGKILL to process group %d",
-                    (long long)e->stop_timeout, e->pgid);
-    signal_entry(e, SIGKILL);
-    e->phase = PH_KILL;
-    e->deadline = now + TSVC_PROC_KILL_WAIT_MS;
-  } else {
-    tsvc__plog_note(&e->log, "process group %d still has processes %d ms after SIGKILL",
-                    e->pgid, TSVC_PROC_KILL_WAIT_MS);
-    shutdown_close(e); /* give up on it */
-  }
+  if (stop_deadlines(e)) return;
+  tsvc__plog_note(&e->log, "process group %d still has processes %d ms after SIGKILL", e->pgid,
+                  TSVC_PROC_KILL_WAIT_MS);
+  shutdown_close(e); /* give up on it */
 }
 
 void tsvc__proc_shutdown(prt_t *rt) {
