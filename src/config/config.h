@@ -125,6 +125,9 @@ typedef struct {
      restart: true}} both fill both. */
   tsvc_strv_t depends_on;
   tsvc_dep_conf_t *depends;
+  tsvc_ms_t depends_timeout; /* a (re)start waits this long for the
+                                conditions of depends_on, then fails;
+                                default 2m */
   tsvc_strv_t command; /* container command override */
   bool external;       /* only watched: never started, stopped, restarted */
   tsvc_healthcheck_conf_t healthcheck;

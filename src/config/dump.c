@@ -168,6 +168,7 @@ static int put_service(FILE *f, const tsvc_service_conf_t *s, bool mask) {
             tsvc_dep_condition_name(s->depends ? s->depends[i].condition : TSVC_DEP_STARTED),
             s->depends && s->depends[i].restart ? "true" : "false");
   }
+  put_dur(f, 4, "depends_timeout", s->depends_timeout);
   if ((rc = put_command(f, 4, "command", &s->command, false, mask))) return rc;
 
   const tsvc_healthcheck_conf_t *hc = &s->healthcheck;

@@ -1023,6 +1023,7 @@ static const keydef_t service_keys[] = {
     {"healthcheck", p_healthcheck, SV(healthcheck), 0, 0, healthcheck_keys},
     /* Ours. */
     {"depends_on", p_depends_on, 0, 0, 0, NULL},
+    {"depends_timeout", p_duration, SV(depends_timeout), 1, 0, NULL},
     {"external", p_bool, SV(external), 0, 0, NULL},
     {"pull_policy", p_pull_policy, SV(pull_policy), 0, 0, &pull_enum},
     {"command", p_argv_command, SV(command), 0, 0, NULL},
@@ -1105,6 +1106,7 @@ static void p_restart(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base)
 
 static void service_defaults(tsvc_service_conf_t *s) {
   s->enabled = true;
+  s->depends_timeout = 2 * 60000;
   tsvc_healthcheck_conf_t *hc = &s->healthcheck;
   hc->probe = TSVC_PROBE_AUTO;
   hc->interval = 10000;
