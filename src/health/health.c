@@ -109,7 +109,9 @@ static void prune_restarts(tsvc_health_t *h, tsvc_ms_t now) {
 
 static void record_restart(tsvc_health_t *h, tsvc_ms_t now) {
   prune_restarts(h, now);
-  if (h->nrestart_times == h->p.max_restarts) {
+  /* max_restarts >= 1 (tsvc_health_new refuses less), so a full window
+     holds at least one time to drop. */
+  if (h->nrestart_times > 0 && h->nrestart_times >= h->p.max_restarts) {
     memmove(h->restart_times, h->restart_times + 1,
             (size_t)(h->nrestart_times - 1) * sizeof *h->restart_times);
     h->nrestart_times--;
