@@ -150,7 +150,6 @@ typedef struct {
   char service[72];       /* the dependency's name */
   const char *condition;  /* "service_started" or "service_healthy" (static) */
   tsvc_state_t state;     /* the dependency's state when last looked at */
-  bool running;           /* ... and whether it ran then */
 } tsvc_wait_t;
 
 /* A copy of one service's status. Owned by the caller: tsvc_status_clear().

@@ -562,7 +562,6 @@ static bool deps_hold(svc_t *s, char *why, size_t len) {
     tsvc_strlcpy(w->service, c->depends_on.v[i], sizeof w->service);
     w->condition = tsvc_dep_condition_name(cond);
     w->state = v.state;
-    w->running = d && d->st.running;
     if (why && wl + 1 < len) {
       char one[256];
       tsvc_dep_why(c->depends_on.v[i], cond, &v, one, sizeof one);
@@ -628,11 +627,21 @@ static void release(svc_t *s) {
 static void wait_timeout(svc_t *s) {
   char why[600], msg[700], waited[32];
   deps_hold(s, why, sizeof why);
-  tsvc_duration_format(now_of(s->m) - s->wait_began, waited, sizeof waited);
+  /* The timeout as configured: the timer may fire a little late. */
+  tsvc_duration_format(s->wait_until - s->wait_began, waited, sizeof waited);
   snprintf(msg, sizeof msg, "gave up waiting for depends_on after %s: %s", waited, why);
   s->waiting = false;
   s->st.nwaiting = 0;
   op_cb(TSVC_ETIMEDOUT, msg, s->op);
+}
+
+/* A person stops a service whose (re)start is held: the held operation
+   ends as a failed one (it never reached the runtime), so that the stop
+   that follows finds nothing in flight. */
+static void cancel_wait(svc_t *s) {
+  s->waiting = false;
+  s->st.nwaiting = 0;
+  op_cb(TSVC_ECANCELED, "cancelled while waiting for depends_on: stop requested", s->op);
 }
 
 /* A dependent whose dependency (restart: true) restarted since its own
@@ -668,13 +677,9 @@ static void gate_cb(uv_timer_t *t) {
       cascade(s);
       continue;
     }
-    size_t n = s->st.nwaiting;
-    tsvc_wait_t before[8];
-    size_t kept = n < 8 ? n : 8;
-    memcpy(before, s->waits, kept * sizeof *before);
+    /* What it waits for may have changed: published either way. */
     if (deps_hold(s, NULL, 0)) release(s);
-    else if (s->st.nwaiting != n || memcmp(before, s->waits, kept * sizeof *before) != 0)
-      publish(s);
+    else publish(s);
   }
 }
 
@@ -752,8 +757,15 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
   if ((a->flags & TSVC_HACT_START) && a->nchanges &&
       a->changes[a->nchanges - 1].to == TSVC_STATE_STARTING)
     start = &a->changes[a->nchanges - 1];
-  for (int i = 0; i < a->nchanges; i++)
-    if (tsvc_dep_is_start(a->changes[i].from, a->changes[i].to)) s->gen++;
+  for (int i = 0; i < a->nchanges; i++) {
+    if (!tsvc_dep_is_start(a->changes[i].from, a->changes[i].to)) continue;
+    /* A (re)start of its own: its dependents may owe one (restart: true),
+       and it is (re)started against its dependencies as they are now (a
+       held one looks again as it goes: launch_op). A container adopted at
+       `up` owes its dependents nothing: they are adopted after it. */
+    s->gen++;
+    note_dep_gens(s);
+  }
   if (a->nchanges) gate_soon(s->m);
   for (int i = 0; i < a->nchanges; i++) {
     const tsvc_health_change_t *c = &a->changes[i];
@@ -1154,6 +1166,7 @@ static int user_event(tsvc_monitor_t *m, const char *name, tsvc_health_event_typ
   if (!s) return TSVC_ENOENT;
   done_t *d = NULL;
   if (cb && !(d = done_new(cb, NULL, data))) return TSVC_ENOMEM;
+  if (type == TSVC_HEV_USER_STOP && s->waiting) cancel_wait(s);
   tsvc_health_event_t ev = {.type = type, .now = now_of(m)};
   int rc = feed(s, &ev);
   if (rc) {
