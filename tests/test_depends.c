@@ -245,7 +245,20 @@ static void observer(const tsvc_mon_event_t *e, void *data) {
   f->nch++;
 }
 
+/* Only the first nadd services of yaml are added (the others: fx_add). */
+static void fx_setup_n(fx_t *f, const char *yaml, bool started, size_t nadd);
+
 static void fx_setup(fx_t *f, const char *yaml, bool started) {
+  fx_setup_n(f, yaml, started, (size_t)-1);
+}
+
+static void fx_add(fx_t *f, const char *name) {
+  const tsvc_service_conf_t *s = tsvc_config_service(f->cfg, name);
+  assert_non_null(s);
+  assert_int_equal(tsvc_monitor_add(f->mon, s, NULL), 0);
+}
+
+static void fx_setup_n(fx_t *f, const char *yaml, bool started, size_t nadd) {
   memset(f, 0, sizeof *f);
   tsvc_diag_t d = {0};
   int rc = tsvc_config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, &d);
@@ -259,7 +272,7 @@ static void fx_setup(fx_t *f, const char *yaml, bool started) {
   tsvc_log_setup(f->log, TSVC_LOG_INFO, false);
   assert_int_equal(tsvc_monitor_new(&f->loop, &f->rt->base, NULL, &f->mon), 0);
   tsvc_monitor_set_observer(f->mon, observer, f);
-  for (size_t i = 0; i < f->cfg->nservices; i++) {
+  for (size_t i = 0; i < f->cfg->nservices && i < nadd; i++) {
     const tsvc_service_conf_t *s = &f->cfg->services[i];
     assert_int_equal(tsvc_monitor_add(f->mon, s, NULL), 0);
     if (started) {
@@ -462,6 +475,45 @@ static void stop_cancels_a_held_start(void **st) {
   fx_teardown(&f);
 }
 
+/* Added in any order (a reload's steps all begin at once): app, added and
+   started before db is even monitored, waits for it; db's removal shows
+   again as "not monitored". */
+static void dependency_added_later(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup_n(&f,
+             "services:\n" SVC("app", "    depends_on: {db: {condition: service_healthy}}\n")
+                 SVC("db", ""),
+             false, 1);
+  done_t da = {0};
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "app", done_cb, &da), 0);
+  run_for(&f, 50);
+  tsvc_status_t s = status_of(&f, "app");
+  assert_int_equal(s.nwaiting, 1);
+  assert_string_equal(s.waiting_for[0].service, "db");
+  tsvc_status_clear(&s);
+  assert_int_equal(count_lines(&f, "reason=\"db is not monitored (waits for it to be healthy)\""),
+                   1);
+  fx_add(&f, "db");
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "db", NULL, NULL), 0);
+  run_for(&f, 400);
+  assert_int_equal(da.calls, 1);
+  assert_int_equal(da.status, 0);
+  assert_int_equal(state_of(&f, "app"), TSVC_STATE_HEALTHY);
+  assert_true(call_at(&f, "start", "app", 0) >= first_change(&f, "db", TSVC_STATE_HEALTHY));
+  /* db goes away; a restart of app waits for it again. */
+  assert_int_equal(tsvc_monitor_remove(f.mon, "db"), 0);
+  assert_int_equal(tsvc_monitor_user_restart(f.mon, "app", NULL, NULL), 0);
+  run_for(&f, 50);
+  s = status_of(&f, "app");
+  assert_int_equal(s.state, TSVC_STATE_RESTARTING);
+  assert_int_equal(s.nwaiting, 1);
+  assert_int_equal(s.waiting_for[0].state, TSVC_STATE_STOPPED); /* not monitored */
+  tsvc_status_clear(&s);
+  assert_int_equal(recrt_count(f.rt, "restart", "app"), 0);
+  fx_teardown(&f);
+}
+
 /* restart: true. Adopted at start, nothing is owed. A restart of db
    restarts app once, after db is healthy again; app2 (restart: false) is
    left alone. */
@@ -513,6 +565,7 @@ int main(void) {
       cmocka_unit_test(start_held_until_healthy),
       cmocka_unit_test(wait_timeout_is_a_failed_start),
       cmocka_unit_test(stop_cancels_a_held_start),
+      cmocka_unit_test(dependency_added_later),
       cmocka_unit_test(restart_true_follows_the_dependency),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1069,6 +1069,7 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc_re
   while (m->index[i]) i = (i + 1) & (m->index_cap - 1);
   m->index[i] = s;
   publish(s);
+  gate_soon(m); /* what waits for it sees it monitored */
   return 0;
 }
 
@@ -1123,6 +1124,7 @@ int tsvc_monitor_remove(tsvc_monitor_t *m, const char *name) {
     char why[256];
     snprintf(why, sizeof why, "%s is no longer monitored (removed from the config)", s->name);
     svc_close(s, why);
+    gate_soon(m); /* what waits for it sees it gone */
     return 0;
   }
   return TSVC_ENOENT;
