@@ -172,6 +172,16 @@ static int64_t line_time(const char *log, const char **pos, const char *svc, con
   return 0;
 }
 
+/* Wait until app's command got past pg_isready (it touched its marker):
+   only then may pg go away without app dying of it. */
+static void wait_connected(void) {
+  int64_t end = wall_ms() + 30000;
+  while (sh_out(NULL, 0, "docker exec %sapp test -f /tmp/connected", g_prefix) != 0) {
+    if (wall_ms() > end) fail_msg("app never got past pg_isready");
+    sleep_ms(200);
+  }
+}
+
 typedef struct {
   tsvc_manager_t *m;
   int rc;
@@ -204,7 +214,7 @@ static void write_config(const char *dt) {
       "  app:\n"
       "    image: " PG_IMAGE "\n"
       "    command: [sh, -c, 'pg_isready -h pg -U tanuki -d tanuki_dev -t 3 || exit 1;"
-      " exec sleep infinity']\n"
+      " touch /tmp/connected; exec sleep infinity']\n"
       "    depends_on:\n"
       "      pg: {condition: service_healthy, restart: true}\n"
       "    depends_timeout: %s\n"
@@ -252,6 +262,7 @@ static void app_waits_for_postgres(void **state) {
   assert_int_equal(count(log, "service=app state=unhealthy"), 0);
   assert_int_equal(count(log, "service=app action=restart"), 0);
   free(log);
+  wait_connected();
   tsvc_status_t st = status_of(m, "app");
   assert_int_equal(st.restarts_total, 0);
   assert_int_equal(st.nwaiting, 0);
@@ -277,6 +288,7 @@ static void app_waits_for_postgres(void **state) {
     sleep_ms(200);
   }
   wait_state(m, "app", TSVC_STATE_HEALTHY, 30000);
+  wait_connected();
   log = log_text();
   const char *pos = NULL;
   line_time(log, &pos, "pg", "action=restart", NULL);
