@@ -341,7 +341,7 @@ typedef struct {
   char *kind;     /* "postgres", "redis" or "" */
   char *host;     /* 127.0.0.1, or the container's name */
   int port;       /* the published port, or the container port */
-  char *url;      /* host:port; redis: redis://[:password@]host:port */
+  char *url;      /* host:port; redis: redis://[default:password@]host:port */
   char *username; /* postgres: POSTGRES_USER (default postgres) */
   char *password; /* POSTGRES_PASSWORD / REDIS_PASSWORD */
   char *database; /* postgres: POSTGRES_DB (default: the user) */

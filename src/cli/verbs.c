@@ -182,7 +182,7 @@ const cli_verb_t cli_verbs[] = {
      "  every service  P_HOST P_PORT P_URL (host:port)\n"
      "  postgres       P_USER P_PASSWORD P_DATABASE P_DB (the same) P_DSN\n"
      "                 (postgres://user:password@host:port/database)\n"
-     "  redis          P_URL is redis://[:password@]host:port; P_PASSWORD when set\n"
+     "  redis          P_URL is redis://[default:password@]host:port; P_PASSWORD when set\n"
      "P is POSTGRES / REDIS for the first postgres / redis service (by its\n"
      "name, else its image), else the service's name upper-cased, every\n"
      "character but letters and digits made '_', and '_' put first when it\n"

@@ -70,7 +70,9 @@ int tsvc_conn_build(tsvc_conn_info_t *c) {
   if (strcmp(c->kind, "redis") == 0) {
     char *p = pw ? esc(c->password) : NULL;
     if (!pw || p)
-      url = pw ? tsvc_asprintf("redis://:%s@%s:%d", p, c->host, c->port)
+      /* The user "default" (redis 6's ACL name for requirepass): redis-cli
+         reads "redis://:pw@" as the user "" and fails its AUTH. */
+      url = pw ? tsvc_asprintf("redis://default:%s@%s:%d", p, c->host, c->port)
                : tsvc_asprintf("redis://%s:%d", c->host, c->port);
     free(p);
     dsn = tsvc_strdup("");
