@@ -122,9 +122,8 @@ static int fill(tsvc_conn_info_t *c, const tsvc_config_t *cfg, const tsvc_servic
   c->service = tsvc_strdup(s->name);
   c->prefix = tsvc_strdup(prefix);
   c->kind = tsvc_strdup(kind ? kind : "");
-  c->host = in_net ? tsvc_asprintf("%s%s", cfg->docker.container_prefix ? cfg->docker.container_prefix : "",
-                                   s->name)
-                   : tsvc_strdup(host_addr);
+  const char *cprefix = cfg->docker.container_prefix ? cfg->docker.container_prefix : "";
+  c->host = in_net ? tsvc_asprintf("%s%s", cprefix, s->name) : tsvc_strdup(host_addr);
   c->port = in_net ? s->port : s->host_port;
   c->username = tsvc_strdup(user);
   c->password = tsvc_strdup(pw ? pw : "");
