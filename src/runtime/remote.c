@@ -71,6 +71,16 @@ const char *tsvc_published_host(const tsvc_docker_endpoint_t *ep, const char *pu
   return buf;
 }
 
+const char *tsvc_env_host_addr(const tsvc_config_t *cfg, const char *runtime, char *buf,
+                               size_t len) {
+  tsvc_strlcpy(buf, "127.0.0.1", len);
+  bool process = runtime && *runtime ? strcmp(runtime, "process") == 0
+                                     : cfg->runtime == TSVC_RUNTIME_PROCESS;
+  tsvc_docker_endpoint_t ep;
+  if (process || tsvc_docker_endpoint_parse(cfg->docker.host, &ep, NULL, 0) != 0) return buf;
+  return tsvc_published_host(&ep, cfg->docker.publish_address, buf, len);
+}
+
 void tsvc_docker_opts_from_config(const tsvc_config_t *cfg, tsvc_docker_opts_t *o) {
   memset(o, 0, sizeof *o);
   o->host = cfg->docker.host;

@@ -61,6 +61,14 @@ int tsvc_publish_check(tsvc_probe_via_t via, bool local, const char *engine_host
 const char *tsvc_published_host(const tsvc_docker_endpoint_t *ep, const char *publish_address,
                                 char *buf, size_t len);
 
+/* The host view's address for `env` (manager/conninfo.h's host_addr) under
+   runtime ("process", "docker"; NULL or "": the config's, auto counting as
+   docker, since auto never falls back with an engine named): 127.0.0.1 for
+   the process runtime, else tsvc_published_host() of docker.host (the
+   engine's host for tcp:// and ssh://). Returns buf. */
+const char *tsvc_env_host_addr(const tsvc_config_t *cfg, const char *runtime, char *buf,
+                               size_t len);
+
 /* The docker client's options for cfg's engine (tsvc_docker_new_opts):
    strings borrowed from cfg. */
 void tsvc_docker_opts_from_config(const tsvc_config_t *cfg, tsvc_docker_opts_t *o);
