@@ -113,8 +113,8 @@ static void need_docker(void) {
   if (g_ok) return;
   const char *req = getenv("TSVC_REQUIRE_DOCKER");
   if (req && strcmp(req, "1") == 0) fail_msg("TSVC_REQUIRE_DOCKER=1 but %s", g_why);
-  print_message("skipped: %s (run scripts/docker-up.sh and scripts/images.sh)\n", g_why);
-  skip();
+  print_message("(run scripts/docker-up.sh and scripts/images.sh)\n");
+  tu_skip(g_why);
 }
 
 /* ---- the fixture ------------------------------------------------------------ */

@@ -104,7 +104,11 @@ up_fg() {
       wait "$UP_PID"
       if [ $? -eq 3 ]; then
         # runtime auto found no runtime: the shared docker daemon is away
-        # and no process runtime is built in. Not this test's business.
+        # and no process runtime is built in. Not this test's business,
+        # except under CI (scripts/test.sh), which provides one.
+        if [ "${TSVC_REQUIRE_DOCKER:-}" = 1 ] || [ "${TSVC_REQUIRE_SERVERS:-}" = 1 ]; then
+          bad "the monitor cannot reach a runtime (TSVC_REQUIRE_DOCKER/SERVERS=1)"; cat "$T/up.log"; exit 1
+        fi
         echo "SKIP: the monitor cannot reach a runtime"; cat "$T/up.log"; exit 77
       fi
     fi
