@@ -99,6 +99,7 @@ struct tsvc_docker_req_s {
   int exit_code;
   int pid;
   bool timed_out;
+  uint64_t guard_at;         /* exec_run: loop time its kill must be done by */
   tsvc_docker_req_t *parent, *child; /* exec_run and its kill */
   tsvc_docker_events_t *ev;
   uv_timer_t timer;
