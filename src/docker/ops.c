@@ -16,8 +16,10 @@
 #define EXEC_INSPECT_TRIES 20   /* exec inspect still says running: retry */
 #define EXEC_INSPECT_RETRY_MS 50
 /* A timed-out exec the daemon has not started yet (a loaded daemon may
-   take seconds to): looked at again this often until it runs (then it is
-   killed) or has ended, within EXEC_KILL_GRACE_MS. */
+   take seconds to: runc spawns several processes) is looked at again this
+   often until it runs (then it is killed, and has EXEC_KILL_GRACE_MS to
+   end) or has ended, for as long as any request to the daemon may take
+   (TSVC_DOCKER_TIMEOUT_MS): given up earlier, it would run on unkilled. */
 #define EXEC_KILL_RETRY_MS 50
 
 /* ---- shared steps -------------------------------------------------------- */
@@ -510,7 +512,7 @@ static void run_guard(tsvc_docker_req_t *r) {
              "after SIGKILL", r->id, r->timeout, EXEC_KILL_GRACE_MS);
   else
     snprintf(msg, sizeof msg, "exec in %s ran past its %d ms timeout and the daemon had not "
-             "started it %d ms later", r->id, r->timeout, EXEC_KILL_GRACE_MS);
+             "started it %d ms later", r->id, r->timeout, TSVC_DOCKER_TIMEOUT_MS);
   tsvc__docker_fail(r, TSVC_ETIMEDOUT, msg);
 }
 
@@ -535,7 +537,10 @@ static void run_killed(const tsvc_docker_reply_t *rep, void *data) {
     return;
   }
   if (rep->pid) {
+    /* Killed: it has EXEC_KILL_GRACE_MS to end from now. */
     r->pid = rep->pid;
+    r->guard_at = uv_now(r->d->loop) + EXEC_KILL_GRACE_MS;
+    arm_guard(r, EXEC_KILL_GRACE_MS, run_guard);
     return;
   }
   /* Nothing killed. Ended already: its stream ends too (run_started). Not
@@ -564,7 +569,8 @@ static void run_kill(tsvc_docker_req_t *r) {
 
 static void run_timeout(tsvc_docker_req_t *r) {
   r->timed_out = true;
-  r->guard_at = uv_now(r->d->loop) + EXEC_KILL_GRACE_MS;
+  /* Until it is found running and killed (run_killed): the daemon's time. */
+  r->guard_at = uv_now(r->d->loop) + TSVC_DOCKER_TIMEOUT_MS;
   run_kill(r);
 }
 
