@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -222,7 +223,16 @@ typedef struct {
   atomic_int active;           /* connection threads running */
   atomic_int auth_seen;        /* a request carried X-Registry-Auth: abc= */
   atomic_int late_inspects;    /* GET /exec/lateexec/json so far */
+  atomic_int later_inspects;   /* GET /exec/laterexec/json so far */
+  atomic_llong later_at;       /* laterexec counts as run (and killed) from
+                                  this CLOCK_MONOTONIC ms on */
 } fake_t;
+
+static long long mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void send_all(int fd, const char *p, size_t n) {
   while (n > 0) {
@@ -373,6 +383,19 @@ static void serve(fake_t *f, int fd) {
        ended (as killed) at the third; its stream ends then. */
     while (!atomic_load(&f->stop) && atomic_load(&f->late_inspects) < 3) usleep(2000);
     respond(fd, 200, "application/vnd.docker.raw-stream", "", 0);
+  } else if (strcmp(p, "/containers/later/exec") == 0) {
+    atomic_store(&f->later_at, mono_ms() + 5500);
+    respond(fd, 201, "application/json", "{\"Id\":\"laterexec\"}", 18);
+  } else if (strcmp(p, "/exec/laterexec/start") == 0) {
+    /* Not started for 5.5 s: longer than the 5 s a killed exec has to end. */
+    while (!atomic_load(&f->stop) && mono_ms() < atomic_load(&f->later_at)) usleep(2000);
+    respond(fd, 200, "application/vnd.docker.raw-stream", "", 0);
+  } else if (strcmp(p, "/exec/laterexec/json") == 0) {
+    atomic_fetch_add(&f->later_inspects, 1);
+    const char *b = mono_ms() < atomic_load(&f->later_at)
+                        ? "{\"Running\":false,\"ExitCode\":null,\"Pid\":0}"
+                        : "{\"Running\":false,\"ExitCode\":137,\"Pid\":0}";
+    respond(fd, 200, "application/json", b, strlen(b));
   } else if (strcmp(p, "/exec/lateexec/json") == 0) {
     int seen = atomic_fetch_add(&f->late_inspects, 1) + 1;
     const char *b = seen < 3 ? "{\"Running\":false,\"ExitCode\":null,\"Pid\":0}"
@@ -541,6 +564,24 @@ static void exec_timeout_before_start(void **st) {
   /* two looks before it ran, the one that found it ended, the final one */
   assert_int_equal(atomic_load(&f.late_inspects), 4);
   assert_true(ms < 5000); /* not the guard */
+  result_clear(&r);
+
+  /* Not started for 5.5 s: waited for (as long as any request may take),
+     not given up at the 5 s a killed one has to end. */
+  t0 = uv_hrtime();
+  assert_int_equal(tsvc_docker_exec_run(d, "later", (const char *const[]){"sleep", "60", NULL},
+                                        100, on_reply, &r, NULL),
+                   0);
+  tu_run_until(&loop, &r.done, 20000);
+  ms = (uv_hrtime() - t0) / 1000000;
+  print_message("exec_run: status %d (%s) after %llu ms, %d inspections\n", r.status, r.errmsg,
+                (unsigned long long)ms, atomic_load(&f.later_inspects));
+  assert_int_equal(r.done, 1);
+  assert_int_equal(r.status, 0);
+  assert_true(r.timed_out);
+  assert_int_equal(r.exit_code, 137);
+  assert_true(ms >= 5500);
+  assert_true(atomic_load(&f.later_inspects) > 10); /* looked at every 50 ms */
   result_clear(&r);
   finish(&loop, d);
   fake_stop(&f);

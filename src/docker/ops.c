@@ -516,12 +516,14 @@ static void run_guard(tsvc_docker_req_t *r) {
   tsvc__docker_fail(r, TSVC_ETIMEDOUT, msg);
 }
 
-/* The guard, or the rest of it, on r's timer. */
+/* r's timer: fn in ms, or run_guard at r->guard_at if that comes first
+   (fn NULL: only the guard). */
 static void arm_guard(tsvc_docker_req_t *r, uint64_t ms, void (*fn)(tsvc_docker_req_t *r)) {
   uint64_t now = uv_now(r->d->loop);
   uint64_t left = r->guard_at > now ? r->guard_at - now : 0;
-  if (tsvc__docker_req_timer(r, left < ms ? left : ms, left <= ms ? run_guard : fn))
-    tsvc__docker_fail(r, TSVC_ERUNTIME, "cannot start a timer");
+  int rc = !fn || left <= ms ? tsvc__docker_req_timer(r, left, run_guard)
+                             : tsvc__docker_req_timer(r, ms, fn);
+  if (rc) tsvc__docker_fail(r, TSVC_ERUNTIME, "cannot start a timer");
 }
 
 static void run_kill(tsvc_docker_req_t *r);
@@ -540,7 +542,7 @@ static void run_killed(const tsvc_docker_reply_t *rep, void *data) {
     /* Killed: it has EXEC_KILL_GRACE_MS to end from now. */
     r->pid = rep->pid;
     r->guard_at = uv_now(r->d->loop) + EXEC_KILL_GRACE_MS;
-    arm_guard(r, EXEC_KILL_GRACE_MS, run_guard);
+    arm_guard(r, 0, NULL);
     return;
   }
   /* Nothing killed. Ended already: its stream ends too (run_started). Not
@@ -564,7 +566,7 @@ static void run_kill(tsvc_docker_req_t *r) {
   }
   c->parent = r;
   r->child = c;
-  arm_guard(r, EXEC_KILL_GRACE_MS, run_guard);
+  arm_guard(r, 0, NULL);
 }
 
 static void run_timeout(tsvc_docker_req_t *r) {
