@@ -164,6 +164,8 @@ int tsvc_manager_check(tsvc_manager_t *m, const char *name, tsvc_check_record_t 
     *out = last ? *last : (tsvc_check_record_t){.result = TSVC_RESULT_OK, .exit_code = -1};
     out->message = dup_or_die(last ? last->message : "ok");
     out->output = last && last->output ? dup_or_die(last->output) : NULL;
+    out->probe_address =
+        last && last->probe_address ? dup_or_die(last->probe_address) : NULL;
   }
   return 0;
 }

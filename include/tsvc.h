@@ -143,6 +143,8 @@ typedef struct {
   int64_t latency_us;
   char *message;       /* one line, never NULL in a status copy; owned */
   char *output;        /* exec output (last 4 KiB) or NULL; owned */
+  char *probe_address; /* where the check went (as probe_address below), or
+                          NULL; owned */
 } tsvc_check_record_t;
 
 /* A dependency a (re)start waits for (depends_on), as status shows it. */
@@ -162,6 +164,13 @@ typedef struct {
   bool enabled;
   bool external;
   char probe[16];             /* the probe kind in use */
+  /* Where its checks go (docker.probe_via, docs/remote.md): probe_via is
+     container, published, exec, address (healthcheck.address), command (a
+     host its command names) or host (this machine); probe_address is
+     "172.18.0.3:6379", "engine.example:16379", "exec in the container",
+     "exec on this host" or "inspect". */
+  char probe_via[16];
+  char probe_address[280];
   char container_id[72];      /* docker runtime, or "" */
   char container_name[128];
   int pid;                    /* process runtime, or 0 */
@@ -288,7 +297,7 @@ int tsvc_manager_stop(tsvc_manager_t *m, const char *name, char *err, size_t err
 int tsvc_manager_restart(tsvc_manager_t *m, const char *name, char *err, size_t errlen);
 /* Check now and wait for the verdict of that check (one that starts after
    this call), into out (may be NULL; its strings are the caller's: free
-   message and output). The status read after the call includes it.
+   message, output and probe_address). The status read after the call includes it.
    Returns 0, TSVC_ENOENT, TSVC_ENOTMONITORED, TSVC_ENOTCHECKED (not checked
    in its state, or the check was cancelled by a restart, a stop or the
    runtime going away: err names the state), TSVC_ETIMEDOUT (no verdict

@@ -19,8 +19,11 @@ if [ "${1:-}" = "--test" ]; then
   # docker-registry and apache2-utils (htpasswd): the registry the pull
   # tests push to and pull from (tests/test_registry.c). systemd:
   # systemd-analyze verifies the units (tests/package/). chromium: the
-  # status page's test; docker-compose: export compose's.
-  pkgs+=(prometheus python3 golang-go docker-registry apache2-utils systemd chromium docker-compose)
+  # status page's test; docker-compose: export compose's. socat, openssl,
+  # openssh-*: the remote engine's test (tests/test_remote.c: a TLS
+  # endpoint and an sshd of its own in front of the local engine).
+  pkgs+=(prometheus python3 golang-go docker-registry apache2-utils systemd chromium docker-compose
+         socat openssl openssh-client openssh-server)
   # node and npm for tests/node (npm ci): Debian's, unless the machine has its own.
   command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 fi
@@ -35,6 +38,10 @@ if [ ${#PKG_NEW[@]} -gt 0 ] && [ -d /run/systemd/system ]; then
       postgresql|redis-server|prometheus)
         systemctl disable --now "$p" >/dev/null 2>&1 || true
         echo "deps: $p's own service left off (tanuki-svc runs its own)" ;;
+      openssh-server)
+        # The tests run an sshd of their own on a loopback port.
+        systemctl disable --now ssh >/dev/null 2>&1 || true
+        echo "deps: openssh-server's own service left off (the tests run their own)" ;;
     esac
   done
 fi

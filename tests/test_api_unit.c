@@ -267,6 +267,23 @@ static void reloadable(void **st) {
   tsvc_config_free(a);
   tsvc_config_free(b);
   tsvc_config_free(c);
+  /* Where the engine is and how it is reached: a new up, not a reload. */
+  a = load(BASE);
+  b = load("docker: {probe_via: exec}\n" BASE);
+  assert_false(tsvc_config_reloadable(a, b, err, sizeof err));
+  assert_non_null(strstr(err, "docker.probe_via changed"));
+  tsvc_config_free(b);
+  b = load("docker: {publish_address: 10.0.0.5}\n" BASE);
+  assert_false(tsvc_config_reloadable(a, b, err, sizeof err));
+  assert_non_null(strstr(err, "docker.publish_address changed"));
+  tsvc_config_free(a);
+  tsvc_config_free(b);
+  a = load("docker: {host: \"tcp://e:2376\"}\n" BASE);
+  b = load("docker: {host: \"tcp://e:2376\", tls: {verify: false}}\n" BASE);
+  assert_false(tsvc_config_reloadable(a, b, err, sizeof err));
+  assert_non_null(strstr(err, "docker.tls changed"));
+  tsvc_config_free(a);
+  tsvc_config_free(b);
 }
 
 static void strv_is_an_argv(void **st) {

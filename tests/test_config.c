@@ -157,12 +157,122 @@ static void docker_host_from_env(void **st) {
   unsetenv("DOCKER_HOST");
 }
 
+/* The remote-engine keys (docs/remote.md): defaults, where TLS comes from,
+   paths, and what does not go with the engine's transport. */
+static void remote_engine_keys(void **st) {
+  (void)st;
+  tsvc_diag_t d;
+  unsetenv("DOCKER_HOST");
+  unsetenv("DOCKER_TLS_VERIFY");
+  unsetenv("DOCKER_CERT_PATH");
+  tsvc_config_t *cfg = load_ok("services: {}\n", &d);
+  assert_false(cfg->docker.host_named); /* runtime auto may fall back */
+  assert_int_equal(cfg->docker.probe_via, TSVC_VIA_AUTO);
+  assert_string_equal(cfg->docker.publish_address, "127.0.0.1");
+  assert_false(cfg->docker.tls.enabled);
+  assert_string_equal(cfg->docker.ssh.socket, "/var/run/docker.sock");
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+  /* $DOCKER_HOST names an engine too: no fallback then. */
+  setenv("DOCKER_HOST", "unix:///var/run/docker.sock", 1);
+  cfg = load_ok("services: {}\n", &d);
+  assert_true(cfg->docker.host_named);
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+  /* TLS as the docker CLI reads it: every file from DOCKER_CERT_PATH. */
+  setenv("DOCKER_HOST", "tcp://engine.example:2376", 1);
+  setenv("DOCKER_TLS_VERIFY", "1", 1);
+  setenv("DOCKER_CERT_PATH", "/etc/engine-certs", 1);
+  cfg = load_ok("services: {}\n", &d);
+  assert_true(cfg->docker.tls.enabled);
+  assert_true(cfg->docker.tls.verify);
+  assert_string_equal(cfg->docker.tls.ca, "/etc/engine-certs/ca.pem");
+  assert_string_equal(cfg->docker.tls.cert, "/etc/engine-certs/cert.pem");
+  assert_string_equal(cfg->docker.tls.key, "/etc/engine-certs/key.pem");
+  assert_string_equal(cfg->docker.tls.origin,
+                      "DOCKER_TLS_VERIFY with DOCKER_CERT_PATH=/etc/engine-certs");
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+  unsetenv("DOCKER_TLS_VERIFY");
+  unsetenv("DOCKER_CERT_PATH");
+  /* A host the docker CLI would not take, from the environment. */
+  setenv("DOCKER_HOST", "ssh://me:secret@engine.example", 1);
+  load_bad("services: {}\n", F ":1:1: error: docker.host (from $DOCKER_HOST): docker host "
+           "ssh://me:secret@engine.example: a password in the URL is not supported; use a key "
+           "(docker.ssh.identity_file, or ssh-agent)");
+  unsetenv("DOCKER_HOST");
+
+  /* docker.tls in a file: paths from the config's directory and ~. */
+  char *dir = tu_mkdtemp("tsvc-cfg-tls");
+  assert_non_null(dir);
+  char path[600], want[700];
+  snprintf(path, sizeof path, "%s/tanuki.yaml", dir);
+  assert_int_equal(tu_write_file(path, "docker:\n  host: tcp://engine.example:2376\n"
+                                       "  tls: {ca: certs/ca.pem, cert: ~/c.pem, key: ~/k.pem, "
+                                       "verify: false}\n"), 0);
+  const char *home = getenv("HOME");
+  char *saved_home = home ? strdup(home) : NULL;
+  setenv("HOME", "/home/someone", 1);
+  memset(&d, 0, sizeof d);
+  int lrc = tsvc_config_load(path, &cfg, &d);
+  if (saved_home) setenv("HOME", saved_home, 1);
+  else unsetenv("HOME");
+  free(saved_home);
+  assert_int_equal(lrc, 0);
+  snprintf(want, sizeof want, "%s/certs/ca.pem", dir);
+  assert_string_equal(cfg->docker.tls.ca, want);
+  assert_string_equal(cfg->docker.tls.cert, "/home/someone/c.pem");
+  assert_string_equal(cfg->docker.tls.key, "/home/someone/k.pem");
+  assert_false(cfg->docker.tls.verify);
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+  /* ssh options, relative paths from the config's directory. */
+  assert_int_equal(tu_write_file(path, "docker:\n  host: ssh://deploy@engine.example:2222\n"
+                                       "  ssh: {identity_file: keys/id, config_file: "
+                                       "ssh_config, socket: /run/docker.sock}\n"), 0);
+  memset(&d, 0, sizeof d);
+  assert_int_equal(tsvc_config_load(path, &cfg, &d), 0);
+  snprintf(want, sizeof want, "%s/keys/id", dir);
+  assert_string_equal(cfg->docker.ssh.identity_file, want);
+  snprintf(want, sizeof want, "%s/ssh_config", dir);
+  assert_string_equal(cfg->docker.ssh.config_file, want);
+  assert_string_equal(cfg->docker.ssh.socket, "/run/docker.sock");
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+  tu_rmtree(dir);
+  free(dir);
+
+  load_bad("docker:\n  probe_via: publish\n",
+           F ":2:14: error: docker.probe_via: unknown probe_via \"publish\"; did you mean "
+             "\"published\"? (valid: auto, container, published, exec)");
+  load_bad("docker:\n  publish_address: engine.example\n",
+           F ":2:20: error: docker.publish_address: expected an IP address of the engine's "
+             "machine (127.0.0.1, 10.0.0.5, 0.0.0.0 for every interface, ::1), got "
+             "\"engine.example\"");
+  load_bad("docker:\n  host: unix:///var/run/docker.sock\n  tls: {ca: /x/ca.pem}\n",
+           F ":3:8: error: docker.tls: TLS is for tcp:// engines, and docker.host is "
+             "unix:///var/run/docker.sock");
+  load_bad("docker:\n  host: tcp://e:2376\n  ssh: {socket: /run/docker.sock}\n",
+           F ":3:8: error: docker.ssh: for ssh:// engines, and docker.host is tcp://e:2376");
+  load_bad("docker:\n  host: ssh://e\n  ssh: {socket: run/docker.sock}\n",
+           F ":3:17: error: docker.ssh.socket: must be an absolute path, got \"run/docker.sock\"");
+  load_bad("docker:\n  tls: {kee: x}\n", NULL);
+  load_bad("docker:\n  host: ssh://e/var/run/docker.sock\n",
+           F ":2:9: error: docker.host: docker host ssh://e/var/run/docker.sock: nothing may "
+             "follow the host (no path, query or fragment): the engine's socket on that "
+             "machine is docker.ssh.socket");
+}
+
 static const char every_key[] =
     "runtime: docker\n"
     "docker:\n"
     "  host: tcp://127.0.0.1:2375\n"
     "  network: mynet\n"
     "  container_prefix: proj-\n"
+    "  probe_via: published\n"
+    "  publish_address: 10.0.0.5\n"
+    "  tls: {verify: true, ca: /etc/tsvc/ca.pem, cert: /etc/tsvc/cert.pem, key: "
+    "/etc/tsvc/key.pem}\n"
     "monitor:\n"
     "  socket: /tmp/x.sock\n"
     "  listen: 127.0.0.1:7070\n"
@@ -217,6 +327,15 @@ static void every_key_loads(void **st) {
   assert_string_equal(cfg->docker.host, "tcp://127.0.0.1:2375");
   assert_string_equal(cfg->docker.network, "mynet");
   assert_string_equal(cfg->docker.container_prefix, "proj-");
+  assert_int_equal(cfg->docker.probe_via, TSVC_VIA_PUBLISHED);
+  assert_string_equal(cfg->docker.publish_address, "10.0.0.5");
+  assert_true(cfg->docker.tls.enabled);
+  assert_true(cfg->docker.tls.verify);
+  assert_string_equal(cfg->docker.tls.ca, "/etc/tsvc/ca.pem");
+  assert_string_equal(cfg->docker.tls.cert, "/etc/tsvc/cert.pem");
+  assert_string_equal(cfg->docker.tls.key, "/etc/tsvc/key.pem");
+  assert_string_equal(cfg->docker.tls.origin, "docker.tls");
+  assert_true(cfg->docker.host_named);
   assert_string_equal(cfg->monitor.socket, "/tmp/x.sock");
   assert_string_equal(cfg->monitor.listen, "127.0.0.1:7070");
   assert_int_equal(cfg->monitor.log_format, TSVC_LOGFMT_JSON);
@@ -457,9 +576,9 @@ static void wrong_types(void **st) {
              "from 1 to 65535, got \"localhost\"");
   load_bad("services:\n  a:\n    healthcheck: {path: healthz}\n",
            F ":3:25: error: services.a.healthcheck.path: must start with \"/\", got \"healthz\"");
-  load_bad("docker:\n  host: ssh://me@host\n",
-           F ":2:9: error: docker.host: unsupported Docker host \"ssh://me@host\" (expected "
-             "unix:///path or tcp://host:port)");
+  load_bad("docker:\n  host: npipe:////./pipe/docker_engine\n",
+           F ":2:9: error: docker.host: docker host npipe:////./pipe/docker_engine: unsupported "
+             "(use unix:///path, tcp://host:port or ssh://user@host[:port])");
   load_bad("services:\n  a:\n    image: \"\"\n",
            F ":3:12: error: services.a.image: must not be empty");
   load_bad("services:\n  a:\n    {[x]: 1}\n", NULL);
@@ -500,7 +619,8 @@ static void port_forms(void **st) {
 
   load_bad("services:\n  a:\n    image: x\n    port: \"127.0.0.1:16379:6379\"\n",
            F ":4:11: error: services.a.port: \"127.0.0.1:16379:6379\": an address is not "
-             "supported (ports are published on 127.0.0.1 only); write \"HOST:CONTAINER\"");
+             "supported (ports are published on docker.publish_address, 127.0.0.1 by "
+             "default); write \"HOST:CONTAINER\"");
   load_bad("services:\n  a:\n    image: x\n    port: \"16379:6379/udp\"\n",
            F ":4:11: error: services.a.port: \"16379:6379/udp\": a protocol is not supported "
              "(ports are published over tcp); write \"HOST:CONTAINER\"");
@@ -1320,6 +1440,11 @@ static void dump_round_trip(void **st) {
     assert_string_equal(c1->docker.host, c2->docker.host);
     assert_string_equal(c1->docker.network, c2->docker.network);
     assert_string_equal(c1->docker.container_prefix, c2->docker.container_prefix);
+    assert_int_equal(c1->docker.probe_via, c2->docker.probe_via);
+    assert_string_equal(c1->docker.publish_address, c2->docker.publish_address);
+    assert_int_equal(c1->docker.tls.enabled, c2->docker.tls.enabled);
+    assert_int_equal(c1->docker.tls.verify, c2->docker.tls.verify);
+    if (c1->docker.tls.key) assert_string_equal(c1->docker.tls.key, c2->docker.tls.key);
     assert_string_equal(c1->monitor.socket, c2->monitor.socket);
     if (c1->monitor.listen) assert_string_equal(c1->monitor.listen, c2->monitor.listen);
     else assert_null(c2->monitor.listen);
@@ -1602,6 +1727,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(defaults_filled),
       cmocka_unit_test(docker_host_from_env),
+      cmocka_unit_test(remote_engine_keys),
       cmocka_unit_test(every_key_loads),
       cmocka_unit_test(listen_port_only_means_loopback),
       cmocka_unit_test(command_forms),

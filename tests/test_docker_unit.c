@@ -720,8 +720,15 @@ static void bad_hosts(void **st) {
   assert_int_equal(uv_loop_init(&loop), 0);
   char err[256] = "";
   tsvc_docker_t *d = NULL;
-  assert_int_equal(tsvc_docker_new(&loop, "ssh://me@host", &d, err, sizeof err), TSVC_EINVAL);
+  assert_int_equal(tsvc_docker_new(&loop, "npipe:////./pipe/docker_engine", &d, err, sizeof err),
+                   TSVC_EINVAL);
   assert_non_null(strstr(err, "unsupported"));
+  /* ssh:// as the docker CLI takes it: no password, no path. */
+  assert_int_equal(tsvc_docker_new(&loop, "ssh://me:pw@host", &d, err, sizeof err), TSVC_EINVAL);
+  assert_non_null(strstr(err, "a password in the URL is not supported"));
+  assert_int_equal(tsvc_docker_new(&loop, "ssh://me@host/var/run/docker.sock", &d, err,
+                                   sizeof err), TSVC_EINVAL);
+  assert_non_null(strstr(err, "docker.ssh.socket"));
   assert_int_equal(tsvc_docker_new(&loop, "unix://relative.sock", &d, err, sizeof err), TSVC_EINVAL);
   setenv("DOCKER_TLS_VERIFY", "1", 1);
   setenv("DOCKER_CERT_PATH", "/nonexistent-tsvc-certs", 1);
@@ -736,7 +743,7 @@ static void bad_hosts(void **st) {
   assert_int_equal(tsvc_docker_ping(d, on_reply, &r, NULL), 0);
   tu_run_until(&loop, &r.done, 5000);
   assert_int_equal(r.status, TSVC_EUNREACH);
-  /* Killing an exec through a remote daemon is refused. */
+  /* Killing an exec through an engine not known to run here is refused. */
   assert_int_equal(tsvc_docker_exec_kill(d, "abc", on_reply, &r, NULL), TSVC_EINVAL);
   result_clear(&r);
   finish(&loop, d);

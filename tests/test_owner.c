@@ -257,6 +257,7 @@ static void check_gets_its_own_verdict(void **st) {
     assert_int_equal(rec.result, TSVC_RESULT_TIMEOUT);
     free(rec.message);
     free(rec.output);
+    free(rec.probe_address);
     tu_sleep_ms(137 * i); /* land at various points of the schedule */
   }
   /* Over HTTP: the verdict, and a status that includes it. */

@@ -589,6 +589,7 @@ static enum MHD_Result post_action(tsvc_api_t *a, tsvc_api_reply_t *c, const cha
   if (v && check) json_object_set_new(v, "check", tsvc_api_json_record(&rec));
   free(rec.message);
   free(rec.output);
+  free(rec.probe_address);
   return reply_json(c, 200, v, NULL);
 }
 

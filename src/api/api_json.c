@@ -90,6 +90,8 @@ static json_t *record(const tsvc_check_record_t *r) {
   put(o, "latency_ms", json_real((double)r->latency_us / 1000.0), &ok);
   put(o, "message", scrubbed(r->message, false), &ok);
   put(o, "output", scrubbed(r->output, true), &ok);
+  put(o, "probe_address", r->probe_address ? tsvc_api_json_str(r->probe_address) : json_null(),
+      &ok);
   if (!ok) {
     json_decref(o);
     return NULL;
@@ -108,6 +110,9 @@ json_t *tsvc_api_json_status(const tsvc_status_t *s, bool with_history) {
   put(o, "enabled", json_boolean(s->enabled), &ok);
   put(o, "external", json_boolean(s->external), &ok);
   put(o, "probe", json_string(s->probe), &ok);
+  put(o, "probe_via", s->probe_via[0] ? json_string(s->probe_via) : json_null(), &ok);
+  put(o, "probe_address", s->probe_address[0] ? tsvc_api_json_str(s->probe_address) : json_null(),
+      &ok);
   if (s->container_id[0] || s->container_name[0])
     put(o, "container",
         json_pack("{s:o, s:o}", "id", tsvc_api_json_str(s->container_id), "name",

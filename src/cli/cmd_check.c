@@ -72,8 +72,10 @@ static int check_by_monitor(const char *config_path, const char *name) {
       exit_code = TSVC_EXIT_UNREACH;
     } else {
       const char *out = json_string_value(json_object_get(last, "output"));
-      printf("%s: %s (%s probe, by the monitor, %.1f ms): %s\n", name, result,
-             json_string_value(json_object_get(v, "probe")),
+      const char *where = json_string_value(json_object_get(last, "probe_address"));
+      printf("%s: %s (%s probe%s%s, by the monitor, %.1f ms): %s\n", name, result,
+             json_string_value(json_object_get(v, "probe")), where ? ", " : "",
+             where ? where : "",
              json_number_value(json_object_get(last, "latency_ms")),
              json_string_value(json_object_get(last, "message")));
       if (out && *out) printf("%s%s", out, out[strlen(out) - 1] == '\n' ? "" : "\n");
@@ -106,15 +108,22 @@ int cmd_check(const cli_args_t *a) {
   }
 
   /* Exec and running probes need the service's runtime: inside its
-     container under docker (the request's `docker exec`); native probes
-     reach the published port on 127.0.0.1 without one. */
+     container under docker (the request's `docker exec`); so do probes of
+     an engine on another machine or with docker.probe_via set (the
+     runtime knows the route, docs/remote.md). Other native probes reach
+     the published port on 127.0.0.1 without one. */
   tsvc_probe_spec_t spec;
   char host[256];
-  tsvc_check_prepare(svc, NULL, &spec, host, sizeof host);
+  tsvc_check_where_t where;
+  tsvc_check_prepare_where(svc, NULL, &spec, host, sizeof host, &where);
   cli_direct_t d;
   bool have_rt = false;
-  if (spec.kind == TSVC_PROBE_EXEC || spec.kind == TSVC_PROBE_RUNNING)
+  bool routed = p.cfg->runtime != TSVC_RUNTIME_PROCESS &&
+                (p.cfg->docker.probe_via != TSVC_VIA_AUTO ||
+                 strncmp(p.cfg->docker.host, "unix://", 7) != 0);
+  if (spec.kind == TSVC_PROBE_EXEC || spec.kind == TSVC_PROBE_RUNNING || routed)
     have_rt = cli_direct_open(&p, &d, true) == 0;
+  if (have_rt) tsvc_check_prepare_where(svc, d.rt, &spec, host, sizeof host, &where);
   uv_loop_t own;
   uv_loop_t *loop = have_rt ? &d.loop : &own;
   if (!have_rt) uv_loop_init(&own);
@@ -134,9 +143,8 @@ int cmd_check(const cli_args_t *a) {
              have_rt ? " in the container" : " on this host", (double)o.res.latency_us / 1000.0,
              o.res.message);
     else
-      printf("%s: %s (%s probe %s:%d, %.1f ms): %s\n", name, tsvc_result_name(o.res.result),
-             kind, spec.host ? spec.host : "?", spec.port, (double)o.res.latency_us / 1000.0,
-             o.res.message);
+      printf("%s: %s (%s probe %s, %.1f ms): %s\n", name, tsvc_result_name(o.res.result),
+             kind, where.address, (double)o.res.latency_us / 1000.0, o.res.message);
     if (o.res.output && *o.res.output) printf("%s%s", o.res.output,
                                               o.res.output[strlen(o.res.output) - 1] == '\n' ? "" : "\n");
     free(o.res.output);

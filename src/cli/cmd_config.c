@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "docker/docker.h"
 #include "docker/image.h"
+#include "runtime/remote.h"
 
 /* ---- the image's ports, when the image is here ------------------------- */
 
@@ -56,7 +57,9 @@ static void check_image_ports(const tsvc_config_t *cfg, size_t *warnings) {
     return;
   }
   int pending = 0;
-  if (tsvc_docker_new(&loop, cfg->docker.host, &d, NULL, 0) == 0) {
+  tsvc_docker_opts_t dopts;
+  tsvc_docker_opts_from_config(cfg, &dopts);
+  if (tsvc_docker_new_opts(&loop, &dopts, &d, NULL, 0) == 0) {
     size_t k = 0;
     for (size_t i = 0; i < cfg->nservices; i++) {
       const tsvc_service_conf_t *s = &cfg->services[i];

@@ -16,6 +16,7 @@
 #include "api/api_json.h"
 #include "cli/cli.h"
 #include "common/util.h"
+#include "runtime/remote.h"
 #include "manager/conninfo.h"
 
 /* 'value' for a POSIX shell. */
@@ -145,7 +146,10 @@ int cmd_env(const cli_args_t *a) {
   if (rc == 0) {
     monitored = true;
   } else if (rc == 1) {
-    rc = tsvc_conn_collect(p.cfg, network ? cli_runtime_in_use(&p) : NULL, view, NULL, &l);
+    /* The host view of a remote engine: its host (remote.h). */
+    char host[256];
+    tsvc_env_host_addr(p.cfg, network ? cli_runtime_in_use(&p) : NULL, host, sizeof host);
+    rc = tsvc_conn_collect(p.cfg, network ? cli_runtime_in_use(&p) : NULL, view, host, &l);
     if (rc) {
       cli_err("env: out of memory");
       rc = TSVC_EXIT_FAIL;

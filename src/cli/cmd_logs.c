@@ -19,6 +19,7 @@
 #include "common/util.h"
 #include "docker/docker.h"
 #include "docker/stream.h"
+#include "runtime/remote.h"
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
@@ -164,7 +165,9 @@ static int docker_logs(const cli_project_t *p, const tsvc_service_conf_t *svc, l
   uv_loop_init(&loop);
   tsvc_docker_t *d = NULL;
   char err[512];
-  int rc = tsvc_docker_new(&loop, p->cfg->docker.host, &d, err, sizeof err);
+  tsvc_docker_opts_t dopts;
+  tsvc_docker_opts_from_config(p->cfg, &dopts);
+  int rc = tsvc_docker_new_opts(&loop, &dopts, &d, err, sizeof err);
   logs_wait_t w = {0};
   if (!rc) rc = tsvc_docker_container_logs(d, cname, (int)(tail > INT32_MAX ? -1 : tail), on_logs,
                                            &w, NULL);

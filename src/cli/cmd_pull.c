@@ -20,6 +20,7 @@
 #include "docker/docker.h"
 #include "log/log.h"
 #include "runtime/docker_pull.h"
+#include "runtime/remote.h"
 
 typedef struct {
   const tsvc_service_conf_t *svc;
@@ -79,7 +80,9 @@ int cmd_pull(const cli_args_t *a) {
   uv_loop_init(&loop);
   tsvc_docker_t *d = NULL;
   char err[512];
-  rc = tsvc_docker_new(&loop, cfg->docker.host, &d, err, sizeof err);
+  tsvc_docker_opts_t dopts;
+  tsvc_docker_opts_from_config(cfg, &dopts);
+  rc = tsvc_docker_new_opts(&loop, &dopts, &d, err, sizeof err);
   if (rc) {
     cli_progress_end();
     cli_err("pull: %s", err);

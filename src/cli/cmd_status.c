@@ -54,6 +54,7 @@ static void probe_done(const tsvc_probe_result_t *res, void *data) {
                                           .result = res->result, .exit_code = res->exit_code,
                                           .latency_us = res->latency_us};
     s->history[0].message = strdup(res->message);
+    s->history[0].probe_address = s->probe_address[0] ? strdup(s->probe_address) : NULL;
     s->history[0].output = res->output ? strdup(res->output) : NULL;
   }
   (*c->pending)--;
@@ -84,8 +85,12 @@ static int probe_all(const cli_project_t *p, const char *name, tsvc_status_list_
     s->success_threshold = svc->healthcheck.success_threshold;
     s->max_restarts = svc->restart.max_restarts;
     s->state = TSVC_STATE_STOPPED;
-    tsvc_check_prepare(svc, have_rt ? d.rt : NULL, &specs[i], hosts[i], sizeof hosts[i]);
+    tsvc_check_where_t where;
+    tsvc_check_prepare_where(svc, have_rt ? d.rt : NULL, &specs[i], hosts[i], sizeof hosts[i],
+                             &where);
     tsvc_strlcpy(s->probe, tsvc_probe_kind_name(specs[i].kind), sizeof s->probe);
+    tsvc_strlcpy(s->probe_via, where.via, sizeof s->probe_via);
+    tsvc_strlcpy(s->probe_address, where.address, sizeof s->probe_address);
     if (!svc->enabled) continue;
     s->state = TSVC_STATE_UNKNOWN;
     probe_ctx_t *c = malloc(sizeof *c);
@@ -256,6 +261,29 @@ static bool render(json_t *services, bool colour, tsvc_buf_t *b) {
   return all;
 }
 
+/* status NAME: where its checks go (docs/remote.md). */
+static void where_line(json_t *s, tsvc_buf_t *b) {
+  const char *addr = json_string_value(json_object_get(s, "probe_address"));
+  const char *via = json_string_value(json_object_get(s, "probe_via"));
+  const char *probe = json_string_value(json_object_get(s, "probe"));
+  if (!addr || !*addr) return;
+  static const struct {
+    const char *via, *says;
+  } says[] = {
+      {"container", "the container's address"},
+      {"published", "the published port on the engine's host"},
+      {"exec", "a command run inside the container"},
+      {"address", "healthcheck.address"},
+      {"command", "the host its command names"},
+      {"host", "this machine"},
+  };
+  const char *how = via;
+  for (size_t i = 0; via && i < TSVC_ARRAY_LEN(says); i++)
+    if (strcmp(via, says[i].via) == 0) how = says[i].says;
+  tsvc_buf_addf(b, "probe: %s, to %s%s%s%s\n", probe ? probe : "?", addr, how ? " (" : "",
+                how ? how : "", how ? ")" : "");
+}
+
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
   (void)sig;
@@ -311,6 +339,7 @@ int cmd_status(const cli_args_t *a) {
                                            !json_is_true(json_object_get(s, "healthy"))) ok = false;
       } else {
         ok = render(list, colour, &b);
+        if (name) where_line(json_array_get(list, 0), &b);
         if (data[0]) tsvc_buf_addf(&b, "data: %s\n", data);
         if (direct) tsvc_buf_addf(&b, "(no monitor running: each probe ran once now)\n");
         const char *rt = json_string_value(json_object_get(v, "runtime"));

@@ -10,6 +10,7 @@
 #include "common/util.h"
 #include "runtime/docker_rt.h"
 #include "runtime/process.h"
+#include "runtime/remote.h"
 
 typedef struct {
   bool done;
@@ -38,15 +39,20 @@ const char *cli_runtime_in_use(const cli_project_t *p) {
   }
   if (p->cfg->runtime == TSVC_RUNTIME_DOCKER) return "docker";
   if (p->cfg->runtime == TSVC_RUNTIME_PROCESS) return "process";
-  /* auto, and no monitor to ask: as `up` would choose. */
+  /* auto, and no monitor to ask: as `up` would choose (remote.h: a named
+     engine is docker's, answering or not). */
+  if (p->cfg->docker.host_named) return "docker";
   uv_loop_t loop;
   if (uv_loop_init(&loop) != 0) return "process";
   ping_t ping = {0};
-  if (tsvc_docker_probe_daemon(&loop, p->cfg->docker.host, on_ping, &ping) == 0)
-    uv_run(&loop, UV_RUN_DEFAULT);
+  int rc = tsvc_docker_probe_engine(&loop, p->cfg, on_ping, &ping, NULL, 0);
+  if (rc == 0) uv_run(&loop, UV_RUN_DEFAULT);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
-  return ping.done && ping.status == 0 ? "docker" : "process";
+  tsvc_runtime_kind_t kind = TSVC_RUNTIME_PROCESS;
+  tsvc_runtime_choose(p->cfg->runtime, p->cfg->docker.host_named,
+                      rc ? rc : ping.done ? ping.status : TSVC_EUNREACH, &kind);
+  return kind == TSVC_RUNTIME_DOCKER ? "docker" : "process";
 }
 
 int cli_data_location(const cli_project_t *p, const tsvc_service_conf_t *svc,

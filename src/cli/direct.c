@@ -32,17 +32,18 @@ int cli_direct_open(const cli_project_t *p, cli_direct_t *d, bool quiet) {
     return TSVC_EXIT_UNREACH;
   }
   wait_t w = {0};
-  int rc = tsvc_docker_probe_daemon(&d->loop, p->cfg->docker.host, on_done, &w);
+  char why[1024] = "";
+  int rc = tsvc_docker_probe_engine(&d->loop, p->cfg, on_done, &w, why, sizeof why);
   if (!rc) uv_run(&d->loop, UV_RUN_DEFAULT);
   if (rc || w.status) {
     if (!quiet) {
-      if (p->cfg->runtime == TSVC_RUNTIME_AUTO)
+      const char *msg = rc ? (why[0] ? why : tsvc_strerror(rc)) : w.msg;
+      if (p->cfg->runtime == TSVC_RUNTIME_AUTO && !p->cfg->docker.host_named)
         cli_err("no docker daemon answers at %s (%s); under the process runtime services "
                 "run as children of the monitor: start one with 'tanuki-svc up'",
-                p->cfg->docker.host, rc ? tsvc_strerror(rc) : w.msg);
+                p->cfg->docker.host, msg);
       else
-        cli_err("the docker daemon at %s cannot be reached: %s", p->cfg->docker.host,
-                rc ? tsvc_strerror(rc) : w.msg);
+        cli_err("the docker engine at %s cannot be reached: %s", p->cfg->docker.host, msg);
     }
     uv_run(&d->loop, UV_RUN_DEFAULT);
     uv_loop_close(&d->loop);

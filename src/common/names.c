@@ -51,6 +51,7 @@ void tsvc_status_clear(tsvc_status_t *s) {
   for (size_t i = 0; i < s->nhistory; i++) {
     free(s->history[i].message);
     free(s->history[i].output);
+    free(s->history[i].probe_address);
   }
   free(s->history);
   free(s->name);

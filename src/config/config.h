@@ -36,6 +36,16 @@ typedef enum { TSVC_POLICY_ON_UNHEALTHY, TSVC_POLICY_NEVER } tsvc_policy_t;
    or never pull (never: a missing image is an error). */
 typedef enum { TSVC_PULL_MISSING, TSVC_PULL_ALWAYS, TSVC_PULL_NEVER } tsvc_pull_policy_t;
 typedef enum { TSVC_LOGFMT_TEXT, TSVC_LOGFMT_JSON } tsvc_logfmt_t;
+/* docker.probe_via: where the probes of a container connect. auto: the
+   container's address when the engine runs on this machine, else the
+   published port on the engine's host; container / published: always so;
+   exec: the probe as a command run inside the container (docs/remote.md). */
+typedef enum {
+  TSVC_VIA_AUTO,
+  TSVC_VIA_CONTAINER,
+  TSVC_VIA_PUBLISHED,
+  TSVC_VIA_EXEC
+} tsvc_probe_via_t;
 /* What a dependent waits for (depends_on, compose's conditions):
    service_started (the short list form) or service_healthy. */
 typedef enum { TSVC_DEP_STARTED, TSVC_DEP_HEALTHY } tsvc_dep_condition_t;
@@ -43,6 +53,8 @@ typedef enum { TSVC_DEP_STARTED, TSVC_DEP_HEALTHY } tsvc_dep_condition_t;
 const char *tsvc_runtime_kind_name(tsvc_runtime_kind_t k);
 const char *tsvc_probe_kind_name(tsvc_probe_kind_t k);
 const char *tsvc_pull_policy_name(tsvc_pull_policy_t p);
+/* "auto", "container", "published", "exec". */
+const char *tsvc_probe_via_name(tsvc_probe_via_t v);
 /* "service_started", "service_healthy". */
 const char *tsvc_dep_condition_name(tsvc_dep_condition_t c);
 
@@ -151,8 +163,33 @@ typedef struct {
   tsvc_runtime_kind_t runtime;
   struct {
     char *host;             /* default $DOCKER_HOST, else unix:///var/run/docker.sock */
+    bool host_named;        /* docker.host or $DOCKER_HOST named an engine (then
+                               runtime: auto never falls back to processes) */
     char *network;          /* default network.name, else tanuki-net */
     char *container_prefix; /* default tanuki-svc- */
+    tsvc_probe_via_t probe_via; /* default auto */
+    char *publish_address;  /* the engine machine's address ports are
+                               published on; default 127.0.0.1 */
+    /* TLS to a tcp:// engine: docker.tls, else $DOCKER_TLS_VERIFY with the
+       files of $DOCKER_CERT_PATH (default ~/.docker) as the docker CLI. */
+    struct {
+      bool enabled;         /* TLS at all */
+      bool verify;          /* check the engine's certificate against ca
+                               and its name against the host (default) */
+      char *ca;             /* absolute paths (a relative one in the file is
+                               taken from the config's directory); NULL: */
+      char *cert;           /* none */
+      char *key;
+      char *origin;         /* where they came from, for messages:
+                               "docker.tls" or "DOCKER_CERT_PATH=..." */
+    } tls;
+    /* ssh:// engines: the options of the ssh that forwards the socket. */
+    struct {
+      char *identity_file;  /* ssh -i, absolute; NULL: ssh's own choice */
+      char *config_file;    /* ssh -F, absolute; NULL: ~/.ssh/config */
+      char *socket;         /* the engine's socket on that machine; default
+                               /var/run/docker.sock */
+    } ssh;
   } docker;
   struct {
     char *socket;           /* default .tanuki/tanuki-svc.sock */

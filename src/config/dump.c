@@ -229,6 +229,24 @@ static int dump(const tsvc_config_t *cfg, FILE *f, bool mask) {
   free(host);
   put_kv_str(f, 2, "network", cfg->docker.network);
   put_kv_str(f, 2, "container_prefix", cfg->docker.container_prefix);
+  fprintf(f, "  probe_via: %s\n", tsvc_probe_via_name(cfg->docker.probe_via));
+  put_kv_str(f, 2, "publish_address", cfg->docker.publish_address);
+  if (cfg->docker.tls.enabled) {
+    /* As in effect: from the file or from DOCKER_TLS_VERIFY and
+       DOCKER_CERT_PATH alike (paths, not secrets). */
+    fputs("  tls:\n", f);
+    fprintf(f, "    verify: %s\n", cfg->docker.tls.verify ? "true" : "false");
+    if (cfg->docker.tls.ca) put_kv_str(f, 4, "ca", cfg->docker.tls.ca);
+    if (cfg->docker.tls.cert) put_kv_str(f, 4, "cert", cfg->docker.tls.cert);
+    if (cfg->docker.tls.key) put_kv_str(f, 4, "key", cfg->docker.tls.key);
+  }
+  if (cfg->docker.host && strncmp(cfg->docker.host, "ssh://", 6) == 0) {
+    fputs("  ssh:\n", f);
+    if (cfg->docker.ssh.identity_file)
+      put_kv_str(f, 4, "identity_file", cfg->docker.ssh.identity_file);
+    if (cfg->docker.ssh.config_file) put_kv_str(f, 4, "config_file", cfg->docker.ssh.config_file);
+    put_kv_str(f, 4, "socket", cfg->docker.ssh.socket);
+  }
   fputs("monitor:\n", f);
   put_kv_str(f, 2, "socket", cfg->monitor.socket);
   put_kv_str(f, 2, "listen", cfg->monitor.listen);

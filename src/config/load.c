@@ -18,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "config/config_int.h"
+#include "docker/host.h"
 #include "tsvc.h"
 
 #define MAX_FILE_SIZE (16u * 1024 * 1024)
@@ -35,6 +37,9 @@ typedef struct {
   bool oom;
   size_t merges;
   bool docker_host_set, docker_network_set;
+  const ynode_t *docker_host_node; /* where docker.host is set, or NULL */
+  const ynode_t *tls_node;         /* docker.tls, when given */
+  const ynode_t *ssh_node;         /* docker.ssh, when given */
   const char *network_name;  /* top-level network.name; in the tree */
   const ynode_t **svc_nodes; /* per service: its value node (or NULL) */
   const ynode_t **svc_keys;  /* per service: its name node */
@@ -63,6 +68,7 @@ static const char *const policy_names[] = {"on-unhealthy", "never", NULL};
 static const char *const logfmt_names[] = {"text", "json", NULL};
 static const char *const pull_names[] = {"missing", "always", "never", NULL};
 static const char *const dep_condition_names[] = {"service_started", "service_healthy", NULL};
+static const char *const via_names[] = {"auto", "container", "published", "exec", NULL};
 
 static const enumdef_t runtime_enum = {"runtime", runtime_names};
 static const enumdef_t probe_enum = {"probe", probe_names};
@@ -70,6 +76,7 @@ static const enumdef_t policy_enum = {"restart policy", policy_names};
 static const enumdef_t logfmt_enum = {"log_format", logfmt_names};
 static const enumdef_t pull_enum = {"pull_policy", pull_names};
 static const enumdef_t dep_condition_enum = {"condition", dep_condition_names};
+static const enumdef_t via_enum = {"probe_via", via_names};
 
 const char *tsvc_runtime_kind_name(tsvc_runtime_kind_t k) {
   if ((unsigned)k >= TSVC_ARRAY_LEN(runtime_names) - 1) return "invalid";
@@ -84,6 +91,11 @@ const char *tsvc_dep_condition_name(tsvc_dep_condition_t k) {
 const char *tsvc_probe_kind_name(tsvc_probe_kind_t k) {
   if ((unsigned)k >= TSVC_ARRAY_LEN(probe_names) - 1) return "invalid";
   return probe_names[k];
+}
+
+const char *tsvc_probe_via_name(tsvc_probe_via_t v) {
+  if ((unsigned)v >= TSVC_ARRAY_LEN(via_names) - 1) return "invalid";
+  return via_names[v];
 }
 
 const char *tsvc_pull_policy_name(tsvc_pull_policy_t p) {
@@ -294,7 +306,7 @@ static bool port_number(const char *s, size_t n, int *out) {
  * service listens on N, published on host port N. "H:C": compose's short
  * form, host port H published to container port C. Compose's other forms
  * (an address "127.0.0.1:H:C", ranges, "/udp") are refused by name: ports
- * are always published on 127.0.0.1, over tcp.
+ * are published on docker.publish_address, over tcp.
  */
 static void p_port(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
   (void)k;
@@ -325,8 +337,8 @@ static void p_port(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
     return;
   }
   if (strchr(colon + 1, ':')) {
-    ERR(c, v, "%s: \"%s\": an address is not supported (ports are published on 127.0.0.1 "
-        "only); write \"HOST:CONTAINER\"", c->path, t);
+    ERR(c, v, "%s: \"%s\": an address is not supported (ports are published on "
+        "docker.publish_address, 127.0.0.1 by default); write \"HOST:CONTAINER\"", c->path, t);
     return;
   }
   if (strchr(t, '-')) {
@@ -539,13 +551,61 @@ static void p_http_path(ctx_t *c, const keydef_t *k, const ynode_t *v, void *bas
 
 static void p_docker_host(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
   if (!as_string(c, v)) return;
-  if (strncmp(v->text, "unix://", 7) != 0 && strncmp(v->text, "tcp://", 6) != 0) {
-    ERR(c, v, "%s: unsupported Docker host \"%s\" (expected unix:///path or tcp://host:port)",
-        c->path, v->text);
+  tsvc_docker_endpoint_t ep;
+  char why[512];
+  if (tsvc_docker_endpoint_parse(v->text, &ep, why, sizeof why) != 0) {
+    ERR(c, v, "%s: %s", c->path, why);
     return;
   }
   set_string(c, (char **)((char *)base + k->off), v->text);
   c->docker_host_set = true;
+  c->docker_host_node = v;
+}
+
+/* An IP address of the engine's machine (Docker publishes on addresses,
+   not names). */
+static void p_publish_address(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (!as_string(c, v)) return;
+  if (!tsvc_ip_literal(v->text)) {
+    ERR(c, v, "%s: expected an IP address of the engine's machine (127.0.0.1, 10.0.0.5, "
+        "0.0.0.0 for every interface, ::1), got \"%s\"", c->path, v->text);
+    return;
+  }
+  set_string(c, (char **)((char *)base + k->off), v->text);
+}
+
+/* A file's path: must not be empty; made absolute in finish_defaults. */
+static void p_path(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (!as_string(c, v)) return;
+  if (v->len == 0) {
+    ERR(c, v, "%s: must not be empty", c->path);
+    return;
+  }
+  set_string(c, (char **)((char *)base + k->off), v->text);
+}
+
+static void p_section(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base);
+
+static void p_docker_tls(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  tsvc_config_t *cfg = base;
+  cfg->docker.tls.verify = true; /* the default once docker.tls is given */
+  p_section(c, k, v, base);
+  if (v->kind == YN_MAP) c->tls_node = v;
+}
+
+static void p_docker_ssh(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  p_section(c, k, v, base);
+  if (v->kind == YN_MAP) c->ssh_node = v;
+}
+
+/* The engine's socket on the ssh host: an absolute path. */
+static void p_abs_path(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (!as_string(c, v)) return;
+  if (v->text[0] != '/') {
+    ERR(c, v, "%s: must be an absolute path, got \"%s\"", c->path, v->text);
+    return;
+  }
+  set_string(c, (char **)((char *)base + k->off), v->text);
 }
 
 static void p_docker_network(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
@@ -1040,8 +1100,28 @@ static const keydef_t service_keys[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
+static const keydef_t docker_tls_keys[] = {
+    {"verify", p_bool, offsetof(tsvc_config_t, docker.tls.verify), 0, 0, NULL},
+    {"ca", p_path, offsetof(tsvc_config_t, docker.tls.ca), 0, 0, NULL},
+    {"cert", p_path, offsetof(tsvc_config_t, docker.tls.cert), 0, 0, NULL},
+    {"key", p_path, offsetof(tsvc_config_t, docker.tls.key), 0, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
+static const keydef_t docker_ssh_keys[] = {
+    {"identity_file", p_path, offsetof(tsvc_config_t, docker.ssh.identity_file), 0, 0, NULL},
+    {"config_file", p_path, offsetof(tsvc_config_t, docker.ssh.config_file), 0, 0, NULL},
+    {"socket", p_abs_path, offsetof(tsvc_config_t, docker.ssh.socket), 0, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
 static const keydef_t docker_keys[] = {
     {"host", p_docker_host, offsetof(tsvc_config_t, docker.host), 0, 0, NULL},
+    {"probe_via", p_enum, offsetof(tsvc_config_t, docker.probe_via), 0, 0, &via_enum},
+    {"publish_address", p_publish_address, offsetof(tsvc_config_t, docker.publish_address), 0,
+     0, NULL},
+    {"tls", p_docker_tls, 0, 0, 0, docker_tls_keys},
+    {"ssh", p_docker_ssh, 0, 0, 0, docker_ssh_keys},
     {"network", p_docker_network, offsetof(tsvc_config_t, docker.network), 0, 0, NULL},
     {"container_prefix", p_prefix, offsetof(tsvc_config_t, docker.container_prefix), 0, 0,
      NULL},
@@ -1070,7 +1150,8 @@ static const keydef_t top_keys[] = {
 };
 
 static bool is_section(const keydef_t *k) {
-  return k->parse == p_section || k->parse == p_healthcheck || k->parse == p_restart;
+  return k->parse == p_section || k->parse == p_healthcheck || k->parse == p_restart ||
+         k->parse == p_docker_tls || k->parse == p_docker_ssh;
 }
 
 /* Top-level keys of Tanuki's own config: passed over silently. */
@@ -1446,12 +1527,118 @@ static void other_top_key(ctx_t *c, const ynode_t *key, const ynode_t *val) {
          "did you mean \"%s\"?", key->text, hint);
 }
 
+/* A path of the file made absolute: "~/x" from $HOME, "x" from the
+   config's directory (else the working directory). Caller frees; NULL on
+   ENOMEM. */
+static char *absolute(ctx_t *c, const char *p) {
+  if (p[0] == '/') return tsvc_strdup(p);
+  if (p[0] == '~' && (p[1] == '/' || p[1] == '\0')) {
+    const char *home = getenv("HOME");
+    return tsvc_asprintf("%s%s", home && *home ? home : "", p + 1);
+  }
+  const char *slash = strrchr(c->file, '/');
+  char cwd[PATH_MAX];
+  if (slash && c->file[0] == '/') return tsvc_asprintf("%.*s/%s", (int)(slash - c->file), c->file, p);
+  if (!getcwd(cwd, sizeof cwd)) tsvc_strlcpy(cwd, ".", sizeof cwd);
+  if (slash) return tsvc_asprintf("%s/%.*s/%s", cwd, (int)(slash - c->file), c->file, p);
+  return tsvc_asprintf("%s/%s", cwd, p);
+}
+
+static void make_absolute(ctx_t *c, char **field) {
+  if (!*field) return;
+  char *p = absolute(c, *field);
+  if (!p) {
+    c->oom = true;
+    return;
+  }
+  free(*field);
+  *field = p;
+}
+
+/* The remote-engine settings, once docker.host is known: TLS from the file
+   or the environment (as the docker CLI reads it), paths made absolute,
+   and settings that do not apply to the engine's transport refused. */
+static void finish_docker(ctx_t *c) {
+  tsvc_config_t *cfg = c->cfg;
+  tsvc_docker_endpoint_t ep;
+  char why[512];
+  bool ok = tsvc_docker_endpoint_parse(cfg->docker.host, &ep, why, sizeof why) == 0;
+  if (!ok && !c->docker_host_set && cfg->runtime != TSVC_RUNTIME_PROCESS) {
+    /* $DOCKER_HOST: reported here, where it is read. */
+    ERR(c, NULL, "docker.host (from $DOCKER_HOST): %s", why);
+    return;
+  }
+  if (!ok) return; /* reported where docker.host is set */
+  const ynode_t *tls = c->tls_node, *ssh = c->ssh_node;
+  if (tls && ep.transport != TSVC_DOCKER_TCP)
+    ERR(c, tls, "docker.tls: TLS is for tcp:// engines, and docker.host is %s%s",
+        cfg->docker.host, c->docker_host_set ? "" : " (from $DOCKER_HOST, or the default)");
+  if (ssh && ep.transport != TSVC_DOCKER_SSH)
+    ERR(c, ssh, "docker.ssh: for ssh:// engines, and docker.host is %s%s", cfg->docker.host,
+        c->docker_host_set ? "" : " (from $DOCKER_HOST, or the default)");
+  if (!cfg->docker.ssh.socket) set_string(c, &cfg->docker.ssh.socket, "/var/run/docker.sock");
+  make_absolute(c, &cfg->docker.ssh.identity_file);
+  make_absolute(c, &cfg->docker.ssh.config_file);
+  if (ep.transport != TSVC_DOCKER_TCP) return;
+  /* TLS: docker.tls, else DOCKER_TLS_VERIFY (any value, as the docker CLI);
+     files not named come from DOCKER_CERT_PATH, else ~/.docker. */
+  const char *v = getenv("DOCKER_TLS_VERIFY");
+  cfg->docker.tls.enabled = tls || (v && *v);
+  if (!cfg->docker.tls.enabled) return;
+  if (!tls) cfg->docker.tls.verify = true;
+  const char *dir = getenv("DOCKER_CERT_PATH");
+  char *home_dir = NULL;
+  if (!dir || !*dir) {
+    const char *home = getenv("HOME");
+    home_dir = tsvc_asprintf("%s/.docker", home ? home : "");
+    if (!home_dir) {
+      c->oom = true;
+      return;
+    }
+    dir = home_dir;
+  }
+  char **files[] = {&cfg->docker.tls.ca, &cfg->docker.tls.cert, &cfg->docker.tls.key};
+  static const char *const names[] = {"ca.pem", "cert.pem", "key.pem"};
+  bool from_dir = false;
+  for (size_t i = 0; i < TSVC_ARRAY_LEN(files); i++) {
+    if (*files[i]) {
+      make_absolute(c, files[i]);
+      continue;
+    }
+    /* DOCKER_TLS_VERIFY takes all three from the directory, as the docker
+       CLI (one missing is an error when the engine is reached); under
+       docker.tls, those of the directory that exist fill in. */
+    char *f = tsvc_asprintf("%s/%s", dir, names[i]);
+    if (!f) {
+      c->oom = true;
+      continue;
+    }
+    if (tls && access(f, R_OK) != 0) {
+      free(f);
+      continue;
+    }
+    *files[i] = f;
+    from_dir = true;
+  }
+  char *origin = tls && !from_dir ? tsvc_strdup("docker.tls")
+                 : tls            ? tsvc_asprintf("docker.tls, the rest from %s%s", home_dir
+                                                  ? "" : "DOCKER_CERT_PATH=", dir)
+                                  : tsvc_asprintf("DOCKER_TLS_VERIFY with %s%s", home_dir
+                                                  ? "" : "DOCKER_CERT_PATH=", dir);
+  if (!origin) c->oom = true;
+  free(cfg->docker.tls.origin);
+  cfg->docker.tls.origin = origin;
+  free(home_dir);
+}
+
 static int finish_defaults(ctx_t *c) {
   tsvc_config_t *cfg = c->cfg;
-  if (!c->docker_host_set) {
-    const char *env = getenv("DOCKER_HOST");
+  const char *env = getenv("DOCKER_HOST");
+  cfg->docker.host_named = c->docker_host_set || (env && *env);
+  if (!c->docker_host_set)
     set_string(c, &cfg->docker.host, env && *env ? env : "unix:///var/run/docker.sock");
-  }
+  if (!cfg->docker.publish_address) set_string(c, &cfg->docker.publish_address, "127.0.0.1");
+  if (cfg->docker.host) finish_docker(c);
   if (!c->docker_network_set)
     set_string(c, &cfg->docker.network, c->network_name ? c->network_name : "tanuki-net");
   return c->oom ? TSVC_ENOMEM : 0;
@@ -1495,6 +1682,14 @@ void tsvc_config_free(tsvc_config_t *cfg) {
   free(cfg->docker.host);
   free(cfg->docker.network);
   free(cfg->docker.container_prefix);
+  free(cfg->docker.publish_address);
+  free(cfg->docker.tls.ca);
+  free(cfg->docker.tls.cert);
+  free(cfg->docker.tls.key);
+  free(cfg->docker.tls.origin);
+  free(cfg->docker.ssh.identity_file);
+  free(cfg->docker.ssh.config_file);
+  free(cfg->docker.ssh.socket);
   free(cfg->monitor.socket);
   free(cfg->monitor.listen);
   strv_clear(&cfg->hooks.on_change);

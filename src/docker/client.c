@@ -124,7 +124,11 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   tsvc__poll_t *p = (tsvc__poll_t *)h;
   tsvc_docker_t *d = p->d;
   int flags = 0, running;
-  if (status < 0) flags = CURL_CSELECT_ERR;
+  /* An error on the socket (libuv stops the handle and reports no events)
+     may follow data that came before it: a TLS peer sends its alert ("unknown
+     ca") and then resets the connection. Readable as well, so that libcurl
+     reads the alert and says why, rather than "select/poll returned error". */
+  if (status < 0) flags = CURL_CSELECT_ERR | CURL_CSELECT_IN;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   tsvc__docker_enter(d);
@@ -182,78 +186,138 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *userp) {
   return 0;
 }
 
-static int parse_host(tsvc_docker_t *d, const char *host, char *err, size_t errlen) {
-  if (strncmp(host, "unix://", 7) == 0) {
-    const char *path = host + 7;
-    if (path[0] != '/') {
-      set_err(err, errlen, "docker host %s: the socket path must be absolute", host);
-      return TSVC_EINVAL;
-    }
-    d->unix_path = tsvc_strdup(path);
+static void on_tunnel(tsvc_tunnel_state_t state, const char *msg, void *data);
+
+/* A TLS file: copied, and readable now (a missing key is named at once,
+   not as a handshake failure later). */
+static int tls_file(tsvc_docker_t *d, char **dst, const char *path, const char *what,
+                    char *err, size_t errlen) {
+  if (!path) return 0;
+  if (!(*dst = tsvc_strdup(path))) return TSVC_ENOMEM;
+  if (access(path, R_OK) != 0) {
+    set_err(err, errlen, "docker host %s: the TLS %s %s (%s) cannot be read: %s", d->host, what,
+            path, d->tls_origin, strerror(errno));
+    return TSVC_EINVAL;
+  }
+  return 0;
+}
+
+/* TLS as the docker CLI takes it from the environment. */
+static int tls_from_env(tsvc_docker_t *d, char *err, size_t errlen) {
+  const char *v = getenv("DOCKER_TLS_VERIFY");
+  if (!v || !*v) return 0;
+  d->tls = d->tls_verify = true;
+  const char *dir = getenv("DOCKER_CERT_PATH");
+  char *home_dir = NULL;
+  if (!dir || !*dir) {
+    const char *home = getenv("HOME");
+    home_dir = tsvc_asprintf("%s/.docker", home ? home : "");
+    if (!home_dir) return TSVC_ENOMEM;
+    dir = home_dir;
+  }
+  char *ca = tsvc_asprintf("%s/ca.pem", dir), *cert = tsvc_asprintf("%s/cert.pem", dir),
+       *key = tsvc_asprintf("%s/key.pem", dir);
+  d->tls_origin = home_dir ? tsvc_asprintf("DOCKER_TLS_VERIFY with %s", dir)
+                           : tsvc_asprintf("DOCKER_TLS_VERIFY with DOCKER_CERT_PATH=%s", dir);
+  free(home_dir);
+  int rc = ca && cert && key && d->tls_origin ? 0 : TSVC_ENOMEM;
+  if (!rc) rc = tls_file(d, &d->ca, ca, "CA file", err, errlen);
+  if (!rc) rc = tls_file(d, &d->cert, cert, "client certificate", err, errlen);
+  if (!rc) rc = tls_file(d, &d->key, key, "client key", err, errlen);
+  free(ca);
+  free(cert);
+  free(key);
+  return rc;
+}
+
+static int tls_from_opts(tsvc_docker_t *d, const tsvc_docker_opts_t *o, char *err,
+                         size_t errlen) {
+  if (!o->tls) return 0;
+  d->tls = true;
+  d->tls_verify = o->tls_verify;
+  if (!(d->tls_origin = tsvc_strdup(o->tls_origin ? o->tls_origin : "TLS"))) return TSVC_ENOMEM;
+  if (o->tls_verify && !o->tls_ca) {
+    set_err(err, errlen, "docker host %s: verifying the engine's certificate needs the CA that "
+            "signed it (%s: ca)", d->host, d->tls_origin);
+    return TSVC_EINVAL;
+  }
+  if (!o->tls_cert != !o->tls_key) {
+    set_err(err, errlen, "docker host %s: a client certificate goes with its key: %s names %s "
+            "but not %s", d->host, d->tls_origin, o->tls_cert ? "cert" : "key",
+            o->tls_cert ? "key" : "cert");
+    return TSVC_EINVAL;
+  }
+  int rc = tls_file(d, &d->ca, o->tls_ca, "CA file", err, errlen);
+  if (!rc) rc = tls_file(d, &d->cert, o->tls_cert, "client certificate", err, errlen);
+  if (!rc) rc = tls_file(d, &d->key, o->tls_key, "client key", err, errlen);
+  return rc;
+}
+
+static int parse_host(tsvc_docker_t *d, const tsvc_docker_opts_t *o, char *err, size_t errlen) {
+  int rc = tsvc_docker_endpoint_parse(d->host, &d->ep, err, errlen);
+  if (rc) return rc;
+  const tsvc_docker_endpoint_t *ep = &d->ep;
+  switch (ep->transport) {
+  case TSVC_DOCKER_UNIX:
+    d->local = true;
+    d->unix_path = tsvc_strdup(ep->path);
     d->base_url = tsvc_strdup("http://localhost");
     return d->unix_path && d->base_url ? 0 : TSVC_ENOMEM;
+  case TSVC_DOCKER_TCP: {
+    rc = o->tls_env ? tls_from_env(d, err, errlen) : tls_from_opts(d, o, err, errlen);
+    if (rc) return rc;
+    char hp[300];
+    tsvc_hostport(ep->host, ep->port ? ep->port : d->tls ? 2376 : 2375, hp, sizeof hp);
+    d->base_url = tsvc_asprintf("%s://%s", d->tls ? "https" : "http", hp);
+    return d->base_url ? 0 : TSVC_ENOMEM;
   }
-  if (strncmp(host, "tcp://", 6) == 0) {
-    const char *hp = host + 6;
-    size_t n = strcspn(hp, "/");
-    if (n == 0) {
-      set_err(err, errlen, "docker host %s: no host name", host);
-      return TSVC_EINVAL;
-    }
-    const char *v = getenv("DOCKER_TLS_VERIFY");
-    d->tls = v && *v;
-    /* A port is the text after the last ':' unless that is inside [v6]. */
-    const char *colon = memrchr(hp, ':', n);
-    const char *bracket = memrchr(hp, ']', n);
-    bool has_port = colon && (!bracket || colon > bracket);
-    d->base_url = tsvc_asprintf("%s://%.*s%s", d->tls ? "https" : "http", (int)n, hp,
-                                has_port ? "" : d->tls ? ":2376" : ":2375");
+  case TSVC_DOCKER_SSH: {
+    tsvc_tunnel_opts_t to = {
+        .user = ep->user,
+        .host = ep->host,
+        .port = ep->port,
+        .remote_socket = o->ssh_socket ? o->ssh_socket : "/var/run/docker.sock",
+        .identity_file = o->ssh_identity_file,
+        .config_file = o->ssh_config_file,
+        .program = o->ssh_program,
+    };
+    d->base_url = tsvc_strdup("http://localhost");
     if (!d->base_url) return TSVC_ENOMEM;
-    if (d->tls) {
-      const char *dir = getenv("DOCKER_CERT_PATH");
-      char *home_dir = NULL;
-      if (!dir || !*dir) {
-        const char *home = getenv("HOME");
-        home_dir = tsvc_asprintf("%s/.docker", home ? home : "");
-        if (!home_dir) return TSVC_ENOMEM;
-        dir = home_dir;
-      }
-      d->ca = tsvc_asprintf("%s/ca.pem", dir);
-      d->cert = tsvc_asprintf("%s/cert.pem", dir);
-      d->key = tsvc_asprintf("%s/key.pem", dir);
-      free(home_dir);
-      if (!d->ca || !d->cert || !d->key) return TSVC_ENOMEM;
-      const char *files[] = {d->ca, d->cert, d->key};
-      for (size_t i = 0; i < TSVC_ARRAY_LEN(files); i++) {
-        if (access(files[i], R_OK) != 0) {
-          set_err(err, errlen, "docker host %s: DOCKER_TLS_VERIFY is set but %s cannot be read: %s",
-                  host, files[i], strerror(errno));
-          return TSVC_EINVAL;
-        }
-      }
-    }
-    return 0;
+    rc = tsvc_tunnel_new(d->loop, &to, on_tunnel, d, &d->tunnel, err, errlen);
+    if (rc) return rc;
+    d->unix_path = tsvc_strdup(tsvc_tunnel_socket(d->tunnel));
+    return d->unix_path ? 0 : TSVC_ENOMEM;
   }
-  set_err(err, errlen, "docker host %s: unsupported (use unix:///path or tcp://host:port)", host);
+  }
   return TSVC_EINVAL;
 }
 
-int tsvc_docker_new(uv_loop_t *loop, const char *host, tsvc_docker_t **out, char *err,
-                    size_t errlen) {
+static void free_fields(tsvc_docker_t *d) {
+  free(d->host);
+  free(d->base_url);
+  free(d->unix_path);
+  free(d->ca);
+  free(d->cert);
+  free(d->key);
+  free(d->tls_origin);
+}
+
+int tsvc_docker_new_opts(uv_loop_t *loop, const tsvc_docker_opts_t *o, tsvc_docker_t **out,
+                         char *err, size_t errlen) {
   *out = NULL;
-  if (!loop) return TSVC_EINVAL;
+  if (!loop || !o) return TSVC_EINVAL;
   pthread_once(&curl_once, curl_init);
   if (curl_init_rc != CURLE_OK) {
     set_err(err, errlen, "libcurl: %s", curl_easy_strerror(curl_init_rc));
     return TSVC_ERUNTIME;
   }
-  if (!host || !*host) host = tsvc_docker_default_host();
+  const char *host = o->host && *o->host ? o->host : tsvc_docker_default_host();
   tsvc_docker_t *d = calloc(1, sizeof *d);
   if (!d) goto nomem;
   d->loop = loop;
   d->host = tsvc_strdup(host);
   if (!d->host) goto nomem;
-  int rc = parse_host(d, host, err, errlen);
+  int rc = parse_host(d, o, err, errlen);
   if (rc == TSVC_ENOMEM) goto nomem;
   if (rc) goto fail;
   d->multi = curl_multi_init();
@@ -272,25 +336,36 @@ nomem:
 fail:
   if (d) {
     if (d->multi) curl_multi_cleanup(d->multi);
-    free(d->host);
-    free(d->base_url);
-    free(d->unix_path);
-    free(d->ca);
-    free(d->cert);
-    free(d->key);
+    /* Its handles close on the loop; it calls nothing back any more. */
+    tsvc_tunnel_free(d->tunnel);
+    free_fields(d);
     free(d);
   }
   return rc;
 }
 
+int tsvc_docker_new(uv_loop_t *loop, const char *host, tsvc_docker_t **out, char *err,
+                    size_t errlen) {
+  tsvc_docker_opts_t o = {.host = host, .tls_env = true};
+  return tsvc_docker_new_opts(loop, &o, out, err, errlen);
+}
+
+const tsvc_docker_endpoint_t *tsvc_docker_endpoint(const tsvc_docker_t *d) { return &d->ep; }
+
+bool tsvc_docker_is_local(const tsvc_docker_t *d) { return d->local; }
+
+void tsvc_docker_set_local(tsvc_docker_t *d, bool local) {
+  /* A unix socket is this machine's; an ssh tunnel's socket is not. */
+  if (d->ep.transport != TSVC_DOCKER_UNIX) d->local = local;
+}
+
+int tsvc_docker_tunnel_pid(const tsvc_docker_t *d) {
+  return d->tunnel ? tsvc_tunnel_pid(d->tunnel) : 0;
+}
+
 static void client_close_cb(uv_handle_t *h) {
   tsvc_docker_t *d = h->data;
-  free(d->host);
-  free(d->base_url);
-  free(d->unix_path);
-  free(d->ca);
-  free(d->cert);
-  free(d->key);
+  free_fields(d);
   free(d);
 }
 
@@ -302,6 +377,8 @@ static void destroy_now(tsvc_docker_t *d) {
   curl_multi_cleanup(d->multi);
   /* libcurl may close cached connections without telling on_curl_socket. */
   while (d->polls) poll_close(d->polls);
+  tsvc_tunnel_free(d->tunnel);
+  d->tunnel = NULL;
   uv_timer_stop(&d->timer);
   uv_close((uv_handle_t *)&d->timer, client_close_cb);
 }
@@ -553,6 +630,12 @@ static int start_negotiation(tsvc_docker_t *d);
 static int launch(tsvc_docker_req_t *r) {
   tsvc_docker_t *d = r->d;
   if (d->closing) return TSVC_EINVAL;
+  if (d->tunnel && tsvc_tunnel_state(d->tunnel) == TSVC_TUNNEL_STARTING) {
+    /* ssh is logging in: the request goes once it has (on_tunnel). A
+       tunnel that is down lets it fail at once, with its reason. */
+    r->tunnel_wait = true;
+    return 0;
+  }
   if (r->versioned && !d->api_version[0]) {
     r->parked = true;
     int rc = start_negotiation(d);
@@ -610,11 +693,11 @@ static int launch(tsvc_docker_req_t *r) {
   free(url); /* libcurl copies string options */
   if (d->unix_path) curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, d->unix_path);
   if (d->tls) {
-    curl_easy_setopt(e, CURLOPT_CAINFO, d->ca);
-    curl_easy_setopt(e, CURLOPT_SSLCERT, d->cert);
-    curl_easy_setopt(e, CURLOPT_SSLKEY, d->key);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (d->ca) curl_easy_setopt(e, CURLOPT_CAINFO, d->ca);
+    if (d->cert) curl_easy_setopt(e, CURLOPT_SSLCERT, d->cert);
+    if (d->key) curl_easy_setopt(e, CURLOPT_SSLKEY, d->key);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, d->tls_verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, d->tls_verify ? 2L : 0L);
   }
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
@@ -646,6 +729,58 @@ static int launch(tsvc_docker_req_t *r) {
   if (curl_multi_add_handle(d->multi, e) != CURLM_OK) return TSVC_ERUNTIME;
   r->in_multi = true;
   return 0;
+}
+
+/* A TLS failure for people: which file or which check, and what to do.
+   detail is libcurl's (OpenSSL's) own words, kept at the end. */
+static void tls_message(const tsvc_docker_t *d, CURLcode cc, const char *detail, char *out,
+                        size_t len) {
+  const char *o = d->tls_origin ? d->tls_origin : "TLS";
+  if (cc == CURLE_SSL_CACERT_BADFILE) {
+    set_err(out, len, "the TLS CA file %s (%s) cannot be used: %s", d->ca ? d->ca : "(none)", o,
+             detail);
+  } else if (cc == CURLE_SSL_CERTPROBLEM) {
+    set_err(out, len, "the TLS client certificate %s or its key %s (%s) cannot be used: %s",
+             d->cert ? d->cert : "(none)", d->key ? d->key : "(none)", o, detail);
+  } else if (cc == CURLE_PEER_FAILED_VERIFICATION &&
+             (strstr(detail, "subject name") || strstr(detail, "host name"))) {
+    set_err(out, len, "hostname check failed: the engine's certificate does not name %s (%s; "
+             "connect by a name or address the certificate holds, or give the engine a "
+             "certificate for this one): %s", d->ep.host, o, detail);
+  } else if (cc == CURLE_PEER_FAILED_VERIFICATION) {
+    set_err(out, len, "the engine's certificate is not signed by the CA in %s (%s): %s",
+             d->ca ? d->ca : "(none)", o, detail);
+  } else if (strstr(detail, "unknown ca") || strstr(detail, "bad certificate") ||
+             strstr(detail, "certificate unknown") || strstr(detail, "decrypt error")) {
+    set_err(out, len, "the engine refused our client certificate %s (%s): it is not signed "
+             "by a CA the engine trusts (its --tlscacert): %s", d->cert ? d->cert : "(none)", o,
+             detail);
+  } else if (strstr(detail, "certificate required") || strstr(detail, "handshake failure")) {
+    set_err(out, len, "the engine wants a client certificate%s%s (%s): %s",
+             d->cert ? " and refused " : "; none is set", d->cert ? d->cert : "", o, detail);
+  } else if (strstr(detail, "wrong version number") || strstr(detail, "packet length too long")) {
+    set_err(out, len, "no TLS at %s (%s; is this the engine's plain port? 2375 is plain, "
+             "2376 TLS): %s", d->host, o, detail);
+  } else {
+    set_err(out, len, "TLS with the engine failed (%s): %s", o, detail);
+  }
+}
+
+static bool tls_failure(CURLcode cc, const char *detail) {
+  switch (cc) {
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CACERT_BADFILE:
+    return true;
+  case CURLE_RECV_ERROR:
+  case CURLE_SEND_ERROR:
+    /* TLS 1.3: the engine's verdict on our certificate comes after the
+       handshake, as an alert on the first read. */
+    return strstr(detail, "alert") || strstr(detail, "SSL_read") || strstr(detail, "SSL_write");
+  default:
+    return false;
+  }
 }
 
 /* What libcurl's failure means for a caller. */
@@ -699,7 +834,7 @@ static int http_status_code(long http, const char *msg) {
 
 static void xfer_done(tsvc_docker_req_t *r, CURLcode cc) {
   tsvc_docker_t *d = r->d;
-  char msg[512] = "";
+  char msg[1024] = "";
   int status = 0;
   if (r->sink_err == TSVC_EIO && r->sink != TSVC__SINK_STREAM) {
     status = TSVC_EIO;
@@ -715,7 +850,32 @@ static void xfer_done(tsvc_docker_req_t *r, CURLcode cc) {
   } else if (cc != CURLE_OK) {
     status = curl_status(r, cc);
     const char *detail = r->curl_err[0] ? r->curl_err : curl_easy_strerror(cc);
-    if (status == TSVC_EUNREACH) {
+    curl_off_t tls_done = 0; /* when the TLS handshake ended (us), 0: never */
+    if (d->tls) curl_easy_getinfo(r->easy, CURLINFO_APPCONNECT_TIME_T, &tls_done);
+    if (status == TSVC_EUNREACH && d->tls && r->http == 0 && tls_failure(cc, detail)) {
+      char why[600];
+      tls_message(d, cc, detail, why, sizeof why);
+      snprintf(msg, sizeof msg, "cannot connect to the Docker engine at %s: %s", d->host, why);
+      d->api_version[0] = '\0';
+    } else if (status == TSVC_EUNREACH && d->tls && d->cert && r->http == 0 && tls_done > 0) {
+      /* TLS 1.3: the server judges our certificate after its side of the
+         handshake. Its alert is lost when it resets the connection before
+         sending it (it closes with our request unread), so all we see is
+         the connection gone before any answer. */
+      snprintf(msg, sizeof msg,
+               "cannot connect to the Docker engine at %s: it closed the connection after the "
+               "TLS handshake without answering: either the engine refused our client "
+               "certificate %s (%s; is it signed by a CA the engine trusts, its --tlscacert?) "
+               "or the engine behind the TLS endpoint is down: %s",
+               d->host, d->cert, d->tls_origin ? d->tls_origin : "TLS", detail);
+      d->api_version[0] = '\0';
+    } else if (status == TSVC_EUNREACH && d->tunnel && r->http == 0 &&
+               tsvc_tunnel_state(d->tunnel) != TSVC_TUNNEL_UP) {
+      snprintf(msg, sizeof msg, "cannot connect to the Docker engine at %s: %s", d->host,
+               tsvc_tunnel_state(d->tunnel) == TSVC_TUNNEL_DOWN ? tsvc_tunnel_why(d->tunnel)
+                                                              : "the ssh tunnel is starting");
+      d->api_version[0] = '\0';
+    } else if (status == TSVC_EUNREACH) {
       long oserr = 0;
       curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &oserr);
       if (r->http == 0 && oserr)
@@ -808,9 +968,36 @@ static void resume_parked(tsvc_docker_t *d, int status, const char *msg) {
   }
 }
 
+/* The ssh tunnel changed: what waited for it goes (up) or fails (down).
+   One at a time, from the list's head each time: a step may free any
+   request. */
+static void on_tunnel(tsvc_tunnel_state_t state, const char *msg, void *data) {
+  tsvc_docker_t *d = data;
+  if (state == TSVC_TUNNEL_STARTING) return;
+  tsvc__docker_enter(d);
+  for (;;) {
+    if (d->closing) break;
+    tsvc_docker_req_t *r = d->reqs;
+    while (r && !r->tunnel_wait) r = r->next;
+    if (!r) break;
+    r->tunnel_wait = false;
+    int rc = TSVC_EUNREACH;
+    char buf[900];
+    if (state == TSVC_TUNNEL_UP) {
+      rc = launch(r);
+      snprintf(buf, sizeof buf, "cannot start a request: %s", tsvc_strerror(rc));
+    } else {
+      snprintf(buf, sizeof buf, "cannot connect to the Docker engine at %s: %s", d->host, msg);
+      d->api_version[0] = '\0';
+    }
+    if (rc) r->step(r, rc, buf);
+  }
+  tsvc__docker_leave(d);
+}
+
 static void ping_step(tsvc_docker_req_t *r, int status, const char *errmsg) {
   tsvc_docker_t *d = r->d;
-  char msg[512];
+  char msg[1024];
   tsvc_strlcpy(msg, errmsg, sizeof msg);
   if (!status) status = negotiate(d, r->api_header, msg, sizeof msg);
   bool internal = d->negotiation == r;

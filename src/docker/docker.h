@@ -97,15 +97,60 @@ typedef void (*tsvc_docker_cb)(const tsvc_docker_reply_t *reply, void *data);
  * environment storage, do not free. */
 const char *tsvc_docker_default_host(void);
 
+/* How to reach an engine (docs/remote.md). Strings are copied. */
+typedef struct {
+  const char *host;          /* "unix:///path", "tcp://host[:port]",
+                                "ssh://[user@]host[:port]" (docker/host.h);
+                                NULL: tsvc_docker_default_host() */
+  /* tcp:// only. tls_env: as the docker CLI, TLS when DOCKER_TLS_VERIFY is
+     set, with ca.pem, cert.pem and key.pem of DOCKER_CERT_PATH (default
+     ~/.docker); the tls fields below are then ignored. */
+  bool tls_env;
+  bool tls;                  /* speak TLS */
+  bool tls_verify;           /* check the engine's certificate against
+                                tls_ca, and that it names the host */
+  const char *tls_ca;        /* files; NULL: none (no client certificate, */
+  const char *tls_cert;      /* or no CA: verification then needs one) */
+  const char *tls_key;
+  const char *tls_origin;    /* where they were set, named in messages
+                                ("docker.tls"); NULL: "TLS" */
+  /* ssh:// only (docker/tunnel.h). */
+  const char *ssh_socket;    /* the engine's socket there; NULL:
+                                /var/run/docker.sock */
+  const char *ssh_identity_file; /* ssh -i; NULL: none */
+  const char *ssh_config_file;   /* ssh -F; NULL: none */
+  const char *ssh_program;       /* NULL: ssh from $PATH */
+} tsvc_docker_opts_t;
+
 /*
- * A client on loop for host ("unix:///path", "tcp://host[:port]"; NULL
- * means tsvc_docker_default_host()). Reads DOCKER_TLS_VERIFY and
- * DOCKER_CERT_PATH for tcp hosts. Nothing is sent yet.
+ * A client on loop for o->host. Nothing is sent yet; for an ssh:// host
+ * the ssh tunnel is started (requests wait for it while it starts).
  * Returns 0 and *out (caller frees with tsvc_docker_free), or TSVC_EINVAL
- * (bad host, missing certificate file) / TSVC_ENOMEM with a reason in err.
+ * (bad host, a certificate file that cannot be read, no ssh) / TSVC_ENOMEM
+ * with a reason in err that names the file or the setting.
  */
+int tsvc_docker_new_opts(uv_loop_t *loop, const tsvc_docker_opts_t *o, tsvc_docker_t **out,
+                         char *err, size_t errlen);
+
+/* tsvc_docker_new_opts for host (NULL: tsvc_docker_default_host()) with TLS
+   as the environment says (tls_env). */
 int tsvc_docker_new(uv_loop_t *loop, const char *host, tsvc_docker_t **out,
                     char *err, size_t errlen);
+
+/* The host taken apart (docker/host.h); valid while the client lives. */
+struct tsvc_docker_endpoint_s;
+const struct tsvc_docker_endpoint_s *tsvc_docker_endpoint(const tsvc_docker_t *d);
+
+/* Whether the engine runs on this machine, so that the pids it reports are
+   ours (exec probes killed on timeout from here): true for a unix socket,
+   false over tcp and ssh until tsvc_docker_set_local (its identity matched
+   the local engine's). */
+bool tsvc_docker_is_local(const tsvc_docker_t *d);
+void tsvc_docker_set_local(tsvc_docker_t *d, bool local);
+
+/* The ssh tunnel's pid (ssh:// hosts; 0 when none runs), for tests and
+   messages. */
+int tsvc_docker_tunnel_pid(const tsvc_docker_t *d);
 
 /*
  * Cancels every request (their callbacks are not called), stops every
@@ -174,8 +219,10 @@ typedef struct {
   const char *network;              /* joined at creation; NULL: default bridge */
   const char *const *aliases;       /* DNS aliases on network */
   int port;                         /* container port published on
-                                       127.0.0.1:host_port (tcp); 0: none */
+                                       host_ip:host_port (tcp); 0: none */
   int host_port;                    /* 0: same as port */
+  const char *host_ip;              /* the engine machine's address to
+                                       publish on; NULL: 127.0.0.1 */
 } tsvc_docker_container_spec_t;
 
 /* POST /containers/create?name=..., restart policy "no" (the monitor does the
@@ -277,8 +324,8 @@ int tsvc_docker_exec_inspect(tsvc_docker_t *d, const char *exec_id, tsvc_docker_
 /*
  * Kill a running exec'd process from the host: exec inspect gives its pid in
  * the host's namespace, which gets SIGKILL after checking that the pid is
- * still in the container's cgroup (so a recycled pid is never hit). Only for
- * a unix-socket client, whose daemon runs on this host: over tcp it fails
+ * still in the container's cgroup (so a recycled pid is never hit). Only
+ * when the engine runs on this host (tsvc_docker_is_local): else it fails
  * with TSVC_EINVAL. Not running any more: success, nothing killed.
  * reply.pid: the pid killed (0: none).
  */

@@ -17,7 +17,9 @@
 
 #include "common/util.h"
 #include "docker/docker.h"
+#include "docker/host.h"
 #include "docker/stream.h"
+#include "docker/tunnel.h"
 
 typedef enum {
   TSVC__SINK_BODY,    /* the body, up to max bytes, else TSVC_EIO */
@@ -37,10 +39,15 @@ struct tsvc_docker_s {
   CURLM *multi;
   uv_timer_t timer;          /* libcurl's timeout */
   char *host;                /* as given or defaulted */
+  tsvc_docker_endpoint_t ep; /* host taken apart */
   char *base_url;            /* http://localhost, http(s)://host:port */
-  char *unix_path;           /* NULL for tcp */
+  char *unix_path;           /* NULL for tcp; the tunnel's socket for ssh */
+  bool local;                /* the engine runs on this machine */
   bool tls;
-  char *ca, *cert, *key;     /* TLS files, when tls */
+  bool tls_verify;
+  char *ca, *cert, *key;     /* TLS files, when tls (NULL: none) */
+  char *tls_origin;          /* where they were set, for messages */
+  tsvc_tunnel_t *tunnel;     /* ssh:// hosts */
   char api_version[16];      /* "" until negotiated */
   tsvc_docker_req_t *negotiation; /* the internal /_ping in flight */
   tsvc_docker_req_t *reqs;   /* every live request */
@@ -57,6 +64,7 @@ struct tsvc_docker_req_s {
   CURL *easy;
   bool in_multi;             /* the easy handle is in d->multi */
   bool parked;               /* waiting for the version negotiation */
+  bool tunnel_wait;          /* waiting for the ssh tunnel to come up */
   bool in_cb;                /* the user's callback is running */
   bool versioned;            /* path gets the /v1.xx prefix */
   bool fresh;                /* on a new connection, not kept for others */

@@ -211,7 +211,8 @@ static json_t *create_body(const tsvc_docker_container_spec_t *s, int *rc) {
     snprintf(hp, sizeof hp, "%d", s->host_port > 0 ? s->host_port : s->port);
     if (json_object_set_new(b, "ExposedPorts", json_pack("{s:{}}", key)) ||
         json_object_set_new(hc, "PortBindings",
-                            json_pack("{s:[{s:s, s:s}]}", key, "HostIp", "127.0.0.1",
+                            json_pack("{s:[{s:s, s:s}]}", key, "HostIp",
+                                      s->host_ip && *s->host_ip ? s->host_ip : "127.0.0.1",
                                       "HostPort", hp)))
       goto nomem;
   }
@@ -487,7 +488,7 @@ static void kill_inspected(tsvc_docker_req_t *r, int status, const char *errmsg)
 
 static int exec_kill_req(tsvc_docker_t *d, const char *exec_id, tsvc_docker_cb cb, void *data,
                          tsvc_docker_req_t **rout) {
-  if (!d->unix_path) return TSVC_EINVAL; /* the daemon's pids are not ours */
+  if (!d->local) return TSVC_EINVAL; /* a remote engine's pids are not ours */
   return simple(d, "GET", path1("/exec/%s/json", exec_id), NULL, kill_inspected, cb, data, NULL,
                 rout);
 }
@@ -558,9 +559,11 @@ static void run_kill(tsvc_docker_req_t *r) {
   tsvc_docker_req_t *c = NULL;
   int rc = exec_kill_req(r->d, r->id2, run_killed, r, &c);
   if (rc) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "exec in %s ran past its %d ms timeout and cannot be killed%s",
-             r->id, r->timeout, rc == TSVC_EINVAL ? " through a remote Docker daemon" : "");
+    char msg[320];
+    snprintf(msg, sizeof msg, "exec in %.12s ran past its %d ms timeout and cannot be killed%s",
+             r->id, r->timeout,
+             rc == TSVC_EINVAL ? " from here: the engine runs on another machine (the command "
+                                 "may go on there until it ends)" : "");
     tsvc__docker_fail(r, TSVC_ETIMEDOUT, msg);
     return;
   }

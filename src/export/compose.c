@@ -2,8 +2,8 @@
  * compose.c: the services of a config as a docker-compose.yml
  * (export.h; docs/export.md has the table of what maps to what).
  *
- * The same images, command, environment, ports (published on 127.0.0.1,
- * as the docker runtime does), volumes (named ones keep their names, so
+ * The same images, command, environment, ports (published on
+ * docker.publish_address, 127.0.0.1 by default, as the docker runtime does), volumes (named ones keep their names, so
  * the data is the same), network (by its name) and depends_on with its
  * conditions; the health check as Docker's HEALTHCHECK. Docker restarts a
  * container that exits, never one that is unhealthy: restart:
@@ -140,7 +140,10 @@ static void service(cx_t *c, const tsvc_config_t *cfg, const tsvc_service_conf_t
   }
   if (s->port) {
     /* port: "H:C" publishes host port H to container port C. */
-    char *p = tsvc_asprintf("127.0.0.1:%d:%d", s->host_port ? s->host_port : s->port, s->port);
+    const char *ip = cfg->docker.publish_address ? cfg->docker.publish_address : "127.0.0.1";
+    bool v6 = strchr(ip, ':') != NULL;
+    char *p = tsvc_asprintf("%s%s%s:%d:%d", v6 ? "[" : "", ip, v6 ? "]" : "",
+                            s->host_port ? s->host_port : s->port, s->port);
     set(c, x, "ports", p ? json_pack("[s]", p) : NULL);
     free(p);
   }

@@ -123,7 +123,11 @@ static int fill(tsvc_conn_info_t *c, const tsvc_config_t *cfg, const tsvc_servic
   c->prefix = tsvc_strdup(prefix);
   c->kind = tsvc_strdup(kind ? kind : "");
   const char *cprefix = cfg->docker.container_prefix ? cfg->docker.container_prefix : "";
-  c->host = in_net ? tsvc_asprintf("%s%s", cprefix, s->name) : tsvc_strdup(host_addr);
+  /* An external service runs on this machine, whichever engine runs the
+     others (host_addr: a remote engine's host, runtime/remote.h). */
+  c->host = in_net        ? tsvc_asprintf("%s%s", cprefix, s->name)
+            : s->external ? tsvc_strdup("127.0.0.1")
+                          : tsvc_strdup(host_addr);
   c->port = in_net ? s->port : s->host_port;
   c->username = tsvc_strdup(user);
   c->password = tsvc_strdup(pw ? pw : "");

@@ -33,8 +33,8 @@ int tsvc_view_parse(const char *name, tsvc_view_t *out);
  * network view under docker: the container's name (container_prefix +
  * name) and the container port; under the process runtime, which has no
  * container network, the host view (out->shared_host set). An external
- * service is not a container of ours: host_addr and its port in both
- * views. States are left unknown (monitored false). Returns 0 or
+ * service is not a container of ours and runs on this machine: 127.0.0.1
+ * and its port in both views. States are left unknown (monitored false). Returns 0 or
  * TSVC_ENOMEM (out is then empty).
  */
 int tsvc_conn_collect(const tsvc_config_t *cfg, const char *runtime, tsvc_view_t view,

@@ -76,6 +76,19 @@ bool tsvc_config_reloadable(const tsvc_config_t *old, const tsvc_config_t *n, ch
   else if (!str_eq(old->docker.network, n->docker.network)) what = "docker.network";
   else if (!str_eq(old->docker.container_prefix, n->docker.container_prefix))
     what = "docker.container_prefix";
+  else if (old->docker.probe_via != n->docker.probe_via) what = "docker.probe_via";
+  else if (!str_eq(old->docker.publish_address, n->docker.publish_address))
+    what = "docker.publish_address";
+  else if (old->docker.tls.enabled != n->docker.tls.enabled ||
+           old->docker.tls.verify != n->docker.tls.verify ||
+           !str_eq(old->docker.tls.ca, n->docker.tls.ca) ||
+           !str_eq(old->docker.tls.cert, n->docker.tls.cert) ||
+           !str_eq(old->docker.tls.key, n->docker.tls.key))
+    what = "docker.tls";
+  else if (!str_eq(old->docker.ssh.identity_file, n->docker.ssh.identity_file) ||
+           !str_eq(old->docker.ssh.config_file, n->docker.ssh.config_file) ||
+           !str_eq(old->docker.ssh.socket, n->docker.ssh.socket))
+    what = "docker.ssh";
   if (!what) return true;
   snprintf(err, errlen,
            "%s changed: a reload cannot apply it (run 'tanuki-svc down' and 'up' again)", what);

@@ -43,6 +43,7 @@
 #include "monitor/monitor.h"
 #include "runtime/docker_rt.h"
 #include "runtime/process.h"
+#include "runtime/remote.h"
 #include "tsvc.h"
 
 /* The loop's heartbeat: how late it fires is the loop's lag. */
@@ -597,20 +598,25 @@ static void ping_cb(int status, const char *msg, void *data) {
     cmd_finish(&c->c, TSVC_ECANCELED);
     return;
   }
-  if (status == 0) {
-    kind = TSVC_RUNTIME_DOCKER;
-    TSVC_LOG(TSVC_LOG_INFO, NULL, "runtime docker: the daemon answers at %s", host);
-  } else if (m->want == TSVC_RUNTIME_AUTO) {
-    kind = TSVC_RUNTIME_PROCESS;
-    TSVC_LOG(TSVC_LOG_INFO, NULL,
-             "runtime process: no docker daemon at %s (%s); services run as local processes",
-             host, msg && *msg ? msg : "no answer");
-  } else {
-    cmd_errf(&c->c, "the docker daemon at %s cannot be reached: %s", host,
-             msg && *msg ? msg : "no answer");
+  /* auto falls back to processes only when no engine was named (remote.h). */
+  if (tsvc_runtime_choose(m->want, m->cfg->cfg->docker.host_named, status, &kind) != 0) {
+    /* (The client's message names the engine already.) */
+    bool named = msg && strstr(msg, host);
+    cmd_errf(&c->c, "%s%s%s%s%s", named ? "" : "the docker engine at ", named ? "" : host,
+             named ? "" : " cannot be reached: ", msg && *msg ? msg : "no answer",
+             m->want == TSVC_RUNTIME_AUTO
+                 ? " (runtime auto runs local processes only when no engine is named: "
+                   "docker.host and $DOCKER_HOST unset)"
+                 : "");
     cmd_finish(&c->c, TSVC_EUNREACH);
     return;
   }
+  if (kind == TSVC_RUNTIME_DOCKER)
+    TSVC_LOG(TSVC_LOG_INFO, NULL, "runtime docker: the daemon answers at %s", host);
+  else
+    TSVC_LOG(TSVC_LOG_INFO, NULL,
+             "runtime process: no docker daemon at %s (%s); services run as local processes",
+             host, msg && *msg ? msg : "no answer");
   if (m->rt || make_runtime(m, kind, &c->c) == 0) begin_monitoring(m, c);
   else cmd_finish(&c->c, TSVC_ERUNTIME);
 }
@@ -643,15 +649,20 @@ static void run_start_all(tsvc_manager_t *m, cmd_t *cmd) {
   }
   /* docker, or auto: ask the daemon first. */
   ping_ctx_t *p = malloc(sizeof *p);
-  int rc = p ? tsvc_docker_probe_daemon(&m->loop, m->cfg->cfg->docker.host, ping_cb, p)
+  char err[1024] = "";
+  int rc = p ? tsvc_docker_probe_engine(&m->loop, m->cfg->cfg, ping_cb, p, err, sizeof err)
              : TSVC_ENOMEM;
-  if (rc) {
+  if (rc == TSVC_ENOMEM) {
     free(p);
     cmd_errf(cmd, "cannot ask the docker daemon: %s", tsvc_strerror(rc));
     cmd_finish(cmd, rc);
     return;
   }
   *p = (ping_ctx_t){m, c};
+  /* No client for the engine (a certificate file missing, no ssh): as an
+     engine that does not answer, with the reason (the callback was not and
+     will not be called). */
+  if (rc) ping_cb(TSVC_EUNREACH, err[0] ? err : tsvc_strerror(rc), p);
 }
 
 static const cmd_kind_t START_ALL = {"start_services", run_start_all, clear_start_all};
@@ -811,6 +822,7 @@ static void clear_check(cmd_t *c) {
   free(k->name);
   free(k->rec.message);
   free(k->rec.output);
+  free(k->rec.probe_address);
 }
 
 /* "NAME is not checked now: it is STATE (not running: WHY)". */
@@ -834,6 +846,7 @@ static void check_done(int status, const tsvc_check_record_t *rec, void *data) {
     c->rec = *rec;
     c->rec.message = strdup(rec->message ? rec->message : "");
     c->rec.output = rec->output ? strdup(rec->output) : NULL;
+    c->rec.probe_address = rec->probe_address ? strdup(rec->probe_address) : NULL;
     if (!c->rec.message) status = TSVC_ENOMEM;
   } else if (status == TSVC_ENOTCHECKED) {
     /* A restart, a stop or the runtime going away came first. */
@@ -1343,7 +1356,7 @@ int tsvc_manager_check(tsvc_manager_t *m, const char *name, tsvc_check_record_t 
   int rc = submit(m, &c->c, err, errlen);
   if (!rc && out) {
     *out = c->rec;
-    c->rec.message = c->rec.output = NULL; /* moved */
+    c->rec.message = c->rec.output = c->rec.probe_address = NULL; /* moved */
   }
   tsvc_ref_put(&c->c.ref);
   return rc;
@@ -1458,7 +1471,10 @@ int tsvc_manager_connection_info(tsvc_manager_t *m, tsvc_view_t view, tsvc_conn_
   pthread_mutex_lock(&m->pub_mu);
   cfgref_t *cfg = cfgref_get(m->pub_cfg);
   pthread_mutex_unlock(&m->pub_mu);
-  int rc = tsvc_conn_collect(cfg->cfg, tsvc_manager_runtime_name(m), view, NULL, out);
+  /* The engine's host for a remote engine (remote.h). */
+  char host[256];
+  tsvc_env_host_addr(cfg->cfg, tsvc_manager_runtime_name(m), host, sizeof host);
+  int rc = tsvc_conn_collect(cfg->cfg, tsvc_manager_runtime_name(m), view, host, out);
   cfgref_put(cfg);
   for (size_t i = 0; !rc && i < out->n; i++) {
     tsvc_snap_t *s;

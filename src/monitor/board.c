@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/rcstr.h"
 #include "common/ref.h"
 #include "common/util.h"
 
 struct tsvc_rec_s {
   tsvc_ref_t ref;
-  tsvc_check_record_t r; /* message and output owned */
+  tsvc_check_record_t r; /* message and output owned; probe_address a
+                            reference (rcstr) */
 };
 
 struct tsvc_hist_s {
@@ -60,6 +62,7 @@ static void rec_free(tsvc_ref_t *r) {
   tsvc_rec_t *rec = (tsvc_rec_t *)r;
   free(rec->r.message);
   free(rec->r.output);
+  tsvc_rcstr_unref(rec->r.probe_address);
   free(rec);
 }
 
@@ -75,6 +78,7 @@ tsvc_rec_t *tsvc_rec_new(const tsvc_check_record_t *r) {
     free(rec);
     return NULL;
   }
+  rec->r.probe_address = tsvc_rcstr_ref(r->probe_address);
   tsvc_ref_init(&rec->ref, rec_free);
   return rec;
 }
@@ -173,9 +177,11 @@ int tsvc_snap_copy(const tsvc_snap_t *s, bool with_history, tsvc_status_t *out) 
     tsvc_check_record_t *d = &out->history[i];
     *d = *r;
     d->output = NULL;
+    d->probe_address = NULL;
     out->nhistory = i + 1;
     if (!(d->message = strdup(r->message))) goto nomem;
     if (r->output && !(d->output = strdup(r->output))) goto nomem;
+    if (r->probe_address && !(d->probe_address = strdup(r->probe_address))) goto nomem;
   }
   return 0;
 nomem:

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "docker/host.h"
 
 typedef enum { VIA_PROBE, VIA_RT_EXEC, VIA_INSPECT } via_t;
 
@@ -111,7 +112,7 @@ int tsvc_check_start(uv_loop_t *loop, tsvc_runtime_t *rt, const tsvc_service_con
       return rc;
     }
     uv_timer_start(&c->timer, inspect_timeout, (uint64_t)spec->timeout, 0);
-  } else if (spec->kind == TSVC_PROBE_EXEC && rt && rt->ops->exec) {
+  } else if ((spec->kind == TSVC_PROBE_EXEC || spec->in_runtime) && rt && rt->ops->exec) {
     c->via = VIA_RT_EXEC;
     rc = rt->ops->exec(rt, svc, spec, fwd_cb, c, &c->op);
     if (rc) goto err;
@@ -147,17 +148,40 @@ void tsvc_check_cancel(tsvc_check_t *c) {
   }
 }
 
-void tsvc_check_prepare(const tsvc_service_conf_t *svc, tsvc_runtime_t *rt,
-                        tsvc_probe_spec_t *spec, char *host, size_t len) {
+void tsvc_check_prepare_where(const tsvc_service_conf_t *svc, tsvc_runtime_t *rt,
+                              tsvc_probe_spec_t *spec, char *host, size_t len,
+                              tsvc_check_where_t *where) {
+  tsvc_check_where_t scratch;
+  if (!where) where = &scratch;
+  memset(where, 0, sizeof *where);
   tsvc_probe_resolve(svc, spec);
+  spec->timeout = svc->healthcheck.timeout;
+  tsvc_probe_route_t route;
+  memset(&route, 0, sizeof route);
+  bool routed = rt && rt->ops->probe_route;
+  if (routed) rt->ops->probe_route(rt, svc, &route);
   /* `port: "H:C"` under a runtime that maps no ports: the service listens
-     on the host at H, where C would be inside its container. */
+     on the host at H, where C would be inside its container. Through the
+     published port of a container (the route's port), the same. */
   if (svc->host_port && svc->port && svc->host_port != svc->port && spec->port == svc->port &&
       !(rt && rt->ops->maps_ports))
     spec->port = svc->host_port;
-  spec->timeout = svc->healthcheck.timeout;
+  else if (route.port && svc->port && spec->port == svc->port && !route.exec)
+    spec->port = route.port;
   const char *addr = svc->healthcheck.address;
   host[0] = '\0';
+  if (route.exec && spec->kind != TSVC_PROBE_RUNNING) {
+    /* Inside the container, where the check connects as it is written
+       (export.h's commands: 127.0.0.1 and the container's port). */
+    spec->in_runtime = true;
+    tsvc_strlcpy(where->via, "exec", sizeof where->via);
+    tsvc_strlcpy(where->address, "exec in the container", sizeof where->address);
+    if (!spec->host) {
+      tsvc_strlcpy(host, "127.0.0.1", len);
+      spec->host = host;
+    }
+    return;
+  }
   if (addr && *addr) {
     /* "host:port", "[v6]:port" or "host". */
     const char *colon = strrchr(addr, ':');
@@ -177,9 +201,31 @@ void tsvc_check_prepare(const tsvc_service_conf_t *svc, tsvc_runtime_t *rt,
       tsvc_strlcpy(host, addr, len);
     }
     spec->host = host;
-  } else if (!spec->host) {
-    if (rt && rt->ops->probe_host) rt->ops->probe_host(rt, svc, host, len);
+    tsvc_strlcpy(where->via, "address", sizeof where->via);
+  } else if (spec->host) {
+    tsvc_strlcpy(where->via, "command", sizeof where->via);
+  } else {
+    if (routed) tsvc_strlcpy(host, route.host, len);
+    else if (rt && rt->ops->probe_host) rt->ops->probe_host(rt, svc, host, len);
     if (!host[0]) tsvc_strlcpy(host, "127.0.0.1", len);
     spec->host = host;
+    tsvc_strlcpy(where->via, routed && route.via[0] ? route.via : "host", sizeof where->via);
   }
+  if (spec->kind == TSVC_PROBE_RUNNING) {
+    tsvc_strlcpy(where->address, "inspect", sizeof where->address);
+  } else if (spec->kind == TSVC_PROBE_EXEC) {
+    bool inside = rt && rt->ops->exec;
+    tsvc_strlcpy(where->via, inside ? "exec" : "host", sizeof where->via);
+    tsvc_strlcpy(where->address, inside ? "exec in the container" : "exec on this host",
+                 sizeof where->address);
+  } else {
+    char hp[300];
+    tsvc_strlcpy(where->address, tsvc_hostport(spec->host, spec->port, hp, sizeof hp),
+                 sizeof where->address);
+  }
+}
+
+void tsvc_check_prepare(const tsvc_service_conf_t *svc, tsvc_runtime_t *rt,
+                        tsvc_probe_spec_t *spec, char *host, size_t len) {
+  tsvc_check_prepare_where(svc, rt, spec, host, len, NULL);
 }

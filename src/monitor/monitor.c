@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/rcstr.h"
 #include "common/util.h"
 #include "health/depends.h"
 #include "log/log.h"
@@ -72,6 +73,8 @@ typedef struct svc_s {
                                  waiters, so that the new pid is known */
   /* The status, the loop's own copy; published as snapshots. */
   tsvc_status_t st;          /* history fields unused */
+  char *addr;                /* where checks go (st.probe_address), shared by
+                                the history's records (rcstr) */
   tsvc_rec_t **ring;         /* the last hist_cap records */
   size_t hist_cap, hist_n, hist_head; /* head: the oldest once full */
   tsvc_hist_t *hist;         /* the published history; NULL: build anew */
@@ -186,6 +189,7 @@ static void deliver(done_t *d) {
   free(d->msg);
   free(d->rec.message);
   free(d->rec.output);
+  free(d->rec.probe_address);
   free(d);
 }
 
@@ -233,6 +237,7 @@ static void tell_verdict(tsvc_monitor_t *m, done_t **list, const tsvc_check_reco
     d->rec = *r;
     d->rec.message = strdup(r->message ? r->message : "");
     d->rec.output = r->output ? strdup(r->output) : NULL;
+    d->rec.probe_address = r->probe_address ? strdup(r->probe_address) : NULL;
     if (!d->rec.message) d->have_rec = false; /* out of memory: no record */
     queue(m, d, d->have_rec ? 0 : TSVC_ENOMEM, NULL);
     d = next;
@@ -301,7 +306,10 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_re
                                .exit_code = res->exit_code,
                                .latency_us = res->latency_us,
                                .message = strdup(msg),
-                               .output = output};
+                               .output = output,
+                               /* Borrowed: the record takes its own
+                                  reference (board.h). */
+                               .probe_address = s->addr};
   tsvc_rec_t *rec = out->message ? tsvc_rec_new(out) : NULL;
   if (rec) {
     if (s->hist_n < s->hist_cap) {
@@ -483,6 +491,7 @@ static void op_cb(int status, const char *msg, void *data) {
 }
 
 static void inspect_svc(svc_t *s, bool verify);
+static void prepare_spec(svc_t *s);
 
 static void info_cb(int status, const char *msg, const tsvc_rt_info_t *info, void *data) {
   bool verify = ((ctx_t *)data)->verify;
@@ -495,8 +504,11 @@ static void info_cb(int status, const char *msg, const tsvc_rt_info_t *info, voi
     s->st.pid = info->pid;
     tsvc_strlcpy(s->st.container_id, info->id, sizeof s->st.container_id);
     tsvc_strlcpy(s->st.container_name, info->name, sizeof s->st.container_name);
-    /* Where probes connect, unless the config or the command names a host. */
-    if (info->host[0] && !s->conf->healthcheck.address && s->spec.host == s->host)
+    /* Where probes connect, unless the config or the command names a host:
+       the runtime's route, which the inspection may have changed. */
+    if (s->m->rt && s->m->rt->ops->probe_route)
+      prepare_spec(s);
+    else if (info->host[0] && !s->conf->healthcheck.address && s->spec.host == s->host)
       tsvc_strlcpy(s->host, info->host, sizeof s->host);
   }
   if (s->info_again) {
@@ -945,7 +957,17 @@ void tsvc_health_params_from_conf(const tsvc_service_conf_t *svc, tsvc_health_pa
 }
 
 static void prepare_spec(svc_t *s) {
-  tsvc_check_prepare(s->conf, s->m->rt, &s->spec, s->host, sizeof s->host);
+  tsvc_check_where_t where;
+  tsvc_check_prepare_where(s->conf, s->m->rt, &s->spec, s->host, sizeof s->host, &where);
+  if (!s->addr || strcmp(s->addr, where.address) != 0) {
+    char *a = tsvc_rcstr_new(where.address);
+    if (a) { /* (out of memory: the records keep the last one) */
+      tsvc_rcstr_unref(s->addr);
+      s->addr = a;
+    }
+  }
+  tsvc_strlcpy(s->st.probe_via, where.via, sizeof s->st.probe_via);
+  tsvc_strlcpy(s->st.probe_address, where.address, sizeof s->st.probe_address);
 }
 
 /* A jitter seed per service: its name, and the time, so that two monitors
@@ -1078,6 +1100,7 @@ static void svc_timer_closed(uv_handle_t *h) {
   free(s->dep_gen);
   free(s->waits);
   free_history(s);
+  tsvc_rcstr_unref(s->addr);
   tsvc_health_free(&s->h);
   tsvc_ref_put(s->keep);
   free(s->name);
@@ -1350,6 +1373,7 @@ void tsvc_monitor_free(tsvc_monitor_t *m) {
     free(d->msg);
     free(d->rec.message);
     free(d->rec.output);
+    free(d->rec.probe_address);
     free(d);
   }
   if (m->own_board) tsvc_board_free(m->board);

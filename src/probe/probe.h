@@ -65,6 +65,10 @@ typedef struct {
   size_t argc;            /* added: number of argv entries; 0 means argv is
                              NULL-terminated (tsvc_strv_t need not be) */
   bool shell;             /* argv[0] is a string for /bin/sh -c */
+  /* Run inside the service's container by its runtime (docker.probe_via:
+     exec): an exec probe's command, or for a native kind the same check
+     as a command (pg_isready, redis-cli ping, ...). */
+  bool in_runtime;
 } tsvc_probe_spec_t;
 
 /* One probe kind. start returns 0 or a negative TSVC_E* code. */

@@ -9,8 +9,10 @@
 #include "common/util.h"
 #include "docker/docker.h"
 #include "docker/image.h"
+#include "export/export.h"
 #include "log/log.h"
 #include "runtime/docker_pull.h"
+#include "runtime/remote.h"
 
 #define LABEL_SERVICE "tanuki.service"
 #define LABEL_PROJECT "tanuki.project"
@@ -42,6 +44,20 @@ typedef struct {
   json_t *inherit;           /* service -> ["volume:/dest", ...]: anonymous
                                 volumes of a container we removed to
                                 recreate it, handed to the new one */
+  /* Where the engine runs, and so where probes connect (remote.h): found
+     by the first operation (GET /info here and on the local engine), again
+     after the engine was away. */
+  bool route_known;
+  bool route_busy;           /* an op is finding it out; others wait */
+  bool local;                /* the engine runs on this machine */
+  tsvc_probe_via_t via;      /* docker.probe_via resolved */
+  char engine_id[128];       /* its ID and name, from GET /info */
+  char engine_name[128];
+  char pub_host[256];        /* where published ports are reached from here */
+  tsvc_docker_t *local_d;    /* the local engine, asked during the check */
+  bool publish_warned;       /* the exposure warning is said once */
+  json_t *addrs;             /* service -> its container's address, as the
+                                last inspection found it */
 } drt_t;
 
 typedef enum { OP_START, OP_STOP, OP_RESTART, OP_INSPECT, OP_EXEC, OP_REMOVE } op_kind_t;
@@ -69,6 +85,7 @@ struct op_s {
   bool running;             /* ... and runs */
   char container_image[80]; /* ... made from this image id */
   bool network_wait;        /* waits for another op's network check */
+  bool route_wait;          /* waits for another op's route check */
   json_t *container;        /* ... its inspection (always: a recreation
                                hands its anonymous volumes on) */
 };
@@ -166,6 +183,11 @@ static void set_owned(drt_t *rt, const char *service, const char *id) {
   if (id && *id) json_object_set_new(rt->owned, service, json_string(id));
   else json_object_del(rt->owned, service);
 }
+
+static const char *or_empty(const char *s) { return s ? s : ""; }
+
+static void drt_probe_route(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
+                            tsvc_probe_route_t *out);
 
 static void finish(op_t *o, int status, const char *msg) {
   o->req = NULL;
@@ -333,6 +355,7 @@ static void do_create(op_t *o) {
       .aliases = aliases,
       .port = svc->port,
       .host_port = svc->host_port,
+      .host_ip = rt->cfg->docker.publish_address,
   };
   rc = tsvc_docker_container_create(rt->d, &spec, after_create, o, &o->req);
   if (!rc && inh) json_object_del(rt->inherit, svc->name); /* handed over */
@@ -427,6 +450,26 @@ static void next_volume(op_t *o) {
   if (rc) finish(o, rc, "cannot send the request to the docker daemon");
 }
 
+static void after_recreate_remove(const tsvc_docker_reply_t *r, void *data);
+
+/* Does the container publish svc's port on another host address than
+   docker.publish_address? (An empty HostIp is every interface.) */
+static bool published_elsewhere(const drt_t *rt, const tsvc_service_conf_t *svc,
+                                const json_t *inspect) {
+  if (!svc->port) return false;
+  char key[32];
+  snprintf(key, sizeof key, "%d/tcp", svc->port);
+  json_t *b = json_array_get(
+      json_object_get(json_object_get(json_object_get(inspect, "HostConfig"), "PortBindings"),
+                      key),
+      0);
+  if (!b) return false;
+  const char *ip = json_string_value(json_object_get(b, "HostIp"));
+  const char *want = rt->cfg->docker.publish_address;
+  if (!ip || !*ip) ip = "0.0.0.0";
+  return want && strcmp(ip, want) != 0;
+}
+
 static void after_inspect(const tsvc_docker_reply_t *r, void *data) {
   op_t *o = data;
   drt_t *rt = o->rt;
@@ -456,6 +499,20 @@ static void after_inspect(const tsvc_docker_reply_t *r, void *data) {
   int rc = 0;
   switch (o->kind) {
   case OP_START:
+    if (published_elsewhere(rt, o->svc, r->json)) {
+      /* docker.publish_address changed since it was made (a fix for a
+         refused start, say): made again to publish there, as a reload
+         does; its volumes stay. */
+      TSVC_LOG(TSVC_LOG_INFO, o->svc->name, "recreating %s: it publishes port %d on another "
+               "address than docker.publish_address %s", o->cname, o->svc->port,
+               rt->cfg->docker.publish_address);
+      remember_anonymous(rt, o->svc, r->json);
+      set_owned(rt, o->svc->name, NULL);
+      o->container_known = true;
+      rc = tsvc_docker_container_remove(rt->d, o->cname, true, after_recreate_remove, o,
+                                        &o->req);
+      break;
+    }
     if (o->pulled) {
       /* pull_policy always: is the container made from what was pulled? */
       const char *img = json_string_value(json_object_get(r->json, "Image"));
@@ -653,17 +710,145 @@ static void after_recreate_remove(const tsvc_docker_reply_t *r, void *data) {
   next_volume(o); /* pulled already: volumes, the ports, then create */
 }
 
+/* ---- where the engine runs (remote.h) ---------------------------------------- */
+
+/* The engine's host for people: its name in docker.host, or this machine. */
+static const char *engine_host(const drt_t *rt) {
+  const tsvc_docker_endpoint_t *ep = tsvc_docker_endpoint(rt->d);
+  return ep->transport == TSVC_DOCKER_UNIX ? "this machine" : ep->host;
+}
+
+/* Before a (re)start: may its port be published where probes reach it? */
+static void publish_step(op_t *o) {
+  drt_t *rt = o->rt;
+  if ((o->kind == OP_START || o->kind == OP_RESTART) && o->svc->port) {
+    char msg[1024];
+    int rc = tsvc_publish_check(rt->via, rt->local, engine_host(rt),
+                                rt->cfg->docker.publish_address, msg, sizeof msg);
+    if (rc < 0) {
+      finish(o, TSVC_EINVAL, msg);
+      return;
+    }
+    if (rc > 0 && !rt->publish_warned) {
+      rt->publish_warned = true;
+      TSVC_LOG(TSVC_LOG_WARN, NULL, "%s", msg);
+    }
+  }
+  proceed(o);
+}
+
+/* The route check is done (status 0: rt->local and rt->via are known): o
+   and every op that waited for it go on, or fail with its words. */
+static void route_done(op_t *o, int status, const char *msg) {
+  drt_t *rt = o->rt;
+  rt->route_busy = false;
+  char copy[1024];
+  tsvc_strlcpy(copy, msg ? msg : "", sizeof copy);
+  for (op_t *w = o;;) {
+    w->route_wait = false;
+    if (status) finish(w, status, copy);
+    else publish_step(w);
+    for (w = rt->ops; w && !w->route_wait; w = w->next) {
+    }
+    if (!w) break;
+  }
+}
+
+static void decide_route(drt_t *rt, const char *local_id) {
+  const tsvc_docker_endpoint_t *ep = tsvc_docker_endpoint(rt->d);
+  rt->local = tsvc_engine_is_local(ep->transport, rt->engine_id, local_id);
+  rt->via = tsvc_probe_via_resolve(rt->cfg->docker.probe_via, rt->local);
+  rt->route_known = true;
+  tsvc_docker_set_local(rt->d, rt->local);
+  const char *where = ep->transport == TSVC_DOCKER_UNIX ? "this machine (a unix socket)"
+                      : rt->local ? "this machine (its ID is the local engine's)"
+                                  : "another machine";
+  char how[400];
+  if (rt->via == TSVC_VIA_CONTAINER)
+    snprintf(how, sizeof how, "probes connect to the containers' addresses");
+  else if (rt->via == TSVC_VIA_PUBLISHED)
+    snprintf(how, sizeof how, "probes connect to the published ports at %s", rt->pub_host);
+  else
+    snprintf(how, sizeof how, "probes run inside the containers");
+  TSVC_LOG(TSVC_LOG_INFO, NULL, "docker engine %s%s%s at %s runs on %s: %s (docker.probe_via: %s)",
+           rt->engine_name[0] ? rt->engine_name : "?", rt->engine_id[0] ? " ID " : "",
+           rt->engine_id, rt->cfg->docker.host, where, how,
+           tsvc_probe_via_name(rt->cfg->docker.probe_via));
+}
+
+static void after_local_info(const tsvc_docker_reply_t *r, void *data) {
+  op_t *o = data;
+  drt_t *rt = o->rt;
+  char local_id[128] = "";
+  if (!r->status)
+    tsvc_strlcpy(local_id, or_empty(json_string_value(json_object_get(r->json, "ID"))),
+                 sizeof local_id);
+  tsvc_docker_free(rt->local_d); /* (from its own callback: allowed) */
+  rt->local_d = NULL;
+  decide_route(rt, local_id);
+  route_done(o, 0, NULL);
+}
+
+static void after_engine_info(const tsvc_docker_reply_t *r, void *data) {
+  op_t *o = data;
+  drt_t *rt = o->rt;
+  o->req = NULL;
+  if (r->status) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "cannot ask the docker engine at %s who it is (GET /info): %s",
+             rt->cfg->docker.host, r->errmsg);
+    route_done(o, r->status, msg);
+    return;
+  }
+  tsvc_strlcpy(rt->engine_id, or_empty(json_string_value(json_object_get(r->json, "ID"))),
+               sizeof rt->engine_id);
+  tsvc_strlcpy(rt->engine_name, or_empty(json_string_value(json_object_get(r->json, "Name"))),
+               sizeof rt->engine_name);
+  /* The same ID as the engine at this machine's socket: the same engine,
+     reached another way (tcp://127.0.0.1, an ssh to here). None answers
+     here: another machine. */
+  tsvc_docker_opts_t lo = {.host = TSVC_DOCKER_DEFAULT_HOST};
+  if (tsvc_docker_new_opts(rt->base.loop, &lo, &rt->local_d, NULL, 0) != 0 ||
+      tsvc_docker_request(rt->local_d, "GET", "/info", NULL, after_local_info, o, NULL) != 0) {
+    tsvc_docker_free(rt->local_d);
+    rt->local_d = NULL;
+    decide_route(rt, "");
+    route_done(o, 0, NULL);
+  }
+}
+
+/* Once per engine (and again after it was away): where does it run? */
+static void route_step(op_t *o) {
+  drt_t *rt = o->rt;
+  if (rt->route_known) {
+    publish_step(o);
+    return;
+  }
+  if (rt->route_busy) {
+    o->route_wait = true;
+    return;
+  }
+  rt->route_busy = true;
+  if (tsvc_docker_endpoint(rt->d)->transport == TSVC_DOCKER_UNIX) {
+    decide_route(rt, NULL);
+    route_done(o, 0, NULL);
+    return;
+  }
+  int rc = tsvc_docker_request(rt->d, "GET", "/info", NULL, after_engine_info, o, &o->req);
+  if (rc) route_done(o, rc, "cannot send the request to the docker engine");
+}
+
 static void after_ping_op(const tsvc_docker_reply_t *r, void *data) {
   op_t *o = data;
   o->req = NULL;
   if (r->status == TSVC_EUNREACH) {
-    char msg[256];
+    char msg[1024];
     tsvc_strlcpy(msg, r->errmsg, sizeof msg);
     runtime_down(o->rt, msg);
     finish(o, TSVC_EUNREACH, msg);
     return;
   }
-  proceed(o);
+  route_step(o);
 }
 
 static int begin(drt_t *rt, op_kind_t kind, const tsvc_service_conf_t *svc, tsvc_rt_done_cb cb,
@@ -738,7 +923,10 @@ static void after_info(const tsvc_docker_reply_t *r, void *data) {
       info.exit_code = ci.running ? -1 : ci.exit_code;
       tsvc_strlcpy(info.id, ci.id, sizeof info.id);
       tsvc_strlcpy(info.name, ci.name, sizeof info.name);
-      tsvc_strlcpy(info.host, ci.ip, sizeof info.host);
+      if (ci.ip[0]) json_object_set_new(o->rt->addrs, o->svc->name, json_string(ci.ip));
+      tsvc_probe_route_t route = {0};
+      drt_probe_route(&o->rt->base, o->svc, &route);
+      tsvc_strlcpy(info.host, route.host, sizeof info.host);
     } else {
       status = TSVC_ERUNTIME;
     }
@@ -870,15 +1058,42 @@ static char **exec_argv(const tsvc_probe_spec_t *spec) {
   return v;
 }
 
+/* A native probe as the command that checks the same inside the container
+   (export.h: pg_isready, redis-cli ping | grep PONG, ...), for
+   docker.probe_via: exec. NULL when it has none or out of memory. */
+static char **native_argv(const tsvc_service_conf_t *svc) {
+  bool oom = false;
+  json_t *test = export_health_test(svc, &oom);
+  size_t n = json_array_size(test);
+  char **v = n >= 2 ? calloc(n + 2, sizeof *v) : NULL;
+  const char *form = json_string_value(json_array_get(test, 0));
+  size_t k = 0;
+  bool ok = v && form;
+  if (ok && strcmp(form, "CMD-SHELL") == 0) {
+    ok = (v[k++] = strdup("/bin/sh")) && (v[k++] = strdup("-c")) &&
+         (v[k++] = strdup(json_string_value(json_array_get(test, 1))));
+  } else {
+    for (size_t i = 1; ok && i < n; i++) ok = (v[k++] = strdup(json_string_value(json_array_get(test, i)))) != NULL;
+  }
+  json_decref(test);
+  if (!ok) {
+    for (size_t i = 0; v && i < k; i++) free(v[i]);
+    free(v);
+    return NULL;
+  }
+  return v;
+}
+
 static int drt_exec(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
                     const tsvc_probe_spec_t *spec, tsvc_probe_cb cb, void *data, void **opp) {
   drt_t *rt = (drt_t *)base;
-  if (!spec->argv || !spec->argv[0]) return TSVC_EINVAL;
+  bool native = spec->kind != TSVC_PROBE_EXEC;
+  if (!native && (!spec->argv || !spec->argv[0])) return TSVC_EINVAL;
   op_t *o = op_new(rt, OP_EXEC, svc, data);
   if (!o) return TSVC_ENOMEM;
   o->probe = cb;
   o->timeout_ms = (int)spec->timeout;
-  o->argv = exec_argv(spec);
+  o->argv = native ? native_argv(svc) : exec_argv(spec);
   /* Into the container found to be ours, by id: a container of our name
      made since by someone else is never entered (a 404 says ours is gone). */
   const char *id = json_string_value(json_object_get(rt->owned, svc->name));
@@ -940,13 +1155,14 @@ static void on_state(bool reachable, const char *errmsg, void *data) {
   rt->reachable = reachable;
   if (!rt->event_cb) return;
   if (!reachable) {
-    char msg[300];
+    char msg[1100];
     snprintf(msg, sizeof msg, "docker daemon unreachable: %s", errmsg);
     rt->told_down = true;
     rt->event_cb(TSVC_RT_EV_DOWN, NULL, msg, rt->event_data);
   } else if (rt->told_down) {
     rt->told_down = false;
     rt->network_ok = false; /* a new daemon may have lost it */
+    rt->route_known = false; /* ... or be another engine */
     rt->event_cb(TSVC_RT_EV_UP, NULL, "docker daemon reachable again", rt->event_data);
   }
 }
@@ -961,10 +1177,38 @@ static int drt_watch(tsvc_runtime_t *base, tsvc_rt_event_cb cb, void *data) {
 
 static void drt_probe_host(tsvc_runtime_t *base, const tsvc_service_conf_t *svc, char *buf,
                            size_t len) {
-  (void)base;
-  (void)svc;
+  drt_t *rt = (drt_t *)base;
   /* Unknown until an inspection gives the container's address. */
-  if (len) buf[0] = '\0';
+  tsvc_strlcpy(buf, or_empty(json_string_value(json_object_get(rt->addrs, svc->name))), len);
+}
+
+/* Where probes go: as docker.probe_via says, auto decided by where the
+   engine runs (before the first operation found out: the container). */
+static void drt_probe_route(tsvc_runtime_t *base, const tsvc_service_conf_t *svc,
+                            tsvc_probe_route_t *out) {
+  drt_t *rt = (drt_t *)base;
+  if (svc->external) {
+    /* Not a container of ours: where it runs is the config's to say
+       (healthcheck.address); else this machine, as always. */
+    tsvc_strlcpy(out->via, "host", sizeof out->via);
+    return;
+  }
+  tsvc_probe_via_t via = rt->route_known || rt->via != TSVC_VIA_AUTO
+                             ? rt->via
+                             : tsvc_probe_via_resolve(rt->cfg->docker.probe_via, true);
+  tsvc_strlcpy(out->via, tsvc_probe_via_name(via), sizeof out->via);
+  if (via == TSVC_VIA_EXEC) {
+    out->exec = true;
+    return;
+  }
+  if (via == TSVC_VIA_CONTAINER) drt_probe_host(base, svc, out->host, sizeof out->host);
+  if (via == TSVC_VIA_PUBLISHED || (!out->host[0] && svc->host_port)) {
+    /* (Before an inspection has found the container's address, its
+       published port is where it is known to be reached.) */
+    tsvc_strlcpy(out->via, tsvc_probe_via_name(TSVC_VIA_PUBLISHED), sizeof out->via);
+    tsvc_strlcpy(out->host, rt->pub_host, sizeof out->host);
+    out->port = svc->host_port;
+  }
 }
 
 /* Answers the operations still in flight when the runtime is freed, from
@@ -1004,6 +1248,7 @@ static void drt_free(tsvc_runtime_t *base) {
      What we still owe an answer is told from the loop. */
   tsvc_docker_free(rt->d);
   rt->event_cb = NULL;
+  tsvc_docker_free(rt->local_d);
   closer_t *k = rt->closer;
   k->ops = rt->ops;
   rt->ops = NULL;
@@ -1012,6 +1257,7 @@ static void drt_free(tsvc_runtime_t *base) {
   uv_timer_start(&k->timer, answer_closed, 0, 0);
   json_decref(rt->inherit);
   json_decref(rt->owned);
+  json_decref(rt->addrs);
   free(rt->project);
   free(rt->config_path);
   free(rt->legacy);
@@ -1029,6 +1275,7 @@ static const tsvc_runtime_ops_t docker_ops = {
     .exec_cancel = drt_exec_cancel,
     .watch = drt_watch,
     .probe_host = drt_probe_host,
+    .probe_route = drt_probe_route,
     .free = drt_free,
     .remove = drt_remove,
     .reconfigure = drt_reconfigure,
@@ -1058,12 +1305,20 @@ int tsvc_docker_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg, const cha
                                     : tsvc_strndup(config_path, (size_t)(slash - config_path));
   rt->inherit = json_object();
   rt->owned = json_object();
+  rt->addrs = json_object();
+  rt->via = cfg->docker.probe_via;
   rt->closer = calloc(1, sizeof *rt->closer);
   if (!rc && (!rt->project || !rt->config_path || !rt->legacy || !rt->inherit || !rt->owned ||
-              !rt->closer))
+              !rt->addrs || !rt->closer))
     rc = TSVC_ENOMEM;
-  if (!rc) rc = tsvc_docker_new(loop, cfg->docker.host, &rt->d, err, errlen);
+  tsvc_docker_opts_t dopts;
+  tsvc_docker_opts_from_config(cfg, &dopts);
+  if (!rc) rc = tsvc_docker_new_opts(loop, &dopts, &rt->d, err, errlen);
+  if (!rc)
+    tsvc_published_host(tsvc_docker_endpoint(rt->d), cfg->docker.publish_address, rt->pub_host,
+                        sizeof rt->pub_host);
   if (rc) {
+    json_decref(rt->addrs);
     free(rt->closer);
     json_decref(rt->inherit);
     json_decref(rt->owned);
@@ -1093,12 +1348,15 @@ static void after_ping(const tsvc_docker_reply_t *r, void *data) {
   free(p);
 }
 
-int tsvc_docker_probe_daemon(uv_loop_t *loop, const char *host,
-                             void (*cb)(int status, const char *msg, void *data), void *data) {
+int tsvc_docker_probe_engine(uv_loop_t *loop, const tsvc_config_t *cfg,
+                             void (*cb)(int status, const char *msg, void *data), void *data,
+                             char *err, size_t errlen) {
+  if (err && errlen) err[0] = '\0';
   ping_t *p = calloc(1, sizeof *p);
   if (!p) return TSVC_ENOMEM;
-  char err[256];
-  int rc = tsvc_docker_new(loop, host, &p->d, err, sizeof err);
+  tsvc_docker_opts_t o;
+  tsvc_docker_opts_from_config(cfg, &o);
+  int rc = tsvc_docker_new_opts(loop, &o, &p->d, err, errlen);
   if (!rc) rc = tsvc_docker_ping(p->d, after_ping, p, NULL);
   if (rc) {
     if (p->d) tsvc_docker_free(p->d);

@@ -25,7 +25,16 @@
  * start and a container made from an older image recreated, never: absent
  * is an error); a pull that fails is a failed start. Then, when the image
  * declares EXPOSE without the container port, a warning with the fix is
- * logged. `port: "H:C"` publishes 127.0.0.1:H to container port C.
+ * logged. `port: "H:C"` publishes H on docker.publish_address (127.0.0.1
+ * by default) to container port C.
+ *
+ * Remote engines (docs/remote.md): the first operation asks the engine who
+ * it is (GET /info) and compares its ID with the local engine's: the same
+ * engine runs on this machine. docker.probe_via (auto: the container's
+ * address when it does, else the published port) decides where probes
+ * connect (probe_route); a (re)start of a service with a port is refused
+ * when probes go through published ports that are loopback on another
+ * machine, and a non-loopback docker.publish_address is warned about once.
  *
  * Nothing here ever removes a volume or a network. Exec probes run inside the
  * container found to be ours (by id) through the exec API and are killed on
@@ -48,9 +57,14 @@
 int tsvc_docker_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg, const char *config_path,
                             tsvc_runtime_t **out, char *err, size_t errlen);
 
-/* Ask the daemon whether it answers (GET /_ping), without a runtime: cb gets
- * 0 or TSVC_EUNREACH with the reason. For runtime: auto. */
-int tsvc_docker_probe_daemon(uv_loop_t *loop, const char *host,
-                             void (*cb)(int status, const char *msg, void *data), void *data);
+/* Ask cfg's engine whether it answers (GET /_ping; over TLS or ssh as cfg
+ * says), without a runtime: cb gets 0, or TSVC_EUNREACH with the reason
+ * (which file or check TLS failed on, what ssh said). For runtime: auto
+ * (remote.h: tsvc_runtime_choose). Returns 0, or an error with the reason
+ * in err (a certificate file that cannot be read, no ssh): cb is not
+ * called then. */
+int tsvc_docker_probe_engine(uv_loop_t *loop, const tsvc_config_t *cfg,
+                             void (*cb)(int status, const char *msg, void *data), void *data,
+                             char *err, size_t errlen);
 
 #endif

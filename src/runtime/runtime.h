@@ -54,6 +54,16 @@ typedef enum {
 typedef void (*tsvc_rt_event_cb)(tsvc_rt_event_type_t type, const char *service,
                                  const char *msg, void *data);
 
+/* Where the probes of a service connect, as its runtime knows it now
+   (docker.probe_via, docs/remote.md). */
+typedef struct {
+  bool exec;       /* run them as commands inside the service's container
+                      (ops->exec), wherever they would connect */
+  char host[256];  /* the host to connect to; "" when not known yet */
+  int port;        /* where svc->port is reached from here; 0: at itself */
+  char via[16];    /* "container", "published", "exec": for people */
+} tsvc_probe_route_t;
+
 typedef struct {
   const char *name;
   /* True when services listen on svc->port in a network of their own and
@@ -85,6 +95,11 @@ typedef struct {
      (the caller then uses 127.0.0.1). May be NULL. */
   void (*probe_host)(tsvc_runtime_t *rt, const tsvc_service_conf_t *svc,
                      char *buf, size_t len);
+  /* Where probes of svc connect now, into out (zeroed by the caller); the
+     answer may change after each inspect. May be NULL: probe_host then
+     names the host. */
+  void (*probe_route)(tsvc_runtime_t *rt, const tsvc_service_conf_t *svc,
+                      tsvc_probe_route_t *out);
   void (*free)(tsvc_runtime_t *rt);
   /* Remove the stopped service's container (or whatever start would reuse),
      so that the next start creates it afresh from config (a reload that

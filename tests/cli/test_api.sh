@@ -50,13 +50,15 @@ eq "list: off disabled and stopped" "$(jget "$body" '(v["services"][2]["enabled"
 eq "list: never is null" "$(jget "$body" 'v["services"][2]["last_check"]')" None
 has "list: RFC 3339 UTC" "$(jget "$body" 'v["services"][0]["since"]')" "Z"
 check "list: since parses as RFC 3339" python3 -c "import json,sys,datetime; datetime.datetime.strptime(json.loads(sys.argv[1])['services'][0]['last_check'], '%Y-%m-%dT%H:%M:%S.%fZ')" "$body"
-eq "list: every documented field" "$(jget "$body" 'sorted(v["services"][0].keys()) == sorted(["name","state","healthy","running","enabled","external","probe","container","pid","since","last_check","last_healthy","next_check","consecutive_failures","consecutive_successes","retries","success_threshold","checks_total","failures_total","restarts_total","restarts_in_window","max_restarts","last_error","last_latency_ms","waiting_for","wait_until","checks_by_result"])')" True
+eq "list: every documented field" "$(jget "$body" 'sorted(v["services"][0].keys()) == sorted(["name","state","healthy","running","enabled","external","probe","container","pid","since","last_check","last_healthy","next_check","consecutive_failures","consecutive_successes","retries","success_threshold","checks_total","failures_total","restarts_total","restarts_in_window","max_restarts","last_error","last_latency_ms","waiting_for","wait_until","checks_by_result","probe_via","probe_address"])')" True
+eq "list: an external service is probed on this machine" "$(jget "$body" '(v["services"][0]["probe_via"], v["services"][0]["probe_address"])')" "('host', '127.0.0.1:$RP')"
 
 # ---- GET /v1/services/{name} ----
 body=$(api http://localhost/v1/services/cache)
 eq "one: name" "$(jget "$body" 'v["name"]')" cache
 eq "one: history capped at 5" "$(jget "$body" '0 < len(v["history"]) <= 5')" True
-eq "one: history record" "$(jget "$body" 'sorted(v["history"][-1].keys())')" "['end', 'exit_code', 'latency_ms', 'message', 'output', 'result', 'start']"
+eq "one: history record" "$(jget "$body" 'sorted(v["history"][-1].keys())')" "['end', 'exit_code', 'latency_ms', 'message', 'output', 'probe_address', 'result', 'start']"
+eq "one: a record's address" "$(jget "$body" 'v["history"][-1]["probe_address"]')" "127.0.0.1:$RP"
 eq "one: last result ok, PONG" "$(jget "$body" '(v["history"][-1]["result"], v["history"][-1]["message"])')" "('ok', 'PONG')"
 body=$(api "http://localhost/v1/services/w%65.ird")
 eq "percent-encoded name" "$(jget "$body" '(v["name"], v["state"], v["history"][-1]["result"])')" "('we.ird', 'unhealthy', 'refused')"

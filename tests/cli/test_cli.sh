@@ -204,7 +204,7 @@ eq "status --json: the API's JSON" "$(jget "$OUT" '(sorted(v.keys()), [s["name"]
 run check redis
 eq "check through the monitor: exit 0" "$RC" 0
 has "... says the monitor checked" "$OUT" "by the monitor"
-has "... with its probe (the verdict of the check it asked for)" "$OUT" "redis: ok (redis probe, by the monitor"
+has "... with its probe and where it went (the verdict of the check it asked for)" "$OUT" "redis: ok (redis probe, 127.0.0.1:$RP, by the monitor"
 has "... PONG" "$OUT" "PONG"
 run check postgres
 eq "check of a down service through the monitor: exit 1" "$RC" 1
