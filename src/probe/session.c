@@ -48,6 +48,8 @@ typedef struct conn_s {
   char first_bare[64];                    /* SCRAM: client-first-message-bare */
   unsigned char server_sig[SCRAM_KEY_LEN]; /* SCRAM: what the server must prove */
   bool sasl_started;
+  bool as_check;   /* redis: this login is the check in flight (the first
+                      check, or one after the connection was lost) */
 } conn_t;
 
 /* One write, owned by the write until its callback. */
@@ -68,6 +70,8 @@ struct tsvc_session_s {
   conn_t *conn;
   uv_timer_t timer; /* the timeout of a check on the held connection */
   bool freeing;
+  bool in_call;   /* inside tsvc_session_check: no verdict may be given */
+  bool fail_now;  /* ... and the connection failed: start the full probe */
   /* The check in flight. */
   bool in_check, on_conn;
   tsvc_probe_cb cb;
@@ -120,14 +124,12 @@ static void conn_unref(conn_t *c) {
 
 static void conn_closed_cb(uv_handle_t *h) { conn_unref(h->data); }
 
-/* Detach and close c; why goes to the session's last_error. A login that
- * failed keeps the session from trying again for full_every. */
+/* Detach and close c; why goes to the session's last_error. */
 static void conn_close(conn_t *c, const char *why) {
   if (c->closing) return;
   c->closing = true;
   tsvc_session_t *s = c->s;
   if (s) {
-    if (c->state <= C_LOGIN) s->retry_ns = uv_hrtime() + (uint64_t)s->full_every * 1000000u;
     if (why) {
       tsvc_strlcpy(s->info.last_error, why, sizeof s->info.last_error);
       for (char *p = s->info.last_error; *p; p++)
@@ -142,6 +144,25 @@ static void conn_close(conn_t *c, const char *why) {
   if (c->gai_pending) uv_cancel((uv_req_t *)&c->gai); /* its callback unrefs */
 }
 
+/* The server refused the login (a password, a role, a timeout): close,
+ * and open no held connection before full_every has passed, so that a bad
+ * password costs the server one failed login a full_every. */
+static void conn_reject(conn_t *c, const char *why) {
+  if (c->s) c->s->retry_ns = uv_hrtime() + (uint64_t)c->s->full_every * 1000000u;
+  conn_close(c, why);
+}
+
+/* The connection failed below the protocol (connect, reset, closed, a
+ * write): close it; a check waiting on it is decided by the full probe. */
+static void conn_fail(conn_t *c, const char *why) {
+  tsvc_session_t *s = c->s;
+  bool waiting = s && s->on_conn && (c->state == C_BUSY || c->as_check);
+  conn_close(c, why);
+  if (!waiting) return;
+  if (s->in_call) s->fail_now = true; /* tsvc_session_check starts it */
+  else fall_back(s);
+}
+
 static void write_cb(uv_write_t *req, int status) {
   wr_t *w = (wr_t *)req;
   conn_t *c = req->data;
@@ -149,12 +170,9 @@ static void write_cb(uv_write_t *req, int status) {
   if (status < 0 && status != UV_ECANCELED && !c->closing) {
     /* Handled by the reader too (EOF or reset), but a write error may be
        all there is to see. */
-    tsvc_session_t *s = c->s;
     char why[96];
     snprintf(why, sizeof why, "cannot send: %s", uv_strerror(status));
-    bool was_busy = c->state == C_BUSY;
-    conn_close(c, why);
-    if (s && was_busy && s->on_conn) fall_back(s);
+    conn_fail(c, why);
   }
 }
 
@@ -208,9 +226,10 @@ static void redis_data(conn_t *c) {
     tsvc_resp_kind_t k = tsvc_resp_read((const char *)c->rbuf, c->rlen, &pos, line, sizeof line);
     if (k == TSVC_RESP_NEED_MORE) break;
     if (k == TSVC_RESP_PROTOCOL) {
-      bool busy = c->state == C_BUSY;
-      conn_close(c, "not a Redis reply");
-      if (busy) deliver_msg(s, TSVC_RESULT_PROTOCOL, "not a Redis reply");
+      bool verdict = c->state == C_BUSY || c->as_check;
+      if (c->as_check) s->info.full_checks++;
+      conn_reject(c, "not a Redis reply");
+      if (verdict) deliver_msg(s, TSVC_RESULT_PROTOCOL, "not a Redis reply");
       return;
     }
     bool pong = k == TSVC_RESP_SIMPLE && strcmp(line, "PONG") == 0;
@@ -219,17 +238,33 @@ static void redis_data(conn_t *c) {
         if (k != TSVC_RESP_SIMPLE) tsvc_strlcpy(c->note, line, sizeof c->note);
         continue;
       }
+      /* The verdicts of the probe (redis.c) for its PING reply. */
+      bool as_check = c->as_check;
+      c->as_check = false;
+      if (as_check) s->info.full_checks++;
       if (!pong) {
-        char why[TSVC_PROBE_MSG_LEN + 32];
+        char msg[TSVC_PROBE_MSG_LEN], why[TSVC_PROBE_MSG_LEN + 32];
+        tsvc_strlcpy(msg, c->note[0] && k == TSVC_RESP_ERROR ? c->note : line, sizeof msg);
         snprintf(why, sizeof why, "login: %s", c->note[0] ? c->note : line);
-        conn_close(c, why);
+        conn_reject(c, why);
+        if (as_check) deliver_msg(s, TSVC_RESULT_BAD_STATUS, "%s", msg);
         return;
       }
       c->state = C_IDLE;
       uv_timer_stop(&c->timer);
       s->info.held = true;
       s->info.connects++;
-      continue;
+      if (pos < c->rlen) {
+        conn_close(c, "the server sent a reply nobody asked for");
+        if (as_check) deliver_msg(s, TSVC_RESULT_PROTOCOL, "not a Redis reply");
+        return;
+      }
+      c->rlen = 0;
+      if (as_check) {
+        if (c->note[0]) deliver_msg(s, TSVC_RESULT_OK, "PONG (AUTH said: %s)", c->note);
+        else deliver_msg(s, TSVC_RESULT_OK, "PONG");
+      }
+      return;
     }
     if (c->state != C_BUSY) {
       conn_close(c, "the server sent a reply nobody asked for");
@@ -468,7 +503,7 @@ static void pg_data(conn_t *c) {
       if (type == 'R') {
         const char *err = pg_auth(c, body, blen, why, sizeof why);
         if (err) {
-          conn_close(c, err);
+          conn_reject(c, err);
           return;
         }
         continue;
@@ -487,7 +522,7 @@ static void pg_data(conn_t *c) {
       } else {
         snprintf(why, sizeof why, "login: unexpected message '%c'", type);
       }
-      conn_close(c, why);
+      conn_reject(c, why);
       return;
     }
     if (c->state != C_BUSY) {
@@ -517,13 +552,12 @@ static void pg_data(conn_t *c) {
     } else {
       snprintf(why, sizeof why, "unexpected message '%c'", type);
     }
-    conn_close(c, why);
-    fall_back(s);
+    conn_fail(c, why);
     return;
   }
   if (r < 0) {
     bool busy = c->state == C_BUSY;
-    conn_close(c, "not the PostgreSQL protocol");
+    conn_reject(c, "not the PostgreSQL protocol");
     if (busy) deliver_msg(s, TSVC_RESULT_PROTOCOL, "not a PostgreSQL reply");
     return;
   }
@@ -558,9 +592,8 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   if (nread == UV_EOF) snprintf(why, sizeof why, "closed by the server");
   else if (nread == UV_ENOBUFS) snprintf(why, sizeof why, "a reply above %d bytes", TSVC_PROBE_MAX_READ);
   else snprintf(why, sizeof why, "connection reset: %s", uv_strerror((int)nread));
-  bool busy = c->state == C_BUSY;
-  conn_close(c, why);
-  if (busy && s->on_conn) fall_back(s);
+  (void)s;
+  conn_fail(c, why);
 }
 
 static void connect_cb(uv_connect_t *req, int status) {
@@ -569,7 +602,7 @@ static void connect_cb(uv_connect_t *req, int status) {
   char why[96];
   if (status < 0) {
     snprintf(why, sizeof why, "cannot connect: %s", uv_strerror(status));
-    conn_close(c, why);
+    conn_fail(c, why);
     return;
   }
   c->state = C_LOGIN;
@@ -577,14 +610,14 @@ static void connect_cb(uv_connect_t *req, int status) {
   if (!rc) rc = c->s->kind == TSVC_PROBE_REDIS ? redis_login(c) : pg_login(c);
   if (rc) {
     snprintf(why, sizeof why, "cannot log in: %s", uv_strerror(rc));
-    conn_close(c, why);
+    conn_fail(c, why);
   }
 }
 
 static void conn_connect(conn_t *c, const struct sockaddr *sa) {
   int rc = uv_tcp_init(c->loop, &c->tcp);
   if (rc) {
-    conn_close(c, "cannot create a socket");
+    conn_fail(c, "cannot create a socket");
     return;
   }
   c->tcp.data = c;
@@ -596,7 +629,7 @@ static void conn_connect(conn_t *c, const struct sockaddr *sa) {
   if (rc) {
     char why[96];
     snprintf(why, sizeof why, "cannot connect: %s", uv_strerror(rc));
-    conn_close(c, why);
+    conn_fail(c, why);
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
@@ -606,7 +639,7 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   conn_t *c = req->data;
   c->gai_pending = false;
   if (c->closing || status < 0 || !res) {
-    if (!c->closing) conn_close(c, "cannot resolve the host");
+    if (!c->closing) conn_fail(c, "cannot resolve the host");
     if (res) uv_freeaddrinfo(res);
     conn_unref(c);
     return;
@@ -619,13 +652,27 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
 }
 
 static void login_timeout(uv_timer_t *t) {
-  conn_close(t->data, "the login timed out");
+  conn_t *c = t->data;
+  tsvc_session_t *s = c->s;
+  const char *phase = c->state == C_RESOLVING    ? "resolving"
+                      : c->state == C_CONNECTING ? "connecting"
+                                                 : "waiting for the reply";
+  bool as_check = c->as_check && s && s->on_conn;
+  conn_reject(c, "the login timed out");
+  if (as_check) {
+    s->info.full_checks++;
+    /* As the probe says it (probe.c, timer_cb). */
+    deliver_msg(s, TSVC_RESULT_TIMEOUT, "no answer within %lld ms (%s)", (long long)s->timeout,
+                phase);
+  }
 }
 
-/* Open the held connection, beside any check. */
-static void conn_open(tsvc_session_t *s) {
+/* Open the held connection: beside any check, or (as_check) as the check
+ * in flight. Returns 0, or TSVC_ENOMEM (nothing was opened). */
+static int conn_open(tsvc_session_t *s, bool as_check) {
   conn_t *c = calloc(1, sizeof *c);
-  if (!c) return;
+  if (!c) return TSVC_ENOMEM;
+  c->as_check = as_check;
   c->s = s;
   c->loop = s->loop;
   c->state = C_RESOLVING;
@@ -638,7 +685,7 @@ static void conn_open(tsvc_session_t *s) {
   if (uv_ip4_addr(s->host, s->port, (struct sockaddr_in *)&ss) == 0 ||
       uv_ip6_addr(s->host, s->port, (struct sockaddr_in6 *)&ss) == 0) {
     conn_connect(c, (struct sockaddr *)&ss);
-    return;
+    return 0;
   }
   char port[16];
   snprintf(port, sizeof port, "%d", s->port);
@@ -646,11 +693,12 @@ static void conn_open(tsvc_session_t *s) {
                            .ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV};
   c->gai.data = c;
   if (uv_getaddrinfo(s->loop, &c->gai, gai_cb, s->host, port, &hints) < 0) {
-    conn_close(c, "cannot resolve the host");
-    return;
+    conn_fail(c, "cannot resolve the host");
+    return 0;
   }
   c->gai_pending = true;
   c->refs++;
+  return 0;
 }
 
 /* ---- checks --------------------------------------------------------------- */
@@ -662,7 +710,7 @@ static void full_cb(const tsvc_probe_result_t *res, void *data) {
   tsvc_probe_result_t r = *res;
   r.latency_us = (int64_t)((uv_hrtime() - s->t0) / 1000);
   if (res->result == TSVC_RESULT_OK) {
-    if (!s->conn && uv_hrtime() >= s->retry_ns) conn_open(s);
+    if (!s->conn && uv_hrtime() >= s->retry_ns) conn_open(s, false);
   } else if (s->conn) {
     char why[TSVC_PROBE_MSG_LEN + 32];
     snprintf(why, sizeof why, "closed: the full probe said %s", res->message);
@@ -731,9 +779,22 @@ int tsvc_session_check(tsvc_session_t *s, tsvc_probe_cb cb, void *data) {
     }
     conn_close(c, "cannot send");
   }
+  /* Redis, no connection held: the first check opens it, and its login
+     (AUTH, PING) is the check, with the probe's verdicts; a connection
+     that fails below the protocol leaves the check to the full probe. */
+  if (!s->conn && s->kind == TSVC_PROBE_REDIS && s->t0 >= s->retry_ns) {
+    s->last_full_ns = s->t0;
+    s->on_conn = true;
+    s->in_call = true;
+    s->fail_now = false;
+    int rc = conn_open(s, true);
+    s->in_call = false;
+    if (!rc && !s->fail_now) return 0;
+  }
   int rc = start_full(s);
   if (rc) {
     s->in_check = false;
+    s->on_conn = false;
     s->cb = NULL;
   }
   return rc;
