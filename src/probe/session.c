@@ -26,6 +26,11 @@ typedef enum {
 } conn_state_t;
 
 #define SCRAM_KEY_LEN 32 /* SHA-256 */
+/* Bytes a held connection keeps unparsed, at most: a PONG, an empty query's
+   answer, a login's ParameterStatus messages (read and dropped one by one)
+   fit many times over; 1,000 held connections cost 1 MiB for it, not the
+   probe's 4 MiB. More is "a reply above ..." and closes the connection. */
+#define SESSION_READ 1024
 
 typedef struct conn_s {
   tsvc_session_t *s; /* NULL once detached (closing) */
@@ -37,7 +42,7 @@ typedef struct conn_s {
   uv_getaddrinfo_t gai;
   uv_tcp_t tcp;
   uv_connect_t creq;
-  uint8_t rbuf[TSVC_PROBE_MAX_READ + 1];
+  uint8_t rbuf[SESSION_READ + 1];
   size_t rlen;
   /* login */
   int replies;     /* redis: replies read during the login */
@@ -495,7 +500,7 @@ static void pg_data(conn_t *c) {
   const uint8_t *body;
   size_t blen;
   int r;
-  while ((r = tsvc_pg_next_message(c->rbuf, c->rlen, &off, TSVC_PROBE_MAX_READ, &type, &body,
+  while ((r = tsvc_pg_next_message(c->rbuf, c->rlen, &off, SESSION_READ, &type, &body,
                                    &blen)) == 1) {
     char why[200];
     if (type == 'N' || type == 'S' || type == 'K' || type == 'A') continue;
@@ -573,7 +578,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   conn_t *c = h->data;
   (void)suggested;
   buf->base = (char *)c->rbuf + c->rlen;
-  buf->len = TSVC_PROBE_MAX_READ - c->rlen; /* 0: UV_ENOBUFS */
+  buf->len = SESSION_READ - c->rlen; /* 0: UV_ENOBUFS */
 }
 
 static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
@@ -590,7 +595,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   }
   char why[96];
   if (nread == UV_EOF) snprintf(why, sizeof why, "closed by the server");
-  else if (nread == UV_ENOBUFS) snprintf(why, sizeof why, "a reply above %d bytes", TSVC_PROBE_MAX_READ);
+  else if (nread == UV_ENOBUFS) snprintf(why, sizeof why, "a reply above %d bytes", SESSION_READ);
   else snprintf(why, sizeof why, "connection reset: %s", uv_strerror((int)nread));
   (void)s;
   conn_fail(c, why);
