@@ -17,7 +17,7 @@
 # commandstats, cmdstat_ping: one PING per check) and the CPU time of `up`
 # (/proc/PID/stat utime+stime); CPU per check = CPU / PINGs. Then, with the
 # listener, GET /metrics 3 times, and reads VmRSS, VmHWM and Threads. Prints
-# one line: RESULT variant=... services=N checks_s=... up_us=... rss_kib=...
+# one line: RESULT up_variant=... services=N checks_s=... up_us=... rss_kib=...
 # hwm_kib=... threads=... metrics_bytes=... failed=... (failed: services not
 # healthy at the end). Everything it started is stopped by PID on exit.
 set -euo pipefail
@@ -93,5 +93,5 @@ awk -v v="$variant" -v n="$n" -v p0="$p0" -v p1="$p1" -v c0="$c0" -v c1="$c1" -v
     -v b="$bytes" -v f="$failed" 'BEGIN {
   checks = p1 - p0; el = t1 - t0
   us = checks > 0 ? (c1 - c0) / hz * 1e6 / checks : -1
-  printf "RESULT variant=%s services=%d checks_s=%.0f up_us=%.1f rss_kib=%d hwm_kib=%d anon_kib=%d threads=%d metrics_bytes=%d failed=%d\n",
+  printf "RESULT up_variant=%s services=%d checks_s=%.0f up_us=%.1f rss_kib=%d hwm_kib=%d anon_kib=%d threads=%d metrics_bytes=%d failed=%d\n",
     v, n, checks / el, us, rss, hwm, anon, th, b, f }'
