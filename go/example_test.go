@@ -90,3 +90,23 @@ func ExampleNew() {
 	// true
 	// tanukisvc: no monitor running (no socket at /nonexistent/tanuki-svc.sock)
 }
+
+func ExampleClient_ConnectionInfo() {
+	c, err := tanukisvc.NewFromConfig("tanuki.yaml")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// From a container on the project's network (under the process
+	// runtime, which the tests use, that is the host's view).
+	rc, err := c.ConnectionInfo(ctx, "redis", tanukisvc.ViewNetwork)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(rc.Host, rc.Port > 0, rc.Password != "")
+	// Output:
+	// 127.0.0.1 true true
+}

@@ -46,6 +46,8 @@ monitor:
 services:
   redis:
     port: %d
+    # A password with characters a URL must escape (ConnectionInfo's test).
+    environment: {REDIS_PASSWORD: "go-pw/1@x"}
     healthcheck:
       # Checks run only after a (re)start and when asked for, so that a
       # status stands still while a test compares it with status --json.

@@ -334,6 +334,51 @@ typedef void (*tsvc_change_cb)(const tsvc_change_t *c, void *data);
 /* Subscribe (returns an id > 0) or unsubscribe (by id). */
 int tsvc_manager_subscribe(tsvc_manager_t *m, tsvc_change_cb cb, void *data);
 void tsvc_manager_unsubscribe(tsvc_manager_t *m, int id);
+/* ---- connection information (docs/api.md, "Connection variables") ------ */
+
+/* Where a client connects from: the host (127.0.0.1 and the published
+   port), or a container on the project's docker network (the container's
+   name and the container port). The process runtime has no container
+   network: its network view is its host view. */
+typedef enum { TSVC_VIEW_HOST, TSVC_VIEW_NETWORK } tsvc_view_t;
+
+/* How to reach one service (TANK-045's ServiceConnection). Strings are
+   owned by the list that holds it and never NULL ("" when there is none). */
+typedef struct {
+  char *service;  /* its name in the config */
+  char *prefix;   /* of its variables: POSTGRES, REDIS, else from its name */
+  char *kind;     /* "postgres", "redis" or "" */
+  char *host;     /* 127.0.0.1, or the container's name */
+  int port;       /* the published port, or the container port */
+  char *url;      /* host:port; redis: redis://[default:password@]host:port */
+  char *username; /* postgres: POSTGRES_USER (default postgres) */
+  char *password; /* POSTGRES_PASSWORD / REDIS_PASSWORD */
+  char *database; /* postgres: POSTGRES_DB (default: the user) */
+  char *dsn;      /* postgres://user:password@host:port/database, the parts
+                     percent-encoded */
+  bool monitored; /* state below is known */
+  tsvc_state_t state;
+} tsvc_conn_info_t;
+
+typedef struct {
+  tsvc_conn_info_t *v;
+  size_t n;
+  tsvc_view_t view;
+  bool shared_host; /* the network view was asked for and the runtime has
+                       no container network (process): the host view */
+} tsvc_conn_list_t;
+
+/* NULL and an empty list are fine. */
+void tsvc_conn_list_free(tsvc_conn_list_t *l);
+
+/* How to reach every enabled service that has a port, in config order,
+   from the config in use and the runtime chosen (before services are
+   started: the config's runtime, auto counting as docker), with each
+   service's state when it is monitored. A reader: never waits for the
+   loop. Returns 0 or TSVC_ENOMEM; out is the caller's
+   (tsvc_conn_list_free). */
+int tsvc_manager_connection_info(tsvc_manager_t *m, tsvc_view_t view, tsvc_conn_list_t *out);
+
 /* When the loop last turned (wall ms). */
 int64_t tsvc_manager_loop_heartbeat(tsvc_manager_t *m);
 /* How late the loop is (ms): how late its last heartbeat fired, or how

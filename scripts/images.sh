@@ -10,7 +10,19 @@
 # Installs what it uses when missing: the docker command (docker.io; its
 # daemon is not started) and, only to build the base image, debootstrap.
 # (debootstrap inside a container needs docker run --privileged.)
-# Options: --force rebuilds all three.
+# Options: --force rebuilds all three. --stand-ins also makes the local
+# stand-ins of the upstream images examples/tanuki.yaml names, for machines
+# where no registry answers (scripts/quickstart.sh uses it when a pull fails):
+#   postgres:16      FROM tanuki/postgres:15 (Debian's PostgreSQL 15!)
+#   redis:7-alpine   FROM tanuki/redis:7     (Debian's redis 7.0, not Alpine)
+# Each carries the label org.tanuki-svc.stand-in saying what it is. They
+# honour what tanuki-svc's configs use of the upstream images
+# (POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB, data in
+# /var/lib/postgresql/data; redis on 6379, data in /data), but the postgres
+# stand-in is version 15: a data directory it made cannot be opened by the
+# real postgres:16 (docker rmi the stand-in and remove the volume, or
+# pg_dump first, before switching). An upstream image already present is
+# never replaced.
 # Environment: TSVC_IMAGE_BASE, TSVC_IMAGE_POSTGRES, TSVC_IMAGE_REDIS name
 # the three images instead (to try a build beside the images in use).
 # Exit codes: 0 all images present; 1 a build failed (the reason is printed).
@@ -24,8 +36,14 @@ die() { echo "images: fatal: $*" >&2; exit 1; }
 base_tag=${TSVC_IMAGE_BASE:-local/debian:bookworm}
 pg_tag=${TSVC_IMAGE_POSTGRES:-tanuki/postgres:15}
 redis_tag=${TSVC_IMAGE_REDIS:-tanuki/redis:7}
-force=0
-[ "${1:-}" = --force ] && force=1
+force=0 standins=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) force=1 ;;
+    --stand-ins) standins=1 ;;
+    *) die "unknown option '$arg' (--force, --stand-ins)" ;;
+  esac
+done
 [ "$(id -u)" -eq 0 ] || die "must run as root (installs packages, debootstrap)"
 command -v docker >/dev/null || pkg_install images docker.io || die "cannot install docker.io"
 command -v docker >/dev/null || die "no docker command after installing docker.io"
@@ -110,5 +128,25 @@ build() {
 }
 build "$pg_tag" docker/postgres
 build "$redis_tag" docker/redis
+
+# 3. Stand-ins of the upstream images (--stand-ins): a label on top of ours.
+standin() {
+  local tag=$1 from=$2 what=$3
+  local label
+  label=$(docker image inspect -f '{{index .Config.Labels "org.tanuki-svc.stand-in"}}' "$tag" 2>/dev/null) || label=missing
+  if [ "$label" = missing ] || { [ "$force" -eq 1 ] && [ -n "$label" ]; }; then
+    printf 'FROM %s\nLABEL org.tanuki-svc.stand-in="%s"\n' "$from" "$what" \
+      | DOCKER_BUILDKIT=0 docker build -q -t "$tag" - >/dev/null || die "docker build $tag failed"
+    say "$tag: a local stand-in built from $from: $what"
+  elif [ -n "$label" ]; then
+    say "$tag present (a local stand-in: $label)"
+  else
+    say "$tag present (not a stand-in: left as it is)"
+  fi
+}
+if [ "$standins" -eq 1 ]; then
+  standin postgres:16 "$pg_tag" "Debian's PostgreSQL 15 standing in for postgres:16 (no registry answered)"
+  standin redis:7-alpine "$redis_tag" "Debian's redis 7.0 standing in for redis:7-alpine (no registry answered)"
+fi
 
 say "all images present ($((SECONDS - t0))s)"

@@ -24,7 +24,7 @@
 #include "testutil.h"
 
 #define MAX_EVENTS 4096
-#define MAX_GROUPS 16
+#define MAX_GROUPS 64
 
 typedef struct {
   uv_loop_t loop;
@@ -48,6 +48,7 @@ typedef struct {
   bool pred_met;
   int groups[MAX_GROUPS]; /* every pid seen: checked gone at the end */
   int ngroups;
+  uint64_t free_ms; /* fx_teardown: how long the call to free took */
 } fx_t;
 
 static void observer(const tsvc_mon_event_t *e, void *data) {
@@ -259,8 +260,9 @@ static int count_events(const fx_t *f, tsvc_mon_event_type_t t, const char *svc)
   return n;
 }
 
-/* Close the monitor, free the runtime (which stops every service), prove
-   that no process is left and the loop is empty; returns free's time. */
+/* Close the monitor, free the runtime (which stops every service, from the
+   loop), prove that no process is left and the loop is empty; returns the
+   time from free to the empty loop (the call's own in f->free_ms). */
 static uint64_t fx_teardown(fx_t *f) {
   tsvc_monitor_close(f->mon);
   uv_close((uv_handle_t *)&f->stop_timer, NULL);
@@ -269,8 +271,9 @@ static uint64_t fx_teardown(fx_t *f) {
   tsvc_monitor_free(f->mon);
   uint64_t t0 = uv_hrtime();
   tsvc_runtime_free(f->rt);
-  uint64_t took = (uv_hrtime() - t0) / 1000000;
+  f->free_ms = (uv_hrtime() - t0) / 1000000;
   uv_run(&f->loop, UV_RUN_DEFAULT);
+  uint64_t took = (uv_hrtime() - t0) / 1000000;
   assert_int_equal(uv_loop_close(&f->loop), 0);
   for (int i = 0; i < f->ngroups; i++) assert_int_equal(tu_group_alive(f->groups[i]), 0);
   tsvc_config_free(f->cfg);
@@ -422,7 +425,8 @@ static void recipes_become_healthy(void **st) {
   assert_int_equal(count_events(&f, TSVC_MON_EV_RESTART, NULL), 0);
 
   uint64_t took = fx_teardown(&f);
-  fprintf(stderr, "runtime free took %llu ms\n", (unsigned long long)took);
+  fprintf(stderr, "runtime stopped in %llu ms (free: %llu ms)\n", (unsigned long long)took,
+          (unsigned long long)f.free_ms);
   /* The data survive the monitor. */
   assert_true(exists_in(&f, "data/postgres/PG_VERSION"));
   assert_true(exists_in(&f, "data/redis"));
@@ -697,10 +701,15 @@ static void monitor_stop_leaves_nothing(void **st) {
   assert_true(tu_group_alive(pids[1]) >= 3); /* sh and two sleeps */
   assert_true(tu_group_alive(pids[2]) >= 3);
   uint64_t took = fx_teardown(&f); /* checks every group is gone */
-  fprintf(stderr, "runtime free took %llu ms\n", (unsigned long long)took);
+  fprintf(stderr, "runtime free: the call %llu ms, the loop empty after %llu ms\n",
+          (unsigned long long)f.free_ms, (unsigned long long)took);
   /* stubborn needed its stop_timeout and a SIGKILL; the others went on
      SIGTERM meanwhile. */
   assert_true(took >= 300 && took < 2500);
+  /* free only signals and returns: the deadlines are kept on the loop.
+     A free that waited for any group would take at least stubborn's
+     stop_timeout (300 ms). */
+  assert_true(f.free_ms < 300);
   for (int i = 0; i < 3; i++) assert_int_equal(tu_group_alive(pids[i]), 0);
   char *log = file_in(&f, "logs/stubborn.log");
   assert_non_null(log);
@@ -766,6 +775,13 @@ typedef struct {
   tsvc_rt_info_t info;
 } info_t;
 
+static bool all_done(void *arg) {
+  done_t *d = arg;
+  for (int i = 0; i < 40; i++)
+    if (d[i].calls == 0) return false;
+  return true;
+}
+
 static void info_cb(int status, const char *msg, const tsvc_rt_info_t *info, void *data) {
   info_t *i = data;
   (void)msg;
@@ -789,6 +805,52 @@ static bool log_has(fx_t *f, const char *rel, const char *needle) {
   bool ok = s && strstr(s, needle);
   free(s);
   return ok;
+}
+
+/* Forty services, so that the runtime's index of entries by name grows
+   (16 slots, kept at most half full, to 128): each one's inspection finds
+   its own process, the one its own log names. */
+static void many_services_found_by_name(void **st) {
+  (void)st;
+  tsvc_buf_t y;
+  tsvc_buf_init(&y, 1 << 16);
+  tsvc_buf_addf(&y, "services:\n");
+  for (int i = 0; i < 40; i++)
+    tsvc_buf_addf(&y, "  s%02d:\n    process: {command: [sleep, \"300\"]}\n", i);
+  assert_non_null(y.data);
+  fx_t f;
+  fx_setup(&f, y.data);
+  tsvc_buf_free(&y);
+  done_t d[40] = {{0}};
+  for (int i = 0; i < 40; i++)
+    assert_int_equal(f.rt->ops->start(f.rt, &f.cfg->services[i], done_cb, &d[i]), 0);
+  assert_true(run_until(&f, all_done, d, 10000));
+  int pids[40];
+  for (int i = 0; i < 40; i++) {
+    assert_int_equal(d[i].status, 0);
+    const tsvc_service_conf_t *svc = &f.cfg->services[i];
+    tsvc_rt_info_t info = inspect(&f, svc);
+    assert_true(info.running);
+    assert_string_equal(info.name, svc->name);
+    pids[i] = info.pid;
+    remember_group(&f, info.pid);
+    for (int j = 0; j < i; j++) assert_int_not_equal(pids[j], pids[i]);
+    char rel[64], want[64];
+    snprintf(rel, sizeof rel, "logs/%s.log", svc->name);
+    snprintf(want, sizeof want, "started %s (pid %d)", svc->name, info.pid);
+    assert_true(log_has(&f, rel, want));
+  }
+  /* A second start of each finds it running (the same entry). */
+  memset(d, 0, sizeof d);
+  for (int i = 0; i < 40; i++)
+    assert_int_equal(f.rt->ops->start(f.rt, &f.cfg->services[i], done_cb, &d[i]), 0);
+  assert_true(run_until(&f, all_done, d, 10000));
+  for (int i = 0; i < 40; i++) {
+    assert_int_equal(d[i].status, 0);
+    assert_int_equal(inspect(&f, &f.cfg->services[i]).pid, pids[i]);
+  }
+  fx_teardown(&f); /* every group gone */
+  fx_cleanup(&f);
 }
 
 typedef struct {
@@ -1392,6 +1454,7 @@ int main(void) {
       cmocka_unit_test_teardown(monitor_stop_leaves_nothing, after_test),
       cmocka_unit_test_teardown(free_answers_in_flight_from_the_loop, after_test),
       cmocka_unit_test_teardown(port_in_use_fails_start, after_test),
+      cmocka_unit_test_teardown(many_services_found_by_name, after_test),
       cmocka_unit_test_teardown(command_env_workdir_inspect_stop, after_test),
       cmocka_unit_test_teardown(log_rotates_at_limit, after_test),
       cmocka_unit_test_teardown(monitor_death_kills_children, after_test),

@@ -30,6 +30,7 @@
 #include "common/util.h"
 #include "config/config.h"
 #include "log/log.h"
+#include "manager/conninfo.h"
 #include "manager/manager.h"
 
 /* One connection, from libmicrohttpd's start notice to its close notice. */
@@ -313,6 +314,27 @@ static enum MHD_Result get_service(tsvc_api_t *a, tsvc_api_reply_t *c, const cha
   return reply_json(c, 200, v, NULL);
 }
 
+/* How to reach the services (docs/api.md, "Connection variables"). The
+   passwords travel only over the unix socket (mode 0600): over TCP, which
+   anyone on the host can reach, they are left out ("secrets": false). */
+static enum MHD_Result get_env(tsvc_api_t *a, tsvc_api_reply_t *c, const char *view_arg,
+                               bool tcp) {
+  tsvc_view_t view = TSVC_VIEW_HOST;
+  if (view_arg && tsvc_view_parse(view_arg, &view) != 0)
+    return reply_error(c, 400, NULL, "unknown view '%.200s' (use view=host or view=network)",
+                       view_arg);
+  tsvc_conn_list_t l;
+  int rc = tsvc_manager_connection_info(a->m, view, &l);
+  if (!rc && tcp) rc = tsvc_conn_strip_secrets(&l);
+  if (rc) {
+    tsvc_conn_list_free(&l);
+    return reply_rc(c, rc, NULL);
+  }
+  json_t *v = tsvc_api_json_env(&l, tsvc_manager_runtime_name(a->m), !tcp);
+  tsvc_conn_list_free(&l);
+  return reply_json(c, 200, v, NULL);
+}
+
 /* Alive while the loop keeps its schedule: it fails when the loop is late
    by more than the threshold (blocked, or starved of CPU). */
 static enum MHD_Result get_livez(tsvc_api_t *a, tsvc_api_reply_t *c) {
@@ -578,7 +600,7 @@ static enum MHD_Result post_reload(tsvc_api_t *a, tsvc_api_reply_t *c) {
 
 typedef enum {
   R_NONE, R_SERVICES, R_SERVICE, R_ACTION, R_EVENTS, R_LIVEZ, R_READYZ, R_METRICS, R_DOWN,
-  R_RELOAD, R_PAGE
+  R_RELOAD, R_PAGE, R_ENV
 } route_t;
 
 static const char *const actions[] = {"start", "stop", "restart", "check"};
@@ -595,6 +617,7 @@ static route_t route(const char *url, char *buf, size_t len, const char **name,
   if (strcmp(url, "/metrics") == 0) return R_METRICS;
   if (strcmp(url, "/v1/down") == 0) return R_DOWN;
   if (strcmp(url, "/v1/reload") == 0) return R_RELOAD;
+  if (strcmp(url, "/v1/env") == 0) return R_ENV;
   static const char pre[] = "/v1/services/";
   if (strncmp(url, pre, sizeof pre - 1) != 0) return R_NONE;
   if (tsvc_strlcpy(buf, url + sizeof pre - 1, len) >= len) return R_NONE;
@@ -646,7 +669,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   set_deadline(a, c, 0);
   bool tcp = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON)->daemon == a->tcp_d;
   tsvc_api_reply_t rp;
-  int rc = tsvc__api_respond(a, method, url, rq->body, tcp, &rp);
+  tsvc_api_query_t q = {MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "view")};
+  int rc = tsvc__api_respond_query(a, method, url, &q, rq->body, tcp, &rp);
   rq->down = rp.down;
   if (rc) return MHD_NO;
   return rp.events ? get_events(a, c) : queue_reply(c, &rp);
@@ -654,7 +678,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 
 /* The request once its body is in (see api_int.h); c is the reply. */
 static enum MHD_Result respond(tsvc_api_t *a, tsvc_api_reply_t *c, const char *method,
-                               const char *url, size_t body, bool tcp) {
+                               const char *url, const tsvc_api_query_t *q, size_t body,
+                               bool tcp) {
   if (body > TSVC_API_MAX_BODY)
     return reply_error(c, 413, NULL, "request body too large (at most %u bytes)",
                        TSVC_API_MAX_BODY);
@@ -698,15 +723,22 @@ static enum MHD_Result respond(tsvc_api_t *a, tsvc_api_reply_t *c, const char *m
     return ret;
   case R_RELOAD: return post_reload(a, c);
   case R_PAGE: return get_page(a, c);
+  case R_ENV: return get_env(a, c, q ? q->view : NULL, tcp);
   case R_NONE: break;
   }
   return MHD_NO;
 }
 
+int tsvc__api_respond_query(tsvc_api_t *a, const char *method, const char *url,
+                            const tsvc_api_query_t *q, size_t body, bool tcp,
+                            tsvc_api_reply_t *out) {
+  *out = (tsvc_api_reply_t){0};
+  return respond(a, out, method, url, q, body, tcp) == MHD_YES ? 0 : TSVC_ENOMEM;
+}
+
 int tsvc__api_respond(tsvc_api_t *a, const char *method, const char *url, size_t body, bool tcp,
                       tsvc_api_reply_t *out) {
-  *out = (tsvc_api_reply_t){0};
-  return respond(a, out, method, url, body, tcp) == MHD_YES ? 0 : TSVC_ENOMEM;
+  return tsvc__api_respond_query(a, method, url, NULL, body, tcp, out);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,

@@ -44,6 +44,16 @@ tsvc_api_t *tsvc__api_new(tsvc_manager_t *m);
 int tsvc__api_respond(tsvc_api_t *a, const char *method, const char *url, size_t body, bool tcp,
                       tsvc_api_reply_t *out);
 
+/* The query arguments an endpoint reads (decoded; NULL when absent). */
+typedef struct {
+  const char *view; /* GET /v1/env?view=host|network */
+} tsvc_api_query_t;
+
+/* The same with the request's query arguments (q may be NULL: none). */
+int tsvc__api_respond_query(tsvc_api_t *a, const char *method, const char *url,
+                            const tsvc_api_query_t *q, size_t body, bool tcp,
+                            tsvc_api_reply_t *out);
+
 /*
  * Decode %HH in place and return the new length. A malformed escape or an
  * encoded NUL leaves "" (answered 400).

@@ -2,11 +2,13 @@
 #include "api/api_json.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "common/util.h"
 #include "log/log.h"
+#include "manager/conninfo.h"
 
 const char *tsvc_api_time_format(int64_t wall_ms, char *buf, size_t len) {
   time_t secs = (time_t)(wall_ms / 1000);
@@ -219,3 +221,104 @@ json_t *tsvc_api_json_change(const tsvc_change_t *c) {
 }
 
 json_t *tsvc_api_json_error(const char *msg) { return json_pack("{s:o}", "error", tsvc_api_json_str(msg)); }
+
+/* ---- GET /v1/env --------------------------------------------------------- */
+
+static json_t *conn(const tsvc_conn_info_t *c) {
+  json_t *o = json_object();
+  if (!o) return NULL;
+  bool ok = true;
+  put(o, "name", tsvc_api_json_str(c->service), &ok);
+  put(o, "prefix", tsvc_api_json_str(c->prefix), &ok);
+  put(o, "kind", tsvc_api_json_str(c->kind), &ok);
+  put(o, "host", tsvc_api_json_str(c->host), &ok);
+  put(o, "port", json_integer(c->port), &ok);
+  put(o, "url", tsvc_api_json_str(c->url), &ok);
+  put(o, "username", tsvc_api_json_str(c->username), &ok);
+  put(o, "password", tsvc_api_json_str(c->password), &ok);
+  put(o, "database", tsvc_api_json_str(c->database), &ok);
+  put(o, "dsn", tsvc_api_json_str(c->dsn), &ok);
+  put(o, "state", c->monitored ? json_string(tsvc_state_name(c->state)) : json_null(), &ok);
+  if (!ok) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *tsvc_api_json_env(const tsvc_conn_list_t *l, const char *runtime, bool secrets) {
+  json_t *o = json_object(), *svcs = json_array(), *vars = json_object();
+  bool ok = o && svcs && vars;
+  for (size_t i = 0; ok && i < l->n; i++) {
+    json_t *c = conn(&l->v[i]);
+    if (!c || json_array_append_new(svcs, c)) ok = false;
+    tsvc_kv_t *kv = NULL;
+    size_t n = 0;
+    if (tsvc_conn_vars(&l->v[i], NULL, secrets, &kv, &n)) ok = false;
+    for (size_t k = 0; ok && k < n; k++)
+      if (json_object_set_new(vars, kv[k].key, tsvc_api_json_str(kv[k].value))) ok = false;
+    tsvc_conn_vars_free(kv, n);
+  }
+  if (!ok) {
+    json_decref(o);
+    json_decref(svcs);
+    json_decref(vars);
+    return NULL;
+  }
+  put(o, "view", json_string(tsvc_view_name(l->view)), &ok);
+  put(o, "runtime", tsvc_api_json_str(runtime ? runtime : ""), &ok);
+  put(o, "shared_host", json_boolean(l->shared_host), &ok);
+  put(o, "secrets", json_boolean(secrets), &ok);
+  put(o, "services", svcs, &ok);
+  put(o, "variables", vars, &ok);
+  if (!ok) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+/* A string member of o into *dst (a copy): false when missing or not a
+   string. */
+static bool take_str(const json_t *o, const char *key, char **dst) {
+  const char *s = json_string_value(json_object_get(o, key));
+  if (!s) return false;
+  return (*dst = tsvc_strdup(s)) != NULL;
+}
+
+int tsvc_api_env_parse(const json_t *v, tsvc_conn_list_t *out, char *err, size_t errlen) {
+  *out = (tsvc_conn_list_t){0};
+  const json_t *svcs = json_object_get(v, "services");
+  if (!json_is_array(svcs) || tsvc_view_parse(json_string_value(json_object_get(v, "view")),
+                                              &out->view) != 0) {
+    snprintf(err, errlen, "the reply has no \"view\" and \"services\"");
+    return TSVC_EINVAL;
+  }
+  out->shared_host = json_is_true(json_object_get(v, "shared_host"));
+  size_t n = json_array_size(svcs);
+  if (n && !(out->v = calloc(n, sizeof *out->v))) return TSVC_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const json_t *s = json_array_get(svcs, i);
+    tsvc_conn_info_t *c = &out->v[i];
+    out->n = i + 1;
+    json_int_t port = json_integer_value(json_object_get(s, "port"));
+    if (!take_str(s, "name", &c->service) || !take_str(s, "prefix", &c->prefix) ||
+        !take_str(s, "kind", &c->kind) || !take_str(s, "host", &c->host) ||
+        !take_str(s, "url", &c->url) || !take_str(s, "username", &c->username) ||
+        !take_str(s, "password", &c->password) || !take_str(s, "database", &c->database) ||
+        !take_str(s, "dsn", &c->dsn) || port <= 0 || port > 65535) {
+      snprintf(err, errlen, "services[%zu] is not a connection (name, prefix, kind, host, port, "
+               "url, username, password, database, dsn)", i);
+      tsvc_conn_list_free(out);
+      return TSVC_EINVAL;
+    }
+    c->port = (int)port;
+    const char *st = json_string_value(json_object_get(s, "state"));
+    for (int k = 0; st && k < TSVC_STATE__COUNT; k++)
+      if (strcmp(st, tsvc_state_name((tsvc_state_t)k)) == 0) {
+        c->monitored = true;
+        c->state = (tsvc_state_t)k;
+      }
+  }
+  return 0;
+}

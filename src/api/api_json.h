@@ -46,6 +46,23 @@ json_t *tsvc_api_json_change(const tsvc_change_t *c);
    NULL. */
 json_t *tsvc_api_json_str(const char *s);
 
+/*
+ * GET /v1/env (docs/api.md, "Connection variables"): {"view", "runtime",
+ * "shared_host", "secrets", "services": [{"name", "prefix", "kind",
+ * "host", "port", "url", "username", "password", "database", "dsn",
+ * "state"}], "variables": {NAME: value, ...}}. Without secrets (over TCP)
+ * l should have been stripped (conninfo.h) and no *_PASSWORD variable is
+ * given. "state" is null for a service not monitored.
+ */
+json_t *tsvc_api_json_env(const tsvc_conn_list_t *l, const char *runtime, bool secrets);
+
+/*
+ * The "services" of a GET /v1/env reply back into out (for the CLI):
+ * 0, TSVC_EINVAL (not that shape: msg says where, into err), TSVC_ENOMEM.
+ * out->view and shared_host from the reply too.
+ */
+int tsvc_api_env_parse(const json_t *v, tsvc_conn_list_t *out, char *err, size_t errlen);
+
 /* {"error": msg}. */
 json_t *tsvc_api_json_error(const char *msg);
 

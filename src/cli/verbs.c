@@ -72,7 +72,17 @@ static const cli_opt_t *const status_opts[] = {&CLI_OPT_JSON, &CLI_OPT_WATCH, &C
                                                NULL};
 static const cli_opt_t *const logs_opts[] = {&CLI_OPT_FOLLOW, &CLI_OPT_TAIL, &CLI_OPT_CONFIG,
                                              NULL};
-static const cli_opt_t *const env_opts[] = {&CLI_OPT_FORMAT, &CLI_OPT_CONFIG, NULL};
+const cli_opt_t CLI_OPT_NETWORK = {
+    "network", 0, CLI_ARG_NONE, NULL, NULL, 0, 0,
+    "the view from a container on the project's network (container\n"
+    "name, container port) instead of the host's"};
+const cli_opt_t CLI_OPT_PREFIX = {"prefix", 0, CLI_ARG_STRING, "P", NULL, 0, 0,
+                                         "put P before every variable's name (P_POSTGRES_HOST\n"
+                                         "for P_): letters, digits and '_'"};
+const cli_opt_t CLI_OPT_ONLY = {"only", 0, CLI_ARG_STRING, "NAME[,NAME...]", NULL, 0, 0,
+                                       "only these services (as the operands)"};
+static const cli_opt_t *const env_opts[] = {&CLI_OPT_FORMAT, &CLI_OPT_NETWORK, &CLI_OPT_PREFIX,
+                                            &CLI_OPT_ONLY, &CLI_OPT_CONFIG, NULL};
 static const char *const config_subcommands[] = {"validate", "show", NULL};
 static const cli_opt_t *const export_opts[] = {&CLI_OPT_OUTPUT, &CLI_OPT_COMPOSE_V1,
                                                &CLI_OPT_STORAGE, &CLI_OPT_CONFIG, NULL};
@@ -161,23 +171,31 @@ const cli_verb_t cli_verbs[] = {
      "            secrets masked) as YAML\n",
      "0 valid, 1 invalid or unreadable, 2 usage."},
 
-    {"env", cmd_env, "", 0, 0, CLI_OPERANDS_NONE, NULL, env_opts,
+    {"env", cmd_env, "[NAME...]", 0, CLI_MANY, CLI_OPERANDS_SERVICES, NULL, env_opts,
      "print connection variables (POSTGRES_URL, REDIS_URL, ...)",
-     "Print the connection variables of the services, from the config (host\n"
-     "127.0.0.1, the published port):\n"
-     "  postgres  POSTGRES_HOST POSTGRES_PORT POSTGRES_USER POSTGRES_PASSWORD\n"
-     "            POSTGRES_DB POSTGRES_URL\n"
-     "  redis     REDIS_HOST REDIS_PORT REDIS_URL (with the password when set)\n"
-     "  others    NAME_HOST NAME_PORT: NAME is the service's name upper-cased,\n"
-     "            every character but letters and digits made '_', and '_'\n"
-     "            put first when it starts with a digit (9lives: _9LIVES_HOST)\n"
-     "A service is postgres or redis by its name, else by its image. Two\n"
-     "services whose variables would have the same name are a config error.\n"
-     "The shell format ends with a comment line per service saying where its\n"
-     "data is.\n"
+     "Print how to reach each enabled service with a port (or only NAME...,\n"
+     "--only), as TANK-045 names it. The host's view (default): host\n"
+     "127.0.0.1 and the published port. --network: the view from a container\n"
+     "on the project's network: the container's name and the container port\n"
+     "(the process runtime has no container network: its services listen on\n"
+     "127.0.0.1, and --network prints the host's view, saying so on stderr).\n"
+     "  every service  P_HOST P_PORT P_URL (host:port)\n"
+     "  postgres       P_USER P_PASSWORD P_DATABASE P_DB (the same) P_DSN\n"
+     "                 (postgres://user:password@host:port/database)\n"
+     "  redis          P_URL is redis://[default:password@]host:port; P_PASSWORD when set\n"
+     "P is POSTGRES / REDIS for the first postgres / redis service (by its\n"
+     "name, else its image), else the service's name upper-cased, every\n"
+     "character but letters and digits made '_', and '_' put first when it\n"
+     "starts with a digit (9lives: _9LIVES_HOST). Two services whose\n"
+     "variables would have the same name are a config error.\n"
+     "With a monitor running, from its GET /v1/env, and a warning on stderr\n"
+     "for each service that is not healthy (the variables are printed all\n"
+     "the same); else from the config. The shell format ends with a comment\n"
+     "line per service saying where its data is.\n"
      "\n"
      "  eval \"$(tanuki-svc env)\"\n",
-     "0 ok, 1 invalid config, 2 usage."},
+     "0 ok, 1 invalid config, 2 usage or an unknown service, 3 the monitor\n"
+     "cannot be reached."},
 
     {"export", cmd_export, "compose|kubernetes", 1, 1, CLI_OPERANDS_CHOICE, export_targets,
      export_opts, "write the services as a docker-compose.yml or Kubernetes manifests",

@@ -113,8 +113,9 @@ char *tsvc_buf_steal(tsvc_buf_t *b) {
 }
 
 /* FNV-1a, 64 bits: stable across machines and releases, which the project id
-   needs (it names directories and container labels that outlive a build). */
-static uint64_t fnv1a64(const char *s) {
+   needs (it names directories and container labels that outlive a build).
+   See util.h. */
+uint64_t tsvc_str_hash(const char *s) {
   uint64_t h = 1469598103934665603ULL;
   for (; *s; s++) {
     h ^= (unsigned char)*s;
@@ -148,6 +149,6 @@ int tsvc_project_id(const char *config_abs_path, char *buf, size_t len) {
     memcpy(buf, "project", 7);
     n = 7;
   }
-  snprintf(buf + n, len - n, "-%08x", (unsigned)(fnv1a64(config_abs_path) & 0xffffffffu));
+  snprintf(buf + n, len - n, "-%08x", (unsigned)(tsvc_str_hash(config_abs_path) & 0xffffffffu));
   return 0;
 }

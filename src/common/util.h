@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define TSVC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -51,6 +52,10 @@ int tsvc_buf_addf(tsvc_buf_t *b, const char *fmt, ...) TSVC_PRINTF(2, 3);
 int tsvc_buf_vaddf(tsvc_buf_t *b, const char *fmt, va_list ap) TSVC_PRINTF(2, 0);
 /* Hand the data to the caller (who frees it) and reset b. */
 char *tsvc_buf_steal(tsvc_buf_t *b);
+
+/* FNV-1a of s, 64 bits: for hash tables of names, and stable across
+   machines and releases (the project id below relies on that). */
+uint64_t tsvc_str_hash(const char *s);
 
 /* The project id of a config: a readable slug (the config directory's name)
  * and a short hash of the config's absolute path, e.g. "examples-1a2b3c4d".

@@ -35,6 +35,7 @@
 #include "config/config.h"
 #include "log/log.h"
 #include "manager/diff.h"
+#include "manager/conninfo.h"
 #include "manager/manager.h"
 #include "manager/plan.h"
 #include "monitor/board.h"
@@ -1427,4 +1428,20 @@ int64_t tsvc_manager_loop_lag_ms(tsvc_manager_t *m) {
   int64_t late = mono_ms() - atomic_load(&m->beat_mono_ms) - HEARTBEAT_MS;
   int64_t last = atomic_load(&m->beat_lag_ms);
   return late > last ? late : last;
+}
+
+int tsvc_manager_connection_info(tsvc_manager_t *m, tsvc_view_t view, tsvc_conn_list_t *out) {
+  pthread_mutex_lock(&m->pub_mu);
+  cfgref_t *cfg = cfgref_get(m->pub_cfg);
+  pthread_mutex_unlock(&m->pub_mu);
+  int rc = tsvc_conn_collect(cfg->cfg, tsvc_manager_runtime_name(m), view, NULL, out);
+  cfgref_put(cfg);
+  for (size_t i = 0; !rc && i < out->n; i++) {
+    tsvc_snap_t *s;
+    if (tsvc_board_get(m->board, out->v[i].service, &s) != 0) continue;
+    out->v[i].monitored = true;
+    out->v[i].state = tsvc_snap_status(s)->state;
+    tsvc_snap_release(s);
+  }
+  return rc;
 }

@@ -93,20 +93,23 @@
  *
  * Ownership: the runtime borrows loop and cfg (service configs must outlive
  * the operations on them); the caller owns the runtime and frees it with
- * tsvc_runtime_free(). Free is synchronous and bounded: every service still
- * running gets its stop signal (and SIGCONT) at once, each group that is
- * still there after its own stop_timeout gets SIGKILL, and free waits up to
- * 2 s more for those (it sleeps in 10 ms steps meanwhile: the loop does not
- * run); children are reaped, their last output is written to the logs.
+ * tsvc_runtime_free(). Free returns at once and the stop goes on from the
+ * loop, never sleeping on it: every service still running gets its stop
+ * signal (and SIGCONT) in the call, each group that is still there after
+ * its own stop_timeout gets SIGKILL, and is given up 2 s after that; exits
+ * arrive through the exit callback (libuv reaps the children) and their
+ * last output is written to the logs. Until then the runtime's timers keep
+ * the loop running: run it afterwards (uv_run returns once all is gone,
+ * after stop_timeout + 2 s at the most) before uv_loop_close().
  * Operations in flight are answered with TSVC_ECANCELED from the loop once
  * the handles are closed (runtime.h), and new ones are refused
  * (TSVC_ECANCELED) from then on. Data directories and logs stay.
- * Handles are closed, not yet freed: run the loop afterwards (uv_run returns once all is gone) before
- * uv_loop_close().
  *
  * Loop: the runtime's handles (child processes, output pipes, timers) are
  * unreferenced: they never keep the loop alive on their own, so uv_run
- * returns once the monitor has closed, even with services running.
+ * returns once the monitor has closed, even with services running. After
+ * free, the timers of the services still stopping are referenced, so that
+ * uv_run returns only once they are gone (or given up).
  *
  * Threads: call everything from the loop's thread.
  */

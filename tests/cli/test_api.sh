@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 
 RP=$(free_port); TP=$(free_port); DEAD=$(free_port)
-start_redis "$RP"
+REDIS_AUTH=api-pw-7 start_redis "$RP" --requirepass api-pw-7
 cat >tanuki.yaml <<YAML
 monitor:
   listen: 127.0.0.1:$TP
@@ -13,6 +13,7 @@ services:
     image: redis:7
     port: $RP
     external: true
+    environment: {REDIS_PASSWORD: "api-pw-7"}
     healthcheck: {probe: redis, interval: 300ms, timeout: 200ms, retries: 2, start_period: 1s, history: 5}
   we.ird:
     port: $DEAD
@@ -157,11 +158,28 @@ ok_checks=$(grep 'tanuki_svc_checks_total{service="cache",result="ok"}' metrics.
 check "metrics: checks_total{result=ok} counts" test "$ok_checks" -gt 0
 has "metrics: content type" "$(curl -s -D - -o /dev/null --unix-socket "$SOCK" http://localhost/metrics)" "text/plain; version=0.0.4"
 
+# ---- GET /v1/env ----
+body=$(api "http://localhost/v1/env")
+eq "env: the host view by default" "$(jget "$body" '(v["view"], v["secrets"], v["shared_host"])')" "('host', True, False)"
+eq "env: enabled services with a port" "$(jget "$body" '[s["name"] for s in v["services"]]')" "['cache', 'we.ird']"
+eq "env: every documented field" "$(jget "$body" 'sorted(v["services"][0].keys())')" "['database', 'dsn', 'host', 'kind', 'name', 'password', 'port', 'prefix', 'state', 'url', 'username']"
+eq "env: cache" "$(jget "$body" '[v["services"][0][k] for k in ("prefix","kind","host","port","url","password","state")]')" "['REDIS', 'redis', '127.0.0.1', $RP, 'redis://default:api-pw-7@127.0.0.1:$RP', 'api-pw-7', 'healthy']"
+eq "env: we.ird" "$(jget "$body" '[v["services"][1][k] for k in ("prefix","url","state")]')" "['WE_IRD', '127.0.0.1:$DEAD', 'unhealthy']"
+eq "env: variables" "$(jget "$body" 'list(v["variables"].items())')" "[('REDIS_HOST', '127.0.0.1'), ('REDIS_PORT', '$RP'), ('REDIS_URL', 'redis://default:api-pw-7@127.0.0.1:$RP'), ('REDIS_PASSWORD', 'api-pw-7'), ('WE_IRD_HOST', '127.0.0.1'), ('WE_IRD_PORT', '$DEAD'), ('WE_IRD_URL', '127.0.0.1:$DEAD')]"
+body=$(api "http://localhost/v1/env?view=network")
+eq "env?view=network" "$(jget "$body" '(v["view"], v["services"][0]["host"])')" "('network', '127.0.0.1')"
+eq "env?view=bogus: 400" "$(code GET '/v1/env?view=bogus')" 400
+has "... naming the view" "$(api 'http://localhost/v1/env?view=bogus')" "unknown view 'bogus' (use view=host or view=network)"
+eq "env: POST: 405" "$(code POST /v1/env)" 405
+
 # ---- TCP: read-only ----
 eq "tcp: GET /v1/services" "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$TP/v1/services)" 200
 eq "tcp: metrics pass promtool" "$(curl -s http://127.0.0.1:$TP/metrics | promtool check metrics >/dev/null 2>&1; echo $?)" 0
 eq "tcp: livez" "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$TP/livez)" 200
 eq "tcp: POST refused with 403" "$(curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:$TP/v1/services/cache/check)" 403
+body=$(curl -s "http://127.0.0.1:$TP/v1/env")
+eq "tcp: env leaves the secrets out" "$(jget "$body" '(v["secrets"], v["services"][0]["password"], v["services"][0]["url"], "REDIS_PASSWORD" in v["variables"])')" "(False, '', 'redis://127.0.0.1:$RP', False)"
+hasnt "tcp: the password is nowhere" "$body" "api-pw-7"
 eq "tcp: bound to loopback only" "$(ss -ltnH "sport = :$TP" | awk '{print $4}')" "127.0.0.1:$TP"
 
 # ---- a second monitor, a stale socket ----

@@ -70,15 +70,63 @@ for spec in up down "start redis postgres" "stop redis" "restart redis" status "
 done
 
 # ---- env ----
+# TANK-045's names; the host view: 127.0.0.1 and the published port.
 run env
 eq "env: exit 0" "$RC" 0
-has "env: REDIS_URL with the password" "$OUT" "export REDIS_URL='redis://:s3cretpass@127.0.0.1:$RP/0'"
+has "env: REDIS_URL with the password" "$OUT" "export REDIS_URL='redis://default:s3cretpass@127.0.0.1:$RP'"
+has "env: REDIS_PASSWORD" "$OUT" "export REDIS_PASSWORD='s3cretpass'"
 has "env: POSTGRES_HOST" "$OUT" "export POSTGRES_HOST='127.0.0.1'"
-has "env: POSTGRES_URL escapes the password" "$OUT" "export POSTGRES_URL='postgres://tanuki:p%40ss%20word@127.0.0.1:$DEAD/tanuki_dev'"
-has "env: other services get NAME_HOST/NAME_PORT" "$OUT" "export API_SERVER_PORT='8088'"
+has "env: POSTGRES_URL is host:port (TANK-045)" "$OUT" "export POSTGRES_URL='127.0.0.1:$DEAD'"
+has "env: POSTGRES_DSN escapes the password" "$OUT" "export POSTGRES_DSN='postgres://tanuki:p%40ss%20word@127.0.0.1:$DEAD/tanuki_dev'"
+has "env: POSTGRES_DATABASE" "$OUT" "export POSTGRES_DATABASE='tanuki_dev'"
+has "env: POSTGRES_DB kept" "$OUT" "export POSTGRES_DB='tanuki_dev'"
+hasnt "env: a disabled service has no variables" "$OUT" "API_SERVER_"
+hasnt "env: no warning without a monitor" "$ERR" "warning"
 (eval "$OUT"; test "$POSTGRES_PASSWORD" = "p@ss word" && test "$REDIS_PORT" = "$RP") && ok "env: eval gives the values" || bad "env: eval gives the values"
+out=$(eval "$OUT"; redis-cli -u "$REDIS_URL" ping 2>/dev/null)
+eq "env: redis-cli -u \$REDIS_URL answers" "$out" "PONG"
 run env --format json
-eq "env --format json" "$(jget "$OUT" '(v["POSTGRES_DB"], v["POSTGRES_USER"], v["REDIS_HOST"], v["API_SERVER_HOST"])')" "('tanuki_dev', 'tanuki', '127.0.0.1', '127.0.0.1')"
+eq "env --format json" "$(jget "$OUT" '(v["POSTGRES_DB"], v["POSTGRES_USER"], v["REDIS_HOST"], v["POSTGRES_DSN"])')" "('tanuki_dev', 'tanuki', '127.0.0.1', 'postgres://tanuki:p%40ss%20word@127.0.0.1:$DEAD/tanuki_dev')"
+run env --only redis --prefix TANUKI_
+eq "env --only --prefix: exactly redis's, prefixed" "$(grep -c '^export ' <<<"$OUT") $(grep -c '^export TANUKI_REDIS_' <<<"$OUT")" "4 4"
+run env postgres
+eq "env NAME: only postgres" "$(grep -c '^export POSTGRES_' <<<"$OUT") $(grep -c '^export ' <<<"$OUT")" "8 8"
+run env --only=redis,postgres
+eq "env --only a,b" "$(grep -c '^export ' <<<"$OUT")" 12
+run env --only nope
+eq "env --only an unknown service: exit 2" "$RC" 2
+has "... named" "$ERR" "no service named 'nope'"
+run env api-server
+has "env NAME of a disabled service: says so" "$ERR" "api-server is disabled"
+run env --prefix 9x
+eq "env --prefix not a name: exit 2" "$RC" 2
+has "... says why" "$ERR" "letters, digits and '_'"
+# External services are no containers of ours: the host's values in both views.
+run env --network
+eq "env --network: external services keep 127.0.0.1" "$(grep -E '^export (REDIS|POSTGRES)_HOST=' <<<"$OUT" | sort | tr '\n' ' ')" "export POSTGRES_HOST='127.0.0.1' export REDIS_HOST='127.0.0.1' "
+
+# env --network: the view from a container on the project's network.
+mkdir -p "$T/net"
+cat >"$T/net/tanuki.yaml" <<YAML
+runtime: docker
+docker: {container_prefix: pfx-}
+services:
+  db:
+    image: postgres:16
+    port: "15432:5432"
+    environment: {POSTGRES_USER: u, POSTGRES_PASSWORD: "a/b:c", POSTGRES_DB: "my db"}
+  cache: {image: redis:7-alpine, port: "16379:6379"}
+  web: {image: nginx, port: 8080}
+YAML
+run env --network -c "$T/net/tanuki.yaml" --format json
+eq "env --network: container name and container port" "$(jget "$OUT" '(v["POSTGRES_HOST"], v["POSTGRES_PORT"], v["POSTGRES_URL"], v["REDIS_URL"], v["WEB_URL"])')" "('pfx-db', '5432', 'pfx-db:5432', 'redis://pfx-cache:6379', 'pfx-web:8080')"
+eq "env --network: the DSN, escaped" "$(jget "$OUT" 'v["POSTGRES_DSN"]')" "postgres://u:a%2Fb%3Ac@pfx-db:5432/my%20db"
+run env -c "$T/net/tanuki.yaml" --format json
+eq "env (host view): 127.0.0.1 and the published port" "$(jget "$OUT" '(v["POSTGRES_HOST"], v["POSTGRES_PORT"], v["REDIS_URL"])')" "('127.0.0.1', '15432', 'redis://127.0.0.1:16379')"
+sed -i -e 's/^runtime: docker/runtime: process/' -e '/^  web:/d' "$T/net/tanuki.yaml"
+run env --network -c "$T/net/tanuki.yaml" --format json
+eq "env --network under the process runtime: the host's values" "$(jget "$OUT" '(v["POSTGRES_HOST"], v["POSTGRES_PORT"])')" "('127.0.0.1', '15432')"
+has "... and says so" "$ERR" "no container network"
 
 # env: a name that is no shell identifier gets a safe form; dash takes it.
 mkdir -p "$T/names"
@@ -90,7 +138,7 @@ YAML
 run env -c "$T/names/tanuki.yaml"
 has "env: 9lives as _9LIVES_PORT" "$OUT" "export _9LIVES_PORT='1234'"
 has "env: a.b as A_B_PORT" "$OUT" "export A_B_PORT='1235'"
-eq "env: dash evaluates it" "$(dash -c 'eval "$1"; echo "$_9LIVES_PORT $A_B_PORT"' sh "$OUT" 2>&1)" "1234 1235"
+eq "env: dash evaluates it" "$(dash -c 'eval "$1"; echo "$_9LIVES_PORT $A_B_PORT $A_B_URL"' sh "$OUT" 2>&1)" "1234 1235 127.0.0.1:1235"
 cat >>"$T/names/tanuki.yaml" <<YAML
   a_b: {image: x, port: 1236}
 YAML
@@ -138,6 +186,14 @@ hasnt "status: no colour when not a terminal" "$OUT" $'\033['
 hasnt "status: the password never shows" "$OUT$ERR" "s3cretpass"
 run status redis
 eq "status NAME healthy: exit 0" "$RC" 0
+run env
+eq "env with a monitor: exit 0" "$RC" 0
+has "env with a monitor: a warning for postgres" "$ERR" "env: warning: postgres is unhealthy, not healthy (variables printed all the same)"
+hasnt "... none for redis" "$ERR" "redis is"
+has "... the variables all the same" "$OUT" "export POSTGRES_DSN='postgres://tanuki:p%40ss%20word@127.0.0.1:$DEAD/tanuki_dev'"
+has "... redis's too" "$OUT" "export REDIS_URL='redis://default:s3cretpass@127.0.0.1:$RP'"
+run env redis
+eq "env redis with a monitor: no warning" "$ERR" ""
 run status nope
 eq "status of an unknown service: exit 1" "$RC" 1
 has "... says so" "$ERR" "no service named 'nope'"

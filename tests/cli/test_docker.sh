@@ -14,7 +14,7 @@ P=$(free_port)
 # The image's VOLUME /data is an anonymous volume: a recreation hands it to
 # the new container (which then names it), so the cleanup removes it by name.
 # The second monitor (up -d of the busy project) is stopped by its pid first.
-EXTRA_CLEANUP='[ -f "$T/busy/.tanuki/tanuki-svc.pid" ] && stop_pid "$(cat "$T/busy/.tanuki/tanuki-svc.pid")"; docker rm -f -v "${TAG}-kv" "${TAG}-b-busy" >/dev/null 2>&1; docker network rm "$TAG" >/dev/null 2>&1; [ -n "${VOL_A:-}" ] && docker volume rm "$VOL_A" >/dev/null 2>&1'
+EXTRA_CLEANUP='[ -f "$T/busy/.tanuki/tanuki-svc.pid" ] && stop_pid "$(cat "$T/busy/.tanuki/tanuki-svc.pid")"; docker rm -f -v "${TAG}-kv" "${TAG}-b-busy" "${TAG}-envprobe" >/dev/null 2>&1; docker network rm "$TAG" >/dev/null 2>&1; [ -n "${VOL_A:-}" ] && docker volume rm "$VOL_A" >/dev/null 2>&1'
 write_config() { # $1: FOO, $2: retries
   cat >tanuki.yaml <<YAML
 runtime: docker
@@ -38,6 +38,17 @@ wait_for "kv healthy" healthy || { bad "kv healthy"; cat up.log; exit 1; }
 A=$(cid)
 eq "the container is ours" "$(docker inspect -f '{{index .Config.Labels "tanuki.service"}}' "$TAG-kv")" kv
 eq "status shows the container" "$(jget "$(api http://localhost/v1/services/kv)" 'v["container"]["id"]')" "$A"
+
+# env: the host's view answers on the host, --network's from a container on
+# the project's network (the container's name, the container port).
+run env
+eq "env: REDIS_URL (host view) answers on the host" "$(eval "$OUT"; redis-cli -u "$REDIS_URL" ping 2>&1)" PONG
+run env --network
+has "env --network: REDIS_HOST is the container's name" "$OUT" "export REDIS_HOST='$TAG-kv'"
+url=$(eval "$OUT"; echo "$REDIS_URL")
+eq "env --network: REDIS_URL" "$url" "redis://$TAG-kv:$P"
+eq "env --network: REDIS_URL answers from a container on the network" \
+  "$(docker run --rm --name "$TAG-envprobe" --network "$TAG" tanuki/redis:7 redis-cli -u "$url" ping 2>&1)" PONG
 
 run stop kv
 eq "stop: exit 0" "$RC" 0
