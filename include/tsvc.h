@@ -145,6 +145,13 @@ typedef struct {
   char *output;        /* exec output (last 4 KiB) or NULL; owned */
 } tsvc_check_record_t;
 
+/* A dependency a (re)start waits for (depends_on), as status shows it. */
+typedef struct {
+  char service[72];       /* the dependency's name */
+  const char *condition;  /* "service_started" or "service_healthy" (static) */
+  tsvc_state_t state;     /* the dependency's state when last looked at */
+} tsvc_wait_t;
+
 /* A copy of one service's status. Owned by the caller: tsvc_status_clear().
    Times are wall-clock milliseconds since the Unix epoch, 0 for never. */
 typedef struct {
@@ -178,6 +185,13 @@ typedef struct {
   int64_t last_latency_us;
   tsvc_check_record_t *history; /* oldest first */
   size_t nhistory;
+  /* While a start or restart is held for the conditions of depends_on:
+     the dependencies whose condition does not hold yet (owned: freed by
+     tsvc_status_clear), and when the wait gives up (a failed start,
+     retried on the backoff schedule). NULL, 0 and 0 otherwise. */
+  tsvc_wait_t *waiting_for;
+  size_t nwaiting;
+  int64_t wait_until_ms;
   /* Added (issue 13), at the end so that the fields above keep their
      offsets: healthcheck.session (docs/config.md), all zero when not in
      use. */

@@ -792,6 +792,47 @@ static const char depends_file[] =
     "      queue:\n"
     "  worker: {image: v, depends_on: [db, queue]}\n";
 
+/* depends_timeout and hooks: defaults, values, errors at their place. */
+static void hooks_and_depends_timeout(void **st) {
+  (void)st;
+  tsvc_diag_t d;
+  tsvc_config_t *cfg = load_ok("services:\n  a:\n    image: x\n", &d);
+  const tsvc_service_conf_t *a = tsvc_config_service(cfg, "a");
+  assert_int_equal(a->depends_timeout, 120000);
+  assert_int_equal(a->hooks.on_change.n, 0);
+  assert_int_equal(a->hooks.timeout, 10000);
+  assert_int_equal(cfg->hooks.on_change.n, 0);
+  assert_int_equal(cfg->hooks.timeout, 10000);
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+  cfg = load_ok("hooks: {on_change: \"notify $TSVC_SERVICE\", timeout: 30s}\n"
+                "services:\n  a:\n    image: x\n    depends_timeout: 45s\n"
+                "    hooks:\n      on_change: [/usr/local/bin/page, --urgent]\n",
+                &d);
+  a = tsvc_config_service(cfg, "a");
+  assert_int_equal(a->depends_timeout, 45000);
+  assert_int_equal(a->hooks.on_change.n, 2);
+  assert_string_equal(a->hooks.on_change.v[0], "/usr/local/bin/page");
+  assert_string_equal(a->hooks.on_change.v[1], "--urgent");
+  assert_int_equal(a->hooks.timeout, 10000);
+  /* A string is run by the shell. */
+  assert_int_equal(cfg->hooks.on_change.n, 3);
+  assert_string_equal(cfg->hooks.on_change.v[0], "/bin/sh");
+  assert_string_equal(cfg->hooks.on_change.v[1], "-c");
+  assert_string_equal(cfg->hooks.on_change.v[2], "notify $TSVC_SERVICE");
+  assert_int_equal(cfg->hooks.timeout, 30000);
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+  load_bad("hooks: {on_chnage: x}\n",
+           F ":1:9: error: unknown key \"on_chnage\" in hooks; did you mean \"on_change\"?");
+  load_bad("services:\n  a:\n    hooks: {timeout: 0s}\n",
+           F ":3:22: error: services.a.hooks.timeout: must be greater than 0");
+  load_bad("services:\n  a:\n    depends_timeout: 0s\n",
+           F ":3:22: error: services.a.depends_timeout: must be greater than 0");
+  load_bad("services:\n  a:\n    hooks: [x]\n",
+           F ":3:12: error: services.a.hooks: expected a mapping, got a list");
+}
+
 static void depends_on_long_form(void **st) {
   (void)st;
   tsvc_diag_t d;
@@ -1596,6 +1637,7 @@ int main(void) {
       cmocka_unit_test(enums),
       cmocka_unit_test(depends_on),
       cmocka_unit_test(depends_on_long_form),
+      cmocka_unit_test(hooks_and_depends_timeout),
       cmocka_unit_test(malformed_yaml),
       cmocka_unit_test(deep_nesting),
       cmocka_unit_test(several_errors),

@@ -131,6 +131,17 @@ json_t *tsvc_api_json_status(const tsvc_status_t *s, bool with_history) {
   put(o, "last_error", scrubbed(s->last_error, true), &ok);
   put(o, "last_latency_ms",
       s->last_check_ms > 0 ? json_real((double)s->last_latency_us / 1000.0) : json_null(), &ok);
+  /* What a held (re)start waits for (depends_on): [] when nothing. */
+  json_t *waits = json_array();
+  for (size_t i = 0; waits && i < s->nwaiting; i++) {
+    const tsvc_wait_t *w = &s->waiting_for[i];
+    json_t *wo = json_pack("{s:o, s:s, s:s}", "service", tsvc_api_json_str(w->service),
+                           "condition", w->condition ? w->condition : "",
+                           "state", tsvc_state_name(w->state));
+    if (!wo || json_array_append_new(waits, wo)) ok = false;
+  }
+  put(o, "waiting_for", waits, &ok);
+  put(o, "wait_until", tsvc_api_json_time(s->nwaiting ? s->wait_until_ms : 0), &ok);
   json_t *by = json_object();
   for (int r = 0; by && r < TSVC_RESULT__COUNT; r++)
     if (json_object_set_new(by, tsvc_result_name((tsvc_result_t)r),

@@ -232,6 +232,27 @@ static bool render(json_t *services, bool colour, tsvc_buf_t *b) {
                   e && *e ? e : "-");
   }
   if (external) tsvc_buf_addf(b, "* external: only watched, never started or restarted\n");
+  /* What held (re)starts wait for (depends_on), one line each. */
+  json_array_foreach(services, i, s) {
+    json_t *waits = json_object_get(s, "waiting_for");
+    if (!json_array_size(waits)) continue;
+    const char *name = json_string_value(json_object_get(s, "name"));
+    tsvc_buf_addf(b, "%s waits for", name ? name : "?");
+    size_t k;
+    json_t *w;
+    json_array_foreach(waits, k, w) {
+      const char *cond = json_string_value(json_object_get(w, "condition"));
+      const char *dep = json_string_value(json_object_get(w, "service"));
+      const char *st = json_string_value(json_object_get(w, "state"));
+      tsvc_buf_addf(b, "%s %s to be %s (%s now)", k ? "," : "", dep ? dep : "?",
+                    cond && !strcmp(cond, "service_healthy") ? "healthy" : "started",
+                    st ? st : "?");
+    }
+    int64_t until = parse_time(json_string_value(json_object_get(s, "wait_until")));
+    char left[32];
+    if (until) tsvc_buf_addf(b, "; gives up in %s", ago(until - now, left, sizeof left));
+    tsvc_buf_addf(b, "\n");
+  }
   return all;
 }
 

@@ -54,6 +54,7 @@ void tsvc_status_clear(tsvc_status_t *s) {
   }
   free(s->history);
   free(s->name);
+  free(s->waiting_for);
   memset(s, 0, sizeof *s);
 }
 

@@ -105,6 +105,15 @@ typedef struct {
                      config's directory), or NULL: the runtime's default */
 } tsvc_process_conf_t;
 
+/* hooks: commands the monitor runs on events (docs/config.md, "hooks"),
+   at the top level (for every service) and per service (its own, run as
+   well). */
+typedef struct {
+  tsvc_strv_t on_change; /* argv run on each change of state; a string is
+                            ["/bin/sh", "-c", string]; n 0: none */
+  tsvc_ms_t timeout;     /* killed after this; default 10s */
+} tsvc_hooks_conf_t;
+
 typedef struct {
   char *name;
   bool enabled;       /* default true */
@@ -128,11 +137,15 @@ typedef struct {
      restart: true}} both fill both. */
   tsvc_strv_t depends_on;
   tsvc_dep_conf_t *depends;
+  tsvc_ms_t depends_timeout; /* a (re)start waits this long for the
+                                conditions of depends_on, then fails;
+                                default 2m */
   tsvc_strv_t command; /* container command override */
   bool external;       /* only watched: never started, stopped, restarted */
   tsvc_healthcheck_conf_t healthcheck;
   tsvc_restart_conf_t restart;
   tsvc_process_conf_t process;
+  tsvc_hooks_conf_t hooks;
   int line, column; /* where the service is defined, 1-based */
 } tsvc_service_conf_t;
 
@@ -149,6 +162,7 @@ typedef struct {
     char *listen;           /* NULL: no TCP API */
     tsvc_logfmt_t log_format;
   } monitor;
+  tsvc_hooks_conf_t hooks; /* for every service */
   tsvc_service_conf_t *services; /* sorted as in the file */
   size_t nservices;
 } tsvc_config_t;

@@ -168,6 +168,7 @@ static int put_service(FILE *f, const tsvc_service_conf_t *s, bool mask) {
             tsvc_dep_condition_name(s->depends ? s->depends[i].condition : TSVC_DEP_STARTED),
             s->depends && s->depends[i].restart ? "true" : "false");
   }
+  put_dur(f, 4, "depends_timeout", s->depends_timeout);
   if ((rc = put_command(f, 4, "command", &s->command, false, mask))) return rc;
 
   const tsvc_healthcheck_conf_t *hc = &s->healthcheck;
@@ -208,6 +209,9 @@ static int put_service(FILE *f, const tsvc_service_conf_t *s, bool mask) {
   if ((rc = put_env(f, 6, "env", p->env, p->env_len, mask))) return rc;
   put_kv_str(f, 6, "workdir", p->workdir);
   put_kv_str(f, 6, "data_dir", p->data_dir);
+  fputs("    hooks:\n", f);
+  if ((rc = put_command(f, 6, "on_change", &s->hooks.on_change, false, mask))) return rc;
+  put_dur(f, 6, "timeout", s->hooks.timeout);
   return 0;
 }
 
@@ -233,6 +237,10 @@ static int dump(const tsvc_config_t *cfg, FILE *f, bool mask) {
   put_kv_str(f, 2, "socket", cfg->monitor.socket);
   put_kv_str(f, 2, "listen", cfg->monitor.listen);
   fprintf(f, "  log_format: %s\n", cfg->monitor.log_format == TSVC_LOGFMT_JSON ? "json" : "text");
+  fputs("hooks:\n", f);
+  int hrc = put_command(f, 2, "on_change", &cfg->hooks.on_change, false, mask);
+  if (hrc) return hrc;
+  put_dur(f, 2, "timeout", cfg->hooks.timeout);
   fputs("services:", f);
   if (cfg->nservices == 0) fputs(" {}", f);
   fputc('\n', f);

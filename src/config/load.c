@@ -1006,6 +1006,13 @@ static const keydef_t process_keys[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
+#define HK(f) offsetof(tsvc_hooks_conf_t, f)
+static const keydef_t hooks_keys[] = {
+    {"on_change", p_argv_command, HK(on_change), 0, 0, NULL},
+    {"timeout", p_duration, HK(timeout), 1, 0, NULL},
+    {NULL, NULL, 0, 0, 0, NULL},
+};
+
 static const keydef_t depends_keys[] = {
     {"condition", p_enum, offsetof(tsvc_dep_conf_t, condition), 0, 0, &dep_condition_enum},
     {"restart", p_bool, offsetof(tsvc_dep_conf_t, restart), 0, 0, NULL},
@@ -1025,7 +1032,9 @@ static const keydef_t service_keys[] = {
     {"healthcheck", p_healthcheck, SV(healthcheck), 0, 0, healthcheck_keys},
     /* Ours. */
     {"depends_on", p_depends_on, 0, 0, 0, NULL},
+    {"depends_timeout", p_duration, SV(depends_timeout), 1, 0, NULL},
     {"external", p_bool, SV(external), 0, 0, NULL},
+    {"hooks", p_section, SV(hooks), 0, 0, hooks_keys},
     {"pull_policy", p_pull_policy, SV(pull_policy), 0, 0, &pull_enum},
     {"command", p_argv_command, SV(command), 0, 0, NULL},
     {"restart", p_restart, SV(restart), 0, 0, restart_keys},
@@ -1057,6 +1066,7 @@ static const keydef_t top_keys[] = {
     {"runtime", p_enum, CF(runtime), 0, 0, &runtime_enum},
     {"docker", p_section, 0, 0, 0, docker_keys},
     {"monitor", p_section, 0, 0, 0, monitor_keys},
+    {"hooks", p_section, CF(hooks), 0, 0, hooks_keys},
     {"services", p_services, 0, 0, 0, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
@@ -1112,6 +1122,8 @@ static void p_restart(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base)
 
 static void service_defaults(tsvc_service_conf_t *s) {
   s->enabled = true;
+  s->depends_timeout = 2 * 60000;
+  s->hooks.timeout = 10000;
   tsvc_healthcheck_conf_t *hc = &s->healthcheck;
   hc->probe = TSVC_PROBE_AUTO;
   hc->interval = 10000;
@@ -1146,6 +1158,7 @@ static void service_free(tsvc_service_conf_t *s) {
   free(s->healthcheck.address);
   free(s->healthcheck.path);
   strv_clear(&s->process.command);
+  strv_clear(&s->hooks.on_change);
   env_clear(&s->process.env, &s->process.env_len);
   free(s->process.workdir);
   free(s->process.data_dir);
@@ -1492,6 +1505,7 @@ void tsvc_config_free(tsvc_config_t *cfg) {
   free(cfg->docker.container_prefix);
   free(cfg->monitor.socket);
   free(cfg->monitor.listen);
+  strv_clear(&cfg->hooks.on_change);
   free(cfg);
 }
 
@@ -1518,6 +1532,7 @@ int tsvc_config_load_string(const char *name, const char *text, size_t len,
   tsvc_config_t *cfg = c.cfg;
   cfg->runtime = TSVC_RUNTIME_AUTO;
   cfg->monitor.log_format = TSVC_LOGFMT_TEXT;
+  cfg->hooks.timeout = 10000;
   cfg->path = dup_or_oom(&c, name);
   cfg->docker.container_prefix = dup_or_oom(&c, "tanuki-svc-");
   cfg->monitor.socket = dup_or_oom(&c, ".tanuki/tanuki-svc.sock");

@@ -608,7 +608,9 @@ static int person_stop(tsvc_health_t *h, const tsvc_health_event_t *ev,
   return 0;
 }
 
-/* A person's restart always goes through, clears failed and the count. */
+/* A person's restart always goes through, clears failed and the count.
+   The monitor asks for one the same way when a dependency with restart:
+   true restarted (docs/design.md, "Dependencies"): ev->message says so. */
 static int person_restart(tsvc_health_t *h, const tsvc_health_event_t *ev,
                           tsvc_health_actions_t *out) {
   h->verifying = false;
@@ -619,7 +621,8 @@ static int person_restart(tsvc_health_t *h, const tsvc_health_event_t *ev,
   h->op = TSVC_OP_RESTART;
   h->op_counted = false;
   cancel_check(h, out);
-  set_state(h, TSVC_STATE_RESTARTING, ev->now, "restart requested", out);
+  set_state(h, TSVC_STATE_RESTARTING, ev->now,
+            ev->message && *ev->message ? ev->message : "restart requested", out);
   out->flags |= TSVC_HACT_RESTART;
   return 0;
 }

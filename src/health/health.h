@@ -61,7 +61,8 @@ typedef struct {
   tsvc_health_event_type_t type;
   tsvc_ms_t now;
   tsvc_result_t result; /* CHECK_RESULT */
-  const char *message;  /* CHECK_RESULT, DIED, OP_FAILED: why; may be NULL */
+  const char *message;  /* CHECK_RESULT, DIED, OP_FAILED: why; USER_RESTART:
+                           who asks, when not a person; may be NULL */
 } tsvc_health_event_t;
 
 /* What the caller must do now. Bits of tsvc_health_actions_t.flags. */

@@ -59,7 +59,9 @@ unsigned tsvc_service_diff(const tsvc_service_conf_t *a, const tsvc_service_conf
       !str_eq(a->process.data_dir, b->process.data_dir))
     d |= TSVC_DIFF_SPEC;
   if (!hc_eq(&a->healthcheck, &b->healthcheck) || !restart_eq(&a->restart, &b->restart) ||
-      !strv_eq(&a->depends_on, &b->depends_on) || !deps_eq(a, b))
+      !strv_eq(&a->depends_on, &b->depends_on) || !deps_eq(a, b) ||
+      a->depends_timeout != b->depends_timeout || !strv_eq(&a->hooks.on_change, &b->hooks.on_change) ||
+      a->hooks.timeout != b->hooks.timeout)
     d |= TSVC_DIFF_KNOBS;
   if (a->enabled != b->enabled) d |= TSVC_DIFF_ENABLED;
   if (a->external != b->external) d |= TSVC_DIFF_EXTERNAL;

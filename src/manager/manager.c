@@ -37,6 +37,7 @@
 #include "manager/diff.h"
 #include "manager/conninfo.h"
 #include "manager/manager.h"
+#include "manager/hooks.h"
 #include "manager/plan.h"
 #include "monitor/board.h"
 #include "monitor/monitor.h"
@@ -126,6 +127,7 @@ struct tsvc_manager_s {
   tsvc_monitor_t **dead; /* closed monitors, freed once the loop ended */
   size_t ndead;
   cmd_t *starting;    /* start_services is going through the services */
+  tsvc_hooks_t *hooks; /* hooks.on_change runs (hooks.h) */
   bool quitting;      /* quit ran: nothing new is set up */
 };
 
@@ -351,6 +353,17 @@ static void observer(const tsvc_mon_event_t *ev, void *data) {
   pthread_mutex_lock(&m->sub_mu);
   for (size_t i = 0; i < m->nsubs; i++) m->subs[i].cb(&c, m->subs[i].data);
   pthread_mutex_unlock(&m->sub_mu);
+  /* hooks.on_change: the top level's, then the service's own; started (or
+     queued) here, never waited for. */
+  if (m->hooks && !m->quitting && m->cfg) {
+    const tsvc_config_t *cfg = m->cfg->cfg;
+    const tsvc_service_conf_t *svc = tsvc_config_service(cfg, ev->service);
+    tsvc_hooks_on_change(m->hooks, &cfg->hooks, ev->service, ev->from, ev->to, ev->reason,
+                         c.time_ms);
+    if (svc)
+      tsvc_hooks_on_change(m->hooks, &svc->hooks, ev->service, ev->from, ev->to, ev->reason,
+                           c.time_ms);
+  }
 }
 
 int tsvc_manager_subscribe(tsvc_manager_t *m, tsvc_change_cb cb, void *data) {
@@ -861,6 +874,8 @@ static const cmd_kind_t CHECK = {"check", run_check, clear_check};
 static void run_quit(tsvc_manager_t *m, cmd_t *c) {
   m->quitting = true;
   retire_monitor(m);
+  tsvc_hooks_close(m->hooks); /* what runs is killed; freed once closed */
+  m->hooks = NULL;
   if (m->rt) {
     /* Operations in flight are answered from the loop, which runs until
        the runtime's handles are closed. */
@@ -1202,6 +1217,14 @@ int tsvc_manager_new(const tsvc_manager_opts_t *opts, tsvc_manager_t **out, char
   pthread_mutex_init(&m->pub_mu, NULL);
   pthread_mutex_init(&m->sub_mu, NULL);
   uv_loop_init(&m->loop);
+  if (tsvc_hooks_new(&m->loop, &m->hooks)) {
+    uv_loop_close(&m->loop);
+    pthread_mutex_destroy(&m->qmu);
+    pthread_mutex_destroy(&m->pub_mu);
+    pthread_mutex_destroy(&m->sub_mu);
+    rc = TSVC_ENOMEM;
+    goto err;
+  }
   uv_async_init(&m->loop, &m->wake, wake_cb);
   m->wake.data = m;
   uv_timer_init(&m->loop, &m->heartbeat);
@@ -1214,6 +1237,7 @@ int tsvc_manager_new(const tsvc_manager_opts_t *opts, tsvc_manager_t **out, char
     rc = TSVC_ENOMEM;
     uv_close((uv_handle_t *)&m->wake, NULL);
     uv_close((uv_handle_t *)&m->heartbeat, NULL);
+    tsvc_hooks_close(m->hooks);
     uv_run(&m->loop, UV_RUN_DEFAULT);
     uv_loop_close(&m->loop);
     pthread_mutex_destroy(&m->qmu);

@@ -22,7 +22,8 @@ struct tsvc_hist_s {
 
 struct tsvc_snap_s {
   tsvc_ref_t ref;
-  tsvc_status_t st; /* st.name points at name below; no history */
+  tsvc_status_t st; /* st.name points at name below, st.waiting_for at the
+                       copy after it; no history */
   tsvc_hist_t *hist;
   char name[];
 };
@@ -120,7 +121,11 @@ static void snap_free(tsvc_ref_t *r) {
 tsvc_snap_t *tsvc_snap_new(const tsvc_status_t *st, tsvc_hist_t *hist) {
   const char *name = st->name ? st->name : "";
   size_t len = strlen(name) + 1;
-  tsvc_snap_t *s = malloc(sizeof *s + len);
+  /* What a start waits for goes in the same block, after the name. */
+  size_t nw = st->waiting_for ? st->nwaiting : 0;
+  size_t at = (sizeof(tsvc_snap_t) + len + _Alignof(tsvc_wait_t) - 1) /
+              _Alignof(tsvc_wait_t) * _Alignof(tsvc_wait_t);
+  tsvc_snap_t *s = malloc(nw ? at + nw * sizeof(tsvc_wait_t) : sizeof *s + len);
   if (!s) return NULL;
   tsvc_ref_init(&s->ref, snap_free);
   memcpy(s->name, name, len);
@@ -128,6 +133,9 @@ tsvc_snap_t *tsvc_snap_new(const tsvc_status_t *st, tsvc_hist_t *hist) {
   s->st.name = s->name;
   s->st.history = NULL;
   s->st.nhistory = 0;
+  s->st.waiting_for = nw ? (tsvc_wait_t *)((char *)s + at) : NULL;
+  s->st.nwaiting = nw;
+  if (nw) memcpy(s->st.waiting_for, st->waiting_for, nw * sizeof(tsvc_wait_t));
   s->hist = tsvc_hist_ref(hist);
   return s;
 }
@@ -148,7 +156,15 @@ int tsvc_snap_copy(const tsvc_snap_t *s, bool with_history, tsvc_status_t *out) 
   out->name = NULL;
   out->history = NULL;
   out->nhistory = 0;
+  out->waiting_for = NULL;
+  out->nwaiting = 0;
   if (!(out->name = strdup(s->name))) return TSVC_ENOMEM;
+  if (s->st.nwaiting) {
+    out->waiting_for = malloc(s->st.nwaiting * sizeof *out->waiting_for);
+    if (!out->waiting_for) goto nomem;
+    memcpy(out->waiting_for, s->st.waiting_for, s->st.nwaiting * sizeof *out->waiting_for);
+    out->nwaiting = s->st.nwaiting;
+  }
   if (!with_history || !s->hist || !s->hist->n) return 0;
   out->history = calloc(s->hist->n, sizeof *out->history);
   if (!out->history) goto nomem;

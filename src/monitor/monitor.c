@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "common/util.h"
+#include "health/depends.h"
 #include "log/log.h"
 #include "monitor/check.h"
 #include "probe/session.h"
@@ -80,6 +81,17 @@ typedef struct svc_s {
   size_t hist_cap, hist_n, hist_head; /* head: the oldest once full */
   tsvc_hist_t *hist;         /* the published history; NULL: build anew */
   tsvc_board_slot_t *slot;
+  /* depends_on (docs/design.md, "Dependencies"). */
+  uint64_t gen;              /* (re)starts begun (tsvc_dep_is_start) */
+  uint64_t *dep_gen;         /* per entry of conf->depends_on: its
+                                generation when our last (re)start went
+                                (restart: true compares) */
+  tsvc_wait_t *waits;        /* per entry of conf->depends_on: room for
+                                what status shows while waiting */
+  size_t ndeps;              /* entries of dep_gen and waits */
+  bool waiting;              /* op is held until the conditions hold */
+  unsigned wait_act;         /* ... and is then TSVC_HACT_START or _RESTART */
+  tsvc_ms_t wait_began, wait_until; /* the wait gives up at wait_until */
 } svc_t;
 
 struct tsvc_monitor_s {
@@ -96,6 +108,9 @@ struct tsvc_monitor_s {
   void *observer_data;
   uv_timer_t later; /* delivers `ready` */
   done_t *ready, *ready_tail;
+  uv_timer_t gate;  /* a pass over the services with depends_on, from the
+                       loop, after a change of another service */
+  size_t ndependents; /* services with depends_on */
   bool closed;
 };
 
@@ -268,6 +283,14 @@ static void publish(svc_t *s) {
     st->session_full_checks = si.full_checks;
     tsvc_strlcpy(st->session_error, si.last_error, sizeof st->session_error);
   }
+  if (!s->waiting) {
+    st->waiting_for = NULL;
+    st->nwaiting = 0;
+    st->wait_until_ms = 0;
+  } else {
+    st->waiting_for = s->waits;
+    st->wait_until_ms = to_wall(m, s->wait_until, wall);
+  }
   if (!s->hist && s->hist_n) {
     /* Oldest first: the ring starts at hist_head once full. */
     s->hist = tsvc_hist_new(s->ring, s->hist_n, s->hist_n < s->hist_cap ? 0 : s->hist_head);
@@ -392,6 +415,7 @@ static void timer_cb(uv_timer_t *t);
 static void arm(svc_t *s) {
   if (s->m->closed) return;
   tsvc_ms_t d = tsvc_health_next_deadline(&s->h);
+  if (s->waiting && s->wait_until < d) d = s->wait_until;
   if (d == s->armed_at) return;
   s->armed_at = d;
   if (d == TSVC_NEVER) {
@@ -419,10 +443,14 @@ static svc_t *ctx_end(ctx_t *c) {
   return s;
 }
 
+static void gate_soon(tsvc_monitor_t *m);
+
 static void op_cb(int status, const char *msg, void *data) {
   svc_t *s = ctx_end(data);
   if (!s) return; /* the service went away meanwhile */
   s->op = NULL;
+  /* Whether service_started holds for it may have changed. */
+  gate_soon(s->m);
   /* Copy: the message is only valid during this callback. */
   char why[1024];
   tsvc_strlcpy(why, status ? (msg && *msg ? msg : tsvc_strerror(status)) : "", sizeof why);
@@ -520,26 +548,68 @@ static void inspect_svc(svc_t *s, bool verify) {
   else ctx_end(c);
 }
 
-/* Ask the runtime to act. Its answer (op_cb) always comes later from the
-   loop: a refusal at once is answered through `later`, so that the
-   machine and whoever waits hear of it the same way. */
-static void run_op(svc_t *s, unsigned act) {
+/* The operation asked for cannot even begin (out of memory): the machine
+   hears it now (the caller's waiters are queued, so they are still told
+   from the loop). */
+static void op_failed_now(svc_t *s, const char *why) {
+  tsvc_health_event_t ev = {.type = TSVC_HEV_OP_FAILED, .now = now_of(s->m), .message = why};
+  s->failed_op = s->h.op;
+  feed(s, &ev);
+  tell(s->m, &s->op_waiters, TSVC_ENOMEM, why);
+}
+
+/* ---- depends_on (docs/design.md, "Dependencies") ---------------------------- */
+
+/* Look at each dependency of s: s->waits gets those whose condition does
+   not hold (s->st.nwaiting of them), why (may be NULL) says so for people.
+   Returns true when every condition holds. */
+static bool deps_hold(svc_t *s, char *why, size_t len) {
+  const tsvc_service_conf_t *c = s->conf;
+  size_t n = 0, wl = 0;
+  if (why && len) why[0] = '\0';
+  for (size_t i = 0; i < c->depends_on.n && i < s->ndeps; i++) {
+    tsvc_dep_condition_t cond = c->depends ? c->depends[i].condition : TSVC_DEP_STARTED;
+    svc_t *d = find(s->m, c->depends_on.v[i]);
+    tsvc_dep_view_t v = {.monitored = false, .state = TSVC_STATE_STOPPED};
+    if (d) v = tsvc_dep_view_of(&d->h);
+    if (tsvc_dep_holds(cond, &v)) continue;
+    tsvc_wait_t *w = &s->waits[n++];
+    tsvc_strlcpy(w->service, c->depends_on.v[i], sizeof w->service);
+    w->condition = tsvc_dep_condition_name(cond);
+    w->state = v.state;
+    if (why && wl + 1 < len) {
+      char one[256];
+      tsvc_dep_why(c->depends_on.v[i], cond, &v, one, sizeof one);
+      int k = snprintf(why + wl, len - wl, "%s%s", wl ? "; " : "", one);
+      wl = k < 0 ? len : wl + (size_t)k;
+    }
+  }
+  s->st.nwaiting = n;
+  return n == 0;
+}
+
+/* The generations of s's dependencies as its (re)start goes. */
+static void note_dep_gens(svc_t *s) {
+  for (size_t i = 0; i < s->ndeps && i < s->conf->depends_on.n; i++) {
+    svc_t *d = find(s->m, s->conf->depends_on.v[i]);
+    s->dep_gen[i] = d ? d->gen : 0;
+  }
+}
+
+/* Ask the runtime to do what s->op stands for. Its answer (op_cb) always
+   comes later from the loop: a refusal at once is answered through
+   `later`, so that the machine and whoever waits hear of it the same way. */
+static void launch_op(svc_t *s, unsigned act) {
   tsvc_runtime_t *rt = s->m->rt;
-  ctx_t *c = ctx_new(s, false);
+  ctx_t *c = s->op;
   done_t *d = done_new(NULL, NULL, NULL);
-  if (!c || !d) {
-    /* Nothing to answer with: the machine hears it now (the caller's
-       waiters are queued, so they are still told from the loop). */
-    if (c) ctx_end(c);
-    free(d);
-    tsvc_health_event_t ev = {.type = TSVC_HEV_OP_FAILED, .now = now_of(s->m),
-                              .message = "out of memory"};
-    s->failed_op = s->h.op;
-    feed(s, &ev);
-    tell(s->m, &s->op_waiters, TSVC_ENOMEM, "out of memory");
+  if (!d) {
+    s->op = NULL;
+    ctx_end(c);
+    op_failed_now(s, "out of memory");
     return;
   }
-  s->op = c;
+  if (act != TSVC_HACT_STOP) note_dep_gens(s);
   int rc = TSVC_EINVAL;
   if (rt) {
     if (act == TSVC_HACT_RESTART) rc = rt->ops->restart(rt, s->conf, op_cb, c);
@@ -552,6 +622,109 @@ static void run_op(svc_t *s, unsigned act) {
   }
   d->op = c;
   queue(s->m, d, rc, rt ? tsvc_strerror(rc) : "no runtime to act with");
+}
+
+/* The conditions hold: the held operation goes. */
+static void release(svc_t *s) {
+  char waited[32];
+  tsvc_duration_format(now_of(s->m) - s->wait_began, waited, sizeof waited);
+  s->waiting = false;
+  s->st.nwaiting = 0;
+  log_line(s, TSVC_LOG_INFO, "wait_over", 0, 0, false, "the conditions of depends_on hold",
+           "waited", waited);
+  launch_op(s, s->wait_act);
+  publish(s);
+  arm(s);
+}
+
+/* depends_timeout is over: the held operation fails (a failed start or
+   restart, retried on the backoff schedule). */
+static void wait_timeout(svc_t *s) {
+  char why[600], msg[700], waited[32];
+  deps_hold(s, why, sizeof why);
+  /* The timeout as configured: the timer may fire a little late. */
+  tsvc_duration_format(s->wait_until - s->wait_began, waited, sizeof waited);
+  snprintf(msg, sizeof msg, "gave up waiting for depends_on after %s: %s", waited, why);
+  s->waiting = false;
+  s->st.nwaiting = 0;
+  op_cb(TSVC_ETIMEDOUT, msg, s->op);
+}
+
+/* A person stops a service whose (re)start is held: the held operation
+   ends as a failed one (it never reached the runtime), so that the stop
+   that follows finds nothing in flight. */
+static void cancel_wait(svc_t *s) {
+  s->waiting = false;
+  s->st.nwaiting = 0;
+  op_cb(TSVC_ECANCELED, "cancelled while waiting for depends_on: stop requested", s->op);
+}
+
+/* A dependent whose dependency (restart: true) restarted since its own
+   start, and is healthy again: restarted now, as a person would. */
+static void cascade(svc_t *s) {
+  const tsvc_service_conf_t *c = s->conf;
+  if (!c->depends || c->external || !c->enabled) return;
+  tsvc_dep_view_t self = tsvc_dep_view_of(&s->h);
+  for (size_t i = 0; i < s->ndeps && i < c->depends_on.n; i++) {
+    if (!c->depends[i].restart) continue;
+    svc_t *d = find(s->m, c->depends_on.v[i]);
+    if (!d) continue;
+    tsvc_dep_view_t v = tsvc_dep_view_of(&d->h);
+    if (!tsvc_dep_restart_due(&v, d->gen, s->dep_gen[i], &self)) continue;
+    char why[160];
+    snprintf(why, sizeof why, "%s restarted (depends_on: restart: true)", d->name);
+    tsvc_health_event_t ev = {.type = TSVC_HEV_USER_RESTART, .now = now_of(s->m),
+                              .message = why};
+    feed(s, &ev);
+    return;
+  }
+}
+
+/* The pass over the services with depends_on, after another one changed:
+   held operations whose conditions hold go; dependents owed a restart get
+   it. */
+static void gate_cb(uv_timer_t *t) {
+  tsvc_monitor_t *m = t->data;
+  for (size_t i = 0; i < m->n && !m->closed; i++) {
+    svc_t *s = m->svcs[i];
+    if (!s->ndeps) continue;
+    if (!s->waiting) {
+      cascade(s);
+      continue;
+    }
+    /* What it waits for may have changed: published either way. */
+    if (deps_hold(s, NULL, 0)) release(s);
+    else publish(s);
+  }
+}
+
+static void gate_soon(tsvc_monitor_t *m) {
+  if (m->ndependents && !m->closed) uv_timer_start(&m->gate, gate_cb, 0, 0);
+}
+
+/* Carry out the machine's start, restart or stop: a (re)start of a service
+   with depends_on is held until their conditions hold (s->waiting), at
+   most depends_timeout. */
+static void run_op(svc_t *s, unsigned act) {
+  ctx_t *c = ctx_new(s, false);
+  if (!c) {
+    op_failed_now(s, "out of memory");
+    return;
+  }
+  s->op = c;
+  char why[600];
+  if (act != TSVC_HACT_STOP && s->ndeps && !deps_hold(s, why, sizeof why)) {
+    tsvc_ms_t now = now_of(s->m);
+    char t[32];
+    s->waiting = true;
+    s->wait_act = act;
+    s->wait_began = now;
+    s->wait_until = now + s->conf->depends_timeout;
+    log_line(s, TSVC_LOG_INFO, "wait", 0, 0, false, why, "timeout",
+             tsvc_duration_format(s->conf->depends_timeout, t, sizeof t));
+    return; /* the caller publishes and arms */
+  }
+  launch_op(s, act);
 }
 
 static void check_cb(const tsvc_probe_result_t *res, void *data);
@@ -608,6 +781,16 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
   if ((a->flags & TSVC_HACT_START) && a->nchanges &&
       a->changes[a->nchanges - 1].to == TSVC_STATE_STARTING)
     start = &a->changes[a->nchanges - 1];
+  for (int i = 0; i < a->nchanges; i++) {
+    if (!tsvc_dep_is_start(a->changes[i].from, a->changes[i].to)) continue;
+    /* A (re)start of its own: its dependents may owe one (restart: true),
+       and it is (re)started against its dependencies as they are now (a
+       held one looks again as it goes: launch_op). A container adopted at
+       `up` owes its dependents nothing: they are adopted after it. */
+    s->gen++;
+    note_dep_gens(s);
+  }
+  if (a->nchanges) gate_soon(s->m);
   for (int i = 0; i < a->nchanges; i++) {
     const tsvc_health_change_t *c = &a->changes[i];
     if (c == start) continue; /* logged and told with the action below */
@@ -685,6 +868,13 @@ static int feed(svc_t *s, const tsvc_health_event_t *ev) {
 static void timer_cb(uv_timer_t *t) {
   svc_t *s = t->data;
   s->armed_at = TSVC_NEVER;
+  if (s->waiting) {
+    /* Its only deadline while an operation is held: depends_timeout. */
+    if (deps_hold(s, NULL, 0)) release(s);
+    else if (now_of(s->m) >= s->wait_until) wait_timeout(s);
+    arm(s);
+    return;
+  }
   tsvc_ms_t due = s->h.check_at;
   tsvc_health_event_t ev = {.type = TSVC_HEV_TICK, .now = now_of(s->m)};
   tsvc_health_actions_t a;
@@ -828,12 +1018,47 @@ int tsvc_monitor_new(uv_loop_t *loop, tsvc_runtime_t *rt, tsvc_board_t *board,
   tsvc_board_set_live(m->board, true);
   uv_timer_init(loop, &m->later);
   m->later.data = m;
+  uv_timer_init(loop, &m->gate);
+  m->gate.data = m;
   *out = m;
   return 0;
 }
 
 static size_t hist_cap_of(const tsvc_service_conf_t *conf) {
   return conf->healthcheck.history > 0 ? (size_t)conf->healthcheck.history : 1;
+}
+
+/* Room for conf's depends_on in s (dep_gen, waits): 0 or TSVC_ENOMEM (s
+   unchanged then). Each dependency's generation seen is kept when old
+   (the conf s had, or NULL) named it too, else it is the current one: a
+   reload owes no restart. */
+static int size_deps(svc_t *s, const tsvc_service_conf_t *conf,
+                     const tsvc_service_conf_t *old) {
+  size_t n = conf->depends_on.n;
+  uint64_t *gen = NULL;
+  tsvc_wait_t *waits = NULL;
+  if (n && (!(gen = calloc(n, sizeof *gen)) || !(waits = calloc(n, sizeof *waits)))) {
+    free(gen);
+    return TSVC_ENOMEM;
+  }
+  for (size_t i = 0; i < n; i++) {
+    svc_t *d = find(s->m, conf->depends_on.v[i]);
+    gen[i] = d ? d->gen : 0;
+    for (size_t k = 0; old && k < old->depends_on.n && k < s->ndeps; k++)
+      if (strcmp(old->depends_on.v[k], conf->depends_on.v[i]) == 0) gen[i] = s->dep_gen[k];
+  }
+  /* While waiting, what status shows is looked at again from the new
+     conf at the next pass. */
+  if (s->st.nwaiting > n) s->st.nwaiting = n;
+  if (waits && s->waits) memcpy(waits, s->waits, s->st.nwaiting * sizeof *waits);
+  if (!s->ndeps && n) s->m->ndependents++;
+  if (s->ndeps && !n) s->m->ndependents--;
+  free(s->dep_gen);
+  free(s->waits);
+  s->dep_gen = gen;
+  s->waits = waits;
+  s->ndeps = n;
+  return 0;
 }
 
 int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc_ref_t *keep) {
@@ -864,8 +1089,12 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc_re
   }
   bool full = m->n == m->cap;
   if (!full && 2 * (m->n + 1) > m->index_cap && reindex(m, m->n + 1)) full = true;
+  if (!full && size_deps(s, conf, NULL)) full = true;
   if (s->name && s->ring && !full) s->slot = tsvc_board_add(m->board, s->name);
   if (!s->slot) {
+    if (s->ndeps) m->ndependents--;
+    free(s->dep_gen);
+    free(s->waits);
     free(s->name);
     free(s->ring);
     tsvc_health_free(&s->h);
@@ -885,11 +1114,14 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc_re
   while (m->index[i]) i = (i + 1) & (m->index_cap - 1);
   m->index[i] = s;
   publish(s);
+  gate_soon(m); /* what waits for it sees it monitored */
   return 0;
 }
 
 static void svc_timer_closed(uv_handle_t *h) {
   svc_t *s = h->data;
+  free(s->dep_gen);
+  free(s->waits);
   free_history(s);
   tsvc_health_free(&s->h);
   tsvc_ref_put(s->keep);
@@ -902,7 +1134,12 @@ static void svc_timer_closed(uv_handle_t *h) {
 static void svc_close(svc_t *s, const char *why) {
   tsvc_monitor_t *m = s->m;
   drop_check(s, TSVC_ECANCELED, why);
-  if (s->op) s->op->svc = NULL;
+  /* A held operation never reached the runtime: nothing will answer it. */
+  if (s->waiting) ctx_end(s->op);
+  else if (s->op) s->op->svc = NULL;
+  s->waiting = false;
+  if (s->ndeps) m->ndependents--;
+  s->ndeps = 0;
   if (s->info) s->info->svc = NULL;
   s->op = s->info = NULL;
   tell(m, &s->op_waiters, TSVC_ECANCELED, why);
@@ -934,6 +1171,7 @@ int tsvc_monitor_remove(tsvc_monitor_t *m, const char *name) {
     char why[256];
     snprintf(why, sizeof why, "%s is no longer monitored (removed from the config)", s->name);
     svc_close(s, why);
+    gate_soon(m); /* what waits for it sees it gone */
     return 0;
   }
   return TSVC_ENOENT;
@@ -947,6 +1185,7 @@ int tsvc_monitor_update(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc
   int rc = tsvc_health_set_params(&s->h, &p);
   if (rc) return rc;
   size_t cap = hist_cap_of(conf);
+  if (size_deps(s, conf, s->conf)) return TSVC_ENOMEM;
   if (cap != s->hist_cap) {
     /* Start the history afresh at the new size. */
     tsvc_rec_t **ring = calloc(cap, sizeof *ring);
@@ -956,6 +1195,7 @@ int tsvc_monitor_update(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc
     s->hist_cap = cap;
   }
   s->conf = conf;
+  gate_soon(m);
   tsvc_ref_get(keep);
   tsvc_ref_put(s->keep);
   s->keep = keep;
@@ -975,6 +1215,7 @@ static int user_event(tsvc_monitor_t *m, const char *name, tsvc_health_event_typ
   if (!s) return TSVC_ENOENT;
   done_t *d = NULL;
   if (cb && !(d = done_new(cb, NULL, data))) return TSVC_ENOMEM;
+  if (type == TSVC_HEV_USER_STOP && s->waiting) cancel_wait(s);
   tsvc_health_event_t ev = {.type = type, .now = now_of(m)};
   int rc = feed(s, &ev);
   if (rc) {
@@ -1142,6 +1383,8 @@ void tsvc_monitor_close(tsvc_monitor_t *m) {
     svc_close(v[i], why);
   }
   free(v);
+  uv_timer_stop(&m->gate);
+  uv_close((uv_handle_t *)&m->gate, NULL);
   uv_close((uv_handle_t *)&m->later, later_closed);
 }
 

@@ -50,7 +50,7 @@ eq "list: off disabled and stopped" "$(jget "$body" '(v["services"][2]["enabled"
 eq "list: never is null" "$(jget "$body" 'v["services"][2]["last_check"]')" None
 has "list: RFC 3339 UTC" "$(jget "$body" 'v["services"][0]["since"]')" "Z"
 check "list: since parses as RFC 3339" python3 -c "import json,sys,datetime; datetime.datetime.strptime(json.loads(sys.argv[1])['services'][0]['last_check'], '%Y-%m-%dT%H:%M:%S.%fZ')" "$body"
-eq "list: every documented field" "$(jget "$body" 'sorted(v["services"][0].keys()) == sorted(["name","state","healthy","running","enabled","external","probe","container","pid","since","last_check","last_healthy","next_check","consecutive_failures","consecutive_successes","retries","success_threshold","checks_total","failures_total","restarts_total","restarts_in_window","max_restarts","last_error","last_latency_ms","checks_by_result"])')" True
+eq "list: every documented field" "$(jget "$body" 'sorted(v["services"][0].keys()) == sorted(["name","state","healthy","running","enabled","external","probe","container","pid","since","last_check","last_healthy","next_check","consecutive_failures","consecutive_successes","retries","success_threshold","checks_total","failures_total","restarts_total","restarts_in_window","max_restarts","last_error","last_latency_ms","waiting_for","wait_until","checks_by_result"])')" True
 
 # ---- GET /v1/services/{name} ----
 body=$(api http://localhost/v1/services/cache)
