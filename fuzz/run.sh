@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the fuzz targets of a clang-fuzz build (scripts/build.sh clang-fuzz),
-# SECONDS each, two at a time (one per core of the CI machine).
+# SECONDS each, FUZZ_JOBS at a time (default 2: one per core of the CI
+# machine; scripts/test.sh runs them one at a time beside the tests).
 #
 #   fuzz/run.sh [BUILD_DIR [SECONDS [TARGET...]]]
 #   (defaults: build/clang-fuzz, 60, every fuzz/fuzz_*.c)
@@ -51,7 +52,7 @@ if [ ! -x "$build/fuzz/${targets[0]}" ]; then
 fi
 for t in "${targets[@]}"; do
   rm -f "$work/$t.result"
-  while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
+  while [ "$(jobs -rp | wc -l)" -ge "${FUZZ_JOBS:-2}" ]; do wait -n; done
   run_one "$t" &
 done
 wait

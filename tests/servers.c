@@ -726,6 +726,8 @@ void tu_probe_cb(const tsvc_probe_result_t *res, void *data) {
   free(o->output);
   o->output = res->output ? strdup(res->output) : NULL;
   o->elapsed_ms = (double)(uv_hrtime() - ctx->t0) / 1e6;
+  int64_t rq = ctx->runq0 > 0 ? tu_runq_ns() : -1;
+  o->lag_ms = rq >= ctx->runq0 ? (double)(rq - ctx->runq0) / 1e6 : 0;
   /* One printable line. */
   for (const char *s = res->message; *s; s++) assert_true(*s >= 0x20 && *s <= 0x7e);
 }
@@ -734,7 +736,8 @@ void tu_probe_run(const tsvc_probe_spec_t *spec, tu_probe_out_t *out) {
   memset(out, 0, sizeof *out);
   uv_loop_t loop;
   assert_int_equal(uv_loop_init(&loop), 0);
-  tu_probe_ctx_t ctx = {out, uv_hrtime()};
+  int64_t rq = tu_runq_ns();
+  tu_probe_ctx_t ctx = {out, uv_hrtime(), rq > 0 ? rq : 0};
   assert_int_equal(tsvc_probe_start(&loop, spec, tu_probe_cb, &ctx, NULL), 0);
   assert_int_equal(out->calls, 0); /* never from inside start */
   tu_loop_finish(&loop);

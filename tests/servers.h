@@ -162,6 +162,8 @@ typedef struct {
   tsvc_probe_result_t res; /* res.output is NULL: see output */
   char *output;            /* copy of the exec output, or NULL */
   double elapsed_ms;       /* from start to the callback */
+  double lag_ms;           /* meanwhile, the loop thread's run-queue delay: what a
+                              loaded machine added to elapsed_ms (testutil.h) */
 } tu_probe_out_t;
 
 /* Run uv_run until no handle is left, assert none is, close the loop. */
@@ -174,7 +176,8 @@ void tu_probe_out_free(tu_probe_out_t *out);
  * tu_probe_ctx_t. */
 typedef struct {
   tu_probe_out_t *out;
-  uint64_t t0; /* uv_hrtime() at start */
+  uint64_t t0;   /* uv_hrtime() at start */
+  int64_t runq0; /* tu_runq_ns() at start; 0: unknown (lag_ms stays 0) */
 } tu_probe_ctx_t;
 void tu_probe_cb(const tsvc_probe_result_t *res, void *data);
 

@@ -101,8 +101,8 @@ static void need_docker(void) {
   if (g_ok) return;
   const char *req = getenv("TSVC_REQUIRE_DOCKER");
   if (req && strcmp(req, "1") == 0) fail_msg("TSVC_REQUIRE_DOCKER=1 but %s", g_why);
-  print_message("skipped: %s (run scripts/docker-up.sh and scripts/images.sh)\n", g_why);
-  skip();
+  print_message("(run scripts/docker-up.sh and scripts/images.sh)\n");
+  tu_skip(g_why);
 }
 
 static int fx_setup(void **state) {
@@ -421,7 +421,13 @@ static void exec_timeout_kills_from_host(void **state) {
   assert_true(fx->r.timed_out);
   assert_int_equal(fx->r.exit_code, 137); /* SIGKILL */
   assert_true(fx->r.pid > 0);
-  assert_true(ms >= 300 && ms < 3000);
+  /* Killed (137 above: sleep would have ended with 0). The kill is an
+     inspection and a kill(2) once the daemon has started the exec, then the
+     daemon notices the exit. A daemon short of CPU (two busy loops, other
+     tests' containers) took over 5 s just to start it; the client waits
+     for that as long as for any request (TSVC_DOCKER_TIMEOUT_MS, 30 s), then
+     gives the killed one 5 s to end. */
+  assert_true(ms >= 300 && ms < TSVC_DOCKER_TIMEOUT_MS + 5000);
   print_message("exec sleep 60 with a 300 ms timeout ended after %llu ms\n",
                 (unsigned long long)ms);
   /* Gone from the host, not left running as Docker's own healthcheck does. */

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -221,7 +222,17 @@ typedef struct {
   atomic_int events_close;     /* end the current events stream */
   atomic_int active;           /* connection threads running */
   atomic_int auth_seen;        /* a request carried X-Registry-Auth: abc= */
+  atomic_int late_inspects;    /* GET /exec/lateexec/json so far */
+  atomic_int later_inspects;   /* GET /exec/laterexec/json so far */
+  atomic_llong later_at;       /* laterexec counts as run (and killed) from
+                                  this CLOCK_MONOTONIC ms on */
 } fake_t;
+
+static long long mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void send_all(int fd, const char *p, size_t n) {
   while (n > 0) {
@@ -365,6 +376,31 @@ static void serve(fake_t *f, int fd) {
     }
     respond(fd, 200, "application/vnd.docker.multiplexed-stream", b, len);
     free(b);
+  } else if (strcmp(p, "/containers/late/exec") == 0) {
+    respond(fd, 201, "application/json", "{\"Id\":\"lateexec\"}", 17);
+  } else if (strcmp(p, "/exec/lateexec/start") == 0) {
+    /* A daemon slow to start an exec: not started at the first two looks,
+       ended (as killed) at the third; its stream ends then. */
+    while (!atomic_load(&f->stop) && atomic_load(&f->late_inspects) < 3) usleep(2000);
+    respond(fd, 200, "application/vnd.docker.raw-stream", "", 0);
+  } else if (strcmp(p, "/containers/later/exec") == 0) {
+    atomic_store(&f->later_at, mono_ms() + 5500);
+    respond(fd, 201, "application/json", "{\"Id\":\"laterexec\"}", 18);
+  } else if (strcmp(p, "/exec/laterexec/start") == 0) {
+    /* Not started for 5.5 s: longer than the 5 s a killed exec has to end. */
+    while (!atomic_load(&f->stop) && mono_ms() < atomic_load(&f->later_at)) usleep(2000);
+    respond(fd, 200, "application/vnd.docker.raw-stream", "", 0);
+  } else if (strcmp(p, "/exec/laterexec/json") == 0) {
+    atomic_fetch_add(&f->later_inspects, 1);
+    const char *b = mono_ms() < atomic_load(&f->later_at)
+                        ? "{\"Running\":false,\"ExitCode\":null,\"Pid\":0}"
+                        : "{\"Running\":false,\"ExitCode\":137,\"Pid\":0}";
+    respond(fd, 200, "application/json", b, strlen(b));
+  } else if (strcmp(p, "/exec/lateexec/json") == 0) {
+    int seen = atomic_fetch_add(&f->late_inspects, 1) + 1;
+    const char *b = seen < 3 ? "{\"Running\":false,\"ExitCode\":null,\"Pid\":0}"
+                          : "{\"Running\":false,\"ExitCode\":137,\"Pid\":0}";
+    respond(fd, 200, "application/json", b, strlen(b));
   } else if (strstr(p, "hang")) {
     hang(f, fd);
   } else if (strncmp(p, "/events", 7) == 0) {
@@ -458,6 +494,8 @@ typedef struct {
   char *data;
   size_t len;
   bool truncated;
+  bool timed_out;
+  int exit_code;
 } result_t;
 
 static void on_reply(const tsvc_docker_reply_t *rep, void *data) {
@@ -472,6 +510,8 @@ static void on_reply(const tsvc_docker_reply_t *rep, void *data) {
   r->data = rep->data ? tsvc_strndup(rep->data, rep->len) : NULL;
   r->len = rep->len;
   r->truncated = rep->truncated;
+  r->timed_out = rep->timed_out;
+  r->exit_code = rep->exit_code;
 }
 
 static void result_clear(result_t *r) {
@@ -498,6 +538,55 @@ static tsvc_docker_t *client_for(uv_loop_t *loop, const fake_t *f) {
 }
 
 /* ---- client tests ---------------------------------------------------------------- */
+
+/* An exec whose timeout comes before the daemon started it (a loaded daemon
+   takes seconds to): its kill looks again until it runs or has ended,
+   instead of leaving it to run unkilled until the 5 s guard. */
+static void exec_timeout_before_start(void **st) {
+  (void)st;
+  fake_t f;
+  fake_start(&f, "1.45");
+  uv_loop_t loop;
+  tsvc_docker_t *d = client_for(&loop, &f);
+  result_t r = {0};
+  uint64_t t0 = uv_hrtime();
+  assert_int_equal(tsvc_docker_exec_run(d, "late", (const char *const[]){"sleep", "60", NULL},
+                                        100, on_reply, &r, NULL),
+                   0);
+  tu_run_until(&loop, &r.done, 10000);
+  uint64_t ms = (uv_hrtime() - t0) / 1000000;
+  print_message("exec_run: status %d (%s) after %llu ms, %d inspections\n", r.status, r.errmsg,
+                (unsigned long long)ms, atomic_load(&f.late_inspects));
+  assert_int_equal(r.done, 1);
+  assert_int_equal(r.status, 0);
+  assert_true(r.timed_out);
+  assert_int_equal(r.exit_code, 137);
+  /* two looks before it ran, the one that found it ended, the final one */
+  assert_int_equal(atomic_load(&f.late_inspects), 4);
+  assert_true(ms < 5000); /* not the guard */
+  result_clear(&r);
+
+  /* Not started for 5.5 s: waited for (as long as any request may take),
+     not given up at the 5 s a killed one has to end. */
+  t0 = uv_hrtime();
+  assert_int_equal(tsvc_docker_exec_run(d, "later", (const char *const[]){"sleep", "60", NULL},
+                                        100, on_reply, &r, NULL),
+                   0);
+  tu_run_until(&loop, &r.done, 20000);
+  ms = (uv_hrtime() - t0) / 1000000;
+  print_message("exec_run: status %d (%s) after %llu ms, %d inspections\n", r.status, r.errmsg,
+                (unsigned long long)ms, atomic_load(&f.later_inspects));
+  assert_int_equal(r.done, 1);
+  assert_int_equal(r.status, 0);
+  assert_true(r.timed_out);
+  assert_int_equal(r.exit_code, 137);
+  assert_true(ms >= 5500);
+  assert_true(atomic_load(&f.later_inspects) > 10); /* looked at every 50 ms */
+  result_clear(&r);
+  finish(&loop, d);
+  fake_stop(&f);
+}
+
 
 static void negotiates_and_versions_paths(void **st) {
   (void)st;
@@ -886,6 +975,7 @@ int main(void) {
       cmocka_unit_test(free_from_callback),
       cmocka_unit_test(pull_stream_and_errors),
       cmocka_unit_test(events_reconnect),
+      cmocka_unit_test(exec_timeout_before_start),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

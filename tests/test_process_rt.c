@@ -343,17 +343,11 @@ static void trim(char *s) {
   "    restart: {max_restarts: 3, window: 1m, backoff: 200ms, max_backoff: 1s,\n"    \
   "              cooldown: 0s, stop_timeout: 3s}\n"
 
-static bool have_servers(void) {
+/* postgres and redis are here, or the test is skipped (a failure under
+   CI: tu_missing). */
+static void need_servers(void) {
   char why[256];
-  if (!tu_pg_available(why, sizeof why)) {
-    fprintf(stderr, "skipped: %s\n", why);
-    return false;
-  }
-  if (!tu_redis_available(why, sizeof why)) {
-    fprintf(stderr, "skipped: %s\n", why);
-    return false;
-  }
-  return true;
+  if (!tu_pg_available(why, sizeof why) || !tu_redis_available(why, sizeof why)) tu_missing(why);
 }
 
 /* ---- tests ----------------------------------------------------------------- */
@@ -362,7 +356,7 @@ static bool have_servers(void) {
    become healthy; logs and data land in the state dir. */
 static void recipes_become_healthy(void **st) {
   (void)st;
-  if (!have_servers()) skip();
+  need_servers();
   int pgport = tu_free_port(), rport = tu_free_port();
   char yaml[2048];
   snprintf(yaml, sizeof yaml, "services:\n" PG_SVC REDIS_SVC, pgport, rport);
@@ -439,7 +433,7 @@ static bool restarted(void *arg);
    and the data written before are still there. */
 static void postgres_kill9_restarted_data_kept(void **st) {
   (void)st;
-  if (!have_servers()) skip();
+  need_servers();
   int port = tu_free_port();
   char yaml[2048];
   snprintf(yaml, sizeof yaml, "services:\n" PG_SVC, port);
@@ -499,7 +493,7 @@ static bool restarted(void *arg) { return count_events(arg, TSVC_MON_EV_RESTART,
    on the stopped process (SIGCONT after SIGTERM), healthy again, data kept. */
 static void redis_sigstop_timeouts_restart(void **st) {
   (void)st;
-  if (!have_servers()) skip();
+  need_servers();
   int port = tu_free_port();
   char yaml[2048];
   snprintf(yaml, sizeof yaml, "services:\n" REDIS_SVC, port);
@@ -587,7 +581,7 @@ static void exiting_command_fails_after_max_restarts(void **st) {
 /* A person's stop: stopped, no process left, never restarted. */
 static void user_stop_stays_stopped(void **st) {
   (void)st;
-  if (!have_servers()) skip();
+  need_servers();
   int port = tu_free_port();
   char yaml[2048];
   snprintf(yaml, sizeof yaml, "services:\n" REDIS_SVC, port);
@@ -671,7 +665,7 @@ static void free_answers_in_flight_from_the_loop(void **st) {
 
 static void monitor_stop_leaves_nothing(void **st) {
   (void)st;
-  if (!have_servers()) skip();
+  need_servers();
   int port = tu_free_port();
   char yaml[4096];
   snprintf(yaml, sizeof yaml,
@@ -969,7 +963,7 @@ static void log_rotates_at_limit(void **st) {
    process (setpriv --pdeathsig). */
 static void monitor_death_kills_children(void **st) {
   (void)st;
-  if (!tu_which("setpriv")) skip();
+  if (!tu_which("setpriv")) tu_missing("setpriv (util-linux) is not installed");
   char *dir = tu_mkdtemp("tsvc-proc");
   g_dir = dir;
   int fds[2];
@@ -1082,8 +1076,8 @@ static bool path_exists(const char *fmt, const char *a, const char *b) {
    it; no other local user reaches either without the password. */
 static void root_layout_private_checkout(void **st) {
   (void)st;
-  if (!have_servers()) skip();
-  if (geteuid() != 0) skip(); /* the layout of root; the tests run as root */
+  need_servers();
+  if (geteuid() != 0) tu_missing("root's layout needs root (scripts/test.sh runs as root)");
   int pgport = tu_free_port(), rport = tu_free_port();
   char yaml[4096];
   snprintf(yaml, sizeof yaml, "services:\n" PG_SVC_AT("") REDIS_PW_SVC(REDIS_PW_ENV, ""), pgport,
@@ -1171,8 +1165,8 @@ static void root_layout_private_checkout(void **st) {
    do, and they are left alone. */
 static void old_layout_found_and_used(void **st) {
   (void)st;
-  if (!have_servers()) skip();
-  if (geteuid() != 0) skip();
+  need_servers();
+  if (geteuid() != 0) tu_missing("root's layout needs root (scripts/test.sh runs as root)");
   int pgport = tu_free_port(), rport = tu_free_port();
   char yaml[4096];
   snprintf(yaml, sizeof yaml, "services:\n" PG_SVC_AT("") REDIS_PW_SVC("", REDIS_PW_HC), pgport,
@@ -1348,7 +1342,7 @@ static void layout_paths_and_data_dir(void **st) {
    its last one ("removing contents of data directory"). */
 static void initdb_full_disk_first_error_line(void **st) {
   (void)st;
-  if (!have_servers()) skip();
+  need_servers();
   char *dir = tu_mkdtemp("tsvc-proc");
   assert_non_null(dir);
   g_dir = dir;
@@ -1358,12 +1352,10 @@ static void initdb_full_disk_first_error_line(void **st) {
   /* 8 MiB: initdb's first WAL segment alone is 16 MiB. */
   if (mount("tsvc-small", small, "tmpfs", 0, "size=8m,mode=0755") != 0) {
     int e = errno;
-    const char *req = getenv("TSVC_REQUIRE_DOCKER");
-    if (req && strcmp(req, "1") == 0)
-      fail_msg("cannot mount a tmpfs on %s: %s (root with CAP_SYS_ADMIN needed)", small,
-               strerror(e));
-    fprintf(stderr, "skipped: cannot mount a tmpfs: %s\n", strerror(e));
-    skip();
+    char why[700];
+    snprintf(why, sizeof why, "cannot mount a tmpfs on %s: %s (root with CAP_SYS_ADMIN needed)",
+             small, strerror(e));
+    tu_missing(why);
   }
   g_mount = strdup(small);
   int port = tu_free_port();

@@ -123,8 +123,7 @@ static void need(void) {
   if (g_ok) return;
   const char *req = getenv("TSVC_REQUIRE_DOCKER");
   if (req && strcmp(req, "1") == 0) fail_msg("TSVC_REQUIRE_DOCKER=1 but %s", g_why);
-  print_message("skipped: %s\n", g_why);
-  skip();
+  tu_skip(g_why);
 }
 
 static long log_mark(void) {

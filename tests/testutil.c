@@ -1,7 +1,9 @@
 /* testutil.c: see testutil.h. */
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,4 +55,125 @@ void tu_run_until(uv_loop_t *loop, int *flag, int ms) {
   while (!*flag && uv_now(loop) < end) uv_run(loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&t, NULL);
   uv_run(loop, UV_RUN_NOWAIT);
+}
+
+int64_t tu_runq_ns(void) {
+  /* "<ns on a CPU> <ns waiting on a run queue> <timeslices>" */
+  char buf[128];
+  int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  unsigned long long run, wait;
+  if (sscanf(buf, "%llu %llu", &run, &wait) != 2) return -1;
+  return (int64_t)wait;
+}
+
+/* About 65 s of samples; older ones are overwritten (a test that asks
+   about them gets the oldest kept: more lag allowed, never less). */
+#define LAG_SAMPLES 32768
+
+typedef struct {
+  uint64_t at;    /* loop clock, ms (uv_hrtime() / 1e6, uv_now()'s base) */
+  int64_t runq;   /* run-queue delay so far, ns */
+} lag_sample_t;
+
+struct tu_lag_s {
+  uv_timer_t timer;
+  int64_t runq0;
+  bool absent;
+  size_t n; /* samples taken; the ring holds the last LAG_SAMPLES */
+  lag_sample_t s[LAG_SAMPLES];
+};
+
+static void lag_sample(tu_lag_t *l) {
+  int64_t rq = l->absent ? 0 : tu_runq_ns();
+  if (rq < 0) rq = 0;
+  l->s[l->n % LAG_SAMPLES] = (lag_sample_t){uv_hrtime() / 1000000, rq};
+  l->n++;
+}
+
+static void lag_tick(uv_timer_t *t) { lag_sample(t->data); }
+
+tu_lag_t *tu_lag_start(uv_loop_t *loop) {
+  tu_lag_t *l = calloc(1, sizeof *l);
+  if (!l) return NULL;
+  l->runq0 = tu_runq_ns();
+  if (l->runq0 < 0) {
+    l->absent = true;
+    l->runq0 = 0;
+    fprintf(stderr, "note: /proc/thread-self/schedstat is not readable: timing bounds "
+                    "allow no lag for a loaded machine\n");
+  }
+  uv_timer_init(loop, &l->timer);
+  l->timer.data = l;
+  lag_sample(l);
+  uv_timer_start(&l->timer, lag_tick, TU_LAG_PERIOD_MS, TU_LAG_PERIOD_MS);
+  return l;
+}
+
+int64_t tu_lag_between(tu_lag_t *l, uint64_t from, uint64_t to) {
+  if (!l || l->absent || l->n == 0) return 0;
+  size_t first = l->n > LAG_SAMPLES ? l->n - LAG_SAMPLES : 0;
+  /* a: the last sample at or before from (else the oldest kept);
+     b: the first sample at or after to (else now). */
+  int64_t a = l->s[first % LAG_SAMPLES].runq, b = -1;
+  for (size_t i = first; i < l->n; i++) {
+    const lag_sample_t *x = &l->s[i % LAG_SAMPLES];
+    if (x->at <= from) a = x->runq;
+    if (x->at >= to) {
+      b = x->runq;
+      break;
+    }
+  }
+  if (b < 0) b = tu_runq_ns();
+  if (b < a) return 0;
+  return (b - a + 999999) / 1000000;
+}
+
+int64_t tu_lag_total(tu_lag_t *l) {
+  if (!l || l->absent) return 0;
+  int64_t now = tu_runq_ns();
+  return now > l->runq0 ? (now - l->runq0 + 999999) / 1000000 : 0;
+}
+
+static void lag_closed(uv_handle_t *h) { free(h->data); }
+
+void tu_lag_stop(tu_lag_t *l) {
+  if (!l) return;
+  uv_timer_stop(&l->timer);
+  uv_close((uv_handle_t *)&l->timer, lag_closed);
+}
+
+int tu_required(void) {
+  const char *r = getenv("TSVC_REQUIRE_SERVERS");
+  return r && strcmp(r, "1") == 0;
+}
+
+static int g_skipped;
+
+void tu_skip_at(const char *why, const char *file, int line) {
+  print_message("skipped: %s\n", why);
+  g_skipped++;
+  _skip(file, line);
+}
+
+void tu_missing_at(const char *why, const char *file, int line) {
+  if (tu_required()) {
+    print_error("TSVC_REQUIRE_SERVERS=1 (scripts/test.sh) but %s\n", why);
+    _fail(file, line);
+  }
+  tu_skip_at(why, file, line);
+}
+
+int tu_run_group_tests(const char *name, const struct CMUnitTest *tests, size_t n,
+                       CMFixtureFunction setup, CMFixtureFunction teardown) {
+  int rc = _cmocka_run_group_tests(name, tests, n, setup, teardown);
+  if (rc == 0 && g_skipped > 0) {
+    fprintf(stderr, "%d test(s) skipped: exit 77 (ctest: Skipped)\n", g_skipped);
+    return 77;
+  }
+  return rc;
 }

@@ -23,4 +23,72 @@ struct uv_loop_s;
 /* Run loop until *flag is set or ms pass (a 2 ms timer keeps it turning). */
 void tu_run_until(struct uv_loop_s *loop, int *flag, int ms);
 
+/* Timing bounds that hold on a loaded machine. A timer of ours is late for
+ * two reasons: the code under test (what a test wants to catch) and the
+ * machine (the loop's thread was ready to run but waited for a CPU, e.g. on a
+ * shared 2-core box under two busy loops). The kernel counts the second per
+ * thread: the run-queue delay, field 2 of /proc/thread-self/schedstat. A
+ * tu_lag_t samples it on the loop's thread every TU_LAG_PERIOD_MS, so that a
+ * test can allow exactly the lag the machine caused between two loop times:
+ *   assert(late <= budget + tu_lag_between(lag, due, fired))
+ * A loop blocked by the code (a synchronous read, a sleep) waits off the run
+ * queue: that lag is not excused, and the assertion still fails. */
+#define TU_LAG_PERIOD_MS 2
+/* Loop times are whole milliseconds and epoll_wait rounds its timeout up
+ * to one: a timer may be seen up to 2 ms after its deadline on an idle
+ * machine; one more for the kernel's timer slack. Under a sanitizer the
+ * loop's own work between two events (logging, the health machine, a
+ * snapshot) runs 5-15 times slower: ThreadSanitizer made a 100 ms backoff
+ * take 125 ms with 10 ms of lag; 25 ms more there. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TU_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TU_SANITIZED 1
+#endif
+#endif
+#ifdef TU_SANITIZED
+#define TU_TIMER_SLACK_MS 28
+#else
+#define TU_TIMER_SLACK_MS 3
+#endif
+typedef struct tu_lag_s tu_lag_t;
+/* Start sampling on loop (from the loop's thread). NULL on ENOMEM. When the
+ * kernel does not count run-queue delay, every figure is 0 (strict bounds)
+ * and a note says so on stderr. */
+tu_lag_t *tu_lag_start(struct uv_loop_s *loop);
+/* The loop thread's run-queue delay (ms, rounded up) between loop times
+ * from and to (uv_now() values), taken from the samples that enclose the
+ * interval (so never less than the delay inside it). */
+int64_t tu_lag_between(tu_lag_t *l, uint64_t from, uint64_t to);
+/* The loop thread's run-queue delay (ms) since tu_lag_start(). */
+int64_t tu_lag_total(tu_lag_t *l);
+/* Stop sampling and close the timer; the memory goes in its close callback,
+ * so run the loop once more before uv_loop_close(). NULL is fine. */
+void tu_lag_stop(tu_lag_t *l);
+/* The run-queue delay of the calling thread so far in ns, or -1 when the
+ * kernel does not tell. */
+int64_t tu_runq_ns(void);
+
+/* A real server a test needs (postgres, redis, a tool) is missing: under CI
+ * (TSVC_REQUIRE_SERVERS=1, set by scripts/test.sh) the test FAILS with why;
+ * else it is skipped (tu_skip). Does not return. */
+#define tu_missing(why) tu_missing_at((why), __FILE__, __LINE__)
+void tu_missing_at(const char *why, const char *file, int line);
+/* True when scripts/test.sh runs us (TSVC_REQUIRE_SERVERS=1). */
+int tu_required(void);
+/* Skip the running test with why on stderr, and count it: a program that
+ * skipped any test and failed none exits 77, which ctest shows as skipped
+ * (SKIP_RETURN_CODE, tests/CMakeLists.txt), not passed. Does not return. */
+#define tu_skip(why) tu_skip_at((why), __FILE__, __LINE__)
+void tu_skip_at(const char *why, const char *file, int line);
+
+/* cmocka_run_group_tests, returning 77 when tests were skipped (above). */
+int tu_run_group_tests(const char *name, const struct CMUnitTest *tests, size_t n,
+                       CMFixtureFunction setup, CMFixtureFunction teardown);
+#undef cmocka_run_group_tests
+#define cmocka_run_group_tests(group_tests, group_setup, group_teardown)                   \
+  tu_run_group_tests(#group_tests, group_tests, sizeof(group_tests) / sizeof((group_tests)[0]), \
+                     group_setup, group_teardown)
+
 #endif

@@ -141,6 +141,16 @@ static int dup_cloexec(int fd) {
 
 /* libmicrohttpd's notices of a connection's start and end. A new
    connection must send its whole request within the request deadline. */
+/* Whether c came over TCP (the read-only side), by its peer's address: not
+   by comparing its daemon with a->tcp_d, which start_tcp writes while the
+   TCP daemon may already be serving. Anything but a unix peer counts as
+   TCP, so a connection of unknown origin never gets the owner's rights. */
+static bool conn_is_tcp(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ai =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  return !(ai && ai->client_addr && ai->client_addr->sa_family == AF_UNIX);
+}
+
 static void notify_conn(void *cls, struct MHD_Connection *c, void **ctx,
                         enum MHD_ConnectionNotificationCode what) {
   tsvc_api_t *a = cls;
@@ -160,15 +170,16 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **ctx,
     k->api = a;
     const union MHD_ConnectionInfo *ai =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    k->tcp = ai && ai->client_addr &&
-             (ai->client_addr->sa_family == AF_INET || ai->client_addr->sa_family == AF_INET6);
-    if (k->tcp) {
+    k->tcp = conn_is_tcp(c);
+    if (k->tcp && ai && ai->client_addr) {
       char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
       socklen_t len = ai->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                               : sizeof(struct sockaddr_in);
       getnameinfo(ai->client_addr, len, host, sizeof host, port, sizeof port,
                   NI_NUMERICHOST | NI_NUMERICSERV);
       snprintf(k->peer, sizeof k->peer, "%s:%s", host, port);
+    } else if (k->tcp) {
+      tsvc_strlcpy(k->peer, "a peer of unknown address", sizeof k->peer);
     } else {
       tsvc_strlcpy(k->peer, "the unix socket", sizeof k->peer);
     }
@@ -490,7 +501,7 @@ static void stream_free(void *cls) {
 /* GET /v1/events (HEAD is answered by respond): needs the connection. */
 static enum MHD_Result get_events(tsvc_api_t *a, struct MHD_Connection *c) {
   tsvc_api_reply_t rp;
-  bool tcp = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON)->daemon == a->tcp_d;
+  bool tcp = conn_is_tcp(c);
   /* Streams live long by design: a cap of their own keeps room for the
      other requests (the cap is per socket, so TCP cannot fill the unix
      socket's). Taken here, given back by stream_free. */
@@ -667,7 +678,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
   /* The request is whole: no deadline while it is handled (a restart may
      take minutes); the reply sets the next one. */
   set_deadline(a, c, 0);
-  bool tcp = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON)->daemon == a->tcp_d;
+  bool tcp = conn_is_tcp(c);
   tsvc_api_reply_t rp;
   tsvc_api_query_t q = {MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "view")};
   int rc = tsvc__api_respond_query(a, method, url, &q, rq->body, tcp, &rp);
@@ -1022,6 +1033,8 @@ int tsvc_api_start(const tsvc_api_opts_t *o, tsvc_api_t **out, char *err, size_t
       a->socket_path = NULL; /* not ours: never unlink it */
     }
   }
+  /* Everything a handler reads is set before the first daemon serves. */
+  if (!rc) a->page = tsvc_page_new(a->m); /* NULL: GET / answers 500 */
   if (!rc) {
     a->unix_d = start_mhd(a, 0, fd, NULL);
     if (!a->unix_d) {
@@ -1030,7 +1043,6 @@ int tsvc_api_start(const tsvc_api_opts_t *o, tsvc_api_t **out, char *err, size_t
       rc = TSVC_EIO;
     }
   }
-  if (!rc) a->page = tsvc_page_new(a->m); /* NULL: GET / answers 500 */
   if (!rc && o->listen) rc = start_tcp(a, o->listen, err, errlen);
   if (rc) {
     tsvc_api_stop(a);

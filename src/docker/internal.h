@@ -99,6 +99,9 @@ struct tsvc_docker_req_s {
   int exit_code;
   int pid;
   bool timed_out;
+  uint64_t guard_at;         /* exec_run after its timeout: loop time by which
+                                it must be found running (and killed), then
+                                by which the killed one must have ended */
   tsvc_docker_req_t *parent, *child; /* exec_run and its kill */
   tsvc_docker_events_t *ev;
   uv_timer_t timer;

@@ -15,6 +15,12 @@
 #define EXEC_KILL_GRACE_MS 5000 /* a killed exec must end within this */
 #define EXEC_INSPECT_TRIES 20   /* exec inspect still says running: retry */
 #define EXEC_INSPECT_RETRY_MS 50
+/* A timed-out exec the daemon has not started yet (a loaded daemon may
+   take seconds to: runc spawns several processes) is looked at again this
+   often until it runs (then it is killed, and has EXEC_KILL_GRACE_MS to
+   end) or has ended, for as long as any request to the daemon may take
+   (TSVC_DOCKER_TIMEOUT_MS): given up earlier, it would run on unkilled. */
+#define EXEC_KILL_RETRY_MS 50
 
 /* ---- shared steps -------------------------------------------------------- */
 
@@ -501,10 +507,26 @@ static void run_inspected(tsvc_docker_req_t *r, int status, const char *errmsg);
 
 static void run_guard(tsvc_docker_req_t *r) {
   char msg[160];
-  snprintf(msg, sizeof msg, "exec in %s ran past its %d ms timeout and was still running %d ms "
-           "after SIGKILL", r->id, r->timeout, EXEC_KILL_GRACE_MS);
+  if (r->pid)
+    snprintf(msg, sizeof msg, "exec in %s ran past its %d ms timeout and was still running %d ms "
+             "after SIGKILL", r->id, r->timeout, EXEC_KILL_GRACE_MS);
+  else
+    snprintf(msg, sizeof msg, "exec in %s ran past its %d ms timeout and the daemon had not "
+             "started it %d ms later", r->id, r->timeout, TSVC_DOCKER_TIMEOUT_MS);
   tsvc__docker_fail(r, TSVC_ETIMEDOUT, msg);
 }
+
+/* r's timer: fn in ms, or run_guard at r->guard_at if that comes first
+   (fn NULL: only the guard). */
+static void arm_guard(tsvc_docker_req_t *r, uint64_t ms, void (*fn)(tsvc_docker_req_t *r)) {
+  uint64_t now = uv_now(r->d->loop);
+  uint64_t left = r->guard_at > now ? r->guard_at - now : 0;
+  int rc = !fn || left <= ms ? tsvc__docker_req_timer(r, left, run_guard)
+                             : tsvc__docker_req_timer(r, ms, fn);
+  if (rc) tsvc__docker_fail(r, TSVC_ERUNTIME, "cannot start a timer");
+}
+
+static void run_kill(tsvc_docker_req_t *r);
 
 static void run_killed(const tsvc_docker_reply_t *rep, void *data) {
   tsvc_docker_req_t *r = data;
@@ -516,11 +538,23 @@ static void run_killed(const tsvc_docker_reply_t *rep, void *data) {
     tsvc__docker_fail(r, TSVC_ETIMEDOUT, msg);
     return;
   }
-  if (rep->pid) r->pid = rep->pid;
+  if (rep->pid) {
+    /* Killed: it has EXEC_KILL_GRACE_MS to end from now. */
+    r->pid = rep->pid;
+    r->guard_at = uv_now(r->d->loop) + EXEC_KILL_GRACE_MS;
+    arm_guard(r, 0, NULL);
+    return;
+  }
+  /* Nothing killed. Ended already: its stream ends too (run_started). Not
+     started yet (the timeout came first: the daemon is slow to start it):
+     look again shortly, else it would run on unkilled. */
+  bool running = json_is_true(json_object_get(rep->json, "Running"));
+  bool ended = json_is_integer(json_object_get(rep->json, "ExitCode"));
+  if (!running && !ended) arm_guard(r, EXEC_KILL_RETRY_MS, run_kill);
 }
 
-static void run_timeout(tsvc_docker_req_t *r) {
-  r->timed_out = true;
+/* Inspect the exec and kill its process (exec_kill_req) under the guard. */
+static void run_kill(tsvc_docker_req_t *r) {
   tsvc_docker_req_t *c = NULL;
   int rc = exec_kill_req(r->d, r->id2, run_killed, r, &c);
   if (rc) {
@@ -532,8 +566,14 @@ static void run_timeout(tsvc_docker_req_t *r) {
   }
   c->parent = r;
   r->child = c;
-  if (tsvc__docker_req_timer(r, EXEC_KILL_GRACE_MS, run_guard))
-    tsvc__docker_fail(r, TSVC_ERUNTIME, "cannot start a timer");
+  arm_guard(r, 0, NULL);
+}
+
+static void run_timeout(tsvc_docker_req_t *r) {
+  r->timed_out = true;
+  /* Until it is found running and killed (run_killed): the daemon's time. */
+  r->guard_at = uv_now(r->d->loop) + TSVC_DOCKER_TIMEOUT_MS;
+  run_kill(r);
 }
 
 static void run_created(tsvc_docker_req_t *r, int status, const char *errmsg) {

@@ -54,9 +54,10 @@ eq "added: its config" "$(jget "$(svc fresh)" '(v["retries"], v["external"])')" 
 has "metrics follow the reload" "$(api http://localhost/metrics)" 'tanuki_svc_up{service="fresh"} 1'
 hasnt "metrics drop the removed service" "$(api http://localhost/metrics)" 'service="gone"'
 # A change of state after the reload still reaches the stream (observers kept).
-curl -sN --max-time 8 --unix-socket "$SOCK" http://localhost/v1/events >events.out &
+# (once its headers are in: a fixed sleep may be too short on a loaded machine)
+curl -sN --max-time 30 -D events.hdr --unix-socket "$SOCK" http://localhost/v1/events >events.out &
 PIDS+=("$!")
-sleep 0.3
+wait_for "the event stream" grep -q '^HTTP/1.1 200' events.hdr
 stop_pid "$REDIS_PID" # the one on P3: fresh
 wait_for "an event for the added service" grep -q '"service":"fresh"' events.out
 has "events: the added service goes unhealthy" "$(cat events.out)" '"to":"unhealthy"'
