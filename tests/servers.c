@@ -761,7 +761,8 @@ static void tick_cb(uv_timer_t *h) { (void)h; }
 
 void tu_session_check(tu_session_t *t, tu_probe_out_t *out) {
   memset(out, 0, sizeof *out);
-  tu_probe_ctx_t ctx = {out, uv_hrtime()};
+  int64_t rq = tu_runq_ns();
+  tu_probe_ctx_t ctx = {out, uv_hrtime(), rq > 0 ? rq : 0};
   assert_int_equal(tsvc_session_check(t->s, tu_probe_cb, &ctx), 0);
   assert_int_equal(out->calls, 0); /* never from inside the call */
   while (out->calls == 0) uv_run(&t->loop, UV_RUN_ONCE);
