@@ -88,6 +88,7 @@ typedef struct {
   bool header;
   double scrape_hz;     /* monitor: /metrics renders per second, 0: none */
   bool scrape_same_cpu; /* ... on the monitor's CPU */
+  bool session;         /* monitor: healthcheck.session: true (held sessions) */
 } opts_t;
 
 /* ---- servers ---------------------------------------------------------------- */
@@ -332,9 +333,9 @@ static char *services_yaml(const opts_t *o, const servers_t *srv) {
     rc = tsvc_buf_addf(&y,
                        "  s%ld:\n    external: true\n"
                        "    healthcheck: {probe: %s, address: \"127.0.0.1:%d\","
-                       " interval: %lldms, timeout: %lldms, start_period: 0s, history: 20}\n",
+                       " interval: %lldms, timeout: %lldms, start_period: 0s, history: 20%s}\n",
                        i, probe, srv->ports[i % srv->n], (long long)o->interval_ms,
-                       (long long)o->timeout_ms);
+                       (long long)o->timeout_ms, o->session ? ", session: true" : "");
   if (rc) {
     tsvc_buf_free(&y);
     return NULL;
@@ -656,6 +657,8 @@ static void usage(FILE *f) {
           "  --scrape HZ                  monitor: render /metrics (snapshot + text) HZ times a\n"
           "                               second in a thread on the other CPUs\n"
           "  --scrape-same-cpu            ... on the monitor's CPU instead\n"
+          "  --session                    monitor, redis/postgres: held sessions\n"
+          "                               (healthcheck.session: true)\n"
           "  --header                     print the table header first\n");
 }
 
@@ -679,6 +682,7 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       {"rate", 1, NULL, 'r'},    {"cpu", 1, NULL, 'c'},     {"servers", 1, NULL, 'S'},
       {"no-stagger", 0, NULL, 'G'}, {"header", 0, NULL, 'H'}, {"help", 0, NULL, 'h'},
       {"scrape", 1, NULL, 'X'},  {"scrape-same-cpu", 0, NULL, 'Y'},
+      {"session", 0, NULL, 'Z'},
       {NULL, 0, NULL, 0}};
   int c;
   long v;
@@ -750,6 +754,9 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
     case 'Y':
       o->scrape_same_cpu = true;
       break;
+    case 'Z':
+      o->session = true;
+      break;
     case 'H':
       o->header = true;
       break;
@@ -767,6 +774,7 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
   }
   if (!o->tool) o->tool = o->probe == PROBE_POSTGRES ? "pg_isready" : "redis-cli";
   if (o->mode == MODE_FORK && o->probe == PROBE_TCP) return -1;
+  if (o->session && (o->mode != MODE_MONITOR || o->probe == PROBE_TCP)) return -1;
   if (!o->servers) o->servers = o->services > 2000 ? 2 : 1;
   if (!o->rate) o->rate = o->mode == MODE_FORK ? 20 : (double)o->services * 1000.0 / (double)o->interval_ms;
   return 0;
@@ -784,6 +792,7 @@ static const char *mode_name(const opts_t *o) {
 
 static const char *probe_name(const opts_t *o) {
   if (o->mode == MODE_FORK) return o->tool;
+  if (o->session) return o->probe == PROBE_REDIS ? "redis-session" : "postgres-session";
   return o->probe == PROBE_REDIS ? "redis" : o->probe == PROBE_TCP ? "tcp" : "postgres";
 }
 

@@ -11,6 +11,25 @@
 #                                   services unscraped and scraped 10 times
 #                                   a second, in 3 alternating rounds; its
 #                                   section of bench/results.md is replaced
+#   bench/run.sh --up [build-dir]  the program people run (about 6 minutes;
+#                                   issue 13): `tanuki-svc up` itself
+#                                   (bench/up.sh) connect per check, with
+#                                   held sessions and without the TCP
+#                                   listener, beside the minimal loop,
+#                                   forked redis-cli and the library monitor
+#                                   at 10,000 services, in alternating
+#                                   rounds; writes its section of
+#                                   bench/results.md and the README's
+#                                   performance table
+#   bench/run.sh --sessions [build-dir]
+#                                   only the held-session comparison (about 4
+#                                   minutes; issue 13, point 4): redis
+#                                   connect-per-check vs held session vs the
+#                                   minimal loop vs forked redis-cli, postgres
+#                                   connect-per-check vs held session, and
+#                                   20,000 held redis checks a second, in
+#                                   alternating rounds; its section of
+#                                   bench/results.md is replaced
 #
 # Every run starts its own servers on 127.0.0.1 and stops them; the monitor
 # (or loop) is pinned to CPU 0, servers to the other CPUs. Optional: with
@@ -19,8 +38,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scrape_only=0
+sessions_only=0
+up_only=0
 if [[ ${1:-} == --scrape ]]; then
   scrape_only=1
+  shift
+elif [[ ${1:-} == --sessions ]]; then
+  sessions_only=1
+  shift
+elif [[ ${1:-} == --up ]]; then
+  up_only=1
   shift
 fi
 build=${1:-build/gcc}
@@ -125,6 +152,235 @@ scrape_section() {
   } >"$tmp/scrape.md"
   cat "$tmp/scrape.md"
 }
+
+# Held sessions (healthcheck.session) beside connect-per-check, the minimal
+# loop and forked redis-cli, in alternating rounds so that the machine's
+# other work weighs on each alike. Goals (issue 13): prober CPU per redis
+# check <= 30 us and >= 100x below forked redis-cli; 20,000 checks/s on one
+# core with p99 lateness < 100 ms; postgres server CPU per check < 100 us.
+sessions_section() {
+  local rounds=${SESSION_ROUNDS:-2} r variant args res
+  local srows=$tmp/sesrows sres=$tmp/sesres
+  : >"$srows"
+  : >"$sres"
+  for ((r = 1; r <= rounds; r++)); do
+    for variant in redis redis-session loop fork pg pg-session redis-session-20k; do
+      case $variant in
+        redis) args=(--mode monitor --probe redis --services 1000 --interval 1000 --timeout 900) ;;
+        redis-session) args=(--mode monitor --probe redis --session --services 1000 --interval 1000
+                             --timeout 900) ;;
+        loop) args=(--mode loop --probe redis --services 1000 --interval 1000) ;;
+        fork) args=(--mode fork --probe redis --tool redis-cli --rate 20) ;;
+        pg) args=(--mode monitor --probe postgres --services 20 --interval 1000 --timeout 900) ;;
+        pg-session) args=(--mode monitor --probe postgres --session --services 20 --interval 1000
+                          --timeout 900) ;;
+        redis-session-20k) args=(--mode monitor --probe redis --session --services 20000
+                                 --interval 1000 --timeout 900 --servers 4) ;;
+      esac
+      args+=(--seconds "$secs" "${cpu[@]}")
+      echo ">> $bin ${args[*]}" >>"$log"
+      if ! res=$("$bin" "${args[@]}" 2>>"$log"); then
+        echo "run.sh: fatal: bench_monitor ${args[*]} failed:" >&2
+        tail -5 "$log" >&2
+        exit 1
+      fi
+      grep '^|' <<<"$res" | tee -a "$srows"
+      echo "variant=$variant round=$r $(grep '^RESULT' <<<"$res")" >>"$sres"
+    done
+  done
+  med() { # variant key: the lower median over rounds
+    awk -v v="$1" -v k="$2" '
+      { delete f; for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+        if (f["variant"] == v) print f[k] + 0 }' "$sres" |
+      sort -g | awk '{ x[n++] = $1 } END { if (!n) print "-"; else print x[int((n - 1) / 2)] }'
+  }
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }'; }
+  local rc_us ses_us lp_us fk_us pg_srv pgs_srv pgs_own pg_own k20_rate k20_p99 k20_fail k20_own
+  rc_us=$(med redis own_us); ses_us=$(med redis-session own_us); lp_us=$(med loop own_us)
+  fk_us=$(med fork own_us); pg_own=$(med pg own_us); pg_srv=$(med pg server_us)
+  pgs_own=$(med pg-session own_us); pgs_srv=$(med pg-session server_us)
+  k20_rate=$(med redis-session-20k rate); k20_p99=$(med redis-session-20k p99_ms)
+  k20_fail=$(med redis-session-20k failed); k20_own=$(med redis-session-20k own_us)
+  {
+    echo "<!-- sessions:begin -->"
+    echo "## Held sessions (healthcheck.session)"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    echo "- command: \`bench/run.sh --sessions $build\` (after \`scripts/build.sh gcc\`); $rounds rounds"
+    echo "  alternating the variants, each run ${secs} s in 3 windows after a warm-up; the monitor"
+    echo "  (library, src/monitor) pinned to CPU 0, servers on the other CPU"
+    echo "- cells below: median over the rounds of each run's median window (p99: worst window)"
+    echo
+    echo "| what | figure | goal |"
+    echo "|---|---:|---:|"
+    echo "| redis, 1,000 services at 1 s: CPU per check, connect per check | $rc_us us | - |"
+    echo "| redis, 1,000 services at 1 s: CPU per check, held session | $ses_us us | <= 30 us |"
+    echo "| minimal blocking loop (connect, PING, QUIT) per check | $lp_us us | - |"
+    echo "| forked \`redis-cli ping\` per check (bench + child) | $fk_us us | - |"
+    echo "| forked redis-cli / held session | $(ratio "$fk_us" "$ses_us")x | >= 100x |"
+    echo "| redis held session, 20,000 services at 1 s: checks/s | $k20_rate | 20,000 |"
+    echo "| ... CPU per check / p99 lateness (worst window) / failed | $k20_own us / $k20_p99 ms / $k20_fail | - / < 100 ms / 0 |"
+    echo "| postgres, 20 services at 1 s: server CPU per check, connect per check | $pg_srv us | - |"
+    echo "| postgres, 20 services at 1 s: server CPU per check, held session | $pgs_srv us | < 100 us |"
+    echo "| postgres: monitor CPU per check, connect per check / held | $pg_own / $pgs_own us | - |"
+    echo
+    echo "| mode | probe | services | interval | checks/s | own CPU us/check | servers us/check | machine us/check | lateness p50 / p99 / max ms | RSS / HWM MiB | failed |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    cat "$srows"
+    echo
+    echo '```'
+    cat "$sres"
+    echo '```'
+    echo "<!-- sessions:end -->"
+  } >"$tmp/sessions.md"
+  cat "$tmp/sessions.md"
+}
+
+# Replace the section between <!-- NAME:begin --> and <!-- NAME:end --> of
+# $out with the file $2, or append it.
+splice() {
+  if grep -q "<!-- $1:begin -->" "$out"; then
+    awk -v f="$2" -v b="<!-- $1:begin -->" -v e="<!-- $1:end -->" '
+      $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
+      $0 == e { skip = 0; next }
+      !skip' "$out" >"$tmp/out.md"
+  else
+    { cat "$out"; echo; cat "$2"; } >"$tmp/out.md"
+  fi
+  cp "$tmp/out.md" "$out"
+}
+
+# `tanuki-svc up` itself beside the floor and the forked tool (issue 13,
+# point 1), rounds alternating so that the machine's other work weighs on
+# each alike; then `up` at 10,000 services once (its RSS).
+up_section() {
+  local rounds=${UP_ROUNDS:-2} r variant res
+  local ures=$tmp/upres
+  : >"$ures"
+  # UP_REUSE=FILE: the raw lines of an earlier run (its ``` block in
+  # bench/results.md) instead of running again: the tables are made anew.
+  if [[ -n ${UP_REUSE:-} ]]; then
+    sed 's/ RESULT variant=/ RESULT up_variant=/' "$UP_REUSE" >"$ures"
+    rounds=$(sed -n 's/.* round=\([0-9]*\) .*/\1/p' "$ures" | sort -n | tail -1)
+  fi
+  for ((r = 1; r <= rounds && ${#UP_REUSE} == 0; r++)); do
+    for variant in up up-session up-nolisten loop fork mon10k; do
+      case $variant in
+        up|up-session|up-nolisten)
+          echo ">> bench/up.sh $build $variant 1000 $secs" >>"$log"
+          if ! res=$(bench/up.sh "$build" "$variant" 1000 "$secs" 2>>"$log"); then
+            echo "run.sh: fatal: bench/up.sh $variant failed:" >&2
+            tail -5 "$log" >&2
+            exit 1
+          fi ;;
+        loop|fork|mon10k)
+          case $variant in
+            loop) args=(--mode loop --probe redis --services 1000 --interval 1000) ;;
+            fork) args=(--mode fork --probe redis --tool redis-cli --rate 20) ;;
+            mon10k) args=(--mode monitor --probe redis --services 10000 --interval 1000
+                          --timeout 900) ;;
+          esac
+          args+=(--seconds "$secs" "${cpu[@]}")
+          echo ">> $bin ${args[*]}" >>"$log"
+          if ! res=$("$bin" "${args[@]}" 2>>"$log"); then
+            echo "run.sh: fatal: bench_monitor ${args[*]} failed:" >&2
+            tail -5 "$log" >&2
+            exit 1
+          fi ;;
+      esac
+      echo "variant=$variant round=$r $(grep '^RESULT' <<<"$res")" | tee -a "$ures"
+    done
+  done
+  if [[ -z ${UP_REUSE:-} ]]; then
+    echo ">> bench/up.sh $build up 10000 $secs" >>"$log"
+    res=$(WARMUP=15 bench/up.sh "$build" up 10000 "$secs" 2>>"$log") ||
+      { echo "run.sh: fatal: bench/up.sh up 10000 failed" >&2; tail -5 "$log" >&2; exit 1; }
+    echo "variant=up10k round=1 $(grep '^RESULT' <<<"$res")" | tee -a "$ures"
+  fi
+  med() { # variant key: the lower median over rounds
+    awk -v v="$1" -v k="$2" '
+      { delete f; for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+        if (f["variant"] == v) print f[k] + 0 }' "$ures" |
+      sort -g | awk '{ x[n++] = $1 } END { if (!n) print "-"; else print x[int((n - 1) / 2)] }'
+  }
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+  mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+  local up_us ses_us lp_us fk_us
+  up_us=$(med up up_us); ses_us=$(med up-session up_us); lp_us=$(med loop own_us)
+  fk_us=$(med fork own_us)
+  local load
+  load=$(cut -d' ' -f1-3 /proc/loadavg)
+  {
+    echo "<!-- up:begin -->"
+    echo "## tanuki-svc up (the program people run)"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?');"
+    echo "  load average at the end: $load (a shared 2-core VM: other work inflates every CPU figure)"
+    echo "- command: \`bench/run.sh --up $build\` (after \`scripts/build.sh gcc\`); $rounds rounds"
+    echo "  alternating the variants, ${secs} s measured each; cells: the lower median over rounds"
+    echo "- \`up\`: bench/up.sh, 1,000 external redis services at 1 s (API on, info logging), pinned"
+    echo "  to CPU 0, checks counted by the redis server (INFO commandstats: one PING a check), CPU"
+    echo "  from /proc (all threads); RSS after 3 GET /metrics. loop and fork: bench_monitor."
+    echo
+    echo "| what | figure | goal |"
+    echo "|---|---:|---:|"
+    echo "| CPU per redis check, \`up\` / minimal blocking loop (connect, PING, QUIT) | $up_us / $lp_us us = $(ratio "$up_us" "$lp_us")x | <= 1.2x |"
+    echo "| CPU per redis check, \`up\` with held sessions | $ses_us us | <= 30 us |"
+    echo "| forked \`redis-cli ping\` / \`up\` | $fk_us / $up_us us = $(ratio "$fk_us" "$up_us")x | - |"
+    echo "| forked \`redis-cli ping\` / \`up\` with held sessions | $(ratio "$fk_us" "$ses_us")x | >= 100x |"
+    echo "| peak RSS (VmHWM) of \`up\`, 1,000 services, no TCP listener | $(mib "$(med up-nolisten hwm_kib)") MiB | < 10 MiB |"
+    echo "| RSS of \`up\`, 1,000 services, TCP listener, after 3 scrapes | $(mib "$(med up rss_kib)") MiB (anonymous $(mib "$(med up anon_kib)")) | < 10 MiB |"
+    echo "| ... with held sessions | $(mib "$(med up-session rss_kib)") MiB | - |"
+    echo "| RSS of \`up\`, 10,000 services, TCP listener, after 3 scrapes | $(mib "$(med up10k rss_kib)") MiB (peak $(mib "$(med up10k hwm_kib)")); $(med up10k checks_s) checks/s; /metrics $(med up10k metrics_bytes) bytes | < 64 MiB |"
+    echo "| library monitor, 10,000 services at 1 s, one core: p99 lateness (worst window) / failed | $(med mon10k p99_ms) ms / $(med mon10k failed) | < 100 ms / 0 |"
+    echo
+    echo '```'
+    cat "$ures"
+    echo '```'
+    echo "<!-- up:end -->"
+  } >"$tmp/up.md"
+  cat "$tmp/up.md"
+  # The README's table: the same figures, with the command.
+  {
+    echo "<!-- perf:begin -->"
+    echo "Measured with \`bench/run.sh --up\` and \`bench/run.sh --sessions\` ($(date -u '+%Y-%m-%d'), commit"
+    echo "$(git rev-parse --short HEAD 2>/dev/null || echo '?')) on this project's shared 2-core VM, load average $load while it ran:"
+    echo "every CPU figure is inflated by other work; method, spread and raw lines in"
+    echo "[bench/results.md](bench/results.md)."
+    echo
+    echo '```sh'
+    echo "scripts/build.sh gcc"
+    echo "bench/run.sh --up        # tanuki-svc up itself, the floor, forked redis-cli (~6 min)"
+    echo "bench/run.sh --sessions  # held sessions, postgres, 20,000 checks/s (~5 min)"
+    echo '```'
+    echo
+    sed -n '/^| what | figure | goal |$/,/^$/p' "$tmp/up.md" | sed '$d'
+    if grep -q '<!-- sessions:begin -->' "$out"; then
+      sed -n '/<!-- sessions:begin -->/,/<!-- sessions:end -->/p' "$out" |
+        grep -E '^\| (forked redis-cli / held|redis held session|\.\.\. CPU per check|postgres, 20 services)' || true
+    fi
+    echo "<!-- perf:end -->"
+  } >"$tmp/perf.md"
+}
+
+if ((up_only)); then
+  up_section
+  splice up "$tmp/up.md"
+  awk -v f="$tmp/perf.md" '
+    $0 == "<!-- perf:begin -->" { while ((getline l < f) > 0) print l; skip = 1; next }
+    $0 == "<!-- perf:end -->" { skip = 0; next }
+    !skip' README.md >"$tmp/readme.md"
+  cp "$tmp/readme.md" README.md
+  echo "wrote the up section of $out and the README's performance table; details in $log"
+  exit 0
+fi
+
+if ((sessions_only)); then
+  sessions_section
+  splice sessions "$tmp/sessions.md"
+  echo "wrote the sessions section of $out; per-window details in $log"
+  exit 0
+fi
 
 if ((scrape_only)); then
   scrape_section

@@ -4,7 +4,7 @@
 # picks Debian's multiarch library directory).
 #
 # Depends: computed by dpkg-shlibdeps from the binaries (libc6, libuv1,
-# libcurl4, libjansson4, libyaml-0-2, libmicrohttpd12).
+# libcurl4, libjansson4, libyaml-0-2, libmicrohttpd12, libssl3).
 # Recommends: the runtimes and servers tanuki-svc drives; it runs without
 # them (services as local processes need postgresql or redis-server, the
 # docker runtime needs a Docker engine).

@@ -201,6 +201,15 @@ typedef struct {
   tsvc_wait_t *waiting_for;
   size_t nwaiting;
   int64_t wait_until_ms;
+  /* Added (issue 13), at the end so that the fields above keep their
+     offsets: healthcheck.session (docs/config.md), all zero when not in
+     use. */
+  bool session;                  /* the service's checks hold a session */
+  bool session_held;             /* a connection is held now */
+  uint64_t session_connects;     /* held connections opened (logged in) */
+  uint64_t session_held_checks;  /* checks answered on a held connection */
+  uint64_t session_full_checks;  /* checks decided by the full probe */
+  char session_error[160];       /* why the last one closed or did not open */
 } tsvc_status_t;
 
 void tsvc_status_clear(tsvc_status_t *s);

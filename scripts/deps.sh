@@ -12,7 +12,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libcurl4-openssl-dev libjansson-dev libyaml-dev
-      libmicrohttpd-dev libcmocka-dev
+      libmicrohttpd-dev libcmocka-dev libssl-dev
       postgresql redis-server curl util-linux tmux procps iproute2
       file)  # file: cpack -G DEB (scripts/package.sh) needs it for shlibdeps
 if [ "${1:-}" = "--test" ]; then

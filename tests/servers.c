@@ -518,11 +518,15 @@ bool tu_redis_available(char *why, size_t len) {
 }
 
 int tu_redis_start(tu_redis_t *r, const char *const extra[]) {
+  return tu_redis_start_port(r, 0, extra);
+}
+
+int tu_redis_start_port(tu_redis_t *r, int port_no, const char *const extra[]) {
   memset(r, 0, sizeof *r);
   r->pid = -1;
   r->dir = tu_mkdtemp("tsvc-redis");
   if (!r->dir) return -1;
-  r->port = tu_free_port();
+  r->port = port_no ? port_no : tu_free_port();
   char port[16];
   snprintf(port, sizeof port, "%d", r->port);
   char *logfile = tsvc_asprintf("%s/redis.log", r->dir);
@@ -743,4 +747,47 @@ void tu_probe_run(const tsvc_probe_spec_t *spec, tu_probe_out_t *out) {
 void tu_probe_out_free(tu_probe_out_t *out) {
   free(out->output);
   out->output = NULL;
+}
+
+/* ---- held sessions ------------------------------------------------------ */
+
+void tu_session_open(tu_session_t *t, const tsvc_probe_spec_t *spec, tsvc_ms_t full_every) {
+  memset(t, 0, sizeof *t);
+  assert_int_equal(uv_loop_init(&t->loop), 0);
+  assert_int_equal(tsvc_session_new(&t->loop, spec, full_every, &t->s), 0);
+}
+
+static void tick_cb(uv_timer_t *h) { (void)h; }
+
+void tu_session_check(tu_session_t *t, tu_probe_out_t *out) {
+  memset(out, 0, sizeof *out);
+  int64_t rq = tu_runq_ns();
+  tu_probe_ctx_t ctx = {out, uv_hrtime(), rq > 0 ? rq : 0};
+  assert_int_equal(tsvc_session_check(t->s, tu_probe_cb, &ctx), 0);
+  assert_int_equal(out->calls, 0); /* never from inside the call */
+  while (out->calls == 0) uv_run(&t->loop, UV_RUN_ONCE);
+  assert_int_equal(out->calls, 1);
+  /* Let a held connection opened beside the check finish its login, so
+     that the next check finds it (bounded: the login has a timeout). */
+  uv_timer_t tick;
+  uv_timer_init(&t->loop, &tick);
+  uv_timer_start(&tick, tick_cb, 5, 5);
+  tsvc_session_info_t si;
+  for (int i = 0; i < 2000; i++) {
+    tsvc_session_info(t->s, &si);
+    if (!si.opening) break;
+    uv_run(&t->loop, UV_RUN_ONCE);
+  }
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_run(&t->loop, UV_RUN_NOWAIT);
+  assert_int_equal(out->calls, 1);
+}
+
+void tu_session_info(tu_session_t *t, tsvc_session_info_t *si) { tsvc_session_info(t->s, si); }
+
+void tu_session_close(tu_session_t *t) {
+  if (!t->s) return;
+  tsvc_session_free(t->s);
+  t->s = NULL;
+  tu_loop_finish(&t->loop);
 }

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "probe/probe.h"
+#include "probe/session.h"
 #include "testutil.h"
 
 /* ---- processes ---------------------------------------------------------- */
@@ -118,6 +119,8 @@ int tu_redis_start(tu_redis_t *r, const char *const extra[]);
  * Returns its exit status. */
 int tu_redis_cli(tu_redis_t *r, const char *const args[], char *out, size_t outlen);
 void tu_redis_stop(tu_redis_t *r);
+/* Same, on a given port (0: a free one): a restart where clients expect it. */
+int tu_redis_start_port(tu_redis_t *r, int port, const char *const extra[]);
 
 /* ---- fake peers --------------------------------------------------------- */
 
@@ -177,5 +180,20 @@ typedef struct {
   int64_t runq0; /* tu_runq_ns() at start; 0: unknown (lag_ms stays 0) */
 } tu_probe_ctx_t;
 void tu_probe_cb(const tsvc_probe_result_t *res, void *data);
+
+/* ---- held sessions (healthcheck.session) -------------------------------- */
+
+/* A session on a loop of its own, kept across checks. */
+typedef struct {
+  uv_loop_t loop;
+  tsvc_session_t *s;
+} tu_session_t;
+void tu_session_open(tu_session_t *t, const tsvc_probe_spec_t *spec, tsvc_ms_t full_every);
+/* One check: asserts one callback, never from inside the call; then lets a
+ * held connection being opened finish its login. */
+void tu_session_check(tu_session_t *t, tu_probe_out_t *out);
+void tu_session_info(tu_session_t *t, tsvc_session_info_t *si);
+/* Free the session, run the loop empty, assert it is. NULL session: no-op. */
+void tu_session_close(tu_session_t *t);
 
 #endif /* TSVC_TESTS_SERVERS_H */

@@ -731,6 +731,25 @@ static void ranges(void **st) {
   load_bad("services:\n  a:\n    healthcheck: {expect_status: \"2x0-300\"}\n",
            F ":3:34: error: services.a.healthcheck.expect_status: expected a status code (200) "
              "or a range (\"200-399\"), got \"2x0-300\"");
+  /* Held sessions: redis and postgres only; full_every above zero. */
+  load_bad("services:\n  a:\n    healthcheck: {probe: http, session: true}\n",
+           F ":3:41: error: services.a.healthcheck.session: held sessions are for the redis "
+             "and postgres probes, not http");
+  load_bad("services:\n  a:\n    healthcheck: {session: true, full_every: 0s}\n",
+           F ":3:46: error: services.a.healthcheck.full_every: must be greater than 0");
+  {
+    tsvc_diag_t sd;
+    tsvc_config_t *sc = load_ok("services:\n  redis:\n    image: redis:7\n"
+                                "    healthcheck: {session: true, full_every: 30s}\n"
+                                "  pg:\n    image: postgres:16\n",
+                                &sd);
+    assert_true(sc->services[0].healthcheck.session);
+    assert_int_equal(sc->services[0].healthcheck.full_every, 30000);
+    assert_false(sc->services[1].healthcheck.session);
+    assert_int_equal(sc->services[1].healthcheck.full_every, 60000);
+    tsvc_config_free(sc);
+    tsvc_diag_free(&sd);
+  }
   /* Zero is fine where it means something. */
   tsvc_diag_t d;
   tsvc_config_t *cfg = load_ok(

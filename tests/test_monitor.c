@@ -19,7 +19,9 @@
 #include "config/config.h"
 #include "log/log.h"
 #include "monitor/monitor.h"
+#include "api/metrics.h"
 #include "recrt.h"
+#include "servers.h"
 #include "testutil.h"
 
 #define MAX_EVENTS 4096
@@ -869,6 +871,75 @@ static void close_tells_waiters(void **st) {
   free(f.logbuf);
 }
 
+/* healthcheck.session: a real redis; checks go over one held connection,
+ * which the status and /metrics show; a reload without the key drops the
+ * session (its connection is closed) and the checks connect again. */
+static void held_session_in_status_and_metrics(void **st) {
+  (void)st;
+  char why[256];
+  if (!tu_redis_available(why, sizeof why)) tu_missing(why); /* skipped, or a CI failure */
+  tu_redis_t r;
+  assert_int_equal(tu_redis_start(&r, NULL), 0);
+  char yaml[512];
+  snprintf(yaml, sizeof yaml,
+           "services:\n  cache:\n    external: true\n"
+           "    healthcheck: {probe: redis, address: \"127.0.0.1:%d\", interval: 100ms,\n"
+           "                  timeout: 2s, start_period: 0s, session: true}\n",
+           r.port);
+  fx_t f;
+  fx_setup(&f, yaml);
+  tsvc_status_t s;
+  for (int i = 0; i < 100; i++) { /* up to 10 s on a loaded machine */
+    run_for(&f, 100);
+    assert_int_equal(tsvc_monitor_get_status(f.mon, "cache", &s), 0);
+    bool enough = s.session_held_checks >= 3;
+    tsvc_status_clear(&s);
+    if (enough) break;
+  }
+  assert_int_equal(tsvc_monitor_get_status(f.mon, "cache", &s), 0);
+  print_message("session: held=%d connects=%llu held_checks=%llu full_checks=%llu state=%s\n",
+                s.session_held, (unsigned long long)s.session_connects,
+                (unsigned long long)s.session_held_checks,
+                (unsigned long long)s.session_full_checks, tsvc_state_name(s.state));
+  assert_true(s.session);
+  assert_true(s.session_held);
+  assert_int_equal(s.session_connects, 1);
+  assert_int_equal(s.session_full_checks, 1);
+  assert_true(s.session_held_checks >= 3);
+  assert_int_equal(s.state, TSVC_STATE_HEALTHY);
+  tsvc_status_clear(&s);
+
+  tsvc_status_list_t l;
+  assert_int_equal(tsvc_monitor_get_all(f.mon, &l), 0);
+  tsvc_buf_t b;
+  tsvc_buf_init(&b, 1 << 20);
+  assert_int_equal(tsvc_metrics_render(&l, &b), 0);
+  assert_int_equal(tsvc_buf_add(&b, "", 1), 0);
+  assert_non_null(strstr(b.data, "tanuki_svc_session_held{service=\"cache\"} 1\n"));
+  assert_non_null(strstr(b.data, "tanuki_svc_session_connects_total{service=\"cache\"} 1\n"));
+  assert_non_null(strstr(b.data, "tanuki_svc_session_checks_total{service=\"cache\",on=\"full\"} 1\n"));
+  tsvc_buf_free(&b);
+  tsvc_status_list_free(&l);
+
+  /* Reload without session: no session any more, checks still healthy. */
+  tsvc_config_t *cfg2;
+  tsvc_diag_t d = {0};
+  char *off = strstr(yaml, ", session: true");
+  assert_non_null(off);
+  memmove(off, off + strlen(", session: true"), strlen(off + strlen(", session: true")) + 1);
+  assert_int_equal(tsvc_config_load_string("test.yaml", yaml, strlen(yaml), &cfg2, &d), 0);
+  tsvc_diag_free(&d);
+  assert_int_equal(tsvc_monitor_update(f.mon, &cfg2->services[0], NULL), 0);
+  run_for(&f, 400);
+  assert_int_equal(tsvc_monitor_get_status(f.mon, "cache", &s), 0);
+  assert_false(s.session);
+  assert_int_equal(s.state, TSVC_STATE_HEALTHY);
+  tsvc_status_clear(&s);
+  fx_teardown(&f);
+  tsvc_config_free(cfg2);
+  tu_redis_stop(&r);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(reaches_healthy_and_logs_changes_only),
@@ -892,6 +963,7 @@ int main(void) {
       cmocka_unit_test(check_verdict_is_of_a_later_check),
       cmocka_unit_test(check_cancelled_by_a_restart),
       cmocka_unit_test(close_tells_waiters),
+      cmocka_unit_test(held_session_in_status_and_metrics),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -274,6 +274,46 @@ static void redis_replies(void **st) {
                       "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nQUIT\r\n");
 }
 
+/* A held redis session whose first check (its login) meets a peer in a
+ * state no real server is put in on demand: the probe's verdict and
+ * message each time, and a peer that never answers is TIMEOUT. */
+static void redis_session_replies(void **st) {
+  (void)st;
+  struct {
+    tu_fake_mode_t mode;
+    const char *reply;
+  } cases[] = {
+      {TU_FAKE_REPLY_CLOSE, "+PONG\r\n"},
+      {TU_FAKE_REPLY_CLOSE, "-LOADING Redis is loading the dataset in memory\r\n"},
+      {TU_FAKE_REPLY_CLOSE, ":1\r\n"},
+      {TU_FAKE_REPLY_CLOSE, "HTTP/1.1 400 Bad Request\r\n\r\n"},
+      {TU_FAKE_CLOSE, NULL},
+      {TU_FAKE_RST, NULL},
+      {TU_FAKE_HANG, NULL},
+  };
+  for (size_t i = 0; i < TSVC_ARRAY_LEN(cases); i++) {
+    const char *r = cases[i].reply;
+    tu_probe_out_t o, so;
+    tu_fake_t f;
+    run_fake(TSVC_PROBE_REDIS, cases[i].mode, r, r ? strlen(r) : 0, 300, &o, &f);
+    assert_int_equal(tu_fake_start(&f, cases[i].mode, r, r ? strlen(r) : 0), 0);
+    tsvc_probe_spec_t s = spec_for(TSVC_PROBE_REDIS, f.port, 300);
+    tu_session_t t;
+    tu_session_open(&t, &s, 60000);
+    tu_session_check(&t, &so);
+    tu_session_close(&t);
+    tu_fake_stop(&f);
+    print_message("case %zu: probe %s \"%s\", session %s \"%s\"\n", i,
+                  tsvc_result_name(o.res.result), o.res.message,
+                  tsvc_result_name(so.res.result), so.res.message);
+    /* A reset right after accept may beat the connect (see tcp_connect). */
+    if (cases[i].mode == TU_FAKE_RST && o.res.result != so.res.result) continue;
+    assert_int_equal(so.res.result, o.res.result);
+    /* The probe reads QUIT's reply too; its "after N bytes" may differ. */
+    if (so.res.result != TSVC_RESULT_RESET) assert_string_equal(so.res.message, o.res.message);
+  }
+}
+
 static void http_replies(void **st) {
   (void)st;
   struct {
@@ -446,6 +486,7 @@ int main(void) {
       cmocka_unit_test(rst_is_reset),      cmocka_unit_test(refused),
       cmocka_unit_test(tcp_connect),       cmocka_unit_test(postgres_replies),
       cmocka_unit_test(redis_replies),     cmocka_unit_test(http_replies),
+      cmocka_unit_test(redis_session_replies),
       cmocka_unit_test(hostname_resolves), cmocka_unit_test(start_errors),
       cmocka_unit_test(cancel_in_flight),
   };

@@ -42,10 +42,49 @@ static int setup(void **st) {
   return 0;
 }
 
+/* Held sessions (healthcheck.session), one per credentials, kept across
+ * the tests: each compare() checks on them too. */
+typedef struct {
+  bool used;
+  const char *user, *db, *password;
+  tu_session_t t;
+} held_t;
+static held_t held[8];
+
+static void close_sessions(void) {
+  for (size_t i = 0; i < TSVC_ARRAY_LEN(held); i++) {
+    tu_session_close(&held[i].t);
+    held[i].used = false;
+  }
+}
+
 static int teardown(void **st) {
   (void)st;
+  close_sessions();
   if (!skip_all) tu_pg_free(&pg);
   return 0;
+}
+
+static bool same(const char *a, const char *b) {
+  return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static tu_session_t *held_for(const char *user, const char *db, const char *password) {
+  for (size_t i = 0; i < TSVC_ARRAY_LEN(held); i++)
+    if (held[i].used && same(held[i].user, user) && same(held[i].db, db) &&
+        same(held[i].password, password))
+      return &held[i].t;
+  for (size_t i = 0; i < TSVC_ARRAY_LEN(held); i++) {
+    if (held[i].used) continue;
+    held[i] = (held_t){.used = true, .user = user, .db = db, .password = password};
+    tsvc_probe_spec_t s = {.kind = TSVC_PROBE_POSTGRES, .host = "127.0.0.1", .port = pg.port,
+                           .timeout = 5000, .user = user, .database = db,
+                           .password = password};
+    tu_session_open(&held[i].t, &s, 60000);
+    return &held[i].t;
+  }
+  fail_msg("no room for another session");
+  return NULL;
 }
 
 /* Missing server binaries: skipped, or a failure under CI (tu_missing). */
@@ -78,6 +117,30 @@ static void compare(const char *what, const char *user, const char *db, const ch
   if (want_in_msg) assert_non_null(strstr(o.res.message, want_in_msg));
   if (o.res.result != TSVC_RESULT_REFUSED)
     assert_true(o.res.bytes_read > 0 && o.res.bytes_read <= TSVC_PROBE_MAX_READ);
+
+  /* The held session in the same state, twice (the first check of a new
+     session is the full probe's; the second is on the held connection
+     when the login worked): the probe's verdict each time. */
+  tu_session_t *t = held_for(user, db, password);
+  for (int i = 0; i < 2; i++) {
+    tsvc_session_info_t si;
+    tu_session_info(t, &si);
+    tu_probe_out_t so;
+    tu_session_check(t, &so);
+    print_message("%-28s session (%s) %s \"%s\"\n", "", si.held ? "held" : "full probe",
+                  tsvc_result_name(so.res.result), so.res.message);
+    assert_int_equal(so.res.result, want);
+    if (si.held) assert_string_equal(so.res.message, "accepting connections (held session)");
+    else assert_string_equal(so.res.message, o.res.message);
+  }
+}
+
+/* Whether the session of these credentials holds a connection now. */
+static bool session_held(const char *user, const char *db, const char *password) {
+  tsvc_session_info_t si;
+  tu_session_info(held_for(user, db, password), &si);
+  if (!si.held) print_message("no session held: %s\n", si.last_error);
+  return si.held;
 }
 
 /* What a check costs the server log: nothing. */
@@ -115,6 +178,33 @@ static void log_quiet_over_100_checks(void **st) {
     ok += o.res.result == TSVC_RESULT_OK;
   }
   assert_int_equal(ok, 300);
+  /* Held sessions, trust and SCRAM, 100 checks each: quiet too. */
+  tsvc_probe_spec_t trust = {.kind = TSVC_PROBE_POSTGRES, .host = "127.0.0.1",
+                             .port = pg.port, .timeout = 5000, .user = "tanuki",
+                             .database = "tanuki_dev"};
+  tsvc_probe_spec_t scram = trust;
+  scram.user = "tanuki_pw";
+  scram.password = "right";
+  tu_session_t ts, ss;
+  tu_session_open(&ts, &trust, 60000);
+  tu_session_open(&ss, &scram, 60000);
+  for (int i = 0; i < 100; i++) {
+    tu_probe_out_t o;
+    tu_session_check(&ts, &o);
+    ok += o.res.result == TSVC_RESULT_OK;
+    tu_session_check(&ss, &o);
+    ok += o.res.result == TSVC_RESULT_OK;
+  }
+  tsvc_session_info_t si_t, si_s;
+  tu_session_info(&ts, &si_t);
+  tu_session_info(&ss, &si_s);
+  tu_session_close(&ts);
+  tu_session_close(&ss);
+  assert_int_equal(ok, 500);
+  assert_int_equal(si_t.connects, 1);
+  assert_int_equal(si_t.held_checks, 99);
+  assert_int_equal(si_s.connects, 1);
+  assert_int_equal(si_s.held_checks, 99);
   tu_sleep_ms(300);
   long size1 = tu_file_size(pg.log);
   if (size1 != size0) {
@@ -123,7 +213,8 @@ static void log_quiet_over_100_checks(void **st) {
     free(grown);
   }
   assert_int_equal(size1, size0);
-  print_message("300 checks (trust+Terminate, SCRAM+close, superuser): log grew 0 bytes\n");
+  print_message("300 checks (trust+Terminate, SCRAM+close, superuser) and 200 on held "
+                "sessions (trust, SCRAM login): log grew 0 bytes\n");
 
   /* The request's own `pg_isready -U tanuki` (database defaults to the
    * user) logs a FATAL at every check, as docs/design.md ("Probes") says. */
@@ -143,6 +234,9 @@ static void accepting(void **st) {
           "accepting connections");
   compare("accepting (tanuki_dev)", "tanuki", "tanuki_dev", NULL, 0, TSVC_RESULT_OK,
           "accepting connections");
+  /* trust: logged in and held. */
+  assert_true(session_held("postgres", "postgres", NULL));
+  assert_true(session_held("tanuki", "tanuki_dev", NULL));
 }
 
 static void password_required(void **st) {
@@ -154,6 +248,16 @@ static void password_required(void **st) {
    * never sends one, its verdict is the same. */
   compare("wrong password", "tanuki_pw", "tanuki_dev", "wrong", 0, TSVC_RESULT_OK, "SCRAM");
   compare("right password", "tanuki_pw", "tanuki_dev", "right", 0, TSVC_RESULT_OK, "SCRAM");
+  /* A held session logs in for real: SCRAM-SHA-256 with the right password
+     holds; none or a wrong one does not (and says why). */
+  assert_true(session_held("tanuki_pw", "tanuki_dev", "right"));
+  assert_false(session_held("tanuki_pw", "tanuki_dev", NULL));
+  assert_false(session_held("tanuki_pw", "tanuki_dev", "wrong"));
+  tsvc_session_info_t si;
+  tu_session_info(held_for("tanuki_pw", "tanuki_dev", "wrong"), &si);
+  assert_non_null(strstr(si.last_error, "password authentication failed"));
+  tu_session_info(held_for("tanuki_pw", "tanuki_dev", NULL), &si);
+  assert_non_null(strstr(si.last_error, "none is set"));
 }
 
 static void wrong_user(void **st) {
@@ -163,6 +267,8 @@ static void wrong_user(void **st) {
           "role \"nosuchuser\" does not exist");
   compare("rejected by pg_hba.conf", "rejected", "tanuki_dev", NULL, 0, TSVC_RESULT_OK,
           "SQLSTATE 28000");
+  assert_false(session_held("nosuchuser", "tanuki_dev", NULL));
+  assert_false(session_held("rejected", "tanuki_dev", NULL));
 }
 
 static void wrong_database(void **st) {
@@ -244,11 +350,34 @@ static void shutting_down_then_stopped(void **st) {
    * connections are refused with 57P03. */
   int session = tu_pg_session_open(pg.port, "postgres", "postgres");
   assert_true(session >= 0);
+  /* A held session (full probe every 300 ms) keeps working through a
+     smart shutdown, which does not end sessions: the full probe is what
+     sees new connections rejected. */
+  tsvc_probe_spec_t hs = {.kind = TSVC_PROBE_POSTGRES, .host = "127.0.0.1", .port = pg.port,
+                          .timeout = 5000, .user = "tanuki", .database = "tanuki_dev"};
+  tu_session_t ht;
+  tu_session_open(&ht, &hs, 300);
+  tu_probe_out_t ho;
+  tu_session_check(&ht, &ho);
+  assert_int_equal(ho.res.result, TSVC_RESULT_OK);
+  tsvc_session_info_t hi;
+  tu_session_info(&ht, &hi);
+  assert_true(hi.held);
+  close_sessions(); /* the other tests' sessions, or the shutdown waits */
   assert_int_equal(tu_pg_ctl_stop(&pg, "smart"), 0);
   int isready = -1;
   for (int i = 0; i < 200 && (isready = tu_pg_isready(&pg, "postgres", NULL, NULL)) != 1; i++)
     tu_sleep_ms(25);
   assert_int_equal(isready, 1);
+  tu_sleep_ms(350); /* full_every has passed: the next check is the full probe */
+  tu_session_check(&ht, &ho);
+  tu_session_info(&ht, &hi);
+  print_message("held session, full probe in the smart shutdown: %s \"%s\"; held: %s (%s)\n",
+                tsvc_result_name(ho.res.result), ho.res.message, hi.held ? "yes" : "no",
+                hi.last_error);
+  assert_int_equal(ho.res.result, TSVC_RESULT_BAD_STATUS);
+  assert_non_null(strstr(ho.res.message, "shutting down"));
+  assert_false(hi.held); /* closed, so that the shutdown can end */
   compare("shutting down (smart)", "tanuki", "tanuki_dev", NULL, 1, TSVC_RESULT_BAD_STATUS,
           "rejecting connections: the database system is shutting down");
 
@@ -256,6 +385,9 @@ static void shutting_down_then_stopped(void **st) {
   assert_int_equal(tu_wait_pid(pg.pid, 20000), 0);
   pg.pid = -1;
   compare("stopped", "tanuki", "tanuki_dev", NULL, 2, TSVC_RESULT_REFUSED, "connection refused");
+  tu_session_check(&ht, &ho);
+  assert_int_equal(ho.res.result, TSVC_RESULT_REFUSED);
+  tu_session_close(&ht);
 }
 
 int main(void) {

@@ -18,10 +18,44 @@ static char skip_why[256];
  * assertion ended the test early. */
 static tu_redis_t srv[2];
 
+/* Held sessions (healthcheck.session), one per server and credentials,
+ * kept across the states a test walks through: each compare() checks on
+ * them too, and their verdict must be the probe's. */
+typedef struct {
+  tu_redis_t *r;
+  const char *user, *password;
+  tu_session_t t;
+} held_t;
+static held_t held[4];
+
 static int stop_servers(void **st) {
   (void)st;
+  for (size_t i = 0; i < TSVC_ARRAY_LEN(held); i++) {
+    tu_session_close(&held[i].t);
+    held[i].r = NULL;
+  }
   for (size_t i = 0; i < 2; i++) tu_redis_stop(&srv[i]);
   return 0;
+}
+
+static bool same(const char *a, const char *b) {
+  return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static tu_session_t *held_for(tu_redis_t *r, const char *user, const char *password) {
+  for (size_t i = 0; i < TSVC_ARRAY_LEN(held); i++)
+    if (held[i].r == r && same(held[i].user, user) && same(held[i].password, password))
+      return &held[i].t;
+  for (size_t i = 0; i < TSVC_ARRAY_LEN(held); i++) {
+    if (held[i].r) continue;
+    held[i] = (held_t){.r = r, .user = user, .password = password};
+    tsvc_probe_spec_t s = {.kind = TSVC_PROBE_REDIS, .host = "127.0.0.1", .port = r->port,
+                           .timeout = 5000, .username = user, .password = password};
+    tu_session_open(&held[i].t, &s, 60000);
+    return &held[i].t;
+  }
+  fail_msg("no room for another session");
+  return NULL;
 }
 
 static int setup(void **st) {
@@ -56,6 +90,18 @@ static void compare(const char *what, tu_redis_t *r, const char *user, const cha
   assert_int_equal(o.res.result, want);
   assert_int_equal(o.res.result == TSVC_RESULT_OK, cli_healthy);
   if (want_msg) assert_non_null(strstr(o.res.message, want_msg));
+
+  /* The held session in the same state: the same verdict and message. */
+  tu_session_t *t = held_for(r, user, password);
+  tsvc_session_info_t before, after;
+  tu_session_info(t, &before);
+  tu_probe_out_t so;
+  tu_session_check(t, &so);
+  tu_session_info(t, &after);
+  print_message("%-26s session (%s) %s \"%s\"\n", "", before.held ? "held" : "full probe",
+                tsvc_result_name(so.res.result), so.res.message);
+  assert_int_equal(so.res.result, want);
+  assert_string_equal(so.res.message, o.res.message);
 }
 
 static const char *const ping[] = {"ping", NULL};
@@ -82,6 +128,61 @@ static void pong(void **st) {
                 probe_side);
   assert_int_equal(probe_side, 0);
   assert_true(server_side >= 18); /* loopback may reuse a 4-tuple now and then */
+
+  /* The held session: 20 checks on the one connection compare() opened,
+     PING each; nothing new in TIME_WAIT on either side, and the server
+     saw one client all along. */
+  tu_session_t *t = held_for(r, NULL, NULL);
+  tsvc_session_info_t si0, si1;
+  tu_session_info(t, &si0);
+  assert_true(si0.held);
+  tu_tw_snapshot(r->port, &before);
+  for (int i = 0; i < 20; i++) {
+    tu_probe_out_t o;
+    tu_session_check(t, &o);
+    assert_int_equal(o.res.result, TSVC_RESULT_OK);
+    assert_string_equal(o.res.message, "PONG");
+  }
+  tu_tw_snapshot(r->port, &after);
+  tu_tw_new(&before, &after, &server_side, &probe_side);
+  tu_session_info(t, &si1);
+  print_message("held session, 20 checks: %llu on the held connection, %llu connects; "
+                "TIME_WAIT server +%d probe +%d\n",
+                (unsigned long long)(si1.held_checks - si0.held_checks),
+                (unsigned long long)si1.connects, server_side, probe_side);
+  assert_int_equal(si1.held_checks - si0.held_checks, 20);
+  assert_int_equal(si1.connects, 1);
+  assert_int_equal(server_side + probe_side, 0);
+}
+
+/* A restart under a held session: the connection dies with the server;
+ * the next check is the full probe's (refused while down), and the one
+ * after the restart opens a new session. */
+static void restart_under_session(void **st) {
+  (void)st;
+  SKIP_IF_NO_SERVER();
+  tu_redis_t *r = &srv[0];
+  assert_int_equal(tu_redis_start(r, NULL), 0);
+  int port = r->port;
+  compare("up", r, NULL, NULL, ping, TSVC_RESULT_OK, "PONG");
+  compare("up, held", r, NULL, NULL, ping, TSVC_RESULT_OK, "PONG");
+  tu_session_t *t = held_for(r, NULL, NULL);
+  tsvc_session_info_t si;
+  tu_session_info(t, &si);
+  assert_true(si.held);
+  assert_true(si.held_checks >= 1);
+  tu_redis_stop(r);
+  r->port = port;
+  compare("stopped", r, NULL, NULL, ping, TSVC_RESULT_REFUSED, "connection refused");
+  tu_session_info(t, &si);
+  assert_false(si.held);
+  print_message("held connection closed: %s\n", si.last_error);
+  assert_int_equal(tu_redis_start_port(r, port, NULL), 0);
+  compare("restarted", r, NULL, NULL, ping, TSVC_RESULT_OK, "PONG");
+  compare("restarted, held", r, NULL, NULL, ping, TSVC_RESULT_OK, "PONG");
+  tu_session_info(t, &si);
+  assert_true(si.held);
+  assert_int_equal(si.connects, 2);
 }
 
 static void requirepass(void **st) {
@@ -158,6 +259,7 @@ int main(void) {
       cmocka_unit_test_teardown(requirepass, stop_servers),
       cmocka_unit_test_teardown(replica_masterdown, stop_servers),
       cmocka_unit_test_teardown(stopped, stop_servers),
+      cmocka_unit_test_teardown(restart_under_session, stop_servers),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -153,6 +153,14 @@ json_t *tsvc_api_json_status(const tsvc_status_t *s, bool with_history) {
                             json_integer((json_int_t)s->checks_by_result[r])))
       ok = false;
   put(o, "checks_by_result", by, &ok);
+  if (s->session) /* only for services with healthcheck.session */
+    put(o, "session",
+        json_pack("{s:b, s:I, s:I, s:I, s:o}", "held", s->session_held, "connects",
+                  (json_int_t)s->session_connects, "held_checks",
+                  (json_int_t)s->session_held_checks, "full_checks",
+                  (json_int_t)s->session_full_checks, "last_error",
+                  scrubbed(s->session_error, true)),
+        &ok);
   if (with_history) {
     json_t *h = json_array();
     for (size_t i = 0; h && i < s->nhistory; i++) {

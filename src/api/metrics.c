@@ -105,6 +105,34 @@ static int render(size_t n, const tsvc_status_t *(*at)(const void *, size_t), co
     rc = series(b, "tanuki_svc_last_change_timestamp_seconds", NAME, NULL);
     if (!rc) rc = tsvc_buf_addf(b, " %.3f\n", (double)S(i)->since_ms / 1000.0);
   }
+
+  /* Held sessions (healthcheck.session): only the services that use them,
+     and the families only when one does. */
+  bool any_session = false;
+  EACH if (S(i)->session) any_session = true;
+  if (!rc && any_session) {
+    rc = head(b, "tanuki_svc_session_held", "gauge",
+              "Whether the service's held session is connected (1) or not (0).");
+    EACH if (S(i)->session) {
+      rc = series(b, "tanuki_svc_session_held", NAME, NULL);
+      if (!rc) rc = tsvc_buf_addf(b, " %d\n", S(i)->session_held ? 1 : 0);
+    }
+    if (!rc) rc = head(b, "tanuki_svc_session_connects_total", "counter",
+                       "Held session connections opened (logged in).");
+    EACH if (S(i)->session) {
+      rc = series(b, "tanuki_svc_session_connects_total", NAME, NULL);
+      if (!rc) rc = tsvc_buf_addf(b, " %llu\n", (unsigned long long)S(i)->session_connects);
+    }
+    if (!rc) rc = head(b, "tanuki_svc_session_checks_total", "counter",
+                       "Checks by where they were decided: on the held session, or by the "
+                       "full probe.");
+    EACH if (S(i)->session) {
+      rc = series(b, "tanuki_svc_session_checks_total", NAME, "on=\"held\"");
+      if (!rc) rc = tsvc_buf_addf(b, " %llu\n", (unsigned long long)S(i)->session_held_checks);
+      if (!rc) rc = series(b, "tanuki_svc_session_checks_total", NAME, "on=\"full\"");
+      if (!rc) rc = tsvc_buf_addf(b, " %llu\n", (unsigned long long)S(i)->session_full_checks);
+    }
+  }
 #undef EACH
 #undef NAME
 #undef S

@@ -18,12 +18,17 @@ typedef struct {
   char reason[REASON_MAX];
 } rec_t;
 
-/* The changes of one service: a ring of the newest. */
+/* The changes of one service: a ring of the newest, grown on demand (a
+   service changes state a few times an hour; TSVC_PAGE_MAX_CHANGES records
+   kept up front were 22 KiB a service, most of the monitor's memory at
+   1,000 services: issue 13). Until it is full the ring is a plain array
+   (head 0), so growing it keeps the order. */
 typedef struct svc {
   struct svc *next; /* in its bucket */
   char *name;
-  rec_t ring[TSVC_PAGE_MAX_CHANGES];
-  size_t head, n; /* oldest at head */
+  rec_t *ring;      /* cap records, owned */
+  size_t cap;
+  size_t head, n;   /* oldest at head */
 } svc_t;
 
 struct tsvc_page_s {
@@ -71,13 +76,24 @@ static void on_change(const tsvc_change_t *ch, void *data) {
   if (!ch->service) return;
   pthread_mutex_lock(&p->mu);
   svc_t *s = find(p, ch->service, true);
+  if (s && s->n == s->cap && s->head == 0 && s->cap < TSVC_PAGE_MAX_CHANGES) {
+    size_t cap = s->cap ? s->cap * 2 : 4;
+    if (cap > TSVC_PAGE_MAX_CHANGES) cap = TSVC_PAGE_MAX_CHANGES;
+    rec_t *ring = realloc(s->ring, cap * sizeof *ring);
+    if (ring) {
+      s->ring = ring;
+      s->cap = cap;
+    } else if (!s->cap) {
+      s = NULL; /* out of memory: this change is not recorded */
+    }
+  }
   if (s) {
     rec_t *r;
-    if (s->n < TSVC_PAGE_MAX_CHANGES) {
-      r = &s->ring[(s->head + s->n++) % TSVC_PAGE_MAX_CHANGES];
+    if (s->n < s->cap) {
+      r = &s->ring[(s->head + s->n++) % s->cap];
     } else {
       r = &s->ring[s->head]; /* the oldest goes */
-      s->head = (s->head + 1) % TSVC_PAGE_MAX_CHANGES;
+      s->head = (s->head + 1) % s->cap;
     }
     r->time_ms = ch->time_ms;
     r->from = ch->from;
@@ -110,6 +126,7 @@ void tsvc_page_free(tsvc_page_t *p) {
     for (svc_t *s = p->buckets[i], *next; s; s = next) {
       next = s->next;
       free(s->name);
+      free(s->ring);
       free(s);
     }
   }
@@ -123,7 +140,7 @@ json_t *tsvc_page_changes(tsvc_page_t *p, const char *name, int64_t now_ms) {
   pthread_mutex_lock(&p->mu);
   svc_t *s = find(p, name, false);
   for (size_t i = 0; s && i < s->n; i++) {
-    const rec_t *r = &s->ring[(s->head + i) % TSVC_PAGE_MAX_CHANGES];
+    const rec_t *r = &s->ring[(s->head + i) % s->cap];
     if (r->time_ms < now_ms - TSVC_PAGE_WINDOW_MS) continue;
     tsvc_change_t ch = {.service = s->name, .from = r->from, .to = r->to,
                         .reason = r->reason, .time_ms = r->time_ms};

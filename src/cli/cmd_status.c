@@ -284,6 +284,20 @@ static void where_line(json_t *s, tsvc_buf_t *b) {
                 how ? how : "", how ? ")" : "");
 }
 
+/* `status NAME` of a service with healthcheck.session: its held
+   connection, a line under the table. */
+static void render_session(json_t *se, tsvc_buf_t *b) {
+  if (!json_is_object(se)) return;
+  const char *err = json_string_value(json_object_get(se, "last_error"));
+  tsvc_buf_addf(b, "session: %s; %lld connection(s) opened, %lld check(s) on it, %lld by the "
+                   "full probe%s%s\n",
+                json_is_true(json_object_get(se, "held")) ? "held" : "none held",
+                (long long)json_integer_value(json_object_get(se, "connects")),
+                (long long)json_integer_value(json_object_get(se, "held_checks")),
+                (long long)json_integer_value(json_object_get(se, "full_checks")),
+                err && *err ? "; last closed: " : "", err && *err ? err : "");
+}
+
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
   (void)sig;
@@ -341,6 +355,7 @@ int cmd_status(const cli_args_t *a) {
         ok = render(list, colour, &b);
         if (name) where_line(json_array_get(list, 0), &b);
         if (data[0]) tsvc_buf_addf(&b, "data: %s\n", data);
+        if (name) render_session(json_object_get(v, "session"), &b);
         if (direct) tsvc_buf_addf(&b, "(no monitor running: each probe ran once now)\n");
         const char *rt = json_string_value(json_object_get(v, "runtime"));
         if (rt && !name) tsvc_buf_addf(&b, "runtime: %s%s\n", rt,

@@ -93,6 +93,9 @@ typedef struct {
   char *path;               /* http probe path, default "/" */
   int expect_status_min;    /* http, default 200 */
   int expect_status_max;    /* http, default 399 */
+  bool session;             /* redis, postgres: hold one connection and
+                               check on it (docs/config.md); default false */
+  tsvc_ms_t full_every;     /* session: the full probe's period, default 1m */
 } tsvc_healthcheck_conf_t;
 
 typedef struct {

@@ -188,6 +188,10 @@ static int put_service(FILE *f, const tsvc_service_conf_t *s, bool mask) {
     fprintf(f, "      expect_status: %d\n", hc->expect_status_min);
   else
     fprintf(f, "      expect_status: \"%d-%d\"\n", hc->expect_status_min, hc->expect_status_max);
+  if (hc->session) {
+    fputs("      session: true\n", f);
+    put_dur(f, 6, "full_every", hc->full_every);
+  }
 
   const tsvc_restart_conf_t *r = &s->restart;
   fputs("    restart:\n", f);

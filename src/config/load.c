@@ -1042,6 +1042,8 @@ static const keydef_t healthcheck_keys[] = {
     {"address", p_hostport, HC(address), 0, 0, NULL},
     {"path", p_http_path, HC(path), 0, 0, NULL},
     {"expect_status", p_expect_status, 0, 0, 0, NULL},
+    {"session", p_bool, HC(session), 0, 0, NULL},
+    {"full_every", p_duration, HC(full_every), 1, 0, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1170,6 +1172,11 @@ static void p_healthcheck(ctx_t *c, const keydef_t *k, const ynode_t *v, void *b
   p_section(c, k, v, base);
   if (v->kind != YN_MAP) return;
   const tsvc_healthcheck_conf_t *hc = (const void *)((char *)base + k->off);
+  if (hc->session && hc->probe != TSVC_PROBE_AUTO && hc->probe != TSVC_PROBE_REDIS &&
+      hc->probe != TSVC_PROBE_POSTGRES)
+    ERR(c, where(v, "session"),
+        "%s.session: held sessions are for the redis and postgres probes, not %s", c->path,
+        tsvc_probe_kind_name(hc->probe));
   if (hc->timeout >= hc->interval) {
     char t[32], i[32];
     const ynode_t *at = ynode_get(v, "timeout") ? where(v, "timeout") : where(v, "interval");
@@ -1209,6 +1216,7 @@ static void service_defaults(tsvc_service_conf_t *s) {
   hc->history = 20;
   hc->expect_status_min = 200;
   hc->expect_status_max = 399;
+  hc->full_every = 60000;
   tsvc_restart_conf_t *r = &s->restart;
   r->policy = TSVC_POLICY_ON_UNHEALTHY;
   r->max_restarts = 5;

@@ -11,6 +11,7 @@
 #include "health/depends.h"
 #include "log/log.h"
 #include "monitor/check.h"
+#include "probe/session.h"
 
 /*
  * A completion owed to someone, delivered from the loop by the `later`
@@ -49,8 +50,12 @@ typedef struct svc_s {
   char host[256];
   uv_timer_t timer;
   tsvc_ms_t armed_at;     /* deadline the timer is set for, or TSVC_NEVER */
-  /* The check in flight. */
+  /* The check in flight: check, or a check on the session. */
   tsvc_check_t *check;
+  tsvc_session_t *session; /* healthcheck.session, redis and postgres */
+  bool session_checking;   /* the session owes us a verdict */
+  bool session_stale;      /* the config changed under a session check:
+                              make a new session when it ends */
   tsvc_ref_t *check_keep;
   int64_t check_started_wall;
   tsvc_ms_t lateness;       /* of the check the last step started */
@@ -273,6 +278,16 @@ static void publish(svc_t *s) {
   st->restarts_total = h->restarts_total;
   st->restarts_in_window = tsvc_health_restarts_in_window(h, now);
   st->max_restarts = h->p.max_restarts;
+  st->session = s->session != NULL;
+  if (s->session) {
+    tsvc_session_info_t si;
+    tsvc_session_info(s->session, &si);
+    st->session_held = si.held;
+    st->session_connects = si.connects;
+    st->session_held_checks = si.held_checks;
+    st->session_full_checks = si.full_checks;
+    tsvc_strlcpy(st->session_error, si.last_error, sizeof st->session_error);
+  }
   if (!s->waiting) {
     st->waiting_for = NULL;
     st->nwaiting = 0;
@@ -725,13 +740,20 @@ static void run_op(svc_t *s, unsigned act) {
 }
 
 static void check_cb(const tsvc_probe_result_t *res, void *data);
+static void session_renew(svc_t *s);
 
 static void start_check(svc_t *s) {
   s->check_started_wall = wall_now_ms();
   s->check_lateness = s->lateness;
   s->check_keep = tsvc_ref_get(s->keep);
   tsvc_board_note_in_flight(s->m->board, 1);
-  int rc = tsvc_check_start(s->m->loop, s->m->rt, s->conf, &s->spec, check_cb, s, &s->check);
+  int rc;
+  if (s->session) {
+    rc = tsvc_session_check(s->session, check_cb, s);
+    s->session_checking = rc == 0;
+  } else {
+    rc = tsvc_check_start(s->m->loop, s->m->rt, s->conf, &s->spec, check_cb, s, &s->check);
+  }
   if (rc) {
     /* Could not even start: that is this check's verdict. */
     s->check = NULL;
@@ -744,9 +766,11 @@ static void start_check(svc_t *s) {
 
 /* The check in flight is dropped: whoever waits for a verdict is told. */
 static void drop_check(svc_t *s, int status, const char *why) {
-  if (s->check) {
-    tsvc_check_cancel(s->check);
+  if (s->check || s->session_checking) {
+    if (s->check) tsvc_check_cancel(s->check);
+    else tsvc_session_cancel(s->session);
     s->check = NULL;
+    s->session_checking = false;
     tsvc_board_note_in_flight(s->m->board, -1);
     tsvc_ref_put(s->check_keep);
     s->check_keep = NULL;
@@ -908,6 +932,8 @@ static int check_now(svc_t *s, done_t *waiters) {
 static void check_cb(const tsvc_probe_result_t *res, void *data) {
   svc_t *s = data;
   s->check = NULL;
+  s->session_checking = false;
+  if (s->session_stale) session_renew(s);
   tsvc_board_note_in_flight(s->m->board, -1);
   tsvc_check_record_t rec;
   record_check(s, res, &rec);
@@ -929,7 +955,7 @@ static void check_cb(const tsvc_probe_result_t *res, void *data) {
   else tell(s->m, &s->check_waiters, TSVC_ENOMEM, "out of memory");
   free(rec.message);
   free(rec.output);
-  if (s->next_waiters && !s->check) {
+  if (s->next_waiters && !s->check && !s->session_checking) {
     /* Asked for while this one was in flight: theirs starts now. */
     done_t *w = s->next_waiters;
     s->next_waiters = NULL;
@@ -956,6 +982,24 @@ void tsvc_health_params_from_conf(const tsvc_service_conf_t *svc, tsvc_health_pa
   p->jitter_permille = 100;
 }
 
+/* A new session for the current spec, or none when the config asks for
+   none or the probe cannot hold one. A session with a check in flight is
+   replaced when that check ends (session_stale). */
+static void session_renew(svc_t *s) {
+  if (s->session_checking) {
+    s->session_stale = true;
+    return;
+  }
+  s->session_stale = false;
+  tsvc_session_free(s->session);
+  s->session = NULL;
+  const tsvc_healthcheck_conf_t *hc = &s->conf->healthcheck;
+  if (!hc->session || !tsvc_session_supported(s->spec.kind)) return;
+  if (tsvc_session_new(s->m->loop, &s->spec, hc->full_every > 0 ? hc->full_every : 60000,
+                       &s->session) != 0)
+    s->session = NULL; /* no memory: the checks connect each time */
+}
+
 static void prepare_spec(svc_t *s) {
   tsvc_check_where_t where;
   tsvc_check_prepare_where(s->conf, s->m->rt, &s->spec, s->host, sizeof s->host, &where);
@@ -968,6 +1012,7 @@ static void prepare_spec(svc_t *s) {
   }
   tsvc_strlcpy(s->st.probe_via, where.via, sizeof s->st.probe_via);
   tsvc_strlcpy(s->st.probe_address, where.address, sizeof s->st.probe_address);
+  session_renew(s);
 }
 
 /* A jitter seed per service: its name, and the time, so that two monitors
@@ -1124,6 +1169,8 @@ static void svc_close(svc_t *s, const char *why) {
   tell(m, &s->info_waiters, TSVC_ECANCELED, why);
   tsvc_board_remove(m->board, s->slot);
   s->slot = NULL;
+  tsvc_session_free(s->session);
+  s->session = NULL;
   uv_timer_stop(&s->timer);
   uv_close((uv_handle_t *)&s->timer, svc_timer_closed);
 }
@@ -1234,7 +1281,7 @@ int tsvc_monitor_check(tsvc_monitor_t *m, const char *name, tsvc_mon_check_cb cb
   if (!s) return TSVC_ENOENT;
   done_t *d = NULL;
   if (cb && !(d = done_new(NULL, cb, data))) return TSVC_ENOMEM;
-  if (s->check) {
+  if (s->check || s->session_checking) {
     /* The check in flight started before this call: the next one, started
        as soon as it ends, is the one asked for. */
     if (d) push(&s->next_waiters, d);

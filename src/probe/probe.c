@@ -59,6 +59,7 @@ static void probe_free(tsvc_probe_t *p) {
     free(p->argv);
   }
   free(p->wdata);
+  if (p->rbuf != p->rsmall) free(p->rbuf);
   if (p->ai) uv_freeaddrinfo(p->ai);
   free(p->res.output);
   free(p->xb);
@@ -166,8 +167,16 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   /* Never more than TSVC_PROBE_MAX_READ bytes in all, whatever the peer
    * sends: a zero-length buffer makes libuv report UV_ENOBUFS. */
+  if (p->rlen == p->rcap && p->rcap < TSVC_PROBE_MAX_READ) {
+    uint8_t *big = malloc(TSVC_PROBE_MAX_READ + 1);
+    if (big) {
+      memcpy(big, p->rbuf, p->rlen + 1);
+      p->rbuf = big;
+      p->rcap = TSVC_PROBE_MAX_READ;
+    }
+  }
   buf->base = (char *)p->rbuf + p->rlen;
-  buf->len = TSVC_PROBE_MAX_READ - p->rlen;
+  buf->len = p->rcap - p->rlen; /* 0 (no memory for more): UV_ENOBUFS */
 }
 
 static void read_full(tsvc_probe_t *p) {
@@ -385,6 +394,8 @@ int tsvc_probe_start(uv_loop_t *loop, const tsvc_probe_spec_t *spec, tsvc_probe_
 
   tsvc_probe_t *p = calloc(1, sizeof *p);
   if (!p) return TSVC_ENOMEM;
+  p->rbuf = p->rsmall;
+  p->rcap = TSVC__PROBE_SMALL_READ;
   p->loop = loop;
   p->type = type;
   p->cb = cb;

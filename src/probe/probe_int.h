@@ -22,6 +22,8 @@
 #include "common/util.h"
 #include "probe/probe.h"
 
+#define TSVC__PROBE_SMALL_READ 512 /* bytes read before a buffer is allocated */
+
 /* Hooks of a network probe kind, called by the shared connection code. */
 typedef struct {
   /* Connected: send the request with tsvc__probe_write(). */
@@ -75,7 +77,13 @@ struct tsvc_probe_s {
   int nwrites;
   uint8_t *wdata;               /* the request, owned */
   size_t wlen;
-  uint8_t rbuf[TSVC_PROBE_MAX_READ + 1];
+  /* What was read, NUL-terminated: rsmall first (the replies of a healthy
+     server fit), then a TSVC_PROBE_MAX_READ buffer of its own when more
+     comes. A probe is allocated and zeroed at every check: 4 KiB inline
+     cost a memset each and, thousands in flight, the memory (issue 13). */
+  uint8_t *rbuf;                /* rsmall, or owned */
+  size_t rcap;                  /* usable bytes of rbuf */
+  uint8_t rsmall[TSVC__PROBE_SMALL_READ + 1];
   size_t rlen;                  /* bytes read so far, <= TSVC_PROBE_MAX_READ */
   int step;                     /* kind-specific progress */
   size_t rpos;                  /* kind-specific parse offset */

@@ -208,6 +208,9 @@ void tsvc_probe_resolve(const tsvc_service_conf_t *svc, tsvc_probe_spec_t *spec)
       const char *db = is_pg && pg.dbname ? pg.dbname : env_get(svc, "POSTGRES_DB");
       spec->user = user;
       spec->database = db ? db : user;
+      /* Only a held session (healthcheck.session) logs in; the probe
+         itself stops at the authentication request. */
+      spec->password = env_get(svc, "POSTGRES_PASSWORD");
       spec->host = is_pg ? pg.host : NULL;
       spec->port = is_pg && pg.port ? pg.port : svc->port > 0 ? svc->port : 5432;
       break;

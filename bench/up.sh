@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# bench/up.sh: measure the program people run, `tanuki-svc up` itself (API
+# and logging on, as shipped), watching N external redis services at 1 s.
+# One run; bench/run.sh --up runs it beside bench_monitor's minimal loop
+# and forked redis-cli and writes the table.
+#
+#   bench/up.sh BUILD_DIR VARIANT [N] [SECONDS]
+#     VARIANT: up          monitor.listen on (the TCP API), connect per check
+#              up-session  the same with healthcheck.session: true
+#              up-nolisten no TCP listener
+#
+# What it does: starts a redis-server on 127.0.0.1 (a free port, CPU 1),
+# writes a tanuki.yaml of N external services (probe redis, interval 1s,
+# timeout 900ms, start_period 0s) in a temp dir, starts `tanuki-svc up`
+# pinned to CPU 0, waits WARMUP seconds (default 5), then over SECONDS
+# (default 10) counts the checks as the redis server counts them (INFO
+# commandstats, cmdstat_ping: one PING per check) and the CPU time of `up`
+# (/proc/PID/stat utime+stime); CPU per check = CPU / PINGs. Then, with the
+# listener, GET /metrics 3 times, and reads VmRSS, VmHWM and Threads. Prints
+# one line: RESULT up_variant=... services=N checks_s=... up_us=... rss_kib=...
+# hwm_kib=... threads=... metrics_bytes=... failed=... (failed: services not
+# healthy at the end). Everything it started is stopped by PID on exit.
+set -euo pipefail
+build=${1:?usage: bench/up.sh BUILD_DIR VARIANT [N] [SECONDS]}
+variant=${2:?usage: bench/up.sh BUILD_DIR VARIANT [N] [SECONDS]}
+n=${3:-1000}
+secs=${4:-10}
+warm=${WARMUP:-5}
+bin=$(cd "$build" && pwd)/tanuki-svc
+[[ -x $bin ]] || { echo "up.sh: fatal: $bin not found" >&2; exit 1; }
+case $variant in up|up-session|up-nolisten) ;; *) echo "up.sh: fatal: unknown variant $variant" >&2; exit 2 ;; esac
+
+dir=$(mktemp -d /tmp/tsvc-bench-up-XXXXXX)
+redis_pid='' up_pid=''
+cleanup() {
+  [[ -n $up_pid ]] && kill "$up_pid" 2>/dev/null && wait "$up_pid" 2>/dev/null || true
+  [[ -n $redis_pid ]] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+rport=$(free_port)
+lport=$(free_port)
+taskset -c 1 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+  --maxclients 60000 --dir "$dir" --logfile "$dir/redis.log" &
+redis_pid=$!
+for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.05; done
+
+{
+  echo "runtime: process"
+  if [[ $variant != up-nolisten ]]; then
+    echo "monitor:"
+    echo "  listen: \"127.0.0.1:$lport\""
+  fi
+  echo "services:"
+  extra=''
+  [[ $variant == up-session ]] && extra=', session: true'
+  for ((i = 0; i < n; i++)); do
+    echo "  s$i: {external: true, healthcheck: {probe: redis, address: \"127.0.0.1:$rport\", interval: 1s, timeout: 900ms, start_period: 0s$extra}}"
+  done
+} >"$dir/tanuki.yaml"
+
+(cd "$dir" && exec taskset -c 0 "$bin" up >"$dir/up.log" 2>&1) &
+up_pid=$!
+sleep "$warm"
+kill -0 "$up_pid" 2>/dev/null || { echo "up.sh: fatal: tanuki-svc up exited:" >&2; tail -5 "$dir/up.log" >&2; exit 1; }
+
+pings() { redis-cli -p "$rport" info commandstats | tr -d '\r' | sed -n 's/^cmdstat_ping:calls=\([0-9]*\),.*/\1/p'; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$up_pid/stat"; }
+hz=$(getconf CLK_TCK)
+p0=$(pings); c0=$(cpu_ticks); t0=$(date +%s.%N)
+sleep "$secs"
+p1=$(pings); c1=$(cpu_ticks); t1=$(date +%s.%N)
+
+bytes=0
+if [[ $variant != up-nolisten ]]; then
+  for _ in 1 2 3; do
+    bytes=$(curl -s -m 30 "http://127.0.0.1:$lport/metrics" | wc -c)
+  done
+  sleep 0.5
+fi
+rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$up_pid/status")
+hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$up_pid/status")
+anon=$(awk '/^RssAnon:/ { print $2 }' "/proc/$up_pid/status")
+threads=$(awk '/^Threads:/ { print $2 }' "/proc/$up_pid/status")
+failed=-1
+if [[ $variant != up-nolisten ]]; then
+  failed=$(curl -s -m 30 "http://127.0.0.1:$lport/metrics" | grep -c '^tanuki_svc_up{.*} 0$' || true)
+fi
+awk -v v="$variant" -v n="$n" -v p0="$p0" -v p1="$p1" -v c0="$c0" -v c1="$c1" -v hz="$hz" \
+    -v t0="$t0" -v t1="$t1" -v rss="$rss" -v hwm="$hwm" -v anon="$anon" -v th="$threads" \
+    -v b="$bytes" -v f="$failed" 'BEGIN {
+  checks = p1 - p0; el = t1 - t0
+  us = checks > 0 ? (c1 - c0) / hz * 1e6 / checks : -1
+  printf "RESULT up_variant=%s services=%d checks_s=%.0f up_us=%.1f rss_kib=%d hwm_kib=%d anon_kib=%d threads=%d metrics_bytes=%d failed=%d\n",
+    v, n, checks / el, us, rss, hwm, anon, th, b, f }'
