@@ -101,7 +101,8 @@ var serviceFields = []string{"name", "state", "healthy", "running", "enabled", "
 	"container", "pid", "since", "last_check", "last_healthy", "next_check", "consecutive_failures",
 	"consecutive_successes", "retries", "success_threshold", "checks_total", "failures_total",
 	"restarts_total", "restarts_in_window", "max_restarts", "last_error", "last_latency_ms",
-	"checks_by_result", "history"}
+	"checks_by_result", "history", "probe_via", "probe_address", "waiting_for", "wait_until",
+	"session"}
 
 func jsonTime(t *testing.T, v any) time.Time {
 	t.Helper()
@@ -154,6 +155,15 @@ func compareStatus(t *testing.T, m map[string]any, s *tanukisvc.HealthStatus) {
 	if s.Container != nil {
 		container = map[string]any{"id": s.Container.ID, "name": s.Container.Name}
 	}
+	var session any
+	if se := s.Session; se != nil {
+		var lastErr any
+		if se.LastError != "" {
+			lastErr = se.LastError
+		}
+		session = map[string]any{"held": se.Held, "connects": se.Connects,
+			"held_checks": se.HeldChecks, "full_checks": se.FullChecks, "last_error": lastErr}
+	}
 	byResult := map[string]any{}
 	for k, v := range s.ChecksByResult {
 		byResult[k] = float64(v)
@@ -184,6 +194,11 @@ func compareStatus(t *testing.T, m map[string]any, s *tanukisvc.HealthStatus) {
 		{"last_error", s.Error, jsonStr(m["last_error"])},
 		{"last_latency_ms (present)", s.HasLatency, m["last_latency_ms"] != nil},
 		{"checks_by_result", byResult, m["checks_by_result"]},
+		{"probe_via", s.ProbeVia, jsonStr(m["probe_via"])},
+		{"probe_address", s.ProbeAddress, jsonStr(m["probe_address"])},
+		{"waiting_for", s.WaitingFor, m["waiting_for"]},
+		{"wait_until", s.WaitUntil, jsonTime(t, m["wait_until"])},
+		{"session", session, m["session"]},
 	}
 	for _, p := range pairs {
 		g, _ := json.Marshal(p.got)
@@ -208,6 +223,7 @@ func compareStatus(t *testing.T, m map[string]any, s *tanukisvc.HealthStatus) {
 		if !g.Start.Equal(jsonTime(t, r["start"])) || !g.End.Equal(jsonTime(t, r["end"])) ||
 			g.Result != r["result"] || g.Message != jsonStr(r["message"]) ||
 			g.Output != jsonStr(r["output"]) || g.ExitCode != exit ||
+			g.ProbeAddress != jsonStr(r["probe_address"]) ||
 			!sameMillis(g.Latency, r["latency_ms"].(float64)) {
 			t.Errorf("%s history[%d]: Go %+v, status --json %v", s.Name, i, g, r)
 		}

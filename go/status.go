@@ -56,6 +56,35 @@ type HealthStatus struct {
 	// reset, protocol_error, bad_status, not_running, exec_failed,
 	// runtime_error.
 	ChecksByResult map[string]int
+
+	// ProbeVia says how checks reach the service (container, published,
+	// exec, address, command, host; docs/remote.md) and ProbeAddress where
+	// they go; both "" before the first check is prepared.
+	ProbeVia     string
+	ProbeAddress string
+	// WaitingFor lists the depends_on conditions a held (re)start waits for
+	// (empty when none); WaitUntil is when that wait gives up (zero if none).
+	WaitingFor []Wait
+	WaitUntil  time.Time
+	// Session is the held connection of a service with healthcheck.session;
+	// nil for the others.
+	Session *Session
+}
+
+// Wait is one depends_on condition a held start waits for.
+type Wait struct {
+	Service   string `json:"service"`   // the dependency
+	Condition string `json:"condition"` // service_started or service_healthy
+	State     string `json:"state"`     // the dependency's state now
+}
+
+// Session is a service's held probe connection (healthcheck.session).
+type Session struct {
+	Held       bool   `json:"held"`        // a connection is held now
+	Connects   int    `json:"connects"`    // connections opened so far
+	HeldChecks int    `json:"held_checks"` // checks answered on a held connection
+	FullChecks int    `json:"full_checks"` // checks decided by the full probe
+	LastError  string `json:"-"`           // why the last connection closed; "" if none
 }
 
 // Container names a service's container.
@@ -75,6 +104,8 @@ type Check struct {
 	// other probes.
 	ExitCode int
 	Output   string // an exec probe's output (last 4 KiB); "" otherwise
+	// ProbeAddress is where this check went ("" when not recorded).
+	ProbeAddress string
 }
 
 // apiTime is an API time: RFC 3339 in UTC, or null for never.
@@ -130,6 +161,16 @@ type wireService struct {
 	LastLatencyMs        *float64       `json:"last_latency_ms"`
 	ChecksByResult       map[string]int `json:"checks_by_result"`
 	History              []wireCheck    `json:"history"`
+	ProbeVia             *string        `json:"probe_via"`
+	ProbeAddress         *string        `json:"probe_address"`
+	WaitingFor           []Wait         `json:"waiting_for"`
+	WaitUntil            apiTime        `json:"wait_until"`
+	Session              *wireSession   `json:"session"`
+}
+
+type wireSession struct {
+	Session
+	LastError *string `json:"last_error"`
 }
 
 type wireCheck struct {
@@ -140,6 +181,7 @@ type wireCheck struct {
 	LatencyMs float64 `json:"latency_ms"`
 	Message   *string `json:"message"`
 	Output    *string `json:"output"`
+	Address   *string `json:"probe_address"`
 }
 
 func str(p *string) string {
@@ -174,6 +216,15 @@ func (w *wireService) status() *HealthStatus {
 		RestartsInWindow:     w.RestartsInWindow,
 		MaxRestarts:          w.MaxRestarts,
 		ChecksByResult:       w.ChecksByResult,
+		ProbeVia:             str(w.ProbeVia),
+		ProbeAddress:         str(w.ProbeAddress),
+		WaitingFor:           w.WaitingFor,
+		WaitUntil:            w.WaitUntil.t,
+	}
+	if w.Session != nil {
+		se := w.Session.Session
+		se.LastError = str(w.Session.LastError)
+		s.Session = &se
 	}
 	if w.PID != nil {
 		s.PID = *w.PID
@@ -186,7 +237,7 @@ func (w *wireService) status() *HealthStatus {
 		for i, h := range w.History {
 			s.History[i] = Check{Start: h.Start.t, End: h.End.t, Result: h.Result,
 				Latency: millis(h.LatencyMs), Message: str(h.Message), ExitCode: -1,
-				Output: str(h.Output)}
+				Output: str(h.Output), ProbeAddress: str(h.Address)}
 			if h.ExitCode != nil {
 				s.History[i].ExitCode = *h.ExitCode
 			}
