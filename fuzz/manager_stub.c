@@ -191,3 +191,13 @@ void tsvc_manager_unsubscribe(tsvc_manager_t *m, int id) {
   (void)m;
   (void)id;
 }
+
+/* GET /v1/env: no config in the fuzzed world, so no service has connection
+   variables; the reply is the empty lists (or the world's error). */
+int tsvc_manager_connection_info(tsvc_manager_t *m, tsvc_view_t view, tsvc_conn_list_t *out) {
+  (void)m;
+  memset(out, 0, sizeof *out);
+  out->view = view;
+  if (!world) return TSVC_EINVAL;
+  return world->err_status;
+}
