@@ -345,6 +345,7 @@ static uint64_t call_at(const fx_t *f, const char *op, const char *service, int 
 typedef struct {
   int calls, status;
   char msg[256];
+  uv_loop_t *stop; /* stopped at the call (that iteration ends first) */
 } done_t;
 
 static void done_cb(int status, const char *msg, void *data) {
@@ -352,6 +353,15 @@ static void done_cb(int status, const char *msg, void *data) {
   d->calls++;
   d->status = status;
   snprintf(d->msg, sizeof d->msg, "%s", msg ? msg : "");
+  if (d->stop) uv_stop(d->stop);
+}
+
+/* Runs the loop until service is in state, or max_ms of loop time. The
+   schedule is the health machine's (backoffs, timeouts of 100-200 ms), but
+   a loaded machine may run the loop late: the test asserts what happened,
+   in which order, not when. */
+static void run_until_state(fx_t *f, const char *service, tsvc_state_t state, uint64_t max_ms) {
+  for (uint64_t t = 0; t < max_ms && state_of(f, service) != state; t += 50) run_for(f, 50);
 }
 
 /* db is healthy after its grace period's first check (start_interval
@@ -423,9 +433,12 @@ static void wait_timeout_is_a_failed_start(void **st) {
            "services:\n" SVC("db", "") SVC("app", "    depends_on: [db]\n"
                                               "    depends_timeout: 150ms\n"),
            false);
-  done_t da = {0};
+  /* Stopped at the failed start: the retry, 100 ms later on the backoff
+     schedule, must not have begun when the state is read. */
+  done_t da = {.stop = &f.loop};
   assert_int_equal(tsvc_monitor_user_start(f.mon, "app", done_cb, &da), 0);
-  run_for(&f, 250);
+  run_for(&f, 10000);
+  da.stop = NULL;
   assert_int_equal(da.calls, 1);
   assert_int_equal(da.status, TSVC_ETIMEDOUT);
   assert_non_null(strstr(da.msg, "gave up waiting for depends_on after 150ms: db is stopped "
@@ -437,7 +450,7 @@ static void wait_timeout_is_a_failed_start(void **st) {
   tsvc_status_clear(&s);
   /* Retries at 100ms and 200ms backoff (+10% jitter), each waiting 150ms:
      the third failure is at about 150+100+150+200+150 = 750 ms. */
-  run_for(&f, 900);
+  run_until_state(&f, "app", TSVC_STATE_FAILED, 10000);
   assert_int_equal(state_of(&f, "app"), TSVC_STATE_FAILED);
   assert_int_equal(recrt_count(f.rt, NULL, "app"), 0);
   assert_int_equal(count_lines(&f, "service=app action=start_failed"), 3);
