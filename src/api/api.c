@@ -139,8 +139,6 @@ static int dup_cloexec(int fd) {
   return to;
 }
 
-/* libmicrohttpd's notices of a connection's start and end. A new
-   connection must send its whole request within the request deadline. */
 /* Whether c came over TCP (the read-only side), by its peer's address: not
    by comparing its daemon with a->tcp_d, which start_tcp writes while the
    TCP daemon may already be serving. Anything but a unix peer counts as
@@ -151,6 +149,8 @@ static bool conn_is_tcp(struct MHD_Connection *c) {
   return !(ai && ai->client_addr && ai->client_addr->sa_family == AF_UNIX);
 }
 
+/* libmicrohttpd's notices of a connection's start and end. A new
+   connection must send its whole request within the request deadline. */
 static void notify_conn(void *cls, struct MHD_Connection *c, void **ctx,
                         enum MHD_ConnectionNotificationCode what) {
   tsvc_api_t *a = cls;
