@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tsvc.h"
 
@@ -151,4 +152,25 @@ int tsvc_project_id(const char *config_abs_path, char *buf, size_t len) {
   }
   snprintf(buf + n, len - n, "-%08x", (unsigned)(tsvc_str_hash(config_abs_path) & 0xffffffffu));
   return 0;
+}
+
+/* An executable: name itself when it holds a slash, else found in PATH. */
+bool tsvc_find_exec(const char *name, char *out, size_t len) {
+  if (strchr(name, '/')) {
+    tsvc_strlcpy(out, name, len);
+    return access(name, X_OK) == 0;
+  }
+  const char *path = getenv("PATH");
+  if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+  for (const char *s = path; *s;) {
+    const char *e = strchr(s, ':');
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    if (n > 0) {
+      snprintf(out, len, "%.*s/%s", (int)n, s, name);
+      if (access(out, X_OK) == 0) return true;
+    }
+    if (!e) break;
+    s = e + 1;
+  }
+  return false;
 }

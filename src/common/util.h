@@ -31,6 +31,10 @@ char *tsvc_asprintf(const char *fmt, ...) TSVC_PRINTF(1, 2);
  * Returns strlen(src). */
 size_t tsvc_strlcpy(char *dst, const char *src, size_t dstlen);
 
+/* An executable: name itself when it holds a slash, else the first
+   executable name in PATH (a default PATH when unset), into out. */
+bool tsvc_find_exec(const char *name, char *out, size_t len);
+
 /* Parse a whole decimal integer in [min, max]; no sign skipping, no trailing
  * text. Returns 0, or -1 when s is not such a number. */
 int tsvc_parse_int(const char *s, long min, long max, long *out);

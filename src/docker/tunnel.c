@@ -63,26 +63,6 @@ static void fmt(char *out, size_t len, const char *f, ...) {
   va_end(ap);
 }
 
-static bool find_program(const char *name, char *out, size_t len) {
-  if (strchr(name, '/')) {
-    tsvc_strlcpy(out, name, len);
-    return access(name, X_OK) == 0;
-  }
-  const char *path = getenv("PATH");
-  if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
-  for (const char *s = path; *s;) {
-    const char *e = strchr(s, ':');
-    size_t n = e ? (size_t)(e - s) : strlen(s);
-    if (n > 0) {
-      snprintf(out, len, "%.*s/%s", (int)n, s, name);
-      if (access(out, X_OK) == 0) return true;
-    }
-    if (!e) break;
-    s = e + 1;
-  }
-  return false;
-}
-
 static void free_argv(char **v) {
   for (char **a = v; a && *a; a++) free(*a);
   free(v);
@@ -379,13 +359,13 @@ int tsvc_tunnel_new(uv_loop_t *loop, const tsvc_tunnel_opts_t *o, tsvc_tunnel_cb
   if (err && errlen) err[0] = '\0';
   if (!loop || !o || !o->host || !*o->host || !o->remote_socket) return TSVC_EINVAL;
   char ssh[PATH_MAX], setpriv[PATH_MAX];
-  if (!find_program(o->program ? o->program : "ssh", ssh, sizeof ssh)) {
+  if (!tsvc_find_exec(o->program ? o->program : "ssh", ssh, sizeof ssh)) {
     if (err && errlen)
       snprintf(err, errlen, "ssh://%s: %s is not installed (Debian: apt-get install "
                "openssh-client)", o->host, o->program ? o->program : "ssh");
     return TSVC_EINVAL;
   }
-  bool have_setpriv = find_program("setpriv", setpriv, sizeof setpriv);
+  bool have_setpriv = tsvc_find_exec("setpriv", setpriv, sizeof setpriv);
   tsvc_tunnel_t *t = calloc(1, sizeof *t);
   if (!t) return TSVC_ENOMEM;
   t->loop = loop;

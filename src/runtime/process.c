@@ -420,7 +420,7 @@ int tsvc_process_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg,
       return TSVC_EIO;
     }
   }
-  if (!tsvc__proc_find_exec("setpriv", rt->setpriv, sizeof rt->setpriv)) rt->setpriv[0] = '\0';
+  if (!tsvc_find_exec("setpriv", rt->setpriv, sizeof rt->setpriv)) rt->setpriv[0] = '\0';
   uv_timer_init(loop, &rt->kick);
   uv_unref((uv_handle_t *)&rt->kick);
   rt->kick.data = rt;

@@ -82,7 +82,7 @@ void tsvc__command_start(entry_t *e) {
     found = access(path, X_OK) == 0;
     tsvc_strlcpy(path, cmd->v[0], sizeof path);
   } else {
-    found = tsvc__proc_find_exec(cmd->v[0], path, sizeof path);
+    found = tsvc_find_exec(cmd->v[0], path, sizeof path);
   }
   if (!found) {
     tsvc__proc_fail(e, "cannot run %s: not found or not executable", cmd->v[0]);

@@ -82,27 +82,6 @@ int tsvc__proc_dir_state(const char *dir) {
   return st;
 }
 
-/* An executable: name itself when it holds a slash, else found in PATH. */
-bool tsvc__proc_find_exec(const char *name, char *out, size_t len) {
-  if (strchr(name, '/')) {
-    tsvc_strlcpy(out, name, len);
-    return access(name, X_OK) == 0;
-  }
-  const char *path = getenv("PATH");
-  if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
-  for (const char *s = path; *s;) {
-    const char *e = strchr(s, ':');
-    size_t n = e ? (size_t)(e - s) : strlen(s);
-    if (n > 0) {
-      snprintf(out, len, "%.*s/%s", (int)n, s, name);
-      if (access(out, X_OK) == 0) return true;
-    }
-    if (!e) break;
-    s = e + 1;
-  }
-  return false;
-}
-
 /* True when user uid/gid (no supplementary groups) can traverse every
    directory on the way to path; else the first that stops it in bad. */
 bool tsvc__proc_can_reach(const char *path, uid_t uid, gid_t gid, char *bad, size_t len) {

@@ -290,8 +290,6 @@ int tsvc__proc_mkdir_private(const char *path, mode_t mode);
 int tsvc__proc_rmtree(const char *path);
 /* Whether dir exists (1), is missing (0), or is not empty (2). */
 int tsvc__proc_dir_state(const char *dir);
-/* An executable: name itself when it holds a slash, else found in PATH. */
-bool tsvc__proc_find_exec(const char *name, char *out, size_t len);
 /* True when user uid/gid can traverse every directory on the way to path;
    else the first that stops it in bad. */
 bool tsvc__proc_can_reach(const char *path, uid_t uid, gid_t gid, char *bad, size_t len);

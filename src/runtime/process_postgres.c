@@ -40,7 +40,7 @@ static bool find_pg_bindir(const char *want, char *out, size_t len) {
   }
   if (out[0]) return true;
   char path[PATH_MAX];
-  if (!tsvc__proc_find_exec("initdb", path, sizeof path)) return false;
+  if (!tsvc_find_exec("initdb", path, sizeof path)) return false;
   char *slash = strrchr(path, '/');
   *slash = '\0';
   tsvc_strlcpy(out, path, len);

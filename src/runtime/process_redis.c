@@ -55,7 +55,7 @@ int tsvc__redis_conf(tsvc_buf_t *b, const char *dir, int port, const char *passw
 
 void tsvc__redis_start(entry_t *e, int port) {
   char exe[PATH_MAX], dir[PATH_MAX], conf[PATH_MAX + 16];
-  if (!tsvc__proc_find_exec("redis-server", exe, sizeof exe)) {
+  if (!tsvc_find_exec("redis-server", exe, sizeof exe)) {
     tsvc__proc_fail(e, "redis-server not found in PATH (install redis-server)");
     return;
   }
