@@ -397,6 +397,9 @@ static enum MHD_Result get_metrics(tsvc_api_t *a, tsvc_api_reply_t *c) {
   tsvc_buf_init(&b, 16u << 20);
   rc = snap ? tsvc_metrics_render_snapshot(snap, &b) : 0;
   if (!rc) rc = tsvc_metrics_render_monitor(snap ? tsvc_snapshot_stats(snap) : &idle, &b);
+  tsvc_hook_totals_t hooks;
+  tsvc_manager_hook_totals(a->m, &hooks);
+  if (!rc) rc = tsvc_metrics_render_hooks(&hooks, &b);
   tsvc_snapshot_release(snap);
   if (rc || !b.data) {
     tsvc_buf_free(&b);

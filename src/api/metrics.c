@@ -177,3 +177,26 @@ int tsvc_metrics_render_monitor(const tsvc_monitor_stats_t *st, tsvc_buf_t *b) {
   if (!rc) rc = tsvc_buf_addf(b, "tanuki_svc_monitor_checks_in_flight %d\n", st->checks_in_flight);
   return rc;
 }
+
+int tsvc_metrics_render_hooks(const tsvc_hook_totals_t *t, tsvc_buf_t *b) {
+  static const struct {
+    const char *name, *help;
+  } fam[TSVC_HOOK__COUNTS] = {
+      [TSVC_HOOK_RUNS] = {"tanuki_svc_hook_runs_total",
+                          "Hooks begun: on_change commands started, webhook deliveries queued."},
+      [TSVC_HOOK_FAILURES] = {"tanuki_svc_hook_failures_total",
+                              "Hooks that failed: a command's non-zero exit, signal or timeout; "
+                              "a webhook delivery given up after its retries."},
+      [TSVC_HOOK_DROPS] = {"tanuki_svc_hook_drops_total",
+                           "Hooks dropped because their queue was full."},
+  };
+  int rc = 0;
+  for (int i = 0; i < TSVC_HOOK__COUNTS && !rc; i++) {
+    rc = head(b, fam[i].name, "counter", fam[i].help);
+    for (int k = 0; k < TSVC_HOOK__KINDS && !rc; k++)
+      rc = tsvc_buf_addf(b, "%s{kind=\"%s\"} %llu\n", fam[i].name,
+                         tsvc_hook_kind_name((tsvc_hook_kind_t)k),
+                         (unsigned long long)t->v[k][i]);
+  }
+  return rc;
+}
