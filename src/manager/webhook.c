@@ -187,10 +187,6 @@ static void attempt_done(tsvc_webhook_t *w, del_t *d, CURLcode cc) {
   long http = 0;
   curl_easy_getinfo(d->easy, CURLINFO_RESPONSE_CODE, &http);
   curl_multi_remove_handle(w->cu.multi, d->easy);
-  curl_easy_cleanup(d->easy);
-  curl_slist_free_all(d->hdrs);
-  d->easy = NULL;
-  d->hdrs = NULL;
   w->in_flight--;
   char why[512];
   bool again;
@@ -208,9 +204,19 @@ static void attempt_done(tsvc_webhook_t *w, del_t *d, CURLcode cc) {
     snprintf(why, sizeof why, "no answer within %lld ms", (long long)d->timeout);
     again = true;
   } else {
-    snprintf(why, sizeof why, "%s", d->curl_err[0] ? d->curl_err : curl_easy_strerror(cc));
+    /* libcurl's words, and the system's when it has them ("Connection
+       refused" where libcurl says "Couldn't connect to server"). */
+    long oserr = 0;
+    curl_easy_getinfo(d->easy, CURLINFO_OS_ERRNO, &oserr);
+    const char *detail = d->curl_err[0] ? d->curl_err : curl_easy_strerror(cc);
+    if (oserr) snprintf(why, sizeof why, "%s: %s", detail, strerror((int)oserr));
+    else snprintf(why, sizeof why, "%s", detail);
     again = retryable(cc);
   }
+  curl_easy_cleanup(d->easy);
+  curl_slist_free_all(d->hdrs);
+  d->easy = NULL;
+  d->hdrs = NULL;
   if (again && d->attempts < TSVC_WEBHOOK_ATTEMPTS) {
     uint64_t wait = (uint64_t)TSVC_WEBHOOK_BACKOFF_MS << (d->attempts - 1);
     if (wait > TSVC_WEBHOOK_BACKOFF_MAX_MS) wait = TSVC_WEBHOOK_BACKOFF_MAX_MS;
