@@ -29,6 +29,17 @@ typedef struct {
 
 void export_notes_free(export_notes_t *n);
 
+/*
+ * What neither target has, noted (docs/export.md, "Not exported"): the
+ * hooks of the top level (s NULL) or of service s (on_change, webhook: no
+ * engine runs a command or posts on a change of health), and s's
+ * depends_timeout when it has depends_on (compose waits with no limit of
+ * its own; Kubernetes does not wait). kube picks the wording. Returns 0 or
+ * TSVC_ENOMEM.
+ */
+int export_note_unexported(const tsvc_config_t *cfg, const tsvc_service_conf_t *s, bool kube,
+                           export_notes_t *notes);
+
 typedef struct {
   /* compose: write what docker-compose 1.x (Debian 12's 1.29) reads: no
      healthcheck.start_interval, no depends_on restart (both noted). */
