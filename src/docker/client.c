@@ -12,7 +12,6 @@
  * callback is finished when the outermost loop callback returns (depth).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +19,6 @@
 #include <unistd.h>
 
 #include "docker/internal.h"
-
 
 static void check_done(tsvc_docker_t *d);
 static int launch(tsvc_docker_req_t *r);
