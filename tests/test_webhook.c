@@ -249,9 +249,9 @@ static void body_and_retries(void **st) {
   assert_string_equal(json_string_value(json_object_get(r, "ctype")), "application/json");
   assert_string_equal(json_string_value(json_object_get(r, "body")), b1);
   /* The retry: the same body, after the backoff. The receiver stamps each
-     request before it answers and the backoff starts at the answer: the
-     gap is at least 1 s, less only the loop's clock being a few ms old
-     when the answer is read (libuv caches it per turn). */
+     request before it answers, and the backoff starts once the answer is
+     read: the gap is at least 1 s (less a millisecond of the loop clock's
+     rounding; 20 ms allowed). */
   assert_int_equal(json_array_size(flaky), 2);
   assert_int_equal(json_array_size(busy), 2);
   for (size_t i = 0; i < 2; i++) {
@@ -336,12 +336,14 @@ static void hang_times_out_and_fails(void **st) {
   free(log);
   json_t *hang = rx_of(&rx, "/hang/1");
   assert_int_equal(json_array_size(hang), 3);
-  /* Each gap: the timeout, then the backoff (the loop's clock may be a few
-     ms old when the timeout is seen, as above). */
+  /* Each gap: what was left of the attempt's 300 ms after the receiver got
+     it, then the backoff from the timeout on: at least the backoff (1 s,
+     2 s; 20 ms allowed as above), and about 300 ms more on an idle
+     machine. */
   double g1 = rec_t(hang, 1) - rec_t(hang, 0), g2 = rec_t(hang, 2) - rec_t(hang, 1);
   fprintf(stderr, "webhook: attempts of a hanging receiver %.3f s, %.3f s apart\n", g1, g2);
-  assert_true(g1 >= 1.28);
-  assert_true(g2 >= 2.28);
+  assert_true(g1 >= 0.98);
+  assert_true(g2 >= 1.98);
   json_decref(hang);
   tsvc_hook_totals_t t;
   tsvc_hook_totals(&counters, &t);
@@ -676,6 +678,7 @@ static void manager_posts_each_change(void **st) {
   changes_t *c = t;
   assert_int_equal(json_array_size(global), (size_t)n);
   assert_int_equal(json_array_size(own), (size_t)n + 1);
+  int twice = 0; /* flap's own: the change that got the 500 came again */
   for (int i = 0; i < n; i++) {
     int copies;
     json_t *b = find_change(global, &c->v[i], &copies);
@@ -687,10 +690,12 @@ static void manager_posts_each_change(void **st) {
     b = find_change(own, &c->v[i], &copies);
     if (!b) fail_msg("change %d (%s -> %s) not posted to flap's URL", i, c->v[i].from,
                      c->v[i].to);
-    assert_int_equal(copies, i == 0 ? 2 : 1); /* the first: a 500, then again */
+    assert_in_range(copies, 1, 2);
+    if (copies == 2) twice++;
     assert_body_is(b, &c->v[i]);
     json_decref(b);
   }
+  assert_int_equal(twice, 1);
   size_t i;
   json_t *r;
   json_array_foreach(global, i, r)
@@ -729,6 +734,7 @@ typedef struct {
   tsvc_webhook_t *w;
   char url[200];
   tu_lag_t *lag;
+  int64_t lag_total;
   int changes, checks, late;
   int64_t max_lateness, max_excess, lag_at_max;
 } hang_t;
@@ -828,6 +834,7 @@ static void hanging_webhooks_delay_no_check(void **st) {
   tsvc_webhook_stats_t s;
   tsvc_webhook_stats(h.w, &s);
 
+  h.lag_total = tu_lag_total(h.lag);
   tsvc_monitor_close(mon);
   tu_lag_stop(h.lag);
   uv_close((uv_handle_t *)&tt, NULL);
@@ -849,8 +856,11 @@ static void hanging_webhooks_delay_no_check(void **st) {
   assert_int_equal(s.in_flight, h.changes < TSVC_WEBHOOK_IN_FLIGHT ? h.changes
                                                                     : TSVC_WEBHOOK_IN_FLIGHT);
   assert_int_equal(s.delivered + s.failed, 0);
-  /* ~3.6 s x 20 services x 10/s. */
-  assert_true(h.checks > 400);
+  /* ~3.6 s x 20 services x 10/s: 720 on an idle machine; at least half,
+     less the time the loop waited for a CPU. */
+  int64_t lag_total = h.lag_total;
+  fprintf(stderr, "webhook: the loop waited %lld ms for a CPU in all\n", (long long)lag_total);
+  assert_true(h.checks >= NSTEADY * (3600 - 300 - lag_total) / 200);
   /* The bound of test_hooks' hanging_hooks_delay_no_check (500 ms), beyond
      what the machine made the loop wait for a CPU meanwhile. A webhook
      waited for would hold the loop for an hour. */

@@ -220,6 +220,9 @@ static void attempt_done(tsvc_webhook_t *w, del_t *d, CURLcode cc) {
   if (again && d->attempts < TSVC_WEBHOOK_ATTEMPTS) {
     uint64_t wait = (uint64_t)TSVC_WEBHOOK_BACKOFF_MS << (d->attempts - 1);
     if (wait > TSVC_WEBHOOK_BACKOFF_MAX_MS) wait = TSVC_WEBHOOK_BACKOFF_MAX_MS;
+    /* From now, not from the loop's cached time of this turn: the wait is
+       at least the backoff after the answer (or the failure) was seen. */
+    uv_update_time(w->loop);
     d->due = uv_now(w->loop) + wait;
     TSVC_LOG(TSVC_LOG_DEBUG, d->service, "webhook attempt %d failed (%s): again in %llu ms",
              d->attempts, why, (unsigned long long)wait);
