@@ -77,10 +77,23 @@ int tsvc_index_reserve(tsvc_index_t *ix, size_t n) {
 
 int tsvc_index_put(tsvc_index_t *ix, void *entry) {
   const char *key = key_of(ix, entry);
-  if (tsvc_index_find(ix, key)) return TSVC_EEXIST;
-  int rc = tsvc_index_reserve(ix, ix->n + 1);
-  if (rc) return rc;
-  place(ix->slot, ix->cap, key, entry);
+  uint64_t h = tsvc_str_hash(key);
+  size_t i = 0;
+  /* One walk: past every entry of the run (refusing the name if it is
+     there) to the first free slot, where the entry goes unless the table
+     must grow first. */
+  if (ix->cap) {
+    size_t mask = ix->cap - 1;
+    for (i = h & mask; ix->slot[i]; i = (i + 1) & mask)
+      if (strcmp(key_of(ix, ix->slot[i]), key) == 0) return TSVC_EEXIST;
+  }
+  if (!tsvc_index_fits(ix, ix->n + 1)) {
+    int rc = tsvc_index_reserve(ix, ix->n + 1);
+    if (rc) return rc;
+    size_t mask = ix->cap - 1;
+    for (i = h & mask; ix->slot[i];) i = (i + 1) & mask;
+  }
+  ix->slot[i] = entry;
   ix->n++;
   return 0;
 }
