@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -256,4 +257,28 @@ int tu_table_row(const tu_table_t *t, const char *name) {
   for (int i = 0; i < t->nrows; i++)
     if (strcmp(t->names[i], name) == 0) return i;
   return -1;
+}
+
+/* ---- configs and logs ------------------------------------------------------ */
+
+tsvc_config_t *tu_config(const char *name, const char *text, size_t len) {
+  tsvc_config_t *cfg = NULL;
+  tsvc_diag_t d = {0};
+  int rc = tsvc_config_load_string(name, text, len, &cfg, &d);
+  for (size_t i = 0; i < d.n; i++) fprintf(stderr, "%s\n", d.lines[i]);
+  tsvc_diag_free(&d);
+  assert_int_equal(rc, 0);
+  return cfg;
+}
+
+int64_t tu_line_ms(const char *line) {
+  const char *t = strstr(line, "ts=");
+  struct tm tm = {0};
+  int ms = 0;
+  if (!t || sscanf(t + 3, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+    fail_msg("no time in: %s", line);
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return (int64_t)timegm(&tm) * 1000 + ms;
 }

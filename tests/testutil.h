@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "config/config.h"
+
 /* A new empty directory under $TMPDIR (or /tmp). Caller frees the string;
  * the directory is removed with tu_rmtree(). */
 char *tu_mkdtemp(const char *prefix);
@@ -77,6 +79,14 @@ int64_t tu_runq_ns(void);
 void tu_missing_at(const char *why, const char *file, int line);
 /* True when scripts/test.sh runs us (TSVC_REQUIRE_SERVERS=1). */
 int tu_required(void);
+/* The config in text (named name in messages), loaded: its diagnostics go
+ * to stderr, and a config that does not load fails the running test. The
+ * caller frees it (tsvc_config_free). */
+tsvc_config_t *tu_config(const char *name, const char *text, size_t len);
+/* The wall-clock ms of a log line's ts= field (ts=2026-12-01T20:55:58.123Z);
+ * fails the running test when the line has none. */
+int64_t tu_line_ms(const char *line);
+
 /* A table of docs/design.md, for the tests that compare the documentation
  * with the code cell by cell: the first table after the line that holds
  * marker (an HTML comment such as "<!-- table: health-actions -->"). Cells
