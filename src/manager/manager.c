@@ -1406,31 +1406,12 @@ bool tsvc_manager_is_healthy(tsvc_manager_t *m, const char *name) {
 }
 
 int tsvc_manager_get_status(tsvc_manager_t *m, const char *name, tsvc_status_t *out) {
-  memset(out, 0, sizeof *out);
-  tsvc_snap_t *s;
-  int rc = tsvc_board_get(m->board, name, &s);
-  if (rc == TSVC_ENOTMONITORED) return not_monitored(m, name);
-  if (rc) return rc;
-  rc = tsvc_snap_copy(s, true, out);
-  tsvc_snap_release(s);
-  return rc;
+  int rc = tsvc_board_get_status(m->board, name, out);
+  return rc == TSVC_ENOTMONITORED ? not_monitored(m, name) : rc;
 }
 
 int tsvc_manager_get_all_status(tsvc_manager_t *m, tsvc_status_list_t *out) {
-  out->v = NULL;
-  out->n = 0;
-  tsvc_snapshot_t *snap;
-  int rc = tsvc_board_snapshot(m->board, &snap);
-  if (rc) return rc;
-  size_t n = tsvc_snapshot_count(snap);
-  if (n && !(out->v = calloc(n, sizeof *out->v))) rc = TSVC_ENOMEM;
-  for (size_t i = 0; !rc && i < n; i++) {
-    rc = tsvc_snap_copy(tsvc_snapshot_snap(snap, i), true, &out->v[i]);
-    if (!rc) out->n = i + 1;
-  }
-  tsvc_snapshot_release(snap);
-  if (rc) tsvc_status_list_free(out);
-  return rc;
+  return tsvc_board_get_all(m->board, out);
 }
 
 int tsvc_manager_snapshot(tsvc_manager_t *m, tsvc_snapshot_t **out) {

@@ -323,6 +323,33 @@ int tsvc_board_get(tsvc_board_t *b, const char *name, tsvc_snap_t **out) {
   return rc;
 }
 
+int tsvc_board_get_status(tsvc_board_t *b, const char *name, tsvc_status_t *out) {
+  memset(out, 0, sizeof *out);
+  tsvc_snap_t *s;
+  int rc = tsvc_board_get(b, name, &s);
+  if (rc) return rc;
+  rc = tsvc_snap_copy(s, true, out);
+  tsvc_snap_release(s);
+  return rc;
+}
+
+int tsvc_board_get_all(tsvc_board_t *b, tsvc_status_list_t *out) {
+  out->v = NULL;
+  out->n = 0;
+  tsvc_snapshot_t *snap;
+  int rc = tsvc_board_snapshot(b, &snap);
+  if (rc) return rc;
+  size_t n = tsvc_snapshot_count(snap);
+  if (n && !(out->v = calloc(n, sizeof *out->v))) rc = TSVC_ENOMEM;
+  for (size_t i = 0; !rc && i < n; i++) {
+    rc = tsvc_snap_copy(tsvc_snapshot_snap(snap, i), true, &out->v[i]);
+    if (!rc) out->n = i + 1;
+  }
+  tsvc_snapshot_release(snap);
+  if (rc) tsvc_status_list_free(out);
+  return rc;
+}
+
 bool tsvc_board_is_healthy(tsvc_board_t *b, const char *name) {
   tsvc_snap_t *s;
   if (tsvc_board_get(b, name, &s)) return false;

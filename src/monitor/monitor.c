@@ -1300,32 +1300,13 @@ void tsvc_monitor_set_observer(tsvc_monitor_t *m, tsvc_mon_observer_cb cb, void 
 tsvc_board_t *tsvc_monitor_board(tsvc_monitor_t *m) { return m->board; }
 
 int tsvc_monitor_get_status(tsvc_monitor_t *m, const char *name, tsvc_status_t *out) {
-  memset(out, 0, sizeof *out);
-  tsvc_snap_t *s;
-  int rc = tsvc_board_get(m->board, name, &s);
-  if (rc == TSVC_ENOTMONITORED) rc = TSVC_ENOENT; /* closed: nothing watched */
-  if (rc) return rc;
-  rc = tsvc_snap_copy(s, true, out);
-  tsvc_snap_release(s);
-  return rc;
+  int rc = tsvc_board_get_status(m->board, name, out);
+  return rc == TSVC_ENOTMONITORED ? TSVC_ENOENT : rc; /* closed: nothing watched */
 }
 
 int tsvc_monitor_get_all(tsvc_monitor_t *m, tsvc_status_list_t *out) {
-  out->v = NULL;
-  out->n = 0;
-  tsvc_snapshot_t *snap;
-  int rc = tsvc_board_snapshot(m->board, &snap);
-  if (rc == TSVC_ENOTMONITORED) return 0;
-  if (rc) return rc;
-  size_t n = tsvc_snapshot_count(snap);
-  if (n && !(out->v = calloc(n, sizeof *out->v))) rc = TSVC_ENOMEM;
-  for (size_t i = 0; !rc && i < n; i++) {
-    rc = tsvc_snap_copy(tsvc_snapshot_snap(snap, i), true, &out->v[i]);
-    if (!rc) out->n = i + 1;
-  }
-  tsvc_snapshot_release(snap);
-  if (rc) tsvc_status_list_free(out);
-  return rc;
+  int rc = tsvc_board_get_all(m->board, out);
+  return rc == TSVC_ENOTMONITORED ? 0 : rc;
 }
 
 bool tsvc_monitor_is_healthy(tsvc_monitor_t *m, const char *name) {
