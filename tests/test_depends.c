@@ -83,96 +83,31 @@ static tsvc_dep_view_t view_in(const char *row, tsvc_health_t *h) {
   return none;
 }
 
-/* docs/design.md's table after the marker: rows of {name, cells...}. */
-typedef struct {
-  int n;
-  char name[24][40];
-  char cell[24][4][40];
-  int ncols;
-  char head[4][40];
-} table_t;
-
-static char *trim(char *s) {
-  while (*s == ' ' || *s == '`') s++;
-  size_t n = strlen(s);
-  while (n && (s[n - 1] == ' ' || s[n - 1] == '`' || s[n - 1] == '\n')) s[--n] = '\0';
-  return s;
-}
-
-static int split(char *line, char out[][40], int max) {
-  int n = 0;
-  char *p = strchr(line, '|');
-  while (p && n < max) {
-    char *q = strchr(p + 1, '|');
-    if (!q) break;
-    *q = '\0';
-    snprintf(out[n++], 40, "%s", trim(p + 1));
-    p = q;
-  }
-  return n;
-}
-
-static void read_table(const char *marker, table_t *t) {
-  memset(t, 0, sizeof *t);
-  const char *src = getenv("TSVC_SOURCE_DIR");
-  char path[1024];
-  snprintf(path, sizeof path, "%s/docs/design.md", src ? src : "..");
-  FILE *f = fopen(path, "r");
-  if (!f) fail_msg("cannot open %s", path);
-  char line[1024];
-  bool in = false;
-  int k = 0;
-  while (fgets(line, sizeof line, f)) {
-    if (!in) {
-      in = strstr(line, marker) != NULL;
-      continue;
-    }
-    if (line[0] != '|') {
-      if (k) break;
-      continue;
-    }
-    char cells[6][40];
-    int n = split(line, cells, 6);
-    if (k == 0) {
-      t->ncols = n - 1;
-      for (int i = 1; i < n && i <= 4; i++) snprintf(t->head[i - 1], 40, "%s", cells[i]);
-    } else if (k > 1 && t->n < 24) {
-      if (n - 1 != t->ncols) fail_msg("%s: row %s has %d cells", marker, cells[0], n - 1);
-      snprintf(t->name[t->n], 40, "%s", cells[0]);
-      for (int i = 1; i < n && i <= 4; i++) snprintf(t->cell[t->n][i - 1], 40, "%s", cells[i]);
-      t->n++;
-    }
-    k++;
-  }
-  fclose(f);
-  if (!t->n) fail_msg("no table after '%s' in %s", marker, path);
-}
-
 /* The documented table is the code's: every situation of depends.c is a
    row, built by real events, and each condition holds exactly where the
    doc says "yes". */
 static void documented_conditions_are_the_code(void **st) {
   (void)st;
-  table_t t;
-  read_table("<!-- table: depends-holds -->", &t);
+  tu_table_t t;
+  tu_read_table("<!-- table: depends-holds -->", &t);
   assert_int_equal(t.ncols, 2);
   assert_string_equal(t.head[0], "service_started");
   assert_string_equal(t.head[1], "service_healthy");
   int rows = 0;
   while (tsvc_dep_row_name(rows)) rows++;
-  assert_int_equal(t.n, rows);
-  for (int r = 0; r < t.n; r++) {
+  assert_int_equal(t.nrows, rows);
+  for (int r = 0; r < t.nrows; r++) {
     tsvc_health_t h;
-    tsvc_dep_view_t v = view_in(t.name[r], &h);
+    tsvc_dep_view_t v = view_in(t.names[r], &h);
     const char *got = tsvc_dep_row_name(tsvc_dep_row(&v));
-    if (strcmp(got, t.name[r]) != 0) fail_msg("built '%s', the rules see '%s'", t.name[r], got);
+    if (strcmp(got, t.names[r]) != 0) fail_msg("built '%s', the rules see '%s'", t.names[r], got);
     for (int c = 0; c < 2; c++) {
-      bool want = !strcmp(t.cell[r][c], "yes");
-      if (!want && strcmp(t.cell[r][c], "no") != 0)
-        fail_msg("%s/%s: '%s' is neither yes nor no", t.name[r], t.head[c], t.cell[r][c]);
+      bool want = !strcmp(t.cells[r][c], "yes");
+      if (!want && strcmp(t.cells[r][c], "no") != 0)
+        fail_msg("%s/%s: '%s' is neither yes nor no", t.names[r], t.head[c], t.cells[r][c]);
       bool holds = tsvc_dep_holds(c ? TSVC_DEP_HEALTHY : TSVC_DEP_STARTED, &v);
       if (holds != want)
-        fail_msg("%s, %s: the doc says %s, the code %s", t.name[r], t.head[c], t.cell[r][c],
+        fail_msg("%s, %s: the doc says %s, the code %s", t.names[r], t.head[c], t.cells[r][c],
                  holds ? "yes" : "no");
     }
     tsvc_health_free(&h);
@@ -260,11 +195,7 @@ static void fx_add(fx_t *f, const char *name) {
 
 static void fx_setup_n(fx_t *f, const char *yaml, bool started, size_t nadd) {
   memset(f, 0, sizeof *f);
-  tsvc_diag_t d = {0};
-  int rc = tsvc_config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, &d);
-  for (size_t i = 0; i < d.n; i++) fprintf(stderr, "%s\n", d.lines[i]);
-  tsvc_diag_free(&d);
-  assert_int_equal(rc, 0);
+  f->cfg = tu_config("test.yaml", yaml, strlen(yaml));
   assert_int_equal(uv_loop_init(&f->loop), 0);
   f->rt = recrt_new(&f->loop);
   assert_non_null(f->rt);

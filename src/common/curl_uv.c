@@ -2,9 +2,9 @@
 #include "common/curl_uv.h"
 
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 
+#include "common/util.h"
 #include "tsvc.h"
 
 struct tsvc_curl_uv_poll_s {
@@ -100,13 +100,13 @@ int tsvc_curl_uv_init(tsvc_curl_uv_t *cu, uv_loop_t *loop,
                       size_t errlen) {
   pthread_once(&curl_once, curl_init);
   if (curl_init_rc != CURLE_OK) {
-    if (err && errlen) snprintf(err, errlen, "libcurl: %s", curl_easy_strerror(curl_init_rc));
+    tsvc_errf(err, errlen, "libcurl: %s", curl_easy_strerror(curl_init_rc));
     return TSVC_ERUNTIME;
   }
   *cu = (tsvc_curl_uv_t){.loop = loop, .after = after, .data = data};
   cu->multi = curl_multi_init();
   if (!cu->multi) {
-    if (err && errlen) snprintf(err, errlen, "out of memory");
+    tsvc_errf(err, errlen, "out of memory");
     return TSVC_ENOMEM;
   }
   curl_multi_setopt(cu->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);

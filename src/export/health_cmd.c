@@ -32,19 +32,24 @@ void export_notes_free(export_notes_t *n) {
   n->n = 0;
 }
 
-static int add_note(export_notes_t *n, const char *fmt, ...) TSVC_PRINTF(2, 3);
-static int add_note(export_notes_t *n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
+int export_notes_vaddf(export_notes_t *n, const char *fmt, va_list ap) {
   char buf[1024];
   vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
   char **v = realloc(n->v, (n->n + 1) * sizeof *v);
   if (v) n->v = v;
   char *s = v ? strdup(buf) : NULL;
   if (!s) return TSVC_ENOMEM;
   v[n->n++] = s;
   return 0;
+}
+
+static int add_note(export_notes_t *n, const char *fmt, ...) TSVC_PRINTF(2, 3);
+static int add_note(export_notes_t *n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = export_notes_vaddf(n, fmt, ap);
+  va_end(ap);
+  return rc;
 }
 
 int export_note_unexported(const tsvc_config_t *cfg, const tsvc_service_conf_t *s, bool kube,
