@@ -3,9 +3,14 @@
  * what real servers will not do on demand: hang, send garbage, flood, close
  * at once, reset. Also start errors and cancel.
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "servers.h"
@@ -189,6 +194,34 @@ static void tcp_connect(void **st) {
    * socket reports ECONNRESET). Either is a true account; nothing else is. */
   run_fake(TSVC_PROBE_TCP, TU_FAKE_RST, NULL, 0, 2000, &o, &f);
   assert_true(o.res.result == TSVC_RESULT_OK || o.res.result == TSVC_RESULT_RESET);
+}
+
+/* The tcp probe closes with an RST, so that it leaves no TIME_WAIT behind
+   (tcp.c): the peer's accepted connection reads ECONNRESET, not an orderly
+   end. Ten checks, ten resets. */
+static void tcp_closes_with_reset(void **st) {
+  (void)st;
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(listen(lfd, 16), 0);
+  socklen_t len = sizeof sa;
+  getsockname(lfd, (struct sockaddr *)&sa, &len);
+  for (int i = 0; i < 10; i++) {
+    tsvc_probe_spec_t s = spec_for(TSVC_PROBE_TCP, ntohs(sa.sin_port), 2000);
+    tu_probe_out_t o;
+    tu_probe_run(&s, &o); /* returns once the probe closed its socket */
+    assert_int_equal(o.res.result, TSVC_RESULT_OK);
+    int fd = accept(lfd, NULL, NULL);
+    assert_true(fd >= 0);
+    char c;
+    errno = 0;
+    ssize_t n = recv(fd, &c, 1, 0);
+    if (!(n < 0 && errno == ECONNRESET))
+      fail_msg("check %d: the peer read %zd (%s), expected a reset", i, n, strerror(errno));
+    close(fd);
+  }
+  close(lfd);
 }
 
 static void postgres_replies(void **st) {
@@ -484,7 +517,8 @@ int main(void) {
       cmocka_unit_test(hang_times_out),    cmocka_unit_test(garbage_is_protocol),
       cmocka_unit_test(flood_is_bounded),  cmocka_unit_test(close_at_once_is_reset),
       cmocka_unit_test(rst_is_reset),      cmocka_unit_test(refused),
-      cmocka_unit_test(tcp_connect),       cmocka_unit_test(postgres_replies),
+      cmocka_unit_test(tcp_connect),
+      cmocka_unit_test(tcp_closes_with_reset),       cmocka_unit_test(postgres_replies),
       cmocka_unit_test(redis_replies),     cmocka_unit_test(http_replies),
       cmocka_unit_test(redis_session_replies),
       cmocka_unit_test(hostname_resolves), cmocka_unit_test(start_errors),

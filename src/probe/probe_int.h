@@ -72,6 +72,7 @@ struct tsvc_probe_s {
   struct sockaddr_storage addr;
   uv_tcp_t tcp;
   bool tcp_init;
+  bool close_reset;             /* close with an RST (SO_LINGER 0): tcp.c */
   uv_connect_t creq;
   uv_write_t wreq[2];
   int nwrites;
