@@ -485,7 +485,29 @@ fi
 if ((tenk_only)); then
   tenk_section
   splice 10k "$tmp/10k.md"
-  echo "wrote the 10k section of $out; per-window details in $log"
+  # The README's table of it: the summary rows, with the command.
+  {
+    echo "<!-- perf10k:begin -->"
+    echo "10,000 services at 1 s on one core, measured with \`bench/run.sh --10k\` ($(date -u '+%Y-%m-%d'), commit"
+    echo "$(git rev-parse --short HEAD 2>/dev/null || echo '?'); load average $(awk '{ print $1 }' /proc/loadavg) at the end: the loop waited for its CPU most"
+    echo "of the time, see the last column; section \"10,000 services at 1 s on one core\" of"
+    echo "[bench/results.md](bench/results.md)):"
+    echo
+    sed -n '/^| variant | checks\/s | lateness/,/^$/p' "$tmp/10k.md" | sed '$d'
+    echo "<!-- perf10k:end -->"
+  } >"$tmp/perf10k.md"
+  if grep -q '<!-- perf10k:begin -->' README.md; then
+    awk -v f="$tmp/perf10k.md" '
+      $0 == "<!-- perf10k:begin -->" { while ((getline l < f) > 0) print l; skip = 1; next }
+      $0 == "<!-- perf10k:end -->" { skip = 0; next }
+      !skip' README.md >"$tmp/readme.md"
+  else
+    awk -v f="$tmp/perf10k.md" '
+      { print }
+      $0 == "<!-- perf:end -->" { print ""; while ((getline l < f) > 0) print l }' README.md >"$tmp/readme.md"
+  fi
+  cp "$tmp/readme.md" README.md
+  echo "wrote the 10k section of $out and its table in README.md; per-window details in $log"
   exit 0
 fi
 
