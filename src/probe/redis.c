@@ -12,17 +12,6 @@
 #include "probe/probe_int.h"
 #include "probe/resp.h"
 
-static int add_command(tsvc_buf_t *b, const char *const *args, size_t n) {
-  int rc = tsvc_buf_addf(b, "*%zu\r\n", n);
-  for (size_t i = 0; !rc && i < n; i++) {
-    size_t l = strlen(args[i]);
-    rc = tsvc_buf_addf(b, "$%zu\r\n", l);
-    if (!rc) rc = tsvc_buf_add(b, args[i], l);
-    if (!rc) rc = tsvc_buf_add(b, "\r\n", 2);
-  }
-  return rc;
-}
-
 /* The request without a password, the same at every check. */
 static const char ping_quit[] = "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nQUIT\r\n";
 
@@ -73,10 +62,10 @@ static int redis_start(tsvc_probe_t *p) {
   tsvc_buf_t b;
   tsvc_buf_init(&b, 2048);
   const char *auth[] = {"AUTH", p->username ? p->username : p->password, p->password};
-  int rc = add_command(&b, auth, p->username ? 3 : 2);
+  int rc = tsvc_resp_add_command(&b, auth, p->username ? 3 : 2);
   const char *ping[] = {"PING"}, *quit[] = {"QUIT"};
-  if (!rc) rc = add_command(&b, ping, 1);
-  if (!rc) rc = add_command(&b, quit, 1);
+  if (!rc) rc = tsvc_resp_add_command(&b, ping, 1);
+  if (!rc) rc = tsvc_resp_add_command(&b, quit, 1);
   if (rc) {
     tsvc_buf_free(&b);
     return rc;
