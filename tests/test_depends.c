@@ -501,6 +501,65 @@ static void restart_true_follows_the_dependency(void **st) {
   fx_teardown(&f);
 }
 
+/* restart: true is owed from the dependent's last real (re)start, not from
+   a held one that never went. db is stopped and app's restart held; its
+   retry is held again after db was started (a new generation of db), and
+   dropped when app's own checks pass before db is healthy (app kept
+   running: the held restarts never reached the runtime). Once db is
+   healthy, app still owes itself the restart. Whichever way the loop's
+   timing goes (the retry let through at db's health, or restart: true
+   after it), app is restarted after db is healthy: a regression left it
+   running against the old db (test_docker_depends saw it under load). */
+static void held_retry_dropped_still_owes_restart(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f,
+           "services:\n"
+           "  db:\n"
+           "    image: local/test\n"
+           "    healthcheck: {probe: running, interval: 100ms, timeout: 50ms,\n"
+           "                  start_period: 2s, start_interval: 600ms, retries: 2}\n"
+           "    restart: {max_restarts: 9, window: 1m, backoff: 100ms, max_backoff: 100ms,\n"
+           "              cooldown: 0s}\n"
+           "  app:\n"
+           "    image: local/test\n"
+           "    healthcheck: {probe: running, interval: 50ms, timeout: 40ms,\n"
+           "                  start_period: 0s, retries: 1}\n"
+           "    restart: {max_restarts: 9, window: 1m, backoff: 100ms, max_backoff: 100ms,\n"
+           "              cooldown: 0s}\n"
+           "    depends_timeout: 150ms\n"
+           "    depends_on:\n"
+           "      db: {condition: service_healthy, restart: true}\n",
+           true);
+  run_for(&f, 300);
+  assert_int_equal(state_of(&f, "app"), TSVC_STATE_HEALTHY);
+  done_t ds = {0};
+  assert_int_equal(tsvc_monitor_user_stop(f.mon, "db", done_cb, &ds), 0);
+  run_for(&f, 100);
+  assert_int_equal(ds.calls, 1);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_STOPPED);
+  /* app's restart is held (db stopped); db is started meanwhile and is
+     healthy only at its first check, 600 ms on. app's wait (150 ms) gives
+     up; its retries are held again, now behind the new db, until one is
+     dropped by app's own passing check (or let through at db's health). */
+  assert_int_equal(tsvc_monitor_user_restart(f.mon, "app", NULL, NULL), 0);
+  run_for(&f, 30);
+  tsvc_status_t s = status_of(&f, "app");
+  assert_int_equal(s.nwaiting, 1);
+  tsvc_status_clear(&s);
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "db", NULL, NULL), 0);
+  run_until_state(&f, "db", TSVC_STATE_HEALTHY, 10000);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
+  uint64_t healthy = 0;
+  for (int i = 0; i < f.nch; i++)
+    if (!strcmp(f.ch[i].service, "db") && f.ch[i].to == TSVC_STATE_HEALTHY) healthy = f.ch[i].at;
+  run_for(&f, 500);
+  assert_int_equal(recrt_count(f.rt, "restart", "app"), 1);
+  assert_true(call_at(&f, "restart", "app", 0) >= healthy);
+  assert_int_equal(state_of(&f, "app"), TSVC_STATE_HEALTHY);
+  fx_teardown(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(documented_conditions_are_the_code),
@@ -511,6 +570,7 @@ int main(void) {
       cmocka_unit_test(stop_cancels_a_held_start),
       cmocka_unit_test(dependency_added_later),
       cmocka_unit_test(restart_true_follows_the_dependency),
+      cmocka_unit_test(held_retry_dropped_still_owes_restart),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -764,12 +764,17 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
     start = &a->changes[a->nchanges - 1];
   for (int i = 0; i < a->nchanges; i++) {
     if (!tsvc_dep_is_start(a->changes[i].from, a->changes[i].to)) continue;
-    /* A (re)start of its own: its dependents may owe one (restart: true),
-       and it is (re)started against its dependencies as they are now (a
-       held one looks again as it goes: launch_op). A container adopted at
-       `up` owes its dependents nothing: they are adopted after it. */
+    /* A (re)start of its own: its dependents may owe one (restart: true).
+       One that reaches the runtime notes its dependencies' generations as
+       it goes (launch_op), not here: a held one may never go (its checks
+       pass meanwhile and the retry is dropped), and must still owe itself
+       the restart: true of a dependency that restarted since its last real
+       start. One without an operation (a container adopted at `up`, or
+       started behind our back) runs against its dependencies as they are
+       now. A container adopted at `up` owes its dependents nothing: they
+       are adopted after it. */
     s->gen++;
-    note_dep_gens(s);
+    if (!(a->flags & (TSVC_HACT_RESTART | TSVC_HACT_START))) note_dep_gens(s);
   }
   if (a->nchanges) gate_soon(s->m);
   for (int i = 0; i < a->nchanges; i++) {

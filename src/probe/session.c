@@ -39,6 +39,7 @@ typedef struct conn_s {
   int refs; /* open handles and the getaddrinfo in flight */
   bool closing, tcp_init, gai_pending;
   uv_timer_t timer; /* the login's timeout */
+  bool last_look;   /* it waits for one more poll (probe.c, timer_cb) */
   uv_getaddrinfo_t gai;
   uv_tcp_t tcp;
   uv_connect_t creq;
@@ -74,6 +75,7 @@ struct tsvc_session_s {
   uint64_t retry_ns;     /* no held connection opened before this */
   conn_t *conn;
   uv_timer_t timer; /* the timeout of a check on the held connection */
+  bool last_look;   /* it waits for one more poll (probe.c, timer_cb) */
   bool freeing;
   bool in_call;   /* inside tsvc_session_check: no verdict may be given */
   bool fail_now;  /* ... and the connection failed: start the full probe */
@@ -647,6 +649,13 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
 
 static void login_timeout(uv_timer_t *t) {
   conn_t *c = t->data;
+  /* A late loop runs its timers before it polls: look at the socket once
+     more before calling a timeout (as probe.c's timer_cb does). */
+  if (!c->last_look) {
+    c->last_look = true;
+    uv_timer_start(&c->timer, login_timeout, 1, 0);
+    return;
+  }
   tsvc_session_t *s = c->s;
   const char *phase = c->state == C_RESOLVING    ? "resolving"
                       : c->state == C_CONNECTING ? "connecting"
@@ -741,6 +750,12 @@ static void fall_back(tsvc_session_t *s) {
 static void check_timeout(uv_timer_t *t) {
   tsvc_session_t *s = t->data;
   if (!s->in_check || !s->on_conn) return;
+  /* The answer may be waiting unread: one more poll first (probe.c). */
+  if (!s->last_look) {
+    s->last_look = true;
+    uv_timer_start(&s->timer, check_timeout, 1, 0);
+    return;
+  }
   if (s->conn) conn_close(s->conn, "no answer in time");
   deliver_msg(s, TSVC_RESULT_TIMEOUT, "no answer within %lld ms (held session)",
               (long long)s->timeout);
@@ -768,6 +783,7 @@ int tsvc_session_check(tsvc_session_t *s, tsvc_probe_cb cb, void *data) {
          the loop's clock. */
       int64_t lag = (int64_t)(s->t0 / 1000000) - (int64_t)uv_now(s->loop);
       if (lag < 0) lag = 0;
+      s->last_look = false;
       uv_timer_start(&s->timer, check_timeout, (uint64_t)(s->timeout + lag), 0);
       return 0;
     }
