@@ -94,18 +94,6 @@ typedef struct {
   size_t off, len;
 } stream_t;
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- deadlines ----------------------------------------------------------------- */
 
 static conn_t *conn_of(struct MHD_Connection *c) {
@@ -119,7 +107,7 @@ static void set_deadline(tsvc_api_t *a, struct MHD_Connection *c, unsigned ms) {
   conn_t *k = conn_of(c);
   if (!k) return;
   pthread_mutex_lock(&a->wmu);
-  k->deadline = ms ? mono_ms() + ms : 0;
+  k->deadline = ms ? tsvc_mono_ms() + ms : 0;
   if (ms) pthread_cond_signal(&a->wcv); /* it may be the earliest now */
   pthread_mutex_unlock(&a->wmu);
 }
@@ -184,7 +172,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **ctx,
       tsvc_strlcpy(k->peer, "the unix socket", sizeof k->peer);
     }
     pthread_mutex_lock(&a->wmu);
-    k->deadline = mono_ms() + a->request_deadline_ms;
+    k->deadline = tsvc_mono_ms() + a->request_deadline_ms;
     k->next = a->conns;
     if (a->conns) a->conns->prev = k;
     a->conns = k;
@@ -213,7 +201,7 @@ static void *watchdog_main(void *arg) {
   tsvc_api_t *a = arg;
   pthread_mutex_lock(&a->wmu);
   while (!a->wstop) {
-    int64_t now = mono_ms(), next = 0;
+    int64_t now = tsvc_mono_ms(), next = 0;
     for (conn_t *k = a->conns; k; k = k->next) {
       if (!k->deadline) continue;
       if (k->deadline <= now) {
@@ -349,7 +337,7 @@ static enum MHD_Result get_env(tsvc_api_t *a, tsvc_api_reply_t *c, const char *v
 /* Alive while the loop keeps its schedule: it fails when the loop is late
    by more than the threshold (blocked, or starved of CPU). */
 static enum MHD_Result get_livez(tsvc_api_t *a, tsvc_api_reply_t *c) {
-  int64_t hb = tsvc_manager_loop_heartbeat(a->m), age = wall_ms() - hb;
+  int64_t hb = tsvc_manager_loop_heartbeat(a->m), age = tsvc_wall_ms() - hb;
   int64_t lag = tsvc_manager_loop_lag_ms(a->m);
   bool alive = lag <= (int64_t)a->livez_lag_ms;
   json_t *v = json_pack("{s:s, s:o, s:I, s:I, s:I}", "status", alive ? "ok" : "stalled",
@@ -411,7 +399,7 @@ static enum MHD_Result get_metrics(tsvc_api_t *a, tsvc_api_reply_t *c) {
 static enum MHD_Result get_page(tsvc_api_t *a, tsvc_api_reply_t *c) {
   char *html = NULL;
   size_t len = 0;
-  if (!a->page || tsvc_page_render(a->page, wall_ms(), &html, &len) != 0)
+  if (!a->page || tsvc_page_render(a->page, tsvc_wall_ms(), &html, &len) != 0)
     return reply_error(c, 500, NULL, "cannot render the status page: out of memory");
   return reply_text(c, 200, html, len, "text/html; charset=utf-8", NULL);
 }

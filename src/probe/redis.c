@@ -12,17 +12,6 @@
 #include "probe/probe_int.h"
 #include "probe/resp.h"
 
-static int add_command(tsvc_buf_t *b, const char *const *args, size_t n) {
-  int rc = tsvc_buf_addf(b, "*%zu\r\n", n);
-  for (size_t i = 0; !rc && i < n; i++) {
-    size_t l = strlen(args[i]);
-    rc = tsvc_buf_addf(b, "$%zu\r\n", l);
-    if (!rc) rc = tsvc_buf_add(b, args[i], l);
-    if (!rc) rc = tsvc_buf_add(b, "\r\n", 2);
-  }
-  return rc;
-}
-
 static void redis_connected(tsvc_probe_t *p) { tsvc__probe_write(p, p->wdata, p->wlen); }
 
 static void redis_data(tsvc_probe_t *p) {
@@ -65,11 +54,11 @@ static int redis_start(tsvc_probe_t *p) {
   int rc = 0;
   if (p->password) {
     const char *auth[] = {"AUTH", p->username ? p->username : p->password, p->password};
-    rc = add_command(&b, auth, p->username ? 3 : 2);
+    rc = tsvc_resp_add_command(&b, auth, p->username ? 3 : 2);
   }
   const char *ping[] = {"PING"}, *quit[] = {"QUIT"};
-  if (!rc) rc = add_command(&b, ping, 1);
-  if (!rc) rc = add_command(&b, quit, 1);
+  if (!rc) rc = tsvc_resp_add_command(&b, ping, 1);
+  if (!rc) rc = tsvc_resp_add_command(&b, quit, 1);
   if (rc) {
     tsvc_buf_free(&b);
     return rc;

@@ -196,17 +196,6 @@ static int conn_send(conn_t *c, const void *p, size_t n) {
 
 /* ---- redis ---------------------------------------------------------------- */
 
-static int add_command(tsvc_buf_t *b, const char *const *args, size_t n) {
-  int rc = tsvc_buf_addf(b, "*%zu\r\n", n);
-  for (size_t i = 0; !rc && i < n; i++) {
-    size_t l = strlen(args[i]);
-    rc = tsvc_buf_addf(b, "$%zu\r\n", l);
-    if (!rc) rc = tsvc_buf_add(b, args[i], l);
-    if (!rc) rc = tsvc_buf_add(b, "\r\n", 2);
-  }
-  return rc;
-}
-
 static int redis_login(conn_t *c) {
   tsvc_session_t *s = c->s;
   tsvc_buf_t b;
@@ -214,7 +203,7 @@ static int redis_login(conn_t *c) {
   int rc = 0;
   if (s->password) {
     const char *auth[] = {"AUTH", s->username ? s->username : s->password, s->password};
-    rc = add_command(&b, auth, s->username ? 3 : 2);
+    rc = tsvc_resp_add_command(&b, auth, s->username ? 3 : 2);
   }
   if (!rc) rc = tsvc_buf_add(&b, redis_ping, sizeof redis_ping - 1);
   if (!rc) rc = conn_send(c, b.data, b.len);
