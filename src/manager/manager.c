@@ -850,10 +850,11 @@ static void not_checked(tsvc_manager_t *m, cmd_t *c, const char *name, const cha
     cmd_errf(c, "%s %s", name, what);
     return;
   }
-  const tsvc_status_t *st = tsvc_snap_status(s);
-  bool why = !st->running && st->last_error[0];
-  cmd_errf(c, "%s %s: it is %s%s%s%s", name, what, tsvc_state_name(st->state),
-           why ? " (not running: " : "", why ? st->last_error : "", why ? ")" : "");
+  tsvc_status_t st;
+  tsvc_snap_status(s, &st);
+  bool why = !st.running && st.last_error[0];
+  cmd_errf(c, "%s %s: it is %s%s%s%s", name, what, tsvc_state_name(st.state),
+           why ? " (not running: " : "", why ? st.last_error : "", why ? ")" : "");
   tsvc_snap_release(s);
 }
 
@@ -1447,10 +1448,18 @@ int tsvc_manager_get_all_status(tsvc_manager_t *m, tsvc_status_list_t *out) {
   return tsvc_board_get_all(m->board, out);
 }
 
-int tsvc_manager_snapshot(tsvc_manager_t *m, tsvc_snapshot_t **out) {
-  int rc = tsvc_board_snapshot(m->board, out);
+static int manager_view(tsvc_manager_t *m, bool unpack, tsvc_snapshot_t **out) {
+  int rc = unpack ? tsvc_board_snapshot(m->board, out) : tsvc_board_snapshot_packed(m->board, out);
   if (!rc) tsvc_snapshot_set_lag(*out, (double)tsvc_manager_loop_lag_ms(m) / 1000.0);
   return rc;
+}
+
+int tsvc_manager_snapshot(tsvc_manager_t *m, tsvc_snapshot_t **out) {
+  return manager_view(m, true, out);
+}
+
+int tsvc_manager_snapshot_packed(tsvc_manager_t *m, tsvc_snapshot_t **out) {
+  return manager_view(m, false, out);
 }
 
 void tsvc_manager_hook_totals(tsvc_manager_t *m, tsvc_hook_totals_t *out) {
@@ -1486,7 +1495,9 @@ int tsvc_manager_connection_info(tsvc_manager_t *m, tsvc_view_t view, tsvc_conn_
     tsvc_snap_t *s;
     if (tsvc_board_get(m->board, out->v[i].service, &s) != 0) continue;
     out->v[i].monitored = true;
-    out->v[i].state = tsvc_snap_status(s)->state;
+    tsvc_status_t st;
+    tsvc_snap_status(s, &st);
+    out->v[i].state = st.state;
     tsvc_snap_release(s);
   }
   return rc;
