@@ -842,14 +842,22 @@ static void s4_stop_and_remove(void **state) {
   tsvc_strlcpy(id, st.container_id, sizeof id);
   tsvc_status_clear(&st);
 
-  /* docker stop: found dead at once, restarted in place. */
+  /* docker stop: found dead, restarted in place. Found by the die event,
+     or by three refused checks when postgres closed its socket well before
+     its container exited (its shutdown checkpoint on a loaded machine: CI
+     saw 3/3 refused 1.5 s after the stop, before the event): unhealthy
+     either way, for a reason that says so. */
   int from = nchanges(f);
   assert_int_equal(sh("docker stop -t 5 %s", c), 0);
   wait_state(f, "postgres", TSVC_STATE_STARTING, 15000);
   wait_healthy(f, "postgres", 30000);
   int u = find_change(f, "postgres", TSVC_STATE_UNHEALTHY, from);
   assert_true(u >= 0);
-  assert_non_null(strstr(change_at(f, u).reason, "container died (exit code 0)"));
+  change_t uc = change_at(f, u);
+  if (!strstr(uc.reason, "container died (exit code 0)") &&
+      !(strstr(uc.reason, "connection refused") && uc.failures == uc.retries))
+    fail_msg("unhealthy after docker stop for another reason: %s (failures %d/%d)", uc.reason,
+             uc.failures, uc.retries);
   st = status_of(f, "postgres");
   assert_int_equal(st.restarts_total, 1);
   assert_string_equal(st.container_id, id);
