@@ -29,7 +29,11 @@
  * children), of the probed servers (/proc/<pid>/stat, postgres with its
  * backends) and of the whole machine (/proc/stat busy delta, noise from
  * other work included); schedule lateness p50/p99/max (the monitor's
- * observer, 1 ms resolution); VmRSS/VmHWM at the end; failed checks.
+ * observer, 1 ms resolution); VmRSS/VmHWM at the end; failed checks; how
+ * much of each window the loop's thread spent waiting for a CPU that other
+ * work held (/proc/thread-self/schedstat; RESULT runq_pct: the worst
+ * window's), which tells a loop that falls behind for its own work from one
+ * that is starved on a shared machine.
  *
  * Output: details on stderr; one markdown table row on stdout, and one
  * "RESULT k=v ..." line for scripts. Exit 0; 1 when a server cannot be
@@ -152,7 +156,7 @@ static int64_t servers_cpu_us(const servers_t *s) {
 /* ---- measurement windows ------------------------------------------------------ */
 
 typedef struct {
-  int64_t t_us, self_us, child_us, srv_us, mach_us;
+  int64_t t_us, self_us, child_us, srv_us, mach_us, runq_us;
   uint64_t checks, fails;
 } snap_t;
 
@@ -166,6 +170,8 @@ typedef struct {
   snap_t last;
   double rate[MAX_WINDOWS], own[MAX_WINDOWS], server[MAX_WINDOWS], machine[MAX_WINDOWS];
   double p50[MAX_WINDOWS], p99[MAX_WINDOWS], pmax[MAX_WINDOWS];
+  double runq[MAX_WINDOWS]; /* % of the window the loop's thread waited for
+                               a CPU (-1: unknown) */
   char first_error[256];
   int64_t setup_config_us, setup_add_us;
   int scrapes, scrape_failed;
@@ -179,6 +185,7 @@ static void snap(meas_t *m, snap_t *s) {
   s->child_us = bu_children_cpu_us();
   s->srv_us = servers_cpu_us(m->srv);
   s->mach_us = bu_machine_busy_us();
+  s->runq_us = bu_runq_us();
   s->checks = m->checks;
   s->fails = m->fails;
 }
@@ -207,14 +214,17 @@ static bool window_end(meas_t *m) {
     /* Idle: machine busy microseconds per second instead. */
     m->machine[w] = (double)(now.mach_us - m->last.mach_us) / secs;
   }
+  m->runq[w] = now.runq_us >= 0 && m->last.runq_us >= 0
+                   ? 100.0 * (double)(now.runq_us - m->last.runq_us) / (secs * 1e6)
+                   : -1;
   m->p50[w] = (double)bu_hist_quantile(&m->hist, 0.50);
   m->p99[w] = (double)bu_hist_quantile(&m->hist, 0.99);
   m->pmax[w] = (double)bu_hist_quantile(&m->hist, 1.0);
   fprintf(stderr,
           "  window %d: %.1f s, %.0f checks/s, own %.1f us/check, servers %.1f, machine %.1f,"
-          " lateness p50 %.0f p99 %.0f max %.0f ms, fails %llu\n",
+          " lateness p50 %.0f p99 %.0f max %.0f ms, fails %llu, waited for a CPU %.0f%%\n",
           w + 1, secs, m->rate[w], m->own[w], m->server[w], m->machine[w], m->p50[w], m->p99[w],
-          m->pmax[w], (unsigned long long)(now.fails - m->last.fails));
+          m->pmax[w], (unsigned long long)(now.fails - m->last.fails), m->runq[w]);
   bu_hist_reset(&m->hist);
   m->last = now;
   return m->window >= m->o->windows;
@@ -909,7 +919,8 @@ int main(int argc, char **argv) {
            mode_name(&o), probe_name(&o), services, interval, rate, own, server, mach, p50, p99,
            pmax, (double)rss / 1024.0, (double)hwm / 1024.0, (unsigned long long)all_fails);
   }
-  double own_med, srv_med, mach_med, rate_med;
+  double own_med, srv_med, mach_med, rate_med, runq_max;
+  bu_summary(m.runq, n, &lo, &hi, &runq_max); /* the worst window's */
   bu_summary(m.own, n, &own_med, &lo, &hi);
   bu_summary(m.server, n, &srv_med, &lo, &hi);
   bu_summary(m.machine, n, &mach_med, &lo, &hi);
@@ -918,11 +929,12 @@ int main(int argc, char **argv) {
          "server_us=%.1f machine_us=%.1f p50_ms=%s p99_ms=%s max_ms=%s rss_kib=%ld hwm_kib=%ld "
          "failed=%llu timewait=%ld config_ms=%.1f add_ms=%.1f stagger=%d scrape_hz=%.0f "
          "scrape_same_cpu=%d scrapes=%d scrape_p50_ms=%.2f scrape_max_ms=%.2f "
-         "scrape_bytes=%zu\n",
+         "scrape_bytes=%zu runq_pct=%.0f\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
          (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
-         o.scrape_same_cpu, m.scrapes, m.scrape_p50_ms, m.scrape_max_ms, m.scrape_bytes);
+         o.scrape_same_cpu, m.scrapes, m.scrape_p50_ms, m.scrape_max_ms, m.scrape_bytes,
+         runq_max);
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);

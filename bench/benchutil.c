@@ -319,6 +319,16 @@ long bu_timewait(void) {
   return tw;
 }
 
+int64_t bu_runq_us(void) {
+  /* "<ns on a CPU> <ns waiting on a run queue> <timeslices>" */
+  FILE *f = fopen("/proc/thread-self/schedstat", "r");
+  if (!f) return -1;
+  unsigned long long run, wait;
+  int n = fscanf(f, "%llu %llu", &run, &wait);
+  fclose(f);
+  return n == 2 ? (int64_t)(wait / 1000) : -1;
+}
+
 /* ---- servers ------------------------------------------------------------ */
 
 static bool wait_port(int port, pid_t pid, int ms) {

@@ -74,6 +74,10 @@ int64_t bu_children_cpu_us(void);
 void bu_rss_kib(long *rss, long *hwm);
 /* TIME_WAIT sockets on the machine (/proc/net/sockstat "tw"), or -1. */
 long bu_timewait(void);
+/* How long the calling thread has waited on a run queue (runnable, not
+ * running: the CPU was busy with other work), microseconds, from
+ * /proc/thread-self/schedstat; -1 when the kernel does not tell. */
+int64_t bu_runq_us(void);
 
 /* ---- servers ------------------------------------------------------------ */
 

@@ -241,6 +241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   tsvc_api_reply_t r;
   int rc = tsvc__api_respond(api, method, url, body, tcp, &r);
+  if (!rc) rc = tsvc__api_reply_drain(&r); /* GET /metrics streams its text */
   if (getenv("FUZZ_VERBOSE")) /* to see what an input does: FUZZ_VERBOSE=1 ./fuzz_api FILE */
     fprintf(stderr, "%s %s (tcp %d, body %zu, %zu services) -> %u %s\n", method, raw_url, tcp,
             body, w.n, r.code, r.body ? r.body : r.events ? "(events)" : "");

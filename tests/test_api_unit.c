@@ -11,8 +11,73 @@
 #include "config/config.h"
 #include "log/log.h"
 #include "manager/diff.h"
+#include "monitor/board.h"
 #include "testutil.h"
 #include "tsvc.h"
+
+/* The streamed text (GET /metrics) is the rendered one byte for byte,
+   whatever the size of the pieces read: services' families, the session
+   families for the one service that holds a session, the monitor's. */
+static void metrics_stream_matches_render(void **st) {
+  (void)st;
+  tsvc_board_t *bd;
+  assert_int_equal(tsvc_board_new(&bd), 0);
+  tsvc_board_set_live(bd, true);
+  char name[32];
+  for (int i = 0; i < 300; i++) {
+    snprintf(name, sizeof name, i == 7 ? "q\\\"%d" : "svc-%d", i);
+    tsvc_status_t s = {.name = name, .state = (tsvc_state_t)(i % TSVC_STATE__COUNT),
+                       .healthy = i % 2, .session = i == 150, .session_connects = 4,
+                       .checks_total = (uint64_t)i};
+    s.checks_by_result[i % TSVC_RESULT__COUNT] = (uint64_t)i * 1000;
+    tsvc_board_slot_t *slot = tsvc_board_add(bd, name);
+    assert_non_null(slot);
+    tsvc_board_publish(bd, slot, tsvc_snap_new(&s, NULL));
+  }
+  tsvc_board_note_lateness(bd, 3);
+  size_t sizes[] = {1, 7, 4096, 1 << 20};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    tsvc_snapshot_t *snap;
+    assert_int_equal(tsvc_board_snapshot(bd, &snap), 0);
+    tsvc_buf_t want;
+    tsvc_buf_init(&want, 64u << 20);
+    assert_int_equal(tsvc_metrics_render_snapshot(snap, &want), 0);
+    assert_int_equal(tsvc_metrics_render_monitor(tsvc_snapshot_stats(snap), &want), 0);
+    assert_non_null(strstr(want.data, "tanuki_svc_session_connects_total{service=\"svc-150\"} 4\n"));
+    assert_null(strstr(want.data, "tanuki_svc_session_held{service=\"svc-149\"}"));
+    tsvc_metrics_stream_t *ms;
+    assert_int_equal(tsvc_metrics_stream_new(snap, NULL, &ms), 0); /* takes snap */
+    tsvc_buf_t got;
+    tsvc_buf_init(&got, 64u << 20);
+    char *piece = malloc(sizes[k]);
+    long n;
+    while ((n = tsvc_metrics_stream_read(ms, piece, sizes[k])) > 0) {
+      assert_true((size_t)n <= sizes[k]);
+      assert_int_equal(tsvc_buf_add(&got, piece, (size_t)n), 0);
+    }
+    assert_int_equal(n, 0);
+    assert_int_equal(tsvc_metrics_stream_read(ms, piece, sizes[k]), 0); /* stays at the end */
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.data, want.data, want.len);
+    tsvc_metrics_stream_free(ms);
+    free(piece);
+    tsvc_buf_free(&got);
+    tsvc_buf_free(&want);
+  }
+  /* No services (the monitor is not live): the monitor's families only. */
+  tsvc_monitor_stats_t idle = {.checks_in_flight = 2};
+  tsvc_metrics_stream_t *ms;
+  assert_int_equal(tsvc_metrics_stream_new(NULL, &idle, &ms), 0);
+  char buf[8192];
+  long n = tsvc_metrics_stream_read(ms, buf, sizeof buf - 1);
+  assert_true(n > 0);
+  buf[n] = 0;
+  assert_null(strstr(buf, "tanuki_svc_up"));
+  assert_non_null(strstr(buf, "\ntanuki_svc_monitor_checks_in_flight 2\n"));
+  assert_int_equal(tsvc_metrics_stream_read(ms, buf, sizeof buf), 0);
+  tsvc_metrics_stream_free(ms);
+  tsvc_board_free(bd);
+}
 
 static void times(void **st) {
   (void)st;
@@ -299,6 +364,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(times),          cmocka_unit_test(status_json),
       cmocka_unit_test(change_json),    cmocka_unit_test(metrics_text),
+      cmocka_unit_test(metrics_stream_matches_render),
       cmocka_unit_test(service_diff),   cmocka_unit_test(reloadable),
       cmocka_unit_test(strv_is_an_argv),
       cmocka_unit_test(readyz_masks_last_error), cmocka_unit_test(request_path),

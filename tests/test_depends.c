@@ -83,96 +83,31 @@ static tsvc_dep_view_t view_in(const char *row, tsvc_health_t *h) {
   return none;
 }
 
-/* docs/design.md's table after the marker: rows of {name, cells...}. */
-typedef struct {
-  int n;
-  char name[24][40];
-  char cell[24][4][40];
-  int ncols;
-  char head[4][40];
-} table_t;
-
-static char *trim(char *s) {
-  while (*s == ' ' || *s == '`') s++;
-  size_t n = strlen(s);
-  while (n && (s[n - 1] == ' ' || s[n - 1] == '`' || s[n - 1] == '\n')) s[--n] = '\0';
-  return s;
-}
-
-static int split(char *line, char out[][40], int max) {
-  int n = 0;
-  char *p = strchr(line, '|');
-  while (p && n < max) {
-    char *q = strchr(p + 1, '|');
-    if (!q) break;
-    *q = '\0';
-    snprintf(out[n++], 40, "%s", trim(p + 1));
-    p = q;
-  }
-  return n;
-}
-
-static void read_table(const char *marker, table_t *t) {
-  memset(t, 0, sizeof *t);
-  const char *src = getenv("TSVC_SOURCE_DIR");
-  char path[1024];
-  snprintf(path, sizeof path, "%s/docs/design.md", src ? src : "..");
-  FILE *f = fopen(path, "r");
-  if (!f) fail_msg("cannot open %s", path);
-  char line[1024];
-  bool in = false;
-  int k = 0;
-  while (fgets(line, sizeof line, f)) {
-    if (!in) {
-      in = strstr(line, marker) != NULL;
-      continue;
-    }
-    if (line[0] != '|') {
-      if (k) break;
-      continue;
-    }
-    char cells[6][40];
-    int n = split(line, cells, 6);
-    if (k == 0) {
-      t->ncols = n - 1;
-      for (int i = 1; i < n && i <= 4; i++) snprintf(t->head[i - 1], 40, "%s", cells[i]);
-    } else if (k > 1 && t->n < 24) {
-      if (n - 1 != t->ncols) fail_msg("%s: row %s has %d cells", marker, cells[0], n - 1);
-      snprintf(t->name[t->n], 40, "%s", cells[0]);
-      for (int i = 1; i < n && i <= 4; i++) snprintf(t->cell[t->n][i - 1], 40, "%s", cells[i]);
-      t->n++;
-    }
-    k++;
-  }
-  fclose(f);
-  if (!t->n) fail_msg("no table after '%s' in %s", marker, path);
-}
-
 /* The documented table is the code's: every situation of depends.c is a
    row, built by real events, and each condition holds exactly where the
    doc says "yes". */
 static void documented_conditions_are_the_code(void **st) {
   (void)st;
-  table_t t;
-  read_table("<!-- table: depends-holds -->", &t);
+  tu_table_t t;
+  tu_read_table("<!-- table: depends-holds -->", &t);
   assert_int_equal(t.ncols, 2);
   assert_string_equal(t.head[0], "service_started");
   assert_string_equal(t.head[1], "service_healthy");
   int rows = 0;
   while (tsvc_dep_row_name(rows)) rows++;
-  assert_int_equal(t.n, rows);
-  for (int r = 0; r < t.n; r++) {
+  assert_int_equal(t.nrows, rows);
+  for (int r = 0; r < t.nrows; r++) {
     tsvc_health_t h;
-    tsvc_dep_view_t v = view_in(t.name[r], &h);
+    tsvc_dep_view_t v = view_in(t.names[r], &h);
     const char *got = tsvc_dep_row_name(tsvc_dep_row(&v));
-    if (strcmp(got, t.name[r]) != 0) fail_msg("built '%s', the rules see '%s'", t.name[r], got);
+    if (strcmp(got, t.names[r]) != 0) fail_msg("built '%s', the rules see '%s'", t.names[r], got);
     for (int c = 0; c < 2; c++) {
-      bool want = !strcmp(t.cell[r][c], "yes");
-      if (!want && strcmp(t.cell[r][c], "no") != 0)
-        fail_msg("%s/%s: '%s' is neither yes nor no", t.name[r], t.head[c], t.cell[r][c]);
+      bool want = !strcmp(t.cells[r][c], "yes");
+      if (!want && strcmp(t.cells[r][c], "no") != 0)
+        fail_msg("%s/%s: '%s' is neither yes nor no", t.names[r], t.head[c], t.cells[r][c]);
       bool holds = tsvc_dep_holds(c ? TSVC_DEP_HEALTHY : TSVC_DEP_STARTED, &v);
       if (holds != want)
-        fail_msg("%s, %s: the doc says %s, the code %s", t.name[r], t.head[c], t.cell[r][c],
+        fail_msg("%s, %s: the doc says %s, the code %s", t.names[r], t.head[c], t.cells[r][c],
                  holds ? "yes" : "no");
     }
     tsvc_health_free(&h);
@@ -260,11 +195,7 @@ static void fx_add(fx_t *f, const char *name) {
 
 static void fx_setup_n(fx_t *f, const char *yaml, bool started, size_t nadd) {
   memset(f, 0, sizeof *f);
-  tsvc_diag_t d = {0};
-  int rc = tsvc_config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, &d);
-  for (size_t i = 0; i < d.n; i++) fprintf(stderr, "%s\n", d.lines[i]);
-  tsvc_diag_free(&d);
-  assert_int_equal(rc, 0);
+  f->cfg = tu_config("test.yaml", yaml, strlen(yaml));
   assert_int_equal(uv_loop_init(&f->loop), 0);
   f->rt = recrt_new(&f->loop);
   assert_non_null(f->rt);
@@ -570,6 +501,65 @@ static void restart_true_follows_the_dependency(void **st) {
   fx_teardown(&f);
 }
 
+/* restart: true is owed from the dependent's last real (re)start, not from
+   a held one that never went. db is stopped and app's restart held; its
+   retry is held again after db was started (a new generation of db), and
+   dropped when app's own checks pass before db is healthy (app kept
+   running: the held restarts never reached the runtime). Once db is
+   healthy, app still owes itself the restart. Whichever way the loop's
+   timing goes (the retry let through at db's health, or restart: true
+   after it), app is restarted after db is healthy: a regression left it
+   running against the old db (test_docker_depends saw it under load). */
+static void held_retry_dropped_still_owes_restart(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f,
+           "services:\n"
+           "  db:\n"
+           "    image: local/test\n"
+           "    healthcheck: {probe: running, interval: 100ms, timeout: 50ms,\n"
+           "                  start_period: 2s, start_interval: 600ms, retries: 2}\n"
+           "    restart: {max_restarts: 9, window: 1m, backoff: 100ms, max_backoff: 100ms,\n"
+           "              cooldown: 0s}\n"
+           "  app:\n"
+           "    image: local/test\n"
+           "    healthcheck: {probe: running, interval: 50ms, timeout: 40ms,\n"
+           "                  start_period: 0s, retries: 1}\n"
+           "    restart: {max_restarts: 9, window: 1m, backoff: 100ms, max_backoff: 100ms,\n"
+           "              cooldown: 0s}\n"
+           "    depends_timeout: 150ms\n"
+           "    depends_on:\n"
+           "      db: {condition: service_healthy, restart: true}\n",
+           true);
+  run_for(&f, 300);
+  assert_int_equal(state_of(&f, "app"), TSVC_STATE_HEALTHY);
+  done_t ds = {0};
+  assert_int_equal(tsvc_monitor_user_stop(f.mon, "db", done_cb, &ds), 0);
+  run_for(&f, 100);
+  assert_int_equal(ds.calls, 1);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_STOPPED);
+  /* app's restart is held (db stopped); db is started meanwhile and is
+     healthy only at its first check, 600 ms on. app's wait (150 ms) gives
+     up; its retries are held again, now behind the new db, until one is
+     dropped by app's own passing check (or let through at db's health). */
+  assert_int_equal(tsvc_monitor_user_restart(f.mon, "app", NULL, NULL), 0);
+  run_for(&f, 30);
+  tsvc_status_t s = status_of(&f, "app");
+  assert_int_equal(s.nwaiting, 1);
+  tsvc_status_clear(&s);
+  assert_int_equal(tsvc_monitor_user_start(f.mon, "db", NULL, NULL), 0);
+  run_until_state(&f, "db", TSVC_STATE_HEALTHY, 10000);
+  assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
+  uint64_t healthy = 0;
+  for (int i = 0; i < f.nch; i++)
+    if (!strcmp(f.ch[i].service, "db") && f.ch[i].to == TSVC_STATE_HEALTHY) healthy = f.ch[i].at;
+  run_for(&f, 500);
+  assert_int_equal(recrt_count(f.rt, "restart", "app"), 1);
+  assert_true(call_at(&f, "restart", "app", 0) >= healthy);
+  assert_int_equal(state_of(&f, "app"), TSVC_STATE_HEALTHY);
+  fx_teardown(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(documented_conditions_are_the_code),
@@ -580,6 +570,7 @@ int main(void) {
       cmocka_unit_test(stop_cancels_a_held_start),
       cmocka_unit_test(dependency_added_later),
       cmocka_unit_test(restart_true_follows_the_dependency),
+      cmocka_unit_test(held_retry_dropped_still_owes_restart),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

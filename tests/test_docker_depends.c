@@ -158,14 +158,7 @@ static int64_t line_time(const char *log, const char **pos, const char *svc, con
     const char *next = nl ? nl + 1 : p + n;
     if (strstr(line, key) && strstr(line, a) && (!b || strstr(line, b))) {
       if (pos) *pos = next;
-      struct tm tm = {0};
-      int ms = 0;
-      if (sscanf(line, "ts=%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
-        fail_msg("no time in: %s", line);
-      tm.tm_year -= 1900;
-      tm.tm_mon -= 1;
-      return (int64_t)timegm(&tm) * 1000 + ms;
+      return tu_line_ms(line);
     }
     p = next;
   }

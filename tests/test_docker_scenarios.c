@@ -531,20 +531,6 @@ static int count_lines_before(const char *log, const char *end, const char *svc)
   return n;
 }
 
-/* The wall-clock ms of a line's ts= field. */
-static int64_t line_ms(const char *line) {
-  const char *t = strstr(line, "ts=");
-  assert_non_null(t);
-  struct tm tm = {0};
-  int ms = 0;
-  assert_int_equal(sscanf(t + 3, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                          &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms),
-                   7);
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 /* ---- docker from outside ---------------------------------------------------------- */
 
 static void docker_field(char *out, size_t len, const char *container, const char *fmt) {
@@ -972,8 +958,8 @@ static void s5_never_healthy(void **state) {
     snprintf(want, sizeof want, "restarts=%d/4", i + 1);
     const char *re = NEXT_LINE(log, &pos, "never", "level=warn", "action=restart ", want);
     if (!re) FAIL_LOG(log, "restart %d: no restart line (the log above)", i + 1);
-    restart_at[i] = line_ms(re);
-    delay[i] = restart_at[i] - line_ms(un);
+    restart_at[i] = tu_line_ms(re);
+    delay[i] = restart_at[i] - tu_line_ms(un);
   }
   print_message("unhealthy -> restart: %lld, %lld, %lld, %lld ms; between restarts: %lld, "
                 "%lld, %lld ms\n",
@@ -1656,7 +1642,7 @@ static void s8_daemon_restart(void **state) {
     const char *p2 = ul;
     const char *re = NEXT_LINE(log, &p2, s, "action=restart ");
     assert_true(re != NULL && re > bl);
-    assert_true(line_ms(bl) >= t1 - 1000);
+    assert_true(tu_line_ms(bl) >= t1 - 1000);
     print_message("%s: %d restart attempts before unknown (daemon stopping), %d after\n", s,
                   count_lines_before(after, ul, s), COUNT_LINES(bl, s, "action=restart "));
     tsvc_status_t st = status_of(f, s);

@@ -1108,83 +1108,6 @@ static void play(fx_t *f, col_t c, tsvc_ms_t t) {
   }
 }
 
-/* ---- reading docs/design.md ----------------------------------------------- */
-
-#define MAX_COLS 16
-
-typedef struct {
-  int nrows;
-  char names[20][40];               /* first cell of each row */
-  char cells[20][MAX_COLS][40];     /* the others, backticks removed */
-  int ncols;
-  char head[MAX_COLS][40];
-} table_t;
-
-static char *trim(char *s) {
-  while (*s == ' ' || *s == '`') s++;
-  size_t n = strlen(s);
-  while (n && (s[n - 1] == ' ' || s[n - 1] == '`' || s[n - 1] == '\n')) s[--n] = '\0';
-  return s;
-}
-
-/* Split a table line "| a | b |" into at most max cells. */
-static int split(char *line, char out[][40], int max) {
-  int n = 0;
-  char *p = strchr(line, '|');
-  while (p && n < max) {
-    char *q = strchr(p + 1, '|');
-    if (!q) break;
-    *q = '\0';
-    snprintf(out[n++], 40, "%s", trim(p + 1));
-    p = q;
-  }
-  return n;
-}
-
-/* The table after the line holding marker in docs/design.md. */
-static void read_table(const char *marker, table_t *t) {
-  memset(t, 0, sizeof *t);
-  const char *src = getenv("TSVC_SOURCE_DIR");
-  char path[1024];
-  snprintf(path, sizeof path, "%s/docs/design.md", src ? src : "..");
-  FILE *f = fopen(path, "r");
-  if (!f) fail_msg("cannot open %s", path);
-  char line[2048];
-  bool in = false;
-  int k = 0;
-  while (fgets(line, sizeof line, f)) {
-    if (!in) {
-      in = strstr(line, marker) != NULL;
-      continue;
-    }
-    if (line[0] != '|') {
-      if (k) break;
-      continue;
-    }
-    char cells[MAX_COLS + 1][40];
-    int n = split(line, cells, MAX_COLS + 1);
-    if (k == 0) {
-      t->ncols = n - 1;
-      for (int i = 1; i < n; i++) snprintf(t->head[i - 1], 40, "%s", cells[i]);
-    } else if (k > 1) { /* k == 1: the |---| line */
-      if (n - 1 != t->ncols) fail_msg("%s: row %s has %d cells, want %d", marker, cells[0], n - 1,
-                                      t->ncols);
-      snprintf(t->names[t->nrows], 40, "%s", cells[0]);
-      for (int i = 1; i < n; i++) snprintf(t->cells[t->nrows][i - 1], 40, "%s", cells[i]);
-      t->nrows++;
-    }
-    k++;
-  }
-  fclose(f);
-  if (!t->nrows) fail_msg("no table after '%s' in %s", marker, path);
-}
-
-static int row_in(const table_t *t, const char *name) {
-  for (int i = 0; i < t->nrows; i++)
-    if (strcmp(t->names[i], name) == 0) return i;
-  return -1;
-}
-
 /* The documented action table is health.c's, cell by cell. */
 static void documented_actions_are_the_code(void **st) {
   (void)st;
@@ -1200,13 +1123,13 @@ static void documented_actions_are_the_code(void **st) {
       [TSVC_HEV_USER_RESTART] = "USER_RESTART",
       [TSVC_HEV_RUNTIME_DOWN] = "RUNTIME_DOWN",
       [TSVC_HEV_RUNTIME_UP] = "RUNTIME_UP"};
-  table_t t;
-  read_table("<!-- table: health-actions -->", &t);
+  tu_table_t t;
+  tu_read_table("<!-- table: health-actions -->", &t);
   assert_int_equal(t.ncols, TSVC_HEV__COUNT);
   for (int e = 0; e < TSVC_HEV__COUNT; e++) assert_string_equal(t.head[e], events[e]);
   int bad = 0, rows = 0;
   for (int r = 0; tsvc_health_row_name(r); r++, rows++) {
-    int d = row_in(&t, tsvc_health_row_name(r));
+    int d = tu_table_row(&t, tsvc_health_row_name(r));
     if (d < 0) {
       print_error("situation %s is not in the doc\n", tsvc_health_row_name(r));
       bad++;
@@ -1238,13 +1161,13 @@ static const char *outcome(const fx_t *f) {
    flight or while nothing runs after a failed start. */
 static void every_state_every_event(void **st) {
   (void)st;
-  table_t t;
-  read_table("<!-- table: health-outcomes -->", &t);
+  tu_table_t t;
+  tu_read_table("<!-- table: health-outcomes -->", &t);
   assert_int_equal(t.ncols, E__COUNT);
   for (int c = 0; c < E__COUNT; c++) assert_string_equal(t.head[c], col_names[c]);
   int bad = 0, documented = 0;
   for (int r = 0; r < R__COUNT; r++) {
-    int d = row_names[r] ? row_in(&t, row_names[r]) : -1;
+    int d = row_names[r] ? tu_table_row(&t, row_names[r]) : -1;
     if (row_names[r] && d < 0) {
       print_error("situation %s is not in the doc's outcomes\n", row_names[r]);
       bad++;

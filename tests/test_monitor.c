@@ -55,11 +55,7 @@ static void observer(const tsvc_mon_event_t *e, void *data) {
    else they stay stopped until a start. */
 static void fx_setup2(fx_t *f, const char *yaml, bool started) {
   memset(f, 0, sizeof *f);
-  tsvc_diag_t d = {0};
-  int rc = tsvc_config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, &d);
-  for (size_t i = 0; i < d.n; i++) fprintf(stderr, "%s\n", d.lines[i]);
-  tsvc_diag_free(&d);
-  assert_int_equal(rc, 0);
+  f->cfg = tu_config("test.yaml", yaml, strlen(yaml));
   assert_int_equal(uv_loop_init(&f->loop), 0);
   f->rt = recrt_new(&f->loop);
   assert_non_null(f->rt);

@@ -3,9 +3,15 @@
  * what real servers will not do on demand: hang, send garbage, flood, close
  * at once, reset. Also start errors and cancel.
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "servers.h"
@@ -189,6 +195,86 @@ static void tcp_connect(void **st) {
    * socket reports ECONNRESET). Either is a true account; nothing else is. */
   run_fake(TSVC_PROBE_TCP, TU_FAKE_RST, NULL, 0, 2000, &o, &f);
   assert_true(o.res.result == TSVC_RESULT_OK || o.res.result == TSVC_RESULT_RESET);
+}
+
+/* The tcp probe closes with an RST, so that it leaves no TIME_WAIT behind
+   (tcp.c): the peer's accepted connection reads ECONNRESET, not an orderly
+   end. Ten checks, ten resets. */
+static void tcp_closes_with_reset(void **st) {
+  (void)st;
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(listen(lfd, 16), 0);
+  socklen_t len = sizeof sa;
+  getsockname(lfd, (struct sockaddr *)&sa, &len);
+  for (int i = 0; i < 10; i++) {
+    tsvc_probe_spec_t s = spec_for(TSVC_PROBE_TCP, ntohs(sa.sin_port), 2000);
+    tu_probe_out_t o;
+    tu_probe_run(&s, &o); /* returns once the probe closed its socket */
+    assert_int_equal(o.res.result, TSVC_RESULT_OK);
+    int fd = accept(lfd, NULL, NULL);
+    assert_true(fd >= 0);
+    char c;
+    errno = 0;
+    ssize_t n = recv(fd, &c, 1, 0);
+    if (!(n < 0 && errno == ECONNRESET))
+      fail_msg("check %d: the peer read %zd (%s), expected a reset", i, n, strerror(errno));
+    close(fd);
+  }
+  close(lfd);
+}
+
+/* A loop that comes back late runs its timers before it polls: the
+   probe's timeout must not fail a check whose answer is already waiting in
+   the socket (probe.c, timer_cb: the last look). The loop is held, after
+   the request went out, until the fake peer has answered and the probe's
+   deadline has passed; the answer is then read, not timed out. */
+typedef struct {
+  tu_fake_t *f;
+  uint64_t deadline_ns; /* the probe's: when the loop may go on */
+  bool held;            /* it was held with the answer sent and unread */
+} holder_t;
+
+static void hold_cb(uv_check_t *c) {
+  holder_t *h = c->data;
+  uv_check_stop(c);
+  /* First check phase: the connect was done in the poll before it, and
+     the request written. Wait (bounded) for the peer's answer. */
+  uint64_t give_up = uv_hrtime() + UINT64_C(10000000000);
+  while (__atomic_load_n(&h->f->sent, __ATOMIC_SEQ_CST) == 0 && uv_hrtime() < give_up)
+    tu_sleep_ms(1);
+  h->held = __atomic_load_n(&h->f->sent, __ATOMIC_SEQ_CST) > 0;
+  while (uv_hrtime() < h->deadline_ns) tu_sleep_ms(5);
+}
+
+static void late_loop_reads_the_answer(void **st) {
+  (void)st;
+  static const char pong[] = "+PONG\r\n+OK\r\n";
+  tu_fake_t f;
+  assert_int_equal(tu_fake_start(&f, TU_FAKE_REPLY_CLOSE, pong, sizeof pong - 1), 0);
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  tu_probe_out_t o;
+  memset(&o, 0, sizeof o);
+  tu_probe_ctx_t ctx = {&o, uv_hrtime(), 0};
+  tsvc_probe_spec_t s = spec_for(TSVC_PROBE_REDIS, f.port, 200);
+  /* Held until 300 ms after the start: 100 ms past the timeout. */
+  holder_t h = {.f = &f, .deadline_ns = uv_hrtime() + UINT64_C(300000000)};
+  uv_check_t check;
+  uv_check_init(&loop, &check);
+  check.data = &h;
+  uv_check_start(&check, hold_cb);
+  assert_int_equal(tsvc_probe_start(&loop, &s, tu_probe_cb, &ctx, NULL), 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_close((uv_handle_t *)&check, NULL);
+  tu_loop_finish(&loop);
+  tu_fake_stop(&f);
+  assert_true(h.held); /* the case was made: answer sent, loop held past the deadline */
+  assert_int_equal(o.calls, 1);
+  if (o.res.result != TSVC_RESULT_OK)
+    fail_msg("%s: %s", tsvc_result_name(o.res.result), o.res.message);
+  assert_string_equal(o.res.message, "PONG");
 }
 
 static void postgres_replies(void **st) {
@@ -484,7 +570,9 @@ int main(void) {
       cmocka_unit_test(hang_times_out),    cmocka_unit_test(garbage_is_protocol),
       cmocka_unit_test(flood_is_bounded),  cmocka_unit_test(close_at_once_is_reset),
       cmocka_unit_test(rst_is_reset),      cmocka_unit_test(refused),
-      cmocka_unit_test(tcp_connect),       cmocka_unit_test(postgres_replies),
+      cmocka_unit_test(tcp_connect),
+      cmocka_unit_test(tcp_closes_with_reset),
+      cmocka_unit_test(late_loop_reads_the_answer),       cmocka_unit_test(postgres_replies),
       cmocka_unit_test(redis_replies),     cmocka_unit_test(http_replies),
       cmocka_unit_test(redis_session_replies),
       cmocka_unit_test(hostname_resolves), cmocka_unit_test(start_errors),

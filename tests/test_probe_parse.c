@@ -198,6 +198,26 @@ static void resp_other_and_protocol(void **st) {
   assert_int_equal(off, 0);
 }
 
+/* Commands go out as arrays of bulk strings; a password with spaces,
+   CRLF or a binary-looking byte is one bulk string, counted in bytes. */
+static void resp_commands(void **st) {
+  (void)st;
+  tsvc_buf_t b;
+  tsvc_buf_init(&b, 1024);
+  const char *auth[] = {"AUTH", "me", "p w\r\n\xff"};
+  const char *ping[] = {"PING"};
+  assert_int_equal(tsvc_resp_add_command(&b, auth, 3), 0);
+  assert_int_equal(tsvc_resp_add_command(&b, ping, 1), 0);
+  const char *want = "*3\r\n$4\r\nAUTH\r\n$2\r\nme\r\n$6\r\np w\r\n\xff\r\n*1\r\n$4\r\nPING\r\n";
+  assert_int_equal(b.len, strlen(want));
+  assert_memory_equal(b.data, want, b.len);
+  tsvc_buf_free(&b);
+  /* Past the buffer's maximum: the error, not a cut command. */
+  tsvc_buf_init(&b, 8);
+  assert_int_not_equal(tsvc_resp_add_command(&b, auth, 3), 0);
+  tsvc_buf_free(&b);
+}
+
 static void http_status(void **st) {
   (void)st;
   int s = 0;
@@ -230,7 +250,8 @@ int main(void) {
       cmocka_unit_test(pg_error_57p03),      cmocka_unit_test(pg_error_other_and_notice),
       cmocka_unit_test(pg_protocol),         cmocka_unit_test(pg_scan_after_auth),
       cmocka_unit_test(pg_startup_packet),   cmocka_unit_test(resp_simple_and_errors),
-      cmocka_unit_test(resp_other_and_protocol), cmocka_unit_test(http_status),
+      cmocka_unit_test(resp_other_and_protocol), cmocka_unit_test(resp_commands),
+      cmocka_unit_test(http_status),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,13 +43,7 @@ static char *slurp(const char *dir, const char *name) {
 static void put(tsvc__plog_t *l, const char *s) { tsvc__plog_output(l, s, strlen(s)); }
 
 static tsvc_config_t *load(const char *yaml) {
-  tsvc_config_t *cfg = NULL;
-  tsvc_diag_t d = {0};
-  int rc = tsvc_config_load_string("t.yaml", yaml, strlen(yaml), &cfg, &d);
-  for (size_t i = 0; i < d.n; i++) fprintf(stderr, "%s\n", d.lines[i]);
-  assert_int_equal(rc, 0);
-  tsvc_diag_free(&d);
-  return cfg;
+  return tu_config("t.yaml", yaml, strlen(yaml));
 }
 
 /* argv as one string, words joined by single spaces. */

@@ -120,11 +120,7 @@ static void fx_layout(fx_t *f, lay_kind_t kind) {
 /* The fixture in dir (NULL: a new temp dir). */
 static void fx_setup_in(fx_t *f, const char *yaml, lay_kind_t kind, char *dir) {
   memset(f, 0, sizeof *f);
-  tsvc_diag_t d = {0};
-  int rc = tsvc_config_load_string("test.yaml", yaml, strlen(yaml), &f->cfg, &d);
-  for (size_t i = 0; i < d.n; i++) fprintf(stderr, "%s\n", d.lines[i]);
-  tsvc_diag_free(&d);
-  assert_int_equal(rc, 0);
+  f->cfg = tu_config("test.yaml", yaml, strlen(yaml));
   f->dir = dir ? dir : tu_mkdtemp("tsvc-proc");
   assert_non_null(f->dir);
   g_dir = f->dir;
@@ -134,7 +130,7 @@ static void fx_setup_in(fx_t *f, const char *yaml, lay_kind_t kind, char *dir) {
   fx_layout(f, kind);
   assert_int_equal(uv_loop_init(&f->loop), 0);
   char err[256];
-  rc = tsvc_process_runtime_new(&f->loop, f->cfg, &f->lay, &f->rt, err, sizeof err);
+  int rc = tsvc_process_runtime_new(&f->loop, f->cfg, &f->lay, &f->rt, err, sizeof err);
   if (rc) fprintf(stderr, "runtime: %s\n", err);
   assert_int_equal(rc, 0);
   f->log = open_memstream(&f->logbuf, &f->loglen);

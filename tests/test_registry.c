@@ -191,20 +191,6 @@ static const char *field(const char *line, const char *key, char *buf, size_t le
   return buf;
 }
 
-/* The wall-clock ms of a log line's ts= field. */
-static int64_t line_ms(const char *line) {
-  const char *t = strstr(line, "ts=");
-  assert_non_null(t);
-  struct tm tm = {0};
-  int ms = 0;
-  assert_int_equal(sscanf(t + 3, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                          &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms),
-                   7);
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
 /* How many requests in the registry's log hold needle. */
 static int reg_requests(const reg_t *r, const char *needle) {
   char *s = tu_read_file(r->log, 0);
@@ -505,9 +491,9 @@ static void r1_pull_then_healthy(void **state) {
   const char *ok1 = FIND(log, NULL, "redis", "state=healthy");
   assert_non_null(start1);
   assert_non_null(ok1);
-  int64_t with_pull = line_ms(ok1) - line_ms(start1);
-  int64_t before_pull = line_ms(pull) - line_ms(start1);
-  int64_t after_pull = line_ms(ok1) - line_ms(pulled);
+  int64_t with_pull = tu_line_ms(ok1) - tu_line_ms(start1);
+  int64_t before_pull = tu_line_ms(pull) - tu_line_ms(start1);
+  int64_t after_pull = tu_line_ms(ok1) - tu_line_ms(pulled);
   /* The image that does not expose the port said so, with the fix. */
   snprintf(want, sizeof want, "did you mean \\\"%d:6379\\\"?", h2);
   const char *w = FIND(log, NULL, "plain", "level=warn", "exposes 6379/tcp", want);
@@ -532,7 +518,7 @@ static void r1_pull_then_healthy(void **state) {
   const char *ok2 = FIND(log, NULL, "redis", "state=healthy");
   assert_non_null(start2);
   assert_non_null(ok2);
-  int64_t without_pull = line_ms(ok2) - line_ms(start2);
+  int64_t without_pull = tu_line_ms(ok2) - tu_line_ms(start2);
   free(log);
   print_message("FIGURES pull: %s in %s s (%s layers); redis from its start line to healthy: "
                 "%lld ms with the pull (%lld ms to the pull line: ping, network, inspections; "

@@ -13,13 +13,7 @@
 #include "testutil.h"
 
 static tsvc_config_t *load(const char *yaml) {
-  tsvc_config_t *cfg = NULL;
-  tsvc_diag_t d = {0};
-  int rc = tsvc_config_load_string("test.yaml", yaml, strlen(yaml), &cfg, &d);
-  for (size_t i = 0; i < d.n; i++) fprintf(stderr, "%s\n", d.lines[i]);
-  tsvc_diag_free(&d);
-  assert_int_equal(rc, 0);
-  return cfg;
+  return tu_config("test.yaml", yaml, strlen(yaml));
 }
 
 /* The action planned for name, or -1 when it is not in the plan. */

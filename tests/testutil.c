@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -176,4 +177,108 @@ int tu_run_group_tests(const char *name, const struct CMUnitTest *tests, size_t 
     return 77;
   }
   return rc;
+}
+
+/* ---- tables of docs/design.md ------------------------------------------- */
+
+static char *table_trim(char *s) {
+  while (*s == ' ' || *s == '`') s++;
+  size_t n = strlen(s);
+  while (n && (s[n - 1] == ' ' || s[n - 1] == '`' || s[n - 1] == '\n')) s[--n] = '\0';
+  return s;
+}
+
+/* Split a table line "| a | b |" into its cells (at most max, each of
+   fewer than TU_TABLE_CELL bytes); -1 when there are more cells or a cell
+   is too long. */
+static int table_split(char *line, char out[][TU_TABLE_CELL], int max) {
+  int n = 0;
+  char *p = strchr(line, '|');
+  while (p) {
+    char *q = strchr(p + 1, '|');
+    if (!q) break;
+    *q = '\0';
+    if (n == max) return -1;
+    const char *cell = table_trim(p + 1);
+    if (strlen(cell) >= TU_TABLE_CELL) return -1;
+    memcpy(out[n++], cell, strlen(cell) + 1);
+    p = q;
+  }
+  return n;
+}
+
+void tu_read_table(const char *marker, tu_table_t *t) {
+  memset(t, 0, sizeof *t);
+  const char *src = getenv("TSVC_SOURCE_DIR");
+  char path[1024];
+  snprintf(path, sizeof path, "%s/docs/design.md", src ? src : "..");
+  FILE *f = fopen(path, "r");
+  if (!f) fail_msg("cannot open %s", path);
+  char line[4096];
+  bool in = false;
+  int k = 0, lineno = 0;
+  while (fgets(line, sizeof line, f)) {
+    lineno++;
+    if (!in) {
+      in = strstr(line, marker) != NULL;
+      continue;
+    }
+    if (line[0] != '|') {
+      if (k) break;
+      continue;
+    }
+    char cells[TU_TABLE_COLS + 1][TU_TABLE_CELL];
+    int n = table_split(line, cells, TU_TABLE_COLS + 1);
+    if (n < 1) {
+      fclose(f);
+      fail_msg("%s:%d: %s: more than %d columns, or a cell of %d characters or more", path,
+               lineno, marker, TU_TABLE_COLS, TU_TABLE_CELL - 1);
+    }
+    if (k == 0) {
+      t->ncols = n - 1;
+      for (int i = 1; i < n; i++) memcpy(t->head[i - 1], cells[i], TU_TABLE_CELL);
+    } else if (k > 1) { /* k == 1: the |---| line */
+      if (n - 1 != t->ncols || t->nrows == TU_TABLE_ROWS) {
+        fclose(f);
+        fail_msg("%s:%d: %s: row %s has %d cells, want %d (at most %d rows)", path, lineno,
+                 marker, cells[0], n - 1, t->ncols, TU_TABLE_ROWS);
+      }
+      memcpy(t->names[t->nrows], cells[0], TU_TABLE_CELL);
+      for (int i = 1; i < n; i++) memcpy(t->cells[t->nrows][i - 1], cells[i], TU_TABLE_CELL);
+      t->nrows++;
+    }
+    k++;
+  }
+  fclose(f);
+  if (!t->nrows) fail_msg("no table after '%s' in %s", marker, path);
+}
+
+int tu_table_row(const tu_table_t *t, const char *name) {
+  for (int i = 0; i < t->nrows; i++)
+    if (strcmp(t->names[i], name) == 0) return i;
+  return -1;
+}
+
+/* ---- configs and logs ------------------------------------------------------ */
+
+tsvc_config_t *tu_config(const char *name, const char *text, size_t len) {
+  tsvc_config_t *cfg = NULL;
+  tsvc_diag_t d = {0};
+  int rc = tsvc_config_load_string(name, text, len, &cfg, &d);
+  for (size_t i = 0; i < d.n; i++) fprintf(stderr, "%s\n", d.lines[i]);
+  tsvc_diag_free(&d);
+  assert_int_equal(rc, 0);
+  return cfg;
+}
+
+int64_t tu_line_ms(const char *line) {
+  const char *t = strstr(line, "ts=");
+  struct tm tm = {0};
+  int ms = 0;
+  if (!t || sscanf(t + 3, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+    fail_msg("no time in: %s", line);
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return (int64_t)timegm(&tm) * 1000 + ms;
 }

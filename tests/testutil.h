@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "config/config.h"
+
 /* A new empty directory under $TMPDIR (or /tmp). Caller frees the string;
  * the directory is removed with tu_rmtree(). */
 char *tu_mkdtemp(const char *prefix);
@@ -77,6 +79,37 @@ int64_t tu_runq_ns(void);
 void tu_missing_at(const char *why, const char *file, int line);
 /* True when scripts/test.sh runs us (TSVC_REQUIRE_SERVERS=1). */
 int tu_required(void);
+/* The config in text (named name in messages), loaded: its diagnostics go
+ * to stderr, and a config that does not load fails the running test. The
+ * caller frees it (tsvc_config_free). */
+tsvc_config_t *tu_config(const char *name, const char *text, size_t len);
+/* The wall-clock ms of a log line's ts= field (ts=2026-12-01T20:55:58.123Z);
+ * fails the running test when the line has none. */
+int64_t tu_line_ms(const char *line);
+
+/* A table of docs/design.md, for the tests that compare the documentation
+ * with the code cell by cell: the first table after the line that holds
+ * marker (an HTML comment such as "<!-- table: health-actions -->"). Cells
+ * are trimmed of spaces and backticks. head: the header's cells after the
+ * first; names: each row's first cell; cells: the others. */
+#define TU_TABLE_ROWS 32
+#define TU_TABLE_COLS 16
+#define TU_TABLE_CELL 40
+typedef struct {
+  int nrows, ncols;
+  char head[TU_TABLE_COLS][TU_TABLE_CELL];
+  char names[TU_TABLE_ROWS][TU_TABLE_CELL];
+  char cells[TU_TABLE_ROWS][TU_TABLE_COLS][TU_TABLE_CELL];
+} tu_table_t;
+/* Read it from $TSVC_SOURCE_DIR/docs/design.md (.. without it). Fails the
+ * running test, naming the file and the marker, when there is no such
+ * table or it does not fit: a row of another number of cells than the
+ * header, more rows or columns than above, a cell of TU_TABLE_CELL bytes
+ * or more. */
+void tu_read_table(const char *marker, tu_table_t *t);
+/* The row whose first cell is name, or -1. */
+int tu_table_row(const tu_table_t *t, const char *name);
+
 /* Skip the running test with why on stderr, and count it: a program that
  * skipped any test and failed none exits 77, which ctest shows as skipped
  * (SKIP_RETURN_CODE, tests/CMakeLists.txt), not passed. Does not return. */

@@ -94,18 +94,6 @@ typedef struct {
   size_t off, len;
 } stream_t;
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- deadlines ----------------------------------------------------------------- */
 
 static conn_t *conn_of(struct MHD_Connection *c) {
@@ -119,7 +107,7 @@ static void set_deadline(tsvc_api_t *a, struct MHD_Connection *c, unsigned ms) {
   conn_t *k = conn_of(c);
   if (!k) return;
   pthread_mutex_lock(&a->wmu);
-  k->deadline = ms ? mono_ms() + ms : 0;
+  k->deadline = ms ? tsvc_mono_ms() + ms : 0;
   if (ms) pthread_cond_signal(&a->wcv); /* it may be the earliest now */
   pthread_mutex_unlock(&a->wmu);
 }
@@ -184,7 +172,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **ctx,
       tsvc_strlcpy(k->peer, "the unix socket", sizeof k->peer);
     }
     pthread_mutex_lock(&a->wmu);
-    k->deadline = mono_ms() + a->request_deadline_ms;
+    k->deadline = tsvc_mono_ms() + a->request_deadline_ms;
     k->next = a->conns;
     if (a->conns) a->conns->prev = k;
     a->conns = k;
@@ -213,7 +201,7 @@ static void *watchdog_main(void *arg) {
   tsvc_api_t *a = arg;
   pthread_mutex_lock(&a->wmu);
   while (!a->wstop) {
-    int64_t now = mono_ms(), next = 0;
+    int64_t now = tsvc_mono_ms(), next = 0;
     for (conn_t *k = a->conns; k; k = k->next) {
       if (!k->deadline) continue;
       if (k->deadline <= now) {
@@ -249,14 +237,31 @@ static enum MHD_Result reply_text(tsvc_api_reply_t *c, unsigned code, char *text
   return MHD_YES;
 }
 
+/* A streamed body (GET /metrics), on the connection's thread: the next
+   piece. Rendering can only fail for memory: the reply is then cut off
+   (the connection closed), never sent short as if whole. */
+static ssize_t metrics_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  (void)pos;
+  long n = tsvc_metrics_stream_read(cls, buf, max);
+  if (n > 0) return (ssize_t)n;
+  return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void metrics_free(void *cls) { tsvc_metrics_stream_free(cls); }
+
 static enum MHD_Result queue_reply(struct MHD_Connection *c, tsvc_api_reply_t *rp) {
-  struct MHD_Response *r =
-      rp->body ? MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_MUST_FREE)
-               : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-  if (!r) {
-    free(rp->body);
-    return MHD_NO;
+  struct MHD_Response *r;
+  if (rp->stream) {
+    r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, metrics_read,
+                                          rp->stream, metrics_free);
+    if (!r) tsvc_metrics_stream_free(rp->stream);
+    rp->stream = NULL;
+  } else {
+    r = rp->body ? MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_MUST_FREE)
+                 : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r) free(rp->body);
   }
+  if (!r) return MHD_NO;
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rp->type);
   MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   if (rp->allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rp->allow);
@@ -349,7 +354,7 @@ static enum MHD_Result get_env(tsvc_api_t *a, tsvc_api_reply_t *c, const char *v
 /* Alive while the loop keeps its schedule: it fails when the loop is late
    by more than the threshold (blocked, or starved of CPU). */
 static enum MHD_Result get_livez(tsvc_api_t *a, tsvc_api_reply_t *c) {
-  int64_t hb = tsvc_manager_loop_heartbeat(a->m), age = wall_ms() - hb;
+  int64_t hb = tsvc_manager_loop_heartbeat(a->m), age = tsvc_wall_ms() - hb;
   int64_t lag = tsvc_manager_loop_lag_ms(a->m);
   bool alive = lag <= (int64_t)a->livez_lag_ms;
   json_t *v = json_pack("{s:s, s:o, s:I, s:I, s:I}", "status", alive ? "ok" : "stalled",
@@ -385,33 +390,49 @@ static enum MHD_Result get_readyz(tsvc_api_t *a, tsvc_api_reply_t *c) {
   return reply_json(c, ready ? 200 : 503, v, NULL);
 }
 
-/* Rendered from a snapshot: nothing is copied, and the loop never waits
-   for a scrape. */
+/* Streamed from a snapshot: nothing is copied, the loop never waits for a
+   scrape, and the text (about 2.2 KB a service) is never held whole. */
 static enum MHD_Result get_metrics(tsvc_api_t *a, tsvc_api_reply_t *c) {
   tsvc_snapshot_t *snap = NULL;
   int rc = tsvc_manager_snapshot(a->m, &snap);
   if (rc && rc != TSVC_ENOTMONITORED) return reply_rc(c, rc, NULL);
   tsvc_monitor_stats_t idle;
   if (!snap) tsvc_manager_monitor_stats(a->m, &idle);
+  tsvc_metrics_stream_t *st;
+  if (tsvc_metrics_stream_new(snap, snap ? NULL : &idle, &st) != 0)
+    return reply_error(c, 500, NULL, "cannot render the metrics: out of memory");
+  *c = (tsvc_api_reply_t){.code = 200, .stream = st,
+                          .type = "text/plain; version=0.0.4; charset=utf-8"};
+  return MHD_YES;
+}
+
+int tsvc__api_reply_drain(tsvc_api_reply_t *r) {
+  if (!r->stream) return 0;
   tsvc_buf_t b;
-  tsvc_buf_init(&b, 16u << 20);
-  rc = snap ? tsvc_metrics_render_snapshot(snap, &b) : 0;
-  if (!rc) rc = tsvc_metrics_render_monitor(snap ? tsvc_snapshot_stats(snap) : &idle, &b);
-  tsvc_snapshot_release(snap);
-  if (rc || !b.data) {
+  tsvc_buf_init(&b, SIZE_MAX - 1);
+  char chunk[16384];
+  long n;
+  int rc = 0;
+  while (!rc && (n = tsvc_metrics_stream_read(r->stream, chunk, sizeof chunk)) != 0)
+    rc = n < 0 ? (int)n : tsvc_buf_add(&b, chunk, (size_t)n);
+  if (!rc && !b.data) rc = tsvc_buf_add(&b, "", 0);
+  tsvc_metrics_stream_free(r->stream);
+  r->stream = NULL;
+  if (rc) {
     tsvc_buf_free(&b);
-    return reply_error(c, 500, NULL, "cannot render the metrics: %s", tsvc_strerror(rc));
+    return rc;
   }
-  size_t len = b.len;
-  return reply_text(c, 200, tsvc_buf_steal(&b), len, "text/plain; version=0.0.4; charset=utf-8",
-                    NULL);
+  free(r->body);
+  r->len = b.len;
+  r->body = tsvc_buf_steal(&b);
+  return 0;
 }
 
 /* GET /: the status page (page.c). */
 static enum MHD_Result get_page(tsvc_api_t *a, tsvc_api_reply_t *c) {
   char *html = NULL;
   size_t len = 0;
-  if (!a->page || tsvc_page_render(a->page, wall_ms(), &html, &len) != 0)
+  if (!a->page || tsvc_page_render(a->page, tsvc_wall_ms(), &html, &len) != 0)
     return reply_error(c, 500, NULL, "cannot render the status page: out of memory");
   return reply_text(c, 200, html, len, "text/html; charset=utf-8", NULL);
 }

@@ -15,12 +15,15 @@
 #include <stdlib.h>
 
 #include "api/api.h"
+#include "api/metrics.h"
 
 /* What a request is answered with. */
 typedef struct {
   unsigned code;      /* HTTP status */
   char *body;         /* owned; NULL for an empty body */
   size_t len;
+  tsvc_metrics_stream_t *stream; /* owned; instead of body: the body made
+                                    as it is sent (GET /metrics) */
   const char *type;   /* Content-Type (static) */
   const char *allow;  /* Allow header (static), or NULL */
   bool events;        /* GET /v1/events: nothing else is set, the caller
@@ -31,7 +34,14 @@ typedef struct {
 static inline void tsvc_api_reply_free(tsvc_api_reply_t *r) {
   free(r->body);
   r->body = NULL;
+  tsvc_metrics_stream_free(r->stream);
+  r->stream = NULL;
 }
+
+/* A streamed body read whole into body and len (tests and fuzzing; the
+   server sends it as it is made). Returns 0, TSVC_ENOMEM, or the stream's
+   error. */
+int tsvc__api_reply_drain(tsvc_api_reply_t *r);
 
 tsvc_api_t *tsvc__api_new(tsvc_manager_t *m);
 

@@ -40,12 +40,6 @@ struct tsvc_page_s {
   int64_t since_ms; /* recording began */
 };
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static unsigned hash(const char *s) {
   unsigned h = 2166136261u; /* FNV-1a */
   for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
@@ -107,7 +101,7 @@ tsvc_page_t *tsvc_page_new(tsvc_manager_t *m) {
   tsvc_page_t *p = calloc(1, sizeof *p);
   if (!p) return NULL;
   p->m = m;
-  p->since_ms = wall_ms();
+  p->since_ms = tsvc_wall_ms();
   pthread_mutex_init(&p->mu, NULL);
   p->sub = tsvc_manager_subscribe(m, on_change, p);
   if (p->sub <= 0) {

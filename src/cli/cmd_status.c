@@ -27,19 +27,13 @@ typedef struct {
   int64_t t0;
 } probe_ctx_t;
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void probe_done(const tsvc_probe_result_t *res, void *data) {
   probe_ctx_t *c = data;
   tsvc_status_t *s = c->st;
   bool ok = res->result == TSVC_RESULT_OK;
   s->healthy = ok;
   s->state = ok ? TSVC_STATE_HEALTHY : TSVC_STATE_UNHEALTHY;
-  s->last_check_ms = wall_ms();
+  s->last_check_ms = tsvc_wall_ms();
   if (ok) s->last_healthy_ms = s->last_check_ms;
   s->last_latency_us = res->latency_us;
   s->checks_total = 1;
@@ -95,7 +89,7 @@ static int probe_all(const cli_project_t *p, const char *name, tsvc_status_list_
     s->state = TSVC_STATE_UNKNOWN;
     probe_ctx_t *c = malloc(sizeof *c);
     if (!c) continue;
-    *c = (probe_ctx_t){s, &pending, wall_ms()};
+    *c = (probe_ctx_t){s, &pending, tsvc_wall_ms()};
     int rc = tsvc_check_start(loop, have_rt ? d.rt : NULL, svc, &specs[i], probe_done, c, NULL);
     if (rc) {
       free(c);
@@ -198,7 +192,7 @@ static int jint(json_t *o, const char *k) { return (int)json_integer_value(json_
 
 /* Render the table into b. Returns whether every enabled service is healthy. */
 static bool render(json_t *services, bool colour, tsvc_buf_t *b) {
-  int64_t now = wall_ms();
+  int64_t now = tsvc_wall_ms();
   tsvc_buf_addf(b, "%-16s %-10s %-7s %-8s %-6s %-8s %-10s %-9s %s\n", "NAME", "STATE", "HEALTHY",
                 "FOR", "FAILS", "RESTARTS", "CHECKED", "LATENCY", "LAST ERROR");
   bool all = true, external = false;

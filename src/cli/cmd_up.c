@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -150,6 +151,16 @@ int cmd_up(const cli_args_t *a) {
      (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_) still wins when set. */
   if (!getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 1);
   if (!getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+
+  /* Open files: every check in flight and every held session is a socket,
+     and 10,000 services with held sessions hold 10,000 (issue 13). The
+     soft limit is often 1,024 (systemd's default) under a hard limit of
+     524,288: take the hard one, as Go programs do at start. */
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile); /* (failing, the soft limit stays) */
+  }
 
   /* Under systemd (Type=notify): before any thread, as it edits the
      environment. */

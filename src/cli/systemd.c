@@ -46,12 +46,6 @@ struct cli_systemd_s {
   char status[STATUS_MAX]; /* the last one sent */
 };
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Send one datagram. Failures are logged once at debug level: systemd
    being away must never stop the monitor. */
 static void send_msg(cli_systemd_t *sd, const char *msg) {
@@ -185,11 +179,11 @@ static void *thread_main(void *arg) {
   /* A name to find it by (ps -L, and tests/test_systemd.c, which freezes
      every other thread to wedge the monitor). */
   pthread_setname_np(pthread_self(), "tsvc-notify");
-  int64_t next_ping = sd->watchdog_ms ? mono_ms() : TSVC_NEVER;
+  int64_t next_ping = sd->watchdog_ms ? tsvc_mono_ms() : TSVC_NEVER;
   int64_t next_status = 0; /* the earliest time for the next status line */
   pthread_mutex_lock(&sd->mu);
   while (!sd->quit) {
-    int64_t now = mono_ms();
+    int64_t now = tsvc_mono_ms();
     if (now >= next_ping) {
       pthread_mutex_unlock(&sd->mu);
       next_ping = watchdog(sd, now);
@@ -200,7 +194,7 @@ static void *thread_main(void *arg) {
       sd->dirty = false;
       pthread_mutex_unlock(&sd->mu);
       update_status(sd, false);
-      next_status = mono_ms() + STATUS_MIN_INTERVAL_MS;
+      next_status = tsvc_mono_ms() + STATUS_MIN_INTERVAL_MS;
       pthread_mutex_lock(&sd->mu);
       continue;
     }

@@ -57,6 +57,16 @@ int tsvc_buf_vaddf(tsvc_buf_t *b, const char *fmt, va_list ap) TSVC_PRINTF(2, 0)
 /* Hand the data to the caller (who frees it) and reset b. */
 char *tsvc_buf_steal(tsvc_buf_t *b);
 
+/* Format into a caller's error buffer of errlen bytes (cut to fit);
+   nothing when err is NULL or errlen 0. */
+void tsvc_errf(char *err, size_t errlen, const char *fmt, ...) TSVC_PRINTF(3, 4);
+
+/* Now in ms: wall-clock time since the epoch (CLOCK_REALTIME), and a
+   monotonic time for intervals and deadlines (CLOCK_MONOTONIC, what
+   uv_now() and condition variables set to it count in). */
+int64_t tsvc_wall_ms(void);
+int64_t tsvc_mono_ms(void);
+
 /* FNV-1a of s, 64 bits: for hash tables of names, and stable across
    machines and releases (the project id below relies on that). */
 uint64_t tsvc_str_hash(const char *s);

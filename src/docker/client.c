@@ -70,15 +70,6 @@ static int version_num(const char *v) {
   return (int)(major * 1000 + minor);
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) TSVC_PRINTF(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
 /* ---- the client --------------------------------------------------------- */
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -195,7 +186,7 @@ static int tls_file(tsvc_docker_t *d, char **dst, const char *path, const char *
   if (!path) return 0;
   if (!(*dst = tsvc_strdup(path))) return TSVC_ENOMEM;
   if (access(path, R_OK) != 0) {
-    set_err(err, errlen, "docker host %s: the TLS %s %s (%s) cannot be read: %s", d->host, what,
+    tsvc_errf(err, errlen, "docker host %s: the TLS %s %s (%s) cannot be read: %s", d->host, what,
             path, d->tls_origin, strerror(errno));
     return TSVC_EINVAL;
   }
@@ -237,12 +228,12 @@ static int tls_from_opts(tsvc_docker_t *d, const tsvc_docker_opts_t *o, char *er
   d->tls_verify = o->tls_verify;
   if (!(d->tls_origin = tsvc_strdup(o->tls_origin ? o->tls_origin : "TLS"))) return TSVC_ENOMEM;
   if (o->tls_verify && !o->tls_ca) {
-    set_err(err, errlen, "docker host %s: verifying the engine's certificate needs the CA that "
+    tsvc_errf(err, errlen, "docker host %s: verifying the engine's certificate needs the CA that "
             "signed it (%s: ca)", d->host, d->tls_origin);
     return TSVC_EINVAL;
   }
   if (!o->tls_cert != !o->tls_key) {
-    set_err(err, errlen, "docker host %s: a client certificate goes with its key: %s names %s "
+    tsvc_errf(err, errlen, "docker host %s: a client certificate goes with its key: %s names %s "
             "but not %s", d->host, d->tls_origin, o->tls_cert ? "cert" : "key",
             o->tls_cert ? "key" : "cert");
     return TSVC_EINVAL;
@@ -308,7 +299,7 @@ int tsvc_docker_new_opts(uv_loop_t *loop, const tsvc_docker_opts_t *o, tsvc_dock
   if (!loop || !o) return TSVC_EINVAL;
   pthread_once(&curl_once, curl_init);
   if (curl_init_rc != CURLE_OK) {
-    set_err(err, errlen, "libcurl: %s", curl_easy_strerror(curl_init_rc));
+    tsvc_errf(err, errlen, "libcurl: %s", curl_easy_strerror(curl_init_rc));
     return TSVC_ERUNTIME;
   }
   const char *host = o->host && *o->host ? o->host : tsvc_docker_default_host();
@@ -331,7 +322,7 @@ int tsvc_docker_new_opts(uv_loop_t *loop, const tsvc_docker_opts_t *o, tsvc_dock
   *out = d;
   return 0;
 nomem:
-  set_err(err, errlen, "out of memory");
+  tsvc_errf(err, errlen, "out of memory");
   rc = TSVC_ENOMEM;
 fail:
   if (d) {
@@ -737,32 +728,32 @@ static void tls_message(const tsvc_docker_t *d, CURLcode cc, const char *detail,
                         size_t len) {
   const char *o = d->tls_origin ? d->tls_origin : "TLS";
   if (cc == CURLE_SSL_CACERT_BADFILE) {
-    set_err(out, len, "the TLS CA file %s (%s) cannot be used: %s", d->ca ? d->ca : "(none)", o,
+    tsvc_errf(out, len, "the TLS CA file %s (%s) cannot be used: %s", d->ca ? d->ca : "(none)", o,
              detail);
   } else if (cc == CURLE_SSL_CERTPROBLEM) {
-    set_err(out, len, "the TLS client certificate %s or its key %s (%s) cannot be used: %s",
+    tsvc_errf(out, len, "the TLS client certificate %s or its key %s (%s) cannot be used: %s",
              d->cert ? d->cert : "(none)", d->key ? d->key : "(none)", o, detail);
   } else if (cc == CURLE_PEER_FAILED_VERIFICATION &&
              (strstr(detail, "subject name") || strstr(detail, "host name"))) {
-    set_err(out, len, "hostname check failed: the engine's certificate does not name %s (%s; "
+    tsvc_errf(out, len, "hostname check failed: the engine's certificate does not name %s (%s; "
              "connect by a name or address the certificate holds, or give the engine a "
              "certificate for this one): %s", d->ep.host, o, detail);
   } else if (cc == CURLE_PEER_FAILED_VERIFICATION) {
-    set_err(out, len, "the engine's certificate is not signed by the CA in %s (%s): %s",
+    tsvc_errf(out, len, "the engine's certificate is not signed by the CA in %s (%s): %s",
              d->ca ? d->ca : "(none)", o, detail);
   } else if (strstr(detail, "unknown ca") || strstr(detail, "bad certificate") ||
              strstr(detail, "certificate unknown") || strstr(detail, "decrypt error")) {
-    set_err(out, len, "the engine refused our client certificate %s (%s): it is not signed "
+    tsvc_errf(out, len, "the engine refused our client certificate %s (%s): it is not signed "
              "by a CA the engine trusts (its --tlscacert): %s", d->cert ? d->cert : "(none)", o,
              detail);
   } else if (strstr(detail, "certificate required") || strstr(detail, "handshake failure")) {
-    set_err(out, len, "the engine wants a client certificate%s%s (%s): %s",
+    tsvc_errf(out, len, "the engine wants a client certificate%s%s (%s): %s",
              d->cert ? " and refused " : "; none is set", d->cert ? d->cert : "", o, detail);
   } else if (strstr(detail, "wrong version number") || strstr(detail, "packet length too long")) {
-    set_err(out, len, "no TLS at %s (%s; is this the engine's plain port? 2375 is plain, "
+    tsvc_errf(out, len, "no TLS at %s (%s; is this the engine's plain port? 2375 is plain, "
              "2376 TLS): %s", d->host, o, detail);
   } else {
-    set_err(out, len, "TLS with the engine failed (%s): %s", o, detail);
+    tsvc_errf(out, len, "TLS with the engine failed (%s): %s", o, detail);
   }
 }
 

@@ -12,15 +12,6 @@
 
 #define CONFIG_MAX (1u << 20) /* a docker CLI config.json is a few KiB */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) TSVC_PRINTF(3, 4);
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
 /* ---- references ---------------------------------------------------------- */
 
 static bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
@@ -49,12 +40,12 @@ static bool valid_digest(const char *d) {
 int tsvc_image_ref_parse(const char *image, tsvc_image_ref_t *out, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   if (!image || !*image) {
-    set_err(err, errlen, "empty image name");
+    tsvc_errf(err, errlen, "empty image name");
     return TSVC_EINVAL;
   }
   size_t len = strlen(image);
   if (len >= sizeof out->name) {
-    set_err(err, errlen, "image name \"%.40s...\" is longer than %zu characters", image,
+    tsvc_errf(err, errlen, "image name \"%.40s...\" is longer than %zu characters", image,
             sizeof out->name - 1);
     return TSVC_EINVAL;
   }
@@ -64,7 +55,7 @@ int tsvc_image_ref_parse(const char *image, tsvc_image_ref_t *out, char *err, si
   if (at) {
     *at = '\0';
     if (!valid_digest(at + 1)) {
-      set_err(err, errlen, "image %s: \"%s\" is not a digest (sha256:<64 hex digits>)", image,
+      tsvc_errf(err, errlen, "image %s: \"%s\" is not a digest (sha256:<64 hex digits>)", image,
               at + 1);
       return TSVC_EINVAL;
     }
@@ -76,7 +67,7 @@ int tsvc_image_ref_parse(const char *image, tsvc_image_ref_t *out, char *err, si
   if (colon && (!slash || colon > slash)) {
     *colon = '\0';
     if (!valid_tag(colon + 1)) {
-      set_err(err, errlen, "image %s: \"%s\" is not a valid tag (letters, digits, '_', '.', "
+      tsvc_errf(err, errlen, "image %s: \"%s\" is not a valid tag (letters, digits, '_', '.', "
               "'-'; at most 128)", image, colon + 1);
       return TSVC_EINVAL;
     }
@@ -85,7 +76,7 @@ int tsvc_image_ref_parse(const char *image, tsvc_image_ref_t *out, char *err, si
   }
   if (!out->tag[0]) tsvc_strlcpy(out->tag, "latest", sizeof out->tag);
   if (!buf[0]) {
-    set_err(err, errlen, "image %s: no name before the tag", image);
+    tsvc_errf(err, errlen, "image %s: no name before the tag", image);
     return TSVC_EINVAL;
   }
   const char *repo = buf;
@@ -100,7 +91,7 @@ int tsvc_image_ref_parse(const char *image, tsvc_image_ref_t *out, char *err, si
       if (buf[i] >= 'A' && buf[i] <= 'Z') domain = true;
     if (domain) {
       if (n == 0 || n >= sizeof out->registry) {
-        set_err(err, errlen, "image %s: bad registry part", image);
+        tsvc_errf(err, errlen, "image %s: bad registry part", image);
         return TSVC_EINVAL;
       }
       memcpy(out->registry, buf, n);
@@ -110,22 +101,22 @@ int tsvc_image_ref_parse(const char *image, tsvc_image_ref_t *out, char *err, si
   }
   if (!out->registry[0]) tsvc_strlcpy(out->registry, TSVC_DOCKER_HUB, sizeof out->registry);
   if (!*repo) {
-    set_err(err, errlen, "image %s: no repository after the registry", image);
+    tsvc_errf(err, errlen, "image %s: no repository after the registry", image);
     return TSVC_EINVAL;
   }
   for (const char *p = repo; *p; p++) {
     char c = *p;
     if (c >= 'A' && c <= 'Z') {
-      set_err(err, errlen, "image %s: repository names must be lower case", image);
+      tsvc_errf(err, errlen, "image %s: repository names must be lower case", image);
       return TSVC_EINVAL;
     }
     if (!is_lower_alnum(c) && c != '.' && c != '_' && c != '-' && c != '/') {
-      set_err(err, errlen, "image %s: '%c' cannot be part of a repository name", image, c);
+      tsvc_errf(err, errlen, "image %s: '%c' cannot be part of a repository name", image, c);
       return TSVC_EINVAL;
     }
   }
   if (repo[strlen(repo) - 1] == '/' || strstr(repo, "//") || repo[0] == '/') {
-    set_err(err, errlen, "image %s: empty path component", image);
+    tsvc_errf(err, errlen, "image %s: empty path component", image);
     return TSVC_EINVAL;
   }
   tsvc_strlcpy(out->name, buf, sizeof out->name);
@@ -271,7 +262,7 @@ int tsvc_registry_auth(const json_t *config, const char *file, const char *regis
     if (!decoded && !bad) return TSVC_ENOMEM;
     char *colon = decoded && strlen(decoded) == n ? strchr(decoded, ':') : NULL;
     if (!colon) {
-      set_err(note, notelen, "%s: auths.\"%s\".auth is not base64 of \"user:password\"; "
+      tsvc_errf(note, notelen, "%s: auths.\"%s\".auth is not base64 of \"user:password\"; "
               "pulling from %s without credentials", file, key, registry);
       free(decoded);
       return 0;
@@ -283,7 +274,7 @@ int tsvc_registry_auth(const json_t *config, const char *file, const char *regis
   bool have = (user && *user) || (token && *token);
   if (!have) {
     if (helper)
-      set_err(note, notelen, "credentials for %s are kept by the credential helper "
+      tsvc_errf(note, notelen, "credentials for %s are kept by the credential helper "
               "docker-credential-%s (%s in %s), which tanuki-svc does not run; pulling without "
               "credentials (put them in auths, e.g. with docker login and no credential helper "
               "configured)", registry, helper, where, file);
@@ -325,7 +316,7 @@ int tsvc_registry_auth_file(const char *path, const char *registry, char **heade
   FILE *f = fopen(path, "rb");
   if (!f) {
     if (errno != ENOENT)
-      set_err(note, notelen, "%s: %s; pulling from %s without credentials", path,
+      tsvc_errf(note, notelen, "%s: %s; pulling from %s without credentials", path,
               strerror(errno), registry);
     return 0;
   }
@@ -341,7 +332,7 @@ int tsvc_registry_auth_file(const char *path, const char *registry, char **heade
     return rc;
   }
   if (rc) {
-    set_err(note, notelen, "%s: larger than %u KiB; pulling from %s without credentials", path,
+    tsvc_errf(note, notelen, "%s: larger than %u KiB; pulling from %s without credentials", path,
             CONFIG_MAX >> 10, registry);
     tsvc_buf_free(&b);
     return 0;
@@ -351,10 +342,10 @@ int tsvc_registry_auth_file(const char *path, const char *registry, char **heade
   tsvc_buf_free(&b);
   if (!j || !json_is_object(j)) {
     if (j)
-      set_err(note, notelen, "%s: not a JSON object; pulling from %s without credentials", path,
+      tsvc_errf(note, notelen, "%s: not a JSON object; pulling from %s without credentials", path,
               registry);
     else
-      set_err(note, notelen, "%s:%d:%d: %s; pulling from %s without credentials", path, je.line,
+      tsvc_errf(note, notelen, "%s:%d:%d: %s; pulling from %s without credentials", path, je.line,
               je.column, je.text, registry);
     json_decref(j);
     return 0;

@@ -26,19 +26,8 @@ static void note(cx_t *c, const char *fmt, ...) TSVC_PRINTF(2, 3);
 static void note(cx_t *c, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  char buf[1024];
-  vsnprintf(buf, sizeof buf, fmt, ap);
+  if (export_notes_vaddf(c->notes, fmt, ap)) c->oom = true;
   va_end(ap);
-  char **v = realloc(c->notes->v, (c->notes->n + 1) * sizeof *v);
-  char *s = strdup(buf);
-  if (!v || !s) {
-    if (v) c->notes->v = v;
-    free(s);
-    c->oom = true;
-    return;
-  }
-  c->notes->v = v;
-  v[c->notes->n++] = s;
 }
 
 /* Set key of o to v (taken); a NULL v is out of memory. */

@@ -15,9 +15,11 @@
 #define TSVC_EXPORT_H
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "common/util.h"
 #include "config/config.h"
 
 /* What a target cannot express, one line each, written as comments at the
@@ -28,6 +30,8 @@ typedef struct {
 } export_notes_t;
 
 void export_notes_free(export_notes_t *n);
+/* Append a note (formatted, cut at 1 KiB). 0 or TSVC_ENOMEM (n unchanged). */
+int export_notes_vaddf(export_notes_t *n, const char *fmt, va_list ap) TSVC_PRINTF(2, 0);
 
 typedef struct {
   /* compose: write what docker-compose 1.x (Debian 12's 1.29) reads: no

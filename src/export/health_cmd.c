@@ -30,6 +30,17 @@ void export_notes_free(export_notes_t *n) {
   n->n = 0;
 }
 
+int export_notes_vaddf(export_notes_t *n, const char *fmt, va_list ap) {
+  char buf[1024];
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  char **v = realloc(n->v, (n->n + 1) * sizeof *v);
+  if (v) n->v = v;
+  char *s = v ? strdup(buf) : NULL;
+  if (!s) return TSVC_ENOMEM;
+  v[n->n++] = s;
+  return 0;
+}
+
 /* s quoted for /bin/sh: '...' with each ' as '\'' */
 static void sh_quote(tsvc_buf_t *b, const char *s) {
   tsvc_buf_add(b, "'", 1);

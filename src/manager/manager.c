@@ -132,18 +132,6 @@ struct tsvc_manager_s {
   bool quitting;      /* quit ran: nothing new is set up */
 };
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- configs -------------------------------------------------------------- */
 
 static atomic_int configs_alive; /* for tests: tsvc_manager_debug_configs() */
@@ -243,7 +231,7 @@ static void cmd_finish(cmd_t *c, int rc) {
    probe's timeout). */
 static void cmd_set_deadline(cmd_t *c, int64_t ms_from_now) {
   pthread_mutex_lock(&c->mu);
-  c->deadline = mono_ms() + ms_from_now;
+  c->deadline = tsvc_mono_ms() + ms_from_now;
   pthread_cond_broadcast(&c->cv);
   pthread_mutex_unlock(&c->mu);
 }
@@ -322,11 +310,11 @@ static void wake_cb(uv_async_t *a) {
 
 static void heartbeat_cb(uv_timer_t *t) {
   tsvc_manager_t *m = t->data;
-  int64_t now = mono_ms(), last = atomic_load(&m->beat_mono_ms);
+  int64_t now = tsvc_mono_ms(), last = atomic_load(&m->beat_mono_ms);
   int64_t late = now - last - HEARTBEAT_MS;
   atomic_store(&m->beat_lag_ms, late > 0 ? late : 0);
   atomic_store(&m->beat_mono_ms, now);
-  atomic_store(&m->heartbeat_ms, wall_ms());
+  atomic_store(&m->heartbeat_ms, tsvc_wall_ms());
 }
 
 static void *loop_main(void *arg) {
@@ -345,7 +333,7 @@ static void observer(const tsvc_mon_event_t *ev, void *data) {
       .from = ev->from,
       .to = ev->to,
       .reason = ev->reason,
-      .time_ms = wall_ms(),
+      .time_ms = tsvc_wall_ms(),
       .failures = ev->failures,
       .retries = ev->retries,
       .restarts = ev->restarts,
@@ -923,8 +911,8 @@ static void run_stall(tsvc_manager_t *m, cmd_t *cmd) {
   (void)m;
   int64_t ms = ((cmd_stall_t *)cmd)->ms;
   cmd_finish(cmd, 0); /* the caller goes on while the loop is held */
-  int64_t end = mono_ms() + ms;
-  for (int64_t now = mono_ms(); now < end; now = mono_ms()) usleep((useconds_t)(end - now) * 1000);
+  int64_t end = tsvc_mono_ms() + ms;
+  for (int64_t now = tsvc_mono_ms(); now < end; now = tsvc_mono_ms()) usleep((useconds_t)(end - now) * 1000);
 }
 
 static const cmd_kind_t STALL = {"stall", run_stall, NULL};
@@ -1242,8 +1230,8 @@ int tsvc_manager_new(const tsvc_manager_opts_t *opts, tsvc_manager_t **out, char
   m->wake.data = m;
   uv_timer_init(&m->loop, &m->heartbeat);
   m->heartbeat.data = m;
-  atomic_init(&m->heartbeat_ms, wall_ms());
-  atomic_init(&m->beat_mono_ms, mono_ms());
+  atomic_init(&m->heartbeat_ms, tsvc_wall_ms());
+  atomic_init(&m->beat_mono_ms, tsvc_mono_ms());
   atomic_init(&m->beat_lag_ms, 0);
   uv_timer_start(&m->heartbeat, heartbeat_cb, HEARTBEAT_MS, HEARTBEAT_MS);
   if (pthread_create(&m->thread, NULL, loop_main, m) != 0) {
@@ -1418,31 +1406,12 @@ bool tsvc_manager_is_healthy(tsvc_manager_t *m, const char *name) {
 }
 
 int tsvc_manager_get_status(tsvc_manager_t *m, const char *name, tsvc_status_t *out) {
-  memset(out, 0, sizeof *out);
-  tsvc_snap_t *s;
-  int rc = tsvc_board_get(m->board, name, &s);
-  if (rc == TSVC_ENOTMONITORED) return not_monitored(m, name);
-  if (rc) return rc;
-  rc = tsvc_snap_copy(s, true, out);
-  tsvc_snap_release(s);
-  return rc;
+  int rc = tsvc_board_get_status(m->board, name, out);
+  return rc == TSVC_ENOTMONITORED ? not_monitored(m, name) : rc;
 }
 
 int tsvc_manager_get_all_status(tsvc_manager_t *m, tsvc_status_list_t *out) {
-  out->v = NULL;
-  out->n = 0;
-  tsvc_snapshot_t *snap;
-  int rc = tsvc_board_snapshot(m->board, &snap);
-  if (rc) return rc;
-  size_t n = tsvc_snapshot_count(snap);
-  if (n && !(out->v = calloc(n, sizeof *out->v))) rc = TSVC_ENOMEM;
-  for (size_t i = 0; !rc && i < n; i++) {
-    rc = tsvc_snap_copy(tsvc_snapshot_snap(snap, i), true, &out->v[i]);
-    if (!rc) out->n = i + 1;
-  }
-  tsvc_snapshot_release(snap);
-  if (rc) tsvc_status_list_free(out);
-  return rc;
+  return tsvc_board_get_all(m->board, out);
 }
 
 int tsvc_manager_snapshot(tsvc_manager_t *m, tsvc_snapshot_t **out) {
@@ -1462,7 +1431,7 @@ int64_t tsvc_manager_loop_heartbeat(tsvc_manager_t *m) { return atomic_load(&m->
 
 int64_t tsvc_manager_loop_lag_ms(tsvc_manager_t *m) {
   /* How late the last beat was, or how late the next one is already. */
-  int64_t late = mono_ms() - atomic_load(&m->beat_mono_ms) - HEARTBEAT_MS;
+  int64_t late = tsvc_mono_ms() - atomic_load(&m->beat_mono_ms) - HEARTBEAT_MS;
   int64_t last = atomic_load(&m->beat_lag_ms);
   return late > last ? late : last;
 }

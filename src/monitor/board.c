@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/index.h"
 #include "common/rcstr.h"
 #include "common/ref.h"
 #include "common/util.h"
@@ -45,8 +46,7 @@ struct tsvc_board_s {
   pthread_mutex_t mu; /* slots, index, live, and every slot's snap pointer */
   tsvc_board_slot_t **slots; /* in the order added */
   size_t n, cap;
-  tsvc_board_slot_t **index; /* open addressing by name; NULL slots empty */
-  size_t index_cap;          /* a power of two, at least twice n */
+  tsvc_index_t index;        /* the slots by name */
   bool live;
   /* The loop adds, readers load. */
   atomic_uint_fast64_t late[TSVC_LATENCY_NBUCKETS]; /* not cumulative */
@@ -195,6 +195,7 @@ int tsvc_board_new(tsvc_board_t **out) {
   tsvc_board_t *b = calloc(1, sizeof *b);
   if (!b) return TSVC_ENOMEM;
   pthread_mutex_init(&b->mu, NULL);
+  tsvc_index_init(&b->index, offsetof(tsvc_board_slot_t, name));
   for (size_t i = 0; i < TSVC_LATENCY_NBUCKETS; i++) atomic_init(&b->late[i], 0);
   atomic_init(&b->late_sum_ms, 0);
   atomic_init(&b->in_flight, 0);
@@ -210,35 +211,14 @@ void tsvc_board_free(tsvc_board_t *b) {
     free(b->slots[i]);
   }
   free(b->slots);
-  free(b->index);
+  tsvc_index_free(&b->index);
   pthread_mutex_destroy(&b->mu);
   free(b);
 }
 
-static uint64_t hash_name(const char *name) {
-  uint64_t x = UINT64_C(1469598103934665603); /* FNV-1a */
-  for (const char *p = name; *p; p++) x = (x ^ (unsigned char)*p) * UINT64_C(1099511628211);
-  return x;
-}
-
 /* Caller holds b->mu. */
 static tsvc_board_slot_t *find(const tsvc_board_t *b, const char *name) {
-  if (!b->index) return NULL;
-  size_t mask = b->index_cap - 1;
-  for (size_t i = hash_name(name) & mask;; i = (i + 1) & mask) {
-    tsvc_board_slot_t *s = b->index[i];
-    if (!s) return NULL;
-    if (strcmp(s->name, name) == 0) return s;
-  }
-}
-
-/* Build an index for the slots into idx (cap slots, zeroed). */
-static void fill_index(const tsvc_board_t *b, tsvc_board_slot_t **idx, size_t cap) {
-  for (size_t k = 0; k < b->n; k++) {
-    size_t i = hash_name(b->slots[k]->name) & (cap - 1);
-    while (idx[i]) i = (i + 1) & (cap - 1);
-    idx[i] = b->slots[k];
-  }
+  return tsvc_index_find(&b->index, name);
 }
 
 tsvc_board_slot_t *tsvc_board_add(tsvc_board_t *b, const char *name) {
@@ -249,26 +229,23 @@ tsvc_board_slot_t *tsvc_board_add(tsvc_board_t *b, const char *name) {
   }
   /* Grow outside the lock; the loop is the only writer, so n and cap
      cannot change meanwhile. */
-  tsvc_board_slot_t **v = NULL, **idx = NULL;
-  size_t cap = b->cap, icap = b->index_cap;
+  tsvc_board_slot_t **v = NULL;
+  size_t cap = b->cap;
   if (b->n == b->cap) {
     cap = b->cap ? b->cap * 2 : 16;
     v = malloc(cap * sizeof *v);
   }
-  if (2 * (b->n + 1) > b->index_cap) {
-    icap = 16;
-    while (icap < 2 * (b->n + 1)) icap *= 2;
-    idx = calloc(icap, sizeof *idx);
-  }
-  if ((cap != b->cap && !v) || (icap != b->index_cap && !idx)) {
+  tsvc_index_t idx = {0};
+  bool grow = !tsvc_index_fits(&b->index, b->n + 1);
+  if ((cap != b->cap && !v) || (grow && tsvc_index_resized(&b->index, b->n + 1, &idx))) {
     free(v);
-    free(idx);
     free(s->name);
     free(s);
     return NULL;
   }
   pthread_mutex_lock(&b->mu);
-  tsvc_board_slot_t **old_v = NULL, **old_idx = NULL;
+  tsvc_board_slot_t **old_v = NULL;
+  tsvc_index_t old_idx = {0};
   if (v) {
     if (b->n) memcpy(v, b->slots, b->n * sizeof *v);
     old_v = b->slots;
@@ -276,19 +253,16 @@ tsvc_board_slot_t *tsvc_board_add(tsvc_board_t *b, const char *name) {
     b->cap = cap;
   }
   b->slots[b->n++] = s;
-  if (idx) {
-    fill_index(b, idx, icap);
+  if (grow) {
     old_idx = b->index;
     b->index = idx;
-    b->index_cap = icap;
-  } else {
-    size_t i = hash_name(s->name) & (b->index_cap - 1);
-    while (b->index[i]) i = (i + 1) & (b->index_cap - 1);
-    b->index[i] = s;
   }
+  /* Room was made above, and names are unique (the monitor refuses a
+     second service of a name): this cannot fail. */
+  tsvc_index_put(&b->index, s);
   pthread_mutex_unlock(&b->mu);
   free(old_v);
-  free(old_idx);
+  tsvc_index_free(&old_idx);
   return s;
 }
 
@@ -308,9 +282,7 @@ void tsvc_board_remove(tsvc_board_t *b, tsvc_board_slot_t *slot) {
     b->n--;
     break;
   }
-  /* Rebuilt in place: same size, one entry fewer. */
-  memset(b->index, 0, b->index_cap * sizeof *b->index);
-  fill_index(b, b->index, b->index_cap);
+  tsvc_index_remove(&b->index, slot);
   pthread_mutex_unlock(&b->mu);
   tsvc_snap_release(slot->snap);
   free(slot->name);
@@ -348,6 +320,33 @@ int tsvc_board_get(tsvc_board_t *b, const char *name, tsvc_snap_t **out) {
     if (!rc) *out = tsvc_snap_ref(s->snap);
   }
   pthread_mutex_unlock(&b->mu);
+  return rc;
+}
+
+int tsvc_board_get_status(tsvc_board_t *b, const char *name, tsvc_status_t *out) {
+  memset(out, 0, sizeof *out);
+  tsvc_snap_t *s;
+  int rc = tsvc_board_get(b, name, &s);
+  if (rc) return rc;
+  rc = tsvc_snap_copy(s, true, out);
+  tsvc_snap_release(s);
+  return rc;
+}
+
+int tsvc_board_get_all(tsvc_board_t *b, tsvc_status_list_t *out) {
+  out->v = NULL;
+  out->n = 0;
+  tsvc_snapshot_t *snap;
+  int rc = tsvc_board_snapshot(b, &snap);
+  if (rc) return rc;
+  size_t n = tsvc_snapshot_count(snap);
+  if (n && !(out->v = calloc(n, sizeof *out->v))) rc = TSVC_ENOMEM;
+  for (size_t i = 0; !rc && i < n; i++) {
+    rc = tsvc_snap_copy(tsvc_snapshot_snap(snap, i), true, &out->v[i]);
+    if (!rc) out->n = i + 1;
+  }
+  tsvc_snapshot_release(snap);
+  if (rc) tsvc_status_list_free(out);
   return rc;
 }
 

@@ -77,6 +77,14 @@ void tsvc_board_note_in_flight(tsvc_board_t *b, int delta);
 /* A reference to the service's snapshot: 0, TSVC_ENOENT, or
    TSVC_ENOTMONITORED. */
 int tsvc_board_get(tsvc_board_t *b, const char *name, tsvc_snap_t **out);
+/* A copy of the service's status with its history (tsvc_snap_copy), the
+   caller's (tsvc_status_clear): 0, TSVC_ENOENT, TSVC_ENOTMONITORED or
+   TSVC_ENOMEM; *out is zeroed on every error. */
+int tsvc_board_get_status(tsvc_board_t *b, const char *name, tsvc_status_t *out);
+/* Copies of every service's status with history, in the order added, the
+   caller's (tsvc_status_list_free): 0, TSVC_ENOTMONITORED or TSVC_ENOMEM;
+   *out is empty on every error. */
+int tsvc_board_get_all(tsvc_board_t *b, tsvc_status_list_t *out);
 /* Every service: 0, TSVC_ENOTMONITORED or TSVC_ENOMEM. The stats' loop lag
    is 0 (the board does not know it). */
 int tsvc_board_snapshot(tsvc_board_t *b, tsvc_snapshot_t **out);

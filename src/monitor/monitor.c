@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/index.h"
 #include "common/rcstr.h"
 #include "common/util.h"
 #include "health/depends.h"
@@ -104,9 +105,7 @@ struct tsvc_monitor_s {
   bool own_board;
   svc_t **svcs;   /* in the order added */
   size_t n, cap;
-  svc_t **index;  /* open-addressing hash of names, for find(); NULL slots
-                     empty; rebuilt on add (when growing) and remove */
-  size_t index_cap; /* a power of two, at least twice n */
+  tsvc_index_t index; /* the svcs by name, for find() */
   tsvc_mon_observer_cb observer;
   void *observer_data;
   uv_timer_t later; /* delivers `ready` */
@@ -137,40 +136,10 @@ static int64_t to_wall(tsvc_monitor_t *m, tsvc_ms_t t, int64_t wall_now) {
 
 /* ---- lookup (loop thread) -------------------------------------------------- */
 
-static uint64_t hash_name(const char *name) {
-  uint64_t x = UINT64_C(1469598103934665603); /* FNV-1a */
-  for (const char *p = name; *p; p++) x = (x ^ (unsigned char)*p) * UINT64_C(1099511628211);
-  return x;
-}
-
 /* By name in O(1): API calls and runtime events name services, and a
    monitor may watch thousands. */
 static svc_t *find(tsvc_monitor_t *m, const char *name) {
-  if (!m->index) return NULL;
-  size_t mask = m->index_cap - 1;
-  for (size_t i = hash_name(name) & mask;; i = (i + 1) & mask) {
-    svc_t *s = m->index[i];
-    if (!s) return NULL;
-    if (strcmp(s->name, name) == 0) return s;
-  }
-}
-
-/* Rebuild the index for the current svcs, at least twice want slots.
-   Returns 0 or TSVC_ENOMEM (the old index stays then). */
-static int reindex(tsvc_monitor_t *m, size_t want) {
-  size_t cap = 16;
-  while (cap < 2 * want) cap *= 2;
-  svc_t **idx = calloc(cap, sizeof *idx);
-  if (!idx) return TSVC_ENOMEM;
-  for (size_t k = 0; k < m->n; k++) {
-    size_t i = hash_name(m->svcs[k]->name) & (cap - 1);
-    while (idx[i]) i = (i + 1) & (cap - 1);
-    idx[i] = m->svcs[k];
-  }
-  free(m->index);
-  m->index = idx;
-  m->index_cap = cap;
-  return 0;
+  return tsvc_index_find(&m->index, name);
 }
 
 /* ---- completions ------------------------------------------------------------ */
@@ -795,12 +764,17 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
     start = &a->changes[a->nchanges - 1];
   for (int i = 0; i < a->nchanges; i++) {
     if (!tsvc_dep_is_start(a->changes[i].from, a->changes[i].to)) continue;
-    /* A (re)start of its own: its dependents may owe one (restart: true),
-       and it is (re)started against its dependencies as they are now (a
-       held one looks again as it goes: launch_op). A container adopted at
-       `up` owes its dependents nothing: they are adopted after it. */
+    /* A (re)start of its own: its dependents may owe one (restart: true).
+       One that reaches the runtime notes its dependencies' generations as
+       it goes (launch_op), not here: a held one may never go (its checks
+       pass meanwhile and the retry is dropped), and must still owe itself
+       the restart: true of a dependency that restarted since its last real
+       start. One without an operation (a container adopted at `up`, or
+       started behind our back) runs against its dependencies as they are
+       now. A container adopted at `up` owes its dependents nothing: they
+       are adopted after it. */
     s->gen++;
-    note_dep_gens(s);
+    if (!(a->flags & (TSVC_HACT_RESTART | TSVC_HACT_START))) note_dep_gens(s);
   }
   if (a->nchanges) gate_soon(s->m);
   for (int i = 0; i < a->nchanges; i++) {
@@ -1018,7 +992,7 @@ static void prepare_spec(svc_t *s) {
 /* A jitter seed per service: its name, and the time, so that two monitors
    of the same services do not jitter in step. */
 static uint64_t seed_of(const char *name) {
-  uint64_t x = hash_name(name) ^ (uint64_t)uv_hrtime();
+  uint64_t x = tsvc_str_hash(name) ^ (uint64_t)uv_hrtime();
   return x ? x : 1;
 }
 
@@ -1028,6 +1002,7 @@ int tsvc_monitor_new(uv_loop_t *loop, tsvc_runtime_t *rt, tsvc_board_t *board,
   if (!m) return TSVC_ENOMEM;
   m->loop = loop;
   m->rt = rt;
+  tsvc_index_init(&m->index, offsetof(svc_t, name));
   m->board = board;
   if (!board) {
     int rc = tsvc_board_new(&m->board);
@@ -1110,7 +1085,7 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc_re
     }
   }
   bool full = m->n == m->cap;
-  if (!full && 2 * (m->n + 1) > m->index_cap && reindex(m, m->n + 1)) full = true;
+  if (!full && tsvc_index_reserve(&m->index, m->n + 1)) full = true;
   if (!full && size_deps(s, conf, NULL)) full = true;
   if (s->name && s->ring && !full) s->slot = tsvc_board_add(m->board, s->name);
   if (!s->slot) {
@@ -1132,9 +1107,7 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc_re
   uv_timer_init(m->loop, &s->timer);
   s->timer.data = s;
   m->svcs[m->n++] = s;
-  size_t i = hash_name(s->name) & (m->index_cap - 1);
-  while (m->index[i]) i = (i + 1) & (m->index_cap - 1);
-  m->index[i] = s;
+  tsvc_index_put(&m->index, s); /* room reserved, name new: cannot fail */
   publish(s);
   gate_soon(m); /* what waits for it sees it monitored */
   return 0;
@@ -1181,16 +1154,7 @@ int tsvc_monitor_remove(tsvc_monitor_t *m, const char *name) {
     if (strcmp(s->name, name) != 0) continue;
     memmove(&m->svcs[i], &m->svcs[i + 1], (m->n - i - 1) * sizeof *m->svcs);
     m->n--;
-    if (reindex(m, m->n)) {
-      /* No memory for a new index: drop the entry in place by rebuilding
-         into the old one (same size, fewer entries). */
-      memset(m->index, 0, m->index_cap * sizeof *m->index);
-      for (size_t k = 0; k < m->n; k++) {
-        size_t j = hash_name(m->svcs[k]->name) & (m->index_cap - 1);
-        while (m->index[j]) j = (j + 1) & (m->index_cap - 1);
-        m->index[j] = m->svcs[k];
-      }
-    }
+    tsvc_index_remove(&m->index, s);
     char why[256];
     snprintf(why, sizeof why, "%s is no longer monitored (removed from the config)", s->name);
     svc_close(s, why);
@@ -1341,32 +1305,13 @@ void tsvc_monitor_set_observer(tsvc_monitor_t *m, tsvc_mon_observer_cb cb, void 
 tsvc_board_t *tsvc_monitor_board(tsvc_monitor_t *m) { return m->board; }
 
 int tsvc_monitor_get_status(tsvc_monitor_t *m, const char *name, tsvc_status_t *out) {
-  memset(out, 0, sizeof *out);
-  tsvc_snap_t *s;
-  int rc = tsvc_board_get(m->board, name, &s);
-  if (rc == TSVC_ENOTMONITORED) rc = TSVC_ENOENT; /* closed: nothing watched */
-  if (rc) return rc;
-  rc = tsvc_snap_copy(s, true, out);
-  tsvc_snap_release(s);
-  return rc;
+  int rc = tsvc_board_get_status(m->board, name, out);
+  return rc == TSVC_ENOTMONITORED ? TSVC_ENOENT : rc; /* closed: nothing watched */
 }
 
 int tsvc_monitor_get_all(tsvc_monitor_t *m, tsvc_status_list_t *out) {
-  out->v = NULL;
-  out->n = 0;
-  tsvc_snapshot_t *snap;
-  int rc = tsvc_board_snapshot(m->board, &snap);
-  if (rc == TSVC_ENOTMONITORED) return 0;
-  if (rc) return rc;
-  size_t n = tsvc_snapshot_count(snap);
-  if (n && !(out->v = calloc(n, sizeof *out->v))) rc = TSVC_ENOMEM;
-  for (size_t i = 0; !rc && i < n; i++) {
-    rc = tsvc_snap_copy(tsvc_snapshot_snap(snap, i), true, &out->v[i]);
-    if (!rc) out->n = i + 1;
-  }
-  tsvc_snapshot_release(snap);
-  if (rc) tsvc_status_list_free(out);
-  return rc;
+  int rc = tsvc_board_get_all(m->board, out);
+  return rc == TSVC_ENOTMONITORED ? 0 : rc;
 }
 
 bool tsvc_monitor_is_healthy(tsvc_monitor_t *m, const char *name) {
@@ -1397,9 +1342,7 @@ void tsvc_monitor_close(tsvc_monitor_t *m) {
   svc_t **v = m->svcs;
   m->svcs = NULL;
   m->n = m->cap = 0;
-  free(m->index);
-  m->index = NULL;
-  m->index_cap = 0;
+  tsvc_index_free(&m->index);
   for (size_t i = 0; i < n; i++) {
     char why[256];
     snprintf(why, sizeof why, "the monitor stopped watching %s", v[i]->name);
@@ -1425,6 +1368,6 @@ void tsvc_monitor_free(tsvc_monitor_t *m) {
   }
   if (m->own_board) tsvc_board_free(m->board);
   free(m->svcs);
-  free(m->index);
+  tsvc_index_free(&m->index);
   free(m);
 }

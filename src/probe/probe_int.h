@@ -72,6 +72,8 @@ struct tsvc_probe_s {
   struct sockaddr_storage addr;
   uv_tcp_t tcp;
   bool tcp_init;
+  bool close_reset;             /* close with an RST (SO_LINGER 0): tcp.c */
+  bool last_look;               /* the timeout waits for one more poll */
   uv_connect_t creq;
   uv_write_t wreq[2];
   int nwrites;

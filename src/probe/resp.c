@@ -38,3 +38,14 @@ tsvc_resp_kind_t tsvc_resp_read(const char *buf, size_t len, size_t *off, char *
   *off = i + 2;
   return kind;
 }
+
+int tsvc_resp_add_command(tsvc_buf_t *b, const char *const *args, size_t n) {
+  int rc = tsvc_buf_addf(b, "*%zu\r\n", n);
+  for (size_t i = 0; !rc && i < n; i++) {
+    size_t l = strlen(args[i]);
+    rc = tsvc_buf_addf(b, "$%zu\r\n", l);
+    if (!rc) rc = tsvc_buf_add(b, args[i], l);
+    if (!rc) rc = tsvc_buf_add(b, "\r\n", 2);
+  }
+  return rc;
+}

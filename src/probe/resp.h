@@ -1,5 +1,6 @@
 /*
- * resp: pure reading of Redis (RESP2/RESP3) replies, one line at a time.
+ * resp: pure reading of Redis (RESP2/RESP3) replies, one line at a time,
+ * and writing of commands (for the probe and the held session alike).
  * The redis probe only needs the first line of each reply: simple strings
  * (+PONG, +OK) and errors (-NOAUTH ...); any other valid reply type is
  * reported as OTHER and ends the check. No sockets: unit tests drive it.
@@ -8,6 +9,8 @@
 #define TSVC_RESP_H
 
 #include <stddef.h>
+
+#include "common/util.h"
 
 typedef enum {
   TSVC_RESP_NEED_MORE, /* the line is not complete yet */
@@ -29,5 +32,10 @@ typedef enum {
  */
 tsvc_resp_kind_t tsvc_resp_read(const char *buf, size_t len, size_t *off, char *line,
                                 size_t linelen);
+
+/* Append the command of n arguments (args[0] the command's name) to b as
+   a RESP array of bulk strings. 0, or tsvc_buf_add's error (what was
+   appended before it stays). */
+int tsvc_resp_add_command(tsvc_buf_t *b, const char *const *args, size_t n);
 
 #endif /* TSVC_RESP_H */

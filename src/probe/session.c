@@ -39,6 +39,7 @@ typedef struct conn_s {
   int refs; /* open handles and the getaddrinfo in flight */
   bool closing, tcp_init, gai_pending;
   uv_timer_t timer; /* the login's timeout */
+  bool last_look;   /* it waits for one more poll (probe.c, timer_cb) */
   uv_getaddrinfo_t gai;
   uv_tcp_t tcp;
   uv_connect_t creq;
@@ -74,6 +75,7 @@ struct tsvc_session_s {
   uint64_t retry_ns;     /* no held connection opened before this */
   conn_t *conn;
   uv_timer_t timer; /* the timeout of a check on the held connection */
+  bool last_look;   /* it waits for one more poll (probe.c, timer_cb) */
   bool freeing;
   bool in_call;   /* inside tsvc_session_check: no verdict may be given */
   bool fail_now;  /* ... and the connection failed: start the full probe */
@@ -196,17 +198,6 @@ static int conn_send(conn_t *c, const void *p, size_t n) {
 
 /* ---- redis ---------------------------------------------------------------- */
 
-static int add_command(tsvc_buf_t *b, const char *const *args, size_t n) {
-  int rc = tsvc_buf_addf(b, "*%zu\r\n", n);
-  for (size_t i = 0; !rc && i < n; i++) {
-    size_t l = strlen(args[i]);
-    rc = tsvc_buf_addf(b, "$%zu\r\n", l);
-    if (!rc) rc = tsvc_buf_add(b, args[i], l);
-    if (!rc) rc = tsvc_buf_add(b, "\r\n", 2);
-  }
-  return rc;
-}
-
 static int redis_login(conn_t *c) {
   tsvc_session_t *s = c->s;
   tsvc_buf_t b;
@@ -214,7 +205,7 @@ static int redis_login(conn_t *c) {
   int rc = 0;
   if (s->password) {
     const char *auth[] = {"AUTH", s->username ? s->username : s->password, s->password};
-    rc = add_command(&b, auth, s->username ? 3 : 2);
+    rc = tsvc_resp_add_command(&b, auth, s->username ? 3 : 2);
   }
   if (!rc) rc = tsvc_buf_add(&b, redis_ping, sizeof redis_ping - 1);
   if (!rc) rc = conn_send(c, b.data, b.len);
@@ -658,6 +649,13 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
 
 static void login_timeout(uv_timer_t *t) {
   conn_t *c = t->data;
+  /* A late loop runs its timers before it polls: look at the socket once
+     more before calling a timeout (as probe.c's timer_cb does). */
+  if (!c->last_look) {
+    c->last_look = true;
+    uv_timer_start(&c->timer, login_timeout, 1, 0);
+    return;
+  }
   tsvc_session_t *s = c->s;
   const char *phase = c->state == C_RESOLVING    ? "resolving"
                       : c->state == C_CONNECTING ? "connecting"
@@ -752,6 +750,12 @@ static void fall_back(tsvc_session_t *s) {
 static void check_timeout(uv_timer_t *t) {
   tsvc_session_t *s = t->data;
   if (!s->in_check || !s->on_conn) return;
+  /* The answer may be waiting unread: one more poll first (probe.c). */
+  if (!s->last_look) {
+    s->last_look = true;
+    uv_timer_start(&s->timer, check_timeout, 1, 0);
+    return;
+  }
   if (s->conn) conn_close(s->conn, "no answer in time");
   deliver_msg(s, TSVC_RESULT_TIMEOUT, "no answer within %lld ms (held session)",
               (long long)s->timeout);
@@ -779,6 +783,7 @@ int tsvc_session_check(tsvc_session_t *s, tsvc_probe_cb cb, void *data) {
          the loop's clock. */
       int64_t lag = (int64_t)(s->t0 / 1000000) - (int64_t)uv_now(s->loop);
       if (lag < 0) lag = 0;
+      s->last_look = false;
       uv_timer_start(&s->timer, check_timeout, (uint64_t)(s->timeout + lag), 0);
       return 0;
     }

@@ -82,40 +82,15 @@ static void timer_closed(uv_handle_t *h) { tsvc__proc_handle_done(h->data); }
 /* By name in O(1), as the monitor's lookup: every operation and
    inspection names its service, and a runtime may run thousands. */
 static entry_t *entry_find(const prt_t *rt, const char *name) {
-  if (!rt->index) return NULL;
-  size_t mask = rt->index_cap - 1;
-  for (size_t i = tsvc_str_hash(name) & mask;; i = (i + 1) & mask) {
-    entry_t *e = rt->index[i];
-    if (!e) return NULL;
-    if (strcmp(e->name, name) == 0) return e;
-  }
-}
-
-static void index_put(entry_t **idx, size_t cap, entry_t *e) {
-  size_t i = tsvc_str_hash(e->name) & (cap - 1);
-  while (idx[i]) i = (i + 1) & (cap - 1);
-  idx[i] = e;
-}
-
-/* Room in the index for one more entry (at most half full). Entries are
-   never removed: they live until the runtime. 0 or TSVC_ENOMEM. */
-static int index_reserve(prt_t *rt) {
-  if (2 * (rt->nentries + 1) <= rt->index_cap) return 0;
-  size_t cap = rt->index_cap ? 2 * rt->index_cap : 16;
-  entry_t **idx = calloc(cap, sizeof *idx);
-  if (!idx) return TSVC_ENOMEM;
-  for (entry_t *e = rt->entries; e; e = e->next) index_put(idx, cap, e);
-  free(rt->index);
-  rt->index = idx;
-  rt->index_cap = cap;
-  return 0;
+  return tsvc_index_find(&rt->index, name);
 }
 
 /* The entry of name, made when missing; NULL when out of memory. */
 static entry_t *entry_get(prt_t *rt, const char *name) {
   entry_t *e = entry_find(rt, name);
   if (e) return e;
-  if (index_reserve(rt) != 0) return NULL;
+  /* Entries are never removed: they live until the runtime. */
+  if (tsvc_index_reserve(&rt->index, rt->index.n + 1) != 0) return NULL;
   e = calloc(1, sizeof *e);
   if (!e || !(e->name = strdup(name))) {
     free(e);
@@ -131,8 +106,7 @@ static entry_t *entry_get(prt_t *rt, const char *name) {
   rt->handles++;
   e->next = rt->entries;
   rt->entries = e;
-  index_put(rt->index, rt->index_cap, e);
-  rt->nentries++;
+  tsvc_index_put(&rt->index, e); /* room reserved, name new: cannot fail */
   return e;
 }
 
@@ -262,7 +236,7 @@ static void rt_release(prt_t *rt) {
     free(e->name);
     free(e);
   }
-  free(rt->index);
+  tsvc_index_free(&rt->index);
   free(rt);
 }
 
@@ -411,6 +385,7 @@ int tsvc_process_runtime_new(uv_loop_t *loop, const tsvc_config_t *cfg,
   rt->cfg = cfg;
   rt->log_max = TSVC_PROCESS_LOG_MAX;
   rt->lay = *layout;
+  tsvc_index_init(&rt->index, offsetof(entry_t, name));
   snprintf(rt->logs_dir, sizeof rt->logs_dir, "%.4000s/logs", rt->lay.state_dir);
   const char *dirs[] = {rt->lay.state_dir, rt->logs_dir};
   for (size_t i = 0; i < TSVC_ARRAY_LEN(dirs); i++) {

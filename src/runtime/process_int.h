@@ -30,6 +30,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "common/index.h"
 #include "common/util.h"
 #include "runtime/process.h"
 
@@ -174,9 +175,7 @@ struct prt_s {
   char setpriv[PATH_MAX]; /* "" when not installed */
   size_t log_max;
   entry_t *entries;  /* every entry, newest first */
-  entry_t **index;   /* open-addressing hash of entries by name; NULL slots empty */
-  size_t index_cap;  /* a power of two, at least twice nentries */
-  size_t nentries;
+  tsvc_index_t index; /* the entries by name */
   inspect_t *inspects;
   uv_timer_t kick; /* answers inspections from the loop */
   tsvc_rt_event_cb watch_cb;

@@ -24,9 +24,15 @@ services:
     port: $DEAD
     external: true
 YAML
+ulimit -Sn 512 # below the hard limit: up raises its own (cmd_up.c)
 up_fg
 wait_for "cache healthy" sh -c "curl -s --unix-socket $SOCK http://localhost/v1/services/cache | grep -q '\"healthy\":true'"
 wait_for "we.ird unhealthy" sh -c "curl -s --unix-socket $SOCK http://localhost/v1/services/w%65.ird | grep -q '\"state\":\"unhealthy\"'"
+
+# Open files: a socket per check in flight and per held session; up takes
+# the hard limit, whatever soft limit it was started with.
+eq "up raised its open-files soft limit to the hard one" \
+  "$(awk '/^Max open files/ { print ($4 == $5) ? "raised" : $4 " of " $5 }' "/proc/$UP_PID/limits")" raised
 
 # ---- the socket ----
 eq "socket mode 0600" "$(stat -c %a "$SOCK")" 600
