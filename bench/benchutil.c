@@ -284,6 +284,41 @@ int64_t bu_tree_cpu_us(pid_t pid) {
   return total;
 }
 
+int64_t bu_pg_backends_cpu_us(pid_t postmaster) {
+  int64_t total = 0;
+  DIR *d = opendir("/proc");
+  if (!d) return -1;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    char *end;
+    long p = strtol(e->d_name, &end, 10);
+    if (*end || p <= 0) continue;
+    int pp;
+    unsigned long long t[4];
+    if (read_stat((pid_t)p, &pp, t) != 0 || pp != postmaster) continue;
+    char path[64], title[256] = "";
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", p);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    size_t n = fread(title, 1, sizeof title - 1, f);
+    fclose(f);
+    title[n] = '\0';
+    if (strncmp(title, "postgres: ", 10) != 0 || !(strchr(title, '(') || strstr(title, "[local]")))
+      continue;
+    /* schedstat's run time is in ns: a check's tens of us would vanish in
+       /proc/PID/stat's 10 ms ticks. */
+    snprintf(path, sizeof path, "/proc/%ld/schedstat", p);
+    unsigned long long ns = 0;
+    if ((f = fopen(path, "r"))) {
+      if (fscanf(f, "%llu", &ns) != 1) ns = 0;
+      fclose(f);
+    }
+    total += (int64_t)(ns / 1000);
+  }
+  closedir(d);
+  return total;
+}
+
 static int64_t ru_us(int who) {
   struct rusage ru;
   if (getrusage(who, &ru) != 0) return -1;

@@ -67,6 +67,11 @@ int64_t bu_pid_cpu_us(pid_t pid, bool with_children);
 /* CPU of a process tree: pid (with its reaped children) plus every live
  * direct child of pid (postgres: the postmaster and its backends). */
 int64_t bu_tree_cpu_us(pid_t pid);
+/* CPU (us) of pid's live children that are postgres client backends (their
+   title names a client: "postgres: USER DB 127.0.0.1(PORT) ..."), without
+   the background processes (checkpointer, walwriter, ...) or exited ones;
+   from /proc/PID/schedstat (ns), not stat's 10 ms ticks. */
+int64_t bu_pg_backends_cpu_us(pid_t postmaster);
 /* Our own user+sys (RUSAGE_SELF) and our reaped children's, microseconds. */
 int64_t bu_self_cpu_us(void);
 int64_t bu_children_cpu_us(void);

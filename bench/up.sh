@@ -84,6 +84,27 @@ rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$up_pid/status")
 hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$up_pid/status")
 anon=$(awk '/^RssAnon:/ { print $2 }' "/proc/$up_pid/status")
 threads=$(awk '/^Threads:/ { print $2 }' "/proc/$up_pid/status")
+# UP_SMAPS=FILE: where the memory is, for a person (issue 13): /proc/PID/smaps
+# summed per mapping (Rss, Anonymous), and glibc's malloc_info of the heap.
+if [[ -n ${UP_SMAPS:-} ]]; then
+  {
+    echo "# $variant services=$n: Rss / Anonymous KiB per mapping (/proc/$up_pid/smaps)"
+    awk '/^[0-9a-f]+-[0-9a-f]+ / { name = (NF >= 6) ? $6 : "[anon]" }
+         /^Rss:/ { rss[name] += $2 } /^Anonymous:/ { an[name] += $2 }
+         END { for (k in rss) if (rss[k]) printf "%8d %8d %s\n", rss[k], an[k], k }' \
+      "/proc/$up_pid/smaps" | sort -rn
+    echo "# anonymous mappings by size (KiB): Size Rss"
+    awk '/^[0-9a-f]+-[0-9a-f]+ / { name = (NF >= 6) ? $6 : "[anon]"; a = $1 }
+         /^Size:/ { sz = $2 } /^Rss:/ { if (name == "[anon]" || name == "[heap]") printf "%8d %8d %s %s\n", sz, $2, name, a }' \
+      "/proc/$up_pid/smaps" | sort -k2 -rn | head -40
+    if command -v gdb >/dev/null; then
+      echo "# malloc_info (gdb)"
+      gdb -q -batch -p "$up_pid" -ex 'call (int)malloc_info(0, (void*)fopen("'"$UP_SMAPS"'.malloc", "w"))' \
+        -ex 'call (int)fflush(0)' >/dev/null 2>&1 || true
+      cat "$UP_SMAPS.malloc" 2>/dev/null | grep -E '<heap nr|<total|<system|<aspace|<mprotect' || true
+    fi
+  } >"$UP_SMAPS" 2>&1
+fi
 failed=-1
 if [[ $variant != up-nolisten ]]; then
   failed=$(curl -s -m 30 "http://127.0.0.1:$lport/metrics" | grep -c '^tanuki_svc_up{.*} 0$' || true)

@@ -4,7 +4,9 @@
 # picks Debian's multiarch library directory).
 #
 # Depends: computed by dpkg-shlibdeps from the binaries (libc6, libuv1,
-# libcurl4, libjansson4, libyaml-0-2, libmicrohttpd12, libssl3).
+# libjansson4, libyaml-0-2, libmicrohttpd12), and libcurl4 and libssl3
+# (libcrypto) named here: the program loads them on first use
+# (src/common/lazylib.h), so they are not in its NEEDED entries.
 # Recommends: the runtimes and servers tanuki-svc drives; it runs without
 # them (services as local processes need postgresql or redis-server, the
 # docker runtime needs a Docker engine).
@@ -21,6 +23,7 @@ set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libcurl4 (>= 7.88), libssl3 (>= 3.0)")
 # A shlibs file for libtsvc.so.0, and the ldconfig trigger on install and
 # removal.
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)

@@ -15,7 +15,7 @@
 typedef struct {
   int64_t time_ms;
   tsvc_state_t from, to;
-  char reason[REASON_MAX];
+  char *reason; /* owned, at most REASON_MAX - 1 bytes; NULL: out of memory */
 } rec_t;
 
 /* The changes of one service: a ring of the newest, grown on demand (a
@@ -71,7 +71,8 @@ static void on_change(const tsvc_change_t *ch, void *data) {
   pthread_mutex_lock(&p->mu);
   svc_t *s = find(p, ch->service, true);
   if (s && s->n == s->cap && s->head == 0 && s->cap < TSVC_PAGE_MAX_CHANGES) {
-    size_t cap = s->cap ? s->cap * 2 : 4;
+    /* Two first: most services change twice (starting, then healthy). */
+    size_t cap = s->cap ? s->cap * 2 : 2;
     if (cap > TSVC_PAGE_MAX_CHANGES) cap = TSVC_PAGE_MAX_CHANGES;
     rec_t *ring = realloc(s->ring, cap * sizeof *ring);
     if (ring) {
@@ -85,6 +86,7 @@ static void on_change(const tsvc_change_t *ch, void *data) {
     rec_t *r;
     if (s->n < s->cap) {
       r = &s->ring[(s->head + s->n++) % s->cap];
+      r->reason = NULL; /* a new slot (realloc leaves it undefined) */
     } else {
       r = &s->ring[s->head]; /* the oldest goes */
       s->head = (s->head + 1) % s->cap;
@@ -92,7 +94,9 @@ static void on_change(const tsvc_change_t *ch, void *data) {
     r->time_ms = ch->time_ms;
     r->from = ch->from;
     r->to = ch->to;
-    tsvc_strlcpy(r->reason, ch->reason ? ch->reason : "", sizeof r->reason);
+    /* The reason's own length, not REASON_MAX bytes a change (issue 13). */
+    free(r->reason);
+    r->reason = strndup(ch->reason ? ch->reason : "", REASON_MAX - 1);
   }
   pthread_mutex_unlock(&p->mu);
 }
@@ -120,6 +124,7 @@ void tsvc_page_free(tsvc_page_t *p) {
     for (svc_t *s = p->buckets[i], *next; s; s = next) {
       next = s->next;
       free(s->name);
+      for (size_t j = 0; j < s->n; j++) free(s->ring[(s->head + j) % s->cap].reason);
       free(s->ring);
       free(s);
     }
@@ -137,7 +142,7 @@ json_t *tsvc_page_changes(tsvc_page_t *p, const char *name, int64_t now_ms) {
     const rec_t *r = &s->ring[(s->head + i) % s->cap];
     if (r->time_ms < now_ms - TSVC_PAGE_WINDOW_MS) continue;
     tsvc_change_t ch = {.service = s->name, .from = r->from, .to = r->to,
-                        .reason = r->reason, .time_ms = r->time_ms};
+                        .reason = r->reason ? r->reason : "", .time_ms = r->time_ms};
     json_t *o = tsvc_api_json_change(&ch);
     if (!o || json_array_append_new(a, o)) {
       json_decref(a);

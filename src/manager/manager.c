@@ -820,10 +820,11 @@ static void not_checked(tsvc_manager_t *m, cmd_t *c, const char *name, const cha
     cmd_errf(c, "%s %s", name, what);
     return;
   }
-  const tsvc_status_t *st = tsvc_snap_status(s);
-  bool why = !st->running && st->last_error[0];
-  cmd_errf(c, "%s %s: it is %s%s%s%s", name, what, tsvc_state_name(st->state),
-           why ? " (not running: " : "", why ? st->last_error : "", why ? ")" : "");
+  tsvc_status_t st;
+  tsvc_snap_status(s, &st);
+  bool why = !st.running && st.last_error[0];
+  cmd_errf(c, "%s %s: it is %s%s%s%s", name, what, tsvc_state_name(st.state),
+           why ? " (not running: " : "", why ? st.last_error : "", why ? ")" : "");
   tsvc_snap_release(s);
 }
 
@@ -1449,7 +1450,9 @@ int tsvc_manager_connection_info(tsvc_manager_t *m, tsvc_view_t view, tsvc_conn_
     tsvc_snap_t *s;
     if (tsvc_board_get(m->board, out->v[i].service, &s) != 0) continue;
     out->v[i].monitored = true;
-    out->v[i].state = tsvc_snap_status(s)->state;
+    tsvc_status_t st;
+    tsvc_snap_status(s, &st);
+    out->v[i].state = st.state;
     tsvc_snap_release(s);
   }
   return rc;

@@ -1,6 +1,7 @@
 /* board.c: see board.h. */
 #include "monitor/board.h"
 
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -23,12 +24,19 @@ struct tsvc_hist_s {
   tsvc_rec_t *v[]; /* oldest first, one reference each */
 };
 
+/* A snapshot keeps the status packed (issue 13: a tsvc_status_t is 1.3 KB,
+   930 bytes of it fixed-size text fields that are mostly empty, and the
+   board holds one per service): the status's bytes without its text fields
+   (`fixed`, FIXED_LEN bytes), then each text field's string with its NUL
+   (texts[] order), then the name, then (aligned) what a start waits for. */
 struct tsvc_snap_s {
   tsvc_ref_t ref;
-  tsvc_status_t st; /* st.name points at name below, st.waiting_for at the
-                       copy after it; no history */
   tsvc_hist_t *hist;
-  char name[];
+  tsvc_wait_t *waiting_for; /* into data, or NULL */
+  size_t nwaiting;
+  const char *name;         /* into data */
+  bool healthy;             /* (tsvc_board_is_healthy without unpacking) */
+  unsigned char data[];
 };
 
 struct tsvc_board_slot_s {
@@ -39,6 +47,11 @@ struct tsvc_board_slot_s {
 struct tsvc_snapshot_s {
   size_t n;
   tsvc_snap_t **v;
+  /* The statuses unpacked, for tsvc_snapshot_status()'s pointers: one
+     block of n, made with the view and freed with it (above glibc's mmap
+     threshold from about 100 services, so it goes back to the system when
+     the view is released instead of staying in the heap). */
+  tsvc_status_t *st;
   tsvc_monitor_stats_t stats;
 };
 
@@ -57,6 +70,50 @@ struct tsvc_board_s {
 static const double bounds_s[] = TSVC_LATENCY_BUCKETS_S;
 
 /* ---- records, histories, snapshots ------------------------------------- */
+
+/* The text fields of tsvc_status_t packed at their length, in the order of
+   the struct (the packing walks them in order). */
+#define TEXT(f) {offsetof(tsvc_status_t, f), sizeof(((tsvc_status_t *)0)->f)}
+static const struct {
+  size_t off, size;
+} texts[] = {TEXT(probe), TEXT(probe_via), TEXT(probe_address), TEXT(container_id),
+             TEXT(container_name), TEXT(last_error), TEXT(session_error)};
+#define NTEXTS (sizeof texts / sizeof texts[0])
+_Static_assert(offsetof(tsvc_status_t, probe) < offsetof(tsvc_status_t, probe_via) &&
+                   offsetof(tsvc_status_t, probe_via) < offsetof(tsvc_status_t, probe_address) &&
+                   offsetof(tsvc_status_t, probe_address) <
+                       offsetof(tsvc_status_t, container_id) &&
+                   offsetof(tsvc_status_t, container_id) <
+                       offsetof(tsvc_status_t, container_name) &&
+                   offsetof(tsvc_status_t, container_name) <
+                       offsetof(tsvc_status_t, last_error) &&
+                   offsetof(tsvc_status_t, last_error) < offsetof(tsvc_status_t, session_error),
+               "texts[] follows the order of tsvc_status_t");
+#define FIXED_LEN                                                                         \
+  (sizeof(tsvc_status_t) -                                                                \
+   (sizeof(((tsvc_status_t *)0)->probe) + sizeof(((tsvc_status_t *)0)->probe_via) +       \
+    sizeof(((tsvc_status_t *)0)->probe_address) +                                         \
+    sizeof(((tsvc_status_t *)0)->container_id) +                                          \
+    sizeof(((tsvc_status_t *)0)->container_name) +                                        \
+    sizeof(((tsvc_status_t *)0)->last_error) + sizeof(((tsvc_status_t *)0)->session_error)))
+
+/* The status's bytes outside the text fields, between out and in: pack
+   (into data) or unpack (from data). */
+static void move_fixed(unsigned char *data, tsvc_status_t *st, bool pack) {
+  size_t at = 0, from = 0;
+  for (size_t i = 0; i <= NTEXTS; i++) {
+    size_t to = i < NTEXTS ? texts[i].off : sizeof *st;
+    if (pack) memcpy(data + at, (unsigned char *)st + from, to - from);
+    else memcpy((unsigned char *)st + from, data + at, to - from);
+    at += to - from;
+    if (i < NTEXTS) from = texts[i].off + texts[i].size;
+  }
+}
+
+/* The length of a text field's string (at most its size - 1). */
+static size_t text_len(const tsvc_status_t *st, size_t i) {
+  return strnlen((const char *)st + texts[i].off, texts[i].size - 1);
+}
 
 static void rec_free(tsvc_ref_t *r) {
   tsvc_rec_t *rec = (tsvc_rec_t *)r;
@@ -124,22 +181,29 @@ static void snap_free(tsvc_ref_t *r) {
 
 tsvc_snap_t *tsvc_snap_new(const tsvc_status_t *st, tsvc_hist_t *hist) {
   const char *name = st->name ? st->name : "";
-  size_t len = strlen(name) + 1;
+  size_t len = strlen(name) + 1, tl[NTEXTS], end = sizeof(tsvc_snap_t) + FIXED_LEN;
+  for (size_t i = 0; i < NTEXTS; i++) end += (tl[i] = text_len(st, i)) + 1;
+  size_t name_at = end;
+  end += len;
   /* What a start waits for goes in the same block, after the name. */
   size_t nw = st->waiting_for ? st->nwaiting : 0;
-  size_t at = (sizeof(tsvc_snap_t) + len + _Alignof(tsvc_wait_t) - 1) /
-              _Alignof(tsvc_wait_t) * _Alignof(tsvc_wait_t);
-  tsvc_snap_t *s = malloc(nw ? at + nw * sizeof(tsvc_wait_t) : sizeof *s + len);
+  size_t at = (end + _Alignof(tsvc_wait_t) - 1) / _Alignof(tsvc_wait_t) * _Alignof(tsvc_wait_t);
+  tsvc_snap_t *s = malloc(nw ? at + nw * sizeof(tsvc_wait_t) : end);
   if (!s) return NULL;
   tsvc_ref_init(&s->ref, snap_free);
-  memcpy(s->name, name, len);
-  s->st = *st;
-  s->st.name = s->name;
-  s->st.history = NULL;
-  s->st.nhistory = 0;
-  s->st.waiting_for = nw ? (tsvc_wait_t *)((char *)s + at) : NULL;
-  s->st.nwaiting = nw;
-  if (nw) memcpy(s->st.waiting_for, st->waiting_for, nw * sizeof(tsvc_wait_t));
+  move_fixed(s->data, (tsvc_status_t *)st, true);
+  char *w = (char *)s->data + FIXED_LEN;
+  for (size_t i = 0; i < NTEXTS; i++) {
+    memcpy(w, (const char *)st + texts[i].off, tl[i]);
+    w[tl[i]] = '\0';
+    w += tl[i] + 1;
+  }
+  memcpy((char *)s + name_at, name, len);
+  s->name = (char *)s + name_at;
+  s->healthy = st->healthy;
+  s->waiting_for = nw ? (tsvc_wait_t *)((char *)s + at) : NULL;
+  s->nwaiting = nw;
+  if (nw) memcpy(s->waiting_for, st->waiting_for, nw * sizeof(tsvc_wait_t));
   s->hist = tsvc_hist_ref(hist);
   return s;
 }
@@ -153,21 +217,33 @@ void tsvc_snap_release(tsvc_snap_t *s) {
   if (s) tsvc_ref_put(&s->ref);
 }
 
-const tsvc_status_t *tsvc_snap_status(const tsvc_snap_t *s) { return &s->st; }
-
-int tsvc_snap_copy(const tsvc_snap_t *s, bool with_history, tsvc_status_t *out) {
-  *out = s->st;
-  out->name = NULL;
+void tsvc_snap_status(const tsvc_snap_t *s, tsvc_status_t *out) {
+  move_fixed((unsigned char *)s->data, out, false);
+  const char *r = (const char *)s->data + FIXED_LEN;
+  for (size_t i = 0; i < NTEXTS; i++) {
+    size_t n = strlen(r);
+    memcpy((char *)out + texts[i].off, r, n);
+    memset((char *)out + texts[i].off + n, 0, texts[i].size - n);
+    r += n + 1;
+  }
+  out->name = (char *)s->name;
   out->history = NULL;
   out->nhistory = 0;
+  out->waiting_for = s->waiting_for;
+  out->nwaiting = s->nwaiting;
+}
+
+int tsvc_snap_copy(const tsvc_snap_t *s, bool with_history, tsvc_status_t *out) {
+  tsvc_snap_status(s, out);
+  out->name = NULL;
   out->waiting_for = NULL;
   out->nwaiting = 0;
   if (!(out->name = strdup(s->name))) return TSVC_ENOMEM;
-  if (s->st.nwaiting) {
-    out->waiting_for = malloc(s->st.nwaiting * sizeof *out->waiting_for);
+  if (s->nwaiting) {
+    out->waiting_for = malloc(s->nwaiting * sizeof *out->waiting_for);
     if (!out->waiting_for) goto nomem;
-    memcpy(out->waiting_for, s->st.waiting_for, s->st.nwaiting * sizeof *out->waiting_for);
-    out->nwaiting = s->st.nwaiting;
+    memcpy(out->waiting_for, s->waiting_for, s->nwaiting * sizeof *out->waiting_for);
+    out->nwaiting = s->nwaiting;
   }
   if (!with_history || !s->hist || !s->hist->n) return 0;
   out->history = calloc(s->hist->n, sizeof *out->history);
@@ -353,7 +429,7 @@ int tsvc_board_get_all(tsvc_board_t *b, tsvc_status_list_t *out) {
 bool tsvc_board_is_healthy(tsvc_board_t *b, const char *name) {
   tsvc_snap_t *s;
   if (tsvc_board_get(b, name, &s)) return false;
-  bool ok = s->st.healthy;
+  bool ok = s->healthy;
   tsvc_snap_release(s);
   return ok;
 }
@@ -399,6 +475,11 @@ int tsvc_board_snapshot(tsvc_board_t *b, tsvc_snapshot_t **out) {
       return TSVC_ENOMEM;
     }
   }
+  if (v->n && !(v->st = malloc(v->n * sizeof *v->st))) {
+    tsvc_snapshot_release(v);
+    return TSVC_ENOMEM;
+  }
+  for (size_t i = 0; i < v->n; i++) tsvc_snap_status(v->v[i], &v->st[i]);
   tsvc_board_stats(b, &v->stats);
   *out = v;
   return 0;
@@ -411,7 +492,7 @@ void tsvc_snapshot_set_lag(tsvc_snapshot_t *s, double lag_s) { s->stats.loop_lag
 size_t tsvc_snapshot_count(const tsvc_snapshot_t *s) { return s ? s->n : 0; }
 
 const tsvc_status_t *tsvc_snapshot_status(const tsvc_snapshot_t *s, size_t i) {
-  return &s->v[i]->st;
+  return &s->st[i];
 }
 
 const tsvc_monitor_stats_t *tsvc_snapshot_stats(const tsvc_snapshot_t *s) { return &s->stats; }
@@ -420,5 +501,6 @@ void tsvc_snapshot_release(tsvc_snapshot_t *s) {
   if (!s) return;
   for (size_t i = 0; i < s->n; i++) tsvc_snap_release(s->v[i]);
   free(s->v);
+  free(s->st);
   free(s);
 }

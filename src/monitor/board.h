@@ -93,8 +93,10 @@ bool tsvc_board_is_healthy(tsvc_board_t *b, const char *name);
 /* The monitor's figures now. */
 void tsvc_board_stats(tsvc_board_t *b, tsvc_monitor_stats_t *out);
 
-/* A snapshot's status (no history); valid while the snapshot is held. */
-const tsvc_status_t *tsvc_snap_status(const tsvc_snap_t *s);
+/* A snapshot's status into *out (no history; out->name and
+   out->waiting_for point into the snapshot: valid while it is held). The
+   snapshot keeps it packed, so this is a copy (1.3 KB), not a pointer. */
+void tsvc_snap_status(const tsvc_snap_t *s, tsvc_status_t *out);
 /* A copy the caller owns (tsvc_status_clear): 0 or TSVC_ENOMEM. */
 int tsvc_snap_copy(const tsvc_snap_t *s, bool with_history, tsvc_status_t *out);
 tsvc_snap_t *tsvc_snap_ref(tsvc_snap_t *s);

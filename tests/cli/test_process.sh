@@ -31,6 +31,11 @@ healthy() { curl -s --unix-socket "$SOCK" "http://localhost/v1/services/$1" | gr
 up_fg
 wait_for "postgres healthy" healthy postgres || { bad "postgres healthy"; cat "$T/up.log" "$T/.tanuki/logs/postgres.log"; }
 wait_for "redis healthy" healthy redis || bad "redis healthy"
+# A monitor of local processes, with no held postgres session, has loaded
+# neither libcurl nor libcrypto (issue 13, RSS: src/common/lazylib.h); the
+# first GET /v1/env (`env` below: URL escaping) loads libcurl.
+check "up has not loaded libcurl" sh -c '! grep -q libcurl "/proc/$1/maps"' _ "$UP_PID"
+check "up has not loaded libcrypto" sh -c '! grep -q libcrypto "/proc/$1/maps"' _ "$UP_PID"
 
 run status postgres
 eq "status postgres: exit 0" "$RC" 0

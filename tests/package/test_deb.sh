@@ -35,8 +35,8 @@ f() { dpkg-deb -f "$DEB" "$1"; }
 eq "Package" "$(f Package)" "tanuki-svc"
 has "Version" "$(f Version)" "$("$BIN" version | sed -nE '1s/^tanuki-svc ([0-9.]+).*/\1/p')"
 deps=$(f Depends)
-for lib in libc6 libuv1 libcurl4 libjansson4 libyaml-0-2 libmicrohttpd12; do
-  has "Depends (from dpkg-shlibdeps) names $lib" "$deps" "$lib"
+for lib in libc6 libuv1 libcurl4 libssl3 libjansson4 libyaml-0-2 libmicrohttpd12; do
+  has "Depends names $lib (dpkg-shlibdeps; libcurl4, libssl3 by cmake/package.cmake)" "$deps" "$lib"
 done
 eq "Recommends" "$(f Recommends)" "docker.io, postgresql, redis-server"
 has "the library's shlibs" "$(dpkg-deb --ctrl-tarfile "$DEB" | tar -xO ./shlibs)" "libtsvc 0 tanuki-svc"
