@@ -71,7 +71,7 @@ int tsvc_manager_get_all_status(tsvc_manager_t *m, tsvc_status_list_t *out) {
 
 /* The world's statuses as the loop publishes them: on a board of their
    own, snapshots with their histories (freed with the last reference). */
-int tsvc_manager_snapshot(tsvc_manager_t *m, tsvc_snapshot_t **out) {
+static int world_view(tsvc_manager_t *m, bool unpack, tsvc_snapshot_t **out) {
   (void)m;
   *out = NULL;
   if (!world) return TSVC_EINVAL;
@@ -93,10 +93,19 @@ int tsvc_manager_snapshot(tsvc_manager_t *m, tsvc_snapshot_t **out) {
     if (!slot || !snap) abort();
     tsvc_board_publish(b, slot, snap);
   }
-  int rc = tsvc_board_snapshot(b, out);
+  int rc = unpack ? tsvc_board_snapshot(b, out) : tsvc_board_snapshot_packed(b, out);
   tsvc_board_free(b);
   if (!rc) tsvc_snapshot_set_lag(*out, (double)tsvc_manager_loop_lag_ms(m) / 1000.0);
   return rc;
+}
+
+int tsvc_manager_snapshot(tsvc_manager_t *m, tsvc_snapshot_t **out) {
+  return world_view(m, true, out);
+}
+
+/* As the manager's: /metrics streams from a packed view. */
+int tsvc_manager_snapshot_packed(tsvc_manager_t *m, tsvc_snapshot_t **out) {
+  return world_view(m, false, out);
 }
 
 void tsvc_manager_monitor_stats(tsvc_manager_t *m, tsvc_monitor_stats_t *out) {

@@ -32,6 +32,7 @@
 #include "log/log.h"
 #include "manager/conninfo.h"
 #include "manager/manager.h"
+#include "monitor/board.h"
 
 /* One connection, from libmicrohttpd's start notice to its close notice. */
 typedef struct conn {
@@ -366,7 +367,9 @@ static enum MHD_Result get_livez(tsvc_api_t *a, tsvc_api_reply_t *c) {
 
 static enum MHD_Result get_readyz(tsvc_api_t *a, tsvc_api_reply_t *c) {
   tsvc_snapshot_t *snap;
-  int rc = tsvc_manager_snapshot(a->m, &snap);
+  /* Packed, read a status at a time: a probe of readiness may come every
+     second, and an unpacked view is 1.3 KB a service. */
+  int rc = tsvc_manager_snapshot_packed(a->m, &snap);
   if (rc) {
     json_t *v = json_pack("{s:b, s:s, s:[]}", "ready", 0, "error",
                           rc == TSVC_ENOTMONITORED ? not_monitored_msg : tsvc_strerror(rc),
@@ -376,11 +379,12 @@ static enum MHD_Result get_readyz(tsvc_api_t *a, tsvc_api_reply_t *c) {
   json_t *bad = json_array();
   size_t enabled = 0, n = tsvc_snapshot_count(snap);
   for (size_t i = 0; bad && i < n; i++) {
-    const tsvc_status_t *s = tsvc_snapshot_status(snap, i);
-    if (!s->enabled) continue;
+    tsvc_status_t s;
+    tsvc_snap_status(tsvc_snapshot_snap(snap, i), &s);
+    if (!s.enabled) continue;
     enabled++;
-    if (s->healthy) continue;
-    json_array_append_new(bad, tsvc_api_json_not_ready(s));
+    if (s.healthy) continue;
+    json_array_append_new(bad, tsvc_api_json_not_ready(&s));
   }
   tsvc_snapshot_release(snap);
   if (!bad) return reply_error(c, 500, NULL, "out of memory");
@@ -394,7 +398,9 @@ static enum MHD_Result get_readyz(tsvc_api_t *a, tsvc_api_reply_t *c) {
    scrape, and the text (about 2.2 KB a service) is never held whole. */
 static enum MHD_Result get_metrics(tsvc_api_t *a, tsvc_api_reply_t *c) {
   tsvc_snapshot_t *snap = NULL;
-  int rc = tsvc_manager_snapshot(a->m, &snap);
+  /* Packed: the stream unpacks one status at a time (an unpacked view is
+     1.3 KB a service). */
+  int rc = tsvc_manager_snapshot_packed(a->m, &snap);
   if (rc && rc != TSVC_ENOTMONITORED) return reply_rc(c, rc, NULL);
   tsvc_monitor_stats_t idle;
   if (!snap) tsvc_manager_monitor_stats(a->m, &idle);

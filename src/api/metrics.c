@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "monitor/board.h"
+
 /* A label value with \, " and newline escaped, as the format asks; the
    runs between them are appended whole. */
 static int add_label(tsvc_buf_t *b, const char *v) {
@@ -230,10 +232,21 @@ struct tsvc_metrics_stream_s {
   int family;                  /* the family being rendered; F__COUNT: the
                                   monitor's; beyond: the end */
   size_t next;                 /* its next service; 0: its header first */
+  tsvc_status_t cur;           /* a packed view's status being rendered */
   tsvc_buf_t pend;             /* rendered, not yet read from off */
   size_t off;
   int error;                   /* rendering failed: the stream ends early */
 };
+
+/* The i-th status of the stream's view: a pointer into an unpacked view, or
+   a packed one's unpacked into s->cur (valid until the next call). */
+static const tsvc_status_t *stream_at(const void *src, size_t i) {
+  tsvc_metrics_stream_t *s = (tsvc_metrics_stream_t *)src;
+  const tsvc_status_t *st = tsvc_snapshot_status(s->snap, i);
+  if (st) return st;
+  tsvc_snap_status(tsvc_snapshot_snap(s->snap, i), &s->cur);
+  return &s->cur;
+}
 
 int tsvc_metrics_stream_new(tsvc_snapshot_t *snap, const tsvc_monitor_stats_t *stats,
                             tsvc_metrics_stream_t **out) {
@@ -246,7 +259,7 @@ int tsvc_metrics_stream_new(tsvc_snapshot_t *snap, const tsvc_monitor_stats_t *s
   s->snap = snap;
   if (stats) s->stats = *stats;
   else if (snap) s->stats = *tsvc_snapshot_stats(snap);
-  s->sessions = snap && any_session(tsvc_snapshot_count(snap), snapshot_at, snap);
+  s->sessions = snap && any_session(tsvc_snapshot_count(snap), stream_at, s);
   tsvc_buf_init(&s->pend, STREAM_AHEAD + STREAM_UNIT_MAX);
   *out = s;
   return 0;
@@ -276,7 +289,7 @@ static int stream_fill(tsvc_metrics_stream_t *s) {
     }
     if (s->next == 0) rc = head(&s->pend, families[f].name, families[f].type, families[f].help);
     for (; !rc && s->next < n && s->pend.len < STREAM_AHEAD; s->next++)
-      rc = unit(f, snapshot_at(s->snap, s->next), &s->pend);
+      rc = unit(f, stream_at(s, s->next), &s->pend);
     if (s->next == n) {
       s->family++;
       s->next = 0;

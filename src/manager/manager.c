@@ -1415,10 +1415,18 @@ int tsvc_manager_get_all_status(tsvc_manager_t *m, tsvc_status_list_t *out) {
   return tsvc_board_get_all(m->board, out);
 }
 
-int tsvc_manager_snapshot(tsvc_manager_t *m, tsvc_snapshot_t **out) {
-  int rc = tsvc_board_snapshot(m->board, out);
+static int manager_view(tsvc_manager_t *m, bool unpack, tsvc_snapshot_t **out) {
+  int rc = unpack ? tsvc_board_snapshot(m->board, out) : tsvc_board_snapshot_packed(m->board, out);
   if (!rc) tsvc_snapshot_set_lag(*out, (double)tsvc_manager_loop_lag_ms(m) / 1000.0);
   return rc;
+}
+
+int tsvc_manager_snapshot(tsvc_manager_t *m, tsvc_snapshot_t **out) {
+  return manager_view(m, true, out);
+}
+
+int tsvc_manager_snapshot_packed(tsvc_manager_t *m, tsvc_snapshot_t **out) {
+  return manager_view(m, false, out);
 }
 
 void tsvc_manager_monitor_stats(tsvc_manager_t *m, tsvc_monitor_stats_t *out) {

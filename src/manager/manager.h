@@ -15,4 +15,9 @@ int tsvc_manager_debug_stall(tsvc_manager_t *m, int64_t ms);
    flight). */
 int tsvc_manager_debug_configs(void);
 
+/* tsvc_manager_snapshot without the statuses unpacked
+   (tsvc_board_snapshot_packed): read a service at a time with
+   tsvc_snapshot_snap and tsvc_snap_status. */
+int tsvc_manager_snapshot_packed(tsvc_manager_t *m, tsvc_snapshot_t **out);
+
 #endif

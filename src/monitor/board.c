@@ -446,7 +446,7 @@ void tsvc_board_stats(tsvc_board_t *b, tsvc_monitor_stats_t *out) {
   out->checks_in_flight = atomic_load_explicit(&b->in_flight, memory_order_relaxed);
 }
 
-int tsvc_board_snapshot(tsvc_board_t *b, tsvc_snapshot_t **out) {
+static int board_view(tsvc_board_t *b, bool unpack, tsvc_snapshot_t **out) {
   *out = NULL;
   tsvc_snapshot_t *v = calloc(1, sizeof *v);
   if (!v) return TSVC_ENOMEM;
@@ -475,14 +475,22 @@ int tsvc_board_snapshot(tsvc_board_t *b, tsvc_snapshot_t **out) {
       return TSVC_ENOMEM;
     }
   }
-  if (v->n && !(v->st = malloc(v->n * sizeof *v->st))) {
+  if (unpack && v->n && !(v->st = malloc(v->n * sizeof *v->st))) {
     tsvc_snapshot_release(v);
     return TSVC_ENOMEM;
   }
-  for (size_t i = 0; i < v->n; i++) tsvc_snap_status(v->v[i], &v->st[i]);
+  for (size_t i = 0; v->st && i < v->n; i++) tsvc_snap_status(v->v[i], &v->st[i]);
   tsvc_board_stats(b, &v->stats);
   *out = v;
   return 0;
+}
+
+int tsvc_board_snapshot(tsvc_board_t *b, tsvc_snapshot_t **out) {
+  return board_view(b, true, out);
+}
+
+int tsvc_board_snapshot_packed(tsvc_board_t *b, tsvc_snapshot_t **out) {
+  return board_view(b, false, out);
 }
 
 const tsvc_snap_t *tsvc_snapshot_snap(const tsvc_snapshot_t *s, size_t i) { return s->v[i]; }
@@ -492,7 +500,7 @@ void tsvc_snapshot_set_lag(tsvc_snapshot_t *s, double lag_s) { s->stats.loop_lag
 size_t tsvc_snapshot_count(const tsvc_snapshot_t *s) { return s ? s->n : 0; }
 
 const tsvc_status_t *tsvc_snapshot_status(const tsvc_snapshot_t *s, size_t i) {
-  return &s->st[i];
+  return s->st ? &s->st[i] : NULL; /* NULL: a packed view */
 }
 
 const tsvc_monitor_stats_t *tsvc_snapshot_stats(const tsvc_snapshot_t *s) { return &s->stats; }

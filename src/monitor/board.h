@@ -88,6 +88,11 @@ int tsvc_board_get_all(tsvc_board_t *b, tsvc_status_list_t *out);
 /* Every service: 0, TSVC_ENOTMONITORED or TSVC_ENOMEM. The stats' loop lag
    is 0 (the board does not know it). */
 int tsvc_board_snapshot(tsvc_board_t *b, tsvc_snapshot_t **out);
+/* The same view without its statuses unpacked (1.3 KB a service: 13 MB at
+   10,000): for a reader that goes through the services one at a time
+   (tsvc_snapshot_snap + tsvc_snap_status into its own tsvc_status_t, as the
+   /metrics stream does). tsvc_snapshot_status() returns NULL on it. */
+int tsvc_board_snapshot_packed(tsvc_board_t *b, tsvc_snapshot_t **out);
 /* True when the service exists and is healthy. */
 bool tsvc_board_is_healthy(tsvc_board_t *b, const char *name);
 /* The monitor's figures now. */
