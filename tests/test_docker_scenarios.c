@@ -390,12 +390,32 @@ static tsvc_state_t state_of(fx_t *f, const char *name) {
   return s;
 }
 
-/* Wait until name is in state want; fail after ms with the status. */
+/* Whether the subscriber's last change of svc is into `to`. */
+static bool heard_last(fx_t *f, const char *svc, tsvc_state_t to) {
+  bool yes = false;
+  pthread_mutex_lock(&f->mu);
+  for (int i = f->nch - 1; i >= 0; i--)
+    if (strcmp(f->ch[i].service, svc) == 0) {
+      yes = f->ch[i].to == to;
+      break;
+    }
+  pthread_mutex_unlock(&f->mu);
+  return yes;
+}
+
+/* Wait until name is in state want, and until our subscriber has heard of
+   that change; fail after ms with the status. The monitor publishes a new
+   state before it logs the change and tells subscribers of it (a
+   subscriber told "healthy" must read "healthy": monitor.c carry_out), so
+   a status that reads `want` does not yet mean the change's log line is
+   written; the subscriber's call comes after the line. A scenario that
+   reads the log after a wait_state finds the change's line there (CI saw
+   s2 read the log between the two and miss "state=healthy"). */
 static void wait_state(fx_t *f, const char *name, tsvc_state_t want, int ms) {
   int64_t end = wall_ms() + ms;
   for (;;) {
     tsvc_status_t st = status_of(f, name);
-    bool ok = st.state == want;
+    bool ok = st.state == want && heard_last(f, name, want);
     if (ok || wall_ms() > end) {
       if (!ok)
         fail_msg("%s: still %s after %d ms, not %s (last error: %s)", name,
@@ -473,6 +493,34 @@ static int count_lines_v(const char *log, const char *svc, const char *const *ne
     if (!NEXT_LINE((log), NULL, (svc), __VA_ARGS__))                              \
       fail_msg("no log line for %s with %s", (svc), #__VA_ARGS__);                \
   } while (0)
+
+/* Fail, the log as the scenario read it printed in full first: cmocka
+   cuts a failure message at 1024 bytes, and the log the teardown prints
+   is read later (it may hold lines that were not there yet). */
+#define FAIL_LOG(log, ...)                                                        \
+  do {                                                                            \
+    fprintf(stderr, "---- the log as read ----\n%s---- end of the log as read ----\n", \
+            (log));                                                               \
+    fail_msg(__VA_ARGS__);                                                        \
+  } while (0)
+
+/* This scenario's log once it holds a line of svc with every needle, or
+   after ms (the caller's assertions then say what is missing). For a line
+   the monitor writes after it tells subscribers (give_up follows the change
+   into failed in the same turn of the loop): milliseconds, unless the
+   machine is loaded. */
+static char *log_when_v(fx_t *f, int ms, const char *svc, const char *const *needles) {
+  int64_t end = wall_ms() + ms;
+  for (;;) {
+    char *log = log_text(f);
+    if (next_line_v(log, NULL, svc, needles) || wall_ms() > end) return log;
+    free(log);
+    sleep_ms(50);
+  }
+}
+
+#define LOG_WHEN(f, ms, svc, ...) \
+  log_when_v((f), (ms), (svc), (const char *const[]){__VA_ARGS__, NULL})
 
 /* Restart lines of svc in log before the line at end. */
 static int count_lines_before(const char *log, const char *end, const char *svc) {
@@ -679,7 +727,7 @@ static void s2_kill_postmaster(void **state) {
       !NEXT_LINE(log, &pos, "postgres", "level=warn", "action=restart", "restarts=1/5") ||
       !NEXT_LINE(log, &pos, "postgres", "state=starting", "prev=restarting", "reason=restarted") ||
       !NEXT_LINE(log, &pos, "postgres", "state=healthy", "prev=starting"))
-    fail_msg("no unhealthy -> restart -> starting -> healthy lines in order:\n%s", log);
+    FAIL_LOG(log, "no unhealthy -> restart -> starting -> healthy lines in order (the log above)");
   assert_int_equal(COUNT_LINES(log, "postgres", "action=restart "), 1);
   free(log);
 
@@ -756,7 +804,7 @@ static void s3_freeze_postmaster(void **state) {
       !NEXT_LINE(log, &pos, "postgres", "action=restart", "failures=3/3") ||
       !NEXT_LINE(log, &pos, "postgres", "state=starting", "reason=restarted") ||
       !NEXT_LINE(log, &pos, "postgres", "state=healthy"))
-    fail_msg("no unhealthy (3/3) -> restart -> starting -> healthy lines:\n%s", log);
+    FAIL_LOG(log, "no unhealthy (3/3) -> restart -> starting -> healthy lines (the log above)");
   free(log);
   f->passed = true;
 }
@@ -780,14 +828,22 @@ static void s4_stop_and_remove(void **state) {
   tsvc_strlcpy(id, st.container_id, sizeof id);
   tsvc_status_clear(&st);
 
-  /* docker stop: found dead at once, restarted in place. */
+  /* docker stop: found dead, restarted in place. Found by the die event,
+     or by three refused checks when postgres closed its socket well before
+     its container exited (its shutdown checkpoint on a loaded machine: CI
+     saw 3/3 refused 1.5 s after the stop, before the event): unhealthy
+     either way, for a reason that says so. */
   int from = nchanges(f);
   assert_int_equal(sh("docker stop -t 5 %s", c), 0);
   wait_state(f, "postgres", TSVC_STATE_STARTING, 15000);
   wait_healthy(f, "postgres", 30000);
   int u = find_change(f, "postgres", TSVC_STATE_UNHEALTHY, from);
   assert_true(u >= 0);
-  assert_non_null(strstr(change_at(f, u).reason, "container died (exit code 0)"));
+  change_t uc = change_at(f, u);
+  if (!strstr(uc.reason, "container died (exit code 0)") &&
+      !(strstr(uc.reason, "connection refused") && uc.failures == uc.retries))
+    fail_msg("unhealthy after docker stop for another reason: %s (failures %d/%d)", uc.reason,
+             uc.failures, uc.retries);
   st = status_of(f, "postgres");
   assert_int_equal(st.restarts_total, 1);
   assert_string_equal(st.container_id, id);
@@ -887,21 +943,21 @@ static void s5_never_healthy(void **state) {
   assert_true(st.checks_by_result[TSVC_RESULT_REFUSED] > 0);
   tsvc_status_clear(&st);
 
-  char *log = log_text(f);
+  char *log = LOG_WHEN(f, 10000, "never", "action=give_up");
   /* Each restart comes later after its unhealthy line: 0, 500ms, 1s, 2s. */
   int64_t restart_at[4], delay[4];
   const char *pos = log;
   for (int i = 0; i < 4; i++) {
     const char *un = NEXT_LINE(log, &pos, "never", "state=unhealthy");
-    if (!un) fail_msg("restart %d: no unhealthy line before it:\n%s", i + 1, log);
+    if (!un) FAIL_LOG(log, "restart %d: no unhealthy line before it (the log above)", i + 1);
     if (i > 0) {
       const char *sched = NEXT_LINE(log, &pos, "never", "action=restart_scheduled");
-      if (!sched) fail_msg("restart %d: not scheduled:\n%s", i + 1, log);
+      if (!sched) FAIL_LOG(log, "restart %d: not scheduled (the log above)", i + 1);
     }
     char want[32];
     snprintf(want, sizeof want, "restarts=%d/4", i + 1);
     const char *re = NEXT_LINE(log, &pos, "never", "level=warn", "action=restart ", want);
-    if (!re) fail_msg("restart %d: no restart line:\n%s", i + 1, log);
+    if (!re) FAIL_LOG(log, "restart %d: no restart line (the log above)", i + 1);
     restart_at[i] = tu_line_ms(re);
     delay[i] = restart_at[i] - tu_line_ms(un);
   }
@@ -922,7 +978,7 @@ static void s5_never_healthy(void **state) {
   assert_true(delay[2] > delay[1] && delay[3] > delay[2]);
   /* Then failed, with a warning, and no fifth restart. */
   const char *fl = NEXT_LINE(log, &pos, "never", "level=warn", "state=failed");
-  if (!fl) fail_msg("no failed line after the 4th restart:\n%s", log);
+  if (!fl) FAIL_LOG(log, "no failed line after the 4th restart (the log above)");
   ASSERT_LINE(log, "never", "level=warn", "action=give_up", "restarts=4/4", "retry_after=never");
   assert_int_equal(COUNT_LINES(log, "never", "action=restart "), 4);
   free(log);
@@ -1150,7 +1206,7 @@ static void s9_bad_image_port_taken(void **state) {
       !NEXT_LINE(log, &pos, "ghost", "level=error", "action=start_failed", "restarts=3/3") ||
       !NEXT_LINE(log, &pos, "ghost", "level=warn", "action=give_up", "restarts=3/3",
                  "retry_after=never"))
-    fail_msg("ghost: no start -> failed -> retried -> given up lines in order:\n%s", log);
+    FAIL_LOG(log, "ghost: no start -> failed -> retried -> given up lines in order (the log above)");
   assert_int_equal(COUNT_LINES(log, "ghost", "action=start_failed"), 3);
   assert_int_equal(COUNT_LINES(log, "ghost", "action=restart"), 0);
   pos = log;
@@ -1158,7 +1214,7 @@ static void s9_bad_image_port_taken(void **state) {
       !NEXT_LINE(log, &pos, "taken", "action=start_failed", portstr) ||
       !NEXT_LINE(log, &pos, "taken", "action=start_scheduled") ||
       !NEXT_LINE(log, &pos, "taken", "action=start", "prev=unhealthy", "start after backoff"))
-    fail_msg("taken: no start -> failed -> retried lines in order:\n%s", log);
+    FAIL_LOG(log, "taken: no start -> failed -> retried lines in order (the log above)");
   for (int i = 0; i < 2; i++) assert_int_equal(COUNT_LINES(log, bad[i], "state=stopped"), 0);
   ASSERT_LINE(log, "ok", "state=healthy");
   assert_int_equal(COUNT_LINES(log, "ok", "state=unhealthy"), 0);

@@ -51,15 +51,24 @@ unit=$(dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./usr/lib/systemd/system/tanuki-
 has "the unit runs /usr/bin/tanuki-svc" "$unit" "ExecStart=/usr/bin/tanuki-svc up --config %f"
 
 # ---- in a fresh Debian 12 -------------------------------------------------------
-# Downloaded packages are kept in the build tree for the next run.
-mkdir -p "$B/deb-apt-cache/archives/partial" "$B/deb-apt-cache/lists/partial"
+# What apt downloads (the package lists and the .debs of postgresql,
+# redis-server, man-db and the libraries) is kept for the next run: in
+# $TSVC_APT_CACHE, else /var/cache/tanuki-svc-test/apt as root (outside the
+# tree, so that a clean clone on this machine finds it too), else in the
+# build tree. The container is fresh all the same: `apt-get update` runs
+# and apt checks every cached file against the lists it fetched.
+cache=${TSVC_APT_CACHE:-}
+if [ -z "$cache" ]; then
+  if [ "$(id -u)" = 0 ]; then cache=/var/cache/tanuki-svc-test/apt; else cache=$B/deb-apt-cache; fi
+fi
+mkdir -p "$cache/archives/partial" "$cache/lists/partial"
 name=tsvc-deb-$$
 EXTRA_CLEANUP="docker rm -f $name >/dev/null 2>&1"
 docker run --rm --name "$name" --network host \
   -e PG_PORT="$(free_port)" -e REDIS_PORT="$(free_port)" -e API_PORT="$(free_port)" \
   -v "$D:/pkg:ro" -v "$SRC/tests/package/deb_inside.sh:/test/inside.sh:ro" \
-  -v "$B/deb-apt-cache/archives:/var/cache/apt/archives" \
-  -v "$B/deb-apt-cache/lists:/var/lib/apt/lists" \
+  -v "$cache/archives:/var/cache/apt/archives" \
+  -v "$cache/lists:/var/lib/apt/lists" \
   "$IMAGE" bash /test/inside.sh >"$T/inside.log" 2>&1
 rc=$?
 cat "$T/inside.log"
