@@ -210,3 +210,9 @@ int tsvc_manager_connection_info(tsvc_manager_t *m, tsvc_view_t view, tsvc_conn_
   if (!world) return TSVC_EINVAL;
   return world->err_status;
 }
+
+/* GET /metrics: no hook ever ran in the fuzzed world. */
+void tsvc_manager_hook_totals(tsvc_manager_t *m, tsvc_hook_totals_t *out) {
+  (void)m;
+  memset(out, 0, sizeof *out);
+}

@@ -953,6 +953,50 @@ static void hooks_and_depends_timeout(void **st) {
            F ":3:12: error: services.a.hooks: expected a mapping, got a list");
 }
 
+/* hooks.webhook: an http(s) URL, anything else at its place (a password in
+   it masked in the message); webhook_timeout 5s by default. */
+static void hooks_webhook(void **st) {
+  (void)st;
+  tsvc_diag_t d;
+  tsvc_config_t *cfg = load_ok("hooks: {webhook: \"https://hooks.example/tanuki?x=1\"}\n"
+                               "services:\n  a:\n    image: redis:7\n"
+                               "    hooks: {webhook: \"HTTP://u:pw@10.0.0.5:8080\", "
+                               "webhook_timeout: 750ms}\n  b:\n    image: redis:7\n",
+                               &d);
+  assert_int_equal(d.n, 0);
+  assert_string_equal(cfg->hooks.webhook, "https://hooks.example/tanuki?x=1");
+  assert_int_equal(cfg->hooks.webhook_timeout, 5000);
+  const tsvc_service_conf_t *a = tsvc_config_service(cfg, "a");
+  assert_string_equal(a->hooks.webhook, "HTTP://u:pw@10.0.0.5:8080");
+  assert_int_equal(a->hooks.webhook_timeout, 750);
+  const tsvc_service_conf_t *b = tsvc_config_service(cfg, "b");
+  assert_null(b->hooks.webhook);
+  assert_int_equal(b->hooks.webhook_timeout, 5000);
+  /* The dump shows both, the password masked. */
+  char *out = dump_to_string(cfg);
+  assert_non_null(strstr(out, "  webhook: \"https://hooks.example/tanuki?x=1\"\n"
+                              "  webhook_timeout: 5s\n"));
+  assert_non_null(strstr(out, "      webhook_timeout: 750ms\n"));
+  assert_null(strstr(out, ":pw@"));
+  free(out);
+  tsvc_config_free(cfg);
+  tsvc_diag_free(&d);
+  load_bad("hooks: {webhook: \"ftp://hooks.example/x\"}\n",
+           F ":1:18: error: hooks.webhook: expected an http:// or https:// URL with a host "
+             "(https://hooks.example/tanuki), got \"ftp://hooks.example/x\"");
+  load_bad("services:\n  a:\n    hooks:\n      webhook: hooks.example/x\n",
+           F ":4:16: error: services.a.hooks.webhook: expected an http:// or https:// URL with "
+             "a host (https://hooks.example/tanuki), got \"hooks.example/x\"");
+  load_bad("hooks: {webhook: \"http://u:hunter22@/x\"}\n",
+           F ":1:18: error: hooks.webhook: expected an http:// or https:// URL with a host "
+             "(https://hooks.example/tanuki), got \"http://u:********@/x\"");
+  load_bad("hooks: {webhook: \"http://a b/\"}\n",
+           F ":1:18: error: hooks.webhook: expected an http:// or https:// URL with a host "
+             "(https://hooks.example/tanuki), got \"http://a b/\"");
+  load_bad("hooks: {webhook_timeout: 0s}\n",
+           F ":1:26: error: hooks.webhook_timeout: must be greater than 0");
+}
+
 static void depends_on_long_form(void **st) {
   (void)st;
   tsvc_diag_t d;
@@ -1764,6 +1808,7 @@ int main(void) {
       cmocka_unit_test(depends_on),
       cmocka_unit_test(depends_on_long_form),
       cmocka_unit_test(hooks_and_depends_timeout),
+      cmocka_unit_test(hooks_webhook),
       cmocka_unit_test(malformed_yaml),
       cmocka_unit_test(deep_nesting),
       cmocka_unit_test(several_errors),

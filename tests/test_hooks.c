@@ -101,6 +101,8 @@ static void environment_and_output(void **st) {
   uv_loop_init(&loop);
   tsvc_hooks_t *h;
   assert_int_equal(tsvc_hooks_new(&loop, &h), 0);
+  tsvc_hook_counters_t counters = {0};
+  tsvc_hooks_set_counters(h, &counters);
   /* 2026-12-01T10:20:30.456Z */
   assert_int_equal(tsvc_hooks_on_change(h, &conf, "db", TSVC_STATE_HEALTHY,
                                         TSVC_STATE_UNHEALTHY, "3 failures: refused",
@@ -111,6 +113,10 @@ static void environment_and_output(void **st) {
   tsvc_hooks_stats(h, &s);
   assert_int_equal(s.run, 1);
   assert_int_equal(s.failed, 1); /* exit 3 */
+  tsvc_hook_totals_t t;
+  tsvc_hook_totals(&counters, &t);
+  assert_int_equal(t.v[TSVC_HOOK_COMMAND][TSVC_HOOK_RUNS], 1);
+  assert_int_equal(t.v[TSVC_HOOK_COMMAND][TSVC_HOOK_FAILURES], 1);
   close_and_drain(&loop, h);
   char *log = log_end_capture();
   char path[1100];
@@ -211,6 +217,8 @@ static void queue_is_bounded(void **st) {
   uv_loop_init(&loop);
   tsvc_hooks_t *h;
   assert_int_equal(tsvc_hooks_new(&loop, &h), 0);
+  tsvc_hook_counters_t counters = {0}; /* /metrics' (the manager's) */
+  tsvc_hooks_set_counters(h, &counters);
   int dropped = 0;
   for (int i = 0; i < TSVC_HOOKS_RUNNING + TSVC_HOOKS_QUEUED + 5; i++) {
     int rc = tsvc_hooks_on_change(h, &conf, "db", TSVC_STATE_STARTING, TSVC_STATE_HEALTHY, "ok",
@@ -224,6 +232,12 @@ static void queue_is_bounded(void **st) {
   assert_int_equal(s.running, TSVC_HOOKS_RUNNING);
   assert_int_equal(s.run, TSVC_HOOKS_RUNNING);
   assert_int_equal(s.dropped, 5);
+  tsvc_hook_totals_t t;
+  tsvc_hook_totals(&counters, &t);
+  assert_int_equal(t.v[TSVC_HOOK_COMMAND][TSVC_HOOK_DROPS], 5);
+  assert_int_equal(t.v[TSVC_HOOK_COMMAND][TSVC_HOOK_RUNS], TSVC_HOOKS_RUNNING);
+  assert_int_equal(t.v[TSVC_HOOK_COMMAND][TSVC_HOOK_FAILURES], 0);
+  assert_int_equal(t.v[TSVC_HOOK_WEBHOOK][TSVC_HOOK_DROPS], 0);
   uv_run(&loop, UV_RUN_NOWAIT);
   close_and_drain(&loop, h);
   char *log = log_end_capture();

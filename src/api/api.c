@@ -407,6 +407,9 @@ static enum MHD_Result get_metrics(tsvc_api_t *a, tsvc_api_reply_t *c) {
   tsvc_metrics_stream_t *st;
   if (tsvc_metrics_stream_new(snap, snap ? NULL : &idle, &st) != 0)
     return reply_error(c, 500, NULL, "cannot render the metrics: out of memory");
+  tsvc_hook_totals_t hooks;
+  tsvc_manager_hook_totals(a->m, &hooks);
+  tsvc_metrics_stream_set_hooks(st, &hooks);
   *c = (tsvc_api_reply_t){.code = 200, .stream = st,
                           .type = "text/plain; version=0.0.4; charset=utf-8"};
   return MHD_YES;

@@ -217,6 +217,29 @@ int tsvc_metrics_render_monitor(const tsvc_monitor_stats_t *st, tsvc_buf_t *b) {
   return rc;
 }
 
+int tsvc_metrics_render_hooks(const tsvc_hook_totals_t *t, tsvc_buf_t *b) {
+  static const struct {
+    const char *name, *help;
+  } fam[TSVC_HOOK__COUNTS] = {
+      [TSVC_HOOK_RUNS] = {"tanuki_svc_hook_runs_total",
+                          "Hooks begun: on_change commands started, webhook deliveries queued."},
+      [TSVC_HOOK_FAILURES] = {"tanuki_svc_hook_failures_total",
+                              "Hooks that failed: a command's non-zero exit, signal or timeout; "
+                              "a webhook delivery given up after its retries."},
+      [TSVC_HOOK_DROPS] = {"tanuki_svc_hook_drops_total",
+                           "Hooks dropped because their queue was full."},
+  };
+  int rc = 0;
+  for (int i = 0; i < TSVC_HOOK__COUNTS && !rc; i++) {
+    rc = head(b, fam[i].name, "counter", fam[i].help);
+    for (int k = 0; k < TSVC_HOOK__KINDS && !rc; k++)
+      rc = tsvc_buf_addf(b, "%s{kind=\"%s\"} %llu\n", fam[i].name,
+                         tsvc_hook_kind_name((tsvc_hook_kind_t)k),
+                         (unsigned long long)t->v[k][i]);
+  }
+  return rc;
+}
+
 /* ---- the stream ------------------------------------------------------------ */
 
 /* Rendered ahead of the reader at most this much (and one unit more). */
@@ -233,6 +256,8 @@ struct tsvc_metrics_stream_s {
                                   monitor's; beyond: the end */
   size_t next;                 /* its next service; 0: its header first */
   tsvc_status_t cur;           /* a packed view's status being rendered */
+  tsvc_hook_totals_t hooks;    /* the hooks' counts, when has_hooks */
+  bool has_hooks;
   tsvc_buf_t pend;             /* rendered, not yet read from off */
   size_t off;
   int error;                   /* rendering failed: the stream ends early */
@@ -265,6 +290,11 @@ int tsvc_metrics_stream_new(tsvc_snapshot_t *snap, const tsvc_monitor_stats_t *s
   return 0;
 }
 
+void tsvc_metrics_stream_set_hooks(tsvc_metrics_stream_t *s, const tsvc_hook_totals_t *t) {
+  s->hooks = *t;
+  s->has_hooks = true;
+}
+
 void tsvc_metrics_stream_free(tsvc_metrics_stream_t *s) {
   if (!s) return;
   tsvc_snapshot_release(s->snap);
@@ -279,6 +309,7 @@ static int stream_fill(tsvc_metrics_stream_t *s) {
   while (!rc && s->pend.len < STREAM_AHEAD && s->family <= F__COUNT) {
     if (s->family == F__COUNT) {
       rc = tsvc_metrics_render_monitor(&s->stats, &s->pend);
+      if (!rc && s->has_hooks) rc = tsvc_metrics_render_hooks(&s->hooks, &s->pend);
       s->family++;
       break;
     }

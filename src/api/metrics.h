@@ -15,11 +15,21 @@
  *                                              started (same buckets)
  *   tanuki_svc_monitor_loop_lag_seconds        gauge: how late the loop is
  *   tanuki_svc_monitor_checks_in_flight        gauge
+ * and the hooks' (label kind="command" for hooks.on_change, "webhook" for
+ * hooks.webhook; totals of the top level's and the services' own hooks:
+ * a label per service would multiply /metrics by the services for a
+ * global hook, and which service failed is in the log):
+ *   tanuki_svc_hook_runs_total{kind}           counter: commands started,
+ *                                              webhook deliveries queued
+ *   tanuki_svc_hook_failures_total{kind}       counter: failed or timed out
+ *                                              (a webhook: after its retries)
+ *   tanuki_svc_hook_drops_total{kind}          counter: dropped, the queue full
  */
 #ifndef TSVC_API_METRICS_H
 #define TSVC_API_METRICS_H
 
 #include "common/util.h"
+#include "manager/hooks.h"
 #include "tsvc.h"
 
 /* Append the exposition of every service in l to out. Returns 0, or
@@ -29,6 +39,8 @@ int tsvc_metrics_render(const tsvc_status_list_t *l, tsvc_buf_t *out);
 int tsvc_metrics_render_snapshot(const tsvc_snapshot_t *s, tsvc_buf_t *out);
 /* The monitor's own families. */
 int tsvc_metrics_render_monitor(const tsvc_monitor_stats_t *st, tsvc_buf_t *out);
+/* The hooks' families. */
+int tsvc_metrics_render_hooks(const tsvc_hook_totals_t *t, tsvc_buf_t *out);
 
 /*
  * The same text a piece at a time, as GET /metrics sends it: the services'
@@ -48,6 +60,8 @@ int tsvc_metrics_render_monitor(const tsvc_monitor_stats_t *st, tsvc_buf_t *out)
 typedef struct tsvc_metrics_stream_s tsvc_metrics_stream_t;
 int tsvc_metrics_stream_new(tsvc_snapshot_t *snap, const tsvc_monitor_stats_t *stats,
                             tsvc_metrics_stream_t **out);
+/* The hooks' families after the monitor's (copied); before the first read. */
+void tsvc_metrics_stream_set_hooks(tsvc_metrics_stream_t *s, const tsvc_hook_totals_t *t);
 long tsvc_metrics_stream_read(tsvc_metrics_stream_t *s, char *buf, size_t len);
 void tsvc_metrics_stream_free(tsvc_metrics_stream_t *s);
 

@@ -124,6 +124,9 @@ typedef struct {
   tsvc_strv_t on_change; /* argv run on each change of state; a string is
                             ["/bin/sh", "-c", string]; n 0: none */
   tsvc_ms_t timeout;     /* killed after this; default 10s */
+  char *webhook;         /* http(s) URL each change of state is POSTed to
+                            (manager/webhook.h), or NULL */
+  tsvc_ms_t webhook_timeout; /* each attempt ends after this; default 5s */
 } tsvc_hooks_conf_t;
 
 typedef struct {

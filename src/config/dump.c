@@ -138,6 +138,16 @@ static int put_env(FILE *f, int indent, const char *key, const tsvc_kv_t *env, s
   return 0;
 }
 
+/* A URL (hooks.webhook), its password masked when mask is set. */
+static int put_url(FILE *f, int indent, const char *key, const char *url, bool mask) {
+  if (!url) return 0;
+  char *v = mask ? mask_env_value("", url) : strdup(url);
+  if (!v) return TSVC_ENOMEM;
+  put_kv_str(f, indent, key, v);
+  free(v);
+  return 0;
+}
+
 static int put_service(FILE *f, const tsvc_service_conf_t *s, bool mask) {
   int rc;
   fputs("  ", f);
@@ -212,6 +222,8 @@ static int put_service(FILE *f, const tsvc_service_conf_t *s, bool mask) {
   fputs("    hooks:\n", f);
   if ((rc = put_command(f, 6, "on_change", &s->hooks.on_change, false, mask))) return rc;
   put_dur(f, 6, "timeout", s->hooks.timeout);
+  if ((rc = put_url(f, 6, "webhook", s->hooks.webhook, mask))) return rc;
+  put_dur(f, 6, "webhook_timeout", s->hooks.webhook_timeout);
   return 0;
 }
 
@@ -259,6 +271,8 @@ static int dump(const tsvc_config_t *cfg, FILE *f, bool mask) {
   int hrc = put_command(f, 2, "on_change", &cfg->hooks.on_change, false, mask);
   if (hrc) return hrc;
   put_dur(f, 2, "timeout", cfg->hooks.timeout);
+  if ((hrc = put_url(f, 2, "webhook", cfg->hooks.webhook, mask))) return hrc;
+  put_dur(f, 2, "webhook_timeout", cfg->hooks.webhook_timeout);
   fputs("services:", f);
   if (cfg->nservices == 0) fputs(" {}", f);
   fputc('\n', f);

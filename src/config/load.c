@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -549,6 +550,33 @@ static void p_http_path(ctx_t *c, const keydef_t *k, const ynode_t *v, void *bas
   set_string(c, (char **)((char *)base + k->off), v->text);
 }
 
+/* hooks.webhook: an http:// or https:// URL with a host (the scheme in
+   any case, as libcurl takes it). Shown masked in the error: it may carry
+   a password. */
+static void p_webhook_url(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  if (!as_string(c, v)) return;
+  const char *t = v->text, *rest = NULL;
+  if (strncasecmp(t, "http://", 7) == 0) rest = t + 7;
+  else if (strncasecmp(t, "https://", 8) == 0) rest = t + 8;
+  bool ok = rest != NULL;
+  if (ok) {
+    size_t auth = strcspn(rest, "/?#");
+    const char *at = memchr(rest, '@', auth);
+    const char *host = at ? at + 1 : rest;
+    ok = host < rest + auth && *host != ':';
+  }
+  for (const char *p = t; ok && *p; p++)
+    if ((unsigned char)*p <= ' ' || *p == 0x7f) ok = false;
+  if (!ok) {
+    char shown[300];
+    if (tsvc_mask_text(shown, sizeof shown, t, NULL, 0) != 0) shown[0] = '\0';
+    ERR(c, v, "%s: expected an http:// or https:// URL with a host (https://hooks.example/"
+              "tanuki), got \"%s\"", c->path, shown);
+    return;
+  }
+  set_string(c, (char **)((char *)base + k->off), t);
+}
+
 static void p_docker_host(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
   if (!as_string(c, v)) return;
   tsvc_docker_endpoint_t ep;
@@ -1070,6 +1098,8 @@ static const keydef_t process_keys[] = {
 static const keydef_t hooks_keys[] = {
     {"on_change", p_argv_command, HK(on_change), 0, 0, NULL},
     {"timeout", p_duration, HK(timeout), 1, 0, NULL},
+    {"webhook", p_webhook_url, HK(webhook), 0, 0, NULL},
+    {"webhook_timeout", p_duration, HK(webhook_timeout), 1, 0, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1205,6 +1235,7 @@ static void service_defaults(tsvc_service_conf_t *s) {
   s->enabled = true;
   s->depends_timeout = 2 * 60000;
   s->hooks.timeout = 10000;
+  s->hooks.webhook_timeout = 5000;
   tsvc_healthcheck_conf_t *hc = &s->healthcheck;
   hc->probe = TSVC_PROBE_AUTO;
   hc->interval = 10000;
@@ -1240,6 +1271,7 @@ static void service_free(tsvc_service_conf_t *s) {
   free(s->healthcheck.path);
   strv_clear(&s->process.command);
   strv_clear(&s->hooks.on_change);
+  free(s->hooks.webhook);
   env_clear(&s->process.env, &s->process.env_len);
   free(s->process.workdir);
   free(s->process.data_dir);
@@ -1701,6 +1733,7 @@ void tsvc_config_free(tsvc_config_t *cfg) {
   free(cfg->monitor.socket);
   free(cfg->monitor.listen);
   strv_clear(&cfg->hooks.on_change);
+  free(cfg->hooks.webhook);
   free(cfg);
 }
 
@@ -1728,6 +1761,7 @@ int tsvc_config_load_string(const char *name, const char *text, size_t len,
   cfg->runtime = TSVC_RUNTIME_AUTO;
   cfg->monitor.log_format = TSVC_LOGFMT_TEXT;
   cfg->hooks.timeout = 10000;
+  cfg->hooks.webhook_timeout = 5000;
   cfg->path = dup_or_oom(&c, name);
   cfg->docker.container_prefix = dup_or_oom(&c, "tanuki-svc-");
   cfg->monitor.socket = dup_or_oom(&c, ".tanuki/tanuki-svc.sock");

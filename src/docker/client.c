@@ -2,8 +2,9 @@
  * client.c: the transport of the docker module. libcurl's multi-socket API
  * on a libuv loop (curl's docs/examples/multi-uv.c): libcurl tells which
  * sockets to watch (on_curl_socket) and when to wake it (on_curl_timer);
- * libuv tells libcurl when a socket is ready or the timer fired, and
- * finished transfers are collected in check_done.
+ * libuv tells libcurl when a socket is ready or the timer fired (that glue
+ * is common/curl_uv.c, shared with the webhooks), and finished transfers
+ * are collected in check_done.
  *
  * Re-entrancy: user callbacks never run inside a libcurl callback (libcurl
  * refuses most calls from there); they run from check_done or timers, where
@@ -11,7 +12,6 @@
  * callback is finished when the outermost loop callback returns (depth).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +19,6 @@
 #include <unistd.h>
 
 #include "docker/internal.h"
-
-struct tsvc__poll_s {
-  uv_poll_t poll;            /* first: the close callback frees the struct */
-  curl_socket_t fd;
-  tsvc_docker_t *d;
-  tsvc__poll_t *prev, *next;
-};
 
 static void check_done(tsvc_docker_t *d);
 static int launch(tsvc_docker_req_t *r);
@@ -72,12 +65,6 @@ static int version_num(const char *v) {
 
 /* ---- the client --------------------------------------------------------- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-static void curl_init(void) {
-  curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 const char *tsvc_docker_default_host(void) {
   const char *h = getenv("DOCKER_HOST");
   return h && *h ? h : TSVC_DOCKER_DEFAULT_HOST;
@@ -99,82 +86,15 @@ void tsvc__docker_leave(tsvc_docker_t *d) {
   if (--d->depth == 0 && d->closing) destroy_now(d);
 }
 
-static void poll_close_cb(uv_handle_t *h) {
-  free(h); /* the uv_poll_t is the first member of tsvc__poll_t */
-}
-
-static void poll_close(tsvc__poll_t *p) {
-  tsvc_docker_t *d = p->d;
-  if (p->prev) p->prev->next = p->next; else d->polls = p->next;
-  if (p->next) p->next->prev = p->prev;
-  uv_poll_stop(&p->poll);
-  uv_close((uv_handle_t *)&p->poll, poll_close_cb);
-}
-
-static void on_poll(uv_poll_t *h, int status, int events) {
-  tsvc__poll_t *p = (tsvc__poll_t *)h;
-  tsvc_docker_t *d = p->d;
-  int flags = 0, running;
-  /* An error on the socket (libuv stops the handle and reports no events)
-     may follow data that came before it: a TLS peer sends its alert ("unknown
-     ca") and then resets the connection. Readable as well, so that libcurl
-     reads the alert and says why, rather than "select/poll returned error". */
-  if (status < 0) flags = CURL_CSELECT_ERR | CURL_CSELECT_IN;
-  if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
-  if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+/* After each turn of libcurl's work (common/curl_uv.c): finished
+   transfers are collected; a tsvc_docker_free from a callback there is
+   finished on the way out. */
+static void after_curl(tsvc_curl_uv_t *cu, void *data) {
+  (void)cu;
+  tsvc_docker_t *d = data;
   tsvc__docker_enter(d);
-  curl_multi_socket_action(d->multi, p->fd, flags, &running);
   check_done(d);
   tsvc__docker_leave(d);
-}
-
-static void on_timer(uv_timer_t *t) {
-  tsvc_docker_t *d = t->data;
-  int running;
-  tsvc__docker_enter(d);
-  curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  check_done(d);
-  tsvc__docker_leave(d);
-}
-
-static int on_curl_socket(CURL *e, curl_socket_t s, int action, void *userp, void *socketp) {
-  (void)e;
-  tsvc_docker_t *d = userp;
-  tsvc__poll_t *p = socketp;
-  if (action == CURL_POLL_REMOVE) {
-    if (p) {
-      poll_close(p);
-      if (!d->destroyed) curl_multi_assign(d->multi, s, NULL);
-    }
-    return 0;
-  }
-  if (!p) {
-    p = calloc(1, sizeof *p);
-    if (!p) return -1;
-    if (uv_poll_init_socket(d->loop, &p->poll, s) != 0) {
-      free(p);
-      return -1;
-    }
-    p->fd = s;
-    p->d = d;
-    p->next = d->polls;
-    if (d->polls) d->polls->prev = p;
-    d->polls = p;
-    curl_multi_assign(d->multi, s, p);
-  }
-  int ev = 0;
-  if (action & CURL_POLL_IN) ev |= UV_READABLE;
-  if (action & CURL_POLL_OUT) ev |= UV_WRITABLE;
-  return uv_poll_start(&p->poll, ev, on_poll) == 0 ? 0 : -1;
-}
-
-static int on_curl_timer(CURLM *m, long timeout_ms, void *userp) {
-  (void)m;
-  tsvc_docker_t *d = userp;
-  if (d->destroyed) return 0;
-  if (timeout_ms < 0) uv_timer_stop(&d->timer);
-  else uv_timer_start(&d->timer, on_timer, (uint64_t)timeout_ms, 0);
-  return 0;
 }
 
 static void on_tunnel(tsvc_tunnel_state_t state, const char *msg, void *data);
@@ -297,11 +217,6 @@ int tsvc_docker_new_opts(uv_loop_t *loop, const tsvc_docker_opts_t *o, tsvc_dock
                          char *err, size_t errlen) {
   *out = NULL;
   if (!loop || !o) return TSVC_EINVAL;
-  pthread_once(&curl_once, curl_init);
-  if (curl_init_rc != CURLE_OK) {
-    tsvc_errf(err, errlen, "libcurl: %s", curl_easy_strerror(curl_init_rc));
-    return TSVC_ERUNTIME;
-  }
   const char *host = o->host && *o->host ? o->host : tsvc_docker_default_host();
   tsvc_docker_t *d = calloc(1, sizeof *d);
   if (!d) goto nomem;
@@ -311,14 +226,9 @@ int tsvc_docker_new_opts(uv_loop_t *loop, const tsvc_docker_opts_t *o, tsvc_dock
   int rc = parse_host(d, o, err, errlen);
   if (rc == TSVC_ENOMEM) goto nomem;
   if (rc) goto fail;
-  d->multi = curl_multi_init();
-  if (!d->multi) goto nomem;
-  curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-  curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
-  curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-  curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
-  uv_timer_init(loop, &d->timer);
-  d->timer.data = d;
+  rc = tsvc_curl_uv_init(&d->cu, loop, after_curl, d, err, errlen);
+  if (rc == TSVC_ENOMEM) goto nomem;
+  if (rc) goto fail;
   *out = d;
   return 0;
 nomem:
@@ -326,7 +236,6 @@ nomem:
   rc = TSVC_ENOMEM;
 fail:
   if (d) {
-    if (d->multi) curl_multi_cleanup(d->multi);
     /* Its handles close on the loop; it calls nothing back any more. */
     tsvc_tunnel_free(d->tunnel);
     free_fields(d);
@@ -354,8 +263,8 @@ int tsvc_docker_tunnel_pid(const tsvc_docker_t *d) {
   return d->tunnel ? tsvc_tunnel_pid(d->tunnel) : 0;
 }
 
-static void client_close_cb(uv_handle_t *h) {
-  tsvc_docker_t *d = h->data;
+static void client_closed(void *data) {
+  tsvc_docker_t *d = data;
   free_fields(d);
   free(d);
 }
@@ -364,14 +273,9 @@ static void client_close_cb(uv_handle_t *h) {
 static void destroy_now(tsvc_docker_t *d) {
   while (d->events) tsvc__docker_events_destroy(d->events);
   while (d->reqs) tsvc__docker_req_destroy(d->reqs);
-  d->destroyed = true;
-  curl_multi_cleanup(d->multi);
-  /* libcurl may close cached connections without telling on_curl_socket. */
-  while (d->polls) poll_close(d->polls);
   tsvc_tunnel_free(d->tunnel);
   d->tunnel = NULL;
-  uv_timer_stop(&d->timer);
-  uv_close((uv_handle_t *)&d->timer, client_close_cb);
+  tsvc_curl_uv_close(&d->cu, client_closed);
 }
 
 void tsvc_docker_free(tsvc_docker_t *d) {
@@ -433,7 +337,7 @@ void tsvc__docker_req_destroy(tsvc_docker_req_t *r) {
     r->parent->child = NULL;
     r->parent = NULL;
   }
-  if (r->in_multi) curl_multi_remove_handle(d->multi, r->easy);
+  if (r->in_multi) curl_multi_remove_handle(d->cu.multi, r->easy);
   r->in_multi = false;
   if (d->negotiation == r) d->negotiation = NULL;
   if (r->prev) r->prev->next = r->next; else d->reqs = r->next;
@@ -717,7 +621,7 @@ static int launch(tsvc_docker_req_t *r) {
     }
     if (strcmp(r->method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
   }
-  if (curl_multi_add_handle(d->multi, e) != CURLM_OK) return TSVC_ERUNTIME;
+  if (curl_multi_add_handle(d->cu.multi, e) != CURLM_OK) return TSVC_ERUNTIME;
   r->in_multi = true;
   return 0;
 }
@@ -902,14 +806,14 @@ static void check_done(tsvc_docker_t *d) {
   tsvc__docker_events_flush(d);
   CURLMsg *m;
   int left;
-  while (!d->closing && (m = curl_multi_info_read(d->multi, &left))) {
+  while (!d->closing && (m = curl_multi_info_read(d->cu.multi, &left))) {
     if (m->msg != CURLMSG_DONE) continue;
     CURL *e = m->easy_handle;
     CURLcode cc = m->data.result;
     char *priv = NULL;
     curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
     tsvc_docker_req_t *r = (tsvc_docker_req_t *)(void *)priv;
-    curl_multi_remove_handle(d->multi, e);
+    curl_multi_remove_handle(d->cu.multi, e);
     r->in_multi = false;
     xfer_done(r, cc);
   }

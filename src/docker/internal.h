@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 
+#include "common/curl_uv.h"
 #include "common/util.h"
 #include "docker/docker.h"
 #include "docker/host.h"
@@ -32,12 +33,9 @@ typedef enum {
  * valid during the call only). */
 typedef void (*tsvc__step_fn)(tsvc_docker_req_t *r, int status, const char *errmsg);
 
-typedef struct tsvc__poll_s tsvc__poll_t;
-
 struct tsvc_docker_s {
   uv_loop_t *loop;
-  CURLM *multi;
-  uv_timer_t timer;          /* libcurl's timeout */
+  tsvc_curl_uv_t cu;         /* libcurl multi on the loop (common/curl_uv.h) */
   char *host;                /* as given or defaulted */
   tsvc_docker_endpoint_t ep; /* host taken apart */
   char *base_url;            /* http://localhost, http(s)://host:port */
@@ -52,10 +50,8 @@ struct tsvc_docker_s {
   tsvc_docker_req_t *negotiation; /* the internal /_ping in flight */
   tsvc_docker_req_t *reqs;   /* every live request */
   tsvc_docker_events_t *events; /* every live event stream */
-  tsvc__poll_t *polls;       /* every socket being watched */
   int depth;                 /* > 0 while running inside a loop callback */
   bool closing;              /* tsvc_docker_free was called */
-  bool destroyed;            /* curl_multi_cleanup is running or done */
 };
 
 struct tsvc_docker_req_s {

@@ -186,7 +186,9 @@ int export_compose_doc(const tsvc_config_t *cfg, const export_opts_t *o, json_t 
       continue;
     }
     service(&c, cfg, s, o, services, volumes);
+    if (export_note_unexported(cfg, s, false, notes)) c.oom = true;
   }
+  if (export_note_unexported(cfg, NULL, false, notes)) c.oom = true;
   set(&c, networks, cfg->docker.network, json_pack("{s:s}", "name", cfg->docker.network));
   set(&c, c.root, "networks", networks);
   if (json_object_size(volumes)) set(&c, c.root, "volumes", volumes);

@@ -33,6 +33,17 @@ void export_notes_free(export_notes_t *n);
 /* Append a note (formatted, cut at 1 KiB). 0 or TSVC_ENOMEM (n unchanged). */
 int export_notes_vaddf(export_notes_t *n, const char *fmt, va_list ap) TSVC_PRINTF(2, 0);
 
+/*
+ * What neither target has, noted (docs/export.md, "Not exported"): the
+ * hooks of the top level (s NULL) or of service s (on_change, webhook: no
+ * engine runs a command or posts on a change of health), and s's
+ * depends_timeout when it has depends_on (compose waits with no limit of
+ * its own; Kubernetes does not wait). kube picks the wording. Returns 0 or
+ * TSVC_ENOMEM.
+ */
+int export_note_unexported(const tsvc_config_t *cfg, const tsvc_service_conf_t *s, bool kube,
+                           export_notes_t *notes);
+
 typedef struct {
   /* compose: write what docker-compose 1.x (Debian 12's 1.29) reads: no
      healthcheck.start_interval, no depends_on restart (both noted). */

@@ -16,6 +16,8 @@
  * H and P are healthcheck.address when set, else 127.0.0.1 and the port
  * the service listens on in its container.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +41,42 @@ int export_notes_vaddf(export_notes_t *n, const char *fmt, va_list ap) {
   if (!s) return TSVC_ENOMEM;
   v[n->n++] = s;
   return 0;
+}
+
+static int add_note(export_notes_t *n, const char *fmt, ...) TSVC_PRINTF(2, 3);
+static int add_note(export_notes_t *n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = export_notes_vaddf(n, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+int export_note_unexported(const tsvc_config_t *cfg, const tsvc_service_conf_t *s, bool kube,
+                           export_notes_t *notes) {
+  const tsvc_hooks_conf_t *h = s ? &s->hooks : &cfg->hooks;
+  const char *who = s ? s->name : "hooks", *sep = s ? ": hooks" : "";
+  bool cmd = h->on_change.n > 0, web = h->webhook != NULL;
+  int rc = 0;
+  if (cmd || web)
+    rc = add_note(notes,
+                  "%s%s (%s%s%s) left out: %s; the monitor's hooks run only where tanuki-svc "
+                  "watches",
+                  who, sep, cmd ? "on_change" : "", cmd && web ? ", " : "", web ? "webhook" : "",
+                  kube ? "Kubernetes runs no command and posts nothing when a probe's verdict "
+                         "changes (alert on pod conditions instead)"
+                       : "docker-compose runs no command and posts nothing when a health "
+                         "check's verdict changes (`docker events --filter "
+                         "event=health_status` reports them)");
+  if (!rc && s && s->depends_on.n) {
+    char d[32];
+    tsvc_duration_format(s->depends_timeout, d, sizeof d);
+    rc = add_note(notes, "%s: depends_timeout %s left out: %s", s->name, d,
+                  kube ? "Kubernetes does not wait for dependencies"
+                       : "docker-compose waits for depends_on's conditions with no time limit "
+                         "of its own");
+  }
+  return rc;
 }
 
 /* s quoted for /bin/sh: '...' with each ' as '\'' */

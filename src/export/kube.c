@@ -296,7 +296,9 @@ int export_kube_docs(const tsvc_config_t *cfg, const export_opts_t *o, json_t **
       note(&c, "%s: named %s (Kubernetes names are lower case, letters, digits and '-'); "
            "other pods reach it as %s", s->name, names[i], names[i]);
     service(&c, cfg, s, names[i], o, docs);
+    if (export_note_unexported(cfg, s, true, notes)) c.oom = true;
   }
+  if (export_note_unexported(cfg, NULL, true, notes)) c.oom = true;
   free(names);
   if (c.oom || !docs) {
     json_decref(docs);

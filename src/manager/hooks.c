@@ -44,7 +44,26 @@ struct tsvc_hooks_s {
   run_t *live[TSVC_HOOKS_RUNNING]; /* the runs started, until closed */
   bool closing;
   tsvc_hooks_stats_t stats;
+  tsvc_hook_counters_t *counters; /* the manager's, or NULL */
 };
+
+static void count(tsvc_hooks_t *h, int what) {
+  if (h->counters) tsvc_hook_count(h->counters, TSVC_HOOK_COMMAND, what);
+}
+
+void tsvc_hook_totals(const tsvc_hook_counters_t *c, tsvc_hook_totals_t *out) {
+  for (int k = 0; k < TSVC_HOOK__KINDS; k++)
+    for (int i = 0; i < TSVC_HOOK__COUNTS; i++)
+      out->v[k][i] = atomic_load_explicit(&c->v[k][i], memory_order_relaxed);
+}
+
+const char *tsvc_hook_kind_name(tsvc_hook_kind_t kind) {
+  return kind == TSVC_HOOK_WEBHOOK ? "webhook" : "command";
+}
+
+void tsvc_hooks_set_counters(tsvc_hooks_t *h, tsvc_hook_counters_t *c) {
+  h->counters = c;
+}
 
 static void strv_free0(char **v) {
   for (size_t i = 0; v && v[i]; i++) free(v[i]);
@@ -107,7 +126,10 @@ static void log_end(run_t *r) {
   else
     snprintf(why, sizeof why, "exited %lld after %s", (long long)r->status, took);
   bool bad = r->timed_out || r->term_signal || r->status != 0;
-  if (bad) r->h->stats.failed++;
+  if (bad) {
+    r->h->stats.failed++;
+    count(r->h, TSVC_HOOK_FAILURES);
+  }
   if (r->timed_out) r->h->stats.timed_out++;
   /* The output as one value: newlines shown as "\n" by the logger's
      quoting; secrets masked by the logger as everywhere. */
@@ -202,6 +224,7 @@ static void timer_fired(uv_timer_t *t) {
 static void start_run(tsvc_hooks_t *h, run_t *r) {
   h->running++;
   h->stats.run++;
+  count(h, TSVC_HOOK_RUNS);
   for (int i = 0; i < TSVC_HOOKS_RUNNING; i++)
     if (!h->live[i]) {
       h->live[i] = r;
@@ -245,6 +268,7 @@ static void start_run(tsvc_hooks_t *h, run_t *r) {
     TSVC_LOG(TSVC_LOG_WARN, r->service, "hook on_change: cannot run %s: %s", r->argv[0],
              uv_strerror(rc));
     h->stats.failed++;
+    count(h, TSVC_HOOK_FAILURES);
     r->logged = true;
     r->exited = true;
     close_all(r);
@@ -289,6 +313,7 @@ int tsvc_hooks_on_change(tsvc_hooks_t *h, const tsvc_hooks_conf_t *conf, const c
   if (!conf || conf->on_change.n == 0 || h->closing) return 0;
   if (h->nqueued >= TSVC_HOOKS_QUEUED) {
     h->stats.dropped++;
+    count(h, TSVC_HOOK_DROPS);
     TSVC_LOG(TSVC_LOG_WARN, service,
              "hook on_change dropped: %d hooks running and %d waiting (%llu dropped so far)",
              h->running, TSVC_HOOKS_QUEUED, (unsigned long long)h->stats.dropped);

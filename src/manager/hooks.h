@@ -17,6 +17,7 @@
 #ifndef TSVC_HOOKS_H
 #define TSVC_HOOKS_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -29,8 +30,32 @@
 
 typedef struct tsvc_hooks_s tsvc_hooks_t;
 
+/* Totals of every hook since the monitor began, by kind, for /metrics
+   (tanuki_svc_hook_runs_total, _failures_total, _drops_total): counted on
+   the loop thread, read from any thread. The manager owns them. */
+typedef enum { TSVC_HOOK_COMMAND, TSVC_HOOK_WEBHOOK, TSVC_HOOK__KINDS } tsvc_hook_kind_t;
+enum { TSVC_HOOK_RUNS, TSVC_HOOK_FAILURES, TSVC_HOOK_DROPS, TSVC_HOOK__COUNTS };
+typedef struct {
+  _Atomic uint64_t v[TSVC_HOOK__KINDS][TSVC_HOOK__COUNTS];
+} tsvc_hook_counters_t;
+typedef struct {
+  uint64_t v[TSVC_HOOK__KINDS][TSVC_HOOK__COUNTS];
+} tsvc_hook_totals_t;
+
+static inline void tsvc_hook_count(tsvc_hook_counters_t *c, tsvc_hook_kind_t kind, int what) {
+  atomic_fetch_add_explicit(&c->v[kind][what], 1, memory_order_relaxed);
+}
+/* A copy of c's counts into out. */
+void tsvc_hook_totals(const tsvc_hook_counters_t *c, tsvc_hook_totals_t *out);
+/* "command" or "webhook" (the metrics' kind label). */
+const char *tsvc_hook_kind_name(tsvc_hook_kind_t kind);
+
 /* Returns 0 with *out, or TSVC_ENOMEM. */
 int tsvc_hooks_new(uv_loop_t *loop, tsvc_hooks_t **out);
+
+/* Count every run, failure and drop in c too (kind TSVC_HOOK_COMMAND);
+   c must outlive h. NULL: not counted there. */
+void tsvc_hooks_set_counters(tsvc_hooks_t *h, tsvc_hook_counters_t *c);
 
 /* One change of state of service: runs conf's on_change (when set).
    Returns 0 (queued or started), TSVC_EBUSY when dropped (the queue is

@@ -38,6 +38,8 @@
 #include "manager/conninfo.h"
 #include "manager/manager.h"
 #include "manager/hooks.h"
+#include "manager/webhook.h"
+#include "api/api_json.h"
 #include "manager/plan.h"
 #include "monitor/board.h"
 #include "monitor/monitor.h"
@@ -129,6 +131,10 @@ struct tsvc_manager_s {
   size_t ndead;
   cmd_t *starting;    /* start_services is going through the services */
   tsvc_hooks_t *hooks; /* hooks.on_change runs (hooks.h) */
+  tsvc_webhook_t *webhook; /* hooks.webhook deliveries (webhook.h); made
+                              at the first change a webhook is set for */
+  bool webhook_broken;     /* could not be made: said once */
+  tsvc_hook_counters_t hook_counters; /* for /metrics, from any thread */
   bool quitting;      /* quit ran: nothing new is set up */
 };
 
@@ -352,6 +358,30 @@ static void observer(const tsvc_mon_event_t *ev, void *data) {
     if (svc)
       tsvc_hooks_on_change(m->hooks, &svc->hooks, ev->service, ev->from, ev->to, ev->reason,
                            c.time_ms);
+    /* hooks.webhook: the same two, each POSTed the event as GET /v1/events
+       streams it; queued here, delivered from the loop. */
+    const tsvc_hooks_conf_t *wh[2] = {&cfg->hooks, svc ? &svc->hooks : NULL};
+    char *body = NULL;
+    for (int i = 0; i < 2; i++) {
+      if (!wh[i] || !wh[i]->webhook) continue;
+      if (!m->webhook && !m->webhook_broken) {
+        char err[256] = "";
+        if (tsvc_webhook_new(&m->loop, &m->hook_counters, &m->webhook, err, sizeof err)) {
+          m->webhook_broken = true;
+          TSVC_LOG(TSVC_LOG_ERROR, NULL, "hooks.webhook: no webhook is sent: %s",
+                   err[0] ? err : "out of memory");
+        }
+      }
+      if (!m->webhook) break;
+      if (!body) {
+        json_t *j = tsvc_api_json_change(&c);
+        body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        if (!body) break;
+      }
+      tsvc_webhook_post(m->webhook, wh[i]->webhook, wh[i]->webhook_timeout, ev->service, body);
+    }
+    free(body);
   }
 }
 
@@ -878,6 +908,8 @@ static void run_quit(tsvc_manager_t *m, cmd_t *c) {
   retire_monitor(m);
   tsvc_hooks_close(m->hooks); /* what runs is killed; freed once closed */
   m->hooks = NULL;
+  tsvc_webhook_close(m->webhook); /* what is in flight is cancelled */
+  m->webhook = NULL;
   if (m->rt) {
     /* Operations in flight are answered from the loop, which runs until
        the runtime's handles are closed. */
@@ -1227,6 +1259,7 @@ int tsvc_manager_new(const tsvc_manager_opts_t *opts, tsvc_manager_t **out, char
     rc = TSVC_ENOMEM;
     goto err;
   }
+  tsvc_hooks_set_counters(m->hooks, &m->hook_counters);
   uv_async_init(&m->loop, &m->wake, wake_cb);
   m->wake.data = m;
   uv_timer_init(&m->loop, &m->heartbeat);
@@ -1427,6 +1460,10 @@ int tsvc_manager_snapshot(tsvc_manager_t *m, tsvc_snapshot_t **out) {
 
 int tsvc_manager_snapshot_packed(tsvc_manager_t *m, tsvc_snapshot_t **out) {
   return manager_view(m, false, out);
+}
+
+void tsvc_manager_hook_totals(tsvc_manager_t *m, tsvc_hook_totals_t *out) {
+  tsvc_hook_totals(&m->hook_counters, out);
 }
 
 void tsvc_manager_monitor_stats(tsvc_manager_t *m, tsvc_monitor_stats_t *out) {

@@ -4,7 +4,12 @@
 #define TSVC_MANAGER_INT_H
 
 #include "config/config.h"
+#include "manager/hooks.h"
 #include "tsvc.h"
+
+/* Every hook's runs, failures and drops by kind (for /metrics); any
+   thread. */
+void tsvc_manager_hook_totals(tsvc_manager_t *m, tsvc_hook_totals_t *out);
 
 /* For tests: hold the loop thread for ms (it sleeps there), as a stuck
    loop would; returns once the loop has begun to wait. */

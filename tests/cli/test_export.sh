@@ -26,6 +26,7 @@ P1=$(free_port); P2=$(free_port); P3=$(free_port)
 EXTRA_CLEANUP='docker-compose -p "$TAG" -f "$T/dc.yml" down -v --remove-orphans >/dev/null 2>&1; docker network rm "$TAG-net" >/dev/null 2>&1; docker volume rm "$TAG-pg" >/dev/null 2>&1'
 cat >tanuki.yaml <<YAML
 docker: {network: $TAG-net, container_prefix: $TAG-}
+hooks: {webhook: "https://hooks.example/tanuki"}
 services:
   postgres:
     image: tanuki/postgres:15
@@ -52,6 +53,7 @@ services:
     command: [redis-server, --port, "6390", --save, ""]
     healthcheck: {command: "test -d /proc/1 && redis-cli -p 6390 ping", interval: 1s}
     restart: {policy: never}
+    hooks: {on_change: "logger changed", webhook: "http://127.0.0.1:9/x"}
   gone: {image: nothing/at-all, enabled: false}
 YAML
 
@@ -60,7 +62,13 @@ run export compose --compose-v1 -o "$T/dc.yml"
 eq "export compose --compose-v1: exit 0" "$RC" 0
 has "notes on stderr: start_interval left out" "$ERR" "start_interval left out"
 has "notes on stderr: restart left out" "$ERR" "redis: depends_on postgres: restart: true left out"
-has "the file says what it left out" "$(head -8 dc.yml)" "#   gone: left out (enabled: false)"
+has "notes on stderr: the top level's hooks" "$ERR" "note: hooks (webhook) left out: docker-compose runs no command and posts nothing"
+has "notes on stderr: a service's hooks" "$ERR" "note: job: hooks (on_change, webhook) left out: docker-compose"
+has "notes on stderr: depends_timeout" "$ERR" "note: redis: depends_timeout 2m left out: docker-compose waits for depends_on's conditions with no time limit"
+has "notes on stderr: depends_timeout (short form)" "$ERR" "note: cache: depends_timeout 2m left out"
+eq "no depends_timeout note without depends_on" "$(grep -c 'postgres: depends_timeout' <<<"$ERR")" 0
+has "the file says what it left out" "$(head -16 dc.yml)" "#   gone: left out (enabled: false)"
+has "the file says the hooks were left out" "$(head -16 dc.yml)" "#   job: hooks (on_change, webhook) left out"
 run export compose -o "$T/spec.yml"
 eq "export compose: exit 0" "$RC" 0
 
@@ -138,6 +146,9 @@ eq "no volume left" "$(docker volume ls -q --filter name="$TAG" | wc -l)" 0
 
 # ---- kubernetes ------------------------------------------------------------------
 run export kubernetes -o "$T/k8s.yml" --storage 2Gi
+has "kubernetes: hooks noted" "$ERR" "note: job: hooks (on_change, webhook) left out: Kubernetes runs no command"
+has "kubernetes: the top level's hooks noted" "$ERR" "note: hooks (webhook) left out: Kubernetes"
+has "kubernetes: depends_timeout noted" "$ERR" "note: redis: depends_timeout 2m left out: Kubernetes does not wait for dependencies"
 eq "export kubernetes: exit 0" "$RC" 0
 K=$(node "$TSVC_SOURCE_DIR/tests/node/kube_validate.js" "$T/k8s.yml" 2>"$T/kube.err")
 eq "every document valid against the Kubernetes OpenAPI schema" "$?" 0 || cat "$T/kube.err"

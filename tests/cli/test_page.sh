@@ -4,7 +4,8 @@
 # postgres and redis containers (docker runtime, tanuki/postgres:15 and
 # tanuki/redis:7), the page loaded over monitor.listen, screenshots kept in
 # the build directory (artifacts/), and after `docker kill` each service
-# shown unhealthy within 2 seconds without a reload. With
+# shown unhealthy within 2 seconds without a reload; a restart held by
+# depends_on shown with what it waits for (tests/node/page_wait.js). With
 # TSVC_PAGE_SHOT_TO=DIR the second screenshot is also copied there (how
 # docs/status-page.png is made). Containers and the network are named
 # tsvc-page-<pid>-... and removed afterwards.
@@ -21,7 +22,7 @@ node_setup || { bad "npm ci of tests/node"; finish; exit 1; }
 TAG="tsvc-page-$$"
 P1=$(free_port); P2=$(free_port); PL=$(free_port)
 PGPW="pg-secret-$$-x"; KVPW="kv-secret-$$-y"
-EXTRA_CLEANUP='docker rm -f -v "$TAG-pg" "$TAG-kv" >/dev/null 2>&1; docker network rm "$TAG" >/dev/null 2>&1'
+EXTRA_CLEANUP='docker rm -f -v "$TAG-pg" "$TAG-kv" "$TAG-app" >/dev/null 2>&1; docker network rm "$TAG" >/dev/null 2>&1'
 cat >tanuki.yaml <<YAML
 runtime: docker
 docker: {network: $TAG, container_prefix: $TAG-}
@@ -39,6 +40,13 @@ services:
     command: [redis-server, --port, "$P2", --requirepass, "$KVPW", --save, ""]
     healthcheck: {command: [redis-cli, -p, "$P2", -a, "$KVPW", ping], interval: 1s}
     restart: {policy: never, stop_timeout: 2s}
+  app:
+    image: tanuki/redis:7
+    command: [redis-server, --port, "6399", --save, ""]
+    healthcheck: {command: [redis-cli, -p, "6399", ping], interval: 1s}
+    depends_on: {pg: {condition: service_healthy}}
+    depends_timeout: 1m
+    restart: {stop_timeout: 2s}
 YAML
 up_fg
 healthy() { "$BIN" status >/dev/null 2>&1; }
@@ -49,7 +57,7 @@ sleep 3
 
 SHOTS="$(dirname "$BIN")/artifacts"
 mkdir -p "$SHOTS"
-PAGE_CTR_PREFIX="$TAG-" timeout 240 node "$TSVC_SOURCE_DIR/tests/node/page_test.js" \
+PAGE_CTR_PREFIX="$TAG-" PAGE_ALSO=app timeout 240 node "$TSVC_SOURCE_DIR/tests/node/page_test.js" \
   "http://127.0.0.1:$PL/" "$SHOTS" kv pg "$PGPW" "$KVPW" | tee "$T/page.log"
 rcs=("${PIPESTATUS[@]}")
 n=$(grep -c '^ok ' "$T/page.log"); CHECKS=$((CHECKS + n))
@@ -74,5 +82,12 @@ has "SSE: the change" "$(cat "$T/sse.txt")" '"service":"pg","from":"healthy","to
 page=$(curl -s "http://127.0.0.1:$PL/")
 hasnt "the page holds no password" "$page" "$PGPW"
 has "the page holds the changes of the last hour" "$page" '"to":"stopped"'
+# A held restart: app waits for pg (stopped above); the page says so.
+("$BIN" restart app >"$T/restart-app.log" 2>&1 &)
+timeout 120 node "$TSVC_SOURCE_DIR/tests/node/page_wait.js" "http://127.0.0.1:$PL/" app pg \
+  | tee "$T/wait.log"
+n=$(grep -c '^ok ' "$T/wait.log"); CHECKS=$((CHECKS + n))
+f=$(grep -c '^FAIL' "$T/wait.log"); FAILS=$((FAILS + f))
+[ "$n" -eq 2 ] || bad "page_wait.js: 2 checks passed (saw $n)"
 no_sanitizer_reports up.log
 finish
