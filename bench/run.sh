@@ -497,8 +497,8 @@ if ((tenk_only)); then
   {
     echo "<!-- perf10k:begin -->"
     echo "10,000 services at 1 s on one core, measured with \`bench/run.sh --10k\` ($(date -u '+%Y-%m-%d'), commit"
-    echo "$(git rev-parse --short HEAD 2>/dev/null || echo '?'); load average $(awk '{ print $1 }' /proc/loadavg) at the end: the loop waited for its CPU most"
-    echo "of the time, see the last column; section \"10,000 services at 1 s on one core\" of"
+    echo "$(git rev-parse --short HEAD 2>/dev/null || echo '?'); load average $(awk '{ print $1 }' /proc/loadavg) at the end; the last column says how"
+    echo "long the loop waited for its CPU (other work on the machine); section \"10,000 services at 1 s on one core\" of"
     echo "[bench/results.md](bench/results.md)):"
     echo
     sed -n '/^| variant | checks\/s | lateness/,/^$/p' "$tmp/10k.md" | sed '$d'
