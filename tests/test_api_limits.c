@@ -497,11 +497,17 @@ static void deadline_covers_body_and_keepalive(void **st) {
     cut = closed_by_server(fd);
   }
   held = now_ms() - answered;
+  int64_t since_request = now_ms() - t0;
   close(fd);
-  print_message("an idle kept-alive connection was cut %lld ms after its reply\n",
-                (long long)held);
+  print_message("an idle kept-alive connection was cut %lld ms after its reply was read "
+                "(%lld ms after the request)\n",
+                (long long)held, (long long)since_request);
   assert_true(cut);
-  assert_true(held >= DEADLINE_MS - 100);
+  /* Not before the deadline: the server's idle clock starts at its reply,
+     which comes after the request was sent (t0). `answered` is when this
+     loop read the reply, late by whatever the machine held it (a CI run at
+     three tests a time read it 100+ ms late): no bound from there. */
+  assert_true(since_request >= DEADLINE_MS - 20);
 }
 
 int main(void) {
