@@ -218,8 +218,17 @@ sessions_section() {
   rc_us=$(med redis own_us); ses_us=$(med redis-session own_us); lp_us=$(med loop own_us)
   fk_us=$(med fork own_us); pg_own=$(med pg own_us); pg_srv=$(med pg server_us)
   pgs_own=$(med pg-session own_us); pgs_srv=$(med pg-session server_us)
-  local pgs_be
+  local pgs_be pgs_full pgs_total
   pgs_be=$(med pg-session backend_us)
+  # The full probe a held session still runs every full_every (1m, the
+  # default `up` uses; issue 13 keeps it): a new backend each time, whose
+  # server CPU is what a connect-per-check check costs (the pg variant, same
+  # rounds), spread over the full_every / interval checks between two.
+  local full_every_ms=60000 pg_interval_ms=1000
+  pgs_full=$(awk -v c="$pg_srv" -v f=$full_every_ms -v i=$pg_interval_ms \
+    'BEGIN { if (c + 0 > 0) printf "%.1f", c * i / f; else print "-" }')
+  pgs_total=$(awk -v a="$pgs_be" -v b="$pgs_full" \
+    'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.1f", a + b; else print "-" }')
   k20_rate=$(med redis-session-20k rate); k20_p99=$(med redis-session-20k p99_ms)
   k20_fail=$(med redis-session-20k failed); k20_own=$(med redis-session-20k own_us)
   {
@@ -248,6 +257,8 @@ sessions_section() {
     echo "| postgres, 20 services at 1 s: server CPU per check, connect per check | $pg_srv us | - |"
     echo "| postgres, 20 services at 1 s: server CPU per check, held session (every postgres process) | $pgs_srv us | - |"
     echo "| postgres, 20 services at 1 s: the held backends' own CPU per check (schedstat) | $pgs_be us | < 100 us |"
+    echo "| ... plus the full probe every 1m (full_every), amortized: connect-per-check server CPU / 60 | $pgs_full us | - |"
+    echo "| ... held backends + full probe share | $pgs_total us | < 100 us |"
     echo "| postgres: monitor CPU per check, connect per check / held | $pg_own / $pgs_own us | - |"
     echo
     echo "| mode | probe | services | interval | checks/s | own CPU us/check | servers us/check | machine us/check | lateness p50 / p99 / max ms | RSS / HWM MiB | failed |"
