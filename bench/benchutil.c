@@ -524,7 +524,12 @@ static void tcp_serve(int lfd) {
 
 /* One connection of bu_pgfloor_start, in its own process. */
 static void floor_session(int fd) {
-  static const uint8_t auth_ok[] = {'R', 0, 0, 0, 8, 0, 0, 0, 0, 'Z', 0, 0, 0, 5, 'I'};
+  /* AuthenticationOk, BackendKeyData (our pid, as a backend's), ReadyForQuery. */
+  uint8_t auth_ok[] = {'R', 0, 0, 0, 8, 0, 0, 0, 0, 'K', 0, 0, 0, 12, 0, 0, 0, 0,
+                       0, 0, 0, 0, 'Z', 0, 0, 0, 5, 'I'};
+  uint32_t self = (uint32_t)getpid();
+  auth_ok[14] = (uint8_t)(self >> 24), auth_ok[15] = (uint8_t)(self >> 16);
+  auth_ok[16] = (uint8_t)(self >> 8), auth_ok[17] = (uint8_t)self;
   static const uint8_t empty_ready[] = {'I', 0, 0, 0, 4, 'Z', 0, 0, 0, 5, 'I'};
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

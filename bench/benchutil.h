@@ -124,7 +124,8 @@ void bu_tcp_stop(bu_tcp_t *t);
 /* The floor of a held postgres check: a listener (child process pinned to
  * cpus) that forks a process per connection, as the postmaster does, which
  * speaks just enough of the protocol for the probe and a held session
- * (startup packet: AuthenticationOk, ReadyForQuery; Sync: ReadyForQuery;
+ * (startup packet: AuthenticationOk, BackendKeyData with its pid,
+ * ReadyForQuery; Sync: ReadyForQuery;
  * Query: EmptyQueryResponse, ReadyForQuery; Terminate: close) and waits
  * as a backend does (non-blocking recv until EAGAIN, then epoll_wait), doing
  * nothing else: what the same wake-ups cost any process on this machine.
