@@ -489,7 +489,7 @@ up_section() {
     sed -n '/^| what | figure | goal |$/,/^$/p' "$tmp/up.md" | sed '$d'
     if grep -q '<!-- sessions:begin -->' "$out"; then
       sed -n '/<!-- sessions:begin -->/,/<!-- sessions:end -->/p' "$out" |
-        grep -E '^\| (forked redis-cli / held|redis held session|\.\.\. CPU per check|postgres, 20 services)' || true
+        grep -E '^\| (forked redis-cli / held|redis held session|\.\.\. CPU per check|postgres, 20 services|\.\.\. (the floor|plus the full probe|held backends \+))' || true
     fi
     echo "<!-- perf:end -->"
   } >"$tmp/perf.md"
