@@ -90,8 +90,8 @@ struct tsvc_session_s {
 /* The held postgres check: a bare Sync, answered by ReadyForQuery. Unlike
    an empty query it starts no transaction and parses nothing in the
    backend, which does the same round trip (wake up, read, answer, wait)
-   for about a quarter less CPU (bench/results.md, "postgres held
-   session"); a server that ends the session answers neither. */
+   for less CPU (bench/results.md, "Postgres held session: where the
+   server's CPU goes"); a server that ends the session answers neither. */
 static const uint8_t pg_sync[5] = {'S', 0, 0, 0, 4};
 static const char redis_ping[] = "*1\r\n$4\r\nPING\r\n";
 
@@ -533,7 +533,8 @@ static void pg_data(conn_t *c) {
       return;
     }
     if (c->state != C_BUSY) {
-      pg_why(type, body, blen, "the server ended the session: ", why, sizeof why);
+      pg_why(type, body, blen, type == 'E' ? "the server ended the session: " : "while idle: ",
+             why, sizeof why);
       conn_close(c, why);
       return;
     }
