@@ -93,6 +93,7 @@ typedef struct {
   double scrape_hz;     /* monitor: /metrics renders per second, 0: none */
   bool scrape_same_cpu; /* ... on the monitor's CPU */
   bool session;         /* monitor: healthcheck.session: true (held sessions) */
+  long grid_ms;         /* monitor: tsvc_monitor_set_timer_grid (0: none) */
 } opts_t;
 
 /* ---- servers ---------------------------------------------------------------- */
@@ -390,6 +391,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     return -1;
   }
   tsvc_monitor_set_observer(r.mon, observer, &r);
+  tsvc_monitor_set_timer_grid(r.mon, o->grid_ms);
   t0 = bu_now_us();
   for (size_t i = 0; i < r.cfg->nservices && !rc; i++)
     rc = tsvc_monitor_add(r.mon, &r.cfg->services[i], NULL);
@@ -678,6 +680,8 @@ static void usage(FILE *f) {
           "  --scrape-same-cpu            ... on the monitor's CPU instead\n"
           "  --session                    monitor, redis/postgres: held sessions\n"
           "                               (healthcheck.session: true)\n"
+          "  --grid MS                    monitor: the timers' grid (monitor.timer_grid;\n"
+          "                               default 0, every deadline to the ms)\n"
           "  --header                     print the table header first\n");
 }
 
@@ -701,7 +705,7 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       {"rate", 1, NULL, 'r'},    {"cpu", 1, NULL, 'c'},     {"servers", 1, NULL, 'S'},
       {"no-stagger", 0, NULL, 'G'}, {"header", 0, NULL, 'H'}, {"help", 0, NULL, 'h'},
       {"scrape", 1, NULL, 'X'},  {"scrape-same-cpu", 0, NULL, 'Y'},
-      {"session", 0, NULL, 'Z'},
+      {"session", 0, NULL, 'Z'}, {"grid", 1, NULL, 'g'},
       {NULL, 0, NULL, 0}};
   int c;
   long v;
@@ -775,6 +779,10 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       break;
     case 'Z':
       o->session = true;
+      break;
+    case 'g':
+      if (parse_long(optarg, 0, 1000, &v)) return -1;
+      o->grid_ms = v;
       break;
     case 'H':
       o->header = true;
@@ -939,12 +947,12 @@ int main(int argc, char **argv) {
          "server_us=%.1f machine_us=%.1f p50_ms=%s p99_ms=%s max_ms=%s rss_kib=%ld hwm_kib=%ld "
          "failed=%llu timewait=%ld config_ms=%.1f add_ms=%.1f stagger=%d scrape_hz=%.0f "
          "scrape_same_cpu=%d scrapes=%d scrape_p50_ms=%.2f scrape_max_ms=%.2f "
-         "scrape_bytes=%zu runq_pct=%.0f backend_us=%.1f\n",
+         "scrape_bytes=%zu runq_pct=%.0f backend_us=%.1f grid_ms=%ld\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
          (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
          o.scrape_same_cpu, m.scrapes, m.scrape_p50_ms, m.scrape_max_ms, m.scrape_bytes,
-         runq_max, be_med);
+         runq_max, be_med, o.grid_ms);
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);
