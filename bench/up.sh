@@ -19,7 +19,11 @@
 # listener, GET /metrics 3 times, and reads VmRSS, VmHWM and Threads. Prints
 # one line: RESULT up_variant=... services=N checks_s=... up_us=... rss_kib=...
 # hwm_kib=... threads=... metrics_bytes=... failed=... (failed: services not
-# healthy at the end). Everything it started is stopped by PID on exit.
+# healthy at the end) wakes_per_check=... (the times the threads of `up`
+# went to sleep, voluntary context switches summed over /proc/PID/task, per
+# check: each is a wake-up). UP_GRID=DURATION writes monitor.timer_grid
+# (default: the config's default). Everything it started is stopped by PID
+# on exit.
 set -euo pipefail
 build=${1:?usage: bench/up.sh BUILD_DIR VARIANT [N] [SECONDS]}
 variant=${2:?usage: bench/up.sh BUILD_DIR VARIANT [N] [SECONDS]}
@@ -49,10 +53,10 @@ for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sle
 
 {
   echo "runtime: process"
-  if [[ $variant != up-nolisten ]]; then
-    echo "monitor:"
-    echo "  listen: \"127.0.0.1:$lport\""
-  fi
+  echo "monitor:"
+  [[ $variant != up-nolisten ]] && echo "  listen: \"127.0.0.1:$lport\""
+  [[ -n ${UP_GRID:-} ]] && echo "  timer_grid: $UP_GRID"
+  echo "  socket: $dir/tanuki.sock"
   echo "services:"
   extra=''
   [[ $variant == up-session ]] && extra=', session: true'
@@ -68,10 +72,11 @@ kill -0 "$up_pid" 2>/dev/null || { echo "up.sh: fatal: tanuki-svc up exited:" >&
 
 pings() { redis-cli -p "$rport" info commandstats | tr -d '\r' | sed -n 's/^cmdstat_ping:calls=\([0-9]*\),.*/\1/p'; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$up_pid/stat"; }
+sleeps() { cat /proc/"$up_pid"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches:/ { s += $2 } END { print s + 0 }'; }
 hz=$(getconf CLK_TCK)
-p0=$(pings); c0=$(cpu_ticks); t0=$(date +%s.%N)
+p0=$(pings); c0=$(cpu_ticks); w0=$(sleeps); t0=$(date +%s.%N)
 sleep "$secs"
-p1=$(pings); c1=$(cpu_ticks); t1=$(date +%s.%N)
+p1=$(pings); c1=$(cpu_ticks); w1=$(sleeps); t1=$(date +%s.%N)
 
 bytes=0
 if [[ $variant != up-nolisten ]]; then
@@ -111,8 +116,8 @@ if [[ $variant != up-nolisten ]]; then
 fi
 awk -v v="$variant" -v n="$n" -v p0="$p0" -v p1="$p1" -v c0="$c0" -v c1="$c1" -v hz="$hz" \
     -v t0="$t0" -v t1="$t1" -v rss="$rss" -v hwm="$hwm" -v anon="$anon" -v th="$threads" \
-    -v b="$bytes" -v f="$failed" 'BEGIN {
+    -v b="$bytes" -v f="$failed" -v w0="$w0" -v w1="$w1" -v grid="${UP_GRID:-default}" 'BEGIN {
   checks = p1 - p0; el = t1 - t0
   us = checks > 0 ? (c1 - c0) / hz * 1e6 / checks : -1
-  printf "RESULT up_variant=%s services=%d checks_s=%.0f up_us=%.1f rss_kib=%d hwm_kib=%d anon_kib=%d threads=%d metrics_bytes=%d failed=%d\n",
-    v, n, checks / el, us, rss, hwm, anon, th, b, f }'
+  printf "RESULT up_variant=%s services=%d checks_s=%.0f up_us=%.1f rss_kib=%d hwm_kib=%d anon_kib=%d threads=%d metrics_bytes=%d failed=%d wakes_per_check=%.2f grid=%s\n",
+    v, n, checks / el, us, rss, hwm, anon, th, b, f, (checks > 0 ? (w1 - w0) / checks : -1), grid }'
