@@ -8,6 +8,12 @@
 #     VARIANT: up          monitor.listen on (the TCP API), connect per check
 #              up-session  the same with healthcheck.session: true
 #              up-nolisten no TCP listener
+#              up-tcp      probe tcp (connect, then close with a reset)
+#                          against the same redis server; checks counted
+#                          from /metrics (tanuki_svc_checks_total; redis
+#                          does not count a connection reset before its
+#                          accept), the CPU taken after the first scrape
+#                          and before the second
 #
 # What it does: starts a redis-server on 127.0.0.1 (a free port, CPU 1),
 # writes a tanuki.yaml of N external services (probe redis, interval 1s,
@@ -32,7 +38,7 @@ secs=${4:-10}
 warm=${WARMUP:-5}
 bin=$(cd "$build" && pwd)/tanuki-svc
 [[ -x $bin ]] || { echo "up.sh: fatal: $bin not found" >&2; exit 1; }
-case $variant in up|up-session|up-nolisten) ;; *) echo "up.sh: fatal: unknown variant $variant" >&2; exit 2 ;; esac
+case $variant in up|up-session|up-nolisten|up-tcp) ;; *) echo "up.sh: fatal: unknown variant $variant" >&2; exit 2 ;; esac
 
 dir=$(mktemp -d /tmp/tsvc-bench-up-XXXXXX)
 redis_pid='' up_pid=''
@@ -59,9 +65,11 @@ for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sle
   echo "  socket: $dir/tanuki.sock"
   echo "services:"
   extra=''
+  probe=redis
   [[ $variant == up-session ]] && extra=', session: true'
+  [[ $variant == up-tcp ]] && probe=tcp
   for ((i = 0; i < n; i++)); do
-    echo "  s$i: {external: true, healthcheck: {probe: redis, address: \"127.0.0.1:$rport\", interval: 1s, timeout: 900ms, start_period: 0s$extra}}"
+    echo "  s$i: {external: true, healthcheck: {probe: $probe, address: \"127.0.0.1:$rport\", interval: 1s, timeout: 900ms, start_period: 0s$extra}}"
   done
 } >"$dir/tanuki.yaml"
 
@@ -70,13 +78,19 @@ up_pid=$!
 sleep "$warm"
 kill -0 "$up_pid" 2>/dev/null || { echo "up.sh: fatal: tanuki-svc up exited:" >&2; tail -5 "$dir/up.log" >&2; exit 1; }
 
-pings() { redis-cli -p "$rport" info commandstats | tr -d '\r' | sed -n 's/^cmdstat_ping:calls=\([0-9]*\),.*/\1/p'; }
+pings() {
+  if [[ $variant == up-tcp ]]; then
+    curl -s -m 30 "http://127.0.0.1:$lport/metrics" | awk '/^tanuki_svc_checks_total\{/ { s += $NF } END { printf "%d\n", s }'
+  else
+    redis-cli -p "$rport" info commandstats | tr -d '\r' | sed -n 's/^cmdstat_ping:calls=\([0-9]*\),.*/\1/p'
+  fi
+}
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$up_pid/stat"; }
 sleeps() { cat /proc/"$up_pid"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches:/ { s += $2 } END { print s + 0 }'; }
 hz=$(getconf CLK_TCK)
-p0=$(pings); c0=$(cpu_ticks); w0=$(sleeps); t0=$(date +%s.%N)
+t0=$(date +%s.%N); p0=$(pings); c0=$(cpu_ticks); w0=$(sleeps)
 sleep "$secs"
-p1=$(pings); c1=$(cpu_ticks); w1=$(sleeps); t1=$(date +%s.%N)
+c1=$(cpu_ticks); w1=$(sleeps); p1=$(pings); t1=$(date +%s.%N)
 
 bytes=0
 if [[ $variant != up-nolisten ]]; then
