@@ -1161,8 +1161,8 @@ static const keydef_t docker_keys[] = {
 };
 
 /* monitor.timer_grid: a duration of at most 1s (a step of the grid is how
-   late a check may start; the shortest interval is 1 ms, and the checks of
-   services at 1 s would bunch up beyond it). 0 turns it off. */
+   late a check may start: beyond 1s, services checked every second would be
+   checked once a step). 0 turns it off. */
 static void p_timer_grid(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
   tsvc_ms_t *g = (tsvc_ms_t *)((char *)base + k->off);
   tsvc_ms_t before = *g;
