@@ -14,8 +14,8 @@
 
 struct tsvc_rec_s {
   tsvc_ref_t ref;
-  tsvc_check_record_t r; /* message and output owned; probe_address a
-                            reference (rcstr) */
+  tsvc_check_record_t r; /* output owned; message and probe_address
+                            references (rcstr) */
 };
 
 struct tsvc_hist_s {
@@ -117,20 +117,22 @@ static size_t text_len(const tsvc_status_t *st, size_t i) {
 
 static void rec_free(tsvc_ref_t *r) {
   tsvc_rec_t *rec = (tsvc_rec_t *)r;
-  free(rec->r.message);
+  tsvc_rcstr_unref(rec->r.message);
   free(rec->r.output);
   tsvc_rcstr_unref(rec->r.probe_address);
   free(rec);
 }
 
-tsvc_rec_t *tsvc_rec_new(const tsvc_check_record_t *r) {
+tsvc_rec_t *tsvc_rec_new(const tsvc_check_record_t *r, const tsvc_rec_t *prev) {
   tsvc_rec_t *rec = calloc(1, sizeof *rec);
   if (!rec) return NULL;
   rec->r = *r;
-  rec->r.message = strdup(r->message ? r->message : "");
+  const char *msg = r->message ? r->message : "";
+  if (prev && strcmp(prev->r.message, msg) == 0) rec->r.message = tsvc_rcstr_ref(prev->r.message);
+  else rec->r.message = tsvc_rcstr_new(msg);
   rec->r.output = r->output ? strdup(r->output) : NULL;
   if (!rec->r.message || (r->output && !rec->r.output)) {
-    free(rec->r.message);
+    tsvc_rcstr_unref(rec->r.message);
     free(rec->r.output);
     free(rec);
     return NULL;

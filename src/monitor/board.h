@@ -38,11 +38,13 @@ void tsvc_board_free(tsvc_board_t *b);
 
 /* ---- the loop's side ---------------------------------------------------- */
 
-/* A check record, kept by reference: r's message and output are copied
-   (message NULL is kept as ""); r's probe_address, NULL or an rcstr
-   (common/rcstr.h), is shared: the record takes a reference of its own.
-   NULL when out of memory. */
-tsvc_rec_t *tsvc_rec_new(const tsvc_check_record_t *r);
+/* A check record, kept by reference: r's output is copied; its message
+   (NULL is kept as "") is shared with prev's (the record before it, or
+   NULL) when they are the same, else copied (a service's history mostly
+   repeats one message: one copy for all of them); r's probe_address, NULL
+   or an rcstr (common/rcstr.h), is shared: the record takes a reference of
+   its own. NULL when out of memory. */
+tsvc_rec_t *tsvc_rec_new(const tsvc_check_record_t *r, const tsvc_rec_t *prev);
 void tsvc_rec_release(tsvc_rec_t *rec);
 const tsvc_check_record_t *tsvc_rec_record(const tsvc_rec_t *rec);
 
