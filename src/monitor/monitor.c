@@ -98,9 +98,9 @@ typedef struct svc_s {
   kept_t st;
   char *addr;                /* where checks go (probe_address), shared by
                                 the history's records (rcstr) */
-  tsvc_rec_t **ring;         /* the last hist_cap records */
-  size_t hist_cap, hist_n, hist_head; /* head: the oldest once full */
-  tsvc_hist_t *hist;         /* the published history; NULL: build anew */
+  size_t hist_cap;           /* records kept (healthcheck.history) */
+  tsvc_hist_t *hist;         /* the last hist_cap records, as published;
+                                NULL: none yet */
   tsvc_board_slot_t *slot;
   /* depends_on (docs/design.md, "Dependencies"). */
   uint64_t gen;              /* (re)starts begun (tsvc_dep_is_start) */
@@ -318,10 +318,6 @@ static void publish(svc_t *s) {
     st->nwaiting = s->st.nwaiting;
     st->wait_until_ms = to_wall(m, s->wait_until, wall);
   }
-  if (!s->hist && s->hist_n) {
-    /* Oldest first: the ring starts at hist_head once full. */
-    s->hist = tsvc_hist_new(s->ring, s->hist_n, s->hist_n < s->hist_cap ? 0 : s->hist_head);
-  }
   tsvc_snap_t *snap = tsvc_snap_new(st, s->hist);
   if (snap) tsvc_board_publish(m->board, s->slot, snap);
 }
@@ -347,21 +343,11 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_re
                                /* Borrowed: the record takes its own
                                   reference (board.h). */
                                .probe_address = s->addr};
-  /* The newest record so far, whose message the new one may share. */
-  tsvc_rec_t *prev = !s->hist_n                 ? NULL
-                     : s->hist_n < s->hist_cap ? s->ring[s->hist_n - 1]
-                                               : s->ring[(s->hist_head + s->hist_cap - 1) % s->hist_cap];
-  tsvc_rec_t *rec = out->message ? tsvc_rec_new(out, prev) : NULL;
-  if (rec) {
-    if (s->hist_n < s->hist_cap) {
-      s->ring[s->hist_n++] = rec;
-    } else {
-      tsvc_rec_release(s->ring[s->hist_head]);
-      s->ring[s->hist_head] = rec;
-      s->hist_head = (s->hist_head + 1) % s->hist_cap;
-    }
+  /* Out of memory: the history goes without this record. */
+  tsvc_hist_t *h = out->message ? tsvc_hist_push(s->hist, s->hist_cap, out) : NULL;
+  if (h) {
     tsvc_hist_release(s->hist);
-    s->hist = NULL;
+    s->hist = h;
   }
   st->last_check_ms = end;
   st->last_latency_us = res->latency_us;
@@ -375,10 +361,6 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_re
 }
 
 static void free_history(svc_t *s) {
-  for (size_t i = 0; i < s->hist_n; i++) tsvc_rec_release(s->ring[i]);
-  free(s->ring);
-  s->ring = NULL;
-  s->hist_n = s->hist_head = 0;
   tsvc_hist_release(s->hist);
   s->hist = NULL;
 }
@@ -1142,7 +1124,6 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc_re
   s->armed_at = TSVC_NEVER;
   s->hist_cap = hist_cap_of(conf);
   s->name = strdup(conf->name);
-  s->ring = calloc(s->hist_cap, sizeof *s->ring);
   if (m->n == m->cap) {
     size_t cap = m->cap ? m->cap * 2 : 16;
     svc_t **v = realloc(m->svcs, cap * sizeof *v);
@@ -1154,13 +1135,12 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc_re
   bool full = m->n == m->cap;
   if (!full && tsvc_index_reserve(&m->index, m->n + 1)) full = true;
   if (!full && size_deps(s, conf, NULL)) full = true;
-  if (s->name && s->ring && !full) s->slot = tsvc_board_add(m->board, s->name);
+  if (s->name && !full) s->slot = tsvc_board_add(m->board, s->name);
   if (!s->slot) {
     if (s->ndeps) m->ndependents--;
     free(s->dep_gen);
     free(s->waits);
     free(s->name);
-    free(s->ring);
     tsvc_health_free(&s->h);
     free(s);
     return TSVC_ENOMEM;
@@ -1242,10 +1222,7 @@ int tsvc_monitor_update(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc
   if (size_deps(s, conf, s->conf)) return TSVC_ENOMEM;
   if (cap != s->hist_cap) {
     /* Start the history afresh at the new size. */
-    tsvc_rec_t **ring = calloc(cap, sizeof *ring);
-    if (!ring) return TSVC_ENOMEM;
     free_history(s);
-    s->ring = ring;
     s->hist_cap = cap;
   }
   s->conf = conf;
