@@ -26,7 +26,7 @@ typedef enum {
 } conn_state_t;
 
 #define SCRAM_KEY_LEN 32 /* SHA-256 */
-/* Bytes a held connection keeps unparsed, at most: a PONG, an empty query's
+/* Bytes a held connection keeps unparsed, at most: a PONG, a Sync's
    answer, a login's ParameterStatus messages (read and dropped one by one)
    fit many times over; 1,000 held connections cost 1 MiB for it, not the
    probe's 4 MiB. More is "a reply above ..." and closes the connection. */
@@ -48,7 +48,6 @@ typedef struct conn_s {
   /* login */
   int replies;     /* redis: replies read during the login */
   bool auth_ok;    /* postgres: AuthenticationOk seen */
-  bool saw_empty;  /* postgres, held: EmptyQueryResponse seen */
   char note[160];  /* redis: what AUTH said when PING still answered */
   char cnonce[32];                        /* SCRAM: our nonce, base64 */
   char first_bare[64];                    /* SCRAM: client-first-message-bare */
@@ -88,7 +87,12 @@ struct tsvc_session_s {
   tsvc_session_info_t info;
 };
 
-static const uint8_t pg_empty_query[6] = {'Q', 0, 0, 0, 5, 0};
+/* The held postgres check: a bare Sync, answered by ReadyForQuery. Unlike
+   an empty query it starts no transaction and parses nothing in the
+   backend, which does the same round trip (wake up, read, answer, wait)
+   for less CPU (bench/results.md, "Postgres held session: where the
+   server's CPU goes"); a server that ends the session answers neither. */
+static const uint8_t pg_sync[5] = {'S', 0, 0, 0, 4};
 static const char redis_ping[] = "*1\r\n$4\r\nPING\r\n";
 
 static void fall_back(tsvc_session_t *s);
@@ -484,6 +488,19 @@ static const char *pg_auth(conn_t *c, const uint8_t *body, size_t n, char *why, 
   return NULL;
 }
 
+/* Why a held connection ends at message type: an ErrorResponse's text and
+   SQLSTATE, or the type of anything else; after prefix, into why. */
+static void pg_why(char type, const uint8_t *body, size_t blen, const char *prefix, char *why,
+                   size_t wl) {
+  if (type == 'E') {
+    char st[6], m[160];
+    tsvc_pg_error_fields(body, blen, st, m, sizeof m);
+    snprintf(why, wl, "%s%s (SQLSTATE %s)", prefix, m, st);
+  } else {
+    snprintf(why, wl, "%sunexpected message '%c'", prefix, type);
+  }
+}
+
 static void pg_data(conn_t *c) {
   tsvc_session_t *s = c->s;
   size_t off = 0;
@@ -493,7 +510,7 @@ static void pg_data(conn_t *c) {
   int r;
   while ((r = tsvc_pg_next_message(c->rbuf, c->rlen, &off, SESSION_READ, &type, &body,
                                    &blen)) == 1) {
-    char why[200];
+    char why[256];
     if (type == 'N' || type == 'S' || type == 'K' || type == 'A') continue;
     if (c->state == C_LOGIN) {
       if (type == 'R') {
@@ -511,43 +528,28 @@ static void pg_data(conn_t *c) {
         s->info.connects++;
         continue;
       }
-      if (type == 'E') {
-        char st[6], m[160];
-        tsvc_pg_error_fields(body, blen, st, m, sizeof m);
-        snprintf(why, sizeof why, "login: %s (SQLSTATE %s)", m, st);
-      } else {
-        snprintf(why, sizeof why, "login: unexpected message '%c'", type);
-      }
+      pg_why(type, body, blen, "login: ", why, sizeof why);
       conn_reject(c, why);
       return;
     }
     if (c->state != C_BUSY) {
-      conn_close(c, type == 'E' ? "the server ended the session" : "unexpected message");
+      pg_why(type, body, blen, type == 'E' ? "the server ended the session: " : "while idle: ",
+             why, sizeof why);
+      conn_close(c, why);
       return;
     }
-    if (type == 'I') {
-      c->saw_empty = true;
-      continue;
-    }
-    if (type == 'Z' && c->saw_empty) {
+    if (type == 'Z') {
       uv_timer_stop(&s->timer);
       c->state = C_IDLE;
-      c->saw_empty = false;
       s->info.held_checks++;
-      if (off < c->rlen) conn_close(c, "unexpected message");
+      if (off < c->rlen) conn_close(c, "unexpected message after ReadyForQuery");
       else c->rlen = 0;
       deliver_msg(s, TSVC_RESULT_OK, "accepting connections (held session)");
       return;
     }
     /* An error (the session was ended: 57P01 and the like) or anything
        else: this connection is done; the full probe decides. */
-    if (type == 'E') {
-      char st[6], m[160];
-      tsvc_pg_error_fields(body, blen, st, m, sizeof m);
-      snprintf(why, sizeof why, "%s (SQLSTATE %s)", m, st);
-    } else {
-      snprintf(why, sizeof why, "unexpected message '%c'", type);
-    }
+    pg_why(type, body, blen, "", why, sizeof why);
     conn_fail(c, why);
     return;
   }
@@ -774,7 +776,7 @@ int tsvc_session_check(tsvc_session_t *s, tsvc_probe_cb cb, void *data) {
   if (c && c->state == C_IDLE && !full_due) {
     int rc = s->kind == TSVC_PROBE_REDIS
                  ? conn_send(c, redis_ping, sizeof redis_ping - 1)
-                 : conn_send(c, pg_empty_query, sizeof pg_empty_query);
+                 : conn_send(c, pg_sync, sizeof pg_sync);
     if (!rc) {
       c->state = C_BUSY;
       c->rlen = 0;
