@@ -3,7 +3,7 @@
  * opt-in `healthcheck.session: true` of redis and postgres services.
  *
  * A session keeps one connection to the server, logged in, and checks on
- * it: redis gets PING, postgres a Sync. The verdict of a check on
+ * it: redis gets PING, postgres an empty query. The verdict of a check on
  * the held connection is the server's answer; anything else (the
  * connection closed, reset, an error reply, bytes that are not the
  * protocol, a reply late) closes the connection, and the check is then
