@@ -187,7 +187,8 @@ sessions_section() {
   : >"$srows"
   : >"$sres"
   for ((r = 1; r <= rounds; r++)); do
-    for variant in redis redis-session loop fork pg pg-session pgfloor-session redis-session-20k; do
+    for variant in redis redis-session loop fork pg pg-session pgfloor-session redis-session-20k \
+                   redis-session-20kps; do
       case $variant in
         redis) args=(--mode monitor --probe redis --services 1000 --interval 1000 --timeout 900) ;;
         redis-session) args=(--mode monitor --probe redis --session --services 1000 --interval 1000
@@ -203,6 +204,11 @@ sessions_section() {
                                --interval 1000 --timeout 900) ;;
         redis-session-20k) args=(--mode monitor --probe redis --session --services 20000
                                  --interval 1000 --timeout 900 --servers 4) ;;
+        # 20,000 checks a second from half the connections: 20,000 held at 1 s
+        # need 20,000 sockets, at or above the hard open-files limit of a
+        # machine without CAP_SYS_RESOURCE (this VM: 20,000).
+        redis-session-20kps) args=(--mode monitor --probe redis --session --services 10000
+                                   --interval 500 --timeout 450 --servers 2) ;;
       esac
       args+=(--seconds "$secs" "${cpu[@]}")
       [[ ${args[1]} == monitor ]] && args+=("${grid[@]}")
@@ -241,6 +247,9 @@ sessions_section() {
     'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.1f", a + b; else print "-" }')
   k20_rate=$(med redis-session-20k rate); k20_p99=$(med redis-session-20k p99_ms)
   k20_fail=$(med redis-session-20k failed); k20_own=$(med redis-session-20k own_us)
+  local k2_rate k2_p99 k2_fail k2_own
+  k2_rate=$(med redis-session-20kps rate); k2_p99=$(med redis-session-20kps p99_ms)
+  k2_fail=$(med redis-session-20kps failed); k2_own=$(med redis-session-20kps own_us)
   {
     echo "<!-- sessions:begin -->"
     echo "## Held sessions (healthcheck.session)"
@@ -266,6 +275,8 @@ sessions_section() {
     echo "| forked redis-cli / held session | $(ratio "$fk_us" "$ses_us")x | >= 100x |"
     echo "| redis held session, 20,000 services at 1 s: checks/s | $k20_rate | 20,000 |"
     echo "| ... CPU per check / p99 lateness (worst window) / failed | $k20_own us / $k20_p99 ms / $k20_fail | - / < 100 ms / 0 |"
+    echo "| redis held session, 10,000 services at 500 ms (20,000 checks/s in 10,000 sockets): checks/s | $k2_rate | 20,000 |"
+    echo "| ... CPU per check / p99 lateness (worst window) / failed | $k2_own us / $k2_p99 ms / $k2_fail | - / < 100 ms / 0 |"
     echo "| postgres, 20 services at 1 s: server CPU per check, connect per check | $pg_srv us | - |"
     echo "| postgres, 20 services at 1 s: server CPU per check, held session (every postgres process) | $pgs_srv us | - |"
     echo "| postgres, 20 services at 1 s: the held backends' own CPU per check (schedstat) | $pgs_be us | < 100 us |"
