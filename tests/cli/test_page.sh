@@ -90,10 +90,15 @@ hdr=$(curl -s -m 2 -D- -o /dev/null -H 'Accept: text/event-stream' "http://127.0
 has "text/event-stream when asked" "$hdr" "Content-Type: text/event-stream"
 hdr=$(curl -s -m 2 -D- -o /dev/null "http://127.0.0.1:$PL/v1/events")
 has "JSON lines otherwise" "$hdr" "Content-Type: application/x-ndjson"
-(curl -s -N -m 8 -H 'Accept: text/event-stream' "http://127.0.0.1:$PL/v1/events" >"$T/sse.txt" &)
+# pg healthy first: page_test.js killed it, and the monitor's restart may
+# still be under way on a loaded machine (a CI run stopped it "starting").
+pg_state() { jget "$(api "http://localhost/v1/services/pg")" 'v["state"]'; }
+for _ in $(seq 240); do [ "$(pg_state)" = healthy ] && break; sleep 0.5; done
+eq "pg healthy before the stop" "$(pg_state)" healthy
+(curl -s -N -m 12 -H 'Accept: text/event-stream' "http://127.0.0.1:$PL/v1/events" >"$T/sse.txt" &)
 sleep 1
 "$BIN" stop pg >/dev/null 2>&1
-sleep 2
+for _ in $(seq 100); do grep -qF '"to":"stopped"' "$T/sse.txt" 2>/dev/null && break; sleep 0.1; done
 has "an SSE event per change" "$(cat "$T/sse.txt")" 'data: {"time":'
 has "SSE: the change" "$(cat "$T/sse.txt")" '"service":"pg","from":"healthy","to":"stopped"'
 page=$(curl -s "http://127.0.0.1:$PL/")
