@@ -41,9 +41,6 @@ static char g_net[96];
 static char g_vol[96];
 static char *g_dir;
 static char g_cfg[512];
-static FILE *g_logf;
-static char *g_logbuf;
-static size_t g_loglen;
 static bool g_passed; /* else the teardown prints the log */
 static tsvc_manager_t *g_m; /* freed by the teardown when a test fails */
 static pthread_t g_th;      /* a restart in another thread ... */
@@ -100,21 +97,6 @@ static const char *docker_missing(char *why, size_t len) {
     snprintf(why, len, "image missing: %.400s", out);
   else return NULL;
   return why;
-}
-
-static char *log_text(void) {
-  flockfile(g_logf);
-  fflush(g_logf);
-  char *s = tsvc_strndup(g_logbuf ? g_logbuf : "", g_loglen);
-  funlockfile(g_logf);
-  assert_non_null(s);
-  return s;
-}
-
-static int count(const char *hay, const char *needle) {
-  int n = 0;
-  for (const char *p = hay; (p = strstr(p, needle)); p++) n++;
-  return n;
 }
 
 static tsvc_status_t status_of(tsvc_manager_t *m, const char *name) {
@@ -245,15 +227,15 @@ static void app_waits_for_postgres(void **state) {
   if (rc) fail_msg("start_services: %s: %s", tsvc_strerror(rc), err);
   wait_state(m, "pg", TSVC_STATE_HEALTHY, 60000);
   wait_state(m, "app", TSVC_STATE_HEALTHY, 30000);
-  char *log = log_text();
+  char *log = tu_log_since(0);
   int64_t pg_healthy = line_time(log, NULL, "pg", "state=healthy", NULL);
   int64_t app_go = line_time(log, NULL, "app", "action=wait_over", NULL);
   int64_t app_wait = line_time(log, NULL, "app", "action=wait ", "waits for it to be healthy");
   if (!pg_healthy || !app_go || !app_wait) fail_msg("missing lines:\n%s", log);
   assert_true(app_wait <= pg_healthy);
   assert_true(app_go >= pg_healthy);
-  assert_int_equal(count(log, "service=app state=unhealthy"), 0);
-  assert_int_equal(count(log, "service=app action=restart"), 0);
+  assert_int_equal(tu_count(log, "service=app state=unhealthy"), 0);
+  assert_int_equal(tu_count(log, "service=app action=restart"), 0);
   free(log);
   wait_connected();
   tsvc_status_t st = status_of(m, "app");
@@ -282,7 +264,7 @@ static void app_waits_for_postgres(void **state) {
   }
   wait_state(m, "app", TSVC_STATE_HEALTHY, 30000);
   wait_connected();
-  log = log_text();
+  log = tu_log_since(0);
   const char *pos = NULL;
   line_time(log, &pos, "pg", "action=restart", NULL);
   int64_t pg_back = line_time(log, &pos, "pg", "state=healthy", NULL);
@@ -291,8 +273,8 @@ static void app_waits_for_postgres(void **state) {
                              "pg restarted (depends_on: restart: true)");
   if (!pg_back || !app_re) fail_msg("missing lines:\n%s", log);
   assert_true(app_re >= pg_back);
-  assert_int_equal(count(log, "service=app action=restart"), 1);
-  assert_int_equal(count(log, "service=app state=unhealthy"), 0);
+  assert_int_equal(tu_count(log, "service=app action=restart"), 1);
+  assert_int_equal(tu_count(log, "service=app state=unhealthy"), 0);
   free(log);
 
   /* 3. pg stopped by a person: app keeps running (nothing restarts it),
@@ -353,8 +335,8 @@ static void app_waits_for_postgres(void **state) {
     sleep_ms(200);
   }
   wait_state(m, "app", TSVC_STATE_HEALTHY, 30000);
-  log = log_text();
-  assert_true(count(log, "service=app action=restart_failed") >= 1);
+  log = tu_log_since(0);
+  assert_true(tu_count(log, "service=app action=restart_failed") >= 1);
   /* The restart that went came after pg was healthy again: a held retry
      let through (wait_over), or, when app's checks passed meanwhile and
      the retry was dropped, restart: true after pg's start. */
@@ -383,9 +365,7 @@ static int group_setup(void **state) {
   g_dir = tu_mkdtemp("tsvc-dep");
   if (!g_dir) return -1;
   snprintf(g_cfg, sizeof g_cfg, "%s/tanuki.yaml", g_dir);
-  g_logf = open_memstream(&g_logbuf, &g_loglen);
-  if (!g_logf) return -1;
-  tsvc_log_setup(g_logf, TSVC_LOG_INFO, false);
+  tu_log_capture();
   return 0;
 }
 
@@ -397,7 +377,7 @@ static int group_teardown(void **state) {
   tsvc_manager_free(g_m);
   g_m = NULL;
   if (!g_passed || getenv("TSVC_SCENARIO_LOG")) {
-    char *log = log_text();
+    char *log = tu_log_since(0);
     fprintf(stderr, "---- log ----\n%s---- end of log ----\n", log);
     free(log);
   }
@@ -410,9 +390,7 @@ static int group_teardown(void **state) {
     sh_out(NULL, 0, "docker volume rm %s", g_vol);
     sh_out(NULL, 0, "docker network rm %s", g_net);
   }
-  tsvc_log_setup(stderr, TSVC_LOG_OFF, false);
-  fclose(g_logf);
-  free(g_logbuf);
+  free(tu_log_end());
   tu_rmtree(g_dir);
   free(g_dir);
   return 0;

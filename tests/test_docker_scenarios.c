@@ -51,9 +51,6 @@ static char g_base[64];  /* tsvc-test-<pid>- */
 static char g_net[96];   /* tsvc-test-<pid>-net */
 static bool g_ok;        /* the engine answers and the images are there */
 static char g_why[512];  /* why not */
-static FILE *g_logf;     /* every log line of the run */
-static char *g_logbuf;
-static size_t g_loglen;
 
 /* ---- small helpers --------------------------------------------------------- */
 
@@ -193,26 +190,6 @@ static int nchanges(fx_t *f) {
   return n;
 }
 
-static size_t log_size(void) {
-  flockfile(g_logf);
-  fflush(g_logf);
-  size_t n = g_loglen;
-  funlockfile(g_logf);
-  return n;
-}
-
-/* This scenario's log so far; the caller frees it. The logger writes from
-   the manager's thread: the FILE lock keeps the buffer still meanwhile. */
-static char *log_text(fx_t *f) {
-  flockfile(g_logf);
-  fflush(g_logf);
-  size_t from = f->log_mark <= g_loglen ? f->log_mark : g_loglen;
-  char *s = tsvc_strndup(g_logbuf + from, g_loglen - from);
-  funlockfile(g_logf);
-  assert_non_null(s);
-  return s;
-}
-
 static int fx_setup(void **state, const char *tag) {
   fx_t *f = calloc(1, sizeof *f);
   if (!f) return -1;
@@ -223,7 +200,7 @@ static int fx_setup(void **state, const char *tag) {
   f->dir = tu_mkdtemp("tsvc-scen");
   if (!f->dir) return -1;
   snprintf(f->cfg, sizeof f->cfg, "%s/tanuki.yaml", f->dir);
-  f->log_mark = g_logf ? log_size() : 0;
+  f->log_mark = tu_log_mark();
   *state = f;
   return 0;
 }
@@ -252,8 +229,8 @@ static int fx_teardown(void **state) {
     f->m = NULL;
   }
   if (f->daemon_restart) restart_daemon_if_down();
-  if ((!f->passed || getenv("TSVC_SCENARIO_LOG")) && g_logf) {
-    char *log = log_text(f);
+  if (!f->passed || getenv("TSVC_SCENARIO_LOG")) {
+    char *log = tu_log_since(f->log_mark);
     fprintf(stderr, "---- log of scenario %s ----\n%s---- end of log ----\n", f->tag, log);
     free(log);
   }
@@ -512,7 +489,7 @@ static int count_lines_v(const char *log, const char *svc, const char *const *ne
 static char *log_when_v(fx_t *f, int ms, const char *svc, const char *const *needles) {
   int64_t end = wall_ms() + ms;
   for (;;) {
-    char *log = log_text(f);
+    char *log = tu_log_since(f->log_mark);
     if (next_line_v(log, NULL, svc, needles) || wall_ms() > end) return log;
     free(log);
     sleep_ms(50);
@@ -620,7 +597,7 @@ static void s1_start_status_adopt(void **state) {
   assert_true(tsvc_manager_is_healthy(f->m, "postgres"));
   assert_true(tsvc_manager_is_healthy(f->m, "redis"));
 
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   for (int i = 0; i < 2; i++) {
     const char *pos = log;
     /* The first line names the state it comes from: stopped. */
@@ -644,7 +621,7 @@ static void s1_start_status_adopt(void **state) {
   tsvc_manager_unsubscribe(f->m, f->sub);
   tsvc_manager_free(f->m);
   f->m = NULL;
-  f->log_mark = log_size();
+  f->log_mark = tu_log_mark();
   new_manager(f);
   start_all(f);
   wait_healthy(f, "postgres", 30000);
@@ -720,7 +697,7 @@ static void s2_kill_postmaster(void **state) {
   assert_true(st.pid > 0 && st.pid != pid);
   tsvc_status_clear(&st);
 
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   const char *pos = log;
   if (!NEXT_LINE(log, &pos, "postgres", "level=warn", "state=unhealthy", "prev=healthy",
                  "container died (exit code 137)") ||
@@ -798,7 +775,7 @@ static void s3_freeze_postmaster(void **state) {
   assert_int_equal(st.history[st.nhistory - 1].result, TSVC_RESULT_OK);
   tsvc_status_clear(&st);
 
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   const char *pos = log;
   if (!NEXT_LINE(log, &pos, "postgres", "state=unhealthy", "prev=healthy", "failures=3/3") ||
       !NEXT_LINE(log, &pos, "postgres", "action=restart", "failures=3/3") ||
@@ -852,7 +829,7 @@ static void s4_stop_and_remove(void **state) {
 
   /* docker rm -f: the container is gone; a new one is made from config. */
   from = nchanges(f);
-  size_t mark = log_size();
+  size_t mark = tu_log_mark();
   assert_int_equal(sh("docker rm -f %s", c), 0);
   u = -1;
   for (int i = 0; i < 300 && u < 0; i++) {
@@ -883,7 +860,7 @@ static void s4_stop_and_remove(void **state) {
   docker_field(out, sizeof out, c, "{{index .Config.Labels \"tanuki.service\"}}");
   assert_string_equal(out, "postgres");
 
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   const char *after = log + (mark - f->log_mark);
   const char *pos = after;
   if (!NEXT_LINE(log, &pos, "postgres", "state=unhealthy", "container died") ||
@@ -995,7 +972,7 @@ static void s5_never_healthy(void **state) {
   assert_int_equal(st.restarts_total, 4);
   assert_true(st.checks_total > checks);
   tsvc_status_clear(&st);
-  log = log_text(f);
+  log = tu_log_since(f->log_mark);
   assert_int_equal(COUNT_LINES(log, "never", "action=restart "), 4);
   assert_int_equal(COUNT_LINES(log, "never", "action=give_up"), 1);
   free(log);
@@ -1044,7 +1021,7 @@ static void s6_slow_starter(void **state) {
   assert_int_equal(st.restarts_total, 0);
   assert_int_equal(st.restarts_in_window, 0);
   tsvc_status_clear(&st);
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   assert_int_equal(COUNT_LINES(log, "slow", "action=restart"), 0);
   assert_int_equal(COUNT_LINES(log, "slow", "state=unhealthy"), 0);
   ASSERT_LINE(log, "slow", "state=healthy", "prev=starting", "first successful check");
@@ -1087,7 +1064,7 @@ static void s7_user_stop(void **state) {
   assert_int_equal(st.checks_total, checks); /* not even checked */
   tsvc_status_clear(&st);
   assert_false(tsvc_manager_is_healthy(f->m, "redis"));
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   ASSERT_LINE(log, "redis", "state=stopped", "prev=healthy", "stop requested");
   ASSERT_LINE(log, "redis", "action=stop");
   assert_int_equal(COUNT_LINES(log, "redis", "action=restart"), 0);
@@ -1187,14 +1164,14 @@ static void s9_bad_image_port_taken(void **state) {
   /* taken: retried as a start after backoff, the daemon's words logged. */
   int64_t end = wall_ms() + 30000;
   for (;;) {
-    char *log = log_text(f);
+    char *log = tu_log_since(f->log_mark);
     int n = COUNT_LINES(log, "taken", "level=error", "action=start_failed", portstr);
     free(log);
     if (n >= 2) break;
     if (wall_ms() > end) fail_msg("taken: no second start_failed within 30 s");
     sleep_ms(100);
   }
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   const char *pos = log;
   if (!NEXT_LINE(log, &pos, "ghost", "action=start", "state=starting", "prev=stopped") ||
       !NEXT_LINE(log, &pos, "ghost", "level=warn", "state=unhealthy", "prev=starting", NO_IMAGE) ||
@@ -1236,7 +1213,7 @@ static void s9_bad_image_port_taken(void **state) {
   sleep_ms(1000);
   assert_int_equal(state_of(f, "ghost"), TSVC_STATE_FAILED);
   assert_int_equal(state_of(f, "ok"), TSVC_STATE_HEALTHY);
-  log = log_text(f);
+  log = tu_log_since(f->log_mark);
   assert_int_equal(COUNT_LINES(log, "ghost", "action=start_failed"), 3);
   free(log);
   f->passed = true;
@@ -1299,7 +1276,7 @@ static void s10_foreign_container(void **state) {
   rc = person(f, "restart", "redis", err, sizeof err);
   assert_int_equal(rc, TSVC_EEXIST);
   sleep_ms(1000);
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   ASSERT_LINE(log, "redis", "state=unhealthy", "prev=starting", "was not made by tanuki-svc");
   ASSERT_LINE(log, "redis", "level=error", "action=start_failed", "was not made by tanuki-svc");
   assert_int_equal(COUNT_LINES(log, "redis", "state=stopped"), 0);
@@ -1561,7 +1538,7 @@ static void s8_daemon_restart(void **state) {
   assert_true(dpid > 1);
   assert_int_equal(kill(dpid, 0), 0);
   int from = nchanges(f);
-  size_t mark = log_size();
+  size_t mark = tu_log_mark();
   int64_t t0 = wall_ms();
   assert_int_equal(kill(dpid, SIGTERM), 0);
   /* Unknown for each service while the daemon is away. */
@@ -1605,7 +1582,7 @@ static void s8_daemon_restart(void **state) {
   print_message("both healthy and running again %lld ms after the daemon answered\n",
                 (long long)(wall_ms() - t1));
 
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   const char *after = log + (mark - f->log_mark);
   for (int i = 0; i < 2; i++) {
     const char *s = names[i];
@@ -1678,9 +1655,7 @@ static int group_setup(void **state) {
   cloexec_inherited();
   snprintf(g_base, sizeof g_base, "tsvc-test-%d-", (int)getpid());
   snprintf(g_net, sizeof g_net, "%snet", g_base);
-  g_logf = open_memstream(&g_logbuf, &g_loglen);
-  if (!g_logf) return -1;
-  tsvc_log_setup(g_logf, TSVC_LOG_INFO, false);
+  tu_log_capture();
   char out[1024];
   if (sh_out(out, sizeof out, "command -v docker") != 0) {
     snprintf(g_why, sizeof g_why, "the docker CLI is not installed");
@@ -1701,9 +1676,7 @@ static int group_teardown(void **state) {
     restart_daemon_if_down();
     sh("docker network rm %s", g_net);
   }
-  tsvc_log_setup(stderr, TSVC_LOG_INFO, false);
-  fclose(g_logf);
-  free(g_logbuf);
+  free(tu_log_end());
   return 0;
 }
 

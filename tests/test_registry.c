@@ -76,8 +76,6 @@ static char g_why[1024];
 static reg_t g_open, g_auth; /* an open registry and one with basic auth */
 static char g_img[256];     /* the test image on the open registry */
 static char g_img_auth[256];/* ... on the one with auth */
-static char g_logpath[512];
-static FILE *g_logf;
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -124,20 +122,6 @@ static void need(void) {
   const char *req = getenv("TSVC_REQUIRE_DOCKER");
   if (req && strcmp(req, "1") == 0) fail_msg("TSVC_REQUIRE_DOCKER=1 but %s", g_why);
   tu_skip(g_why);
-}
-
-static long log_mark(void) {
-  fflush(g_logf);
-  long n = tu_file_size(g_logpath);
-  return n < 0 ? 0 : n;
-}
-
-/* The log from mark on; the caller frees it. */
-static char *log_since(long mark) {
-  fflush(g_logf);
-  char *s = tu_read_file(g_logpath, mark);
-  assert_non_null(s);
-  return s;
 }
 
 /* The line of log about svc holding every needle, from *pos on; NULL when
@@ -194,8 +178,7 @@ static const char *field(const char *line, const char *key, char *buf, size_t le
 /* How many requests in the registry's log hold needle. */
 static int reg_requests(const reg_t *r, const char *needle) {
   char *s = tu_read_file(r->log, 0);
-  int n = 0;
-  for (const char *p = s; p && (p = strstr(p, needle)); p++) n++;
+  int n = tu_count(s, needle);
   free(s);
   return n;
 }
@@ -272,11 +255,7 @@ static int group_setup(void **state) {
   snprintf(g_net, sizeof g_net, "%s-rnet", g_tag);
   g_dir = tu_mkdtemp("tsvc-registry");
   if (!g_dir) return -1;
-  snprintf(g_logpath, sizeof g_logpath, "%s/tanuki-svc.log", g_dir);
-  g_logf = fopen(g_logpath, "a");
-  if (!g_logf) return -1;
-  setvbuf(g_logf, NULL, _IOLBF, 0);
-  tsvc_log_setup(g_logf, TSVC_LOG_INFO, false);
+  tu_log_capture();
   char out[4096];
   if (SH("command -v docker") != 0) {
     snprintf(g_why, sizeof g_why, "the docker CLI is not installed");
@@ -325,8 +304,7 @@ static int group_teardown(void **state) {
     for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) rmi(l);
     SH("docker network rm %s", g_net);
   }
-  tsvc_log_setup(stderr, TSVC_LOG_INFO, false);
-  fclose(g_logf);
+  free(tu_log_end());
   tu_rmtree(g_dir);
   free(g_dir);
   return 0;
@@ -338,7 +316,7 @@ typedef struct {
   char prefix[96];
   char cfg[600];
   tsvc_manager_t *m;
-  long mark;
+  size_t mark;
   char docker_config[600]; /* set as DOCKER_CONFIG for the test, or "" */
 } fx_t;
 
@@ -347,7 +325,7 @@ static int fx_setup(void **state, const char *tag) {
   if (!f) return -1;
   snprintf(f->prefix, sizeof f->prefix, "%s-%s-", g_tag, tag);
   snprintf(f->cfg, sizeof f->cfg, "%s/%s.yaml", g_dir, tag);
-  f->mark = g_logf ? log_mark() : 0;
+  f->mark = tu_log_mark();
   *state = f;
   return 0;
 }
@@ -424,7 +402,7 @@ static int64_t wait_healthy(fx_t *f, const char *name, int ms) {
   char err[256];
   while (state_of(f, name, err, sizeof err) != TSVC_STATE_HEALTHY) {
     if (wall_ms() > end) {
-      char *log = log_since(f->mark);
+      char *log = tu_log_since(f->mark);
       fail_msg("%s: not healthy after %d ms (last error: %s)\n%s", name, ms, err, log);
     }
     tu_sleep_ms(50);
@@ -475,7 +453,7 @@ static void r1_pull_then_healthy(void **state) {
   snprintf(want, sizeof want, "6379/tcp -> 127.0.0.1:%d", h);
   if (!strstr(out, want)) fail_msg("docker port: %s (want %s)", out, want);
 
-  char *log = log_since(f->mark);
+  char *log = tu_log_since(f->mark);
   const char *pull = FIND(log, NULL, "redis", "action=pull ", g_img, "registry=127.0.0.1:");
   const char *pulled = FIND(log, NULL, "redis", "action=pulled", g_img);
   if (!pull || !pulled) fail_msg("no pull lines:\n%s", log);
@@ -505,14 +483,14 @@ static void r1_pull_then_healthy(void **state) {
   tsvc_manager_free(f->m);
   f->m = NULL;
   SH("docker rm -f %sredis", f->prefix);
-  long mark2 = log_mark();
+  size_t mark2 = tu_log_mark();
   new_manager(f);
   int64_t t1 = wall_ms();
   rc = tsvc_manager_start_services(f->m, err, sizeof err);
   if (rc) fail_msg("start_services (2): %s: %s", tsvc_strerror(rc), err);
   int64_t started2 = wall_ms() - t1;
   int64_t healthy2 = started2 + wait_healthy(f, "redis", 60000);
-  log = log_since(mark2);
+  log = tu_log_since(mark2);
   assert_int_equal(COUNT(log, "redis", "action=pull"), 0);
   const char *start2 = FIND(log, NULL, "redis", "action=start");
   const char *ok2 = FIND(log, NULL, "redis", "state=healthy");
@@ -604,7 +582,7 @@ static void r2_auth(void **state) {
   rc = tsvc_manager_start_services(f->m, err, sizeof err);
   if (rc) fail_msg("start_services: %s: %s", tsvc_strerror(rc), err);
   wait_healthy(f, "redis", 60000);
-  char *log = log_since(f->mark);
+  char *log = tu_log_since(f->mark);
   char login[700];
   snprintf(login, sizeof login, "login=%s/config.json", good);
   assert_non_null(FIND(log, NULL, "redis", "action=pull ", login));
@@ -639,7 +617,7 @@ static void r3_registry_down(void **state) {
   assert_int_not_equal(st, TSVC_STATE_HEALTHY);
   assert_int_not_equal(st, TSVC_STATE_STOPPED);
   assert_non_null(strstr(last, "connection refused"));
-  char *log = log_since(f->mark);
+  char *log = tu_log_since(f->mark);
   int tries = COUNT(log, "redis", "action=pull_failed", "connection refused");
   free(log);
   print_message("%d pulls tried while the registry was down (backoff 500ms doubling to 2s)\n",
@@ -650,7 +628,7 @@ static void r3_registry_down(void **state) {
   assert_int_equal(reg_start(&g_open), 0);
   int64_t t = wait_healthy(f, "redis", 30000);
   print_message("healthy %lld ms after the registry came back\n", (long long)t);
-  log = log_since(f->mark);
+  log = tu_log_since(f->mark);
   assert_non_null(FIND(log, NULL, "redis", "action=pulled", g_img));
   free(log);
 }
@@ -684,13 +662,13 @@ static void r4_manifest_unknown(void **state) {
      to 10% jitter): failed by ~3.5 s. */
   int64_t end = wall_ms() + 20000;
   while (state_of(f, "ghost", NULL, 0) != TSVC_STATE_FAILED) {
-    if (wall_ms() > end) fail_msg("ghost not failed after 20 s:\n%s", log_since(f->mark));
+    if (wall_ms() > end) fail_msg("ghost not failed after 20 s:\n%s", tu_log_since(f->mark));
     tu_sleep_ms(100);
   }
   int at_failed = reg_requests(&g_open, repo_path) - before;
   tu_sleep_ms(3000); /* given up: nothing more asked */
   int later = reg_requests(&g_open, repo_path) - before;
-  char *log = log_since(f->mark);
+  char *log = tu_log_since(f->mark);
   int pulls = COUNT(log, "ghost", "action=pull ");
   int failures = COUNT(log, "ghost", "action=pull_failed", "manifest unknown");
   print_message("%d pulls, %d manifest requests at the registry, %d after 3 s more\n", pulls,
@@ -747,7 +725,7 @@ static void r5_policy_never(void **state) {
   tu_sleep_ms(1500); /* retries on backoff do not pull either */
   assert_int_equal(reg_requests(&g_open, repo_path), before);
   assert_false(image_here(g_img));
-  char *log = log_since(f->mark);
+  char *log = tu_log_since(f->mark);
   assert_int_equal(COUNT(log, "redis", "action=pull"), 0);
   free(log);
 }
@@ -772,14 +750,14 @@ static void r6_policy_always(void **state) {
   f->m = NULL;
 
   /* Always pulls even when nothing changed: the same container is adopted. */
-  long mark = log_mark();
+  size_t mark = tu_log_mark();
   new_manager(f);
   rc = tsvc_manager_start_services(f->m, err, sizeof err);
   if (rc) fail_msg("start_services (2): %s: %s", tsvc_strerror(rc), err);
   char c2[128];
   assert_int_equal(sh_out(c2, sizeof c2, "docker inspect -f '{{.Id}}' %sredis", f->prefix), 0);
   assert_string_equal(c1, c2);
-  char *log = log_since(mark);
+  char *log = tu_log_since(mark);
   assert_non_null(FIND(log, NULL, "redis", "action=pulled", "Image is up to date"));
   free(log);
   tsvc_manager_free(f->m);
@@ -794,7 +772,7 @@ static void r6_policy_always(void **state) {
   /* Back to v1 locally, so that only a pull brings v2 here. */
   rmi(g_img);
   assert_int_equal(SH("docker tag %s %s", i1, g_img), 0);
-  mark = log_mark();
+  mark = tu_log_mark();
   new_manager(f);
   rc = tsvc_manager_start_services(f->m, err, sizeof err);
   if (rc) fail_msg("start_services (3): %s: %s", tsvc_strerror(rc), err);
@@ -804,7 +782,7 @@ static void r6_policy_always(void **state) {
   assert_int_equal(sh_out(i3, sizeof i3, "docker inspect -f '{{.Image}}' %sredis", f->prefix), 0);
   assert_string_not_equal(c1, c3);
   assert_string_equal(i3, i2);
-  log = log_since(mark);
+  log = tu_log_since(mark);
   assert_non_null(FIND(log, NULL, "redis", "action=pulled", "Downloaded newer image"));
   assert_non_null(FIND(log, NULL, "redis", "recreating"));
   free(log);
@@ -902,7 +880,7 @@ static void r8_slow_pull_others_start(void **state) {
   int64_t ms = wait_healthy(f, "fast", 60000);
   /* fast is healthy while slow's pull still waits for its registry. */
   if (atomic_load(&st.done)) fail_msg("start_services ended already: %s", st.err);
-  char *log = log_since(f->mark);
+  char *log = tu_log_since(f->mark);
   assert_non_null(FIND(log, NULL, "slow", "action=pull ", slow_img));
   assert_int_equal(COUNT(log, "slow", "action=pull_failed"), 0);
   free(log);

@@ -70,9 +70,6 @@ static char g_net[96];   /* tsvc-remote-<pid>-net */
 static char *g_dir;      /* certificates, keys, sshd's files */
 static bool g_ok;        /* the engine, the image and the tools are here */
 static char g_why[512];
-static FILE *g_logf;
-static char *g_logbuf;
-static size_t g_loglen;
 static int g_tls_port, g_badname_port, g_ssh_port;
 static pid_t g_socat, g_socat_badname, g_sshd;
 static char g_user[64];
@@ -126,31 +123,6 @@ static void need_engine(void) {
   skip();
 }
 
-static size_t log_size(void) {
-  flockfile(g_logf);
-  fflush(g_logf);
-  size_t n = g_loglen;
-  funlockfile(g_logf);
-  return n;
-}
-
-/* The log since mark; the caller frees it. */
-static char *log_since(size_t mark) {
-  flockfile(g_logf);
-  fflush(g_logf);
-  char *s = tsvc_strndup(g_logbuf + (mark <= g_loglen ? mark : g_loglen),
-                         g_loglen - (mark <= g_loglen ? mark : g_loglen));
-  funlockfile(g_logf);
-  assert_non_null(s);
-  return s;
-}
-
-static int count_of(const char *hay, const char *needle) {
-  int n = 0;
-  for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
-  return n;
-}
-
 /* ---- the fixture ------------------------------------------------------------------- */
 
 typedef struct {
@@ -175,7 +147,7 @@ static int fx_setup(void **state, const char *tag) {
   f->dir = tu_mkdtemp("tsvc-remote");
   if (!f->dir) return -1;
   snprintf(f->cfg, sizeof f->cfg, "%s/tanuki.yaml", f->dir);
-  f->log_mark = log_size();
+  f->log_mark = tu_log_mark();
   for (size_t i = 0; i < TSVC_ARRAY_LEN(docker_env); i++) {
     const char *v = getenv(docker_env[i]);
     tsvc_strlcpy(f->env_saved[i][0], v ? "1" : "", sizeof f->env_saved[i][0]);
@@ -197,7 +169,7 @@ static int fx_teardown(void **state) {
   if (!f) return 0;
   free_manager(f);
   if (!f->passed) {
-    char *log = log_since(f->log_mark);
+    char *log = tu_log_since(f->log_mark);
     fprintf(stderr, "---- log of %s ----\n%s---- end of log ----\n", f->tag, log);
     free(log);
   }
@@ -586,7 +558,7 @@ static void tls_env_healthy(void **state) {
   assert_true(st.nhistory > 0);
   assert_string_equal(st.history[st.nhistory - 1].probe_address, st.probe_address);
   tsvc_status_clear(&st);
-  char *log = log_since(f->log_mark);
+  char *log = tu_log_since(f->log_mark);
   assert_non_null(strstr(log, "runs on this machine (its ID is the local engine's)"));
   free(log);
   f->passed = true;
@@ -736,11 +708,11 @@ static void publish_address_change(void **state) {
   assert_int_equal(sh_out(out, sizeof out, "docker inspect -f '{{json .HostConfig.PortBindings}}' "
                           "%sone", f->prefix), 0);
   if (!strstr(out, gw)) fail_msg("not published on %s: %s", gw, out);
-  char *log = log_since(f->log_mark);
+  char *log = tu_log_since(f->log_mark);
   char warn[160];
   snprintf(warn, sizeof warn, "docker.publish_address is %s: the services' ports are published "
            "on that address of this machine", gw);
-  if (count_of(log, warn) != 1) fail_msg("want the warning once:\n%s", log);
+  if (tu_count(log, warn) != 1) fail_msg("want the warning once:\n%s", log);
   free(log);
   assert_int_equal(sh_out(out, sizeof out, "docker exec %sone redis-cli set marker kept",
                           f->prefix), 0);
@@ -748,7 +720,7 @@ static void publish_address_change(void **state) {
 
   /* The default again: made anew on 127.0.0.1 (its volumes handed on). */
   write_config(f, "docker", "  probe_via: published\n", svcs);
-  size_t mark = log_size();
+  size_t mark = tu_log_mark();
   new_manager(f);
   start_all(f);
   wait_state(f, "one", TSVC_STATE_HEALTHY, HEALTHY_MS);
@@ -759,7 +731,7 @@ static void publish_address_change(void **state) {
   st = status_of(f, "one");
   assert_string_equal(st.probe_address, want);
   tsvc_status_clear(&st);
-  log = log_since(mark);
+  log = tu_log_since(mark);
   assert_non_null(strstr(log, "recreating"));
   assert_null(strstr(log, "docker.publish_address is")); /* loopback: no warning */
   free(log);
@@ -838,7 +810,7 @@ static void ssh_tunnel(void **state) {
   int n = ssh_children(pids, 8);
   if (n != 1) fail_msg("%d ssh children, want the tunnel's one", n);
   pid_t old = pids[0];
-  size_t mark = log_size();
+  size_t mark = tu_log_mark();
   assert_int_equal(kill(old, SIGKILL), 0);
   wait_state(f, "redis", TSVC_STATE_UNKNOWN, HEALTHY_MS);
   wait_state(f, "redis", TSVC_STATE_HEALTHY, HEALTHY_MS);
@@ -848,7 +820,7 @@ static void ssh_tunnel(void **state) {
   n = ssh_children(pids, 8);
   assert_int_equal(n, 1);
   assert_int_not_equal(pids[0], old);
-  char *log = log_since(mark);
+  char *log = tu_log_since(mark);
   assert_non_null(strstr(log, "is down: ssh was killed by signal 9; starting it again in"));
   assert_non_null(strstr(log, "up again"));
   assert_non_null(strstr(log, "state=unknown prev=healthy"));
@@ -975,9 +947,7 @@ static int group_setup(void **state) {
   (void)state;
   snprintf(g_base, sizeof g_base, "tsvc-remote-%d-", (int)getpid());
   snprintf(g_net, sizeof g_net, "%snet", g_base);
-  g_logf = open_memstream(&g_logbuf, &g_loglen);
-  if (!g_logf) return -1;
-  tsvc_log_setup(g_logf, TSVC_LOG_INFO, false);
+  tu_log_capture();
   g_dir = tu_mkdtemp("tsvc-remote-keys");
   if (!g_dir) return -1;
   chmod(g_dir, 0755); /* sshd reads it as the user it logs in */
@@ -1011,9 +981,7 @@ static int group_teardown(void **state) {
   if (g_ok) sh_out(out, sizeof out, "docker network rm %s", g_net);
   tu_rmtree(g_dir);
   free(g_dir);
-  tsvc_log_setup(stderr, TSVC_LOG_INFO, false);
-  fclose(g_logf);
-  free(g_logbuf);
+  free(tu_log_end());
   return 0;
 }
 
