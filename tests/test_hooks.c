@@ -224,24 +224,6 @@ static void queue_is_bounded(void **st) {
 
 /* ---- the manager ------------------------------------------------------------ */
 
-static int listen_port(int *port) {
-  /* CLOEXEC: a hook must not inherit it (and keep the port open). */
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  a.sin_port = htons((uint16_t)*port);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1024) != 0) {
-    close(fd);
-    return -1;
-  }
-  socklen_t len = sizeof a;
-  getsockname(fd, (struct sockaddr *)&a, &len);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
 typedef struct {
   pthread_mutex_t mu;
   int changes;
@@ -268,9 +250,9 @@ static void on_change(const tsvc_change_t *c, void *data) {
 static void hanging_hooks_delay_no_check(void **st) {
   (void)st;
   int up = 0, flap = 0;
-  int up_fd = listen_port(&up);
+  int up_fd = tu_listen_port(&up);
   assert_true(up_fd >= 0);
-  int flap_fd = listen_port(&flap);
+  int flap_fd = tu_listen_port(&flap);
   assert_true(flap_fd >= 0);
   char *dir = tu_mkdtemp("tsvc-hooks");
   assert_non_null(dir);
@@ -317,7 +299,7 @@ static void hanging_hooks_delay_no_check(void **st) {
       close(flap_fd);
       flap_fd = -1;
     } else {
-      flap_fd = listen_port(&flap);
+      flap_fd = tu_listen_port(&flap);
       assert_true(flap_fd >= 0);
     }
   }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "config/config.h"
 #include "log/log.h"
 #include "monitor/monitor.h"
@@ -762,12 +763,6 @@ static void verdict_cb(int status, const tsvc_check_record_t *rec, void *data) {
   }
 }
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void check_verdict_is_of_a_later_check(void **st) {
   (void)st;
   fx_t f;
@@ -780,7 +775,7 @@ static void check_verdict_is_of_a_later_check(void **st) {
   assert_true(recrt_count(f.rt, "inspect", "db") > inspects);
   inspects = recrt_count(f.rt, "inspect", "db");
   verdict_t v = {0};
-  int64_t asked = wall_ms();
+  int64_t asked = tsvc_wall_ms();
   assert_int_equal(tsvc_monitor_check(f.mon, "db", verdict_cb, &v), 0);
   assert_int_equal(v.calls, 0);
   run_for(&f, 300);

@@ -55,6 +55,7 @@
 #include "docker/host.h"
 #include "log/log.h"
 #include "runtime/remote.h"
+#include "docker_fixture.h"
 #include "servers.h"
 #include "testutil.h"
 #include "tsvc.h"
@@ -76,52 +77,18 @@ static char g_user[64];
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A shell command (in g_dir), output kept (stdout and stderr, trailing
    newlines cut). Returns its exit status, -1 when it could not run. */
 static int sh_out(char *out, size_t len, const char *fmt, ...) TSVC_PRINTF(3, 4);
 static int sh_out(char *out, size_t len, const char *fmt, ...) {
-  char cmd[4096];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  int rc = tu_vsh(g_dir ? g_dir : "/", out, len, fmt, ap);
   va_end(ap);
-  char full[4400];
-  snprintf(full, sizeof full, "cd '%s' && { %s ; } 2>&1", g_dir ? g_dir : "/", cmd);
-  char scratch[64];
-  if (!out) {
-    out = scratch;
-    len = sizeof scratch;
-  }
-  out[0] = '\0';
-  FILE *p = popen(full, "r");
-  if (!p) return -1;
-  size_t n = 0, k;
-  char buf[4096];
-  while ((k = fread(buf, 1, sizeof buf, p)) > 0) {
-    size_t take = n + k < len - 1 ? k : len - 1 - n;
-    memcpy(out + n, buf, take);
-    n += take;
-  }
-  out[n] = '\0';
-  while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = '\0';
-  int st = pclose(p);
-  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return rc;
 }
 
-static void need_engine(void) {
-  if (g_ok) return;
-  const char *req = getenv("TSVC_REQUIRE_DOCKER");
-  if (req && strcmp(req, "1") == 0) fail_msg("TSVC_REQUIRE_DOCKER=1 but %s", g_why);
-  print_message("skipped: %s (scripts/deps.sh --test, scripts/docker-up.sh, "
-                "scripts/images.sh)\n", g_why);
-  skip();
-}
+static void need_engine(void) { tu_need_docker(g_ok, g_why); }
 
 /* ---- the fixture ------------------------------------------------------------------- */
 
@@ -174,10 +141,7 @@ static int fx_teardown(void **state) {
     free(log);
   }
   if (g_ok) {
-    char ids[8192];
-    sh_out(ids, sizeof ids, "docker ps -aq --filter 'name=^/%s'", f->prefix);
-    for (char *id = strtok(ids, "\n"); id; id = strtok(NULL, "\n"))
-      sh_out(NULL, 0, "docker rm -f -v %s", id);
+    tu_docker_rm_prefixed(f->prefix);
   }
   for (size_t i = 0; i < TSVC_ARRAY_LEN(docker_env); i++) {
     if (f->env_saved[i][0][0]) setenv(docker_env[i], f->env_saved[i][1], 1);
@@ -234,42 +198,17 @@ static char *redis_service(const char *name, int hport) {
                        name, hport);
 }
 
-static void new_manager(fx_t *f) {
-  char err[4096];
-  tsvc_manager_opts_t o = {.config_path = f->cfg};
-  int rc = tsvc_manager_new(&o, &f->m, err, sizeof err);
-  if (rc) fail_msg("tsvc_manager_new: %s: %s", tsvc_strerror(rc), err);
-}
+static void new_manager(fx_t *f) { f->m = tu_manager_new(f->cfg); }
 
 static void start_all(fx_t *f) {
-  char err[4096];
-  int rc = tsvc_manager_start_services(f->m, err, sizeof err);
-  if (rc) fail_msg("start_services: %s: %s", tsvc_strerror(rc), err);
+  tu_manager_start(f->m);
   assert_string_equal(tsvc_manager_runtime_name(f->m), "docker");
 }
 
-static tsvc_status_t status_of(fx_t *f, const char *name) {
-  tsvc_status_t st;
-  int rc = tsvc_manager_get_status(f->m, name, &st);
-  if (rc) fail_msg("get_status(%s): %s", name, tsvc_strerror(rc));
-  return st;
-}
+static tsvc_status_t status_of(fx_t *f, const char *name) { return tu_status(f->m, name); }
 
 static void wait_state(fx_t *f, const char *name, tsvc_state_t want, int ms) {
-  int64_t end = now_ms() + ms;
-  for (;;) {
-    tsvc_status_t st = status_of(f, name);
-    bool ok = st.state == want;
-    if (ok || now_ms() > end) {
-      if (!ok)
-        fail_msg("%s: still %s after %d ms, not %s (last error: %s)", name,
-                 tsvc_state_name(st.state), ms, tsvc_state_name(want), st.last_error);
-      tsvc_status_clear(&st);
-      return;
-    }
-    tsvc_status_clear(&st);
-    tu_sleep_ms(50);
-  }
+  tu_wait_state(f->m, name, want, ms, NULL, NULL);
 }
 
 /* start_services must fail: returns its error text (static storage). */
@@ -769,9 +708,9 @@ static void exec_via(void **state) {
   char out[1024];
   assert_int_equal(sh_out(out, sizeof out, "docker exec %sredis redis-cli config set "
                           "requirepass not-the-probes", f->prefix), 0);
-  int64_t end = now_ms() + HEALTHY_MS;
+  int64_t end = tsvc_mono_ms() + HEALTHY_MS;
   bool failed = false;
-  while (!failed && now_ms() < end) {
+  while (!failed && tsvc_mono_ms() < end) {
     st = status_of(f, "redis");
     for (size_t i = 0; i < st.nhistory; i++)
       if (st.history[i].result == TSVC_RESULT_EXEC_FAILED) failed = true;
@@ -828,8 +767,8 @@ static void ssh_tunnel(void **state) {
   free(log);
   free_manager(f);
   /* Every ssh of ours is gone with the manager. */
-  int64_t end = now_ms() + 5000;
-  while (ssh_children(pids, 8) && now_ms() < end) tu_sleep_ms(20);
+  int64_t end = tsvc_mono_ms() + 5000;
+  while (ssh_children(pids, 8) && tsvc_mono_ms() < end) tu_sleep_ms(20);
   assert_int_equal(ssh_children(pids, 8), 0);
 
   /* A key the server does not know: refused with ssh's own words, never
@@ -951,14 +890,8 @@ static int group_setup(void **state) {
   g_dir = tu_mkdtemp("tsvc-remote-keys");
   if (!g_dir) return -1;
   chmod(g_dir, 0755); /* sshd reads it as the user it logs in */
-  char out[1024];
-  if (!tu_which("docker")) {
-    snprintf(g_why, sizeof g_why, "the docker CLI is not installed");
-  } else if (sh_out(out, sizeof out, "curl -fsS --max-time 3 --unix-socket "
-                    "/var/run/docker.sock http://x/_ping") != 0) {
-    snprintf(g_why, sizeof g_why, "no Docker engine answers on /var/run/docker.sock");
-  } else if (sh_out(out, sizeof out, "timeout 20 docker image inspect -f ok " REDIS_IMAGE) != 0) {
-    snprintf(g_why, sizeof g_why, "image missing: %.400s", out);
+  if (tu_docker_missing(REDIS_IMAGE, g_why, sizeof g_why)) {
+    /* g_why says what */
   } else if (!tu_which("socat") || !tu_which("openssl") || access("/usr/sbin/sshd", X_OK) != 0 ||
              !tu_which("ssh") || !tu_which("ssh-keygen")) {
     snprintf(g_why, sizeof g_why, "socat, openssl, openssh-server or openssh-client missing");

@@ -437,24 +437,6 @@ static void overflow_drops_and_counts(void **st) {
 
 /* ---- the manager --------------------------------------------------------------- */
 
-static int listen_port(int *port) {
-  /* CLOEXEC: the receiver must not inherit it. */
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  a.sin_port = htons((uint16_t)*port);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1024) != 0) {
-    close(fd);
-    return -1;
-  }
-  socklen_t len = sizeof a;
-  getsockname(fd, (struct sockaddr *)&a, &len);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
 #define MAX_CHANGES 64
 
 typedef struct {
@@ -565,7 +547,7 @@ static void manager_posts_each_change(void **st) {
   rx_t rx = {0};
   rx_start(&rx);
   int flap = 0;
-  int flap_fd = listen_port(&flap);
+  int flap_fd = tu_listen_port(&flap);
   assert_true(flap_fd >= 0);
   char path[1100];
   snprintf(path, sizeof path, "%s/tanuki.yaml", rx.dir);
@@ -602,7 +584,7 @@ static void manager_posts_each_change(void **st) {
       close(flap_fd);
       flap_fd = -1;
     } else {
-      flap_fd = listen_port(&flap);
+      flap_fd = tu_listen_port(&flap);
       assert_true(flap_fd >= 0);
     }
   }
@@ -741,7 +723,7 @@ static void toggle(uv_timer_t *t) {
     close(f->fd);
     f->fd = -1;
   } else {
-    f->fd = listen_port(&f->port);
+    f->fd = tu_listen_port(&f->port);
   }
   if (++f->toggles == 12) uv_stop(t->loop);
 }
@@ -753,7 +735,7 @@ static void hanging_webhooks_delay_no_check(void **st) {
   tu_fake_t up;
   assert_int_equal(tu_fake_start(&up, TU_FAKE_CLOSE, NULL, 0), 0);
   flap_t f = {.fd = -1};
-  f.fd = listen_port(&f.port);
+  f.fd = tu_listen_port(&f.port);
   assert_true(f.fd >= 0);
   tsvc_buf_t y;
   tsvc_buf_init(&y, 1 << 20);

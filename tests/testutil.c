@@ -345,6 +345,37 @@ char *tu_log_end(void) {
   return s;
 }
 
+const char *tu_log_line_v(const char *log, const char **pos, const char *svc,
+                          const char *const *needles) {
+  char key[96];
+  snprintf(key, sizeof key, " service=%s ", svc);
+  const char *p = pos && *pos ? *pos : log;
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    size_t n = nl ? (size_t)(nl - p) : strlen(p);
+    char *line = tsvc_strndup(p, n);
+    assert_non_null(line);
+    bool ok = strstr(line, key) != NULL;
+    for (size_t i = 0; ok && needles[i]; i++) ok = strstr(line, needles[i]) != NULL;
+    free(line);
+    const char *start = p;
+    p = nl ? nl + 1 : p + n;
+    if (ok) {
+      if (pos) *pos = p;
+      return start;
+    }
+  }
+  if (pos) *pos = p;
+  return NULL;
+}
+
+int tu_log_lines_v(const char *log, const char *svc, const char *const *needles) {
+  int n = 0;
+  const char *pos = log;
+  while (tu_log_line_v(log, &pos, svc, needles)) n++;
+  return n;
+}
+
 int tu_log_count(const char *needle) {
   char *s = tu_log_since(0);
   int n = tu_count(s, needle);

@@ -125,6 +125,18 @@ char *tu_log_since(size_t mark);
  * it (the caller frees it); with TSVC_TEST_SHOW_LOG set, also prints it on
  * stderr. NULL when no capture ran. */
 char *tu_log_end(void);
+/* The next line of log at or after *pos (pos or *pos NULL: from the
+ * start) about service svc (" service=<svc> ") that holds every needle (a
+ * NULL-terminated list): its start, or NULL. *pos moves past it (to the
+ * end when there is none). */
+const char *tu_log_line_v(const char *log, const char **pos, const char *svc,
+                          const char *const *needles);
+#define TU_LOG_LINE(log, pos, svc, ...) \
+  tu_log_line_v((log), (pos), (svc), (const char *const[]){__VA_ARGS__, NULL})
+/* How many lines of log are about svc and hold every needle. */
+int tu_log_lines_v(const char *log, const char *svc, const char *const *needles);
+#define TU_LOG_LINES(log, svc, ...) \
+  tu_log_lines_v((log), (svc), (const char *const[]){__VA_ARGS__, NULL})
 /* How many times needle stands in the log captured so far. */
 int tu_log_count(const char *needle);
 /* How many times needle stands in hay (not overlapping); hay may be NULL. */
