@@ -50,6 +50,19 @@ int tu_listen_port(int *port) {
   return fd;
 }
 
+void tu_flap_port(int *fd, int port, int times, int every_ms) {
+  for (int i = 0; i < times; i++) {
+    tu_sleep_ms(every_ms);
+    if (*fd >= 0) {
+      close(*fd);
+      *fd = -1;
+    } else {
+      *fd = tu_listen_port(&port);
+      assert_true(*fd >= 0);
+    }
+  }
+}
+
 int tu_free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return 0;

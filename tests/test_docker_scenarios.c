@@ -57,16 +57,11 @@ static char g_why[512];  /* why not */
 /* ---- small helpers --------------------------------------------------------- */
 
 static bool daemon_answers(void) {
-  return tu_sh(NULL, 0, "curl -fsS --max-time 3 --unix-socket /var/run/docker.sock http://x/_ping") == 0;
+  return tu_sh(NULL, 0, "curl -fsS --max-time 3 --unix-socket /var/run/docker.sock "
+                        "http://x/_ping") == 0;
 }
 
-static void need_docker(void) {
-  if (g_ok) return;
-  const char *req = getenv("TSVC_REQUIRE_DOCKER");
-  if (req && strcmp(req, "1") == 0) fail_msg("TSVC_REQUIRE_DOCKER=1 but %s", g_why);
-  print_message("(run scripts/docker-up.sh and scripts/images.sh)\n");
-  tu_skip(g_why);
-}
+static void need_docker(void) { tu_need_docker(g_ok, g_why); }
 
 /* ---- the fixture ------------------------------------------------------------ */
 

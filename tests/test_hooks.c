@@ -293,16 +293,7 @@ static void hanging_hooks_delay_no_check(void **st) {
   rc = tsvc_manager_start_services(m, err, sizeof err);
   if (rc) fail_msg("start_services: %s", err);
   /* flap: its port closed and opened again every 300 ms, 10 times. */
-  for (int i = 0; i < 10; i++) {
-    tu_sleep_ms(300);
-    if (flap_fd >= 0) {
-      close(flap_fd);
-      flap_fd = -1;
-    } else {
-      flap_fd = tu_listen_port(&flap);
-      assert_true(flap_fd >= 0);
-    }
-  }
+  tu_flap_port(&flap_fd, flap, 10, 300);
   tu_sleep_ms(300);
   tsvc_snapshot_t *snap;
   assert_int_equal(tsvc_manager_snapshot(m, &snap), 0);

@@ -578,16 +578,7 @@ static void manager_posts_each_change(void **st) {
   rc = tsvc_manager_start_services(m, err, sizeof err);
   if (rc) fail_msg("start_services: %s", err);
   /* flap: its port closed and opened again every 500 ms, 4 times. */
-  for (int i = 0; i < 4; i++) {
-    tu_sleep_ms(500);
-    if (flap_fd >= 0) {
-      close(flap_fd);
-      flap_fd = -1;
-    } else {
-      flap_fd = tu_listen_port(&flap);
-      assert_true(flap_fd >= 0);
-    }
-  }
+  tu_flap_port(&flap_fd, flap, 4, 500);
   tu_sleep_ms(500);
   pthread_mutex_lock(&t->mu);
   int n = t->n;
