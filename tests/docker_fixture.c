@@ -6,43 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "servers.h"
 #include "testutil.h"
-
-int tu_vsh(const char *dir, char *out, size_t len, const char *fmt, va_list ap) {
-  char cmd[4096], full[4600];
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  if (dir) snprintf(full, sizeof full, "cd '%s' && { %s ; } 2>&1", dir, cmd);
-  else snprintf(full, sizeof full, "{ %s ; } 2>&1", cmd);
-  if (out && len) out[0] = '\0';
-  FILE *p = popen(full, "r");
-  if (!p) return -1;
-  size_t n = 0, k;
-  char buf[4096];
-  while ((k = fread(buf, 1, sizeof buf, p)) > 0) {
-    if (!out || !len) continue;
-    size_t take = n + k < len - 1 ? k : len - 1 - n;
-    memcpy(out + n, buf, take);
-    n += take;
-  }
-  if (out && len) {
-    out[n] = '\0';
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = '\0';
-  }
-  int st = pclose(p);
-  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-int tu_sh(char *out, size_t len, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int rc = tu_vsh(NULL, out, len, fmt, ap);
-  va_end(ap);
-  return rc;
-}
 
 const char *tu_docker_missing(const char *images, char *why, size_t len) {
   char out[1024];

@@ -1,28 +1,19 @@
 /*
  * docker_fixture: what the tests of a manager on the Docker engine share
  * (test_docker_scenarios, test_remote, test_registry, test_docker_depends):
- * shell commands, whether the engine can be used, removing what a test
- * created, and a manager's status waited for. Each function that takes a
- * manager fails the running test (cmocka) with the library's message
- * instead of returning an error.
+ * whether the engine can be used, removing what a test created, and a
+ * manager's status waited for (shell commands: tu_sh, testutil.h). Each
+ * function that takes a manager fails the running test (cmocka) with the
+ * library's message instead of returning an error.
  */
 #ifndef TSVC_DOCKER_FIXTURE_H
 #define TSVC_DOCKER_FIXTURE_H
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "common/util.h"
 #include "tsvc.h"
-
-/* Run the shell command fmt (printf-style) in dir (NULL: here), stdout and
- * stderr together. When out is not NULL it gets the first len - 1 bytes,
- * trailing newlines cut; the rest is read and dropped, so that a command
- * never blocks on a full pipe. Returns the exit status, or -1 when the
- * command could not run or did not exit. */
-int tu_sh(char *out, size_t len, const char *fmt, ...) TSVC_PRINTF(3, 4);
-int tu_vsh(const char *dir, char *out, size_t len, const char *fmt, va_list ap);
 
 /* Why the Docker engine cannot be used here, in why: the docker CLI is
  * missing, no engine answers on /var/run/docker.sock, or one of images

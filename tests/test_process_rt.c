@@ -1005,22 +1005,13 @@ static void monitor_death_kills_children(void **st) {
    status, or -1. */
 static int sh(char *out, size_t outlen, const char *fmt, ...) TSVC_PRINTF(3, 4);
 static int sh(char *out, size_t outlen, const char *fmt, ...) {
-  char cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
   /* From /: another user cannot enter the working directory when the build
      tree is under /root (psql would complain first). */
-  char line[4200];
-  snprintf(line, sizeof line, "cd / && %s", cmd);
-  FILE *p = popen(line, "r");
-  if (!p) return -1;
-  size_t n = fread(out, 1, outlen - 1, p);
-  out[n] = '\0';
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = tu_vsh("/", out, outlen, fmt, ap);
+  va_end(ap);
+  return rc;
 }
 
 static bool path_exists(const char *fmt, const char *a, const char *b) {
@@ -1107,19 +1098,19 @@ static void root_layout_private_checkout(void **st) {
   /* Another local user: not even to the socket... */
   int rc = sh(out, sizeof out, "runuser -u nobody -- psql -h %s -p %d %s", f.lay.run_dir, pgport,
               psql_args);
-  fprintf(stderr, "nobody, socket: exit %d: %s", rc, out);
+  fprintf(stderr, "nobody, socket: exit %d: %s\n", rc, out);
   assert_int_not_equal(rc, 0);
   assert_non_null(strstr(out, "Permission denied"));
   /* ... nor over TCP without the password. */
   rc = sh(out, sizeof out, "runuser -u nobody -- env -u PGPASSWORD psql -h 127.0.0.1 -p %d %s",
           pgport, psql_args);
-  fprintf(stderr, "nobody, tcp: exit %d: %s", rc, out);
+  fprintf(stderr, "nobody, tcp: exit %d: %s\n", rc, out);
   assert_int_not_equal(rc, 0);
   assert_non_null(strstr(out, "password"));
   /* Even the postgres user needs the password on the socket (no trust)... */
   rc = sh(out, sizeof out, "runuser -u postgres -- env -u PGPASSWORD psql -h %s -p %d %s",
           f.lay.run_dir, pgport, psql_args);
-  fprintf(stderr, "postgres, socket, no password: exit %d: %s", rc, out);
+  fprintf(stderr, "postgres, socket, no password: exit %d: %s\n", rc, out);
   assert_int_not_equal(rc, 0);
   assert_non_null(strstr(out, "password"));
   /* ... and gets in with it. */
@@ -1131,7 +1122,7 @@ static void root_layout_private_checkout(void **st) {
 
   /* Redis: NOAUTH without the password, PONG with it. */
   rc = sh(out, sizeof out, "runuser -u nobody -- redis-cli -h 127.0.0.1 -p %d ping", rport);
-  fprintf(stderr, "nobody, redis: exit %d: %s", rc, out);
+  fprintf(stderr, "nobody, redis: exit %d: %s\n", rc, out);
   assert_non_null(strstr(out, "NOAUTH"));
   rc = sh(out, sizeof out, "redis-cli -h 127.0.0.1 -p %d -a r3dis-pw --no-auth-warning ping",
           rport);

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 
+#include "common/util.h"
 #include "config/config.h"
 #include "log/log.h"
 
@@ -23,6 +24,14 @@ char *tu_mkdtemp(const char *prefix);
 void tu_rmtree(const char *path);
 /* Write text to path. Returns 0 or -1. */
 int tu_write_file(const char *path, const char *text);
+
+/* Run the shell command fmt (printf-style) in dir (NULL: here), stdout and
+ * stderr together. When out is not NULL it gets the first len - 1 bytes,
+ * trailing newlines cut; the rest is read and dropped, so that a command
+ * never blocks on a full pipe. Returns the exit status, or -1 when the
+ * command could not run or did not exit. */
+int tu_sh(char *out, size_t len, const char *fmt, ...) TSVC_PRINTF(3, 4);
+int tu_vsh(const char *dir, char *out, size_t len, const char *fmt, va_list ap);
 
 struct uv_loop_s;
 /* Run loop until *flag is set or ms pass (a 2 ms timer keeps it turning). */
