@@ -7,11 +7,10 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-
-#include <stdbool.h>
 
 #include "common/util.h"
 #include "config/config.h"
