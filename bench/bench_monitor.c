@@ -93,6 +93,7 @@ typedef struct {
   double scrape_hz;     /* monitor: /metrics renders per second, 0: none */
   bool scrape_same_cpu; /* ... on the monitor's CPU */
   bool session;         /* monitor: healthcheck.session: true (held sessions) */
+  long grid_ms;         /* monitor: tsvc_monitor_set_timer_grid (0: none) */
 } opts_t;
 
 /* ---- servers ---------------------------------------------------------------- */
@@ -158,6 +159,7 @@ static int64_t servers_cpu_us(const servers_t *s) {
 typedef struct {
   int64_t t_us, self_us, child_us, srv_us, mach_us, runq_us;
   int64_t be_us; /* postgres: the live client backends' own CPU */
+  int64_t sleeps; /* this process's voluntary context switches */
   uint64_t checks, fails;
 } snap_t;
 
@@ -171,6 +173,7 @@ typedef struct {
   snap_t last;
   double rate[MAX_WINDOWS], own[MAX_WINDOWS], server[MAX_WINDOWS], machine[MAX_WINDOWS];
   double backend[MAX_WINDOWS];
+  double wakes[MAX_WINDOWS]; /* wake-ups (sleeps) of this process per check */
   double p50[MAX_WINDOWS], p99[MAX_WINDOWS], pmax[MAX_WINDOWS];
   double runq[MAX_WINDOWS]; /* % of the window the loop's thread waited for
                                a CPU (-1: unknown) */
@@ -191,6 +194,7 @@ static void snap(meas_t *m, snap_t *s) {
                 : 0;
   s->mach_us = bu_machine_busy_us();
   s->runq_us = bu_runq_us();
+  s->sleeps = bu_self_sleeps();
   s->checks = m->checks;
   s->fails = m->fails;
 }
@@ -218,6 +222,7 @@ static bool window_end(meas_t *m) {
      check, without postgres's background work (which, at 20 checks a
      second, weighs more than the checks in server_us). */
   m->backend[w] = (double)(now.be_us - m->last.be_us) / per;
+  m->wakes[w] = (double)(now.sleeps - m->last.sleeps) / per;
   m->machine[w] = (double)(now.mach_us - m->last.mach_us) / per;
   if (m->o->mode == MODE_IDLE) {
     /* Idle: machine busy microseconds per second instead. */
@@ -390,6 +395,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     return -1;
   }
   tsvc_monitor_set_observer(r.mon, observer, &r);
+  tsvc_monitor_set_timer_grid(r.mon, o->grid_ms);
   t0 = bu_now_us();
   for (size_t i = 0; i < r.cfg->nservices && !rc; i++)
     rc = tsvc_monitor_add(r.mon, &r.cfg->services[i], NULL);
@@ -678,6 +684,8 @@ static void usage(FILE *f) {
           "  --scrape-same-cpu            ... on the monitor's CPU instead\n"
           "  --session                    monitor, redis/postgres: held sessions\n"
           "                               (healthcheck.session: true)\n"
+          "  --grid MS                    monitor: the timers' grid (monitor.timer_grid;\n"
+          "                               default 0, every deadline to the ms)\n"
           "  --header                     print the table header first\n");
 }
 
@@ -701,7 +709,7 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       {"rate", 1, NULL, 'r'},    {"cpu", 1, NULL, 'c'},     {"servers", 1, NULL, 'S'},
       {"no-stagger", 0, NULL, 'G'}, {"header", 0, NULL, 'H'}, {"help", 0, NULL, 'h'},
       {"scrape", 1, NULL, 'X'},  {"scrape-same-cpu", 0, NULL, 'Y'},
-      {"session", 0, NULL, 'Z'},
+      {"session", 0, NULL, 'Z'}, {"grid", 1, NULL, 'g'},
       {NULL, 0, NULL, 0}};
   int c;
   long v;
@@ -776,6 +784,10 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
     case 'Z':
       o->session = true;
       break;
+    case 'g':
+      if (parse_long(optarg, 0, 1000, &v)) return -1;
+      o->grid_ms = v;
+      break;
     case 'H':
       o->header = true;
       break;
@@ -841,7 +853,15 @@ int main(int argc, char **argv) {
   alarm((unsigned)(warm + o.seconds) + 180);
   signal(SIGPIPE, SIG_IGN);
 
+  /* Root raises the hard limit too (CAP_SYS_RESOURCE), and the servers
+     started below inherit it (redis sizes maxclients from it). */
   long nofile = bu_raise_nofile(o.services + 4096 > 65536 ? o.services + 4096 : 65536);
+  if (nofile >= 0 && nofile < o.services + 64)
+    fprintf(stderr,
+            "bench: warning: open files are limited to %ld (the hard RLIMIT_NOFILE, which only "
+            "a process with CAP_SYS_RESOURCE may raise): %ld services need a socket each, and "
+            "checks beyond the limit fail with \"too many open files\"\n",
+            nofile, o.services);
   uint64_t all = bu_allowed_cpus(), mine = all, others = 0;
   if (o.cpu >= 0) {
     mine = UINT64_C(1) << o.cpu;
@@ -932,6 +952,8 @@ int main(int argc, char **argv) {
   bu_summary(m.runq, n, &lo, &hi, &runq_max); /* the worst window's */
   bu_summary(m.own, n, &own_med, &lo, &hi);
   bu_summary(m.backend, n, &be_med, &lo, &hi);
+  double wakes_med;
+  bu_summary(m.wakes, n, &wakes_med, &lo, &hi);
   bu_summary(m.server, n, &srv_med, &lo, &hi);
   bu_summary(m.machine, n, &mach_med, &lo, &hi);
   bu_summary(m.rate, n, &rate_med, &lo, &hi);
@@ -939,12 +961,12 @@ int main(int argc, char **argv) {
          "server_us=%.1f machine_us=%.1f p50_ms=%s p99_ms=%s max_ms=%s rss_kib=%ld hwm_kib=%ld "
          "failed=%llu timewait=%ld config_ms=%.1f add_ms=%.1f stagger=%d scrape_hz=%.0f "
          "scrape_same_cpu=%d scrapes=%d scrape_p50_ms=%.2f scrape_max_ms=%.2f "
-         "scrape_bytes=%zu runq_pct=%.0f backend_us=%.1f\n",
+         "scrape_bytes=%zu runq_pct=%.0f backend_us=%.1f grid_ms=%ld wakes_per_check=%.2f\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
          (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
          o.scrape_same_cpu, m.scrapes, m.scrape_p50_ms, m.scrape_max_ms, m.scrape_bytes,
-         runq_max, be_med);
+         runq_max, be_med, o.grid_ms, wakes_med);
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);

@@ -327,6 +327,12 @@ static int64_t ru_us(int who) {
 }
 
 int64_t bu_self_cpu_us(void) { return ru_us(RUSAGE_SELF); }
+
+int64_t bu_self_sleeps(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+  return (int64_t)ru.ru_nvcsw;
+}
 int64_t bu_children_cpu_us(void) { return ru_us(RUSAGE_CHILDREN); }
 
 void bu_rss_kib(long *rss, long *hwm) {

@@ -74,6 +74,9 @@ int64_t bu_tree_cpu_us(pid_t pid);
 int64_t bu_pg_backends_cpu_us(pid_t postmaster);
 /* Our own user+sys (RUSAGE_SELF) and our reaped children's, microseconds. */
 int64_t bu_self_cpu_us(void);
+/* Times this process went to sleep (getrusage ru_nvcsw: voluntary context
+   switches): each is a wake-up of the loop. -1 on error. */
+int64_t bu_self_sleeps(void);
 int64_t bu_children_cpu_us(void);
 /* VmRSS and VmHWM of this process, KiB. */
 void bu_rss_kib(long *rss, long *hwm);

@@ -101,6 +101,10 @@ run() {
 }
 
 cpu=(--cpu 0)
+# The library monitor's timer grid in the --sessions and --up runs: `up`'s
+# default (monitor.timer_grid, 10 ms), so that the library and the program
+# people run are measured alike. BENCH_GRID=0: every deadline to the ms.
+grid=(--grid "${BENCH_GRID:-10}")
 
 # The /metrics comparison: 1,000 redis services at 1 s, the loop pinned to
 # CPU 0; unscraped, scraped 10 times a second by a thread on the other CPUs
@@ -197,6 +201,7 @@ sessions_section() {
                                  --interval 1000 --timeout 900 --servers 4) ;;
       esac
       args+=(--seconds "$secs" "${cpu[@]}")
+      [[ ${args[1]} == monitor ]] && args+=("${grid[@]}")
       echo ">> $bin ${args[*]}" >>"$log"
       if ! res=$("$bin" "${args[@]}" 2>>"$log"); then
         echo "run.sh: fatal: bench_monitor ${args[*]} failed:" >&2
@@ -229,7 +234,8 @@ sessions_section() {
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
     echo "- command: \`bench/run.sh --sessions $build\` (after \`scripts/build.sh gcc\`); $rounds rounds"
     echo "  alternating the variants, each run ${secs} s in 3 windows after a warm-up; the monitor"
-    echo "  (library, src/monitor) pinned to CPU 0, servers on the other CPU"
+    echo "  (library, src/monitor) pinned to CPU 0, servers on the other CPU; the monitor's timer"
+    echo "  grid ${BENCH_GRID:-10} ms (\`up\`'s default monitor.timer_grid; BENCH_GRID)"
     echo "- cells below: median over the rounds of each run's median window (p99: worst window)"
     echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (a shared 2-core VM: other work"
     echo "  inflates every CPU figure). Postgres server CPU: every postgres process (the background"
@@ -240,6 +246,7 @@ sessions_section() {
     echo "|---|---:|---:|"
     echo "| redis, 1,000 services at 1 s: CPU per check, connect per check | $rc_us us | - |"
     echo "| redis, 1,000 services at 1 s: CPU per check, held session | $ses_us us | <= 30 us |"
+    echo "| ... the monitor's wake-ups per check, connect per check / held session / the loop | $(med redis wakes_per_check) / $(med redis-session wakes_per_check) / $(med loop wakes_per_check) | - |"
     echo "| minimal blocking loop (connect, PING, QUIT) per check | $lp_us us | - |"
     echo "| forked \`redis-cli ping\` per check (bench + child) | $fk_us us | - |"
     echo "| forked redis-cli / held session | $(ratio "$fk_us" "$ses_us")x | >= 100x |"
@@ -379,21 +386,22 @@ up_section() {
   fi
   reuse=${UP_REUSE:-}
   for ((r = 1; r <= rounds && ${#reuse} == 0; r++)); do
-    for variant in up up-session up-nolisten loop fork mon10k; do
+    for variant in up up-session up-nolisten up-tcp loop loop-tcp fork mon10k; do
       case $variant in
-        up|up-session|up-nolisten)
+        up|up-session|up-nolisten|up-tcp)
           echo ">> bench/up.sh $build $variant 1000 $secs" >>"$log"
           if ! res=$(bench/up.sh "$build" "$variant" 1000 "$secs" 2>>"$log"); then
             echo "run.sh: fatal: bench/up.sh $variant failed:" >&2
             tail -5 "$log" >&2
             exit 1
           fi ;;
-        loop|fork|mon10k)
+        loop|loop-tcp|fork|mon10k)
           case $variant in
             loop) args=(--mode loop --probe redis --services 1000 --interval 1000) ;;
+            loop-tcp) args=(--mode loop --probe tcp --services 1000 --interval 1000) ;;
             fork) args=(--mode fork --probe redis --tool redis-cli --rate 20) ;;
             mon10k) args=(--mode monitor --probe redis --services 10000 --interval 1000
-                          --timeout 900) ;;
+                          --timeout 900 "${grid[@]}") ;;
           esac
           args+=(--seconds "$secs" "${cpu[@]}")
           echo ">> $bin ${args[*]}" >>"$log"
@@ -436,10 +444,14 @@ up_section() {
     echo "- \`up\`: bench/up.sh, 1,000 external redis services at 1 s (API on, info logging), pinned"
     echo "  to CPU 0, checks counted by the redis server (INFO commandstats: one PING a check), CPU"
     echo "  from /proc (all threads); RSS after 3 GET /metrics. loop and fork: bench_monitor."
+    echo "  up-tcp: the tcp probe against the same server, checks counted from /metrics. \`up\` runs"
+    echo "  with its default monitor.timer_grid (10 ms); the library at 10,000 with --grid ${BENCH_GRID:-10}"
     echo
     echo "| what | figure | goal |"
     echo "|---|---:|---:|"
     echo "| CPU per redis check, \`up\` / minimal blocking loop (connect, PING, QUIT) | $up_us / $lp_us us = $(ratio "$up_us" "$lp_us")x | <= 1.2x |"
+    echo "| CPU per tcp check, \`up\` / minimal blocking loop (connect, close) | $(med up-tcp up_us) / $(med loop-tcp own_us) us = $(ratio "$(med up-tcp up_us)" "$(med loop-tcp own_us)")x | <= 1.2x |"
+    echo "| wake-ups per check (voluntary context switches), \`up\` redis / tcp / held; loop redis / tcp | $(med up wakes_per_check) / $(med up-tcp wakes_per_check) / $(med up-session wakes_per_check); $(med loop wakes_per_check) / $(med loop-tcp wakes_per_check) | - |"
     echo "| CPU per redis check, \`up\` with held sessions | $ses_us us | <= 30 us |"
     echo "| forked \`redis-cli ping\` / \`up\` | $fk_us / $up_us us = $(ratio "$fk_us" "$up_us")x | - |"
     echo "| forked \`redis-cli ping\` / \`up\` with held sessions | $(ratio "$fk_us" "$ses_us")x | >= 100x |"

@@ -8,6 +8,12 @@
 #     VARIANT: up          monitor.listen on (the TCP API), connect per check
 #              up-session  the same with healthcheck.session: true
 #              up-nolisten no TCP listener
+#              up-tcp      probe tcp (connect, then close with a reset)
+#                          against the same redis server; checks counted
+#                          from /metrics (tanuki_svc_checks_total; redis
+#                          does not count a connection reset before its
+#                          accept), the CPU taken after the first scrape
+#                          and before the second
 #
 # What it does: starts a redis-server on 127.0.0.1 (a free port, CPU 1),
 # writes a tanuki.yaml of N external services (probe redis, interval 1s,
@@ -19,7 +25,11 @@
 # listener, GET /metrics 3 times, and reads VmRSS, VmHWM and Threads. Prints
 # one line: RESULT up_variant=... services=N checks_s=... up_us=... rss_kib=...
 # hwm_kib=... threads=... metrics_bytes=... failed=... (failed: services not
-# healthy at the end). Everything it started is stopped by PID on exit.
+# healthy at the end) wakes_per_check=... (the times the threads of `up`
+# went to sleep, voluntary context switches summed over /proc/PID/task, per
+# check: each is a wake-up). UP_GRID=DURATION writes monitor.timer_grid
+# (default: the config's default). Everything it started is stopped by PID
+# on exit.
 set -euo pipefail
 build=${1:?usage: bench/up.sh BUILD_DIR VARIANT [N] [SECONDS]}
 variant=${2:?usage: bench/up.sh BUILD_DIR VARIANT [N] [SECONDS]}
@@ -28,7 +38,7 @@ secs=${4:-10}
 warm=${WARMUP:-5}
 bin=$(cd "$build" && pwd)/tanuki-svc
 [[ -x $bin ]] || { echo "up.sh: fatal: $bin not found" >&2; exit 1; }
-case $variant in up|up-session|up-nolisten) ;; *) echo "up.sh: fatal: unknown variant $variant" >&2; exit 2 ;; esac
+case $variant in up|up-session|up-nolisten|up-tcp) ;; *) echo "up.sh: fatal: unknown variant $variant" >&2; exit 2 ;; esac
 
 dir=$(mktemp -d /tmp/tsvc-bench-up-XXXXXX)
 redis_pid='' up_pid=''
@@ -49,15 +59,17 @@ for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sle
 
 {
   echo "runtime: process"
-  if [[ $variant != up-nolisten ]]; then
-    echo "monitor:"
-    echo "  listen: \"127.0.0.1:$lport\""
-  fi
+  echo "monitor:"
+  [[ $variant != up-nolisten ]] && echo "  listen: \"127.0.0.1:$lport\""
+  [[ -n ${UP_GRID:-} ]] && echo "  timer_grid: $UP_GRID"
+  echo "  socket: $dir/tanuki.sock"
   echo "services:"
   extra=''
+  probe=redis
   [[ $variant == up-session ]] && extra=', session: true'
+  [[ $variant == up-tcp ]] && probe=tcp
   for ((i = 0; i < n; i++)); do
-    echo "  s$i: {external: true, healthcheck: {probe: redis, address: \"127.0.0.1:$rport\", interval: 1s, timeout: 900ms, start_period: 0s$extra}}"
+    echo "  s$i: {external: true, healthcheck: {probe: $probe, address: \"127.0.0.1:$rport\", interval: 1s, timeout: 900ms, start_period: 0s$extra}}"
   done
 } >"$dir/tanuki.yaml"
 
@@ -66,12 +78,19 @@ up_pid=$!
 sleep "$warm"
 kill -0 "$up_pid" 2>/dev/null || { echo "up.sh: fatal: tanuki-svc up exited:" >&2; tail -5 "$dir/up.log" >&2; exit 1; }
 
-pings() { redis-cli -p "$rport" info commandstats | tr -d '\r' | sed -n 's/^cmdstat_ping:calls=\([0-9]*\),.*/\1/p'; }
+pings() {
+  if [[ $variant == up-tcp ]]; then
+    curl -s -m 30 "http://127.0.0.1:$lport/metrics" | awk '/^tanuki_svc_checks_total\{/ { s += $NF } END { printf "%d\n", s }'
+  else
+    redis-cli -p "$rport" info commandstats | tr -d '\r' | sed -n 's/^cmdstat_ping:calls=\([0-9]*\),.*/\1/p'
+  fi
+}
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$up_pid/stat"; }
+sleeps() { cat /proc/"$up_pid"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches:/ { s += $2 } END { print s + 0 }'; }
 hz=$(getconf CLK_TCK)
-p0=$(pings); c0=$(cpu_ticks); t0=$(date +%s.%N)
+t0=$(date +%s.%N); p0=$(pings); c0=$(cpu_ticks); w0=$(sleeps)
 sleep "$secs"
-p1=$(pings); c1=$(cpu_ticks); t1=$(date +%s.%N)
+c1=$(cpu_ticks); w1=$(sleeps); p1=$(pings); t1=$(date +%s.%N)
 
 bytes=0
 if [[ $variant != up-nolisten ]]; then
@@ -111,8 +130,8 @@ if [[ $variant != up-nolisten ]]; then
 fi
 awk -v v="$variant" -v n="$n" -v p0="$p0" -v p1="$p1" -v c0="$c0" -v c1="$c1" -v hz="$hz" \
     -v t0="$t0" -v t1="$t1" -v rss="$rss" -v hwm="$hwm" -v anon="$anon" -v th="$threads" \
-    -v b="$bytes" -v f="$failed" 'BEGIN {
+    -v b="$bytes" -v f="$failed" -v w0="$w0" -v w1="$w1" -v grid="${UP_GRID:-default}" 'BEGIN {
   checks = p1 - p0; el = t1 - t0
   us = checks > 0 ? (c1 - c0) / hz * 1e6 / checks : -1
-  printf "RESULT up_variant=%s services=%d checks_s=%.0f up_us=%.1f rss_kib=%d hwm_kib=%d anon_kib=%d threads=%d metrics_bytes=%d failed=%d\n",
-    v, n, checks / el, us, rss, hwm, anon, th, b, f }'
+  printf "RESULT up_variant=%s services=%d checks_s=%.0f up_us=%.1f rss_kib=%d hwm_kib=%d anon_kib=%d threads=%d metrics_bytes=%d failed=%d wakes_per_check=%.2f grid=%s\n",
+    v, n, checks / el, us, rss, hwm, anon, th, b, f, (checks > 0 ? (w1 - w0) / checks : -1), grid }'

@@ -97,6 +97,7 @@ static void defaults_filled(void **st) {
   assert_string_equal(cfg->monitor.socket, ".tanuki/tanuki-svc.sock");
   assert_null(cfg->monitor.listen);
   assert_int_equal(cfg->monitor.log_format, TSVC_LOGFMT_TEXT);
+  assert_int_equal(cfg->monitor.timer_grid, 10);
   assert_int_equal(cfg->nservices, 1);
   const tsvc_service_conf_t *s = &cfg->services[0];
   assert_string_equal(s->name, "app");
@@ -277,6 +278,7 @@ static const char every_key[] =
     "  socket: /tmp/x.sock\n"
     "  listen: 127.0.0.1:7070\n"
     "  log_format: json\n"
+    "  timer_grid: 25ms\n"
     "services:\n"
     "  db:\n"
     "    enabled: false\n"
@@ -339,6 +341,7 @@ static void every_key_loads(void **st) {
   assert_string_equal(cfg->monitor.socket, "/tmp/x.sock");
   assert_string_equal(cfg->monitor.listen, "127.0.0.1:7070");
   assert_int_equal(cfg->monitor.log_format, TSVC_LOGFMT_JSON);
+  assert_int_equal(cfg->monitor.timer_grid, 25);
   assert_int_equal(cfg->nservices, 2);
   const tsvc_service_conf_t *s = tsvc_config_service(cfg, "db");
   assert_non_null(s);
@@ -862,6 +865,9 @@ static void enums(void **st) {
   load_bad("monitor: {log_format: jsno}\n",
            F ":1:23: error: monitor.log_format: unknown log_format \"jsno\"; did you mean "
              "\"json\"? (valid: text, json)");
+  load_bad("monitor: {timer_grid: 2s}\n",
+           F ":1:23: error: monitor.timer_grid: must be at most 1s (it is how late a check may "
+             "start)");
 }
 
 static void depends_on(void **st) {

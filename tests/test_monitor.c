@@ -505,6 +505,44 @@ static void schedule_from_end_with_jitter(void **st) {
   fx_teardown(&f);
 }
 
+/* monitor.timer_grid: every check starts on a multiple of the grid (of
+   the loop's clock), so services due within one step share a wake-up; no
+   check starts more than one step late. */
+static void checks_start_on_the_grid(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_RUNNING("a", "") SVC_RUNNING("b", "") SVC_RUNNING("c", "")
+                   SVC_RUNNING("d", "") SVC_RUNNING("e", "") SVC_RUNNING("f", ""));
+  const uint64_t grid = 50;
+  tsvc_monitor_set_timer_grid(f.mon, (tsvc_ms_t)grid);
+  uint64_t t0 = uv_now(&f.loop);
+  run_for(&f, 1500);
+  int checks = 0, shared = 0;
+  for (int i = 0; i < f.rt->ncalls; i++) {
+    const recrt_call_t *c = &f.rt->calls[i];
+    /* From the second round of checks on: the first ones were scheduled
+       before the grid was set. */
+    if (strcmp(c->op, "inspect") != 0 || c->at < t0 + 300) continue;
+    /* A timer due on the grid runs when the loop next looks at its clock:
+       at the step itself, or as late as the timer slack and what the
+       machine held the loop meanwhile. */
+    uint64_t off = c->at % grid;
+    assert_in_range(off, 0, TU_TIMER_SLACK_MS + tu_lag_between(f.lag, c->at - off, c->at));
+    checks++;
+    if (i > 0 && f.rt->calls[i - 1].at == c->at) shared++;
+  }
+  /* 6 services at 100 ms (+10% jitter) for 1.2 s: about 60 checks, many of
+     them started together. */
+  assert_true(checks >= 30);
+  assert_true(shared >= 5);
+  for (int i = 0; i < f.nev; i++)
+    if (f.ev[i].type == TSVC_MON_EV_CHECK && (uint64_t)f.ev[i].now >= t0 + 300)
+      assert_in_range(f.ev[i].lateness_ms, 0,
+                      (int64_t)grid + TU_TIMER_SLACK_MS +
+                          tu_lag_between(f.lag, f.ev[i].now - 2 * grid, f.ev[i].now));
+  fx_teardown(&f);
+}
+
 /* Status snapshots are copies, safe to take from another thread. */
 typedef struct {
   tsvc_monitor_t *mon;
@@ -937,6 +975,7 @@ int main(void) {
       cmocka_unit_test(check_verdict_is_of_a_later_check),
       cmocka_unit_test(check_cancelled_by_a_restart),
       cmocka_unit_test(close_tells_waiters),
+      cmocka_unit_test(checks_start_on_the_grid),
       cmocka_unit_test(held_session_in_status_and_metrics),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

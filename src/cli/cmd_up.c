@@ -131,6 +131,42 @@ static int write_pid_file(const char *path) {
   return 0;
 }
 
+/* Open files: every check in flight and every held session is a socket,
+   and 10,000 services with held sessions hold 10,000 (issue 13). The soft
+   limit is often 1,024 (systemd's default) under a hard limit of 524,288:
+   take the hard one, as Go programs do at start. When even the hard limit
+   is below what nservices may hold (two sockets each: a check and a
+   session being renewed, plus room for the API's clients, hooks and logs),
+   a process with CAP_SYS_RESOURCE (root, as a system service runs) raises
+   it, up to the kernel's fs.nr_open. Short of that, a warning says what to
+   raise. Services added by a reload later are not counted. */
+static void raise_nofile(size_t nservices) {
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) != 0) return;
+  rlim_t need = (rlim_t)nservices * 2 + 1024;
+  if (nofile.rlim_max != RLIM_INFINITY && nofile.rlim_max < need) {
+    rlim_t cap = need;
+    FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+    unsigned long nr_open;
+    if (f) {
+      if (fscanf(f, "%lu", &nr_open) == 1 && (rlim_t)nr_open < cap) cap = (rlim_t)nr_open;
+      fclose(f);
+    }
+    struct rlimit more = {cap, cap};
+    if (cap > nofile.rlim_max && setrlimit(RLIMIT_NOFILE, &more) == 0) nofile = more;
+  }
+  if (nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) getrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  if (nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < need)
+    TSVC_LOG(TSVC_LOG_WARN, NULL,
+             "open files are limited to %llu (RLIMIT_NOFILE), under the %llu that %zu services "
+             "may hold: raise the limit (LimitNOFILE= of a systemd unit, ulimit -n, or run as "
+             "root)",
+             (unsigned long long)nofile.rlim_cur, (unsigned long long)need, nservices);
+}
+
 int cmd_up(const cli_args_t *a) {
   /* The parser checked the values against their choices. */
   const char *runtime = cli_str(a, &CLI_OPT_RUNTIME), *fmt = cli_str(a, &CLI_OPT_LOG_FORMAT);
@@ -151,16 +187,6 @@ int cmd_up(const cli_args_t *a) {
      (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_) still wins when set. */
   if (!getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 1);
   if (!getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-
-  /* Open files: every check in flight and every held session is a socket,
-     and 10,000 services with held sessions hold 10,000 (issue 13). The
-     soft limit is often 1,024 (systemd's default) under a hard limit of
-     524,288: take the hard one, as Go programs do at start. */
-  struct rlimit nofile;
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = nofile.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &nofile); /* (failing, the soft limit stays) */
-  }
 
   /* Under systemd (Type=notify): before any thread, as it edits the
      environment. */
@@ -219,6 +245,7 @@ int cmd_up(const cli_args_t *a) {
   bool json = fmt ? strcmp(fmt, "json") == 0 : p.cfg->monitor.log_format == TSVC_LOGFMT_JSON;
   cli_progress_setup(lvl, json);
   tsvc_log_set_journal(cli_journal_stream(STDERR_FILENO));
+  raise_nofile(p.cfg->nservices);
 
   tsvc_manager_opts_t mo = {.config_path = p.config_path, .runtime = runtime};
   rc = tsvc_manager_new(&mo, &m, err, sizeof err);

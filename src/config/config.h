@@ -201,6 +201,9 @@ typedef struct {
     char *socket;           /* default .tanuki/tanuki-svc.sock */
     char *listen;           /* NULL: no TCP API */
     tsvc_logfmt_t log_format;
+    tsvc_ms_t timer_grid;   /* services' deadlines on multiples of it
+                               (tsvc_monitor_set_timer_grid); default 10 ms,
+                               0: to the ms */
   } monitor;
   tsvc_hooks_conf_t hooks; /* for every service */
   tsvc_service_conf_t *services; /* sorted as in the file */

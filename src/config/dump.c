@@ -267,6 +267,7 @@ static int dump(const tsvc_config_t *cfg, FILE *f, bool mask) {
   put_kv_str(f, 2, "socket", cfg->monitor.socket);
   put_kv_str(f, 2, "listen", cfg->monitor.listen);
   fprintf(f, "  log_format: %s\n", cfg->monitor.log_format == TSVC_LOGFMT_JSON ? "json" : "text");
+  put_dur(f, 2, "timer_grid", cfg->monitor.timer_grid);
   fputs("hooks:\n", f);
   int hrc = put_command(f, 2, "on_change", &cfg->hooks.on_change, false, mask);
   if (hrc) return hrc;

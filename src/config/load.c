@@ -1160,10 +1160,24 @@ static const keydef_t docker_keys[] = {
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
+/* monitor.timer_grid: a duration of at most 1s (a step of the grid is how
+   late a check may start: beyond 1s, services checked every second would be
+   checked once a step). 0 turns it off. */
+static void p_timer_grid(ctx_t *c, const keydef_t *k, const ynode_t *v, void *base) {
+  tsvc_ms_t *g = (tsvc_ms_t *)((char *)base + k->off);
+  tsvc_ms_t before = *g;
+  p_duration(c, k, v, base);
+  if (*g > 1000) {
+    ERR(c, v, "%s: must be at most 1s (it is how late a check may start)", c->path);
+    *g = before;
+  }
+}
+
 static const keydef_t monitor_keys[] = {
     {"socket", p_string, offsetof(tsvc_config_t, monitor.socket), 1, 0, NULL},
     {"listen", p_listen, offsetof(tsvc_config_t, monitor.listen), 0, 0, NULL},
     {"log_format", p_enum, offsetof(tsvc_config_t, monitor.log_format), 0, 0, &logfmt_enum},
+    {"timer_grid", p_timer_grid, offsetof(tsvc_config_t, monitor.timer_grid), 0, 0, NULL},
     {NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -1760,6 +1774,7 @@ int tsvc_config_load_string(const char *name, const char *text, size_t len,
   tsvc_config_t *cfg = c.cfg;
   cfg->runtime = TSVC_RUNTIME_AUTO;
   cfg->monitor.log_format = TSVC_LOGFMT_TEXT;
+  cfg->monitor.timer_grid = 10;
   cfg->hooks.timeout = 10000;
   cfg->hooks.webhook_timeout = 5000;
   cfg->path = dup_or_oom(&c, name);

@@ -554,6 +554,7 @@ static void begin_monitoring(tsvc_manager_t *m, cmd_start_all_t *c) {
     return;
   }
   tsvc_monitor_set_observer(mon, observer, m);
+  tsvc_monitor_set_timer_grid(mon, m->cfg->cfg->monitor.timer_grid);
   m->mon = mon;
   const tsvc_config_t *cfg = m->cfg->cfg;
   for (size_t i = 0; i < cfg->nservices; i++) {
@@ -1166,6 +1167,7 @@ static void run_reload(tsvc_manager_t *m, cmd_t *cmd) {
     cfgref_put(m->rt_cfg);
     m->rt_cfg = cfgref_get(m->cfg);
   }
+  if (m->mon) tsvc_monitor_set_timer_grid(m->mon, nc->monitor.timer_grid);
   /* Callbacks never come inside the calls that begin the steps: only
      those in flight count, and none ends before this loop does. */
   for (size_t i = 0; i < c->plan.n; i++) apply_step(m, c, &c->plan.v[i]);

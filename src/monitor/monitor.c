@@ -113,6 +113,7 @@ struct tsvc_monitor_s {
   uv_timer_t gate;  /* a pass over the services with depends_on, from the
                        loop, after a change of another service */
   size_t ndependents; /* services with depends_on */
+  tsvc_ms_t grid;     /* timers due on multiples of it (set_timer_grid) */
   bool closed;
 };
 
@@ -394,6 +395,11 @@ static void arm(svc_t *s) {
     return;
   }
   tsvc_ms_t now = now_of(s->m);
+  /* On the grid: the services due in one step of it share one wake-up of
+     the loop (tsvc_monitor_set_timer_grid). A deadline already due is not
+     put off. */
+  tsvc_ms_t g = s->m->grid;
+  if (g > 1 && d > now) d = (d + g - 1) / g * g;
   uv_timer_start(&s->timer, timer_cb, (uint64_t)(d > now ? d - now : 0), 0);
 }
 
@@ -1287,6 +1293,10 @@ static void rt_event_cb(tsvc_rt_event_type_t type, const char *service, const ch
 int tsvc_monitor_watch_runtime(tsvc_monitor_t *m) {
   if (!m->rt || !m->rt->ops->watch) return 0;
   return m->rt->ops->watch(m->rt, rt_event_cb, m);
+}
+
+void tsvc_monitor_set_timer_grid(tsvc_monitor_t *m, tsvc_ms_t grid) {
+  m->grid = grid > 0 ? grid : 0;
 }
 
 void tsvc_monitor_set_observer(tsvc_monitor_t *m, tsvc_mon_observer_cb cb, void *data) {

@@ -127,6 +127,18 @@ typedef void (*tsvc_mon_check_cb)(int status, const tsvc_check_record_t *rec, vo
    start failed), TSVC_ENOMEM or TSVC_ECANCELED; cb is then never called. */
 int tsvc_monitor_check(tsvc_monitor_t *m, const char *name, tsvc_mon_check_cb cb, void *data);
 
+/* Put the services' timers on a grid of `grid` ms of the loop's clock: a
+   deadline (a check, a restart, the end of a wait) is moved up to the next
+   multiple of it, so that the services due within one step of the grid
+   start in one wake-up of the loop, and their replies are read together
+   (issue 13: at 1,000 services at 1 s spread over the second, the loop
+   woke about twice per check, and the wake-ups were most of its CPU). A
+   deadline is late by less than one step; one already due is not put off.
+   0 or 1 (the default): every deadline to the ms. Applies from each
+   service's next deadline on. The config's monitor.timer_grid (default
+   10ms) sets it for `up`. */
+void tsvc_monitor_set_timer_grid(tsvc_monitor_t *m, tsvc_ms_t grid);
+
 /* One observer (NULL to remove). */
 void tsvc_monitor_set_observer(tsvc_monitor_t *m, tsvc_mon_observer_cb cb, void *data);
 

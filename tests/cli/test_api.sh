@@ -218,4 +218,23 @@ eq "a stale socket is replaced" "$(code GET /livez)" 200
 has "... and said so" "$(cat up.log)" "removing the stale socket"
 kill -TERM "$UP_PID"; wait "$UP_PID"
 no_sanitizer_reports "$T/up.log"
+
+# A hard open-files limit below what the services may hold (two sockets a
+# service + 1,024: 1,030 for these 3): with CAP_SYS_RESOURCE (root, unless
+# a container took it away) up raises the hard limit itself; without, it
+# takes the hard one and says what to raise. It runs either way.
+( ulimit -Hn 1027 && exec "$BIN" up ) >"$T/up2.log" 2>&1 &
+UP_PID=$!
+PIDS+=("$UP_PID")
+wait_for "the monitor under a hard limit of 1027" curl -sf --max-time 2 --unix-socket "$SOCK" http://localhost/v1/services
+lim=$(awk '/^Max open files/ { print $4 " " $5 }' "/proc/$UP_PID/limits")
+eff=$(awk '/^CapEff:/ { print $2 }' /proc/self/status)
+if (( (16#$eff >> 24) & 1 )); then
+  eq "open files: up raised its hard limit to what 3 services need" "$lim" "1030 1030"
+else
+  eq "open files: up took the hard limit (no CAP_SYS_RESOURCE to raise it)" "$lim" "1027 1027"
+  has "... and said what to raise" "$(cat "$T/up2.log")" "open files are limited to 1027 (RLIMIT_NOFILE), under the 1030 that 3 services may hold"
+fi
+kill -TERM "$UP_PID"; wait "$UP_PID"
+no_sanitizer_reports "$T/up2.log"
 finish
