@@ -73,7 +73,9 @@ extern char **environ;
 #define MAX_WINDOWS 20
 
 typedef enum { MODE_MONITOR, MODE_LOOP, MODE_FORK, MODE_IDLE } bench_mode_t;
-typedef enum { PROBE_REDIS, PROBE_TCP, PROBE_POSTGRES } bench_probe_t;
+/* PROBE_PGFLOOR: the postgres probe against bu_pgfloor_start's server, the
+   floor of what a held check's wake-ups cost a server process. */
+typedef enum { PROBE_REDIS, PROBE_TCP, PROBE_POSTGRES, PROBE_PGFLOOR } bench_probe_t;
 
 typedef struct {
   bench_mode_t mode;
@@ -110,7 +112,7 @@ typedef struct {
 static void servers_stop(servers_t *s) {
   for (int i = 0; i < s->n; i++) {
     if (s->kind == PROBE_REDIS) bu_redis_stop(&s->redis[i]);
-    if (s->kind == PROBE_TCP) bu_tcp_stop(&s->tcp[i]);
+    if (s->kind == PROBE_TCP || s->kind == PROBE_PGFLOOR) bu_tcp_stop(&s->tcp[i]);
   }
   if (s->kind == PROBE_POSTGRES && s->n) bu_pg_stop(&s->pg);
   s->n = 0;
@@ -119,14 +121,14 @@ static void servers_stop(servers_t *s) {
 static int servers_start(servers_t *s, bench_probe_t kind, int n, uint64_t cpus) {
   memset(s, 0, sizeof *s);
   s->kind = kind;
-  if (kind == PROBE_POSTGRES) n = 1;
+  if (kind == PROBE_POSTGRES || kind == PROBE_PGFLOOR) n = 1;
   for (int i = 0; i < n; i++) {
     int rc;
     if (kind == PROBE_REDIS) {
       rc = bu_redis_start(&s->redis[i], cpus);
       s->ports[i] = s->redis[i].port;
-    } else if (kind == PROBE_TCP) {
-      rc = bu_tcp_start(&s->tcp[i], cpus);
+    } else if (kind == PROBE_TCP || kind == PROBE_PGFLOOR) {
+      rc = kind == PROBE_TCP ? bu_tcp_start(&s->tcp[i], cpus) : bu_pgfloor_start(&s->tcp[i], cpus);
       s->ports[i] = s->tcp[i].port;
     } else {
       rc = bu_pg_start(&s->pg, cpus);
@@ -148,6 +150,7 @@ static int64_t servers_cpu_us(const servers_t *s) {
     int64_t v = 0;
     if (s->kind == PROBE_REDIS) v = bu_pid_cpu_us(s->redis[i].pid, true);
     if (s->kind == PROBE_TCP) v = bu_pid_cpu_us(s->tcp[i].pid, true);
+    if (s->kind == PROBE_PGFLOOR) v = bu_pid_cpu_us(s->tcp[i].pid, false);
     if (s->kind == PROBE_POSTGRES) v = bu_tree_cpu_us(s->pg.pid);
     if (v > 0) t += v;
   }
@@ -189,9 +192,10 @@ static void snap(meas_t *m, snap_t *s) {
   s->self_us = bu_self_cpu_us();
   s->child_us = bu_children_cpu_us();
   s->srv_us = servers_cpu_us(m->srv);
-  s->be_us = m->srv->kind == PROBE_POSTGRES && m->srv->n
-                ? bu_pg_backends_cpu_us(m->srv->pg.pid)
-                : 0;
+  s->be_us = !m->srv->n                        ? 0
+             : m->srv->kind == PROBE_POSTGRES ? bu_pg_backends_cpu_us(m->srv->pg.pid)
+             : m->srv->kind == PROBE_PGFLOOR  ? bu_kids_run_us(m->srv->tcp[0].pid)
+                                              : 0;
   s->mach_us = bu_machine_busy_us();
   s->runq_us = bu_runq_us();
   s->sleeps = bu_self_sleeps();
@@ -352,6 +356,7 @@ static char *services_yaml(const opts_t *o, const servers_t *srv) {
   tsvc_buf_t y;
   tsvc_buf_init(&y, (size_t)1 << 30);
   const char *probe = o->probe == PROBE_REDIS ? "redis" : o->probe == PROBE_TCP ? "tcp" : "postgres";
+  /* PROBE_PGFLOOR: "postgres" too. */
   int rc = tsvc_buf_addf(&y, "services:\n");
   for (long i = 0; !rc && i < o->services; i++)
     rc = tsvc_buf_addf(&y,
@@ -663,7 +668,9 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: bench_monitor [options]\n"
           "  --mode monitor|loop|fork|idle|postgres  (postgres = monitor --probe postgres)\n"
-          "  --probe redis|tcp|postgres   what the checks talk to (default redis)\n"
+          "  --probe redis|tcp|postgres|pgfloor   what the checks talk to (default redis);\n"
+          "                               pgfloor (monitor): the postgres probe against a trivial\n"
+          "                               process-per-connection server, the floor of a held check\n"
           "  --tool redis-cli|pg_isready|docker   fork mode's command (default by probe;\n"
           "                               docker: `docker exec $BENCH_REDIS_CONTAINER redis-cli ping`)\n"
           "  --services N                 services watched (default 1000)\n"
@@ -728,6 +735,7 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       if (strcmp(optarg, "redis") == 0) o->probe = PROBE_REDIS;
       else if (strcmp(optarg, "tcp") == 0) o->probe = PROBE_TCP;
       else if (strcmp(optarg, "postgres") == 0) o->probe = PROBE_POSTGRES;
+      else if (strcmp(optarg, "pgfloor") == 0) o->probe = PROBE_PGFLOOR;
       else return -1;
       break;
     case 'T':
@@ -806,6 +814,7 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
   if (!o->tool) o->tool = o->probe == PROBE_POSTGRES ? "pg_isready" : "redis-cli";
   if (o->mode == MODE_FORK && o->probe == PROBE_TCP) return -1;
   if (o->session && (o->mode != MODE_MONITOR || o->probe == PROBE_TCP)) return -1;
+  if (o->probe == PROBE_PGFLOOR && o->mode != MODE_MONITOR) return -1;
   if (!o->servers) o->servers = o->services > 2000 ? 2 : 1;
   if (!o->rate) o->rate = o->mode == MODE_FORK ? 20 : (double)o->services * 1000.0 / (double)o->interval_ms;
   return 0;
@@ -823,8 +832,14 @@ static const char *mode_name(const opts_t *o) {
 
 static const char *probe_name(const opts_t *o) {
   if (o->mode == MODE_FORK) return o->tool;
-  if (o->session) return o->probe == PROBE_REDIS ? "redis-session" : "postgres-session";
-  return o->probe == PROBE_REDIS ? "redis" : o->probe == PROBE_TCP ? "tcp" : "postgres";
+  if (o->session)
+    return o->probe == PROBE_REDIS     ? "redis-session"
+           : o->probe == PROBE_PGFLOOR ? "pgfloor-session"
+                                       : "postgres-session";
+  return o->probe == PROBE_REDIS     ? "redis"
+         : o->probe == PROBE_TCP     ? "tcp"
+         : o->probe == PROBE_PGFLOOR ? "pgfloor"
+                                     : "postgres";
 }
 
 /* "median (min-max)" of v[0..n) with the given precision. */
@@ -881,7 +896,9 @@ int main(int argc, char **argv) {
   servers_t srv = {0};
   if (o.mode != MODE_IDLE &&
       !(o.mode == MODE_FORK && strcmp(o.tool, "docker") == 0)) {
-    if (servers_start(&srv, o.probe, o.probe == PROBE_POSTGRES ? 1 : o.servers, others) != 0)
+    if (servers_start(&srv, o.probe,
+                      o.probe == PROBE_POSTGRES || o.probe == PROBE_PGFLOOR ? 1 : o.servers,
+                      others) != 0)
       return 1;
   }
   if (o.cpu >= 0 && bu_pin(mine) != 0) {

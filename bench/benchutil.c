@@ -8,6 +8,7 @@
 #include <ftw.h>
 #include <grp.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -284,7 +285,9 @@ int64_t bu_tree_cpu_us(pid_t pid) {
   return total;
 }
 
-int64_t bu_pg_backends_cpu_us(pid_t postmaster) {
+/* Run time (us, /proc/PID/schedstat) of parent's live children; with
+   pg_clients, only those whose title names a postgres client. */
+static int64_t kids_run_us(pid_t parent, bool pg_clients) {
   int64_t total = 0;
   DIR *d = opendir("/proc");
   if (!d) return -1;
@@ -295,16 +298,19 @@ int64_t bu_pg_backends_cpu_us(pid_t postmaster) {
     if (*end || p <= 0) continue;
     int pp;
     unsigned long long t[4];
-    if (read_stat((pid_t)p, &pp, t) != 0 || pp != postmaster) continue;
+    if (read_stat((pid_t)p, &pp, t) != 0 || pp != parent) continue;
     char path[64], title[256] = "";
-    snprintf(path, sizeof path, "/proc/%ld/cmdline", p);
-    FILE *f = fopen(path, "r");
-    if (!f) continue;
-    size_t n = fread(title, 1, sizeof title - 1, f);
-    fclose(f);
-    title[n] = '\0';
-    if (strncmp(title, "postgres: ", 10) != 0 || !(strchr(title, '(') || strstr(title, "[local]")))
-      continue;
+    FILE *f;
+    if (pg_clients) {
+      snprintf(path, sizeof path, "/proc/%ld/cmdline", p);
+      if (!(f = fopen(path, "r"))) continue;
+      size_t n = fread(title, 1, sizeof title - 1, f);
+      fclose(f);
+      title[n] = '\0';
+      if (strncmp(title, "postgres: ", 10) != 0 ||
+          !(strchr(title, '(') || strstr(title, "[local]")))
+        continue;
+    }
     /* schedstat's run time is in ns: a check's tens of us would vanish in
        /proc/PID/stat's 10 ms ticks. */
     snprintf(path, sizeof path, "/proc/%ld/schedstat", p);
@@ -318,6 +324,10 @@ int64_t bu_pg_backends_cpu_us(pid_t postmaster) {
   closedir(d);
   return total;
 }
+
+int64_t bu_pg_backends_cpu_us(pid_t postmaster) { return kids_run_us(postmaster, true); }
+
+int64_t bu_kids_run_us(pid_t parent) { return kids_run_us(parent, false); }
 
 static int64_t ru_us(int who) {
   struct rusage ru;
@@ -518,7 +528,92 @@ static void tcp_serve(int lfd) {
   }
 }
 
-int bu_tcp_start(bu_tcp_t *t, uint64_t cpus) {
+/* One connection of bu_pgfloor_start, in its own process. */
+static void floor_session(int fd) {
+  /* AuthenticationOk, BackendKeyData (our pid, as a backend's), ReadyForQuery. */
+  uint8_t auth_ok[] = {'R', 0, 0, 0, 8, 0, 0, 0, 0, 'K', 0, 0, 0, 12, 0, 0, 0, 0,
+                       0, 0, 0, 0, 'Z', 0, 0, 0, 5, 'I'};
+  uint32_t self = (uint32_t)getpid();
+  auth_ok[14] = (uint8_t)(self >> 24), auth_ok[15] = (uint8_t)(self >> 16);
+  auth_ok[16] = (uint8_t)(self >> 8), auth_ok[17] = (uint8_t)self;
+  static const uint8_t empty_ready[] = {'I', 0, 0, 0, 4, 'Z', 0, 0, 0, 5, 'I'};
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int ep = epoll_create1(0);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) _exit(1);
+  uint8_t buf[4096];
+  size_t have = 0;
+  bool started = false; /* the startup packet (no type byte) was read */
+  for (;;) {
+    ssize_t n = recv(fd, buf + have, sizeof buf - have, 0);
+    if (n == 0) _exit(0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) _exit(0);
+      struct epoll_event out;
+      if (epoll_wait(ep, &out, 1, -1) < 0 && errno != EINTR) _exit(1);
+      continue;
+    }
+    have += (size_t)n;
+    size_t off = 0;
+    for (;;) {
+      size_t hdr = started ? 5 : 4;
+      if (have - off < hdr) break;
+      const uint8_t *l = buf + off + hdr - 4;
+      uint32_t len = (uint32_t)l[0] << 24 | (uint32_t)l[1] << 16 | (uint32_t)l[2] << 8 | l[3];
+      if (len < 4 || len >= sizeof buf) _exit(1);
+      size_t whole = hdr - 4 + len;
+      if (have - off < whole) break;
+      char type = started ? (char)buf[off] : 0;
+      off += whole;
+      ssize_t w;
+      if (!started) {
+        started = true;
+        w = send(fd, auth_ok, sizeof auth_ok, MSG_NOSIGNAL);
+      } else if (type == 'S') {
+        w = send(fd, empty_ready + 5, 6, MSG_NOSIGNAL);
+      } else if (type == 'Q') {
+        w = send(fd, empty_ready, sizeof empty_ready, MSG_NOSIGNAL);
+      } else {
+        _exit(0); /* Terminate, or anything else: close */
+      }
+      if (w < 0) _exit(0);
+    }
+    memmove(buf, buf + off, have - off);
+    have -= off;
+  }
+}
+
+static void floor_serve(int lfd) {
+  signal(SIGCHLD, SIG_IGN); /* sessions are reaped by the kernel */
+  pid_t self = getpid();
+  int ep = epoll_create1(0);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
+  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) != 0) _exit(1);
+  for (;;) {
+    struct epoll_event out;
+    if (epoll_wait(ep, &out, 1, -1) < 0 && errno != EINTR) _exit(1);
+    for (;;) {
+      int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+      if (fd < 0) break;
+      pid_t pid = fork();
+      if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != self) _exit(0);
+        close(lfd);
+        close(ep);
+        floor_session(fd);
+        _exit(0);
+      }
+      close(fd);
+    }
+  }
+}
+
+/* Listen on 127.0.0.1:free port and run serve(lfd) in a child pinned to
+   cpus. */
+static int listen_fork(bu_tcp_t *t, uint64_t cpus, void (*serve)(int)) {
   t->pid = -1;
   t->port = 0;
   int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -543,13 +638,17 @@ int bu_tcp_start(bu_tcp_t *t, uint64_t cpus) {
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (cpus) bu_pin(cpus);
-    tcp_serve(lfd);
+    serve(lfd);
     _exit(0);
   }
   close(lfd);
   t->pid = pid;
   return 0;
 }
+
+int bu_tcp_start(bu_tcp_t *t, uint64_t cpus) { return listen_fork(t, cpus, tcp_serve); }
+
+int bu_pgfloor_start(bu_tcp_t *t, uint64_t cpus) { return listen_fork(t, cpus, floor_serve); }
 
 void bu_tcp_stop(bu_tcp_t *t) {
   if (t->pid > 0) bu_stop_pid(t->pid, SIGTERM);

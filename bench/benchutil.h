@@ -72,6 +72,8 @@ int64_t bu_tree_cpu_us(pid_t pid);
    the background processes (checkpointer, walwriter, ...) or exited ones;
    from /proc/PID/schedstat (ns), not stat's 10 ms ticks. */
 int64_t bu_pg_backends_cpu_us(pid_t postmaster);
+/* The same for every live child of parent (bu_pgfloor_start's sessions). */
+int64_t bu_kids_run_us(pid_t parent);
 /* Our own user+sys (RUSAGE_SELF) and our reaped children's, microseconds. */
 int64_t bu_self_cpu_us(void);
 /* Times this process went to sleep (getrusage ru_nvcsw: voluntary context
@@ -121,6 +123,17 @@ typedef struct {
 
 int bu_tcp_start(bu_tcp_t *t, uint64_t cpus);
 void bu_tcp_stop(bu_tcp_t *t);
+
+/* The floor of a held postgres check: a listener (child process pinned to
+ * cpus) that forks a process per connection, as the postmaster does, which
+ * speaks just enough of the protocol for the probe and a held session
+ * (startup packet: AuthenticationOk, BackendKeyData with its pid,
+ * ReadyForQuery; Sync: ReadyForQuery;
+ * Query: EmptyQueryResponse, ReadyForQuery; Terminate: close) and waits
+ * as a backend does (non-blocking recv until EAGAIN, then epoll_wait), doing
+ * nothing else: what the same wake-ups cost any process on this machine.
+ * Stop it with bu_tcp_stop; its sessions end with it. */
+int bu_pgfloor_start(bu_tcp_t *t, uint64_t cpus);
 
 /* ---- statistics --------------------------------------------------------- */
 

@@ -379,8 +379,9 @@ static void serve(fake_t *f, int fd) {
   } else if (strcmp(p, "/containers/late/exec") == 0) {
     respond(fd, 201, "application/json", "{\"Id\":\"lateexec\"}", 17);
   } else if (strcmp(p, "/exec/lateexec/start") == 0) {
-    /* A daemon slow to start an exec: not started at the first two looks,
-       ended (as killed) at the third; its stream ends then. */
+    /* A daemon slow to start an exec: not started at the first two looks
+       (Running true, no Pid: what Docker 20.10 answers while it starts
+       one), ended (as killed) at the third; its stream ends then. */
     while (!atomic_load(&f->stop) && atomic_load(&f->late_inspects) < 3) usleep(2000);
     respond(fd, 200, "application/vnd.docker.raw-stream", "", 0);
   } else if (strcmp(p, "/containers/later/exec") == 0) {
@@ -398,7 +399,7 @@ static void serve(fake_t *f, int fd) {
     respond(fd, 200, "application/json", b, strlen(b));
   } else if (strcmp(p, "/exec/lateexec/json") == 0) {
     int seen = atomic_fetch_add(&f->late_inspects, 1) + 1;
-    const char *b = seen < 3 ? "{\"Running\":false,\"ExitCode\":null,\"Pid\":0}"
+    const char *b = seen < 3 ? "{\"Running\":true,\"ExitCode\":null,\"Pid\":0}"
                           : "{\"Running\":false,\"ExitCode\":137,\"Pid\":0}";
     respond(fd, 200, "application/json", b, strlen(b));
   } else if (strstr(p, "hang")) {

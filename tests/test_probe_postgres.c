@@ -35,7 +35,8 @@ static int setup(void **st) {
       tu_pg_sql(&pg, "CREATE ROLE tanuki LOGIN PASSWORD 'tanuki'") != 0 ||
       tu_pg_sql(&pg, "CREATE DATABASE tanuki_dev OWNER tanuki") != 0 ||
       tu_pg_sql(&pg, "CREATE ROLE tanuki_pw LOGIN PASSWORD 'right'") != 0 ||
-      tu_pg_sql(&pg, "CREATE ROLE rejected LOGIN") != 0) {
+      tu_pg_sql(&pg, "CREATE ROLE rejected LOGIN") != 0 ||
+      tu_pg_sql(&pg, "CREATE ROLE tanuki_held LOGIN") != 0) {
     tu_pg_free(&pg); /* the group teardown does not run when setup fails */
     return -1;
   }
@@ -317,6 +318,52 @@ static void time_wait_side(void **st) {
   assert_true(cli2 >= 18);
 }
 
+/* The server ends a held session (pg_terminate_backend: FATAL 57P01, then
+ * it closes): the session says why, the next check is the full probe's,
+ * which opens a new held connection, and the check after that is held. */
+static void held_backend_terminated(void **st) {
+  (void)st;
+  SKIP_IF_NO_SERVER();
+  tsvc_probe_spec_t s = {.kind = TSVC_PROBE_POSTGRES, .host = "127.0.0.1", .port = pg.port,
+                         .timeout = 5000, .user = "tanuki_held", .database = "tanuki_dev"};
+  tu_session_t t;
+  tu_session_open(&t, &s, 60000);
+  tu_probe_out_t o;
+  tu_session_check(&t, &o); /* the full probe; the held connection opens */
+  assert_int_equal(o.res.result, TSVC_RESULT_OK);
+  tu_session_check(&t, &o);
+  assert_string_equal(o.res.message, "accepting connections (held session)");
+  tsvc_session_info_t si;
+  tu_session_info(&t, &si);
+  assert_true(si.held);
+  assert_int_equal(si.held_checks, 1);
+  assert_int_equal(tu_pg_sql(&pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE usename = 'tanuki_held'"),
+                   0);
+  /* The loop reads the FATAL while no check is in flight (bounded: the
+     server sends it before psql's query returns). */
+  for (int i = 0; i < 400 && si.held; i++) {
+    uv_run(&t.loop, UV_RUN_NOWAIT);
+    tu_session_info(&t, &si);
+    if (si.held) tu_sleep_ms(5);
+  }
+  print_message("after pg_terminate_backend: held %s, last error \"%s\"\n",
+                si.held ? "yes" : "no", si.last_error);
+  assert_false(si.held);
+  assert_non_null(strstr(si.last_error, "the server ended the session: "));
+  assert_non_null(strstr(si.last_error, "(SQLSTATE 57P01)"));
+  tu_session_check(&t, &o); /* no held connection: the full probe */
+  assert_int_equal(o.res.result, TSVC_RESULT_OK);
+  assert_string_equal(o.res.message, "accepting connections");
+  tu_session_check(&t, &o);
+  assert_string_equal(o.res.message, "accepting connections (held session)");
+  tu_session_info(&t, &si);
+  assert_int_equal(si.connects, 2);
+  assert_int_equal(si.held_checks, 2);
+  assert_int_equal(si.full_checks, 2);
+  tu_session_close(&t);
+}
+
 /* Many probes at once on one loop. */
 static void concurrent(void **st) {
   (void)st;
@@ -400,6 +447,7 @@ int main(void) {
       cmocka_unit_test(hostname),
       cmocka_unit_test(time_wait_side),
       cmocka_unit_test(concurrent),
+      cmocka_unit_test(held_backend_terminated),
       cmocka_unit_test(shutting_down_then_stopped),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -548,10 +548,15 @@ static void run_killed(const tsvc_docker_reply_t *rep, void *data) {
   }
   /* Nothing killed. Ended already: its stream ends too (run_started). Not
      started yet (the timeout came first: the daemon is slow to start it):
-     look again shortly, else it would run on unkilled. */
+     look again shortly, else it would run on unkilled. The engine says
+     Running from the moment it begins to start the exec, and has a Pid
+     only once the process runs (Docker 20.10 answered Running true, Pid 0
+     to an inspect between the two every time it was asked, and a loaded
+     daemon stays there for seconds): that is "not started yet" too. */
   bool running = json_is_true(json_object_get(rep->json, "Running"));
+  json_int_t pid = json_integer_value(json_object_get(rep->json, "Pid"));
   bool ended = json_is_integer(json_object_get(rep->json, "ExitCode"));
-  if (!running && !ended) arm_guard(r, EXEC_KILL_RETRY_MS, run_kill);
+  if (!ended && (!running || pid <= 1)) arm_guard(r, EXEC_KILL_RETRY_MS, run_kill);
 }
 
 /* Inspect the exec and kill its process (exec_kill_req) under the guard. */

@@ -12,16 +12,16 @@
 #include "common/ref.h"
 #include "common/util.h"
 
-struct tsvc_rec_s {
-  tsvc_ref_t ref;
-  tsvc_check_record_t r; /* message and output owned; probe_address a
-                            reference (rcstr) */
-};
-
+/* The records by value (issue 13: a record of its own, referenced from
+   each history, was 80 bytes a check plus 8 a reference, 1.8 KB a service
+   at the default 20; by value it is 56). Their strings are rcstrs shared
+   by the histories that hold the same record, and a message or output
+   that repeats the record before's is shared with it. */
 struct tsvc_hist_s {
   tsvc_ref_t ref;
   size_t n;
-  tsvc_rec_t *v[]; /* oldest first, one reference each */
+  tsvc_check_record_t v[]; /* oldest first; message, output and
+                              probe_address: a reference each (rcstr) */
 };
 
 /* A snapshot keeps the status packed (issue 13: a tsvc_status_t is 1.3 KB,
@@ -115,52 +115,51 @@ static size_t text_len(const tsvc_status_t *st, size_t i) {
   return strnlen((const char *)st + texts[i].off, texts[i].size - 1);
 }
 
-static void rec_free(tsvc_ref_t *r) {
-  tsvc_rec_t *rec = (tsvc_rec_t *)r;
-  free(rec->r.message);
-  free(rec->r.output);
-  tsvc_rcstr_unref(rec->r.probe_address);
-  free(rec);
+static void rec_unref(tsvc_check_record_t *r) {
+  tsvc_rcstr_unref(r->message);
+  tsvc_rcstr_unref(r->output);
+  tsvc_rcstr_unref(r->probe_address);
 }
-
-tsvc_rec_t *tsvc_rec_new(const tsvc_check_record_t *r) {
-  tsvc_rec_t *rec = calloc(1, sizeof *rec);
-  if (!rec) return NULL;
-  rec->r = *r;
-  rec->r.message = strdup(r->message ? r->message : "");
-  rec->r.output = r->output ? strdup(r->output) : NULL;
-  if (!rec->r.message || (r->output && !rec->r.output)) {
-    free(rec->r.message);
-    free(rec->r.output);
-    free(rec);
-    return NULL;
-  }
-  rec->r.probe_address = tsvc_rcstr_ref(r->probe_address);
-  tsvc_ref_init(&rec->ref, rec_free);
-  return rec;
-}
-
-void tsvc_rec_release(tsvc_rec_t *rec) {
-  if (rec) tsvc_ref_put(&rec->ref);
-}
-
-const tsvc_check_record_t *tsvc_rec_record(const tsvc_rec_t *rec) { return &rec->r; }
 
 static void hist_free(tsvc_ref_t *r) {
   tsvc_hist_t *h = (tsvc_hist_t *)r;
-  for (size_t i = 0; i < h->n; i++) tsvc_rec_release(h->v[i]);
+  for (size_t i = 0; i < h->n; i++) rec_unref(&h->v[i]);
   free(h);
 }
 
-tsvc_hist_t *tsvc_hist_new(tsvc_rec_t *const *ring, size_t n, size_t start) {
-  tsvc_hist_t *h = malloc(sizeof *h + n * sizeof h->v[0]);
-  if (!h) return NULL;
-  tsvc_ref_init(&h->ref, hist_free);
-  h->n = n;
-  for (size_t i = 0; i < n; i++) {
-    h->v[i] = ring[(start + i) % n];
-    tsvc_ref_get(&h->v[i]->ref);
+/* A reference to s when it equals same's string (may be NULL), else a new
+   rcstr of s. */
+static char *share(const char *s, char *same) {
+  if (same && strcmp(same, s) == 0) return tsvc_rcstr_ref(same);
+  return tsvc_rcstr_new(s);
+}
+
+tsvc_hist_t *tsvc_hist_push(const tsvc_hist_t *prev, size_t cap, const tsvc_check_record_t *r) {
+  size_t keep = prev ? prev->n : 0;
+  if (cap < 1) cap = 1;
+  if (keep > cap - 1) keep = cap - 1;
+  const tsvc_check_record_t *last = prev && prev->n ? &prev->v[prev->n - 1] : NULL;
+  tsvc_check_record_t nr = *r;
+  nr.message = share(r->message ? r->message : "", last ? last->message : NULL);
+  nr.output = r->output ? share(r->output, last ? last->output : NULL) : NULL;
+  nr.probe_address = tsvc_rcstr_ref(r->probe_address);
+  tsvc_hist_t *h = NULL;
+  if (nr.message && (!r->output || nr.output))
+    h = malloc(sizeof *h + (keep + 1) * sizeof h->v[0]);
+  if (!h) {
+    rec_unref(&nr);
+    return NULL;
   }
+  tsvc_ref_init(&h->ref, hist_free);
+  h->n = keep + 1;
+  for (size_t i = 0; i < keep; i++) {
+    tsvc_check_record_t *d = &h->v[i];
+    *d = prev->v[prev->n - keep + i];
+    tsvc_rcstr_ref(d->message);
+    tsvc_rcstr_ref(d->output);
+    tsvc_rcstr_ref(d->probe_address);
+  }
+  h->v[keep] = nr;
   return h;
 }
 
@@ -249,7 +248,7 @@ int tsvc_snap_copy(const tsvc_snap_t *s, bool with_history, tsvc_status_t *out) 
   out->history = calloc(s->hist->n, sizeof *out->history);
   if (!out->history) goto nomem;
   for (size_t i = 0; i < s->hist->n; i++) {
-    const tsvc_check_record_t *r = &s->hist->v[i]->r;
+    const tsvc_check_record_t *r = &s->hist->v[i];
     tsvc_check_record_t *d = &out->history[i];
     *d = *r;
     d->output = NULL;

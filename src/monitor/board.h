@@ -15,8 +15,8 @@
  * flight) are atomic counters the loop adds to and readers load.
  *
  * Ownership: the board owns its slots and its reference to each slot's
- * snapshot; snapshots own a reference to their history, histories to their
- * records. tsvc_board_free() is for when no thread reads the board any
+ * snapshot; snapshots own a reference to their history, histories hold
+ * their records by value and a reference to each record's strings. tsvc_board_free() is for when no thread reads the board any
  * more (snapshots taken from it stay valid).
  */
 #ifndef TSVC_BOARD_H
@@ -31,24 +31,20 @@ typedef struct tsvc_board_s tsvc_board_t;
 typedef struct tsvc_board_slot_s tsvc_board_slot_t;
 typedef struct tsvc_snap_s tsvc_snap_t;
 typedef struct tsvc_hist_s tsvc_hist_t;
-typedef struct tsvc_rec_s tsvc_rec_t;
 
 int tsvc_board_new(tsvc_board_t **out);
 void tsvc_board_free(tsvc_board_t *b);
 
 /* ---- the loop's side ---------------------------------------------------- */
 
-/* A check record, kept by reference: r's message and output are copied
-   (message NULL is kept as ""); r's probe_address, NULL or an rcstr
-   (common/rcstr.h), is shared: the record takes a reference of its own.
-   NULL when out of memory. */
-tsvc_rec_t *tsvc_rec_new(const tsvc_check_record_t *r);
-void tsvc_rec_release(tsvc_rec_t *rec);
-const tsvc_check_record_t *tsvc_rec_record(const tsvc_rec_t *rec);
-
-/* A history of the n records of a ring, oldest first from ring[start]
-   (each gets a reference). NULL when out of memory. */
-tsvc_hist_t *tsvc_hist_new(tsvc_rec_t *const *ring, size_t n, size_t start);
+/* A new history: the newest cap - 1 records of prev (may be NULL; it is
+   not changed: histories are immutable), then a copy of r. r's message
+   (NULL is kept as "") and output are shared with prev's newest record
+   when they are the same (a service's history mostly repeats one
+   message: one copy for all of them), else copied; r's probe_address,
+   NULL or an rcstr (common/rcstr.h), is shared: the history takes a
+   reference of its own. NULL when out of memory. */
+tsvc_hist_t *tsvc_hist_push(const tsvc_hist_t *prev, size_t cap, const tsvc_check_record_t *r);
 tsvc_hist_t *tsvc_hist_ref(tsvc_hist_t *h);
 void tsvc_hist_release(tsvc_hist_t *h);
 

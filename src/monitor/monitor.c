@@ -41,6 +41,24 @@ typedef struct ctx_s {
   bool verify; /* inspections: feed "died" when found not running */
 } ctx_t;
 
+/* What a service's status needs that its machine, config, spec and
+   session do not hold; publish() puts a tsvc_status_t together from it on
+   its stack. (A tsvc_status_t of its own was 1.3 KB a service, 930 bytes
+   of it fixed-size text fields, mostly empty: issue 13.) */
+typedef struct {
+  bool running;
+  int pid;
+  size_t nwaiting;        /* entries of the service's waits that status shows */
+  int64_t last_check_ms, last_healthy_ms, last_latency_us;
+  double latency_sum_s;
+  uint64_t checks_by_result[TSVC_RESULT__COUNT];
+  uint64_t latency_buckets[TSVC_LATENCY_NBUCKETS]; /* cumulative counts */
+  char probe_via[16];
+  char *container_id;     /* owned, at their length; NULL: "" */
+  char *container_name;
+  char *last_error;
+} kept_t;
+
 typedef struct svc_s {
   tsvc_monitor_t *m;
   const tsvc_service_conf_t *conf; /* borrowed; keep holds its config */
@@ -48,7 +66,7 @@ typedef struct svc_s {
   char *name;                      /* owned */
   tsvc_health_t h;
   tsvc_probe_spec_t spec; /* strings point into conf or host */
-  char host[256];
+  char *host;             /* owned, at its length; NULL: none */
   uv_timer_t timer;
   tsvc_ms_t armed_at;     /* deadline the timer is set for, or TSVC_NEVER */
   /* The check in flight: check, or a check on the session. */
@@ -77,13 +95,12 @@ typedef struct svc_s {
   bool info_again_verify;
   done_t *info_waiters;       /* told once it answers: a (re)start's
                                  waiters, so that the new pid is known */
-  /* The status, the loop's own copy; published as snapshots. */
-  tsvc_status_t st;          /* history fields unused */
-  char *addr;                /* where checks go (st.probe_address), shared by
+  kept_t st;
+  char *addr;                /* where checks go (probe_address), shared by
                                 the history's records (rcstr) */
-  tsvc_rec_t **ring;         /* the last hist_cap records */
-  size_t hist_cap, hist_n, hist_head; /* head: the oldest once full */
-  tsvc_hist_t *hist;         /* the published history; NULL: build anew */
+  size_t hist_cap;           /* records kept (healthcheck.history) */
+  tsvc_hist_t *hist;         /* the last hist_cap records, as published;
+                                NULL: none yet */
   tsvc_board_slot_t *slot;
   /* depends_on (docs/design.md, "Dependencies"). */
   uint64_t gen;              /* (re)starts begun (tsvc_dep_is_start) */
@@ -220,6 +237,21 @@ static void push(done_t **list, done_t *d) {
 
 /* ---- status ----------------------------------------------------------------- */
 
+/* Keep v (NULL or "": none) in *text at its length, unless it is there
+   already. Out of memory: the old text stays. */
+static void set_text(char **text, const char *v) {
+  if (!v || !*v) {
+    free(*text);
+    *text = NULL;
+    return;
+  }
+  if (*text && strcmp(*text, v) == 0) return;
+  char *c = strdup(v);
+  if (!c) return;
+  free(*text);
+  *text = c;
+}
+
 /* Publish the service's status as a new snapshot. Out of memory: readers
    keep the previous one. */
 static void publish(svc_t *s) {
@@ -228,7 +260,31 @@ static void publish(svc_t *s) {
   tsvc_ms_t now = now_of(m);
   int64_t wall = tsvc_wall_ms();
   const tsvc_health_t *h = &s->h;
-  tsvc_status_t *st = &s->st;
+  /* The whole status, for the snapshot to pack: the fields kept in s->st,
+     then what the machine, the config and the session say now. */
+  tsvc_status_t full = {
+      .name = s->name,
+      .running = s->st.running,
+      .enabled = s->conf->enabled,
+      .external = s->conf->external,
+      .pid = s->st.pid,
+      .last_check_ms = s->st.last_check_ms,
+      .last_healthy_ms = s->st.last_healthy_ms,
+      .latency_sum_s = s->st.latency_sum_s,
+      .last_latency_us = s->st.last_latency_us,
+  };
+  tsvc_status_t *st = &full;
+  memcpy(st->checks_by_result, s->st.checks_by_result, sizeof st->checks_by_result);
+  memcpy(st->latency_buckets, s->st.latency_buckets, sizeof st->latency_buckets);
+  tsvc_strlcpy(st->probe, tsvc_probe_kind_name(s->spec.kind), sizeof st->probe);
+  tsvc_strlcpy(st->probe_via, s->st.probe_via, sizeof st->probe_via);
+  tsvc_strlcpy(st->probe_address, s->addr ? s->addr : "", sizeof st->probe_address);
+  tsvc_strlcpy(st->container_id, s->st.container_id ? s->st.container_id : "",
+               sizeof st->container_id);
+  tsvc_strlcpy(st->container_name, s->st.container_name ? s->st.container_name : "",
+               sizeof st->container_name);
+  tsvc_strlcpy(st->last_error, s->st.last_error ? s->st.last_error : "",
+               sizeof st->last_error);
   st->state = h->state;
   st->healthy = h->state == TSVC_STATE_HEALTHY;
   st->since_ms = to_wall(m, h->since, wall);
@@ -252,17 +308,10 @@ static void publish(svc_t *s) {
     st->session_full_checks = si.full_checks;
     tsvc_strlcpy(st->session_error, si.last_error, sizeof st->session_error);
   }
-  if (!s->waiting) {
-    st->waiting_for = NULL;
-    st->nwaiting = 0;
-    st->wait_until_ms = 0;
-  } else {
+  if (s->waiting) {
     st->waiting_for = s->waits;
+    st->nwaiting = s->st.nwaiting;
     st->wait_until_ms = to_wall(m, s->wait_until, wall);
-  }
-  if (!s->hist && s->hist_n) {
-    /* Oldest first: the ring starts at hist_head once full. */
-    s->hist = tsvc_hist_new(s->ring, s->hist_n, s->hist_n < s->hist_cap ? 0 : s->hist_head);
   }
   tsvc_snap_t *snap = tsvc_snap_new(st, s->hist);
   if (snap) tsvc_board_publish(m->board, s->slot, snap);
@@ -270,7 +319,7 @@ static void publish(svc_t *s) {
 
 static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_record_t *out) {
   int64_t end = tsvc_wall_ms();
-  tsvc_status_t *st = &s->st;
+  kept_t *st = &s->st;
   /* Scrubbed once here: every copy of the record says the same. */
   char msg[TSVC_PROBE_MSG_LEN];
   tsvc_log_scrub(msg, sizeof msg, res->message);
@@ -289,17 +338,11 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_re
                                /* Borrowed: the record takes its own
                                   reference (board.h). */
                                .probe_address = s->addr};
-  tsvc_rec_t *rec = out->message ? tsvc_rec_new(out) : NULL;
-  if (rec) {
-    if (s->hist_n < s->hist_cap) {
-      s->ring[s->hist_n++] = rec;
-    } else {
-      tsvc_rec_release(s->ring[s->hist_head]);
-      s->ring[s->hist_head] = rec;
-      s->hist_head = (s->hist_head + 1) % s->hist_cap;
-    }
+  /* Out of memory: the history goes without this record. */
+  tsvc_hist_t *h = out->message ? tsvc_hist_push(s->hist, s->hist_cap, out) : NULL;
+  if (h) {
     tsvc_hist_release(s->hist);
-    s->hist = NULL;
+    s->hist = h;
   }
   st->last_check_ms = end;
   st->last_latency_us = res->latency_us;
@@ -309,14 +352,10 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_re
   for (size_t i = 0; i < TSVC_LATENCY_NBUCKETS; i++)
     if (i == TSVC_LATENCY_NBUCKETS - 1 || secs <= latency_bounds[i]) st->latency_buckets[i]++;
   if (res->result == TSVC_RESULT_OK) st->last_healthy_ms = end;
-  else tsvc_strlcpy(st->last_error, msg, sizeof st->last_error);
+  else set_text(&st->last_error, msg);
 }
 
 static void free_history(svc_t *s) {
-  for (size_t i = 0; i < s->hist_n; i++) tsvc_rec_release(s->ring[i]);
-  free(s->ring);
-  s->ring = NULL;
-  s->hist_n = s->hist_head = 0;
   tsvc_hist_release(s->hist);
   s->hist = NULL;
 }
@@ -486,14 +525,16 @@ static void info_cb(int status, const char *msg, const tsvc_rt_info_t *info, voi
   if (!status) {
     s->st.running = info->running;
     s->st.pid = info->pid;
-    tsvc_strlcpy(s->st.container_id, info->id, sizeof s->st.container_id);
-    tsvc_strlcpy(s->st.container_name, info->name, sizeof s->st.container_name);
+    set_text(&s->st.container_id, info->id);
+    set_text(&s->st.container_name, info->name);
     /* Where probes connect, unless the config or the command names a host:
        the runtime's route, which the inspection may have changed. */
     if (s->m->rt && s->m->rt->ops->probe_route)
       prepare_spec(s);
-    else if (info->host[0] && !s->conf->healthcheck.address && s->spec.host == s->host)
-      tsvc_strlcpy(s->host, info->host, sizeof s->host);
+    else if (info->host[0] && !s->conf->healthcheck.address && s->spec.host == s->host) {
+      set_text(&s->host, info->host);
+      s->spec.host = s->host;
+    }
   }
   if (s->info_again) {
     /* Asked again while this one was out: its answer may predate what the
@@ -789,7 +830,9 @@ static void carry_out(svc_t *s, const tsvc_health_actions_t *a) {
     const char *what = s->failed_op == TSVC_OP_START  ? "start_failed"
                        : s->failed_op == TSVC_OP_STOP ? "stop_failed"
                                                       : "restart_failed";
-    tsvc_log_scrub(s->st.last_error, sizeof s->st.last_error, a->reason ? a->reason : "");
+    char why[sizeof(((tsvc_status_t *)0)->last_error)];
+    tsvc_log_scrub(why, sizeof why, a->reason ? a->reason : "");
+    set_text(&s->st.last_error, why);
     log_line(s, TSVC_LOG_ERROR, what, 0, 0, false, a->reason, NULL, NULL);
     notify(s, TSVC_MON_EV_RESTART_FAILED, s->h.state, s->h.state, a->reason, TSVC_RESULT_OK, 0);
   }
@@ -976,7 +1019,14 @@ static void session_renew(svc_t *s) {
 
 static void prepare_spec(svc_t *s) {
   tsvc_check_where_t where;
-  tsvc_check_prepare_where(s->conf, s->m->rt, &s->spec, s->host, sizeof s->host, &where);
+  char host[256];
+  tsvc_check_prepare_where(s->conf, s->m->rt, &s->spec, host, sizeof host, &where);
+  if (s->spec.host == host) {
+    /* Kept at its length (out of memory: the last one; none: NULL, the
+       probes' 127.0.0.1). */
+    set_text(&s->host, host);
+    s->spec.host = s->host;
+  }
   if (!s->addr || strcmp(s->addr, where.address) != 0) {
     char *a = tsvc_rcstr_new(where.address);
     if (a) { /* (out of memory: the records keep the last one) */
@@ -985,7 +1035,6 @@ static void prepare_spec(svc_t *s) {
     }
   }
   tsvc_strlcpy(s->st.probe_via, where.via, sizeof s->st.probe_via);
-  tsvc_strlcpy(s->st.probe_address, where.address, sizeof s->st.probe_address);
   session_renew(s);
 }
 
@@ -1075,7 +1124,6 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc_re
   s->armed_at = TSVC_NEVER;
   s->hist_cap = hist_cap_of(conf);
   s->name = strdup(conf->name);
-  s->ring = calloc(s->hist_cap, sizeof *s->ring);
   if (m->n == m->cap) {
     size_t cap = m->cap ? m->cap * 2 : 16;
     svc_t **v = realloc(m->svcs, cap * sizeof *v);
@@ -1087,23 +1135,18 @@ int tsvc_monitor_add(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc_re
   bool full = m->n == m->cap;
   if (!full && tsvc_index_reserve(&m->index, m->n + 1)) full = true;
   if (!full && size_deps(s, conf, NULL)) full = true;
-  if (s->name && s->ring && !full) s->slot = tsvc_board_add(m->board, s->name);
+  if (s->name && !full) s->slot = tsvc_board_add(m->board, s->name);
   if (!s->slot) {
     if (s->ndeps) m->ndependents--;
     free(s->dep_gen);
     free(s->waits);
     free(s->name);
-    free(s->ring);
     tsvc_health_free(&s->h);
     free(s);
     return TSVC_ENOMEM;
   }
   s->keep = tsvc_ref_get(keep);
-  s->st.name = s->name;
   prepare_spec(s);
-  s->st.enabled = conf->enabled;
-  s->st.external = conf->external;
-  tsvc_strlcpy(s->st.probe, tsvc_probe_kind_name(s->spec.kind), sizeof s->st.probe);
   uv_timer_init(m->loop, &s->timer);
   s->timer.data = s;
   m->svcs[m->n++] = s;
@@ -1119,6 +1162,10 @@ static void svc_timer_closed(uv_handle_t *h) {
   free(s->waits);
   free_history(s);
   tsvc_rcstr_unref(s->addr);
+  free(s->host);
+  free(s->st.container_id);
+  free(s->st.container_name);
+  free(s->st.last_error);
   tsvc_health_free(&s->h);
   tsvc_ref_put(s->keep);
   free(s->name);
@@ -1175,10 +1222,7 @@ int tsvc_monitor_update(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc
   if (size_deps(s, conf, s->conf)) return TSVC_ENOMEM;
   if (cap != s->hist_cap) {
     /* Start the history afresh at the new size. */
-    tsvc_rec_t **ring = calloc(cap, sizeof *ring);
-    if (!ring) return TSVC_ENOMEM;
     free_history(s);
-    s->ring = ring;
     s->hist_cap = cap;
   }
   s->conf = conf;
@@ -1187,9 +1231,6 @@ int tsvc_monitor_update(tsvc_monitor_t *m, const tsvc_service_conf_t *conf, tsvc
   tsvc_ref_put(s->keep);
   s->keep = keep;
   prepare_spec(s);
-  s->st.enabled = conf->enabled;
-  s->st.external = conf->external;
-  tsvc_strlcpy(s->st.probe, tsvc_probe_kind_name(s->spec.kind), sizeof s->st.probe);
   publish(s);
   arm(s);
   return 0;

@@ -63,19 +63,32 @@ struct tsvc_probe_s {
   uv_timer_t timer;
   void (*on_timeout)(tsvc_probe_t *p);
 
+  /* The handles and requests of one kind or the other: a probe is either
+     a network kind or exec, and each is used only once its flag below
+     (gai_pending, tcp_init; proc_init, out_init) says so (issue 13: 400
+     bytes less a probe, thousands of them in flight). */
+  union {
+    struct {
+      uv_getaddrinfo_t gai;
+      struct sockaddr_storage addr;
+      uv_tcp_t tcp;
+      uv_connect_t creq;
+      uv_write_t wreq[2];
+    };
+    struct {
+      uv_process_t proc;
+      uv_pipe_t out;
+    };
+  };
+
   /* Network. */
   const char *phase;            /* for timeout messages */
-  uv_getaddrinfo_t gai;
   bool gai_pending;
   int conn_err;                 /* last connect error, for messages */
   struct addrinfo *ai, *ai_next; /* from getaddrinfo; addresses left to try */
-  struct sockaddr_storage addr;
-  uv_tcp_t tcp;
   bool tcp_init;
   bool close_reset;             /* close with an RST (SO_LINGER 0): tcp.c */
   bool last_look;               /* the timeout waits for one more poll */
-  uv_connect_t creq;
-  uv_write_t wreq[2];
   int nwrites;
   uint8_t *wdata;               /* the request, owned */
   size_t wlen;
@@ -92,8 +105,6 @@ struct tsvc_probe_s {
   char note[160];               /* kind-specific remark for the message */
 
   /* Exec. */
-  uv_process_t proc;
-  uv_pipe_t out;
   bool proc_init, spawned, out_init, exited, out_eof, timed_out;
   pid_t pid;
   tsvc__exec_buf_t *xb;              /* exec only: allocated by exec_start */

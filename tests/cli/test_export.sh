@@ -11,15 +11,26 @@
 #    (kubernetes-models, plus no field the schema does not define), the
 #    probes as docs/export.md's table says.
 # Docker objects are named tsvcexp<pid>... and removed afterwards.
+# Under a sanitizer build (TSVC_SANITIZED=1, tests/CMakeLists.txt) the
+# program's side runs in full (both exports, their notes, the files read
+# back and compared, every field asserted) but not the other tools' side:
+# docker-compose reading and running the file and the schema validation
+# run in the unsanitized build only (scripts/test.sh runs both builds).
 . "$(dirname "$0")/lib.sh"
 . "$TSVC_SOURCE_DIR/tests/node/node_setup.sh"
 
-need docker docker-compose node npm
-wait_for "the docker daemon" docker info || { bad "the docker daemon answers"; finish; exit 1; }
-for img in tanuki/postgres:15 tanuki/redis:7; do
-  docker image inspect "$img" >/dev/null 2>&1 || { bad "image $img (scripts/images.sh)"; finish; exit 1; }
-done
-node_setup || { bad "npm ci of tests/node"; finish; exit 1; }
+OTHERS=1 # docker-compose and the Kubernetes schema: once, unsanitized
+[ "${TSVC_SANITIZED:-0}" = 1 ] && OTHERS=0
+if [ "$OTHERS" = 1 ]; then
+  need docker docker-compose node npm
+  wait_for "the docker daemon" docker info || { bad "the docker daemon answers"; finish; exit 1; }
+  for img in tanuki/postgres:15 tanuki/redis:7; do
+    docker image inspect "$img" >/dev/null 2>&1 || { bad "image $img (scripts/images.sh)"; finish; exit 1; }
+  done
+  node_setup || { bad "npm ci of tests/node"; finish; exit 1; }
+else
+  echo "# sanitizer build: docker-compose and the schema validation run in the unsanitized build"
+fi
 
 TAG="tsvcexp$$"
 P1=$(free_port); P2=$(free_port); P3=$(free_port)
@@ -93,56 +104,64 @@ postgres start_interval 500ms
 redis restart postgres
 redis start_interval 1s"
 
-check "docker-compose reads it (config -q)" docker-compose -p "$TAG" -f dc.yml config -q
-# The engine's own events, from before the start (its memory of past events
-# is short: the health checks' execs push them out).
-docker events --filter "label=com.docker.compose.project=$TAG" --filter event=start \
-  --filter event=health_status \
-  --format '{{index .Actor.Attributes "com.docker.compose.service"}} {{.Status}}' >"$T/events.log" 2>&1 &
-EV_PID=$!
-PIDS+=("$EV_PID")
-sleep 0.5
-docker-compose -p "$TAG" -f dc.yml up -d >"$T/compose-up.log" 2>&1
-eq "docker-compose up -d: exit 0" "$?" 0 || cat "$T/compose-up.log"
-ctr() { docker-compose -p "$TAG" -f dc.yml ps -q "$1" 2>/dev/null; }
-health() { docker inspect -f '{{.State.Health.Status}}' "$(ctr "$1")" 2>/dev/null; }
-all_healthy() {
-  local s
-  for s in postgres redis cache job; do [ "$(health "$s")" = healthy ] || return 1; done
-}
-# postgres's first start runs initdb; the loaded 2-core machine may take a while.
-for _ in $(seq 240); do all_healthy && break; sleep 0.5; done
-if all_healthy; then ok "Docker reports every service healthy"; else
-  bad "Docker reports every service healthy"
-  for s in postgres redis cache job; do echo "$s: $(health "$s")"; docker inspect -f '{{json .State.Health}}' "$(ctr "$s")" | head -c 600; echo; done
+if [ "$OTHERS" = 1 ]; then
+  check "docker-compose reads it (config -q)" docker-compose -p "$TAG" -f dc.yml config -q
+  # The engine's own events, from before the start (its memory of past events
+  # is short: the health checks' execs push them out).
+  docker events --filter "label=com.docker.compose.project=$TAG" --filter event=start \
+    --filter event=health_status \
+    --format '{{index .Actor.Attributes "com.docker.compose.service"}} {{.Status}}' >"$T/events.log" 2>&1 &
+  EV_PID=$!
+  PIDS+=("$EV_PID")
+  sleep 0.5
+  docker-compose -p "$TAG" -f dc.yml up -d >"$T/compose-up.log" 2>&1
+  eq "docker-compose up -d: exit 0" "$?" 0 || cat "$T/compose-up.log"
+  # The containers by compose's labels: docker-compose ps took 2 s a call on a
+  # loaded machine, and the wait below asks for four ids a round.
+  ctr() {
+    docker ps -aq --filter "label=com.docker.compose.project=$TAG" \
+      --filter "label=com.docker.compose.service=$1" 2>/dev/null
+  }
+  health() { docker inspect -f '{{.State.Health.Status}}' "$(ctr "$1")" 2>/dev/null; }
+  all_healthy() {
+    local s
+    for s in postgres redis cache job; do [ "$(health "$s")" = healthy ] || return 1; done
+  }
+  # postgres's first start runs initdb; the loaded 2-core machine may take a while.
+  for _ in $(seq 240); do all_healthy && break; sleep 0.5; done
+  if all_healthy; then ok "Docker reports every service healthy"; else
+    bad "Docker reports every service healthy"
+    for s in postgres redis cache job; do echo "$s: $(health "$s")"; docker inspect -f '{{json .State.Health}}' "$(ctr "$s")" | head -c 600; echo; done
+  fi
+
+  pg=$(ctr postgres); rd=$(ctr redis)
+  eq "same image" "$(docker inspect -f '{{.Config.Image}}' "$pg")" tanuki/postgres:15
+  eq "port published on 127.0.0.1" "$(docker port "$pg" "$P1/tcp")" "127.0.0.1:$P1"
+  has "environment: the password as written" "$(docker inspect -f '{{json .Config.Env}}' "$pg")" "POSTGRES_PASSWORD=pa\$s'word"
+  eq "the named volume keeps its name" "$(docker inspect -f '{{range .Mounts}}{{.Name}}{{end}}' "$pg")" "$TAG-pg"
+  has "on the network" "$(docker inspect -f '{{json .NetworkSettings.Networks}}' "$pg")" "\"$TAG-net\""
+  eq "HEALTHCHECK: interval, timeout, retries, start_period" \
+    "$(docker inspect -f '{{.Config.Healthcheck.Interval}} {{.Config.Healthcheck.Timeout}} {{.Config.Healthcheck.Retries}} {{.Config.Healthcheck.StartPeriod}}' "$pg")" \
+    "2s 3s 4 40s"
+  eq "postgres: pg_isready, as the native probe" \
+    "$(docker inspect -f '{{json .Config.Healthcheck.Test}}' "$pg")" \
+    "[\"CMD\",\"pg_isready\",\"-h\",\"127.0.0.1\",\"-p\",\"$P1\",\"-U\",\"tanuki\",\"-d\",\"tanuki_dev\"]"
+  has "redis: healthy only on PONG, the password intact" \
+    "$(docker inspect -f '{{json .Config.Healthcheck.Test}}' "$rd")" "-a 's3c\$ret' --no-auth-warning ping | grep -qx PONG"
+  has "cache: tcp through bash" "$(docker inspect -f '{{json .Config.Healthcheck.Test}}' "$(ctr cache)")" "/dev/tcp/127.0.0.1/$P3"
+  eq "restart.policy never: restart no" "$(docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' "$(ctr job)")" no
+  eq "on-unhealthy: unless-stopped" "$(docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' "$pg")" unless-stopped
+  # service_healthy: redis started only once postgres was healthy.
+  stop_pid "$EV_PID"
+  first=$(grep -E '^(postgres health_status: healthy|redis start)$' "$T/events.log" | head -1)
+  eq "redis started after postgres turned healthy" "$first" "postgres health_status: healthy"
+
+  docker-compose -p "$TAG" -f dc.yml down -v >"$T/compose-down.log" 2>&1
+  eq "docker-compose down -v: exit 0" "$?" 0
+  eq "no container left" "$(docker ps -aq --filter label=com.docker.compose.project="$TAG" | wc -l)" 0
+  eq "no volume left" "$(docker volume ls -q --filter name="$TAG" | wc -l)" 0
+
 fi
-
-pg=$(ctr postgres); rd=$(ctr redis)
-eq "same image" "$(docker inspect -f '{{.Config.Image}}' "$pg")" tanuki/postgres:15
-eq "port published on 127.0.0.1" "$(docker port "$pg" "$P1/tcp")" "127.0.0.1:$P1"
-has "environment: the password as written" "$(docker inspect -f '{{json .Config.Env}}' "$pg")" "POSTGRES_PASSWORD=pa\$s'word"
-eq "the named volume keeps its name" "$(docker inspect -f '{{range .Mounts}}{{.Name}}{{end}}' "$pg")" "$TAG-pg"
-has "on the network" "$(docker inspect -f '{{json .NetworkSettings.Networks}}' "$pg")" "\"$TAG-net\""
-eq "HEALTHCHECK: interval, timeout, retries, start_period" \
-  "$(docker inspect -f '{{.Config.Healthcheck.Interval}} {{.Config.Healthcheck.Timeout}} {{.Config.Healthcheck.Retries}} {{.Config.Healthcheck.StartPeriod}}' "$pg")" \
-  "2s 3s 4 40s"
-eq "postgres: pg_isready, as the native probe" \
-  "$(docker inspect -f '{{json .Config.Healthcheck.Test}}' "$pg")" \
-  "[\"CMD\",\"pg_isready\",\"-h\",\"127.0.0.1\",\"-p\",\"$P1\",\"-U\",\"tanuki\",\"-d\",\"tanuki_dev\"]"
-has "redis: healthy only on PONG, the password intact" \
-  "$(docker inspect -f '{{json .Config.Healthcheck.Test}}' "$rd")" "-a 's3c\$ret' --no-auth-warning ping | grep -qx PONG"
-has "cache: tcp through bash" "$(docker inspect -f '{{json .Config.Healthcheck.Test}}' "$(ctr cache)")" "/dev/tcp/127.0.0.1/$P3"
-eq "restart.policy never: restart no" "$(docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' "$(ctr job)")" no
-eq "on-unhealthy: unless-stopped" "$(docker inspect -f '{{.HostConfig.RestartPolicy.Name}}' "$pg")" unless-stopped
-# service_healthy: redis started only once postgres was healthy.
-stop_pid "$EV_PID"
-first=$(grep -E '^(postgres health_status: healthy|redis start)$' "$T/events.log" | head -1)
-eq "redis started after postgres turned healthy" "$first" "postgres health_status: healthy"
-
-docker-compose -p "$TAG" -f dc.yml down -v >"$T/compose-down.log" 2>&1
-eq "docker-compose down -v: exit 0" "$?" 0
-eq "no container left" "$(docker ps -aq --filter label=com.docker.compose.project="$TAG" | wc -l)" 0
-eq "no volume left" "$(docker volume ls -q --filter name="$TAG" | wc -l)" 0
 
 # ---- kubernetes ------------------------------------------------------------------
 run export kubernetes -o "$T/k8s.yml" --storage 2Gi
@@ -150,8 +169,20 @@ has "kubernetes: hooks noted" "$ERR" "note: job: hooks (on_change, webhook) left
 has "kubernetes: the top level's hooks noted" "$ERR" "note: hooks (webhook) left out: Kubernetes"
 has "kubernetes: depends_timeout noted" "$ERR" "note: redis: depends_timeout 2m left out: Kubernetes does not wait for dependencies"
 eq "export kubernetes: exit 0" "$RC" 0
-K=$(node "$TSVC_SOURCE_DIR/tests/node/kube_validate.js" "$T/k8s.yml" 2>"$T/kube.err")
-eq "every document valid against the Kubernetes OpenAPI schema" "$?" 0 || cat "$T/kube.err"
+if [ "$OTHERS" = 1 ]; then
+  K=$(node "$TSVC_SOURCE_DIR/tests/node/kube_validate.js" "$T/k8s.yml" 2>"$T/kube.err")
+  eq "every document valid against the Kubernetes OpenAPI schema" "$?" 0 || cat "$T/kube.err"
+else
+  # The documents as kube_validate.js prints them ({kind/name: document}),
+  # not validated: the fields below are still asserted.
+  K=$(python3 - "$T/k8s.yml" <<'PY'
+import json, sys, yaml
+print(json.dumps({"%s/%s" % (d["kind"], d["metadata"]["name"]): d
+                  for d in yaml.safe_load_all(open(sys.argv[1])) if d}))
+PY
+  )
+  eq "the documents read as YAML" "$?" 0
+fi
 kget() { python3 -c "import json,sys; v=json.loads(sys.argv[1]); print($1)" "$K" 2>/dev/null; }
 eq "documents: PVC, Service and Deployment per service" \
   "$(kget '" ".join(sorted(v))')" \
