@@ -33,10 +33,34 @@ void tu_sleep_ms(int ms) {
   }
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+int tu_listen_port(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  a.sin_port = htons((uint16_t)*port);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1024) != 0) {
+    close(fd);
+    return -1;
+  }
+  socklen_t len = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &len);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+void tu_flap_port(int *fd, int port, int times, int every_ms) {
+  for (int i = 0; i < times; i++) {
+    tu_sleep_ms(every_ms);
+    if (*fd >= 0) {
+      close(*fd);
+      *fd = -1;
+    } else {
+      *fd = tu_listen_port(&port);
+      assert_true(*fd >= 0);
+    }
+  }
 }
 
 int tu_free_port(void) {
@@ -185,13 +209,13 @@ pid_t tu_spawn(char *const argv[], bool as_pg, const char *logpath) {
 }
 
 int tu_wait_pid(pid_t pid, int ms) {
-  int64_t end = now_ms() + ms;
+  int64_t end = tsvc_mono_ms() + ms;
   for (;;) {
     int st;
     pid_t r = waitpid(pid, &st, WNOHANG);
     if (r == pid) return decode_status(st);
     if (r < 0 && errno != EINTR) return -1;
-    if (now_ms() >= end) return -1;
+    if (tsvc_mono_ms() >= end) return -1;
     tu_sleep_ms(10);
   }
 }
@@ -273,9 +297,9 @@ int tu_group_alive(pid_t pgid) {
 }
 
 int tu_group_wait_gone(pid_t pgid, int ms) {
-  int64_t end = now_ms() + ms;
+  int64_t end = tsvc_mono_ms() + ms;
   int n;
-  while ((n = tu_group_alive(pgid)) > 0 && now_ms() < end) tu_sleep_ms(5);
+  while ((n = tu_group_alive(pgid)) > 0 && tsvc_mono_ms() < end) tu_sleep_ms(5);
   return n;
 }
 
@@ -402,8 +426,8 @@ int tu_pg_setup(tu_pg_t *pg, const char *hba) {
 }
 
 int tu_pg_wait_ready(tu_pg_t *pg, int ms) {
-  int64_t end = now_ms() + ms;
-  while (now_ms() < end) {
+  int64_t end = tsvc_mono_ms() + ms;
+  while (tsvc_mono_ms() < end) {
     if (tu_pg_isready(pg, "postgres", "postgres", NULL) == 0) return 0;
     if (pg->pid > 0 && waitpid(pg->pid, NULL, WNOHANG) == pg->pid) {
       pg->pid = -1;
@@ -538,8 +562,8 @@ int tu_redis_start_port(tu_redis_t *r, int port_no, const char *const extra[]) {
   args[n] = NULL;
   r->pid = tu_spawn(args, false, NULL);
   free(logfile);
-  int64_t end = now_ms() + 10000;
-  while (r->pid > 0 && now_ms() < end) {
+  int64_t end = tsvc_mono_ms() + 10000;
+  while (r->pid > 0 && tsvc_mono_ms() < end) {
     if (tu_port_open(r->port)) return 0;
     if (waitpid(r->pid, NULL, WNOHANG) == r->pid) r->pid = -1;
     tu_sleep_ms(20);

@@ -24,6 +24,13 @@
 
 /* A free TCP port on 127.0.0.1 (bound then released), or 0. */
 int tu_free_port(void);
+/* Listen on 127.0.0.1:*port (0: a free port, written back): close-on-exec
+ * (a child, a hook, must not keep it open), SO_REUSEADDR (the same port
+ * again after a close). Returns the fd, or -1 when it cannot be bound. */
+int tu_listen_port(int *port);
+/* A service that flaps: times times, every_ms apart, close the listening
+ * socket *fd, or (when closed, *fd -1) listen on port again. */
+void tu_flap_port(int *fd, int port, int times, int every_ms);
 /* Path of an executable found in PATH (static storage), or NULL. */
 const char *tu_which(const char *name);
 /*

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "api/api.h"
 #include "log/log.h"
 #include "servers.h"
@@ -40,12 +41,6 @@
 #define NSLOW 100
 #define NSUBS 70
 #define MAX_STREAMS 32
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the monitor ------------------------------------------------------------ */
 
@@ -143,9 +138,9 @@ static answer_t get(int port, const char *path) {
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  int64_t t0 = now_ms();
+  int64_t t0 = tsvc_mono_ms();
   if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a.status);
-  a.ms = (double)(now_ms() - t0);
+  a.ms = (double)(tsvc_mono_ms() - t0);
   curl_easy_cleanup(c);
   return a;
 }
@@ -212,7 +207,7 @@ typedef struct {
 static void slow_connect(fakes_t *f, slow_t *s) {
   /* Before connect(): the server's clock for this connection starts after
      it, so a cut is never measured earlier than it happened. */
-  s->connected = now_ms();
+  s->connected = tsvc_mono_ms();
   s->fd = connect_from(f->port, s->addr);
   if (s->fd < 0) {
     f->refused++;
@@ -240,7 +235,7 @@ static void *fakes_main(void *arg) {
     if (s->fd >= 0) (void)!send(s->fd, req, sizeof req - 1, MSG_NOSIGNAL);
   }
   while (!atomic_load(&f->stop)) {
-    int64_t now = now_ms();
+    int64_t now = tsvc_mono_ms();
     int live = atomic_load(&f->connected_now);
     if (live > f->max_connected) f->max_connected = live;
     for (int i = 0; i < NSLOW; i++) {
@@ -252,7 +247,7 @@ static void *fakes_main(void *arg) {
       if (closed_by_server(s->fd)) {
         /* Now, not the pass's start: a pass over 170 sockets takes a while
            on a loaded machine, and the cut may have come during it. */
-        int64_t held = now_ms() - s->connected;
+        int64_t held = tsvc_mono_ms() - s->connected;
         f->cuts++;
         if (held < f->min_cut_ms) f->min_cut_ms = held;
         if (held > f->max_cut_ms) f->max_cut_ms = held;
@@ -339,11 +334,11 @@ static void answers_under_slow_clients_and_idle_streams(void **st) {
   assert_int_equal(pthread_create(&x->th, NULL, fakes_main, f), 0);
   x->th_up = true;
   /* Every slow client connected, then three deadlines' worth of asking. */
-  int64_t t0 = now_ms();
-  while (atomic_load(&f->connected_now) < NSLOW && now_ms() - t0 < 10000) tu_sleep_ms(20);
+  int64_t t0 = tsvc_mono_ms();
+  while (atomic_load(&f->connected_now) < NSLOW && tsvc_mono_ms() - t0 < 10000) tu_sleep_ms(20);
   int asked = 0, max_connected_seen = 0;
   double worst = 0;
-  while (now_ms() - t0 < 3 * DEADLINE_MS + 1000) {
+  while (tsvc_mono_ms() - t0 < 3 * DEADLINE_MS + 1000) {
     int live = atomic_load(&f->connected_now);
     if (live > max_connected_seen) max_connected_seen = live;
     answer_t l = get(mon.port, "/livez");
@@ -462,14 +457,14 @@ static void deadline_covers_body_and_keepalive(void **st) {
   /* Headers at once, then a body of 100 bytes one byte every 200 ms. */
   const char head[] = "POST /v1/services/peer/check HTTP/1.1\r\nHost: t\r\n"
                       "Content-Length: 100\r\n\r\n";
-  int64_t t0 = now_ms();
+  int64_t t0 = tsvc_mono_ms();
   assert_int_equal(send(fd, head, sizeof head - 1, MSG_NOSIGNAL), (ssize_t)sizeof head - 1);
   bool cut = false;
   int64_t held = 0;
   for (int i = 0; i < 100 && !cut; i++) {
     (void)!send(fd, "x", 1, MSG_NOSIGNAL);
     for (int k = 0; k < 20 && !cut; k++, tu_sleep_ms(10)) cut = closed_by_server(fd);
-    held = now_ms() - t0;
+    held = tsvc_mono_ms() - t0;
   }
   close(fd);
   print_message("a trickled body was cut after %lld ms\n", (long long)held);
@@ -480,7 +475,7 @@ static void deadline_covers_body_and_keepalive(void **st) {
      deadline, not before. */
   fd = connect_from(mon.port, 0x7f000001u);
   const char req[] = "GET /livez HTTP/1.1\r\nHost: t\r\n\r\n";
-  t0 = now_ms();
+  t0 = tsvc_mono_ms();
   assert_int_equal(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)sizeof req - 1);
   char buf[1024] = "";
   size_t len = 0;
@@ -490,14 +485,14 @@ static void deadline_covers_body_and_keepalive(void **st) {
     buf[len] = '\0';
   }
   assert_memory_equal(buf, "HTTP/1.1 200", 12);
-  int64_t answered = now_ms();
+  int64_t answered = tsvc_mono_ms();
   cut = false;
-  while (!cut && now_ms() - answered < DEADLINE_MS + 3000) {
+  while (!cut && tsvc_mono_ms() - answered < DEADLINE_MS + 3000) {
     tu_sleep_ms(10);
     cut = closed_by_server(fd);
   }
-  held = now_ms() - answered;
-  int64_t since_request = now_ms() - t0;
+  held = tsvc_mono_ms() - answered;
+  int64_t since_request = tsvc_mono_ms() - t0;
   close(fd);
   print_message("an idle kept-alive connection was cut %lld ms after its reply was read "
                 "(%lld ms after the request)\n",

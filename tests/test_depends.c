@@ -157,9 +157,6 @@ typedef struct {
   recrt_t *rt;
   tsvc_monitor_t *mon;
   tsvc_config_t *cfg;
-  FILE *log;
-  char *logbuf;
-  size_t loglen;
   uv_timer_t stop_timer;
   /* Changes into healthy, by service and loop time. */
   struct {
@@ -199,8 +196,7 @@ static void fx_setup_n(fx_t *f, const char *yaml, bool started, size_t nadd) {
   assert_int_equal(uv_loop_init(&f->loop), 0);
   f->rt = recrt_new(&f->loop);
   assert_non_null(f->rt);
-  f->log = open_memstream(&f->logbuf, &f->loglen);
-  tsvc_log_setup(f->log, TSVC_LOG_INFO, false);
+  tu_log_capture();
   assert_int_equal(tsvc_monitor_new(&f->loop, &f->rt->base, NULL, &f->mon), 0);
   tsvc_monitor_set_observer(f->mon, observer, f);
   for (size_t i = 0; i < f->cfg->nservices && i < nadd; i++) {
@@ -222,10 +218,6 @@ static void run_for(fx_t *f, uint64_t ms) {
 }
 
 static void fx_teardown(fx_t *f) {
-  if (getenv("TSVC_TEST_SHOW_LOG")) {
-    fflush(f->log);
-    fprintf(stderr, "%s", f->logbuf);
-  }
   tsvc_monitor_close(f->mon);
   uv_close((uv_handle_t *)&f->stop_timer, NULL);
   uv_run(&f->loop, UV_RUN_DEFAULT);
@@ -233,16 +225,7 @@ static void fx_teardown(fx_t *f) {
   tsvc_runtime_free(&f->rt->base);
   assert_int_equal(uv_loop_close(&f->loop), 0);
   tsvc_config_free(f->cfg);
-  tsvc_log_setup(stderr, TSVC_LOG_OFF, false);
-  fclose(f->log);
-  free(f->logbuf);
-}
-
-static int count_lines(fx_t *f, const char *needle) {
-  fflush(f->log);
-  int n = 0;
-  for (const char *p = f->logbuf; p && (p = strstr(p, needle)); p++) n++;
-  return n;
+  free(tu_log_end()); /* printed with TSVC_TEST_SHOW_LOG */
 }
 
 static tsvc_status_t status_of(fx_t *f, const char *name) {
@@ -347,10 +330,10 @@ static void start_held_until_healthy(void **st) {
   assert_null(s.waiting_for);
   assert_int_equal(s.wait_until_ms, 0);
   tsvc_status_clear(&s);
-  assert_int_equal(count_lines(&f, "service=app action=wait "), 1);
-  assert_int_equal(count_lines(&f, "reason=\"db is being started (waits for it to be healthy)\""),
+  assert_int_equal(tu_log_count("service=app action=wait "), 1);
+  assert_int_equal(tu_log_count("reason=\"db is being started (waits for it to be healthy)\""),
                    1);
-  assert_int_equal(count_lines(&f, "service=app action=wait_over"), 1);
+  assert_int_equal(tu_log_count("service=app action=wait_over"), 1);
   fx_teardown(&f);
 }
 
@@ -384,9 +367,9 @@ static void wait_timeout_is_a_failed_start(void **st) {
   run_until_state(&f, "app", TSVC_STATE_FAILED, 10000);
   assert_int_equal(state_of(&f, "app"), TSVC_STATE_FAILED);
   assert_int_equal(recrt_count(f.rt, NULL, "app"), 0);
-  assert_int_equal(count_lines(&f, "service=app action=start_failed"), 3);
-  assert_int_equal(count_lines(&f, "service=app action=wait "), 3);
-  assert_int_equal(count_lines(&f, "service=app action=give_up"), 1);
+  assert_int_equal(tu_log_count("service=app action=start_failed"), 3);
+  assert_int_equal(tu_log_count("service=app action=wait "), 3);
+  assert_int_equal(tu_log_count("service=app action=give_up"), 1);
   fx_teardown(&f);
 }
 
@@ -436,7 +419,7 @@ static void dependency_added_later(void **st) {
   assert_int_equal(s.nwaiting, 1);
   assert_string_equal(s.waiting_for[0].service, "db");
   tsvc_status_clear(&s);
-  assert_int_equal(count_lines(&f, "reason=\"db is not monitored (waits for it to be healthy)\""),
+  assert_int_equal(tu_log_count("reason=\"db is not monitored (waits for it to be healthy)\""),
                    1);
   fx_add(&f, "db");
   assert_int_equal(tsvc_monitor_user_start(f.mon, "db", NULL, NULL), 0);
@@ -488,7 +471,7 @@ static void restart_true_follows_the_dependency(void **st) {
     if (!strcmp(f.ch[i].service, "db") && f.ch[i].to == TSVC_STATE_HEALTHY) back = f.ch[i].at;
   assert_true(back > 0);
   assert_true(call_at(&f, "restart", "app", 0) >= back);
-  assert_int_equal(count_lines(&f, "reason=\"db restarted (depends_on: restart: true)\""), 1);
+  assert_int_equal(tu_log_count("reason=\"db restarted (depends_on: restart: true)\""), 1);
   tsvc_status_t s = status_of(&f, "app");
   assert_int_equal(s.restarts_total, 1);
   tsvc_status_clear(&s);

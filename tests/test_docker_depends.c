@@ -31,6 +31,8 @@
 
 #include "common/util.h"
 #include "log/log.h"
+#include "docker_fixture.h"
+#include "servers.h"
 #include "testutil.h"
 #include "tsvc.h"
 
@@ -41,106 +43,14 @@ static char g_net[96];
 static char g_vol[96];
 static char *g_dir;
 static char g_cfg[512];
-static FILE *g_logf;
-static char *g_logbuf;
-static size_t g_loglen;
 static bool g_passed; /* else the teardown prints the log */
 static tsvc_manager_t *g_m; /* freed by the teardown when a test fails */
 static pthread_t g_th;      /* a restart in another thread ... */
 static bool g_th_live;      /* ... joined by the teardown when a test fails */
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
-  }
-}
-
-/* Run a shell command, keeping its output (stdout and stderr, trailing
-   newlines trimmed) when out is not NULL. Returns its exit status. */
-static int sh_out(char *out, size_t len, const char *fmt, ...) TSVC_PRINTF(3, 4);
-static int sh_out(char *out, size_t len, const char *fmt, ...) {
-  char cmd[2048], full[2200], junk[256];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  if (!out) {
-    out = junk;
-    len = sizeof junk;
-  }
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  out[0] = '\0';
-  FILE *p = popen(full, "r");
-  if (!p) return -1;
-  size_t n = 0, k;
-  char buf[512];
-  while ((k = fread(buf, 1, sizeof buf, p)) > 0) /* drain all: the writer must not block */
-    for (size_t i = 0; i < k && n + 1 < len; i++) out[n++] = buf[i];
-  out[n] = '\0';
-  while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = '\0';
-  int st = pclose(p);
-  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* Why docker cannot be used here, or NULL. */
-static const char *docker_missing(char *why, size_t len) {
-  char out[1024];
-  if (sh_out(out, sizeof out, "command -v docker") != 0)
-    snprintf(why, len, "the docker CLI is not installed");
-  else if (sh_out(NULL, 0, "curl -fsS --max-time 3 --unix-socket /var/run/docker.sock "
-                           "http://x/_ping") != 0)
-    snprintf(why, len, "no Docker engine answers on /var/run/docker.sock");
-  else if (sh_out(out, sizeof out, "timeout 20 docker image inspect -f ok " PG_IMAGE) != 0)
-    snprintf(why, len, "image missing: %.400s", out);
-  else return NULL;
-  return why;
-}
-
-static char *log_text(void) {
-  flockfile(g_logf);
-  fflush(g_logf);
-  char *s = tsvc_strndup(g_logbuf ? g_logbuf : "", g_loglen);
-  funlockfile(g_logf);
-  assert_non_null(s);
-  return s;
-}
-
-static int count(const char *hay, const char *needle) {
-  int n = 0;
-  for (const char *p = hay; (p = strstr(p, needle)); p++) n++;
-  return n;
-}
-
-static tsvc_status_t status_of(tsvc_manager_t *m, const char *name) {
-  tsvc_status_t st;
-  int rc = tsvc_manager_get_status(m, name, &st);
-  if (rc) fail_msg("get_status(%s): %s", name, tsvc_strerror(rc));
-  return st;
-}
-
-static void wait_state(tsvc_manager_t *m, const char *name, tsvc_state_t want, int ms) {
-  int64_t end = wall_ms() + ms;
-  for (;;) {
-    tsvc_status_t st = status_of(m, name);
-    bool ok = st.state == want;
-    if (!ok && wall_ms() > end)
-      fail_msg("%s: still %s after %d ms, not %s (last error: %s)", name,
-               tsvc_state_name(st.state), ms, tsvc_state_name(want), st.last_error);
-    tsvc_status_clear(&st);
-    if (ok) return;
-    sleep_ms(100);
-  }
-}
-
 /* The container's start time, as docker tells it. */
 static void started_at(const char *svc, char *out, size_t len) {
-  if (sh_out(out, len, "docker inspect -f '{{.State.StartedAt}}' %s%s", g_prefix, svc) != 0)
+  if (tu_sh(out, len, "docker inspect -f '{{.State.StartedAt}}' %s%s", g_prefix, svc) != 0)
     fail_msg("docker inspect %s%s: %s", g_prefix, svc, out);
 }
 
@@ -168,10 +78,10 @@ static int64_t line_time(const char *log, const char **pos, const char *svc, con
 /* Wait until app's command got past pg_isready (it touched its marker):
    only then may pg go away without app dying of it. */
 static void wait_connected(void) {
-  int64_t end = wall_ms() + 30000;
-  while (sh_out(NULL, 0, "docker exec %sapp test -f /tmp/connected", g_prefix) != 0) {
-    if (wall_ms() > end) fail_msg("app never got past pg_isready");
-    sleep_ms(200);
+  int64_t end = tsvc_wall_ms() + 30000;
+  while (tu_sh(NULL, 0, "docker exec %sapp test -f /tmp/connected", g_prefix) != 0) {
+    if (tsvc_wall_ms() > end) fail_msg("app never got past pg_isready");
+    tu_sleep_ms(200);
   }
 }
 
@@ -223,47 +133,40 @@ static void write_config(const char *dt) {
 static void app_waits_for_postgres(void **state) {
   (void)state;
   char why[512];
-  if (docker_missing(why, sizeof why)) {
-    const char *req = getenv("TSVC_REQUIRE_DOCKER");
-    if (req && !strcmp(req, "1")) fail_msg("TSVC_REQUIRE_DOCKER=1 but %s", why);
-    print_message("skipped: %s (run scripts/docker-up.sh and scripts/images.sh)\n", why);
-    skip();
-  }
+  tu_need_docker(!tu_docker_missing(PG_IMAGE, why, sizeof why), why);
   /* Long enough for pulling nothing, creating the container and initdb
      on a fresh volume on a loaded machine. */
   write_config("90s");
 
-  char err[4096];
-  tsvc_manager_opts_t o = {.config_path = g_cfg};
-  int rc = tsvc_manager_new(&o, &g_m, err, sizeof err);
-  if (rc) fail_msg("tsvc_manager_new: %s: %s", tsvc_strerror(rc), err);
+  g_m = tu_manager_new(g_cfg);
   tsvc_manager_t *m = g_m;
+  char err[4096];
+  int rc;
 
   /* 1. Started together: app's start waits for pg to be healthy (initdb on
      a fresh volume takes seconds), then app starts once and never dies. */
-  rc = tsvc_manager_start_services(m, err, sizeof err);
-  if (rc) fail_msg("start_services: %s: %s", tsvc_strerror(rc), err);
-  wait_state(m, "pg", TSVC_STATE_HEALTHY, 60000);
-  wait_state(m, "app", TSVC_STATE_HEALTHY, 30000);
-  char *log = log_text();
+  tu_manager_start(m);
+  tu_wait_state(m, "pg", TSVC_STATE_HEALTHY, 60000, NULL, NULL);
+  tu_wait_state(m, "app", TSVC_STATE_HEALTHY, 30000, NULL, NULL);
+  char *log = tu_log_since(0);
   int64_t pg_healthy = line_time(log, NULL, "pg", "state=healthy", NULL);
   int64_t app_go = line_time(log, NULL, "app", "action=wait_over", NULL);
   int64_t app_wait = line_time(log, NULL, "app", "action=wait ", "waits for it to be healthy");
   if (!pg_healthy || !app_go || !app_wait) fail_msg("missing lines:\n%s", log);
   assert_true(app_wait <= pg_healthy);
   assert_true(app_go >= pg_healthy);
-  assert_int_equal(count(log, "service=app state=unhealthy"), 0);
-  assert_int_equal(count(log, "service=app action=restart"), 0);
+  assert_int_equal(tu_count(log, "service=app state=unhealthy"), 0);
+  assert_int_equal(tu_count(log, "service=app action=restart"), 0);
   free(log);
   wait_connected();
-  tsvc_status_t st = status_of(m, "app");
+  tsvc_status_t st = tu_status(m, "app");
   assert_int_equal(st.restarts_total, 0);
   assert_int_equal(st.nwaiting, 0);
   assert_true(st.running);
   tsvc_status_clear(&st);
   char out[512];
   /* The app's command really needs postgres: from inside it, now. */
-  assert_int_equal(sh_out(out, sizeof out,
+  assert_int_equal(tu_sh(out, sizeof out,
                           "docker exec %sapp pg_isready -h pg -U tanuki -d tanuki_dev", g_prefix),
                    0);
 
@@ -273,16 +176,16 @@ static void app_waits_for_postgres(void **state) {
   started_at("app", before, sizeof before);
   rc = tsvc_manager_restart(m, "pg", err, sizeof err);
   if (rc) fail_msg("restart pg: %s: %s", tsvc_strerror(rc), err);
-  int64_t end = wall_ms() + 60000;
+  int64_t end = tsvc_wall_ms() + 60000;
   for (;;) {
     started_at("app", after, sizeof after);
     if (strcmp(before, after) != 0) break;
-    if (wall_ms() > end) fail_msg("app was not restarted after pg's restart");
-    sleep_ms(200);
+    if (tsvc_wall_ms() > end) fail_msg("app was not restarted after pg's restart");
+    tu_sleep_ms(200);
   }
-  wait_state(m, "app", TSVC_STATE_HEALTHY, 30000);
+  tu_wait_state(m, "app", TSVC_STATE_HEALTHY, 30000, NULL, NULL);
   wait_connected();
-  log = log_text();
+  log = tu_log_since(0);
   const char *pos = NULL;
   line_time(log, &pos, "pg", "action=restart", NULL);
   int64_t pg_back = line_time(log, &pos, "pg", "state=healthy", NULL);
@@ -291,15 +194,15 @@ static void app_waits_for_postgres(void **state) {
                              "pg restarted (depends_on: restart: true)");
   if (!pg_back || !app_re) fail_msg("missing lines:\n%s", log);
   assert_true(app_re >= pg_back);
-  assert_int_equal(count(log, "service=app action=restart"), 1);
-  assert_int_equal(count(log, "service=app state=unhealthy"), 0);
+  assert_int_equal(tu_count(log, "service=app action=restart"), 1);
+  assert_int_equal(tu_count(log, "service=app state=unhealthy"), 0);
   free(log);
 
   /* 3. pg stopped by a person: app keeps running (nothing restarts it),
      but its command would now fail. */
   rc = tsvc_manager_stop(m, "pg", err, sizeof err);
   if (rc) fail_msg("stop pg: %s: %s", tsvc_strerror(rc), err);
-  assert_int_not_equal(sh_out(out, sizeof out,
+  assert_int_not_equal(tu_sh(out, sizeof out,
                               "docker exec %sapp pg_isready -h pg -U tanuki -d tanuki_dev -t 1",
                               g_prefix),
                        0);
@@ -313,20 +216,20 @@ static void app_waits_for_postgres(void **state) {
   job = (restart_job_t){.m = m};
   assert_int_equal(pthread_create(&g_th, NULL, restart_thread, &job), 0);
   g_th_live = true;
-  end = wall_ms() + 10000;
+  end = tsvc_wall_ms() + 10000;
   for (;;) {
-    st = status_of(m, "app");
+    st = tu_status(m, "app");
     if (st.nwaiting) break;
     tsvc_status_clear(&st);
-    if (wall_ms() > end) fail_msg("app's restart was never held");
-    sleep_ms(50);
+    if (tsvc_wall_ms() > end) fail_msg("app's restart was never held");
+    tu_sleep_ms(50);
   }
   assert_int_equal(st.state, TSVC_STATE_RESTARTING);
   assert_int_equal(st.nwaiting, 1);
   assert_string_equal(st.waiting_for[0].service, "pg");
   assert_string_equal(st.waiting_for[0].condition, "service_healthy");
   assert_int_equal(st.waiting_for[0].state, TSVC_STATE_STOPPED);
-  assert_true(st.wait_until_ms > wall_ms());
+  assert_true(st.wait_until_ms > tsvc_wall_ms());
   tsvc_status_clear(&st);
   started_at("app", before, sizeof before);
   pthread_join(g_th, NULL);
@@ -341,20 +244,20 @@ static void app_waits_for_postgres(void **state) {
   /* 4. The restart is retried on backoff, each retry waiting again; once a
      person starts pg and it is healthy, app is restarted (the retry, or
      restart: true) and healthy. */
-  sleep_ms(1500);
+  tu_sleep_ms(1500);
   rc = tsvc_manager_start(m, "pg", err, sizeof err);
   if (rc) fail_msg("start pg: %s: %s", tsvc_strerror(rc), err);
-  wait_state(m, "pg", TSVC_STATE_HEALTHY, 60000);
-  end = wall_ms() + 60000;
+  tu_wait_state(m, "pg", TSVC_STATE_HEALTHY, 60000, NULL, NULL);
+  end = tsvc_wall_ms() + 60000;
   for (;;) {
     started_at("app", after, sizeof after);
     if (strcmp(before, after) != 0) break;
-    if (wall_ms() > end) fail_msg("app's retried restart never went");
-    sleep_ms(200);
+    if (tsvc_wall_ms() > end) fail_msg("app's retried restart never went");
+    tu_sleep_ms(200);
   }
-  wait_state(m, "app", TSVC_STATE_HEALTHY, 30000);
-  log = log_text();
-  assert_true(count(log, "service=app action=restart_failed") >= 1);
+  tu_wait_state(m, "app", TSVC_STATE_HEALTHY, 30000, NULL, NULL);
+  log = tu_log_since(0);
+  assert_true(tu_count(log, "service=app action=restart_failed") >= 1);
   /* The restart that went came after pg was healthy again: a held retry
      let through (wait_over), or, when app's checks passed meanwhile and
      the retry was dropped, restart: true after pg's start. */
@@ -364,7 +267,7 @@ static void app_waits_for_postgres(void **state) {
   assert_true(strstr(last_pg, "service=app action=wait_over") ||
               strstr(last_pg, "service=app action=restart "));
   free(log);
-  st = status_of(m, "app");
+  st = tu_status(m, "app");
   assert_int_equal(st.nwaiting, 0);
   tsvc_status_clear(&st);
 
@@ -383,9 +286,7 @@ static int group_setup(void **state) {
   g_dir = tu_mkdtemp("tsvc-dep");
   if (!g_dir) return -1;
   snprintf(g_cfg, sizeof g_cfg, "%s/tanuki.yaml", g_dir);
-  g_logf = open_memstream(&g_logbuf, &g_loglen);
-  if (!g_logf) return -1;
-  tsvc_log_setup(g_logf, TSVC_LOG_INFO, false);
+  tu_log_capture();
   return 0;
 }
 
@@ -397,22 +298,17 @@ static int group_teardown(void **state) {
   tsvc_manager_free(g_m);
   g_m = NULL;
   if (!g_passed || getenv("TSVC_SCENARIO_LOG")) {
-    char *log = log_text();
+    char *log = tu_log_since(0);
     fprintf(stderr, "---- log ----\n%s---- end of log ----\n", log);
     free(log);
   }
   char why[256];
-  if (!docker_missing(why, sizeof why)) {
-    char ids[4096];
-    sh_out(ids, sizeof ids, "docker ps -aq --filter 'name=^/%s'", g_prefix);
-    for (char *id = strtok(ids, "\n"); id; id = strtok(NULL, "\n"))
-      sh_out(NULL, 0, "docker rm -f -v %s", id);
-    sh_out(NULL, 0, "docker volume rm %s", g_vol);
-    sh_out(NULL, 0, "docker network rm %s", g_net);
+  if (!tu_docker_missing(NULL, why, sizeof why)) {
+    tu_docker_rm_prefixed(g_prefix);
+    tu_sh(NULL, 0, "docker volume rm %s", g_vol);
+    tu_sh(NULL, 0, "docker network rm %s", g_net);
   }
-  tsvc_log_setup(stderr, TSVC_LOG_OFF, false);
-  fclose(g_logf);
-  free(g_logbuf);
+  free(tu_log_end());
   tu_rmtree(g_dir);
   free(g_dir);
   return 0;

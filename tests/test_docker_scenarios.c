@@ -39,6 +39,8 @@
 
 #include "common/util.h"
 #include "log/log.h"
+#include "docker_fixture.h"
+#include "servers.h"
 #include "testutil.h"
 #include "tsvc.h"
 
@@ -51,71 +53,15 @@ static char g_base[64];  /* tsvc-test-<pid>- */
 static char g_net[96];   /* tsvc-test-<pid>-net */
 static bool g_ok;        /* the engine answers and the images are there */
 static char g_why[512];  /* why not */
-static FILE *g_logf;     /* every log line of the run */
-static char *g_logbuf;
-static size_t g_loglen;
 
 /* ---- small helpers --------------------------------------------------------- */
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
-  }
-}
-
-/* Run a shell command, its output thrown away. Returns its exit status
-   (-1 when it could not run or was killed). */
-static int sh(const char *fmt, ...) TSVC_PRINTF(1, 2);
-static int sh(const char *fmt, ...) {
-  char cmd[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  char full[2200];
-  snprintf(full, sizeof full, "%s >/dev/null 2>&1", cmd);
-  int st = system(full);
-  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* Run a shell command and keep its output (stdout and stderr), trailing
-   newlines trimmed. Returns its exit status. */
-static int sh_out(char *out, size_t len, const char *fmt, ...) TSVC_PRINTF(3, 4);
-static int sh_out(char *out, size_t len, const char *fmt, ...) {
-  char cmd[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  char full[2200];
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  out[0] = '\0';
-  FILE *p = popen(full, "r");
-  if (!p) return -1;
-  size_t n = fread(out, 1, len - 1, p);
-  out[n] = '\0';
-  while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = '\0';
-  int st = pclose(p);
-  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static bool daemon_answers(void) {
-  return sh("curl -fsS --max-time 3 --unix-socket /var/run/docker.sock http://x/_ping") == 0;
+  return tu_sh(NULL, 0, "curl -fsS --max-time 3 --unix-socket /var/run/docker.sock "
+                        "http://x/_ping") == 0;
 }
 
-static void need_docker(void) {
-  if (g_ok) return;
-  const char *req = getenv("TSVC_REQUIRE_DOCKER");
-  if (req && strcmp(req, "1") == 0) fail_msg("TSVC_REQUIRE_DOCKER=1 but %s", g_why);
-  print_message("(run scripts/docker-up.sh and scripts/images.sh)\n");
-  tu_skip(g_why);
-}
+static void need_docker(void) { tu_need_docker(g_ok, g_why); }
 
 /* ---- the fixture ------------------------------------------------------------ */
 
@@ -193,26 +139,6 @@ static int nchanges(fx_t *f) {
   return n;
 }
 
-static size_t log_size(void) {
-  flockfile(g_logf);
-  fflush(g_logf);
-  size_t n = g_loglen;
-  funlockfile(g_logf);
-  return n;
-}
-
-/* This scenario's log so far; the caller frees it. The logger writes from
-   the manager's thread: the FILE lock keeps the buffer still meanwhile. */
-static char *log_text(fx_t *f) {
-  flockfile(g_logf);
-  fflush(g_logf);
-  size_t from = f->log_mark <= g_loglen ? f->log_mark : g_loglen;
-  char *s = tsvc_strndup(g_logbuf + from, g_loglen - from);
-  funlockfile(g_logf);
-  assert_non_null(s);
-  return s;
-}
-
 static int fx_setup(void **state, const char *tag) {
   fx_t *f = calloc(1, sizeof *f);
   if (!f) return -1;
@@ -223,7 +149,7 @@ static int fx_setup(void **state, const char *tag) {
   f->dir = tu_mkdtemp("tsvc-scen");
   if (!f->dir) return -1;
   snprintf(f->cfg, sizeof f->cfg, "%s/tanuki.yaml", f->dir);
-  f->log_mark = g_logf ? log_size() : 0;
+  f->log_mark = tu_log_mark();
   *state = f;
   return 0;
 }
@@ -232,7 +158,7 @@ static void restart_daemon_if_down(void) {
   if (daemon_answers()) return;
   const char *src = getenv("TSVC_SOURCE_DIR");
   char out[4096];
-  int rc = sh_out(out, sizeof out, "'%s/scripts/docker-up.sh'", src ? src : ".");
+  int rc = tu_sh(out, sizeof out, "'%s/scripts/docker-up.sh'", src ? src : ".");
   if (rc != 0) fprintf(stderr, "docker-up.sh failed (%d): %s\n", rc, out);
 }
 
@@ -252,8 +178,8 @@ static int fx_teardown(void **state) {
     f->m = NULL;
   }
   if (f->daemon_restart) restart_daemon_if_down();
-  if ((!f->passed || getenv("TSVC_SCENARIO_LOG")) && g_logf) {
-    char *log = log_text(f);
+  if (!f->passed || getenv("TSVC_SCENARIO_LOG")) {
+    char *log = tu_log_since(f->log_mark);
     fprintf(stderr, "---- log of scenario %s ----\n%s---- end of log ----\n", f->tag, log);
     free(log);
   }
@@ -262,11 +188,8 @@ static int fx_teardown(void **state) {
     /* Our containers: every one named with this scenario's prefix (the
        foreign one included: the test made it). -v: their anonymous volumes
        go with them; named volumes never do. */
-    char ids[8192];
-    sh_out(ids, sizeof ids, "docker ps -aq --filter 'name=^/%s'", f->prefix);
-    for (char *id = strtok(ids, "\n"); id; id = strtok(NULL, "\n"))
-      sh("docker rm -f -v %s", id);
-    for (int i = 0; i < f->nvols; i++) sh("docker volume rm %s", f->vols[i]);
+    tu_docker_rm_prefixed(f->prefix);
+    for (int i = 0; i < f->nvols; i++) tu_sh(NULL, 0, "docker volume rm %s", f->vols[i]);
   }
   tu_rmtree(f->dir);
   free(f->dir);
@@ -361,37 +284,23 @@ static char *redis_service(const char *name, const char *v, const char *extra) {
 }
 
 static void new_manager(fx_t *f) {
-  char err[4096];
-  tsvc_manager_opts_t o = {.config_path = f->cfg};
-  int rc = tsvc_manager_new(&o, &f->m, err, sizeof err);
-  if (rc) fail_msg("tsvc_manager_new: %s: %s", tsvc_strerror(rc), err);
+  f->m = tu_manager_new(f->cfg);
   f->sub = tsvc_manager_subscribe(f->m, on_change, f);
   assert_true(f->sub > 0);
 }
 
 static void start_all(fx_t *f) {
-  char err[4096];
-  int rc = tsvc_manager_start_services(f->m, err, sizeof err);
-  if (rc) fail_msg("start_services: %s: %s", tsvc_strerror(rc), err);
+  tu_manager_start(f->m);
   assert_string_equal(tsvc_manager_runtime_name(f->m), "docker");
 }
 
-static tsvc_status_t status_of(fx_t *f, const char *name) {
-  tsvc_status_t st;
-  int rc = tsvc_manager_get_status(f->m, name, &st);
-  if (rc) fail_msg("get_status(%s): %s", name, tsvc_strerror(rc));
-  return st;
-}
+static tsvc_status_t status_of(fx_t *f, const char *name) { return tu_status(f->m, name); }
 
-static tsvc_state_t state_of(fx_t *f, const char *name) {
-  tsvc_status_t st = status_of(f, name);
-  tsvc_state_t s = st.state;
-  tsvc_status_clear(&st);
-  return s;
-}
+static tsvc_state_t state_of(fx_t *f, const char *name) { return tu_state(f->m, name); }
 
 /* Whether the subscriber's last change of svc is into `to`. */
-static bool heard_last(fx_t *f, const char *svc, tsvc_state_t to) {
+static bool heard_last(void *arg, const char *svc, tsvc_state_t to) {
+  fx_t *f = arg;
   bool yes = false;
   pthread_mutex_lock(&f->mu);
   for (int i = f->nch - 1; i >= 0; i--)
@@ -412,20 +321,7 @@ static bool heard_last(fx_t *f, const char *svc, tsvc_state_t to) {
    reads the log after a wait_state finds the change's line there (CI saw
    s2 read the log between the two and miss "state=healthy"). */
 static void wait_state(fx_t *f, const char *name, tsvc_state_t want, int ms) {
-  int64_t end = wall_ms() + ms;
-  for (;;) {
-    tsvc_status_t st = status_of(f, name);
-    bool ok = st.state == want && heard_last(f, name, want);
-    if (ok || wall_ms() > end) {
-      if (!ok)
-        fail_msg("%s: still %s after %d ms, not %s (last error: %s)", name,
-                 tsvc_state_name(st.state), ms, tsvc_state_name(want), st.last_error);
-      tsvc_status_clear(&st);
-      return;
-    }
-    tsvc_status_clear(&st);
-    sleep_ms(50);
-  }
+  tu_wait_state(f->m, name, want, ms, heard_last, f);
 }
 
 static void wait_healthy(fx_t *f, const char *name, int ms) {
@@ -438,7 +334,7 @@ static void wait_healthy(fx_t *f, const char *name, int ms) {
 static int person(fx_t *f, const char *op, const char *name, char *err, size_t len) {
   int rc = TSVC_EBUSY;
   for (int i = 0; i < 100 && rc == TSVC_EBUSY; i++) {
-    if (i) sleep_ms(50);
+    if (i) tu_sleep_ms(50);
     rc = strcmp(op, "start") == 0  ? tsvc_manager_start(f->m, name, err, len)
          : strcmp(op, "stop") == 0 ? tsvc_manager_stop(f->m, name, err, len)
                                    : tsvc_manager_restart(f->m, name, err, len);
@@ -448,49 +344,9 @@ static int person(fx_t *f, const char *op, const char *name, char *err, size_t l
 
 /* ---- log lines ------------------------------------------------------------------ */
 
-/* The next line of log at or after *pos that is about service svc and
-   contains every needle (NULL-terminated list); its start, or NULL. *pos
-   moves past it. */
-static const char *next_line_v(const char *log, const char **pos, const char *svc,
-                               const char *const *needles) {
-  char key[80];
-  snprintf(key, sizeof key, " service=%s ", svc);
-  const char *p = pos && *pos ? *pos : log;
-  while (*p) {
-    const char *nl = strchr(p, '\n');
-    size_t n = nl ? (size_t)(nl - p) : strlen(p);
-    char *line = tsvc_strndup(p, n);
-    assert_non_null(line);
-    bool ok = strstr(line, key) != NULL;
-    for (size_t i = 0; ok && needles[i]; i++) ok = strstr(line, needles[i]) != NULL;
-    free(line);
-    const char *start = p;
-    p = nl ? nl + 1 : p + n;
-    if (ok) {
-      if (pos) *pos = p;
-      return start;
-    }
-  }
-  if (pos) *pos = p;
-  return NULL;
-}
-
-#define NEXT_LINE(log, pos, svc, ...) \
-  next_line_v((log), (pos), (svc), (const char *const[]){__VA_ARGS__, NULL})
-
-static int count_lines_v(const char *log, const char *svc, const char *const *needles) {
-  int n = 0;
-  const char *pos = log;
-  while (next_line_v(log, &pos, svc, needles)) n++;
-  return n;
-}
-
-#define COUNT_LINES(log, svc, ...) \
-  count_lines_v((log), (svc), (const char *const[]){__VA_ARGS__, NULL})
-
 #define ASSERT_LINE(log, svc, ...)                                                \
   do {                                                                            \
-    if (!NEXT_LINE((log), NULL, (svc), __VA_ARGS__))                              \
+    if (!TU_LOG_LINE((log), NULL, (svc), __VA_ARGS__))                              \
       fail_msg("no log line for %s with %s", (svc), #__VA_ARGS__);                \
   } while (0)
 
@@ -510,12 +366,12 @@ static int count_lines_v(const char *log, const char *svc, const char *const *ne
    into failed in the same turn of the loop): milliseconds, unless the
    machine is loaded. */
 static char *log_when_v(fx_t *f, int ms, const char *svc, const char *const *needles) {
-  int64_t end = wall_ms() + ms;
+  int64_t end = tsvc_wall_ms() + ms;
   for (;;) {
-    char *log = log_text(f);
-    if (next_line_v(log, NULL, svc, needles) || wall_ms() > end) return log;
+    char *log = tu_log_since(f->log_mark);
+    if (tu_log_line_v(log, NULL, svc, needles) || tsvc_wall_ms() > end) return log;
     free(log);
-    sleep_ms(50);
+    tu_sleep_ms(50);
   }
 }
 
@@ -527,14 +383,14 @@ static int count_lines_before(const char *log, const char *end, const char *svc)
   int n = 0;
   const char *pos = log;
   const char *l;
-  while ((l = NEXT_LINE(log, &pos, svc, "action=restart ")) && l < end) n++;
+  while ((l = TU_LOG_LINE(log, &pos, svc, "action=restart ")) && l < end) n++;
   return n;
 }
 
 /* ---- docker from outside ---------------------------------------------------------- */
 
 static void docker_field(char *out, size_t len, const char *container, const char *fmt) {
-  int rc = sh_out(out, len, "docker inspect -f '%s' %s", fmt, container);
+  int rc = tu_sh(out, len, "docker inspect -f '%s' %s", fmt, container);
   if (rc) fail_msg("docker inspect %s: %s", container, out);
 }
 
@@ -548,14 +404,14 @@ static void psql(const char *container, const char *sql, char *out, size_t len) 
   int rc = 1;
   /* Right after a (re)start the server may still be recovering. */
   for (int i = 0; i < 50 && rc; i++) {
-    rc = sh_out(out, len, "docker exec %s psql -U tanuki -d tanuki_dev -v ON_ERROR_STOP=1 -tAc \"%s\"",
+    rc = tu_sh(out, len, "docker exec %s psql -U tanuki -d tanuki_dev -v ON_ERROR_STOP=1 -tAc \"%s\"",
                 container, sql);
-    if (rc) sleep_ms(200);
+    if (rc) tu_sleep_ms(200);
   }
   if (rc) fail_msg("psql %s: %s", sql, out);
 }
 
-static bool volume_exists(const char *v) { return sh("docker volume inspect %s", v) == 0; }
+static bool volume_exists(const char *v) { return tu_sh(NULL, 0, "docker volume inspect %s", v) == 0; }
 
 static void cname(fx_t *f, const char *svc, char *out, size_t len) {
   snprintf(out, len, "%s%s", f->prefix, svc);
@@ -574,12 +430,12 @@ static void s1_start_status_adopt(void **state) {
   free(rd);
   free(svcs);
   new_manager(f);
-  int64_t t0 = wall_ms();
+  int64_t t0 = tsvc_wall_ms();
   start_all(f);
   wait_healthy(f, "postgres", 60000);
   wait_healthy(f, "redis", 30000);
   print_message("postgres and redis healthy %lld ms after start_services\n",
-                (long long)(wall_ms() - t0));
+                (long long)(tsvc_wall_ms() - t0));
 
   const char *names[] = {"postgres", "redis"};
   char ids[2][80];
@@ -620,16 +476,16 @@ static void s1_start_status_adopt(void **state) {
   assert_true(tsvc_manager_is_healthy(f->m, "postgres"));
   assert_true(tsvc_manager_is_healthy(f->m, "redis"));
 
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   for (int i = 0; i < 2; i++) {
     const char *pos = log;
     /* The first line names the state it comes from: stopped. */
-    if (!NEXT_LINE(log, &pos, names[i], "action=start", "state=starting", "prev=stopped",
+    if (!TU_LOG_LINE(log, &pos, names[i], "action=start", "state=starting", "prev=stopped",
                    "start requested") ||
-        !NEXT_LINE(log, &pos, names[i], "state=healthy", "prev=starting"))
+        !TU_LOG_LINE(log, &pos, names[i], "state=healthy", "prev=starting"))
       fail_msg("%s: no start -> healthy lines in order", names[i]);
-    assert_int_equal(COUNT_LINES(log, names[i], "prev=restarting"), 0);
-    assert_int_equal(COUNT_LINES(log, names[i], "action=restart"), 0);
+    assert_int_equal(TU_LOG_LINES(log, names[i], "prev=restarting"), 0);
+    assert_int_equal(TU_LOG_LINES(log, names[i], "action=restart"), 0);
   }
   /* The password never shows. */
   assert_null(strstr(log, PG_PASSWORD));
@@ -644,7 +500,7 @@ static void s1_start_status_adopt(void **state) {
   tsvc_manager_unsubscribe(f->m, f->sub);
   tsvc_manager_free(f->m);
   f->m = NULL;
-  f->log_mark = log_size();
+  f->log_mark = tu_log_mark();
   new_manager(f);
   start_all(f);
   wait_healthy(f, "postgres", 30000);
@@ -660,7 +516,7 @@ static void s1_start_status_adopt(void **state) {
     assert_string_equal(out, started[i]);
   }
   char n1[16];
-  sh_out(n1, sizeof n1, "docker ps -aq --filter 'name=^/%s' | wc -l", f->prefix);
+  tu_sh(n1, sizeof n1, "docker ps -aq --filter 'name=^/%s' | wc -l", f->prefix);
   assert_string_equal(n1, "2");
 
   /* stop_services stops them and keeps every volume. */
@@ -700,7 +556,7 @@ static void s2_kill_postmaster(void **state) {
   /* The entrypoint execs postgres: the postmaster is the container's PID 1. */
   assert_true(pid > 0);
   char comm[64];
-  sh_out(comm, sizeof comm, "cat /proc/%d/comm", pid);
+  tu_sh(comm, sizeof comm, "cat /proc/%d/comm", pid);
   assert_string_equal(comm, "postgres");
   int from = nchanges(f);
   assert_int_equal(kill(pid, SIGKILL), 0);
@@ -720,15 +576,15 @@ static void s2_kill_postmaster(void **state) {
   assert_true(st.pid > 0 && st.pid != pid);
   tsvc_status_clear(&st);
 
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   const char *pos = log;
-  if (!NEXT_LINE(log, &pos, "postgres", "level=warn", "state=unhealthy", "prev=healthy",
+  if (!TU_LOG_LINE(log, &pos, "postgres", "level=warn", "state=unhealthy", "prev=healthy",
                  "container died (exit code 137)") ||
-      !NEXT_LINE(log, &pos, "postgres", "level=warn", "action=restart", "restarts=1/5") ||
-      !NEXT_LINE(log, &pos, "postgres", "state=starting", "prev=restarting", "reason=restarted") ||
-      !NEXT_LINE(log, &pos, "postgres", "state=healthy", "prev=starting"))
+      !TU_LOG_LINE(log, &pos, "postgres", "level=warn", "action=restart", "restarts=1/5") ||
+      !TU_LOG_LINE(log, &pos, "postgres", "state=starting", "prev=restarting", "reason=restarted") ||
+      !TU_LOG_LINE(log, &pos, "postgres", "state=healthy", "prev=starting"))
     FAIL_LOG(log, "no unhealthy -> restart -> starting -> healthy lines in order (the log above)");
-  assert_int_equal(COUNT_LINES(log, "postgres", "action=restart "), 1);
+  assert_int_equal(TU_LOG_LINES(log, "postgres", "action=restart "), 1);
   free(log);
 
   /* The row written before is still there: the volume was kept. */
@@ -755,12 +611,12 @@ static void s3_freeze_postmaster(void **state) {
   tsvc_status_clear(&st);
   assert_true(pid > 0);
   int from = nchanges(f);
-  int64_t frozen_at = wall_ms();
+  int64_t frozen_at = tsvc_wall_ms();
   assert_int_equal(kill(pid, SIGSTOP), 0);
 
   /* The count goes up while the service is still healthy. */
   int max_fails = 0;
-  int64_t end = wall_ms() + 20000;
+  int64_t end = tsvc_wall_ms() + 20000;
   for (;;) {
     st = status_of(f, "postgres");
     tsvc_state_t now = st.state;
@@ -768,11 +624,11 @@ static void s3_freeze_postmaster(void **state) {
       max_fails = st.consecutive_failures;
     tsvc_status_clear(&st);
     if (now != TSVC_STATE_HEALTHY) break;
-    if (wall_ms() > end) fail_msg("still healthy 20 s after SIGSTOP");
-    sleep_ms(20);
+    if (tsvc_wall_ms() > end) fail_msg("still healthy 20 s after SIGSTOP");
+    tu_sleep_ms(20);
   }
   print_message("unhealthy %lld ms after SIGSTOP; up to %d/3 failures seen while healthy\n",
-                (long long)(wall_ms() - frozen_at), max_fails);
+                (long long)(tsvc_wall_ms() - frozen_at), max_fails);
   assert_true(max_fails >= 2);
   int u = find_change(f, "postgres", TSVC_STATE_UNHEALTHY, from);
   assert_true(u >= 0);
@@ -798,12 +654,12 @@ static void s3_freeze_postmaster(void **state) {
   assert_int_equal(st.history[st.nhistory - 1].result, TSVC_RESULT_OK);
   tsvc_status_clear(&st);
 
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   const char *pos = log;
-  if (!NEXT_LINE(log, &pos, "postgres", "state=unhealthy", "prev=healthy", "failures=3/3") ||
-      !NEXT_LINE(log, &pos, "postgres", "action=restart", "failures=3/3") ||
-      !NEXT_LINE(log, &pos, "postgres", "state=starting", "reason=restarted") ||
-      !NEXT_LINE(log, &pos, "postgres", "state=healthy"))
+  if (!TU_LOG_LINE(log, &pos, "postgres", "state=unhealthy", "prev=healthy", "failures=3/3") ||
+      !TU_LOG_LINE(log, &pos, "postgres", "action=restart", "failures=3/3") ||
+      !TU_LOG_LINE(log, &pos, "postgres", "state=starting", "reason=restarted") ||
+      !TU_LOG_LINE(log, &pos, "postgres", "state=healthy"))
     FAIL_LOG(log, "no unhealthy (3/3) -> restart -> starting -> healthy lines (the log above)");
   free(log);
   f->passed = true;
@@ -834,7 +690,7 @@ static void s4_stop_and_remove(void **state) {
      saw 3/3 refused 1.5 s after the stop, before the event): unhealthy
      either way, for a reason that says so. */
   int from = nchanges(f);
-  assert_int_equal(sh("docker stop -t 5 %s", c), 0);
+  assert_int_equal(tu_sh(NULL, 0, "docker stop -t 5 %s", c), 0);
   wait_state(f, "postgres", TSVC_STATE_STARTING, 15000);
   wait_healthy(f, "postgres", 30000);
   int u = find_change(f, "postgres", TSVC_STATE_UNHEALTHY, from);
@@ -852,23 +708,23 @@ static void s4_stop_and_remove(void **state) {
 
   /* docker rm -f: the container is gone; a new one is made from config. */
   from = nchanges(f);
-  size_t mark = log_size();
-  assert_int_equal(sh("docker rm -f %s", c), 0);
+  size_t mark = tu_log_mark();
+  assert_int_equal(tu_sh(NULL, 0, "docker rm -f %s", c), 0);
   u = -1;
   for (int i = 0; i < 300 && u < 0; i++) {
     u = find_change(f, "postgres", TSVC_STATE_UNHEALTHY, from);
-    if (u < 0) sleep_ms(20);
+    if (u < 0) tu_sleep_ms(20);
   }
   assert_true(u >= 0);
-  int64_t t = wall_ms() + 60000;
+  int64_t t = tsvc_wall_ms() + 60000;
   for (;;) {
     st = status_of(f, "postgres");
     bool done = st.state == TSVC_STATE_HEALTHY && strcmp(st.container_id, id) != 0 &&
                 st.container_id[0];
     tsvc_status_clear(&st);
     if (done) break;
-    if (wall_ms() > t) fail_msg("postgres not healthy in a new container within 60 s");
-    sleep_ms(50);
+    if (tsvc_wall_ms() > t) fail_msg("postgres not healthy in a new container within 60 s");
+    tu_sleep_ms(50);
   }
   st = status_of(f, "postgres");
   assert_true(st.restarts_total >= 2);
@@ -883,14 +739,14 @@ static void s4_stop_and_remove(void **state) {
   docker_field(out, sizeof out, c, "{{index .Config.Labels \"tanuki.service\"}}");
   assert_string_equal(out, "postgres");
 
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   const char *after = log + (mark - f->log_mark);
   const char *pos = after;
-  if (!NEXT_LINE(log, &pos, "postgres", "state=unhealthy", "container died") ||
-      !NEXT_LINE(log, &pos, "postgres", "action=restart") ||
-      !NEXT_LINE(log, &pos, "postgres", "state=healthy"))
+  if (!TU_LOG_LINE(log, &pos, "postgres", "state=unhealthy", "container died") ||
+      !TU_LOG_LINE(log, &pos, "postgres", "action=restart") ||
+      !TU_LOG_LINE(log, &pos, "postgres", "state=healthy"))
     fail_msg("no unhealthy -> restart -> healthy lines after docker rm -f:\n%s", after);
-  int failed = COUNT_LINES(after, "postgres", "action=restart_failed");
+  int failed = TU_LOG_LINES(after, "postgres", "action=restart_failed");
   print_message("restarts that failed after docker rm -f: %d\n", failed);
   if (failed) {
     /* Retried on the backoff schedule, with the daemon's words logged. */
@@ -948,15 +804,15 @@ static void s5_never_healthy(void **state) {
   int64_t restart_at[4], delay[4];
   const char *pos = log;
   for (int i = 0; i < 4; i++) {
-    const char *un = NEXT_LINE(log, &pos, "never", "state=unhealthy");
+    const char *un = TU_LOG_LINE(log, &pos, "never", "state=unhealthy");
     if (!un) FAIL_LOG(log, "restart %d: no unhealthy line before it (the log above)", i + 1);
     if (i > 0) {
-      const char *sched = NEXT_LINE(log, &pos, "never", "action=restart_scheduled");
+      const char *sched = TU_LOG_LINE(log, &pos, "never", "action=restart_scheduled");
       if (!sched) FAIL_LOG(log, "restart %d: not scheduled (the log above)", i + 1);
     }
     char want[32];
     snprintf(want, sizeof want, "restarts=%d/4", i + 1);
-    const char *re = NEXT_LINE(log, &pos, "never", "level=warn", "action=restart ", want);
+    const char *re = TU_LOG_LINE(log, &pos, "never", "level=warn", "action=restart ", want);
     if (!re) FAIL_LOG(log, "restart %d: no restart line (the log above)", i + 1);
     restart_at[i] = tu_line_ms(re);
     delay[i] = restart_at[i] - tu_line_ms(un);
@@ -977,10 +833,10 @@ static void s5_never_healthy(void **state) {
      steps on a loaded machine, so they are printed, not compared.) */
   assert_true(delay[2] > delay[1] && delay[3] > delay[2]);
   /* Then failed, with a warning, and no fifth restart. */
-  const char *fl = NEXT_LINE(log, &pos, "never", "level=warn", "state=failed");
+  const char *fl = TU_LOG_LINE(log, &pos, "never", "level=warn", "state=failed");
   if (!fl) FAIL_LOG(log, "no failed line after the 4th restart (the log above)");
   ASSERT_LINE(log, "never", "level=warn", "action=give_up", "restarts=4/4", "retry_after=never");
-  assert_int_equal(COUNT_LINES(log, "never", "action=restart "), 4);
+  assert_int_equal(TU_LOG_LINES(log, "never", "action=restart "), 4);
   free(log);
 
   /* A while later: still failed, still 4 restarts, still checked. */
@@ -988,16 +844,16 @@ static void s5_never_healthy(void **state) {
   uint64_t checks = st.checks_total;
   tsvc_status_clear(&st);
   for (int i = 0; i < 40; i++) {
-    sleep_ms(100);
+    tu_sleep_ms(100);
     assert_int_equal(state_of(f, "never"), TSVC_STATE_FAILED);
   }
   st = status_of(f, "never");
   assert_int_equal(st.restarts_total, 4);
   assert_true(st.checks_total > checks);
   tsvc_status_clear(&st);
-  log = log_text(f);
-  assert_int_equal(COUNT_LINES(log, "never", "action=restart "), 4);
-  assert_int_equal(COUNT_LINES(log, "never", "action=give_up"), 1);
+  log = tu_log_since(f->log_mark);
+  assert_int_equal(TU_LOG_LINES(log, "never", "action=restart "), 4);
+  assert_int_equal(TU_LOG_LINES(log, "never", "action=give_up"), 1);
   free(log);
   f->passed = true;
 }
@@ -1025,10 +881,10 @@ static void s6_slow_starter(void **state) {
   write_config(f, svc);
   free(svc);
   new_manager(f);
-  int64_t t0 = wall_ms();
+  int64_t t0 = tsvc_wall_ms();
   start_all(f);
   /* Failing checks inside the grace period: recorded, not counted. */
-  sleep_ms(4000);
+  tu_sleep_ms(4000);
   tsvc_status_t st = status_of(f, "slow");
   assert_int_equal(st.state, TSVC_STATE_STARTING);
   assert_int_equal(st.consecutive_failures, 0);
@@ -1037,16 +893,16 @@ static void s6_slow_starter(void **state) {
   assert_int_not_equal(st.history[st.nhistory - 1].result, TSVC_RESULT_OK);
   tsvc_status_clear(&st);
   wait_healthy(f, "slow", 25000);
-  int64_t took = wall_ms() - t0;
+  int64_t took = tsvc_wall_ms() - t0;
   print_message("slow starter healthy after %lld ms\n", (long long)took);
   assert_true(took >= 9000);
   st = status_of(f, "slow");
   assert_int_equal(st.restarts_total, 0);
   assert_int_equal(st.restarts_in_window, 0);
   tsvc_status_clear(&st);
-  char *log = log_text(f);
-  assert_int_equal(COUNT_LINES(log, "slow", "action=restart"), 0);
-  assert_int_equal(COUNT_LINES(log, "slow", "state=unhealthy"), 0);
+  char *log = tu_log_since(f->log_mark);
+  assert_int_equal(TU_LOG_LINES(log, "slow", "action=restart"), 0);
+  assert_int_equal(TU_LOG_LINES(log, "slow", "state=unhealthy"), 0);
   ASSERT_LINE(log, "slow", "state=healthy", "prev=starting", "first successful check");
   free(log);
   assert_int_equal(find_change(f, "slow", TSVC_STATE_UNHEALTHY, 0), -1);
@@ -1078,7 +934,7 @@ static void s7_user_stop(void **state) {
   /* Stopping again is fine. */
   assert_int_equal(tsvc_manager_stop(f->m, "redis", err, sizeof err), 0);
   for (int i = 0; i < 30; i++) {
-    sleep_ms(100);
+    tu_sleep_ms(100);
     assert_int_equal(state_of(f, "redis"), TSVC_STATE_STOPPED);
   }
   assert_false(container_running(c));
@@ -1087,11 +943,11 @@ static void s7_user_stop(void **state) {
   assert_int_equal(st.checks_total, checks); /* not even checked */
   tsvc_status_clear(&st);
   assert_false(tsvc_manager_is_healthy(f->m, "redis"));
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   ASSERT_LINE(log, "redis", "state=stopped", "prev=healthy", "stop requested");
   ASSERT_LINE(log, "redis", "action=stop");
-  assert_int_equal(COUNT_LINES(log, "redis", "action=restart"), 0);
-  assert_int_equal(COUNT_LINES(log, "redis", "state=unhealthy"), 0);
+  assert_int_equal(TU_LOG_LINES(log, "redis", "action=restart"), 0);
+  assert_int_equal(TU_LOG_LINES(log, "redis", "state=unhealthy"), 0);
   free(log);
 
   /* A person's start brings it back. */
@@ -1185,47 +1041,47 @@ static void s9_bad_image_port_taken(void **state) {
      (cooldown 0s: never again by itself). */
   wait_state(f, "ghost", TSVC_STATE_FAILED, 30000);
   /* taken: retried as a start after backoff, the daemon's words logged. */
-  int64_t end = wall_ms() + 30000;
+  int64_t end = tsvc_wall_ms() + 30000;
   for (;;) {
-    char *log = log_text(f);
-    int n = COUNT_LINES(log, "taken", "level=error", "action=start_failed", portstr);
+    char *log = tu_log_since(f->log_mark);
+    int n = TU_LOG_LINES(log, "taken", "level=error", "action=start_failed", portstr);
     free(log);
     if (n >= 2) break;
-    if (wall_ms() > end) fail_msg("taken: no second start_failed within 30 s");
-    sleep_ms(100);
+    if (tsvc_wall_ms() > end) fail_msg("taken: no second start_failed within 30 s");
+    tu_sleep_ms(100);
   }
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   const char *pos = log;
-  if (!NEXT_LINE(log, &pos, "ghost", "action=start", "state=starting", "prev=stopped") ||
-      !NEXT_LINE(log, &pos, "ghost", "level=warn", "state=unhealthy", "prev=starting", NO_IMAGE) ||
-      !NEXT_LINE(log, &pos, "ghost", "level=error", "action=start_failed", NO_IMAGE) ||
-      !NEXT_LINE(log, &pos, "ghost", "action=start_scheduled", "restarts=1/3") ||
-      !NEXT_LINE(log, &pos, "ghost", "level=warn", "action=start", "state=starting",
+  if (!TU_LOG_LINE(log, &pos, "ghost", "action=start", "state=starting", "prev=stopped") ||
+      !TU_LOG_LINE(log, &pos, "ghost", "level=warn", "state=unhealthy", "prev=starting", NO_IMAGE) ||
+      !TU_LOG_LINE(log, &pos, "ghost", "level=error", "action=start_failed", NO_IMAGE) ||
+      !TU_LOG_LINE(log, &pos, "ghost", "action=start_scheduled", "restarts=1/3") ||
+      !TU_LOG_LINE(log, &pos, "ghost", "level=warn", "action=start", "state=starting",
                  "prev=unhealthy", "start after backoff") ||
-      !NEXT_LINE(log, &pos, "ghost", "level=error", "action=start_failed", "restarts=2/3") ||
-      !NEXT_LINE(log, &pos, "ghost", "level=error", "action=start_failed", "restarts=3/3") ||
-      !NEXT_LINE(log, &pos, "ghost", "level=warn", "action=give_up", "restarts=3/3",
+      !TU_LOG_LINE(log, &pos, "ghost", "level=error", "action=start_failed", "restarts=2/3") ||
+      !TU_LOG_LINE(log, &pos, "ghost", "level=error", "action=start_failed", "restarts=3/3") ||
+      !TU_LOG_LINE(log, &pos, "ghost", "level=warn", "action=give_up", "restarts=3/3",
                  "retry_after=never"))
     FAIL_LOG(log, "ghost: no start -> failed -> retried -> given up lines in order (the log above)");
-  assert_int_equal(COUNT_LINES(log, "ghost", "action=start_failed"), 3);
-  assert_int_equal(COUNT_LINES(log, "ghost", "action=restart"), 0);
+  assert_int_equal(TU_LOG_LINES(log, "ghost", "action=start_failed"), 3);
+  assert_int_equal(TU_LOG_LINES(log, "ghost", "action=restart"), 0);
   pos = log;
-  if (!NEXT_LINE(log, &pos, "taken", "action=start", "prev=stopped") ||
-      !NEXT_LINE(log, &pos, "taken", "action=start_failed", portstr) ||
-      !NEXT_LINE(log, &pos, "taken", "action=start_scheduled") ||
-      !NEXT_LINE(log, &pos, "taken", "action=start", "prev=unhealthy", "start after backoff"))
+  if (!TU_LOG_LINE(log, &pos, "taken", "action=start", "prev=stopped") ||
+      !TU_LOG_LINE(log, &pos, "taken", "action=start_failed", portstr) ||
+      !TU_LOG_LINE(log, &pos, "taken", "action=start_scheduled") ||
+      !TU_LOG_LINE(log, &pos, "taken", "action=start", "prev=unhealthy", "start after backoff"))
     FAIL_LOG(log, "taken: no start -> failed -> retried lines in order (the log above)");
-  for (int i = 0; i < 2; i++) assert_int_equal(COUNT_LINES(log, bad[i], "state=stopped"), 0);
+  for (int i = 0; i < 2; i++) assert_int_equal(TU_LOG_LINES(log, bad[i], "state=stopped"), 0);
   ASSERT_LINE(log, "ok", "state=healthy");
-  assert_int_equal(COUNT_LINES(log, "ok", "state=unhealthy"), 0);
+  assert_int_equal(TU_LOG_LINES(log, "ok", "state=unhealthy"), 0);
   free(log);
 
   /* The cause goes away: the next retry starts it, healthy. */
   close(f->listen_fd);
   f->listen_fd = -1;
-  int64_t t0 = wall_ms();
+  int64_t t0 = tsvc_wall_ms();
   wait_healthy(f, "taken", 30000);
-  print_message("taken: healthy %lld ms after the port was freed\n", (long long)(wall_ms() - t0));
+  print_message("taken: healthy %lld ms after the port was freed\n", (long long)(tsvc_wall_ms() - t0));
   char c[160];
   cname(f, "taken", c, sizeof c);
   assert_true(container_running(c));
@@ -1233,11 +1089,11 @@ static void s9_bad_image_port_taken(void **state) {
   assert_true(st.running);
   tsvc_status_clear(&st);
   /* The given-up one stays failed; the others are untouched. */
-  sleep_ms(1000);
+  tu_sleep_ms(1000);
   assert_int_equal(state_of(f, "ghost"), TSVC_STATE_FAILED);
   assert_int_equal(state_of(f, "ok"), TSVC_STATE_HEALTHY);
-  log = log_text(f);
-  assert_int_equal(COUNT_LINES(log, "ghost", "action=start_failed"), 3);
+  log = tu_log_since(f->log_mark);
+  assert_int_equal(TU_LOG_LINES(log, "ghost", "action=start_failed"), 3);
   free(log);
   f->passed = true;
 }
@@ -1252,7 +1108,7 @@ static void s10_foreign_container(void **state) {
   /* No anonymous volume: the image's /data is a named one of ours. */
   char out[512];
   const char *fv = vol(f, "foreign");
-  int rc = sh_out(out, sizeof out, "docker create --name %s -v %s:/data " REDIS_IMAGE, c, fv);
+  int rc = tu_sh(out, sizeof out, "docker create --name %s -v %s:/data " REDIS_IMAGE, c, fv);
   if (rc) fail_msg("docker create: %s", out);
   const char *fmt = "{{.Id}} {{.Created}} {{.State.Status}} {{.RestartCount}} {{json .Config.Labels}}";
   docker_field(before, sizeof before, c, fmt);
@@ -1298,11 +1154,11 @@ static void s10_foreign_container(void **state) {
   assert_non_null(strstr(err, "was not made by tanuki-svc"));
   rc = person(f, "restart", "redis", err, sizeof err);
   assert_int_equal(rc, TSVC_EEXIST);
-  sleep_ms(1000);
-  char *log = log_text(f);
+  tu_sleep_ms(1000);
+  char *log = tu_log_since(f->log_mark);
   ASSERT_LINE(log, "redis", "state=unhealthy", "prev=starting", "was not made by tanuki-svc");
   ASSERT_LINE(log, "redis", "level=error", "action=start_failed", "was not made by tanuki-svc");
-  assert_int_equal(COUNT_LINES(log, "redis", "state=stopped"), 0);
+  assert_int_equal(TU_LOG_LINES(log, "redis", "state=stopped"), 0);
   free(log);
   docker_field(after, sizeof after, c, fmt);
   assert_string_equal(after, before);
@@ -1320,7 +1176,7 @@ static void s10_foreign_container(void **state) {
 static int program(char *err, size_t len, const char *args) {
   const char *bin = getenv("TSVC_BINARY");
   if (!bin) fail_msg("TSVC_BINARY is not set (ctest sets it)");
-  return sh_out(err, len, "{ '%s' %s 2>&1 >/dev/null; }", bin, args);
+  return tu_sh(err, len, "{ '%s' %s 2>&1 >/dev/null; }", bin, args);
 }
 
 /* The changes of svc recorded in f from index from on. */
@@ -1390,12 +1246,12 @@ static void s11_two_projects(void **state) {
            va, c, cfg_a);
   if (!strstr(err, want)) fail_msg("no '%s' in:\n%s", want, err);
   /* B made no container on A's volume. */
-  sh_out(out, sizeof out, "docker ps -aq --filter 'name=^/%scache$'", a->prefix);
+  tu_sh(out, sizeof out, "docker ps -aq --filter 'name=^/%scache$'", a->prefix);
   assert_string_equal(out, "");
-  int64_t end = wall_ms() + 30000;
+  int64_t end = tsvc_wall_ms() + 30000;
   while (state_of(b, "redis") != TSVC_STATE_FAILED) {
-    if (wall_ms() > end) fail_msg("B's redis not failed after 30 s");
-    sleep_ms(50);
+    if (tsvc_wall_ms() > end) fail_msg("B's redis not failed after 30 s");
+    tu_sleep_ms(50);
   }
   tsvc_status_t st = status_of(b, "redis");
   assert_string_equal(st.container_id, ""); /* A's is not reported as B's */
@@ -1445,21 +1301,21 @@ static void s11_two_projects(void **state) {
   b->m = NULL;
   new_manager(b);
   rc = tsvc_manager_start_services(b->m, err, sizeof err);
-  end = wall_ms() + 30000;
+  end = tsvc_wall_ms() + 30000;
   while (state_of(b, "redis") != TSVC_STATE_FAILED) {
-    if (wall_ms() > end) fail_msg("B's redis not failed after 30 s");
-    sleep_ms(50);
+    if (tsvc_wall_ms() > end) fail_msg("B's redis not failed after 30 s");
+    tu_sleep_ms(50);
   }
   int b_from = nchanges(b);
   a_from = nchanges(a);
-  assert_int_equal(sh("docker restart -t 1 %s", c), 0);
-  end = wall_ms() + 30000;
+  assert_int_equal(tu_sh(NULL, 0, "docker restart -t 1 %s", c), 0);
+  end = tsvc_wall_ms() + 30000;
   while (find_change(a, "redis", TSVC_STATE_STARTING, a_from) < 0) {
-    if (wall_ms() > end) fail_msg("A did not see its container restart");
-    sleep_ms(50);
+    if (tsvc_wall_ms() > end) fail_msg("A did not see its container restart");
+    tu_sleep_ms(50);
   }
   wait_healthy(a, "redis", 30000);
-  sleep_ms(1000);
+  tu_sleep_ms(1000);
   assert_int_equal(changes_of(b, "redis", b_from), 0);
   assert_int_equal(state_of(b, "redis"), TSVC_STATE_FAILED);
   a->passed = true;
@@ -1476,8 +1332,8 @@ static void s12_previous_release_adopted(void **state) {
   /* As the previous release made it: tanuki.project=<the config's directory>,
      no tanuki.config. */
   const char *v = vol(f, "data");
-  sh("docker network create %s", g_net); /* when no scenario made it yet */
-  int rc = sh_out(out, sizeof out,
+  tu_sh(NULL, 0, "docker network create %s", g_net); /* when no scenario made it yet */
+  int rc = tu_sh(out, sizeof out,
                   "docker run -d --name %s --network %s --network-alias redis "
                   "--label tanuki.service=redis --label 'tanuki.project=%s' "
                   "-v %s:/data " REDIS_IMAGE,
@@ -1556,22 +1412,22 @@ static void s8_daemon_restart(void **state) {
   const char *names[] = {"postgres", "redis"};
 
   char pidtext[32];
-  assert_int_equal(sh_out(pidtext, sizeof pidtext, "cat /var/run/docker.pid"), 0);
+  assert_int_equal(tu_sh(pidtext, sizeof pidtext, "cat /var/run/docker.pid"), 0);
   int dpid = atoi(pidtext);
   assert_true(dpid > 1);
   assert_int_equal(kill(dpid, 0), 0);
   int from = nchanges(f);
-  size_t mark = log_size();
-  int64_t t0 = wall_ms();
+  size_t mark = tu_log_mark();
+  int64_t t0 = tsvc_wall_ms();
   assert_int_equal(kill(dpid, SIGTERM), 0);
   /* Unknown for each service while the daemon is away. */
   for (int i = 0; i < 2; i++) wait_state(f, names[i], TSVC_STATE_UNKNOWN, 30000);
-  int64_t end = wall_ms() + 60000;
+  int64_t end = tsvc_wall_ms() + 60000;
   while (kill(dpid, 0) == 0) {
-    if (wall_ms() > end) fail_msg("dockerd (pid %d) still runs 60 s after SIGTERM", dpid);
-    sleep_ms(100);
+    if (tsvc_wall_ms() > end) fail_msg("dockerd (pid %d) still runs 60 s after SIGTERM", dpid);
+    tu_sleep_ms(100);
   }
-  print_message("dockerd exited %lld ms after SIGTERM\n", (long long)(wall_ms() - t0));
+  print_message("dockerd exited %lld ms after SIGTERM\n", (long long)(tsvc_wall_ms() - t0));
   for (int i = 0; i < 2; i++) {
     tsvc_status_t st = status_of(f, names[i]);
     assert_int_equal(st.state, TSVC_STATE_UNKNOWN);
@@ -1582,30 +1438,30 @@ static void s8_daemon_restart(void **state) {
   /* Nothing to act on meanwhile: a person's restart is refused. */
   char err[1024];
   assert_int_equal(tsvc_manager_restart(f->m, "redis", err, sizeof err), TSVC_EUNREACH);
-  sleep_ms(1500);
+  tu_sleep_ms(1500);
   for (int i = 0; i < 2; i++) assert_int_equal(state_of(f, names[i]), TSVC_STATE_UNKNOWN);
 
   const char *src = getenv("TSVC_SOURCE_DIR");
   char out[4096];
-  int64_t t1 = wall_ms();
-  int rc = sh_out(out, sizeof out, "'%s/scripts/docker-up.sh'", src ? src : ".");
+  int64_t t1 = tsvc_wall_ms();
+  int rc = tu_sh(out, sizeof out, "'%s/scripts/docker-up.sh'", src ? src : ".");
   if (rc) fail_msg("docker-up.sh: %s", out);
-  print_message("dockerd back after %lld ms\n", (long long)(wall_ms() - t1));
+  print_message("dockerd back after %lld ms\n", (long long)(tsvc_wall_ms() - t1));
   /* dockerd stopped the containers on its way down (no live-restore):
      found not running once it is back, restarted, healthy. */
   for (int i = 0; i < 2; i++) {
     char c[160];
     cname(f, names[i], c, sizeof c);
-    int64_t deadline = wall_ms() + 90000;
+    int64_t deadline = tsvc_wall_ms() + 90000;
     while (!(state_of(f, names[i]) == TSVC_STATE_HEALTHY && container_running(c))) {
-      if (wall_ms() > deadline) fail_msg("%s: not healthy and running 90 s after the daemon", c);
-      sleep_ms(100);
+      if (tsvc_wall_ms() > deadline) fail_msg("%s: not healthy and running 90 s after the daemon", c);
+      tu_sleep_ms(100);
     }
   }
   print_message("both healthy and running again %lld ms after the daemon answered\n",
-                (long long)(wall_ms() - t1));
+                (long long)(tsvc_wall_ms() - t1));
 
-  char *log = log_text(f);
+  char *log = tu_log_since(f->log_mark);
   const char *after = log + (mark - f->log_mark);
   for (int i = 0; i < 2; i++) {
     const char *s = names[i];
@@ -1627,24 +1483,24 @@ static void s8_daemon_restart(void **state) {
     assert_true(change_at(f, back).time_ms >= t1);
     /* The log: unknown, then no restart until the daemon is back. */
     const char *pos = after;
-    const char *ul = NEXT_LINE(log, &pos, s, "level=warn", "state=unknown");
+    const char *ul = TU_LOG_LINE(log, &pos, s, "level=warn", "state=unknown");
     if (!ul) fail_msg("%s: no unknown line:\n%s", s, after);
     /* Leaving unknown: dockerd stopped the containers on its way down, so
        never healthy before being looked at: unhealthy, not running (or the
        state it had before, when the die events came first). */
-    const char *bl = NEXT_LINE(log, &pos, s, "prev=unknown");
+    const char *bl = TU_LOG_LINE(log, &pos, s, "prev=unknown");
     if (!bl) fail_msg("%s: no line leaving unknown:\n%s", s, after);
-    assert_int_equal(COUNT_LINES(after, s, "state=healthy", "prev=unknown"), 0);
-    assert_true(NEXT_LINE(bl, NULL, s, "state=unhealthy", "prev=unknown", "not running") == bl ||
-                NEXT_LINE(bl, NULL, s, "prev=unknown", "runtime reachable again") == bl);
+    assert_int_equal(TU_LOG_LINES(after, s, "state=healthy", "prev=unknown"), 0);
+    assert_true(TU_LOG_LINE(bl, NULL, s, "state=unhealthy", "prev=unknown", "not running") == bl ||
+                TU_LOG_LINE(bl, NULL, s, "prev=unknown", "runtime reachable again") == bl);
     /* No restart sent while unknown (a restart_failed line right after
        the unknown one is the answer to an attempt made before). */
     const char *p2 = ul;
-    const char *re = NEXT_LINE(log, &p2, s, "action=restart ");
+    const char *re = TU_LOG_LINE(log, &p2, s, "action=restart ");
     assert_true(re != NULL && re > bl);
     assert_true(tu_line_ms(bl) >= t1 - 1000);
     print_message("%s: %d restart attempts before unknown (daemon stopping), %d after\n", s,
-                  count_lines_before(after, ul, s), COUNT_LINES(bl, s, "action=restart "));
+                  count_lines_before(after, ul, s), TU_LOG_LINES(bl, s, "action=restart "));
     tsvc_status_t st = status_of(f, s);
     assert_true(st.running);
     assert_true(st.restarts_total >= 1);
@@ -1678,20 +1534,8 @@ static int group_setup(void **state) {
   cloexec_inherited();
   snprintf(g_base, sizeof g_base, "tsvc-test-%d-", (int)getpid());
   snprintf(g_net, sizeof g_net, "%snet", g_base);
-  g_logf = open_memstream(&g_logbuf, &g_loglen);
-  if (!g_logf) return -1;
-  tsvc_log_setup(g_logf, TSVC_LOG_INFO, false);
-  char out[1024];
-  if (sh_out(out, sizeof out, "command -v docker") != 0) {
-    snprintf(g_why, sizeof g_why, "the docker CLI is not installed");
-  } else if (!daemon_answers()) {
-    snprintf(g_why, sizeof g_why, "no Docker engine answers on /var/run/docker.sock");
-  } else if (sh_out(out, sizeof out, "timeout 20 docker image inspect -f ok " PG_IMAGE
-                    " " REDIS_IMAGE) != 0) {
-    snprintf(g_why, sizeof g_why, "images missing: %.400s", out);
-  } else {
-    g_ok = true;
-  }
+  tu_log_capture();
+  if (!tu_docker_missing(PG_IMAGE " " REDIS_IMAGE, g_why, sizeof g_why)) g_ok = true;
   return 0;
 }
 
@@ -1699,11 +1543,9 @@ static int group_teardown(void **state) {
   (void)state;
   if (g_ok) {
     restart_daemon_if_down();
-    sh("docker network rm %s", g_net);
+    tu_sh(NULL, 0, "docker network rm %s", g_net);
   }
-  tsvc_log_setup(stderr, TSVC_LOG_INFO, false);
-  fclose(g_logf);
-  free(g_logbuf);
+  free(tu_log_end());
   return 0;
 }
 

@@ -8,8 +8,8 @@
 #include "log/log.h"
 #include "testutil.h"
 
+/* The log captured (tu_log_capture_as), as read by the last cap_read. */
 typedef struct {
-  FILE *f;
   char *buf;
   size_t len;
 } cap_t;
@@ -17,14 +17,18 @@ typedef struct {
 static void cap_open(cap_t *c, tsvc_log_level_t min, bool json) {
   c->buf = NULL;
   c->len = 0;
-  c->f = open_memstream(&c->buf, &c->len);
-  tsvc_log_setup(c->f, min, json);
+  tu_log_capture_as(min, json);
+}
+
+static void cap_read(cap_t *c) {
+  free(c->buf);
+  c->buf = tu_log_since(0);
+  c->len = strlen(c->buf);
 }
 
 static void cap_close(cap_t *c) {
-  tsvc_log_setup(stderr, TSVC_LOG_OFF, false);
-  fclose(c->f);
   free(c->buf);
+  free(tu_log_end());
   tsvc_log_clear_secrets();
 }
 
@@ -35,7 +39,7 @@ static void text_line_has_fields(void **st) {
   tsvc_log_field_t f[] = {{"service", "postgres"}, {"state", "unhealthy"}, {"prev", "healthy"},
                           {"failures", "3/3"},     {"skipped", NULL},      {"reason", "connection refused"}};
   tsvc_log_fields(TSVC_LOG_WARN, NULL, f, 6);
-  fflush(c.f);
+  cap_read(&c);
   assert_non_null(strstr(c.buf, " level=warn service=postgres state=unhealthy prev=healthy "
                                 "failures=3/3 reason=\"connection refused\"\n"));
   assert_memory_equal(c.buf, "ts=", 3);
@@ -53,10 +57,10 @@ static void levels_filter(void **st) {
   cap_open(&c, TSVC_LOG_WARN, false);
   TSVC_LOG(TSVC_LOG_INFO, "redis", "checked %d times", 3);
   TSVC_LOG(TSVC_LOG_DEBUG, "redis", "noise");
-  fflush(c.f);
+  cap_read(&c);
   assert_int_equal(c.len, 0);
   TSVC_LOG(TSVC_LOG_ERROR, "redis", "restart failed: %s", "boom");
-  fflush(c.f);
+  cap_read(&c);
   assert_non_null(strstr(c.buf, "level=error service=redis msg=\"restart failed: boom\""));
   tsvc_log_level_t l;
   assert_int_equal(tsvc_log_level_parse("warn", &l), 0);
@@ -79,7 +83,7 @@ static void json_lines(void **st) {
   cap_open(&c, TSVC_LOG_INFO, true);
   tsvc_log_field_t f[] = {{"service", "redis"}, {"reason", "NOAUTH \"Authentication\" required"}};
   tsvc_log_fields(TSVC_LOG_INFO, "state change", f, 2);
-  fflush(c.f);
+  cap_read(&c);
   json_error_t err;
   json_t *o = json_loads(c.buf, 0, &err);
   assert_non_null(o);
@@ -103,7 +107,7 @@ static void secrets_never_printed(void **st) {
                           {"reason", "AUTH hunter22 failed for ab"},
                           {"url", "redis://:hunter22@127.0.0.1:6379"}};
   tsvc_log_fields(TSVC_LOG_ERROR, "env: REDIS_PASSWORD=hunter22 PORT=6379", f, 3);
-  fflush(c.f);
+  cap_read(&c);
   assert_null(strstr(c.buf, "hunter22"));
   assert_null(strstr(c.buf, "tanuki"));
   assert_non_null(strstr(c.buf, "POSTGRES_PASSWORD=********"));
@@ -121,7 +125,7 @@ static void secrets_never_printed(void **st) {
   cap_open(&c, TSVC_LOG_DEBUG, true);
   tsvc_log_add_secret("hunter22");
   tsvc_log_fields(TSVC_LOG_ERROR, NULL, f, 3);
-  fflush(c.f);
+  cap_read(&c);
   assert_null(strstr(c.buf, "hunter22"));
   assert_non_null(strstr(c.buf, "\"POSTGRES_PASSWORD\":\"********\""));
   cap_close(&c);
@@ -135,7 +139,7 @@ static void paths_and_names_are_kept(void **st) {
   tsvc_log_add_secret("tanuki");
   TSVC_LOG(TSVC_LOG_INFO, NULL, "API on %s", "/root/project/examples/.tanuki/tanuki-svc.sock");
   TSVC_LOG(TSVC_LOG_INFO, "postgres", "data in /var/lib/tanuki-svc/tanuki-1a2b/postgres");
-  fflush(c.f);
+  cap_read(&c);
   assert_non_null(strstr(c.buf, "msg=\"API on /root/project/examples/.tanuki/tanuki-svc.sock\""));
   assert_non_null(strstr(c.buf, "msg=\"data in /var/lib/tanuki-svc/tanuki-1a2b/postgres\""));
   assert_null(strstr(c.buf, "****"));

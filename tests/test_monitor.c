@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "config/config.h"
 #include "log/log.h"
 #include "monitor/monitor.h"
@@ -34,9 +35,6 @@ typedef struct {
   tsvc_mon_event_t ev[MAX_EVENTS];
   char reasons[MAX_EVENTS][128];
   int nev;
-  FILE *log;
-  char *logbuf;
-  size_t loglen;
   uv_timer_t stop_timer;
   tu_lag_t *lag; /* the machine's share of any lateness */
 } fx_t;
@@ -59,8 +57,7 @@ static void fx_setup2(fx_t *f, const char *yaml, bool started) {
   assert_int_equal(uv_loop_init(&f->loop), 0);
   f->rt = recrt_new(&f->loop);
   assert_non_null(f->rt);
-  f->log = open_memstream(&f->logbuf, &f->loglen);
-  tsvc_log_setup(f->log, TSVC_LOG_INFO, false);
+  tu_log_capture();
   assert_int_equal(tsvc_monitor_new(&f->loop, &f->rt->base, NULL, &f->mon), 0);
   tsvc_monitor_set_observer(f->mon, observer, f);
   for (size_t i = 0; i < f->cfg->nservices; i++) {
@@ -97,9 +94,7 @@ static void fx_teardown(fx_t *f) {
   tsvc_runtime_free(&f->rt->base);
   assert_int_equal(uv_loop_close(&f->loop), 0);
   tsvc_config_free(f->cfg);
-  tsvc_log_setup(stderr, TSVC_LOG_OFF, false);
-  fclose(f->log);
-  free(f->logbuf);
+  free(tu_log_end());
 }
 
 static int count_changes(const fx_t *f, tsvc_state_t to) {
@@ -113,13 +108,6 @@ static int count_type(const fx_t *f, tsvc_mon_event_type_t t) {
   int n = 0;
   for (int i = 0; i < f->nev; i++)
     if (f->ev[i].type == t) n++;
-  return n;
-}
-
-static int count_lines(fx_t *f, const char *needle) {
-  fflush(f->log);
-  int n = 0;
-  for (const char *p = f->logbuf; p && (p = strstr(p, needle)); p++) n++;
   return n;
 }
 
@@ -172,9 +160,9 @@ static void reaches_healthy_and_logs_changes_only(void **st) {
   assert_true(s.since_ms > 0);
   tsvc_status_clear(&s);
   /* stopped -> starting, starting -> healthy: two lines, no line per check. */
-  assert_int_equal(count_lines(&f, "state=starting"), 1);
-  assert_int_equal(count_lines(&f, "state=healthy prev=starting"), 1);
-  assert_int_equal(count_lines(&f, "level="), 2);
+  assert_int_equal(tu_log_count("state=starting"), 1);
+  assert_int_equal(tu_log_count("state=healthy prev=starting"), 1);
+  assert_int_equal(tu_log_count("level="), 2);
   assert_true(tsvc_monitor_is_healthy(f.mon, "db"));
   assert_false(tsvc_monitor_is_healthy(f.mon, "nope"));
   fx_teardown(&f);
@@ -193,9 +181,9 @@ static void not_running_restarted_then_healthy(void **st) {
   assert_int_equal(count_changes(&f, TSVC_STATE_UNHEALTHY), 1);
   assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
   /* The log tells the story with counts. */
-  assert_int_equal(count_lines(&f, "level=warn service=db state=unhealthy prev=healthy"), 1);
-  assert_int_equal(count_lines(&f, "reason=\"not running: exited (137)\""), 2);
-  assert_int_equal(count_lines(&f, "action=restart failures=0/2 restarts=1/3"), 1);
+  assert_int_equal(tu_log_count("level=warn service=db state=unhealthy prev=healthy"), 1);
+  assert_int_equal(tu_log_count("reason=\"not running: exited (137)\""), 2);
+  assert_int_equal(tu_log_count("action=restart failures=0/2 restarts=1/3"), 1);
   tsvc_status_t s;
   tsvc_monitor_get_status(f.mon, "db", &s);
   assert_int_equal(s.restarts_total, 1);
@@ -237,12 +225,11 @@ static void restart_failure_logged_and_retried(void **st) {
   run_for(&f, 800);
   assert_int_equal(recrt_count(f.rt, "restart", "db"), 2);
   assert_int_equal(count_type(&f, TSVC_MON_EV_RESTART_FAILED), 1);
-  assert_int_equal(count_lines(&f, "level=error service=db action=restart_failed"), 1);
+  assert_int_equal(tu_log_count("level=error service=db action=restart_failed"), 1);
   /* restarting -> unhealthy, restart_failed, restart_scheduled */
-  assert_int_equal(count_lines(&f, "reason=\"No such image: postgres:16\""), 3);
-  assert_int_equal(count_lines(&f, "state=unhealthy prev=restarting"), 1);
-  if (getenv("TSVC_TEST_SHOW_LOG")) fprintf(stderr, "%s", f.logbuf);
-  assert_int_equal(count_lines(&f, "action=restart_scheduled"), 1);
+  assert_int_equal(tu_log_count("reason=\"No such image: postgres:16\""), 3);
+  assert_int_equal(tu_log_count("state=unhealthy prev=restarting"), 1);
+  assert_int_equal(tu_log_count("action=restart_scheduled"), 1);
   /* Second attempt after backoff: 100ms, +10% at most, plus timer slack
      and what the machine held the loop meanwhile. */
   uint64_t r[2] = {0, 0};
@@ -269,8 +256,8 @@ static void gives_up_after_max_restarts(void **st) {
   assert_int_equal(recrt_count(f.rt, "restart", "db"), 3);
   assert_int_equal(state_of(&f, "db"), TSVC_STATE_FAILED);
   assert_int_equal(count_type(&f, TSVC_MON_EV_GAVE_UP), 1);
-  assert_int_equal(count_lines(&f, "level=warn service=db action=give_up"), 1);
-  assert_int_equal(count_lines(&f, "retry_after=never"), 1);
+  assert_int_equal(tu_log_count("level=warn service=db action=give_up"), 1);
+  assert_int_equal(tu_log_count("retry_after=never"), 1);
   /* Still checked, never restarted again. */
   tsvc_status_t s;
   tsvc_monitor_get_status(f.mon, "db", &s);
@@ -336,15 +323,15 @@ static void runtime_down_nothing_restarted(void **st) {
   /* db was found dead on return, restarted, healthy. */
   assert_int_equal(recrt_count(f.rt, "restart", "db"), 1);
   assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
-  assert_int_equal(count_lines(&f, "state=unknown"), 2);
+  assert_int_equal(tu_log_count("state=unknown"), 2);
   /* Never shown healthy on the return before being looked at: db goes
      from unknown to unhealthy; cache to healthy once its check passed. */
-  assert_int_equal(count_lines(&f, "service=db state=healthy prev=unknown"), 0);
-  assert_int_equal(count_lines(&f, "service=db state=unhealthy prev=unknown"), 1);
-  assert_int_equal(count_lines(&f, "service=db state=unhealthy prev=unknown failures=0/2 "
+  assert_int_equal(tu_log_count("service=db state=healthy prev=unknown"), 0);
+  assert_int_equal(tu_log_count("service=db state=unhealthy prev=unknown"), 1);
+  assert_int_equal(tu_log_count("service=db state=unhealthy prev=unknown failures=0/2 "
                                    "restarts=1/3 reason=\"not running: exited (137)\""),
                    1);
-  assert_int_equal(count_lines(&f, "service=cache state=healthy prev=unknown failures=0/2 "
+  assert_int_equal(tu_log_count("service=cache state=healthy prev=unknown failures=0/2 "
                                    "restarts=0/3 reason=\"runtime reachable again; the check "
                                    "passes\""),
                    1);
@@ -395,26 +382,25 @@ static void start_failure_retried_then_healthy(void **st) {
                   100 + 10 + TU_TIMER_SLACK_MS + tu_lag_between(f.lag, at[0], at[1]));
   assert_in_range(at[2] - at[1], 200,
                   200 + 20 + TU_TIMER_SLACK_MS + tu_lag_between(f.lag, at[1], at[2]));
-  if (getenv("TSVC_TEST_SHOW_LOG")) fprintf(stderr, "%s", f.logbuf);
-  assert_int_equal(count_lines(&f, "level=info service=db action=start state=starting "
+  assert_int_equal(tu_log_count("level=info service=db action=start state=starting "
                                    "prev=stopped failures=0/2 restarts=0/3 "
                                    "reason=\"start requested\""),
                    1);
-  assert_int_equal(count_lines(&f, "level=warn service=db state=unhealthy prev=starting "
+  assert_int_equal(tu_log_count("level=warn service=db state=unhealthy prev=starting "
                                    "failures=0/2 restarts=1/3 reason=\"port 5432"),
                    1);
-  assert_int_equal(count_lines(&f, "level=error service=db action=start_failed"), 2);
-  assert_int_equal(count_lines(&f, "action=start_scheduled failures=0/2 restarts=1/3 in="),
+  assert_int_equal(tu_log_count("level=error service=db action=start_failed"), 2);
+  assert_int_equal(tu_log_count("action=start_scheduled failures=0/2 restarts=1/3 in="),
                    1);
-  assert_int_equal(count_lines(&f, "action=start_scheduled failures=0/2 restarts=2/3 in="),
+  assert_int_equal(tu_log_count("action=start_scheduled failures=0/2 restarts=2/3 in="),
                    1);
-  assert_int_equal(count_lines(&f, "level=warn service=db action=start state=starting "
+  assert_int_equal(tu_log_count("level=warn service=db action=start state=starting "
                                    "prev=unhealthy"),
                    2);
-  assert_int_equal(count_lines(&f, "reason=\"start after backoff\""), 2);
-  assert_int_equal(count_lines(&f, "state=healthy prev=starting"), 1);
-  assert_int_equal(count_lines(&f, "state=stopped"), 0);
-  assert_int_equal(count_lines(&f, "restarting"), 0);
+  assert_int_equal(tu_log_count("reason=\"start after backoff\""), 2);
+  assert_int_equal(tu_log_count("state=healthy prev=starting"), 1);
+  assert_int_equal(tu_log_count("state=stopped"), 0);
+  assert_int_equal(tu_log_count("restarting"), 0);
   /* The observers saw stopped -> starting first. */
   int i = 0;
   while (f.ev[i].type != TSVC_MON_EV_CHANGE) i++;
@@ -435,7 +421,7 @@ static void start_failures_give_up_then_person_start(void **st) {
   run_for(&f, 1000); /* attempts at 0, +100ms, +200ms, then give up */
   assert_int_equal(recrt_count(f.rt, "start", "db"), 3);
   assert_int_equal(state_of(&f, "db"), TSVC_STATE_FAILED);
-  assert_int_equal(count_lines(&f, "level=warn service=db action=give_up failures=0/2 "
+  assert_int_equal(tu_log_count("level=warn service=db action=give_up failures=0/2 "
                                    "restarts=3/3 retry_after=never "
                                    "reason=\"No such image: local/test\""),
                    1);
@@ -448,7 +434,7 @@ static void start_failures_give_up_then_person_start(void **st) {
   assert_int_equal(d.calls, 1);
   assert_int_equal(d.status, 0);
   assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
-  assert_int_equal(count_lines(&f, "state=stopped"), 0);
+  assert_int_equal(tu_log_count("state=stopped"), 0);
   fx_teardown(&f);
 }
 
@@ -724,8 +710,8 @@ static void runtime_refusal_told_from_the_loop(void **st) {
   assert_int_equal(d.calls, 1);
   assert_int_equal(d.status, TSVC_ERUNTIME);
   assert_string_equal(d.msg, "the runtime failed");
-  assert_int_equal(count_lines(&f, "action=restart_failed"), 1);
-  assert_int_equal(count_lines(&f, "state=unhealthy prev=restarting"), 1);
+  assert_int_equal(tu_log_count("action=restart_failed"), 1);
+  assert_int_equal(tu_log_count("state=unhealthy prev=restarting"), 1);
   run_for(&f, 400); /* restarted again at once (the first of the count), and it works */
   assert_int_equal(recrt_count(f.rt, "restart", "db"), 2);
   assert_int_equal(state_of(&f, "db"), TSVC_STATE_HEALTHY);
@@ -784,8 +770,8 @@ static void changes_into_restarting_are_told(void **st) {
   assert_int_equal(f.ev[i + 1].type, TSVC_MON_EV_CHANGE);
   assert_int_equal(f.ev[i + 1].from, TSVC_STATE_UNHEALTHY);
   assert_int_equal(f.ev[i + 1].to, TSVC_STATE_RESTARTING);
-  assert_int_equal(count_lines(&f, "state=restarting"), 0); /* logged as the action */
-  assert_int_equal(count_lines(&f, "action=restart"), 1);
+  assert_int_equal(tu_log_count("state=restarting"), 0); /* logged as the action */
+  assert_int_equal(tu_log_count("action=restart"), 1);
   /* A person's restart: healthy -> restarting. */
   run_for(&f, 300);
   int before = count_changes(&f, TSVC_STATE_RESTARTING);
@@ -815,12 +801,6 @@ static void verdict_cb(int status, const tsvc_check_record_t *rec, void *data) {
   }
 }
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void check_verdict_is_of_a_later_check(void **st) {
   (void)st;
   fx_t f;
@@ -833,7 +813,7 @@ static void check_verdict_is_of_a_later_check(void **st) {
   assert_true(recrt_count(f.rt, "inspect", "db") > inspects);
   inspects = recrt_count(f.rt, "inspect", "db");
   verdict_t v = {0};
-  int64_t asked = wall_ms();
+  int64_t asked = tsvc_wall_ms();
   assert_int_equal(tsvc_monitor_check(f.mon, "db", verdict_cb, &v), 0);
   assert_int_equal(v.calls, 0);
   run_for(&f, 300);
@@ -900,9 +880,7 @@ static void close_tells_waiters(void **st) {
   tsvc_runtime_free(&f.rt->base);
   assert_int_equal(uv_loop_close(&f.loop), 0);
   tsvc_config_free(f.cfg);
-  tsvc_log_setup(stderr, TSVC_LOG_OFF, false);
-  fclose(f.log);
-  free(f.logbuf);
+  free(tu_log_end());
 }
 
 /* healthcheck.session: a real redis; checks go over one held connection,

@@ -26,24 +26,13 @@
 
 #include <jansson.h>
 
+#include "common/util.h"
 #include "api/api.h"
 #include "log/log.h"
 #include "manager/manager.h"
 #include "servers.h"
 #include "testutil.h"
 #include "tsvc.h"
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the monitor under test ------------------------------------------------- */
 
@@ -112,7 +101,7 @@ static void mon_stop(mon_t *mon) {
 }
 
 static void wait_healthy(mon_t *mon, const char *name, int ms) {
-  for (int64_t end = mono_ms() + ms; mono_ms() < end; tu_sleep_ms(20))
+  for (int64_t end = tsvc_mono_ms() + ms; tsvc_mono_ms() < end; tu_sleep_ms(20))
     if (tsvc_manager_is_healthy(mon->m, name)) return;
   fail_msg("%s not healthy within %d ms", name, ms);
 }
@@ -212,9 +201,9 @@ static void livez_fails_while_the_loop_is_held(void **st) {
   /* Held for 3 s: /livez must say so well before that (the lag passes the
      300 ms threshold after 400 ms: one 100 ms heartbeat period plus it). */
   assert_int_equal(tsvc_manager_debug_stall(mon.m, 3000), 0);
-  int64_t t0 = mono_ms();
+  int64_t t0 = tsvc_mono_ms();
   bool stalled = false, metrics = false;
-  while (mono_ms() - t0 < 2500 && !(stalled && metrics)) {
+  while (tsvc_mono_ms() - t0 < 2500 && !(stalled && metrics)) {
     a = http(&mon, "GET", "/livez");
     if (a.status == 503 && strstr(a.body, "\"status\":\"stalled\"")) stalled = true;
     free(a.body);
@@ -231,7 +220,7 @@ static void livez_fails_while_the_loop_is_held(void **st) {
   assert_true(metrics);
   /* Released: alive again. */
   bool alive = false;
-  for (int64_t end = mono_ms() + 10000; !alive && mono_ms() < end; tu_sleep_ms(50)) {
+  for (int64_t end = tsvc_mono_ms() + 10000; !alive && tsvc_mono_ms() < end; tu_sleep_ms(50)) {
     a = http(&mon, "GET", "/livez");
     alive = a.status == 200;
     free(a.body);
@@ -250,7 +239,7 @@ static void check_gets_its_own_verdict(void **st) {
   char err[512];
   for (int i = 0; i < 5; i++) {
     tsvc_check_record_t rec;
-    int64_t asked = wall_ms();
+    int64_t asked = tsvc_wall_ms();
     int rc = tsvc_manager_check(mon.m, "slow", &rec, err, sizeof err);
     if (rc) fail_msg("check: %s", err);
     assert_true(rec.start_ms >= asked);
@@ -261,7 +250,7 @@ static void check_gets_its_own_verdict(void **st) {
     tu_sleep_ms(137 * i); /* land at various points of the schedule */
   }
   /* Over HTTP: the verdict, and a status that includes it. */
-  int64_t asked = wall_ms();
+  int64_t asked = tsvc_wall_ms();
   answer_t a = http(&mon, "POST", "/v1/services/web/check");
   assert_int_equal(a.status, 200);
   json_t *v = json_loads(a.body, 0, NULL);
@@ -307,7 +296,7 @@ static void on_change(const tsvc_change_t *c, void *data) {
 /* The process pid runs `sleep` (it may still be setpriv, which the
    process runtime starts it through, for a moment: wait for the exec). */
 static bool proc_is_sleep(int pid, int ms) {
-  for (int64_t end = mono_ms() + ms;; tu_sleep_ms(10)) {
+  for (int64_t end = tsvc_mono_ms() + ms;; tu_sleep_ms(10)) {
     char path[64], buf[64] = "";
     snprintf(path, sizeof path, "/proc/%d/comm", pid);
     FILE *f = fopen(path, "r");
@@ -316,7 +305,7 @@ static bool proc_is_sleep(int pid, int ms) {
       fclose(f);
       if (strncmp(buf, "sleep", 5) == 0) return true;
     }
-    if (!f || mono_ms() >= end) return false;
+    if (!f || tsvc_mono_ms() >= end) return false;
   }
 }
 
@@ -379,7 +368,7 @@ static void replaced_configs_are_freed(void **st) {
     /* Checks in flight hold the config they began with until they end
        (300 ms at most here). */
     int alive = tsvc_manager_debug_configs();
-    for (int64_t end = mono_ms() + 5000; alive > base && mono_ms() < end; tu_sleep_ms(20))
+    for (int64_t end = tsvc_mono_ms() + 5000; alive > base && tsvc_mono_ms() < end; tu_sleep_ms(20))
       alive = tsvc_manager_debug_configs();
     assert_int_equal(alive, base);
   }

@@ -39,9 +39,6 @@ typedef struct {
   char reasons[MAX_EVENTS][128];
   char services[MAX_EVENTS][32];
   int nev;
-  FILE *log;
-  char *logbuf;
-  size_t loglen;
   uv_timer_t stop_timer, poll_timer;
   bool (*pred)(void *);
   void *pred_arg;
@@ -133,8 +130,7 @@ static void fx_setup_in(fx_t *f, const char *yaml, lay_kind_t kind, char *dir) {
   int rc = tsvc_process_runtime_new(&f->loop, f->cfg, &f->lay, &f->rt, err, sizeof err);
   if (rc) fprintf(stderr, "runtime: %s\n", err);
   assert_int_equal(rc, 0);
-  f->log = open_memstream(&f->logbuf, &f->loglen);
-  tsvc_log_setup(f->log, TSVC_LOG_INFO, false);
+  tu_log_capture();
   assert_int_equal(tsvc_monitor_new(&f->loop, f->rt, NULL, &f->mon), 0);
   tsvc_monitor_set_observer(f->mon, observer, f);
   assert_int_equal(tsvc_monitor_watch_runtime(f->mon), 0);
@@ -224,8 +220,9 @@ static bool in_state(void *arg) {
 
 /* The monitor's log and the services' logs on stderr (a wait failed). */
 static void show_logs(fx_t *f) {
-  fflush(f->log);
-  fprintf(stderr, "--- monitor log:\n%s", f->logbuf ? f->logbuf : "");
+  char *log = tu_log_since(0);
+  fprintf(stderr, "--- monitor log:\n%s", log);
+  free(log);
   for (size_t i = 0; i < f->cfg->nservices; i++) {
     char path[1024];
     snprintf(path, sizeof path, "%s/logs/%.64s.log", f->state, f->cfg->services[i].name);
@@ -273,9 +270,7 @@ static uint64_t fx_teardown(fx_t *f) {
   assert_int_equal(uv_loop_close(&f->loop), 0);
   for (int i = 0; i < f->ngroups; i++) assert_int_equal(tu_group_alive(f->groups[i]), 0);
   tsvc_config_free(f->cfg);
-  tsvc_log_setup(stderr, TSVC_LOG_OFF, false);
-  fclose(f->log);
-  free(f->logbuf);
+  free(tu_log_end());
   return took;
 }
 
@@ -295,12 +290,6 @@ static bool exists_in(fx_t *f, const char *rel) {
   char path[1024];
   snprintf(path, sizeof path, "%.500s/%.400s", f->state, rel);
   return access(path, F_OK) == 0;
-}
-
-static int count_in(const char *hay, const char *needle) {
-  int n = 0;
-  for (const char *p = hay; p && (p = strstr(p, needle)); p++) n++;
-  return n;
 }
 
 /* psql over 127.0.0.1 as the configured user with its password. */
@@ -477,7 +466,7 @@ static void postgres_kill9_restarted_data_kept(void **st) {
   assert_string_equal(out, "kept");
   char *log = file_in(&f, "logs/postgres.log");
   assert_non_null(strstr(log, "killed by signal 9"));
-  assert_int_equal(count_in(log, "initdb "), 1); /* not initialised twice */
+  assert_int_equal(tu_count(log, "initdb "), 1); /* not initialised twice */
   free(log);
   fx_teardown(&f);
   fx_cleanup(&f);
@@ -565,7 +554,7 @@ static void exiting_command_fails_after_max_restarts(void **st) {
   assert_int_equal(count_events(&f, TSVC_MON_EV_RESTART, "flaky"), 3);
   char *log = file_in(&f, "logs/flaky.log");
   assert_non_null(log);
-  assert_int_equal(count_in(log, "exited (code 1)"), 4);
+  assert_int_equal(tu_count(log, "exited (code 1)"), 4);
   free(log);
   tsvc_status_t s = status_of(&f, "flaky");
   assert_false(s.running);
@@ -653,9 +642,7 @@ static void free_answers_in_flight_from_the_loop(void **st) {
   assert_int_equal(uv_loop_close(&f.loop), 0);
   for (int i = 0; i < f.ngroups; i++) assert_int_equal(tu_group_alive(f.groups[i]), 0);
   tsvc_config_free(f.cfg);
-  tsvc_log_setup(stderr, TSVC_LOG_OFF, false);
-  fclose(f.log);
-  free(f.logbuf);
+  free(tu_log_end());
   fx_cleanup(&f);
 }
 
@@ -1018,22 +1005,13 @@ static void monitor_death_kills_children(void **st) {
    status, or -1. */
 static int sh(char *out, size_t outlen, const char *fmt, ...) TSVC_PRINTF(3, 4);
 static int sh(char *out, size_t outlen, const char *fmt, ...) {
-  char cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
   /* From /: another user cannot enter the working directory when the build
      tree is under /root (psql would complain first). */
-  char line[4200];
-  snprintf(line, sizeof line, "cd / && %s", cmd);
-  FILE *p = popen(line, "r");
-  if (!p) return -1;
-  size_t n = fread(out, 1, outlen - 1, p);
-  out[n] = '\0';
-  int st = pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = tu_vsh("/", out, outlen, fmt, ap);
+  va_end(ap);
+  return rc;
 }
 
 static bool path_exists(const char *fmt, const char *a, const char *b) {
@@ -1120,19 +1098,19 @@ static void root_layout_private_checkout(void **st) {
   /* Another local user: not even to the socket... */
   int rc = sh(out, sizeof out, "runuser -u nobody -- psql -h %s -p %d %s", f.lay.run_dir, pgport,
               psql_args);
-  fprintf(stderr, "nobody, socket: exit %d: %s", rc, out);
+  fprintf(stderr, "nobody, socket: exit %d: %s\n", rc, out);
   assert_int_not_equal(rc, 0);
   assert_non_null(strstr(out, "Permission denied"));
   /* ... nor over TCP without the password. */
   rc = sh(out, sizeof out, "runuser -u nobody -- env -u PGPASSWORD psql -h 127.0.0.1 -p %d %s",
           pgport, psql_args);
-  fprintf(stderr, "nobody, tcp: exit %d: %s", rc, out);
+  fprintf(stderr, "nobody, tcp: exit %d: %s\n", rc, out);
   assert_int_not_equal(rc, 0);
   assert_non_null(strstr(out, "password"));
   /* Even the postgres user needs the password on the socket (no trust)... */
   rc = sh(out, sizeof out, "runuser -u postgres -- env -u PGPASSWORD psql -h %s -p %d %s",
           f.lay.run_dir, pgport, psql_args);
-  fprintf(stderr, "postgres, socket, no password: exit %d: %s", rc, out);
+  fprintf(stderr, "postgres, socket, no password: exit %d: %s\n", rc, out);
   assert_int_not_equal(rc, 0);
   assert_non_null(strstr(out, "password"));
   /* ... and gets in with it. */
@@ -1144,7 +1122,7 @@ static void root_layout_private_checkout(void **st) {
 
   /* Redis: NOAUTH without the password, PONG with it. */
   rc = sh(out, sizeof out, "runuser -u nobody -- redis-cli -h 127.0.0.1 -p %d ping", rport);
-  fprintf(stderr, "nobody, redis: exit %d: %s", rc, out);
+  fprintf(stderr, "nobody, redis: exit %d: %s\n", rc, out);
   assert_non_null(strstr(out, "NOAUTH"));
   rc = sh(out, sizeof out, "redis-cli -h 127.0.0.1 -p %d -a r3dis-pw --no-auth-warning ping",
           rport);
@@ -1216,7 +1194,7 @@ static void old_layout_found_and_used(void **st) {
   assert_false(path_exists("%s/%s", f.lay.data_root, "redis"));
   char *log = file_in(&f, "logs/postgres.log");
   assert_non_null(log);
-  assert_int_equal(count_in(log, "] initdb "), 1);
+  assert_int_equal(tu_count(log, "] initdb "), 1);
   assert_non_null(strstr(log, "made by an older version"));
   free(log);
   fx_teardown(&f);
@@ -1237,7 +1215,7 @@ static void old_layout_found_and_used(void **st) {
   assert_non_null(strstr(d.msg, "process.data_dir"));
   assert_true(exists_in(&f, "data/postgres/PG_VERSION"));
   log = file_in(&f, "logs/postgres.log");
-  assert_int_equal(count_in(log, "] initdb "), 1);
+  assert_int_equal(tu_count(log, "] initdb "), 1);
   free(log);
   fx_teardown(&f);
   fx_cleanup(&f);
@@ -1378,10 +1356,12 @@ static void initdb_full_disk_first_error_line(void **st) {
 }
 
 static bool logged(void *arg) {
-  fx_t *f = arg;
-  fflush(f->log);
-  return f->logbuf && strstr(f->logbuf, "cannot write the output of full") &&
-         strstr(f->logbuf, "cannot write the output of blocked");
+  (void)arg;
+  char *log = tu_log_since(0);
+  bool yes = strstr(log, "cannot write the output of full") &&
+             strstr(log, "cannot write the output of blocked");
+  free(log);
+  return yes;
 }
 
 /* Output that cannot be written (a full disk: the log is /dev/full; an
@@ -1422,12 +1402,13 @@ static void unwritable_output_warned_once(void **st) {
     assert_true(run_until(&f, done_called, &d[i], 5000));
     assert_int_equal(d[i].status, 0);
   }
-  fflush(f.log);
-  fprintf(stderr, "%s", f.logbuf);
-  assert_int_equal(count_in(f.logbuf, "cannot write the output of full"), 1);
-  assert_int_equal(count_in(f.logbuf, "cannot write the output of blocked"), 1);
-  assert_non_null(strstr(f.logbuf, "No space left on device"));
-  assert_non_null(strstr(f.logbuf, "Is a directory"));
+  char *log = tu_log_since(0);
+  fprintf(stderr, "%s", log);
+  assert_int_equal(tu_count(log, "cannot write the output of full"), 1);
+  assert_int_equal(tu_count(log, "cannot write the output of blocked"), 1);
+  assert_non_null(strstr(log, "No space left on device"));
+  assert_non_null(strstr(log, "Is a directory"));
+  free(log);
   fx_teardown(&f);
   fx_cleanup(&f);
 }

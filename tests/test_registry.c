@@ -51,6 +51,7 @@
 
 #include "common/util.h"
 #include "log/log.h"
+#include "docker_fixture.h"
 #include "servers.h"
 #include "testutil.h"
 #include "tsvc.h"
@@ -76,105 +77,12 @@ static char g_why[1024];
 static reg_t g_open, g_auth; /* an open registry and one with basic auth */
 static char g_img[256];     /* the test image on the open registry */
 static char g_img_auth[256];/* ... on the one with auth */
-static char g_logpath[512];
-static FILE *g_logf;
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#define SH(...) tu_sh(NULL, 0, __VA_ARGS__)
 
-/* Run a shell command; its output (stdout and stderr, trailing newlines
-   trimmed) into out when out is not NULL. Returns the exit status. */
-static int sh_out(char *out, size_t len, const char *fmt, ...) TSVC_PRINTF(3, 4);
-static int sh_out(char *out, size_t len, const char *fmt, ...) {
-  char cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  char full[4200];
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  FILE *p = popen(full, "r");
-  if (!p) return -1;
-  char sink[4096];
-  char *buf = out ? out : sink;
-  size_t cap = out ? len : sizeof sink;
-  size_t n = 0, k;
-  while ((k = fread(buf + n, 1, cap - 1 - n, p)) > 0) {
-    n += k;
-    if (n == cap - 1) {
-      if (out) break;
-      n = 0; /* nobody reads it: keep draining */
-    }
-  }
-  buf[n] = '\0';
-  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
-  int st = pclose(p);
-  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-#define SH(...) sh_out(NULL, 0, __VA_ARGS__)
-
-static void need(void) {
-  if (g_ok) return;
-  const char *req = getenv("TSVC_REQUIRE_DOCKER");
-  if (req && strcmp(req, "1") == 0) fail_msg("TSVC_REQUIRE_DOCKER=1 but %s", g_why);
-  tu_skip(g_why);
-}
-
-static long log_mark(void) {
-  fflush(g_logf);
-  long n = tu_file_size(g_logpath);
-  return n < 0 ? 0 : n;
-}
-
-/* The log from mark on; the caller frees it. */
-static char *log_since(long mark) {
-  fflush(g_logf);
-  char *s = tu_read_file(g_logpath, mark);
-  assert_non_null(s);
-  return s;
-}
-
-/* The line of log about svc holding every needle, from *pos on; NULL when
-   none. *pos moves past it. */
-static const char *find_line_v(const char *log, const char **pos, const char *svc,
-                               const char *const *needles) {
-  char key[96];
-  snprintf(key, sizeof key, "service=%s ", svc);
-  const char *p = pos && *pos ? *pos : log;
-  while (*p) {
-    const char *nl = strchr(p, '\n');
-    size_t n = nl ? (size_t)(nl - p) : strlen(p);
-    char *line = tsvc_strndup(p, n);
-    bool ok = line && strstr(line, key);
-    for (size_t i = 0; ok && needles[i]; i++) ok = strstr(line, needles[i]) != NULL;
-    free(line);
-    const char *start = p;
-    p = nl ? nl + 1 : p + n;
-    if (ok) {
-      if (pos) *pos = p;
-      return start;
-    }
-  }
-  if (pos) *pos = p;
-  return NULL;
-}
-
-#define FIND(log, pos, svc, ...) find_line_v((log), (pos), (svc), (const char *const[]){__VA_ARGS__, NULL})
-
-static int count_lines_v(const char *log, const char *svc, const char *const *needles) {
-  int n = 0;
-  const char *pos = log;
-  while (find_line_v(log, &pos, svc, needles)) n++;
-  return n;
-}
-
-#define COUNT(log, svc, ...) count_lines_v((log), (svc), (const char *const[]){__VA_ARGS__, NULL})
+static void need(void) { tu_need_docker(g_ok, g_why); }
 
 /* A field's value on a log line ("size=3.0MB" -> "3.0MB"), into buf. */
 static const char *field(const char *line, const char *key, char *buf, size_t len) {
@@ -194,8 +102,7 @@ static const char *field(const char *line, const char *key, char *buf, size_t le
 /* How many requests in the registry's log hold needle. */
 static int reg_requests(const reg_t *r, const char *needle) {
   char *s = tu_read_file(r->log, 0);
-  int n = 0;
-  for (const char *p = s; p && (p = strstr(p, needle)); p++) n++;
+  int n = tu_count(s, needle);
   free(s);
   return n;
 }
@@ -247,7 +154,7 @@ static int reg_setup(reg_t *r, const char *name, bool auth) {
 static int build_image(const char *name, const char *blob_tag, char *out, size_t len) {
   char ctx[600];
   snprintf(ctx, sizeof ctx, "%s/ctx-%s", g_dir, blob_tag);
-  return sh_out(out, len,
+  return tu_sh(out, len,
                 "mkdir -p '%s' && head -c 2097152 /dev/urandom > '%s/blob' && "
                 "printf 'FROM " BASE_IMAGE "\\nCOPY blob /tsvc-blob-%s\\n' > '%s/Dockerfile' && "
                 "DOCKER_BUILDKIT=0 docker build -q -t %s '%s'",
@@ -256,7 +163,7 @@ static int build_image(const char *name, const char *blob_tag, char *out, size_t
 
 static int push(const char *image, const char *docker_config) {
   char out[4096];
-  int rc = sh_out(out, sizeof out, "%s%s%sdocker push %s", docker_config ? "DOCKER_CONFIG='" : "",
+  int rc = tu_sh(out, sizeof out, "%s%s%sdocker push %s", docker_config ? "DOCKER_CONFIG='" : "",
                   docker_config ? docker_config : "", docker_config ? "' " : "", image);
   if (rc) snprintf(g_why, sizeof g_why, "docker push %s: %.400s", image, out);
   return rc;
@@ -272,18 +179,10 @@ static int group_setup(void **state) {
   snprintf(g_net, sizeof g_net, "%s-rnet", g_tag);
   g_dir = tu_mkdtemp("tsvc-registry");
   if (!g_dir) return -1;
-  snprintf(g_logpath, sizeof g_logpath, "%s/tanuki-svc.log", g_dir);
-  g_logf = fopen(g_logpath, "a");
-  if (!g_logf) return -1;
-  setvbuf(g_logf, NULL, _IOLBF, 0);
-  tsvc_log_setup(g_logf, TSVC_LOG_INFO, false);
+  tu_log_capture();
   char out[4096];
-  if (SH("command -v docker") != 0) {
-    snprintf(g_why, sizeof g_why, "the docker CLI is not installed");
-  } else if (SH("curl -fsS --max-time 3 --unix-socket /var/run/docker.sock http://x/_ping")) {
-    snprintf(g_why, sizeof g_why, "no Docker engine answers on /var/run/docker.sock");
-  } else if (!image_here(BASE_IMAGE)) {
-    snprintf(g_why, sizeof g_why, "image " BASE_IMAGE " missing (scripts/images.sh)");
+  if (tu_docker_missing(BASE_IMAGE, g_why, sizeof g_why)) {
+    /* g_why says what */
   } else if (!tu_which("docker-registry") || !tu_which("htpasswd")) {
     snprintf(g_why, sizeof g_why, "docker-registry or htpasswd missing (scripts/deps.sh --test "
              "installs docker-registry and apache2-utils)");
@@ -294,18 +193,18 @@ static int group_setup(void **state) {
     snprintf(g_img_auth, sizeof g_img_auth, "127.0.0.1:%d/%s/redis:7", g_auth.port, g_tag);
     char cli_cfg[600];
     snprintf(cli_cfg, sizeof cli_cfg, "%s/cli-docker", g_dir);
-    int64_t t0 = wall_ms();
+    int64_t t0 = tsvc_wall_ms();
     if (build_image(g_img, "v1", out, sizeof out)) {
       snprintf(g_why, sizeof g_why, "docker build: %.400s", out);
     } else if (SH("docker tag %s %s", g_img, g_img_auth) ||
-               sh_out(out, sizeof out, "echo %s | DOCKER_CONFIG='%s' docker login -u %s "
+               tu_sh(out, sizeof out, "echo %s | DOCKER_CONFIG='%s' docker login -u %s "
                       "--password-stdin 127.0.0.1:%d", REG_PASS, cli_cfg, REG_USER,
                       g_auth.port)) {
       snprintf(g_why, sizeof g_why, "docker tag / login: %.400s", out);
     } else if (push(g_img, NULL) == 0 && push(g_img_auth, cli_cfg) == 0) {
       g_ok = true;
       print_message("test image built and pushed to both registries in %lld ms\n",
-                    (long long)(wall_ms() - t0));
+                    (long long)(tsvc_wall_ms() - t0));
     }
     rmi(g_img);
     rmi(g_img_auth);
@@ -320,13 +219,12 @@ static int group_teardown(void **state) {
   if (g_ok) {
     /* Every image of ours, whatever registry name it carries. */
     char out[8192];
-    sh_out(out, sizeof out, "docker images --format '{{.Repository}}:{{.Tag}}' | grep '/%s/'",
+    tu_sh(out, sizeof out, "docker images --format '{{.Repository}}:{{.Tag}}' | grep '/%s/'",
            g_tag);
     for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) rmi(l);
     SH("docker network rm %s", g_net);
   }
-  tsvc_log_setup(stderr, TSVC_LOG_INFO, false);
-  fclose(g_logf);
+  free(tu_log_end());
   tu_rmtree(g_dir);
   free(g_dir);
   return 0;
@@ -338,7 +236,7 @@ typedef struct {
   char prefix[96];
   char cfg[600];
   tsvc_manager_t *m;
-  long mark;
+  size_t mark;
   char docker_config[600]; /* set as DOCKER_CONFIG for the test, or "" */
 } fx_t;
 
@@ -347,7 +245,7 @@ static int fx_setup(void **state, const char *tag) {
   if (!f) return -1;
   snprintf(f->prefix, sizeof f->prefix, "%s-%s-", g_tag, tag);
   snprintf(f->cfg, sizeof f->cfg, "%s/%s.yaml", g_dir, tag);
-  f->mark = g_logf ? log_mark() : 0;
+  f->mark = tu_log_mark();
   *state = f;
   return 0;
 }
@@ -358,9 +256,7 @@ static int fx_teardown(void **state) {
   tsvc_manager_free(f->m);
   if (f->docker_config[0]) unsetenv("DOCKER_CONFIG");
   if (g_ok) {
-    char ids[8192];
-    sh_out(ids, sizeof ids, "docker ps -aq --filter 'name=^/%s'", f->prefix);
-    for (char *id = strtok(ids, "\n"); id; id = strtok(NULL, "\n")) SH("docker rm -f -v %s", id);
+    tu_docker_rm_prefixed(f->prefix);
     rmi(g_img);
     rmi(g_img_auth);
   }
@@ -401,17 +297,10 @@ static char *redis_svc(const char *name, const char *image, const char *extra) {
                        name, image, extra ? extra : "");
 }
 
-static void new_manager(fx_t *f) {
-  char err[4096];
-  tsvc_manager_opts_t o = {.config_path = f->cfg};
-  int rc = tsvc_manager_new(&o, &f->m, err, sizeof err);
-  if (rc) fail_msg("tsvc_manager_new: %s: %s", tsvc_strerror(rc), err);
-}
+static void new_manager(fx_t *f) { f->m = tu_manager_new(f->cfg); }
 
 static tsvc_state_t state_of(fx_t *f, const char *name, char *last_error, size_t len) {
-  tsvc_status_t st;
-  int rc = tsvc_manager_get_status(f->m, name, &st);
-  if (rc) fail_msg("get_status(%s): %s", name, tsvc_strerror(rc));
+  tsvc_status_t st = tu_status(f->m, name);
   tsvc_state_t s = st.state;
   if (last_error) tsvc_strlcpy(last_error, st.last_error, len);
   tsvc_status_clear(&st);
@@ -420,22 +309,22 @@ static tsvc_state_t state_of(fx_t *f, const char *name, char *last_error, size_t
 
 /* Wait until name is healthy; fail after ms. Returns the ms it took. */
 static int64_t wait_healthy(fx_t *f, const char *name, int ms) {
-  int64_t t0 = wall_ms(), end = t0 + ms;
+  int64_t t0 = tsvc_wall_ms(), end = t0 + ms;
   char err[256];
   while (state_of(f, name, err, sizeof err) != TSVC_STATE_HEALTHY) {
-    if (wall_ms() > end) {
-      char *log = log_since(f->mark);
+    if (tsvc_wall_ms() > end) {
+      char *log = tu_log_since(f->mark);
       fail_msg("%s: not healthy after %d ms (last error: %s)\n%s", name, ms, err, log);
     }
     tu_sleep_ms(50);
   }
-  return wall_ms() - t0;
+  return tsvc_wall_ms() - t0;
 }
 
 /* Send redis PING to 127.0.0.1:port from the host; true on +PONG. */
 static bool redis_pong(int port) {
   char out[256];
-  return sh_out(out, sizeof out, "redis-cli -h 127.0.0.1 -p %d ping", port) == 0 &&
+  return tu_sh(out, sizeof out, "redis-cli -h 127.0.0.1 -p %d ping", port) == 0 &&
          strcmp(out, "PONG") == 0;
 }
 
@@ -460,24 +349,24 @@ static void r1_pull_then_healthy(void **state) {
   free(svcs);
   new_manager(f);
   char err[4096];
-  int64_t t0 = wall_ms();
+  int64_t t0 = tsvc_wall_ms();
   int rc = tsvc_manager_start_services(f->m, err, sizeof err);
   if (rc) fail_msg("start_services: %s: %s", tsvc_strerror(rc), err);
-  int64_t started = wall_ms() - t0;
+  int64_t started = tsvc_wall_ms() - t0;
   int64_t healthy = started + wait_healthy(f, "redis", 60000);
   assert_true(image_here(g_img));
   /* The host's view: H; the probe connected to C on the container's
      address (redis answers PONG only on 6379 inside). */
   assert_true(redis_pong(h));
   char out[256];
-  assert_int_equal(sh_out(out, sizeof out, "docker port %sredis", f->prefix), 0);
+  assert_int_equal(tu_sh(out, sizeof out, "docker port %sredis", f->prefix), 0);
   char want[64];
   snprintf(want, sizeof want, "6379/tcp -> 127.0.0.1:%d", h);
   if (!strstr(out, want)) fail_msg("docker port: %s (want %s)", out, want);
 
-  char *log = log_since(f->mark);
-  const char *pull = FIND(log, NULL, "redis", "action=pull ", g_img, "registry=127.0.0.1:");
-  const char *pulled = FIND(log, NULL, "redis", "action=pulled", g_img);
+  char *log = tu_log_since(f->mark);
+  const char *pull = TU_LOG_LINE(log, NULL, "redis", "action=pull ", g_img, "registry=127.0.0.1:");
+  const char *pulled = TU_LOG_LINE(log, NULL, "redis", "action=pulled", g_img);
   if (!pull || !pulled) fail_msg("no pull lines:\n%s", log);
   char size[32], secs[32], layers[32];
   field(pulled, "size", size, sizeof size);
@@ -487,8 +376,8 @@ static void r1_pull_then_healthy(void **state) {
   assert_non_null(strstr(size, "MB"));
   assert_true(strtod(size, NULL) >= 2.0);
   assert_true(atoi(layers) >= 2);
-  const char *start1 = FIND(log, NULL, "redis", "action=start");
-  const char *ok1 = FIND(log, NULL, "redis", "state=healthy");
+  const char *start1 = TU_LOG_LINE(log, NULL, "redis", "action=start");
+  const char *ok1 = TU_LOG_LINE(log, NULL, "redis", "state=healthy");
   assert_non_null(start1);
   assert_non_null(ok1);
   int64_t with_pull = tu_line_ms(ok1) - tu_line_ms(start1);
@@ -496,26 +385,26 @@ static void r1_pull_then_healthy(void **state) {
   int64_t after_pull = tu_line_ms(ok1) - tu_line_ms(pulled);
   /* The image that does not expose the port said so, with the fix. */
   snprintf(want, sizeof want, "did you mean \\\"%d:6379\\\"?", h2);
-  const char *w = FIND(log, NULL, "plain", "level=warn", "exposes 6379/tcp", want);
+  const char *w = TU_LOG_LINE(log, NULL, "plain", "level=warn", "exposes 6379/tcp", want);
   if (!w) fail_msg("no EXPOSE warning (%s):\n%s", want, log);
-  assert_int_equal(COUNT(log, "plain", "action=pull"), 0); /* it was here */
+  assert_int_equal(TU_LOG_LINES(log, "plain", "action=pull"), 0); /* it was here */
   free(log);
 
   /* Again without the pull: the container goes, the image stays. */
   tsvc_manager_free(f->m);
   f->m = NULL;
   SH("docker rm -f %sredis", f->prefix);
-  long mark2 = log_mark();
+  size_t mark2 = tu_log_mark();
   new_manager(f);
-  int64_t t1 = wall_ms();
+  int64_t t1 = tsvc_wall_ms();
   rc = tsvc_manager_start_services(f->m, err, sizeof err);
   if (rc) fail_msg("start_services (2): %s: %s", tsvc_strerror(rc), err);
-  int64_t started2 = wall_ms() - t1;
+  int64_t started2 = tsvc_wall_ms() - t1;
   int64_t healthy2 = started2 + wait_healthy(f, "redis", 60000);
-  log = log_since(mark2);
-  assert_int_equal(COUNT(log, "redis", "action=pull"), 0);
-  const char *start2 = FIND(log, NULL, "redis", "action=start");
-  const char *ok2 = FIND(log, NULL, "redis", "state=healthy");
+  log = tu_log_since(mark2);
+  assert_int_equal(TU_LOG_LINES(log, "redis", "action=pull"), 0);
+  const char *start2 = TU_LOG_LINE(log, NULL, "redis", "action=start");
+  const char *ok2 = TU_LOG_LINE(log, NULL, "redis", "state=healthy");
   assert_non_null(start2);
   assert_non_null(ok2);
   int64_t without_pull = tu_line_ms(ok2) - tu_line_ms(start2);
@@ -544,7 +433,7 @@ static void write_docker_config(const char *dir, const char *json) {
 static int cli_pull(fx_t *f, const char *dir, char *out, size_t len) {
   const char *bin = getenv("TSVC_BINARY");
   if (!bin) fail_msg("TSVC_BINARY is not set (run through ctest)");
-  return sh_out(out, len, "DOCKER_CONFIG='%s' '%s' pull -c '%s' redis", dir, bin, f->cfg);
+  return tu_sh(out, len, "DOCKER_CONFIG='%s' '%s' pull -c '%s' redis", dir, bin, f->cfg);
 }
 
 static void r2_auth(void **state) {
@@ -561,7 +450,7 @@ static void r2_auth(void **state) {
   snprintf(none, sizeof none, "%s/r2-none", g_dir);
   /* "auth" is base64 of user:password, as docker login writes it. */
   char b64[128];
-  assert_int_equal(sh_out(b64, sizeof b64, "printf %%s '%s:%s' | base64 -w0", REG_USER, REG_PASS),
+  assert_int_equal(tu_sh(b64, sizeof b64, "printf %%s '%s:%s' | base64 -w0", REG_USER, REG_PASS),
                    0);
   snprintf(json, sizeof json, "{\"auths\": {\"%s\": {\"auth\": \"%s\"}}}", reg, b64);
   write_docker_config(good, json);
@@ -604,11 +493,11 @@ static void r2_auth(void **state) {
   rc = tsvc_manager_start_services(f->m, err, sizeof err);
   if (rc) fail_msg("start_services: %s: %s", tsvc_strerror(rc), err);
   wait_healthy(f, "redis", 60000);
-  char *log = log_since(f->mark);
+  char *log = tu_log_since(f->mark);
   char login[700];
   snprintf(login, sizeof login, "login=%s/config.json", good);
-  assert_non_null(FIND(log, NULL, "redis", "action=pull ", login));
-  assert_non_null(FIND(log, NULL, "redis", "action=pulled", g_img_auth));
+  assert_non_null(TU_LOG_LINE(log, NULL, "redis", "action=pull ", login));
+  assert_non_null(TU_LOG_LINE(log, NULL, "redis", "action=pulled", g_img_auth));
   /* The password never shows. */
   assert_null(strstr(log, REG_PASS));
   free(log);
@@ -639,8 +528,8 @@ static void r3_registry_down(void **state) {
   assert_int_not_equal(st, TSVC_STATE_HEALTHY);
   assert_int_not_equal(st, TSVC_STATE_STOPPED);
   assert_non_null(strstr(last, "connection refused"));
-  char *log = log_since(f->mark);
-  int tries = COUNT(log, "redis", "action=pull_failed", "connection refused");
+  char *log = tu_log_since(f->mark);
+  int tries = TU_LOG_LINES(log, "redis", "action=pull_failed", "connection refused");
   free(log);
   print_message("%d pulls tried while the registry was down (backoff 500ms doubling to 2s)\n",
                 tries);
@@ -650,8 +539,8 @@ static void r3_registry_down(void **state) {
   assert_int_equal(reg_start(&g_open), 0);
   int64_t t = wait_healthy(f, "redis", 30000);
   print_message("healthy %lld ms after the registry came back\n", (long long)t);
-  log = log_since(f->mark);
-  assert_non_null(FIND(log, NULL, "redis", "action=pulled", g_img));
+  log = tu_log_since(f->mark);
+  assert_non_null(TU_LOG_LINE(log, NULL, "redis", "action=pulled", g_img));
   free(log);
 }
 
@@ -682,29 +571,29 @@ static void r4_manifest_unknown(void **state) {
   assert_non_null(strstr(err, "manifest unknown"));
   /* 3 starts (max_restarts counts failed starts), 1s and 2s apart (+ up
      to 10% jitter): failed by ~3.5 s. */
-  int64_t end = wall_ms() + 20000;
+  int64_t end = tsvc_wall_ms() + 20000;
   while (state_of(f, "ghost", NULL, 0) != TSVC_STATE_FAILED) {
-    if (wall_ms() > end) fail_msg("ghost not failed after 20 s:\n%s", log_since(f->mark));
+    if (tsvc_wall_ms() > end) fail_msg("ghost not failed after 20 s:\n%s", tu_log_since(f->mark));
     tu_sleep_ms(100);
   }
   int at_failed = reg_requests(&g_open, repo_path) - before;
   tu_sleep_ms(3000); /* given up: nothing more asked */
   int later = reg_requests(&g_open, repo_path) - before;
-  char *log = log_since(f->mark);
-  int pulls = COUNT(log, "ghost", "action=pull ");
-  int failures = COUNT(log, "ghost", "action=pull_failed", "manifest unknown");
+  char *log = tu_log_since(f->mark);
+  int pulls = TU_LOG_LINES(log, "ghost", "action=pull ");
+  int failures = TU_LOG_LINES(log, "ghost", "action=pull_failed", "manifest unknown");
   print_message("%d pulls, %d manifest requests at the registry, %d after 3 s more\n", pulls,
                 at_failed, later);
   assert_int_equal(pulls, 3);
   assert_int_equal(failures, 3);
   assert_true(at_failed >= 3 && at_failed <= 9); /* a pull asks once or twice */
   assert_int_equal(later, at_failed);
-  assert_non_null(FIND(log, NULL, "ghost", "action=give_up"));
+  assert_non_null(TU_LOG_LINE(log, NULL, "ghost", "action=give_up"));
   /* The gaps between pulls follow the backoff. */
   const char *pos = log, *prev = NULL, *l;
   int64_t gaps[8];
   int ng = 0;
-  while ((l = FIND(log, &pos, "ghost", "action=pull ")) && ng < 8) {
+  while ((l = TU_LOG_LINE(log, &pos, "ghost", "action=pull ")) && ng < 8) {
     if (prev) {
       struct tm a = {0}, b = {0};
       int ams = 0, bms = 0;
@@ -747,8 +636,8 @@ static void r5_policy_never(void **state) {
   tu_sleep_ms(1500); /* retries on backoff do not pull either */
   assert_int_equal(reg_requests(&g_open, repo_path), before);
   assert_false(image_here(g_img));
-  char *log = log_since(f->mark);
-  assert_int_equal(COUNT(log, "redis", "action=pull"), 0);
+  char *log = tu_log_since(f->mark);
+  assert_int_equal(TU_LOG_LINES(log, "redis", "action=pull"), 0);
   free(log);
 }
 
@@ -766,21 +655,21 @@ static void r6_policy_always(void **state) {
   if (rc) fail_msg("start_services: %s: %s", tsvc_strerror(rc), err);
   wait_healthy(f, "redis", 60000);
   char c1[128], i1[128];
-  assert_int_equal(sh_out(c1, sizeof c1, "docker inspect -f '{{.Id}}' %sredis", f->prefix), 0);
-  assert_int_equal(sh_out(i1, sizeof i1, "docker inspect -f '{{.Image}}' %sredis", f->prefix), 0);
+  assert_int_equal(tu_sh(c1, sizeof c1, "docker inspect -f '{{.Id}}' %sredis", f->prefix), 0);
+  assert_int_equal(tu_sh(i1, sizeof i1, "docker inspect -f '{{.Image}}' %sredis", f->prefix), 0);
   tsvc_manager_free(f->m);
   f->m = NULL;
 
   /* Always pulls even when nothing changed: the same container is adopted. */
-  long mark = log_mark();
+  size_t mark = tu_log_mark();
   new_manager(f);
   rc = tsvc_manager_start_services(f->m, err, sizeof err);
   if (rc) fail_msg("start_services (2): %s: %s", tsvc_strerror(rc), err);
   char c2[128];
-  assert_int_equal(sh_out(c2, sizeof c2, "docker inspect -f '{{.Id}}' %sredis", f->prefix), 0);
+  assert_int_equal(tu_sh(c2, sizeof c2, "docker inspect -f '{{.Id}}' %sredis", f->prefix), 0);
   assert_string_equal(c1, c2);
-  char *log = log_since(mark);
-  assert_non_null(FIND(log, NULL, "redis", "action=pulled", "Image is up to date"));
+  char *log = tu_log_since(mark);
+  assert_non_null(TU_LOG_LINE(log, NULL, "redis", "action=pulled", "Image is up to date"));
   free(log);
   tsvc_manager_free(f->m);
   f->m = NULL;
@@ -789,24 +678,24 @@ static void r6_policy_always(void **state) {
   char out[4096], i2[128];
   assert_int_equal(build_image(g_img, "v2", out, sizeof out), 0);
   assert_int_equal(push(g_img, NULL), 0);
-  assert_int_equal(sh_out(i2, sizeof i2, "docker image inspect -f '{{.Id}}' %s", g_img), 0);
+  assert_int_equal(tu_sh(i2, sizeof i2, "docker image inspect -f '{{.Id}}' %s", g_img), 0);
   assert_string_not_equal(i1, i2);
   /* Back to v1 locally, so that only a pull brings v2 here. */
   rmi(g_img);
   assert_int_equal(SH("docker tag %s %s", i1, g_img), 0);
-  mark = log_mark();
+  mark = tu_log_mark();
   new_manager(f);
   rc = tsvc_manager_start_services(f->m, err, sizeof err);
   if (rc) fail_msg("start_services (3): %s: %s", tsvc_strerror(rc), err);
   wait_healthy(f, "redis", 60000);
   char c3[128], i3[128];
-  assert_int_equal(sh_out(c3, sizeof c3, "docker inspect -f '{{.Id}}' %sredis", f->prefix), 0);
-  assert_int_equal(sh_out(i3, sizeof i3, "docker inspect -f '{{.Image}}' %sredis", f->prefix), 0);
+  assert_int_equal(tu_sh(c3, sizeof c3, "docker inspect -f '{{.Id}}' %sredis", f->prefix), 0);
+  assert_int_equal(tu_sh(i3, sizeof i3, "docker inspect -f '{{.Image}}' %sredis", f->prefix), 0);
   assert_string_not_equal(c1, c3);
   assert_string_equal(i3, i2);
-  log = log_since(mark);
-  assert_non_null(FIND(log, NULL, "redis", "action=pulled", "Downloaded newer image"));
-  assert_non_null(FIND(log, NULL, "redis", "recreating"));
+  log = tu_log_since(mark);
+  assert_non_null(TU_LOG_LINE(log, NULL, "redis", "action=pulled", "Downloaded newer image"));
+  assert_non_null(TU_LOG_LINE(log, NULL, "redis", "recreating"));
   free(log);
   SH("docker rmi -f %s", i1); /* v1, untagged now */
 }
@@ -823,7 +712,7 @@ static void r7_cli_progress(void **state) {
   if (!bin) fail_msg("TSVC_BINARY is not set (run through ctest)");
   /* On a terminal (script(1) gives it one): a live line, redrawn in place. */
   static char out[65536];
-  int rc = sh_out(out, sizeof out, "TERM=xterm script -qfec \"'%s' pull -c '%s'\" /dev/null",
+  int rc = tu_sh(out, sizeof out, "TERM=xterm script -qfec \"'%s' pull -c '%s'\" /dev/null",
                   bin, f->cfg);
   if (rc) fail_msg("pull on a terminal: exit %d\n%s", rc, out);
   assert_true(image_here(g_img));
@@ -838,7 +727,7 @@ static void r7_cli_progress(void **state) {
   assert_null(strstr(last, "\033[Kpulling"));
   rmi(g_img);
   /* Into a pipe: the two log lines, no terminal codes. */
-  rc = sh_out(out, sizeof out, "'%s' pull -c '%s' 2>&1 | cat", bin, f->cfg);
+  rc = tu_sh(out, sizeof out, "'%s' pull -c '%s' 2>&1 | cat", bin, f->cfg);
   assert_int_equal(rc, 0);
   assert_null(strchr(out, '\033'));
   assert_non_null(strstr(out, "action=pull "));
@@ -902,9 +791,9 @@ static void r8_slow_pull_others_start(void **state) {
   int64_t ms = wait_healthy(f, "fast", 60000);
   /* fast is healthy while slow's pull still waits for its registry. */
   if (atomic_load(&st.done)) fail_msg("start_services ended already: %s", st.err);
-  char *log = log_since(f->mark);
-  assert_non_null(FIND(log, NULL, "slow", "action=pull ", slow_img));
-  assert_int_equal(COUNT(log, "slow", "action=pull_failed"), 0);
+  char *log = tu_log_since(f->mark);
+  assert_non_null(TU_LOG_LINE(log, NULL, "slow", "action=pull ", slow_img));
+  assert_int_equal(TU_LOG_LINES(log, "slow", "action=pull_failed"), 0);
   free(log);
   print_message("fast healthy after %lld ms while slow's pull hangs\n", (long long)ms);
   /* The registry goes: the pull fails, and start_services says so. */

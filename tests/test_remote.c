@@ -55,6 +55,7 @@
 #include "docker/host.h"
 #include "log/log.h"
 #include "runtime/remote.h"
+#include "docker_fixture.h"
 #include "servers.h"
 #include "testutil.h"
 #include "tsvc.h"
@@ -70,86 +71,24 @@ static char g_net[96];   /* tsvc-remote-<pid>-net */
 static char *g_dir;      /* certificates, keys, sshd's files */
 static bool g_ok;        /* the engine, the image and the tools are here */
 static char g_why[512];
-static FILE *g_logf;
-static char *g_logbuf;
-static size_t g_loglen;
 static int g_tls_port, g_badname_port, g_ssh_port;
 static pid_t g_socat, g_socat_badname, g_sshd;
 static char g_user[64];
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A shell command (in g_dir), output kept (stdout and stderr, trailing
    newlines cut). Returns its exit status, -1 when it could not run. */
 static int sh_out(char *out, size_t len, const char *fmt, ...) TSVC_PRINTF(3, 4);
 static int sh_out(char *out, size_t len, const char *fmt, ...) {
-  char cmd[4096];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  int rc = tu_vsh(g_dir ? g_dir : "/", out, len, fmt, ap);
   va_end(ap);
-  char full[4400];
-  snprintf(full, sizeof full, "cd '%s' && { %s ; } 2>&1", g_dir ? g_dir : "/", cmd);
-  char scratch[64];
-  if (!out) {
-    out = scratch;
-    len = sizeof scratch;
-  }
-  out[0] = '\0';
-  FILE *p = popen(full, "r");
-  if (!p) return -1;
-  size_t n = 0, k;
-  char buf[4096];
-  while ((k = fread(buf, 1, sizeof buf, p)) > 0) {
-    size_t take = n + k < len - 1 ? k : len - 1 - n;
-    memcpy(out + n, buf, take);
-    n += take;
-  }
-  out[n] = '\0';
-  while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = '\0';
-  int st = pclose(p);
-  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return rc;
 }
 
-static void need_engine(void) {
-  if (g_ok) return;
-  const char *req = getenv("TSVC_REQUIRE_DOCKER");
-  if (req && strcmp(req, "1") == 0) fail_msg("TSVC_REQUIRE_DOCKER=1 but %s", g_why);
-  print_message("skipped: %s (scripts/deps.sh --test, scripts/docker-up.sh, "
-                "scripts/images.sh)\n", g_why);
-  skip();
-}
-
-static size_t log_size(void) {
-  flockfile(g_logf);
-  fflush(g_logf);
-  size_t n = g_loglen;
-  funlockfile(g_logf);
-  return n;
-}
-
-/* The log since mark; the caller frees it. */
-static char *log_since(size_t mark) {
-  flockfile(g_logf);
-  fflush(g_logf);
-  char *s = tsvc_strndup(g_logbuf + (mark <= g_loglen ? mark : g_loglen),
-                         g_loglen - (mark <= g_loglen ? mark : g_loglen));
-  funlockfile(g_logf);
-  assert_non_null(s);
-  return s;
-}
-
-static int count_of(const char *hay, const char *needle) {
-  int n = 0;
-  for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
-  return n;
-}
+static void need_engine(void) { tu_need_docker(g_ok, g_why); }
 
 /* ---- the fixture ------------------------------------------------------------------- */
 
@@ -175,7 +114,7 @@ static int fx_setup(void **state, const char *tag) {
   f->dir = tu_mkdtemp("tsvc-remote");
   if (!f->dir) return -1;
   snprintf(f->cfg, sizeof f->cfg, "%s/tanuki.yaml", f->dir);
-  f->log_mark = log_size();
+  f->log_mark = tu_log_mark();
   for (size_t i = 0; i < TSVC_ARRAY_LEN(docker_env); i++) {
     const char *v = getenv(docker_env[i]);
     tsvc_strlcpy(f->env_saved[i][0], v ? "1" : "", sizeof f->env_saved[i][0]);
@@ -197,15 +136,12 @@ static int fx_teardown(void **state) {
   if (!f) return 0;
   free_manager(f);
   if (!f->passed) {
-    char *log = log_since(f->log_mark);
+    char *log = tu_log_since(f->log_mark);
     fprintf(stderr, "---- log of %s ----\n%s---- end of log ----\n", f->tag, log);
     free(log);
   }
   if (g_ok) {
-    char ids[8192];
-    sh_out(ids, sizeof ids, "docker ps -aq --filter 'name=^/%s'", f->prefix);
-    for (char *id = strtok(ids, "\n"); id; id = strtok(NULL, "\n"))
-      sh_out(NULL, 0, "docker rm -f -v %s", id);
+    tu_docker_rm_prefixed(f->prefix);
   }
   for (size_t i = 0; i < TSVC_ARRAY_LEN(docker_env); i++) {
     if (f->env_saved[i][0][0]) setenv(docker_env[i], f->env_saved[i][1], 1);
@@ -262,42 +198,17 @@ static char *redis_service(const char *name, int hport) {
                        name, hport);
 }
 
-static void new_manager(fx_t *f) {
-  char err[4096];
-  tsvc_manager_opts_t o = {.config_path = f->cfg};
-  int rc = tsvc_manager_new(&o, &f->m, err, sizeof err);
-  if (rc) fail_msg("tsvc_manager_new: %s: %s", tsvc_strerror(rc), err);
-}
+static void new_manager(fx_t *f) { f->m = tu_manager_new(f->cfg); }
 
 static void start_all(fx_t *f) {
-  char err[4096];
-  int rc = tsvc_manager_start_services(f->m, err, sizeof err);
-  if (rc) fail_msg("start_services: %s: %s", tsvc_strerror(rc), err);
+  tu_manager_start(f->m);
   assert_string_equal(tsvc_manager_runtime_name(f->m), "docker");
 }
 
-static tsvc_status_t status_of(fx_t *f, const char *name) {
-  tsvc_status_t st;
-  int rc = tsvc_manager_get_status(f->m, name, &st);
-  if (rc) fail_msg("get_status(%s): %s", name, tsvc_strerror(rc));
-  return st;
-}
+static tsvc_status_t status_of(fx_t *f, const char *name) { return tu_status(f->m, name); }
 
 static void wait_state(fx_t *f, const char *name, tsvc_state_t want, int ms) {
-  int64_t end = now_ms() + ms;
-  for (;;) {
-    tsvc_status_t st = status_of(f, name);
-    bool ok = st.state == want;
-    if (ok || now_ms() > end) {
-      if (!ok)
-        fail_msg("%s: still %s after %d ms, not %s (last error: %s)", name,
-                 tsvc_state_name(st.state), ms, tsvc_state_name(want), st.last_error);
-      tsvc_status_clear(&st);
-      return;
-    }
-    tsvc_status_clear(&st);
-    tu_sleep_ms(50);
-  }
+  tu_wait_state(f->m, name, want, ms, NULL, NULL);
 }
 
 /* start_services must fail: returns its error text (static storage). */
@@ -586,7 +497,7 @@ static void tls_env_healthy(void **state) {
   assert_true(st.nhistory > 0);
   assert_string_equal(st.history[st.nhistory - 1].probe_address, st.probe_address);
   tsvc_status_clear(&st);
-  char *log = log_since(f->log_mark);
+  char *log = tu_log_since(f->log_mark);
   assert_non_null(strstr(log, "runs on this machine (its ID is the local engine's)"));
   free(log);
   f->passed = true;
@@ -736,11 +647,11 @@ static void publish_address_change(void **state) {
   assert_int_equal(sh_out(out, sizeof out, "docker inspect -f '{{json .HostConfig.PortBindings}}' "
                           "%sone", f->prefix), 0);
   if (!strstr(out, gw)) fail_msg("not published on %s: %s", gw, out);
-  char *log = log_since(f->log_mark);
+  char *log = tu_log_since(f->log_mark);
   char warn[160];
   snprintf(warn, sizeof warn, "docker.publish_address is %s: the services' ports are published "
            "on that address of this machine", gw);
-  if (count_of(log, warn) != 1) fail_msg("want the warning once:\n%s", log);
+  if (tu_count(log, warn) != 1) fail_msg("want the warning once:\n%s", log);
   free(log);
   assert_int_equal(sh_out(out, sizeof out, "docker exec %sone redis-cli set marker kept",
                           f->prefix), 0);
@@ -748,7 +659,7 @@ static void publish_address_change(void **state) {
 
   /* The default again: made anew on 127.0.0.1 (its volumes handed on). */
   write_config(f, "docker", "  probe_via: published\n", svcs);
-  size_t mark = log_size();
+  size_t mark = tu_log_mark();
   new_manager(f);
   start_all(f);
   wait_state(f, "one", TSVC_STATE_HEALTHY, HEALTHY_MS);
@@ -759,7 +670,7 @@ static void publish_address_change(void **state) {
   st = status_of(f, "one");
   assert_string_equal(st.probe_address, want);
   tsvc_status_clear(&st);
-  log = log_since(mark);
+  log = tu_log_since(mark);
   assert_non_null(strstr(log, "recreating"));
   assert_null(strstr(log, "docker.publish_address is")); /* loopback: no warning */
   free(log);
@@ -797,9 +708,9 @@ static void exec_via(void **state) {
   char out[1024];
   assert_int_equal(sh_out(out, sizeof out, "docker exec %sredis redis-cli config set "
                           "requirepass not-the-probes", f->prefix), 0);
-  int64_t end = now_ms() + HEALTHY_MS;
+  int64_t end = tsvc_mono_ms() + HEALTHY_MS;
   bool failed = false;
-  while (!failed && now_ms() < end) {
+  while (!failed && tsvc_mono_ms() < end) {
     st = status_of(f, "redis");
     for (size_t i = 0; i < st.nhistory; i++)
       if (st.history[i].result == TSVC_RESULT_EXEC_FAILED) failed = true;
@@ -838,7 +749,7 @@ static void ssh_tunnel(void **state) {
   int n = ssh_children(pids, 8);
   if (n != 1) fail_msg("%d ssh children, want the tunnel's one", n);
   pid_t old = pids[0];
-  size_t mark = log_size();
+  size_t mark = tu_log_mark();
   assert_int_equal(kill(old, SIGKILL), 0);
   wait_state(f, "redis", TSVC_STATE_UNKNOWN, HEALTHY_MS);
   wait_state(f, "redis", TSVC_STATE_HEALTHY, HEALTHY_MS);
@@ -848,7 +759,7 @@ static void ssh_tunnel(void **state) {
   n = ssh_children(pids, 8);
   assert_int_equal(n, 1);
   assert_int_not_equal(pids[0], old);
-  char *log = log_since(mark);
+  char *log = tu_log_since(mark);
   assert_non_null(strstr(log, "is down: ssh was killed by signal 9; starting it again in"));
   assert_non_null(strstr(log, "up again"));
   assert_non_null(strstr(log, "state=unknown prev=healthy"));
@@ -856,8 +767,8 @@ static void ssh_tunnel(void **state) {
   free(log);
   free_manager(f);
   /* Every ssh of ours is gone with the manager. */
-  int64_t end = now_ms() + 5000;
-  while (ssh_children(pids, 8) && now_ms() < end) tu_sleep_ms(20);
+  int64_t end = tsvc_mono_ms() + 5000;
+  while (ssh_children(pids, 8) && tsvc_mono_ms() < end) tu_sleep_ms(20);
   assert_int_equal(ssh_children(pids, 8), 0);
 
   /* A key the server does not know: refused with ssh's own words, never
@@ -975,20 +886,12 @@ static int group_setup(void **state) {
   (void)state;
   snprintf(g_base, sizeof g_base, "tsvc-remote-%d-", (int)getpid());
   snprintf(g_net, sizeof g_net, "%snet", g_base);
-  g_logf = open_memstream(&g_logbuf, &g_loglen);
-  if (!g_logf) return -1;
-  tsvc_log_setup(g_logf, TSVC_LOG_INFO, false);
+  tu_log_capture();
   g_dir = tu_mkdtemp("tsvc-remote-keys");
   if (!g_dir) return -1;
   chmod(g_dir, 0755); /* sshd reads it as the user it logs in */
-  char out[1024];
-  if (!tu_which("docker")) {
-    snprintf(g_why, sizeof g_why, "the docker CLI is not installed");
-  } else if (sh_out(out, sizeof out, "curl -fsS --max-time 3 --unix-socket "
-                    "/var/run/docker.sock http://x/_ping") != 0) {
-    snprintf(g_why, sizeof g_why, "no Docker engine answers on /var/run/docker.sock");
-  } else if (sh_out(out, sizeof out, "timeout 20 docker image inspect -f ok " REDIS_IMAGE) != 0) {
-    snprintf(g_why, sizeof g_why, "image missing: %.400s", out);
+  if (tu_docker_missing(REDIS_IMAGE, g_why, sizeof g_why)) {
+    /* g_why says what */
   } else if (!tu_which("socat") || !tu_which("openssl") || access("/usr/sbin/sshd", X_OK) != 0 ||
              !tu_which("ssh") || !tu_which("ssh-keygen")) {
     snprintf(g_why, sizeof g_why, "socat, openssl, openssh-server or openssh-client missing");
@@ -1011,9 +914,7 @@ static int group_teardown(void **state) {
   if (g_ok) sh_out(out, sizeof out, "docker network rm %s", g_net);
   tu_rmtree(g_dir);
   free(g_dir);
-  tsvc_log_setup(stderr, TSVC_LOG_INFO, false);
-  fclose(g_logf);
-  free(g_logbuf);
+  free(tu_log_end());
   return 0;
 }
 

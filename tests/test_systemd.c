@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "servers.h"
 #include "testutil.h"
 
@@ -58,18 +59,6 @@ typedef struct {
    a failed assertion left the test function. */
 static fx_t the_fx;
 static fx_t *cur;
-
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *binary(void) {
   const char *bin = getenv("TSVC_BINARY");
@@ -191,9 +180,9 @@ static bool has_line(const char *text, const char *line) {
    every datagram must come from the monitor. Counts WATCHDOG=1 in
    *pings (may be NULL). */
 static bool wait_msg(fx_t *f, const char *want, int ms, int *pings, msg_t *out) {
-  int64_t end = mono_ms() + ms;
+  int64_t end = tsvc_mono_ms() + ms;
   msg_t m;
-  for (int64_t left; (left = end - mono_ms()) > 0;) {
+  for (int64_t left; (left = end - tsvc_mono_ms()) > 0;) {
     if (!recv_msg(f, (int)left, &m)) continue;
     if (getenv("TSVC_TEST_VERBOSE")) fprintf(stderr, "notify: %s\n", m.text);
     if (m.pid != f->up) fail_msg("a datagram from pid %d, not the monitor (%d): %s", m.pid, f->up, m.text);
@@ -236,9 +225,9 @@ static int children(pid_t pid, const char *comm, pid_t *out, int max) {
 /* Wait until the monitor's log has a line starting with want, reading the
    notifications meanwhile (a full socket queue would block the sender). */
 static bool wait_log(fx_t *f, const char *want, int ms) {
-  int64_t end = mono_ms() + ms;
+  int64_t end = tsvc_mono_ms() + ms;
   msg_t m;
-  while (mono_ms() < end) {
+  while (tsvc_mono_ms() < end) {
     char *log = tu_read_file(f->log, 0);
     bool found = log && has_line(log, want);
     free(log);
@@ -302,8 +291,8 @@ static void notify_lifecycle(void **state) {
   assert_true(wait_msg(f, "READY=1", START_MS, &pings, &m));
   assert_non_null(strstr(m.text, "\nSTATUS=")); /* READY comes with a status */
   assert_true(wait_msg(f, "STATUS=2/2 healthy", START_MS, &pings, NULL));
-  int64_t t0 = mono_ms();
-  while (pings < 3 && mono_ms() - t0 < START_MS) wait_msg(f, "WATCHDOG=1", START_MS, &pings, NULL);
+  int64_t t0 = tsvc_mono_ms();
+  while (pings < 3 && tsvc_mono_ms() - t0 < START_MS) wait_msg(f, "WATCHDOG=1", START_MS, &pings, NULL);
   assert_true(pings >= 3);
 
   /* The services it runs know nothing of NOTIFY_SOCKET: Debian's postgres
@@ -401,15 +390,15 @@ static void watchdog_follows_the_loop(void **state) {
 
   freeze(f);
   int n = f->nfrozen;
-  int64_t t0 = wall_ms();
+  int64_t t0 = tsvc_wall_ms();
   /* Pings may go on while the last heartbeat is fresh: 3 s (the /livez
      rule, TSVC_API_LIVEZ_LAG_MS), plus 2.5 s for a ping decided just
      before and sent late on a loaded machine. Then none for 3.5 s (at one
      ping every 200 ms, 17 are missing by then). */
   int64_t last = 0;
-  int64_t end = mono_ms() + 9000;
+  int64_t end = tsvc_mono_ms() + 9000;
   msg_t m;
-  for (int64_t left; (left = end - mono_ms()) > 0;)
+  for (int64_t left; (left = end - tsvc_mono_ms()) > 0;)
     if (recv_msg(f, (int)left, &m) && has_line(m.text, "WATCHDOG=1")) last = m.ts_ms;
   thaw(f);
   assert_true(n >= 2); /* at least the main thread and the loop's */

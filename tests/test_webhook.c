@@ -42,39 +42,6 @@
 
 #define PYTHON "/usr/bin/python3" /* Debian's: a pyenv shim on PATH took 11 s per start */
 
-/* ---- the log ------------------------------------------------------------------ */
-
-static FILE *g_log;
-static char *g_logbuf;
-static size_t g_loglen;
-
-static void log_to_memory(void) {
-  g_log = open_memstream(&g_logbuf, &g_loglen);
-  assert_non_null(g_log);
-  tsvc_log_setup(g_log, TSVC_LOG_INFO, false);
-}
-
-static char *log_end_capture(void) {
-  tsvc_log_setup(stderr, TSVC_LOG_OFF, false);
-  fclose(g_log);
-  char *s = g_logbuf;
-  g_logbuf = NULL;
-  if (getenv("TSVC_TEST_SHOW_LOG")) fprintf(stderr, "%s", s);
-  return s;
-}
-
-static int count_of(const char *hay, const char *needle) {
-  int n = 0;
-  for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
-  return n;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
-  }
-}
-
 /* ---- the receiver ------------------------------------------------------------- */
 
 typedef struct {
@@ -203,47 +170,94 @@ static void close_and_drain(uv_loop_t *loop, tsvc_webhook_t *w) {
   assert_int_equal(uv_loop_close(loop), 0); /* every handle closed */
 }
 
+/* ---- the fixture of the delivery cases ------------------------------------------ */
+
+/* A sender on a loop of its own, counting into counters, the log captured;
+   a case starts the receiver (rx_start: it may skip the case, which a
+   setup cannot). The teardown stops what a failed case left running. */
+typedef struct {
+  rx_t rx;
+  uv_loop_t loop;
+  tsvc_hook_counters_t counters;
+  tsvc_webhook_t *w;
+} wx_t;
+
+static int wx_setup(void **state) {
+  wx_t *x = calloc(1, sizeof *x);
+  assert_non_null(x);
+  *state = x;
+  tu_log_capture();
+  assert_int_equal(uv_loop_init(&x->loop), 0);
+  char err[256];
+  if (tsvc_webhook_new(&x->loop, &x->counters, &x->w, err, sizeof err))
+    fail_msg("tsvc_webhook_new: %s", err);
+  return 0;
+}
+
+/* Post body for svc to path on the receiver; timeout in ms. */
+static void wx_post(wx_t *x, const char *path, int timeout, const char *svc, const char *body) {
+  char u[200];
+  url(u, sizeof u, &x->rx, path);
+  assert_int_equal(tsvc_webhook_post(x->w, u, timeout, svc, body), 0);
+}
+
+static tsvc_webhook_stats_t wx_stats(wx_t *x) {
+  tsvc_webhook_stats_t s;
+  tsvc_webhook_stats(x->w, &s);
+  return s;
+}
+
+/* Close the sender and drain its loop (every handle closed); the log
+   captured, which the caller frees. */
+static char *wx_end(wx_t *x) {
+  close_and_drain(&x->loop, x->w);
+  x->w = NULL;
+  return tu_log_end();
+}
+
+static int wx_teardown(void **state) {
+  wx_t *x = *state;
+  if (!x) return 0;
+  if (x->w) {
+    tsvc_webhook_close(x->w);
+    uv_run(&x->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&x->loop);
+  }
+  free(tu_log_end());
+  rx_stop(&x->rx);
+  free(x);
+  return 0;
+}
+
 /* ---- the delivery ------------------------------------------------------------ */
 
 /* A 200 takes the body as it was given, as JSON; a 500 and a 429 are
    tried again after the first backoff (1 s). */
 static void body_and_retries(void **st) {
-  (void)st;
-  rx_t rx = {0};
-  rx_start(&rx);
-  log_to_memory();
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  tsvc_hook_counters_t counters = {0};
-  tsvc_webhook_t *w;
-  char err[256], u[200];
-  assert_int_equal(tsvc_webhook_new(&loop, &counters, &w, err, sizeof err), 0);
+  wx_t *x = *st;
+  rx_start(&x->rx);
   const char *b1 = "{\"service\":\"db\",\"to\":\"healthy\"}";
   const char *b2 = "{\"service\":\"db\",\"to\":\"unhealthy\",\"reason\":\"r\\u00e9fused\"}";
-  url(u, sizeof u, &rx, "/ok/1");
-  assert_int_equal(tsvc_webhook_post(w, u, 5000, "db", b1), 0);
-  url(u, sizeof u, &rx, "/flaky/1");
-  assert_int_equal(tsvc_webhook_post(w, u, 5000, "db", b2), 0);
-  url(u, sizeof u, &rx, "/busy/1");
-  assert_int_equal(tsvc_webhook_post(w, u, 5000, "db", b1), 0);
-  run_until(&loop, w, ended, 3, 30000);
-  tsvc_webhook_stats_t s;
-  tsvc_webhook_stats(w, &s);
+  wx_post(x, "/ok/1", 5000, "db", b1);
+  wx_post(x, "/flaky/1", 5000, "db", b2);
+  wx_post(x, "/busy/1", 5000, "db", b1);
+  run_until(&x->loop, x->w, ended, 3, 30000);
+  tsvc_webhook_stats_t s = wx_stats(x);
   assert_int_equal(s.delivered, 3);
   assert_int_equal(s.failed, 0);
   assert_int_equal(s.attempts, 5);
   assert_int_equal(s.queued, 0);
-  close_and_drain(&loop, w);
-  char *log = log_end_capture();
+  char *log = wx_end(x);
   assert_null(strstr(log, "webhook failed"));
   free(log);
   tsvc_hook_totals_t t;
-  tsvc_hook_totals(&counters, &t);
+  tsvc_hook_totals(&x->counters, &t);
   assert_int_equal(t.v[TSVC_HOOK_WEBHOOK][TSVC_HOOK_RUNS], 3);
   assert_int_equal(t.v[TSVC_HOOK_WEBHOOK][TSVC_HOOK_FAILURES], 0);
   assert_int_equal(t.v[TSVC_HOOK_COMMAND][TSVC_HOOK_RUNS], 0);
 
-  json_t *ok = rx_of(&rx, "/ok/1"), *flaky = rx_of(&rx, "/flaky/1"), *busy = rx_of(&rx, "/busy/1");
+  json_t *ok = rx_of(&x->rx, "/ok/1"), *flaky = rx_of(&x->rx, "/flaky/1"),
+         *busy = rx_of(&x->rx, "/busy/1");
   assert_int_equal(json_array_size(ok), 1);
   json_t *r = json_array_get(ok, 0);
   assert_string_equal(json_string_value(json_object_get(r, "ctype")), "application/json");
@@ -267,74 +281,50 @@ static void body_and_retries(void **st) {
   json_decref(ok);
   json_decref(flaky);
   json_decref(busy);
-  rx_stop(&rx);
 }
 
 /* A 400 is the receiver's final word: no retry, one failure logged. */
 static void client_error_not_retried(void **st) {
-  (void)st;
-  rx_t rx = {0};
-  rx_start(&rx);
-  log_to_memory();
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  tsvc_hook_counters_t counters = {0};
-  tsvc_webhook_t *w;
-  char err[256], u[200];
-  assert_int_equal(tsvc_webhook_new(&loop, &counters, &w, err, sizeof err), 0);
-  url(u, sizeof u, &rx, "/bad/1");
-  assert_int_equal(tsvc_webhook_post(w, u, 5000, "db", "{}"), 0);
-  run_until(&loop, w, ended, 1, 30000);
-  tsvc_webhook_stats_t s;
-  tsvc_webhook_stats(w, &s);
+  wx_t *x = *st;
+  rx_start(&x->rx);
+  wx_post(x, "/bad/1", 5000, "db", "{}");
+  run_until(&x->loop, x->w, ended, 1, 30000);
+  tsvc_webhook_stats_t s = wx_stats(x);
   assert_int_equal(s.failed, 1);
   assert_int_equal(s.attempts, 1);
   assert_int_equal(s.queued, 0); /* gone: nothing is left to retry */
-  close_and_drain(&loop, w);
-  char *log = log_end_capture();
-  assert_int_equal(count_of(log, "webhook failed"), 1);
+  char *log = wx_end(x);
+  assert_int_equal(tu_count(log, "webhook failed"), 1);
   assert_non_null(strstr(log, "service=db action=hook hook=webhook"));
   assert_non_null(strstr(log, "attempts=1 result=\"HTTP 400: not now\""));
   free(log);
-  json_t *bad = rx_of(&rx, "/bad/1");
+  json_t *bad = rx_of(&x->rx, "/bad/1");
   assert_int_equal(json_array_size(bad), 1);
   json_decref(bad);
   tsvc_hook_totals_t t;
-  tsvc_hook_totals(&counters, &t);
+  tsvc_hook_totals(&x->counters, &t);
   assert_int_equal(t.v[TSVC_HOOK_WEBHOOK][TSVC_HOOK_FAILURES], 1);
-  rx_stop(&rx);
 }
 
 /* A receiver that never answers: each attempt ends at its timeout, is
    tried again after 1 s then 2 s, and the third failure is logged, once. */
 static void hang_times_out_and_fails(void **st) {
-  (void)st;
-  rx_t rx = {0};
-  rx_start(&rx);
-  log_to_memory();
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  tsvc_hook_counters_t counters = {0};
-  tsvc_webhook_t *w;
-  char err[256], u[200];
-  assert_int_equal(tsvc_webhook_new(&loop, &counters, &w, err, sizeof err), 0);
-  url(u, sizeof u, &rx, "/hang/1");
-  assert_int_equal(tsvc_webhook_post(w, u, 300, "db", "{\"a\":1}"), 0);
-  uint64_t took = run_until(&loop, w, ended, 1, 60000);
-  tsvc_webhook_stats_t s;
-  tsvc_webhook_stats(w, &s);
+  wx_t *x = *st;
+  rx_start(&x->rx);
+  wx_post(x, "/hang/1", 300, "db", "{\"a\":1}");
+  uint64_t took = run_until(&x->loop, x->w, ended, 1, 60000);
+  tsvc_webhook_stats_t s = wx_stats(x);
   assert_int_equal(s.failed, 1);
   assert_int_equal(s.attempts, TSVC_WEBHOOK_ATTEMPTS);
   /* 3 x 300 ms + 1 s + 2 s at least. */
   fprintf(stderr, "webhook: a hanging receiver given up after %llu ms\n",
           (unsigned long long)took);
   assert_true(took >= 3900 - 20);
-  close_and_drain(&loop, w);
-  char *log = log_end_capture();
-  assert_int_equal(count_of(log, "webhook failed"), 1);
+  char *log = wx_end(x);
+  assert_int_equal(tu_count(log, "webhook failed"), 1);
   assert_non_null(strstr(log, "attempts=3 result=\"no answer within 300 ms\""));
   free(log);
-  json_t *hang = rx_of(&rx, "/hang/1");
+  json_t *hang = rx_of(&x->rx, "/hang/1");
   assert_int_equal(json_array_size(hang), 3);
   /* Each gap: what was left of the attempt's 300 ms after the receiver got
      it, then the backoff from the timeout on: at least the backoff (1 s,
@@ -346,35 +336,27 @@ static void hang_times_out_and_fails(void **st) {
   assert_true(g2 >= 1.98);
   json_decref(hang);
   tsvc_hook_totals_t t;
-  tsvc_hook_totals(&counters, &t);
+  tsvc_hook_totals(&x->counters, &t);
   assert_int_equal(t.v[TSVC_HOOK_WEBHOOK][TSVC_HOOK_RUNS], 1);
   assert_int_equal(t.v[TSVC_HOOK_WEBHOOK][TSVC_HOOK_FAILURES], 1);
-  rx_stop(&rx);
 }
 
 /* A receiver that is down (connection refused): retried, then logged
    once, the password of the URL masked. */
 static void down_refused_and_masked(void **st) {
-  (void)st;
+  wx_t *x = *st;
   int port = tu_free_port(); /* nothing listens there */
   assert_true(port > 0);
-  log_to_memory();
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  tsvc_webhook_t *w;
-  char err[256], u[200];
-  assert_int_equal(tsvc_webhook_new(&loop, NULL, &w, err, sizeof err), 0);
+  char u[200];
   snprintf(u, sizeof u, "http://hook:s3cret-pw@127.0.0.1:%d/down", port);
-  assert_int_equal(tsvc_webhook_post(w, u, 2000, "cache", "{}"), 0);
-  uint64_t took = run_until(&loop, w, ended, 1, 60000);
-  tsvc_webhook_stats_t s;
-  tsvc_webhook_stats(w, &s);
+  assert_int_equal(tsvc_webhook_post(x->w, u, 2000, "cache", "{}"), 0);
+  uint64_t took = run_until(&x->loop, x->w, ended, 1, 60000);
+  tsvc_webhook_stats_t s = wx_stats(x);
   assert_int_equal(s.failed, 1);
   assert_int_equal(s.attempts, 3);
   assert_true(took >= 3000 - 20); /* 1 s + 2 s of backoff */
-  close_and_drain(&loop, w);
-  char *log = log_end_capture();
-  assert_int_equal(count_of(log, "webhook failed"), 1);
+  char *log = wx_end(x);
+  assert_int_equal(tu_count(log, "webhook failed"), 1);
   assert_non_null(strstr(log, "service=cache action=hook hook=webhook"));
   assert_non_null(strstr(log, "attempts=3"));
   assert_non_null(strstr(log, "Connection refused"));
@@ -388,39 +370,29 @@ static void down_refused_and_masked(void **st) {
 /* 16 in flight that never end, 240 waiting: 10 more drop the 10 oldest
    waiting, counted, and shown by the metrics (which promtool accepts). */
 static void overflow_drops_and_counts(void **st) {
-  (void)st;
-  rx_t rx = {0};
-  rx_start(&rx);
-  log_to_memory();
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  tsvc_hook_counters_t counters = {0};
-  tsvc_webhook_t *w;
-  char err[256], u[200];
-  assert_int_equal(tsvc_webhook_new(&loop, &counters, &w, err, sizeof err), 0);
-  url(u, sizeof u, &rx, "/hang/q");
+  wx_t *x = *st;
+  rx_start(&x->rx);
   for (int i = 0; i < TSVC_WEBHOOK_QUEUE + 10; i++) {
     char body[32];
     snprintf(body, sizeof body, "{\"i\":%d}", i);
-    assert_int_equal(tsvc_webhook_post(w, u, 3600 * 1000, "db", body), 0);
+    wx_post(x, "/hang/q", 3600 * 1000, "db", body);
   }
-  tsvc_webhook_stats_t s;
-  tsvc_webhook_stats(w, &s);
+  tsvc_webhook_stats_t s = wx_stats(x);
   assert_int_equal(s.posted, TSVC_WEBHOOK_QUEUE + 10);
   assert_int_equal(s.dropped, 10);
   assert_int_equal(s.queued, TSVC_WEBHOOK_QUEUE);
   assert_int_equal(s.in_flight, TSVC_WEBHOOK_IN_FLIGHT);
   /* The 16 in flight reach the receiver: the first 16 posted. */
-  run_until(&loop, w, in_flight, TSVC_WEBHOOK_IN_FLIGHT, 1000);
+  run_until(&x->loop, x->w, in_flight, TSVC_WEBHOOK_IN_FLIGHT, 1000);
   for (int tries = 0; tries < 300; tries++) {
-    json_t *got = rx_of(&rx, "/hang/q");
+    json_t *got = rx_of(&x->rx, "/hang/q");
     size_t n = json_array_size(got);
     json_decref(got);
     if (n >= TSVC_WEBHOOK_IN_FLIGHT) break;
-    uv_run(&loop, UV_RUN_NOWAIT);
-    sleep_ms(100);
+    uv_run(&x->loop, UV_RUN_NOWAIT);
+    tu_sleep_ms(100);
   }
-  json_t *got = rx_of(&rx, "/hang/q");
+  json_t *got = rx_of(&x->rx, "/hang/q");
   assert_int_equal(json_array_size(got), TSVC_WEBHOOK_IN_FLIGHT);
   bool seen[TSVC_WEBHOOK_IN_FLIGHT] = {false};
   size_t i;
@@ -436,7 +408,7 @@ static void overflow_drops_and_counts(void **st) {
   json_decref(got);
 
   tsvc_hook_totals_t t;
-  tsvc_hook_totals(&counters, &t);
+  tsvc_hook_totals(&x->counters, &t);
   assert_int_equal(t.v[TSVC_HOOK_WEBHOOK][TSVC_HOOK_DROPS], 10);
   assert_int_equal(t.v[TSVC_HOOK_WEBHOOK][TSVC_HOOK_RUNS], TSVC_WEBHOOK_QUEUE + 10);
   tsvc_buf_t b;
@@ -446,7 +418,7 @@ static void overflow_drops_and_counts(void **st) {
   assert_non_null(strstr(b.data, "\ntanuki_svc_hook_drops_total{kind=\"command\"} 0\n"));
   assert_non_null(strstr(b.data, "\ntanuki_svc_hook_runs_total{kind=\"webhook\"} 266\n"));
   char path[800];
-  snprintf(path, sizeof path, "%s/metrics.txt", rx.dir);
+  snprintf(path, sizeof path, "%s/metrics.txt", x->rx.dir);
   assert_int_equal(tu_write_file(path, b.data), 0);
   tsvc_buf_free(&b);
   if (access("/usr/bin/promtool", X_OK) != 0) tu_missing("promtool (Debian's prometheus)");
@@ -454,36 +426,16 @@ static void overflow_drops_and_counts(void **st) {
   snprintf(cmd, sizeof cmd, "promtool check metrics < '%s'", path);
   assert_int_equal(system(cmd), 0);
 
-  close_and_drain(&loop, w);
-  char *log = log_end_capture();
-  assert_int_equal(count_of(log, "webhook dropped: 256 deliveries queued (at most 256); the "
+  char *log = wx_end(x);
+  assert_int_equal(tu_count(log, "webhook dropped: 256 deliveries queued (at most 256); the "
                                  "oldest waiting one"),
                    10);
   assert_non_null(strstr(log, "(10 dropped so far)"));
   assert_non_null(strstr(log, "webhook: 256 deliveries not made: the monitor stops"));
   free(log);
-  rx_stop(&rx);
 }
 
 /* ---- the manager --------------------------------------------------------------- */
-
-static int listen_port(int *port) {
-  /* CLOEXEC: the receiver must not inherit it. */
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  a.sin_port = htons((uint16_t)*port);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1024) != 0) {
-    close(fd);
-    return -1;
-  }
-  socklen_t len = sizeof a;
-  getsockname(fd, (struct sockaddr *)&a, &len);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
 
 #define MAX_CHANGES 64
 
@@ -595,7 +547,7 @@ static void manager_posts_each_change(void **st) {
   rx_t rx = {0};
   rx_start(&rx);
   int flap = 0;
-  int flap_fd = listen_port(&flap);
+  int flap_fd = tu_listen_port(&flap);
   assert_true(flap_fd >= 0);
   char path[1100];
   snprintf(path, sizeof path, "%s/tanuki.yaml", rx.dir);
@@ -613,7 +565,7 @@ static void manager_posts_each_change(void **st) {
            rx.dir, rx.port, rx.port, flap);
   assert_int_equal(tu_write_file(path, y), 0);
 
-  log_to_memory();
+  tu_log_capture();
   char err[2048];
   tsvc_manager_opts_t o = {.config_path = path, .state_dir = rx.dir};
   tsvc_manager_t *m;
@@ -626,17 +578,8 @@ static void manager_posts_each_change(void **st) {
   rc = tsvc_manager_start_services(m, err, sizeof err);
   if (rc) fail_msg("start_services: %s", err);
   /* flap: its port closed and opened again every 500 ms, 4 times. */
-  for (int i = 0; i < 4; i++) {
-    sleep_ms(500);
-    if (flap_fd >= 0) {
-      close(flap_fd);
-      flap_fd = -1;
-    } else {
-      flap_fd = listen_port(&flap);
-      assert_true(flap_fd >= 0);
-    }
-  }
-  sleep_ms(500);
+  tu_flap_port(&flap_fd, flap, 4, 500);
+  tu_sleep_ms(500);
   pthread_mutex_lock(&t->mu);
   int n = t->n;
   pthread_mutex_unlock(&t->mu);
@@ -654,7 +597,7 @@ static void manager_posts_each_change(void **st) {
     n = t->n;
     pthread_mutex_unlock(&t->mu);
     if (json_array_size(global) >= (size_t)n && json_array_size(own) >= (size_t)n + 1) break;
-    sleep_ms(100);
+    tu_sleep_ms(100);
   }
   /* /metrics over the API. flap's port stays as it is from here on: no
      change comes between the scrape and the count below. */
@@ -672,7 +615,7 @@ static void manager_posts_each_change(void **st) {
   n = t->n;
   pthread_mutex_unlock(&t->mu);
   tsvc_manager_free(m);
-  char *log = log_end_capture();
+  char *log = tu_log_end();
   if (flap_fd >= 0) close(flap_fd);
 
   changes_t *c = t;
@@ -771,7 +714,7 @@ static void toggle(uv_timer_t *t) {
     close(f->fd);
     f->fd = -1;
   } else {
-    f->fd = listen_port(&f->port);
+    f->fd = tu_listen_port(&f->port);
   }
   if (++f->toggles == 12) uv_stop(t->loop);
 }
@@ -783,7 +726,7 @@ static void hanging_webhooks_delay_no_check(void **st) {
   tu_fake_t up;
   assert_int_equal(tu_fake_start(&up, TU_FAKE_CLOSE, NULL, 0), 0);
   flap_t f = {.fd = -1};
-  f.fd = listen_port(&f.port);
+  f.fd = tu_listen_port(&f.port);
   assert_true(f.fd >= 0);
   tsvc_buf_t y;
   tsvc_buf_init(&y, 1 << 20);
@@ -856,10 +799,10 @@ static void hanging_webhooks_delay_no_check(void **st) {
   int64_t lag_total = h.lag_total;
   fprintf(stderr, "webhook: the loop waited %lld ms for a CPU in all\n", (long long)lag_total);
   assert_true(h.checks >= NSTEADY * (3600 - 300 - lag_total) / 200);
-  /* The bound of test_hooks' hanging_hooks_delay_no_check (500 ms), beyond
-     what the machine made the loop wait for a CPU meanwhile. A webhook
-     waited for would hold the loop for an hour. */
-  assert_true(h.max_excess < 500);
+  /* TU_NEVER_HELD_MS (testutil.h, as test_hooks' hanging hooks), beyond
+     what the machine made the loop wait for a CPU around each check. A
+     webhook waited for would hold the loop for an hour. */
+  assert_true(h.max_excess < TU_NEVER_HELD_MS);
   rx_stop(&rx);
 }
 
@@ -867,11 +810,11 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(body_and_retries),
-      cmocka_unit_test(client_error_not_retried),
-      cmocka_unit_test(hang_times_out_and_fails),
-      cmocka_unit_test(down_refused_and_masked),
-      cmocka_unit_test(overflow_drops_and_counts),
+      cmocka_unit_test_setup_teardown(body_and_retries, wx_setup, wx_teardown),
+      cmocka_unit_test_setup_teardown(client_error_not_retried, wx_setup, wx_teardown),
+      cmocka_unit_test_setup_teardown(hang_times_out_and_fails, wx_setup, wx_teardown),
+      cmocka_unit_test_setup_teardown(down_refused_and_masked, wx_setup, wx_teardown),
+      cmocka_unit_test_setup_teardown(overflow_drops_and_counts, wx_setup, wx_teardown),
       cmocka_unit_test(manager_posts_each_change),
       cmocka_unit_test(hanging_webhooks_delay_no_check),
   };

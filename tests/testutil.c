@@ -7,9 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include "common/util.h"
 
 char *tu_mkdtemp(const char *prefix) {
   const char *tmp = getenv("TMPDIR");
@@ -45,6 +49,38 @@ int tu_write_file(const char *path, const char *text) {
   return rc;
 }
 
+int tu_vsh(const char *dir, char *out, size_t len, const char *fmt, va_list ap) {
+  char cmd[4096], full[4600];
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  if (dir) snprintf(full, sizeof full, "cd '%s' && { %s ; } 2>&1", dir, cmd);
+  else snprintf(full, sizeof full, "{ %s ; } 2>&1", cmd);
+  if (out && len) out[0] = '\0';
+  FILE *p = popen(full, "r");
+  if (!p) return -1;
+  size_t n = 0, k;
+  char buf[4096];
+  while ((k = fread(buf, 1, sizeof buf, p)) > 0) {
+    if (!out || !len) continue;
+    size_t take = n + k < len - 1 ? k : len - 1 - n;
+    memcpy(out + n, buf, take);
+    n += take;
+  }
+  if (out && len) {
+    out[n] = '\0';
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = '\0';
+  }
+  int st = pclose(p);
+  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int tu_sh(char *out, size_t len, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = tu_vsh(NULL, out, len, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
 static void tick(uv_timer_t *t) { (void)t; }
 
 void tu_run_until(uv_loop_t *loop, int *flag, int ms) {
@@ -58,10 +94,14 @@ void tu_run_until(uv_loop_t *loop, int *flag, int ms) {
   uv_run(loop, UV_RUN_NOWAIT);
 }
 
-int64_t tu_runq_ns(void) {
+int64_t tu_runq_ns(void) { return tu_runq_ns_of(0); }
+
+int64_t tu_runq_ns_of(long tid) {
   /* "<ns on a CPU> <ns waiting on a run queue> <timeslices>" */
-  char buf[128];
-  int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+  char path[64], buf[128];
+  if (tid > 0) snprintf(path, sizeof path, "/proc/self/task/%ld/schedstat", tid);
+  else snprintf(path, sizeof path, "/proc/thread-self/schedstat");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);
@@ -71,6 +111,8 @@ int64_t tu_runq_ns(void) {
   if (sscanf(buf, "%llu %llu", &run, &wait) != 2) return -1;
   return (int64_t)wait;
 }
+
+long tu_gettid(void) { return (long)syscall(SYS_gettid); }
 
 /* About 65 s of samples; older ones are overwritten (a test that asks
    about them gets the oldest kept: more lag allowed, never less). */
@@ -281,4 +323,102 @@ int64_t tu_line_ms(const char *line) {
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
   return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+/* ---- the captured log ------------------------------------------------------ */
+
+static FILE *g_log;
+static char *g_logbuf;
+static size_t g_loglen;
+
+/* Stop capturing; everything captured, or NULL when nothing was. */
+static char *log_stop(void) {
+  if (!g_log) return NULL;
+  tsvc_log_setup(stderr, TSVC_LOG_OFF, false);
+  fclose(g_log);
+  g_log = NULL;
+  char *s = g_logbuf;
+  g_logbuf = NULL;
+  g_loglen = 0;
+  return s;
+}
+
+void tu_log_capture(void) { tu_log_capture_as(TSVC_LOG_INFO, false); }
+
+void tu_log_capture_as(tsvc_log_level_t min, bool json) {
+  free(log_stop());
+  g_log = open_memstream(&g_logbuf, &g_loglen);
+  assert_non_null(g_log);
+  tsvc_log_setup(g_log, min, json);
+}
+
+size_t tu_log_mark(void) {
+  if (!g_log) return 0;
+  flockfile(g_log);
+  fflush(g_log);
+  size_t n = g_loglen;
+  funlockfile(g_log);
+  return n;
+}
+
+char *tu_log_since(size_t mark) {
+  if (!g_log) fail_msg("tu_log_since: no log is being captured (tu_log_capture)");
+  flockfile(g_log);
+  fflush(g_log);
+  size_t from = mark <= g_loglen ? mark : g_loglen;
+  char *s = tsvc_strndup(g_logbuf ? g_logbuf + from : "", g_loglen - from);
+  funlockfile(g_log);
+  assert_non_null(s);
+  return s;
+}
+
+char *tu_log_end(void) {
+  char *s = log_stop();
+  if (s && getenv("TSVC_TEST_SHOW_LOG")) fprintf(stderr, "%s", s);
+  return s;
+}
+
+const char *tu_log_line_v(const char *log, const char **pos, const char *svc,
+                          const char *const *needles) {
+  char key[96];
+  snprintf(key, sizeof key, " service=%s ", svc);
+  const char *p = pos && *pos ? *pos : log;
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    size_t n = nl ? (size_t)(nl - p) : strlen(p);
+    char *line = tsvc_strndup(p, n);
+    assert_non_null(line);
+    bool ok = strstr(line, key) != NULL;
+    for (size_t i = 0; ok && needles[i]; i++) ok = strstr(line, needles[i]) != NULL;
+    free(line);
+    const char *start = p;
+    p = nl ? nl + 1 : p + n;
+    if (ok) {
+      if (pos) *pos = p;
+      return start;
+    }
+  }
+  if (pos) *pos = p;
+  return NULL;
+}
+
+int tu_log_lines_v(const char *log, const char *svc, const char *const *needles) {
+  int n = 0;
+  const char *pos = log;
+  while (tu_log_line_v(log, &pos, svc, needles)) n++;
+  return n;
+}
+
+int tu_log_count(const char *needle) {
+  char *s = tu_log_since(0);
+  int n = tu_count(s, needle);
+  free(s);
+  return n;
+}
+
+int tu_count(const char *hay, const char *needle) {
+  assert_true(needle && *needle);
+  int n = 0;
+  for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
+  return n;
 }

@@ -7,11 +7,14 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/util.h"
 #include "config/config.h"
+#include "log/log.h"
 
 /* A new empty directory under $TMPDIR (or /tmp). Caller frees the string;
  * the directory is removed with tu_rmtree(). */
@@ -20,6 +23,14 @@ char *tu_mkdtemp(const char *prefix);
 void tu_rmtree(const char *path);
 /* Write text to path. Returns 0 or -1. */
 int tu_write_file(const char *path, const char *text);
+
+/* Run the shell command fmt (printf-style) in dir (NULL: here), stdout and
+ * stderr together. When out is not NULL it gets the first len - 1 bytes,
+ * trailing newlines cut; the rest is read and dropped, so that a command
+ * never blocks on a full pipe. Returns the exit status, or -1 when the
+ * command could not run or did not exit. */
+int tu_sh(char *out, size_t len, const char *fmt, ...) TSVC_PRINTF(3, 4);
+int tu_vsh(const char *dir, char *out, size_t len, const char *fmt, va_list ap);
 
 struct uv_loop_s;
 /* Run loop until *flag is set or ms pass (a 2 ms timer keeps it turning). */
@@ -71,6 +82,22 @@ void tu_lag_stop(tu_lag_t *l);
 /* The run-queue delay of the calling thread so far in ns, or -1 when the
  * kernel does not tell. */
 int64_t tu_runq_ns(void);
+/* The same of thread tid of this process (0: the calling thread), read from
+ * any thread: for a loop that runs on a thread of the library's own (a
+ * manager's), where no tu_lag_t can sample. */
+int64_t tu_runq_ns_of(long tid);
+/* The calling thread's id (what tu_runq_ns_of takes). */
+long tu_gettid(void);
+
+/* Checks that run beside work the loop must never wait for (hooks that
+ * never end, webhooks that hang): no check may start later than this
+ * beyond the run-queue delay of the loop's thread (tu_lag_between, or
+ * tu_runq_ns_of for a manager's loop). Work waited for would hold the
+ * loop for its whole run (an hour, at the hooks' timeout), so any bound
+ * far below that catches it; 500 ms and not the isolation test's 50 ms:
+ * on a shared 2-core machine at load 20, checks were seen 100-250 ms late
+ * with no hook at all. test_hooks and test_webhook use it. */
+#define TU_NEVER_HELD_MS 500
 
 /* A real server a test needs (postgres, redis, a tool) is missing: under CI
  * (TSVC_REQUIRE_SERVERS=1, set by scripts/test.sh) the test FAILS with why;
@@ -86,6 +113,42 @@ tsvc_config_t *tu_config(const char *name, const char *text, size_t len);
 /* The wall-clock ms of a log line's ts= field (ts=2026-12-01T20:55:58.123Z);
  * fails the running test when the line has none. */
 int64_t tu_line_ms(const char *line);
+
+/* The library's log (tsvc_log_setup is process-wide), captured in memory
+ * for a test to read. One capture at a time: a new one discards what an
+ * earlier one that was not ended held (a test that failed half-way). Lines
+ * may come from other threads (a manager's loop): every read below takes
+ * the stream's lock and flushes first. */
+/* Capture text lines of level info and up. */
+void tu_log_capture(void);
+/* The same at level min, as JSON lines when json. */
+void tu_log_capture_as(tsvc_log_level_t min, bool json);
+/* How much has been captured so far: a mark for tu_log_since(). 0 when no
+ * capture runs. */
+size_t tu_log_mark(void);
+/* A copy of the log from mark on (0: all of it), never NULL; the caller
+ * frees it. Fails the running test when no capture runs. */
+char *tu_log_since(size_t mark);
+/* End the capture: the log goes back to stderr, level off. Returns all of
+ * it (the caller frees it); with TSVC_TEST_SHOW_LOG set, also prints it on
+ * stderr. NULL when no capture ran. */
+char *tu_log_end(void);
+/* The next line of log at or after *pos (pos or *pos NULL: from the
+ * start) about service svc (" service=<svc> ") that holds every needle (a
+ * NULL-terminated list): its start, or NULL. *pos moves past it (to the
+ * end when there is none). */
+const char *tu_log_line_v(const char *log, const char **pos, const char *svc,
+                          const char *const *needles);
+#define TU_LOG_LINE(log, pos, svc, ...) \
+  tu_log_line_v((log), (pos), (svc), (const char *const[]){__VA_ARGS__, NULL})
+/* How many lines of log are about svc and hold every needle. */
+int tu_log_lines_v(const char *log, const char *svc, const char *const *needles);
+#define TU_LOG_LINES(log, svc, ...) \
+  tu_log_lines_v((log), (svc), (const char *const[]){__VA_ARGS__, NULL})
+/* How many times needle stands in the log captured so far. */
+int tu_log_count(const char *needle);
+/* How many times needle stands in hay (not overlapping); hay may be NULL. */
+int tu_count(const char *hay, const char *needle);
 
 /* A table of docs/design.md, for the tests that compare the documentation
  * with the code cell by cell: the first table after the line that holds

@@ -138,12 +138,6 @@ static const double latency_bounds[] = TSVC_LATENCY_BUCKETS_S;
 
 /* ---- time ----------------------------------------------------------------- */
 
-static int64_t wall_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static tsvc_ms_t now_of(tsvc_monitor_t *m) { return (tsvc_ms_t)uv_now(m->loop); }
 
 /* A loop time as wall-clock ms; 0 for never. */
@@ -264,7 +258,7 @@ static void publish(svc_t *s) {
   tsvc_monitor_t *m = s->m;
   if (m->closed) return;
   tsvc_ms_t now = now_of(m);
-  int64_t wall = wall_now_ms();
+  int64_t wall = tsvc_wall_ms();
   const tsvc_health_t *h = &s->h;
   /* The whole status, for the snapshot to pack: the fields kept in s->st,
      then what the machine, the config and the session say now. */
@@ -324,7 +318,7 @@ static void publish(svc_t *s) {
 }
 
 static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_record_t *out) {
-  int64_t end = wall_now_ms();
+  int64_t end = tsvc_wall_ms();
   kept_t *st = &s->st;
   /* Scrubbed once here: every copy of the record says the same. */
   char msg[TSVC_PROBE_MSG_LEN];
@@ -759,7 +753,7 @@ static void check_cb(const tsvc_probe_result_t *res, void *data);
 static void session_renew(svc_t *s);
 
 static void start_check(svc_t *s) {
-  s->check_started_wall = wall_now_ms();
+  s->check_started_wall = tsvc_wall_ms();
   s->check_lateness = s->lateness;
   s->check_keep = tsvc_ref_get(s->keep);
   tsvc_board_note_in_flight(s->m->board, 1);
