@@ -81,12 +81,13 @@ static int world_view(tsvc_manager_t *m, bool unpack, tsvc_snapshot_t **out) {
   tsvc_board_set_live(b, true);
   for (size_t i = 0; i < world->n; i++) {
     const tsvc_status_t *st = &world->v[i];
-    tsvc_rec_t *recs[4] = {0};
-    for (size_t k = 0; k < st->nhistory && k < 4; k++)
-      if (!(recs[k] = tsvc_rec_new(&st->history[k]))) abort();
-    size_t nh = st->nhistory < 4 ? st->nhistory : 4;
-    tsvc_hist_t *h = nh ? tsvc_hist_new(recs, nh, 0) : NULL;
-    for (size_t k = 0; k < nh; k++) tsvc_rec_release(recs[k]);
+    tsvc_hist_t *h = NULL; /* the first 4 records at most, as the loop keeps them */
+    for (size_t k = 0; k < st->nhistory && k < 4; k++) {
+      tsvc_hist_t *next = tsvc_hist_push(h, 4, &st->history[k]);
+      if (!next) abort();
+      tsvc_hist_release(h);
+      h = next;
+    }
     tsvc_board_slot_t *slot = tsvc_board_add(b, st->name);
     tsvc_snap_t *snap = tsvc_snap_new(st, h);
     tsvc_hist_release(h);
