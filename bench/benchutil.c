@@ -513,7 +513,9 @@ void bu_pg_stop(bu_pg_t *pg) {
   pg->dir = NULL;
 }
 
-static void tcp_serve(int lfd) {
+/* Accept on lfd forever; on_conn(lfd, ep, fd) for each connection (fd is
+   closed after it returns in this process). */
+static void accept_each(int lfd, void (*on_conn)(int lfd, int ep, int fd)) {
   int ep = epoll_create1(0);
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
   if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) != 0) _exit(1);
@@ -523,10 +525,13 @@ static void tcp_serve(int lfd) {
     for (;;) {
       int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
       if (fd < 0) break;
+      if (on_conn) on_conn(lfd, ep, fd);
       close(fd);
     }
   }
 }
+
+static void tcp_serve(int lfd) { accept_each(lfd, NULL); }
 
 /* One connection of bu_pgfloor_start, in its own process. */
 static void floor_session(int fd) {
@@ -585,30 +590,23 @@ static void floor_session(int fd) {
   }
 }
 
+static pid_t floor_parent;
+
+static void floor_conn(int lfd, int ep, int fd) {
+  if (fork() == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != floor_parent) _exit(0);
+    close(lfd);
+    close(ep);
+    floor_session(fd);
+    _exit(0);
+  }
+}
+
 static void floor_serve(int lfd) {
   signal(SIGCHLD, SIG_IGN); /* sessions are reaped by the kernel */
-  pid_t self = getpid();
-  int ep = epoll_create1(0);
-  struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
-  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) != 0) _exit(1);
-  for (;;) {
-    struct epoll_event out;
-    if (epoll_wait(ep, &out, 1, -1) < 0 && errno != EINTR) _exit(1);
-    for (;;) {
-      int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
-      if (fd < 0) break;
-      pid_t pid = fork();
-      if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != self) _exit(0);
-        close(lfd);
-        close(ep);
-        floor_session(fd);
-        _exit(0);
-      }
-      close(fd);
-    }
-  }
+  floor_parent = getpid();
+  accept_each(lfd, floor_conn);
 }
 
 /* Listen on 127.0.0.1:free port and run serve(lfd) in a child pinned to
