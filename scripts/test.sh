@@ -13,13 +13,19 @@
 # (TSVC_REQUIRE_DOCKER=1, TSVC_REQUIRE_SERVERS=1), never a skip.
 #
 # Time (budget: well under 15 minutes on a 2-core machine, deps and images
-# present): ctest runs two tests at a time (-j2; the tests hold on a loaded
-# machine, scripts/stress-test.sh proves it, and tests/CMakeLists.txt keeps
-# apart the few that share something). The sanitizer and fuzz builds run
-# in the background, niced, while the gcc tests run (most of them wait on
-# servers and timers); the fuzz targets run one at a time, niced, beside the
-# sanitizer tests; the Go client's tests run in the background beside the
-# next stage. Each stage prints its start time; the end prints them all.
+# present): the sanitizer and fuzz builds run in the background, niced,
+# while the gcc tests run. Most tests wait on servers, Docker and timers,
+# not on the CPU (the clang-asan tests took 620 s of test time against the
+# gcc tests' 720 s in a clean-clone run, though their code runs 2-3 times
+# slower), so the tests run in two lanes at once, each ctest two
+# tests at a time (the tests hold on a loaded machine, scripts/stress-test.sh
+# proves it, and tests/CMakeLists.txt keeps apart the few that share
+# something): lane 1 the gcc tests, then the TSan suites; lane 2 the
+# clang-asan tests as soon as their build is done; beside them the fuzz
+# targets one at a time, niced, and the Go client's tests after each
+# build's ctest. The Docker daemon restart scenario runs alone, before and
+# after the lanes. The end prints each lane's output in order (with the
+# times it started and ended), then the stages' start times.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
@@ -50,8 +56,8 @@ export TSVC_REQUIRE_DOCKER=1 TSVC_REQUIRE_SERVERS=1
 # tests run against the program of a build; each test or example counts.
 export GOFLAGS=-mod=mod GOPROXY=off
 # go_tests_start FLAVOUR: in the background (8-12 s, beside the next ctest
-# stage: their bounds are 10-90 s waits for events); go_tests_end FLAVOUR
-# waits for it, prints its output and counts it.
+# run: their bounds are 10-90 s waits for events; the lane that started it
+# waits for $go_pid); go_tests_end FLAVOUR prints its output and counts it.
 go_tests_start() {
   (cd go && TSVC_BINARY="../build/$1/tanuki-svc" go test -count=1 -v ./... >"$logs/go-$1.out" 2>&1
    echo $? >"$logs/go-$1.rc") &
@@ -59,7 +65,6 @@ go_tests_start() {
 }
 go_tests_end() {
   local out rc p f s
-  wait "$go_pid"
   out=$(cat "$logs/go-$1.out"); rc=$(cat "$logs/go-$1.rc" 2>/dev/null || echo 1)
   grep -vE '^=== (RUN|PAUSE|CONT)' <<<"$out"
   p=$(grep -c '^--- PASS' <<<"$out"); f=$(grep -c '^--- FAIL' <<<"$out")
@@ -89,89 +94,143 @@ run_ctest() {
   echo "$out"
   count_ctest "$out"
 }
-# A build in the background: its output and status in $logs.
-build_bg() {
-  nice -n 10 scripts/build.sh "$1" >"$logs/build-$1.log" 2>&1
-  echo $? >"$logs/build-$1.rc"
+# ctest_to NAME FLAVOUR JOBS [ctest args]: the same in a lane (a background
+# subshell): its output to $logs/ctest-NAME.out, the time it started and
+# ended (seconds from the start) to $logs/ctest-NAME.times; ctest_end NAME
+# prints and counts it.
+ctest_to() {
+  local name=$1 flavour=$2 jobs=$3; shift 3
+  echo "$(($(date +%s) - T0))" >"$logs/ctest-$name.times"
+  (cd "build/$flavour" && ctest -j"$jobs" --output-on-failure --timeout 300 "$@") \
+    >"$logs/ctest-$name.out" 2>&1
+  echo "$(($(date +%s) - T0))" >>"$logs/ctest-$name.times"
 }
+ctest_end() {
+  local out
+  if [ ! -e "$logs/ctest-$1.out" ]; then return; fi
+  out=$(cat "$logs/ctest-$1.out")
+  echo "== ctest $1: from $(tr '\n' ' ' <"$logs/ctest-$1.times" | sed -E 's/ ([0-9]+) $/ s to \1 s/')"
+  echo "$out"
+  count_ctest "$out"
+}
+# A build in the background: its output and status in $logs; build_wait
+# FLAVOUR waits (in a lane) until it has ended.
+build_bg() {
+  local flavour=$1; shift
+  nice -n 10 scripts/build.sh "$flavour" "$@" >"$logs/build-$flavour.log" 2>&1
+  echo $? >"$logs/build-$flavour.rc"
+}
+build_wait() { while [ ! -e "$logs/build-$1.rc" ]; do sleep 1; done; }
 build_ok() { # FLAVOUR: print its log; true when it built
   cat "$logs/build-$1.log"
   if [ "$(cat "$logs/build-$1.rc" 2>/dev/null)" = 0 ]; then return 0; fi
   echo "build $1 FAILED"; failed=$((failed + 1)); return 1
 }
-
-stage "build gcc"
-gcc_ok=0
-scripts/build.sh gcc && gcc_ok=1 || { echo "build gcc FAILED"; failed=$((failed + 1)); }
-# The other builds, one after the other, beside the gcc tests.
-( for f in clang-asan clang-tsan clang-fuzz; do build_bg "$f"; done ) &
-builds=$!
-if [ "$gcc_ok" = 1 ]; then
-  stage "test gcc"
-  # Two at a time: three saved 30 s of 441 and failed two timing tests
-  # (a docker exec the daemon started 30 s late, an API deadline).
-  run_ctest gcc 2
-  stage "go test gcc (in the background)"
-  go_tests_start gcc
-fi
-stage "wait for the sanitizer and fuzz builds"
-wait "$builds"
-
-# Fuzzing (fuzz/README.md): each target 30 s from its seeds, one at a time
-# beside the sanitizer tests (whose CPU it shares: 60 s each kept one core
-# busy for the whole ASan stage); a crash, a leak or a broken property
-# fails that target. Longer runs: fuzz/run.sh build/clang-fuzz SECONDS.
-fuzz_pid=
-if build_ok clang-fuzz; then
-  FUZZ_JOBS=1 nice -n 10 fuzz/run.sh build/clang-fuzz 30 >"$logs/fuzz.log" 2>&1 &
-  fuzz_pid=$!
-fi
-
-asan_ok=0
-if build_ok clang-asan; then
-  stage "test clang-asan"
-  run_ctest clang-asan 2
-  asan_ok=1
-fi
-if [ "$gcc_ok" = 1 ]; then
-  stage "go test gcc: its results"
-  go_tests_end gcc
-fi
-if [ "$asan_ok" = 1 ]; then
-  stage "go test clang-asan (in the background)"
-  go_tests_start clang-asan
-fi
+built() { [ "$(cat "$logs/build-$1.rc" 2>/dev/null)" = 0 ]; }
 
 # ThreadSanitizer over the suites whose code runs on several threads: the
 # monitor (readers on other threads), the manager and the API (test_owner,
 # test_api_limits), and the program end to end (its API threads, signals,
 # reloads). Every report is written to a file; any report fails the run,
-# even one from a daemon whose test passed.
-tsan_suites='^(test_monitor|test_owner|test_api_limits|test_systemd|cli_test_api|cli_test_cli|cli_test_reload)$'
+# even one from a daemon whose test passed. The TSan build makes only what
+# these suites run: their programs and tanuki-svc.
+tsan_c='test_monitor test_owner test_api_limits test_systemd'
+tsan_suites="^(${tsan_c// /|}|cli_test_api|cli_test_cli|cli_test_reload)\$"
+tsan_dir=$(mktemp -d /tmp/tsvc-tsan.XXXXXX)
+# The daemon restart scenario (s8) stops dockerd: it runs alone, before
+# (gcc) and after (clang-asan) the two lanes; every other test runs in them.
+no_s8='^test_docker_scenarios_s8$'
+
+stage "build gcc"
+gcc_ok=0
+scripts/build.sh gcc && gcc_ok=1 || { echo "build gcc FAILED"; failed=$((failed + 1)); }
+# The other builds, one after the other, niced, beside the gcc tests: the
+# fuzz targets are built before the TSan build so that they run early.
+( build_bg clang-asan; build_bg clang-fuzz
+  # shellcheck disable=SC2086
+  build_bg clang-tsan --target tanuki-svc $tsan_c ) &
+builds=$!
+if [ "$gcc_ok" = 1 ]; then
+  stage "test gcc: the daemon restart, alone"
+  run_ctest gcc 1 -R "$no_s8"
+fi
+
+# Two lanes, each two tests at a time (most tests wait on servers, Docker
+# and timers, not on the CPU): lane 1 runs the gcc tests, then the TSan
+# suites once their build is there; lane 2 runs the clang-asan tests as soon
+# as that build is there. A test that runs in both builds never shares
+# anything with its twin but the machine (tests/CMakeLists.txt: root's
+# layout is taken with flock, not a ctest RESOURCE_LOCK, for that reason).
+# The Go client's tests start in the background after the ctest run of
+# their build. The fuzz targets run one at a time, niced, as soon as they
+# are built (fuzz/README.md): each 30 s from its seeds; a crash, a leak or
+# a broken property fails that target. Longer runs: fuzz/run.sh
+# build/clang-fuzz SECONDS.
+stage "lanes: gcc then clang-tsan | clang-asan | fuzz"
+(
+  if [ "$gcc_ok" = 1 ]; then
+    ctest_to gcc gcc 2 -E "$no_s8"
+    go_tests_start gcc
+  fi
+  build_wait clang-tsan
+  if built clang-tsan; then
+    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$tsan_dir/report" \
+      ctest_to clang-tsan clang-tsan 2 -R "$tsan_suites"
+  fi
+  [ "$gcc_ok" = 1 ] && wait "$go_pid"
+) &
+lane1=$!
+(
+  build_wait clang-asan
+  if built clang-asan; then
+    ctest_to clang-asan clang-asan 2 -E "$no_s8"
+    go_tests_start clang-asan
+    wait "$go_pid"
+  fi
+) &
+lane2=$!
+(
+  build_wait clang-fuzz
+  if built clang-fuzz; then
+    FUZZ_JOBS=1 nice -n 10 fuzz/run.sh build/clang-fuzz 30 >"$logs/fuzz.log" 2>&1
+  fi
+) &
+lane3=$!
+wait "$lane2"
+stage "clang-asan lane done"
+wait "$builds" "$lane1"
+stage "gcc and clang-tsan lane done"
+asan_ok=0
+if build_ok clang-asan; then
+  asan_ok=1
+  stage "test clang-asan: the daemon restart, alone"
+  run_ctest clang-asan 1 -R "$no_s8"
+fi
+wait "$lane3"
+stage "fuzz done"
+
+# The results, in order.
+if [ "$gcc_ok" = 1 ]; then
+  ctest_end gcc
+  echo "== go test gcc"; go_tests_end gcc
+fi
+if [ "$asan_ok" = 1 ]; then
+  ctest_end clang-asan
+  echo "== go test clang-asan"; go_tests_end clang-asan
+fi
 if build_ok clang-tsan; then
-  stage "test clang-tsan"
-  tsan_dir=$(mktemp -d /tmp/tsvc-tsan.XXXXXX)
-  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$tsan_dir/report" \
-    run_ctest clang-tsan 2 -R "$tsan_suites"
+  ctest_end clang-tsan
   if compgen -G "$tsan_dir/report*" >/dev/null; then
     echo "ThreadSanitizer reports:"; cat "$tsan_dir"/report*
     failed=$((failed + 1))
   else
     echo "ThreadSanitizer: no report"
   fi
-  rm -rf "$tsan_dir"
 fi
-
-if [ "$asan_ok" = 1 ]; then
-  stage "go test clang-asan: its results"
-  go_tests_end clang-asan
-fi
-
-if [ -n "$fuzz_pid" ]; then
-  stage "wait for fuzz"
-  wait "$fuzz_pid"
-  out=$(cat "$logs/fuzz.log")
-  echo "$out"
+rm -rf "$tsan_dir"
+if build_ok clang-fuzz; then
+  out=$(cat "$logs/fuzz.log" 2>/dev/null)
+  echo "== fuzz"; echo "$out"
   if [[ $(tail -n1 <<<"$out") =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
     passed=$((passed + BASH_REMATCH[1])); failed=$((failed + BASH_REMATCH[2]))
   else
