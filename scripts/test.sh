@@ -20,8 +20,8 @@
 # slower), so the tests run in two lanes at once, each ctest two
 # tests at a time (the tests hold on a loaded machine, scripts/stress-test.sh
 # proves it, and tests/CMakeLists.txt keeps apart the few that share
-# something): lane 1 the gcc tests, then the TSan suites; lane 2 the
-# clang-asan tests as soon as their build is done; beside them the fuzz
+# something): lane 1 the gcc tests; lane 2 the clang-asan tests as soon as
+# their build is done; the TSan suites after either; beside them the fuzz
 # targets one at a time, niced, and the Go client's tests after each
 # build's ctest. The Docker daemon restart scenario runs alone, before and
 # after the lanes. The end prints each lane's output in order (with the
@@ -156,57 +156,67 @@ if [ "$gcc_ok" = 1 ]; then
 fi
 
 # Two lanes, each two tests at a time (most tests wait on servers, Docker
-# and timers, not on the CPU): lane 1 runs the gcc tests, then the TSan
-# suites once their build is there; lane 2 runs the clang-asan tests as soon
-# as that build is there. A test that runs in both builds never shares
-# anything with its twin but the machine (tests/CMakeLists.txt: root's
-# layout is taken with flock, not a ctest RESOURCE_LOCK, for that reason).
-# The Go client's tests start in the background after the ctest run of
-# their build. The fuzz targets run one at a time, niced, as soon as they
-# are built (fuzz/README.md): each 30 s from its seeds; a crash, a leak or
-# a broken property fails that target. Longer runs: fuzz/run.sh
-# build/clang-fuzz SECONDS.
-stage "lanes: gcc then clang-tsan | clang-asan | fuzz"
+# and timers, not on the CPU): lane 1 runs the gcc tests, lane 2 the
+# clang-asan tests as soon as that build is there; the TSan suites run once
+# their build is there and either lane is done. A test that runs in both
+# builds never shares anything with its twin but the machine
+# (tests/CMakeLists.txt: root's layout is taken with flock, not a ctest
+# RESOURCE_LOCK, for that reason). The Go client's tests start in the
+# background after the ctest run of their build. The fuzz targets run one
+# at a time, niced, as soon as they are built (fuzz/README.md): each 30 s
+# from its seeds; a crash, a leak or a broken property fails that target.
+# Longer runs: fuzz/run.sh build/clang-fuzz SECONDS.
+stage "lanes: gcc | clang-asan | clang-tsan after either | fuzz"
 (
   if [ "$gcc_ok" = 1 ]; then
     ctest_to gcc gcc 2 -E "$no_s8"
+    touch "$logs/done-gcc"
     go_tests_start gcc
+    wait "$go_pid"
   fi
-  build_wait clang-tsan
-  if built clang-tsan; then
-    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$tsan_dir/report" \
-      ctest_to clang-tsan clang-tsan 2 -R "$tsan_suites"
-  fi
-  [ "$gcc_ok" = 1 ] && wait "$go_pid"
+  touch "$logs/done-gcc"
 ) &
 lane1=$!
 (
   build_wait clang-asan
   if built clang-asan; then
     ctest_to clang-asan clang-asan 2 -E "$no_s8"
+    touch "$logs/done-clang-asan"
     go_tests_start clang-asan
     wait "$go_pid"
   fi
+  touch "$logs/done-clang-asan"
 ) &
 lane2=$!
+(
+  build_wait clang-tsan
+  if built clang-tsan; then
+    while [ ! -e "$logs/done-gcc" ] && [ ! -e "$logs/done-clang-asan" ]; do sleep 1; done
+    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$tsan_dir/report" \
+      ctest_to clang-tsan clang-tsan 2 -R "$tsan_suites"
+  fi
+) &
+lane_tsan=$!
 (
   build_wait clang-fuzz
   if built clang-fuzz; then
     FUZZ_JOBS=1 nice -n 10 fuzz/run.sh build/clang-fuzz 30 >"$logs/fuzz.log" 2>&1
   fi
 ) &
-lane3=$!
+lane_fuzz=$!
+wait "$lane1"
+stage "gcc lane done"
 wait "$lane2"
 stage "clang-asan lane done"
-wait "$builds" "$lane1"
-stage "gcc and clang-tsan lane done"
+wait "$builds" "$lane_tsan"
+stage "clang-tsan done"
 asan_ok=0
 if build_ok clang-asan; then
   asan_ok=1
   stage "test clang-asan: the daemon restart, alone"
   run_ctest clang-asan 1 -R "$no_s8"
 fi
-wait "$lane3"
+wait "$lane_fuzz"
 stage "fuzz done"
 
 # The results, in order.
