@@ -13,8 +13,8 @@
 # (TSVC_REQUIRE_DOCKER=1, TSVC_REQUIRE_SERVERS=1), never a skip.
 #
 # Time (budget: well under 15 minutes on a 2-core machine, deps and images
-# present): the sanitizer and fuzz builds run in the background while the
-# gcc tests run. Most tests wait on servers, Docker and timers,
+# present): the sanitizer and fuzz builds run in the background, niced,
+# while the gcc tests run. Most tests wait on servers, Docker and timers,
 # not on the CPU (the clang-asan tests took 620 s of test time against the
 # gcc tests' 720 s in a clean-clone run, though their code runs 2-3 times
 # slower), so the tests run in two lanes at once, each ctest two
@@ -113,12 +113,11 @@ ctest_end() {
   echo "$out"
   count_ctest "$out"
 }
-# build_bg NICE FLAVOUR [cmake --build args]: a build in the background, at
-# that niceness: its output and status in $logs; build_wait FLAVOUR waits
-# (in a lane) until it has ended.
+# A build in the background: its output and status in $logs; build_wait
+# FLAVOUR waits (in a lane) until it has ended.
 build_bg() {
-  local n=$1 flavour=$2; shift 2
-  nice -n "$n" scripts/build.sh "$flavour" "$@" >"$logs/build-$flavour.log" 2>&1
+  local flavour=$1; shift
+  nice -n 10 scripts/build.sh "$flavour" "$@" >"$logs/build-$flavour.log" 2>&1
   echo $? >"$logs/build-$flavour.rc"
 }
 build_wait() { while [ ! -e "$logs/build-$1.rc" ]; do sleep 1; done; }
@@ -145,12 +144,11 @@ no_s8='^test_docker_scenarios_s8$'
 stage "build gcc"
 gcc_ok=0
 scripts/build.sh gcc && gcc_ok=1 || { echo "build gcc FAILED"; failed=$((failed + 1)); }
-# The other builds, one after the other, beside the gcc tests: clang-asan
-# first and not niced (the clang-asan lane waits for it), then, niced, the
-# fuzz targets (so that they run early) and the TSan suites.
-( build_bg 0 clang-asan; build_bg 10 clang-fuzz
+# The other builds, one after the other, niced, beside the gcc tests: the
+# fuzz targets are built before the TSan build so that they run early.
+( build_bg clang-asan; build_bg clang-fuzz
   # shellcheck disable=SC2086
-  build_bg 10 clang-tsan --target tanuki-svc $tsan_c ) &
+  build_bg clang-tsan --target tanuki-svc $tsan_c ) &
 builds=$!
 if [ "$gcc_ok" = 1 ]; then
   stage "test gcc: the daemon restart, alone"
