@@ -166,6 +166,45 @@ typedef struct {
   uint64_t checks, fails;
 } snap_t;
 
+/* Messages counted by kind: digits folded into '#', so that "no answer
+   within 450 ms" and the like count as one. The first REASONS kinds kept;
+   later kinds go to other. */
+#define REASONS 16
+typedef struct {
+  char text[REASONS][128];
+  uint64_t n[REASONS], other;
+  int kinds;
+} reasons_t;
+
+static void reasons_add(reasons_t *r, const char *msg) {
+  char key[128];
+  size_t k = 0;
+  for (const char *p = msg ? msg : "?"; *p && k + 1 < sizeof key; p++) {
+    bool digit = *p >= '0' && *p <= '9';
+    if (digit && k && key[k - 1] == '#') continue;
+    key[k++] = digit ? '#' : *p;
+  }
+  key[k] = 0;
+  for (int i = 0; i < r->kinds; i++)
+    if (strcmp(r->text[i], key) == 0) {
+      r->n[i]++;
+      return;
+    }
+  if (r->kinds == REASONS) {
+    r->other++;
+    return;
+  }
+  memcpy(r->text[r->kinds], key, k + 1);
+  r->n[r->kinds++] = 1;
+}
+
+static void reasons_print(const reasons_t *r, const char *what) {
+  for (int i = 0; i < r->kinds; i++)
+    fprintf(stderr, "bench: %s: %llu x %s\n", what, (unsigned long long)r->n[i], r->text[i]);
+  if (r->other)
+    fprintf(stderr, "bench: %s: %llu x (other kinds)\n", what, (unsigned long long)r->other);
+}
+
 typedef struct {
   const opts_t *o;
   const servers_t *srv;
@@ -181,6 +220,10 @@ typedef struct {
   double runq[MAX_WINDOWS]; /* % of the window the loop's thread waited for
                                a CPU (-1: unknown) */
   char first_error[256];
+  reasons_t fail_why;  /* failed checks by reason, warm-up included */
+  reasons_t sess_why;  /* monitor --session, at the end: session_error */
+  int64_t sess_n, sess_held; /* ... services with a session, held now */
+  uint64_t sess_connects, sess_held_checks, sess_full_checks;
   int64_t setup_config_us, setup_add_us;
   int scrapes, scrape_failed;
   double scrape_p50_ms, scrape_max_ms;
@@ -250,6 +293,7 @@ static bool window_end(meas_t *m) {
 
 static void note_check(meas_t *m, bool ok, int64_t lateness_ms, const char *msg) {
   if (!ok && !m->first_error[0] && msg) snprintf(m->first_error, sizeof m->first_error, "%s", msg);
+  if (!ok) reasons_add(&m->fail_why, msg);
   if (!m->measuring) return;
   m->checks++;
   if (!ok) m->fails++;
@@ -372,6 +416,26 @@ static char *services_yaml(const opts_t *o, const servers_t *srv) {
   return tsvc_buf_steal(&y);
 }
 
+/* The sessions at the end of the run: how many hold a connection, and why
+   the others do not (their session_error). */
+static void session_summary(meas_t *m, tsvc_board_t *board) {
+  tsvc_snapshot_t *snap;
+  if (tsvc_board_snapshot_packed(board, &snap) != 0) return;
+  tsvc_status_t *st = malloc(sizeof *st);
+  for (size_t i = 0; st && i < tsvc_snapshot_count(snap); i++) {
+    tsvc_snap_status(tsvc_snapshot_snap(snap, i), st);
+    if (!st->session) continue;
+    m->sess_n++;
+    if (st->session_held) m->sess_held++;
+    else reasons_add(&m->sess_why, st->session_error[0] ? st->session_error : "(none)");
+    m->sess_connects += st->session_connects;
+    m->sess_held_checks += st->session_held_checks;
+    m->sess_full_checks += st->session_full_checks;
+  }
+  free(st);
+  tsvc_snapshot_release(snap);
+}
+
 static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
   char *yaml = services_yaml(o, srv);
   if (!yaml) {
@@ -443,6 +507,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
               sc->failed ? " (some failed)" : "");
     }
     free(sc);
+    if (o->session) session_summary(m, tsvc_monitor_board(r.mon));
     uv_close((uv_handle_t *)&r.stagger, NULL);
     uv_close((uv_handle_t *)&r.control, NULL);
   }
@@ -987,6 +1052,18 @@ int main(int argc, char **argv) {
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);
+  reasons_print(&m.fail_why, "failed checks (warm-up included) by reason");
+  if (o.session) {
+    fprintf(stderr,
+            "bench: sessions at the end: %lld of %lld held; %llu connections opened, %llu "
+            "checks on held connections, %llu by the full probe\n",
+            (long long)m.sess_held, (long long)m.sess_n, (unsigned long long)m.sess_connects,
+            (unsigned long long)m.sess_held_checks, (unsigned long long)m.sess_full_checks);
+    reasons_print(&m.sess_why, "not held at the end, last_error");
+    printf("SESSIONS held=%lld of=%lld connects=%llu held_checks=%llu full_checks=%llu\n",
+           (long long)m.sess_held, (long long)m.sess_n, (unsigned long long)m.sess_connects,
+           (unsigned long long)m.sess_held_checks, (unsigned long long)m.sess_full_checks);
+  }
   fflush(stdout);
   return 0;
 }

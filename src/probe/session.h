@@ -19,7 +19,9 @@
  * full probe said OK, beside the check (not part of its verdict); when
  * that fails (wrong password, say) the session retries no sooner than
  * full_every later, so a bad password costs the server one failed login
- * a full_every, not one a check.
+ * a full_every, not one a check. A login that timed out is tried again at
+ * the next check, then after 1 s, 2 s, 4 s ... (at most full_every) while
+ * logins keep timing out.
  *
  * Postgres logins: trust, cleartext, MD5 and SCRAM-SHA-256 (libcrypto),
  * with spec->password. Redis: AUTH [username] password once per
