@@ -96,6 +96,7 @@ typedef struct {
   bool scrape_same_cpu; /* ... on the monitor's CPU */
   bool session;         /* monitor: healthcheck.session: true (held sessions) */
   long grid_ms;         /* monitor: tsvc_monitor_set_timer_grid (0: none) */
+  long stall_ms;        /* monitor, redis: the first server stopped this long */
 } opts_t;
 
 /* ---- servers ---------------------------------------------------------------- */
@@ -359,7 +360,9 @@ typedef struct {
   meas_t *m;
   tsvc_monitor_t *mon;
   tsvc_config_t *cfg;
-  uv_timer_t stagger, control;
+  uv_timer_t stagger, control, stall;
+  const servers_t *srv;
+  bool stalled; /* the first redis server is stopped (SIGSTOP) */
   size_t started;
   uint64_t t0;
   bool warm;
@@ -386,11 +389,27 @@ static void stagger_cb(uv_timer_t *t) {
   if (r->started == n) uv_timer_stop(t);
 }
 
+/* --stall: the first redis server stopped, as a machine that does not
+   schedule it for a while leaves it, then let go. */
+static void stall_end(mon_run_t *r) {
+  if (!r->stalled) return;
+  r->stalled = false;
+  kill(r->srv->redis[0].pid, SIGCONT);
+  fprintf(stderr, "  stall: the first redis server continued\n");
+}
+
+static void stall_cb(uv_timer_t *t) { stall_end(t->data); }
+
 static void control_cb(uv_timer_t *t) {
   mon_run_t *r = t->data;
   if (!r->warm) {
     r->warm = true;
     window_begin(r->m);
+    if (r->m->o->stall_ms > 0 && kill(r->srv->redis[0].pid, SIGSTOP) == 0) {
+      r->stalled = true;
+      fprintf(stderr, "  stall: the first redis server stopped for %ld ms\n", r->m->o->stall_ms);
+      uv_timer_start(&r->stall, stall_cb, (uint64_t)r->m->o->stall_ms, 0);
+    }
     return;
   }
   if (window_end(r->m)) uv_stop(t->loop);
@@ -442,7 +461,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     fprintf(stderr, "bench: fatal: unable to build the config (out of memory)\n");
     return -1;
   }
-  mon_run_t r = {.m = m};
+  mon_run_t r = {.m = m, .srv = srv};
   scraper_t *sc = NULL;
   tsvc_diag_t d = {0};
   int64_t t0 = bu_now_us();
@@ -478,7 +497,8 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     r.t0 = uv_now(&loop);
     uv_timer_init(&loop, &r.stagger);
     uv_timer_init(&loop, &r.control);
-    r.stagger.data = r.control.data = &r;
+    uv_timer_init(&loop, &r.stall);
+    r.stagger.data = r.control.data = r.stall.data = &r;
     uv_timer_start(&r.stagger, stagger_cb, 0, 1);
     double warm = o->warmup_s >= 0 ? o->warmup_s : 2.0 * (double)o->interval_ms / 1e3 + 1.0;
     uint64_t win = (uint64_t)(o->seconds * 1000.0 / o->windows);
@@ -510,6 +530,8 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     if (o->session) session_summary(m, tsvc_monitor_board(r.mon));
     uv_close((uv_handle_t *)&r.stagger, NULL);
     uv_close((uv_handle_t *)&r.control, NULL);
+    stall_end(&r);
+    uv_close((uv_handle_t *)&r.stall, NULL);
   }
   tsvc_monitor_close(r.mon);
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -758,6 +780,8 @@ static void usage(FILE *f) {
           "                               (healthcheck.session: true)\n"
           "  --grid MS                    monitor: the timers' grid (monitor.timer_grid;\n"
           "                               default 0, every deadline to the ms)\n"
+          "  --stall MS                   monitor, redis: stop the first server (SIGSTOP) for MS ms\n"
+          "                               when the first window starts (a server not scheduled)\n"
           "  --header                     print the table header first\n");
 }
 
@@ -781,7 +805,7 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       {"rate", 1, NULL, 'r'},    {"cpu", 1, NULL, 'c'},     {"servers", 1, NULL, 'S'},
       {"no-stagger", 0, NULL, 'G'}, {"header", 0, NULL, 'H'}, {"help", 0, NULL, 'h'},
       {"scrape", 1, NULL, 'X'},  {"scrape-same-cpu", 0, NULL, 'Y'},
-      {"session", 0, NULL, 'Z'}, {"grid", 1, NULL, 'g'},
+      {"session", 0, NULL, 'Z'}, {"grid", 1, NULL, 'g'},      {"stall", 1, NULL, 'L'},
       {NULL, 0, NULL, 0}};
   int c;
   long v;
@@ -861,6 +885,10 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       if (parse_long(optarg, 0, 1000, &v)) return -1;
       o->grid_ms = v;
       break;
+    case 'L':
+      if (parse_long(optarg, 1, 600000, &v)) return -1;
+      o->stall_ms = v;
+      break;
     case 'H':
       o->header = true;
       break;
@@ -880,6 +908,7 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
   if (o->mode == MODE_FORK && o->probe == PROBE_TCP) return -1;
   if (o->session && (o->mode != MODE_MONITOR || o->probe == PROBE_TCP)) return -1;
   if (o->probe == PROBE_PGFLOOR && o->mode != MODE_MONITOR) return -1;
+  if (o->stall_ms && (o->mode != MODE_MONITOR || o->probe != PROBE_REDIS)) return -1;
   if (!o->servers) o->servers = o->services > 2000 ? 2 : 1;
   if (!o->rate) o->rate = o->mode == MODE_FORK ? 20 : (double)o->services * 1000.0 / (double)o->interval_ms;
   return 0;
@@ -1043,12 +1072,12 @@ int main(int argc, char **argv) {
          "server_us=%.1f machine_us=%.1f p50_ms=%s p99_ms=%s max_ms=%s rss_kib=%ld hwm_kib=%ld "
          "failed=%llu timewait=%ld config_ms=%.1f add_ms=%.1f stagger=%d scrape_hz=%.0f "
          "scrape_same_cpu=%d scrapes=%d scrape_p50_ms=%.2f scrape_max_ms=%.2f "
-         "scrape_bytes=%zu runq_pct=%.0f backend_us=%.1f grid_ms=%ld wakes_per_check=%.2f\n",
+         "scrape_bytes=%zu runq_pct=%.0f backend_us=%.1f grid_ms=%ld wakes_per_check=%.2f stall_ms=%ld\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
          (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
          o.scrape_same_cpu, m.scrapes, m.scrape_p50_ms, m.scrape_max_ms, m.scrape_bytes,
-         runq_max, be_med, o.grid_ms, wakes_med);
+         runq_max, be_med, o.grid_ms, wakes_med, o.stall_ms);
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);
