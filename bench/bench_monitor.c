@@ -96,7 +96,7 @@ typedef struct {
   bool scrape_same_cpu; /* ... on the monitor's CPU */
   bool session;         /* monitor: healthcheck.session: true (held sessions) */
   long grid_ms;         /* monitor: tsvc_monitor_set_timer_grid (0: none) */
-  long stall_ms;        /* monitor, redis: the first server stopped this long */
+  long stall_ms;        /* monitor, redis/tcp: the first server stopped this long */
 } opts_t;
 
 /* ---- servers ---------------------------------------------------------------- */
@@ -389,13 +389,17 @@ static void stagger_cb(uv_timer_t *t) {
   if (r->started == n) uv_timer_stop(t);
 }
 
-/* --stall: the first redis server stopped, as a machine that does not
-   schedule it for a while leaves it, then let go. */
+/* --stall: the first redis server or tcp listener stopped, as a machine
+   that does not schedule it for a while leaves it, then let go. */
+static pid_t stall_pid(const servers_t *srv) {
+  return srv->kind == PROBE_TCP ? srv->tcp[0].pid : srv->redis[0].pid;
+}
+
 static void stall_end(mon_run_t *r) {
   if (!r->stalled) return;
   r->stalled = false;
-  kill(r->srv->redis[0].pid, SIGCONT);
-  fprintf(stderr, "  stall: the first redis server continued\n");
+  kill(stall_pid(r->srv), SIGCONT);
+  fprintf(stderr, "  stall: the first server continued\n");
 }
 
 static void stall_cb(uv_timer_t *t) { stall_end(t->data); }
@@ -405,9 +409,9 @@ static void control_cb(uv_timer_t *t) {
   if (!r->warm) {
     r->warm = true;
     window_begin(r->m);
-    if (r->m->o->stall_ms > 0 && kill(r->srv->redis[0].pid, SIGSTOP) == 0) {
+    if (r->m->o->stall_ms > 0 && kill(stall_pid(r->srv), SIGSTOP) == 0) {
       r->stalled = true;
-      fprintf(stderr, "  stall: the first redis server stopped for %ld ms\n", r->m->o->stall_ms);
+      fprintf(stderr, "  stall: the first server stopped for %ld ms\n", r->m->o->stall_ms);
       uv_timer_start(&r->stall, stall_cb, (uint64_t)r->m->o->stall_ms, 0);
     }
     return;
@@ -780,7 +784,7 @@ static void usage(FILE *f) {
           "                               (healthcheck.session: true)\n"
           "  --grid MS                    monitor: the timers' grid (monitor.timer_grid;\n"
           "                               default 0, every deadline to the ms)\n"
-          "  --stall MS                   monitor, redis: stop the first server (SIGSTOP) for MS ms\n"
+          "  --stall MS                   monitor, redis/tcp: stop the first server (SIGSTOP) for MS ms\n"
           "                               when the first window starts (a server not scheduled)\n"
           "  --header                     print the table header first\n");
 }
@@ -908,7 +912,8 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
   if (o->mode == MODE_FORK && o->probe == PROBE_TCP) return -1;
   if (o->session && (o->mode != MODE_MONITOR || o->probe == PROBE_TCP)) return -1;
   if (o->probe == PROBE_PGFLOOR && o->mode != MODE_MONITOR) return -1;
-  if (o->stall_ms && (o->mode != MODE_MONITOR || o->probe != PROBE_REDIS)) return -1;
+  if (o->stall_ms && (o->mode != MODE_MONITOR || (o->probe != PROBE_REDIS && o->probe != PROBE_TCP)))
+    return -1;
   if (!o->servers) o->servers = o->services > 2000 ? 2 : 1;
   if (!o->rate) o->rate = o->mode == MODE_FORK ? 20 : (double)o->services * 1000.0 / (double)o->interval_ms;
   return 0;
