@@ -163,6 +163,10 @@ typedef struct {
   int64_t t_us, self_us, child_us, srv_us, mach_us, runq_us;
   int64_t be_us; /* postgres: the live client backends' own CPU */
   int64_t sleeps; /* this process's voluntary context switches */
+  int64_t slices, preempted; /* the loop thread's run slices; involuntary switches */
+  int64_t be_slices;  /* postgres / floor: the held sessions' server run slices */
+  uint64_t floor_msgs; /* floor: messages its sessions answered */
+  uint64_t connects, held, full; /* postgres, monitor: the sessions' counters */
   uint64_t checks, fails;
 } snap_t;
 
@@ -177,6 +181,13 @@ typedef struct {
   double rate[MAX_WINDOWS], own[MAX_WINDOWS], server[MAX_WINDOWS], machine[MAX_WINDOWS];
   double backend[MAX_WINDOWS];
   double wakes[MAX_WINDOWS]; /* wake-ups (sleeps) of this process per check */
+  /* What happened per check, to tell more work from dearer work: the
+     loop's run slices and preemptions, the sessions' server slices and (the
+     floor) messages, and the per-slice cost of each side. */
+  double slices[MAX_WINDOWS], preempted[MAX_WINDOWS], be_slices[MAX_WINDOWS];
+  double msgs[MAX_WINDOWS], own_slice[MAX_WINDOWS], be_slice[MAX_WINDOWS];
+  tsvc_monitor_t *mon; /* postgres probes: the sessions' counters come from it */
+  snap_t first;        /* at the start of the first window */
   double p50[MAX_WINDOWS], p99[MAX_WINDOWS], pmax[MAX_WINDOWS];
   double runq[MAX_WINDOWS]; /* % of the window the loop's thread waited for
                                a CPU (-1: unknown) */
@@ -192,10 +203,24 @@ static void snap(meas_t *m, snap_t *s) {
   s->self_us = bu_self_cpu_us();
   s->child_us = bu_children_cpu_us();
   s->srv_us = servers_cpu_us(m->srv);
+  s->be_slices = 0;
   s->be_us = !m->srv->n                        ? 0
-             : m->srv->kind == PROBE_POSTGRES ? bu_pg_backends_cpu_us(m->srv->pg.pid)
-             : m->srv->kind == PROBE_PGFLOOR  ? bu_kids_run_us(m->srv->tcp[0].pid)
+             : m->srv->kind == PROBE_POSTGRES ? bu_pg_backends_cpu_us(m->srv->pg.pid, &s->be_slices)
+             : m->srv->kind == PROBE_PGFLOOR  ? bu_kids_run_us(m->srv->tcp[0].pid, &s->be_slices)
                                               : 0;
+  s->slices = bu_self_slices();
+  s->preempted = bu_self_preempted();
+  s->floor_msgs = m->srv->kind == PROBE_PGFLOOR ? bu_pgfloor_messages() : 0;
+  s->connects = s->held = s->full = 0;
+  tsvc_status_list_t l;
+  if (m->mon && tsvc_monitor_get_all(m->mon, &l) == 0) {
+    for (size_t i = 0; i < l.n; i++) {
+      s->connects += l.v[i].session_connects;
+      s->held += l.v[i].session_held_checks;
+      s->full += l.v[i].session_full_checks;
+    }
+    tsvc_status_list_free(&l);
+  }
   s->mach_us = bu_machine_busy_us();
   s->runq_us = bu_runq_us();
   s->sleeps = bu_self_sleeps();
@@ -208,6 +233,7 @@ static void window_begin(meas_t *m) {
   bu_hist_reset(&m->hist);
   m->measuring = true;
   snap(m, &m->last);
+  m->first = m->last;
 }
 
 /* Close the current window and open the next. Returns true when it was the
@@ -227,6 +253,18 @@ static bool window_end(meas_t *m) {
      second, weighs more than the checks in server_us). */
   m->backend[w] = (double)(now.be_us - m->last.be_us) / per;
   m->wakes[w] = (double)(now.sleeps - m->last.sleeps) / per;
+  m->slices[w] = (double)(now.slices - m->last.slices) / per;
+  m->preempted[w] = (double)(now.preempted - m->last.preempted) / per;
+  m->be_slices[w] = (double)(now.be_slices - m->last.be_slices) / per;
+  m->msgs[w] = (double)(now.floor_msgs - m->last.floor_msgs) / per;
+  m->own_slice[w] = now.slices > m->last.slices
+                        ? (double)(now.self_us - m->last.self_us) /
+                              (double)(now.slices - m->last.slices)
+                        : 0;
+  m->be_slice[w] = now.be_slices > m->last.be_slices
+                       ? (double)(now.be_us - m->last.be_us) /
+                             (double)(now.be_slices - m->last.be_slices)
+                       : 0;
   m->machine[w] = (double)(now.mach_us - m->last.mach_us) / per;
   if (m->o->mode == MODE_IDLE) {
     /* Idle: machine busy microseconds per second instead. */
@@ -243,6 +281,15 @@ static bool window_end(meas_t *m) {
           " lateness p50 %.0f p99 %.0f max %.0f ms, fails %llu, waited for a CPU %.0f%%\n",
           w + 1, secs, m->rate[w], m->own[w], m->server[w], m->machine[w], m->p50[w], m->p99[w],
           m->pmax[w], (unsigned long long)(now.fails - m->last.fails), m->runq[w]);
+  if (m->srv->kind == PROBE_POSTGRES || m->srv->kind == PROBE_PGFLOOR)
+    fprintf(stderr,
+            "    per check: loop slices %.2f (%.1f us each), preempted %.2f; server slices %.2f"
+            " (%.1f us each), floor messages %.2f; sessions: +%llu connects, +%llu held,"
+            " +%llu full\n",
+            m->slices[w], m->own_slice[w], m->preempted[w], m->be_slices[w], m->be_slice[w],
+            m->msgs[w], (unsigned long long)(now.connects - m->last.connects),
+            (unsigned long long)(now.held - m->last.held),
+            (unsigned long long)(now.full - m->last.full));
   bu_hist_reset(&m->hist);
   m->last = now;
   return m->window >= m->o->windows;
@@ -400,6 +447,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     return -1;
   }
   tsvc_monitor_set_observer(r.mon, observer, &r);
+  if (o->probe == PROBE_POSTGRES || o->probe == PROBE_PGFLOOR) m->mon = r.mon;
   tsvc_monitor_set_timer_grid(r.mon, o->grid_ms);
   t0 = bu_now_us();
   for (size_t i = 0; i < r.cfg->nservices && !rc; i++)
@@ -446,6 +494,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     uv_close((uv_handle_t *)&r.stagger, NULL);
     uv_close((uv_handle_t *)&r.control, NULL);
   }
+  m->mon = NULL;
   tsvc_monitor_close(r.mon);
   uv_run(&loop, UV_RUN_DEFAULT);
   tsvc_monitor_free(r.mon);
@@ -969,8 +1018,14 @@ int main(int argc, char **argv) {
   bu_summary(m.runq, n, &lo, &hi, &runq_max); /* the worst window's */
   bu_summary(m.own, n, &own_med, &lo, &hi);
   bu_summary(m.backend, n, &be_med, &lo, &hi);
-  double wakes_med;
+  double wakes_med, sl_med, pre_med, besl_med, msgs_med, osl_med, bsl_med;
   bu_summary(m.wakes, n, &wakes_med, &lo, &hi);
+  bu_summary(m.slices, n, &sl_med, &lo, &hi);
+  bu_summary(m.preempted, n, &pre_med, &lo, &hi);
+  bu_summary(m.be_slices, n, &besl_med, &lo, &hi);
+  bu_summary(m.msgs, n, &msgs_med, &lo, &hi);
+  bu_summary(m.own_slice, n, &osl_med, &lo, &hi);
+  bu_summary(m.be_slice, n, &bsl_med, &lo, &hi);
   bu_summary(m.server, n, &srv_med, &lo, &hi);
   bu_summary(m.machine, n, &mach_med, &lo, &hi);
   bu_summary(m.rate, n, &rate_med, &lo, &hi);
@@ -978,12 +1033,17 @@ int main(int argc, char **argv) {
          "server_us=%.1f machine_us=%.1f p50_ms=%s p99_ms=%s max_ms=%s rss_kib=%ld hwm_kib=%ld "
          "failed=%llu timewait=%ld config_ms=%.1f add_ms=%.1f stagger=%d scrape_hz=%.0f "
          "scrape_same_cpu=%d scrapes=%d scrape_p50_ms=%.2f scrape_max_ms=%.2f "
-         "scrape_bytes=%zu runq_pct=%.0f backend_us=%.1f grid_ms=%ld wakes_per_check=%.2f\n",
+         "scrape_bytes=%zu runq_pct=%.0f backend_us=%.1f grid_ms=%ld wakes_per_check=%.2f "
+         "slices_per_check=%.2f preempted_per_check=%.2f us_per_slice=%.1f "
+         "server_slices_per_check=%.2f server_us_per_slice=%.1f floor_msgs_per_check=%.2f "
+         "session_connects=%llu session_full=%llu\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
          (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
          o.scrape_same_cpu, m.scrapes, m.scrape_p50_ms, m.scrape_max_ms, m.scrape_bytes,
-         runq_max, be_med, o.grid_ms, wakes_med);
+         runq_max, be_med, o.grid_ms, wakes_med, sl_med, pre_med, osl_med, besl_med, bsl_med,
+         msgs_med, (unsigned long long)(m.last.connects - m.first.connects),
+         (unsigned long long)(m.last.full - m.first.full));
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);

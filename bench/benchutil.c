@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -287,8 +289,9 @@ int64_t bu_tree_cpu_us(pid_t pid) {
 
 /* Run time (us, /proc/PID/schedstat) of parent's live children; with
    pg_clients, only those whose title names a postgres client. */
-static int64_t kids_run_us(pid_t parent, bool pg_clients) {
+static int64_t kids_run_us(pid_t parent, bool pg_clients, int64_t *slices) {
   int64_t total = 0;
+  if (slices) *slices = 0;
   DIR *d = opendir("/proc");
   if (!d) return -1;
   struct dirent *e;
@@ -314,20 +317,38 @@ static int64_t kids_run_us(pid_t parent, bool pg_clients) {
     /* schedstat's run time is in ns: a check's tens of us would vanish in
        /proc/PID/stat's 10 ms ticks. */
     snprintf(path, sizeof path, "/proc/%ld/schedstat", p);
-    unsigned long long ns = 0;
+    unsigned long long ns = 0, wait = 0, runs = 0;
     if ((f = fopen(path, "r"))) {
-      if (fscanf(f, "%llu", &ns) != 1) ns = 0;
+      if (fscanf(f, "%llu %llu %llu", &ns, &wait, &runs) != 3) ns = runs = 0;
       fclose(f);
     }
     total += (int64_t)(ns / 1000);
+    if (slices) *slices += (int64_t)runs;
   }
   closedir(d);
   return total;
 }
 
-int64_t bu_pg_backends_cpu_us(pid_t postmaster) { return kids_run_us(postmaster, true); }
+int64_t bu_pg_backends_cpu_us(pid_t postmaster, int64_t *slices) {
+  return kids_run_us(postmaster, true, slices);
+}
 
-int64_t bu_kids_run_us(pid_t parent) { return kids_run_us(parent, false); }
+int64_t bu_kids_run_us(pid_t parent, int64_t *slices) { return kids_run_us(parent, false, slices); }
+
+int64_t bu_self_slices(void) {
+  FILE *f = fopen("/proc/thread-self/schedstat", "r");
+  if (!f) return -1;
+  unsigned long long run, wait, runs;
+  int n = fscanf(f, "%llu %llu %llu", &run, &wait, &runs);
+  fclose(f);
+  return n == 3 ? (int64_t)runs : -1;
+}
+
+int64_t bu_self_preempted(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+  return (int64_t)ru.ru_nivcsw;
+}
 
 static int64_t ru_us(int who) {
   struct rusage ru;
@@ -533,6 +554,12 @@ static void accept_each(int lfd, void (*on_conn)(int lfd, int ep, int fd)) {
 
 static void tcp_serve(int lfd) { accept_each(lfd, NULL); }
 
+/* Messages the floor's sessions answered (startup packets included), in
+   memory shared with every process of the floor (mapped before its fork). */
+static _Atomic uint64_t *floor_msgs;
+
+uint64_t bu_pgfloor_messages(void) { return floor_msgs ? atomic_load(floor_msgs) : 0; }
+
 /* One connection of bu_pgfloor_start, in its own process. */
 static void floor_session(int fd) {
   /* AuthenticationOk, BackendKeyData (our pid, as a backend's), ReadyForQuery. */
@@ -584,6 +611,7 @@ static void floor_session(int fd) {
         _exit(0); /* Terminate, or anything else: close */
       }
       if (w < 0) _exit(0);
+      if (floor_msgs) atomic_fetch_add(floor_msgs, 1);
     }
     memmove(buf, buf + off, have - off);
     have -= off;
@@ -646,7 +674,14 @@ static int listen_fork(bu_tcp_t *t, uint64_t cpus, void (*serve)(int)) {
 
 int bu_tcp_start(bu_tcp_t *t, uint64_t cpus) { return listen_fork(t, cpus, tcp_serve); }
 
-int bu_pgfloor_start(bu_tcp_t *t, uint64_t cpus) { return listen_fork(t, cpus, floor_serve); }
+int bu_pgfloor_start(bu_tcp_t *t, uint64_t cpus) {
+  if (!floor_msgs) {
+    void *p = mmap(NULL, sizeof *floor_msgs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
+    if (p != MAP_FAILED) floor_msgs = p;
+  }
+  return listen_fork(t, cpus, floor_serve);
+}
 
 void bu_tcp_stop(bu_tcp_t *t) {
   if (t->pid > 0) bu_stop_pid(t->pid, SIGTERM);
