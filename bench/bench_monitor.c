@@ -165,7 +165,7 @@ typedef struct {
   int64_t sleeps; /* this process's voluntary context switches */
   int64_t slices, preempted; /* the loop thread's run slices; involuntary switches */
   int64_t be_slices;  /* postgres / floor: the held sessions' server run slices */
-  uint64_t floor_msgs; /* floor: messages its sessions answered */
+  bu_floor_counts_t floor; /* floor: messages its sessions answered, their spans */
   uint64_t connects, held, full; /* postgres, monitor: the sessions' counters */
   uint64_t checks, fails;
 } snap_t;
@@ -186,6 +186,7 @@ typedef struct {
      floor) messages, and the per-slice cost of each side. */
   double slices[MAX_WINDOWS], preempted[MAX_WINDOWS], be_slices[MAX_WINDOWS];
   double msgs[MAX_WINDOWS], own_slice[MAX_WINDOWS], be_slice[MAX_WINDOWS];
+  double span[MAX_WINDOWS], slow[MAX_WINDOWS]; /* floor: us from wake-up to answer; > 1 ms */
   tsvc_monitor_t *mon; /* postgres probes: the sessions' counters come from it */
   snap_t first;        /* at the start of the first window */
   double p50[MAX_WINDOWS], p99[MAX_WINDOWS], pmax[MAX_WINDOWS];
@@ -210,7 +211,7 @@ static void snap(meas_t *m, snap_t *s) {
                                               : 0;
   s->slices = bu_self_slices();
   s->preempted = bu_self_preempted();
-  s->floor_msgs = m->srv->kind == PROBE_PGFLOOR ? bu_pgfloor_messages() : 0;
+  bu_pgfloor_counts(&s->floor);
   s->connects = s->held = s->full = 0;
   tsvc_status_list_t l;
   if (m->mon && tsvc_monitor_get_all(m->mon, &l) == 0) {
@@ -256,7 +257,10 @@ static bool window_end(meas_t *m) {
   m->slices[w] = (double)(now.slices - m->last.slices) / per;
   m->preempted[w] = (double)(now.preempted - m->last.preempted) / per;
   m->be_slices[w] = (double)(now.be_slices - m->last.be_slices) / per;
-  m->msgs[w] = (double)(now.floor_msgs - m->last.floor_msgs) / per;
+  double fm = (double)(now.floor.messages - m->last.floor.messages);
+  m->msgs[w] = fm / per;
+  m->span[w] = fm > 0 ? (now.floor.span_us - m->last.floor.span_us) / fm : 0;
+  m->slow[w] = (double)(now.floor.slow - m->last.floor.slow) / per;
   m->own_slice[w] = now.slices > m->last.slices
                         ? (double)(now.self_us - m->last.self_us) /
                               (double)(now.slices - m->last.slices)
@@ -284,10 +288,10 @@ static bool window_end(meas_t *m) {
   if (m->srv->kind == PROBE_POSTGRES || m->srv->kind == PROBE_PGFLOOR)
     fprintf(stderr,
             "    per check: loop slices %.2f (%.1f us each), preempted %.2f; server slices %.2f"
-            " (%.1f us each), floor messages %.2f; sessions: +%llu connects, +%llu held,"
-            " +%llu full\n",
+            " (%.1f us each), floor messages %.2f (wake-up to answer %.1f us, above 1 ms %.3f);"
+            " sessions: +%llu connects, +%llu held, +%llu full\n",
             m->slices[w], m->own_slice[w], m->preempted[w], m->be_slices[w], m->be_slice[w],
-            m->msgs[w], (unsigned long long)(now.connects - m->last.connects),
+            m->msgs[w], m->span[w], m->slow[w], (unsigned long long)(now.connects - m->last.connects),
             (unsigned long long)(now.held - m->last.held),
             (unsigned long long)(now.full - m->last.full));
   bu_hist_reset(&m->hist);
@@ -1018,7 +1022,9 @@ int main(int argc, char **argv) {
   bu_summary(m.runq, n, &lo, &hi, &runq_max); /* the worst window's */
   bu_summary(m.own, n, &own_med, &lo, &hi);
   bu_summary(m.backend, n, &be_med, &lo, &hi);
-  double wakes_med, sl_med, pre_med, besl_med, msgs_med, osl_med, bsl_med;
+  double wakes_med, sl_med, pre_med, besl_med, msgs_med, osl_med, bsl_med, span_med, slow_med;
+  bu_summary(m.span, n, &span_med, &lo, &hi);
+  bu_summary(m.slow, n, &slow_med, &lo, &hi);
   bu_summary(m.wakes, n, &wakes_med, &lo, &hi);
   bu_summary(m.slices, n, &sl_med, &lo, &hi);
   bu_summary(m.preempted, n, &pre_med, &lo, &hi);
@@ -1036,13 +1042,13 @@ int main(int argc, char **argv) {
          "scrape_bytes=%zu runq_pct=%.0f backend_us=%.1f grid_ms=%ld wakes_per_check=%.2f "
          "slices_per_check=%.2f preempted_per_check=%.2f us_per_slice=%.1f "
          "server_slices_per_check=%.2f server_us_per_slice=%.1f floor_msgs_per_check=%.2f "
-         "session_connects=%llu session_full=%llu\n",
+         "floor_span_us=%.1f floor_slow_per_check=%.3f session_connects=%llu session_full=%llu\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
          (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
          o.scrape_same_cpu, m.scrapes, m.scrape_p50_ms, m.scrape_max_ms, m.scrape_bytes,
          runq_max, be_med, o.grid_ms, wakes_med, sl_med, pre_med, osl_med, besl_med, bsl_med,
-         msgs_med, (unsigned long long)(m.last.connects - m.first.connects),
+         msgs_med, span_med, slow_med, (unsigned long long)(m.last.connects - m.first.connects),
          (unsigned long long)(m.last.full - m.first.full));
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",

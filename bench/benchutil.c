@@ -556,9 +556,26 @@ static void tcp_serve(int lfd) { accept_each(lfd, NULL); }
 
 /* Messages the floor's sessions answered (startup packets included), in
    memory shared with every process of the floor (mapped before its fork). */
-static _Atomic uint64_t *floor_msgs;
+typedef struct {
+  _Atomic uint64_t msgs;    /* messages answered */
+  _Atomic uint64_t span_ns; /* from the wake-up (epoll_wait's return) to the answer sent */
+  _Atomic uint64_t slow;    /* answers whose span was above 1 ms */
+} floor_counts_t;
+static floor_counts_t *floor_counts;
 
-uint64_t bu_pgfloor_messages(void) { return floor_msgs ? atomic_load(floor_msgs) : 0; }
+void bu_pgfloor_counts(bu_floor_counts_t *out) {
+  memset(out, 0, sizeof *out);
+  if (!floor_counts) return;
+  out->messages = atomic_load(&floor_counts->msgs);
+  out->span_us = (double)atomic_load(&floor_counts->span_ns) / 1e3;
+  out->slow = atomic_load(&floor_counts->slow);
+}
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* One connection of bu_pgfloor_start, in its own process. */
 static void floor_session(int fd) {
@@ -577,6 +594,7 @@ static void floor_session(int fd) {
   uint8_t buf[4096];
   size_t have = 0;
   bool started = false; /* the startup packet (no type byte) was read */
+  uint64_t woke = mono_ns();
   for (;;) {
     ssize_t n = recv(fd, buf + have, sizeof buf - have, 0);
     if (n == 0) _exit(0);
@@ -585,6 +603,7 @@ static void floor_session(int fd) {
       if (errno != EAGAIN) _exit(0);
       struct epoll_event out;
       if (epoll_wait(ep, &out, 1, -1) < 0 && errno != EINTR) _exit(1);
+      woke = mono_ns();
       continue;
     }
     have += (size_t)n;
@@ -611,7 +630,12 @@ static void floor_session(int fd) {
         _exit(0); /* Terminate, or anything else: close */
       }
       if (w < 0) _exit(0);
-      if (floor_msgs) atomic_fetch_add(floor_msgs, 1);
+      if (floor_counts) {
+        uint64_t span = mono_ns() - woke;
+        atomic_fetch_add(&floor_counts->msgs, 1);
+        atomic_fetch_add(&floor_counts->span_ns, span);
+        if (span > 1000000) atomic_fetch_add(&floor_counts->slow, 1);
+      }
     }
     memmove(buf, buf + off, have - off);
     have -= off;
@@ -675,10 +699,10 @@ static int listen_fork(bu_tcp_t *t, uint64_t cpus, void (*serve)(int)) {
 int bu_tcp_start(bu_tcp_t *t, uint64_t cpus) { return listen_fork(t, cpus, tcp_serve); }
 
 int bu_pgfloor_start(bu_tcp_t *t, uint64_t cpus) {
-  if (!floor_msgs) {
-    void *p = mmap(NULL, sizeof *floor_msgs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+  if (!floor_counts) {
+    void *p = mmap(NULL, sizeof *floor_counts, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                    -1, 0);
-    if (p != MAP_FAILED) floor_msgs = p;
+    if (p != MAP_FAILED) floor_counts = p;
   }
   return listen_fork(t, cpus, floor_serve);
 }

@@ -141,10 +141,18 @@ void bu_tcp_stop(bu_tcp_t *t);
  * nothing else: what the same wake-ups cost any process on this machine.
  * Stop it with bu_tcp_stop; its sessions end with it. */
 int bu_pgfloor_start(bu_tcp_t *t, uint64_t cpus);
-/* Messages the floor's sessions have answered since the first
-   bu_pgfloor_start of this process (startup packets, queries, Syncs): what
-   its held connections exchanged, counted at the server. */
-uint64_t bu_pgfloor_messages(void);
+/* What the floor's sessions have done since the first bu_pgfloor_start of
+   this process: messages answered (startup packets, queries, Syncs: what its
+   held connections exchanged, counted at the server); the time from each
+   wake-up to its answer sent, summed (CLOCK_MONOTONIC: a few us of work,
+   unless the process lost its CPU meanwhile); answers whose span was above
+   1 ms. */
+typedef struct {
+  uint64_t messages;
+  double span_us;
+  uint64_t slow;
+} bu_floor_counts_t;
+void bu_pgfloor_counts(bu_floor_counts_t *out);
 
 /* ---- statistics --------------------------------------------------------- */
 
