@@ -167,6 +167,8 @@ typedef struct {
   int64_t be_slices;  /* postgres / floor: the held sessions' server run slices */
   bu_floor_counts_t floor; /* floor: messages its sessions answered, their spans */
   uint64_t connects, held, full; /* postgres, monitor: the sessions' counters */
+  int not_held;          /* ... services holding no connection now */
+  char why[256];         /* ... the first one's name and session_error */
   uint64_t checks, fails;
 } snap_t;
 
@@ -213,12 +215,16 @@ static void snap(meas_t *m, snap_t *s) {
   s->preempted = bu_self_preempted();
   bu_pgfloor_counts(&s->floor);
   s->connects = s->held = s->full = 0;
+  s->not_held = 0;
+  s->why[0] = '\0';
   tsvc_status_list_t l;
   if (m->mon && tsvc_monitor_get_all(m->mon, &l) == 0) {
     for (size_t i = 0; i < l.n; i++) {
       s->connects += l.v[i].session_connects;
       s->held += l.v[i].session_held_checks;
       s->full += l.v[i].session_full_checks;
+      if (!l.v[i].session_held && !s->not_held++)
+        snprintf(s->why, sizeof s->why, "%.60s: %s", l.v[i].name, l.v[i].session_error);
     }
     tsvc_status_list_free(&l);
   }
@@ -289,11 +295,12 @@ static bool window_end(meas_t *m) {
     fprintf(stderr,
             "    per check: loop slices %.2f (%.1f us each), preempted %.2f; server slices %.2f"
             " (%.1f us each), floor messages %.2f (wake-up to answer %.1f us, above 1 ms %.3f);"
-            " sessions: +%llu connects, +%llu held, +%llu full\n",
+            " sessions: +%llu connects, +%llu held, +%llu full, %d holding none%s%s\n",
             m->slices[w], m->own_slice[w], m->preempted[w], m->be_slices[w], m->be_slice[w],
             m->msgs[w], m->span[w], m->slow[w], (unsigned long long)(now.connects - m->last.connects),
             (unsigned long long)(now.held - m->last.held),
-            (unsigned long long)(now.full - m->last.full));
+            (unsigned long long)(now.full - m->last.full), now.not_held,
+            now.not_held ? ", first: " : "", now.why);
   bu_hist_reset(&m->hist);
   m->last = now;
   return m->window >= m->o->windows;
