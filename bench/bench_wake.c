@@ -125,20 +125,20 @@ static int run_variant(const char *spin, int conns, int interval_ms, double seco
   socklen_t l = sizeof a;
   if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, MAX_CONNS) ||
       getsockname(lfd, (struct sockaddr *)&a, &l)) {
-    perror("bench_wake: listen");
+    fprintf(stderr, "bench_wake: fatal: unable to listen on 127.0.0.1: %s\n", strerror(errno));
     return -1;
   }
   int one = 1;
   for (int i = 0; i < conns; i++) {
     fds[i] = socket(AF_INET, SOCK_STREAM, 0);
     if (fds[i] < 0 || connect(fds[i], (struct sockaddr *)&a, sizeof a)) {
-      perror("bench_wake: connect");
+      fprintf(stderr, "bench_wake: fatal: unable to connect: %s\n", strerror(errno));
       return -1;
     }
     setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int sfd = accept(lfd, NULL, NULL);
     if (sfd < 0) {
-      perror("bench_wake: accept");
+      fprintf(stderr, "bench_wake: fatal: unable to accept: %s\n", strerror(errno));
       return -1;
     }
     setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -174,11 +174,18 @@ static int run_variant(const char *spin, int conns, int interval_ms, double seco
     if (next > now) bu_sleep_us(next - now);
     next += step_us;
     int fd = fds[k % conns];
-    if (write(fd, q, sizeof q) != (ssize_t)sizeof q) return -1;
+    if (write(fd, q, sizeof q) != (ssize_t)sizeof q) {
+      fprintf(stderr, "bench_wake: fatal: unable to write: %s\n", strerror(errno));
+      return -1;
+    }
     size_t got = 0;
     while (got < 11) {
       ssize_t m = read(fd, buf, sizeof buf);
-      if (m <= 0) return -1;
+      if (m < 0 && errno == EINTR) continue;
+      if (m <= 0) {
+        fprintf(stderr, "bench_wake: fatal: a server went away\n");
+        return -1;
+      }
       got += (size_t)m;
     }
     if (measuring) n++;
@@ -242,7 +249,7 @@ int main(int argc, char **argv) {
     for (int v = 0; v < NV; v++) {
       result_t res;
       if (run_variant(variants[v], conns, interval_ms, seconds, ccpu, scpu, &res) != 0) {
-        fprintf(stderr, "bench_wake: fatal: variant %s failed\n", variants[v]);
+        fprintf(stderr, "bench_wake: fatal: the variant spin=%s failed\n", variants[v]);
         return 1;
       }
       srv[v][r] = res.srv_us, cli[v][r] = res.cli_us, sl[v][r] = res.srv_slices;
