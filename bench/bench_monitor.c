@@ -291,7 +291,7 @@ static bool window_end(meas_t *m) {
           " lateness p50 %.0f p99 %.0f max %.0f ms, fails %llu, waited for a CPU %.0f%%\n",
           w + 1, secs, m->rate[w], m->own[w], m->server[w], m->machine[w], m->p50[w], m->p99[w],
           m->pmax[w], (unsigned long long)(now.fails - m->last.fails), m->runq[w]);
-  if (m->srv->kind == PROBE_POSTGRES || m->srv->kind == PROBE_PGFLOOR)
+  if (m->o->session && (m->srv->kind == PROBE_POSTGRES || m->srv->kind == PROBE_PGFLOOR))
     fprintf(stderr,
             "    per check: loop slices %.2f (%.1f us each), preempted %.2f; server slices %.2f"
             " (%.1f us each), floor messages %.2f (wake-up to answer %.1f us, above 1 ms %.3f);"
