@@ -487,7 +487,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     return -1;
   }
   tsvc_monitor_set_observer(r.mon, observer, &r);
-  if (o->probe == PROBE_POSTGRES || o->probe == PROBE_PGFLOOR) m->mon = r.mon;
+  if (o->session && (o->probe == PROBE_POSTGRES || o->probe == PROBE_PGFLOOR)) m->mon = r.mon;
   tsvc_monitor_set_timer_grid(r.mon, o->grid_ms);
   t0 = bu_now_us();
   for (size_t i = 0; i < r.cfg->nservices && !rc; i++)
