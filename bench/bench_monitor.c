@@ -33,7 +33,13 @@
  * much of each window the loop's thread spent waiting for a CPU that other
  * work held (/proc/thread-self/schedstat; RESULT runq_pct: the worst
  * window's), which tells a loop that falls behind for its own work from one
- * that is starved on a shared machine.
+ * that is starved on a shared machine. Held postgres sessions (--probe
+ * postgres|pgfloor --session) also report what a check exchanged, to tell
+ * more work from dearer work: run slices of the loop and of the sessions'
+ * server processes, the loop's preemptions, the floor's messages and the
+ * time from its wake-up to its answer, the sessions' connects and full
+ * probes; and they measure from when every session is held and has
+ * answered a check (up to 10 s past the warm-up).
  *
  * Output: details on stderr; one markdown table row on stdout, and one
  * "RESULT k=v ..." line for scripts. Exit 0; 1 when a server cannot be
