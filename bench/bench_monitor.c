@@ -33,7 +33,13 @@
  * much of each window the loop's thread spent waiting for a CPU that other
  * work held (/proc/thread-self/schedstat; RESULT runq_pct: the worst
  * window's), which tells a loop that falls behind for its own work from one
- * that is starved on a shared machine.
+ * that is starved on a shared machine. Held postgres sessions (--probe
+ * postgres|pgfloor --session) also report what a check exchanged, to tell
+ * more work from dearer work: run slices of the loop and of the sessions'
+ * server processes, the loop's preemptions, the floor's messages and the
+ * time from its wake-up to its answer, the sessions' connects and full
+ * probes; and they measure from when every session is held and has
+ * answered a check (up to 10 s past the warm-up).
  *
  * Output: details on stderr; one markdown table row on stdout, and one
  * "RESULT k=v ..." line for scripts. Exit 0; 1 when a server cannot be
@@ -164,6 +170,12 @@ typedef struct {
   int64_t t_us, self_us, child_us, srv_us, mach_us, runq_us;
   int64_t be_us; /* postgres: the live client backends' own CPU */
   int64_t sleeps; /* this process's voluntary context switches */
+  int64_t slices, preempted; /* the loop thread's run slices; involuntary switches */
+  int64_t be_slices;  /* postgres / floor: the held sessions' server run slices */
+  bu_floor_counts_t floor; /* floor: messages its sessions answered, their spans */
+  uint64_t connects, held, full; /* postgres, monitor: the sessions' counters */
+  int not_held;          /* ... services holding no connection now */
+  char why[256];         /* ... the first one's name and session_error */
   uint64_t checks, fails;
 } snap_t;
 
@@ -217,6 +229,14 @@ typedef struct {
   double rate[MAX_WINDOWS], own[MAX_WINDOWS], server[MAX_WINDOWS], machine[MAX_WINDOWS];
   double backend[MAX_WINDOWS];
   double wakes[MAX_WINDOWS]; /* wake-ups (sleeps) of this process per check */
+  /* What happened per check, to tell more work from dearer work: the
+     loop's run slices and preemptions, the sessions' server slices and (the
+     floor) messages, and the per-slice cost of each side. */
+  double slices[MAX_WINDOWS], preempted[MAX_WINDOWS], be_slices[MAX_WINDOWS];
+  double msgs[MAX_WINDOWS], own_slice[MAX_WINDOWS], be_slice[MAX_WINDOWS];
+  double span[MAX_WINDOWS], slow[MAX_WINDOWS]; /* floor: us from wake-up to answer; > 1 ms */
+  tsvc_monitor_t *mon; /* postgres probes: the sessions' counters come from it */
+  snap_t first;        /* at the start of the first window */
   double p50[MAX_WINDOWS], p99[MAX_WINDOWS], pmax[MAX_WINDOWS];
   double runq[MAX_WINDOWS]; /* % of the window the loop's thread waited for
                                a CPU (-1: unknown) */
@@ -236,10 +256,28 @@ static void snap(meas_t *m, snap_t *s) {
   s->self_us = bu_self_cpu_us();
   s->child_us = bu_children_cpu_us();
   s->srv_us = servers_cpu_us(m->srv);
+  s->be_slices = 0;
   s->be_us = !m->srv->n                        ? 0
-             : m->srv->kind == PROBE_POSTGRES ? bu_pg_backends_cpu_us(m->srv->pg.pid)
-             : m->srv->kind == PROBE_PGFLOOR  ? bu_kids_run_us(m->srv->tcp[0].pid)
+             : m->srv->kind == PROBE_POSTGRES ? bu_pg_backends_cpu_us(m->srv->pg.pid, &s->be_slices)
+             : m->srv->kind == PROBE_PGFLOOR  ? bu_kids_run_us(m->srv->tcp[0].pid, &s->be_slices)
                                               : 0;
+  s->slices = bu_self_slices();
+  s->preempted = bu_self_preempted();
+  bu_pgfloor_counts(&s->floor);
+  s->connects = s->held = s->full = 0;
+  s->not_held = 0;
+  s->why[0] = '\0';
+  tsvc_status_list_t l;
+  if (m->mon && tsvc_monitor_get_all(m->mon, &l) == 0) {
+    for (size_t i = 0; i < l.n; i++) {
+      s->connects += l.v[i].session_connects;
+      s->held += l.v[i].session_held_checks;
+      s->full += l.v[i].session_full_checks;
+      if (!l.v[i].session_held && !s->not_held++)
+        snprintf(s->why, sizeof s->why, "%.60s: %s", l.v[i].name, l.v[i].session_error);
+    }
+    tsvc_status_list_free(&l);
+  }
   s->mach_us = bu_machine_busy_us();
   s->runq_us = bu_runq_us();
   s->sleeps = bu_self_sleeps();
@@ -252,6 +290,7 @@ static void window_begin(meas_t *m) {
   bu_hist_reset(&m->hist);
   m->measuring = true;
   snap(m, &m->last);
+  m->first = m->last;
 }
 
 /* Close the current window and open the next. Returns true when it was the
@@ -271,6 +310,21 @@ static bool window_end(meas_t *m) {
      second, weighs more than the checks in server_us). */
   m->backend[w] = (double)(now.be_us - m->last.be_us) / per;
   m->wakes[w] = (double)(now.sleeps - m->last.sleeps) / per;
+  m->slices[w] = (double)(now.slices - m->last.slices) / per;
+  m->preempted[w] = (double)(now.preempted - m->last.preempted) / per;
+  m->be_slices[w] = (double)(now.be_slices - m->last.be_slices) / per;
+  double fm = (double)(now.floor.messages - m->last.floor.messages);
+  m->msgs[w] = fm / per;
+  m->span[w] = fm > 0 ? (now.floor.span_us - m->last.floor.span_us) / fm : 0;
+  m->slow[w] = (double)(now.floor.slow - m->last.floor.slow) / per;
+  m->own_slice[w] = now.slices > m->last.slices
+                        ? (double)(now.self_us - m->last.self_us) /
+                              (double)(now.slices - m->last.slices)
+                        : 0;
+  m->be_slice[w] = now.be_slices > m->last.be_slices
+                       ? (double)(now.be_us - m->last.be_us) /
+                             (double)(now.be_slices - m->last.be_slices)
+                       : 0;
   m->machine[w] = (double)(now.mach_us - m->last.mach_us) / per;
   if (m->o->mode == MODE_IDLE) {
     /* Idle: machine busy microseconds per second instead. */
@@ -287,6 +341,16 @@ static bool window_end(meas_t *m) {
           " lateness p50 %.0f p99 %.0f max %.0f ms, fails %llu, waited for a CPU %.0f%%\n",
           w + 1, secs, m->rate[w], m->own[w], m->server[w], m->machine[w], m->p50[w], m->p99[w],
           m->pmax[w], (unsigned long long)(now.fails - m->last.fails), m->runq[w]);
+  if (m->o->session && (m->srv->kind == PROBE_POSTGRES || m->srv->kind == PROBE_PGFLOOR))
+    fprintf(stderr,
+            "    per check: loop slices %.2f (%.1f us each), preempted %.2f; server slices %.2f"
+            " (%.1f us each), floor messages %.2f (wake-up to answer %.1f us, above 1 ms %.3f);"
+            " sessions: +%llu connects, +%llu held, +%llu full, %d holding none%s%s\n",
+            m->slices[w], m->own_slice[w], m->preempted[w], m->be_slices[w], m->be_slice[w],
+            m->msgs[w], m->span[w], m->slow[w], (unsigned long long)(now.connects - m->last.connects),
+            (unsigned long long)(now.held - m->last.held),
+            (unsigned long long)(now.full - m->last.full), now.not_held,
+            now.not_held ? ", first: " : "", now.why);
   bu_hist_reset(&m->hist);
   m->last = now;
   return m->window >= m->o->windows;
@@ -365,6 +429,8 @@ typedef struct {
   bool stalled; /* the first redis server is stopped (SIGSTOP) */
   size_t started;
   uint64_t t0;
+  uint64_t win;     /* a window, ms */
+  int settle_waits; /* 100 ms waits past the warm-up for the sessions */
   bool warm;
 } mon_run_t;
 
@@ -404,9 +470,35 @@ static void stall_end(mon_run_t *r) {
 
 static void stall_cb(uv_timer_t *t) { stall_end(t->data); }
 
+/* Every held postgres session holds its connection and has answered a
+   check on it. */
+static bool sessions_settled(tsvc_monitor_t *mon) {
+  tsvc_status_list_t l;
+  if (tsvc_monitor_get_all(mon, &l) != 0) return true;
+  bool all = true;
+  for (size_t i = 0; i < l.n && all; i++)
+    all = !l.v[i].session || (l.v[i].session_held && l.v[i].session_held_checks > 0);
+  tsvc_status_list_free(&l);
+  return all;
+}
+
 static void control_cb(uv_timer_t *t) {
   mon_run_t *r = t->data;
   if (!r->warm) {
+    /* Held postgres sessions (m->mon): the first check of each is the full
+       probe, a new backend (tens of ms of server CPU), then the login; on a
+       loaded machine some are still at it after the warm-up, or a first
+       check timed out and the next is the full probe again, and the first
+       window counted them as held checks' cost. Measure from when every
+       session is held and has answered a check (at most 10 s more). */
+    if (r->m->mon && !sessions_settled(r->m->mon) && r->settle_waits < 100) {
+      r->settle_waits++;
+      uv_timer_start(t, control_cb, 100, r->win);
+      return;
+    }
+    if (r->m->mon)
+      fprintf(stderr, "  sessions %s %d ms after the warm-up\n",
+              r->settle_waits < 100 ? "settled" : "NOT settled", r->settle_waits * 100);
     r->warm = true;
     window_begin(r->m);
     if (r->m->o->stall_ms > 0 && kill(stall_pid(r->srv), SIGSTOP) == 0) {
@@ -414,6 +506,7 @@ static void control_cb(uv_timer_t *t) {
       fprintf(stderr, "  stall: the first server stopped for %ld ms\n", r->m->o->stall_ms);
       uv_timer_start(&r->stall, stall_cb, (uint64_t)r->m->o->stall_ms, 0);
     }
+    uv_timer_start(t, control_cb, r->win, r->win);
     return;
   }
   if (window_end(r->m)) uv_stop(t->loop);
@@ -487,6 +580,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     return -1;
   }
   tsvc_monitor_set_observer(r.mon, observer, &r);
+  if (o->session && (o->probe == PROBE_POSTGRES || o->probe == PROBE_PGFLOOR)) m->mon = r.mon;
   tsvc_monitor_set_timer_grid(r.mon, o->grid_ms);
   t0 = bu_now_us();
   for (size_t i = 0; i < r.cfg->nservices && !rc; i++)
@@ -506,6 +600,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     uv_timer_start(&r.stagger, stagger_cb, 0, 1);
     double warm = o->warmup_s >= 0 ? o->warmup_s : 2.0 * (double)o->interval_ms / 1e3 + 1.0;
     uint64_t win = (uint64_t)(o->seconds * 1000.0 / o->windows);
+    r.win = win;
     uv_timer_start(&r.control, control_cb, (uint64_t)(warm * 1000.0), win);
     if (o->scrape_hz > 0 && (sc = calloc(1, sizeof *sc))) {
       sc->o = o;
@@ -537,6 +632,26 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     stall_end(&r);
     uv_close((uv_handle_t *)&r.stall, NULL);
   }
+  if (m->mon) {
+    /* Held sessions opened more than once, or checked by the full probe
+       more than once (the first check): what closed them. */
+    tsvc_status_list_t l;
+    if (tsvc_monitor_get_all(m->mon, &l) == 0) {
+      int again = 0;
+      for (size_t i = 0; i < l.n; i++) {
+        const tsvc_status_t *v = &l.v[i];
+        if (v->session_connects <= 1 && v->session_full_checks <= 1) continue;
+        if (again++ < 3)
+          fprintf(stderr, "  session %s: %llu connects, %llu full checks, last error: %s\n",
+                  v->name, (unsigned long long)v->session_connects,
+                  (unsigned long long)v->session_full_checks, v->session_error);
+      }
+      fprintf(stderr, "  sessions opened or fully checked more than once: %d of %zu\n", again,
+              l.n);
+      tsvc_status_list_free(&l);
+    }
+  }
+  m->mon = NULL;
   tsvc_monitor_close(r.mon);
   uv_run(&loop, UV_RUN_DEFAULT);
   tsvc_monitor_free(r.mon);
@@ -1068,8 +1183,16 @@ int main(int argc, char **argv) {
   bu_summary(m.runq, n, &lo, &hi, &runq_max); /* the worst window's */
   bu_summary(m.own, n, &own_med, &lo, &hi);
   bu_summary(m.backend, n, &be_med, &lo, &hi);
-  double wakes_med;
+  double wakes_med, sl_med, pre_med, besl_med, msgs_med, osl_med, bsl_med, span_med, slow_med;
+  bu_summary(m.span, n, &span_med, &lo, &hi);
+  bu_summary(m.slow, n, &slow_med, &lo, &hi);
   bu_summary(m.wakes, n, &wakes_med, &lo, &hi);
+  bu_summary(m.slices, n, &sl_med, &lo, &hi);
+  bu_summary(m.preempted, n, &pre_med, &lo, &hi);
+  bu_summary(m.be_slices, n, &besl_med, &lo, &hi);
+  bu_summary(m.msgs, n, &msgs_med, &lo, &hi);
+  bu_summary(m.own_slice, n, &osl_med, &lo, &hi);
+  bu_summary(m.be_slice, n, &bsl_med, &lo, &hi);
   bu_summary(m.server, n, &srv_med, &lo, &hi);
   bu_summary(m.machine, n, &mach_med, &lo, &hi);
   bu_summary(m.rate, n, &rate_med, &lo, &hi);
@@ -1077,12 +1200,18 @@ int main(int argc, char **argv) {
          "server_us=%.1f machine_us=%.1f p50_ms=%s p99_ms=%s max_ms=%s rss_kib=%ld hwm_kib=%ld "
          "failed=%llu timewait=%ld config_ms=%.1f add_ms=%.1f stagger=%d scrape_hz=%.0f "
          "scrape_same_cpu=%d scrapes=%d scrape_p50_ms=%.2f scrape_max_ms=%.2f "
-         "scrape_bytes=%zu runq_pct=%.0f backend_us=%.1f grid_ms=%ld wakes_per_check=%.2f stall_ms=%ld\n",
+         "scrape_bytes=%zu runq_pct=%.0f backend_us=%.1f grid_ms=%ld wakes_per_check=%.2f "
+         "slices_per_check=%.2f preempted_per_check=%.2f us_per_slice=%.1f "
+         "server_slices_per_check=%.2f server_us_per_slice=%.1f floor_msgs_per_check=%.2f "
+         "floor_span_us=%.1f floor_slow_per_check=%.3f session_connects=%llu session_full=%llu "
+         "stall_ms=%ld\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
          (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
          o.scrape_same_cpu, m.scrapes, m.scrape_p50_ms, m.scrape_max_ms, m.scrape_bytes,
-         runq_max, be_med, o.grid_ms, wakes_med, o.stall_ms);
+         runq_max, be_med, o.grid_ms, wakes_med, sl_med, pre_med, osl_med, besl_med, bsl_med,
+         msgs_med, span_med, slow_med, (unsigned long long)(m.last.connects - m.first.connects),
+         (unsigned long long)(m.last.full - m.first.full), o.stall_ms);
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);
