@@ -188,8 +188,27 @@ static void write_cb(uv_write_t *req, int status) {
   }
 }
 
-/* Send n bytes (copied). Returns 0 or a libuv error. */
+/* Send n bytes (copied). Returns 0 or a libuv error.
+ *
+ * A held check's request (a PING, an empty query) fits in the socket's
+ * buffer at once: uv_try_write sends it with the one write(2) and nothing
+ * else. uv_write would cost a request (allocated here, for the copy), a
+ * callback through the loop's pending queue and, on completion, an
+ * epoll_ctl(EPOLL_CTL_MOD) at the next poll: libuv 1.44's uv__drain stops
+ * POLLOUT on the watcher, which queues the watcher for an epoll_ctl even
+ * though POLLOUT was never started (issue 13: one epoll_ctl per held check
+ * under strace). What try_write did not send (a full buffer, or an error:
+ * the write then reports it, as before, through write_cb) goes the old
+ * way. */
 static int conn_send(conn_t *c, const void *p, size_t n) {
+  uv_buf_t tb = uv_buf_init((char *)p, (unsigned)n);
+  int sent = uv_try_write((uv_stream_t *)&c->tcp, &tb, 1);
+  if (sent > 0) {
+    if ((size_t)sent == n) return 0;
+    p = (const uint8_t *)p + sent;
+    n -= (size_t)sent;
+  }
+  if (c->s) c->s->info.queued_sends++;
   wr_t *w = malloc(sizeof *w + n);
   if (!w) return UV_ENOMEM;
   memcpy(w->data, p, n);
