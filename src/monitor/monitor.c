@@ -366,12 +366,15 @@ static void unlist_due(svc_t *s) {
   s->due = s->listed = false;
 }
 
-static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_record_t *out) {
+/* The record of a check into *out, its message scrubbed into msg (the
+   caller's, TSVC_PROBE_MSG_LEN bytes: out->message points there, no copy a
+   check), its output malloc'd (the caller frees it). */
+static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_record_t *out,
+                         char *msg) {
   int64_t end = tsvc_wall_ms();
   kept_t *st = &s->st;
   /* Scrubbed once here: every copy of the record says the same. */
-  char msg[TSVC_PROBE_MSG_LEN];
-  tsvc_log_scrub(msg, sizeof msg, res->message);
+  tsvc_log_scrub(msg, TSVC_PROBE_MSG_LEN, res->message);
   char *output = NULL;
   if (res->output) {
     size_t n = strlen(res->output) + 1;
@@ -382,13 +385,13 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_re
                                .result = res->result,
                                .exit_code = res->exit_code,
                                .latency_us = res->latency_us,
-                               .message = strdup(msg),
+                               .message = msg,
                                .output = output,
                                /* Borrowed: the record takes its own
                                   reference (board.h). */
                                .probe_address = s->addr};
   /* Out of memory: the history goes without this record. */
-  tsvc_hist_t *h = out->message ? tsvc_hist_push(s->hist, s->hist_cap, out) : NULL;
+  tsvc_hist_t *h = tsvc_hist_push(s->hist, s->hist_cap, out);
   if (h) {
     tsvc_hist_release(s->hist);
     s->hist = h;
@@ -1002,7 +1005,8 @@ static void check_cb(const tsvc_probe_result_t *res, void *data) {
   if (s->session_stale) session_renew(s);
   tsvc_board_note_in_flight(s->m->board, -1);
   tsvc_check_record_t rec;
-  record_check(s, res, &rec);
+  char msg[TSVC_PROBE_MSG_LEN];
+  record_check(s, res, &rec, msg);
   if (tsvc_log_enabled(TSVC_LOG_DEBUG)) {
     char lat[32];
     snprintf(lat, sizeof lat, "%.3fms", (double)res->latency_us / 1000.0);
@@ -1017,9 +1021,7 @@ static void check_cb(const tsvc_probe_result_t *res, void *data) {
   feed(s, &ev);
   tsvc_ref_put(s->check_keep);
   s->check_keep = NULL;
-  if (rec.message) tell_verdict(s->m, &s->check_waiters, &rec);
-  else tell(s->m, &s->check_waiters, TSVC_ENOMEM, "out of memory");
-  free(rec.message);
+  tell_verdict(s->m, &s->check_waiters, &rec);
   free(rec.output);
   if (s->next_waiters && !s->check && !s->session_checking) {
     /* Asked for while this one was in flight: theirs starts now. */

@@ -113,6 +113,16 @@ static void deliver(tsvc_session_t *s, const tsvc_probe_result_t *res) {
   cb(res, data); /* may check again or free the session: the last word */
 }
 
+/* A verdict whose message is text as it is (printable ASCII): a held
+   check's "PONG" without a format to run. */
+static void deliver_text(tsvc_session_t *s, tsvc_result_t r, const char *text) {
+  tsvc_probe_result_t res = {.result = r, .exit_code = -1};
+  res.latency_us = (int64_t)((uv_hrtime() - s->t0) / 1000);
+  tsvc_strlcpy(res.message, text, sizeof res.message);
+  if (s->conn) res.bytes_read = s->conn->rlen;
+  deliver(s, &res);
+}
+
 static void deliver_msg(tsvc_session_t *s, tsvc_result_t r, const char *fmt, ...)
     TSVC_PRINTF(3, 4);
 static void deliver_msg(tsvc_session_t *s, tsvc_result_t r, const char *fmt, ...) {
@@ -301,7 +311,7 @@ static void redis_data(conn_t *c) {
         c->rlen = 0;
       }
       if (c->note[0]) deliver_msg(s, TSVC_RESULT_OK, "PONG (AUTH said: %s)", c->note);
-      else deliver_msg(s, TSVC_RESULT_OK, "PONG");
+      else deliver_text(s, TSVC_RESULT_OK, "PONG");
     } else {
       /* Any error closes the connection: the next check opens a new one
          through the full probe. */
