@@ -33,7 +33,13 @@
  * much of each window the loop's thread spent waiting for a CPU that other
  * work held (/proc/thread-self/schedstat; RESULT runq_pct: the worst
  * window's), which tells a loop that falls behind for its own work from one
- * that is starved on a shared machine.
+ * that is starved on a shared machine. Held postgres sessions (--probe
+ * postgres|pgfloor --session) also report what a check exchanged, to tell
+ * more work from dearer work: run slices of the loop and of the sessions'
+ * server processes, the loop's preemptions, the floor's messages and the
+ * time from its wake-up to its answer, the sessions' connects and full
+ * probes; and they measure from when every session is held and has
+ * answered a check (up to 10 s past the warm-up).
  *
  * Output: details on stderr; one markdown table row on stdout, and one
  * "RESULT k=v ..." line for scripts. Exit 0; 1 when a server cannot be
@@ -96,6 +102,7 @@ typedef struct {
   bool scrape_same_cpu; /* ... on the monitor's CPU */
   bool session;         /* monitor: healthcheck.session: true (held sessions) */
   long grid_ms;         /* monitor: tsvc_monitor_set_timer_grid (0: none) */
+  long stall_ms;        /* monitor, redis/tcp: the first server stopped this long */
 } opts_t;
 
 /* ---- servers ---------------------------------------------------------------- */
@@ -163,8 +170,53 @@ typedef struct {
   int64_t t_us, self_us, child_us, srv_us, mach_us, runq_us;
   int64_t be_us; /* postgres: the live client backends' own CPU */
   int64_t sleeps; /* this process's voluntary context switches */
+  int64_t slices, preempted; /* the loop thread's run slices; involuntary switches */
+  int64_t be_slices;  /* postgres / floor: the held sessions' server run slices */
+  bu_floor_counts_t floor; /* floor: messages its sessions answered, their spans */
+  uint64_t connects, held, full; /* postgres, monitor: the sessions' counters */
+  int not_held;          /* ... services holding no connection now */
+  char why[256];         /* ... the first one's name and session_error */
   uint64_t checks, fails;
 } snap_t;
+
+/* Messages counted by kind: digits folded into '#', so that "no answer
+   within 450 ms" and the like count as one. The first REASONS kinds kept;
+   later kinds go to other. */
+#define REASONS 16
+typedef struct {
+  char text[REASONS][128];
+  uint64_t n[REASONS], other;
+  int kinds;
+} reasons_t;
+
+static void reasons_add(reasons_t *r, const char *msg) {
+  char key[128];
+  size_t k = 0;
+  for (const char *p = msg ? msg : "?"; *p && k + 1 < sizeof key; p++) {
+    bool digit = *p >= '0' && *p <= '9';
+    if (digit && k && key[k - 1] == '#') continue;
+    key[k++] = digit ? '#' : *p;
+  }
+  key[k] = 0;
+  for (int i = 0; i < r->kinds; i++)
+    if (strcmp(r->text[i], key) == 0) {
+      r->n[i]++;
+      return;
+    }
+  if (r->kinds == REASONS) {
+    r->other++;
+    return;
+  }
+  memcpy(r->text[r->kinds], key, k + 1);
+  r->n[r->kinds++] = 1;
+}
+
+static void reasons_print(const reasons_t *r, const char *what) {
+  for (int i = 0; i < r->kinds; i++)
+    fprintf(stderr, "bench: %s: %llu x %s\n", what, (unsigned long long)r->n[i], r->text[i]);
+  if (r->other)
+    fprintf(stderr, "bench: %s: %llu x (other kinds)\n", what, (unsigned long long)r->other);
+}
 
 typedef struct {
   const opts_t *o;
@@ -177,10 +229,22 @@ typedef struct {
   double rate[MAX_WINDOWS], own[MAX_WINDOWS], server[MAX_WINDOWS], machine[MAX_WINDOWS];
   double backend[MAX_WINDOWS];
   double wakes[MAX_WINDOWS]; /* wake-ups (sleeps) of this process per check */
+  /* What happened per check, to tell more work from dearer work: the
+     loop's run slices and preemptions, the sessions' server slices and (the
+     floor) messages, and the per-slice cost of each side. */
+  double slices[MAX_WINDOWS], preempted[MAX_WINDOWS], be_slices[MAX_WINDOWS];
+  double msgs[MAX_WINDOWS], own_slice[MAX_WINDOWS], be_slice[MAX_WINDOWS];
+  double span[MAX_WINDOWS], slow[MAX_WINDOWS]; /* floor: us from wake-up to answer; > 1 ms */
+  tsvc_monitor_t *mon; /* postgres probes: the sessions' counters come from it */
+  snap_t first;        /* at the start of the first window */
   double p50[MAX_WINDOWS], p99[MAX_WINDOWS], pmax[MAX_WINDOWS];
   double runq[MAX_WINDOWS]; /* % of the window the loop's thread waited for
                                a CPU (-1: unknown) */
   char first_error[256];
+  reasons_t fail_why;  /* failed checks by reason, warm-up included */
+  reasons_t sess_why;  /* monitor --session, at the end: session_error */
+  int64_t sess_n, sess_held; /* ... services with a session, held now */
+  uint64_t sess_connects, sess_held_checks, sess_full_checks;
   int64_t setup_config_us, setup_add_us;
   int scrapes, scrape_failed;
   double scrape_p50_ms, scrape_max_ms;
@@ -192,10 +256,28 @@ static void snap(meas_t *m, snap_t *s) {
   s->self_us = bu_self_cpu_us();
   s->child_us = bu_children_cpu_us();
   s->srv_us = servers_cpu_us(m->srv);
+  s->be_slices = 0;
   s->be_us = !m->srv->n                        ? 0
-             : m->srv->kind == PROBE_POSTGRES ? bu_pg_backends_cpu_us(m->srv->pg.pid)
-             : m->srv->kind == PROBE_PGFLOOR  ? bu_kids_run_us(m->srv->tcp[0].pid)
+             : m->srv->kind == PROBE_POSTGRES ? bu_pg_backends_cpu_us(m->srv->pg.pid, &s->be_slices)
+             : m->srv->kind == PROBE_PGFLOOR  ? bu_kids_run_us(m->srv->tcp[0].pid, &s->be_slices)
                                               : 0;
+  s->slices = bu_self_slices();
+  s->preempted = bu_self_preempted();
+  bu_pgfloor_counts(&s->floor);
+  s->connects = s->held = s->full = 0;
+  s->not_held = 0;
+  s->why[0] = '\0';
+  tsvc_status_list_t l;
+  if (m->mon && tsvc_monitor_get_all(m->mon, &l) == 0) {
+    for (size_t i = 0; i < l.n; i++) {
+      s->connects += l.v[i].session_connects;
+      s->held += l.v[i].session_held_checks;
+      s->full += l.v[i].session_full_checks;
+      if (!l.v[i].session_held && !s->not_held++)
+        snprintf(s->why, sizeof s->why, "%.60s: %s", l.v[i].name, l.v[i].session_error);
+    }
+    tsvc_status_list_free(&l);
+  }
   s->mach_us = bu_machine_busy_us();
   s->runq_us = bu_runq_us();
   s->sleeps = bu_self_sleeps();
@@ -208,6 +290,7 @@ static void window_begin(meas_t *m) {
   bu_hist_reset(&m->hist);
   m->measuring = true;
   snap(m, &m->last);
+  m->first = m->last;
 }
 
 /* Close the current window and open the next. Returns true when it was the
@@ -227,6 +310,21 @@ static bool window_end(meas_t *m) {
      second, weighs more than the checks in server_us). */
   m->backend[w] = (double)(now.be_us - m->last.be_us) / per;
   m->wakes[w] = (double)(now.sleeps - m->last.sleeps) / per;
+  m->slices[w] = (double)(now.slices - m->last.slices) / per;
+  m->preempted[w] = (double)(now.preempted - m->last.preempted) / per;
+  m->be_slices[w] = (double)(now.be_slices - m->last.be_slices) / per;
+  double fm = (double)(now.floor.messages - m->last.floor.messages);
+  m->msgs[w] = fm / per;
+  m->span[w] = fm > 0 ? (now.floor.span_us - m->last.floor.span_us) / fm : 0;
+  m->slow[w] = (double)(now.floor.slow - m->last.floor.slow) / per;
+  m->own_slice[w] = now.slices > m->last.slices
+                        ? (double)(now.self_us - m->last.self_us) /
+                              (double)(now.slices - m->last.slices)
+                        : 0;
+  m->be_slice[w] = now.be_slices > m->last.be_slices
+                       ? (double)(now.be_us - m->last.be_us) /
+                             (double)(now.be_slices - m->last.be_slices)
+                       : 0;
   m->machine[w] = (double)(now.mach_us - m->last.mach_us) / per;
   if (m->o->mode == MODE_IDLE) {
     /* Idle: machine busy microseconds per second instead. */
@@ -243,6 +341,16 @@ static bool window_end(meas_t *m) {
           " lateness p50 %.0f p99 %.0f max %.0f ms, fails %llu, waited for a CPU %.0f%%\n",
           w + 1, secs, m->rate[w], m->own[w], m->server[w], m->machine[w], m->p50[w], m->p99[w],
           m->pmax[w], (unsigned long long)(now.fails - m->last.fails), m->runq[w]);
+  if (m->o->session && (m->srv->kind == PROBE_POSTGRES || m->srv->kind == PROBE_PGFLOOR))
+    fprintf(stderr,
+            "    per check: loop slices %.2f (%.1f us each), preempted %.2f; server slices %.2f"
+            " (%.1f us each), floor messages %.2f (wake-up to answer %.1f us, above 1 ms %.3f);"
+            " sessions: +%llu connects, +%llu held, +%llu full, %d holding none%s%s\n",
+            m->slices[w], m->own_slice[w], m->preempted[w], m->be_slices[w], m->be_slice[w],
+            m->msgs[w], m->span[w], m->slow[w], (unsigned long long)(now.connects - m->last.connects),
+            (unsigned long long)(now.held - m->last.held),
+            (unsigned long long)(now.full - m->last.full), now.not_held,
+            now.not_held ? ", first: " : "", now.why);
   bu_hist_reset(&m->hist);
   m->last = now;
   return m->window >= m->o->windows;
@@ -250,6 +358,7 @@ static bool window_end(meas_t *m) {
 
 static void note_check(meas_t *m, bool ok, int64_t lateness_ms, const char *msg) {
   if (!ok && !m->first_error[0] && msg) snprintf(m->first_error, sizeof m->first_error, "%s", msg);
+  if (!ok) reasons_add(&m->fail_why, msg);
   if (!m->measuring) return;
   m->checks++;
   if (!ok) m->fails++;
@@ -315,9 +424,13 @@ typedef struct {
   meas_t *m;
   tsvc_monitor_t *mon;
   tsvc_config_t *cfg;
-  uv_timer_t stagger, control;
+  uv_timer_t stagger, control, stall;
+  const servers_t *srv;
+  bool stalled; /* the first redis server is stopped (SIGSTOP) */
   size_t started;
   uint64_t t0;
+  uint64_t win;     /* a window, ms */
+  int settle_waits; /* 100 ms waits past the warm-up for the sessions */
   bool warm;
 } mon_run_t;
 
@@ -342,11 +455,58 @@ static void stagger_cb(uv_timer_t *t) {
   if (r->started == n) uv_timer_stop(t);
 }
 
+/* --stall: the first redis server or tcp listener stopped, as a machine
+   that does not schedule it for a while leaves it, then let go. */
+static pid_t stall_pid(const servers_t *srv) {
+  return srv->kind == PROBE_TCP ? srv->tcp[0].pid : srv->redis[0].pid;
+}
+
+static void stall_end(mon_run_t *r) {
+  if (!r->stalled) return;
+  r->stalled = false;
+  kill(stall_pid(r->srv), SIGCONT);
+  fprintf(stderr, "  stall: the first server continued\n");
+}
+
+static void stall_cb(uv_timer_t *t) { stall_end(t->data); }
+
+/* Every held postgres session holds its connection and has answered a
+   check on it. */
+static bool sessions_settled(tsvc_monitor_t *mon) {
+  tsvc_status_list_t l;
+  if (tsvc_monitor_get_all(mon, &l) != 0) return true;
+  bool all = true;
+  for (size_t i = 0; i < l.n && all; i++)
+    all = !l.v[i].session || (l.v[i].session_held && l.v[i].session_held_checks > 0);
+  tsvc_status_list_free(&l);
+  return all;
+}
+
 static void control_cb(uv_timer_t *t) {
   mon_run_t *r = t->data;
   if (!r->warm) {
+    /* Held postgres sessions (m->mon): the first check of each is the full
+       probe, a new backend (tens of ms of server CPU), then the login; on a
+       loaded machine some are still at it after the warm-up, or a first
+       check timed out and the next is the full probe again, and the first
+       window counted them as held checks' cost. Measure from when every
+       session is held and has answered a check (at most 10 s more). */
+    if (r->m->mon && !sessions_settled(r->m->mon) && r->settle_waits < 100) {
+      r->settle_waits++;
+      uv_timer_start(t, control_cb, 100, r->win);
+      return;
+    }
+    if (r->m->mon)
+      fprintf(stderr, "  sessions %s %d ms after the warm-up\n",
+              r->settle_waits < 100 ? "settled" : "NOT settled", r->settle_waits * 100);
     r->warm = true;
     window_begin(r->m);
+    if (r->m->o->stall_ms > 0 && kill(stall_pid(r->srv), SIGSTOP) == 0) {
+      r->stalled = true;
+      fprintf(stderr, "  stall: the first server stopped for %ld ms\n", r->m->o->stall_ms);
+      uv_timer_start(&r->stall, stall_cb, (uint64_t)r->m->o->stall_ms, 0);
+    }
+    uv_timer_start(t, control_cb, r->win, r->win);
     return;
   }
   if (window_end(r->m)) uv_stop(t->loop);
@@ -372,13 +532,33 @@ static char *services_yaml(const opts_t *o, const servers_t *srv) {
   return tsvc_buf_steal(&y);
 }
 
+/* The sessions at the end of the run: how many hold a connection, and why
+   the others do not (their session_error). */
+static void session_summary(meas_t *m, tsvc_board_t *board) {
+  tsvc_snapshot_t *snap;
+  if (tsvc_board_snapshot_packed(board, &snap) != 0) return;
+  tsvc_status_t *st = malloc(sizeof *st);
+  for (size_t i = 0; st && i < tsvc_snapshot_count(snap); i++) {
+    tsvc_snap_status(tsvc_snapshot_snap(snap, i), st);
+    if (!st->session) continue;
+    m->sess_n++;
+    if (st->session_held) m->sess_held++;
+    else reasons_add(&m->sess_why, st->session_error[0] ? st->session_error : "(none)");
+    m->sess_connects += st->session_connects;
+    m->sess_held_checks += st->session_held_checks;
+    m->sess_full_checks += st->session_full_checks;
+  }
+  free(st);
+  tsvc_snapshot_release(snap);
+}
+
 static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
   char *yaml = services_yaml(o, srv);
   if (!yaml) {
     fprintf(stderr, "bench: fatal: unable to build the config (out of memory)\n");
     return -1;
   }
-  mon_run_t r = {.m = m};
+  mon_run_t r = {.m = m, .srv = srv};
   scraper_t *sc = NULL;
   tsvc_diag_t d = {0};
   int64_t t0 = bu_now_us();
@@ -400,6 +580,7 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     return -1;
   }
   tsvc_monitor_set_observer(r.mon, observer, &r);
+  if (o->session && (o->probe == PROBE_POSTGRES || o->probe == PROBE_PGFLOOR)) m->mon = r.mon;
   tsvc_monitor_set_timer_grid(r.mon, o->grid_ms);
   t0 = bu_now_us();
   for (size_t i = 0; i < r.cfg->nservices && !rc; i++)
@@ -414,10 +595,12 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     r.t0 = uv_now(&loop);
     uv_timer_init(&loop, &r.stagger);
     uv_timer_init(&loop, &r.control);
-    r.stagger.data = r.control.data = &r;
+    uv_timer_init(&loop, &r.stall);
+    r.stagger.data = r.control.data = r.stall.data = &r;
     uv_timer_start(&r.stagger, stagger_cb, 0, 1);
     double warm = o->warmup_s >= 0 ? o->warmup_s : 2.0 * (double)o->interval_ms / 1e3 + 1.0;
     uint64_t win = (uint64_t)(o->seconds * 1000.0 / o->windows);
+    r.win = win;
     uv_timer_start(&r.control, control_cb, (uint64_t)(warm * 1000.0), win);
     if (o->scrape_hz > 0 && (sc = calloc(1, sizeof *sc))) {
       sc->o = o;
@@ -443,9 +626,32 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
               sc->failed ? " (some failed)" : "");
     }
     free(sc);
+    if (o->session) session_summary(m, tsvc_monitor_board(r.mon));
     uv_close((uv_handle_t *)&r.stagger, NULL);
     uv_close((uv_handle_t *)&r.control, NULL);
+    stall_end(&r);
+    uv_close((uv_handle_t *)&r.stall, NULL);
   }
+  if (m->mon) {
+    /* Held sessions opened more than once, or checked by the full probe
+       more than once (the first check): what closed them. */
+    tsvc_status_list_t l;
+    if (tsvc_monitor_get_all(m->mon, &l) == 0) {
+      int again = 0;
+      for (size_t i = 0; i < l.n; i++) {
+        const tsvc_status_t *v = &l.v[i];
+        if (v->session_connects <= 1 && v->session_full_checks <= 1) continue;
+        if (again++ < 3)
+          fprintf(stderr, "  session %s: %llu connects, %llu full checks, last error: %s\n",
+                  v->name, (unsigned long long)v->session_connects,
+                  (unsigned long long)v->session_full_checks, v->session_error);
+      }
+      fprintf(stderr, "  sessions opened or fully checked more than once: %d of %zu\n", again,
+              l.n);
+      tsvc_status_list_free(&l);
+    }
+  }
+  m->mon = NULL;
   tsvc_monitor_close(r.mon);
   uv_run(&loop, UV_RUN_DEFAULT);
   tsvc_monitor_free(r.mon);
@@ -693,6 +899,8 @@ static void usage(FILE *f) {
           "                               (healthcheck.session: true)\n"
           "  --grid MS                    monitor: the timers' grid (monitor.timer_grid;\n"
           "                               default 0, every deadline to the ms)\n"
+          "  --stall MS                   monitor, redis/tcp: stop the first server (SIGSTOP) for MS ms\n"
+          "                               when the first window starts (a server not scheduled)\n"
           "  --header                     print the table header first\n");
 }
 
@@ -716,7 +924,7 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       {"rate", 1, NULL, 'r'},    {"cpu", 1, NULL, 'c'},     {"servers", 1, NULL, 'S'},
       {"no-stagger", 0, NULL, 'G'}, {"header", 0, NULL, 'H'}, {"help", 0, NULL, 'h'},
       {"scrape", 1, NULL, 'X'},  {"scrape-same-cpu", 0, NULL, 'Y'},
-      {"session", 0, NULL, 'Z'}, {"grid", 1, NULL, 'g'},
+      {"session", 0, NULL, 'Z'}, {"grid", 1, NULL, 'g'},      {"stall", 1, NULL, 'L'},
       {NULL, 0, NULL, 0}};
   int c;
   long v;
@@ -796,6 +1004,10 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       if (parse_long(optarg, 0, 1000, &v)) return -1;
       o->grid_ms = v;
       break;
+    case 'L':
+      if (parse_long(optarg, 1, 600000, &v)) return -1;
+      o->stall_ms = v;
+      break;
     case 'H':
       o->header = true;
       break;
@@ -815,6 +1027,8 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
   if (o->mode == MODE_FORK && o->probe == PROBE_TCP) return -1;
   if (o->session && (o->mode != MODE_MONITOR || o->probe == PROBE_TCP)) return -1;
   if (o->probe == PROBE_PGFLOOR && o->mode != MODE_MONITOR) return -1;
+  if (o->stall_ms && (o->mode != MODE_MONITOR || (o->probe != PROBE_REDIS && o->probe != PROBE_TCP)))
+    return -1;
   if (!o->servers) o->servers = o->services > 2000 ? 2 : 1;
   if (!o->rate) o->rate = o->mode == MODE_FORK ? 20 : (double)o->services * 1000.0 / (double)o->interval_ms;
   return 0;
@@ -969,8 +1183,16 @@ int main(int argc, char **argv) {
   bu_summary(m.runq, n, &lo, &hi, &runq_max); /* the worst window's */
   bu_summary(m.own, n, &own_med, &lo, &hi);
   bu_summary(m.backend, n, &be_med, &lo, &hi);
-  double wakes_med;
+  double wakes_med, sl_med, pre_med, besl_med, msgs_med, osl_med, bsl_med, span_med, slow_med;
+  bu_summary(m.span, n, &span_med, &lo, &hi);
+  bu_summary(m.slow, n, &slow_med, &lo, &hi);
   bu_summary(m.wakes, n, &wakes_med, &lo, &hi);
+  bu_summary(m.slices, n, &sl_med, &lo, &hi);
+  bu_summary(m.preempted, n, &pre_med, &lo, &hi);
+  bu_summary(m.be_slices, n, &besl_med, &lo, &hi);
+  bu_summary(m.msgs, n, &msgs_med, &lo, &hi);
+  bu_summary(m.own_slice, n, &osl_med, &lo, &hi);
+  bu_summary(m.be_slice, n, &bsl_med, &lo, &hi);
   bu_summary(m.server, n, &srv_med, &lo, &hi);
   bu_summary(m.machine, n, &mach_med, &lo, &hi);
   bu_summary(m.rate, n, &rate_med, &lo, &hi);
@@ -978,15 +1200,33 @@ int main(int argc, char **argv) {
          "server_us=%.1f machine_us=%.1f p50_ms=%s p99_ms=%s max_ms=%s rss_kib=%ld hwm_kib=%ld "
          "failed=%llu timewait=%ld config_ms=%.1f add_ms=%.1f stagger=%d scrape_hz=%.0f "
          "scrape_same_cpu=%d scrapes=%d scrape_p50_ms=%.2f scrape_max_ms=%.2f "
-         "scrape_bytes=%zu runq_pct=%.0f backend_us=%.1f grid_ms=%ld wakes_per_check=%.2f\n",
+         "scrape_bytes=%zu runq_pct=%.0f backend_us=%.1f grid_ms=%ld wakes_per_check=%.2f "
+         "slices_per_check=%.2f preempted_per_check=%.2f us_per_slice=%.1f "
+         "server_slices_per_check=%.2f server_us_per_slice=%.1f floor_msgs_per_check=%.2f "
+         "floor_span_us=%.1f floor_slow_per_check=%.3f session_connects=%llu session_full=%llu "
+         "stall_ms=%ld\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
          (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
          o.scrape_same_cpu, m.scrapes, m.scrape_p50_ms, m.scrape_max_ms, m.scrape_bytes,
-         runq_max, be_med, o.grid_ms, wakes_med);
+         runq_max, be_med, o.grid_ms, wakes_med, sl_med, pre_med, osl_med, besl_med, bsl_med,
+         msgs_med, span_med, slow_med, (unsigned long long)(m.last.connects - m.first.connects),
+         (unsigned long long)(m.last.full - m.first.full), o.stall_ms);
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);
+  reasons_print(&m.fail_why, "failed checks (warm-up included) by reason");
+  if (o.session) {
+    fprintf(stderr,
+            "bench: sessions at the end: %lld of %lld held; %llu connections opened, %llu "
+            "checks on held connections, %llu by the full probe\n",
+            (long long)m.sess_held, (long long)m.sess_n, (unsigned long long)m.sess_connects,
+            (unsigned long long)m.sess_held_checks, (unsigned long long)m.sess_full_checks);
+    reasons_print(&m.sess_why, "not held at the end, last_error");
+    printf("SESSIONS held=%lld of=%lld connects=%llu held_checks=%llu full_checks=%llu\n",
+           (long long)m.sess_held, (long long)m.sess_n, (unsigned long long)m.sess_connects,
+           (unsigned long long)m.sess_held_checks, (unsigned long long)m.sess_full_checks);
+  }
   fflush(stdout);
   return 0;
 }

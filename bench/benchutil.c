@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -287,8 +289,9 @@ int64_t bu_tree_cpu_us(pid_t pid) {
 
 /* Run time (us, /proc/PID/schedstat) of parent's live children; with
    pg_clients, only those whose title names a postgres client. */
-static int64_t kids_run_us(pid_t parent, bool pg_clients) {
+static int64_t kids_run_us(pid_t parent, bool pg_clients, int64_t *slices) {
   int64_t total = 0;
+  if (slices) *slices = 0;
   DIR *d = opendir("/proc");
   if (!d) return -1;
   struct dirent *e;
@@ -314,20 +317,38 @@ static int64_t kids_run_us(pid_t parent, bool pg_clients) {
     /* schedstat's run time is in ns: a check's tens of us would vanish in
        /proc/PID/stat's 10 ms ticks. */
     snprintf(path, sizeof path, "/proc/%ld/schedstat", p);
-    unsigned long long ns = 0;
+    unsigned long long ns = 0, wait = 0, runs = 0;
     if ((f = fopen(path, "r"))) {
-      if (fscanf(f, "%llu", &ns) != 1) ns = 0;
+      if (fscanf(f, "%llu %llu %llu", &ns, &wait, &runs) != 3) ns = runs = 0;
       fclose(f);
     }
     total += (int64_t)(ns / 1000);
+    if (slices) *slices += (int64_t)runs;
   }
   closedir(d);
   return total;
 }
 
-int64_t bu_pg_backends_cpu_us(pid_t postmaster) { return kids_run_us(postmaster, true); }
+int64_t bu_pg_backends_cpu_us(pid_t postmaster, int64_t *slices) {
+  return kids_run_us(postmaster, true, slices);
+}
 
-int64_t bu_kids_run_us(pid_t parent) { return kids_run_us(parent, false); }
+int64_t bu_kids_run_us(pid_t parent, int64_t *slices) { return kids_run_us(parent, false, slices); }
+
+int64_t bu_self_slices(void) {
+  FILE *f = fopen("/proc/thread-self/schedstat", "r");
+  if (!f) return -1;
+  unsigned long long run, wait, runs;
+  int n = fscanf(f, "%llu %llu %llu", &run, &wait, &runs);
+  fclose(f);
+  return n == 3 ? (int64_t)runs : -1;
+}
+
+int64_t bu_self_preempted(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+  return (int64_t)ru.ru_nivcsw;
+}
 
 static int64_t ru_us(int who) {
   struct rusage ru;
@@ -533,6 +554,29 @@ static void accept_each(int lfd, void (*on_conn)(int lfd, int ep, int fd)) {
 
 static void tcp_serve(int lfd) { accept_each(lfd, NULL); }
 
+/* Messages the floor's sessions answered (startup packets included), in
+   memory shared with every process of the floor (mapped before its fork). */
+typedef struct {
+  _Atomic uint64_t msgs;    /* messages answered */
+  _Atomic uint64_t span_ns; /* from the wake-up (epoll_wait's return) to the answer sent */
+  _Atomic uint64_t slow;    /* answers whose span was above 1 ms */
+} floor_counts_t;
+static floor_counts_t *floor_counts;
+
+void bu_pgfloor_counts(bu_floor_counts_t *out) {
+  memset(out, 0, sizeof *out);
+  if (!floor_counts) return;
+  out->messages = atomic_load(&floor_counts->msgs);
+  out->span_us = (double)atomic_load(&floor_counts->span_ns) / 1e3;
+  out->slow = atomic_load(&floor_counts->slow);
+}
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* One connection of bu_pgfloor_start, in its own process. */
 static void floor_session(int fd) {
   /* AuthenticationOk, BackendKeyData (our pid, as a backend's), ReadyForQuery. */
@@ -550,6 +594,7 @@ static void floor_session(int fd) {
   uint8_t buf[4096];
   size_t have = 0;
   bool started = false; /* the startup packet (no type byte) was read */
+  uint64_t woke = mono_ns();
   for (;;) {
     ssize_t n = recv(fd, buf + have, sizeof buf - have, 0);
     if (n == 0) _exit(0);
@@ -558,6 +603,7 @@ static void floor_session(int fd) {
       if (errno != EAGAIN) _exit(0);
       struct epoll_event out;
       if (epoll_wait(ep, &out, 1, -1) < 0 && errno != EINTR) _exit(1);
+      woke = mono_ns();
       continue;
     }
     have += (size_t)n;
@@ -584,6 +630,12 @@ static void floor_session(int fd) {
         _exit(0); /* Terminate, or anything else: close */
       }
       if (w < 0) _exit(0);
+      if (floor_counts) {
+        uint64_t span = mono_ns() - woke;
+        atomic_fetch_add(&floor_counts->msgs, 1);
+        atomic_fetch_add(&floor_counts->span_ns, span);
+        if (span > 1000000) atomic_fetch_add(&floor_counts->slow, 1);
+      }
     }
     memmove(buf, buf + off, have - off);
     have -= off;
@@ -646,7 +698,14 @@ static int listen_fork(bu_tcp_t *t, uint64_t cpus, void (*serve)(int)) {
 
 int bu_tcp_start(bu_tcp_t *t, uint64_t cpus) { return listen_fork(t, cpus, tcp_serve); }
 
-int bu_pgfloor_start(bu_tcp_t *t, uint64_t cpus) { return listen_fork(t, cpus, floor_serve); }
+int bu_pgfloor_start(bu_tcp_t *t, uint64_t cpus) {
+  if (!floor_counts) {
+    void *p = mmap(NULL, sizeof *floor_counts, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
+    if (p != MAP_FAILED) floor_counts = p;
+  }
+  return listen_fork(t, cpus, floor_serve);
+}
 
 void bu_tcp_stop(bu_tcp_t *t) {
   if (t->pid > 0) bu_stop_pid(t->pid, SIGTERM);

@@ -70,10 +70,17 @@ int64_t bu_tree_cpu_us(pid_t pid);
 /* CPU (us) of pid's live children that are postgres client backends (their
    title names a client: "postgres: USER DB 127.0.0.1(PORT) ..."), without
    the background processes (checkpointer, walwriter, ...) or exited ones;
-   from /proc/PID/schedstat (ns), not stat's 10 ms ticks. */
-int64_t bu_pg_backends_cpu_us(pid_t postmaster);
+   from /proc/PID/schedstat (ns), not stat's 10 ms ticks. slices (may be
+   NULL): their run slices (schedstat's third field: times they were put on
+   a CPU), summed. */
+int64_t bu_pg_backends_cpu_us(pid_t postmaster, int64_t *slices);
 /* The same for every live child of parent (bu_pgfloor_start's sessions). */
-int64_t bu_kids_run_us(pid_t parent);
+int64_t bu_kids_run_us(pid_t parent, int64_t *slices);
+/* The calling thread's run slices (/proc/thread-self/schedstat), -1 when
+   the kernel does not tell; this process's involuntary context switches
+   (getrusage ru_nivcsw: preempted while it could run). */
+int64_t bu_self_slices(void);
+int64_t bu_self_preempted(void);
 /* Our own user+sys (RUSAGE_SELF) and our reaped children's, microseconds. */
 int64_t bu_self_cpu_us(void);
 /* Times this process went to sleep (getrusage ru_nvcsw: voluntary context
@@ -134,6 +141,18 @@ void bu_tcp_stop(bu_tcp_t *t);
  * nothing else: what the same wake-ups cost any process on this machine.
  * Stop it with bu_tcp_stop; its sessions end with it. */
 int bu_pgfloor_start(bu_tcp_t *t, uint64_t cpus);
+/* What the floor's sessions have done since the first bu_pgfloor_start of
+   this process: messages answered (startup packets, queries, Syncs: what its
+   held connections exchanged, counted at the server); the time from each
+   wake-up to its answer sent, summed (CLOCK_MONOTONIC: a few us of work,
+   unless the process lost its CPU meanwhile); answers whose span was above
+   1 ms. */
+typedef struct {
+  uint64_t messages;
+  double span_us;
+  uint64_t slow;
+} bu_floor_counts_t;
+void bu_pgfloor_counts(bu_floor_counts_t *out);
 
 /* ---- statistics --------------------------------------------------------- */
 

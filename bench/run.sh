@@ -283,6 +283,8 @@ sessions_section() {
     echo "| postgres, 20 services at 1 s: server CPU per check, held session (every postgres process) | $pgs_srv us | - |"
     echo "| postgres, 20 services at 1 s: the held backends' own CPU per check (schedstat) | $pgs_be us | < 100 us |"
     echo "| ... the floor: the same held checks on a server process that only wakes up, answers (ReadyForQuery) and waits | $pgf_be us | - |"
+    echo "| ... what a held check exchanged (pg-session / floor): messages answered by the floor, server run slices, the monitor loop's run slices | - / $(med pgfloor-session floor_msgs_per_check); $(med pg-session server_slices_per_check) / $(med pgfloor-session server_slices_per_check); $(med pg-session slices_per_check) / $(med pgfloor-session slices_per_check) | 1; ~1; ~2 |"
+    echo "| ... us per run slice, server / monitor loop (pg-session; floor); floor answers more than 1 ms after their wake-up, per check | $(med pg-session server_us_per_slice) / $(med pg-session us_per_slice); $(med pgfloor-session server_us_per_slice) / $(med pgfloor-session us_per_slice); $(med pgfloor-session floor_slow_per_check) | - |"
     echo "| ... plus the full probe every 1m (full_every), amortized: connect-per-check server CPU / 60 | $pgs_full us | - |"
     echo "| ... held backends + full probe share | $pgs_total us | < 100 us |"
     echo "| postgres: monitor CPU per check, connect per check / held | $pg_own / $pgs_own us | - |"

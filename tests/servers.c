@@ -792,7 +792,11 @@ void tu_session_check(tu_session_t *t, tu_probe_out_t *out) {
   while (out->calls == 0) uv_run(&t->loop, UV_RUN_ONCE);
   assert_int_equal(out->calls, 1);
   /* Let a held connection opened beside the check finish its login, so
-     that the next check finds it (bounded: the login has a timeout). */
+     that the next check finds it (bounded: the login has a timeout). Only
+     an OK check opens one: after any other verdict a login still going on
+     is one past its check's timeout (session.c, login_timeout), which a
+     peer that never answers keeps 5 s. */
+  if (out->res.result != TSVC_RESULT_OK) return;
   uv_timer_t tick;
   uv_timer_init(&t->loop, &tick);
   uv_timer_start(&tick, tick_cb, 5, 5);

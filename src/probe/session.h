@@ -19,7 +19,10 @@
  * full probe said OK, beside the check (not part of its verdict); when
  * that fails (wrong password, say) the session retries no sooner than
  * full_every later, so a bad password costs the server one failed login
- * a full_every, not one a check.
+ * a full_every, not one a check. A login is given 5 s past the timeout
+ * (the check it is, if any, is a TIMEOUT at the timeout): a server that
+ * answers late is held when it answers; one that did not is tried again at
+ * the next check.
  *
  * Postgres logins: trust, cleartext, MD5 and SCRAM-SHA-256 (libcrypto),
  * with spec->password. Redis: AUTH [username] password once per
