@@ -135,6 +135,7 @@ struct tsvc_monitor_s {
   size_t ndependents; /* services with depends_on */
   tsvc_ms_t grid;     /* timers due on multiples of it (set_timer_grid) */
   uv_check_t turn;    /* after the loop's poll: publishes the due list */
+  uv_timer_t turn_bound; /* keeps that poll from waiting past TURN_BOUND_MS */
   svc_t *due;         /* services whose publish waits for the turn's end */
   bool closed;
 };
@@ -323,11 +324,21 @@ static void publish(svc_t *s) {
   if (snap) tsvc_board_publish(m->board, s->slot, snap);
 }
 
+/* The longest a deferred publish waits for the loop's poll to return: a
+   check that has not answered by then is shown "checking" at that poll's
+   end (the timer only ends the poll; turn_cb publishes). */
+#define TURN_BOUND_MS 20
+
+static void turn_bound_cb(uv_timer_t *t) {
+  (void)t; /* the poll returns; turn_cb runs after it */
+}
+
 static void turn_cb(uv_check_t *t) {
   tsvc_monitor_t *m = t->data;
   svc_t *s = m->due;
   m->due = NULL;
   uv_check_stop(&m->turn);
+  uv_timer_stop(&m->turn_bound);
   for (svc_t *next; s; s = next) {
     next = s->due_next;
     s->due_next = NULL;
@@ -342,7 +353,7 @@ static void turn_cb(uv_check_t *t) {
  * read in the same turn's poll, and its verdict's publish then makes the
  * first one needless (issue 13: two snapshots a check, a third of the
  * loop's instructions of a held check). A check still in flight after the
- * poll is published as before, at most one poll later. */
+ * poll is published at the poll's end, which comes within TURN_BOUND_MS. */
 static void publish_soon(svc_t *s) {
   tsvc_monitor_t *m = s->m;
   if (m->closed) return;
@@ -350,8 +361,11 @@ static void publish_soon(svc_t *s) {
   if (s->listed) return; /* (published since it was listed) */
   s->listed = true;
   s->due_next = m->due;
+  if (!m->due) {
+    uv_check_start(&m->turn, turn_cb);
+    uv_timer_start(&m->turn_bound, turn_bound_cb, TURN_BOUND_MS, 0);
+  }
   m->due = s;
-  uv_check_start(&m->turn, turn_cb);
 }
 
 /* Take s off the due list (it goes away). */
@@ -1119,6 +1133,8 @@ int tsvc_monitor_new(uv_loop_t *loop, tsvc_runtime_t *rt, tsvc_board_t *board,
   m->gate.data = m;
   uv_check_init(loop, &m->turn);
   m->turn.data = m;
+  uv_timer_init(loop, &m->turn_bound);
+  m->turn_bound.data = m;
   *out = m;
   return 0;
 }
@@ -1453,6 +1469,8 @@ void tsvc_monitor_close(tsvc_monitor_t *m) {
   m->due = NULL; /* every service is closed: none is listed */
   uv_check_stop(&m->turn);
   uv_close((uv_handle_t *)&m->turn, NULL);
+  uv_timer_stop(&m->turn_bound);
+  uv_close((uv_handle_t *)&m->turn_bound, NULL);
   uv_close((uv_handle_t *)&m->later, later_closed);
 }
 
