@@ -591,6 +591,54 @@ static void snapshots_from_another_thread(void **st) {
   fx_teardown(&f);
 }
 
+/* A check in flight is shown "checking" (next_check_ms 0) to other threads
+   soon after it starts, though the loop's poll would wait seconds for its
+   answer: the publish a timer defers to the turn's end (monitor.c
+   publish_soon) is bounded by TURN_BOUND_MS (20). The loop runs on its own
+   thread with no other timer than its stop (no lag sampler: its 2 ms tick
+   would end every poll); this thread reads the board. */
+typedef struct {
+  fx_t *f;
+} looper_t;
+
+static void *looper(void *arg) {
+  looper_t *l = arg;
+  run_for(l->f, 4000);
+  return NULL;
+}
+
+static void checking_shown_while_the_poll_waits(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n"
+               "  slow:\n"
+               "    image: local/test\n"
+               "    healthcheck:\n"
+               "      command: [\"CMD-SHELL\", \"exec sleep 30\"]\n"
+               "      interval: 1s\n      timeout: 60s\n      start_period: 0s\n");
+  tu_lag_stop(f.lag);
+  f.lag = NULL;
+  looper_t l = {.f = &f};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, looper, &l), 0);
+  /* The first check starts an interval (1 s) after the start. Without the
+     bound the board says "checking" only when the loop's stop timer ends the
+     poll, at 4 s (seen: never within 3 s); with it, 1.08-1.12 s here. 3 s
+     leaves a loaded machine 2 s to fork the check and wake the loop. */
+  int64_t t0 = tsvc_mono_ms(), seen = -1;
+  while (seen < 0 && tsvc_mono_ms() - t0 < 3000) {
+    tsvc_status_t s;
+    assert_int_equal(tsvc_monitor_get_status(f.mon, "slow", &s), 0);
+    if (s.next_check_ms == 0 && s.state != TSVC_STATE_STOPPED) seen = tsvc_mono_ms() - t0;
+    tsvc_status_clear(&s);
+    if (seen < 0) usleep(5000);
+  }
+  pthread_join(th, NULL);
+  print_message("checking shown after %lld ms\n", (long long)seen);
+  assert_true(seen >= 0);
+  fx_teardown(&f);
+}
+
 /* A disabled service is stopped and never checked; enabling needs a start. */
 static void disabled_never_checked(void **st) {
   (void)st;
@@ -964,6 +1012,7 @@ int main(void) {
       cmocka_unit_test(restart_in_flight_blocks_nothing),
       cmocka_unit_test(schedule_from_end_with_jitter),
       cmocka_unit_test(snapshots_from_another_thread),
+      cmocka_unit_test(checking_shown_while_the_poll_waits),
       cmocka_unit_test(disabled_never_checked),
       cmocka_unit_test(exec_probe_on_host),
       cmocka_unit_test(person_ops_report_completion),

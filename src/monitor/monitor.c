@@ -102,6 +102,9 @@ typedef struct svc_s {
   tsvc_hist_t *hist;         /* the last hist_cap records, as published;
                                 NULL: none yet */
   tsvc_board_slot_t *slot;
+  struct svc_s *due_next;    /* in the monitor's due list (publish_soon) */
+  bool listed;               /* ... while it is there */
+  bool due;                  /* a publish waits for the turn's end */
   /* depends_on (docs/design.md, "Dependencies"). */
   uint64_t gen;              /* (re)starts begun (tsvc_dep_is_start) */
   uint64_t *dep_gen;         /* per entry of conf->depends_on: its
@@ -131,6 +134,9 @@ struct tsvc_monitor_s {
                        loop, after a change of another service */
   size_t ndependents; /* services with depends_on */
   tsvc_ms_t grid;     /* timers due on multiples of it (set_timer_grid) */
+  uv_check_t turn;    /* after the loop's poll: publishes the due list */
+  uv_timer_t turn_bound; /* keeps that poll from waiting past TURN_BOUND_MS */
+  svc_t *due;         /* services whose publish waits for the turn's end */
   bool closed;
 };
 
@@ -257,6 +263,7 @@ static void set_text(char **text, const char *v) {
 static void publish(svc_t *s) {
   tsvc_monitor_t *m = s->m;
   if (m->closed) return;
+  s->due = false; /* what publish_soon asked for is done (turn_cb skips it) */
   tsvc_ms_t now = now_of(m);
   int64_t wall = tsvc_wall_ms();
   const tsvc_health_t *h = &s->h;
@@ -317,12 +324,71 @@ static void publish(svc_t *s) {
   if (snap) tsvc_board_publish(m->board, s->slot, snap);
 }
 
-static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_record_t *out) {
+/* The longest a deferred publish waits for the loop's poll to return: a
+   check that has not answered by then is shown "checking" at that poll's
+   end (the timer only ends the poll; turn_cb publishes). */
+#define TURN_BOUND_MS 20
+
+static void turn_bound_cb(uv_timer_t *t) {
+  (void)t; /* the poll returns; turn_cb runs after it */
+}
+
+static void turn_cb(uv_check_t *t) {
+  tsvc_monitor_t *m = t->data;
+  svc_t *s = m->due;
+  m->due = NULL;
+  uv_check_stop(&m->turn);
+  uv_timer_stop(&m->turn_bound);
+  for (svc_t *next; s; s = next) {
+    next = s->due_next;
+    s->due_next = NULL;
+    s->listed = false;
+    if (s->due) publish(s);
+  }
+}
+
+/* Publish s at the end of this turn of the loop, after its poll, unless
+ * something publishes it before. A check started from a timer publishes
+ * "checking" (next_check_ms 0) this way: a held check's reply is mostly
+ * read in the same turn's poll, and its verdict's publish then makes the
+ * first one needless (issue 13: two snapshots a check, a third of the
+ * loop's instructions of a held check). A check still in flight after the
+ * poll is published at the poll's end, which comes within TURN_BOUND_MS. */
+static void publish_soon(svc_t *s) {
+  tsvc_monitor_t *m = s->m;
+  if (m->closed) return;
+  s->due = true;
+  if (s->listed) return; /* (published since it was listed) */
+  s->listed = true;
+  s->due_next = m->due;
+  if (!m->due) {
+    uv_check_start(&m->turn, turn_cb);
+    uv_timer_start(&m->turn_bound, turn_bound_cb, TURN_BOUND_MS, 0);
+  }
+  m->due = s;
+}
+
+/* Take s off the due list (it goes away). */
+static void unlist_due(svc_t *s) {
+  for (svc_t **p = &s->m->due; s->listed && *p; p = &(*p)->due_next) {
+    if (*p == s) {
+      *p = s->due_next;
+      break;
+    }
+  }
+  s->due_next = NULL;
+  s->due = s->listed = false;
+}
+
+/* The record of a check into *out, its message scrubbed into msg (the
+   caller's, TSVC_PROBE_MSG_LEN bytes: out->message points there, no copy a
+   check), its output malloc'd (the caller frees it). */
+static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_record_t *out,
+                         char *msg) {
   int64_t end = tsvc_wall_ms();
   kept_t *st = &s->st;
   /* Scrubbed once here: every copy of the record says the same. */
-  char msg[TSVC_PROBE_MSG_LEN];
-  tsvc_log_scrub(msg, sizeof msg, res->message);
+  tsvc_log_scrub(msg, TSVC_PROBE_MSG_LEN, res->message);
   char *output = NULL;
   if (res->output) {
     size_t n = strlen(res->output) + 1;
@@ -333,13 +399,13 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_re
                                .result = res->result,
                                .exit_code = res->exit_code,
                                .latency_us = res->latency_us,
-                               .message = strdup(msg),
+                               .message = msg,
                                .output = output,
                                /* Borrowed: the record takes its own
                                   reference (board.h). */
                                .probe_address = s->addr};
   /* Out of memory: the history goes without this record. */
-  tsvc_hist_t *h = out->message ? tsvc_hist_push(s->hist, s->hist_cap, out) : NULL;
+  tsvc_hist_t *h = tsvc_hist_push(s->hist, s->hist_cap, out);
   if (h) {
     tsvc_hist_release(s->hist);
     s->hist = h;
@@ -912,7 +978,7 @@ static void timer_cb(uv_timer_t *t) {
     s->lateness = (a.flags & TSVC_HACT_CHECK) && due != TSVC_NEVER ? ev.now - due : 0;
     if (a.flags & TSVC_HACT_CHECK) tsvc_board_note_lateness(s->m->board, s->lateness);
     carry_out(s, &a);
-    publish(s);
+    publish_soon(s);
   }
   arm(s);
 }
@@ -953,7 +1019,8 @@ static void check_cb(const tsvc_probe_result_t *res, void *data) {
   if (s->session_stale) session_renew(s);
   tsvc_board_note_in_flight(s->m->board, -1);
   tsvc_check_record_t rec;
-  record_check(s, res, &rec);
+  char msg[TSVC_PROBE_MSG_LEN];
+  record_check(s, res, &rec, msg);
   if (tsvc_log_enabled(TSVC_LOG_DEBUG)) {
     char lat[32];
     snprintf(lat, sizeof lat, "%.3fms", (double)res->latency_us / 1000.0);
@@ -968,9 +1035,7 @@ static void check_cb(const tsvc_probe_result_t *res, void *data) {
   feed(s, &ev);
   tsvc_ref_put(s->check_keep);
   s->check_keep = NULL;
-  if (rec.message) tell_verdict(s->m, &s->check_waiters, &rec);
-  else tell(s->m, &s->check_waiters, TSVC_ENOMEM, "out of memory");
-  free(rec.message);
+  tell_verdict(s->m, &s->check_waiters, &rec);
   free(rec.output);
   if (s->next_waiters && !s->check && !s->session_checking) {
     /* Asked for while this one was in flight: theirs starts now. */
@@ -1066,6 +1131,10 @@ int tsvc_monitor_new(uv_loop_t *loop, tsvc_runtime_t *rt, tsvc_board_t *board,
   m->later.data = m;
   uv_timer_init(loop, &m->gate);
   m->gate.data = m;
+  uv_check_init(loop, &m->turn);
+  m->turn.data = m;
+  uv_timer_init(loop, &m->turn_bound);
+  m->turn_bound.data = m;
   *out = m;
   return 0;
 }
@@ -1189,6 +1258,7 @@ static void svc_close(svc_t *s, const char *why) {
   tell(m, &s->info_waiters, TSVC_ECANCELED, why);
   tsvc_board_remove(m->board, s->slot);
   s->slot = NULL;
+  unlist_due(s);
   tsvc_session_free(s->session);
   s->session = NULL;
   uv_timer_stop(&s->timer);
@@ -1396,6 +1466,11 @@ void tsvc_monitor_close(tsvc_monitor_t *m) {
   free(v);
   uv_timer_stop(&m->gate);
   uv_close((uv_handle_t *)&m->gate, NULL);
+  m->due = NULL; /* every service is closed: none is listed */
+  uv_check_stop(&m->turn);
+  uv_close((uv_handle_t *)&m->turn, NULL);
+  uv_timer_stop(&m->turn_bound);
+  uv_close((uv_handle_t *)&m->turn_bound, NULL);
   uv_close((uv_handle_t *)&m->later, later_closed);
 }
 

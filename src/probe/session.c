@@ -116,6 +116,16 @@ static void deliver(tsvc_session_t *s, const tsvc_probe_result_t *res) {
   cb(res, data); /* may check again or free the session: the last word */
 }
 
+/* A verdict whose message is text as it is (printable ASCII): a held
+   check's "PONG" without a format to run. */
+static void deliver_text(tsvc_session_t *s, tsvc_result_t r, const char *text) {
+  tsvc_probe_result_t res = {.result = r, .exit_code = -1};
+  res.latency_us = (int64_t)((uv_hrtime() - s->t0) / 1000);
+  tsvc_strlcpy(res.message, text, sizeof res.message);
+  if (s->conn) res.bytes_read = s->conn->rlen;
+  deliver(s, &res);
+}
+
 static void deliver_msg(tsvc_session_t *s, tsvc_result_t r, const char *fmt, ...)
     TSVC_PRINTF(3, 4);
 static void deliver_msg(tsvc_session_t *s, tsvc_result_t r, const char *fmt, ...) {
@@ -191,8 +201,27 @@ static void write_cb(uv_write_t *req, int status) {
   }
 }
 
-/* Send n bytes (copied). Returns 0 or a libuv error. */
+/* Send n bytes (copied). Returns 0 or a libuv error.
+ *
+ * A held check's request (a PING, an empty query) fits in the socket's
+ * buffer at once: uv_try_write sends it with the one write(2) and nothing
+ * else. uv_write would cost a request (allocated here, for the copy), a
+ * callback through the loop's pending queue and, on completion, an
+ * epoll_ctl(EPOLL_CTL_MOD) at the next poll: libuv 1.44's uv__drain stops
+ * POLLOUT on the watcher, which queues the watcher for an epoll_ctl even
+ * though POLLOUT was never started (issue 13: one epoll_ctl per held check
+ * under strace). What try_write did not send (a full buffer, or an error:
+ * the write then reports it, as before, through write_cb) goes the old
+ * way. */
 static int conn_send(conn_t *c, const void *p, size_t n) {
+  uv_buf_t tb = uv_buf_init((char *)p, (unsigned)n);
+  int sent = uv_try_write((uv_stream_t *)&c->tcp, &tb, 1);
+  if (sent > 0) {
+    if ((size_t)sent == n) return 0;
+    p = (const uint8_t *)p + sent;
+    n -= (size_t)sent;
+  }
+  if (c->s) c->s->info.queued_sends++;
   wr_t *w = malloc(sizeof *w + n);
   if (!w) return UV_ENOMEM;
   memcpy(w->data, p, n);
@@ -285,7 +314,7 @@ static void redis_data(conn_t *c) {
         c->rlen = 0;
       }
       if (c->note[0]) deliver_msg(s, TSVC_RESULT_OK, "PONG (AUTH said: %s)", c->note);
-      else deliver_msg(s, TSVC_RESULT_OK, "PONG");
+      else deliver_text(s, TSVC_RESULT_OK, "PONG");
     } else {
       /* Any error closes the connection: the next check opens a new one
          through the full probe. */

@@ -50,6 +50,10 @@ typedef struct {
   uint64_t connects;      /* held connections opened (logged in) */
   uint64_t held_checks;   /* checks answered on a held connection */
   uint64_t full_checks;   /* checks decided by the full probe */
+  uint64_t queued_sends;  /* requests that did not go out in one write(2)
+                             at once and were queued (uv_write: an
+                             allocation, a callback, an epoll_ctl): none
+                             while the socket's buffer has room */
   char last_error[160];   /* why the last held connection closed or could
                              not open; "" when none did */
 } tsvc_session_info_t;
