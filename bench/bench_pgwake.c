@@ -127,26 +127,10 @@ static int client_backends(pid_t postmaster) {
   return n;
 }
 
-static double loadavg(void) {
-  double l = -1;
-  FILE *f = fopen("/proc/loadavg", "r");
-  if (f) {
-    if (fscanf(f, "%lf", &l) != 1) l = -1;
-    fclose(f);
-  }
-  return l;
-}
-
+/* A process's time on a CPU (ns), 0 when it is gone. */
 static int64_t run_ns(int pid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/schedstat", pid);
-  FILE *f = fopen(path, "r");
-  unsigned long long ns = 0;
-  if (f) {
-    if (fscanf(f, "%llu", &ns) != 1) ns = 0;
-    fclose(f);
-  }
-  return (int64_t)ns;
+  bu_sched_t s;
+  return bu_sched((pid_t)pid, &s) == 0 ? s.run_ns : 0;
 }
 
 typedef struct {
@@ -278,7 +262,7 @@ int main(int argc, char **argv) {
       const exp_t *e = &exps[i];
       v[i][r] = run_one(e, e->floor ? fl.port : pg.port, e->floor ? fl.pid : pg.pid, secs);
       fprintf(stderr, "round %d: %s: %.1f us per check (load %.2f)\n", r + 1, e->name, v[i][r],
-              loadavg());
+              bu_loadavg());
       if (v[i][r] < 0) {
         fprintf(stderr, "bench_pgwake: fatal: %s failed\n", e->name);
         rc = 1;
@@ -294,7 +278,7 @@ int main(int argc, char **argv) {
       bu_summary(v[i], rounds, &med, &mn, &mx);
       printf("| %s | %.1f (%.1f-%.1f) |\n", exps[i].name, med, mn, mx);
     }
-    printf("\nload average at the end: %.2f\n", loadavg());
+    printf("\nload average at the end: %.2f\n", bu_loadavg());
   }
   bu_tcp_stop(&fl);
   bu_pg_stop(&pg);

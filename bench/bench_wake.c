@@ -41,34 +41,6 @@
 #define MAX_CONNS 200
 #define MAX_ROUNDS 9
 
-typedef struct {
-  int64_t run_ns, slices;
-} sched_t;
-
-static double loadavg1(void) {
-  double l = -1;
-  FILE *f = fopen("/proc/loadavg", "r");
-  if (f) {
-    if (fscanf(f, "%lf", &l) != 1) l = -1;
-    fclose(f);
-  }
-  return l;
-}
-
-static int read_sched(pid_t pid, sched_t *s) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return -1;
-  long long run, wait, sl;
-  int n = fscanf(f, "%lld %lld %lld", &run, &wait, &sl);
-  fclose(f);
-  if (n != 3) return -1;
-  s->run_ns = run;
-  s->slices = sl;
-  return 0;
-}
-
 /* One server process: wake, read, answer, wait; until EOF. */
 static void serve(int fd, int cpu) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -158,7 +130,7 @@ static int run_variant(const char *spin, int conns, int interval_ms, double seco
   /* One interval of warm-up, then the measured part. */
   int64_t warm = (int64_t)interval_ms * 1000, total = warm + (int64_t)(seconds * 1e6);
   int64_t t0 = bu_now_us(), next = t0;
-  sched_t s0[MAX_CONNS], c0 = {0}, s1, c1;
+  bu_sched_t s0[MAX_CONNS], c0 = {0}, s1, c1;
   bool measuring = false;
   long n = 0;
   int64_t m0 = 0;
@@ -166,8 +138,8 @@ static int run_variant(const char *spin, int conns, int interval_ms, double seco
     int64_t now = bu_now_us();
     if (!measuring && now - t0 >= warm) {
       measuring = true;
-      for (int i = 0; i < conns; i++) read_sched(kids[i], &s0[i]);
-      read_sched(getpid(), &c0);
+      for (int i = 0; i < conns; i++) bu_sched(kids[i], &s0[i]);
+      bu_sched(getpid(), &c0);
       m0 = now;
     }
     if (now - t0 >= total) break;
@@ -191,10 +163,10 @@ static int run_variant(const char *spin, int conns, int interval_ms, double seco
     if (measuring) n++;
   }
   double secs = (double)(bu_now_us() - m0) / 1e6;
-  read_sched(getpid(), &c1);
+  bu_sched(getpid(), &c1);
   int64_t srv = 0, sl = 0;
   for (int i = 0; i < conns; i++) {
-    if (read_sched(kids[i], &s1) == 0) {
+    if (bu_sched(kids[i], &s1) == 0) {
       srv += s1.run_ns - s0[i].run_ns;
       sl += s1.slices - s0[i].slices;
     }
@@ -270,6 +242,6 @@ int main(int argc, char **argv) {
            lo[1], hi[1], m[2], lo[2], hi[2], m[3]);
   }
   printf("RESULT conns=%d interval_ms=%d rounds=%d load=%.2f\n", conns, interval_ms, rounds,
-         loadavg1());
+         bu_loadavg());
   return 0;
 }

@@ -316,14 +316,10 @@ static int64_t kids_run_us(pid_t parent, bool pg_clients, int64_t *slices) {
     }
     /* schedstat's run time is in ns: a check's tens of us would vanish in
        /proc/PID/stat's 10 ms ticks. */
-    snprintf(path, sizeof path, "/proc/%ld/schedstat", p);
-    unsigned long long ns = 0, wait = 0, runs = 0;
-    if ((f = fopen(path, "r"))) {
-      if (fscanf(f, "%llu %llu %llu", &ns, &wait, &runs) != 3) ns = runs = 0;
-      fclose(f);
-    }
-    total += (int64_t)(ns / 1000);
-    if (slices) *slices += (int64_t)runs;
+    bu_sched_t s;
+    if (bu_sched((pid_t)p, &s) != 0) continue;
+    total += s.run_ns / 1000;
+    if (slices) *slices += s.slices;
   }
   closedir(d);
   return total;
@@ -335,13 +331,34 @@ int64_t bu_pg_backends_cpu_us(pid_t postmaster, int64_t *slices) {
 
 int64_t bu_kids_run_us(pid_t parent, int64_t *slices) { return kids_run_us(parent, false, slices); }
 
-int64_t bu_self_slices(void) {
-  FILE *f = fopen("/proc/thread-self/schedstat", "r");
+int bu_sched(pid_t pid, bu_sched_t *out) {
+  char path[64];
+  if (pid > 0) snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
+  else snprintf(path, sizeof path, "/proc/thread-self/schedstat");
+  /* "<ns on a CPU> <ns waiting on a run queue> <timeslices>" */
+  FILE *f = fopen(path, "r");
   if (!f) return -1;
   unsigned long long run, wait, runs;
   int n = fscanf(f, "%llu %llu %llu", &run, &wait, &runs);
   fclose(f);
-  return n == 3 ? (int64_t)runs : -1;
+  if (n != 3) return -1;
+  *out = (bu_sched_t){(int64_t)run, (int64_t)wait, (int64_t)runs};
+  return 0;
+}
+
+double bu_loadavg(void) {
+  double l = -1;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (fscanf(f, "%lf", &l) != 1) l = -1;
+    fclose(f);
+  }
+  return l;
+}
+
+int64_t bu_self_slices(void) {
+  bu_sched_t s;
+  return bu_sched(0, &s) == 0 ? s.slices : -1;
 }
 
 int64_t bu_self_preempted(void) {
@@ -392,13 +409,8 @@ long bu_timewait(void) {
 }
 
 int64_t bu_runq_us(void) {
-  /* "<ns on a CPU> <ns waiting on a run queue> <timeslices>" */
-  FILE *f = fopen("/proc/thread-self/schedstat", "r");
-  if (!f) return -1;
-  unsigned long long run, wait;
-  int n = fscanf(f, "%llu %llu", &run, &wait);
-  fclose(f);
-  return n == 2 ? (int64_t)(wait / 1000) : -1;
+  bu_sched_t s;
+  return bu_sched(0, &s) == 0 ? s.wait_ns / 1000 : -1;
 }
 
 /* ---- servers ------------------------------------------------------------ */

@@ -91,6 +91,15 @@ int64_t bu_children_cpu_us(void);
 void bu_rss_kib(long *rss, long *hwm);
 /* TIME_WAIT sockets on the machine (/proc/net/sockstat "tw"), or -1. */
 long bu_timewait(void);
+/* /proc/PID/schedstat (pid 0: /proc/thread-self/schedstat): time on a CPU
+ * and waiting on a run queue (ns), and run slices (times put on a CPU).
+ * 0, or -1 when the kernel does not tell (or pid is gone). */
+typedef struct {
+  int64_t run_ns, wait_ns, slices;
+} bu_sched_t;
+int bu_sched(pid_t pid, bu_sched_t *out);
+/* The 1-minute load average (/proc/loadavg), -1 when unreadable. */
+double bu_loadavg(void);
 /* How long the calling thread has waited on a run queue (runnable, not
  * running: the CPU was busy with other work), microseconds, from
  * /proc/thread-self/schedstat; -1 when the kernel does not tell. */
