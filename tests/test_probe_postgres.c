@@ -289,6 +289,17 @@ static void hostname(void **st) {
   assert_int_equal(o.res.result, TSVC_RESULT_OK);
 }
 
+/* The TIME_WAITs new since base into *now, *srv and *cli, looked at until
+ * the side awaited (the server's, or the probe's) counts 20 or 3 s have
+ * passed by the clock (each look waits 200 ms first: tu_tw_snapshot). */
+static void tw_wait(const tu_tw_t *base, tu_tw_t *now, int *srv, int *cli, bool server_side) {
+  for (int64_t end = tsvc_mono_ms() + 3000;;) {
+    tu_tw_snapshot(pg.port, now);
+    tu_tw_new(base, now, srv, cli);
+    if ((server_side ? *srv : *cli) >= 20 || tsvc_mono_ms() >= end) break;
+  }
+}
+
 /* Who closes first keeps the TIME_WAIT (docs/design.md, "Probes"): with trust the
  * server closes after Terminate; during a password exchange the probe
  * closes, by design (anything else the server would log). */
@@ -308,12 +319,7 @@ static void time_wait_side(void **st) {
      SYN on the same 4-tuple takes a server-side TIME_WAIT over (loopback:
      a CI run counted 14 of 20 after waiting). */
   int srv1, cli1, srv2, cli2;
-  /* (tu_tw_snapshot waits 200 ms before each look) */
-  for (int64_t end = tsvc_mono_ms() + 3000;;) {
-    tu_tw_snapshot(pg.port, &s1);
-    tu_tw_new(&s0, &s1, &srv1, &cli1);
-    if (srv1 >= 20 || tsvc_mono_ms() >= end) break;
-  }
+  tw_wait(&s0, &s1, &srv1, &cli1, true);
   for (int i = 0; i < 20; i++) {
     probe("tanuki_pw", "tanuki_dev", &o);
     assert_int_equal(o.res.result, TSVC_RESULT_OK);
@@ -322,11 +328,7 @@ static void time_wait_side(void **st) {
      until the backend has read the close and closed too: on a loaded
      machine the last ones come later (a CI run counted fewer than 18 at
      once). Wait for all 20, 3 s at most. */
-  for (int64_t end = tsvc_mono_ms() + 3000;;) {
-    tu_tw_snapshot(pg.port, &s2);
-    tu_tw_new(&s1, &s2, &srv2, &cli2);
-    if (cli2 >= 20 || tsvc_mono_ms() >= end) break;
-  }
+  tw_wait(&s1, &s2, &srv2, &cli2, false);
   print_message("TIME_WAIT, 20 trust checks: server +%d probe +%d; 20 SCRAM checks: "
                 "server +%d probe +%d\n", srv1, cli1, srv2, cli2);
   /* Trust: the server closes first, every time (the probe keeps none); a
