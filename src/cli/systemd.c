@@ -38,6 +38,7 @@ struct cli_systemd_s {
   pthread_t thread;
   bool thread_started;
   pthread_mutex_t mu;
+  pthread_mutex_t send_mu; /* one status line at a time (update_status) */
   pthread_cond_t cond; /* on CLOCK_MONOTONIC */
   bool dirty;          /* a state changed since the last status line */
   bool quit;
@@ -83,6 +84,7 @@ cli_systemd_t *cli_systemd_open(void) {
     if (sd->watchdog_ms < 1) sd->watchdog_ms = 1;
   }
   pthread_mutex_init(&sd->mu, NULL);
+  pthread_mutex_init(&sd->send_mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -129,18 +131,25 @@ static void summary(tsvc_manager_t *m, char *buf, size_t len) {
   tsvc_snapshot_release(snap);
 }
 
-/* Send STATUS= when the summary changed (and READY=1 first when ready). */
+/* Send STATUS= when the summary changed (and READY=1 first when ready).
+   The main thread (READY) and the notify thread (changes) both call it:
+   one at a time, from reading the snapshot to sending, so that the line
+   sent last is the one read last (else a READY read before a change and
+   sent after the change's line would leave systemd a stale status). */
 static void update_status(cli_systemd_t *sd, bool ready) {
+  pthread_mutex_lock(&sd->send_mu);
   char line[STATUS_MAX];
   summary(sd->m, line, sizeof line);
   pthread_mutex_lock(&sd->mu);
   bool changed = strcmp(line, sd->status) != 0;
   if (changed) memcpy(sd->status, line, sizeof line);
   pthread_mutex_unlock(&sd->mu);
-  if (!changed && !ready) return;
-  char msg[STATUS_MAX + 32];
-  snprintf(msg, sizeof msg, "%sSTATUS=%s", ready ? "READY=1\n" : "", line);
-  send_msg(sd, msg);
+  if (changed || ready) {
+    char msg[STATUS_MAX + 32];
+    snprintf(msg, sizeof msg, "%sSTATUS=%s", ready ? "READY=1\n" : "", line);
+    send_msg(sd, msg);
+  }
+  pthread_mutex_unlock(&sd->send_mu);
 }
 
 /* On the manager's loop: note the change and wake the thread. */
@@ -256,6 +265,7 @@ void cli_systemd_close(cli_systemd_t *sd) {
   }
   pthread_cond_destroy(&sd->cond);
   pthread_mutex_destroy(&sd->mu);
+  pthread_mutex_destroy(&sd->send_mu);
   close(sd->fd);
   free(sd);
 }
