@@ -326,9 +326,9 @@ sessions_section() {
 # nice value too (/proc/self/autogroup): with CONFIG_SCHED_AUTOGROUP (on in
 # Debian's kernels and this VM's), a nice value only orders threads of the
 # same session (sched(7), "The autogroup feature"), so `nice -n -10` alone
-# gave the monitor nothing against other sessions' work (measured at load
-# 12: the loop waited for its CPU 93% of a window at nice -10, 13-22% with
-# the autogroup's nice).
+# gave the monitor little against other sessions' work (measured beside 8
+# busy loops of another session: the loop waited for its CPU 35-98% of a
+# window at nice -10, 13-22% with the autogroup's nice too).
 tenk_tw_drain() { # prints the seconds waited
   local max=${TENK_TW_MAX:-5000} limit=${TENK_TW_WAIT:-75} waited=0 tw
   while :; do
