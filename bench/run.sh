@@ -317,9 +317,9 @@ sessions_section() {
 # arms on the CPU that took the probe's last FIN, i.e. the monitor's CPU 0,
 # and expires in batches a few seconds apart (timer wheel). A run started
 # within 60-80 s of a redis connect-per-check run (the next variants, the
-# next round) had that run's 30,000-130,000 expiries land on its loop's CPU
-# in its measured windows (perf, softirq TIMER on CPU 0: ~1 us each, up to
-# tens of ms a batch): another run's cost, not this one's. A monitor that
+# next round) had that run's 25,000-65,000 expiries land on its loop's CPU
+# in its measured windows (perf, softirq TIMER on CPU 0: ~1 us each, 3,262
+# in one batch of 3.2 ms): another run's cost, not this one's. A monitor that
 # runs for ever meets its own, at most tcp_max_tw_buckets / 60 s a second.
 #
 # "nice": the bench runs in a session of its own whose autogroup gets the
