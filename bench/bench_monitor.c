@@ -6,7 +6,7 @@
  *   monitor  the real monitor (src/monitor) watching N external services
  *            with native probes, every --interval, on one libuv loop;
  *   loop     a minimal blocking C loop doing the same exchange (connect,
- *            PING+QUIT, read +PONG, server closes; tcp: connect, close;
+ *            PING+QUIT, read +PONG, close with an RST; tcp: connect, close;
  *            postgres: startup packet, ReadyForQuery, Terminate), paced at
  *            the same rate: the floor a check costs in the kernel's TCP;
  *   fork     the original request's way: fork+exec `redis-cli ping` or
@@ -846,13 +846,25 @@ static ssize_t read_to_eof(int fd, char *buf, size_t cap) {
   }
 }
 
+/* The probe's exchange (src/probe/redis.c): PING and QUIT in one write,
+   read until PING's reply, then close with an RST (SO_LINGER 0), without
+   waiting for QUIT's close. */
 static bool loop_redis(int port) {
   static const char req[] = "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nQUIT\r\n";
   int fd = dial(port);
   if (fd < 0) return false;
   char buf[256];
-  bool ok = write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1) &&
-            read_to_eof(fd, buf, sizeof buf) >= 7 && memcmp(buf, "+PONG\r\n", 7) == 0;
+  size_t n = 0;
+  bool ok = write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1);
+  while (ok && n < 7) {
+    ssize_t r = read(fd, buf + n, sizeof buf - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) ok = false;
+    else n += (size_t)r;
+  }
+  ok = ok && memcmp(buf, "+PONG\r\n", 7) == 0;
+  struct linger l = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
   close(fd);
   return ok;
 }
