@@ -370,7 +370,8 @@ tenk_section() {
       tw_wait=$(tenk_tw_drain)
       tw_now=$(awk '$1 == "TCP:" { for (i = 2; i < NF; i++) if ($i == "tw") print $(i + 1) }' \
         /proc/net/sockstat)
-      echo ">> ${prio[*]} $bin ${args[*]} (waited ${tw_wait} s for TIME_WAITs, $tw_now left)" >>"$log"
+      echo ">> $( ((nice_n)) && echo "(own session, autogroup and nice $nice_n) ")$bin ${args[*]}" \
+        "(waited ${tw_wait} s for TIME_WAITs, $tw_now left)" >>"$log"
       local load0 load1
       load0=$(cut -d' ' -f1 /proc/loadavg)
       if ! res=$("${prio[@]}" "$bin" "${args[@]}" 2>>"$log"); then
