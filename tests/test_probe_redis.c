@@ -251,6 +251,62 @@ static void login_timeout_held_late(void **st) {
   assert_int_equal(si.connects, 1);
 }
 
+/* A check on the held connection whose server does not answer is a
+ * TIMEOUT at its timeout, never before: on the monitor's shared deadline
+ * set (tu_session_open) and on the session's own timer (own). The PING is
+ * sent, the server is stopped (SIGSTOP), the verdict comes from the
+ * timeout alone. */
+static void held_timeout_at(bool own) {
+  tu_redis_t *r = &srv[0];
+  assert_int_equal(tu_redis_start(r, NULL), 0);
+  held[0] = (held_t){.r = r}; /* the teardown closes it */
+  tsvc_probe_spec_t s = {.kind = TSVC_PROBE_REDIS, .host = "127.0.0.1", .port = r->port,
+                         .timeout = 300};
+  tu_session_open(&held[0].t, &s, 60000);
+  tu_session_t *t = &held[0].t;
+  if (own) tsvc_session_set_deadlines(t->s, NULL);
+  tu_probe_out_t o;
+  tu_session_check(t, &o); /* the login: the connection is held after it */
+  assert_int_equal(o.res.result, TSVC_RESULT_OK);
+  tsvc_session_info_t si;
+  tu_session_info(t, &si);
+  assert_true(si.held);
+
+  assert_int_equal(kill(r->pid, SIGSTOP), 0);
+  tu_probe_out_t late = {0};
+  uv_update_time(&t->loop);
+  uint64_t t0 = uv_now(&t->loop);
+  assert_int_equal(tsvc_session_check(t->s, count_cb, &late), 0);
+  while (late.calls == 0) uv_run(&t->loop, UV_RUN_ONCE);
+  uv_update_time(&t->loop);
+  uint64_t took = uv_now(&t->loop) - t0;
+  assert_int_equal(kill(r->pid, SIGCONT), 0);
+  print_message("%s timer: %s \"%s\" after %llu ms\n", own ? "own" : "shared",
+                tsvc_result_name(late.res.result), late.res.message, (unsigned long long)took);
+  assert_int_equal(late.calls, 1);
+  assert_int_equal(late.res.result, TSVC_RESULT_TIMEOUT);
+  assert_string_equal(late.res.message, "no answer within 300 ms (held session)");
+  /* Never early; late by the loop only (one more poll, 1 ms, and whatever
+     a loaded machine adds: 5 s is far beyond that and far below a check
+     that waits for the server's answer, which never comes). */
+  assert_true(took >= 300);
+  assert_true(took < 5300);
+  tu_session_info(t, &si);
+  assert_false(si.held); /* a timeout closes the held connection */
+}
+
+static void held_timeout_shared(void **st) {
+  (void)st;
+  SKIP_IF_NO_SERVER();
+  held_timeout_at(false);
+}
+
+static void held_timeout_own(void **st) {
+  (void)st;
+  SKIP_IF_NO_SERVER();
+  held_timeout_at(true);
+}
+
 static void requirepass(void **st) {
   (void)st;
   SKIP_IF_NO_SERVER();
@@ -327,6 +383,8 @@ int main(void) {
       cmocka_unit_test_teardown(stopped, stop_servers),
       cmocka_unit_test_teardown(restart_under_session, stop_servers),
       cmocka_unit_test_teardown(login_timeout_held_late, stop_servers),
+      cmocka_unit_test_teardown(held_timeout_shared, stop_servers),
+      cmocka_unit_test_teardown(held_timeout_own, stop_servers),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -137,6 +137,8 @@ struct tsvc_monitor_s {
   uv_check_t turn;    /* after the loop's poll: publishes the due list */
   uv_timer_t turn_bound; /* keeps that poll from waiting past TURN_BOUND_MS */
   svc_t *due;         /* services whose publish waits for the turn's end */
+  tsvc_deadlines_t deadlines; /* the held sessions' check timeouts, shared
+                                 (probe/deadline.h) */
   bool closed;
 };
 
@@ -1080,6 +1082,7 @@ static void session_renew(svc_t *s) {
   if (tsvc_session_new(s->m->loop, &s->spec, hc->full_every > 0 ? hc->full_every : 60000,
                        &s->session) != 0)
     s->session = NULL; /* no memory: the checks connect each time */
+  else tsvc_session_set_deadlines(s->session, &s->m->deadlines);
 }
 
 static void prepare_spec(svc_t *s) {
@@ -1135,6 +1138,7 @@ int tsvc_monitor_new(uv_loop_t *loop, tsvc_runtime_t *rt, tsvc_board_t *board,
   m->turn.data = m;
   uv_timer_init(loop, &m->turn_bound);
   m->turn_bound.data = m;
+  tsvc_deadlines_init(loop, &m->deadlines);
   *out = m;
   return 0;
 }
@@ -1471,6 +1475,7 @@ void tsvc_monitor_close(tsvc_monitor_t *m) {
   uv_close((uv_handle_t *)&m->turn, NULL);
   uv_timer_stop(&m->turn_bound);
   uv_close((uv_handle_t *)&m->turn_bound, NULL);
+  tsvc_deadlines_close(&m->deadlines); /* every session is freed: none pending */
   uv_close((uv_handle_t *)&m->later, later_closed);
 }
 
@@ -1487,6 +1492,7 @@ void tsvc_monitor_free(tsvc_monitor_t *m) {
     free(d);
   }
   if (m->own_board) tsvc_board_free(m->board);
+  tsvc_deadlines_free(&m->deadlines);
   free(m->svcs);
   tsvc_index_free(&m->index);
   free(m);
