@@ -102,6 +102,7 @@ typedef struct svc_s {
   tsvc_hist_t *hist;         /* the last hist_cap records, as published;
                                 NULL: none yet */
   tsvc_board_slot_t *slot;
+  tsvc_deadline_t at;        /* timer's deadline on the grid (arm) */
   struct svc_s *due_next;    /* in the monitor's due list (publish_soon) */
   bool listed;               /* ... while it is there */
   bool due;                  /* a publish waits for the turn's end */
@@ -139,6 +140,7 @@ struct tsvc_monitor_s {
   svc_t *due;         /* services whose publish waits for the turn's end */
   tsvc_deadlines_t deadlines; /* the held sessions' check timeouts, shared
                                  (probe/deadline.h) */
+  tsvc_deadlines_t on_grid;   /* the services' deadlines when on a grid */
   bool closed;
 };
 
@@ -489,6 +491,7 @@ static tsvc_log_level_t change_level(tsvc_state_t to) {
 
 static int feed(svc_t *s, const tsvc_health_event_t *ev);
 static void timer_cb(uv_timer_t *t);
+static void due_cb(tsvc_deadline_t *d);
 
 /* Set the service's one timer to the machine's earliest deadline. */
 static void arm(svc_t *s) {
@@ -499,14 +502,26 @@ static void arm(svc_t *s) {
   s->armed_at = d;
   if (d == TSVC_NEVER) {
     uv_timer_stop(&s->timer);
+    tsvc_deadline_stop(&s->at);
     return;
   }
   tsvc_ms_t now = now_of(s->m);
   /* On the grid: the services due in one step of it share one wake-up of
-     the loop (tsvc_monitor_set_timer_grid). A deadline already due is not
-     put off. */
+     the loop (tsvc_monitor_set_timer_grid), and one bucket of the on_grid
+     deadline set: no timer heap operation a check (issue 13: the timer's
+     pop and push were ~1,000 instructions and ~6 cache misses a held
+     check among 1,000 services). The same moment as the service's timer
+     would fire. A deadline already due is not put off. */
   tsvc_ms_t g = s->m->grid;
   if (g > 1 && d > now) d = (d + g - 1) / g * g;
+  if (g > 1 &&
+      tsvc_deadline_start(&s->m->on_grid, &s->at,
+                          (uint64_t)now_of(s->m) + (uint64_t)(d > now ? d - now : 0),
+                          due_cb) == 0) {
+    uv_timer_stop(&s->timer);
+    return;
+  }
+  tsvc_deadline_stop(&s->at);
   uv_timer_start(&s->timer, timer_cb, (uint64_t)(d > now ? d - now : 0), 0);
 }
 
@@ -962,8 +977,14 @@ static int feed(svc_t *s, const tsvc_health_event_t *ev) {
   return 0;
 }
 
-static void timer_cb(uv_timer_t *t) {
-  svc_t *s = t->data;
+static void svc_due(svc_t *s);
+
+static void timer_cb(uv_timer_t *t) { svc_due(t->data); }
+
+static void due_cb(tsvc_deadline_t *d) { svc_due((svc_t *)((char *)d - offsetof(svc_t, at))); }
+
+/* The service's deadline came (its timer or its on_grid deadline). */
+static void svc_due(svc_t *s) {
   s->armed_at = TSVC_NEVER;
   if (s->waiting) {
     /* Its only deadline while an operation is held: depends_timeout. */
@@ -1139,6 +1160,7 @@ int tsvc_monitor_new(uv_loop_t *loop, tsvc_runtime_t *rt, tsvc_board_t *board,
   uv_timer_init(loop, &m->turn_bound);
   m->turn_bound.data = m;
   tsvc_deadlines_init(loop, &m->deadlines);
+  tsvc_deadlines_init(loop, &m->on_grid);
   *out = m;
   return 0;
 }
@@ -1265,6 +1287,7 @@ static void svc_close(svc_t *s, const char *why) {
   unlist_due(s);
   tsvc_session_free(s->session);
   s->session = NULL;
+  tsvc_deadline_stop(&s->at);
   uv_timer_stop(&s->timer);
   uv_close((uv_handle_t *)&s->timer, svc_timer_closed);
 }
@@ -1475,7 +1498,9 @@ void tsvc_monitor_close(tsvc_monitor_t *m) {
   uv_close((uv_handle_t *)&m->turn, NULL);
   uv_timer_stop(&m->turn_bound);
   uv_close((uv_handle_t *)&m->turn_bound, NULL);
-  tsvc_deadlines_close(&m->deadlines); /* every session is freed: none pending */
+  /* Every service is closed: no deadline is pending. */
+  tsvc_deadlines_close(&m->deadlines);
+  tsvc_deadlines_close(&m->on_grid);
   uv_close((uv_handle_t *)&m->later, later_closed);
 }
 
@@ -1493,6 +1518,7 @@ void tsvc_monitor_free(tsvc_monitor_t *m) {
   }
   if (m->own_board) tsvc_board_free(m->board);
   tsvc_deadlines_free(&m->deadlines);
+  tsvc_deadlines_free(&m->on_grid);
   free(m->svcs);
   tsvc_index_free(&m->index);
   free(m);

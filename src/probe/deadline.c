@@ -8,7 +8,9 @@
 struct tsvc_dl_bucket_s {
   uint64_t at;
   tsvc_dl_bucket_t *prev, *next; /* earlier, later */
-  tsvc_deadline_t *first;        /* its deadlines, in no order */
+  tsvc_deadline_t *first, *last; /* its deadlines, in the order started
+                                   (they fire in that order, as uv_timers
+                                   due in the same millisecond do) */
 };
 
 #define IDLE UINT64_MAX
@@ -45,7 +47,7 @@ static tsvc_dl_bucket_t *bucket_for(tsvc_deadlines_t *ds, uint64_t at) {
   if (b) ds->spare = b->next;
   else if (!(b = malloc(sizeof *b))) return NULL;
   b->at = at;
-  b->first = NULL;
+  b->first = b->last = NULL;
   b->prev = after;
   b->next = after ? after->next : ds->head;
   if (b->next) b->next->prev = b;
@@ -61,6 +63,7 @@ void tsvc_deadline_stop(tsvc_deadline_t *d) {
   if (d->prev) d->prev->next = d->next;
   else b->first = d->next;
   if (d->next) d->next->prev = d->prev;
+  else b->last = d->prev;
   d->prev = d->next = NULL;
   d->bucket = NULL;
   /* An emptied bucket stays in the list (a deadline keeps no pointer to
@@ -75,10 +78,11 @@ int tsvc_deadline_start(tsvc_deadlines_t *ds, tsvc_deadline_t *d, uint64_t at,
   if (!b) return TSVC_ENOMEM;
   d->cb = cb;
   d->bucket = b;
-  d->prev = NULL;
-  d->next = b->first;
-  if (d->next) d->next->prev = d;
-  b->first = d;
+  d->next = NULL;
+  d->prev = b->last;
+  if (d->prev) d->prev->next = d;
+  else b->first = d;
+  b->last = d;
   arm(ds);
   return 0;
 }
@@ -100,6 +104,7 @@ static void fire_cb(uv_timer_t *t) {
     }
     b->first = d->next;
     if (d->next) d->next->prev = NULL;
+    else b->last = NULL;
     d->prev = d->next = NULL;
     d->bucket = NULL;
     d->cb(d);

@@ -5,8 +5,11 @@
  * ~2,000 timers, 1,400 instructions and a handful of cache misses a check).
  *
  * Deadlines due in the same millisecond of the loop's clock share a
- * bucket; the buckets form a list sorted by time (a new deadline is almost
- * always the latest: it is put in from the tail). One uv_timer waits for
+ * bucket (and fire in the order started); the buckets form a list sorted
+ * by time, which a new deadline joins from the tail: meant for deadlines
+ * that are mostly the latest (a timeout from now) or on a coarse grid (the
+ * monitor's timers on monitor.timer_grid), where few buckets lie between
+ * the tail and its place. One uv_timer waits for
  * the earliest bucket. Stopping a deadline only unlinks it: the timer is
  * left as it is, and when it fires early it waits again for what is the
  * earliest then. A deadline fires at the same time as a uv_timer started
@@ -32,7 +35,7 @@ typedef struct tsvc_dl_bucket_s tsvc_dl_bucket_t;
 typedef void (*tsvc_deadline_cb)(tsvc_deadline_t *d);
 
 struct tsvc_deadline_s {
-  tsvc_deadline_t *prev, *next; /* in its bucket */
+  tsvc_deadline_t *prev, *next; /* in its bucket, in the order started */
   tsvc_dl_bucket_t *bucket;     /* NULL: not pending */
   tsvc_deadline_cb cb;
 };
