@@ -163,6 +163,10 @@ tsvc_hist_t *tsvc_hist_push(const tsvc_hist_t *prev, size_t cap, const tsvc_chec
   return h;
 }
 
+const char *tsvc_hist_last_message(const tsvc_hist_t *h) {
+  return h && h->n ? h->v[h->n - 1].message : NULL;
+}
+
 tsvc_hist_t *tsvc_hist_ref(tsvc_hist_t *h) {
   if (h) tsvc_ref_get(&h->ref);
   return h;

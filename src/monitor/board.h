@@ -46,6 +46,8 @@ void tsvc_board_free(tsvc_board_t *b);
    reference of its own. NULL when out of memory. */
 tsvc_hist_t *tsvc_hist_push(const tsvc_hist_t *prev, size_t cap, const tsvc_check_record_t *r);
 tsvc_hist_t *tsvc_hist_ref(tsvc_hist_t *h);
+/* The newest record's message (owned by h), or NULL (h NULL or empty). */
+const char *tsvc_hist_last_message(const tsvc_hist_t *h);
 void tsvc_hist_release(tsvc_hist_t *h);
 
 /* A snapshot of st (its name and scalar fields; st->history is ignored)
