@@ -975,6 +975,18 @@ static void repeated_message_scrubbed_anew(void **st) {
   newest_message(&f, "cache", raw, sizeof raw);
   print_message("raw: %s\n", raw);
   assert_non_null(strstr(raw, "hunter22"));
+  /* The status's text fields, as the snapshot packed them. */
+  tsvc_status_t s;
+  assert_int_equal(tsvc_monitor_get_status(f.mon, "cache", &s), 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", fk.port);
+  assert_string_equal(s.probe, "redis");
+  assert_string_equal(s.probe_address, addr);
+  assert_string_equal(s.last_error, raw);
+  assert_string_equal(s.container_id, "rec-cache"); /* recrt's inspection */
+  assert_string_equal(s.session_error, "");
+  assert_string_equal(s.name, "cache");
+  tsvc_status_clear(&s);
 
   assert_int_equal(tsvc_log_add_secret("hunter22"), 0);
   tsvc_log_scrub(masked, sizeof masked, raw);
