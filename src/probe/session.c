@@ -940,6 +940,10 @@ static void session_closed(uv_handle_t *h) {
 void tsvc_session_free(tsvc_session_t *s) {
   if (!s || s->freeing) return;
   tsvc_session_cancel(s);
+  /* A check's timeout may be left pending after its verdict (one given
+     without stopping it, which the next check's start moves): it must not
+     stay in the shared set past the session. */
+  check_timer_stop(s);
   s->freeing = true;
   if (s->conn) conn_close(s->conn, NULL);
   uv_close((uv_handle_t *)&s->timer, session_closed);
