@@ -9,6 +9,9 @@
  *            PING+QUIT, read +PONG, close with an RST; tcp: connect, close;
  *            postgres: startup packet, ReadyForQuery, Terminate), paced at
  *            the same rate: the floor a check costs in the kernel's TCP;
+ *   loop --session (redis)  the held floor: a minimal epoll loop holding
+ *            one connection per service, PING to each check due in a
+ *            --grid step, on the monitor's schedule (run_floor);
  *   fork     the original request's way: fork+exec `redis-cli ping` or
  *            `pg_isready` (or `docker exec <container> redis-cli ping`)
  *            for every check, at a modest rate;
@@ -58,6 +61,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -464,9 +469,9 @@ static bool window_end(meas_t *m) {
   m->p99[w] = (double)bu_hist_quantile(&m->hist, 0.99);
   m->pmax[w] = (double)bu_hist_quantile(&m->hist, 1.0);
   fprintf(stderr,
-          "  window %d: %.1f s, %.0f checks/s, own %.1f us/check, servers %.1f, machine %.1f,"
+          "  window %d: %.1f s, %llu checks, %.0f checks/s, own %.1f us/check, servers %.1f, machine %.1f,"
           " lateness p50 %.0f p99 %.0f max %.0f ms, fails %llu, waited for a CPU %.0f%%\n",
-          w + 1, secs, m->rate[w], m->own[w], m->server[w], m->machine[w], m->p50[w], m->p99[w],
+          w + 1, secs, (unsigned long long)(now.checks - m->last.checks), m->rate[w], m->own[w], m->server[w], m->machine[w], m->p50[w], m->p99[w],
           m->pmax[w], (unsigned long long)(now.fails - m->last.fails), m->runq[w]);
   if (m->o->session && (m->srv->kind == PROBE_POSTGRES || m->srv->kind == PROBE_PGFLOOR))
     fprintf(stderr,
@@ -974,6 +979,200 @@ static bool loop_one(const opts_t *o, const servers_t *srv, long i, char *err, s
   return ok;
 }
 
+/* ---- mode loop --session: the held floor ------------------------------------- */
+
+/* The floor of a held redis check: one thread, one epoll set, no libuv and
+ * no tanuki code. It holds one connection per service (as many as the
+ * monitor holds, spread over the same servers), and checks each as the
+ * monitor schedules a held check: the first at a random point of the
+ * interval, each next one an interval plus a random extra of up to 10%
+ * after the reply (src/health/health.c), started at the first step of the
+ * --grid at or after its deadline. A check writes PING and reads +PONG;
+ * no answer within --timeout fails it. Deadlines and timeouts sit in a
+ * wheel of grid-wide slots (a doubly linked list a slot, O(1) each way),
+ * and the loop sleeps in epoll_wait until the next slot that holds one. */
+
+typedef struct {
+  int fd;
+  int slot;             /* the wheel slot it is listed in; -1: none */
+  int prev, next;       /* in that slot's list */
+  bool busy;            /* PING sent, +PONG awaited */
+  int64_t due_ms;       /* the scheduled start of the next check */
+  int64_t sent_ms;      /* ... of the one in flight (its lateness counted) */
+  uint8_t rlen;
+  char rbuf[16];
+} fconn_t;
+
+typedef struct {
+  fconn_t *c;
+  int *head;     /* per slot: the first connection, -1: none */
+  long nslots;
+  int64_t width; /* ms a slot */
+  int64_t base;  /* the start of slot 0's current turn, ms */
+  uint64_t rng;
+} wheel_t;
+
+static int64_t floor_now_ms(void) { return bu_now_us() / 1000; }
+
+static uint64_t floor_rand(wheel_t *w) { /* xorshift64 */
+  w->rng ^= w->rng << 13;
+  w->rng ^= w->rng >> 7;
+  w->rng ^= w->rng << 17;
+  return w->rng;
+}
+
+static void wheel_unlink(wheel_t *w, int i) {
+  fconn_t *c = &w->c[i];
+  if (c->slot < 0) return;
+  if (c->prev >= 0) w->c[c->prev].next = c->next;
+  else w->head[c->slot] = c->next;
+  if (c->next >= 0) w->c[c->next].prev = c->prev;
+  c->slot = -1;
+}
+
+/* List i at time t (ms), rounded up to the grid as arm() does. */
+static void wheel_put(wheel_t *w, int i, int64_t t) {
+  fconn_t *c = &w->c[i];
+  wheel_unlink(w, i);
+  long s = (long)(((t + w->width - 1) / w->width) % w->nslots);
+  c->slot = (int)s;
+  c->prev = -1;
+  c->next = w->head[s];
+  if (c->next >= 0) w->c[c->next].prev = i;
+  w->head[s] = i;
+}
+
+static int floor_dial(int port) {
+  int fd = dial(port);
+  if (fd < 0) return -1;
+  int one = 1;
+  /* As the session's connection (uv_tcp_nodelay), non-blocking. */
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
+static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
+  long n = o->services;
+  int64_t g = o->grid_ms > 1 ? o->grid_ms : 1;
+  wheel_t w = {.width = g, .rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid()};
+  /* A deadline is at most an interval + 10% (+ a grid step) ahead, a
+     timeout --timeout: the wheel spans both and then some. */
+  int64_t span = o->interval_ms + o->interval_ms / 10 + o->timeout_ms + 2 * g;
+  w.nslots = (long)(span / g) + 2;
+  w.c = calloc((size_t)n, sizeof *w.c);
+  w.head = malloc((size_t)w.nslots * sizeof *w.head);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  int rc = -1;
+  if (!w.c || !w.head || ep < 0) {
+    fprintf(stderr, "bench: fatal: unable to set up the floor: %s\n", strerror(errno));
+    goto out;
+  }
+  for (long s = 0; s < w.nslots; s++) w.head[s] = -1;
+  int64_t start = floor_now_ms();
+  for (long i = 0; i < n; i++) {
+    fconn_t *c = &w.c[i];
+    c->slot = -1;
+    c->fd = floor_dial(srv->ports[i % srv->n]);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+    if (c->fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+      fprintf(stderr, "bench: fatal: floor connection %ld: %s\n", i, strerror(errno));
+      goto out;
+    }
+    c->due_ms = start + 1 + (int64_t)(floor_rand(&w) % (uint64_t)o->interval_ms);
+    wheel_put(&w, (int)i, c->due_ms);
+  }
+  fprintf(stderr, "  floor: %ld connections held, %ld slots of %lld ms\n", n, w.nslots,
+          (long long)g);
+  double warm = o->warmup_s >= 0 ? o->warmup_s : 2.0 * (double)o->interval_ms / 1e3 + 1.0;
+  int64_t warm_end = start + (int64_t)(warm * 1e3);
+  int64_t win = (int64_t)(o->seconds * 1e3 / o->windows);
+  int64_t next_win = warm_end + win;
+  int64_t now = start;
+  /* The first slot not yet run, as an absolute slot number. */
+  int64_t cur = start / g;
+  struct epoll_event evs[256];
+  static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+  for (;;) {
+    if (!m->measuring && now >= warm_end) {
+      window_begin(m);
+    } else if (m->measuring && now >= next_win) {
+      if (window_end(m)) break;
+      next_win += win;
+    }
+    /* Run every slot whose time has come. */
+    for (; cur * g <= now; cur++) {
+      long s = (long)(cur % w.nslots);
+      for (int i = w.head[s], nx; i >= 0; i = nx) {
+        fconn_t *c = &w.c[i];
+        nx = c->next;
+        if (c->busy) {
+          if (now - c->sent_ms < o->timeout_ms) continue; /* a later turn's */
+          note_check(m, false, c->sent_ms - c->due_ms, "no answer in time (floor)");
+          wheel_unlink(&w, i);
+          close(c->fd); /* as the session: a new connection for the next */
+          c->busy = false;
+          c->rlen = 0;
+          c->fd = floor_dial(srv->ports[i % srv->n]);
+          struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+          if (c->fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) goto fail;
+          c->due_ms = now + o->interval_ms;
+          wheel_put(&w, i, c->due_ms);
+          continue;
+        }
+        if (c->due_ms > now) continue; /* a later turn of the wheel's */
+        if (write(c->fd, ping, sizeof ping - 1) != (ssize_t)(sizeof ping - 1)) goto fail;
+        c->busy = true;
+        c->sent_ms = now;
+        wheel_put(&w, i, now + o->timeout_ms);
+      }
+    }
+    /* Sleep until the next slot that lists anything (or a window's end). */
+    int64_t wake = next_win;
+    if (!m->measuring && warm_end < wake) wake = warm_end;
+    for (int64_t k = cur; k * g < wake; k++)
+      if (w.head[k % w.nslots] >= 0) {
+        wake = k * g;
+        break;
+      }
+    int to = wake > now ? (int)(wake - now) : 0;
+    int r = epoll_wait(ep, evs, (int)(sizeof evs / sizeof evs[0]), to);
+    if (r < 0 && errno != EINTR) goto fail;
+    now = floor_now_ms(); /* one clock read a wake-up, as libuv's loop */
+    for (int k = 0; k < r; k++) {
+      int i = (int)evs[k].data.u32;
+      fconn_t *c = &w.c[i];
+      ssize_t got = read(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - c->rlen);
+      if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (got <= 0 || !c->busy) goto fail;
+      c->rlen = (uint8_t)(c->rlen + got);
+      if (c->rlen < 7) continue;
+      if (c->rlen != 7 || memcmp(c->rbuf, "+PONG\r\n", 7) != 0) {
+        errno = 0;
+        goto fail;
+      }
+      note_check(m, true, c->sent_ms - c->due_ms, NULL);
+      c->busy = false;
+      c->rlen = 0;
+      c->due_ms = now + o->interval_ms +
+                  (int64_t)(floor_rand(&w) % (uint64_t)(o->interval_ms / 10 + 1));
+      wheel_put(&w, i, c->due_ms);
+    }
+  }
+  rc = 0;
+  goto out;
+fail:
+  fprintf(stderr, "bench: fatal: the floor's exchange failed: %s\n",
+          errno ? strerror(errno) : "not +PONG");
+out:
+  for (long i = 0; w.c && i < n; i++)
+    if (w.c[i].fd > 0) close(w.c[i].fd);
+  if (ep >= 0) close(ep);
+  free(w.c);
+  free(w.head);
+  return rc;
+}
+
 /* ---- mode fork: the original request's commands ----------------------------- */
 
 static bool fork_one(const opts_t *o, const servers_t *srv, long i, char *err, size_t len) {
@@ -1045,7 +1244,8 @@ static void usage(FILE *f) {
           "  --timeout MS                 probe timeout in ms (default 1000)\n"
           "  --seconds S                  measured time, after the warm-up (default 10)\n"
           "  --windows K                  split the measured time into K windows (default 3)\n"
-          "  --warmup S                   warm-up (default monitor: 2 intervals + 1 s; else 1 s)\n"
+          "  --warmup S                   warm-up (default monitor, loop --session: 2 intervals\n"
+          "                               + 1 s; else 1 s)\n"
           "  --rate R                     loop/fork: checks per second (default services/interval;\n"
           "                               fork: 20)\n"
           "  --cpu C                      pin this process to CPU C, servers to the others\n"
@@ -1057,9 +1257,11 @@ static void usage(FILE *f) {
           "                               second in a thread on the other CPUs\n"
           "  --scrape-same-cpu            ... on the monitor's CPU instead\n"
           "  --session                    monitor, redis/postgres: held sessions\n"
-          "                               (healthcheck.session: true)\n"
-          "  --grid MS                    monitor: the timers' grid (monitor.timer_grid;\n"
-          "                               default 0, every deadline to the ms)\n"
+          "                               (healthcheck.session: true); loop, redis: the held\n"
+          "                               floor (a minimal epoll loop holding the same\n"
+          "                               connections, PING each due check, same schedule)\n"
+          "  --grid MS                    monitor, loop --session: the timers' grid\n"
+          "                               (monitor.timer_grid; default 0, every deadline to the ms)\n"
           "  --stall MS                   monitor, redis/tcp: stop the first server (SIGSTOP) for MS ms\n"
           "                               when the first window starts (a server not scheduled)\n"
           "  --turns                      monitor: per window, the loop's turns by length (busy\n"
@@ -1192,7 +1394,10 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
   }
   if (!o->tool) o->tool = o->probe == PROBE_POSTGRES ? "pg_isready" : "redis-cli";
   if (o->mode == MODE_FORK && o->probe == PROBE_TCP) return -1;
-  if (o->session && (o->mode != MODE_MONITOR || o->probe == PROBE_TCP)) return -1;
+  /* loop --session: the held floor (redis only). */
+  if (o->session && !(o->mode == MODE_MONITOR && o->probe != PROBE_TCP) &&
+      !(o->mode == MODE_LOOP && o->probe == PROBE_REDIS))
+    return -1;
   if (o->probe == PROBE_PGFLOOR && o->mode != MODE_MONITOR) return -1;
   if (o->stall_ms && (o->mode != MODE_MONITOR || (o->probe != PROBE_REDIS && o->probe != PROBE_TCP)))
     return -1;
@@ -1303,7 +1508,9 @@ int main(int argc, char **argv) {
   int rc;
   switch (o.mode) {
   case MODE_MONITOR: rc = run_monitor(&o, &m, &srv); break;
-  case MODE_LOOP: rc = paced(&o, &m, &srv, o.rate, loop_one); break;
+  case MODE_LOOP:
+    rc = o.session ? run_floor(&o, &m, &srv) : paced(&o, &m, &srv, o.rate, loop_one);
+    break;
   case MODE_FORK: rc = paced(&o, &m, &srv, o.rate, fork_one); break;
   default: rc = paced(&o, &m, &srv, 100, idle_one); break;
   }
@@ -1334,7 +1541,8 @@ int main(int argc, char **argv) {
   /* Failures over every window (m.fails counts from the first one). */
   uint64_t all_fails = m.last.fails;
   char interval[32];
-  if (o.mode == MODE_MONITOR) snprintf(interval, sizeof interval, "%lld ms", (long long)o.interval_ms);
+  if (o.mode == MODE_MONITOR || o.session)
+    snprintf(interval, sizeof interval, "%lld ms", (long long)o.interval_ms);
   else snprintf(interval, sizeof interval, "(%.0f/s)", o.rate);
   char services[64];
   if (o.mode == MODE_MONITOR && o.scrape_hz > 0)
@@ -1402,7 +1610,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, " %s %lld", bu_tcpstat_names[i], (long long)(m.tcp1.v[i] - m.tcp0.v[i]));
     fprintf(stderr, "\n");
   }
-  if (o.session) {
+  if (o.session && o.mode == MODE_MONITOR) {
     fprintf(stderr,
             "bench: sessions at the end: %lld of %lld held; %llu connections opened, %llu "
             "checks on held connections, %llu by the full probe\n",

@@ -45,7 +45,9 @@
 #                                   only the held-session comparison (about 4
 #                                   minutes; issue 13, point 4): redis
 #                                   connect-per-check vs held session vs the
-#                                   minimal loop vs forked redis-cli, postgres
+#                                   held floor (a minimal epoll loop holding
+#                                   the same connections) vs the minimal
+#                                   loop vs forked redis-cli, postgres
 #                                   connect-per-check vs held session, and
 #                                   20,000 held redis checks a second, in
 #                                   alternating rounds; its section of
@@ -192,12 +194,18 @@ sessions_section() {
   : >"$srows"
   : >"$sres"
   for ((r = 1; r <= rounds; r++)); do
-    for variant in redis redis-session loop fork pg pg-session pgfloor-session redis-session-20k \
-                   redis-session-20kps; do
+    for variant in redis redis-session floor loop fork pg pg-session pgfloor-session \
+                   redis-session-20k redis-session-20kps; do
       case $variant in
         redis) args=(--mode monitor --probe redis --services 1000 --interval 1000 --timeout 900) ;;
         redis-session) args=(--mode monitor --probe redis --session --services 1000 --interval 1000
                              --timeout 900) ;;
+        # The held floor: a minimal epoll loop (no libuv, no tanuki code)
+        # holding the same 1,000 connections, PING to each check due in a
+        # step of the same grid, on the monitor's schedule (bench_monitor.c,
+        # run_floor).
+        floor) args=(--mode loop --probe redis --session --services 1000 --interval 1000
+                     --timeout 900) ;;
         loop) args=(--mode loop --probe redis --services 1000 --interval 1000) ;;
         fork) args=(--mode fork --probe redis --tool redis-cli --rate 20) ;;
         pg) args=(--mode monitor --probe postgres --services 20 --interval 1000 --timeout 900) ;;
@@ -218,7 +226,7 @@ sessions_section() {
                                    --interval 500 --timeout 450 --servers 2) ;;
       esac
       args+=(--seconds "$secs" "${cpu[@]}")
-      [[ ${args[1]} == monitor ]] && args+=("${grid[@]}")
+      [[ ${args[1]} == monitor || $variant == floor ]] && args+=("${grid[@]}")
       echo ">> $bin ${args[*]}" >>"$log"
       if ! res=$("$bin" "${args[@]}" 2>>"$log"); then
         echo "run.sh: fatal: bench_monitor ${args[*]} failed:" >&2
@@ -276,7 +284,9 @@ sessions_section() {
     echo "|---|---:|---:|"
     echo "| redis, 1,000 services at 1 s: CPU per check, connect per check | $rc_us us | - |"
     echo "| redis, 1,000 services at 1 s: CPU per check, held session | $ses_us us | <= 30 us |"
-    echo "| ... the monitor's wake-ups per check, connect per check / held session / the loop | $(med redis wakes_per_check) / $(med redis-session wakes_per_check) / $(med loop wakes_per_check) | - |"
+    echo "| ... the floor: a minimal epoll loop holding the same connections (PING on the same schedule and grid) | $(med floor own_us) us | - |"
+    echo "| ... held session / the floor | $(ratio "$ses_us" "$(med floor own_us)")x | - |"
+    echo "| ... the monitor's wake-ups per check, connect per check / held session / the floor / the loop | $(med redis wakes_per_check) / $(med redis-session wakes_per_check) / $(med floor wakes_per_check) / $(med loop wakes_per_check) | - |"
     echo "| minimal blocking loop (connect, PING, QUIT) per check | $lp_us us | - |"
     echo "| forked \`redis-cli ping\` per check (bench + child) | $fk_us us | - |"
     echo "| forked redis-cli / held session | $(ratio "$fk_us" "$ses_us")x | >= 100x |"
@@ -467,7 +477,7 @@ up_section() {
   fi
   reuse=${UP_REUSE:-}
   for ((r = 1; r <= rounds && ${#reuse} == 0; r++)); do
-    for variant in up up-session up-nolisten up-tcp loop loop-tcp fork mon10k; do
+    for variant in up up-session up-nolisten up-tcp loop loop-tcp floor fork mon10k; do
       case $variant in
         up|up-session|up-nolisten|up-tcp)
           echo ">> bench/up.sh $build $variant 1000 $secs" >>"$log"
@@ -476,9 +486,12 @@ up_section() {
             tail -5 "$log" >&2
             exit 1
           fi ;;
-        loop|loop-tcp|fork|mon10k)
+        loop|loop-tcp|floor|fork|mon10k)
           case $variant in
             loop) args=(--mode loop --probe redis --services 1000 --interval 1000) ;;
+            # The held floor: `up`'s held checks with nothing but epoll.
+            floor) args=(--mode loop --probe redis --session --services 1000 --interval 1000
+                         --timeout 900 "${grid[@]}") ;;
             loop-tcp) args=(--mode loop --probe tcp --services 1000 --interval 1000) ;;
             fork) args=(--mode fork --probe redis --tool redis-cli --rate 20) ;;
             mon10k) args=(--mode monitor --probe redis --services 10000 --interval 1000
@@ -534,6 +547,7 @@ up_section() {
     echo "| CPU per tcp check, \`up\` / minimal blocking loop (connect, close) | $(med up-tcp up_us) / $(med loop-tcp own_us) us = $(ratio "$(med up-tcp up_us)" "$(med loop-tcp own_us)")x | <= 1.2x |"
     echo "| wake-ups per check (voluntary context switches), \`up\` redis / tcp / held; loop redis / tcp | $(med up wakes_per_check) / $(med up-tcp wakes_per_check) / $(med up-session wakes_per_check); $(med loop wakes_per_check) / $(med loop-tcp wakes_per_check) | - |"
     echo "| CPU per redis check, \`up\` with held sessions | $ses_us us | <= 30 us |"
+    echo "| CPU per redis check, \`up\` with held sessions / the held floor (a minimal epoll loop holding the same connections, PING on the same schedule and grid) | $ses_us / $(med floor own_us) us = $(ratio "$ses_us" "$(med floor own_us)")x | - |"
     echo "| forked \`redis-cli ping\` / \`up\` | $fk_us / $up_us us = $(ratio "$fk_us" "$up_us")x | - |"
     echo "| forked \`redis-cli ping\` / \`up\` with held sessions | $(ratio "$fk_us" "$ses_us")x | >= 100x |"
     echo "| peak RSS (VmHWM) of \`up\`, 1,000 services, no TCP listener | $(mib "$(med up-nolisten hwm_kib)") MiB | < 10 MiB |"
