@@ -124,8 +124,9 @@ static void restart_from_callback(void **st) {
   run_until_idle(&loop, &ds);
 }
 
-/* Many deadlines over many milliseconds, half stopped: every other one
-   fires once, at or after its time; the loop is empty at the end. */
+/* Many deadlines over many milliseconds, mostly in order (a few ms back:
+   as timeouts from now and grid deadlines come), half stopped: every other
+   one fires once, at or after its time; the loop is empty at the end. */
 static void many(void **st) {
   (void)st;
   enum { N = 2000 };
@@ -136,7 +137,7 @@ static void many(void **st) {
   ent_t *e = calloc(N, sizeof *e);
   assert_non_null(e);
   uint64_t now = uv_now(&loop);
-  for (int i = 0; i < N; i++) start(&ds, &e[i], now + 1 + (uint64_t)(i * 7919 % 97));
+  for (int i = 0; i < N; i++) start(&ds, &e[i], now + 1 + (uint64_t)(i / 20 + i * 7919 % 13));
   for (int i = 0; i < N; i += 2) tsvc_deadline_stop(&e[i].d);
   int left = N / 2;
   while (left > 0) {
@@ -150,6 +151,30 @@ static void many(void **st) {
     if (i % 2) assert_true(e[i].fired >= e[i].at);
   }
   free(e);
+  run_until_idle(&loop, &ds);
+}
+
+/* A deadline whose place lies more than 32 buckets before the latest is
+   refused (TSVC_EBUSY, not pending: its caller keeps a timer of its own),
+   one within them is taken, and both neighbours still fire in order. */
+static void far_back_refused(void **st) {
+  (void)st;
+  enum { N = 100 };
+  uv_loop_t loop;
+  tsvc_deadlines_t ds;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(tsvc_deadlines_init(&loop, &ds), 0);
+  uint64_t now = uv_now(&loop);
+  ent_t e[N] = {0}, early = {0}, near = {0};
+  for (int i = 0; i < N; i++) start(&ds, &e[i], now + 20 + (uint64_t)i);
+  early.ds = &ds;
+  assert_int_equal(tsvc_deadline_start(&ds, &early.d, now + 10, fire), TSVC_EBUSY);
+  assert_false(tsvc_deadline_pending(&early.d));
+  start(&ds, &near, now + 20 + N - 20); /* 20 buckets back: shares one */
+  RUN_UNTIL(&loop, e[N - 1].calls == 1 && near.calls == 1);
+  assert_int_equal(early.calls, 0);
+  assert_true(near.fired >= near.at);
+  for (int i = 0; i < N; i++) assert_int_equal(e[i].calls, 1);
   run_until_idle(&loop, &ds);
 }
 
@@ -182,6 +207,7 @@ int main(void) {
       cmocka_unit_test(stopped_head_does_not_fire_the_next_early),
       cmocka_unit_test(restart_from_callback),
       cmocka_unit_test(many),
+      cmocka_unit_test(far_back_refused),
       cmocka_unit_test(close_drops_pending),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

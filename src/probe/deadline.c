@@ -15,6 +15,13 @@ struct tsvc_dl_bucket_s {
 
 #define IDLE UINT64_MAX
 
+/* A deadline's place is looked for from the tail over at most this many
+   buckets: with mixed delays (services at 1 s among others at 30 s, on a
+   10 ms grid: ~2,900 buckets between a 1 s deadline's place and the tail)
+   an unbounded walk over cold buckets would cost more than the timer heap
+   it replaces, and the caller keeps its own uv_timer instead. */
+#define SCAN_MAX 32
+
 static void fire_cb(uv_timer_t *t);
 
 /* The timer waits for the earliest bucket, unless it already waits for a
@@ -38,14 +45,26 @@ static void bucket_drop(tsvc_deadlines_t *ds, tsvc_dl_bucket_t *b) {
   ds->spare = b;
 }
 
-/* The bucket for at: found or put in, from the tail. NULL: out of memory. */
-static tsvc_dl_bucket_t *bucket_for(tsvc_deadlines_t *ds, uint64_t at) {
+/* The bucket for at: found or put in, from the tail, looking at no more
+   than SCAN_MAX buckets. NULL with *rc set: out of memory (TSVC_ENOMEM), or
+   at lies further back (TSVC_EBUSY). */
+static tsvc_dl_bucket_t *bucket_for(tsvc_deadlines_t *ds, uint64_t at, int *rc) {
   tsvc_dl_bucket_t *after = ds->tail;
-  while (after && after->at > at) after = after->prev;
+  int seen = 0;
+  while (after && after->at > at) {
+    if (++seen > SCAN_MAX) {
+      *rc = TSVC_EBUSY;
+      return NULL;
+    }
+    after = after->prev;
+  }
   if (after && after->at == at) return after;
   tsvc_dl_bucket_t *b = ds->spare;
   if (b) ds->spare = b->next;
-  else if (!(b = malloc(sizeof *b))) return NULL;
+  else if (!(b = malloc(sizeof *b))) {
+    *rc = TSVC_ENOMEM;
+    return NULL;
+  }
   b->at = at;
   b->first = b->last = NULL;
   b->prev = after;
@@ -74,8 +93,9 @@ int tsvc_deadline_start(tsvc_deadlines_t *ds, tsvc_deadline_t *d, uint64_t at,
                         tsvc_deadline_cb cb) {
   tsvc_deadline_stop(d);
   if (ds->closed) return TSVC_EINVAL;
-  tsvc_dl_bucket_t *b = bucket_for(ds, at);
-  if (!b) return TSVC_ENOMEM;
+  int rc = 0;
+  tsvc_dl_bucket_t *b = bucket_for(ds, at, &rc);
+  if (!b) return rc;
   d->cb = cb;
   d->bucket = b;
   d->next = NULL;

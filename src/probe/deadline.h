@@ -9,7 +9,8 @@
  * by time, which a new deadline joins from the tail: meant for deadlines
  * that are mostly the latest (a timeout from now) or on a coarse grid (the
  * monitor's timers on monitor.timer_grid), where few buckets lie between
- * the tail and its place. One uv_timer waits for
+ * the tail and its place (a deadline whose place is further back is
+ * refused: tsvc_deadline_start). One uv_timer waits for
  * the earliest bucket. Stopping a deadline only unlinks it: the timer is
  * left as it is, and when it fires early it waits again for what is the
  * earliest then. A deadline fires at the same time as a uv_timer started
@@ -57,8 +58,10 @@ void tsvc_deadlines_free(tsvc_deadlines_t *ds);
 
 /* Call cb(d) when the loop's clock (uv_now) reaches at, ms; a pending d
  * is moved. A callback that starts a deadline at or before the loop's now
- * is called again in the same pass: start it later than now. Returns 0, or TSVC_ENOMEM / TSVC_EINVAL (ds closed): d is
- * then not pending. */
+ * is called again in the same pass: start it later than now. Returns 0,
+ * or TSVC_ENOMEM, TSVC_EINVAL (ds closed) or TSVC_EBUSY (at lies more than
+ * 32 buckets before the latest: mixed delays; the caller keeps a timer of
+ * its own for it): d is then not pending. */
 int tsvc_deadline_start(tsvc_deadlines_t *ds, tsvc_deadline_t *d, uint64_t at,
                         tsvc_deadline_cb cb);
 /* Not pending any more (a no-op when it is not). */
