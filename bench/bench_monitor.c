@@ -6,9 +6,12 @@
  *   monitor  the real monitor (src/monitor) watching N external services
  *            with native probes, every --interval, on one libuv loop;
  *   loop     a minimal blocking C loop doing the same exchange (connect,
- *            PING+QUIT, read +PONG, server closes; tcp: connect, close;
+ *            PING+QUIT, read +PONG, close with an RST; tcp: connect, close;
  *            postgres: startup packet, ReadyForQuery, Terminate), paced at
  *            the same rate: the floor a check costs in the kernel's TCP;
+ *   loop --session (redis)  the held floor: a minimal epoll loop holding
+ *            one connection per service, PING to each check due in a
+ *            --grid step, on the monitor's schedule (run_floor);
  *   fork     the original request's way: fork+exec `redis-cli ping` or
  *            `pg_isready` (or `docker exec <container> redis-cli ping`)
  *            for every check, at a modest rate;
@@ -58,6 +61,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -103,6 +108,7 @@ typedef struct {
   bool session;         /* monitor: healthcheck.session: true (held sessions) */
   long grid_ms;         /* monitor: tsvc_monitor_set_timer_grid (0: none) */
   long stall_ms;        /* monitor, redis/tcp: the first server stopped this long */
+  bool turns;           /* monitor: measure the loop's turns (turns_t) */
 } opts_t;
 
 /* ---- servers ---------------------------------------------------------------- */
@@ -218,6 +224,126 @@ static void reasons_print(const reasons_t *r, const char *what) {
     fprintf(stderr, "bench: %s: %llu x (other kinds)\n", what, (unsigned long long)r->other);
 }
 
+/* The loop's turns (monitor mode): where a late check's lateness comes from.
+   A check is late when its timer fires late, i.e. when the turn before it
+   (I/O callbacks, closes, the timers due with it) ran long, or the loop's
+   thread waited for a CPU meanwhile. A turn runs from one prepare callback
+   (just before the poll) to the next, less the time blocked in epoll_wait
+   (uv_metrics_idle_time); its CPU is the thread's own (CLOCK_THREAD_CPUTIME_ID),
+   so wall minus CPU is time the thread was runnable but not running (or
+   blocked elsewhere). Two clock reads a turn, a few hundred turns a second. */
+#define TURN_BUCKETS 8
+static const int64_t turn_bucket_ms[TURN_BUCKETS] = {0, 1, 5, 10, 20, 50, 100, 200};
+#define TURN_TOP 3
+
+typedef struct {
+  int64_t wall_us, cpu_us; /* busy wall time and the thread's CPU in it */
+  uint64_t done;           /* checks that completed in it */
+  int64_t at_ms;           /* its end, ms since the window began */
+} turn_t;
+
+typedef struct {
+  uv_prepare_t prep;
+  bool on;
+  int64_t t_us, cpu_us; /* at the last prepare */
+  uint64_t idle_ns;     /* uv_metrics_idle_time then */
+  uint64_t done_at;     /* completions then */
+  uint64_t done;        /* checks completed (all, warm-up included) */
+  int64_t win_t0;       /* the window's start, us */
+  /* this window */
+  uint64_t n, hist[TURN_BUCKETS];
+  int64_t busy_us, cpu_sum_us;   /* over every turn */
+  int64_t long_wall_us, long_cpu_us; /* over turns of 10 ms and more */
+  turn_t top[TURN_TOP];          /* the longest, longest first */
+} turns_t;
+
+static int64_t thread_cpu_us(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void turns_reset(turns_t *t) {
+  t->n = 0;
+  memset(t->hist, 0, sizeof t->hist);
+  t->busy_us = t->cpu_sum_us = t->long_wall_us = t->long_cpu_us = 0;
+  memset(t->top, 0, sizeof t->top);
+  t->win_t0 = bu_now_us();
+}
+
+static void turn_note(turns_t *t, int64_t wall, int64_t cpu, uint64_t done, int64_t now) {
+  if (wall < 0) wall = 0;
+  t->n++;
+  t->busy_us += wall;
+  t->cpu_sum_us += cpu;
+  int b = TURN_BUCKETS - 1;
+  while (b > 0 && wall < turn_bucket_ms[b] * 1000) b--;
+  t->hist[b]++;
+  if (wall >= 10000) {
+    t->long_wall_us += wall;
+    t->long_cpu_us += cpu;
+  }
+  for (int i = 0; i < TURN_TOP; i++) {
+    if (wall <= t->top[i].wall_us) continue;
+    memmove(&t->top[i + 1], &t->top[i], (TURN_TOP - 1 - (size_t)i) * sizeof t->top[0]);
+    t->top[i] = (turn_t){wall, cpu, done, (now - t->win_t0) / 1000};
+    break;
+  }
+}
+
+static void prepare_cb(uv_prepare_t *h) {
+  turns_t *t = h->data;
+  int64_t now = bu_now_us(), cpu = thread_cpu_us();
+  uint64_t idle = uv_metrics_idle_time(h->loop);
+  if (t->on)
+    turn_note(t, now - t->t_us - (int64_t)((idle - t->idle_ns) / 1000), cpu - t->cpu_us,
+              t->done - t->done_at, now);
+  t->on = true;
+  t->t_us = now;
+  t->cpu_us = cpu;
+  t->idle_ns = idle;
+  t->done_at = t->done;
+}
+
+static void turns_print(const turns_t *t) {
+  if (!t->n) return;
+  fprintf(stderr, "    turns: %llu, busy %.0f ms (CPU %.0f ms); by length",
+          (unsigned long long)t->n, (double)t->busy_us / 1e3, (double)t->cpu_sum_us / 1e3);
+  for (int b = 0; b < TURN_BUCKETS; b++)
+    fprintf(stderr, " %s%lld ms: %llu", b + 1 < TURN_BUCKETS ? "<" : ">=",
+            (long long)(b + 1 < TURN_BUCKETS ? turn_bucket_ms[b + 1] : turn_bucket_ms[b]),
+            (unsigned long long)t->hist[b]);
+  fprintf(stderr, "; turns >= 10 ms: %.0f ms wall, %.0f ms CPU\n", (double)t->long_wall_us / 1e3,
+          (double)t->long_cpu_us / 1e3);
+  for (int i = 0; i < TURN_TOP && t->top[i].wall_us; i++)
+    fprintf(stderr, "    longest turn %d: %.1f ms, CPU %.1f ms, %llu checks completed, ended at +%lld ms\n",
+            i + 1, (double)t->top[i].wall_us / 1e3, (double)t->top[i].cpu_us / 1e3,
+            (unsigned long long)t->top[i].done, (long long)t->top[i].at_ms);
+}
+
+/* Lateness by range, ms: how many checks started how late. */
+#define LATE_BUCKETS 9
+static const int64_t late_bucket_ms[LATE_BUCKETS] = {0, 1, 5, 10, 20, 50, 100, 200, 500};
+
+static void lateness_print(const bu_hist_t *h) {
+  uint64_t c[LATE_BUCKETS] = {0};
+  for (int64_t ms = 0; ms <= BU_HIST_MS; ms++) {
+    if (!h->c[ms]) continue;
+    int b = LATE_BUCKETS - 1;
+    while (b > 0 && ms < late_bucket_ms[b]) b--;
+    c[b] += h->c[ms];
+  }
+  fprintf(stderr, "    lateness:");
+  for (int b = 0; b < LATE_BUCKETS; b++) {
+    if (b + 1 < LATE_BUCKETS)
+      fprintf(stderr, " %lld-%lld ms: %llu", (long long)late_bucket_ms[b],
+              (long long)late_bucket_ms[b + 1] - 1, (unsigned long long)c[b]);
+    else
+      fprintf(stderr, " >= %lld ms: %llu", (long long)late_bucket_ms[b], (unsigned long long)c[b]);
+  }
+  fprintf(stderr, "\n");
+}
+
 typedef struct {
   const opts_t *o;
   const servers_t *srv;
@@ -236,6 +362,9 @@ typedef struct {
   double msgs[MAX_WINDOWS], own_slice[MAX_WINDOWS], be_slice[MAX_WINDOWS];
   double span[MAX_WINDOWS], slow[MAX_WINDOWS]; /* floor: us from wake-up to answer; > 1 ms */
   tsvc_monitor_t *mon; /* postgres probes: the sessions' counters come from it */
+  turns_t *turns;      /* monitor mode: the loop's turns (NULL: not measured) */
+  bu_tcpstat_t tcp0, tcp1; /* the machine's TCP counters at the first window and the end */
+  long tw0;                /* TIME_WAITs on the machine at the first window */
   snap_t first;        /* at the start of the first window */
   double p50[MAX_WINDOWS], p99[MAX_WINDOWS], pmax[MAX_WINDOWS];
   double runq[MAX_WINDOWS]; /* % of the window the loop's thread waited for
@@ -289,6 +418,9 @@ static void window_begin(meas_t *m) {
   m->checks = m->fails = 0;
   bu_hist_reset(&m->hist);
   m->measuring = true;
+  if (m->turns) turns_reset(m->turns);
+  bu_tcpstat(&m->tcp0);
+  m->tw0 = bu_timewait();
   snap(m, &m->last);
   m->first = m->last;
 }
@@ -337,9 +469,9 @@ static bool window_end(meas_t *m) {
   m->p99[w] = (double)bu_hist_quantile(&m->hist, 0.99);
   m->pmax[w] = (double)bu_hist_quantile(&m->hist, 1.0);
   fprintf(stderr,
-          "  window %d: %.1f s, %.0f checks/s, own %.1f us/check, servers %.1f, machine %.1f,"
+          "  window %d: %.1f s, %llu checks, %.0f checks/s, own %.1f us/check, servers %.1f, machine %.1f,"
           " lateness p50 %.0f p99 %.0f max %.0f ms, fails %llu, waited for a CPU %.0f%%\n",
-          w + 1, secs, m->rate[w], m->own[w], m->server[w], m->machine[w], m->p50[w], m->p99[w],
+          w + 1, secs, (unsigned long long)(now.checks - m->last.checks), m->rate[w], m->own[w], m->server[w], m->machine[w], m->p50[w], m->p99[w],
           m->pmax[w], (unsigned long long)(now.fails - m->last.fails), m->runq[w]);
   if (m->o->session && (m->srv->kind == PROBE_POSTGRES || m->srv->kind == PROBE_PGFLOOR))
     fprintf(stderr,
@@ -351,8 +483,14 @@ static bool window_end(meas_t *m) {
             (unsigned long long)(now.held - m->last.held),
             (unsigned long long)(now.full - m->last.full), now.not_held,
             now.not_held ? ", first: " : "", now.why);
+  lateness_print(&m->hist);
+  if (m->turns) {
+    turns_print(m->turns);
+    turns_reset(m->turns);
+  }
   bu_hist_reset(&m->hist);
   m->last = now;
+  if (m->window >= m->o->windows) bu_tcpstat(&m->tcp1);
   return m->window >= m->o->windows;
 }
 
@@ -437,6 +575,7 @@ typedef struct {
 static void observer(const tsvc_mon_event_t *e, void *data) {
   mon_run_t *r = data;
   if (e->type != TSVC_MON_EV_CHECK) return;
+  if (r->m->turns) r->m->turns->done++;
   note_check(r->m, e->result == TSVC_RESULT_OK, e->lateness_ms, e->reason);
 }
 
@@ -573,6 +712,17 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
   }
   uv_loop_t loop;
   uv_loop_init(&loop);
+  /* --turns: the turn meter needs the time blocked in epoll_wait (which
+     costs libuv a non-blocking epoll_wait before each blocking one). */
+  static turns_t turns;
+  memset(&turns, 0, sizeof turns);
+  if (o->turns && uv_loop_configure(&loop, UV_METRICS_IDLE_TIME) == 0) {
+    uv_prepare_init(&loop, &turns.prep);
+    turns.prep.data = &turns;
+    uv_prepare_start(&turns.prep, prepare_cb);
+    uv_unref((uv_handle_t *)&turns.prep);
+    m->turns = &turns;
+  }
   rc = tsvc_monitor_new(&loop, NULL, NULL, &r.mon);
   if (rc) {
     fprintf(stderr, "bench: fatal: unable to create the monitor: %s\n", tsvc_strerror(rc));
@@ -652,6 +802,10 @@ static int run_monitor(const opts_t *o, meas_t *m, const servers_t *srv) {
     }
   }
   m->mon = NULL;
+  if (m->turns) {
+    uv_close((uv_handle_t *)&turns.prep, NULL);
+    m->turns = NULL;
+  }
   tsvc_monitor_close(r.mon);
   uv_run(&loop, UV_RUN_DEFAULT);
   tsvc_monitor_free(r.mon);
@@ -697,13 +851,25 @@ static ssize_t read_to_eof(int fd, char *buf, size_t cap) {
   }
 }
 
+/* The probe's exchange (src/probe/redis.c): PING and QUIT in one write,
+   read until PING's reply, then close with an RST (SO_LINGER 0), without
+   waiting for QUIT's close. */
 static bool loop_redis(int port) {
   static const char req[] = "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nQUIT\r\n";
   int fd = dial(port);
   if (fd < 0) return false;
   char buf[256];
-  bool ok = write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1) &&
-            read_to_eof(fd, buf, sizeof buf) >= 7 && memcmp(buf, "+PONG\r\n", 7) == 0;
+  size_t n = 0;
+  bool ok = write(fd, req, sizeof req - 1) == (ssize_t)(sizeof req - 1);
+  while (ok && n < 7) {
+    ssize_t r = read(fd, buf + n, sizeof buf - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) ok = false;
+    else n += (size_t)r;
+  }
+  ok = ok && memcmp(buf, "+PONG\r\n", 7) == 0;
+  struct linger l = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
   close(fd);
   return ok;
 }
@@ -813,6 +979,200 @@ static bool loop_one(const opts_t *o, const servers_t *srv, long i, char *err, s
   return ok;
 }
 
+/* ---- mode loop --session: the held floor ------------------------------------- */
+
+/* The floor of a held redis check: one thread, one epoll set, no libuv and
+ * no tanuki code. It holds one connection per service (as many as the
+ * monitor holds, spread over the same servers), and checks each as the
+ * monitor schedules a held check: the first at a random point of the
+ * interval, each next one an interval plus a random extra of up to 10%
+ * after the reply (src/health/health.c), started at the first step of the
+ * --grid at or after its deadline. A check writes PING and reads +PONG;
+ * no answer within --timeout fails it. Deadlines and timeouts sit in a
+ * wheel of grid-wide slots (a doubly linked list a slot, O(1) each way),
+ * and the loop sleeps in epoll_wait until the next slot that holds one. */
+
+typedef struct {
+  int fd;
+  int slot;             /* the wheel slot it is listed in; -1: none */
+  int prev, next;       /* in that slot's list */
+  bool busy;            /* PING sent, +PONG awaited */
+  int64_t due_ms;       /* the scheduled start of the next check */
+  int64_t sent_ms;      /* ... of the one in flight (its lateness counted) */
+  uint8_t rlen;
+  char rbuf[16];
+} fconn_t;
+
+typedef struct {
+  fconn_t *c;
+  int *head;     /* per slot: the first connection, -1: none */
+  long nslots;
+  int64_t width; /* ms a slot */
+  int64_t base;  /* the start of slot 0's current turn, ms */
+  uint64_t rng;
+} wheel_t;
+
+static int64_t floor_now_ms(void) { return bu_now_us() / 1000; }
+
+static uint64_t floor_rand(wheel_t *w) { /* xorshift64 */
+  w->rng ^= w->rng << 13;
+  w->rng ^= w->rng >> 7;
+  w->rng ^= w->rng << 17;
+  return w->rng;
+}
+
+static void wheel_unlink(wheel_t *w, int i) {
+  fconn_t *c = &w->c[i];
+  if (c->slot < 0) return;
+  if (c->prev >= 0) w->c[c->prev].next = c->next;
+  else w->head[c->slot] = c->next;
+  if (c->next >= 0) w->c[c->next].prev = c->prev;
+  c->slot = -1;
+}
+
+/* List i at time t (ms), rounded up to the grid as arm() does. */
+static void wheel_put(wheel_t *w, int i, int64_t t) {
+  fconn_t *c = &w->c[i];
+  wheel_unlink(w, i);
+  long s = (long)(((t + w->width - 1) / w->width) % w->nslots);
+  c->slot = (int)s;
+  c->prev = -1;
+  c->next = w->head[s];
+  if (c->next >= 0) w->c[c->next].prev = i;
+  w->head[s] = i;
+}
+
+static int floor_dial(int port) {
+  int fd = dial(port);
+  if (fd < 0) return -1;
+  int one = 1;
+  /* As the session's connection (uv_tcp_nodelay), non-blocking. */
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
+static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
+  long n = o->services;
+  int64_t g = o->grid_ms > 1 ? o->grid_ms : 1;
+  wheel_t w = {.width = g, .rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid()};
+  /* A deadline is at most an interval + 10% (+ a grid step) ahead, a
+     timeout --timeout: the wheel spans both and then some. */
+  int64_t span = o->interval_ms + o->interval_ms / 10 + o->timeout_ms + 2 * g;
+  w.nslots = (long)(span / g) + 2;
+  w.c = calloc((size_t)n, sizeof *w.c);
+  w.head = malloc((size_t)w.nslots * sizeof *w.head);
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  int rc = -1;
+  if (!w.c || !w.head || ep < 0) {
+    fprintf(stderr, "bench: fatal: unable to set up the floor: %s\n", strerror(errno));
+    goto out;
+  }
+  for (long s = 0; s < w.nslots; s++) w.head[s] = -1;
+  int64_t start = floor_now_ms();
+  for (long i = 0; i < n; i++) {
+    fconn_t *c = &w.c[i];
+    c->slot = -1;
+    c->fd = floor_dial(srv->ports[i % srv->n]);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+    if (c->fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+      fprintf(stderr, "bench: fatal: floor connection %ld: %s\n", i, strerror(errno));
+      goto out;
+    }
+    c->due_ms = start + 1 + (int64_t)(floor_rand(&w) % (uint64_t)o->interval_ms);
+    wheel_put(&w, (int)i, c->due_ms);
+  }
+  fprintf(stderr, "  floor: %ld connections held, %ld slots of %lld ms\n", n, w.nslots,
+          (long long)g);
+  double warm = o->warmup_s >= 0 ? o->warmup_s : 2.0 * (double)o->interval_ms / 1e3 + 1.0;
+  int64_t warm_end = start + (int64_t)(warm * 1e3);
+  int64_t win = (int64_t)(o->seconds * 1e3 / o->windows);
+  int64_t next_win = warm_end + win;
+  int64_t now = start;
+  /* The first slot not yet run, as an absolute slot number. */
+  int64_t cur = start / g;
+  struct epoll_event evs[256];
+  static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+  for (;;) {
+    if (!m->measuring && now >= warm_end) {
+      window_begin(m);
+    } else if (m->measuring && now >= next_win) {
+      if (window_end(m)) break;
+      next_win += win;
+    }
+    /* Run every slot whose time has come. */
+    for (; cur * g <= now; cur++) {
+      long s = (long)(cur % w.nslots);
+      for (int i = w.head[s], nx; i >= 0; i = nx) {
+        fconn_t *c = &w.c[i];
+        nx = c->next;
+        if (c->busy) {
+          if (now - c->sent_ms < o->timeout_ms) continue; /* a later turn's */
+          note_check(m, false, c->sent_ms - c->due_ms, "no answer in time (floor)");
+          wheel_unlink(&w, i);
+          close(c->fd); /* as the session: a new connection for the next */
+          c->busy = false;
+          c->rlen = 0;
+          c->fd = floor_dial(srv->ports[i % srv->n]);
+          struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+          if (c->fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) goto fail;
+          c->due_ms = now + o->interval_ms;
+          wheel_put(&w, i, c->due_ms);
+          continue;
+        }
+        if (c->due_ms > now) continue; /* a later turn of the wheel's */
+        if (write(c->fd, ping, sizeof ping - 1) != (ssize_t)(sizeof ping - 1)) goto fail;
+        c->busy = true;
+        c->sent_ms = now;
+        wheel_put(&w, i, now + o->timeout_ms);
+      }
+    }
+    /* Sleep until the next slot that lists anything (or a window's end). */
+    int64_t wake = next_win;
+    if (!m->measuring && warm_end < wake) wake = warm_end;
+    for (int64_t k = cur; k * g < wake; k++)
+      if (w.head[k % w.nslots] >= 0) {
+        wake = k * g;
+        break;
+      }
+    int to = wake > now ? (int)(wake - now) : 0;
+    int r = epoll_wait(ep, evs, (int)(sizeof evs / sizeof evs[0]), to);
+    if (r < 0 && errno != EINTR) goto fail;
+    now = floor_now_ms(); /* one clock read a wake-up, as libuv's loop */
+    for (int k = 0; k < r; k++) {
+      int i = (int)evs[k].data.u32;
+      fconn_t *c = &w.c[i];
+      ssize_t got = read(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - c->rlen);
+      if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (got <= 0 || !c->busy) goto fail;
+      c->rlen = (uint8_t)(c->rlen + got);
+      if (c->rlen < 7) continue;
+      if (c->rlen != 7 || memcmp(c->rbuf, "+PONG\r\n", 7) != 0) {
+        errno = 0;
+        goto fail;
+      }
+      note_check(m, true, c->sent_ms - c->due_ms, NULL);
+      c->busy = false;
+      c->rlen = 0;
+      c->due_ms = now + o->interval_ms +
+                  (int64_t)(floor_rand(&w) % (uint64_t)(o->interval_ms / 10 + 1));
+      wheel_put(&w, i, c->due_ms);
+    }
+  }
+  rc = 0;
+  goto out;
+fail:
+  fprintf(stderr, "bench: fatal: the floor's exchange failed: %s\n",
+          errno ? strerror(errno) : "not +PONG");
+out:
+  for (long i = 0; w.c && i < n; i++)
+    if (w.c[i].fd > 0) close(w.c[i].fd);
+  if (ep >= 0) close(ep);
+  free(w.c);
+  free(w.head);
+  return rc;
+}
+
 /* ---- mode fork: the original request's commands ----------------------------- */
 
 static bool fork_one(const opts_t *o, const servers_t *srv, long i, char *err, size_t len) {
@@ -884,7 +1244,8 @@ static void usage(FILE *f) {
           "  --timeout MS                 probe timeout in ms (default 1000)\n"
           "  --seconds S                  measured time, after the warm-up (default 10)\n"
           "  --windows K                  split the measured time into K windows (default 3)\n"
-          "  --warmup S                   warm-up (default monitor: 2 intervals + 1 s; else 1 s)\n"
+          "  --warmup S                   warm-up (default monitor, loop --session: 2 intervals\n"
+          "                               + 1 s; else 1 s)\n"
           "  --rate R                     loop/fork: checks per second (default services/interval;\n"
           "                               fork: 20)\n"
           "  --cpu C                      pin this process to CPU C, servers to the others\n"
@@ -896,11 +1257,16 @@ static void usage(FILE *f) {
           "                               second in a thread on the other CPUs\n"
           "  --scrape-same-cpu            ... on the monitor's CPU instead\n"
           "  --session                    monitor, redis/postgres: held sessions\n"
-          "                               (healthcheck.session: true)\n"
-          "  --grid MS                    monitor: the timers' grid (monitor.timer_grid;\n"
-          "                               default 0, every deadline to the ms)\n"
+          "                               (healthcheck.session: true); loop, redis: the held\n"
+          "                               floor (a minimal epoll loop holding the same\n"
+          "                               connections, PING each due check, same schedule)\n"
+          "  --grid MS                    monitor, loop --session: the timers' grid\n"
+          "                               (monitor.timer_grid; default 0, every deadline to the ms)\n"
           "  --stall MS                   monitor, redis/tcp: stop the first server (SIGSTOP) for MS ms\n"
           "                               when the first window starts (a server not scheduled)\n"
+          "  --turns                      monitor: per window, the loop's turns by length (busy\n"
+          "                               wall time and the thread's CPU), the longest three, and\n"
+          "                               the checks' lateness by range\n"
           "  --header                     print the table header first\n");
 }
 
@@ -925,7 +1291,7 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       {"no-stagger", 0, NULL, 'G'}, {"header", 0, NULL, 'H'}, {"help", 0, NULL, 'h'},
       {"scrape", 1, NULL, 'X'},  {"scrape-same-cpu", 0, NULL, 'Y'},
       {"session", 0, NULL, 'Z'}, {"grid", 1, NULL, 'g'},      {"stall", 1, NULL, 'L'},
-      {NULL, 0, NULL, 0}};
+      {"turns", 0, NULL, 'U'},   {NULL, 0, NULL, 0}};
   int c;
   long v;
   bool pg_mode = false;
@@ -983,6 +1349,9 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       if (parse_long(optarg, 0, 63, &v)) return -1;
       o->cpu = (int)v;
       break;
+    case 'U':
+      o->turns = true;
+      break;
     case 'S':
       if (parse_long(optarg, 1, MAX_SERVERS, &v)) return -1;
       o->servers = (int)v;
@@ -1025,7 +1394,10 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
   }
   if (!o->tool) o->tool = o->probe == PROBE_POSTGRES ? "pg_isready" : "redis-cli";
   if (o->mode == MODE_FORK && o->probe == PROBE_TCP) return -1;
-  if (o->session && (o->mode != MODE_MONITOR || o->probe == PROBE_TCP)) return -1;
+  /* loop --session: the held floor (redis only). */
+  if (o->session && !(o->mode == MODE_MONITOR && o->probe != PROBE_TCP) &&
+      !(o->mode == MODE_LOOP && o->probe == PROBE_REDIS))
+    return -1;
   if (o->probe == PROBE_PGFLOOR && o->mode != MODE_MONITOR) return -1;
   if (o->stall_ms && (o->mode != MODE_MONITOR || (o->probe != PROBE_REDIS && o->probe != PROBE_TCP)))
     return -1;
@@ -1062,6 +1434,12 @@ static void fmt_range(char *out, size_t len, double *v, int n, int prec) {
   bu_summary(v, n, &med, &mn, &mx);
   if (n == 1 || mn == mx) snprintf(out, len, "%.*f", prec, med);
   else snprintf(out, len, "%.*f (%.*f-%.*f)", prec, med, prec, mn, prec, mx);
+}
+
+/* A TCP counter's change over the measured windows. */
+static int64_t tcp_delta(const meas_t *m, const char *name) {
+  int i = bu_tcpstat_index(name);
+  return i < 0 ? 0 : m->tcp1.v[i] - m->tcp0.v[i];
 }
 
 int main(int argc, char **argv) {
@@ -1130,7 +1508,9 @@ int main(int argc, char **argv) {
   int rc;
   switch (o.mode) {
   case MODE_MONITOR: rc = run_monitor(&o, &m, &srv); break;
-  case MODE_LOOP: rc = paced(&o, &m, &srv, o.rate, loop_one); break;
+  case MODE_LOOP:
+    rc = o.session ? run_floor(&o, &m, &srv) : paced(&o, &m, &srv, o.rate, loop_one);
+    break;
   case MODE_FORK: rc = paced(&o, &m, &srv, o.rate, fork_one); break;
   default: rc = paced(&o, &m, &srv, 100, idle_one); break;
   }
@@ -1161,7 +1541,8 @@ int main(int argc, char **argv) {
   /* Failures over every window (m.fails counts from the first one). */
   uint64_t all_fails = m.last.fails;
   char interval[32];
-  if (o.mode == MODE_MONITOR) snprintf(interval, sizeof interval, "%lld ms", (long long)o.interval_ms);
+  if (o.mode == MODE_MONITOR || o.session)
+    snprintf(interval, sizeof interval, "%lld ms", (long long)o.interval_ms);
   else snprintf(interval, sizeof interval, "(%.0f/s)", o.rate);
   char services[64];
   if (o.mode == MODE_MONITOR && o.scrape_hz > 0)
@@ -1204,19 +1585,32 @@ int main(int argc, char **argv) {
          "slices_per_check=%.2f preempted_per_check=%.2f us_per_slice=%.1f "
          "server_slices_per_check=%.2f server_us_per_slice=%.1f floor_msgs_per_check=%.2f "
          "floor_span_us=%.1f floor_slow_per_check=%.3f session_connects=%llu session_full=%llu "
-         "stall_ms=%ld\n",
+         "stall_ms=%ld tw_start=%ld listen_overflows=%lld syn_retrans=%lld tw_created=%lld\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
          (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
          o.scrape_same_cpu, m.scrapes, m.scrape_p50_ms, m.scrape_max_ms, m.scrape_bytes,
          runq_max, be_med, o.grid_ms, wakes_med, sl_med, pre_med, osl_med, besl_med, bsl_med,
          msgs_med, span_med, slow_med, (unsigned long long)(m.last.connects - m.first.connects),
-         (unsigned long long)(m.last.full - m.first.full), o.stall_ms);
+         (unsigned long long)(m.last.full - m.first.full), o.stall_ms, m.tw0,
+         (long long)tcp_delta(&m, "TcpExtListenOverflows"),
+         (long long)tcp_delta(&m, "TcpExtTCPSynRetrans"), (long long)tcp_delta(&m, "TcpExtTW"));
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);
   reasons_print(&m.fail_why, "failed checks (warm-up included) by reason");
-  if (o.session) {
+  if (m.window >= o.windows) {
+    /* What the kernel saw over the measured windows (nstat's names): a SYN
+       dropped by a full accept queue (ListenOverflows) is sent again only
+       after 1 s (TCPSynRetrans), past a 900 ms timeout. Machine-wide. */
+    fprintf(stderr, "bench: TCP over the measured windows (machine-wide), TIME_WAITs at the start %ld:",
+            m.tw0);
+    for (int i = 0; i < BU_TCPSTAT_N; i++)
+      if (m.tcp1.v[i] != m.tcp0.v[i])
+        fprintf(stderr, " %s %lld", bu_tcpstat_names[i], (long long)(m.tcp1.v[i] - m.tcp0.v[i]));
+    fprintf(stderr, "\n");
+  }
+  if (o.session && o.mode == MODE_MONITOR) {
     fprintf(stderr,
             "bench: sessions at the end: %lld of %lld held; %llu connections opened, %llu "
             "checks on held connections, %llu by the full probe\n",

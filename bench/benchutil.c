@@ -408,6 +408,60 @@ long bu_timewait(void) {
   return tw;
 }
 
+/* "TcpExt:" / "Tcp:" followed by "prefix" + names on one line and the
+   values on the next. */
+const char *const bu_tcpstat_names[BU_TCPSTAT_N] = {
+    "TcpActiveOpens",      "TcpAttemptFails",        "TcpEstabResets",
+    "TcpOutRsts",          "TcpRetransSegs",         "TcpExtListenOverflows",
+    "TcpExtListenDrops",   "TcpExtSyncookiesSent",   "TcpExtTW",
+    "TcpExtTWRecycled",    "TcpExtTWKilled",         "TcpExtPAWSTimewait",
+    "TcpExtTCPTimeouts",   "TcpExtTCPSynRetrans",    "TcpExtTCPTimeWaitOverflow",
+    "TcpExtTCPChallengeACK", "TcpExtTCPAbortOnData"};
+
+int bu_tcpstat_index(const char *name) {
+  for (int i = 0; i < BU_TCPSTAT_N; i++)
+    if (strcmp(bu_tcpstat_names[i], name) == 0) return i;
+  return -1;
+}
+
+static int tcpstat_file(const char *path, bu_tcpstat_t *out) {
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  /* Lines are long (TcpExt: ~120 names); read each whole. */
+  char *names = NULL, *vals = NULL;
+  size_t nc = 0, vc = 0;
+  while (getline(&names, &nc, f) > 0) {
+    if (getline(&vals, &vc, f) <= 0) break;
+    char *c = strchr(names, ':');
+    if (!c || strncmp(names, "Tcp", 3) != 0) continue;
+    size_t plen = (size_t)(c - names);
+    char prefix[16];
+    if (plen >= sizeof prefix) continue;
+    memcpy(prefix, names, plen);
+    prefix[plen] = 0;
+    char *sn, *sv;
+    char *n = strtok_r(c + 1, " \n", &sn);
+    char *vp = strchr(vals, ':');
+    char *v = vp ? strtok_r(vp + 1, " \n", &sv) : NULL;
+    for (; n && v; n = strtok_r(NULL, " \n", &sn), v = strtok_r(NULL, " \n", &sv)) {
+      char full[96];
+      snprintf(full, sizeof full, "%s%s", prefix, n);
+      int i = bu_tcpstat_index(full);
+      if (i >= 0) out->v[i] = strtoll(v, NULL, 10);
+    }
+  }
+  free(names);
+  free(vals);
+  fclose(f);
+  return 0;
+}
+
+int bu_tcpstat(bu_tcpstat_t *out) {
+  memset(out, 0, sizeof *out);
+  int a = tcpstat_file("/proc/net/snmp", out), b = tcpstat_file("/proc/net/netstat", out);
+  return a == 0 && b == 0 ? 0 : -1;
+}
+
 int64_t bu_runq_us(void) {
   bu_sched_t s;
   return bu_sched(0, &s) == 0 ? s.wait_ns / 1000 : -1;

@@ -91,6 +91,18 @@ int64_t bu_children_cpu_us(void);
 void bu_rss_kib(long *rss, long *hwm);
 /* TIME_WAIT sockets on the machine (/proc/net/sockstat "tw"), or -1. */
 long bu_timewait(void);
+/* The machine's TCP counters that tell a late or lost connect (nstat's
+ * names: /proc/net/netstat TcpExt and /proc/net/snmp Tcp), in the order of
+ * bu_tcpstat_names. Counters the kernel does not have read 0. Machine-wide
+ * (this network namespace): other work's connections count too. 0 / -1. */
+#define BU_TCPSTAT_N 17
+extern const char *const bu_tcpstat_names[BU_TCPSTAT_N];
+typedef struct {
+  int64_t v[BU_TCPSTAT_N];
+} bu_tcpstat_t;
+int bu_tcpstat(bu_tcpstat_t *out);
+/* Index of name in bu_tcpstat_names, -1 when absent. */
+int bu_tcpstat_index(const char *name);
 /* /proc/PID/schedstat (pid 0: /proc/thread-self/schedstat): time on a CPU
  * and waiting on a run queue (ns), and run slices (times put on a CPU).
  * 0, or -1 when the kernel does not tell (or pid is gone). */

@@ -778,7 +778,9 @@ void tu_probe_out_free(tu_probe_out_t *out) {
 void tu_session_open(tu_session_t *t, const tsvc_probe_spec_t *spec, tsvc_ms_t full_every) {
   memset(t, 0, sizeof *t);
   assert_int_equal(uv_loop_init(&t->loop), 0);
+  assert_int_equal(tsvc_deadlines_init(&t->loop, &t->dls), 0);
   assert_int_equal(tsvc_session_new(&t->loop, spec, full_every, &t->s), 0);
+  tsvc_session_set_deadlines(t->s, &t->dls);
 }
 
 static void tick_cb(uv_timer_t *h) { (void)h; }
@@ -817,5 +819,7 @@ void tu_session_close(tu_session_t *t) {
   if (!t->s) return;
   tsvc_session_free(t->s);
   t->s = NULL;
+  tsvc_deadlines_close(&t->dls);
   tu_loop_finish(&t->loop);
+  tsvc_deadlines_free(&t->dls);
 }

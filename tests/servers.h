@@ -190,9 +190,12 @@ void tu_probe_cb(const tsvc_probe_result_t *res, void *data);
 
 /* ---- held sessions (healthcheck.session) -------------------------------- */
 
-/* A session on a loop of its own, kept across checks. */
+/* A session on a loop of its own, kept across checks; its checks' timeouts
+   on a shared deadline set, as the monitor's sessions (set the session's
+   deadlines to NULL for its own timer). */
 typedef struct {
   uv_loop_t loop;
+  tsvc_deadlines_t dls;
   tsvc_session_t *s;
 } tu_session_t;
 void tu_session_open(tu_session_t *t, const tsvc_probe_spec_t *spec, tsvc_ms_t full_every);

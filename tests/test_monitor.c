@@ -983,6 +983,87 @@ static void close_tells_waiters(void **st) {
   free(tu_log_end());
 }
 
+/* The newest record's message and the checks so far of service name. */
+static uint64_t newest_message(fx_t *f, const char *name, char *out, size_t len) {
+  tsvc_status_t s;
+  assert_int_equal(tsvc_monitor_get_status(f->mon, name, &s), 0);
+  assert_true(s.nhistory > 0);
+  snprintf(out, len, "%s", s.history[s.nhistory - 1].message);
+  uint64_t n = s.checks_total;
+  tsvc_status_clear(&s);
+  return n;
+}
+
+/* A check's message is scrubbed of secrets before it is kept. A message
+ * that repeats the last one is not scrubbed again while the secrets stay
+ * the same (record_check), so: a secret registered between two checks is
+ * masked from the next one on, and one forgotten shows again. A fake
+ * redis answers each PING with an error that holds the password as a
+ * value. */
+static void repeated_message_scrubbed_anew(void **st) {
+  (void)st;
+  static const char reply[] = "-ERR AUTH hunter22 rejected\r\n";
+  tu_fake_t fk;
+  assert_int_equal(tu_fake_start(&fk, TU_FAKE_REPLY_CLOSE, reply, sizeof reply - 1), 0);
+  char yaml[512];
+  snprintf(yaml, sizeof yaml,
+           "services:\n  cache:\n    external: true\n"
+           "    healthcheck: {probe: redis, address: \"127.0.0.1:%d\", interval: 50ms,\n"
+           "                  timeout: 40ms, start_period: 0s, retries: 1000}\n",
+           fk.port);
+  fx_t f;
+  fx_setup(&f, yaml);
+  char raw[256], masked[256], m[256];
+  /* Several checks with the same message and no secret: kept as it is. */
+  uint64_t n0 = 0;
+  for (int i = 0; i < 200 && n0 < 3; i++) {
+    run_for(&f, 50);
+    tsvc_status_t s;
+    assert_int_equal(tsvc_monitor_get_status(f.mon, "cache", &s), 0);
+    n0 = s.checks_total;
+    tsvc_status_clear(&s);
+  }
+  assert_true(n0 >= 3);
+  newest_message(&f, "cache", raw, sizeof raw);
+  print_message("raw: %s\n", raw);
+  assert_non_null(strstr(raw, "hunter22"));
+  /* The status's text fields, as the snapshot packed them. */
+  tsvc_status_t s;
+  assert_int_equal(tsvc_monitor_get_status(f.mon, "cache", &s), 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", fk.port);
+  assert_string_equal(s.probe, "redis");
+  assert_string_equal(s.probe_address, addr);
+  assert_string_equal(s.last_error, raw);
+  assert_string_equal(s.container_id, "rec-cache"); /* recrt's inspection */
+  assert_string_equal(s.session_error, "");
+  assert_string_equal(s.name, "cache");
+  tsvc_status_clear(&s);
+
+  assert_int_equal(tsvc_log_add_secret("hunter22"), 0);
+  tsvc_log_scrub(masked, sizeof masked, raw);
+  assert_null(strstr(masked, "hunter22")); /* the scrub masks it */
+  uint64_t n1 = n0;
+  for (int i = 0; i < 200 && n1 < n0 + 3; i++) {
+    run_for(&f, 50);
+    n1 = newest_message(&f, "cache", m, sizeof m);
+  }
+  assert_true(n1 >= n0 + 3);
+  print_message("with the secret: %s\n", m);
+  assert_string_equal(m, masked);
+
+  tsvc_log_clear_secrets();
+  uint64_t n2 = n1;
+  for (int i = 0; i < 200 && n2 < n1 + 3; i++) {
+    run_for(&f, 50);
+    n2 = newest_message(&f, "cache", m, sizeof m);
+  }
+  assert_true(n2 >= n1 + 3);
+  assert_string_equal(m, raw);
+  fx_teardown(&f);
+  tu_fake_stop(&fk);
+}
+
 /* healthcheck.session: a real redis; checks go over one held connection,
  * which the status and /metrics show; a reload without the key drops the
  * session (its connection is closed) and the checks connect again. */
@@ -1078,6 +1159,7 @@ int main(void) {
       cmocka_unit_test(close_tells_waiters),
       cmocka_unit_test(checks_start_on_the_grid),
       cmocka_unit_test(held_session_in_status_and_metrics),
+      cmocka_unit_test(repeated_message_scrubbed_anew),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

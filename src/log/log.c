@@ -17,6 +17,8 @@ static bool log_json;
 static bool log_journal;
 static char **secrets;
 static size_t nsecrets;
+/* Changed with the secrets (tsvc_log_secrets_gen). */
+static _Atomic unsigned secrets_gen;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
@@ -78,6 +80,7 @@ int tsvc_log_add_secret(const char *value) {
     goto out;
   }
   nsecrets++;
+  atomic_fetch_add_explicit(&secrets_gen, 1, memory_order_relaxed);
 out:
   pthread_mutex_unlock(&log_mu);
   return rc;
@@ -89,7 +92,12 @@ void tsvc_log_clear_secrets(void) {
   free(secrets);
   secrets = NULL;
   nsecrets = 0;
+  atomic_fetch_add_explicit(&secrets_gen, 1, memory_order_relaxed);
   pthread_mutex_unlock(&log_mu);
+}
+
+unsigned tsvc_log_secrets_gen(void) {
+  return atomic_load_explicit(&secrets_gen, memory_order_relaxed);
 }
 
 /* Mask the registered secrets where they stand as values ("password=pw",

@@ -82,6 +82,10 @@ const char *tsvc_log_format_text(char *buf, size_t len,
 
 /* Copy src into dst with secrets masked as the log masks them. */
 void tsvc_log_scrub(char *dst, size_t len, const char *src);
+/* A number that changes whenever the registered secrets do: a text
+   scrubbed while it was the same scrubs the same (the scrub is a function
+   of the text and the secrets), so a caller may keep the result. */
+unsigned tsvc_log_secrets_gen(void);
 
 /* The level, read by every thread before formatting: atomic. */
 extern _Atomic int tsvc_log__min;

@@ -163,6 +163,10 @@ tsvc_hist_t *tsvc_hist_push(const tsvc_hist_t *prev, size_t cap, const tsvc_chec
   return h;
 }
 
+const char *tsvc_hist_last_message(const tsvc_hist_t *h) {
+  return h && h->n ? h->v[h->n - 1].message : NULL;
+}
+
 tsvc_hist_t *tsvc_hist_ref(tsvc_hist_t *h) {
   if (h) tsvc_ref_get(&h->ref);
   return h;
@@ -178,10 +182,33 @@ static void snap_free(tsvc_ref_t *r) {
   free(s);
 }
 
-tsvc_snap_t *tsvc_snap_new(const tsvc_status_t *st, tsvc_hist_t *hist) {
+/* board.h's TSVC_SNAP_* follow texts[] (the order of tsvc_status_t). */
+_Static_assert(TSVC_SNAP_NTEXTS == NTEXTS, "one TSVC_SNAP_* a text field");
+
+void tsvc_status_zero_fixed(tsvc_status_t *st) {
+  size_t from = 0;
+  for (size_t i = 0; i <= NTEXTS; i++) {
+    size_t to = i < NTEXTS ? texts[i].off : sizeof *st;
+    memset((unsigned char *)st + from, 0, to - from);
+    if (i < NTEXTS) from = texts[i].off + texts[i].size;
+  }
+}
+
+/* The snapshot of st with text field i from tx[i] (tx NULL: st's own). */
+static tsvc_snap_t *snap_new(const tsvc_status_t *st, const char *const *tx, tsvc_hist_t *hist) {
   const char *name = st->name ? st->name : "";
+  const char *src[NTEXTS];
   size_t len = strlen(name) + 1, tl[NTEXTS], end = sizeof(tsvc_snap_t) + FIXED_LEN;
-  for (size_t i = 0; i < NTEXTS; i++) end += (tl[i] = text_len(st, i)) + 1;
+  for (size_t i = 0; i < NTEXTS; i++) {
+    if (tx) {
+      src[i] = tx[i] ? tx[i] : "";
+      tl[i] = strnlen(src[i], texts[i].size - 1);
+    } else {
+      src[i] = (const char *)st + texts[i].off;
+      tl[i] = text_len(st, i);
+    }
+    end += tl[i] + 1;
+  }
   size_t name_at = end;
   end += len;
   /* What a start waits for goes in the same block, after the name. */
@@ -193,7 +220,7 @@ tsvc_snap_t *tsvc_snap_new(const tsvc_status_t *st, tsvc_hist_t *hist) {
   move_fixed(s->data, (tsvc_status_t *)st, true);
   char *w = (char *)s->data + FIXED_LEN;
   for (size_t i = 0; i < NTEXTS; i++) {
-    memcpy(w, (const char *)st + texts[i].off, tl[i]);
+    memcpy(w, src[i], tl[i]);
     w[tl[i]] = '\0';
     w += tl[i] + 1;
   }
@@ -205,6 +232,15 @@ tsvc_snap_t *tsvc_snap_new(const tsvc_status_t *st, tsvc_hist_t *hist) {
   if (nw) memcpy(s->waiting_for, st->waiting_for, nw * sizeof(tsvc_wait_t));
   s->hist = tsvc_hist_ref(hist);
   return s;
+}
+
+tsvc_snap_t *tsvc_snap_new(const tsvc_status_t *st, tsvc_hist_t *hist) {
+  return snap_new(st, NULL, hist);
+}
+
+tsvc_snap_t *tsvc_snap_new_texts(const tsvc_status_t *st, const char *const tx[TSVC_SNAP_NTEXTS],
+                                 tsvc_hist_t *hist) {
+  return snap_new(st, tx, hist);
 }
 
 tsvc_snap_t *tsvc_snap_ref(tsvc_snap_t *s) {

@@ -46,11 +46,36 @@ void tsvc_board_free(tsvc_board_t *b);
    reference of its own. NULL when out of memory. */
 tsvc_hist_t *tsvc_hist_push(const tsvc_hist_t *prev, size_t cap, const tsvc_check_record_t *r);
 tsvc_hist_t *tsvc_hist_ref(tsvc_hist_t *h);
+/* The newest record's message (owned by h), or NULL (h NULL or empty). */
+const char *tsvc_hist_last_message(const tsvc_hist_t *h);
 void tsvc_hist_release(tsvc_hist_t *h);
 
 /* A snapshot of st (its name and scalar fields; st->history is ignored)
    with hist (a reference is taken; may be NULL). NULL when out of memory. */
 tsvc_snap_t *tsvc_snap_new(const tsvc_status_t *st, tsvc_hist_t *hist);
+
+/* The text fields of tsvc_status_t, in its order, for tsvc_snap_new_texts. */
+enum {
+  TSVC_SNAP_PROBE,
+  TSVC_SNAP_PROBE_VIA,
+  TSVC_SNAP_PROBE_ADDRESS,
+  TSVC_SNAP_CONTAINER_ID,
+  TSVC_SNAP_CONTAINER_NAME,
+  TSVC_SNAP_LAST_ERROR,
+  TSVC_SNAP_SESSION_ERROR,
+  TSVC_SNAP_NTEXTS
+};
+
+/* As tsvc_snap_new, with the text fields given as strings (tx[i], NULL:
+   "", cut as a copy into the field would cut it) instead of st's, which
+   are not read; st's other bytes are (tsvc_status_zero_fixed clears them).
+   The publisher's way: no status of 1.3 KB zeroed and filled a check. */
+tsvc_snap_t *tsvc_snap_new_texts(const tsvc_status_t *st, const char *const tx[TSVC_SNAP_NTEXTS],
+                                 tsvc_hist_t *hist);
+
+/* Zero the bytes of *st outside its text fields (which are left as they
+   are), for tsvc_snap_new_texts. */
+void tsvc_status_zero_fixed(tsvc_status_t *st);
 
 /* A slot for a service, last in the order. NULL when out of memory. */
 tsvc_board_slot_t *tsvc_board_add(tsvc_board_t *b, const char *name);

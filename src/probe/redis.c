@@ -3,8 +3,18 @@
  * QUIT in one write and reads the replies in order. Only +PONG is healthy
  * (as the request's check `== "PONG"`; redis-cli itself exits 0 on LOADING,
  * NOAUTH and MASTERDOWN replies). Any other reply is BAD_STATUS with the
- * reply as the message; bytes that are not RESP are PROTOCOL. QUIT makes
- * the server close first, so the server keeps the TIME_WAIT.
+ * reply as the message; bytes that are not RESP are PROTOCOL.
+ *
+ * Once PING's reply has decided, the probe closes with an RST (SO_LINGER 0,
+ * as the tcp probe does): no TIME_WAIT on either side. QUIT is still sent,
+ * so that the server ends the connection of its own accord should the RST
+ * come first. Waiting for the server's close instead (as it did) left a
+ * TIME_WAIT on the server's side at every check, and on one machine (a
+ * service on loopback or a local bridge) the kernel created it and expired
+ * it 60 s later on the CPU that took the probe's FIN, the monitor's: at
+ * 10,000 checks a second, thousands of expiries in a batch every few
+ * seconds, about 1 us each (issue 13), besides the FIN exchange and the
+ * read of the server's EOF. The server sees its closed connection reset.
  */
 #include <stdio.h>
 #include <string.h>
@@ -49,7 +59,9 @@ static void redis_data(tsvc_probe_t *p) {
       tsvc__probe_verdict(p, TSVC_RESULT_BAD_STATUS, "%s", line);
     }
   }
-  /* Decided: the rest is QUIT's +OK and the server's close. */
+  /* Decided: QUIT's +OK and the server's close are not waited for. */
+  p->close_reset = true;
+  tsvc__probe_close_now(p);
 }
 
 static const tsvc__net_ops_t redis_ops = {redis_connected, redis_data};

@@ -9,11 +9,13 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/util.h"
+#include "probe/deadline.h"
 #include "probe/pg_reply.h"
 #include "probe/resp.h"
 
@@ -78,6 +80,9 @@ struct tsvc_session_s {
   uint64_t retry_ns;     /* no held connection opened before this */
   conn_t *conn;
   uv_timer_t timer; /* the timeout of a check on the held connection */
+  tsvc_deadlines_t *dls; /* ... or this shared set's deadline dl, when set
+                            (tsvc_session_set_deadlines) */
+  tsvc_deadline_t dl;
   bool last_look;   /* it waits for one more poll (probe.c, timer_cb) */
   bool freeing;
   bool in_call;   /* inside tsvc_session_check: no verdict may be given */
@@ -100,6 +105,7 @@ static const uint8_t pg_empty_query[6] = {'Q', 0, 0, 0, 5, 0};
 static const char redis_ping[] = "*1\r\n$4\r\nPING\r\n";
 
 static void fall_back(tsvc_session_t *s);
+static void check_timer_stop(tsvc_session_t *s);
 
 bool tsvc_session_supported(tsvc_probe_kind_t kind) {
   return kind == TSVC_PROBE_REDIS || kind == TSVC_PROBE_POSTGRES;
@@ -304,7 +310,7 @@ static void redis_data(conn_t *c) {
       return;
     }
     /* The reply to a check's PING: the same verdicts as the full probe. */
-    uv_timer_stop(&s->timer);
+    check_timer_stop(s);
     s->info.held_checks++;
     if (pong) {
       c->state = C_IDLE;
@@ -576,7 +582,7 @@ static void pg_data(conn_t *c) {
       continue;
     }
     if (type == 'Z' && c->saw_empty) {
-      uv_timer_stop(&s->timer);
+      check_timer_stop(s);
       c->state = C_IDLE;
       c->saw_empty = false;
       s->info.held_checks++;
@@ -803,20 +809,42 @@ static int start_full(tsvc_session_t *s) {
 /* The held connection failed under a check: the full probe decides it. */
 static void fall_back(tsvc_session_t *s) {
   if (!s->in_check || s->probe) return;
-  uv_timer_stop(&s->timer);
+  check_timer_stop(s);
   int rc = start_full(s);
   if (rc)
     deliver_msg(s, TSVC_RESULT_RUNTIME_ERROR, "cannot start the %s probe: %s",
                 tsvc_probe_kind_name(s->kind), tsvc_strerror(rc));
 }
 
-static void check_timeout(uv_timer_t *t) {
-  tsvc_session_t *s = t->data;
+static void check_timeout(tsvc_session_t *s);
+
+static void check_timeout_uv(uv_timer_t *t) { check_timeout(t->data); }
+
+static void check_timeout_dl(tsvc_deadline_t *d) {
+  check_timeout((tsvc_session_t *)((char *)d - offsetof(tsvc_session_t, dl)));
+}
+
+/* The timeout of a check on the held connection, delay ms from the loop's
+   now: on the shared set when there is one (no timer heap operation a
+   check), else on the session's own timer. The same moment either way. */
+static void check_timer_start(tsvc_session_t *s, uint64_t delay) {
+  if (s->dls &&
+      tsvc_deadline_start(s->dls, &s->dl, uv_now(s->loop) + delay, check_timeout_dl) == 0)
+    return;
+  uv_timer_start(&s->timer, check_timeout_uv, delay, 0);
+}
+
+static void check_timer_stop(tsvc_session_t *s) {
+  tsvc_deadline_stop(&s->dl);
+  uv_timer_stop(&s->timer);
+}
+
+static void check_timeout(tsvc_session_t *s) {
   if (!s->in_check || !s->on_conn) return;
   /* The answer may be waiting unread: one more poll first (probe.c). */
   if (!s->last_look) {
     s->last_look = true;
-    uv_timer_start(&s->timer, check_timeout, 1, 0);
+    check_timer_start(s, 1);
     return;
   }
   if (s->conn) conn_close(s->conn, "no answer in time");
@@ -847,7 +875,7 @@ int tsvc_session_check(tsvc_session_t *s, tsvc_probe_cb cb, void *data) {
       int64_t lag = (int64_t)(s->t0 / 1000000) - (int64_t)uv_now(s->loop);
       if (lag < 0) lag = 0;
       s->last_look = false;
-      uv_timer_start(&s->timer, check_timeout, (uint64_t)(s->timeout + lag), 0);
+      check_timer_start(s, (uint64_t)(s->timeout + lag));
       return 0;
     }
     conn_close(c, "cannot send");
@@ -880,9 +908,14 @@ void tsvc_session_cancel(tsvc_session_t *s) {
     s->probe = NULL;
   }
   if (s->on_conn && s->conn) conn_close(s->conn, "a check was cancelled");
-  uv_timer_stop(&s->timer);
+  check_timer_stop(s);
   s->in_check = s->on_conn = false;
   s->cb = NULL;
+}
+
+void tsvc_session_set_deadlines(tsvc_session_t *s, tsvc_deadlines_t *ds) {
+  check_timer_stop(s);
+  s->dls = ds;
 }
 
 void tsvc_session_info(const tsvc_session_t *s, tsvc_session_info_t *out) {
@@ -907,6 +940,10 @@ static void session_closed(uv_handle_t *h) {
 void tsvc_session_free(tsvc_session_t *s) {
   if (!s || s->freeing) return;
   tsvc_session_cancel(s);
+  /* A check's timeout may be left pending after its verdict (one given
+     without stopping it, which the next check's start moves): it must not
+     stay in the shared set past the session. */
+  check_timer_stop(s);
   s->freeing = true;
   if (s->conn) conn_close(s->conn, NULL);
   uv_close((uv_handle_t *)&s->timer, session_closed);

@@ -40,6 +40,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "probe/deadline.h"
 #include "probe/probe.h"
 
 typedef struct tsvc_session_s tsvc_session_t;
@@ -69,6 +70,12 @@ bool tsvc_session_supported(tsvc_probe_kind_t kind);
  */
 int tsvc_session_new(uv_loop_t *loop, const tsvc_probe_spec_t *spec, tsvc_ms_t full_every,
                      tsvc_session_t **out);
+
+/* Time the checks' timeouts on the shared set ds (the caller's, which
+ * outlives s or is closed after s is freed) instead of a timer of the
+ * session's own: no timer heap operation a held check. Call it with no
+ * check in flight (a pending timeout is dropped). NULL: the own timer. */
+void tsvc_session_set_deadlines(tsvc_session_t *s, tsvc_deadlines_t *ds);
 
 /* One check. Returns 0 (cb follows, from the loop), TSVC_EBUSY when a
  * check is in flight, or what tsvc_probe_start returns. */
