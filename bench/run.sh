@@ -579,7 +579,7 @@ up_section() {
     sed -n '/^| what | figure | goal |$/,/^$/p' "$tmp/up.md" | sed '$d'
     if grep -q '<!-- sessions:begin -->' "$out"; then
       sed -n '/<!-- sessions:begin -->/,/<!-- sessions:end -->/p' "$out" |
-        grep -E '^\| (forked redis-cli / held|redis held session|\.\.\. CPU per check|postgres, 20 services|\.\.\. (the floor|plus the full probe|held backends \+))' || true
+        grep -E '^\| (redis, 1,000 services at 1 s: CPU per check, held|forked redis-cli / held|redis held session|\.\.\. CPU per check|postgres, 20 services|\.\.\. (the floor|held session / the floor|plus the full probe|held backends \+))' || true
     fi
     echo "<!-- perf:end -->"
   } >"$tmp/perf.md"
