@@ -48,6 +48,13 @@ static void start(tsvc_deadlines_t *ds, ent_t *e, uint64_t at) {
       if (uv_run((loop), UV_RUN_ONCE) == 0 && !(cond)) fail_msg("the loop ended first"); \
   } while (0)
 
+/* A loop and a deadline set on it; returns the loop's clock. */
+static uint64_t set_up(uv_loop_t *loop, tsvc_deadlines_t *ds) {
+  assert_int_equal(uv_loop_init(loop), 0);
+  assert_int_equal(tsvc_deadlines_init(loop, ds), 0);
+  return uv_now(loop);
+}
+
 static void run_until_idle(uv_loop_t *loop, tsvc_deadlines_t *ds) {
   tsvc_deadlines_close(ds);
   assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
@@ -59,9 +66,7 @@ static void fire_in_order_never_early(void **st) {
   (void)st;
   uv_loop_t loop;
   tsvc_deadlines_t ds;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(tsvc_deadlines_init(&loop, &ds), 0);
-  uint64_t now = uv_now(&loop);
+  uint64_t now = set_up(&loop, &ds);
   ent_t e[5] = {0};
   norder = 0;
   /* Out of order, two in one millisecond, one stopped, one moved. */
@@ -94,9 +99,7 @@ static void stopped_head_does_not_fire_the_next_early(void **st) {
   (void)st;
   uv_loop_t loop;
   tsvc_deadlines_t ds;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(tsvc_deadlines_init(&loop, &ds), 0);
-  uint64_t now = uv_now(&loop);
+  uint64_t now = set_up(&loop, &ds);
   ent_t a = {0}, b = {0};
   start(&ds, &a, now + 10);
   start(&ds, &b, now + 80);
@@ -113,9 +116,7 @@ static void restart_from_callback(void **st) {
   (void)st;
   uv_loop_t loop;
   tsvc_deadlines_t ds;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(tsvc_deadlines_init(&loop, &ds), 0);
-  uint64_t now = uv_now(&loop);
+  uint64_t now = set_up(&loop, &ds);
   ent_t e = {.again = 3};
   start(&ds, &e, now + 5);
   RUN_UNTIL(&loop, e.calls == 4);
@@ -132,11 +133,9 @@ static void many(void **st) {
   enum { N = 2000 };
   uv_loop_t loop;
   tsvc_deadlines_t ds;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(tsvc_deadlines_init(&loop, &ds), 0);
+  uint64_t now = set_up(&loop, &ds);
   ent_t *e = calloc(N, sizeof *e);
   assert_non_null(e);
-  uint64_t now = uv_now(&loop);
   for (int i = 0; i < N; i++) start(&ds, &e[i], now + 1 + (uint64_t)(i / 20 + i * 7919 % 13));
   for (int i = 0; i < N; i += 2) tsvc_deadline_stop(&e[i].d);
   int left = N / 2;
@@ -162,9 +161,7 @@ static void far_back_refused(void **st) {
   enum { N = 100 };
   uv_loop_t loop;
   tsvc_deadlines_t ds;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(tsvc_deadlines_init(&loop, &ds), 0);
-  uint64_t now = uv_now(&loop);
+  uint64_t now = set_up(&loop, &ds);
   ent_t e[N] = {0}, early = {0}, near = {0};
   for (int i = 0; i < N; i++) start(&ds, &e[i], now + 20 + (uint64_t)i);
   early.ds = &ds;
@@ -184,9 +181,7 @@ static void close_drops_pending(void **st) {
   (void)st;
   uv_loop_t loop;
   tsvc_deadlines_t ds;
-  assert_int_equal(uv_loop_init(&loop), 0);
-  assert_int_equal(tsvc_deadlines_init(&loop, &ds), 0);
-  uint64_t now = uv_now(&loop);
+  uint64_t now = set_up(&loop, &ds);
   ent_t a = {0}, b = {0};
   start(&ds, &a, now + 5);
   start(&ds, &b, now + 500);
