@@ -213,6 +213,10 @@ void tu_missing_at(const char *why, const char *file, int line) {
 
 int tu_run_group_tests(const char *name, const struct CMUnitTest *tests, size_t n,
                        CMFixtureFunction setup, CMFixtureFunction teardown) {
+  /* TSVC_TEST_FILTER=pattern (cmocka's: * and ? wildcards) runs only the
+     cases it names: to run one case many times over, e.g. under load. */
+  const char *filter = getenv("TSVC_TEST_FILTER");
+  if (filter && *filter) cmocka_set_test_filter(filter);
   int rc = _cmocka_run_group_tests(name, tests, n, setup, teardown);
   if (rc == 0 && g_skipped > 0) {
     fprintf(stderr, "%d test(s) skipped: exit 77 (ctest: Skipped)\n", g_skipped);
