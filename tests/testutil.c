@@ -1,6 +1,7 @@
 /* testutil.c: see testutil.h. */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdbool.h>
@@ -96,11 +97,10 @@ void tu_run_until(uv_loop_t *loop, int *flag, int ms) {
 
 int64_t tu_runq_ns(void) { return tu_runq_ns_of(0); }
 
-int64_t tu_runq_ns_of(long tid) {
+/* Field 2 of the schedstat file at path, or -1. */
+static int64_t runq_of_file(const char *path) {
   /* "<ns on a CPU> <ns waiting on a run queue> <timeslices>" */
-  char path[64], buf[128];
-  if (tid > 0) snprintf(path, sizeof path, "/proc/self/task/%ld/schedstat", tid);
-  else snprintf(path, sizeof path, "/proc/thread-self/schedstat");
+  char buf[128];
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -110,6 +110,30 @@ int64_t tu_runq_ns_of(long tid) {
   unsigned long long run, wait;
   if (sscanf(buf, "%llu %llu", &run, &wait) != 2) return -1;
   return (int64_t)wait;
+}
+
+int64_t tu_runq_ns_of(long tid) {
+  char path[64];
+  if (tid > 0) snprintf(path, sizeof path, "/proc/self/task/%ld/schedstat", tid);
+  else snprintf(path, sizeof path, "/proc/thread-self/schedstat");
+  return runq_of_file(path);
+}
+
+int64_t tu_runq_ns_of_process(long pid) {
+  char path[96];
+  snprintf(path, sizeof path, "/proc/%ld/task", pid);
+  DIR *d = opendir(path);
+  if (!d) return -1;
+  int64_t sum = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    snprintf(path, sizeof path, "/proc/%ld/task/%.20s/schedstat", pid, e->d_name);
+    int64_t w = runq_of_file(path);
+    if (w > 0) sum += w; /* a thread gone meanwhile: its share is lost */
+  }
+  closedir(d);
+  return sum;
 }
 
 long tu_gettid(void) { return (long)syscall(SYS_gettid); }

@@ -86,6 +86,11 @@ int64_t tu_runq_ns(void);
  * any thread: for a loop that runs on a thread of the library's own (a
  * manager's), where no tu_lag_t can sample. */
 int64_t tu_runq_ns_of(long tid);
+/* The run-queue delay of another process (a peer: a server, a receiver)
+ * in ns, summed over its threads alive now (a thread that ended takes its
+ * share along), or -1 when the kernel does not tell. A delay the peer's
+ * own timing shows (a late timestamp) is at most what this grew by. */
+int64_t tu_runq_ns_of_process(long pid);
 /* The calling thread's id (what tu_runq_ns_of takes). */
 long tu_gettid(void);
 
