@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -449,4 +451,79 @@ int tu_count(const char *hay, const char *needle) {
   int n = 0;
   for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
   return n;
+}
+
+
+/* ---- stalls of the machine ------------------------------------------------ */
+
+/* A witness: a thread that sleeps TU_STALL_PERIOD_MS at a time and notes
+   each wake-up that came later than its run-queue delay explains. */
+#define TU_STALL_PERIOD_MS 2
+#define STALL_RECS 4096
+#define STALL_MIN_NS 500000 /* below: the timer slack and the wake-up itself */
+
+typedef struct {
+  uint64_t from, to; /* the sleep's start and end, loop clock (ms) */
+  int64_t ns;        /* how much later it ended than the sleep and the run queue explain */
+} stall_rec_t;
+
+struct tu_stall_s {
+  pthread_t th;
+  atomic_bool stop;
+  pthread_mutex_t mu;
+  size_t n; /* records made; the ring holds the last STALL_RECS */
+  stall_rec_t r[STALL_RECS];
+};
+
+static void *stall_main(void *arg) {
+  tu_stall_t *s = arg;
+  while (!atomic_load(&s->stop)) {
+    int64_t rq0 = tu_runq_ns();
+    uint64_t t0 = uv_hrtime();
+    struct timespec ts = {0, TU_STALL_PERIOD_MS * 1000000L};
+    nanosleep(&ts, NULL);
+    uint64_t t1 = uv_hrtime();
+    int64_t rq1 = tu_runq_ns();
+    int64_t over = (int64_t)(t1 - t0) - TU_STALL_PERIOD_MS * 1000000L - (rq1 - rq0);
+    if (rq0 < 0 || rq1 < 0 || over < STALL_MIN_NS) continue;
+    pthread_mutex_lock(&s->mu);
+    s->r[s->n % STALL_RECS] = (stall_rec_t){t0 / 1000000, t1 / 1000000 + 1, over};
+    s->n++;
+    pthread_mutex_unlock(&s->mu);
+  }
+  return NULL;
+}
+
+tu_stall_t *tu_stall_start(void) {
+  tu_stall_t *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  atomic_init(&s->stop, false);
+  pthread_mutex_init(&s->mu, NULL);
+  if (pthread_create(&s->th, NULL, stall_main, s) != 0) {
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+int64_t tu_stall_between(tu_stall_t *s, uint64_t from, uint64_t to) {
+  if (!s) return 0;
+  int64_t ns = 0;
+  pthread_mutex_lock(&s->mu);
+  size_t first = s->n > STALL_RECS ? s->n - STALL_RECS : 0;
+  for (size_t i = first; i < s->n; i++) {
+    const stall_rec_t *r = &s->r[i % STALL_RECS];
+    if (r->to >= from && r->from <= to) ns += r->ns;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return (ns + 999999) / 1000000;
+}
+
+void tu_stall_stop(tu_stall_t *s) {
+  if (!s) return;
+  atomic_store(&s->stop, true);
+  pthread_join(s->th, NULL);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
 }
