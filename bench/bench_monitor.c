@@ -110,6 +110,7 @@ typedef struct {
   long stall_ms;        /* monitor, redis/tcp: the first server stopped this long */
   bool turns;           /* monitor: measure the loop's turns (turns_t) */
   bool defer;           /* loop --session: read replies once a grid step (run_floor) */
+  bool defer_ready;     /* ... finding them through a second epoll set (--defer-ready) */
 } opts_t;
 
 /* ---- servers ---------------------------------------------------------------- */
@@ -185,14 +186,14 @@ typedef struct {
   char why[256];         /* ... the first one's name and session_error */
   /* loop --session: the floor's epoll_waits, reply reads, reads that found
      nothing yet, and the replies' response times (sum, us; count). */
-  int64_t fwaits, freads, fempty, fctls, frt_n;
+  int64_t fwaits, freads, fempty, fctls, fpolls, frt_n;
   double frt_us;
   uint64_t checks, fails;
 } snap_t;
 
 /* The held floor's counters (run_floor), read by snap(). */
 static struct {
-  int64_t waits, reads, empty, ctls, rt_n;
+  int64_t waits, reads, empty, ctls, polls, rt_n;
   double rt_us;
 } floor_ctr;
 
@@ -376,6 +377,7 @@ typedef struct {
      the mean response time (us) */
   double fwaits[MAX_WINDOWS], freads[MAX_WINDOWS], fempty[MAX_WINDOWS], frt[MAX_WINDOWS];
   double fctls[MAX_WINDOWS]; /* ... epoll_ctls (--defer: slow replies) */
+  double fpolls[MAX_WINDOWS]; /* ... epoll_waits on the ready set (--defer-ready) */
   tsvc_monitor_t *mon; /* postgres probes: the sessions' counters come from it */
   turns_t *turns;      /* monitor mode: the loop's turns (NULL: not measured) */
   bu_tcpstat_t tcp0, tcp1; /* the machine's TCP counters at the first window and the end */
@@ -429,6 +431,7 @@ static void snap(meas_t *m, snap_t *s) {
   s->freads = floor_ctr.reads;
   s->fempty = floor_ctr.empty;
   s->fctls = floor_ctr.ctls;
+  s->fpolls = floor_ctr.polls;
   s->frt_n = floor_ctr.rt_n;
   s->frt_us = floor_ctr.rt_us;
   s->checks = m->checks;
@@ -483,6 +486,7 @@ static bool window_end(meas_t *m) {
   m->freads[w] = (double)(now.freads - m->last.freads) / per;
   m->fempty[w] = (double)(now.fempty - m->last.fempty) / per;
   m->fctls[w] = (double)(now.fctls - m->last.fctls) / per;
+  m->fpolls[w] = (double)(now.fpolls - m->last.fpolls) / per;
   m->frt[w] = now.frt_n > m->last.frt_n
                   ? (now.frt_us - m->last.frt_us) / (double)(now.frt_n - m->last.frt_n)
                   : 0;
@@ -513,9 +517,10 @@ static bool window_end(meas_t *m) {
             now.not_held ? ", first: " : "", now.why);
   if (m->o->session && m->o->mode == MODE_LOOP)
     fprintf(stderr,
-            "    floor%s per check: epoll_wait %.3f, reads %.3f (found nothing %.3f), epoll_ctl %.3f,"
-            " wake-ups %.3f; response time %.1f us (%s)\n",
-            m->o->defer ? " --defer" : "", m->fwaits[w], m->freads[w], m->fempty[w], m->fctls[w],
+            "    floor%s per check: epoll_wait %.3f (+ ready set %.3f), reads %.3f (found nothing %.3f),"
+            " epoll_ctl %.3f, wake-ups %.3f; response time %.1f us (%s)\n",
+            m->o->defer_ready ? " --defer-ready" : m->o->defer ? " --defer" : "", m->fwaits[w],
+            m->fpolls[w], m->freads[w], m->fempty[w], m->fctls[w],
             m->wakes[w], m->frt[w],
             m->o->defer ? "the reply's kernel timestamp" : "when it was read");
   lateness_print(&m->hist);
@@ -1034,7 +1039,13 @@ static bool loop_one(const opts_t *o, const servers_t *srv, long i, char *err, s
  * (at least one a grid step while any is pending) reads each pending reply
  * with a non-blocking recvmsg; one not there yet stays pending. The
  * response time is the reply's kernel arrival time (SO_TIMESTAMPNS) less
- * the send; a reply that arrived after the timeout fails the check. */
+ * the send; a reply that arrived after the timeout fails the check.
+ *
+ * --defer-ready: the same, but each connection is also in a second epoll
+ * set (EPOLLIN) that the loop never sleeps on: each wake-up with checks in
+ * flight asks it, without waiting, which replies are there (one
+ * epoll_wait a step) and reads only those; a slow reply costs nothing
+ * until it is there. */
 
 typedef struct {
   int fd;
@@ -1128,11 +1139,14 @@ static int floor_dial(int port, bool defer) {
 }
 
 /* Dial connection i and add it to the epoll set: for its replies, or
-   (--defer) for a close only. Returns 0, or -1 with errno set. */
-static int floor_add(int ep, fconn_t *c, int i, int port, bool defer) {
+   (--defer) for a close only; and to the ready set ep2 (>= 0) for its
+   replies. Returns 0, or -1 with errno set. */
+static int floor_add(int ep, int ep2, fconn_t *c, int i, int port, bool defer) {
   c->fd = floor_dial(port, defer);
   struct epoll_event ev = {.events = defer ? EPOLLRDHUP : EPOLLIN, .data.u32 = (uint32_t)i};
   if (c->fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) return -1;
+  ev.events = EPOLLIN;
+  if (ep2 >= 0 && epoll_ctl(ep2, EPOLL_CTL_ADD, c->fd, &ev) != 0) return -1;
   return 0;
 }
 
@@ -1175,7 +1189,8 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
   w.c = calloc((size_t)n, sizeof *w.c);
   w.head = malloc((size_t)w.nslots * sizeof *w.head);
   int *pend = o->defer ? malloc((size_t)n * sizeof *pend) : NULL; /* --defer */
-  int npend = 0;
+  int npend = 0; /* --defer: checks in flight (--defer-ready: not listed) */
+  int ep2 = o->defer_ready ? epoll_create1(EPOLL_CLOEXEC) : -1;
   /* --defer: CLOCK_REALTIME less CLOCK_MONOTONIC, to put the kernel's
      timestamps on the loop's clock. */
   struct timespec rt0;
@@ -1183,7 +1198,7 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
   int64_t off_us = (int64_t)rt0.tv_sec * 1000000 + rt0.tv_nsec / 1000 - bu_now_us();
   int ep = epoll_create1(EPOLL_CLOEXEC);
   int rc = -1;
-  if (!w.c || !w.head || ep < 0 || (o->defer && !pend)) {
+  if (!w.c || !w.head || ep < 0 || (o->defer && !pend) || (o->defer_ready && ep2 < 0)) {
     fprintf(stderr, "bench: fatal: unable to set up the floor: %s\n", strerror(errno));
     goto out;
   }
@@ -1193,7 +1208,7 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
     fconn_t *c = &w.c[i];
     c->slot = -1;
     c->pidx = -1;
-    if (floor_add(ep, c, (int)i, srv->ports[i % srv->n], o->defer) != 0) {
+    if (floor_add(ep, ep2, c, (int)i, srv->ports[i % srv->n], o->defer) != 0) {
       fprintf(stderr, "bench: fatal: floor connection %ld: %s\n", i, strerror(errno));
       goto out;
     }
@@ -1201,7 +1216,10 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
     wheel_put(&w, (int)i, c->due_ms);
   }
   fprintf(stderr, "  floor: %ld connections held, %ld slots of %lld ms%s\n", n, w.nslots,
-          (long long)g, o->defer ? ", replies read once a step (--defer)" : "");
+          (long long)g,
+          o->defer_ready ? ", replies read once a step, found by a ready set (--defer-ready)"
+          : o->defer     ? ", replies read once a step (--defer)"
+                         : "");
   double warm = o->warmup_s >= 0 ? o->warmup_s : 2.0 * (double)o->interval_ms / 1e3 + 1.0;
   int64_t warm_end = start + (int64_t)(warm * 1e3);
   int64_t win = (int64_t)(o->seconds * 1e3 / o->windows);
@@ -1235,9 +1253,11 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
             pend[c->pidx] = pend[--npend];
             w.c[pend[c->pidx]].pidx = c->pidx;
             c->pidx = -1;
+          } else if (o->defer_ready) {
+            npend--;
           }
           c->armed = false;
-          if (floor_add(ep, c, i, srv->ports[i % srv->n], o->defer) != 0) goto fail;
+          if (floor_add(ep, ep2, c, i, srv->ports[i % srv->n], o->defer) != 0) goto fail;
           c->due_ms = now + o->interval_ms;
           wheel_put(&w, i, c->due_ms);
           continue;
@@ -1247,7 +1267,9 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
         c->busy = true;
         c->sent_ms = now;
         c->sent_us = now_us;
-        if (o->defer) {
+        if (o->defer_ready) {
+          npend++;
+        } else if (o->defer) {
           c->pidx = npend;
           pend[npend++] = i;
         }
@@ -1287,7 +1309,25 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
       c->armed = false;
       if (floor_defer_done(m, &w, i, arr_us - off_us) != 0) goto fail;
     }
-    for (int k = 0; o->defer && k < npend;) {
+    /* --defer-ready: the replies there now, without waiting. */
+    while (o->defer_ready && npend) {
+      floor_ctr.polls++;
+      int r2 = epoll_wait(ep2, evs, (int)(sizeof evs / sizeof evs[0]), 0);
+      if (r2 < 0 && errno != EINTR) goto fail;
+      for (int k = 0; k < r2; k++) {
+        int i = (int)evs[k].data.u32;
+        fconn_t *c = &w.c[i];
+        int64_t arr_us;
+        errno = 0; /* not busy: a reply nobody asked for */
+        int got = c->busy ? floor_recv(c, &arr_us) : -1;
+        if (got < 0) goto fail;
+        if (got == 0) continue;
+        npend--;
+        if (floor_defer_done(m, &w, i, arr_us - off_us) != 0) goto fail;
+      }
+      if (r2 < (int)(sizeof evs / sizeof evs[0])) break;
+    }
+    for (int k = 0; o->defer && !o->defer_ready && k < npend;) {
       int i = pend[k];
       fconn_t *c = &w.c[i];
       int64_t arr_us;
@@ -1339,6 +1379,7 @@ out:
   for (long i = 0; w.c && i < n; i++)
     if (w.c[i].fd > 0) close(w.c[i].fd);
   if (ep >= 0) close(ep);
+  if (ep2 >= 0) close(ep2);
   free(w.c);
   free(w.head);
   free(pend);
@@ -1434,6 +1475,8 @@ static void usage(FILE *f) {
           "                               connections, PING each due check, same schedule)\n"
           "  --defer                      loop --session: read replies once a grid step, the\n"
           "                               response time from the kernel's timestamp\n"
+          "  --defer-ready                ... the replies there found by a second epoll set\n"
+          "                               (one epoll_wait a step, no read that finds nothing)\n"
           "  --grid MS                    monitor, loop --session: the timers' grid\n"
           "                               (monitor.timer_grid; default 0, every deadline to the ms)\n"
           "  --stall MS                   monitor, redis/tcp: stop the first server (SIGSTOP) for MS ms\n"
@@ -1465,7 +1508,8 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       {"no-stagger", 0, NULL, 'G'}, {"header", 0, NULL, 'H'}, {"help", 0, NULL, 'h'},
       {"scrape", 1, NULL, 'X'},  {"scrape-same-cpu", 0, NULL, 'Y'},
       {"session", 0, NULL, 'Z'}, {"grid", 1, NULL, 'g'},      {"stall", 1, NULL, 'L'},
-      {"turns", 0, NULL, 'U'},   {"defer", 0, NULL, 'D'},   {NULL, 0, NULL, 0}};
+      {"turns", 0, NULL, 'U'},   {"defer", 0, NULL, 'D'},   {"defer-ready", 0, NULL, 'R'},
+      {NULL, 0, NULL, 0}};
   int c;
   long v;
   bool pg_mode = false;
@@ -1546,6 +1590,9 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
     case 'D':
       o->defer = true;
       break;
+    case 'R':
+      o->defer = o->defer_ready = true;
+      break;
     case 'g':
       if (parse_long(optarg, 0, 1000, &v)) return -1;
       o->grid_ms = v;
@@ -1597,7 +1644,8 @@ static const char *mode_name(const opts_t *o) {
 static const char *probe_name(const opts_t *o) {
   if (o->mode == MODE_FORK) return o->tool;
   if (o->session)
-    return o->defer                    ? "redis-session-defer"
+    return o->defer_ready              ? "redis-session-defer-ready"
+           : o->defer                  ? "redis-session-defer"
            : o->probe == PROBE_REDIS   ? "redis-session"
            : o->probe == PROBE_PGFLOOR ? "pgfloor-session"
                                        : "postgres-session";
@@ -1756,7 +1804,8 @@ int main(int argc, char **argv) {
   bu_summary(m.server, n, &srv_med, &lo, &hi);
   bu_summary(m.machine, n, &mach_med, &lo, &hi);
   bu_summary(m.rate, n, &rate_med, &lo, &hi);
-  double fw_med, fr_med, fe_med, fc_med, frt_med;
+  double fw_med, fr_med, fe_med, fc_med, fp_med, frt_med;
+  bu_summary(m.fpolls, n, &fp_med, &lo, &hi);
   bu_summary(m.fctls, n, &fc_med, &lo, &hi);
   bu_summary(m.fwaits, n, &fw_med, &lo, &hi);
   bu_summary(m.freads, n, &fr_med, &lo, &hi);
@@ -1772,7 +1821,7 @@ int main(int argc, char **argv) {
          "floor_span_us=%.1f floor_slow_per_check=%.3f session_connects=%llu session_full=%llu "
          "stall_ms=%ld tw_start=%ld listen_overflows=%lld syn_retrans=%lld tw_created=%lld "
          "floor_epoll_per_check=%.3f floor_reads_per_check=%.3f floor_empty_per_check=%.3f "
-         "floor_ctl_per_check=%.3f floor_rt_us=%.1f\n",
+         "floor_ctl_per_check=%.3f floor_polls_per_check=%.3f floor_rt_us=%.1f\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
          (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
@@ -1782,7 +1831,7 @@ int main(int argc, char **argv) {
          (unsigned long long)(m.last.full - m.first.full), o.stall_ms, m.tw0,
          (long long)tcp_delta(&m, "TcpExtListenOverflows"),
          (long long)tcp_delta(&m, "TcpExtTCPSynRetrans"), (long long)tcp_delta(&m, "TcpExtTW"),
-         fw_med, fr_med, fe_med, fc_med, frt_med);
+         fw_med, fr_med, fe_med, fc_med, fp_med, frt_med);
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);
