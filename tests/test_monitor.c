@@ -562,9 +562,11 @@ static void checks_start_on_the_grid(void **st) {
   const uint64_t grid = 50;
   tsvc_monitor_set_timer_grid(f.mon, (tsvc_ms_t)grid);
   uint64_t t0 = uv_now(&f.loop);
+  tu_stall_t *stall = tu_stall_start();
   run_long(&f, 1500);
   int checks = 0, shared = 0;
   uint64_t max_off = 0;
+  int64_t max_held = 0; /* the most lag and stall that excused a start */
   for (int i = 0; i < f.rt->ncalls; i++) {
     const recrt_call_t *c = &f.rt->calls[i];
     /* From the second round of checks on: the first ones were scheduled
@@ -572,18 +574,23 @@ static void checks_start_on_the_grid(void **st) {
     if (strcmp(c->op, "inspect") != 0 || c->at < t0 + 300) continue;
     /* A timer due on the grid runs when the loop next looks at its clock:
        at the step itself, or as late as the timer slack and what the
-       machine held the loop meanwhile. */
+       machine held the loop meanwhile: on a run queue (lag) or stalled
+       (the witness; 5-10 ms at load 3-8, in 5 of 140 runs). */
     uint64_t off = c->at % grid;
     if (off > max_off) max_off = off;
-    assert_in_range(off, 0, TU_TIMER_SLACK_MS + tu_lag_between(f.lag, c->at - off, c->at));
+    int64_t held = tu_lag_between(f.lag, c->at - off, c->at) +
+                   tu_stall_between(stall, c->at - off, c->at);
+    if ((int64_t)off > TU_TIMER_SLACK_MS && held > max_held) max_held = held;
+    assert_in_range(off, 0, TU_TIMER_SLACK_MS + held);
     checks++;
     if (i > 0 && f.rt->calls[i - 1].at == c->at) shared++;
   }
   /* 6 services at 100 ms (+10% jitter) for 1.2 s: about 60 checks, many of
      them started together. */
   print_message("grid %llu ms: %d checks, %d started with the one before, latest %llu ms after "
-                "its step\n",
-                (unsigned long long)grid, checks, shared, (unsigned long long)max_off);
+                "its step; the machine excused at most %lld ms\n",
+                (unsigned long long)grid, checks, shared, (unsigned long long)max_off,
+                (long long)max_held);
   assert_true(checks >= 30);
   assert_true(shared >= 5);
   /* The machine's share: what it held the loop from the check's due time
@@ -592,9 +599,10 @@ static void checks_start_on_the_grid(void **st) {
     if (f.ev[i].type == TSVC_MON_EV_CHECK && (uint64_t)f.ev[i].now >= t0 + 300) {
       uint64_t due = (uint64_t)f.ev[i].now - (uint64_t)f.ev[i].lateness_ms;
       assert_in_range(f.ev[i].lateness_ms, 0,
-                      (int64_t)grid + TU_TIMER_SLACK_MS +
-                          tu_lag_between(f.lag, due, f.ev[i].now));
+                      (int64_t)grid + TU_TIMER_SLACK_MS + tu_lag_between(f.lag, due, f.ev[i].now) +
+                          tu_stall_between(stall, due, f.ev[i].now));
     }
+  tu_stall_stop(stall);
   fx_teardown(&f);
 }
 

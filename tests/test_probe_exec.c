@@ -69,21 +69,42 @@ static void killed_by_signal(void **st) {
   tu_probe_out_free(&o);
 }
 
+/* Run script (which prints before it sleeps) until it times out having
+ * printed: the timeout is first, then 5 and 25 times it. The timeout counts
+ * from the spawn, and on a loaded machine the shell may not get a CPU before
+ * it (seen at load 15, and in 19 of 40 runs of 4 copies held to a fifth of
+ * a CPU: no output, so no pid to look for). Such a run still shows the
+ * TIMEOUT and the kill, but not which group was killed: it is tried again.
+ * Returns the timeout of the run in o. */
+static tsvc_ms_t timed_out_printing(const char *script, tsvc_ms_t first, tu_probe_out_t *o) {
+  tsvc_ms_t timeout = first;
+  for (int attempt = 1;; attempt++, timeout *= 5) {
+    tsvc_probe_spec_t s = sh(script, timeout);
+    tu_probe_run(&s, o);
+    assert_int_equal(o->res.result, TSVC_RESULT_TIMEOUT);
+    assert_int_equal(o->res.exit_code, 128 + SIGKILL);
+    assert_non_null(o->output);
+    if (o->output[0]) return timeout;
+    print_message("timed out after %lld ms before the shell printed (the loop's lag meanwhile: "
+                  "%.0f ms); again with %lld ms\n",
+                  (long long)timeout, o->lag_ms, (long long)timeout * 5);
+    tu_probe_out_free(o);
+    if (attempt == 3) fail_msg("the shell printed nothing in 3 runs, the last of %lld ms",
+                               (long long)timeout);
+  }
+}
+
 static void timeout_kills_group(void **st) {
   (void)st;
-  tsvc_probe_spec_t s = sh("echo $$; exec sleep 30", 200);
   tu_probe_out_t o;
-  tu_probe_run(&s, &o);
-  assert_int_equal(o.res.result, TSVC_RESULT_TIMEOUT);
-  assert_int_equal(o.res.exit_code, 128 + SIGKILL);
+  const double t = (double)timed_out_printing("echo $$; exec sleep 30", 200, &o);
   /* At the timeout, then the kill and the reaping: far below the 30 s of
      sleep. Killed processes need a CPU to finish dying, which a loaded
      machine gives them late (our loop's lag, lag_ms, does not count theirs):
      3 s for that; 50 ms on an idle machine. */
-  assert_true(o.elapsed_ms >= 199 && o.elapsed_ms < 200 + 3000 + o.lag_ms);
-  assert_true(o.res.latency_us >= 199000 &&
-              o.res.latency_us < (200 + 3000 + o.lag_ms) * 1000);
-  assert_non_null(o.output);
+  assert_true(o.elapsed_ms >= t - 1 && o.elapsed_ms < t + 3000 + o.lag_ms);
+  assert_true(o.res.latency_us >= (t - 1) * 1000 &&
+              o.res.latency_us < (t + 3000 + o.lag_ms) * 1000);
   long pid = strtol(o.output, NULL, 10);
   assert_true(pid > 1);
   /* The leader was reaped before the callback: it is gone now. */
@@ -95,14 +116,12 @@ static void timeout_kills_group(void **st) {
 static void grandchild_killed_on_timeout(void **st) {
   (void)st;
   /* The grandchild keeps the output pipe: EOF comes only once it is dead. */
-  tsvc_probe_spec_t s = sh("sleep 30 & echo $$ $!; sleep 30", 300);
   tu_probe_out_t o;
-  tu_probe_run(&s, &o);
-  assert_int_equal(o.res.result, TSVC_RESULT_TIMEOUT);
+  const double t = (double)timed_out_printing("sleep 30 & echo $$ $!; sleep 30", 300, &o);
   long pgid = 0, child = 0;
   assert_int_equal(sscanf(o.output, "%ld %ld", &pgid, &child), 2);
   /* Far below the grandchild's 30 s (see timeout_kills_group). */
-  assert_true(o.elapsed_ms < 300 + 3000 + o.lag_ms);
+  assert_true(o.elapsed_ms < t + 3000 + o.lag_ms);
   assert_int_equal(tu_group_wait_gone((pid_t)pgid, 3000), 0);
   tu_probe_out_free(&o);
 }

@@ -220,28 +220,42 @@ static void login_timeout_held_late(void **st) {
   tu_probe_out_t o = {0};
   tsvc_session_info_t si;
 
-  assert_int_equal(kill(r->pid, SIGSTOP), 0);
-  assert_int_equal(tsvc_session_check(t->s, count_cb, &o), 0); /* the login */
-  while (o.calls == 0) uv_run(&t->loop, UV_RUN_ONCE);
-  tu_session_info(t, &si);
-  assert_int_equal(kill(r->pid, SIGCONT), 0);
-  print_message("server stopped: %s \"%s\"\n", tsvc_result_name(o.res.result), o.res.message);
-  assert_int_equal(o.res.result, TSVC_RESULT_TIMEOUT);
-  assert_true(si.opening);
-
-  /* The server answers the login it was sent; bounded by the login's 5 s
-     past the timeout. */
-  uv_timer_t tick;
-  uv_timer_init(&t->loop, &tick);
-  uv_timer_start(&tick, tick_cb, 5, 5);
-  do {
-    uv_run(&t->loop, UV_RUN_ONCE);
+  /* The server needs a CPU to answer once it goes on, and this loop one to
+     read it: a login that timed out while the two waited on run queues
+     for most of the grace (session.c, LOGIN_GRACE_MS: 5 s) says nothing
+     of the session (seen once at load 13; a server sharing 1 ms of CPU a
+     second with a busy loop does it every time): again, up to 3 runs. */
+  for (int run = 1;; run++) {
+    o = (tu_probe_out_t){0};
+    assert_int_equal(kill(r->pid, SIGSTOP), 0);
+    assert_int_equal(tsvc_session_check(t->s, count_cb, &o), 0); /* the login */
+    while (o.calls == 0) uv_run(&t->loop, UV_RUN_ONCE);
     tu_session_info(t, &si);
-  } while (si.opening);
-  uv_close((uv_handle_t *)&tick, NULL);
-  uv_run(&t->loop, UV_RUN_NOWAIT);
-  print_message("server back: held %d, connects %llu, last error \"%s\"\n", si.held,
-                (unsigned long long)si.connects, si.last_error);
+    int64_t srq0 = tu_runq_ns_of_process(r->pid), rq0 = tu_runq_ns();
+    assert_int_equal(kill(r->pid, SIGCONT), 0);
+    print_message("server stopped: %s \"%s\"\n", tsvc_result_name(o.res.result), o.res.message);
+    assert_int_equal(o.res.result, TSVC_RESULT_TIMEOUT);
+    assert_true(si.opening);
+
+    /* The server answers the login it was sent; bounded by the login's 5 s
+       past the timeout. */
+    uv_timer_t tick;
+    uv_timer_init(&t->loop, &tick);
+    uv_timer_start(&tick, tick_cb, 5, 5);
+    do {
+      uv_run(&t->loop, UV_RUN_ONCE);
+      tu_session_info(t, &si);
+    } while (si.opening);
+    uv_close((uv_handle_t *)&tick, NULL);
+    uv_run(&t->loop, UV_RUN_NOWAIT);
+    int64_t srq1 = tu_runq_ns_of_process(r->pid), rq1 = tu_runq_ns();
+    int64_t waited = (srq0 >= 0 && srq1 >= srq0 ? srq1 - srq0 : 0) / 1000000 +
+                     (rq0 >= 0 && rq1 >= rq0 ? rq1 - rq0 : 0) / 1000000;
+    print_message("server back: held %d, connects %llu, last error \"%s\"; the server and this "
+                  "loop waited %lld ms for a CPU\n",
+                  si.held, (unsigned long long)si.connects, si.last_error, (long long)waited);
+    if (si.held || run == 3 || waited < 5000 - 1000) break;
+  }
   assert_true(si.held);
   assert_int_equal(si.connects, 1);
   assert_int_equal(o.calls, 1);

@@ -1,8 +1,11 @@
 /* testutil.c: see testutil.h. */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,11 +99,10 @@ void tu_run_until(uv_loop_t *loop, int *flag, int ms) {
 
 int64_t tu_runq_ns(void) { return tu_runq_ns_of(0); }
 
-int64_t tu_runq_ns_of(long tid) {
+/* Field 2 of the schedstat file at path, or -1. */
+static int64_t runq_of_file(const char *path) {
   /* "<ns on a CPU> <ns waiting on a run queue> <timeslices>" */
-  char path[64], buf[128];
-  if (tid > 0) snprintf(path, sizeof path, "/proc/self/task/%ld/schedstat", tid);
-  else snprintf(path, sizeof path, "/proc/thread-self/schedstat");
+  char buf[128];
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -110,6 +112,30 @@ int64_t tu_runq_ns_of(long tid) {
   unsigned long long run, wait;
   if (sscanf(buf, "%llu %llu", &run, &wait) != 2) return -1;
   return (int64_t)wait;
+}
+
+int64_t tu_runq_ns_of(long tid) {
+  char path[64];
+  if (tid > 0) snprintf(path, sizeof path, "/proc/self/task/%ld/schedstat", tid);
+  else snprintf(path, sizeof path, "/proc/thread-self/schedstat");
+  return runq_of_file(path);
+}
+
+int64_t tu_runq_ns_of_process(long pid) {
+  char path[96];
+  snprintf(path, sizeof path, "/proc/%ld/task", pid);
+  DIR *d = opendir(path);
+  if (!d) return -1;
+  int64_t sum = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    snprintf(path, sizeof path, "/proc/%ld/task/%.20s/schedstat", pid, e->d_name);
+    int64_t w = runq_of_file(path);
+    if (w > 0) sum += w; /* a thread gone meanwhile: its share is lost */
+  }
+  closedir(d);
+  return sum;
 }
 
 long tu_gettid(void) { return (long)syscall(SYS_gettid); }
@@ -213,6 +239,10 @@ void tu_missing_at(const char *why, const char *file, int line) {
 
 int tu_run_group_tests(const char *name, const struct CMUnitTest *tests, size_t n,
                        CMFixtureFunction setup, CMFixtureFunction teardown) {
+  /* TSVC_TEST_FILTER=pattern (cmocka's: * and ? wildcards) runs only the
+     cases it names: to run one case many times over, e.g. under load. */
+  const char *filter = getenv("TSVC_TEST_FILTER");
+  if (filter && *filter) cmocka_set_test_filter(filter);
   int rc = _cmocka_run_group_tests(name, tests, n, setup, teardown);
   if (rc == 0 && g_skipped > 0) {
     fprintf(stderr, "%d test(s) skipped: exit 77 (ctest: Skipped)\n", g_skipped);
@@ -421,4 +451,79 @@ int tu_count(const char *hay, const char *needle) {
   int n = 0;
   for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
   return n;
+}
+
+
+/* ---- stalls of the machine ------------------------------------------------ */
+
+/* A witness: a thread that sleeps TU_STALL_PERIOD_MS at a time and notes
+   each wake-up that came later than its run-queue delay explains. */
+#define TU_STALL_PERIOD_MS 2
+#define STALL_RECS 4096
+#define STALL_MIN_NS 500000 /* below: the timer slack and the wake-up itself */
+
+typedef struct {
+  uint64_t from, to; /* the sleep's start and end, loop clock (ms) */
+  int64_t ns;        /* how much later it ended than the sleep and the run queue explain */
+} stall_rec_t;
+
+struct tu_stall_s {
+  pthread_t th;
+  atomic_bool stop;
+  pthread_mutex_t mu;
+  size_t n; /* records made; the ring holds the last STALL_RECS */
+  stall_rec_t r[STALL_RECS];
+};
+
+static void *stall_main(void *arg) {
+  tu_stall_t *s = arg;
+  while (!atomic_load(&s->stop)) {
+    int64_t rq0 = tu_runq_ns();
+    uint64_t t0 = uv_hrtime();
+    struct timespec ts = {0, TU_STALL_PERIOD_MS * 1000000L};
+    nanosleep(&ts, NULL);
+    uint64_t t1 = uv_hrtime();
+    int64_t rq1 = tu_runq_ns();
+    int64_t over = (int64_t)(t1 - t0) - TU_STALL_PERIOD_MS * 1000000L - (rq1 - rq0);
+    if (rq0 < 0 || rq1 < 0 || over < STALL_MIN_NS) continue;
+    pthread_mutex_lock(&s->mu);
+    s->r[s->n % STALL_RECS] = (stall_rec_t){t0 / 1000000, t1 / 1000000 + 1, over};
+    s->n++;
+    pthread_mutex_unlock(&s->mu);
+  }
+  return NULL;
+}
+
+tu_stall_t *tu_stall_start(void) {
+  tu_stall_t *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  atomic_init(&s->stop, false);
+  pthread_mutex_init(&s->mu, NULL);
+  if (pthread_create(&s->th, NULL, stall_main, s) != 0) {
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+int64_t tu_stall_between(tu_stall_t *s, uint64_t from, uint64_t to) {
+  if (!s) return 0;
+  int64_t ns = 0;
+  pthread_mutex_lock(&s->mu);
+  size_t first = s->n > STALL_RECS ? s->n - STALL_RECS : 0;
+  for (size_t i = first; i < s->n; i++) {
+    const stall_rec_t *r = &s->r[i % STALL_RECS];
+    if (r->to >= from && r->from <= to) ns += r->ns;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return (ns + 999999) / 1000000;
+}
+
+void tu_stall_stop(tu_stall_t *s) {
+  if (!s) return;
+  atomic_store(&s->stop, true);
+  pthread_join(s->th, NULL);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
 }

@@ -86,6 +86,28 @@ int64_t tu_runq_ns(void);
  * any thread: for a loop that runs on a thread of the library's own (a
  * manager's), where no tu_lag_t can sample. */
 int64_t tu_runq_ns_of(long tid);
+/* Stalls of the machine that no run queue counts: a thread woken late
+ * though it was neither running nor waiting for a CPU (seen: every thread
+ * of two test processes woken 5-15 ms late at the same moment at load 5,
+ * their run-queue delay 1 ms; a VM whose host holds it shows no steal time
+ * here). A tu_stall_t is a witness thread that sleeps 2 ms at a time and
+ * notes each wake-up later than its own run-queue delay explains (by more
+ * than 0.5 ms). It runs none of the code under test: a loop that the code
+ * blocks (a synchronous call, a sleep) is late while the witness is not,
+ * and that lateness is not excused. */
+typedef struct tu_stall_s tu_stall_t;
+/* Start the witness. NULL when it cannot (every figure is then 0). */
+tu_stall_t *tu_stall_start(void);
+/* The stalls (ms, rounded up) the witness saw in sleeps that overlap the
+ * loop times from..to (uv_now() values). */
+int64_t tu_stall_between(tu_stall_t *s, uint64_t from, uint64_t to);
+/* Stop the witness and free it. NULL is fine. */
+void tu_stall_stop(tu_stall_t *s);
+/* The run-queue delay of another process (a peer: a server, a receiver)
+ * in ns, summed over its threads alive now (a thread that ended takes its
+ * share along), or -1 when the kernel does not tell. A delay the peer's
+ * own timing shows (a late timestamp) is at most what this grew by. */
+int64_t tu_runq_ns_of_process(long pid);
 /* The calling thread's id (what tu_runq_ns_of takes). */
 long tu_gettid(void);
 
