@@ -287,6 +287,9 @@ static void login_grace_check_waits(void **st) {
   tu_probe_out_t login = {0}, during = {0};
   assert_int_equal(tsvc_session_check(t->s, count_cb, &login), 0);
   while (login.calls == 0) uv_run(&t->loop, UV_RUN_ONCE);
+  tu_session_info(t, &si);
+  print_message("the login: %s \"%s\" (opening %d, last error \"%s\")\n",
+                tsvc_result_name(login.res.result), login.res.message, si.opening, si.last_error);
   assert_int_equal(login.res.result, TSVC_RESULT_TIMEOUT);
   /* The login's grace is 5 s; two checks of 300 ms fit in it however
      late a loaded machine runs this loop (a check's verdict comes from
@@ -295,8 +298,10 @@ static void login_grace_check_waits(void **st) {
     during.calls = 0;
     assert_int_equal(tsvc_session_check(t->s, count_cb, &during), 0);
     while (during.calls == 0) uv_run(&t->loop, UV_RUN_ONCE);
-    print_message("check %d in the login's grace: %s \"%s\"\n", i + 1,
-                  tsvc_result_name(during.res.result), during.res.message);
+    tu_session_info(t, &si);
+    print_message("check %d in the login's grace: %s \"%s\" (opening %d, last error \"%s\")\n",
+                  i + 1, tsvc_result_name(during.res.result), during.res.message, si.opening,
+                  si.last_error);
     assert_int_equal(during.res.result, TSVC_RESULT_TIMEOUT);
     assert_string_equal(during.res.message, "no answer within 300 ms (waiting for the reply)");
   }
