@@ -109,6 +109,8 @@ typedef struct {
   long grid_ms;         /* monitor: tsvc_monitor_set_timer_grid (0: none) */
   long stall_ms;        /* monitor, redis/tcp: the first server stopped this long */
   bool turns;           /* monitor: measure the loop's turns (turns_t) */
+  bool defer;           /* loop --session: read replies once a grid step (run_floor) */
+  bool defer_ready;     /* ... finding them through a second epoll set (--defer-ready) */
 } opts_t;
 
 /* ---- servers ---------------------------------------------------------------- */
@@ -182,8 +184,18 @@ typedef struct {
   uint64_t connects, held, full; /* postgres, monitor: the sessions' counters */
   int not_held;          /* ... services holding no connection now */
   char why[256];         /* ... the first one's name and session_error */
+  /* loop --session: the floor's epoll_waits, reply reads, reads that found
+     nothing yet, and the replies' response times (sum, us; count). */
+  int64_t fwaits, freads, fempty, fctls, fpolls, frt_n;
+  double frt_us;
   uint64_t checks, fails;
 } snap_t;
+
+/* The held floor's counters (run_floor), read by snap(). */
+static struct {
+  int64_t waits, reads, empty, ctls, polls, rt_n;
+  double rt_us;
+} floor_ctr;
 
 /* Messages counted by kind: digits folded into '#', so that "no answer
    within 450 ms" and the like count as one. The first REASONS kinds kept;
@@ -361,6 +373,11 @@ typedef struct {
   double slices[MAX_WINDOWS], preempted[MAX_WINDOWS], be_slices[MAX_WINDOWS];
   double msgs[MAX_WINDOWS], own_slice[MAX_WINDOWS], be_slice[MAX_WINDOWS];
   double span[MAX_WINDOWS], slow[MAX_WINDOWS]; /* floor: us from wake-up to answer; > 1 ms */
+  /* loop --session, per check: epoll_waits, reads, reads that found nothing;
+     the mean response time (us) */
+  double fwaits[MAX_WINDOWS], freads[MAX_WINDOWS], fempty[MAX_WINDOWS], frt[MAX_WINDOWS];
+  double fctls[MAX_WINDOWS]; /* ... epoll_ctls (--defer: slow replies) */
+  double fpolls[MAX_WINDOWS]; /* ... epoll_waits on the ready set (--defer-ready) */
   tsvc_monitor_t *mon; /* postgres probes: the sessions' counters come from it */
   turns_t *turns;      /* monitor mode: the loop's turns (NULL: not measured) */
   bu_tcpstat_t tcp0, tcp1; /* the machine's TCP counters at the first window and the end */
@@ -410,6 +427,13 @@ static void snap(meas_t *m, snap_t *s) {
   s->mach_us = bu_machine_busy_us();
   s->runq_us = bu_runq_us();
   s->sleeps = bu_self_sleeps();
+  s->fwaits = floor_ctr.waits;
+  s->freads = floor_ctr.reads;
+  s->fempty = floor_ctr.empty;
+  s->fctls = floor_ctr.ctls;
+  s->fpolls = floor_ctr.polls;
+  s->frt_n = floor_ctr.rt_n;
+  s->frt_us = floor_ctr.rt_us;
   s->checks = m->checks;
   s->fails = m->fails;
 }
@@ -458,6 +482,14 @@ static bool window_end(meas_t *m) {
                              (double)(now.be_slices - m->last.be_slices)
                        : 0;
   m->machine[w] = (double)(now.mach_us - m->last.mach_us) / per;
+  m->fwaits[w] = (double)(now.fwaits - m->last.fwaits) / per;
+  m->freads[w] = (double)(now.freads - m->last.freads) / per;
+  m->fempty[w] = (double)(now.fempty - m->last.fempty) / per;
+  m->fctls[w] = (double)(now.fctls - m->last.fctls) / per;
+  m->fpolls[w] = (double)(now.fpolls - m->last.fpolls) / per;
+  m->frt[w] = now.frt_n > m->last.frt_n
+                  ? (now.frt_us - m->last.frt_us) / (double)(now.frt_n - m->last.frt_n)
+                  : 0;
   if (m->o->mode == MODE_IDLE) {
     /* Idle: machine busy microseconds per second instead. */
     m->machine[w] = (double)(now.mach_us - m->last.mach_us) / secs;
@@ -483,6 +515,14 @@ static bool window_end(meas_t *m) {
             (unsigned long long)(now.held - m->last.held),
             (unsigned long long)(now.full - m->last.full), now.not_held,
             now.not_held ? ", first: " : "", now.why);
+  if (m->o->session && m->o->mode == MODE_LOOP)
+    fprintf(stderr,
+            "    floor%s per check: epoll_wait %.3f (+ ready set %.3f), reads %.3f (found nothing %.3f),"
+            " epoll_ctl %.3f, wake-ups %.3f; response time %.1f us (%s)\n",
+            m->o->defer_ready ? " --defer-ready" : m->o->defer ? " --defer" : "", m->fwaits[w],
+            m->fpolls[w], m->freads[w], m->fempty[w], m->fctls[w],
+            m->wakes[w], m->frt[w],
+            m->o->defer ? "the reply's kernel timestamp" : "when it was read");
   lateness_print(&m->hist);
   if (m->turns) {
     turns_print(m->turns);
@@ -998,7 +1038,22 @@ static bool loop_one(const opts_t *o, const servers_t *srv, long i, char *err, s
  * --grid at or after its deadline. A check writes PING and reads +PONG;
  * no answer within --timeout fails it. Deadlines and timeouts sit in a
  * wheel of grid-wide slots (a doubly linked list a slot, O(1) each way),
- * and the loop sleeps in epoll_wait until the next slot that holds one. */
+ * and the loop sleeps in epoll_wait until the next slot that holds one.
+ *
+ * --defer (issue 13, point 4): replies are read once a grid step instead of
+ * as they arrive. A connection is in the epoll set for EPOLLRDHUP only (a
+ * server that closes or resets it still wakes the loop; a reply does not);
+ * a check that has sent its PING waits in a pending list, and every wake-up
+ * (at least one a grid step while any is pending) reads each pending reply
+ * with a non-blocking recvmsg; one not there yet stays pending. The
+ * response time is the reply's kernel arrival time (SO_TIMESTAMPNS) less
+ * the send; a reply that arrived after the timeout fails the check.
+ *
+ * --defer-ready: the same, but each connection is also in a second epoll
+ * set (EPOLLIN) that the loop never sleeps on: each wake-up with checks in
+ * flight asks it, without waiting, which replies are there (one
+ * epoll_wait a step) and reads only those; a slow reply costs nothing
+ * until it is there. */
 
 typedef struct {
   int fd;
@@ -1007,6 +1062,9 @@ typedef struct {
   bool busy;            /* PING sent, +PONG awaited */
   int64_t due_ms;       /* the scheduled start of the next check */
   int64_t sent_ms;      /* ... of the one in flight (its lateness counted) */
+  int64_t sent_us;      /* ... the wake-up's clock when it was sent */
+  int pidx;             /* --defer: its index in the pending list; -1: none */
+  bool armed;           /* --defer: its fd waits for EPOLLIN (a slow reply) */
   uint8_t rlen;
   char rbuf[16];
 } fconn_t;
@@ -1050,14 +1108,82 @@ static void wheel_put(wheel_t *w, int i, int64_t t) {
   w->head[s] = i;
 }
 
-static int floor_dial(int port) {
+/* --defer: the check in flight on connection i got its whole reply, which
+   arrived at arr_us (the loop's clock): its verdict, the next check's due
+   time. Returns 0, or -1 (errno 0) when the reply is not +PONG. */
+static int floor_defer_done(meas_t *m, wheel_t *w, int i, int64_t arr_us) {
+  fconn_t *c = &w->c[i];
+  if (c->rlen != 7 || memcmp(c->rbuf, "+PONG\r\n", 7) != 0) {
+    errno = 0;
+    return -1;
+  }
+  double rt = (double)(arr_us - c->sent_us);
+  floor_ctr.rt_us += rt;
+  floor_ctr.rt_n++;
+  bool on_time = rt < (double)m->o->timeout_ms * 1000.0;
+  note_check(m, on_time, c->sent_ms - c->due_ms,
+             on_time ? NULL : "answer after the timeout (floor, kernel timestamp)");
+  c->busy = false;
+  c->rlen = 0;
+  c->due_ms = arr_us / 1000 + m->o->interval_ms +
+              (int64_t)(floor_rand(w) % (uint64_t)(m->o->interval_ms / 10 + 1));
+  wheel_put(w, i, c->due_ms);
+  return 0;
+}
+
+static int floor_dial(int port, bool defer) {
   int fd = dial(port);
   if (fd < 0) return -1;
   int one = 1;
   /* As the session's connection (uv_tcp_nodelay), non-blocking. */
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  /* --defer: every segment carries its arrival time. */
+  if (defer && setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) != 0) {
+    close(fd);
+    return -1;
+  }
   return fd;
+}
+
+/* Dial connection i and add it to the epoll set: for its replies, or
+   (--defer) for a close only; and to the ready set ep2 (>= 0) for its
+   replies. Returns 0, or -1 with errno set. */
+static int floor_add(int ep, int ep2, fconn_t *c, int i, int port, bool defer) {
+  c->fd = floor_dial(port, defer);
+  struct epoll_event ev = {.events = defer ? EPOLLRDHUP : EPOLLIN, .data.u32 = (uint32_t)i};
+  if (c->fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) return -1;
+  ev.events = EPOLLIN;
+  if (ep2 >= 0 && epoll_ctl(ep2, EPOLL_CTL_ADD, c->fd, &ev) != 0) return -1;
+  return 0;
+}
+
+/* --defer: read connection c's reply if it is there. Returns 1 with the
+   whole reply read (*arr_us: its kernel arrival time, CLOCK_REALTIME), 0
+   when not all of it is there yet, -1 on a closed connection or an error. */
+static int floor_recv(fconn_t *c, int64_t *arr_us) {
+  char ctl[CMSG_SPACE(sizeof(struct timespec))];
+  struct iovec iov = {c->rbuf + c->rlen, sizeof c->rbuf - c->rlen};
+  struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                      .msg_controllen = sizeof ctl};
+  floor_ctr.reads++;
+  ssize_t got = recvmsg(c->fd, &mh, 0);
+  if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
+    floor_ctr.empty++;
+    return 0;
+  }
+  if (got <= 0) return -1;
+  c->rlen = (uint8_t)(c->rlen + got);
+  if (c->rlen < 7) return 0;
+  *arr_us = -1;
+  for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h))
+    if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS) {
+      struct timespec ts;
+      memcpy(&ts, CMSG_DATA(h), sizeof ts);
+      *arr_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    }
+  if (*arr_us < 0) errno = ENOMSG; /* no timestamp: SO_TIMESTAMPNS was set */
+  return *arr_us < 0 ? -1 : 1;
 }
 
 static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
@@ -1070,9 +1196,17 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
   w.nslots = (long)(span / g) + 2;
   w.c = calloc((size_t)n, sizeof *w.c);
   w.head = malloc((size_t)w.nslots * sizeof *w.head);
+  int *pend = o->defer ? malloc((size_t)n * sizeof *pend) : NULL; /* --defer */
+  int npend = 0; /* --defer: checks in flight (--defer-ready: not listed) */
+  int ep2 = o->defer_ready ? epoll_create1(EPOLL_CLOEXEC) : -1;
+  /* --defer: CLOCK_REALTIME less CLOCK_MONOTONIC, to put the kernel's
+     timestamps on the loop's clock. */
+  struct timespec rt0;
+  clock_gettime(CLOCK_REALTIME, &rt0);
+  int64_t off_us = (int64_t)rt0.tv_sec * 1000000 + rt0.tv_nsec / 1000 - bu_now_us();
   int ep = epoll_create1(EPOLL_CLOEXEC);
   int rc = -1;
-  if (!w.c || !w.head || ep < 0) {
+  if (!w.c || !w.head || ep < 0 || (o->defer && !pend) || (o->defer_ready && ep2 < 0)) {
     fprintf(stderr, "bench: fatal: unable to set up the floor: %s\n", strerror(errno));
     goto out;
   }
@@ -1081,22 +1215,24 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
   for (long i = 0; i < n; i++) {
     fconn_t *c = &w.c[i];
     c->slot = -1;
-    c->fd = floor_dial(srv->ports[i % srv->n]);
-    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
-    if (c->fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+    c->pidx = -1;
+    if (floor_add(ep, ep2, c, (int)i, srv->ports[i % srv->n], o->defer) != 0) {
       fprintf(stderr, "bench: fatal: floor connection %ld: %s\n", i, strerror(errno));
       goto out;
     }
     c->due_ms = start + 1 + (int64_t)(floor_rand(&w) % (uint64_t)o->interval_ms);
     wheel_put(&w, (int)i, c->due_ms);
   }
-  fprintf(stderr, "  floor: %ld connections held, %ld slots of %lld ms\n", n, w.nslots,
-          (long long)g);
+  fprintf(stderr, "  floor: %ld connections held, %ld slots of %lld ms%s\n", n, w.nslots,
+          (long long)g,
+          o->defer_ready ? ", replies read once a step, found by a ready set (--defer-ready)"
+          : o->defer     ? ", replies read once a step (--defer)"
+                         : "");
   double warm = o->warmup_s >= 0 ? o->warmup_s : 2.0 * (double)o->interval_ms / 1e3 + 1.0;
   int64_t warm_end = start + (int64_t)(warm * 1e3);
   int64_t win = (int64_t)(o->seconds * 1e3 / o->windows);
   int64_t next_win = warm_end + win;
-  int64_t now = start;
+  int64_t now = start, now_us = bu_now_us();
   /* The first slot not yet run, as an absolute slot number. */
   int64_t cur = start / g;
   struct epoll_event evs[256];
@@ -1121,9 +1257,15 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
           close(c->fd); /* as the session: a new connection for the next */
           c->busy = false;
           c->rlen = 0;
-          c->fd = floor_dial(srv->ports[i % srv->n]);
-          struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
-          if (c->fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) goto fail;
+          if (c->pidx >= 0) { /* --defer: off the pending list */
+            pend[c->pidx] = pend[--npend];
+            w.c[pend[c->pidx]].pidx = c->pidx;
+            c->pidx = -1;
+          } else if (o->defer_ready) {
+            npend--;
+          }
+          c->armed = false;
+          if (floor_add(ep, ep2, c, i, srv->ports[i % srv->n], o->defer) != 0) goto fail;
           c->due_ms = now + o->interval_ms;
           wheel_put(&w, i, c->due_ms);
           continue;
@@ -1132,6 +1274,13 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
         if (write(c->fd, ping, sizeof ping - 1) != (ssize_t)(sizeof ping - 1)) goto fail;
         c->busy = true;
         c->sent_ms = now;
+        c->sent_us = now_us;
+        if (o->defer_ready) {
+          npend++;
+        } else if (o->defer) {
+          c->pidx = npend;
+          pend[npend++] = i;
+        }
         wheel_put(&w, i, now + o->timeout_ms);
       }
     }
@@ -1143,13 +1292,73 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
         wake = k * g;
         break;
       }
+    /* --defer: replies pending, the next step reads them. */
+    if (npend && cur * g < wake) wake = cur * g;
     int to = wake > now ? (int)(wake - now) : 0;
+    floor_ctr.waits++;
     int r = epoll_wait(ep, evs, (int)(sizeof evs / sizeof evs[0]), to);
     if (r < 0 && errno != EINTR) goto fail;
-    now = floor_now_ms(); /* one clock read a wake-up, as libuv's loop */
-    for (int k = 0; k < r; k++) {
+    now_us = bu_now_us(); /* one clock read a wake-up, as libuv's loop */
+    now = now_us / 1000;
+    /* --defer: an event is a close or an error (fatal here, as a reply
+       that is not +PONG), or the reply of a check whose first read found
+       nothing (armed: it waits for its reply as the plain floor does). */
+    for (int k = 0; k < r && o->defer; k++) {
       int i = (int)evs[k].data.u32;
       fconn_t *c = &w.c[i];
+      int64_t arr_us;
+      errno = ECONNRESET; /* a close; recvmsg's own error otherwise */
+      int got = c->armed && (evs[k].events & EPOLLIN) ? floor_recv(c, &arr_us) : -1;
+      if (got < 0) goto fail;
+      if (got == 0) continue;
+      struct epoll_event ev = {.events = EPOLLRDHUP, .data.u32 = (uint32_t)i};
+      floor_ctr.ctls++;
+      if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) != 0) goto fail;
+      c->armed = false;
+      if (floor_defer_done(m, &w, i, arr_us - off_us) != 0) goto fail;
+    }
+    /* --defer-ready: the replies there now, without waiting. */
+    while (o->defer_ready && npend) {
+      floor_ctr.polls++;
+      int r2 = epoll_wait(ep2, evs, (int)(sizeof evs / sizeof evs[0]), 0);
+      if (r2 < 0 && errno != EINTR) goto fail;
+      for (int k = 0; k < r2; k++) {
+        int i = (int)evs[k].data.u32;
+        fconn_t *c = &w.c[i];
+        int64_t arr_us;
+        errno = 0; /* not busy: a reply nobody asked for */
+        int got = c->busy ? floor_recv(c, &arr_us) : -1;
+        if (got < 0) goto fail;
+        if (got == 0) continue;
+        npend--;
+        if (floor_defer_done(m, &w, i, arr_us - off_us) != 0) goto fail;
+      }
+      if (r2 < (int)(sizeof evs / sizeof evs[0])) break;
+    }
+    for (int k = 0; o->defer && !o->defer_ready && k < npend;) {
+      int i = pend[k];
+      fconn_t *c = &w.c[i];
+      int64_t arr_us;
+      int got = floor_recv(c, &arr_us);
+      if (got < 0) goto fail;
+      pend[k] = pend[--npend]; /* k now holds the one moved here */
+      w.c[pend[k]].pidx = k;
+      c->pidx = -1;
+      if (got == 0) {
+        /* Not there a step after it was sent (a slow server): rather than
+           read it again every step, wait for it (an epoll_ctl each way). */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u32 = (uint32_t)i};
+        floor_ctr.ctls++;
+        if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) != 0) goto fail;
+        c->armed = true;
+        continue;
+      }
+      if (floor_defer_done(m, &w, i, arr_us - off_us) != 0) goto fail;
+    }
+    for (int k = 0; k < r && !o->defer; k++) {
+      int i = (int)evs[k].data.u32;
+      fconn_t *c = &w.c[i];
+      floor_ctr.reads++;
       ssize_t got = read(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - c->rlen);
       if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (got <= 0 || !c->busy) goto fail;
@@ -1160,6 +1369,8 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
         goto fail;
       }
       note_check(m, true, c->sent_ms - c->due_ms, NULL);
+      floor_ctr.rt_us += (double)(now_us - c->sent_us);
+      floor_ctr.rt_n++;
       c->busy = false;
       c->rlen = 0;
       c->due_ms = now + o->interval_ms +
@@ -1176,8 +1387,10 @@ out:
   for (long i = 0; w.c && i < n; i++)
     if (w.c[i].fd > 0) close(w.c[i].fd);
   if (ep >= 0) close(ep);
+  if (ep2 >= 0) close(ep2);
   free(w.c);
   free(w.head);
+  free(pend);
   return rc;
 }
 
@@ -1268,6 +1481,10 @@ static void usage(FILE *f) {
           "                               (healthcheck.session: true); loop, redis: the held\n"
           "                               floor (a minimal epoll loop holding the same\n"
           "                               connections, PING each due check, same schedule)\n"
+          "  --defer                      loop --session: read replies once a grid step, the\n"
+          "                               response time from the kernel's timestamp\n"
+          "  --defer-ready                ... the replies there found by a second epoll set\n"
+          "                               (one epoll_wait a step, no read that finds nothing)\n"
           "  --grid MS                    monitor, loop --session: the timers' grid\n"
           "                               (monitor.timer_grid; default 0, every deadline to the ms)\n"
           "  --stall MS                   monitor, redis/tcp: stop the first server (SIGSTOP) for MS ms\n"
@@ -1299,7 +1516,8 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       {"no-stagger", 0, NULL, 'G'}, {"header", 0, NULL, 'H'}, {"help", 0, NULL, 'h'},
       {"scrape", 1, NULL, 'X'},  {"scrape-same-cpu", 0, NULL, 'Y'},
       {"session", 0, NULL, 'Z'}, {"grid", 1, NULL, 'g'},      {"stall", 1, NULL, 'L'},
-      {"turns", 0, NULL, 'U'},   {NULL, 0, NULL, 0}};
+      {"turns", 0, NULL, 'U'},   {"defer", 0, NULL, 'D'},   {"defer-ready", 0, NULL, 'R'},
+      {NULL, 0, NULL, 0}};
   int c;
   long v;
   bool pg_mode = false;
@@ -1377,6 +1595,12 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
     case 'Z':
       o->session = true;
       break;
+    case 'D':
+      o->defer = true;
+      break;
+    case 'R':
+      o->defer = o->defer_ready = true;
+      break;
     case 'g':
       if (parse_long(optarg, 0, 1000, &v)) return -1;
       o->grid_ms = v;
@@ -1407,6 +1631,7 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       !(o->mode == MODE_LOOP && o->probe == PROBE_REDIS))
     return -1;
   if (o->probe == PROBE_PGFLOOR && o->mode != MODE_MONITOR) return -1;
+  if (o->defer && !(o->session && o->mode == MODE_LOOP)) return -1;
   if (o->stall_ms && (o->mode != MODE_MONITOR || (o->probe != PROBE_REDIS && o->probe != PROBE_TCP)))
     return -1;
   if (!o->servers) o->servers = o->services > 2000 ? 2 : 1;
@@ -1427,7 +1652,9 @@ static const char *mode_name(const opts_t *o) {
 static const char *probe_name(const opts_t *o) {
   if (o->mode == MODE_FORK) return o->tool;
   if (o->session)
-    return o->probe == PROBE_REDIS     ? "redis-session"
+    return o->defer_ready              ? "redis-session-defer-ready"
+           : o->defer                  ? "redis-session-defer"
+           : o->probe == PROBE_REDIS   ? "redis-session"
            : o->probe == PROBE_PGFLOOR ? "pgfloor-session"
                                        : "postgres-session";
   return o->probe == PROBE_REDIS     ? "redis"
@@ -1585,6 +1812,13 @@ int main(int argc, char **argv) {
   bu_summary(m.server, n, &srv_med, &lo, &hi);
   bu_summary(m.machine, n, &mach_med, &lo, &hi);
   bu_summary(m.rate, n, &rate_med, &lo, &hi);
+  double fw_med, fr_med, fe_med, fc_med, fp_med, frt_med;
+  bu_summary(m.fpolls, n, &fp_med, &lo, &hi);
+  bu_summary(m.fctls, n, &fc_med, &lo, &hi);
+  bu_summary(m.fwaits, n, &fw_med, &lo, &hi);
+  bu_summary(m.freads, n, &fr_med, &lo, &hi);
+  bu_summary(m.fempty, n, &fe_med, &lo, &hi);
+  bu_summary(m.frt, n, &frt_med, &lo, &hi);
   printf("RESULT mode=%s probe=%s services=%ld interval_ms=%lld rate=%.0f own_us=%.1f "
          "server_us=%.1f machine_us=%.1f p50_ms=%s p99_ms=%s max_ms=%s rss_kib=%ld hwm_kib=%ld "
          "failed=%llu timewait=%ld config_ms=%.1f add_ms=%.1f stagger=%d scrape_hz=%.0f "
@@ -1593,7 +1827,9 @@ int main(int argc, char **argv) {
          "slices_per_check=%.2f preempted_per_check=%.2f us_per_slice=%.1f "
          "server_slices_per_check=%.2f server_us_per_slice=%.1f floor_msgs_per_check=%.2f "
          "floor_span_us=%.1f floor_slow_per_check=%.3f session_connects=%llu session_full=%llu "
-         "stall_ms=%ld tw_start=%ld listen_overflows=%lld syn_retrans=%lld tw_created=%lld\n",
+         "stall_ms=%ld tw_start=%ld listen_overflows=%lld syn_retrans=%lld tw_created=%lld "
+         "floor_epoll_per_check=%.3f floor_reads_per_check=%.3f floor_empty_per_check=%.3f "
+         "floor_ctl_per_check=%.3f floor_polls_per_check=%.3f floor_rt_us=%.1f\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
          (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
@@ -1602,7 +1838,8 @@ int main(int argc, char **argv) {
          msgs_med, span_med, slow_med, (unsigned long long)(m.last.connects - m.first.connects),
          (unsigned long long)(m.last.full - m.first.full), o.stall_ms, m.tw0,
          (long long)tcp_delta(&m, "TcpExtListenOverflows"),
-         (long long)tcp_delta(&m, "TcpExtTCPSynRetrans"), (long long)tcp_delta(&m, "TcpExtTW"));
+         (long long)tcp_delta(&m, "TcpExtTCPSynRetrans"), (long long)tcp_delta(&m, "TcpExtTW"),
+         fw_med, fr_med, fe_med, fc_med, fp_med, frt_med);
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);

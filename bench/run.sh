@@ -194,7 +194,7 @@ sessions_section() {
   : >"$srows"
   : >"$sres"
   for ((r = 1; r <= rounds; r++)); do
-    for variant in redis redis-session floor loop fork pg pg-session pgfloor-session \
+    for variant in redis redis-session floor floor-defer loop fork pg pg-session pgfloor-session \
                    redis-session-20k redis-session-20kps; do
       case $variant in
         redis) args=(--mode monitor --probe redis --services 1000 --interval 1000 --timeout 900) ;;
@@ -206,6 +206,12 @@ sessions_section() {
         # run_floor).
         floor) args=(--mode loop --probe redis --session --services 1000 --interval 1000
                      --timeout 900) ;;
+        # The held floor reading replies once a grid step (issue 13, point
+        # 4): a reply does not wake the loop; the next step's wake-up reads
+        # it (found by a ready set), its response time from the kernel's
+        # timestamp (run_floor, --defer-ready: the form for the library).
+        floor-defer) args=(--mode loop --probe redis --session --defer-ready --services 1000
+                           --interval 1000 --timeout 900) ;;
         loop) args=(--mode loop --probe redis --services 1000 --interval 1000) ;;
         fork) args=(--mode fork --probe redis --tool redis-cli --rate 20) ;;
         pg) args=(--mode monitor --probe postgres --services 20 --interval 1000 --timeout 900) ;;
@@ -226,7 +232,7 @@ sessions_section() {
                                    --interval 500 --timeout 450 --servers 2) ;;
       esac
       args+=(--seconds "$secs" "${cpu[@]}")
-      [[ ${args[1]} == monitor || $variant == floor ]] && args+=("${grid[@]}")
+      [[ ${args[1]} == monitor || $variant == floor* ]] && args+=("${grid[@]}")
       echo ">> $bin ${args[*]}" >>"$log"
       if ! res=$("$bin" "${args[@]}" 2>>"$log"); then
         echo "run.sh: fatal: bench_monitor ${args[*]} failed:" >&2
@@ -286,6 +292,7 @@ sessions_section() {
     echo "| redis, 1,000 services at 1 s: CPU per check, held session | $ses_us us | <= 30 us |"
     echo "| ... the floor: a minimal epoll loop holding the same connections (PING on the same schedule and grid) | $(med floor own_us) us | - |"
     echo "| ... held session / the floor | $(ratio "$ses_us" "$(med floor own_us)")x | - |"
+    echo "| ... the floor reading replies once a grid step (--defer-ready; response time from the kernel's timestamp): CPU per check; wake-ups per check, floor / deferred | $(med floor-defer own_us) us; $(med floor wakes_per_check) / $(med floor-defer wakes_per_check) | - |"
     echo "| ... the monitor's wake-ups per check, connect per check / held session / the floor / the loop | $(med redis wakes_per_check) / $(med redis-session wakes_per_check) / $(med floor wakes_per_check) / $(med loop wakes_per_check) | - |"
     echo "| minimal blocking loop (connect, PING, QUIT) per check | $lp_us us | - |"
     echo "| forked \`redis-cli ping\` per check (bench + child) | $fk_us us | - |"
