@@ -283,10 +283,18 @@ static void login_grace_check_waits(void **st) {
   tu_session_t *t = &held[0].t;
   tsvc_session_info_t si;
 
+  /* A uv_run(UV_RUN_ONCE) whose timers gave the verdict at its start goes
+     on to poll until the next timer, the login's 5 s grace, and returns
+     only then (seen under load, 1 in 8: check 1 returned 5,020 ms into the
+     grace): a 5 ms tick bounds that poll (as tu_session_check does). */
+  uv_timer_t tick;
+  uv_timer_init(&t->loop, &tick);
+  uv_timer_start(&tick, tick_cb, 5, 5);
   assert_int_equal(kill(r->pid, SIGSTOP), 0);
   tu_probe_out_t login = {0}, during = {0};
   assert_int_equal(tsvc_session_check(t->s, count_cb, &login), 0);
   while (login.calls == 0) uv_run(&t->loop, UV_RUN_ONCE);
+  uint64_t grace0 = uv_hrtime(); /* the login's grace began about here */
   tu_session_info(t, &si);
   print_message("the login: %s \"%s\" (opening %d, last error \"%s\")\n",
                 tsvc_result_name(login.res.result), login.res.message, si.opening, si.last_error);
@@ -299,9 +307,10 @@ static void login_grace_check_waits(void **st) {
     assert_int_equal(tsvc_session_check(t->s, count_cb, &during), 0);
     while (during.calls == 0) uv_run(&t->loop, UV_RUN_ONCE);
     tu_session_info(t, &si);
-    print_message("check %d in the login's grace: %s \"%s\" (opening %d, last error \"%s\")\n",
+    print_message("check %d in the login's grace: %s \"%s\" (opening %d, last error \"%s\"),"
+                  " %llu ms into the grace\n",
                   i + 1, tsvc_result_name(during.res.result), during.res.message, si.opening,
-                  si.last_error);
+                  si.last_error, (unsigned long long)((uv_hrtime() - grace0) / 1000000));
     assert_int_equal(during.res.result, TSVC_RESULT_TIMEOUT);
     assert_string_equal(during.res.message, "no answer within 300 ms (waiting for the reply)");
   }
@@ -309,28 +318,35 @@ static void login_grace_check_waits(void **st) {
   assert_true(si.opening);
   assert_int_equal(kill(r->pid, SIGCONT), 0);
 
-  /* The server answers the login; the next check is on the held
-     connection. */
-  uv_timer_t tick;
-  uv_timer_init(&t->loop, &tick);
-  uv_timer_start(&tick, tick_cb, 5, 5);
+  /* The server answers the login (within what is left of its 5 s grace);
+     the next check is on the held connection. */
   do {
     uv_run(&t->loop, UV_RUN_ONCE);
     tu_session_info(t, &si);
   } while (si.opening);
   uv_close((uv_handle_t *)&tick, NULL);
   uv_run(&t->loop, UV_RUN_NOWAIT);
-  assert_true(si.held);
+  print_message("server back: held %d, connects %llu, last error \"%s\"\n", si.held,
+                (unsigned long long)si.connects, si.last_error);
+  /* One connection from the session (the login) and redis-cli's: the
+     server accepts a connection left in its queue even when the client
+     has closed it since (the full probes' were counted). */
+  long got = accepted(r) - before;
+  print_message("connections accepted: %ld\n", got);
+  assert_int_equal(got, 2);
+  if (!si.held) {
+    /* Seen once with eight ASan copies of this suite at once: the
+       continued server had not answered when the grace ran out. No
+       refusal: the next check logs in again (login_timeout_held_late). */
+    assert_string_equal(si.last_error, "the login timed out");
+    return;
+  }
   tu_probe_out_t o;
   tu_session_check(t, &o);
   assert_int_equal(o.res.result, TSVC_RESULT_OK);
   tu_session_info(t, &si);
   assert_int_equal(si.held_checks, 1);
   assert_int_equal(si.connects, 1);
-  /* One connection from the session (the login) and redis-cli's. */
-  long got = accepted(r) - before;
-  print_message("connections accepted: %ld\n", got);
-  assert_int_equal(got, 2);
 }
 
 /* A check on the held connection whose server does not answer is a
