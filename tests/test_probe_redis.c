@@ -267,6 +267,102 @@ static void login_timeout_held_late(void **st) {
   assert_int_equal(si.connects, 1);
 }
 
+/* The connections the server accepted so far (INFO's
+ * total_connections_received), redis-cli's own included. */
+static long accepted(tu_redis_t *r) {
+  const char *const info[] = {"INFO", "stats", NULL};
+  char out[8192];
+  assert_int_equal(tu_redis_cli(r, info, out, sizeof out), 0);
+  const char *p = strstr(out, "total_connections_received:");
+  assert_non_null(p);
+  return strtol(p + strlen("total_connections_received:"), NULL, 10);
+}
+
+/* A check started while a timed-out login is in its grace waits for that
+ * login's answer: a TIMEOUT worded as the probe words it when the server
+ * does not answer in the check's time, and no new connection. It used to
+ * be the full probe, one more connection a check to a server that was slow
+ * to answer logins (issue 13: the warm-up of 10,500 sessions, where those
+ * connections made logins and held checks time out in a spiral). */
+static void login_grace_check_waits(void **st) {
+  (void)st;
+  SKIP_IF_NO_SERVER();
+  tu_redis_t *r = &srv[0];
+  assert_int_equal(tu_redis_start(r, NULL), 0);
+  long before = accepted(r);
+  held[0] = (held_t){.r = r}; /* the teardown closes it */
+  tsvc_probe_spec_t s = {.kind = TSVC_PROBE_REDIS, .host = "127.0.0.1", .port = r->port,
+                         .timeout = 300};
+  tu_session_open(&held[0].t, &s, 60000);
+  tu_session_t *t = &held[0].t;
+  tsvc_session_info_t si;
+
+  /* A uv_run(UV_RUN_ONCE) whose timers gave the verdict at its start goes
+     on to poll until the next timer, the login's 5 s grace, and returns
+     only then (seen under load, 1 in 8: check 1 returned 5,020 ms into the
+     grace): a 5 ms tick bounds that poll (as tu_session_check does). */
+  uv_timer_t tick;
+  uv_timer_init(&t->loop, &tick);
+  uv_timer_start(&tick, tick_cb, 5, 5);
+  assert_int_equal(kill(r->pid, SIGSTOP), 0);
+  tu_probe_out_t login = {0}, during = {0};
+  assert_int_equal(tsvc_session_check(t->s, count_cb, &login), 0);
+  while (login.calls == 0) uv_run(&t->loop, UV_RUN_ONCE);
+  uint64_t grace0 = uv_hrtime(); /* the login's grace began about here */
+  tu_session_info(t, &si);
+  print_message("the login: %s \"%s\" (opening %d, last error \"%s\")\n",
+                tsvc_result_name(login.res.result), login.res.message, si.opening, si.last_error);
+  assert_int_equal(login.res.result, TSVC_RESULT_TIMEOUT);
+  /* The login's grace is 5 s; two checks of 300 ms fit in it however
+     late a loaded machine runs this loop (a check's verdict comes from
+     its own timer, one poll after the timeout). */
+  for (int i = 0; i < 2; i++) {
+    during.calls = 0;
+    assert_int_equal(tsvc_session_check(t->s, count_cb, &during), 0);
+    while (during.calls == 0) uv_run(&t->loop, UV_RUN_ONCE);
+    tu_session_info(t, &si);
+    print_message("check %d in the login's grace: %s \"%s\" (opening %d, last error \"%s\"),"
+                  " %llu ms into the grace\n",
+                  i + 1, tsvc_result_name(during.res.result), during.res.message, si.opening,
+                  si.last_error, (unsigned long long)((uv_hrtime() - grace0) / 1000000));
+    assert_int_equal(during.res.result, TSVC_RESULT_TIMEOUT);
+    assert_string_equal(during.res.message, "no answer within 300 ms (waiting for the reply)");
+  }
+  tu_session_info(t, &si);
+  assert_true(si.opening);
+  assert_int_equal(kill(r->pid, SIGCONT), 0);
+
+  /* The server answers the login (within what is left of its 5 s grace);
+     the next check is on the held connection. */
+  do {
+    uv_run(&t->loop, UV_RUN_ONCE);
+    tu_session_info(t, &si);
+  } while (si.opening);
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_run(&t->loop, UV_RUN_NOWAIT);
+  print_message("server back: held %d, connects %llu, last error \"%s\"\n", si.held,
+                (unsigned long long)si.connects, si.last_error);
+  /* One connection from the session (the login) and redis-cli's: the
+     server accepts a connection left in its queue even when the client
+     has closed it since (the full probes' were counted). */
+  long got = accepted(r) - before;
+  print_message("connections accepted: %ld\n", got);
+  assert_int_equal(got, 2);
+  if (!si.held) {
+    /* Seen once with eight ASan copies of this suite at once: the
+       continued server had not answered when the grace ran out. No
+       refusal: the next check logs in again (login_timeout_held_late). */
+    assert_string_equal(si.last_error, "the login timed out");
+    return;
+  }
+  tu_probe_out_t o;
+  tu_session_check(t, &o);
+  assert_int_equal(o.res.result, TSVC_RESULT_OK);
+  tu_session_info(t, &si);
+  assert_int_equal(si.held_checks, 1);
+  assert_int_equal(si.connects, 1);
+}
+
 /* A check on the held connection whose server does not answer is a
  * TIMEOUT at its timeout, never before: on the monitor's shared deadline
  * set (tu_session_open) and on the session's own timer (own). The PING is
@@ -492,6 +588,7 @@ int main(void) {
       cmocka_unit_test_teardown(stopped, stop_servers),
       cmocka_unit_test_teardown(restart_under_session, stop_servers),
       cmocka_unit_test_teardown(login_timeout_held_late, stop_servers),
+      cmocka_unit_test_teardown(login_grace_check_waits, stop_servers),
       cmocka_unit_test_teardown(held_timeout_shared, stop_servers),
       cmocka_unit_test_teardown(held_timeout_own, stop_servers),
       cmocka_unit_test(freed_session_leaves_the_set),

@@ -266,7 +266,10 @@ static void redis_data(conn_t *c) {
     if (k == TSVC_RESP_NEED_MORE) break;
     if (k == TSVC_RESP_PROTOCOL) {
       bool verdict = c->state == C_BUSY || c->as_check;
-      if (c->as_check) s->info.full_checks++;
+      if (c->as_check) {
+        s->info.full_checks++;
+        check_timer_stop(s); /* a check that waited on a login in its grace */
+      }
       conn_reject(c, "not a Redis reply");
       if (verdict) deliver_msg(s, TSVC_RESULT_PROTOCOL, "not a Redis reply");
       return;
@@ -280,7 +283,10 @@ static void redis_data(conn_t *c) {
       /* The verdicts of the probe (redis.c) for its PING reply. */
       bool as_check = c->as_check;
       c->as_check = false;
-      if (as_check) s->info.full_checks++;
+      if (as_check) {
+        s->info.full_checks++;
+        check_timer_stop(s); /* a check that waited on a login in its grace */
+      }
       if (!pong) {
         char msg[TSVC_PROBE_MSG_LEN], why[TSVC_PROBE_MSG_LEN + 32];
         tsvc_strlcpy(msg, c->note[0] && k == TSVC_RESP_ERROR ? c->note : line, sizeof msg);
@@ -693,6 +699,13 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   conn_connect(c, (struct sockaddr *)&ss);
 }
 
+/* Where a login is, in the words of the probe's timeout (probe.c). */
+static const char *login_phase(const conn_t *c) {
+  return c->state == C_RESOLVING    ? "resolving"
+         : c->state == C_CONNECTING ? "connecting"
+                                    : "waiting for the reply";
+}
+
 static void login_timeout(uv_timer_t *t) {
   conn_t *c = t->data;
   /* A late loop runs its timers before it polls: look at the socket once
@@ -703,9 +716,7 @@ static void login_timeout(uv_timer_t *t) {
     return;
   }
   tsvc_session_t *s = c->s;
-  const char *phase = c->state == C_RESOLVING    ? "resolving"
-                      : c->state == C_CONNECTING ? "connecting"
-                                                 : "waiting for the reply";
+  const char *phase = login_phase(c);
   bool as_check = c->as_check && s && s->on_conn;
   /* Past the timeout the check (when the login is one) is a TIMEOUT, as
      the probe says it, but the login goes on for LOGIN_GRACE_MS more: on
@@ -729,8 +740,11 @@ static void login_timeout(uv_timer_t *t) {
     return;
   }
   /* Not the server's refusal (conn_reject, full_every before the next
-     try): the next check tries again. */
-  conn_close(c, "the login timed out");
+     try): the next check tries again. A check waiting on this login (one
+     started in its grace: tsvc_session_check) goes to the full probe, as
+     one on a connection that failed. */
+  if (as_check) conn_fail(c, "the login timed out");
+  else conn_close(c, "the login timed out");
 }
 
 /* Open the held connection: beside any check, or (as_check) as the check
@@ -847,7 +861,18 @@ static void check_timeout(tsvc_session_t *s) {
     check_timer_start(s, 1);
     return;
   }
-  if (s->conn) conn_close(s->conn, "no answer in time");
+  conn_t *c = s->conn;
+  if (c && c->state < C_IDLE) {
+    /* A check waiting on a login in its grace: a TIMEOUT, as the probe
+       says it; the login goes on (login_timeout ends it). */
+    c->as_check = false;
+    s->on_conn = false;
+    s->info.full_checks++;
+    deliver_msg(s, TSVC_RESULT_TIMEOUT, "no answer within %lld ms (%s)", (long long)s->timeout,
+                login_phase(c));
+    return;
+  }
+  if (c) conn_close(c, "no answer in time");
   deliver_msg(s, TSVC_RESULT_TIMEOUT, "no answer within %lld ms (held session)",
               (long long)s->timeout);
 }
@@ -879,6 +904,22 @@ int tsvc_session_check(tsvc_session_t *s, tsvc_probe_cb cb, void *data) {
       return 0;
     }
     conn_close(c, "cannot send");
+  }
+  /* Redis, a login past its check's timeout (its grace: login_timeout) is
+     still waiting for the server: this check waits for the same answer,
+     with the check's timeout, instead of asking the same server again on a
+     new connection. A server that is slow to accept and answer logins (the
+     warm-up of 10,500 sessions, issue 13) got one more connection a check
+     from each such session, up to LOGIN_GRACE_MS / interval of them, and
+     answered later still: logins and held checks timed out in a spiral. */
+  if (c && c->grace && !c->closing && s->kind == TSVC_PROBE_REDIS) {
+    c->as_check = true;
+    s->on_conn = true;
+    int64_t lag = (int64_t)(s->t0 / 1000000) - (int64_t)uv_now(s->loop);
+    if (lag < 0) lag = 0;
+    s->last_look = false;
+    check_timer_start(s, (uint64_t)(s->timeout + lag));
+    return 0;
   }
   /* Redis, no connection held: the first check opens it, and its login
      (AUTH, PING) is the check, with the probe's verdicts; a connection
