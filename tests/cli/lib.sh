@@ -82,6 +82,33 @@ stop_pid() {
   kill -KILL "$1" 2>/dev/null
 }
 
+# term_after DESCRIPTION SECONDS OUT COMMAND...: run the command (output to
+# OUT) for SECONDS, then SIGTERM it; it must end within 20 s of that. One
+# that does not is a failure of its own, with its threads' stacks (gdb) on
+# stderr, and is killed: `timeout` alone would wait for it until ctest's
+# limit and say nothing of where it was (seen once: cli_test_docker's
+# `logs -f` under ASan on a loaded machine, not reproduced in 5 runs).
+term_after() {
+  local d=$1 secs=$2 out=$3; shift 3
+  "$@" >"$out" 2>&1 &
+  local pid=$!
+  sleep "$secs"
+  kill -TERM "$pid" 2>/dev/null
+  local end=$((SECONDS + 20))
+  while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    bad "$d: still running 20 s after SIGTERM"
+    if command -v gdb >/dev/null; then
+      gdb -p "$pid" -batch -ex "thread apply all bt" >&2 2>&1 </dev/null || true
+    fi
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 1
+  fi
+  wait "$pid" 2>/dev/null
+  ok "$d"
+}
+
 # wait_for DESCRIPTION COMMAND...: up to 60 s for the command to succeed.
 # A deadline that only ends a test that would hang: the wait ends as soon
 # as the command succeeds (a monitor under ThreadSanitizer on a loaded

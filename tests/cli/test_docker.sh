@@ -76,7 +76,7 @@ run logs kv --tail 50
 eq "logs: exit 0" "$RC" 0
 has "logs: the container's output" "$OUT" "Ready to accept connections"
 eq "logs --tail 1: one line" "$("$BIN" logs kv --tail 1 | wc -l)" 1
-timeout 3 "$BIN" logs kv -f --tail 2 >follow.out 2>&1
+term_after "logs -f ends on SIGTERM" 3 follow.out "$BIN" logs kv -f --tail 2
 check "logs -f streams until stopped" grep -q "Ready to accept connections" follow.out
 
 # Reload: the environment changed -> recreated; only retries changed -> kept.
