@@ -198,6 +198,22 @@ static void count_cb(const tsvc_probe_result_t *res, void *data) {
 
 static void tick_cb(uv_timer_t *h) { (void)h; }
 
+/* Run t's loop until the session's login is over (answered, refused or
+ * past its grace), si left with the session's info then. A 5 ms tick bounds
+ * each poll (as tu_session_check does): a uv_run(UV_RUN_ONCE) would
+ * otherwise poll until the next timer, the login's 5 s grace. */
+static void run_until_login_over(tu_session_t *t, tsvc_session_info_t *si) {
+  uv_timer_t tick;
+  uv_timer_init(&t->loop, &tick);
+  uv_timer_start(&tick, tick_cb, 5, 5);
+  do {
+    uv_run(&t->loop, UV_RUN_ONCE);
+    tu_session_info(t, si);
+  } while (si->opening);
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_run(&t->loop, UV_RUN_NOWAIT);
+}
+
 /* A login that times out is no refusal: the server, stopped for a moment
  * (SIGSTOP: what a loaded machine does to it when it does not schedule it),
  * makes the check a TIMEOUT, and once it answers the connection is held,
@@ -239,15 +255,7 @@ static void login_timeout_held_late(void **st) {
 
     /* The server answers the login it was sent; bounded by the login's 5 s
        past the timeout. */
-    uv_timer_t tick;
-    uv_timer_init(&t->loop, &tick);
-    uv_timer_start(&tick, tick_cb, 5, 5);
-    do {
-      uv_run(&t->loop, UV_RUN_ONCE);
-      tu_session_info(t, &si);
-    } while (si.opening);
-    uv_close((uv_handle_t *)&tick, NULL);
-    uv_run(&t->loop, UV_RUN_NOWAIT);
+    run_until_login_over(t, &si);
     int64_t srq1 = tu_runq_ns_of_process(r->pid), rq1 = tu_runq_ns();
     int64_t waited = (srq0 >= 0 && srq1 >= srq0 ? srq1 - srq0 : 0) / 1000000 +
                      (rq0 >= 0 && rq1 >= rq0 ? rq1 - rq0 : 0) / 1000000;
@@ -334,12 +342,8 @@ static void login_grace_check_waits(void **st) {
 
   /* The server answers the login (within what is left of its 5 s grace);
      the next check is on the held connection. */
-  do {
-    uv_run(&t->loop, UV_RUN_ONCE);
-    tu_session_info(t, &si);
-  } while (si.opening);
   uv_close((uv_handle_t *)&tick, NULL);
-  uv_run(&t->loop, UV_RUN_NOWAIT);
+  run_until_login_over(t, &si);
   print_message("server back: held %d, connects %llu, last error \"%s\"\n", si.held,
                 (unsigned long long)si.connects, si.last_error);
   /* One connection from the session (the login) and redis-cli's: the
