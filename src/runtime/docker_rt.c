@@ -770,8 +770,10 @@ static void decide_route(drt_t *rt, const char *local_id) {
     snprintf(how, sizeof how, "probes connect to the published ports at %s", rt->pub_host);
   else
     snprintf(how, sizeof how, "probes run inside the containers");
-  TSVC_LOG(TSVC_LOG_INFO, NULL, "docker engine %s%s%s at %s runs on %s: %s (docker.probe_via: %s)",
-           rt->engine_name[0] ? rt->engine_name : "?", rt->engine_id[0] ? " ID " : "",
+  /* Over a unix socket the engine is not asked who it is (GET /info):
+     no name or ID to show then. */
+  TSVC_LOG(TSVC_LOG_INFO, NULL, "docker engine%s%s%s%s at %s runs on %s: %s (docker.probe_via: %s)",
+           rt->engine_name[0] ? " " : "", rt->engine_name, rt->engine_id[0] ? " ID " : "",
            rt->engine_id, rt->cfg->docker.host, where, how,
            tsvc_probe_via_name(rt->cfg->docker.probe_via));
 }

@@ -43,6 +43,10 @@ wait_for "kv healthy" healthy || { bad "kv healthy"; cat up.log; exit 1; }
 A=$(cid)
 eq "the container is ours" "$(docker inspect -f '{{index .Config.Labels "tanuki.service"}}' "$TAG-kv")" kv
 eq "status shows the container" "$(jget "$(api http://localhost/v1/services/kv)" 'v["container"]["id"]')" "$A"
+# Over the unix socket the engine is not asked its name: none is shown
+# (it once read "docker engine ? at unix://...").
+has "the log names the engine's socket" "$(cat up.log)" "docker engine at unix://"
+hasnt "... and no unknown name" "$(cat up.log)" "docker engine ?"
 
 # env: the host's view answers on the host, --network's from a container on
 # the project's network (the container's name, the container port).
