@@ -219,16 +219,20 @@ static bool render(json_t *services, bool colour, tsvc_buf_t *b) {
     snprintf(restarts, sizeof restarts, "%lld",
              (long long)json_integer_value(json_object_get(s, "restarts_total")));
     const char *e = json_string_value(json_object_get(s, "last_error"));
+    /* A healthy service with no failure since keeps its last error (the
+       API's last_error), from before: said so, so that a fresh start's
+       "connection refused" does not read as a fault now. */
+    const char *e_when = healthy && jint(s, "consecutive_failures") == 0 ? "earlier: " : "";
     char shown_state[24];
     snprintf(shown_state, sizeof shown_state, "%s%s", state ? state : "?",
              json_is_true(json_object_get(s, "external")) ? "*" : "");
     /* Pad before colouring, so the escape codes do not count as width. */
     char padded[32];
     snprintf(padded, sizeof padded, "%-10s", shown_state);
-    tsvc_buf_addf(b, "%-16s %s%s%s %-7s %-8s %-6s %-8s %-10s %-9s %s\n", name ? name : "?",
+    tsvc_buf_addf(b, "%-16s %s%s%s %-7s %-8s %-6s %-8s %-10s %-9s %s%s\n", name ? name : "?",
                   colour ? colour_of(state ? state : "") : "", padded, colour ? "\033[0m" : "",
                   healthy ? "yes" : "no", since, fails, restarts, checked, lat,
-                  e && *e ? e : "-");
+                  e && *e ? e_when : "", e && *e ? e : "-");
   }
   if (external) tsvc_buf_addf(b, "* external: only watched, never started or restarted\n");
   /* What held (re)starts wait for (depends_on), one line each. */

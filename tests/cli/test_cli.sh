@@ -249,6 +249,7 @@ wait_for "the NO_COLOR screen" sh -c "tmux -S $TMUX_SOCK capture-pane -p -t nc |
 hasnt "NO_COLOR: no colour even on a terminal" "$(tmux -S "$TMUX_SOCK" capture-pane -p -e -t nc)" $'\033[3'
 run status
 eq "status: exit 0 once every enabled service is healthy" "$RC" 0
+has "status: a healthy service's last error is from before" "$(grep '^postgres ' <<<"$OUT")" "earlier: cannot connect"
 
 # ---- down ----
 run down
