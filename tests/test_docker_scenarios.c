@@ -476,7 +476,9 @@ static void s1_start_status_adopt(void **state) {
   assert_true(tsvc_manager_is_healthy(f->m, "postgres"));
   assert_true(tsvc_manager_is_healthy(f->m, "redis"));
 
-  char *log = tu_log_since(f->log_mark);
+  /* (the states are published before their lines are logged) */
+  free(TU_LOG_WAIT(f->log_mark, 5000, "postgres", "state=healthy", "prev=starting"));
+  char *log = TU_LOG_WAIT(f->log_mark, 5000, "redis", "state=healthy", "prev=starting");
   for (int i = 0; i < 2; i++) {
     const char *pos = log;
     /* The first line names the state it comes from: stopped. */

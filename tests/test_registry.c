@@ -364,7 +364,7 @@ static void r1_pull_then_healthy(void **state) {
   snprintf(want, sizeof want, "6379/tcp -> 127.0.0.1:%d", h);
   if (!strstr(out, want)) fail_msg("docker port: %s (want %s)", out, want);
 
-  char *log = tu_log_since(f->mark);
+  char *log = TU_LOG_WAIT(f->mark, 5000, "redis", "state=healthy");
   const char *pull = TU_LOG_LINE(log, NULL, "redis", "action=pull ", g_img, "registry=127.0.0.1:");
   const char *pulled = TU_LOG_LINE(log, NULL, "redis", "action=pulled", g_img);
   if (!pull || !pulled) fail_msg("no pull lines:\n%s", log);
@@ -401,7 +401,7 @@ static void r1_pull_then_healthy(void **state) {
   if (rc) fail_msg("start_services (2): %s: %s", tsvc_strerror(rc), err);
   int64_t started2 = tsvc_wall_ms() - t1;
   int64_t healthy2 = started2 + wait_healthy(f, "redis", 60000);
-  log = tu_log_since(mark2);
+  log = TU_LOG_WAIT(mark2, 5000, "redis", "state=healthy");
   assert_int_equal(TU_LOG_LINES(log, "redis", "action=pull"), 0);
   const char *start2 = TU_LOG_LINE(log, NULL, "redis", "action=start");
   const char *ok2 = TU_LOG_LINE(log, NULL, "redis", "state=healthy");

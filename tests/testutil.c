@@ -402,6 +402,16 @@ char *tu_log_since(size_t mark) {
   return s;
 }
 
+char *tu_log_wait_v(size_t mark, int ms, const char *svc, const char *const *needles) {
+  int64_t end = tsvc_wall_ms() + ms;
+  for (;;) {
+    char *s = tu_log_since(mark);
+    if (tu_log_line_v(s, NULL, svc, needles) || tsvc_wall_ms() >= end) return s;
+    free(s);
+    nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000L}, NULL);
+  }
+}
+
 char *tu_log_end(void) {
   char *s = log_stop();
   if (s && getenv("TSVC_TEST_SHOW_LOG")) fprintf(stderr, "%s", s);

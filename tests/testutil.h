@@ -151,6 +151,14 @@ size_t tu_log_mark(void);
 /* A copy of the log from mark on (0: all of it), never NULL; the caller
  * frees it. Fails the running test when no capture runs. */
 char *tu_log_since(size_t mark);
+/* tu_log_since(mark) once it holds a line about svc with every needle (a
+ * NULL-terminated list), or after ms as it is then. A reader sees a state
+ * before its line is logged (src/monitor/monitor.c publishes before it
+ * tells observers): a test that waited for a state and reads that
+ * change's line waits for the line too. */
+char *tu_log_wait_v(size_t mark, int ms, const char *svc, const char *const *needles);
+#define TU_LOG_WAIT(mark, ms, svc, ...) \
+  tu_log_wait_v((mark), (ms), (svc), (const char *const[]){__VA_ARGS__, NULL})
 /* End the capture: the log goes back to stderr, level off. Returns all of
  * it (the caller frees it); with TSVC_TEST_SHOW_LOG set, also prints it on
  * stderr. NULL when no capture ran. */

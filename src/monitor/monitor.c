@@ -143,6 +143,8 @@ struct tsvc_monitor_s {
   tsvc_deadlines_t deadlines; /* the held sessions' check timeouts, shared
                                  (probe/deadline.h) */
   tsvc_deadlines_t on_grid;   /* the services' deadlines when on a grid */
+  int64_t wall_off;           /* wall ms - loop ms, for to_wall */
+  bool wall_off_set;
   bool closed;
 };
 
@@ -152,10 +154,22 @@ static const double latency_bounds[] = TSVC_LATENCY_BUCKETS_S;
 
 static tsvc_ms_t now_of(tsvc_monitor_t *m) { return (tsvc_ms_t)uv_now(m->loop); }
 
-/* A loop time as wall-clock ms; 0 for never. */
+/* A loop time as wall-clock ms; 0 for never. The loop's time (uv_now)
+   is the monotonic clock in ms as it was at the poll's end; wall_now is
+   read later in the turn. Their offset is taken from the monotonic clock
+   read now (uv_hrtime), not from uv_now, which lags by however long the
+   turn has run (tens of ms under load: a state's since moved between
+   snapshots and a reload test saw it), and kept while it agrees within
+   2 ms (both clocks are read in whole ms): since reads the same in every
+   snapshot, and a step of the wall clock is followed. */
 static int64_t to_wall(tsvc_monitor_t *m, tsvc_ms_t t, int64_t wall_now) {
+  int64_t off = wall_now - (int64_t)(uv_hrtime() / 1000000);
+  if (!m->wall_off_set || llabs(off - m->wall_off) > 2) {
+    m->wall_off = off;
+    m->wall_off_set = true;
+  }
   if (t == TSVC_NEVER) return 0;
-  return wall_now - (now_of(m) - t);
+  return (int64_t)t + m->wall_off;
 }
 
 /* ---- lookup (loop thread) -------------------------------------------------- */
