@@ -68,6 +68,7 @@
 #ifdef BENCH_URING
 #include <liburing.h>
 #endif
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -183,6 +184,7 @@ static int64_t servers_cpu_us(const servers_t *s) {
 
 typedef struct {
   int64_t t_us, self_us, child_us, srv_us, mach_us, runq_us;
+  int64_t sys_us; /* this process's system time (in self_us) */
   int64_t be_us; /* postgres: the live client backends' own CPU */
   int64_t sleeps; /* this process's voluntary context switches */
   int64_t slices, preempted; /* the loop thread's run slices; involuntary switches */
@@ -373,6 +375,7 @@ typedef struct {
   snap_t last;
   double rate[MAX_WINDOWS], own[MAX_WINDOWS], server[MAX_WINDOWS], machine[MAX_WINDOWS];
   double backend[MAX_WINDOWS];
+  double own_sys[MAX_WINDOWS]; /* ... of own: this process's system time per check */
   double wakes[MAX_WINDOWS]; /* wake-ups (sleeps) of this process per check */
   /* What happened per check, to tell more work from dearer work: the
      loop's run slices and preemptions, the sessions' server slices and (the
@@ -407,6 +410,10 @@ typedef struct {
 static void snap(meas_t *m, snap_t *s) {
   s->t_us = bu_now_us();
   s->self_us = bu_self_cpu_us();
+  struct rusage ru;
+  s->sys_us = getrusage(RUSAGE_SELF, &ru) == 0
+                  ? (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec
+                  : 0;
   s->child_us = bu_children_cpu_us();
   s->srv_us = servers_cpu_us(m->srv);
   s->be_slices = 0;
@@ -468,6 +475,7 @@ static bool window_end(meas_t *m) {
   m->rate[w] = n / secs;
   m->own[w] = (double)(now.self_us - m->last.self_us + now.child_us - m->last.child_us) / per;
   m->server[w] = (double)(now.srv_us - m->last.srv_us) / per;
+  m->own_sys[w] = (double)(now.sys_us - m->last.sys_us) / per;
   /* Held sessions' backends live through the window: their own CPU per
      check, without postgres's background work (which, at 20 checks a
      second, weighs more than the checks in server_us). */
@@ -1523,8 +1531,9 @@ static int run_floor_uring(const opts_t *o, meas_t *m, const servers_t *srv) {
     fprintf(stderr, "bench: fatal: unable to set up the floor: %s\n", strerror(errno));
     goto out;
   }
-  /* Completions: at most a send and a recvmsg a connection at once. */
-  unsigned cq = 64;
+  /* Completions: at most a send and a recvmsg a connection at once (the
+     kernel wants at least as many as the 1024 submission entries). */
+  unsigned cq = 2048;
   while (cq < 2u * (unsigned)n + 64) cq *= 2;
   struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
                                        IORING_SETUP_DEFER_TASKRUN,
@@ -2143,7 +2152,8 @@ int main(int argc, char **argv) {
   bu_summary(m.server, n, &srv_med, &lo, &hi);
   bu_summary(m.machine, n, &mach_med, &lo, &hi);
   bu_summary(m.rate, n, &rate_med, &lo, &hi);
-  double fw_med, fr_med, fe_med, fc_med, fp_med, frt_med;
+  double fw_med, fr_med, fe_med, fc_med, fp_med, frt_med, sys_med;
+  bu_summary(m.own_sys, n, &sys_med, &lo, &hi);
   bu_summary(m.fpolls, n, &fp_med, &lo, &hi);
   bu_summary(m.fctls, n, &fc_med, &lo, &hi);
   bu_summary(m.fwaits, n, &fw_med, &lo, &hi);
@@ -2160,7 +2170,7 @@ int main(int argc, char **argv) {
          "floor_span_us=%.1f floor_slow_per_check=%.3f session_connects=%llu session_full=%llu "
          "stall_ms=%ld tw_start=%ld listen_overflows=%lld syn_retrans=%lld tw_created=%lld "
          "floor_epoll_per_check=%.3f floor_reads_per_check=%.3f floor_empty_per_check=%.3f "
-         "floor_ctl_per_check=%.3f floor_polls_per_check=%.3f floor_rt_us=%.1f\n",
+         "floor_ctl_per_check=%.3f floor_polls_per_check=%.3f floor_rt_us=%.1f own_sys_us=%.1f\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
          (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
@@ -2170,7 +2180,7 @@ int main(int argc, char **argv) {
          (unsigned long long)(m.last.full - m.first.full), o.stall_ms, m.tw0,
          (long long)tcp_delta(&m, "TcpExtListenOverflows"),
          (long long)tcp_delta(&m, "TcpExtTCPSynRetrans"), (long long)tcp_delta(&m, "TcpExtTW"),
-         fw_med, fr_med, fe_med, fc_med, fp_med, frt_med);
+         fw_med, fr_med, fe_med, fc_med, fp_med, frt_med, sys_med);
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);
