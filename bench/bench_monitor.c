@@ -1448,10 +1448,11 @@ out:
 typedef struct {
   struct msghdr mh;
   struct iovec iov;
-  union { /* aligned for the cmsghdr */
-    struct cmsghdr h;
-    char b[CMSG_SPACE(sizeof(struct timespec))];
-  } ctl;
+  /* The control message: CMSG_SPACE(sizeof(struct timespec)) bytes are
+     used (32 on 64-bit Linux; clang takes neither CMSG_SPACE as a constant
+     size in a struct nor a struct cmsghdr, whose data is a flexible array,
+     in a union), aligned for the cmsghdr. */
+  _Alignas(struct cmsghdr) char ctl[64];
   uint32_t gen;    /* bumped at each new connection */
   int64_t recv_us; /* when its recvmsg was submitted (the loop's clock) */
 } uconn_t;
@@ -1483,9 +1484,9 @@ static int uring_recv(struct io_uring *ring, fconn_t *c, uconn_t *u, int i, int6
   struct io_uring_sqe *sqe = uring_sqe(ring);
   if (!sqe) return -1;
   u->iov = (struct iovec){c->rbuf + c->rlen, sizeof c->rbuf - c->rlen};
-  u->mh = (struct msghdr){.msg_iov = &u->iov, .msg_iovlen = 1, .msg_control = u->ctl.b,
-                          .msg_controllen = sizeof u->ctl.b};
-  memset(&u->ctl.h, 0, sizeof u->ctl.h); /* no stale timestamp */
+  u->mh = (struct msghdr){.msg_iov = &u->iov, .msg_iovlen = 1, .msg_control = u->ctl,
+                          .msg_controllen = CMSG_SPACE(sizeof(struct timespec))};
+  memset(u->ctl, 0, sizeof(struct cmsghdr)); /* no stale timestamp */
   io_uring_prep_recvmsg(sqe, c->fd, &u->mh, 0);
   io_uring_sqe_set_data64(sqe, uring_tag(i, u->gen, URING_RECV));
   u->recv_us = now_us;
@@ -1498,12 +1499,13 @@ static int uring_recv(struct io_uring *ring, fconn_t *c, uconn_t *u, int i, int6
    buffer; msg_controllen is not relied on (io_uring need not copy it
    back). */
 static int64_t uring_stamp(const uconn_t *u) {
-  const struct cmsghdr *h = &u->ctl.h;
-  if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_TIMESTAMPNS ||
-      h->cmsg_len < CMSG_LEN(sizeof(struct timespec)))
+  struct cmsghdr h;
+  memcpy(&h, u->ctl, sizeof h);
+  if (h.cmsg_level != SOL_SOCKET || h.cmsg_type != SCM_TIMESTAMPNS ||
+      h.cmsg_len < CMSG_LEN(sizeof(struct timespec)))
     return -1;
   struct timespec ts;
-  memcpy(&ts, CMSG_DATA(h), sizeof ts);
+  memcpy(&ts, CMSG_DATA((const struct cmsghdr *)(const void *)u->ctl), sizeof ts);
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
@@ -1529,6 +1531,11 @@ static int run_floor_uring(const opts_t *o, meas_t *m, const servers_t *srv) {
   int rc = -1;
   if (!w.c || !w.head || !u || !sent || !sent_gen) {
     fprintf(stderr, "bench: fatal: unable to set up the floor: %s\n", strerror(errno));
+    goto out;
+  }
+  if (CMSG_SPACE(sizeof(struct timespec)) > sizeof u->ctl) {
+    fprintf(stderr, "bench: fatal: a timestamp's control message does not fit in %zu bytes\n",
+            sizeof u->ctl);
     goto out;
   }
   /* Completions: at most a send and a recvmsg a connection at once (the
