@@ -1436,7 +1436,9 @@ out:
  * A check with no reply at --timeout fails; its connection is shut down
  * (which ends its pending recvmsg with 0 bytes) and closed, and a new one
  * dialled: each connection carries a generation in its completions'
- * user_data, so that the old connection's late completions are ignored.
+ * user_data, so that the old connection's late completions are ignored
+ * (the old recvmsg writes nothing into rbuf after the shutdown, and the
+ * new connection's first recvmsg is an interval later).
  * A send that fails or is short, a recvmsg that fails or finds the
  * connection closed, or a reply that is not +PONG end the run (as in
  * run_floor). Counted: io_uring_enter calls as the floor's waits, recvmsgs
