@@ -12,6 +12,8 @@
  *   loop --session (redis)  the held floor: a minimal epoll loop holding
  *            one connection per service, PING to each check due in a
  *            --grid step, on the monitor's schedule (run_floor);
+ *            --uring: the same on io_uring, one io_uring_enter a
+ *            step (run_floor_uring);
  *   fork     the original request's way: fork+exec `redis-cli ping` or
  *            `pg_isready` (or `docker exec <container> redis-cli ping`)
  *            for every check, at a modest rate;
@@ -63,6 +65,10 @@
 #include <string.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#ifdef BENCH_URING
+#include <liburing.h>
+#endif
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -111,6 +117,8 @@ typedef struct {
   bool turns;           /* monitor: measure the loop's turns (turns_t) */
   bool defer;           /* loop --session: read replies once a grid step (run_floor) */
   bool defer_ready;     /* ... finding them through a second epoll set (--defer-ready) */
+  bool uring;           /* loop --session: io_uring, one io_uring_enter a step (--uring) */
+  bool uring_now;       /* ... each reply's recvmsg submitted with its PING (--uring-now) */
 } opts_t;
 
 /* ---- servers ---------------------------------------------------------------- */
@@ -176,6 +184,7 @@ static int64_t servers_cpu_us(const servers_t *s) {
 
 typedef struct {
   int64_t t_us, self_us, child_us, srv_us, mach_us, runq_us;
+  int64_t sys_us; /* this process's system time (in self_us) */
   int64_t be_us; /* postgres: the live client backends' own CPU */
   int64_t sleeps; /* this process's voluntary context switches */
   int64_t slices, preempted; /* the loop thread's run slices; involuntary switches */
@@ -366,6 +375,7 @@ typedef struct {
   snap_t last;
   double rate[MAX_WINDOWS], own[MAX_WINDOWS], server[MAX_WINDOWS], machine[MAX_WINDOWS];
   double backend[MAX_WINDOWS];
+  double own_sys[MAX_WINDOWS]; /* ... of own: this process's system time per check */
   double wakes[MAX_WINDOWS]; /* wake-ups (sleeps) of this process per check */
   /* What happened per check, to tell more work from dearer work: the
      loop's run slices and preemptions, the sessions' server slices and (the
@@ -400,6 +410,10 @@ typedef struct {
 static void snap(meas_t *m, snap_t *s) {
   s->t_us = bu_now_us();
   s->self_us = bu_self_cpu_us();
+  struct rusage ru;
+  s->sys_us = getrusage(RUSAGE_SELF, &ru) == 0
+                  ? (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec
+                  : 0;
   s->child_us = bu_children_cpu_us();
   s->srv_us = servers_cpu_us(m->srv);
   s->be_slices = 0;
@@ -461,6 +475,7 @@ static bool window_end(meas_t *m) {
   m->rate[w] = n / secs;
   m->own[w] = (double)(now.self_us - m->last.self_us + now.child_us - m->last.child_us) / per;
   m->server[w] = (double)(now.srv_us - m->last.srv_us) / per;
+  m->own_sys[w] = (double)(now.sys_us - m->last.sys_us) / per;
   /* Held sessions' backends live through the window: their own CPU per
      check, without postgres's background work (which, at 20 checks a
      second, weighs more than the checks in server_us). */
@@ -517,12 +532,17 @@ static bool window_end(meas_t *m) {
             now.not_held ? ", first: " : "", now.why);
   if (m->o->session && m->o->mode == MODE_LOOP)
     fprintf(stderr,
-            "    floor%s per check: epoll_wait %.3f (+ ready set %.3f), reads %.3f (found nothing %.3f),"
+            "    floor%s per check: %s %.3f (+ ready set %.3f), reads %.3f (found nothing %.3f),"
             " epoll_ctl %.3f, wake-ups %.3f; response time %.1f us (%s)\n",
-            m->o->defer_ready ? " --defer-ready" : m->o->defer ? " --defer" : "", m->fwaits[w],
+            m->o->uring_now     ? " --uring-now"
+            : m->o->uring       ? " --uring"
+            : m->o->defer_ready ? " --defer-ready"
+            : m->o->defer       ? " --defer"
+                                : "",
+            m->o->uring ? "io_uring_enter" : "epoll_wait", m->fwaits[w],
             m->fpolls[w], m->freads[w], m->fempty[w], m->fctls[w],
             m->wakes[w], m->frt[w],
-            m->o->defer ? "the reply's kernel timestamp" : "when it was read");
+            m->o->defer || m->o->uring ? "the reply's kernel timestamp" : "when it was read");
   lateness_print(&m->hist);
   if (m->turns) {
     turns_print(m->turns);
@@ -1394,6 +1414,318 @@ out:
   return rc;
 }
 
+/* ---- mode loop --session --uring: the held floor on io_uring ---------------- */
+
+/* --uring (issue 13): the held floor with io_uring instead of epoll and
+ * read/write, to see what batching the kernel entries saves. Same
+ * connections, schedule, jitter, wheel, timeout and counters as run_floor;
+ * only the I/O differs. Each grid step the loop makes one io_uring_enter:
+ * it submits that step's PINGs (IORING_OP_SEND) and the recvmsgs of the
+ * replies to the PINGs of the step before (or, --uring-now, of this step's,
+ * each right after its PING), and then sleeps in the same call until the
+ * next step that has anything to do; the completions it finds on waking
+ * are the verdicts. The ring runs its completion work only inside that
+ * call (IORING_SETUP_DEFER_TASKRUN, with SINGLE_ISSUER), and the call asks
+ * for more completions than can come, so a reply never wakes the loop: it
+ * wakes once a step at most, as --defer does. No SQPOLL: its kernel
+ * thread's CPU would not be counted as this process's.
+ *
+ * The response time is the reply's kernel arrival time (SO_TIMESTAMPNS,
+ * the control message of the recvmsg) less the step's clock when the PING
+ * went, as --defer's; a reply that arrived after --timeout fails the check.
+ * A check with no reply at --timeout fails; its connection is shut down
+ * (which ends its pending recvmsg with 0 bytes) and closed, and a new one
+ * dialled: each connection carries a generation in its completions'
+ * user_data, so that the old connection's late completions are ignored
+ * (the old recvmsg writes nothing into rbuf after the shutdown, and the
+ * new connection's first recvmsg is an interval later).
+ * A send that fails or is short, a recvmsg that fails or finds the
+ * connection closed, or a reply that is not +PONG end the run (as in
+ * run_floor). Counted: io_uring_enter calls as the floor's waits, recvmsgs
+ * as its reads, and as "found nothing" the replies that arrived after
+ * their recvmsg was submitted (which the kernel had to wait for). */
+
+#ifdef BENCH_URING
+
+typedef struct {
+  struct msghdr mh;
+  struct iovec iov;
+  /* The control message: CMSG_SPACE(sizeof(struct timespec)) bytes are
+     used (32 on 64-bit Linux; clang takes neither CMSG_SPACE as a constant
+     size in a struct nor a struct cmsghdr, whose data is a flexible array,
+     in a union), aligned for the cmsghdr. */
+  _Alignas(struct cmsghdr) char ctl[64];
+  uint32_t gen;    /* bumped at each new connection */
+  int64_t recv_us; /* when its recvmsg was submitted (the loop's clock) */
+} uconn_t;
+
+enum { URING_SEND = 1, URING_RECV = 2 };
+
+static uint64_t uring_tag(int i, uint32_t gen, unsigned op) {
+  return (uint64_t)op << 62 | (uint64_t)(gen & 0x3fffffffu) << 32 | (uint32_t)i;
+}
+
+/* An SQE, submitting what is queued first when the ring is full (counted as
+   an io_uring_enter). NULL with errno set when none can be had. */
+static struct io_uring_sqe *uring_sqe(struct io_uring *ring) {
+  struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+  if (sqe) return sqe;
+  floor_ctr.waits++;
+  int r = io_uring_submit(ring);
+  if (r < 0) {
+    errno = -r;
+    return NULL;
+  }
+  sqe = io_uring_get_sqe(ring);
+  if (!sqe) errno = EBUSY;
+  return sqe;
+}
+
+/* Queue the recvmsg of connection i's reply (into what is left of rbuf). */
+static int uring_recv(struct io_uring *ring, fconn_t *c, uconn_t *u, int i, int64_t now_us) {
+  struct io_uring_sqe *sqe = uring_sqe(ring);
+  if (!sqe) return -1;
+  u->iov = (struct iovec){c->rbuf + c->rlen, sizeof c->rbuf - c->rlen};
+  u->mh = (struct msghdr){.msg_iov = &u->iov, .msg_iovlen = 1, .msg_control = u->ctl,
+                          .msg_controllen = CMSG_SPACE(sizeof(struct timespec))};
+  memset(u->ctl, 0, sizeof(struct cmsghdr)); /* no stale timestamp */
+  io_uring_prep_recvmsg(sqe, c->fd, &u->mh, 0);
+  io_uring_sqe_set_data64(sqe, uring_tag(i, u->gen, URING_RECV));
+  u->recv_us = now_us;
+  floor_ctr.reads++;
+  return 0;
+}
+
+/* The kernel arrival time (CLOCK_REALTIME, us) in a completed recvmsg's
+   control message, or -1. The kernel writes it at the start of the
+   buffer; msg_controllen is not relied on (io_uring need not copy it
+   back). */
+static int64_t uring_stamp(const uconn_t *u) {
+  struct cmsghdr h;
+  memcpy(&h, u->ctl, sizeof h);
+  if (h.cmsg_level != SOL_SOCKET || h.cmsg_type != SCM_TIMESTAMPNS ||
+      h.cmsg_len < CMSG_LEN(sizeof(struct timespec)))
+    return -1;
+  struct timespec ts;
+  memcpy(&ts, CMSG_DATA((const struct cmsghdr *)(const void *)u->ctl), sizeof ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int run_floor_uring(const opts_t *o, meas_t *m, const servers_t *srv) {
+  long n = o->services;
+  int64_t g = o->grid_ms > 1 ? o->grid_ms : 1;
+  wheel_t w = {.width = g, .rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid()};
+  int64_t span = o->interval_ms + o->interval_ms / 10 + o->timeout_ms + 2 * g;
+  w.nslots = (long)(span / g) + 2;
+  w.c = calloc((size_t)n, sizeof *w.c);
+  w.head = malloc((size_t)w.nslots * sizeof *w.head);
+  uconn_t *u = calloc((size_t)n, sizeof *u);
+  /* The PINGs sent in the last step, whose recvmsgs the next step submits:
+     (connection, generation) pairs. */
+  int *sent = malloc((size_t)n * sizeof *sent), *sent_gen = malloc((size_t)n * sizeof *sent_gen);
+  int nsent = 0;
+  long inflight = 0; /* recvmsgs submitted and not completed */
+  struct timespec rt0;
+  clock_gettime(CLOCK_REALTIME, &rt0);
+  int64_t off_us = (int64_t)rt0.tv_sec * 1000000 + rt0.tv_nsec / 1000 - bu_now_us();
+  struct io_uring ring;
+  bool ring_up = false;
+  int rc = -1;
+  if (!w.c || !w.head || !u || !sent || !sent_gen) {
+    fprintf(stderr, "bench: fatal: unable to set up the floor: %s\n", strerror(errno));
+    goto out;
+  }
+  if (CMSG_SPACE(sizeof(struct timespec)) > sizeof u->ctl) {
+    fprintf(stderr, "bench: fatal: a timestamp's control message does not fit in %zu bytes\n",
+            sizeof u->ctl);
+    goto out;
+  }
+  /* Completions: at most a send and a recvmsg a connection at once (the
+     kernel wants at least as many as the 1024 submission entries). */
+  unsigned cq = 2048;
+  while (cq < 2u * (unsigned)n + 64) cq *= 2;
+  struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+                                       IORING_SETUP_DEFER_TASKRUN,
+                              .cq_entries = cq};
+  int r = io_uring_queue_init_params(1024, &ring, &p);
+  if (r < 0) {
+    fprintf(stderr,
+            "bench: fatal: io_uring_queue_init_params (DEFER_TASKRUN, CQ %u): %s (see "
+            "sysctl kernel.io_uring_disabled; DEFER_TASKRUN needs Linux 6.1)\n",
+            cq, strerror(-r));
+    goto out;
+  }
+  ring_up = true;
+  if (!(p.features & IORING_FEAT_EXT_ARG)) {
+    fprintf(stderr, "bench: fatal: io_uring without IORING_FEAT_EXT_ARG (Linux 5.11)\n");
+    goto out;
+  }
+  for (long s = 0; s < w.nslots; s++) w.head[s] = -1;
+  int64_t start = floor_now_ms();
+  for (long i = 0; i < n; i++) {
+    fconn_t *c = &w.c[i];
+    c->slot = -1;
+    c->pidx = -1;
+    c->fd = floor_dial(srv->ports[i % srv->n], true);
+    if (c->fd < 0) {
+      fprintf(stderr, "bench: fatal: floor connection %ld: %s\n", i, strerror(errno));
+      goto out;
+    }
+    c->due_ms = start + 1 + (int64_t)(floor_rand(&w) % (uint64_t)o->interval_ms);
+    wheel_put(&w, (int)i, c->due_ms);
+  }
+  fprintf(stderr,
+          "  floor: %ld connections held, %ld slots of %lld ms, io_uring (CQ %u, "
+          "DEFER_TASKRUN), one io_uring_enter a step, recvmsg %s\n",
+          n, w.nslots, (long long)g, p.cq_entries,
+          o->uring_now ? "with its PING (--uring-now)" : "a step after its PING");
+  /* More completions than can come: the wait ends at its timeout only. */
+  unsigned wait_nr = p.cq_entries;
+  double warm = o->warmup_s >= 0 ? o->warmup_s : 2.0 * (double)o->interval_ms / 1e3 + 1.0;
+  int64_t warm_end = start + (int64_t)(warm * 1e3);
+  int64_t win = (int64_t)(o->seconds * 1e3 / o->windows);
+  int64_t next_win = warm_end + win;
+  int64_t now = start, now_us = bu_now_us();
+  int64_t cur = start / g;
+  static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+  for (;;) {
+    /* The completions of the last io_uring_enter. */
+    struct io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      seen++;
+      uint64_t d = cqe->user_data;
+      int i = (int)(uint32_t)d;
+      unsigned op = (unsigned)(d >> 62);
+      fconn_t *c = &w.c[i];
+      if (op == URING_RECV) inflight--;
+      if ((uint32_t)(d >> 32 & 0x3fffffffu) != (u[i].gen & 0x3fffffffu)) continue; /* old */
+      if (op == URING_SEND) {
+        errno = cqe->res < 0 ? -cqe->res : EIO; /* EIO: a short send */
+        if (cqe->res != (int)(sizeof ping - 1)) goto fail;
+        continue;
+      }
+      errno = cqe->res < 0 ? -cqe->res : ECONNRESET; /* 0: closed */
+      if (cqe->res <= 0) goto fail;
+      errno = 0; /* not busy: a reply nobody asked for */
+      if (!c->busy) goto fail;
+      c->rlen = (uint8_t)(c->rlen + cqe->res);
+      if (c->rlen < 7) { /* a part: the rest next */
+        if (uring_recv(&ring, c, &u[i], i, now_us) != 0) goto fail;
+        inflight++;
+        continue;
+      }
+      int64_t arr_us = uring_stamp(&u[i]);
+      errno = ENOMSG; /* no timestamp: SO_TIMESTAMPNS was set */
+      if (arr_us < 0) goto fail;
+      arr_us -= off_us;
+      if (arr_us > u[i].recv_us) floor_ctr.empty++; /* the kernel waited for it */
+      if (floor_defer_done(m, &w, i, arr_us) != 0) goto fail;
+    }
+    io_uring_cq_advance(&ring, seen);
+    if (!m->measuring && now >= warm_end) {
+      window_begin(m);
+    } else if (m->measuring && now >= next_win) {
+      if (window_end(m)) break;
+      next_win += win;
+    }
+    /* The recvmsgs of the last step's PINGs. */
+    for (int k = 0; k < nsent; k++) {
+      int i = sent[k];
+      if (!w.c[i].busy || u[i].gen != (uint32_t)sent_gen[k]) continue; /* timed out */
+      if (uring_recv(&ring, &w.c[i], &u[i], i, now_us) != 0) goto fail;
+      inflight++;
+    }
+    nsent = 0;
+    /* Run every slot whose time has come. */
+    for (; cur * g <= now; cur++) {
+      long s = (long)(cur % w.nslots);
+      for (int i = w.head[s], nx; i >= 0; i = nx) {
+        fconn_t *c = &w.c[i];
+        nx = c->next;
+        if (c->busy) {
+          if (now - c->sent_ms < o->timeout_ms) continue; /* a later turn's */
+          note_check(m, false, c->sent_ms - c->due_ms, "no answer in time (floor)");
+          wheel_unlink(&w, i);
+          /* As the session: a new connection for the next. The shutdown
+             ends the pending recvmsg (its completion is ignored). */
+          shutdown(c->fd, SHUT_RDWR);
+          close(c->fd);
+          u[i].gen++;
+          c->busy = false;
+          c->rlen = 0;
+          c->fd = floor_dial(srv->ports[i % srv->n], true);
+          if (c->fd < 0) goto fail;
+          c->due_ms = now + o->interval_ms;
+          wheel_put(&w, i, c->due_ms);
+          continue;
+        }
+        if (c->due_ms > now) continue; /* a later turn of the wheel's */
+        struct io_uring_sqe *sqe = uring_sqe(&ring);
+        if (!sqe) goto fail;
+        io_uring_prep_send(sqe, c->fd, ping, sizeof ping - 1, 0);
+        io_uring_sqe_set_data64(sqe, uring_tag(i, u[i].gen, URING_SEND));
+        c->busy = true;
+        c->sent_ms = now;
+        c->sent_us = now_us;
+        if (o->uring_now) {
+          if (uring_recv(&ring, c, &u[i], i, now_us) != 0) goto fail;
+          inflight++;
+        } else {
+          sent[nsent] = i;
+          sent_gen[nsent++] = (int)u[i].gen;
+        }
+        wheel_put(&w, i, now + o->timeout_ms);
+      }
+    }
+    /* Sleep until the next slot that lists anything (or a window's end),
+       or the next step while replies are awaited. */
+    int64_t wake = next_win;
+    if (!m->measuring && warm_end < wake) wake = warm_end;
+    for (int64_t k = cur; k * g < wake; k++)
+      if (w.head[k % w.nslots] >= 0) {
+        wake = k * g;
+        break;
+      }
+    if ((nsent || inflight) && cur * g < wake) wake = cur * g;
+    int64_t to = wake > now ? wake - now : 0;
+    struct __kernel_timespec ts = {.tv_sec = to / 1000, .tv_nsec = (to % 1000) * 1000000};
+    floor_ctr.waits++;
+    r = io_uring_submit_and_wait_timeout(&ring, &cqe, wait_nr, &ts, NULL);
+    if (r < 0 && r != -ETIME && r != -EINTR) {
+      errno = -r;
+      goto fail;
+    }
+    now_us = bu_now_us(); /* one clock read a wake-up, as libuv's loop */
+    now = now_us / 1000;
+  }
+  rc = 0;
+  goto out;
+fail:
+  fprintf(stderr, "bench: fatal: the floor's exchange failed (io_uring): %s\n",
+          errno ? strerror(errno) : "not +PONG");
+out:
+  for (long i = 0; w.c && i < n; i++)
+    if (w.c[i].fd > 0) close(w.c[i].fd);
+  if (ring_up) io_uring_queue_exit(&ring);
+  free(w.c);
+  free(w.head);
+  free(u);
+  free(sent);
+  free(sent_gen);
+  return rc;
+}
+
+#else /* !BENCH_URING */
+
+static int run_floor_uring(const opts_t *o, meas_t *m, const servers_t *srv) {
+  fprintf(stderr, "bench: fatal: --uring: bench_monitor was built without liburing "
+                  "(pkg-config liburing; Debian: liburing-dev)\n");
+  return -1;
+}
+
+#endif
+
 /* ---- mode fork: the original request's commands ----------------------------- */
 
 static bool fork_one(const opts_t *o, const servers_t *srv, long i, char *err, size_t len) {
@@ -1485,6 +1817,11 @@ static void usage(FILE *f) {
           "                               response time from the kernel's timestamp\n"
           "  --defer-ready                ... the replies there found by a second epoll set\n"
           "                               (one epoll_wait a step, no read that finds nothing)\n"
+          "  --uring                      loop --session: io_uring instead of epoll, one\n"
+          "                               io_uring_enter a step (its PINGs, the last step's\n"
+          "                               recvmsgs, the sleep); response time from the kernel's\n"
+          "                               timestamp (needs liburing at build time)\n"
+          "  --uring-now                  ... each recvmsg submitted with its PING\n"
           "  --grid MS                    monitor, loop --session: the timers' grid\n"
           "                               (monitor.timer_grid; default 0, every deadline to the ms)\n"
           "  --stall MS                   monitor, redis/tcp: stop the first server (SIGSTOP) for MS ms\n"
@@ -1517,6 +1854,7 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       {"scrape", 1, NULL, 'X'},  {"scrape-same-cpu", 0, NULL, 'Y'},
       {"session", 0, NULL, 'Z'}, {"grid", 1, NULL, 'g'},      {"stall", 1, NULL, 'L'},
       {"turns", 0, NULL, 'U'},   {"defer", 0, NULL, 'D'},   {"defer-ready", 0, NULL, 'R'},
+      {"uring", 0, NULL, 'Q'},   {"uring-now", 0, NULL, 'N'},
       {NULL, 0, NULL, 0}};
   int c;
   long v;
@@ -1601,6 +1939,12 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
     case 'R':
       o->defer = o->defer_ready = true;
       break;
+    case 'Q':
+      o->uring = true;
+      break;
+    case 'N':
+      o->uring = o->uring_now = true;
+      break;
     case 'g':
       if (parse_long(optarg, 0, 1000, &v)) return -1;
       o->grid_ms = v;
@@ -1632,6 +1976,7 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
     return -1;
   if (o->probe == PROBE_PGFLOOR && o->mode != MODE_MONITOR) return -1;
   if (o->defer && !(o->session && o->mode == MODE_LOOP)) return -1;
+  if (o->uring && (o->defer || !(o->session && o->mode == MODE_LOOP))) return -1;
   if (o->stall_ms && (o->mode != MODE_MONITOR || (o->probe != PROBE_REDIS && o->probe != PROBE_TCP)))
     return -1;
   if (!o->servers) o->servers = o->services > 2000 ? 2 : 1;
@@ -1652,7 +1997,9 @@ static const char *mode_name(const opts_t *o) {
 static const char *probe_name(const opts_t *o) {
   if (o->mode == MODE_FORK) return o->tool;
   if (o->session)
-    return o->defer_ready              ? "redis-session-defer-ready"
+    return o->uring_now                ? "redis-session-uring-now"
+           : o->uring                  ? "redis-session-uring"
+           : o->defer_ready            ? "redis-session-defer-ready"
            : o->defer                  ? "redis-session-defer"
            : o->probe == PROBE_REDIS   ? "redis-session"
            : o->probe == PROBE_PGFLOOR ? "pgfloor-session"
@@ -1744,7 +2091,9 @@ int main(int argc, char **argv) {
   switch (o.mode) {
   case MODE_MONITOR: rc = run_monitor(&o, &m, &srv); break;
   case MODE_LOOP:
-    rc = o.session ? run_floor(&o, &m, &srv) : paced(&o, &m, &srv, o.rate, loop_one);
+    rc = o.uring     ? run_floor_uring(&o, &m, &srv)
+         : o.session ? run_floor(&o, &m, &srv)
+                     : paced(&o, &m, &srv, o.rate, loop_one);
     break;
   case MODE_FORK: rc = paced(&o, &m, &srv, o.rate, fork_one); break;
   default: rc = paced(&o, &m, &srv, 100, idle_one); break;
@@ -1812,7 +2161,8 @@ int main(int argc, char **argv) {
   bu_summary(m.server, n, &srv_med, &lo, &hi);
   bu_summary(m.machine, n, &mach_med, &lo, &hi);
   bu_summary(m.rate, n, &rate_med, &lo, &hi);
-  double fw_med, fr_med, fe_med, fc_med, fp_med, frt_med;
+  double fw_med, fr_med, fe_med, fc_med, fp_med, frt_med, sys_med;
+  bu_summary(m.own_sys, n, &sys_med, &lo, &hi);
   bu_summary(m.fpolls, n, &fp_med, &lo, &hi);
   bu_summary(m.fctls, n, &fc_med, &lo, &hi);
   bu_summary(m.fwaits, n, &fw_med, &lo, &hi);
@@ -1829,7 +2179,7 @@ int main(int argc, char **argv) {
          "floor_span_us=%.1f floor_slow_per_check=%.3f session_connects=%llu session_full=%llu "
          "stall_ms=%ld tw_start=%ld listen_overflows=%lld syn_retrans=%lld tw_created=%lld "
          "floor_epoll_per_check=%.3f floor_reads_per_check=%.3f floor_empty_per_check=%.3f "
-         "floor_ctl_per_check=%.3f floor_polls_per_check=%.3f floor_rt_us=%.1f\n",
+         "floor_ctl_per_check=%.3f floor_polls_per_check=%.3f floor_rt_us=%.1f own_sys_us=%.1f\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
          (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
@@ -1839,7 +2189,7 @@ int main(int argc, char **argv) {
          (unsigned long long)(m.last.full - m.first.full), o.stall_ms, m.tw0,
          (long long)tcp_delta(&m, "TcpExtListenOverflows"),
          (long long)tcp_delta(&m, "TcpExtTCPSynRetrans"), (long long)tcp_delta(&m, "TcpExtTW"),
-         fw_med, fr_med, fe_med, fc_med, fp_med, frt_med);
+         fw_med, fr_med, fe_med, fc_med, fp_med, frt_med, sys_med);
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);
