@@ -1128,6 +1128,14 @@ static void wheel_put(wheel_t *w, int i, int64_t t) {
   w->head[s] = i;
 }
 
+/* Connection i's next check is due at its due_ms, moved up to the step
+   as arm() does (the lateness counted from there, as the library's). */
+static void wheel_due(wheel_t *w, int i) {
+  fconn_t *c = &w->c[i];
+  c->due_ms = (c->due_ms + w->width - 1) / w->width * w->width;
+  wheel_put(w, i, c->due_ms);
+}
+
 /* --defer: the check in flight on connection i got its whole reply, which
    arrived at arr_us (the loop's clock): its verdict, the next check's due
    time. Returns 0, or -1 (errno 0) when the reply is not +PONG. */
@@ -1147,7 +1155,7 @@ static int floor_defer_done(meas_t *m, wheel_t *w, int i, int64_t arr_us) {
   c->rlen = 0;
   c->due_ms = arr_us / 1000 + m->o->interval_ms +
               (int64_t)(floor_rand(w) % (uint64_t)(m->o->interval_ms / 10 + 1));
-  wheel_put(w, i, c->due_ms);
+  wheel_due(w, i);
   return 0;
 }
 
@@ -1208,7 +1216,9 @@ static int floor_recv(fconn_t *c, int64_t *arr_us) {
 
 static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
   long n = o->services;
-  int64_t g = o->grid_ms > 1 ? o->grid_ms : 1;
+  /* The step the library puts these services' deadlines on. */
+  int64_t g = tsvc_timer_step(o->grid_ms, o->interval_ms);
+  if (g < 1) g = 1;
   wheel_t w = {.width = g, .rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid()};
   /* A deadline is at most an interval + 10% (+ a grid step) ahead, a
      timeout --timeout: the wheel spans both and then some. */
@@ -1241,7 +1251,7 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
       goto out;
     }
     c->due_ms = start + 1 + (int64_t)(floor_rand(&w) % (uint64_t)o->interval_ms);
-    wheel_put(&w, (int)i, c->due_ms);
+    wheel_due(&w, (int)i);
   }
   fprintf(stderr, "  floor: %ld connections held, %ld slots of %lld ms%s\n", n, w.nslots,
           (long long)g,
@@ -1287,7 +1297,7 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
           c->armed = false;
           if (floor_add(ep, ep2, c, i, srv->ports[i % srv->n], o->defer) != 0) goto fail;
           c->due_ms = now + o->interval_ms;
-          wheel_put(&w, i, c->due_ms);
+          wheel_due(&w, i);
           continue;
         }
         if (c->due_ms > now) continue; /* a later turn of the wheel's */
@@ -1395,7 +1405,7 @@ static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
       c->rlen = 0;
       c->due_ms = now + o->interval_ms +
                   (int64_t)(floor_rand(&w) % (uint64_t)(o->interval_ms / 10 + 1));
-      wheel_put(&w, i, c->due_ms);
+      wheel_due(&w, i);
     }
   }
   rc = 0;
@@ -1513,7 +1523,9 @@ static int64_t uring_stamp(const uconn_t *u) {
 
 static int run_floor_uring(const opts_t *o, meas_t *m, const servers_t *srv) {
   long n = o->services;
-  int64_t g = o->grid_ms > 1 ? o->grid_ms : 1;
+  /* The step the library puts these services' deadlines on. */
+  int64_t g = tsvc_timer_step(o->grid_ms, o->interval_ms);
+  if (g < 1) g = 1;
   wheel_t w = {.width = g, .rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid()};
   int64_t span = o->interval_ms + o->interval_ms / 10 + o->timeout_ms + 2 * g;
   w.nslots = (long)(span / g) + 2;
@@ -1572,7 +1584,7 @@ static int run_floor_uring(const opts_t *o, meas_t *m, const servers_t *srv) {
       goto out;
     }
     c->due_ms = start + 1 + (int64_t)(floor_rand(&w) % (uint64_t)o->interval_ms);
-    wheel_put(&w, (int)i, c->due_ms);
+    wheel_due(&w, (int)i);
   }
   fprintf(stderr,
           "  floor: %ld connections held, %ld slots of %lld ms, io_uring (CQ %u, "
@@ -1657,7 +1669,7 @@ static int run_floor_uring(const opts_t *o, meas_t *m, const servers_t *srv) {
           c->fd = floor_dial(srv->ports[i % srv->n], true);
           if (c->fd < 0) goto fail;
           c->due_ms = now + o->interval_ms;
-          wheel_put(&w, i, c->due_ms);
+          wheel_due(&w, i);
           continue;
         }
         if (c->due_ms > now) continue; /* a later turn of the wheel's */
@@ -2179,7 +2191,7 @@ int main(int argc, char **argv) {
          "floor_span_us=%.1f floor_slow_per_check=%.3f session_connects=%llu session_full=%llu "
          "stall_ms=%ld tw_start=%ld listen_overflows=%lld syn_retrans=%lld tw_created=%lld "
          "floor_epoll_per_check=%.3f floor_reads_per_check=%.3f floor_empty_per_check=%.3f "
-         "floor_ctl_per_check=%.3f floor_polls_per_check=%.3f floor_rt_us=%.1f own_sys_us=%.1f\n",
+         "floor_ctl_per_check=%.3f floor_polls_per_check=%.3f floor_rt_us=%.1f own_sys_us=%.1f step_ms=%lld\n",
          mode_name(&o), probe_name(&o), o.services, (long long)o.interval_ms, rate_med, own_med,
          srv_med, mach_med, p50, p99, pmax, rss, hwm, (unsigned long long)all_fails, tw,
          (double)m.setup_config_us / 1e3, (double)m.setup_add_us / 1e3, o.stagger, o.scrape_hz,
@@ -2189,7 +2201,8 @@ int main(int argc, char **argv) {
          (unsigned long long)(m.last.full - m.first.full), o.stall_ms, m.tw0,
          (long long)tcp_delta(&m, "TcpExtListenOverflows"),
          (long long)tcp_delta(&m, "TcpExtTCPSynRetrans"), (long long)tcp_delta(&m, "TcpExtTW"),
-         fw_med, fr_med, fe_med, fc_med, fp_med, frt_med, sys_med);
+         fw_med, fr_med, fe_med, fc_med, fp_med, frt_med, sys_med,
+         (long long)tsvc_timer_step(o.grid_ms, o.interval_ms));
   if (all_fails && m.first_error[0])
     fprintf(stderr, "bench: %llu checks failed; first error: %s\n",
             (unsigned long long)all_fails, m.first_error);

@@ -599,7 +599,67 @@ static void checks_start_on_the_grid(void **st) {
     if (f.ev[i].type == TSVC_MON_EV_CHECK && (uint64_t)f.ev[i].now >= t0 + 300) {
       uint64_t due = (uint64_t)f.ev[i].now - (uint64_t)f.ev[i].lateness_ms;
       assert_in_range(f.ev[i].lateness_ms, 0,
-                      (int64_t)grid + TU_TIMER_SLACK_MS + tu_lag_between(f.lag, due, f.ev[i].now) +
+                      TU_TIMER_SLACK_MS + tu_lag_between(f.lag, due, f.ev[i].now) +
+                          tu_stall_between(stall, due, f.ev[i].now));
+    }
+  tu_stall_stop(stall);
+  fx_teardown(&f);
+}
+
+/* A service's own step: a twentieth of its interval when that is longer
+   than the grid (at most TSVC_TIMER_STEP_MAX_MS), the grid else. */
+static void timer_step_of_an_interval(void **st) {
+  (void)st;
+  assert_int_equal(tsvc_timer_step(10, 1000), 50);
+  assert_int_equal(tsvc_timer_step(10, 30000), TSVC_TIMER_STEP_MAX_MS);
+  assert_int_equal(tsvc_timer_step(10, 400), 20);
+  assert_int_equal(tsvc_timer_step(10, 100), 10);
+  assert_int_equal(tsvc_timer_step(10, 0), 10);
+  assert_int_equal(tsvc_timer_step(200, 1000), 200); /* a grid set longer is kept */
+  assert_int_equal(tsvc_timer_step(0, 1000), 0);     /* no grid: none */
+  assert_int_equal(tsvc_timer_step(1, 1000), 0);
+}
+
+#define SVC_EVERY_400(name)                                                                     \
+  "  " name ":\n"                                                                               \
+  "    image: local/test\n"                                                                     \
+  "    healthcheck: {probe: running, interval: 400ms, timeout: 50ms,\n"                         \
+  "                  start_period: 0s, start_interval: 400ms, retries: 2}\n"
+
+/* Services checked every 400 ms on a 10 ms grid start their checks on
+   multiples of 20 ms (their step), not of 10; their lateness counts from
+   the step. */
+static void checks_start_on_the_service_step(void **st) {
+  (void)st;
+  fx_t f;
+  fx_setup(&f, "services:\n" SVC_EVERY_400("a") SVC_EVERY_400("b") SVC_EVERY_400("c")
+                   SVC_EVERY_400("d") SVC_EVERY_400("e") SVC_EVERY_400("f"));
+  tsvc_monitor_set_timer_grid(f.mon, 10);
+  const uint64_t step = 20;
+  uint64_t t0 = uv_now(&f.loop);
+  tu_stall_t *stall = tu_stall_start();
+  run_long(&f, 3100);
+  int checks = 0;
+  for (int i = 0; i < f.rt->ncalls; i++) {
+    const recrt_call_t *c = &f.rt->calls[i];
+    /* From the second round on: the first was scheduled before the grid
+       was set, 400-440 ms after a start that takes some time of its own. */
+    if (strcmp(c->op, "inspect") != 0 || c->at < t0 + 1000) continue;
+    uint64_t off = c->at % step;
+    int64_t held = tu_lag_between(f.lag, c->at - off, c->at) +
+                   tu_stall_between(stall, c->at - off, c->at);
+    assert_in_range(off, 0, TU_TIMER_SLACK_MS + held);
+    checks++;
+  }
+  /* 6 services every 400-440 ms for 2.1 s: about 30 checks; on a 10 ms
+     step about half of them would start 10 ms past a multiple of 20. */
+  print_message("step %llu ms: %d checks\n", (unsigned long long)step, checks);
+  assert_true(checks >= 20);
+  for (int i = 0; i < f.nev; i++)
+    if (f.ev[i].type == TSVC_MON_EV_CHECK && (uint64_t)f.ev[i].now >= t0 + 1000) {
+      uint64_t due = (uint64_t)f.ev[i].now - (uint64_t)f.ev[i].lateness_ms;
+      assert_in_range(f.ev[i].lateness_ms, 0,
+                      TU_TIMER_SLACK_MS + tu_lag_between(f.lag, due, f.ev[i].now) +
                           tu_stall_between(stall, due, f.ev[i].now));
     }
   tu_stall_stop(stall);
@@ -1171,6 +1231,8 @@ int main(void) {
       cmocka_unit_test(check_cancelled_by_a_restart),
       cmocka_unit_test(close_tells_waiters),
       cmocka_unit_test(checks_start_on_the_grid),
+      cmocka_unit_test(timer_step_of_an_interval),
+      cmocka_unit_test(checks_start_on_the_service_step),
       cmocka_unit_test(held_session_in_status_and_metrics),
       cmocka_unit_test(repeated_message_scrubbed_anew),
   };

@@ -526,6 +526,19 @@ static int feed(svc_t *s, const tsvc_health_event_t *ev);
 static void timer_cb(uv_timer_t *t);
 static void due_cb(tsvc_deadline_t *d);
 
+/* The step of the grid s's deadlines fall on (tsvc_timer_step), 0: none. */
+static tsvc_ms_t step_of(const svc_t *s) {
+  const tsvc_health_params_t *p = &s->h.p;
+  tsvc_ms_t iv = p->interval;
+  if (p->start_interval > 0 && (iv <= 0 || p->start_interval < iv)) iv = p->start_interval;
+  return tsvc_timer_step(s->m->grid, iv);
+}
+
+/* t moved up to the next multiple of step (0: t). */
+static tsvc_ms_t on_step(tsvc_ms_t t, tsvc_ms_t step) {
+  return step > 1 ? (t + step - 1) / step * step : t;
+}
+
 /* Set the service's one timer to the machine's earliest deadline. */
 static void arm(svc_t *s) {
   if (s->m->closed) return;
@@ -545,8 +558,8 @@ static void arm(svc_t *s) {
      pop and push were ~1,000 instructions and ~6 cache misses a held
      check among 1,000 services). The same moment as the service's timer
      would fire. A deadline already due is not put off. */
-  tsvc_ms_t g = s->m->grid;
-  if (g > 1 && d > now) d = (d + g - 1) / g * g;
+  tsvc_ms_t g = step_of(s);
+  if (d > now) d = on_step(d, g);
   if (g > 1 &&
       tsvc_deadline_start(&s->m->on_grid, &s->at,
                           (uint64_t)now_of(s->m) + (uint64_t)(d > now ? d - now : 0),
@@ -1030,8 +1043,13 @@ static void svc_due(svc_t *s) {
   tsvc_health_event_t ev = {.type = TSVC_HEV_TICK, .now = now_of(s->m)};
   tsvc_health_actions_t a;
   if (tsvc_health_step(&s->h, &ev, &a) == 0) {
-    /* How late the check starts against its schedule. */
-    s->lateness = (a.flags & TSVC_HACT_CHECK) && due != TSVC_NEVER ? ev.now - due : 0;
+    /* How late the check starts against its schedule: from the step of
+       the grid its deadline was put on (arm), or from the deadline
+       itself when it was due already then (not put off). */
+    tsvc_ms_t on = due != TSVC_NEVER ? on_step(due, step_of(s)) : due;
+    s->lateness = (a.flags & TSVC_HACT_CHECK) && due != TSVC_NEVER
+                      ? ev.now - (on <= ev.now ? on : due)
+                      : 0;
     if (a.flags & TSVC_HACT_CHECK) tsvc_board_note_lateness(s->m->board, s->lateness);
     carry_out(s, &a);
     publish_soon(s);
@@ -1468,6 +1486,13 @@ int tsvc_monitor_watch_runtime(tsvc_monitor_t *m) {
 
 void tsvc_monitor_set_timer_grid(tsvc_monitor_t *m, tsvc_ms_t grid) {
   m->grid = grid > 0 ? grid : 0;
+}
+
+tsvc_ms_t tsvc_timer_step(tsvc_ms_t grid, tsvc_ms_t shortest_interval) {
+  if (grid <= 1) return 0;
+  tsvc_ms_t s = shortest_interval > 0 ? shortest_interval / 20 : 0;
+  if (s > TSVC_TIMER_STEP_MAX_MS) s = TSVC_TIMER_STEP_MAX_MS;
+  return s > grid ? s : grid;
 }
 
 void tsvc_monitor_set_observer(tsvc_monitor_t *m, tsvc_mon_observer_cb cb, void *data) {
