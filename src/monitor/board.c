@@ -12,17 +12,22 @@
 #include "common/ref.h"
 #include "common/util.h"
 
-/* The records by value (issue 13: a record of its own, referenced from
-   each history, was 80 bytes a check plus 8 a reference, 1.8 KB a service
-   at the default 20; by value it is 56). Their strings are rcstrs shared
-   by the histories that hold the same record, and a message or output
-   that repeats the record before's is shared with it. */
-struct tsvc_hist_s {
+/* A block of a service's history (board.h, tsvc_hist_t): records by value
+   (issue 13: a record of its own, referenced from each history, was 80
+   bytes a check plus 8 a reference; by value it is 56), written once each,
+   in order, by the loop. Their strings are rcstrs, one reference a record;
+   a message or output that repeats the record before's is shared with it.
+   Readers go by the range their snapshot took, never by n: the loop
+   writes past it meanwhile. n is read on another thread only by the last
+   reference's release, which comes after the loop's own (the loop lets a
+   block go only when it starts another, or clears the history). */
+typedef struct tsvc_hist_blk_s {
   tsvc_ref_t ref;
-  size_t n;
+  size_t room;             /* records it has room for */
+  size_t n;                /* records written */
   tsvc_check_record_t v[]; /* oldest first; message, output and
                               probe_address: a reference each (rcstr) */
-};
+} blk_t;
 
 /* A snapshot keeps the status packed (issue 13: a tsvc_status_t is 1.3 KB,
    930 bytes of it fixed-size text fields that are mostly empty, and the
@@ -31,7 +36,8 @@ struct tsvc_hist_s {
    (texts[] order), then the name, then (aligned) what a start waits for. */
 struct tsvc_snap_s {
   tsvc_ref_t ref;
-  tsvc_hist_t *hist;
+  blk_t *blk;               /* the history: blk->v[lo, lo + nhist) */
+  size_t lo, nhist;
   tsvc_wait_t *waiting_for; /* into data, or NULL */
   size_t nwaiting;
   const char *name;         /* into data */
@@ -121,10 +127,14 @@ static void rec_unref(tsvc_check_record_t *r) {
   tsvc_rcstr_unref(r->probe_address);
 }
 
-static void hist_free(tsvc_ref_t *r) {
-  tsvc_hist_t *h = (tsvc_hist_t *)r;
-  for (size_t i = 0; i < h->n; i++) rec_unref(&h->v[i]);
-  free(h);
+static void blk_free(tsvc_ref_t *r) {
+  blk_t *b = (blk_t *)r;
+  for (size_t i = 0; i < b->n; i++) rec_unref(&b->v[i]);
+  free(b);
+}
+
+static void blk_release(blk_t *b) {
+  if (b) tsvc_ref_put(&b->ref);
 }
 
 /* A reference to s when it equals same's string (may be NULL), else a new
@@ -134,51 +144,64 @@ static char *share(const char *s, char *same) {
   return tsvc_rcstr_new(s);
 }
 
-tsvc_hist_t *tsvc_hist_push(const tsvc_hist_t *prev, size_t cap, const tsvc_check_record_t *r) {
-  size_t keep = prev ? prev->n : 0;
+/* Room of a block for a history of cap: a new block every room - cap + 1
+   checks, which copies cap - 1 records (about one copy a check at cap
+   20), at 56 bytes a record of room. Small caps get some more room, so
+   that history 1 does not take a block every other check. */
+static size_t blk_room(size_t cap) { return cap + (cap > 8 ? cap : 8); }
+
+int tsvc_hist_push(tsvc_hist_t *h, size_t cap, const tsvc_check_record_t *r) {
   if (cap < 1) cap = 1;
-  if (keep > cap - 1) keep = cap - 1;
-  const tsvc_check_record_t *last = prev && prev->n ? &prev->v[prev->n - 1] : NULL;
+  blk_t *b = h->blk;
+  const tsvc_check_record_t *last = b && b->n > h->lo ? &b->v[b->n - 1] : NULL;
   tsvc_check_record_t nr = *r;
   nr.message = share(r->message ? r->message : "", last ? last->message : NULL);
   nr.output = r->output ? share(r->output, last ? last->output : NULL) : NULL;
   nr.probe_address = tsvc_rcstr_ref(r->probe_address);
-  tsvc_hist_t *h = NULL;
-  if (nr.message && (!r->output || nr.output))
-    h = malloc(sizeof *h + (keep + 1) * sizeof h->v[0]);
-  if (!h) {
-    rec_unref(&nr);
-    return NULL;
+  if (!nr.message || (r->output && !nr.output)) goto nomem;
+  if (!b || b->n == b->room) {
+    /* A new block, with the newest cap - 1 records of the full one. */
+    size_t keep = b ? b->n - h->lo : 0, room = blk_room(cap);
+    if (keep > cap - 1) keep = cap - 1;
+    blk_t *nb = malloc(sizeof *nb + room * sizeof nb->v[0]);
+    if (!nb) goto nomem;
+    tsvc_ref_init(&nb->ref, blk_free);
+    nb->room = room;
+    nb->n = keep;
+    for (size_t i = 0; i < keep; i++) {
+      tsvc_check_record_t *d = &nb->v[i];
+      *d = b->v[b->n - keep + i];
+      tsvc_rcstr_ref(d->message);
+      tsvc_rcstr_ref(d->output);
+      tsvc_rcstr_ref(d->probe_address);
+    }
+    blk_release(b);
+    h->blk = b = nb;
+    h->lo = 0;
   }
-  tsvc_ref_init(&h->ref, hist_free);
-  h->n = keep + 1;
-  for (size_t i = 0; i < keep; i++) {
-    tsvc_check_record_t *d = &h->v[i];
-    *d = prev->v[prev->n - keep + i];
-    tsvc_rcstr_ref(d->message);
-    tsvc_rcstr_ref(d->output);
-    tsvc_rcstr_ref(d->probe_address);
-  }
-  h->v[keep] = nr;
-  return h;
+  b->v[b->n++] = nr;
+  if (b->n - h->lo > cap) h->lo = b->n - cap;
+  return 0;
+nomem:
+  rec_unref(&nr);
+  return TSVC_ENOMEM;
 }
 
 const char *tsvc_hist_last_message(const tsvc_hist_t *h) {
-  return h && h->n ? h->v[h->n - 1].message : NULL;
+  return h->blk && h->blk->n > h->lo ? h->blk->v[h->blk->n - 1].message : NULL;
 }
 
-tsvc_hist_t *tsvc_hist_ref(tsvc_hist_t *h) {
-  if (h) tsvc_ref_get(&h->ref);
-  return h;
-}
+size_t tsvc_hist_len(const tsvc_hist_t *h) { return h->blk ? h->blk->n - h->lo : 0; }
 
-void tsvc_hist_release(tsvc_hist_t *h) {
-  if (h) tsvc_ref_put(&h->ref);
+void tsvc_hist_clear(tsvc_hist_t *h) {
+  blk_release(h->blk);
+  h->blk = NULL;
+  h->lo = 0;
 }
 
 static void snap_free(tsvc_ref_t *r) {
   tsvc_snap_t *s = (tsvc_snap_t *)r;
-  tsvc_hist_release(s->hist);
+  blk_release(s->blk);
   free(s);
 }
 
@@ -195,7 +218,8 @@ void tsvc_status_zero_fixed(tsvc_status_t *st) {
 }
 
 /* The snapshot of st with text field i from tx[i] (tx NULL: st's own). */
-static tsvc_snap_t *snap_new(const tsvc_status_t *st, const char *const *tx, tsvc_hist_t *hist) {
+static tsvc_snap_t *snap_new(const tsvc_status_t *st, const char *const *tx,
+                             const tsvc_hist_t *hist) {
   const char *name = st->name ? st->name : "";
   const char *src[NTEXTS];
   size_t len = strlen(name) + 1, tl[NTEXTS], end = sizeof(tsvc_snap_t) + FIXED_LEN;
@@ -230,16 +254,23 @@ static tsvc_snap_t *snap_new(const tsvc_status_t *st, const char *const *tx, tsv
   s->waiting_for = nw ? (tsvc_wait_t *)((char *)s + at) : NULL;
   s->nwaiting = nw;
   if (nw) memcpy(s->waiting_for, st->waiting_for, nw * sizeof(tsvc_wait_t));
-  s->hist = tsvc_hist_ref(hist);
+  s->blk = NULL;
+  s->lo = s->nhist = 0;
+  if (hist && hist->blk) {
+    s->blk = hist->blk;
+    tsvc_ref_get(&s->blk->ref);
+    s->lo = hist->lo;
+    s->nhist = hist->blk->n - hist->lo;
+  }
   return s;
 }
 
-tsvc_snap_t *tsvc_snap_new(const tsvc_status_t *st, tsvc_hist_t *hist) {
+tsvc_snap_t *tsvc_snap_new(const tsvc_status_t *st, const tsvc_hist_t *hist) {
   return snap_new(st, NULL, hist);
 }
 
 tsvc_snap_t *tsvc_snap_new_texts(const tsvc_status_t *st, const char *const tx[TSVC_SNAP_NTEXTS],
-                                 tsvc_hist_t *hist) {
+                                 const tsvc_hist_t *hist) {
   return snap_new(st, tx, hist);
 }
 
@@ -280,11 +311,11 @@ int tsvc_snap_copy(const tsvc_snap_t *s, bool with_history, tsvc_status_t *out) 
     memcpy(out->waiting_for, s->waiting_for, s->nwaiting * sizeof *out->waiting_for);
     out->nwaiting = s->nwaiting;
   }
-  if (!with_history || !s->hist || !s->hist->n) return 0;
-  out->history = calloc(s->hist->n, sizeof *out->history);
+  if (!with_history || !s->nhist) return 0;
+  out->history = calloc(s->nhist, sizeof *out->history);
   if (!out->history) goto nomem;
-  for (size_t i = 0; i < s->hist->n; i++) {
-    const tsvc_check_record_t *r = &s->hist->v[i];
+  for (size_t i = 0; i < s->nhist; i++) {
+    const tsvc_check_record_t *r = &s->blk->v[s->lo + i];
     tsvc_check_record_t *d = &out->history[i];
     *d = *r;
     d->output = NULL;
