@@ -104,13 +104,16 @@ _Static_assert(offsetof(tsvc_status_t, probe) < offsetof(tsvc_status_t, probe_vi
     sizeof(((tsvc_status_t *)0)->last_error) + sizeof(((tsvc_status_t *)0)->session_error)))
 
 /* The status's bytes outside the text fields, between out and in: pack
-   (into data) or unpack (from data). */
+   (into data) or unpack (from data). Of the eight runs between text
+   fields only three hold bytes (16, 280 and 80 of them): the empty ones
+   are skipped (issue 13: a call of memcpy or memset each, ~250
+   instructions of a publish with tsvc_status_zero_fixed's). */
 static void move_fixed(unsigned char *data, tsvc_status_t *st, bool pack) {
   size_t at = 0, from = 0;
   for (size_t i = 0; i <= NTEXTS; i++) {
     size_t to = i < NTEXTS ? texts[i].off : sizeof *st;
-    if (pack) memcpy(data + at, (unsigned char *)st + from, to - from);
-    else memcpy((unsigned char *)st + from, data + at, to - from);
+    if (to > from && pack) memcpy(data + at, (unsigned char *)st + from, to - from);
+    else if (to > from) memcpy((unsigned char *)st + from, data + at, to - from);
     at += to - from;
     if (i < NTEXTS) from = texts[i].off + texts[i].size;
   }
@@ -212,7 +215,7 @@ void tsvc_status_zero_fixed(tsvc_status_t *st) {
   size_t from = 0;
   for (size_t i = 0; i <= NTEXTS; i++) {
     size_t to = i < NTEXTS ? texts[i].off : sizeof *st;
-    memset((unsigned char *)st + from, 0, to - from);
+    if (to > from) memset((unsigned char *)st + from, 0, to - from);
     if (i < NTEXTS) from = texts[i].off + texts[i].size;
   }
 }
