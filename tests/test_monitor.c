@@ -1173,7 +1173,7 @@ static void history_across_blocks_and_reloads(void **st) {
     held = NULL;
   }
   assert_non_null(held);
-  /* More checks than a block holds (3 + 8: board.c blk_room). */
+  /* More checks than a block holds (board.c blk_room). */
   uint64_t from = then.checks_total;
   for (int i = 0; i < 500; i++) {
     run_for(&f, 20);

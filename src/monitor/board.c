@@ -15,8 +15,9 @@
 /* A block of a service's history (board.h, tsvc_hist_t): records by value
    (issue 13: a record of its own, referenced from each history, was 80
    bytes a check plus 8 a reference; by value it is 56), written once each,
-   in order, by the loop. Their strings are rcstrs, one reference a record;
-   a message or output that repeats the record before's is shared with it.
+   in order, by the loop. Their strings are rcstrs, one reference a run of
+   records with the same string (rec_ref_run); a message or output that
+   repeats the record before's is shared with it.
    Readers go by the range their snapshot took, never by n: the loop
    writes past it meanwhile. n is read on another thread only by the last
    reference's release, which comes after the loop's own (the loop lets a
@@ -26,7 +27,7 @@ typedef struct tsvc_hist_blk_s {
   size_t room;             /* records it has room for */
   size_t n;                /* records written */
   tsvc_check_record_t v[]; /* oldest first; message, output and
-                              probe_address: a reference each (rcstr) */
+                              probe_address: rcstrs */
 } blk_t;
 
 /* A snapshot keeps the status packed (issue 13: a tsvc_status_t is 1.3 KB,
@@ -124,15 +125,27 @@ static size_t text_len(const tsvc_status_t *st, size_t i) {
   return strnlen((const char *)st + texts[i].off, texts[i].size - 1);
 }
 
-static void rec_unref(tsvc_check_record_t *r) {
-  tsvc_rcstr_unref(r->message);
-  tsvc_rcstr_unref(r->output);
-  tsvc_rcstr_unref(r->probe_address);
+/* A block holds one reference to each run of records with the same
+   string (a service's "PONG", its address: one reference a block, not
+   three a record), kept by the run's first record: record r holds one to
+   each of its strings that is not prev's (the record before it in the
+   block, or NULL). The same pointer is the same string: the run's first
+   record holds it for as long as the block lives. */
+static void rec_ref_run(tsvc_check_record_t *r, const tsvc_check_record_t *prev) {
+  if (!prev || r->message != prev->message) tsvc_rcstr_ref(r->message);
+  if (!prev || r->output != prev->output) tsvc_rcstr_ref(r->output);
+  if (!prev || r->probe_address != prev->probe_address) tsvc_rcstr_ref(r->probe_address);
+}
+
+static void rec_unref_run(tsvc_check_record_t *r, const tsvc_check_record_t *prev) {
+  if (!prev || r->message != prev->message) tsvc_rcstr_unref(r->message);
+  if (!prev || r->output != prev->output) tsvc_rcstr_unref(r->output);
+  if (!prev || r->probe_address != prev->probe_address) tsvc_rcstr_unref(r->probe_address);
 }
 
 static void blk_free(tsvc_ref_t *r) {
   blk_t *b = (blk_t *)r;
-  for (size_t i = 0; i < b->n; i++) rec_unref(&b->v[i]);
+  for (size_t i = b->n; i-- > 0;) rec_unref_run(&b->v[i], i ? &b->v[i - 1] : NULL);
   free(b);
 }
 
@@ -140,30 +153,31 @@ static void blk_release(blk_t *b) {
   if (b) tsvc_ref_put(&b->ref);
 }
 
-/* A reference to s when it equals same's string (may be NULL), else a new
-   rcstr of s. */
-static char *share(const char *s, char *same) {
-  if (same && strcmp(same, s) == 0) return tsvc_rcstr_ref(same);
-  return tsvc_rcstr_new(s);
-}
-
-/* Room of a block for a history of cap: a new block every room - cap + 1
-   checks, which copies cap - 1 records (about one copy a check at cap
-   20), at 56 bytes a record of room. Small caps get some more room, so
-   that history 1 does not take a block every other check. */
-static size_t blk_room(size_t cap) { return cap + (cap > 8 ? cap : 8); }
+/* Records a block of a history of cap has room for: a new block every
+   BLK_SLACK + 1 checks copies the newest cap - 1 records (their strings:
+   a reference a run). More slack copies less often, at 56 bytes a record
+   of every service's memory (README, "Performance": the RSS goals). */
+#define BLK_SLACK 4
+static size_t blk_room(size_t cap) { return cap + BLK_SLACK; }
 
 int tsvc_hist_push(tsvc_hist_t *h, size_t cap, const tsvc_check_record_t *r) {
   if (cap < 1) cap = 1;
-  blk_t *b = h->blk;
-  const tsvc_check_record_t *last = b && b->n > h->lo ? &b->v[b->n - 1] : NULL;
+  blk_t *b = h->blk, *old = NULL;
+  const tsvc_check_record_t *last = b && b->n ? &b->v[b->n - 1] : NULL;
+  /* The strings: the newest record's when the same (borrowed: the block's
+     run holds them), else new ones (fresh_*: the reference is the
+     block's). */
   tsvc_check_record_t nr = *r;
-  nr.message = share(r->message ? r->message : "", last ? last->message : NULL);
-  nr.output = r->output ? share(r->output, last ? last->output : NULL) : NULL;
-  nr.probe_address = tsvc_rcstr_ref(r->probe_address);
-  if (!nr.message || (r->output && !nr.output)) goto nomem;
+  char *fresh_msg = NULL, *fresh_out = NULL;
+  const char *msg = r->message ? r->message : "";
+  if (last && strcmp(last->message, msg) == 0) nr.message = last->message;
+  else if (!(nr.message = fresh_msg = tsvc_rcstr_new(msg))) return TSVC_ENOMEM;
+  if (r->output && last && last->output && strcmp(last->output, r->output) == 0)
+    nr.output = last->output;
+  else if (r->output && !(nr.output = fresh_out = tsvc_rcstr_new(r->output))) goto nomem;
   if (!b || b->n == b->room) {
-    /* A new block, with the newest cap - 1 records of the full one. */
+    /* A new block, with the newest cap - 1 records of the full one. The
+       full one is let go after nr is in: nr may borrow its strings. */
     size_t keep = b ? b->n - h->lo : 0, room = blk_room(cap);
     if (keep > cap - 1) keep = cap - 1;
     blk_t *nb = malloc(sizeof *nb + room * sizeof nb->v[0]);
@@ -172,21 +186,25 @@ int tsvc_hist_push(tsvc_hist_t *h, size_t cap, const tsvc_check_record_t *r) {
     nb->room = room;
     nb->n = keep;
     for (size_t i = 0; i < keep; i++) {
-      tsvc_check_record_t *d = &nb->v[i];
-      *d = b->v[b->n - keep + i];
-      tsvc_rcstr_ref(d->message);
-      tsvc_rcstr_ref(d->output);
-      tsvc_rcstr_ref(d->probe_address);
+      nb->v[i] = b->v[b->n - keep + i];
+      rec_ref_run(&nb->v[i], i ? &nb->v[i - 1] : NULL);
     }
-    blk_release(b);
+    old = b;
     h->blk = b = nb;
     h->lo = 0;
   }
+  const tsvc_check_record_t *prev = b->n ? &b->v[b->n - 1] : NULL;
+  if (!fresh_msg && (!prev || nr.message != prev->message)) tsvc_rcstr_ref(nr.message);
+  if (!fresh_out && nr.output && (!prev || nr.output != prev->output)) tsvc_rcstr_ref(nr.output);
+  if (nr.probe_address && (!prev || nr.probe_address != prev->probe_address))
+    tsvc_rcstr_ref(nr.probe_address);
   b->v[b->n++] = nr;
   if (b->n - h->lo > cap) h->lo = b->n - cap;
+  blk_release(old);
   return 0;
 nomem:
-  rec_unref(&nr);
+  tsvc_rcstr_unref(fresh_msg);
+  tsvc_rcstr_unref(fresh_out);
   return TSVC_ENOMEM;
 }
 

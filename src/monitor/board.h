@@ -45,10 +45,13 @@ void tsvc_board_free(tsvc_board_t *b);
    end, and are never rewritten there; the history is the block's records
    [lo, n), at most the cap given with the newest. A snapshot takes a
    reference to the block and the range as it is then, so the loop goes on
-   appending past it while readers keep what they took. A full block is
-   followed by a new one that starts with copies of the newest cap - 1
-   records: one copy of a history every ~cap checks instead of every check.
-   Zeroed ({0}) is empty; the fields are board.c's. */
+   appending past it while readers keep what they took. A full block (room
+   for a few records more than cap: board.c blk_room) is followed by a new
+   one that starts with copies of the newest cap - 1 records, and a block
+   holds one reference to each run of records with the same string: a
+   copy of the history every few checks instead of every check, and about
+   one reference count a check instead of 3 x cap. Zeroed ({0}) is empty;
+   the fields are board.c's. */
 typedef struct tsvc_hist_s {
   struct tsvc_hist_blk_s *blk; /* the loop's reference; NULL: empty */
   size_t lo;                   /* the oldest record's index in blk */
