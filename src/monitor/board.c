@@ -153,12 +153,15 @@ static void blk_release(blk_t *b) {
   if (b) tsvc_ref_put(&b->ref);
 }
 
-/* Records a block of a history of cap has room for: a new block every
-   BLK_SLACK + 1 checks copies the newest cap - 1 records (their strings:
-   a reference a run). More slack copies less often, at 56 bytes a record
-   of every service's memory (README, "Performance": the RSS goals). */
+/* The room of a new block that starts with keep records: BLK_SLACK more
+   than the next record needs, so that a new block, which copies the
+   newest cap - 1 records (their strings: a reference a run), comes every
+   BLK_SLACK + 1 checks. Each service's history takes that many records
+   (56 bytes each) more than it holds, and no more while it fills up (a
+   block of cap + BLK_SLACK from the first check would weigh on a young
+   monitor's memory: README, "Performance", the RSS goals). */
 #define BLK_SLACK 4
-static size_t blk_room(size_t cap) { return cap + BLK_SLACK; }
+static size_t blk_room(size_t keep) { return keep + 1 + BLK_SLACK; }
 
 int tsvc_hist_push(tsvc_hist_t *h, size_t cap, const tsvc_check_record_t *r) {
   if (cap < 1) cap = 1;
@@ -178,8 +181,9 @@ int tsvc_hist_push(tsvc_hist_t *h, size_t cap, const tsvc_check_record_t *r) {
   if (!b || b->n == b->room) {
     /* A new block, with the newest cap - 1 records of the full one. The
        full one is let go after nr is in: nr may borrow its strings. */
-    size_t keep = b ? b->n - h->lo : 0, room = blk_room(cap);
+    size_t keep = b ? b->n - h->lo : 0;
     if (keep > cap - 1) keep = cap - 1;
+    size_t room = blk_room(keep);
     blk_t *nb = malloc(sizeof *nb + room * sizeof nb->v[0]);
     if (!nb) goto nomem;
     tsvc_ref_init(&nb->ref, blk_free);
