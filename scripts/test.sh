@@ -134,7 +134,7 @@ built() { [ "$(cat "$logs/build-$1.rc" 2>/dev/null)" = 0 ]; }
 # reloads). Every report is written to a file; any report fails the run,
 # even one from a daemon whose test passed. The TSan build makes only what
 # these suites run: their programs and tanuki-svc.
-tsan_c='test_monitor test_owner test_api_limits test_systemd'
+tsan_c='test_monitor test_owner test_api_limits test_systemd test_board'
 tsan_suites="^(${tsan_c// /|}|cli_test_api|cli_test_cli|cli_test_reload)\$"
 tsan_dir=$(mktemp -d /tmp/tsvc-tsan.XXXXXX)
 # The daemon restart scenario (s8) stops dockerd: it runs alone, before

@@ -1206,6 +1206,82 @@ static void held_session_in_status_and_metrics(void **st) {
   tu_redis_stop(&r);
 }
 
+
+/* healthcheck.history changed by a reload: the history starts afresh and
+   keeps at most the new number; a snapshot a reader took before keeps the
+   records it was taken with while the monitor's checks fill its block and
+   go on in new ones (src/monitor/board.h). */
+static void history_across_blocks_and_reloads(void **st) {
+  (void)st;
+  const char *fmt = "services:\n  x:\n    image: local/test\n"
+                    "    healthcheck: {probe: running, interval: 20ms, timeout: 15ms,\n"
+                    "                  start_period: 0s, history: %d}\n";
+  char yaml[512];
+  snprintf(yaml, sizeof yaml, fmt, 3);
+  fx_t f;
+  fx_setup(&f, yaml);
+  tsvc_board_t *b = tsvc_monitor_board(f.mon);
+  tsvc_snap_t *held = NULL;
+  tsvc_status_t then, s;
+  for (int i = 0; i < 250 && !held; i++) { /* up to 5 s on a loaded machine */
+    run_for(&f, 20);
+    assert_int_equal(tsvc_board_get(b, "x", &held), 0);
+    assert_int_equal(tsvc_snap_copy(held, true, &then), 0);
+    if (then.nhistory == 3) break;
+    tsvc_status_clear(&then);
+    tsvc_snap_release(held);
+    held = NULL;
+  }
+  assert_non_null(held);
+  /* More checks than a block holds (board.c blk_room). */
+  uint64_t from = then.checks_total;
+  for (int i = 0; i < 500; i++) {
+    run_for(&f, 20);
+    assert_int_equal(tsvc_monitor_get_status(f.mon, "x", &s), 0);
+    assert_in_range(s.nhistory, 1, 3);
+    bool enough = s.checks_total >= from + 30;
+    tsvc_status_clear(&s);
+    if (enough) break;
+  }
+  int caps[] = {5, 1, 4};
+  tsvc_config_t *cfgs[3];
+  for (int c = 0; c < 3; c++) {
+    snprintf(yaml, sizeof yaml, fmt, caps[c]);
+    tsvc_diag_t d = {0};
+    assert_int_equal(tsvc_config_load_string("test.yaml", yaml, strlen(yaml), &cfgs[c], &d), 0);
+    tsvc_diag_free(&d);
+    assert_int_equal(tsvc_monitor_update(f.mon, &cfgs[c]->services[0], NULL), 0);
+    assert_int_equal(tsvc_monitor_get_status(f.mon, "x", &s), 0);
+    assert_int_equal(s.nhistory, 0); /* afresh */
+    tsvc_status_clear(&s);
+    size_t most = 0;
+    for (int i = 0; i < 500 && most < (size_t)caps[c]; i++) {
+      run_for(&f, 20);
+      assert_int_equal(tsvc_monitor_get_status(f.mon, "x", &s), 0);
+      assert_in_range(s.nhistory, 0, caps[c]);
+      if (s.nhistory > most) most = s.nhistory;
+      for (size_t k = 1; k < s.nhistory; k++)
+        assert_true(s.history[k].start_ms >= s.history[k - 1].start_ms);
+      tsvc_status_clear(&s);
+    }
+    assert_int_equal(most, caps[c]);
+  }
+  /* What was held is as it was. */
+  tsvc_status_t now;
+  assert_int_equal(tsvc_snap_copy(held, true, &now), 0);
+  assert_int_equal(now.nhistory, then.nhistory);
+  for (size_t k = 0; k < now.nhistory; k++) {
+    assert_int_equal(now.history[k].start_ms, then.history[k].start_ms);
+    assert_int_equal(now.history[k].end_ms, then.history[k].end_ms);
+    assert_string_equal(now.history[k].message, then.history[k].message);
+  }
+  tsvc_status_clear(&now);
+  tsvc_status_clear(&then);
+  tsvc_snap_release(held);
+  fx_teardown(&f);
+  for (int c = 0; c < 3; c++) tsvc_config_free(cfgs[c]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(reaches_healthy_and_logs_changes_only),
@@ -1235,6 +1311,7 @@ int main(void) {
       cmocka_unit_test(checks_start_on_the_service_step),
       cmocka_unit_test(held_session_in_status_and_metrics),
       cmocka_unit_test(repeated_message_scrubbed_anew),
+      cmocka_unit_test(history_across_blocks_and_reloads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,17 +12,23 @@
 #include "common/ref.h"
 #include "common/util.h"
 
-/* The records by value (issue 13: a record of its own, referenced from
-   each history, was 80 bytes a check plus 8 a reference, 1.8 KB a service
-   at the default 20; by value it is 56). Their strings are rcstrs shared
-   by the histories that hold the same record, and a message or output
-   that repeats the record before's is shared with it. */
-struct tsvc_hist_s {
+/* A block of a service's history (board.h, tsvc_hist_t): records by value
+   (issue 13: a record of its own, referenced from each history, was 80
+   bytes a check plus 8 a reference; by value it is 56), written once each,
+   in order, by the loop. Their strings are rcstrs, one reference a run of
+   records with the same string (rec_ref_run); a message or output that
+   repeats the record before's is shared with it.
+   Readers go by the range their snapshot took, never by n: the loop
+   writes past it meanwhile. n is read on another thread only by the last
+   reference's release, which comes after the loop's own (the loop lets a
+   block go only when it starts another, or clears the history). */
+typedef struct tsvc_hist_blk_s {
   tsvc_ref_t ref;
-  size_t n;
+  size_t room;             /* records it has room for */
+  size_t n;                /* records written */
   tsvc_check_record_t v[]; /* oldest first; message, output and
-                              probe_address: a reference each (rcstr) */
-};
+                              probe_address: rcstrs */
+} blk_t;
 
 /* A snapshot keeps the status packed (issue 13: a tsvc_status_t is 1.3 KB,
    930 bytes of it fixed-size text fields that are mostly empty, and the
@@ -31,7 +37,8 @@ struct tsvc_hist_s {
    (texts[] order), then the name, then (aligned) what a start waits for. */
 struct tsvc_snap_s {
   tsvc_ref_t ref;
-  tsvc_hist_t *hist;
+  blk_t *blk;               /* the history: blk->v[lo, lo + nhist) */
+  size_t lo, nhist;
   tsvc_wait_t *waiting_for; /* into data, or NULL */
   size_t nwaiting;
   const char *name;         /* into data */
@@ -98,13 +105,16 @@ _Static_assert(offsetof(tsvc_status_t, probe) < offsetof(tsvc_status_t, probe_vi
     sizeof(((tsvc_status_t *)0)->last_error) + sizeof(((tsvc_status_t *)0)->session_error)))
 
 /* The status's bytes outside the text fields, between out and in: pack
-   (into data) or unpack (from data). */
+   (into data) or unpack (from data). Of the eight runs between text
+   fields only three hold bytes (16, 280 and 80 of them): the empty ones
+   are skipped (issue 13: a call of memcpy or memset each, ~250
+   instructions of a publish with tsvc_status_zero_fixed's). */
 static void move_fixed(unsigned char *data, tsvc_status_t *st, bool pack) {
   size_t at = 0, from = 0;
   for (size_t i = 0; i <= NTEXTS; i++) {
     size_t to = i < NTEXTS ? texts[i].off : sizeof *st;
-    if (pack) memcpy(data + at, (unsigned char *)st + from, to - from);
-    else memcpy((unsigned char *)st + from, data + at, to - from);
+    if (to > from && pack) memcpy(data + at, (unsigned char *)st + from, to - from);
+    else if (to > from) memcpy((unsigned char *)st + from, data + at, to - from);
     at += to - from;
     if (i < NTEXTS) from = texts[i].off + texts[i].size;
   }
@@ -115,70 +125,108 @@ static size_t text_len(const tsvc_status_t *st, size_t i) {
   return strnlen((const char *)st + texts[i].off, texts[i].size - 1);
 }
 
-static void rec_unref(tsvc_check_record_t *r) {
-  tsvc_rcstr_unref(r->message);
-  tsvc_rcstr_unref(r->output);
-  tsvc_rcstr_unref(r->probe_address);
+/* A block holds one reference to each run of records with the same
+   string (a service's "PONG", its address: one reference a block, not
+   three a record), kept by the run's first record: record r holds one to
+   each of its strings that is not prev's (the record before it in the
+   block, or NULL). The same pointer is the same string: the run's first
+   record holds it for as long as the block lives. */
+static void rec_ref_run(tsvc_check_record_t *r, const tsvc_check_record_t *prev) {
+  if (!prev || r->message != prev->message) tsvc_rcstr_ref(r->message);
+  if (!prev || r->output != prev->output) tsvc_rcstr_ref(r->output);
+  if (!prev || r->probe_address != prev->probe_address) tsvc_rcstr_ref(r->probe_address);
 }
 
-static void hist_free(tsvc_ref_t *r) {
-  tsvc_hist_t *h = (tsvc_hist_t *)r;
-  for (size_t i = 0; i < h->n; i++) rec_unref(&h->v[i]);
-  free(h);
+static void rec_unref_run(tsvc_check_record_t *r, const tsvc_check_record_t *prev) {
+  if (!prev || r->message != prev->message) tsvc_rcstr_unref(r->message);
+  if (!prev || r->output != prev->output) tsvc_rcstr_unref(r->output);
+  if (!prev || r->probe_address != prev->probe_address) tsvc_rcstr_unref(r->probe_address);
 }
 
-/* A reference to s when it equals same's string (may be NULL), else a new
-   rcstr of s. */
-static char *share(const char *s, char *same) {
-  if (same && strcmp(same, s) == 0) return tsvc_rcstr_ref(same);
-  return tsvc_rcstr_new(s);
+static void blk_free(tsvc_ref_t *r) {
+  blk_t *b = (blk_t *)r;
+  for (size_t i = b->n; i-- > 0;) rec_unref_run(&b->v[i], i ? &b->v[i - 1] : NULL);
+  free(b);
 }
 
-tsvc_hist_t *tsvc_hist_push(const tsvc_hist_t *prev, size_t cap, const tsvc_check_record_t *r) {
-  size_t keep = prev ? prev->n : 0;
+static void blk_release(blk_t *b) {
+  if (b) tsvc_ref_put(&b->ref);
+}
+
+/* The room of a new block that starts with keep records: BLK_SLACK more
+   than the next record needs, so that a new block, which copies the
+   newest cap - 1 records (their strings: a reference a run), comes every
+   BLK_SLACK + 1 checks. Each service's history takes that many records
+   (56 bytes each) more than it holds, and no more while it fills up (a
+   block of cap + BLK_SLACK from the first check would weigh on a young
+   monitor's memory: README, "Performance", the RSS goals). */
+#define BLK_SLACK 4
+static size_t blk_room(size_t keep) { return keep + 1 + BLK_SLACK; }
+
+int tsvc_hist_push(tsvc_hist_t *h, size_t cap, const tsvc_check_record_t *r) {
   if (cap < 1) cap = 1;
-  if (keep > cap - 1) keep = cap - 1;
-  const tsvc_check_record_t *last = prev && prev->n ? &prev->v[prev->n - 1] : NULL;
+  blk_t *b = h->blk, *old = NULL;
+  const tsvc_check_record_t *last = b && b->n ? &b->v[b->n - 1] : NULL;
+  /* The strings: the newest record's when the same (borrowed: the block's
+     run holds them), else new ones (fresh_*: the reference is the
+     block's). */
   tsvc_check_record_t nr = *r;
-  nr.message = share(r->message ? r->message : "", last ? last->message : NULL);
-  nr.output = r->output ? share(r->output, last ? last->output : NULL) : NULL;
-  nr.probe_address = tsvc_rcstr_ref(r->probe_address);
-  tsvc_hist_t *h = NULL;
-  if (nr.message && (!r->output || nr.output))
-    h = malloc(sizeof *h + (keep + 1) * sizeof h->v[0]);
-  if (!h) {
-    rec_unref(&nr);
-    return NULL;
+  char *fresh_msg = NULL, *fresh_out = NULL;
+  const char *msg = r->message ? r->message : "";
+  if (last && strcmp(last->message, msg) == 0) nr.message = last->message;
+  else if (!(nr.message = fresh_msg = tsvc_rcstr_new(msg))) return TSVC_ENOMEM;
+  if (r->output && last && last->output && strcmp(last->output, r->output) == 0)
+    nr.output = last->output;
+  else if (r->output && !(nr.output = fresh_out = tsvc_rcstr_new(r->output))) goto nomem;
+  if (!b || b->n == b->room) {
+    /* A new block, with the newest cap - 1 records of the full one. The
+       full one is let go after nr is in: nr may borrow its strings. */
+    size_t keep = b ? b->n - h->lo : 0;
+    if (keep > cap - 1) keep = cap - 1;
+    size_t room = blk_room(keep);
+    blk_t *nb = malloc(sizeof *nb + room * sizeof nb->v[0]);
+    if (!nb) goto nomem;
+    tsvc_ref_init(&nb->ref, blk_free);
+    nb->room = room;
+    nb->n = keep;
+    for (size_t i = 0; i < keep; i++) {
+      nb->v[i] = b->v[b->n - keep + i];
+      rec_ref_run(&nb->v[i], i ? &nb->v[i - 1] : NULL);
+    }
+    old = b;
+    h->blk = b = nb;
+    h->lo = 0;
   }
-  tsvc_ref_init(&h->ref, hist_free);
-  h->n = keep + 1;
-  for (size_t i = 0; i < keep; i++) {
-    tsvc_check_record_t *d = &h->v[i];
-    *d = prev->v[prev->n - keep + i];
-    tsvc_rcstr_ref(d->message);
-    tsvc_rcstr_ref(d->output);
-    tsvc_rcstr_ref(d->probe_address);
-  }
-  h->v[keep] = nr;
-  return h;
+  const tsvc_check_record_t *prev = b->n ? &b->v[b->n - 1] : NULL;
+  if (!fresh_msg && (!prev || nr.message != prev->message)) tsvc_rcstr_ref(nr.message);
+  if (!fresh_out && nr.output && (!prev || nr.output != prev->output)) tsvc_rcstr_ref(nr.output);
+  if (nr.probe_address && (!prev || nr.probe_address != prev->probe_address))
+    tsvc_rcstr_ref(nr.probe_address);
+  b->v[b->n++] = nr;
+  if (b->n - h->lo > cap) h->lo = b->n - cap;
+  blk_release(old);
+  return 0;
+nomem:
+  tsvc_rcstr_unref(fresh_msg);
+  tsvc_rcstr_unref(fresh_out);
+  return TSVC_ENOMEM;
 }
 
 const char *tsvc_hist_last_message(const tsvc_hist_t *h) {
-  return h && h->n ? h->v[h->n - 1].message : NULL;
+  return h->blk && h->blk->n > h->lo ? h->blk->v[h->blk->n - 1].message : NULL;
 }
 
-tsvc_hist_t *tsvc_hist_ref(tsvc_hist_t *h) {
-  if (h) tsvc_ref_get(&h->ref);
-  return h;
-}
+size_t tsvc_hist_len(const tsvc_hist_t *h) { return h->blk ? h->blk->n - h->lo : 0; }
 
-void tsvc_hist_release(tsvc_hist_t *h) {
-  if (h) tsvc_ref_put(&h->ref);
+void tsvc_hist_clear(tsvc_hist_t *h) {
+  blk_release(h->blk);
+  h->blk = NULL;
+  h->lo = 0;
 }
 
 static void snap_free(tsvc_ref_t *r) {
   tsvc_snap_t *s = (tsvc_snap_t *)r;
-  tsvc_hist_release(s->hist);
+  blk_release(s->blk);
   free(s);
 }
 
@@ -189,13 +237,14 @@ void tsvc_status_zero_fixed(tsvc_status_t *st) {
   size_t from = 0;
   for (size_t i = 0; i <= NTEXTS; i++) {
     size_t to = i < NTEXTS ? texts[i].off : sizeof *st;
-    memset((unsigned char *)st + from, 0, to - from);
+    if (to > from) memset((unsigned char *)st + from, 0, to - from);
     if (i < NTEXTS) from = texts[i].off + texts[i].size;
   }
 }
 
 /* The snapshot of st with text field i from tx[i] (tx NULL: st's own). */
-static tsvc_snap_t *snap_new(const tsvc_status_t *st, const char *const *tx, tsvc_hist_t *hist) {
+static tsvc_snap_t *snap_new(const tsvc_status_t *st, const char *const *tx,
+                             const tsvc_hist_t *hist) {
   const char *name = st->name ? st->name : "";
   const char *src[NTEXTS];
   size_t len = strlen(name) + 1, tl[NTEXTS], end = sizeof(tsvc_snap_t) + FIXED_LEN;
@@ -230,16 +279,23 @@ static tsvc_snap_t *snap_new(const tsvc_status_t *st, const char *const *tx, tsv
   s->waiting_for = nw ? (tsvc_wait_t *)((char *)s + at) : NULL;
   s->nwaiting = nw;
   if (nw) memcpy(s->waiting_for, st->waiting_for, nw * sizeof(tsvc_wait_t));
-  s->hist = tsvc_hist_ref(hist);
+  s->blk = NULL;
+  s->lo = s->nhist = 0;
+  if (hist && hist->blk) {
+    s->blk = hist->blk;
+    tsvc_ref_get(&s->blk->ref);
+    s->lo = hist->lo;
+    s->nhist = hist->blk->n - hist->lo;
+  }
   return s;
 }
 
-tsvc_snap_t *tsvc_snap_new(const tsvc_status_t *st, tsvc_hist_t *hist) {
+tsvc_snap_t *tsvc_snap_new(const tsvc_status_t *st, const tsvc_hist_t *hist) {
   return snap_new(st, NULL, hist);
 }
 
 tsvc_snap_t *tsvc_snap_new_texts(const tsvc_status_t *st, const char *const tx[TSVC_SNAP_NTEXTS],
-                                 tsvc_hist_t *hist) {
+                                 const tsvc_hist_t *hist) {
   return snap_new(st, tx, hist);
 }
 
@@ -280,11 +336,11 @@ int tsvc_snap_copy(const tsvc_snap_t *s, bool with_history, tsvc_status_t *out) 
     memcpy(out->waiting_for, s->waiting_for, s->nwaiting * sizeof *out->waiting_for);
     out->nwaiting = s->nwaiting;
   }
-  if (!with_history || !s->hist || !s->hist->n) return 0;
-  out->history = calloc(s->hist->n, sizeof *out->history);
+  if (!with_history || !s->nhist) return 0;
+  out->history = calloc(s->nhist, sizeof *out->history);
   if (!out->history) goto nomem;
-  for (size_t i = 0; i < s->hist->n; i++) {
-    const tsvc_check_record_t *r = &s->hist->v[i];
+  for (size_t i = 0; i < s->nhist; i++) {
+    const tsvc_check_record_t *r = &s->blk->v[s->lo + i];
     tsvc_check_record_t *d = &out->history[i];
     *d = *r;
     d->output = NULL;

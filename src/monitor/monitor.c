@@ -99,8 +99,7 @@ typedef struct svc_s {
   char *addr;                /* where checks go (probe_address), shared by
                                 the history's records (rcstr) */
   size_t hist_cap;           /* records kept (healthcheck.history) */
-  tsvc_hist_t *hist;         /* the last hist_cap records, as published;
-                                NULL: none yet */
+  tsvc_hist_t hist;          /* the last hist_cap records (board.h) */
   bool hist_clean;           /* scrubbing left its newest message as it was, */
   unsigned clean_gen;        /* ... under these secrets (tsvc_log_secrets_gen) */
   tsvc_board_slot_t *slot;
@@ -342,7 +341,7 @@ static void publish(svc_t *s) {
     st->nwaiting = s->st.nwaiting;
     st->wait_until_ms = to_wall(m, s->wait_until, wall);
   }
-  tsvc_snap_t *snap = tsvc_snap_new_texts(st, tx, s->hist);
+  tsvc_snap_t *snap = tsvc_snap_new_texts(st, tx, &s->hist);
   if (snap) tsvc_board_publish(m->board, s->slot, snap);
 }
 
@@ -415,7 +414,7 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_re
      error): taken as it is (issue 13: scrubbing was ~550 instructions of
      a held check). */
   unsigned gen = tsvc_log_secrets_gen();
-  const char *last = tsvc_hist_last_message(s->hist);
+  const char *last = tsvc_hist_last_message(&s->hist);
   bool clean;
   if (s->hist_clean && s->clean_gen == gen && last && strcmp(last, res->message) == 0) {
     tsvc_strlcpy(msg, res->message, TSVC_PROBE_MSG_LEN);
@@ -440,12 +439,8 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_re
                                   reference (board.h). */
                                .probe_address = s->addr};
   /* Out of memory: the history goes without this record. */
-  tsvc_hist_t *h = tsvc_hist_push(s->hist, s->hist_cap, out);
-  if (h) {
-    tsvc_hist_release(s->hist);
-    s->hist = h;
-  }
-  s->hist_clean = h && clean;
+  bool pushed = tsvc_hist_push(&s->hist, s->hist_cap, out) == 0;
+  s->hist_clean = pushed && clean;
   s->clean_gen = gen;
   st->last_check_ms = end;
   st->last_latency_us = res->latency_us;
@@ -458,10 +453,7 @@ static void record_check(svc_t *s, const tsvc_probe_result_t *res, tsvc_check_re
   else set_text(&st->last_error, msg);
 }
 
-static void free_history(svc_t *s) {
-  tsvc_hist_release(s->hist);
-  s->hist = NULL;
-}
+static void free_history(svc_t *s) { tsvc_hist_clear(&s->hist); }
 
 /* ---- logging and observers ------------------------------------------------ */
 
