@@ -81,16 +81,12 @@ static int world_view(tsvc_manager_t *m, bool unpack, tsvc_snapshot_t **out) {
   tsvc_board_set_live(b, true);
   for (size_t i = 0; i < world->n; i++) {
     const tsvc_status_t *st = &world->v[i];
-    tsvc_hist_t *h = NULL; /* the first 4 records at most, as the loop keeps them */
-    for (size_t k = 0; k < st->nhistory && k < 4; k++) {
-      tsvc_hist_t *next = tsvc_hist_push(h, 4, &st->history[k]);
-      if (!next) abort();
-      tsvc_hist_release(h);
-      h = next;
-    }
+    tsvc_hist_t h = {0}; /* the first 4 records at most, as the loop keeps them */
+    for (size_t k = 0; k < st->nhistory && k < 4; k++)
+      if (tsvc_hist_push(&h, 4, &st->history[k])) abort();
     tsvc_board_slot_t *slot = tsvc_board_add(b, st->name);
-    tsvc_snap_t *snap = tsvc_snap_new(st, h);
-    tsvc_hist_release(h);
+    tsvc_snap_t *snap = tsvc_snap_new(st, &h);
+    tsvc_hist_clear(&h);
     if (!slot || !snap) abort();
     tsvc_board_publish(b, slot, snap);
   }

