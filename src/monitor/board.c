@@ -28,15 +28,17 @@ typedef struct {
 } run_t;
 
 /* A record in a block (issue 13: the public tsvc_check_record_t is 56
-   bytes, this is 32; 24 bytes a record, 600 a full history of 20 with
-   its block's slack, ~0.6 MiB at 1,000 services): the times by value,
-   the rest in the record's run. */
+   bytes, this is 32; a full history of 20 is a block of 24 records, 800
+   bytes instead of 1,376, ~0.55 MiB less at 1,000 services; RSS of `up`
+   with every history full: bench/results.md): the times by value, the
+   rest in the record's run. */
 typedef struct {
   int64_t start_ms;
   int64_t end_ms;
   int64_t latency_us;
   run_t *run;
 } rec_t;
+_Static_assert(sizeof(rec_t) == 32, "a record in a block is 32 bytes");
 
 /* A block of a service's history (board.h, tsvc_hist_t): records by value,
    written once each, in order, by the loop. A block holds one reference to
