@@ -54,6 +54,11 @@ typedef struct tsvc_hist_blk_s {
   rec_t v[];   /* oldest first */
 } blk_t;
 
+/* A snapshot keeps the status packed (issue 13: a tsvc_status_t is 1.3 KB,
+   930 bytes of it fixed-size text fields that are mostly empty, and the
+   board holds one per service): the status's bytes without its text fields
+   (`fixed`, FIXED_LEN bytes), then each text field's string with its NUL
+   (texts[] order), then the name, then (aligned) what a start waits for. */
 struct tsvc_snap_s {
   tsvc_ref_t ref;
   blk_t *blk;               /* the history: blk->v[lo, lo + nhist) */
@@ -176,9 +181,9 @@ static void blk_release(blk_t *b) {
    than the next record needs, so that a new block, which copies the
    newest cap - 1 records (their runs: a reference a run), comes every
    BLK_SLACK + 1 checks. Each service's history takes that many records
-   (rec_t, 32 bytes each) more than it holds, and no more while it fills up (a
-   block of cap + BLK_SLACK from the first check would weigh on a young
-   monitor's memory: README, "Performance", the RSS goals). */
+   (rec_t, 32 bytes each) more than it holds, and no more while it fills
+   up (a block of cap + BLK_SLACK from the first check would weigh on a
+   young monitor's memory: README, "Performance", the RSS goals). */
 #define BLK_SLACK 4
 static size_t blk_room(size_t keep) { return keep + 1 + BLK_SLACK; }
 
