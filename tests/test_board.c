@@ -40,16 +40,20 @@ static void malloc_ok(void) { atomic_store(&fail_in, -1); }
 /* ---- records ------------------------------------------------------------------ */
 
 /* Record i: its message repeats for three records in a row (shared
-   strings), every fifth has an output, and its address is one of two. */
+   strings), every seventh has an output, and its address is one of two; its
+   exit code (every second record) and its result (every fifth) change
+   within a message's records, each while the other stays (the run of
+   records a block shares, board.c run_t, holds both). */
 static void message_of(long i, char *buf, size_t len) { snprintf(buf, len, "msg %ld", i / 3); }
 
 static void record_of(long i, char *addr[2], char *msg, size_t len, char *out,
                       size_t outlen, tsvc_check_record_t *r) {
   message_of(i, msg, len);
   snprintf(out, outlen, "output of %ld", i);
-  *r = (tsvc_check_record_t){.start_ms = i, .end_ms = i + 1, .result = TSVC_RESULT_OK,
-                             .exit_code = (int)(i % 7) - 1, .latency_us = i * 10,
-                             .message = msg, .output = i % 5 == 0 ? out : NULL,
+  *r = (tsvc_check_record_t){.start_ms = i, .end_ms = i + 1,
+                             .result = (tsvc_result_t)(i / 5 % TSVC_RESULT__COUNT),
+                             .exit_code = (int)(i / 2 % 7) - 1, .latency_us = i * 10,
+                             .message = msg, .output = i % 7 == 3 ? out : NULL,
                              .probe_address = addr[i / 4 % 2]};
 }
 
@@ -74,6 +78,8 @@ static void expect_history(const tsvc_snap_t *snap, long first, size_t n, char *
     record_of(i, addr, msg, sizeof msg, out, sizeof out, &want);
     if (r->start_ms != i) fail_msg("record %zu: start_ms %lld, want %ld", k, (long long)r->start_ms, i);
     assert_int_equal(r->end_ms, want.end_ms);
+    if (r->result != want.result)
+      fail_msg("record %zu: result %d, want %d", k, (int)r->result, (int)want.result);
     assert_int_equal(r->exit_code, want.exit_code);
     assert_int_equal(r->latency_us, want.latency_us);
     assert_string_equal(r->message, want.message);
@@ -185,7 +191,7 @@ static void out_of_memory(void **state) {
   fail_malloc(0);
   assert_int_equal(tsvc_hist_push(&h, cap, &r), TSVC_ENOMEM);
   assert_int_equal(tsvc_hist_len(&h), 0);
-  fail_malloc(1); /* the message's string goes, the block does not */
+  fail_malloc(1); /* the run goes (board.c run_t), then the message's string does not */
   assert_int_equal(tsvc_hist_push(&h, cap, &r), TSVC_ENOMEM);
   assert_int_equal(tsvc_hist_len(&h), 0);
   malloc_ok();
@@ -208,12 +214,15 @@ static void out_of_memory(void **state) {
   assert_true(pushed >= (long)cap);
   assert_int_equal(tsvc_hist_len(&h), cap);
   assert_string_equal(tsvc_hist_last_message(&h), "same");
-  /* A new message, then a new output, that cannot be had. */
+  /* A new message's run, its string, then a new output, that cannot be
+     had. */
   r.message = "other";
   fail_malloc(0);
   assert_int_equal(tsvc_hist_push(&h, cap, &r), TSVC_ENOMEM);
-  r.output = "out";
   fail_malloc(1);
+  assert_int_equal(tsvc_hist_push(&h, cap, &r), TSVC_ENOMEM);
+  r.output = "out";
+  fail_malloc(2);
   assert_int_equal(tsvc_hist_push(&h, cap, &r), TSVC_ENOMEM);
   malloc_ok();
   assert_string_equal(tsvc_hist_last_message(&h), "same");

@@ -12,22 +12,46 @@
 #include "common/ref.h"
 #include "common/util.h"
 
-/* A block of a service's history (board.h, tsvc_hist_t): records by value
-   (issue 13: a record of its own, referenced from each history, was 80
-   bytes a check plus 8 a reference; by value it is 56), written once each,
-   in order, by the loop. Their strings are rcstrs, one reference a run of
-   records with the same string (rec_ref_run); a message or output that
-   repeats the record before's is shared with it.
+/* What a run of records has in common (issue 13, the memory of full
+   histories): the result, the exit code and the three strings (rcstrs, a
+   reference each). Records that repeat the record before's share its run,
+   so a held check's "PONG", its address and its result are one run_t for
+   the whole block. The count is atomic: a block's last reference may go
+   on a reader's thread. */
+typedef struct {
+  atomic_long n;
+  tsvc_result_t result;
+  int exit_code;
+  char *message; /* never NULL */
+  char *output;  /* or NULL */
+  char *probe_address; /* or NULL */
+} run_t;
+
+/* A record in a block (issue 13: the public tsvc_check_record_t is 56
+   bytes, this is 32; a full history of 20 is a block of 24 records, 800
+   bytes instead of 1,376, ~0.55 MiB less at 1,000 services; RSS of `up`
+   with every history full: bench/results.md): the times by value, the
+   rest in the record's run. */
+typedef struct {
+  int64_t start_ms;
+  int64_t end_ms;
+  int64_t latency_us;
+  run_t *run;
+} rec_t;
+_Static_assert(sizeof(rec_t) == 32, "a record in a block is 32 bytes");
+
+/* A block of a service's history (board.h, tsvc_hist_t): records by value,
+   written once each, in order, by the loop. A block holds one reference to
+   each run of records with the same run_t (rec_ref_run).
    Readers go by the range their snapshot took, never by n: the loop
    writes past it meanwhile. n is read on another thread only by the last
    reference's release, which comes after the loop's own (the loop lets a
    block go only when it starts another, or clears the history). */
 typedef struct tsvc_hist_blk_s {
   tsvc_ref_t ref;
-  size_t room;             /* records it has room for */
-  size_t n;                /* records written */
-  tsvc_check_record_t v[]; /* oldest first; message, output and
-                              probe_address: rcstrs */
+  size_t room; /* records it has room for */
+  size_t n;    /* records written */
+  rec_t v[];   /* oldest first */
 } blk_t;
 
 /* A snapshot keeps the status packed (issue 13: a tsvc_status_t is 1.3 KB,
@@ -125,27 +149,27 @@ static size_t text_len(const tsvc_status_t *st, size_t i) {
   return strnlen((const char *)st + texts[i].off, texts[i].size - 1);
 }
 
-/* A block holds one reference to each run of records with the same
-   string (a service's "PONG", its address: one reference a block, not
-   three a record), kept by the run's first record: record r holds one to
-   each of its strings that is not prev's (the record before it in the
-   block, or NULL). The same pointer is the same string: the run's first
-   record holds it for as long as the block lives. */
-static void rec_ref_run(tsvc_check_record_t *r, const tsvc_check_record_t *prev) {
-  if (!prev || r->message != prev->message) tsvc_rcstr_ref(r->message);
-  if (!prev || r->output != prev->output) tsvc_rcstr_ref(r->output);
-  if (!prev || r->probe_address != prev->probe_address) tsvc_rcstr_ref(r->probe_address);
+static void run_ref(run_t *u) { atomic_fetch_add_explicit(&u->n, 1, memory_order_relaxed); }
+
+static void run_unref(run_t *u) {
+  if (!u || atomic_fetch_sub_explicit(&u->n, 1, memory_order_acq_rel) != 1) return;
+  tsvc_rcstr_unref(u->message);
+  tsvc_rcstr_unref(u->output);
+  tsvc_rcstr_unref(u->probe_address);
+  free(u);
 }
 
-static void rec_unref_run(tsvc_check_record_t *r, const tsvc_check_record_t *prev) {
-  if (!prev || r->message != prev->message) tsvc_rcstr_unref(r->message);
-  if (!prev || r->output != prev->output) tsvc_rcstr_unref(r->output);
-  if (!prev || r->probe_address != prev->probe_address) tsvc_rcstr_unref(r->probe_address);
+/* A block holds one reference to each run of records with the same run_t,
+   kept by the run's first record: record r holds one when its run is not
+   prev's (the record before it in the block, or NULL). */
+static void rec_ref_run(const rec_t *r, const rec_t *prev) {
+  if (!prev || r->run != prev->run) run_ref(r->run);
 }
 
 static void blk_free(tsvc_ref_t *r) {
   blk_t *b = (blk_t *)r;
-  for (size_t i = b->n; i-- > 0;) rec_unref_run(&b->v[i], i ? &b->v[i - 1] : NULL);
+  for (size_t i = b->n; i-- > 0;)
+    if (!i || b->v[i].run != b->v[i - 1].run) run_unref(b->v[i].run);
   free(b);
 }
 
@@ -155,37 +179,69 @@ static void blk_release(blk_t *b) {
 
 /* The room of a new block that starts with keep records: BLK_SLACK more
    than the next record needs, so that a new block, which copies the
-   newest cap - 1 records (their strings: a reference a run), comes every
+   newest cap - 1 records (their runs: a reference a run), comes every
    BLK_SLACK + 1 checks. Each service's history takes that many records
-   (56 bytes each) more than it holds, and no more while it fills up (a
-   block of cap + BLK_SLACK from the first check would weigh on a young
-   monitor's memory: README, "Performance", the RSS goals). */
+   (rec_t, 32 bytes each) more than it holds, and no more while it fills
+   up (a block of cap + BLK_SLACK from the first check would weigh on a
+   young monitor's memory: README, "Performance", the RSS goals). */
 #define BLK_SLACK 4
 static size_t blk_room(size_t keep) { return keep + 1 + BLK_SLACK; }
+
+static bool same_text(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The run of a record with r's result, exit code and strings: last's when
+   the same (borrowed: *fresh false), else a new one (its reference is
+   the caller's) that shares last's message and output when they are the
+   same. NULL: out of memory. */
+static run_t *run_of(const run_t *last, const tsvc_check_record_t *r, bool *fresh) {
+  const char *msg = r->message ? r->message : "";
+  bool same_msg = last && strcmp(last->message, msg) == 0;
+  bool same_out = last && same_text(last->output, r->output);
+  *fresh = false;
+  if (same_msg && same_out && last->result == r->result && last->exit_code == r->exit_code &&
+      last->probe_address == r->probe_address)
+    return (run_t *)last;
+  run_t *u = malloc(sizeof *u);
+  if (!u) return NULL;
+  atomic_init(&u->n, 1);
+  u->result = r->result;
+  u->exit_code = r->exit_code;
+  u->message = same_msg ? tsvc_rcstr_ref(last->message) : tsvc_rcstr_new(msg);
+  u->output = !r->output ? NULL
+              : same_out ? tsvc_rcstr_ref(last->output)
+                         : tsvc_rcstr_new(r->output);
+  u->probe_address = r->probe_address ? tsvc_rcstr_ref(r->probe_address) : NULL;
+  if (!u->message || (r->output && !u->output)) {
+    tsvc_rcstr_unref(u->message);
+    tsvc_rcstr_unref(u->output);
+    tsvc_rcstr_unref(u->probe_address);
+    free(u);
+    return NULL;
+  }
+  *fresh = true;
+  return u;
+}
 
 int tsvc_hist_push(tsvc_hist_t *h, size_t cap, const tsvc_check_record_t *r) {
   if (cap < 1) cap = 1;
   blk_t *b = h->blk, *old = NULL;
-  const tsvc_check_record_t *last = b && b->n ? &b->v[b->n - 1] : NULL;
-  /* The strings: the newest record's when the same (borrowed: the block's
-     run holds them), else new ones (fresh_*: the reference is the
-     block's). */
-  tsvc_check_record_t nr = *r;
-  char *fresh_msg = NULL, *fresh_out = NULL;
-  const char *msg = r->message ? r->message : "";
-  if (last && strcmp(last->message, msg) == 0) nr.message = last->message;
-  else if (!(nr.message = fresh_msg = tsvc_rcstr_new(msg))) return TSVC_ENOMEM;
-  if (r->output && last && last->output && strcmp(last->output, r->output) == 0)
-    nr.output = last->output;
-  else if (r->output && !(nr.output = fresh_out = tsvc_rcstr_new(r->output))) goto nomem;
+  const rec_t *last = b && b->n ? &b->v[b->n - 1] : NULL;
+  bool fresh;
+  run_t *run = run_of(last ? last->run : NULL, r, &fresh);
+  if (!run) return TSVC_ENOMEM;
   if (!b || b->n == b->room) {
     /* A new block, with the newest cap - 1 records of the full one. The
-       full one is let go after nr is in: nr may borrow its strings. */
+       full one is let go after the record is in: run may be its last's. */
     size_t keep = b ? b->n - h->lo : 0;
     if (keep > cap - 1) keep = cap - 1;
     size_t room = blk_room(keep);
     blk_t *nb = malloc(sizeof *nb + room * sizeof nb->v[0]);
-    if (!nb) goto nomem;
+    if (!nb) {
+      if (fresh) run_unref(run);
+      return TSVC_ENOMEM;
+    }
     tsvc_ref_init(&nb->ref, blk_free);
     nb->room = room;
     nb->n = keep;
@@ -197,23 +253,16 @@ int tsvc_hist_push(tsvc_hist_t *h, size_t cap, const tsvc_check_record_t *r) {
     h->blk = b = nb;
     h->lo = 0;
   }
-  const tsvc_check_record_t *prev = b->n ? &b->v[b->n - 1] : NULL;
-  if (!fresh_msg && (!prev || nr.message != prev->message)) tsvc_rcstr_ref(nr.message);
-  if (!fresh_out && nr.output && (!prev || nr.output != prev->output)) tsvc_rcstr_ref(nr.output);
-  if (nr.probe_address && (!prev || nr.probe_address != prev->probe_address))
-    tsvc_rcstr_ref(nr.probe_address);
-  b->v[b->n++] = nr;
+  const rec_t *prev = b->n ? &b->v[b->n - 1] : NULL;
+  if (!fresh && (!prev || run != prev->run)) run_ref(run);
+  b->v[b->n++] = (rec_t){r->start_ms, r->end_ms, r->latency_us, run};
   if (b->n - h->lo > cap) h->lo = b->n - cap;
   blk_release(old);
   return 0;
-nomem:
-  tsvc_rcstr_unref(fresh_msg);
-  tsvc_rcstr_unref(fresh_out);
-  return TSVC_ENOMEM;
 }
 
 const char *tsvc_hist_last_message(const tsvc_hist_t *h) {
-  return h->blk && h->blk->n > h->lo ? h->blk->v[h->blk->n - 1].message : NULL;
+  return h->blk && h->blk->n > h->lo ? h->blk->v[h->blk->n - 1].run->message : NULL;
 }
 
 size_t tsvc_hist_len(const tsvc_hist_t *h) { return h->blk ? h->blk->n - h->lo : 0; }
@@ -340,15 +389,18 @@ int tsvc_snap_copy(const tsvc_snap_t *s, bool with_history, tsvc_status_t *out) 
   out->history = calloc(s->nhist, sizeof *out->history);
   if (!out->history) goto nomem;
   for (size_t i = 0; i < s->nhist; i++) {
-    const tsvc_check_record_t *r = &s->blk->v[s->lo + i];
+    const rec_t *r = &s->blk->v[s->lo + i];
+    const run_t *u = r->run;
     tsvc_check_record_t *d = &out->history[i];
-    *d = *r;
-    d->output = NULL;
-    d->probe_address = NULL;
+    *d = (tsvc_check_record_t){.start_ms = r->start_ms,
+                               .end_ms = r->end_ms,
+                               .result = u->result,
+                               .exit_code = u->exit_code,
+                               .latency_us = r->latency_us};
     out->nhistory = i + 1;
-    if (!(d->message = strdup(r->message))) goto nomem;
-    if (r->output && !(d->output = strdup(r->output))) goto nomem;
-    if (r->probe_address && !(d->probe_address = strdup(r->probe_address))) goto nomem;
+    if (!(d->message = strdup(u->message))) goto nomem;
+    if (u->output && !(d->output = strdup(u->output))) goto nomem;
+    if (u->probe_address && !(d->probe_address = strdup(u->probe_address))) goto nomem;
   }
   return 0;
 nomem:

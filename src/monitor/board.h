@@ -48,7 +48,8 @@ void tsvc_board_free(tsvc_board_t *b);
    appending past it while readers keep what they took. A full block (room
    for a few records more than cap: board.c blk_room) is followed by a new
    one that starts with copies of the newest cap - 1 records, and a block
-   holds one reference to each run of records with the same string: a
+   holds one reference to each run of records with the same result, exit
+   code and strings (board.c run_t; a record in a block is 32 bytes): a
    copy of the history every few checks instead of every check, and about
    one reference count a check instead of 3 x cap. Zeroed ({0}) is empty;
    the fields are board.c's. */
