@@ -18,7 +18,8 @@
  * Ownership: the board owns its slots and its reference to each slot's
  * snapshot; snapshots own a reference to the block their history is in,
  * and the loop's tsvc_hist_t one to the block it writes; blocks hold their
- * records by value and a reference to each record's strings.
+ * records by value and a reference to each run of them (board.c run_t),
+ * which holds a reference to its strings.
  * tsvc_board_free() is for when no thread reads the board any more
  * (snapshots taken from it stay valid).
  */
