@@ -1136,6 +1136,32 @@ static void wheel_due(wheel_t *w, int i) {
   wheel_put(w, i, c->due_ms);
 }
 
+/* A wheel for o's services: slots as wide as the step the library puts
+   their deadlines on (tsvc_timer_step), spanning a deadline (at most an
+   interval + 10% + a step ahead) and a --timeout, and then some; every
+   slot empty. 0, or -1 with errno (w's arrays, NULL or not, the caller's
+   to free). */
+static int wheel_init(wheel_t *w, const opts_t *o) {
+  int64_t g = tsvc_timer_step(o->grid_ms, o->interval_ms);
+  if (g < 1) g = 1;
+  *w = (wheel_t){.width = g, .rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid()};
+  int64_t span = o->interval_ms + o->interval_ms / 10 + o->timeout_ms + 2 * g;
+  w->nslots = (long)(span / g) + 2;
+  w->c = calloc((size_t)o->services, sizeof *w->c);
+  w->head = malloc((size_t)w->nslots * sizeof *w->head);
+  if (!w->c || !w->head) return -1;
+  for (long s = 0; s < w->nslots; s++) w->head[s] = -1;
+  return 0;
+}
+
+/* CLOCK_REALTIME less the loop's clock (bu_now_us), us: puts the kernel's
+   timestamps (SO_TIMESTAMPNS) on the loop's clock. */
+static int64_t realtime_off_us(void) {
+  struct timespec rt0;
+  clock_gettime(CLOCK_REALTIME, &rt0);
+  return (int64_t)rt0.tv_sec * 1000000 + rt0.tv_nsec / 1000 - bu_now_us();
+}
+
 /* --defer: the check in flight on connection i got its whole reply, which
    arrived at arr_us (the loop's clock): its verdict, the next check's due
    time. Returns 0, or -1 (errno 0) when the reply is not +PONG. */
@@ -1216,31 +1242,19 @@ static int floor_recv(fconn_t *c, int64_t *arr_us) {
 
 static int run_floor(const opts_t *o, meas_t *m, const servers_t *srv) {
   long n = o->services;
-  /* The step the library puts these services' deadlines on. */
-  int64_t g = tsvc_timer_step(o->grid_ms, o->interval_ms);
-  if (g < 1) g = 1;
-  wheel_t w = {.width = g, .rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid()};
-  /* A deadline is at most an interval + 10% (+ a grid step) ahead, a
-     timeout --timeout: the wheel spans both and then some. */
-  int64_t span = o->interval_ms + o->interval_ms / 10 + o->timeout_ms + 2 * g;
-  w.nslots = (long)(span / g) + 2;
-  w.c = calloc((size_t)n, sizeof *w.c);
-  w.head = malloc((size_t)w.nslots * sizeof *w.head);
+  wheel_t w;
+  int wheel_rc = wheel_init(&w, o);
+  int64_t g = w.width;
   int *pend = o->defer ? malloc((size_t)n * sizeof *pend) : NULL; /* --defer */
   int npend = 0; /* --defer: checks in flight (--defer-ready: not listed) */
   int ep2 = o->defer_ready ? epoll_create1(EPOLL_CLOEXEC) : -1;
-  /* --defer: CLOCK_REALTIME less CLOCK_MONOTONIC, to put the kernel's
-     timestamps on the loop's clock. */
-  struct timespec rt0;
-  clock_gettime(CLOCK_REALTIME, &rt0);
-  int64_t off_us = (int64_t)rt0.tv_sec * 1000000 + rt0.tv_nsec / 1000 - bu_now_us();
+  int64_t off_us = realtime_off_us(); /* --defer */
   int ep = epoll_create1(EPOLL_CLOEXEC);
   int rc = -1;
-  if (!w.c || !w.head || ep < 0 || (o->defer && !pend) || (o->defer_ready && ep2 < 0)) {
+  if (wheel_rc || ep < 0 || (o->defer && !pend) || (o->defer_ready && ep2 < 0)) {
     fprintf(stderr, "bench: fatal: unable to set up the floor: %s\n", strerror(errno));
     goto out;
   }
-  for (long s = 0; s < w.nslots; s++) w.head[s] = -1;
   int64_t start = floor_now_ms();
   for (long i = 0; i < n; i++) {
     fconn_t *c = &w.c[i];
@@ -1523,27 +1537,20 @@ static int64_t uring_stamp(const uconn_t *u) {
 
 static int run_floor_uring(const opts_t *o, meas_t *m, const servers_t *srv) {
   long n = o->services;
-  /* The step the library puts these services' deadlines on. */
-  int64_t g = tsvc_timer_step(o->grid_ms, o->interval_ms);
-  if (g < 1) g = 1;
-  wheel_t w = {.width = g, .rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid()};
-  int64_t span = o->interval_ms + o->interval_ms / 10 + o->timeout_ms + 2 * g;
-  w.nslots = (long)(span / g) + 2;
-  w.c = calloc((size_t)n, sizeof *w.c);
-  w.head = malloc((size_t)w.nslots * sizeof *w.head);
+  wheel_t w;
+  int wheel_rc = wheel_init(&w, o);
+  int64_t g = w.width;
   uconn_t *u = calloc((size_t)n, sizeof *u);
   /* The PINGs sent in the last step, whose recvmsgs the next step submits:
      (connection, generation) pairs. */
   int *sent = malloc((size_t)n * sizeof *sent), *sent_gen = malloc((size_t)n * sizeof *sent_gen);
   int nsent = 0;
   long inflight = 0; /* recvmsgs submitted and not completed */
-  struct timespec rt0;
-  clock_gettime(CLOCK_REALTIME, &rt0);
-  int64_t off_us = (int64_t)rt0.tv_sec * 1000000 + rt0.tv_nsec / 1000 - bu_now_us();
+  int64_t off_us = realtime_off_us();
   struct io_uring ring;
   bool ring_up = false;
   int rc = -1;
-  if (!w.c || !w.head || !u || !sent || !sent_gen) {
+  if (wheel_rc || !u || !sent || !sent_gen) {
     fprintf(stderr, "bench: fatal: unable to set up the floor: %s\n", strerror(errno));
     goto out;
   }
@@ -1572,7 +1579,6 @@ static int run_floor_uring(const opts_t *o, meas_t *m, const servers_t *srv) {
     fprintf(stderr, "bench: fatal: io_uring without IORING_FEAT_EXT_ARG (Linux 5.11)\n");
     goto out;
   }
-  for (long s = 0; s < w.nslots; s++) w.head[s] = -1;
   int64_t start = floor_now_ms();
   for (long i = 0; i < n; i++) {
     fconn_t *c = &w.c[i];

@@ -153,22 +153,27 @@ static const double latency_bounds[] = TSVC_LATENCY_BUCKETS_S;
 
 static tsvc_ms_t now_of(tsvc_monitor_t *m) { return (tsvc_ms_t)uv_now(m->loop); }
 
-/* A loop time as wall-clock ms; 0 for never. The loop's time (uv_now)
-   is the monotonic clock in ms as it was at the poll's end; wall_now is
-   read later in the turn. Their offset is taken from the monotonic clock
-   read now (uv_hrtime), not from uv_now, which lags by however long the
-   turn has run (tens of ms under load: a state's since moved between
-   snapshots and a reload test saw it), and kept while it agrees within
-   2 ms (both clocks are read in whole ms): since reads the same in every
-   snapshot, and a step of the wall clock is followed. */
-static int64_t to_wall(tsvc_monitor_t *m, tsvc_ms_t t, int64_t wall_now) {
-  int64_t off = wall_now - (int64_t)(uv_hrtime() / 1000000);
+/* Wall-clock ms less loop ms, for to_wall. The loop's time (uv_now) is
+   the monotonic clock in ms as it was at the poll's end; the wall clock
+   is read later in the turn. The offset is taken from the monotonic
+   clock read now (uv_hrtime) with the wall clock, not from uv_now, which
+   lags by however long the turn has run (tens of ms under load: a
+   state's since moved between snapshots and a reload test saw it), and
+   kept while it agrees within 2 ms (both clocks are read in whole ms):
+   since reads the same in every snapshot, and a step of the wall clock
+   is followed. */
+static int64_t wall_off(tsvc_monitor_t *m) {
+  int64_t off = tsvc_wall_ms() - (int64_t)(uv_hrtime() / 1000000);
   if (!m->wall_off_set || llabs(off - m->wall_off) > 2) {
     m->wall_off = off;
     m->wall_off_set = true;
   }
-  if (t == TSVC_NEVER) return 0;
-  return (int64_t)t + m->wall_off;
+  return m->wall_off;
+}
+
+/* A loop time as wall-clock ms (off: wall_off); 0 for never. */
+static int64_t to_wall(tsvc_ms_t t, int64_t off) {
+  return t == TSVC_NEVER ? 0 : (int64_t)t + off;
 }
 
 /* ---- lookup (loop thread) -------------------------------------------------- */
@@ -284,7 +289,7 @@ static void publish(svc_t *s) {
   if (m->closed) return;
   s->due = false; /* what publish_soon asked for is done (turn_cb skips it) */
   tsvc_ms_t now = now_of(m);
-  int64_t wall = tsvc_wall_ms();
+  int64_t off = wall_off(m);
   const tsvc_health_t *h = &s->h;
   /* The status for the snapshot to pack: the fields kept in s->st, then
      what the machine, the config and the session say now. Its text fields
@@ -315,8 +320,8 @@ static void publish(svc_t *s) {
   };
   st->state = h->state;
   st->healthy = h->state == TSVC_STATE_HEALTHY;
-  st->since_ms = to_wall(m, h->since, wall);
-  st->next_check_ms = h->checking ? 0 : to_wall(m, h->check_at, wall);
+  st->since_ms = to_wall(h->since, off);
+  st->next_check_ms = h->checking ? 0 : to_wall(h->check_at, off);
   st->consecutive_failures = h->fails;
   st->consecutive_successes = h->successes;
   st->retries = h->p.retries;
@@ -339,7 +344,7 @@ static void publish(svc_t *s) {
   if (s->waiting) {
     st->waiting_for = s->waits;
     st->nwaiting = s->st.nwaiting;
-    st->wait_until_ms = to_wall(m, s->wait_until, wall);
+    st->wait_until_ms = to_wall(s->wait_until, off);
   }
   tsvc_snap_t *snap = tsvc_snap_new_texts(st, tx, &s->hist);
   if (snap) tsvc_board_publish(m->board, s->slot, snap);
