@@ -840,6 +840,10 @@ static void pull_stream_and_errors(void **st) {
   assert_true(pr.calls >= 1);
   assert_int_equal(pr.last.layers, 2);
   assert_true(pr.last.bytes_done >= 1000);
+  /* ... and its end told before the reply, though the stream's last lines
+     came within one timer step (a live line then shows the layers). */
+  assert_int_equal(pr.last.layers_done, 2);
+  assert_int_equal(pr.last.bytes_done, 3000);
   assert_true(atomic_load(&f.auth_seen));
   pthread_mutex_lock(&f.mu);
   assert_string_equal(f.seen[f.nseen - 1],

@@ -289,7 +289,9 @@ int tsvc_docker_image_inspect(tsvc_docker_t *d, const char *image, tsvc_docker_c
  * The daemon streams one JSON line per step; they are summed up as they
  * come (image.h, at most 16 KiB per line, TSVC_PULL_MAX_LAYERS layers
  * followed), and progress(p, data), when not NULL, is called from the loop
- * at most every TSVC_DOCKER_PULL_PROGRESS_MS while something changed, never
+ * at most every TSVC_DOCKER_PULL_PROGRESS_MS while something changed, and
+ * once more just before the callback of a successful pull when something
+ * changed since (a cancel from that call is too late: it is ignored); never
  * after the callback. No time limit: a pull fails when the daemon sends
  * nothing for TSVC_DOCKER_PULL_STALL_S (it sends progress while it waits
  * for a registry).

@@ -60,6 +60,16 @@ static void pull_done(tsvc_docker_req_t *r, int status, const char *errmsg) {
   }
   tsvc_pull_progress_t p;
   tsvc_pull_progress(&pl->st, &p);
+  /* What changed since the timer's last call is told before the
+     callback: a pull shorter than a timer step still shows its layers
+     (a live line that never had them, seen in a test on an idle machine).
+     A cancel from inside it is too late, as from the callback (in_cb). */
+  if (pl->progress && pl->dirty && !r->d->closing) {
+    pl->dirty = false;
+    r->in_cb = true;
+    pl->progress(&p, r->data);
+    r->in_cb = false;
+  }
   json_t *j = json_pack("{s:s, s:s, s:i, s:i, s:I}", "Status", pl->st.status, "Digest",
                         pl->st.digest, "Layers", p.layers, "LayersDone", p.layers_done, "Bytes",
                         (json_int_t)p.bytes_done);
